@@ -1,0 +1,62 @@
+"""What a sysctl write does to the watermarks (the proc handlers in mm/page_alloc.c and
+mm/huge_memory.c / mm/khugepaged.c), as compiled functions over one machine's arrays.
+
+The static model (`Machine.write`) and the simulator's compiled loop (in-kernel tuners
+that raise min_free_kbytes at the tick of a failure) both call these.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from .watermarks import (
+    calculate_min_free_kbytes,
+    setup_per_zone_lowmem_reserve,
+    setup_per_zone_wmarks,
+    thp_recommended_min_free_kbytes,
+)
+
+INT_MAX = 2**31 - 1
+WSF_MIN, WSF_MAX = 1, 3000          # watermark_scale_factor: extra1 SYSCTL_ONE, extra2 3000
+THP_MODES = ("always", "madvise", "never")
+
+
+@njit(cache=True)
+def write_min_free_kbytes(value, managed, ztype, wsf, movable_clamped, wmark, boost):
+    """min_free_kbytes_sysctl_handler(): min_free_kbytes = user_min_free_kbytes = value,
+    then setup_per_zone_wmarks() (clears every boost). Returns the new value."""
+    setup_per_zone_wmarks(managed, ztype, value, wsf, movable_clamped, wmark, boost)
+    return value
+
+
+@njit(cache=True)
+def write_watermark_scale_factor(value, managed, ztype, min_free_kbytes, movable_clamped, wmark, boost):
+    """watermark_scale_factor_sysctl_handler(): setup_per_zone_wmarks() (clears boosts)."""
+    setup_per_zone_wmarks(managed, ztype, min_free_kbytes, value, movable_clamped, wmark, boost)
+
+
+@njit(cache=True)
+def set_recommended_min_free_kbytes(thp_enabled, managed, ztype, wsf, movable_clamped, wmark, boost,
+                                    min_free_kbytes, user_min_free_kbytes):
+    """set_recommended_min_free_kbytes() (mm/khugepaged.c), run on every write to THP
+    ``enabled``. THP off: calculate_min_free_kbytes(). THP on: raise to the
+    recommendation if larger (never lowers). Always followed by setup_per_zone_wmarks().
+    Returns the new min_free_kbytes (user_min_free_kbytes is not changed)."""
+    if not thp_enabled:
+        mf = calculate_min_free_kbytes(managed, ztype, wmark, boost, min_free_kbytes, user_min_free_kbytes)
+    else:
+        mf = min_free_kbytes
+        rec = thp_recommended_min_free_kbytes(managed, ztype, wmark, boost)
+        if rec > mf:
+            mf = rec
+    setup_per_zone_wmarks(managed, ztype, mf, wsf, movable_clamped, wmark, boost)
+    return mf
+
+
+@njit(cache=True)
+def write_lowmem_reserve_ratio(ratio, managed, reserve):
+    """lowmem_reserve_ratio_sysctl_handler(): values < 1 become 0, then
+    setup_per_zone_lowmem_reserve(). ``ratio`` is modified in place."""
+    for i in range(ratio.shape[0]):
+        if ratio[i] < 1:
+            ratio[i] = 0
+    setup_per_zone_lowmem_reserve(managed, ratio, reserve)

@@ -1,0 +1,76 @@
+"""Zone types, page geometry and kernel-version features (include/linux/mmzone.h).
+
+atomgym models x86-64 without CONFIG_HIGHMEM: every node has the five zones that
+/proc/zoneinfo prints, in this order, empty or not.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# enum zone_type (include/linux/mmzone.h), x86-64, CONFIG_ZONE_DMA/DMA32/DEVICE on.
+ZONE_DMA = 0
+ZONE_DMA32 = 1
+ZONE_NORMAL = 2
+ZONE_MOVABLE = 3
+ZONE_DEVICE = 4
+MAX_NR_ZONES = 5
+ZONE_NAMES: tuple[str, ...] = ("DMA", "DMA32", "Normal", "Movable", "Device")
+
+PAGE_SHIFT = 12
+PAGE_KB = 1 << (PAGE_SHIFT - 10)  # 4 KiB pages: min_free_kbytes >> (PAGE_SHIFT - 10)
+PAGEBLOCK_ORDER = 9
+PAGEBLOCK_NR_PAGES = 1 << PAGEBLOCK_ORDER  # 512 on x86-64 (HPAGE_PMD_ORDER)
+MIGRATE_PCPTYPES = 3
+SWAP_CLUSTER_MAX = 32
+MAX_RECLAIM_RETRIES = 16  # mm/internal.h
+
+# sysctl defaults (mm/page_alloc.c)
+DEFAULT_WATERMARK_SCALE_FACTOR = 10
+DEFAULT_WATERMARK_BOOST_FACTOR = 15000
+DEFAULT_LOWMEM_RESERVE_RATIO: tuple[int, ...] = (256, 256, 32, 0, 0)
+
+
+@dataclass(frozen=True, order=True)
+class KernelVersion:
+    """A kernel release, reduced to what changes the arithmetic we model."""
+
+    major: int
+    minor: int
+    release: str = ""
+
+    # The newest behaviour we model; assumed when a snapshot names no release.
+    @classmethod
+    def newest(cls) -> "KernelVersion":
+        return cls(6, 18, "6.18 (assumed: no osrelease given)")
+
+    @classmethod
+    def parse(cls, text: str) -> "KernelVersion":
+        m = re.match(r"\s*(\d+)\.(\d+)", text)
+        if not m:
+            raise ValueError(f"cannot read a kernel version from {text.strip()!r} (expected e.g. '6.1.0-56-amd64')")
+        return cls(int(m.group(1)), int(m.group(2)), text.strip())
+
+    @property
+    def movable_min_clamped(self) -> bool:
+        """ZONE_MOVABLE treated like highmem in __setup_per_zone_wmarks().
+
+        The snapshots show it: 6.1 gives a populated ZONE_MOVABLE a proportional share of
+        min (and counts it in lowmem_pages); 6.18 uses clamp(managed/1024, 32, 128) and
+        leaves it out of lowmem_pages. The mainline change sits between the two; we
+        switch at 6.2 (the first release after the observed 6.1 behaviour).
+        """
+        return (self.major, self.minor) >= (6, 2)
+
+    @property
+    def zoneinfo_prints_promo(self) -> bool:
+        """zoneinfo_show_print() prints the WMARK_PROMO line (absent on the 6.1 guests)."""
+        return (self.major, self.minor) >= (6, 2)
+
+    @property
+    def lowmem_reserve_read_recomputes(self) -> bool:
+        """6.1's lowmem_reserve_ratio_sysctl_handler() recomputes protection on a read too."""
+        return (self.major, self.minor) < (6, 2)
+
+    def __str__(self) -> str:
+        return self.release or f"{self.major}.{self.minor}"
