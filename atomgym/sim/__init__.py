@@ -1,0 +1,1 @@
+"""The simulator: allocation paths, kswapd, NIC rings and workloads, tick by tick, batched."""

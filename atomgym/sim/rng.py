@@ -1,0 +1,81 @@
+"""Per-machine random numbers inside the compiled loop.
+
+numba's np.random state is per thread, not per machine, so a batch would not equal
+machines run alone. Each machine carries its own xoshiro256** state (4 x uint64),
+seeded by splitmix64 from one integer that the environment draws from its
+``np_random`` (one generator, passed down).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, uint64
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+def seed_state(seed: int) -> np.ndarray:
+    """xoshiro256** state from an integer seed via splitmix64 (pure Python, exact)."""
+    x = int(seed) & _M64
+    out = np.empty(4, dtype=np.uint64)
+    for i in range(4):
+        x = (x + 0x9E3779B97F4A7C15) & _M64
+        z = x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        out[i] = z ^ (z >> 31)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _rotl(x, k):
+    return (x << uint64(k)) | (x >> uint64(64 - k))
+
+
+@njit(cache=True)
+def next_u64(s):
+    """xoshiro256** step on state array ``s`` (uint64[4]), in place."""
+    result = _rotl(s[1] * uint64(5), 7) * uint64(9)
+    t = s[1] << uint64(17)
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = _rotl(s[3], 45)
+    return result
+
+
+@njit(cache=True)
+def uniform(s):
+    """Uniform float64 in [0, 1) with 53 random bits."""
+    return np.float64(next_u64(s) >> uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def exponential(s, mean):
+    return -mean * np.log(1.0 - uniform(s))
+
+
+@njit(cache=True)
+def normal(s):
+    """Standard normal (Box-Muller, one value per call)."""
+    u1 = uniform(s)
+    u2 = uniform(s)
+    return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@njit(cache=True)
+def poisson(s, lam):
+    """Poisson(lam): exact (inversion) for lam < 30, rounded normal approximation above."""
+    if lam <= 0.0:
+        return 0
+    if lam < 30.0:
+        L = np.exp(-lam)
+        k = 0
+        p = uniform(s)
+        while p > L:
+            k += 1
+            p *= uniform(s)
+        return k
+    v = lam + np.sqrt(lam) * normal(s) + 0.5
+    return int(v) if v > 0.0 else 0
