@@ -7,7 +7,19 @@ scenarios are implemented below the schema.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
 
 
 def _f(default, lo=None, hi=None, unit="", doc="", choices=None):
@@ -113,3 +125,572 @@ class Scenario:
     workloads: list[WorkloadSpec] = field(default_factory=list)
     randomize: dict[str, list[float]] = field(default_factory=dict,
                                               metadata={"doc": "key path -> [lo, hi], drawn per episode"})
+    # Set by the loader, not a YAML key: the file this scenario came from ("" = built in code).
+    # Relative paths (machine.snapshot, traffic[].trace) resolve against its directory.
+    source: str = field(default="", compare=False, metadata={"internal": True,
+                                                             "doc": "file the scenario was loaded from"})
+
+
+# ======================================================================================
+# Loading and validation
+# ======================================================================================
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCENARIO_DIR = REPO_ROOT / "configs" / "scenarios"
+MEMORY_FRAC_MAX = 0.99  # page cache + anon + kernel: the rest starts free
+
+
+class ScenarioError(ValueError):
+    """A scenario file, key or value that is not valid.
+
+    The message is one line: ``FILE[:LINE]: KEY.PATH: what is wrong; what is valid``.
+    """
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads ``1e5`` as a float (YAML 1.2; PyYAML's 1.1 needs ``1.0e5``).
+
+    Only a resolver is added: no constructors, nothing is executed.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+Path_ = tuple  # a key path: tuple of str keys and int list indices
+
+
+def format_path(path: tuple) -> str:
+    """('traffic', 0, 'burst_pps') -> 'traffic[0].burst_pps'."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+class _Ctx:
+    """Where we are: the file and the YAML line of every key path (for messages)."""
+
+    def __init__(self, file: str, lines: dict[tuple, int] | None = None) -> None:
+        self.file = file
+        self.lines = lines or {}
+
+    def fail(self, path: tuple, msg: str) -> typing.NoReturn:
+        line = None
+        p = tuple(path)
+        while p and line is None:
+            line = self.lines.get(p)
+            p = p[:-1]
+        where = f"{self.file}:{line}" if line else self.file
+        raise ScenarioError(f"{where}: {format_path(path)}: {msg}")
+
+
+def _fmt_num(x: float | int | None) -> str:
+    if x is None:
+        return "inf"
+    if isinstance(x, (bool, int)):
+        return str(x)
+    if float(x).is_integer() and abs(x) < 1e7:
+        return str(int(x))
+    return f"{x:g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
+def _valid_text(f: dataclasses.Field) -> str:
+    """'valid range 0..1e+09 packets/s' or 'choices: a, b, c' from a field's metadata."""
+    md = f.metadata
+    if "choices" in md:
+        return "choices: " + ", ".join(md["choices"])
+    lo, hi = md.get("range", (None, None))
+    if lo is None and hi is None:
+        return ""
+    lo_s = "-inf" if lo is None else _fmt_num(lo)
+    unit = f" {md['unit']}" if md.get("unit") else ""
+    return f"valid range {lo_s}..{_fmt_num(hi)}{unit}"
+
+
+def _type_name(v: object) -> str:
+    if v is None:
+        return "null"
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "mapping"}.get(type(v), type(v).__name__)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _yaml_fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+
+
+def _split_optional(tp: Any) -> tuple[Any, bool]:
+    """(T, True) for ``T | None``; (tp, False) otherwise."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _scalar(val: object, tp: type, f: dataclasses.Field, path: tuple, ctx: _Ctx) -> object:
+    """Check one scalar against its type, range and choices; return it converted."""
+    valid = _valid_text(f)
+    tail = f"; {valid}" if valid else ""
+    if tp is bool:
+        if not isinstance(val, bool):
+            ctx.fail(path, f"expected true or false, got {_type_name(val)} {val!r}")
+        return val
+    if tp is str:
+        if not isinstance(val, str):
+            ctx.fail(path, f"expected a string, got {_type_name(val)} {val!r}{tail}")
+        choices = f.metadata.get("choices")
+        if choices is not None and val not in choices:
+            hint = difflib.get_close_matches(val, choices, n=1)
+            dym = f" (did you mean {hint[0]!r}?)" if hint else ""
+            ctx.fail(path, f"{val!r} is not a valid choice{dym}; {valid}")
+        return val
+    if tp in (int, float):
+        if isinstance(val, bool) or not isinstance(val, (int, float)):
+            kind = "an integer" if tp is int else "a number"
+            ctx.fail(path, f"expected {kind}, got {_type_name(val)} {val!r}{tail}")
+        if not math.isfinite(val):
+            ctx.fail(path, f"{val} is not a finite number{tail}")
+        if tp is int:
+            if isinstance(val, float):
+                if not val.is_integer():
+                    ctx.fail(path, f"expected an integer, got {val!r}{tail}")
+                val = int(val)
+        else:
+            val = float(val)
+        lo, hi = f.metadata.get("range", (None, None))
+        if (lo is not None and val < lo) or (hi is not None and val > hi):
+            ctx.fail(path, f"{_fmt_num(val)} is out of range; {valid}")
+        return val
+    raise TypeError(f"scenario schema: unsupported field type {tp!r} at {format_path(path)}")
+
+
+def _build(cls: type, data: object, path: tuple, ctx: _Ctx) -> Any:
+    """Build dataclass ``cls`` from a parsed YAML mapping, checking every key and value."""
+    if not isinstance(data, dict):
+        ctx.fail(path, f"expected a mapping of {cls.__name__} keys, got {_type_name(data)}")
+    fields = _yaml_fields(cls)
+    hints = _hints(cls)
+    kwargs: dict[str, object] = {}
+    for key, val in data.items():
+        if not isinstance(key, str) or key not in fields:
+            names = sorted(fields)
+            hint = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            dym = f" (did you mean {hint[0]!r}?)" if hint else ""
+            ctx.fail(path + (key,), f"unknown key{dym}; valid keys: {', '.join(names)}")
+        kwargs[key] = _value(val, hints[key], fields[key], path + (key,), ctx)
+    return cls(**kwargs)
+
+
+def _value(val: object, tp: Any, f: dataclasses.Field, path: tuple, ctx: _Ctx) -> object:
+    tp, optional = _split_optional(tp)
+    if val is None:
+        if optional:
+            return None
+        valid = _valid_text(f)
+        ctx.fail(path, "must not be null" + (f"; {valid}" if valid else ""))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, val, path, ctx)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(val, list):
+            what = f"{item_tp.__name__} mappings" if dataclasses.is_dataclass(item_tp) else "values"
+            ctx.fail(path, f"expected a list of {what} (YAML '- ...' items), got {_type_name(val)}")
+        return [_value(v, item_tp, f, path + (i,), ctx) for i, v in enumerate(val)]
+    if origin is dict:
+        return _randomize_raw(val, path, ctx)
+    return _scalar(val, tp, f, path, ctx)
+
+
+def _randomize_raw(val: object, path: tuple, ctx: _Ctx) -> dict[str, list[float]]:
+    """``randomize:`` entries: key path -> [lo, hi] (paths are checked once the scenario exists)."""
+    if not isinstance(val, dict):
+        ctx.fail(path, f"expected a mapping 'key.path: [lo, hi]', got {_type_name(val)}")
+    out: dict[str, list[float]] = {}
+    for k, v in val.items():
+        p = path + (k,)
+        if not isinstance(k, str):
+            ctx.fail(p, f"a randomize key must be a key path string such as 'traffic.0.burst_pps', got {k!r}")
+        if (not isinstance(v, list) or len(v) != 2
+                or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) for x in v)):
+            ctx.fail(p, f"expected [lo, hi] (two finite numbers), got {v!r}")
+        if v[0] > v[1]:
+            ctx.fail(p, f"lo {_fmt_num(v[0])} is above hi {_fmt_num(v[1])}; expected [lo, hi] with lo <= hi")
+        out[_canonical_key(k)] = [v[0], v[1]]
+    return out
+
+
+_KEY_TOKEN = re.compile(r"\[(\d+)\]|\.?([A-Za-z_][A-Za-z_0-9]*|\d+)")
+
+
+def _parse_key(key: str) -> tuple | None:
+    """'traffic.0.burst_pps' or 'traffic[0].burst_pps' -> ('traffic', 0, 'burst_pps'); None if malformed."""
+    parts: list[str | int] = []
+    pos = 0
+    key = key.strip()
+    while pos < len(key):
+        m = _KEY_TOKEN.match(key, pos)
+        if not m or (pos == 0 and key.startswith(".")):
+            return None
+        if m.group(1) is not None:
+            parts.append(int(m.group(1)))
+        else:
+            tok = m.group(2)
+            parts.append(int(tok) if tok.isdigit() else tok)
+        pos = m.end()
+    return tuple(parts) or None
+
+
+def _canonical_key(key: str) -> str:
+    """Randomize keys are stored with dots ('traffic.0.burst_pps') whichever syntax was used."""
+    parts = _parse_key(key)
+    return key if parts is None else ".".join(str(p) for p in parts)
+
+
+def _resolve_field(s: "Scenario", parts: tuple) -> tuple[object, str, dataclasses.Field, Any] | str:
+    """The (parent object, attribute, field, type) a key path names, or why it names nothing."""
+    obj: object = s
+    for i, p in enumerate(parts):
+        here = format_path(parts[:i]) if i else "the top level"
+        if isinstance(obj, list):
+            if not isinstance(p, int):
+                return f"{here} is a list: expected an index, got {p!r}"
+            if not 0 <= p < len(obj):
+                return f"{here} has {len(obj)} entr{'y' if len(obj) == 1 else 'ies'}: index {p} does not exist"
+            obj = obj[p]
+            continue
+        if not dataclasses.is_dataclass(obj) or not isinstance(p, str):
+            return f"{here} has no keys; {format_path(parts[:i])} is a value"
+        fields = _yaml_fields(type(obj))
+        if p not in fields:
+            hint = difflib.get_close_matches(p, sorted(fields), n=1, cutoff=0.5)
+            dym = f" (did you mean {hint[0]!r}?)" if hint else ""
+            return f"no key {p!r} in {here}{dym}; valid keys: {', '.join(sorted(fields))}"
+        if i == len(parts) - 1:
+            return obj, p, fields[p], _hints(type(obj))[p]
+        obj = getattr(obj, p)
+    return "empty key path"
+
+
+def _check_randomize(s: "Scenario", ctx: _Ctx) -> None:
+    """Every randomize path names an existing numeric field and stays inside its valid range."""
+    for key, (lo, hi) in s.randomize.items():
+        path = ("randomize", key)
+        parts = _parse_key(key)
+        if parts is None:
+            ctx.fail(path, "malformed key path; expected e.g. 'traffic.0.burst_pps' or 'nics[0].ring_size'")
+        if parts[0] == "randomize" or parts[0] in ("name", "description"):
+            ctx.fail(path, f"{parts[0]!r} cannot be randomized; randomize numeric parameters only")
+        r = _resolve_field(s, parts)
+        if isinstance(r, str):
+            ctx.fail(path, r)
+        _, _, f, tp = r
+        tp, _ = _split_optional(tp)
+        if tp not in (int, float):
+            ctx.fail(path, f"{format_path(parts)} is not numeric (it is a {getattr(tp, '__name__', tp)}); "
+                           "only integer and number parameters can be randomized")
+        valid = _valid_text(f)
+        if tp is int and not (float(lo).is_integer() and float(hi).is_integer()):
+            ctx.fail(path, f"{format_path(parts)} is an integer: give integer bounds; {valid}")
+        flo, fhi = f.metadata.get("range", (None, None))
+        if (flo is not None and lo < flo) or (fhi is not None and hi > fhi):
+            ctx.fail(path, f"[{_fmt_num(lo)}, {_fmt_num(hi)}] leaves the valid range of "
+                           f"{format_path(parts)}; {valid}")
+
+
+def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
+    """Rules that involve more than one field."""
+    # Memory fractions: the worst case over the randomize ranges must leave free memory.
+    fr = {}
+    for name in ("page_cache_frac", "anon_frac", "kernel_frac"):
+        fr[name] = getattr(s.memory, name)
+        rng = s.randomize.get(f"memory.{name}")
+        if rng is not None:
+            fr[name] = max(fr[name], rng[1])
+    if sum(fr.values()) > MEMORY_FRAC_MAX + 1e-12:
+        ctx.fail(("memory",), f"page_cache_frac + anon_frac + kernel_frac = {sum(fr.values()):.3f} "
+                              f"(upper ends of randomize ranges included) exceeds {MEMORY_FRAC_MAX}; "
+                              "the rest is the initial free memory")
+    if s.tick_ms > s.duration_s * 1000.0:
+        ctx.fail(("tick_ms",), f"{_fmt_num(s.tick_ms)} ms is longer than the episode "
+                               f"(duration_s = {_fmt_num(s.duration_s)} s)")
+    if s.traffic and not s.nics:
+        ctx.fail(("nics",), "traffic is given but there is no NIC to receive it; add one NIC entry")
+    from atomgym.kernel.zones import KernelVersion  # kernel layer: no cycle, numpy only
+    try:
+        KernelVersion.parse(s.machine.kernel)
+    except ValueError:
+        ctx.fail(("machine", "kernel"), f"{s.machine.kernel!r} is not a kernel release; expected e.g. '6.1' or '6.18'")
+    if check_files and s.machine.snapshot is not None:
+        p = resolve_path(s, s.machine.snapshot)
+        if not p.is_file():
+            ctx.fail(("machine", "snapshot"), f"no such file {s.machine.snapshot!r} (looked in "
+                                              f"{_search_dirs(s)[0]} and {REPO_ROOT})")
+    for i, t in enumerate(s.traffic):
+        if t.stop_s is not None and t.stop_s <= t.start_s:
+            ctx.fail(("traffic", i, "stop_s"), f"{_fmt_num(t.stop_s)} s is not after start_s "
+                                               f"{_fmt_num(t.start_s)} s")
+        if t.kind == "replay":
+            if t.trace is None:
+                ctx.fail(("traffic", i, "trace"), "kind 'replay' needs a trace: a CSV made by scripts/make_trace.py")
+            if check_files and not resolve_path(s, t.trace).is_file():
+                ctx.fail(("traffic", i, "trace"), f"no such file {t.trace!r} (looked in "
+                                                  f"{_search_dirs(s)[0]} and {REPO_ROOT})")
+
+
+def _search_dirs(s: "Scenario | str | Path") -> list[Path]:
+    src = s.source if isinstance(s, Scenario) else str(s)
+    dirs = []
+    if src:
+        p = Path(src)
+        dirs.append(p.parent if p.suffix in (".yaml", ".yml") or p.is_file() else p)
+    dirs.append(REPO_ROOT)
+    return dirs
+
+
+def resolve_path(s: "Scenario | str | Path", rel: str | Path) -> Path:
+    """A path from a scenario (snapshot, trace): absolute as is; otherwise relative to the
+    scenario file's directory, then to the repository root. ``s`` may also be a base directory."""
+    p = Path(rel).expanduser()
+    if p.is_absolute():
+        return p
+    cands = [d / p for d in _search_dirs(s)]
+    for c in cands:
+        if c.exists():
+            return c.resolve()
+    return cands[0]
+
+
+def _line_map(node: yaml.Node | None, path: tuple, out: dict[tuple, int], ctx: _Ctx) -> None:
+    """Record the line of every key path and reject duplicate keys (PyYAML keeps the last silently)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else repr(k.value)
+            p = path + (key,)
+            out[p] = k.start_mark.line + 1
+            if key in seen:
+                ctx.lines = out
+                ctx.fail(p, "duplicate key (a YAML mapping may give each key once)")
+            seen.add(key)
+            _line_map(v, p, out, ctx)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[path + (i,)] = v.start_mark.line + 1
+            _line_map(v, path + (i,), out, ctx)
+
+
+def scenario_from_dict(d: object, source: str | Path = "<dict>", *, _lines: dict | None = None,
+                       check_files: bool = True) -> "Scenario":
+    """Build and validate a Scenario from plain data (e.g. parsed YAML). Raises ScenarioError."""
+    src = str(source)
+    ctx = _Ctx(_display(src), _lines)
+    if d is None:
+        d = {}
+    s = _build(Scenario, d, (), ctx)
+    if src not in ("<dict>", "") and Path(src).suffix in (".yaml", ".yml") and (
+            not isinstance(d, dict) or "name" not in d):
+        s.name = Path(src).stem
+    s.source = src if src != "<dict>" else ""
+    _check_randomize(s, ctx)
+    _check_cross(s, ctx, check_files)
+    return s
+
+
+def _display(src: str) -> str:
+    """A file name for messages: relative to the repo when inside it."""
+    try:
+        return str(Path(src).resolve().relative_to(REPO_ROOT))
+    except (ValueError, OSError):
+        return src
+
+
+def _scenario_file(name_or_path: str | Path) -> Path:
+    s = str(name_or_path)
+    p = Path(s).expanduser()
+    if p.suffix in (".yaml", ".yml") or "/" in s or p.exists():
+        if not p.is_file():
+            raise ScenarioError(f"{s}: no such scenario file")
+        return p
+    cand = SCENARIO_DIR / f"{s}.yaml"
+    if not cand.is_file():
+        names = list_scenarios()
+        hint = difflib.get_close_matches(s, names, n=1, cutoff=0.4)
+        dym = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ScenarioError(f"{_display(str(cand))}: no shipped scenario {s!r}{dym}; "
+                            f"shipped: {', '.join(names)}; or give a path to a .yaml file")
+    return cand
+
+
+def load_scenario(name_or_path: str | Path) -> "Scenario":
+    """A shipped scenario by name ('incast-pagecache') or a YAML file path, validated."""
+    path = _scenario_file(name_or_path)
+    disp = _display(str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{disp}: cannot read: {e}") from None
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{disp}:{mark.line + 1}:{mark.column + 1}" if mark else disp
+        problem = " ".join(str(x) for x in (e.context, e.problem) if x)
+        raise ScenarioError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"{disp}: YAML error: {str(e).splitlines()[0]}") from None
+    lines: dict[tuple, int] = {}
+    _line_map(node, (), lines, _Ctx(disp))
+    if data is not None and not isinstance(data, dict):
+        raise ScenarioError(f"{disp}:1: (top level): expected a mapping of scenario keys, got {_type_name(data)}")
+    return scenario_from_dict(data, source=path.resolve(), _lines=lines)
+
+
+def list_scenarios() -> list[str]:
+    """Names of the shipped scenarios (configs/scenarios/*.yaml), sorted."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def scenario_to_dict(s: "Scenario") -> dict:
+    """Plain data (YAML-ready) for a scenario: loading it back gives an equal Scenario.
+    ``source`` is not included (it is not a YAML key)."""
+    def conv(o: object) -> object:
+        if dataclasses.is_dataclass(o):
+            return {f.name: conv(getattr(o, f.name)) for f in dataclasses.fields(o)
+                    if not f.metadata.get("internal")}
+        if isinstance(o, (list, tuple)):
+            return [conv(x) for x in o]
+        if isinstance(o, dict):
+            return {str(k): conv(v) for k, v in o.items()}
+        if isinstance(o, np.generic):
+            return o.item()
+        return o
+    return conv(s)
+
+
+def validate_scenario(s: "Scenario") -> "Scenario":
+    """Validate a Scenario built in code (same checks as a file); returns a validated copy."""
+    return scenario_from_dict(scenario_to_dict(s), source=s.source or "<dict>")
+
+
+def draw_scenario(s: "Scenario", rng: np.random.Generator | int) -> "Scenario":
+    """A copy of ``s`` with every ``randomize`` parameter drawn uniformly from its [lo, hi].
+
+    Integer parameters are drawn as integers (both ends included), numbers as floats.
+    Keys are drawn in sorted order, so a seed always gives the same scenario. The copy
+    keeps ``randomize`` (drawing again from it draws from the same ranges).
+    """
+    if isinstance(rng, np.random.Generator):
+        g = rng
+    elif isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        g = np.random.default_rng(int(rng))
+    else:
+        raise TypeError(f"rng must be a numpy Generator or an int seed, got {type(rng).__name__}")
+    out = copy.deepcopy(s)
+    ctx = _Ctx(_display(s.source) if s.source else "<scenario>")
+    _check_randomize(out, ctx)
+    for key in sorted(out.randomize):
+        lo, hi = out.randomize[key]
+        parent, attr, _, tp = _resolve_field(out, _parse_key(key))  # type: ignore[misc]
+        tp, _ = _split_optional(tp)
+        if tp is int:
+            v: int | float = int(g.integers(int(lo), int(hi), endpoint=True))
+        else:
+            v = float(g.uniform(lo, hi))
+        setattr(parent, attr, v)
+    _check_cross(out, ctx, check_files=False)
+    return out
+
+
+def load_trace(path: str | Path) -> np.ndarray:
+    """A replay trace (scripts/make_trace.py format): '#' comment lines, a header line
+    'packets', then one non-negative integer per interval. Returns float64 packets per row."""
+    p = Path(path)
+    disp = _display(str(p))
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{disp}: cannot read trace: {e}") from None
+    vals: list[float] = []
+    header = False
+    for n, line in enumerate(lines, 1):
+        t = line.split("#", 1)[0].strip()
+        if not t:
+            continue
+        if not header:
+            if t.split(",")[0].strip() != "packets":
+                raise ScenarioError(f"{disp}:{n}: trace: expected the header line 'packets', got {t!r}")
+            header = True
+            continue
+        try:
+            v = float(t.split(",")[0])
+        except ValueError:
+            raise ScenarioError(f"{disp}:{n}: trace: {t!r} is not a number of packets") from None
+        if not math.isfinite(v) or v < 0:
+            raise ScenarioError(f"{disp}:{n}: trace: {t!r} is out of range; valid range 0..inf packets")
+        vals.append(v)
+    if not vals:
+        raise ScenarioError(f"{disp}: trace: no rows (expected 'packets' then one count per interval)")
+    return np.asarray(vals, dtype=np.float64)
+
+
+def schema_markdown() -> str:
+    """Markdown table of every YAML key: path, type, default, unit, valid range/choices, doc."""
+    rows = ["| key | type | default | unit | valid | description |", "|---|---|---|---|---|---|"]
+
+    def tname(tp: Any) -> str:
+        tp, opt = _split_optional(tp)
+        o = typing.get_origin(tp)
+        if o is list:
+            base = f"list of {typing.get_args(tp)[0].__name__}"
+        elif o is dict:
+            base = "mapping"
+        else:
+            base = {int: "int", float: "float", str: "str", bool: "bool"}.get(tp, getattr(tp, "__name__", str(tp)))
+        return base + (" or null" if opt else "")
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = _hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("internal"):
+                continue
+            tp = hints[f.name]
+            inner, _ = _split_optional(tp)
+            key = f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(inner):
+                walk(inner, key + ".")
+                continue
+            if typing.get_origin(inner) is list and dataclasses.is_dataclass(typing.get_args(inner)[0]):
+                walk(typing.get_args(inner)[0], key + "[i].")
+                continue
+            if f.default is not dataclasses.MISSING:
+                dflt = "null" if f.default is None else (
+                    str(f.default).lower() if isinstance(f.default, bool) else
+                    (f'"{f.default}"' if isinstance(f.default, str) else _fmt_num(f.default)))
+            else:
+                dflt = "{}" if typing.get_origin(inner) is dict else "[]"
+            valid = _valid_text(f).replace("valid range ", "").replace("choices: ", "")
+            if f.metadata.get("unit"):
+                valid = valid.replace(f" {f.metadata['unit']}", "")
+            doc = f.metadata.get("doc", "").replace("|", "\\|")
+            rows.append(f"| `{key}` | {tname(tp)} | {dflt} | {f.metadata.get('unit', '')} | {valid} | {doc} |")
+
+    walk(Scenario, "")
+    return "\n".join(rows) + "\n"
