@@ -1,0 +1,131 @@
+"""The compiled loop: one per-machine tick function and two drivers over machines.
+
+Order of events inside one tick (machine b, time t = t_ms at the start of the tick,
+length dt = tick_ms). Every loop below runs in index order (nodes, workloads, traffic
+sources, NICs), never in dict or set order:
+
+1. **Tuner timer**: ``tuner_on_event(EV_TIMER)``.
+2. **kswapd**, node 0, 1, ...: a wakeup whose latency has elapsed starts balance_pgdat()
+   (pageoutrun, boost snapshot); a finished nap sleeps fully or counts
+   high_wmark_hit_quickly; a running kswapd reclaims ``rate * dt`` pages (bounded by what
+   is reclaimable and, in a boosted pass, by nr_boost_reclaim), or ends its run (boost
+   snapshot cleared, ``EV_KSWAPD_END`` tuner hook, 100 ms nap or another run).
+3. **Memory workloads**, in index order: page-cache reads, anonymous growth/exit, churn;
+   blocking allocations with direct reclaim and stall accounting; the OOM killer.
+4. **Traffic**: each source, in index order, generates its packets for NIC
+   ``source % n_nics``; per NIC the sum is capped at line rate and arrives at the ring
+   (no posted buffer: ``rx_missed``).
+5. **NIC**, in index order: a due virtio ``refill_work`` (GFP_KERNEL) runs; NAPI delivers
+   up to ``queues * budget * polls`` packets to the sockets (pfmemalloc and rcvbuf drops)
+   and refills the ring with atomic allocations (failures: ``EV_ALLOC_FAIL``).
+6. **Applications** read their sockets, NIC 0, 1, ...; read packets free their pages.
+7. **Accounting**: ``reserved_mib_ms += sum(min) * 4 KiB * dt``; ``min_free_seen``; then
+   ``t += dt``.
+
+A terminated machine (deadlock) does not advance.
+"""
+from __future__ import annotations
+
+import numba
+from numba import njit, prange
+
+from ..kernel.zones import MAX_NR_ZONES
+from .kswapd import kswapd_tick
+from .layout import (
+    C_MIN_FREE_SEEN, C_RESERVED_MIB_MS, I_CTR, I_MANAGED, I_MF, I_MI, I_NF, I_ZS,
+    MF_T_MS, MF_TICK_MS, MI_NNIC, MI_NNODES, MI_NTRAFFIC, MI_NWORK, MI_SUM_MIN, MI_TERMINATED,
+    MI_TICK, NP_ARR_ACC, NP_LINE_PPMS, ZF_FREE, I_TP, TP_NIC,
+)
+from .nic import app_drain, nic_arrivals, nic_poll
+from .tuners import EV_KSWAPD_END, EV_TIMER, tuner_on_event
+from .workloads import traffic_tick, workload_tick
+
+PAGE_MIB = 4.0 / 1024.0
+
+
+@njit(cache=True)
+def step_machine(S, b):
+    """One tick of machine b (the order is in this module's docstring)."""
+    mi = S[I_MI]
+    mf = S[I_MF]
+    ctr = S[I_CTR]
+    nf = S[I_NF]
+    dt = mf[b, MF_TICK_MS]
+    # 1. tuner timer
+    tuner_on_event(S, b, EV_TIMER, 0, 0, -1, -1, 0)
+    # 2. kswapd
+    for node in range(mi[b, MI_NNODES]):
+        r = kswapd_tick(S, b, node)
+        if r != 0:
+            tuner_on_event(S, b, EV_KSWAPD_END, 0, 0, -1, node, 1 if r == 2 else 0)
+    # 3. memory workloads
+    for w in range(mi[b, MI_NWORK]):
+        workload_tick(S, b, w)
+    if mi[b, MI_TERMINATED] != 0:
+        return
+    # 4. traffic -> rings
+    nn = mi[b, MI_NNIC]
+    if nn > 0:
+        for k in range(nn):
+            nf[b, k, NP_ARR_ACC] = 0.0
+        tp = S[I_TP]
+        for i in range(mi[b, MI_NTRAFFIC]):
+            n = traffic_tick(S, b, i)
+            if n > 0:
+                nf[b, int(tp[b, i, TP_NIC]), NP_ARR_ACC] += n
+        for k in range(nn):
+            a = nf[b, k, NP_ARR_ACC]
+            cap = nf[b, k, NP_LINE_PPMS] * dt
+            if a > cap:
+                a = cap
+            nic_arrivals(S, b, k, int(a))
+        # 5. NAPI + refill
+        for k in range(nn):
+            nic_poll(S, b, k)
+        # 6. applications
+        for k in range(nn):
+            app_drain(S, b, k)
+    # 7. accounting
+    ctr[b, C_RESERVED_MIB_MS] += mi[b, MI_SUM_MIN] * PAGE_MIB * dt
+    zs = S[I_ZS]
+    f = 0
+    for z in range(zs.shape[1]):
+        f += zs[b, z, ZF_FREE]
+    if f < ctr[b, C_MIN_FREE_SEEN]:
+        ctr[b, C_MIN_FREE_SEEN] = f
+    mf[b, MF_T_MS] += dt
+    mi[b, MI_TICK] += 1
+
+
+@njit(cache=True)
+def run_machine(S, b, n_ticks):
+    """n_ticks ticks of machine b (stops early if it terminates)."""
+    mi = S[I_MI]
+    for _ in range(n_ticks):
+        if mi[b, MI_TERMINATED] != 0:
+            return
+        step_machine(S, b)
+
+
+@njit(cache=True)
+def run_serial(S, n_ticks, mask):
+    for b in range(mask.shape[0]):
+        if mask[b]:
+            run_machine(S, b, n_ticks)
+
+
+@njit(cache=True, parallel=True)
+def run_parallel(S, n_ticks, mask):
+    for b in prange(mask.shape[0]):
+        if mask[b]:
+            run_machine(S, b, n_ticks)
+
+
+def run_ticks(S, n_ticks: int, mask, parallel: bool | None = None) -> None:
+    """Advance every machine where ``mask`` is True by ``n_ticks`` ticks."""
+    if parallel is None:
+        parallel = mask.shape[0] >= 2 * numba.get_num_threads() and numba.get_num_threads() > 1
+    if parallel:
+        run_parallel(S, int(n_ticks), mask)
+    else:
+        run_serial(S, int(n_ticks), mask)

@@ -1,0 +1,324 @@
+"""kswapd per node and page reclaim (mm/vmscan.c), per machine, per tick.
+
+State per node in ``nd[b, node, ND_*]``. Reclaim moves pages from the page cache (and
+anonymous memory when swap is configured and the pass is not boosted) to the buddy free
+count at a rate (pages/ms) bounded by what is reclaimable. Page cache of streaming
+readers that is reclaimed is remembered so that re-reading it counts as a refault.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from ..kernel.watermark_ok import zone_watermark_ok
+from ..kernel.watermarks import WMARK_HIGH
+from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, ZONE_MOVABLE
+from .layout import (
+    C_HIGH_HIT, C_KSWAPD_WAKEUPS, C_LOW_HIT, C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
+    I_BOOST, I_CTR, I_MANAGED, I_MF, I_MI, I_ND, I_RESERVE, I_WMARK, I_WP, I_WZ, I_ZS,
+    KS_NAP, KS_RUN, KS_SLEEP, KS_WAKING,
+    MF_KS_LATENCY, MF_KS_RATE, MF_T_MS, MF_TICK_MS, MI_NWORK, MI_SWAP,
+    ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_RECLAIMED, ND_STATE, ND_T,
+    WK_ANON_HOG, WK_CHURN, WK_STREAM, WP_KIND, WP_S_HELD, WP_S_RESIDENT,
+    ZF_ANON, ZF_BOOST_SNAP, ZF_CACHE, ZF_FREE,
+)
+
+KSWAPD_NAP_MS = 100.0  # kswapd_try_to_sleep(): schedule_timeout(HZ/10)
+
+
+@njit(cache=True)
+def pgdat_balanced(S, b, node, hz):
+    """pgdat_balanced(): true if ANY managed zone up to ``hz`` passes
+    zone_watermark_ok_safe(zone, 0, high_wmark_pages(zone), hz) (boost included, no
+    reserve access); a node with no managed zone up to hz is balanced."""
+    managed = S[I_MANAGED]
+    wmark = S[I_WMARK]
+    boost = S[I_BOOST]
+    reserve = S[I_RESERVE]
+    zs = S[I_ZS]
+    base = node * MAX_NR_ZONES
+    seen = False
+    for t in range(hz + 1):
+        z = base + t
+        if managed[b, z] == 0:
+            continue
+        seen = True
+        if zone_watermark_ok(zs[b, z, ZF_FREE], wmark[b, z, WMARK_HIGH] + boost[b, z], reserve[b, z, hz], 0):
+            return True
+    return not seen
+
+
+@njit(cache=True)
+def pgdat_watermark_boosted(S, b, node, hz):
+    """pgdat_watermark_boosted(): any zone up to hz has a watermark_boost."""
+    boost = S[I_BOOST]
+    base = node * MAX_NR_ZONES
+    for t in range(hz + 1):
+        if boost[b, base + t] > 0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def wakeup_kswapd(S, b, node, hz):
+    """wakeup_kswapd(): no-op if kswapd is already running (waitqueue not active), if
+    kswapd_failures >= MAX_RECLAIM_RETRIES, or if the node is balanced and not boosted.
+    Waking it during its 100 ms nap counts kswapd_low_wmark_hit_quickly
+    (kswapd_try_to_sleep(): "remaining" != 0). Returns True if it was woken."""
+    nd = S[I_ND]
+    ctr = S[I_CTR]
+    st = nd[b, node, ND_STATE]
+    if st == KS_WAKING or st == KS_RUN:
+        if hz > nd[b, node, ND_HZ]:
+            nd[b, node, ND_HZ] = hz
+        return False
+    if nd[b, node, ND_FAILURES] >= MAX_RECLAIM_RETRIES:
+        return False
+    if pgdat_balanced(S, b, node, hz) and not pgdat_watermark_boosted(S, b, node, hz):
+        return False
+    if st == KS_NAP:
+        ctr[b, C_LOW_HIT] += 1
+    nd[b, node, ND_STATE] = KS_WAKING
+    nd[b, node, ND_T] = S[I_MF][b, MF_T_MS]
+    nd[b, node, ND_HZ] = hz
+    ctr[b, C_KSWAPD_WAKEUPS] += 1
+    return True
+
+
+@njit(cache=True)
+def _take_anon(S, b, z, x):
+    """Swap out up to x anonymous pages of zone z: background anon first, then the
+    workloads' pages in workload order. Returns pages taken."""
+    zs = S[I_ZS]
+    wz = S[I_WZ]
+    wp = S[I_WP]
+    held = 0
+    nw = S[I_MI][b, MI_NWORK]
+    for w in range(nw):
+        held += wz[b, w, z]
+    bg = zs[b, z, ZF_ANON] - held
+    t = x if x < bg else bg
+    left = x - t
+    for w in range(nw):
+        if left == 0:
+            break
+        k = wz[b, w, z] if wz[b, w, z] < left else left
+        wz[b, w, z] -= k
+        wp[b, w, WP_S_HELD] -= k
+        left -= k
+    took = x - left
+    zs[b, z, ZF_ANON] -= took
+    zs[b, z, ZF_FREE] += took
+    return took
+
+
+@njit(cache=True)
+def _zone_reclaimable(S, b, z, with_anon):
+    zs = S[I_ZS]
+    r = zs[b, z, ZF_CACHE]
+    if with_anon:
+        r += zs[b, z, ZF_ANON]
+    return r
+
+
+@njit(cache=True)
+def shrink_zones(S, b, node, hz, x, file_only):
+    """Reclaim up to ``x`` pages from the LRUs of ``node`` (node < 0: every node), zones
+    0..hz, spread over zones in proportion to their reclaimable pages (one LRU per node
+    since 4.8); page cache before anonymous memory. Anonymous memory only with swap and
+    not in a boosted pass (balance_pgdat(): boosted reclaim does no swap/writeback).
+    Freed pages go to the buddy free count. Returns pages reclaimed."""
+    zs = S[I_ZS]
+    managed = S[I_MANAGED]
+    nz = managed.shape[1]
+    with_anon = (S[I_MI][b, MI_SWAP] != 0) and not file_only
+    total = 0
+    for z in range(nz):
+        if managed[b, z] == 0 or z % MAX_NR_ZONES > hz:
+            continue
+        if node >= 0 and z // MAX_NR_ZONES != node:
+            continue
+        total += _zone_reclaimable(S, b, z, with_anon)
+    if total == 0 or x <= 0:
+        return 0
+    if x > total:
+        x = total
+    cache_before = 0
+    for z in range(nz):
+        cache_before += zs[b, z, ZF_CACHE]
+    done = 0
+    cache_taken = 0
+    # two passes: proportional shares (floor), then the remainder in zone order
+    for p in range(2):
+        for z in range(nz):
+            if done >= x:
+                break
+            if managed[b, z] == 0 or z % MAX_NR_ZONES > hz:
+                continue
+            if node >= 0 and z // MAX_NR_ZONES != node:
+                continue
+            rz = _zone_reclaimable(S, b, z, with_anon)
+            if rz == 0:
+                continue
+            share = (x * rz) // total if p == 0 else x - done
+            if share > rz:
+                share = rz
+            if share <= 0:
+                continue
+            c = zs[b, z, ZF_CACHE]
+            tc = share if share < c else c
+            zs[b, z, ZF_CACHE] -= tc
+            zs[b, z, ZF_FREE] += tc
+            cache_taken += tc
+            got = tc
+            if got < share and with_anon:
+                got += _take_anon(S, b, z, share - got)
+            done += got
+    if cache_taken > 0:
+        evict_cache_owners(S, b, cache_taken, cache_before)
+    return done
+
+
+@njit(cache=True)
+def evict_cache_owners(S, b, taken, cache_before):
+    """Charge reclaimed page cache to streaming readers in proportion to their resident
+    pages (the LRU does not know owners; the rest was background page cache)."""
+    wp = S[I_WP]
+    nw = S[I_MI][b, MI_NWORK]
+    if cache_before <= 0:
+        return
+    for w in range(nw):
+        if wp[b, w, WP_KIND] == WK_STREAM:
+            res = wp[b, w, WP_S_RESIDENT]
+            ev = (taken * res) // cache_before
+            if ev > res:
+                ev = res
+            wp[b, w, WP_S_RESIDENT] = res - ev
+
+
+@njit(cache=True)
+def prepare_kswapd_sleep(S, b, node, hz):
+    """prepare_kswapd_sleep(): a hopeless node (failures >= 16) may sleep; otherwise
+    sleep only when balanced."""
+    if S[I_ND][b, node, ND_FAILURES] >= MAX_RECLAIM_RETRIES:
+        return True
+    return pgdat_balanced(S, b, node, hz)
+
+
+@njit(cache=True)
+def _start_run(S, b, node):
+    """balance_pgdat() entry: PAGEOUTRUN, snapshot each zone's boost (zone_boosts[]);
+    nr_boost_reclaim = their sum; a non-zero sum makes the pass boosted."""
+    nd = S[I_ND]
+    zs = S[I_ZS]
+    boost = S[I_BOOST]
+    hz = int(nd[b, node, ND_HZ])
+    S[I_CTR][b, C_PAGEOUTRUN] += 1
+    tot = 0
+    base = node * MAX_NR_ZONES
+    for t in range(MAX_NR_ZONES):
+        z = base + t
+        if t <= hz:
+            zs[b, z, ZF_BOOST_SNAP] = boost[b, z]
+            tot += boost[b, z]
+        else:
+            zs[b, z, ZF_BOOST_SNAP] = 0
+    nd[b, node, ND_STATE] = KS_RUN
+    nd[b, node, ND_BOOST_LEFT] = tot
+    nd[b, node, ND_BOOSTED] = 1.0 if tot > 0 else 0.0
+    nd[b, node, ND_RECLAIMED] = 0.0
+
+
+@njit(cache=True)
+def _end_run(S, b, node):
+    """balance_pgdat() exit: if boosted, each zone's boost -= min(boost, snapshot) in full,
+    whatever was reclaimed (a boost added meanwhile survives); a run that reclaimed
+    nothing increments kswapd_failures. Returns whether the run was boosted."""
+    nd = S[I_ND]
+    zs = S[I_ZS]
+    boost = S[I_BOOST]
+    boosted = nd[b, node, ND_BOOSTED] != 0.0
+    if boosted:
+        base = node * MAX_NR_ZONES
+        for t in range(MAX_NR_ZONES):
+            z = base + t
+            snap = zs[b, z, ZF_BOOST_SNAP]
+            boost[b, z] -= snap if snap < boost[b, z] else boost[b, z]
+            zs[b, z, ZF_BOOST_SNAP] = 0
+    if nd[b, node, ND_RECLAIMED] == 0.0:
+        nd[b, node, ND_FAILURES] += 1
+    nd[b, node, ND_BOOSTED] = 0.0
+    nd[b, node, ND_BOOST_LEFT] = 0.0
+    return boosted
+
+
+@njit(cache=True)
+def try_to_sleep(S, b, node):
+    """kswapd_try_to_sleep() after a run: balanced -> 100 ms nap; otherwise
+    kswapd_high_wmark_hit_quickly and another balance_pgdat() at once."""
+    nd = S[I_ND]
+    hz = int(nd[b, node, ND_HZ])
+    if prepare_kswapd_sleep(S, b, node, hz):
+        nd[b, node, ND_STATE] = KS_NAP
+        nd[b, node, ND_T] = S[I_MF][b, MF_T_MS] + KSWAPD_NAP_MS
+    else:
+        S[I_CTR][b, C_HIGH_HIT] += 1
+        _start_run(S, b, node)
+
+
+@njit(cache=True)
+def kswapd_tick(S, b, node):
+    """One tick of one node's kswapd. Returns 1 if a balance_pgdat() run ended this tick
+    (2 if it was boosted), else 0; the engine then calls the EV_KSWAPD_END tuner hook."""
+    nd = S[I_ND]
+    mf = S[I_MF]
+    ctr = S[I_CTR]
+    t_ms = mf[b, MF_T_MS]
+    st = nd[b, node, ND_STATE]
+    if st == KS_SLEEP:
+        return 0
+    if st == KS_NAP:
+        if t_ms < nd[b, node, ND_T]:
+            return 0
+        hz = int(nd[b, node, ND_HZ])
+        if prepare_kswapd_sleep(S, b, node, hz):
+            nd[b, node, ND_STATE] = KS_SLEEP   # full sleep until explicitly woken
+            return 0
+        ctr[b, C_HIGH_HIT] += 1
+        _start_run(S, b, node)
+    elif st == KS_WAKING:
+        if t_ms < nd[b, node, ND_T] + mf[b, MF_KS_LATENCY]:
+            return 0
+        _start_run(S, b, node)
+    # ---- KS_RUN: one tick of balance_pgdat() ----
+    hz = int(nd[b, node, ND_HZ])
+    balanced = pgdat_balanced(S, b, node, hz)
+    if nd[b, node, ND_BOOST_LEFT] > 0 and not balanced:
+        # "If the pgdat is imbalanced then ignore boosting": normal reclaim; the
+        # snapshot is still cleared at the end (boosted stays set).
+        nd[b, node, ND_BOOST_LEFT] = 0.0
+    if nd[b, node, ND_BOOST_LEFT] == 0 and balanced:
+        boosted = _end_run(S, b, node)
+        try_to_sleep(S, b, node)
+        return 2 if boosted else 1
+    boost_mode = nd[b, node, ND_BOOST_LEFT] > 0
+    amt = mf[b, MF_KS_RATE] * mf[b, MF_TICK_MS] + nd[b, node, ND_ACC]
+    x = int(amt)
+    nd[b, node, ND_ACC] = amt - x
+    if boost_mode and x > nd[b, node, ND_BOOST_LEFT]:
+        x = int(nd[b, node, ND_BOOST_LEFT])
+    got = shrink_zones(S, b, node, hz, x, boost_mode)
+    ctr[b, C_PGSCAN_KSWAPD] += got
+    ctr[b, C_PGSTEAL_KSWAPD] += got
+    nd[b, node, ND_RECLAIMED] += got
+    if got > 0:
+        nd[b, node, ND_FAILURES] = 0.0  # shrink_node(): reclaimable progress resets failures
+    if boost_mode:
+        left = nd[b, node, ND_BOOST_LEFT] - got
+        nd[b, node, ND_BOOST_LEFT] = left if left > 0 else 0.0
+    if got == 0:
+        # a boosted pass that reclaims nothing stops; a normal pass with nothing
+        # reclaimable runs its priorities down to 0 at once
+        boosted = _end_run(S, b, node)
+        try_to_sleep(S, b, node)
+        return 2 if boosted else 1
+    return 0
