@@ -1,0 +1,273 @@
+"""Scenario schema: every shipped file loads; every class of bad input gets a one-line
+message naming the file, the key path (and line) and what is valid; randomize draws."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from atomgym.sim.scenario import (
+    REPO_ROOT,
+    Scenario,
+    ScenarioError,
+    TrafficSpec,
+    draw_scenario,
+    list_scenarios,
+    load_scenario,
+    load_trace,
+    scenario_from_dict,
+    scenario_to_dict,
+    schema_markdown,
+    validate_scenario,
+)
+
+REQUIRED = {"quiet", "incast-pagecache", "anon-hog-bursts", "stream-read-bursts", "diurnal-bursts",
+            "virtio-deferral", "memalloc-drops", "trace-replay"}
+
+
+def test_required_scenarios_shipped():
+    names = set(list_scenarios())
+    assert REQUIRED <= names
+    assert any(load_scenario(n).randomize for n in names), "no domain-randomisation scenario shipped"
+
+
+@pytest.mark.parametrize("name", list_scenarios())
+def test_shipped_scenario_loads(name):
+    s = load_scenario(name)
+    assert s.name == name
+    assert len(s.description.split()) >= 40, "description must say what it represents and why"
+    assert s.nics and s.traffic
+    # The resolved config round-trips through plain data and YAML.
+    d = scenario_to_dict(s)
+    again = scenario_from_dict(yaml.safe_load(yaml.safe_dump(d)), source=s.source)
+    assert again == s
+    # Episodes stay modest except the diurnal one, which must outlast a 5-minute decay 3x.
+    if name == "diurnal-bursts":
+        assert s.duration_s >= 15 * 60
+    else:
+        assert s.duration_s <= 120
+    for t in s.traffic:
+        if t.kind == "replay":
+            assert load_trace(Path(s.source).parent / t.trace).size * t.trace_interval_ms >= s.duration_s * 1000
+
+
+def test_shipped_parameters_make_the_intended_pressure():
+    """Initial free memory: far above the watermarks in 'quiet', within a few % of RAM otherwise."""
+    quiet = load_scenario("quiet")
+    used = quiet.memory.page_cache_frac + quiet.memory.anon_frac + quiet.memory.kernel_frac
+    assert 1 - used > 0.2 and not quiet.workloads
+    for n in REQUIRED - {"quiet"}:
+        m = load_scenario(n).memory
+        assert 1 - (m.page_cache_frac + m.anon_frac + m.kernel_frac) <= 0.05, n
+
+
+def test_load_by_path_and_name_equal():
+    a = load_scenario("quiet")
+    b = load_scenario(REPO_ROOT / "configs" / "scenarios" / "quiet.yaml")
+    assert a == b
+
+
+def test_yaml_floats_without_dot(tmp_path):
+    p = tmp_path / "f.yaml"
+    p.write_text("traffic:\n  - kind: poisson\n    rate_pps: 1e5\nnics:\n  - ring_size: 2e3\n")
+    s = load_scenario(p)
+    assert s.traffic[0].rate_pps == 100000.0 and s.nics[0].ring_size == 2000
+    assert isinstance(s.nics[0].ring_size, int)
+    assert s.name == "f"
+
+
+def _err(tmp_path, text: str, name: str = "bad.yaml") -> str:
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(ScenarioError) as ei:
+        load_scenario(p)
+    msg = str(ei.value)
+    assert "\n" not in msg and "Traceback" not in msg
+    assert str(p) in msg or name in msg, msg
+    return msg
+
+
+BASE = "duration_s: 10\nnics:\n  - driver: page_pool\ntraffic:\n  - kind: incast\n    burst_pps: 1.0e6\n"
+
+
+def test_unknown_key_suggests(tmp_path):
+    msg = _err(tmp_path, BASE.replace("burst_pps", "burst_ppss"))
+    assert ":6: traffic[0].burst_ppss: unknown key" in msg
+    assert "did you mean 'burst_pps'" in msg and "valid keys:" in msg
+
+
+def test_unknown_top_level_key(tmp_path):
+    msg = _err(tmp_path, BASE + "duraton_s: 5\n")
+    assert ":7: duraton_s: unknown key" in msg and "'duration_s'" in msg
+
+
+def test_out_of_range(tmp_path):
+    msg = _err(tmp_path, BASE.replace("1.0e6", "-5"))
+    assert ":6: traffic[0].burst_pps: -5 is out of range; valid range 0..1e9 packets/s" in msg
+    msg = _err(tmp_path, "machine:\n  nodes: 9\n")
+    assert ":2: machine.nodes: 9 is out of range; valid range 1..8" in msg
+
+
+def test_bad_choice(tmp_path):
+    msg = _err(tmp_path, BASE.replace("page_pool", "pagepool"))
+    assert ":3: nics[0].driver: 'pagepool' is not a valid choice (did you mean 'page_pool'?)" in msg
+    assert "choices: page_pool, dev_alloc_pages, virtio_net" in msg
+
+
+def test_bad_type(tmp_path):
+    msg = _err(tmp_path, BASE.replace("1.0e6", "fast"))
+    assert "traffic[0].burst_pps: expected a number, got string 'fast'; valid range 0..1e9 packets/s" in msg
+    msg = _err(tmp_path, "nics:\n  - ring_size: 100.5\n")
+    assert "nics[0].ring_size: expected an integer, got 100.5; valid range 16..65536 descriptors" in msg
+    msg = _err(tmp_path, "memory:\n  swap: 1\n")
+    assert "memory.swap: expected true or false" in msg
+    msg = _err(tmp_path, "nics:\n  driver: page_pool\n")
+    assert "nics: expected a list of NicSpec mappings" in msg
+    msg = _err(tmp_path, "machine: 8\n")
+    assert "machine: expected a mapping of MachineSpec keys" in msg
+    msg = _err(tmp_path, "duration_s: true\n")
+    assert "duration_s: expected a number, got boolean" in msg
+    msg = _err(tmp_path, "duration_s: .nan\n")
+    assert "duration_s: nan is not a finite number" in msg
+
+
+def test_bad_randomize(tmp_path):
+    msg = _err(tmp_path, BASE + "randomize:\n  traffic.0.burst_pp: [1, 2]\n")
+    assert ":8: randomize.traffic.0.burst_pp: no key 'burst_pp' in traffic[0] (did you mean 'burst_pps'?)" in msg
+    msg = _err(tmp_path, BASE + "randomize:\n  traffic.3.burst_pps: [1, 2]\n")
+    assert "traffic has 1 entry: index 3 does not exist" in msg
+    msg = _err(tmp_path, BASE + "randomize:\n  traffic.0.burst_pps: [-1, 2]\n")
+    assert "randomize.traffic.0.burst_pps: [-1, 2] leaves the valid range of traffic[0].burst_pps; " \
+           "valid range 0..1e9 packets/s" in msg
+    msg = _err(tmp_path, BASE + "randomize:\n  traffic.0.kind: [1, 2]\n")
+    assert "traffic[0].kind is not numeric" in msg
+    msg = _err(tmp_path, BASE + "randomize:\n  nics.0.queues: [1.5, 4]\n")
+    assert "nics[0].queues is an integer: give integer bounds; valid range 1..256" in msg
+    msg = _err(tmp_path, BASE + "randomize:\n  traffic.0.burst_pps: [5, 2]\n")
+    assert "lo 5 is above hi 2" in msg
+    msg = _err(tmp_path, BASE + "randomize:\n  traffic.0.burst_pps: 5\n")
+    assert "expected [lo, hi]" in msg
+    msg = _err(tmp_path, BASE + "randomize:\n  memory.page_cache_frac: [0.1, 0.9]\n")
+    assert "memory: page_cache_frac + anon_frac + kernel_frac = 1.030" in msg
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    msg = _err(tmp_path, "duration_s: 10\nnics:\n  - driver: [page_pool\n")
+    assert re.search(r"bad\.yaml:\d+:\d+: YAML syntax error", msg), msg
+    msg = _err(tmp_path, "duration_s: 10\nduration_s: 20\n")
+    assert ":2: duration_s: duplicate key" in msg
+    msg = _err(tmp_path, "- 1\n- 2\n")
+    assert "expected a mapping of scenario keys, got list" in msg
+
+
+def test_missing_file_and_unknown_name(tmp_path):
+    with pytest.raises(ScenarioError, match=r"nope\.yaml: no such scenario file"):
+        load_scenario(tmp_path / "nope.yaml")
+    with pytest.raises(ScenarioError, match=r"no shipped scenario 'incast-pagecach' \(did you mean 'incast-pagecache'\?\)"):
+        load_scenario("incast-pagecach")
+
+
+def test_missing_referenced_files(tmp_path):
+    msg = _err(tmp_path, "machine:\n  snapshot: nowhere.txt\n")
+    assert ":2: machine.snapshot: no such file 'nowhere.txt'" in msg
+    msg = _err(tmp_path, "traffic:\n  - kind: replay\n")
+    assert "traffic[0].trace: kind 'replay' needs a trace" in msg
+    msg = _err(tmp_path, "traffic:\n  - kind: replay\n    trace: nowhere.csv\n")
+    assert ":3: traffic[0].trace: no such file 'nowhere.csv'" in msg
+
+
+def test_cross_field_rules(tmp_path):
+    msg = _err(tmp_path, "memory:\n  page_cache_frac: 0.9\n  anon_frac: 0.1\n")
+    assert "memory: page_cache_frac + anon_frac + kernel_frac = 1.030" in msg
+    msg = _err(tmp_path, "traffic:\n  - start_s: 5\n    stop_s: 2\n")
+    assert "traffic[0].stop_s: 2 s is not after start_s 5 s" in msg
+    msg = _err(tmp_path, "machine:\n  kernel: linux\n")
+    assert "machine.kernel: 'linux' is not a kernel release" in msg
+
+
+def test_scenario_from_dict_names_source():
+    with pytest.raises(ScenarioError, match=r"^<dict>: kswapd.wake_latency_ms: 500 is out of range; valid range 0..100 ms$"):
+        scenario_from_dict({"kswapd": {"wake_latency_ms": 500}})
+    with pytest.raises(ScenarioError, match=r"^run.yaml: tick_ms"):
+        scenario_from_dict({"tick_ms": 20}, source="run.yaml", check_files=False)
+
+
+def test_validate_scenario_built_in_code():
+    s = Scenario(traffic=[TrafficSpec(rate_pps=-1.0)])
+    with pytest.raises(ScenarioError, match=r"traffic\[0\].rate_pps: -1 is out of range"):
+        validate_scenario(s)
+    assert validate_scenario(Scenario()) == Scenario()
+
+
+def test_draw_scenario_deterministic_and_in_range():
+    s = load_scenario("train-randomized")
+    a, b = draw_scenario(s, 7), draw_scenario(s, 7)
+    assert a == b
+    assert draw_scenario(s, np.random.default_rng(7)) == a
+    c = draw_scenario(s, 8)
+    assert c != a
+    assert s == load_scenario("train-randomized"), "draw must not modify its input"
+    seen_queues = set()
+    for seed in range(40):
+        d = draw_scenario(s, seed)
+        assert isinstance(d.nics[0].queues, int) and isinstance(d.nics[0].ring_size, int)
+        assert isinstance(d.traffic[1].burst_ms, float)
+        for key, (lo, hi) in s.randomize.items():
+            obj = d
+            for p in key.split("."):
+                obj = obj[int(p)] if p.isdigit() else getattr(obj, p)
+            assert lo <= obj <= hi, key
+        seen_queues.add(d.nics[0].queues)
+        validate_scenario(d)
+    assert len(seen_queues) > 10
+
+
+def test_draw_scenario_accepts_bracket_syntax_and_rejects_bad_rng():
+    s = scenario_from_dict({"nics": [{}], "randomize": {"nics[0].ring_size": [512, 512]}})
+    assert list(s.randomize) == ["nics.0.ring_size"]
+    assert draw_scenario(s, 0).nics[0].ring_size == 512
+    with pytest.raises(TypeError):
+        draw_scenario(s, "seed")
+
+
+def test_draw_scenario_checks_ranges_of_code_built_scenarios():
+    s = Scenario(randomize={"kswapd.wake_latency_ms": [0.0, 1000.0]})
+    with pytest.raises(ScenarioError, match=r"leaves the valid range of kswapd.wake_latency_ms; valid range 0..100 ms"):
+        draw_scenario(s, 1)
+
+
+def test_schema_markdown_covers_every_field():
+    md = schema_markdown()
+    def leaves(cls, prefix):
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("internal"):
+                continue
+            if f.name in ("machine", "sysctl", "memory", "kswapd"):
+                yield from leaves(type(getattr(Scenario(), f.name)), f"{prefix}{f.name}.")
+            elif f.name in ("nics", "traffic", "workloads"):
+                from atomgym.sim import scenario as sc
+                item = {"nics": sc.NicSpec, "traffic": sc.TrafficSpec, "workloads": sc.WorkloadSpec}[f.name]
+                yield from leaves(item, f"{prefix}{f.name}[i].")
+            else:
+                yield prefix + f.name
+    keys = list(leaves(Scenario, ""))
+    assert len(keys) > 40
+    for k in keys:
+        assert f"| `{k}` |" in md, k
+    assert "| `traffic[i].burst_pps` | float | 0 | packets/s | 0..1e9 |" in md
+    # docs/scenarios.md carries the current output.
+    doc = (REPO_ROOT / "docs" / "scenarios.md").read_text()
+    assert md.strip() in doc, "docs/scenarios.md is stale: paste schema_markdown() output"
+
+
+def test_schema_module_has_no_gymnasium():
+    code = ("import sys, atomgym.sim.scenario, atomgym.sim.machines; "
+            "print('gymnasium' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
