@@ -37,18 +37,19 @@ pages per zone (4 GiB: DMA32 -12, Normal +1; 1 GiB: DMA32 -22; 2 GiB/2 nodes: +2
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from atomgym.kernel import Machine
+from atomgym.kernel import snapshot as _snapshot
 from atomgym.kernel.zones import (
+    DEFAULT_WATERMARK_BOOST_FACTOR,
+    DEFAULT_WATERMARK_SCALE_FACTOR,
     MAX_NR_ZONES,
     PAGE_KB,
     ZONE_DMA,
     ZONE_DMA32,
-    ZONE_NAMES,
     ZONE_NORMAL,
     KernelVersion,
 )
@@ -148,117 +149,46 @@ def _take(managed: np.ndarray, i: int, pages: int, base: int) -> None:
         i -= 1
 
 
-# ---- snapshots ----------------------------------------------------------------------
-_SECTION = re.compile(r"^==> (.+?) <==\s*$")
-_ZONE = re.compile(r"^Node\s+(\d+),\s+zone\s+(\w+)")
-_ZONE_KEYS = ("spanned", "present", "managed")
+# ---- snapshots (parsed by atomgym.kernel.snapshot) ------------------------------------
+def _parse(path: str | Path) -> _snapshot.Snapshot:
+    try:
+        return _snapshot.parse_snapshot(path)
+    except _snapshot.SnapshotError as e:     # names the file, line and what was expected
+        raise ScenarioError(str(e)) from None
 
 
 def read_snapshot(path: str | Path) -> dict:
-    """The parts of a machine snapshot that define a machine.
+    """The parts of a machine snapshot that define a machine, as plain data.
 
     Returns {'file', 'release' (str or None), 'spanned'/'present'/'managed' (int64[N*5]),
-    'min_free_kbytes', 'watermark_scale_factor', 'watermark_boost_factor' (int or None),
-    'lowmem_reserve_ratio' (list or None), 'thp' (str or None)}. Raises ScenarioError
-    naming the file and line.
+    'min_free_kbytes', 'watermark_scale_factor', 'watermark_boost_factor',
+    'lowmem_reserve_ratio', 'thp'}. Raises ScenarioError naming the file and line.
     """
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as e:
-        raise ScenarioError(f"{p}: cannot read snapshot: {e.strerror or e}") from None
-    sections: dict[str, list[tuple[int, str]]] = {}
-    cur: str | None = None
-    for n, line in enumerate(lines, 1):
-        m = _SECTION.match(line)
-        if m:
-            cur = m.group(1).strip()
-            sections[cur] = []
-        elif cur is not None:
-            sections[cur].append((n, line))
-    zi = next((v for k, v in sections.items() if k.endswith("/proc/zoneinfo")), None)
-    if zi is None:
-        if any(_ZONE.match(l) for l in lines):      # a bare /proc/zoneinfo
-            zi = list(enumerate(lines, 1))
-        else:
-            raise ScenarioError(f"{p}: not a machine snapshot: no '==> /proc/zoneinfo <==' section "
-                                "(make one with the tail -n +1 command in docs/scenarios.md)")
-    zones: dict[tuple[int, str], dict[str, int]] = {}
-    key: tuple[int, str] | None = None
-    for n, line in zi:
-        m = _ZONE.match(line)
-        if m:
-            key = (int(m.group(1)), m.group(2))
-            if m.group(2) not in ZONE_NAMES:
-                raise ScenarioError(f"{p}:{n}: unknown zone {m.group(2)!r}; x86-64 zones: {', '.join(ZONE_NAMES)}")
-            zones[key] = {}
-            continue
-        parts = line.split()
-        if key is not None and len(parts) == 2 and parts[0] in _ZONE_KEYS and parts[0] not in zones[key]:
-            try:
-                zones[key][parts[0]] = int(parts[1])
-            except ValueError:
-                raise ScenarioError(f"{p}:{n}: {parts[0]}: {parts[1]!r} is not an integer") from None
-    if not zones:
-        raise ScenarioError(f"{p}: /proc/zoneinfo section lists no zones")
-    nodes = max(k[0] for k in zones) + 1
-    out: dict = {"file": str(p)}
-    for k in _ZONE_KEYS:
-        out[k] = np.zeros(nodes * MAX_NR_ZONES, dtype=np.int64)
-    for (node, name), vals in zones.items():
-        i = node * MAX_NR_ZONES + ZONE_NAMES.index(name)
-        for k in _ZONE_KEYS:
-            out[k][i] = vals.get(k, 0)
-
-    def first(suffix: str) -> tuple[int, str] | None:
-        for k, v in sections.items():
-            if k.endswith(suffix):
-                for n, line in v:
-                    if line.strip():
-                        return n, line.strip()
-        return None
-
-    def as_int(suffix: str) -> int | None:
-        r = first(suffix)
-        if r is None:
-            return None
-        try:
-            return int(r[1])
-        except ValueError:
-            raise ScenarioError(f"{p}:{r[0]}: {suffix.rsplit('/', 1)[-1]}: {r[1]!r} is not an integer") from None
-
-    rel = first("/proc/sys/kernel/osrelease")
-    out["release"] = rel[1] if rel else None
-    out["min_free_kbytes"] = as_int("/proc/sys/vm/min_free_kbytes")
-    out["watermark_scale_factor"] = as_int("/proc/sys/vm/watermark_scale_factor")
-    out["watermark_boost_factor"] = as_int("/proc/sys/vm/watermark_boost_factor")
-    lr = first("/proc/sys/vm/lowmem_reserve_ratio")
-    out["lowmem_reserve_ratio"] = [int(x) for x in lr[1].split()] if lr else None
-    thp = first("/sys/kernel/mm/transparent_hugepage/enabled")
-    m = re.search(r"\[(\w+)\]", thp[1]) if thp else None
-    out["thp"] = m.group(1) if m else None
-    return out
+    snap = _parse(path)
+    return {
+        "file": str(path),
+        "release": None if snap.version_assumed else str(snap.version),
+        "spanned": np.array([z.spanned for z in snap.zones], dtype=np.int64),
+        "present": np.array([z.present for z in snap.zones], dtype=np.int64),
+        "managed": snap.managed(),
+        "min_free_kbytes": snap.min_free_kbytes,
+        "watermark_scale_factor": snap.watermark_scale_factor,
+        "watermark_boost_factor": snap.watermark_boost_factor,
+        "lowmem_reserve_ratio": list(snap.lowmem_reserve_ratio),
+        "thp": snap.thp,
+    }
 
 
 def machine_from_snapshot(path: str | Path, kernel: str | None = None) -> Machine:
-    """The machine a snapshot shows: its zones booted, then its own sysctl values written
-    where they differ from what boot computes (a user wrote them)."""
-    snap = read_snapshot(path)
-    release = snap["release"] or kernel
-    version = KernelVersion.parse(release) if release else KernelVersion.newest()
-    m = Machine(managed=snap["managed"], present=snap["present"], spanned=snap["spanned"],
-                version=version, thp=snap["thp"] or "always")
-    if snap["lowmem_reserve_ratio"] is not None:
-        m.lowmem_reserve_ratio = np.array((snap["lowmem_reserve_ratio"] + [0] * MAX_NR_ZONES)[:MAX_NR_ZONES],
-                                          dtype=np.int64)
-    m.boot()
-    if snap["min_free_kbytes"] is not None and snap["min_free_kbytes"] != m.min_free_kbytes:
-        m.write("vm.min_free_kbytes", snap["min_free_kbytes"])
-    if snap["watermark_scale_factor"] is not None and snap["watermark_scale_factor"] != m.watermark_scale_factor:
-        m.write("vm.watermark_scale_factor", snap["watermark_scale_factor"])
-    if snap["watermark_boost_factor"] is not None:
-        m.write("vm.watermark_boost_factor", snap["watermark_boost_factor"])
-    return m
+    """The machine a snapshot shows, rebuilt from its primary inputs (managed pages,
+    min_free_kbytes, watermark_scale_factor/boost_factor, lowmem_reserve_ratio, THP, kernel
+    release; ``kernel`` is used only when the snapshot names no release): watermarks
+    recomputed, boosts 0 (``Snapshot.machine()``)."""
+    snap = _parse(path)
+    version = None
+    if snap.version_assumed and kernel:
+        version = KernelVersion.parse(kernel)
+    return snap.machine(version)
 
 
 def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | None = None) -> Machine:
@@ -266,8 +196,10 @@ def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | 
 
     ``base_dir``: where relative snapshot paths are looked up (the scenario file's directory, or
     the scenario's ``source``); the repository root is tried next. The sysctl section is applied
-    after the snapshot's own values: ``min_free_kbytes: null`` keeps the machine's value, and
-    ``watermark_scale_factor`` / ``watermark_boost_factor`` are written when they differ from it.
+    as writes after boot (or after the snapshot's own values): ``min_free_kbytes: null`` keeps
+    the machine's value; ``watermark_scale_factor`` / ``watermark_boost_factor`` are written when
+    they differ from the machine's, except that on a snapshot machine the schema defaults
+    (10 / 15000, the kernel's) keep the snapshot's values.
     """
     if spec.snapshot is not None:
         path = resolve_path(base_dir if base_dir is not None else "", spec.snapshot)
@@ -279,12 +211,17 @@ def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | 
         m = Machine(managed=managed, present=present, spanned=spanned,
                     version=KernelVersion.parse(spec.kernel), thp=spec.thp)
         m.boot()
+    wsf, wbf = sysctl.watermark_scale_factor, sysctl.watermark_boost_factor
+    if spec.snapshot is not None:
+        # The schema defaults (the kernel's) mean "keep the snapshot's value" here.
+        wsf = m.watermark_scale_factor if wsf == DEFAULT_WATERMARK_SCALE_FACTOR else wsf
+        wbf = m.watermark_boost_factor if wbf == DEFAULT_WATERMARK_BOOST_FACTOR else wbf
     if sysctl.min_free_kbytes is not None:
         m.write("vm.min_free_kbytes", sysctl.min_free_kbytes)
-    if sysctl.watermark_scale_factor != m.watermark_scale_factor:
-        m.write("vm.watermark_scale_factor", sysctl.watermark_scale_factor)
-    if sysctl.watermark_boost_factor != m.watermark_boost_factor:
-        m.write("vm.watermark_boost_factor", sysctl.watermark_boost_factor)
+    if wsf != m.watermark_scale_factor:
+        m.write("vm.watermark_scale_factor", wsf)
+    if wbf != m.watermark_boost_factor:
+        m.write("vm.watermark_boost_factor", wbf)
     return m
 
 
