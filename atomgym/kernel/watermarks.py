@@ -30,7 +30,10 @@ WMARK_HIGH = 2
 WMARK_PROMO = 3
 NR_WMARK = 4
 
-MIN_FREE_KBYTES_FLOOR = 128      # calculate_min_free_kbytes(): clamp(new, 128, 262144)
+# calculate_min_free_kbytes(): clamp(new, 128, 262144). The ceiling was 65536 in 4.x/5.x kernels
+# and raised to 262144 before 6.1 (release of the change not verified; every kernel atomgym
+# models, 6.1+, uses 262144, and it bounds only the computed default, never a user write).
+MIN_FREE_KBYTES_FLOOR = 128
 MIN_FREE_KBYTES_CEIL = 262144
 
 

@@ -6,7 +6,7 @@ atomgym models x86-64 without CONFIG_HIGHMEM: every node has the five zones that
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # enum zone_type (include/linux/mmzone.h), x86-64, CONFIG_ZONE_DMA/DMA32/DEVICE on.
 ZONE_DMA = 0
@@ -38,6 +38,10 @@ class KernelVersion:
     major: int
     minor: int
     release: str = ""
+    # When a snapshot itself shows which ZONE_MOVABLE rule its kernel applies (an empty
+    # Movable zone prints min 32 when clamped, 0 when proportional), that wins over the
+    # release threshold below, which is not verified to the exact release.
+    movable_override: bool | None = field(default=None, compare=False)
 
     # The newest behaviour we model; assumed when a snapshot names no release.
     @classmethod
@@ -55,21 +59,34 @@ class KernelVersion:
     def movable_min_clamped(self) -> bool:
         """ZONE_MOVABLE treated like highmem in __setup_per_zone_wmarks().
 
-        The snapshots show it: 6.1 gives a populated ZONE_MOVABLE a proportional share of
-        min (and counts it in lowmem_pages); 6.18 uses clamp(managed/1024, 32, 128) and
-        leaves it out of lowmem_pages. The mainline change sits between the two; we
-        switch at 6.2 (the first release after the observed 6.1 behaviour).
+        Newer kernels leave ZONE_MOVABLE out of lowmem_pages and give it
+        min = clamp(managed/1024, SWAP_CLUSTER_MAX, 128) ("mm/min_free_kbytes: modify
+        min_free_kbytes calculation rules", liuq, v3 posted 2023-06-21 to linux-mm; an
+        earlier identical proposal, Ma Wupeng's "mm: Cap zone movable's min wmark to small
+        value" of 2022-08, was not merged). 6.1 (observed) gives a populated ZONE_MOVABLE a
+        proportional share; 6.18 (observed) clamps. The merge release is NOT verified: a
+        patch posted in late June 2023 lands in 6.5 at the earliest, more likely 6.6, so
+        we switch at 6.6. Releases 6.2-6.5 are uncertain; `movable_override` (set from the
+        snapshot's own Movable zones) takes precedence.
         """
-        return (self.major, self.minor) >= (6, 2)
+        if self.movable_override is not None:
+            return self.movable_override
+        return (self.major, self.minor) >= (6, 6)
 
     @property
     def zoneinfo_prints_promo(self) -> bool:
-        """zoneinfo_show_print() prints the WMARK_PROMO line (absent on the 6.1 guests)."""
+        """zoneinfo_show_print() prints the WMARK_PROMO line: absent on the 6.1 guests,
+        present on 6.18 and in mainline mm/vmstat.c. WMARK_PROMO itself exists since 5.18
+        (memory tiering); the release that started printing it is NOT verified (assumed
+        6.2). `atomgym check` compares promo only where the snapshot prints it, so this
+        flag only decides what a missing promo line is reported as."""
         return (self.major, self.minor) >= (6, 2)
 
     @property
     def lowmem_reserve_read_recomputes(self) -> bool:
-        """6.1's lowmem_reserve_ratio_sysctl_handler() recomputes protection on a read too."""
+        """6.1's lowmem_reserve_ratio_sysctl_handler() recomputes protection on a read too
+        (snapshots README); 6.18 does not. The release of the change is NOT verified
+        (assumed 6.2)."""
         return (self.major, self.minor) < (6, 2)
 
     def __str__(self) -> str:

@@ -1,0 +1,327 @@
+"""`python -m atomgym` (also installed as `atomgym`): snapshot | check | whatif.
+
+- ``atomgym snapshot [-o FILE] [--force]``: read the live host's files (read only) and
+  write a snapshot in the ``tail -n +1`` format.
+- ``atomgym check SNAPSHOT [--json] [--strict]``: rebuild the machine from its managed
+  pages and sysctls, recompute every watermark and protection, compare with the snapshot.
+  Exit 0: all equal (or the boot-time pattern, unless --strict); 1: differs; 2: unreadable.
+- ``atomgym whatif SNAPSHOT --set KEY=VALUE ... [--json]``: apply sysctl writes in order,
+  as the kernel would, from the state the snapshot shows. Exit 2 on a write the kernel
+  rejects (the message names the key and the valid range).
+
+Bad input is one line on stderr (``atomgym: error: ...``) and exit 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from .kernel.machine import WRITABLE_KEYS, Machine, SysctlError
+from .kernel.snapshot import (
+    SNAPSHOT_FILES,
+    BootPattern,
+    Snapshot,
+    SnapshotError,
+    find_boot_pattern,
+    parse_snapshot,
+)
+
+EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT = 0, 1, 2
+WM_FIELDS = ("min", "low", "high", "promo")
+
+
+class CliError(Exception):
+    """Bad input: printed as one line, exit 2."""
+
+
+# ---- check --------------------------------------------------------------------------------
+def check_snapshot(snap: Snapshot) -> dict[str, Any]:
+    """Compare the snapshot with the model. Returns the report (the --json output)."""
+    machine = snap.machine()
+    rows = machine.zone_rows()
+    zones: list[dict[str, Any]] = []
+    n_diff = 0
+    for z, row in zip(snap.zones, rows):
+        fields: dict[str, Any] = {}
+        for f in WM_FIELDS:
+            obs = getattr(z, f)
+            if obs is None:
+                continue  # the kernel does not print it (6.1): nothing to compare
+            # zoneinfo prints watermarks with the boost added; the boost itself is runtime
+            # state (boost_watermark()), so the model adds the observed boost.
+            model = row[f] + z.boost
+            fields[f] = {"observed": obs, "model": model, "diff": obs - model}
+            n_diff += obs != model
+        eq = z.protection == row["protection"]
+        fields["protection"] = {"observed": z.protection, "model": row["protection"], "equal": eq}
+        n_diff += not eq
+        zones.append({"node": z.node, "zone": z.zone, "managed": z.managed, "boost": z.boost, "fields": fields})
+    boot: BootPattern | None = find_boot_pattern(snap) if n_diff else None
+    status = "equal" if n_diff == 0 else ("boot-time pattern" if boot else "differs")
+    movable = machine.version.movable_min_clamped
+    return {
+        "snapshot": snap.source,
+        "kernel": str(snap.version),
+        "kernel_assumed": snap.version_assumed,
+        "movable_rule": "clamp(managed/1024, 32, 128)" if movable else "proportional share",
+        "movable_rule_from": ("snapshot (empty Movable zones)" if snap.version.movable_override is None
+                              and snap.movable_rule_from_zones() is not None else "kernel release"),
+        "inputs": {"min_free_kbytes": snap.min_free_kbytes, "watermark_scale_factor": snap.watermark_scale_factor,
+                   "watermark_boost_factor": snap.watermark_boost_factor,
+                   "lowmem_reserve_ratio": snap.lowmem_reserve_ratio, "thp": snap.thp},
+        "zones": zones,
+        "differences": n_diff,
+        "status": status,
+        "boot_pattern": None if boot is None else {
+            "node": boot.node, "zone": boot.zone, "fewer_managed_pages": boot.delta,
+            "fewer_managed_pages_range": [boot.deltas[0], boot.deltas[-1]], "protection": boot.protection,
+            "message": boot_message(boot)},
+        "warnings": snap.warnings,
+    }
+
+
+def boot_message(b: BootPattern) -> str:
+    rng = f" (any of {b.deltas[0]}-{b.deltas[-1]} fits)" if len(b.deltas) > 1 else ""
+    return (f"boot-time pattern: matches with {b.delta} fewer managed pages in Node {b.node} {b.zone}{rng}; "
+            f"protection is {b.protection}; watermarks were computed before the kernel freed its init memory, "
+            f"and the first recompute removes it")
+
+
+def _fmt_check(rep: dict[str, Any], strict: bool) -> str:
+    out = [f"snapshot: {rep['snapshot']}",
+           f"kernel:   {rep['kernel']}" + (" (assumed: no osrelease in the snapshot)" if rep["kernel_assumed"] else "")
+           + f"; ZONE_MOVABLE min: {rep['movable_rule']} (from the {rep['movable_rule_from']})"]
+    i = rep["inputs"]
+    out.append(f"inputs:   min_free_kbytes {i['min_free_kbytes']}, watermark_scale_factor {i['watermark_scale_factor']}, "
+               f"lowmem_reserve_ratio {' '.join(map(str, i['lowmem_reserve_ratio']))}, THP {i['thp']} "
+               f"(user min_free_kbytes unknown: taken as shown)")
+    out.append("")
+    out.append(f"{'node':>4}  {'zone':<8}{'managed':>9}  {'field':<11}{'observed':>26}  {'model':>26}  {'diff':>5}")
+    for z in rep["zones"]:
+        for f, v in z["fields"].items():
+            if f == "protection":
+                o, m = _tup(v["observed"]), _tup(v["model"])
+                d = "0" if v["equal"] else "!="
+            else:
+                o, m, d = str(v["observed"]), str(v["model"]), f"{v['diff']:+d}" if v["diff"] else "0"
+            out.append(f"{z['node']:>4}  {z['zone']:<8}{z['managed']:>9}  {f:<11}{o:>26}  {m:>26}  {d:>5}")
+    out.append("")
+    if rep["status"] == "equal":
+        out.append(f"result: every zone equal ({len(rep['zones'])} zones: "
+                   f"{'/'.join(k for k in rep['zones'][0]['fields'])})")
+    elif rep["status"] == "boot-time pattern":
+        out.append(f"result: {rep['differences']} values differ from the formula on the current managed counts")
+        out.append(rep["boot_pattern"]["message"])
+        if strict:
+            out.append("--strict: the boot-time pattern counts as a difference")
+    else:
+        out.append(f"result: {rep['differences']} values differ (no boot-time pattern fits)")
+    return "\n".join(out)
+
+
+def _tup(v: list[int]) -> str:
+    return "(" + ", ".join(map(str, v)) + ")"
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    snap = parse_snapshot(args.snapshot)
+    rep = check_snapshot(snap)
+    code = {"equal": EXIT_OK, "differs": EXIT_DIFFERS,
+            "boot-time pattern": EXIT_DIFFERS if args.strict else EXIT_OK}[rep["status"]]
+    rep["exit"] = code
+    for w in snap.warnings:
+        print(f"atomgym: warning: {w}", file=err)
+    if args.json:
+        print(json.dumps(rep), file=out)
+    else:
+        print(_fmt_check(rep, args.strict), file=out)
+    return code
+
+
+# ---- whatif -------------------------------------------------------------------------------
+def can_be_free(snap: Snapshot) -> tuple[int, str]:
+    """Pages that can be free on the snapshot's machine, and where the number comes from:
+    MemAvailable (meminfo) if present, else free + file pages (vmstat), else free pages."""
+    if "MemAvailable" in snap.meminfo:
+        return snap.meminfo["MemAvailable"] // 4, "MemAvailable"
+    free = sum(z.free for z in snap.zones)
+    if "nr_inactive_file" in snap.vmstat and "nr_active_file" in snap.vmstat:
+        return free + snap.vmstat["nr_inactive_file"] + snap.vmstat["nr_active_file"], "free + file pages"
+    return free, "free pages in the snapshot"
+
+
+def hazards(m: Machine, snap: Snapshot) -> list[str]:
+    """Writes the kernel accepts but that leave the machine unable to work."""
+    h: list[str] = []
+    rows = m.zone_rows()
+    pop = [r for r in rows if r["managed"] > 0]
+    total_min = sum(r["min"] for r in pop)
+    total = sum(r["managed"] for r in pop)
+    avail, avail_src = can_be_free(snap)
+    if total_min >= total:
+        h.append(f"min watermarks sum to {total_min} pages, >= all managed memory ({total} pages): no allocation "
+                 f"without reserve access can succeed, kswapd can never balance: the machine deadlocks")
+    elif total_min >= avail:
+        h.append(f"min watermarks sum to {total_min} pages, >= what can be free ({avail} pages, {avail_src}): "
+                 f"free memory can never get back above min; expect reclaim stalls, OOM kills or a deadlock")
+    for r in pop:
+        if r["min"] >= r["managed"]:
+            h.append(f"Node {r['node']} {r['zone']}: min {r['min']} >= managed {r['managed']}: the zone can never "
+                     f"be above its min watermark")
+        elif r["high"] >= r["managed"]:
+            h.append(f"Node {r['node']} {r['zone']}: high {r['high']} >= managed {r['managed']}: kswapd can never "
+                     f"balance this zone")
+    return h
+
+
+def _state_json(setting: str, m: Machine, snap: Snapshot, hz: list[str]) -> dict[str, Any]:
+    zones = []
+    for r, z in zip(m.zone_rows(), snap.zones):
+        zones.append({"node": z.node, "zone": r["zone"], "managed": r["managed"], "min": r["min"], "low": r["low"],
+                      "high": r["high"], "promo": r["promo"], "boost": r["boost"], "protection": r["protection"]})
+    d: dict[str, Any] = {"set": setting, "min_free_kbytes": m.min_free_kbytes, "zones": zones}
+    if hz:
+        d["hazard"] = hz
+    return d
+
+
+def _fmt_state(d: dict[str, Any], m: Machine) -> str:
+    out = [f"after {d['set']}: min_free_kbytes {m.min_free_kbytes}"
+           + (f" (user {m.user_min_free_kbytes})" if m.user_min_free_kbytes >= 0 else "")
+           + f", watermark_scale_factor {m.watermark_scale_factor}, watermark_boost_factor {m.watermark_boost_factor}, "
+           f"lowmem_reserve_ratio {' '.join(map(str, m.lowmem_reserve_ratio))}, THP {m.thp}",
+           f"{'node':>4}  {'zone':<8}{'managed':>9}{'min':>8}{'low':>8}{'high':>8}{'promo':>8}{'boost':>7}  protection"]
+    for z in d["zones"]:
+        out.append(f"{z['node']:>4}  {z['zone']:<8}{z['managed']:>9}{z['min']:>8}{z['low']:>8}{z['high']:>8}"
+                   f"{z['promo']:>8}{z['boost']:>7}  {_tup(z['protection'])}")
+    for h in d.get("hazard", []):
+        out.append(f"HAZARD: {h}")
+    return "\n".join(out)
+
+
+def parse_set(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise CliError(f"--set {text!r}: expected KEY=VALUE with KEY one of {', '.join(WRITABLE_KEYS)}")
+    if key not in WRITABLE_KEYS:
+        raise CliError(f"--set {text!r}: unknown key {key!r}; valid keys: {', '.join(WRITABLE_KEYS)}")
+    return key, value.strip()
+
+
+def cmd_whatif(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if not args.set:
+        raise CliError("whatif: give at least one --set KEY=VALUE")
+    writes = [parse_set(s) for s in args.set]     # all keys checked before anything is printed
+    snap = parse_snapshot(args.snapshot)
+    for w in snap.warnings:
+        print(f"atomgym: warning: {w}", file=err)
+    m = snap.observed_machine()                   # user_min_free_kbytes = -1: no user write yet
+    dry = m.copy()                                # reject a bad write before printing anything
+    for raw, (key, value) in zip(args.set, writes):
+        try:
+            dry.write(key, value)
+        except SysctlError as e:
+            raise CliError(f"--set {raw!r}: {e}") from None
+    blocks = []
+    for raw, (key, value) in zip(args.set, writes):
+        try:
+            m.write(key, value)
+        except SysctlError as e:
+            raise CliError(f"--set {raw!r}: {e}") from None
+        hz = hazards(m, snap)
+        for h in hz:
+            print(f"atomgym: WARNING: after {raw.strip()}: {h} (the kernel accepts this write)", file=err)
+        d = _state_json(f"{key}={value}", m, snap, hz)
+        if args.json:
+            print(json.dumps(d), file=out)
+        else:
+            blocks.append(_fmt_state(d, m))
+    if not args.json:
+        print(f"snapshot: {snap.source} (kernel {snap.version}); writes applied in order from the state it shows\n",
+              file=out)
+        print("\n\n".join(blocks), file=out)
+    return EXIT_OK
+
+
+# ---- snapshot -----------------------------------------------------------------------------
+def take_snapshot(root: str = "/", files: Sequence[str] = SNAPSHOT_FILES) -> tuple[str, list[str]]:
+    """The `tail -n +1` text of the host's files (read only). Returns (text, notes)."""
+    parts: list[str] = []
+    notes: list[str] = []
+    for path in files:
+        real = os.path.join(root, path.lstrip("/"))
+        try:
+            with open(real, encoding="utf-8", errors="replace") as fh:
+                body = fh.read()
+        except OSError as e:
+            notes.append(f"skipped {path}: {e.strerror or e}")
+            continue
+        parts.append(("\n" if parts else "") + f"==> {path} <==\n" + body)
+    return "".join(parts), notes
+
+
+def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.output and os.path.exists(args.output) and not args.force:
+        raise CliError(f"{args.output} exists; refusing to overwrite it (use --force)")
+    text, notes = take_snapshot(args.root)
+    for n in notes:
+        print(f"atomgym: note: {n}", file=err)
+    if "==> /proc/zoneinfo <==" not in text:
+        raise CliError(f"cannot read {os.path.join(args.root, 'proc/zoneinfo')}: a snapshot without "
+                       f"zoneinfo is of no use (is this a Linux host?)")
+    if args.output:
+        tmp = Path(str(args.output) + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, args.output)
+        print(f"atomgym: wrote {args.output} ({len(text.splitlines())} lines)", file=err)
+    else:
+        out.write(text)
+    return EXIT_OK
+
+
+# ---- entry point --------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own convention)
+        self.exit(EXIT_BAD_INPUT, f"atomgym: error: {message} (see `atomgym {self.prog.split()[-1]} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="atomgym", description="Linux watermark model: read, check and modify machine snapshots.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    s = sub.add_parser("snapshot", help="write a snapshot of this host (read only)")
+    s.add_argument("-o", "--output", help="file to write (default: stdout); never overwritten without --force")
+    s.add_argument("--force", action="store_true", help="overwrite an existing --output file")
+    s.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: read ROOT/proc/... instead
+    c = sub.add_parser("check", help="recompute watermarks and protection and compare with a snapshot")
+    c.add_argument("snapshot")
+    c.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    c.add_argument("--strict", action="store_true", help="exit 1 on the boot-time pattern too")
+    w = sub.add_parser("whatif", help="apply sysctl writes to a snapshot as the kernel would")
+    w.add_argument("snapshot")
+    w.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help=f"a write, applied in order; KEY one of {', '.join(WRITABLE_KEYS)}")
+    w.add_argument("--json", action="store_true", help="JSON Lines: one object per --set")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    handler = {"snapshot": cmd_snapshot, "check": cmd_check, "whatif": cmd_whatif}[args.command]
+    try:
+        return handler(args, out, err)
+    except (SnapshotError, CliError) as e:
+        print(f"atomgym: error: {e}", file=err)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
