@@ -272,8 +272,8 @@ def parse_text(text: str, source: str = "<snapshot>") -> Snapshot:
         mf = int_file(P_MIN_FREE, 0, 0, INT_MAX)
     else:
         mf = _infer_min_free_kbytes(zones, wsf, version)
-        warnings.append(f"no {P_MIN_FREE}: using {mf}, the smallest value whose min watermarks reproduce "
-                        f"the zoneinfo's (the user's value is unknown)")
+        warnings.append(f"no {P_MIN_FREE}: using {mf}, a value whose min watermarks reproduce the "
+                        f"zoneinfo's (the boot default if it fits; the real value is unknown)")
 
     vmstat = _parse_kv(by_path[P_VMSTAT], source, meminfo=False) if P_VMSTAT in by_path else {}
     meminfo = _parse_kv(by_path[P_MEMINFO], source, meminfo=True) if P_MEMINFO in by_path else {}
@@ -422,16 +422,20 @@ def _parse_kv(sec: _Section, source: str, meminfo: bool) -> dict[str, int]:
 
 
 def _infer_min_free_kbytes(zones: list[ZoneInfo], wsf: int, version: KernelVersion) -> int:
-    """For a bare zoneinfo: the min_free_kbytes whose recomputed min watermarks match the
-    zoneinfo's, searched around Σ min (in kB). Falls back to 4 × Σ min of non-movable zones."""
+    """For a bare zoneinfo: a min_free_kbytes whose recomputed min watermarks match the
+    zoneinfo's: the boot default if it fits, else the smallest fitting value near 4 × Σ min
+    (in kB). Falls back to 4 × Σ min of the non-movable zones."""
     managed = np.array([z.managed for z in zones], dtype=np.int64)
     ztype = np.array([ZONE_NAMES.index(z.zone) for z in zones], dtype=np.int64)
     observed = np.array([z.min - z.boost for z in zones], dtype=np.int64)
     wm = np.zeros((managed.size, 4), dtype=np.int64)
     bst = np.zeros(managed.size, dtype=np.int64)
     guess = 4 * int(sum(observed[i] for i in range(len(zones)) if ztype[i] != ZONE_MOVABLE))
+    # First the boot default (init_per_zone_wmark_min + THP's recommendation), if it fits.
+    booted = Machine(managed=managed.copy(), version=version).boot()
+    candidates = [booted.min_free_kbytes]
     for clamped in (version.movable_min_clamped, not version.movable_min_clamped):
-        for mf in range(max(0, guess - 4 * 64), guess + 4 * 64 + 1):
+        for mf in candidates + list(range(max(0, guess - 4 * 64), guess + 4 * 64 + 1)):
             setup_per_zone_wmarks(managed, ztype, mf, wsf, clamped, wm, bst)
             if np.array_equal(wm[:, WMARK_MIN], observed):
                 return mf
