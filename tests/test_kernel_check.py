@@ -158,3 +158,14 @@ def test_sequences_replay_through_whatif() -> None:
             # and the after-snapshot of that step checks exactly
             assert check_snapshot(parse_snapshot(snaps / want["snapshot"]))["status"] == "equal"
     assert n_steps == 5
+
+
+def test_protection_known_answer() -> None:
+    """setup_per_zone_lowmem_reserve(): lowmem_reserve[j] = Σ managed[i+1..j] / ratio[i],
+    truncating; 0 for an empty zone i or a 0 ratio."""
+    m = Machine(managed=np.array([4000, 1023, 31, 5000, 0]), version=KernelVersion(6, 18),
+                lowmem_reserve_ratio=np.array([256, 256, 32, 0, 0])).recompute()
+    assert m.zone_rows()[0]["protection"] == [0, 3, 4, 23, 23]         # 1023//256, 1054//256, 6054//256
+    assert m.zone_rows()[1]["protection"] == [0, 0, 0, 19, 19]         # 31//256, 5031//256
+    assert m.zone_rows()[2]["protection"] == [0, 0, 0, 156, 156]       # 5000//32
+    assert m.zone_rows()[3]["protection"] == [0, 0, 0, 0, 0]           # ratio 0
