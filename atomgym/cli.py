@@ -68,7 +68,7 @@ def check_snapshot(snap: Snapshot) -> dict[str, Any]:
         "kernel": str(snap.version),
         "kernel_assumed": snap.version_assumed,
         "movable_rule": "clamp(managed/1024, 32, 128)" if movable else "proportional share",
-        "movable_rule_from": ("snapshot (empty Movable zones)" if snap.version.movable_override is None
+        "movable_rule_from": ("snapshot's empty Movable zones" if snap.version.movable_override is None
                               and snap.movable_rule_from_zones() is not None else "kernel release"),
         "inputs": {"min_free_kbytes": snap.min_free_kbytes, "watermark_scale_factor": snap.watermark_scale_factor,
                    "watermark_boost_factor": snap.watermark_boost_factor,
@@ -79,6 +79,8 @@ def check_snapshot(snap: Snapshot) -> dict[str, Any]:
         "boot_pattern": None if boot is None else {
             "node": boot.node, "zone": boot.zone, "fewer_managed_pages": boot.delta,
             "fewer_managed_pages_range": [boot.deltas[0], boot.deltas[-1]], "protection": boot.protection,
+            "also_fits": [{"node": n, "zone": zn, "fewer_managed_pages_range": [lo, hi]}
+                          for n, zn, lo, hi in boot.alternatives],
             "message": boot_message(boot)},
         "warnings": snap.warnings,
     }
@@ -86,7 +88,9 @@ def check_snapshot(snap: Snapshot) -> dict[str, Any]:
 
 def boot_message(b: BootPattern) -> str:
     rng = f" (any of {b.deltas[0]}-{b.deltas[-1]} fits)" if len(b.deltas) > 1 else ""
-    return (f"boot-time pattern: matches with {b.delta} fewer managed pages in Node {b.node} {b.zone}{rng}; "
+    alt = "".join(f"; also fits: {lo}{'' if lo == hi else f'-{hi}'} fewer in Node {n} {zn}"
+                  for n, zn, lo, hi in b.alternatives)
+    return (f"boot-time pattern: matches with {b.delta} fewer managed pages in Node {b.node} {b.zone}{rng}{alt}; "
             f"protection is {b.protection}; watermarks were computed before the kernel freed its init memory, "
             f"and the first recompute removes it")
 
@@ -100,7 +104,7 @@ def _fmt_check(rep: dict[str, Any], strict: bool) -> str:
                f"lowmem_reserve_ratio {' '.join(map(str, i['lowmem_reserve_ratio']))}, THP {i['thp']} "
                f"(user min_free_kbytes unknown: taken as shown)")
     out.append("")
-    out.append(f"{'node':>4}  {'zone':<8}{'managed':>9}  {'field':<11}{'observed':>26}  {'model':>26}  {'diff':>5}")
+    out.append(f"{'node':>4}  {'zone':<8}{'managed':>9}  {'field':<12}{'observed':>28}  {'model':>28}  {'diff':>5}")
     for z in rep["zones"]:
         for f, v in z["fields"].items():
             if f == "protection":
@@ -108,7 +112,7 @@ def _fmt_check(rep: dict[str, Any], strict: bool) -> str:
                 d = "0" if v["equal"] else "!="
             else:
                 o, m, d = str(v["observed"]), str(v["model"]), f"{v['diff']:+d}" if v["diff"] else "0"
-            out.append(f"{z['node']:>4}  {z['zone']:<8}{z['managed']:>9}  {f:<11}{o:>26}  {m:>26}  {d:>5}")
+            out.append(f"{z['node']:>4}  {z['zone']:<8}{z['managed']:>9}  {f:<12}{o:>28}  {m:>28}  {d:>5}")
     out.append("")
     if rep["status"] == "equal":
         out.append(f"result: every zone equal ({len(rep['zones'])} zones: "

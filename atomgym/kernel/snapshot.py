@@ -454,6 +454,8 @@ class BootPattern:
     zone: str
     deltas: list[int]
     protection: str        # "fresh" (current managed counts), "stale" (the boot counts) or "other"
+    # other zones where some page count also fits: (node, zone, smallest, largest delta)
+    alternatives: list[tuple[int, str, int, int]] = field(default_factory=list)
 
     @property
     def delta(self) -> int:
@@ -503,9 +505,14 @@ def find_boot_pattern(snap: Snapshot, max_delta: int = BOOT_MAX_DELTA) -> BootPa
     hits = _boot_deltas(managed, m.ztype, m.min_free_kbytes, m.watermark_scale_factor,
                         m.version.movable_min_clamped, observed, have_promo, max_delta)
     found = [(z, [int(d) for d in np.nonzero(hits[z])[0]]) for z in range(managed.size) if hits[z].any()]
-    if len(found) != 1:
-        return None   # none, or ambiguous between zones: do not claim the pattern
+    if not found:
+        return None
+    # Several zones can fit (a tiny zone whose removal shifts lowmem_pages alike): the init
+    # memory is returned to a lowmem zone, so report the largest lowmem zone that fits and
+    # name the others.
+    found.sort(key=lambda t: (ZONE_NAMES.index(snap.zones[t[0]].zone) >= ZONE_MOVABLE, -int(managed[t[0]])))
     z, deltas = found[0]
+    alts = [(snap.zones[a].node, snap.zones[a].zone, d[0], d[-1]) for a, d in found[1:]]
     obs_prot = np.array([zi.protection for zi in snap.zones], dtype=np.int64)
     if np.array_equal(obs_prot, m.reserve):
         prot = "fresh"
@@ -521,4 +528,5 @@ def find_boot_pattern(snap: Snapshot, max_delta: int = BOOT_MAX_DELTA) -> BootPa
                 break
     if prot == "other":
         return None
-    return BootPattern(z=z, node=snap.zones[z].node, zone=snap.zones[z].zone, deltas=deltas, protection=prot)
+    return BootPattern(z=z, node=snap.zones[z].node, zone=snap.zones[z].zone, deltas=deltas, protection=prot,
+                       alternatives=alts)
