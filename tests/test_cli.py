@@ -109,6 +109,8 @@ def test_whatif_hazard_flagged_loudly_but_applied() -> None:
     ("vm.swappiness=10", ["unknown key 'vm.swappiness'", "vm.min_free_kbytes", "transparent_hugepage"]),
     ("vm.min_free_kbytes=lots", ["vm.min_free_kbytes", "not an integer", "0..2147483647"]),
     ("vm.min_free_kbytes=-1", ["vm.min_free_kbytes", "out of range", "0..2147483647"]),
+    ("vm.min_free_kbytes=16_384", ["vm.min_free_kbytes", "not an integer"]),   # int() would take it
+    ("vm.min_free_kbytes=1.5", ["vm.min_free_kbytes", "not an integer"]),
     ("vm.watermark_scale_factor=3001", ["vm.watermark_scale_factor", "1..3000"]),
     ("vm.watermark_scale_factor=0", ["vm.watermark_scale_factor", "1..3000"]),
     ("vm.watermark_boost_factor=-3", ["vm.watermark_boost_factor", "0..2147483647"]),

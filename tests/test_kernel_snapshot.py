@@ -127,6 +127,7 @@ def test_truncated_at_end_of_file() -> None:
 
 @pytest.mark.parametrize("needle,replace,expect", [
     ("        min      ", "        min      12x", "not a number"),
+    ("        min      ", "        min      1_2", "not a number"),
     ("  pages free", "  pages free     lots", "not a number"),
     ("protection: (", "        protection: (0, 1, two, 3, 4)", "not a number"),
     ("protection: (", "        protection: (0, 1, 2)", "3 values"),

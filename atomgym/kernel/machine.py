@@ -7,6 +7,7 @@ watermarks.py / sysctl.py. The simulator starts from a `Machine`.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,10 +205,12 @@ WRITABLE_KEYS = ("vm.min_free_kbytes", "vm.watermark_scale_factor", "vm.watermar
 
 
 def _parse_int(key: str, value: object, lo: int, hi: int) -> int:
-    try:
-        v = int(str(value).strip())
-    except ValueError:
-        raise SysctlError(f"{key}: {value!r} is not an integer; valid range {lo}..{hi}") from None
+    text = str(value).strip()
+    # proc_dointvec: optional '-' and ASCII decimal digits (Python's int() would also take
+    # "1_000", "+5" and non-ASCII digits, which the kernel rejects with EINVAL).
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise SysctlError(f"{key}: {value!r} is not an integer; valid range {lo}..{hi}")
+    v = int(text)
     if not lo <= v <= hi:
         raise SysctlError(f"{key}: {v} is out of range; valid range {lo}..{hi}")
     return v

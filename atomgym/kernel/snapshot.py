@@ -323,10 +323,10 @@ def _single_line(sec: _Section, source: str, expected: str) -> tuple[int, str]:
 
 
 def _int(text: str, source: str, line: int, expected: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise SnapshotError(f"{source}:{line}: {text!r} is not a number; expected {expected}") from None
+    # The kernel prints plain ASCII decimals; int() alone would also take "1_000" or "+5".
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise SnapshotError(f"{source}:{line}: {text!r} is not a number; expected {expected}")
+    return int(text)
 
 
 def _parse_zoneinfo(sec: _Section, source: str) -> list[ZoneInfo]:
