@@ -97,7 +97,7 @@ def boot_message(b: BootPattern) -> str:
 
 def _fmt_check(rep: dict[str, Any], strict: bool) -> str:
     out = [f"snapshot: {rep['snapshot']}",
-           f"kernel:   {rep['kernel']}" + (" (assumed: no osrelease in the snapshot)" if rep["kernel_assumed"] else "")
+           f"kernel:   {rep['kernel']}"
            + f"; ZONE_MOVABLE min: {rep['movable_rule']} (from the {rep['movable_rule_from']})"]
     i = rep["inputs"]
     out.append(f"inputs:   min_free_kbytes {i['min_free_kbytes']}, watermark_scale_factor {i['watermark_scale_factor']}, "
