@@ -162,6 +162,8 @@ def hazards(m: Machine, snap: Snapshot) -> list[str]:
     """Writes the kernel accepts but that leave the machine unable to work."""
     h: list[str] = []
     rows = m.zone_rows()
+    for r, z in zip(rows, snap.zones):
+        r["node"] = z.node          # the snapshot's node ids (they need not be 0..N-1)
     pop = [r for r in rows if r["managed"] > 0]
     total_min = sum(r["min"] for r in pop)
     total = sum(r["managed"] for r in pop)

@@ -203,3 +203,26 @@ def test_binary_file(tmp_path) -> None:
     p.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(SnapshotError, match=re.escape(str(p)) + ": not a text file"):
         parse_snapshot(p)
+
+
+def test_pre_50_zoneinfo_without_boost_lines() -> None:
+    m = _machine("4.19.0")
+    text = snapshot_text(m, release="4.19.0-27-amd64", promo=False)
+    text = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("boost")) + "\n"
+    s = parse_text(text, "old.txt")
+    assert all(z.boost == 0 for z in s.zones)
+    joined = " ".join(s.warnings)
+    assert "no `boost` lines" in joined and "older than the oldest modelled" in joined
+    # but one zone without boost among zones that have it is a truncated block
+    text = snapshot_text(m, release="6.18.0")
+    lines = text.splitlines()
+    lines.pop(_line_of(text, "boost", 1) - 1)
+    assert "missing boost" in _err("\n".join(lines) + "\n")
+
+
+def test_node_ids_kept_as_printed() -> None:
+    m = Machine(managed=np.array([3840, 200000, 0, 0, 0, 0, 0, 250000, 0, 0]), version=KernelVersion(6, 18)).boot()
+    text = snapshot_text(m).replace("Node 1,", "Node 2,")
+    s = parse_text(text, "n.txt")
+    assert s.nodes == [0, 2]
+    assert [z.node for z in s.zones] == [0] * 5 + [2] * 5

@@ -68,7 +68,8 @@ _ZONE_HEAD = re.compile(r"^Node\s+(\d+),\s*zone\s+(\S+)\s*$")
 # The per-zone watermark block of zoneinfo_show_print() (mm/vmstat.c): "pages free N" and
 # "        min      N" lines. Keys with a ':' (pagesets "high:", "start_pfn:") are other things.
 _ZONE_KEYS = ("free", "boost", "min", "low", "high", "promo", "spanned", "present", "managed", "cma")
-_REQUIRED = ("free", "boost", "min", "low", "high", "spanned", "present", "managed", "protection")
+_REQUIRED = ("free", "min", "low", "high", "spanned", "present", "managed", "protection")
+OLDEST_MODELLED = (6, 1)
 
 
 class SnapshotError(ValueError):
@@ -216,7 +217,10 @@ def parse_text(text: str, source: str = "<snapshot>") -> Snapshot:
     if P_ZONEINFO not in by_path:
         raise SnapshotError(f"{source}: no `==> {P_ZONEINFO} <==` section; a snapshot needs the zoneinfo "
                             f"(found: {', '.join(by_path) or 'none'})")
-    zones = _parse_zoneinfo(by_path[P_ZONEINFO], source)
+    zones, no_boost = _parse_zoneinfo(by_path[P_ZONEINFO], source)
+    if no_boost:
+        warnings.append(f"{P_ZONEINFO} has no `boost` lines (kernels before 5.0 had no watermark boost): "
+                        f"taken as 0")
 
     if P_OSRELEASE in by_path:
         ln, val = _single_line(by_path[P_OSRELEASE], source, "a kernel release such as 6.1.0-56-amd64")
@@ -226,6 +230,9 @@ def parse_text(text: str, source: str = "<snapshot>") -> Snapshot:
             raise SnapshotError(f"{source}:{ln}: {P_OSRELEASE}: cannot read a kernel version from {val!r}; "
                                 f"expected e.g. 6.1.0-56-amd64") from None
         version_assumed = False
+        if (version.major, version.minor) < OLDEST_MODELLED:
+            warnings.append(f"kernel {version} is older than the oldest modelled release "
+                            f"({OLDEST_MODELLED[0]}.{OLDEST_MODELLED[1]}): its arithmetic may differ")
     else:
         version = KernelVersion.newest()
         version_assumed = True
@@ -329,7 +336,8 @@ def _int(text: str, source: str, line: int, expected: str) -> int:
     return int(text)
 
 
-def _parse_zoneinfo(sec: _Section, source: str) -> list[ZoneInfo]:
+def _parse_zoneinfo(sec: _Section, source: str) -> tuple[list[ZoneInfo], bool]:
+    """The zones, and whether the zoneinfo lacks `boost` lines altogether (pre-5.0)."""
     blocks: list[tuple[int, int, str, dict[str, int | list[int]]]] = []
     for n, ln in sec.lines:
         m = _ZONE_HEAD.match(ln)
@@ -371,9 +379,12 @@ def _parse_zoneinfo(sec: _Section, source: str) -> list[ZoneInfo]:
     if not blocks:
         raise SnapshotError(f"{source}:{sec.header_line}: {P_ZONEINFO} lists no zone; expected "
                             f"`Node N, zone NAME` blocks")
+    no_boost = all("boost" not in f for _, _, _, f in blocks)
     zones: list[ZoneInfo] = []
     for idx, (n, node, name, f) in enumerate(blocks):
-        missing = [k for k in _REQUIRED if k not in f]
+        if no_boost:
+            f["boost"] = 0
+        missing = [k for k in _REQUIRED + ("boost",) if k not in f]
         if missing:
             end = blocks[idx + 1][0] - 1 if idx + 1 < len(blocks) else sec.lines[-1][0]
             raise SnapshotError(f"{source}:{n}: zone block `Node {node}, zone {name}` (lines {n}-{end}) is "
@@ -401,7 +412,7 @@ def _parse_zoneinfo(sec: _Section, source: str) -> list[ZoneInfo]:
                             f"{P_ZONEINFO}; expected each node once")
     if sum(z.managed for z in zones) == 0:
         raise SnapshotError(f"{source}: every zone has managed 0; expected at least one populated zone")
-    return zones
+    return zones, no_boost
 
 
 def _parse_kv(sec: _Section, source: str, meminfo: bool) -> dict[str, int]:
