@@ -56,7 +56,7 @@ GFP_VIRTIO_ATOMIC = GFP_ATOMIC
 GFP_VIRTIO_WORK = GFP_KERNEL
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def nic_arrivals(S, b, k, pkts):
     """``pkts`` packets reach NIC k: each needs NP_BPP posted buffers; none -> rx_missed."""
     ni = S[I_NI]
@@ -81,7 +81,7 @@ def nic_arrivals(S, b, k, pkts):
     ni[b, k, NI_PENDING_PFM] += pfm_pk if pfm_pk < acc else acc
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def release_buffers(S, b, k, nbufs):
     """``nbufs`` buffers are no longer held; free the pages no held buffer shares."""
     ni = S[I_NI]
@@ -117,7 +117,7 @@ def release_buffers(S, b, k, nbufs):
             x -= t
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _post_pages(S, b, k, got, pfm, want):
     """Carve ``got`` new pages (the last ``pfm`` pfmemalloc) into buffers and post up to
     ``want`` of them; per-zone pages are in the scratch row."""
@@ -143,7 +143,7 @@ def _post_pages(S, b, k, got, pfm, want):
         release_buffers(S, b, k, 0)   # pages of an incomplete multi-page buffer go back
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fail(S, b, k, cls, gfp, nfail):
     """Account a refill that fell short and call the tuner's EV_ALLOC_FAIL hook."""
     ctr = S[I_CTR]
@@ -161,7 +161,7 @@ def _fail(S, b, k, cls, gfp, nfail):
     tuner_on_event(S, b, EV_ALLOC_FAIL, gfp, cls, zpref, zpref // MAX_NR_ZONES, nfail)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def refill(S, b, k, gfp, cls, blocking):
     """Fill the ring's empty slots: frags of the current page first, then new pages.
     Returns True if the ring is full afterwards."""
@@ -199,7 +199,7 @@ def refill(S, b, k, gfp, cls, blocking):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def nic_poll(S, b, k):
     """This tick's NAPI polls of NIC k (and a due virtio refill_work first)."""
     ni = S[I_NI]
@@ -267,7 +267,7 @@ def nic_poll(S, b, k):
         ni[b, k, NI_REPOLL] = 0 if ok else 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def app_drain(S, b, k):
     """The application reads its sockets at app_drain_pps; read packets free their buffers."""
     ni = S[I_NI]

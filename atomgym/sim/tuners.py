@@ -58,7 +58,7 @@ BOF_S_LAST = 0             # t_ms of the last boost (-inf at reset)
 
 
 # ---- knob writes (sysctl semantics; shared by set_knobs and the tuners) -------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _after_wmark_change(S, b):
     """Recompute the derived sums after setup_per_zone_wmarks() and check for deadlock:
     when, in every zone a GFP_KERNEL request may use, min + lowmem_reserve is at least what
@@ -83,7 +83,7 @@ def _after_wmark_change(S, b):
         mi[b, MI_TERMINATED] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def knob_min_free_kbytes(S, b, value):
     """vm.min_free_kbytes write: min_free_kbytes_sysctl_handler() (recompute, boosts cleared)."""
     mi = S[I_MI]
@@ -95,7 +95,7 @@ def knob_min_free_kbytes(S, b, value):
     _after_wmark_change(S, b)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def knob_watermark_scale_factor(S, b, value):
     """vm.watermark_scale_factor write: watermark_scale_factor_sysctl_handler()."""
     mi = S[I_MI]
@@ -106,7 +106,7 @@ def knob_watermark_scale_factor(S, b, value):
     _after_wmark_change(S, b)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def knob_watermark_boost_factor(S, b, value):
     """vm.watermark_boost_factor write: proc_dointvec_minmax only stores the value; the
     kernel recomputes nothing (existing boosts stay until kswapd clears them)."""
@@ -114,7 +114,7 @@ def knob_watermark_boost_factor(S, b, value):
     S[I_CTR][b, C_KNOB_WRITES] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def boost_zone(S, b, z, step):
     """boost_watermark() on zone z with ``step`` pages (kernel: pageblock_nr_pages), then
     set ZONE_BOOSTED_WATERMARK so the next successful allocation wakes kswapd. Returns
@@ -125,7 +125,7 @@ def boost_zone(S, b, z, step):
     return ok
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def boost_zone_pages(S, b, z, pages):
     """Boost zone z by N pages directly (no factor cap): an action outside the kernel's
     rule, offered to agents; sets ZONE_BOOSTED_WATERMARK like boost_watermark()."""
@@ -136,7 +136,7 @@ def boost_zone_pages(S, b, z, pages):
 
 
 # ---- action log ------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def log_action(S, b, reason, zone, value):
     ring = S[I_RING]
     mi = S[I_MI]
@@ -150,7 +150,7 @@ def log_action(S, b, reason, zone, value):
 
 
 # ---- tuners ------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _boost_on_fail(S, b, ev, gfp, cls, zone, node, arg):
     """Test tuner: at an atomic failure, boost_watermark() every zone of the kernel zonelist,
     at most once per debounce interval (default 1 s)."""
@@ -169,7 +169,7 @@ def _boost_on_fail(S, b, ev, gfp, cls, zone, node, arg):
             log_action(S, b, R_BOOST_ON_FAIL, z, S[I_BOOST][b, z])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def tuner_on_event(S, b, ev, gfp, cls, zone, node, arg):
     """Dispatch an event to machine b's tuner (an ``if tuner_id == ...`` chain)."""
     tid = S[I_MI][b, MI_TUNER]
