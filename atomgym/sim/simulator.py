@@ -96,7 +96,7 @@ class Simulator:
         NW = max(1, max(len(s.workloads) for s in sc0))
         TL = 1
         for s in sc0:
-            n = sum(len(self._trace(s, t)) for t in s.traffic if t.kind == "replay")
+            n = sum(len(self._load_trace(s, t)) for t in s.traffic if t.kind == "replay")
             TL = max(TL, n)
         B = self.B
         self.tick_ms = float(sc0[0].tick_ms)
@@ -126,7 +126,7 @@ class Simulator:
             self._machine_cache[key] = scenario_machine(s)
         return self._machine_cache[key]
 
-    def _trace(self, s: Scenario, t) -> np.ndarray:
+    def _load_trace(self, s: Scenario, t) -> np.ndarray:
         if t.kind != "replay" or t.trace is None:
             return np.zeros(0)
         p = str(resolve_path(s, t.trace))
@@ -270,7 +270,7 @@ class Simulator:
             if t.kind == "mmpp":
                 tp[b, i, L.TP_S_ON] = 1.0   # the switch due at start turns it off: an episode starts off
             if t.kind == "replay":
-                arr = self._trace(s, t)
+                arr = self._load_trace(s, t)
                 trace[b, off:off + len(arr)] = arr
                 tp[b, i, L.TP_TRACE_OFF] = off
                 tp[b, i, L.TP_TRACE_N] = len(arr)

@@ -1,0 +1,278 @@
+"""Golden traces: tiny hand-checked scenarios whose exact counters follow from the kernel rules.
+
+Common set-up (``_machine``): one node, a Normal zone of 100000 managed pages (plus a 3840-page
+DMA zone where said), ``vm.min_free_kbytes = 4000`` written, so that in Normal
+``min = 4000/4 = 1000``, ``gap = max(1000/4, 100000*10/10000) = 250``: ``low = 1250``,
+``high = 1500`` (__setup_per_zone_wmarks()). GFP_ATOMIC's slow-path threshold
+(__zone_watermark_ok(): ``min -= min/2; min -= min/4``) is ``1000 - 500 = 500; 500 - 125 = 375``.
+
+Traffic comes from a replay trace (one row per 1 ms tick), one RX queue of 4096-byte buffers
+(one page per buffer, one buffer per 1500-byte packet), NAPI with an unlimited budget and one
+poll per tick, an application that never reads (pages stay in the socket), and the zone state
+set by hand after reset (the rest of the zone is unreclaimable kernel memory).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atomgym.kernel import KernelVersion, Machine
+from atomgym.sim import Simulator
+from atomgym.sim import layout as L
+from atomgym.sim.scenario import KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, TrafficSpec
+
+NORMAL = 2
+DMA = 0
+
+
+def _machine(dma: bool = False) -> Machine:
+    m = Machine(np.array([3840 if dma else 0, 0, 100000, 0, 0]), version=KernelVersion(6, 18), thp="never").boot()
+    m.write("vm.min_free_kbytes", 4000)
+    return m
+
+
+def _scenario(tmp_path: Path, rows: dict[int, int], n_rows: int = 1000, driver: str = "page_pool",
+              ring: int = 1024, batch: int = 1, latency: float = 0.5, ks_rate: float = 100.0,
+              budget: int = 65536, name: str = "golden") -> Scenario:
+    trace = tmp_path / f"{name}.csv"
+    vals = [rows.get(i, 0) for i in range(n_rows)]
+    trace.write_text("packets\n" + "\n".join(str(v) for v in vals) + "\n")
+    return Scenario(
+        name=name, tick_ms=1.0, machine=MachineSpec(pcp_batch=batch),
+        memory=MemorySpec(page_cache_frac=0.0, anon_frac=0.0, kernel_frac=0.0),
+        kswapd=KswapdSpec(reclaim_pages_per_ms=ks_rate, wake_latency_ms=latency, direct_reclaim_pages_per_ms=200.0),
+        nics=[NicSpec(driver=driver, queues=1, ring_size=ring, mtu=1500, buffer_bytes=4096, napi_budget=budget,
+                      napi_interval_us=1000.0, line_rate_gbps=1000.0, rcvbuf_kb=1 << 20, app_drain_pps=0.0)],
+        traffic=[TrafficSpec(kind="replay", trace=str(trace), trace_interval_ms=1.0, packet_bytes=1500)],
+        workloads=[])
+
+
+def _set_zone(sim: Simulator, b: int, z: int, free: int, cache: int = 0, pcp: int = 0) -> None:
+    """Set a zone's free/pcp/page cache; the rest (minus NIC pages) is kernel memory."""
+    zs = sim.zone_state
+    zs[b, z, L.ZF_FREE] = free
+    zs[b, z, L.ZF_PCP] = pcp
+    zs[b, z, L.ZF_CACHE] = cache
+    zs[b, z, L.ZF_ANON] = 0
+    zs[b, z, L.ZF_KERNEL] = sim.managed[b, z] - free - pcp - cache - zs[b, z, L.ZF_NET]
+    assert zs[b, z, L.ZF_KERNEL] >= 0
+
+
+def _c(sim: Simulator, name: str, b: int = 0) -> float:
+    return float(sim.counter(name)[b])
+
+
+def test_k_atomic_requests_at_a_free_count(tmp_path):
+    """1000 atomic refills (1000 packets in tick 0) with Normal at 1000 free pages, pcp batch 1.
+
+    Fast path: 1000 <= low 1250 fails. Slow path: kswapd woken (1 wakeup), then GFP_ATOMIC at
+    375: a request succeeds while free > 375, i.e. 1000 - 375 = 625 pages; free ends at 375.
+    The queue's refill stops at its first failure: atomic_fail = fail_atomic = 1, charged to
+    the preferred zone (Normal)."""
+    s = _scenario(tmp_path, {0: 1000})
+    sim = Simulator(s, machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=1000)
+    sim.advance(1)
+    assert _c(sim, "rx_packets") == 1000 and _c(sim, "rx_missed") == 0
+    assert _c(sim, "atomic_alloc_pages") == 625
+    assert _c(sim, "pgalloc_normal") == 625
+    assert sim.free[0, NORMAL] == 375
+    assert _c(sim, "atomic_fail") == 1 and _c(sim, "fail_atomic") == 1 and _c(sim, "atomic_fail_normal") == 1
+    assert _c(sim, "kswapd_wakeups") == 1
+    assert sim.kswapd_awake[0, 0]
+
+
+def test_fail_point_is_one_pcp_batch_below_three_eighths_min(tmp_path):
+    """The same burst with per-CPU lists of batch 63 and 1006 free pages (= 376 + 10*63).
+
+    A request passes the check while buddy free > 375 and takes a page from the pcp list; an
+    empty list takes 63 pages from the buddy count (rmqueue_bulk(), no check). Refills k = 0..10
+    see free = 1006 - 63k > 375 (k = 10: 376); after the 11th, free = 313 and the *next*
+    request fails. Served: 10 full batches (630) + 1 = 631 pages (vs 631 - 0 with batch 1:
+    1006 - 375 = 631 too, but the fail point differs): buddy free at the first failure is
+    313 = 375 - 62, one batch below 3/8·min, with 62 pages left on the pcp list."""
+    s = _scenario(tmp_path, {0: 1000}, batch=63)
+    sim = Simulator(s, machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=1006)
+    sim.advance(1)
+    assert _c(sim, "atomic_alloc_pages") == 631
+    assert sim.free[0, NORMAL] == 313
+    assert sim.pcp[0, NORMAL] == 62
+    assert _c(sim, "atomic_fail") == 1
+    # the fail point: below 3/8 min (375) by less than one batch
+    assert 375 - 63 < sim.free[0, NORMAL] <= 375
+
+
+def test_dma_fallback_stops_at_its_three_eighths_min_plus_lowmem_reserve(tmp_path):
+    """Normal + DMA (3840 pages). min_free_kbytes 4000: DMA min = 1000*3840/103840 = 36,
+    low = 36 + max(9, 3) = 45; lowmem_reserve[Normal] of DMA = 100000/256 = 390. Normal:
+    min 963, atomic threshold 963 - 481 = 482; 482 - 120 = 362.
+    Normal at 362 free (at its threshold), DMA at 3000, 3000 atomic requests (batch 1):
+    fast path: Normal fails (362 <= 1203), DMA passes while free > 45 + 390 = 435: 2565 pages.
+    Slow path: Normal fails (362 <= 362); DMA at 36 - 18 = 18, 18 - 4 = 14, + 390 = 404:
+    31 more. DMA ends at exactly 404 = 3/8·min + lowmem_reserve; 2596 pages in all."""
+    s = _scenario(tmp_path, {0: 3000}, ring=4096)
+    sim = Simulator(s, machines=_machine(dma=True))
+    assert sim.wmark[0, DMA, 0] == 36 and sim.reserve[0, DMA, NORMAL] == 390 and sim.wmark[0, NORMAL, 0] == 963
+    _set_zone(sim, 0, NORMAL, free=362)
+    _set_zone(sim, 0, DMA, free=3000)
+    sim.advance(1)
+    assert _c(sim, "pgalloc_dma") == 2596 and _c(sim, "pgalloc_normal") == 0
+    assert sim.free[0, DMA] == 404
+    assert sim.free[0, NORMAL] == 362
+    assert _c(sim, "atomic_fail") == 1
+
+
+def test_kswapd_wake_nap_and_hit_quickly_timing(tmp_path):
+    """kswapd at 100 pages/ms, 0.5 ms wake latency; Normal at 1200 free with page cache.
+
+    t=0: 1 packet: fast path fails (1200 <= 1250), slow path wakes kswapd, atomic takes 1 -> 1199.
+    t=1: the wakeup (t=0 + 0.5) starts balance_pgdat (pageoutrun 1); reclaim to 1299, t=2..4:
+    1399, 1499, 1599. t=5: balanced (1599 > high 1500) -> run ends, 100 ms nap to t=105.
+    t=50: 400 packets: the fast path takes 349 (to 1250), the slow path wakes the napping
+    kswapd (unbalanced: 1250 <= 1500): low_wmark_hit_quickly 1, wakeup 2; atomic takes 51 ->
+    1199. t=51..54: reclaim to 1599 (pageoutrun 2), t=55: balanced, nap to t=155.
+    t=130: 200 packets, fast path only (1599 -> 1399, no wakeup). t=155: nap over, unbalanced:
+    high_wmark_hit_quickly 1, another run (pageoutrun 3) reclaims to 1499 in that tick and to
+    1599 at t=156; t=157 balanced, nap to t=257; t=257 balanced: full sleep.
+    pgscan_kswapd = pgsteal_kswapd = 400 + 400 + 200 = 1000."""
+    s = _scenario(tmp_path, {0: 1, 50: 400, 130: 200})
+    sim = Simulator(s, machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=1200, cache=20000)
+    sim.advance(5)                        # ticks t=0..4
+    assert _c(sim, "pageoutrun") == 1 and sim.free[0, NORMAL] == 1599 and sim.kswapd_awake[0, 0]
+    sim.advance(1)                        # t=5: balanced -> nap
+    assert sim.kswapd_state[0, 0] == L.KS_NAP
+    sim.advance(50)                       # t=6..55
+    assert _c(sim, "kswapd_low_wmark_hit_quickly") == 1 and _c(sim, "kswapd_wakeups") == 2
+    assert _c(sim, "pageoutrun") == 2 and sim.free[0, NORMAL] == 1599
+    sim.advance(100)                      # t=56..155
+    assert _c(sim, "kswapd_high_wmark_hit_quickly") == 1 and _c(sim, "pageoutrun") == 3
+    assert sim.free[0, NORMAL] == 1499
+    sim.advance(144)                      # t=156..299
+    assert sim.kswapd_state[0, 0] == L.KS_SLEEP
+    assert sim.free[0, NORMAL] == 1599
+    assert _c(sim, "pgscan_kswapd") == 1000 and _c(sim, "pgsteal_kswapd") == 1000
+    assert _c(sim, "kswapd_wakeups") == 2 and _c(sim, "atomic_fail") == 0
+    assert _c(sim, "rx_packets") == 601 and _c(sim, "pgalloc_normal") == 601
+
+
+def test_boost_cleared_in_full_after_a_boosted_run(tmp_path):
+    """boost_watermark() on Normal: max_boost = high*15000/10000 = 2250, boost = 0 + 512.
+    Free 3000 > high + boost = 2012: balanced, but boosted. t=0: one packet; the allocation
+    passes the fast path (3000 > 1250 + 512) and, ZONE_BOOSTED_WATERMARK being set, wakes kswapd.
+    t=1: balance_pgdat snapshots boost 512 = nr_boost_reclaim: a boosted pass reclaims 100/ms
+    (file only) t=1..5 (412, 312, 212, 112, 12 left) and 12 at t=6; t=7: boost reclaimed and
+    balanced -> the run ends and the boost is reduced by the snapshot: 0.
+    Machine 0 also gets a second boost_watermark() after tick t=2 (boost 1024): it survives
+    the end of the run as 1024 - 512 = 512 (only the snapshot is subtracted).
+    Machine 1 has only 150 pages of page cache: 100 at t=1, 50 at t=2, nothing at t=3: a
+    boosted pass that reclaims nothing stops, and the whole snapshot is cleared anyway."""
+    s = _scenario(tmp_path, {0: 1})
+    sim = Simulator([s, s], machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=3000, cache=20000)
+    _set_zone(sim, 1, NORMAL, free=3000, cache=150)
+    z1 = np.zeros((2, sim.n_zones), np.int64)
+    z1[:, NORMAL] = 1
+    sim.set_knobs(boost_watermark=z1)
+    assert (sim.boost[:, NORMAL] == 512).all()
+    sim.advance(3)                        # t=0..2
+    assert _c(sim, "kswapd_wakeups") == 1 and _c(sim, "pageoutrun") == 1
+    sim.set_knobs(boost_watermark=z1, mask=np.array([True, False]))
+    assert sim.boost[0, NORMAL] == 1024
+    sim.advance(2)                        # t=3..4
+    assert sim.boost[1, NORMAL] == 0      # machine 1: run ended at t=3 (nothing reclaimed)
+    assert _c(sim, "pgsteal_kswapd", 1) == 150
+    sim.advance(3)                        # t=5..7
+    assert sim.boost[0, NORMAL] == 512
+    assert _c(sim, "pgsteal_kswapd", 0) == 512
+    assert sim.free[0, NORMAL] == 3000 - 1 + 512
+    assert sim.kswapd_state[0, 0] == L.KS_NAP and sim.kswapd_state[1, 0] == L.KS_NAP
+
+
+def test_dev_alloc_pages_takes_the_last_page(tmp_path):
+    """Normal at 100 free (below the atomic 375). t=0: 150 packets.
+    Machine 0, dev_alloc_pages (__GFP_MEMALLOC): fast and atomic-min checks fail, then
+    ALLOC_NO_WATERMARKS takes all 100 free pages (pfmemalloc) -> free 0; 50 short:
+    fail_memalloc 1. Machine 1, page_pool: gets nothing, fail_atomic 1, free stays 100.
+    t=1: 30 packets on machine 0 land in pfmemalloc buffers (consumed first) and are
+    dropped at the socket: pfmemalloc_drop 30; their 30 pages go to the pcp list (high
+    6*1 = 6: 25 drain to the buddy count, 5 stay); the repoll takes those 30 without
+    watermarks (5 from pcp, 25 from buddy): pfmemalloc_pages 130, free 0 again."""
+    s0 = _scenario(tmp_path, {0: 150, 1: 30}, driver="dev_alloc_pages", name="a")
+    s1 = _scenario(tmp_path, {0: 150, 1: 30}, driver="page_pool", name="b")
+    sim = Simulator([s0, s1], machines=_machine())
+    for b in (0, 1):
+        _set_zone(sim, b, NORMAL, free=100)
+    sim.advance(1)
+    assert sim.free[0, NORMAL] == 0 and _c(sim, "pfmemalloc_pages", 0) == 100
+    assert _c(sim, "fail_memalloc", 0) == 1 and _c(sim, "fail_atomic", 0) == 0
+    assert sim.free[1, NORMAL] == 100 and _c(sim, "fail_atomic", 1) == 1 and _c(sim, "pfmemalloc_pages", 1) == 0
+    sim.advance(1)
+    assert _c(sim, "pfmemalloc_drop", 0) == 30
+    assert _c(sim, "pfmemalloc_pages", 0) == 130
+    assert sim.free[0, NORMAL] == 0 and sim.pcp[0, NORMAL] == 0
+    assert _c(sim, "pfmemalloc_drop", 1) == 0
+
+
+def test_virtio_deferred_refill_succeeds_500ms_later(tmp_path):
+    """virtio_net, ring 256, NAPI budget 256, Normal at 100 free and nothing reclaimable.
+    t=0: 256 packets empty the ring; NAPI delivers them, and as 256 free slots > min(256, 256)/2
+    it refills with GFP_ATOMIC, which fails (100 <= 375): fail_atomic 1,
+    refill_work scheduled at once (refill_deferred 1).
+    t=1: refill_work (GFP_KERNEL): below min, direct reclaim (allocstall_normal 1) finds
+    nothing: still empty -> re-armed for t = 1 + 500 = 501 (fail_kernel 1).
+    10 packets/ms arrive from t=1 on and find no buffer: rx_missed.
+    kswapd (woken at t=0) reclaims nothing: t=1..15 each run fails and restarts
+    (high_wmark_hit_quickly 15, pageoutrun 16); at t=16 kswapd_failures = 16: it naps, then sleeps.
+    t=300: a process exits and frees 5000 pages (free 5100).
+    t=501: the tick's arrivals still miss (arrivals precede NAPI), then refill_work fills all
+    256 slots through the fast path: refill_work_runs 2. rx_missed = 10 * 501 (t=1..501);
+    t=502..599 deliver 98 * 10: rx_packets = 256 + 980."""
+    rows = {0: 256}
+    rows.update({i: 10 for i in range(1, 1000)})
+    s = _scenario(tmp_path, rows, driver="virtio_net", ring=256, budget=256)
+    sim = Simulator(s, machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=100)
+    sim.advance(2)
+    assert _c(sim, "fail_atomic") == 1 and _c(sim, "refill_deferred") == 1
+    assert _c(sim, "refill_work_runs") == 1 and _c(sim, "fail_kernel") == 1
+    assert _c(sim, "allocstall_normal") == 1
+    sim.advance(298)                      # t=2..299
+    assert _c(sim, "pageoutrun") == 16 and _c(sim, "kswapd_high_wmark_hit_quickly") == 15
+    assert sim.kswapd_state[0, 0] == L.KS_SLEEP
+    zs = sim.zone_state
+    zs[0, NORMAL, L.ZF_KERNEL] -= 5000
+    zs[0, NORMAL, L.ZF_FREE] += 5000
+    sim.advance(201)                      # t=300..500
+    assert _c(sim, "refill_work_runs") == 1
+    sim.advance(1)                        # t=501
+    assert _c(sim, "refill_work_runs") == 2
+    assert _c(sim, "fail_kernel") == 1
+    sim.advance(98)                       # t=502..599
+    assert _c(sim, "rx_missed") == 5010
+    assert _c(sim, "rx_packets") == 256 + 980
+
+
+def test_boost_on_fail_tuner_debounce(tmp_path):
+    """The test tuner: at every atomic failure, boost_watermark() on each zone of the zonelist,
+    at most once per second. Normal at 100 free; 10 packets every ms; page_pool refills fail
+    each tick. Failures at t=0 (boost 512, action 1), t=1..999 debounced, t=1000 (action 2).
+    kswapd, woken by the t=0 slow path, starts at t=1 with the boost in its snapshot: unbalanced,
+    it drops boosting, reclaims nothing, and the end of the run clears the snapshot: boost 0 by
+    t=1000; the second action boosts again to 512."""
+    rows = {i: 10 for i in range(0, 2000)}
+    s = _scenario(tmp_path, rows, n_rows=2000)
+    sim = Simulator(s, machines=_machine(), tuner="boost-on-fail")
+    _set_zone(sim, 0, NORMAL, free=100)
+    sim.advance(1)
+    assert _c(sim, "tuner_actions") == 1 and sim.boost[0, NORMAL] == 512
+    sim.advance(999)
+    assert _c(sim, "tuner_actions") == 1 and sim.boost[0, NORMAL] == 0
+    sim.advance(1)
+    assert _c(sim, "tuner_actions") == 2 and sim.boost[0, NORMAL] == 512
+    lines = sim.tuner_actions(0)
+    assert len(lines) == 2 and "boost-on-fail" in lines[0] and "Normal" in lines[0]
+    assert lines[1].startswith("t=1000.0 ms")
