@@ -1,0 +1,77 @@
+"""Property tests: random scenarios and knob writes never give a negative page count or NaN,
+and every zone's pages are conserved (free + pcp + cache + anon + kernel + net == managed)."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from atomgym.sim import Simulator
+from atomgym.sim import layout as L
+from atomgym.sim.scenario import (
+    KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, TrafficSpec, WorkloadSpec,
+)
+
+_fr = st.floats(0.0, 0.45)
+
+
+@st.composite
+def scenarios(draw):
+    nics = [NicSpec(driver=draw(st.sampled_from(["page_pool", "dev_alloc_pages", "virtio_net"])),
+                    queues=draw(st.integers(1, 8)), ring_size=draw(st.sampled_from([64, 512, 1024])),
+                    buffer_bytes=draw(st.sampled_from([1024, 2048, 4096, 9000])),
+                    napi_budget=draw(st.integers(8, 256)), napi_interval_us=draw(st.floats(20.0, 2000.0)),
+                    app_drain_pps=draw(st.floats(0.0, 3e6)), rcvbuf_kb=draw(st.integers(64, 32768)),
+                    sock_memalloc=draw(st.booleans()))
+            for _ in range(draw(st.integers(1, 2)))]
+    kinds = st.sampled_from(["poisson", "mmpp", "incast", "diurnal"])
+    traffic = [TrafficSpec(kind=draw(kinds), rate_pps=draw(st.floats(0.0, 3e6)), burst_pps=draw(st.floats(0.0, 5e6)),
+                           mean_on_ms=draw(st.floats(1.0, 50.0)), mean_off_ms=draw(st.floats(1.0, 100.0)),
+                           period_ms=draw(st.floats(5.0, 200.0)), burst_ms=draw(st.floats(0.5, 30.0)),
+                           packet_bytes=draw(st.sampled_from([64, 1500, 9000])))
+               for _ in range(draw(st.integers(0, 3)))]
+    wk = st.sampled_from(["stream_read", "anon_hog", "churn"])
+    workloads = [WorkloadSpec(kind=draw(wk), rate_mib_s=draw(st.floats(0.0, 3000.0)),
+                              working_set_mib=draw(st.floats(1.0, 4096.0)), peak_mib=draw(st.floats(1.0, 2048.0)),
+                              hold_s=draw(st.floats(0.0, 0.2)), period_s=draw(st.floats(0.0, 0.3)))
+                 for _ in range(draw(st.integers(0, 3)))]
+    return Scenario(
+        name="prop", tick_ms=draw(st.sampled_from([0.5, 1.0, 2.0])),
+        machine=MachineSpec(ram_mib=draw(st.sampled_from([1024, 2048, 6144])), nodes=draw(st.integers(1, 2)),
+                            thp=draw(st.sampled_from(["always", "never"])), pcp_batch=draw(st.integers(1, 128))),
+        memory=MemorySpec(page_cache_frac=draw(_fr), anon_frac=draw(_fr), kernel_frac=draw(st.floats(0.0, 0.08)),
+                          swap=draw(st.booleans())),
+        kswapd=KswapdSpec(reclaim_pages_per_ms=draw(st.floats(1.0, 2000.0)), wake_latency_ms=draw(st.floats(0.0, 3.0)),
+                          direct_reclaim_pages_per_ms=draw(st.floats(1.0, 1000.0))),
+        nics=nics, traffic=traffic, workloads=workloads)
+
+
+def _check(sim: Simulator) -> None:
+    zs = sim.zone_state
+    assert (zs[:, :, :L.ZF_BOOST_SNAP] >= 0).all(), "negative page count"
+    assert np.array_equal(zs[:, :, :L.ZF_BOOST_SNAP].sum(axis=2), sim.managed), "pages not conserved"
+    assert np.isfinite(sim.counters).all() and (sim.counters >= 0).all()
+    assert (sim.boost >= 0).all() and (sim._ni >= 0).all() and (sim._nz >= 0).all() and (sim._wz >= 0).all()
+    # NIC page accounting: pages held per NIC == pages charged to zones
+    assert np.array_equal(sim._nz.sum(axis=2), sim._ni[:, :, L.NI_PAGES])
+    assert np.array_equal(sim._nz.sum(axis=1), zs[:, :, L.ZF_NET])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scn=scenarios(), seed=st.integers(0, 2**31), writes=st.lists(
+    st.tuples(st.integers(-1, 400000), st.integers(-1, 3000), st.integers(-1, 40000), st.integers(0, 3000)),
+    min_size=1, max_size=4))
+def test_random_scenarios_and_knob_writes_keep_invariants(scn, seed, writes):
+    sim = Simulator(scn, n_machines=1)
+    sim.reset(np.array([seed]))
+    _check(sim)
+    for mf, wsf, wbf, bp in writes:
+        sim.advance(150)
+        _check(sim)
+        boost = np.zeros((1, sim.n_zones), np.int64)
+        boost[0, 2] = bp
+        sim.set_knobs(min_free_kbytes=mf, watermark_scale_factor=max(wsf, 1) if wsf != -1 else -1,
+                      watermark_boost_factor=wbf, boost_pages=boost)
+        _check(sim)
+    sim.advance(150)
+    _check(sim)
