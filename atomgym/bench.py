@@ -1,0 +1,98 @@
+"""`python -m atomgym.bench [--json]`: simulator speed against Gymnasium's CartPole-v1.
+
+In one process: (a) one machine on the headline scenario (incast-pagecache), simulated ticks
+per wall second; (b) a batch of 1024 machines (prange over machines), machine-ticks per
+second and the batch state's size; (c) CartPole-v1 through gym.make, steps per second.
+Compile time is excluded (a warm-up call first). Numbers are for this machine only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def _bench_single(scenario, ticks: int) -> float:
+    from atomgym.sim import Simulator
+
+    sim = Simulator(scenario, n_machines=1)
+    sim.reset(np.array([1]))
+    sim.advance(100)                       # compile / warm up
+    sim.reset(np.array([1]))
+    t0 = time.perf_counter()
+    sim.advance(ticks)
+    return ticks / (time.perf_counter() - t0)
+
+
+def _bench_batch(scenario, n: int, ticks: int) -> tuple[float, float]:
+    from atomgym.sim import Simulator
+
+    sim = Simulator(scenario, n_machines=n, parallel=True)
+    sim.reset(np.arange(n))
+    sim.advance(10)
+    t0 = time.perf_counter()
+    sim.advance(ticks)
+    dt = time.perf_counter() - t0
+    return n * ticks / dt, sim.nbytes / 2**20
+
+
+def _bench_cartpole(steps: int) -> float:
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 2, size=steps)
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, term, trunc, _ = env.step(int(a))
+        if term or trunc:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m atomgym.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--scenario", default="incast-pagecache", help="scenario name or path (default: the headline)")
+    ap.add_argument("--ticks", type=int, default=600_000, help="ticks for the single-machine run")
+    ap.add_argument("--batch", type=int, default=1024, help="machines in the batch run")
+    ap.add_argument("--batch-ticks", type=int, default=2000, help="ticks for the batch run")
+    args = ap.parse_args(argv)
+    from atomgym.sim.scenario import ScenarioError, load_scenario
+
+    try:
+        scn = load_scenario(args.scenario)
+    except ScenarioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    single = _bench_single(scn, args.ticks)
+    batch, mib = _bench_batch(scn, args.batch, args.batch_ticks)
+    cart = _bench_cartpole(200_000)
+    res = {
+        "scenario": scn.name,
+        "single_ticks_per_s": single,
+        "batch_ticks_per_s": batch,
+        "cartpole_steps_per_s": cart,
+        "batch_machines": args.batch,
+        "batch_state_mib": mib,
+        "single_vs_cartpole": single / cart,
+        "batch_vs_cartpole": batch / cart,
+        "simulated_hour_single_s": 3_600_000 / single,
+    }
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"scenario {scn.name} (tick {scn.tick_ms} ms)")
+    print(f"(a) one machine      {single:>14,.0f} simulated ticks/s   (one simulated hour in {res['simulated_hour_single_s']:.2f} s)")
+    print(f"(b) {args.batch} machines   {batch:>14,.0f} machine-ticks/s     (state {mib:.1f} MiB)")
+    print(f"(c) CartPole-v1      {cart:>14,.0f} steps/s")
+    print(f"ratios: single/CartPole {res['single_vs_cartpole']:.1f}x, batch/CartPole {res['batch_vs_cartpole']:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
