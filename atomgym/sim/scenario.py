@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from atomgym.kernel.zones import KernelVersion
+
 
 def _f(default, lo=None, hi=None, unit="", doc="", choices=None):
     """A schema field with its valid range/choices, unit and one-line doc."""
@@ -162,9 +164,6 @@ _Loader.add_implicit_resolver(
                   |[-+]?\.(?:inf|Inf|INF)
                   |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."))
-
-Path_ = tuple  # a key path: tuple of str keys and int list indices
-
 
 def format_path(path: tuple) -> str:
     """('traffic', 0, 'burst_pps') -> 'traffic[0].burst_pps'."""
@@ -432,7 +431,6 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
                                f"(duration_s = {_fmt_num(s.duration_s)} s)")
     if s.traffic and not s.nics:
         ctx.fail(("nics",), "traffic is given but there is no NIC to receive it; add one NIC entry")
-    from atomgym.kernel.zones import KernelVersion  # kernel layer: no cycle, numpy only
     try:
         KernelVersion.parse(s.machine.kernel)
     except ValueError:
