@@ -271,3 +271,16 @@ def test_schema_module_has_no_gymnasium():
             "print('gymnasium' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_empty_file_gives_defaults_and_empty_name_is_an_error(tmp_path):
+    p = tmp_path / "empty.yaml"
+    p.write_text("# nothing\n")
+    s = load_scenario(p)
+    assert s.name == "empty" and s == dataclasses.replace(Scenario(), name="empty", source=s.source)
+    with pytest.raises(ScenarioError, match="empty scenario name; shipped: "):
+        load_scenario("")
+    d = tmp_path / "dir.yaml"
+    d.mkdir()
+    with pytest.raises(ScenarioError, match=r"dir\.yaml: no such scenario file"):
+        load_scenario(d)

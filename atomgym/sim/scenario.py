@@ -521,6 +521,9 @@ def _display(src: str) -> str:
 
 def _scenario_file(name_or_path: str | Path) -> Path:
     s = str(name_or_path)
+    if not s.strip():
+        raise ScenarioError(f"empty scenario name; shipped: {', '.join(list_scenarios())}; "
+                            "or give a path to a .yaml file")
     p = Path(s).expanduser()
     if p.suffix in (".yaml", ".yml") or "/" in s or p.exists():
         if not p.is_file():
