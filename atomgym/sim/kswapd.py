@@ -14,7 +14,7 @@ from ..kernel.watermarks import WMARK_HIGH
 from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, ZONE_MOVABLE
 from .layout import (
     C_HIGH_HIT, C_KSWAPD_WAKEUPS, C_LOW_HIT, C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
-    I_BOOST, I_CTR, I_MANAGED, I_MF, I_MI, I_ND, I_RESERVE, I_WMARK, I_WP, I_WZ, I_ZS,
+    I_BOOST, I_CTR, I_MANAGED, I_MF, I_MI, I_ND, I_RESERVE, I_SCR, I_WMARK, I_WP, I_WZ, I_ZS,
     KS_NAP, KS_RUN, KS_SLEEP, KS_WAKING,
     MF_KS_LATENCY, MF_KS_RATE, MF_T_MS, MF_TICK_MS, MI_NWORK, MI_SWAP,
     ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_RECLAIMED, ND_STATE, ND_T,
@@ -95,7 +95,11 @@ def _take_anon(S, b, z, x):
     nw = S[I_MI][b, MI_NWORK]
     for w in range(nw):
         held += wz[b, w, z]
-    bg = zs[b, z, ZF_ANON] - held
+    # pages of an allocation still in flight (scratch row, not yet charged to their owner)
+    # are not background anon
+    bg = zs[b, z, ZF_ANON] - held - S[I_SCR][b, z]
+    if bg < 0:
+        bg = 0
     t = x if x < bg else bg
     left = x - t
     for w in range(nw):
