@@ -20,7 +20,7 @@ Model, per 1 ms row:
 * each row's count is a Poisson draw of the row's mean, capped at line rate.
 
 Line rate in packets/s at 1500-byte packets: Gbit/s * 1e9 / (8 * 1538) (1500 + 14 Ethernet
-header + 4 FCS + 8 preamble + 12 inter-frame gap = 1538 bytes on the wire); 25 GbE: 2,031,859.
+header + 4 FCS + 8 preamble + 12 inter-frame gap = 1538 bytes on the wire); 25 GbE: 2,031,860.
 
 The output is a CSV: '#' comment lines (the command and parameters), a header 'packets',
 then one integer per interval. Same arguments -> byte-identical file (numpy PCG64 seeded
