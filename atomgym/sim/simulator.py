@@ -7,7 +7,6 @@ resets machines from integer seeds, applies knob writes and calls the compiled l
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -15,7 +14,7 @@ from numba import njit
 
 from ..kernel.machine import Machine
 from ..kernel.watermarks import WMARK_MIN
-from ..kernel.zones import MAX_NR_ZONES, PAGE_KB, ZONE_NAMES
+from ..kernel.zones import MAX_NR_ZONES, ZONE_NAMES
 from . import layout as L
 from .engine import run_ticks
 from .machines import scenario_machine

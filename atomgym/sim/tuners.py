@@ -25,7 +25,7 @@ from numba import njit
 from ..kernel.boost import boost_watermark_zone
 from ..kernel.sysctl import write_min_free_kbytes, write_watermark_scale_factor
 from ..kernel.watermarks import WMARK_MIN
-from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_NORMAL
+from ..kernel.zones import PAGEBLOCK_NR_PAGES, ZONE_NORMAL
 from .layout import (
     C_KNOB_WRITES, C_TUNER_ACTIONS, CLS_KERNEL,
     I_BOOST, I_CTR, I_MANAGED, I_MF, I_MI, I_RESERVE, I_RING, I_TPAR, I_TS, I_WMARK, I_ZL, I_ZS,
