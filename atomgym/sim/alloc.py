@@ -42,22 +42,22 @@ from .layout import (
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
     number served: requests stop at the first failed check, which happens only after a
     pcp refill moved buddy pages (every request re-checks the unchanged count otherwise)."""
-    zs = S[I_ZS]
+    zs = S.zs
     f = zs[b, z, ZF_FREE]
     p = zs[b, z, ZF_PCP]
     nowm = (alloc_flags & ALLOC_NO_WATERMARKS) != 0
-    wm = S[I_WMARK][b, z, widx]
-    bo = S[I_BOOST][b, z]
-    res = S[I_RESERVE][b, z, hz]
+    wm = S.wmark[b, z, widx]
+    bo = S.boost[b, z]
+    res = S.reserve[b, z, hz]
     if not nowm and not zone_watermark_fast(f, wm, bo, res, alloc_flags):
         return 0
-    batch = S[I_MI][b, MI_PCP_BATCH]
+    batch = S.mi[b, MI_PCP_BATCH]
     served = n if n < p else p
     p -= served
     while served < n:
@@ -81,7 +81,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
         zs[b, z, ZF_FREE] = f
         zs[b, z, ZF_PCP] = p
         zs[b, z, dest] += served
-        S[I_CTR][b, C_PGALLOC0 + z % MAX_NR_ZONES] += served
+        S.ctr[b, C_PGALLOC0 + z % MAX_NR_ZONES] += served
         # rmqueue(): ZONE_BOOSTED_WATERMARK -> clear, wakeup_kswapd()
         if (alloc_flags & ALLOC_KSWAPD) and zs[b, z, ZF_BOOSTED_FLAG] != 0:
             zs[b, z, ZF_BOOSTED_FLAG] = 0
@@ -89,18 +89,18 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
     return served
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def free_pages_zone(S, b, z, n, src):
     """Free ``n`` pages of field ``src`` of zone z: to the pcp list; above pcp high, batches
     drain to the buddy free count (free_unref_page_commit() -> free_pcppages_bulk())."""
     if n <= 0:
         return
-    zs = S[I_ZS]
+    zs = S.zs
     zs[b, z, src] -= n
     p = zs[b, z, ZF_PCP] + n
-    high = S[I_MI][b, MI_PCP_HIGH]
+    high = S.mi[b, MI_PCP_HIGH]
     if p >= high:
-        batch = S[I_MI][b, MI_PCP_BATCH]
+        batch = S.mi[b, MI_PCP_BATCH]
         k = ((p - high) // batch + 1) * batch
         if k > p:
             k = p
@@ -109,28 +109,28 @@ def free_pages_zone(S, b, z, n, src):
     zs[b, z, ZF_PCP] = p
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def clear_scratch(S, b, zlk):
-    zl = S[I_ZL]
-    scr = S[I_SCR]
-    for i in range(S[I_MI][b, MI_NZL_KERNEL + zlk]):
+    zl = S.zl
+    scr = S.scr
+    for i in range(S.mi[b, MI_NZL_KERNEL + zlk]):
         scr[b, zl[b, zlk, i]] = 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def drain_all_pages(S, b):
     """drain_all_pages(): every pcp list back to the buddy allocator."""
-    zs = S[I_ZS]
+    zs = S.zs
     for z in range(zs.shape[1]):
         zs[b, z, ZF_FREE] += zs[b, z, ZF_PCP]
         zs[b, z, ZF_PCP] = 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def wake_all_kswapds(S, b, zlk):
     """wake_all_kswapds(): wakeup_kswapd() once per node of the zonelist."""
-    zl = S[I_ZL]
-    nzl = S[I_MI][b, MI_NZL_KERNEL + zlk]
+    zl = S.zl
+    nzl = S.mi[b, MI_NZL_KERNEL + zlk]
     hz = HZ_OF_ZL[zlk]
     last = -1
     for i in range(nzl):
@@ -140,14 +140,14 @@ def wake_all_kswapds(S, b, zlk):
             last = node
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     """``n`` order-0 allocations with mask ``gfp`` over zonelist ``zlk`` (no direct
     reclaim here). Returns (pages obtained, of which pfmemalloc). Per-zone pages obtained
-    are added to the scratch row ``S[I_SCR][b]`` (callers clear it with clear_scratch())."""
-    zl = S[I_ZL]
-    scr = S[I_SCR]
-    nzl = S[I_MI][b, MI_NZL_KERNEL + zlk]
+    are added to the scratch row ``S.scr[b]`` (callers clear it with clear_scratch())."""
+    zl = S.zl
+    scr = S.scr
+    nzl = S.mi[b, MI_NZL_KERNEL + zlk]
     hz = HZ_OF_ZL[zlk]
     got = 0
     if n <= 0:
@@ -187,16 +187,16 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     return got, pfm
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def allow_direct_reclaim(S, b, node):
     """allow_direct_reclaim(): a hopeless node never throttles; otherwise throttle when
     the free pages of its zones <= Normal that have reclaimable pages are at most half the
     sum of their min watermarks (pfmemalloc_reserve / 2); kswapd is woken."""
-    if S[I_ND][b, node, ND_FAILURES] >= MAX_RECLAIM_RETRIES:
+    if S.nd[b, node, ND_FAILURES] >= MAX_RECLAIM_RETRIES:
         return True
-    zs = S[I_ZS]
-    managed = S[I_MANAGED]
-    wmark = S[I_WMARK]
+    zs = S.zs
+    managed = S.managed
+    wmark = S.wmark
     reserve_sum = 0
     free = 0
     base = node * MAX_NR_ZONES
@@ -204,7 +204,7 @@ def allow_direct_reclaim(S, b, node):
         z = base + t
         if managed[b, z] == 0:
             continue
-        if zs[b, z, ZF_CACHE] == 0 and (S[I_MI][b, MI_SWAP] == 0 or zs[b, z, ZF_ANON] == 0):
+        if zs[b, z, ZF_CACHE] == 0 and (S.mi[b, MI_SWAP] == 0 or zs[b, z, ZF_ANON] == 0):
             continue  # !zone_reclaimable_pages(zone)
         reserve_sum += wmark[b, z, WMARK_MIN]
         free += zs[b, z, ZF_FREE]
@@ -216,22 +216,22 @@ def allow_direct_reclaim(S, b, node):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def alloc_pages_reclaim(S, b, n, gfp, zlk, dest, cls, budget_ms):
     """A blocking allocation (__GFP_DIRECT_RECLAIM): the bulk paths, then direct reclaim
     (__alloc_pages_direct_reclaim(): drain_all_pages(), reclaim at least SWAP_CLUSTER_MAX
     pages per round at the direct-reclaim rate, retry at min) within ``budget_ms`` of the
     task's time this tick. Returns (pages obtained, reclaimable pages left when it failed
     (-1 if it did not fail), ms stalled). Per-zone pages obtained are added to
-    S[I_SCR][b]."""
-    zl = S[I_ZL]
-    ctr = S[I_CTR]
+    S.scr[b]."""
+    zl = S.zl
+    ctr = S.ctr
     hz = HZ_OF_ZL[zlk]
     got, _ = alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls)
     if got == n or not (gfp & GFP_DIRECT_RECLAIM):
         return got, -1, 0.0
     node = zl[b, zlk, 0] // MAX_NR_ZONES
-    rate = S[I_MF][b, MF_DR_RATE]
+    rate = S.mf[b, MF_DR_RATE]
     stalled = 0.0
     drained = False
     left = -1

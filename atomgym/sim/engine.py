@@ -36,6 +36,7 @@ from .layout import (
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, I_TP, TP_NIC, I_ND, I_NI,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
+from .layout import SimState
 from .nic import app_drain, nic_arrivals, nic_poll
 from .tuners import EV_KSWAPD_END, EV_TIMER, tuner_on_event
 from .workloads import traffic_tick, workload_tick
@@ -43,20 +44,20 @@ from .workloads import traffic_tick, workload_tick
 PAGE_MIB = 4.0 / 1024.0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def step_machine(S, b):
     """One tick of machine b (the order is in this module's docstring)."""
-    mi = S[I_MI]
-    mf = S[I_MF]
-    ctr = S[I_CTR]
-    nf = S[I_NF]
+    mi = S.mi
+    mf = S.mf
+    ctr = S.ctr
+    nf = S.nf
     dt = mf[b, MF_TICK_MS]
     # (calls are skipped when they would do nothing: a call costs ~40 ns)
     # 1. tuner timer
     if mi[b, MI_TUNER] != 0:
         tuner_on_event(S, b, EV_TIMER, 0, 0, -1, -1, 0)
     # 2. kswapd
-    nd = S[I_ND]
+    nd = S.nd
     for node in range(mi[b, MI_NNODES]):
         if nd[b, node, ND_STATE] == KS_SLEEP:
             continue
@@ -73,7 +74,7 @@ def step_machine(S, b):
     if nn > 0:
         for k in range(nn):
             nf[b, k, NP_ARR_ACC] = 0.0
-        tp = S[I_TP]
+        tp = S.tp
         for i in range(mi[b, MI_NTRAFFIC]):
             n = traffic_tick(S, b, i)
             if n > 0:
@@ -86,7 +87,7 @@ def step_machine(S, b):
             if a >= 1.0:
                 nic_arrivals(S, b, k, int(a))
         # 5. NAPI + refill
-        ni = S[I_NI]
+        ni = S.ni
         for k in range(nn):
             if ni[b, k, NI_PENDING] > 0 or ni[b, k, NI_REPOLL] != 0 or nf[b, k, NP_VIRTIO_DUE] >= 0.0:
                 nic_poll(S, b, k)
@@ -96,7 +97,7 @@ def step_machine(S, b):
                 app_drain(S, b, k)
     # 7. accounting
     ctr[b, C_RESERVED_MIB_MS] += mi[b, MI_SUM_MIN] * PAGE_MIB * dt
-    zs = S[I_ZS]
+    zs = S.zs
     f = 0
     for z in range(zs.shape[1]):
         f += zs[b, z, ZF_FREE]
@@ -106,27 +107,36 @@ def step_machine(S, b):
     mi[b, MI_TICK] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def run_machine(S, b, n_ticks):
     """n_ticks ticks of machine b (stops early if it terminates)."""
-    mi = S[I_MI]
+    mi = S.mi
     for _ in range(n_ticks):
         if mi[b, MI_TERMINATED] != 0:
             return
         step_machine(S, b)
 
 
-@njit(cache=True, _nrt=False)
-def run_serial(S, n_ticks, mask):
+@njit(cache=True)
+def make_state(T):
+    """The SimState structref over the tuple of state arrays (layout.STATE_FIELDS order)."""
+    return SimState(T[0], T[1], T[2], T[3], T[4], T[5], T[6], T[7], T[8], T[9], T[10], T[11], T[12],
+                    T[13], T[14], T[15], T[16], T[17], T[18], T[19], T[20], T[21], T[22])
+
+
+@njit(cache=True)
+def run_serial(T, n_ticks, mask):
+    S = make_state(T)
     for b in range(mask.shape[0]):
         if mask[b]:
             run_machine(S, b, n_ticks)
 
 
 @njit(cache=True, parallel=True)
-def run_parallel(S, n_ticks, mask):
+def run_parallel(T, n_ticks, mask):
     for b in prange(mask.shape[0]):
         if mask[b]:
+            S = make_state(T)
             run_machine(S, b, n_ticks)
 
 

@@ -25,16 +25,16 @@ from .layout import (
 KSWAPD_NAP_MS = 100.0  # kswapd_try_to_sleep(): schedule_timeout(HZ/10)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def pgdat_balanced(S, b, node, hz):
     """pgdat_balanced(): true if ANY managed zone up to ``hz`` passes
     zone_watermark_ok_safe(zone, 0, high_wmark_pages(zone), hz) (boost included, no
     reserve access); a node with no managed zone up to hz is balanced."""
-    managed = S[I_MANAGED]
-    wmark = S[I_WMARK]
-    boost = S[I_BOOST]
-    reserve = S[I_RESERVE]
-    zs = S[I_ZS]
+    managed = S.managed
+    wmark = S.wmark
+    boost = S.boost
+    reserve = S.reserve
+    zs = S.zs
     base = node * MAX_NR_ZONES
     seen = False
     for t in range(hz + 1):
@@ -47,10 +47,10 @@ def pgdat_balanced(S, b, node, hz):
     return not seen
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def pgdat_watermark_boosted(S, b, node, hz):
     """pgdat_watermark_boosted(): any zone up to hz has a watermark_boost."""
-    boost = S[I_BOOST]
+    boost = S.boost
     base = node * MAX_NR_ZONES
     for t in range(hz + 1):
         if boost[b, base + t] > 0:
@@ -58,14 +58,14 @@ def pgdat_watermark_boosted(S, b, node, hz):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def wakeup_kswapd(S, b, node, hz):
     """wakeup_kswapd(): no-op if kswapd is already running (waitqueue not active), if
     kswapd_failures >= MAX_RECLAIM_RETRIES, or if the node is balanced and not boosted.
     Waking it during its 100 ms nap counts kswapd_low_wmark_hit_quickly
     (kswapd_try_to_sleep(): "remaining" != 0). Returns True if it was woken."""
-    nd = S[I_ND]
-    ctr = S[I_CTR]
+    nd = S.nd
+    ctr = S.ctr
     st = nd[b, node, ND_STATE]
     if st == KS_WAKING or st == KS_RUN:
         if hz > nd[b, node, ND_HZ]:
@@ -78,26 +78,26 @@ def wakeup_kswapd(S, b, node, hz):
     if st == KS_NAP:
         ctr[b, C_LOW_HIT] += 1
     nd[b, node, ND_STATE] = KS_WAKING
-    nd[b, node, ND_T] = S[I_MF][b, MF_T_MS]
+    nd[b, node, ND_T] = S.mf[b, MF_T_MS]
     nd[b, node, ND_HZ] = hz
     ctr[b, C_KSWAPD_WAKEUPS] += 1
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def _take_anon(S, b, z, x):
     """Swap out up to x anonymous pages of zone z: background anon first, then the
     workloads' pages in workload order. Returns pages taken."""
-    zs = S[I_ZS]
-    wz = S[I_WZ]
-    wp = S[I_WP]
+    zs = S.zs
+    wz = S.wz
+    wp = S.wp
     held = 0
-    nw = S[I_MI][b, MI_NWORK]
+    nw = S.mi[b, MI_NWORK]
     for w in range(nw):
         held += wz[b, w, z]
     # pages of an allocation still in flight (scratch row, not yet charged to their owner)
     # are not background anon
-    bg = zs[b, z, ZF_ANON] - held - S[I_SCR][b, z]
+    bg = zs[b, z, ZF_ANON] - held - S.scr[b, z]
     if bg < 0:
         bg = 0
     t = x if x < bg else bg
@@ -115,26 +115,26 @@ def _take_anon(S, b, z, x):
     return took
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def _zone_reclaimable(S, b, z, with_anon):
-    zs = S[I_ZS]
+    zs = S.zs
     r = zs[b, z, ZF_CACHE]
     if with_anon:
         r += zs[b, z, ZF_ANON]
     return r
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def shrink_zones(S, b, node, hz, x, file_only):
     """Reclaim up to ``x`` pages from the LRUs of ``node`` (node < 0: every node), zones
     0..hz, spread over zones in proportion to their reclaimable pages (one LRU per node
     since 4.8); page cache before anonymous memory. Anonymous memory only with swap and
     not in a boosted pass (balance_pgdat(): boosted reclaim does no swap/writeback).
     Freed pages go to the buddy free count. Returns pages reclaimed."""
-    zs = S[I_ZS]
-    managed = S[I_MANAGED]
+    zs = S.zs
+    managed = S.managed
     nz = managed.shape[1]
-    with_anon = (S[I_MI][b, MI_SWAP] != 0) and not file_only
+    with_anon = (S.mi[b, MI_SWAP] != 0) and not file_only
     total = 0
     for z in range(nz):
         if managed[b, z] == 0 or z % MAX_NR_ZONES > hz:
@@ -182,12 +182,12 @@ def shrink_zones(S, b, node, hz, x, file_only):
     return done
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def evict_cache_owners(S, b, taken, cache_before):
     """Charge reclaimed page cache to streaming readers in proportion to their resident
     pages (the LRU does not know owners; the rest was background page cache)."""
-    wp = S[I_WP]
-    nw = S[I_MI][b, MI_NWORK]
+    wp = S.wp
+    nw = S.mi[b, MI_NWORK]
     if cache_before <= 0:
         return
     for w in range(nw):
@@ -199,24 +199,24 @@ def evict_cache_owners(S, b, taken, cache_before):
             wp[b, w, WP_S_RESIDENT] = res - ev
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def prepare_kswapd_sleep(S, b, node, hz):
     """prepare_kswapd_sleep(): a hopeless node (failures >= 16) may sleep; otherwise
     sleep only when balanced."""
-    if S[I_ND][b, node, ND_FAILURES] >= MAX_RECLAIM_RETRIES:
+    if S.nd[b, node, ND_FAILURES] >= MAX_RECLAIM_RETRIES:
         return True
     return pgdat_balanced(S, b, node, hz)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def _start_run(S, b, node):
     """balance_pgdat() entry: PAGEOUTRUN, snapshot each zone's boost (zone_boosts[]);
     nr_boost_reclaim = their sum; a non-zero sum makes the pass boosted."""
-    nd = S[I_ND]
-    zs = S[I_ZS]
-    boost = S[I_BOOST]
+    nd = S.nd
+    zs = S.zs
+    boost = S.boost
     hz = int(nd[b, node, ND_HZ])
-    S[I_CTR][b, C_PAGEOUTRUN] += 1
+    S.ctr[b, C_PAGEOUTRUN] += 1
     tot = 0
     base = node * MAX_NR_ZONES
     for t in range(MAX_NR_ZONES):
@@ -232,14 +232,14 @@ def _start_run(S, b, node):
     nd[b, node, ND_RECLAIMED] = 0.0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def _end_run(S, b, node):
     """balance_pgdat() exit: if boosted, each zone's boost -= min(boost, snapshot) in full,
     whatever was reclaimed (a boost added meanwhile survives); a run that reclaimed
     nothing increments kswapd_failures. Returns whether the run was boosted."""
-    nd = S[I_ND]
-    zs = S[I_ZS]
-    boost = S[I_BOOST]
+    nd = S.nd
+    zs = S.zs
+    boost = S.boost
     boosted = nd[b, node, ND_BOOSTED] != 0.0
     if boosted:
         base = node * MAX_NR_ZONES
@@ -255,27 +255,27 @@ def _end_run(S, b, node):
     return boosted
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def try_to_sleep(S, b, node):
     """kswapd_try_to_sleep() after a run: balanced -> 100 ms nap; otherwise
     kswapd_high_wmark_hit_quickly and another balance_pgdat() at once."""
-    nd = S[I_ND]
+    nd = S.nd
     hz = int(nd[b, node, ND_HZ])
     if prepare_kswapd_sleep(S, b, node, hz):
         nd[b, node, ND_STATE] = KS_NAP
-        nd[b, node, ND_T] = S[I_MF][b, MF_T_MS] + KSWAPD_NAP_MS
+        nd[b, node, ND_T] = S.mf[b, MF_T_MS] + KSWAPD_NAP_MS
     else:
-        S[I_CTR][b, C_HIGH_HIT] += 1
+        S.ctr[b, C_HIGH_HIT] += 1
         _start_run(S, b, node)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def kswapd_tick(S, b, node):
     """One tick of one node's kswapd. Returns 1 if a balance_pgdat() run ended this tick
     (2 if it was boosted), else 0; the engine then calls the EV_KSWAPD_END tuner hook."""
-    nd = S[I_ND]
-    mf = S[I_MF]
-    ctr = S[I_CTR]
+    nd = S.nd
+    mf = S.mf
+    ctr = S.ctr
     t_ms = mf[b, MF_T_MS]
     st = nd[b, node, ND_STATE]
     if st == KS_SLEEP:

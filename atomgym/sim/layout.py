@@ -279,3 +279,22 @@ I_ZTYPE = 21
 I_SCR = 22            # i8 (B, Z) scratch: pages obtained per zone by the last bulk allocation
 STATE_FIELDS = ("managed", "wmark", "boost", "reserve", "zs", "zl", "mi", "mf", "nd", "ni", "nf", "nz",
                 "tp", "wp", "wz", "trace", "rng", "ctr", "ts", "tpar", "ring", "ztype", "scr")
+
+
+# ---- the state as one numba structref: passing it to a compiled function costs one pointer
+# (a tuple of 23 arrays is flattened into ~230 scalar arguments per non-inlined call) -------
+from numba.core import types as _types  # noqa: E402
+from numba.experimental import structref as _structref  # noqa: E402
+
+
+@_structref.register
+class SimStateType(_types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((n, _types.unliteral(t)) for n, t in fields)
+
+
+class SimState(_structref.StructRefProxy):
+    """The state arrays of a batch (fields: STATE_FIELDS), usable inside compiled code."""
+
+
+_structref.define_proxy(SimState, SimStateType, list(STATE_FIELDS))

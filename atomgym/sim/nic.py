@@ -56,12 +56,12 @@ GFP_VIRTIO_ATOMIC = GFP_ATOMIC
 GFP_VIRTIO_WORK = GFP_KERNEL
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def nic_arrivals(S, b, k, pkts):
     """``pkts`` packets reach NIC k: each needs NP_BPP posted buffers; none -> rx_missed."""
-    ni = S[I_NI]
-    nf = S[I_NF]
-    ctr = S[I_CTR]
+    ni = S.ni
+    nf = S.nf
+    ctr = S.ctr
     if pkts <= 0:
         return
     bpp = int(nf[b, k, NP_BPP])
@@ -81,13 +81,13 @@ def nic_arrivals(S, b, k, pkts):
     ni[b, k, NI_PENDING_PFM] += pfm_pk if pfm_pk < acc else acc
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def release_buffers(S, b, k, nbufs):
     """``nbufs`` buffers are no longer held; free the pages no held buffer shares."""
-    ni = S[I_NI]
-    nf = S[I_NF]
-    nz = S[I_NZ]
-    zl = S[I_ZL]
+    ni = S.ni
+    nf = S.nf
+    nz = S.nz
+    zl = S.zl
     ni[b, k, NI_BUFS] -= nbufs
     per = int(nf[b, k, NP_BUF_PER_PAGE])
     ppb = int(nf[b, k, NP_PAGES_PER_BUF])
@@ -98,7 +98,7 @@ def release_buffers(S, b, k, nbufs):
         return
     ni[b, k, NI_PAGES] = need
     # zonelist order first, then any other zone holding pages
-    for i in range(S[I_MI][b, MI_NZL_KERNEL]):
+    for i in range(S.mi[b, MI_NZL_KERNEL]):
         if x == 0:
             return
         z = zl[b, ZL_KERNEL, i]
@@ -117,16 +117,16 @@ def release_buffers(S, b, k, nbufs):
             x -= t
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def _post_pages(S, b, k, got, pfm, want):
     """Carve ``got`` new pages (the last ``pfm`` pfmemalloc) into buffers and post up to
     ``want`` of them; per-zone pages are in the scratch row."""
-    ni = S[I_NI]
-    nf = S[I_NF]
-    nz = S[I_NZ]
-    scr = S[I_SCR]
-    zl = S[I_ZL]
-    for i in range(S[I_MI][b, MI_NZL_KERNEL]):
+    ni = S.ni
+    nf = S.nf
+    nz = S.nz
+    scr = S.scr
+    zl = S.zl
+    for i in range(S.mi[b, MI_NZL_KERNEL]):
         z = zl[b, ZL_KERNEL, i]
         nz[b, k, z] += scr[b, z]
     ni[b, k, NI_PAGES] += got
@@ -143,11 +143,11 @@ def _post_pages(S, b, k, got, pfm, want):
         release_buffers(S, b, k, 0)   # pages of an incomplete multi-page buffer go back
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def _fail(S, b, k, cls, gfp, nfail):
     """Account a refill that fell short and call the tuner's EV_ALLOC_FAIL hook."""
-    ctr = S[I_CTR]
-    zl = S[I_ZL]
+    ctr = S.ctr
+    zl = S.zl
     zpref = zl[b, ZL_KERNEL, 0]
     if cls == CLS_KERNEL:
         ctr[b, C_FAIL_KERNEL] += nfail
@@ -161,13 +161,13 @@ def _fail(S, b, k, cls, gfp, nfail):
     tuner_on_event(S, b, EV_ALLOC_FAIL, gfp, cls, zpref, zpref // MAX_NR_ZONES, nfail)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def refill(S, b, k, gfp, cls, blocking):
     """Fill the ring's empty slots: frags of the current page first, then new pages.
     Returns True if the ring is full afterwards."""
-    ni = S[I_NI]
-    nf = S[I_NF]
-    ctr = S[I_CTR]
+    ni = S.ni
+    nf = S.nf
+    ctr = S.ctr
     empty = int(nf[b, k, NP_RING]) - ni[b, k, NI_POSTED]
     u = ni[b, k, NI_FRAG] if ni[b, k, NI_FRAG] < empty else empty
     if u > 0:
@@ -182,7 +182,7 @@ def refill(S, b, k, gfp, cls, blocking):
     npages = ((empty + per - 1) // per) * ppb
     clear_scratch(S, b, ZL_KERNEL)
     if blocking:
-        got, _, _ = alloc_pages_reclaim(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls, S[I_MF][b, MF_TICK_MS])
+        got, _, _ = alloc_pages_reclaim(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls, S.mf[b, MF_TICK_MS])
         pfm = 0
     else:
         got, pfm = alloc_pages_bulk(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls)
@@ -199,13 +199,13 @@ def refill(S, b, k, gfp, cls, blocking):
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def nic_poll(S, b, k):
     """This tick's NAPI polls of NIC k (and a due virtio refill_work first)."""
-    ni = S[I_NI]
-    nf = S[I_NF]
-    ctr = S[I_CTR]
-    t = S[I_MF][b, MF_T_MS]
+    ni = S.ni
+    nf = S.nf
+    ctr = S.ctr
+    t = S.mf[b, MF_T_MS]
     drv = int(nf[b, k, NP_DRIVER])
     # virtio refill_work (process context, GFP_KERNEL)
     if drv == DRV_VIRTIO and nf[b, k, NP_VIRTIO_DUE] >= 0.0 and t >= nf[b, k, NP_VIRTIO_DUE]:
@@ -267,16 +267,16 @@ def nic_poll(S, b, k):
         ni[b, k, NI_REPOLL] = 0 if ok else 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def app_drain(S, b, k):
     """The application reads its sockets at app_drain_pps; read packets free their buffers."""
-    ni = S[I_NI]
-    nf = S[I_NF]
+    ni = S.ni
+    nf = S.nf
     s = ni[b, k, NI_SOCK]
     if s == 0:
         nf[b, k, NP_DRAIN_ACC] = 0.0
         return
-    d = nf[b, k, NP_DRAIN_PER_MS] * S[I_MF][b, MF_TICK_MS] + nf[b, k, NP_DRAIN_ACC]
+    d = nf[b, k, NP_DRAIN_PER_MS] * S.mf[b, MF_TICK_MS] + nf[b, k, NP_DRAIN_ACC]
     n = int(d)
     if n > s:
         n = s
@@ -285,5 +285,5 @@ def app_drain(S, b, k):
     if n == 0:
         return
     ni[b, k, NI_SOCK] -= n
-    S[I_CTR][b, C_RX_DELIVERED] += n
+    S.ctr[b, C_RX_DELIVERED] += n
     release_buffers(S, b, k, n * int(nf[b, k, NP_BPP]))

@@ -58,18 +58,18 @@ BOF_S_LAST = 0             # t_ms of the last boost (-inf at reset)
 
 
 # ---- knob writes (sysctl semantics; shared by set_knobs and the tuners) -------------------
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def _after_wmark_change(S, b):
     """Recompute the derived sums after setup_per_zone_wmarks() and check for deadlock:
     when, in every zone a GFP_KERNEL request may use, min + lowmem_reserve is at least what
     can ever be free (managed minus unreclaimable kernel memory), nothing can ever pass
     the min check ("System is deadlocked on memory")."""
-    managed = S[I_MANAGED]
-    wmark = S[I_WMARK]
-    reserve = S[I_RESERVE]
-    zs = S[I_ZS]
-    zl = S[I_ZL]
-    mi = S[I_MI]
+    managed = S.managed
+    wmark = S.wmark
+    reserve = S.reserve
+    zs = S.zs
+    zl = S.zl
+    mi = S.mi
     s = 0
     for z in range(managed.shape[1]):
         s += wmark[b, z, WMARK_MIN]
@@ -83,96 +83,96 @@ def _after_wmark_change(S, b):
         mi[b, MI_TERMINATED] = 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def knob_min_free_kbytes(S, b, value):
     """vm.min_free_kbytes write: min_free_kbytes_sysctl_handler() (recompute, boosts cleared)."""
-    mi = S[I_MI]
+    mi = S.mi
     mi[b, MI_USER_MIN_FREE_KBYTES] = value
     mi[b, MI_MIN_FREE_KBYTES] = write_min_free_kbytes(
-        value, S[I_MANAGED][b], S[I_ZTYPE][b], mi[b, MI_WSF], mi[b, MI_MOVABLE_CLAMPED] != 0,
-        S[I_WMARK][b], S[I_BOOST][b])
-    S[I_CTR][b, C_KNOB_WRITES] += 1
+        value, S.managed[b], S.ztype[b], mi[b, MI_WSF], mi[b, MI_MOVABLE_CLAMPED] != 0,
+        S.wmark[b], S.boost[b])
+    S.ctr[b, C_KNOB_WRITES] += 1
     _after_wmark_change(S, b)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def knob_watermark_scale_factor(S, b, value):
     """vm.watermark_scale_factor write: watermark_scale_factor_sysctl_handler()."""
-    mi = S[I_MI]
+    mi = S.mi
     mi[b, MI_WSF] = value
-    write_watermark_scale_factor(value, S[I_MANAGED][b], S[I_ZTYPE][b], mi[b, MI_MIN_FREE_KBYTES],
-                                 mi[b, MI_MOVABLE_CLAMPED] != 0, S[I_WMARK][b], S[I_BOOST][b])
-    S[I_CTR][b, C_KNOB_WRITES] += 1
+    write_watermark_scale_factor(value, S.managed[b], S.ztype[b], mi[b, MI_MIN_FREE_KBYTES],
+                                 mi[b, MI_MOVABLE_CLAMPED] != 0, S.wmark[b], S.boost[b])
+    S.ctr[b, C_KNOB_WRITES] += 1
     _after_wmark_change(S, b)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def knob_watermark_boost_factor(S, b, value):
     """vm.watermark_boost_factor write: proc_dointvec_minmax only stores the value; the
     kernel recomputes nothing (existing boosts stay until kswapd clears them)."""
-    S[I_MI][b, MI_WBF] = value
-    S[I_CTR][b, C_KNOB_WRITES] += 1
+    S.mi[b, MI_WBF] = value
+    S.ctr[b, C_KNOB_WRITES] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def boost_zone(S, b, z, step):
     """boost_watermark() on zone z with ``step`` pages (kernel: pageblock_nr_pages), then
     set ZONE_BOOSTED_WATERMARK so the next successful allocation wakes kswapd. Returns
     whether the zone was boosted."""
-    ok = boost_watermark_zone(S[I_MANAGED][b], S[I_WMARK][b], S[I_BOOST][b], z, S[I_MI][b, MI_WBF], step)
+    ok = boost_watermark_zone(S.managed[b], S.wmark[b], S.boost[b], z, S.mi[b, MI_WBF], step)
     if ok:
-        S[I_ZS][b, z, ZF_BOOSTED_FLAG] = 1
+        S.zs[b, z, ZF_BOOSTED_FLAG] = 1
     return ok
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def boost_zone_pages(S, b, z, pages):
     """Boost zone z by N pages directly (no factor cap): an action outside the kernel's
     rule, offered to agents; sets ZONE_BOOSTED_WATERMARK like boost_watermark()."""
-    if pages <= 0 or S[I_MANAGED][b, z] == 0:
+    if pages <= 0 or S.managed[b, z] == 0:
         return
-    S[I_BOOST][b, z] += pages
-    S[I_ZS][b, z, ZF_BOOSTED_FLAG] = 1
+    S.boost[b, z] += pages
+    S.zs[b, z, ZF_BOOSTED_FLAG] = 1
 
 
 # ---- action log ------------------------------------------------------------------------------
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def log_action(S, b, reason, zone, value):
-    ring = S[I_RING]
-    mi = S[I_MI]
+    ring = S.ring
+    mi = S.mi
     k = mi[b, MI_RING_N] % TUNER_RING
-    ring[b, k, 0] = S[I_MF][b, MF_T_MS]
+    ring[b, k, 0] = S.mf[b, MF_T_MS]
     ring[b, k, 1] = reason
     ring[b, k, 2] = zone
     ring[b, k, 3] = value
     mi[b, MI_RING_N] += 1
-    S[I_CTR][b, C_TUNER_ACTIONS] += 1
+    S.ctr[b, C_TUNER_ACTIONS] += 1
 
 
 # ---- tuners ------------------------------------------------------------------------------------
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def _boost_on_fail(S, b, ev, gfp, cls, zone, node, arg):
     """Test tuner: at an atomic failure, boost_watermark() every zone of the kernel zonelist,
     at most once per debounce interval (default 1 s)."""
     if ev != EV_ALLOC_FAIL or cls == CLS_KERNEL:   # only non-blocking failures
         return
-    ts = S[I_TS]
-    deb = S[I_TPAR][b, BOF_P_DEBOUNCE_MS]
-    t = S[I_MF][b, MF_T_MS]
+    ts = S.ts
+    deb = S.tpar[b, BOF_P_DEBOUNCE_MS]
+    t = S.mf[b, MF_T_MS]
     if t - ts[b, BOF_S_LAST] < deb:
         return
     ts[b, BOF_S_LAST] = t
-    zl = S[I_ZL]
-    for i in range(S[I_MI][b, MI_NZL_KERNEL]):
+    zl = S.zl
+    for i in range(S.mi[b, MI_NZL_KERNEL]):
         z = zl[b, ZL_KERNEL, i]
         if boost_zone(S, b, z, PAGEBLOCK_NR_PAGES):
-            log_action(S, b, R_BOOST_ON_FAIL, z, S[I_BOOST][b, z])
+            log_action(S, b, R_BOOST_ON_FAIL, z, S.boost[b, z])
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True)
 def tuner_on_event(S, b, ev, gfp, cls, zone, node, arg):
     """Dispatch an event to machine b's tuner (an ``if tuner_id == ...`` chain)."""
-    tid = S[I_MI][b, MI_TUNER]
+    tid = S.mi[b, MI_TUNER]
     if tid == TUNER_NONE:
         return
     if tid == TUNER_BOOST_ON_FAIL:
