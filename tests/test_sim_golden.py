@@ -21,7 +21,7 @@ import pytest
 from atomgym.kernel import KernelVersion, Machine
 from atomgym.sim import Simulator
 from atomgym.sim import layout as L
-from atomgym.sim.scenario import KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, TrafficSpec
+from atomgym.sim.scenario import KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, TrafficSpec, WorkloadSpec
 
 NORMAL = 2
 DMA = 0
@@ -35,7 +35,7 @@ def _machine(dma: bool = False) -> Machine:
 
 def _scenario(tmp_path: Path, rows: dict[int, int], n_rows: int = 1000, driver: str = "page_pool",
               ring: int = 1024, batch: int = 1, latency: float = 0.5, ks_rate: float = 100.0,
-              budget: int = 65536, name: str = "golden") -> Scenario:
+              budget: int = 65536, name: str = "golden", workloads: list | None = None) -> Scenario:
     trace = tmp_path / f"{name}.csv"
     vals = [rows.get(i, 0) for i in range(n_rows)]
     trace.write_text("packets\n" + "\n".join(str(v) for v in vals) + "\n")
@@ -46,7 +46,7 @@ def _scenario(tmp_path: Path, rows: dict[int, int], n_rows: int = 1000, driver: 
         nics=[NicSpec(driver=driver, queues=1, ring_size=ring, mtu=1500, buffer_bytes=4096, napi_budget=budget,
                       napi_interval_us=1000.0, line_rate_gbps=1000.0, rcvbuf_kb=1 << 20, app_drain_pps=0.0)],
         traffic=[TrafficSpec(kind="replay", trace=str(trace), trace_interval_ms=1.0, packet_bytes=1500)],
-        workloads=[])
+        workloads=list(workloads or []))
 
 
 def _set_zone(sim: Simulator, b: int, z: int, free: int, cache: int = 0, pcp: int = 0) -> None:
@@ -276,3 +276,64 @@ def test_boost_on_fail_tuner_debounce(tmp_path):
     lines = sim.tuner_actions(0)
     assert len(lines) == 2 and "boost-on-fail" in lines[0] and "Normal" in lines[0]
     assert lines[1].startswith("t=1000.0 ms")
+
+
+def test_direct_reclaim_stall(tmp_path):
+    """A streaming reader wants 100 new page-cache pages per ms (390.625 MiB/s = 100 pages/ms,
+    nothing resident yet: every read misses). Normal at 1000 free = min, 10000 pages of cache.
+    t=0: fast path fails (1000 <= 1250), the GFP_KERNEL retry at min fails (1000 <= 1000);
+    allow_direct_reclaim: free 1000 > (sum of min)/2 = 500, so no throttle; one round of direct
+    reclaim (allocstall_movable: page cache is GFP_HIGHUSER_MOVABLE) reclaims
+    max(100, SWAP_CLUSTER_MAX) = 100 pages at 200 pages/ms: 0.5 ms = 500 us of stall; the
+    retry at min then takes them back (free > 1000 for each of the 100): free 1000."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=390.625, working_set_mib=1000.0)]
+    s = _scenario(tmp_path, {}, workloads=wl)
+    sim = Simulator(s, machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=1000, cache=10000)
+    sim.advance(1)
+    assert _c(sim, "allocstall_movable") == 1 and _c(sim, "allocstall_normal") == 0
+    assert _c(sim, "pgscan_direct") == 100 and _c(sim, "pgsteal_direct") == 100
+    assert _c(sim, "direct_reclaim_stall_us") == 500.0
+    assert _c(sim, "workload_deficit_pages") == 0
+    assert sim.free[0, NORMAL] == 1000 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 10000
+
+
+def test_oom_kill_of_the_anonymous_hog(tmp_path):
+    """An anonymous hog grows 500 pages/ms (1953.125 MiB/s); Normal at 1100 free, nothing
+    reclaimable (no page cache, no swap). t=0: fast path fails (1100 <= 1250); at min the hog
+    gets 100 pages (free > 1000 for each); direct reclaim finds nothing (allocstall_movable 1),
+    so the OOM killer ends the largest anonymous workload, the hog (100 pages): its pages go to
+    the pcp list (high 6 with batch 1: 95 drain to the buddy count, 5 stay): free 1095.
+    Deficit 400; oom_kill 1; the machine is not deadlocked (there was a victim)."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=1953.125, peak_mib=1000.0, hold_s=10.0, period_s=0.0)]
+    s = _scenario(tmp_path, {}, workloads=wl)
+    sim = Simulator(s, machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=1100)
+    sim.advance(1)
+    assert _c(sim, "oom_kill") == 1 and not sim.terminated[0]
+    assert _c(sim, "allocstall_movable") == 1 and _c(sim, "workload_deficit_pages") == 400
+    assert sim.free[0, NORMAL] == 1095 and sim.pcp[0, NORMAL] == 5
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 0
+    sim.advance(10)                       # the hog has exited for good (period 0)
+    assert _c(sim, "oom_kill") == 1 and sim.zone_state[0, NORMAL, L.ZF_ANON] == 0
+
+
+def test_deadlock_when_watermarks_exceed_what_can_be_free(tmp_path):
+    """Normal has 100000 managed pages, 10000 of them unreclaimable kernel memory (and the NIC's
+    1024 ring pages, which can be freed). min_free_kbytes = 300000: min = 75000 < 90000, fine.
+    min_free_kbytes = 400000: min = 100000 >= 90000 = what can ever be free: no GFP_KERNEL
+    request can ever pass the min check; the kernel would panic "System is deadlocked on
+    memory". The machine is terminated and no longer advances."""
+    s = _scenario(tmp_path, {})
+    sim = Simulator(s, machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=100000 - 10000 - 1024)
+    assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == 10000
+    sim.set_knobs(min_free_kbytes=300000)
+    assert sim.wmark[0, NORMAL, 0] == 75000 and not sim.terminated[0]
+    sim.advance(5)
+    sim.set_knobs(min_free_kbytes=400000)
+    assert sim.wmark[0, NORMAL, 0] == 100000 and sim.terminated[0]
+    t = sim.t_ms[0]
+    sim.advance(5)
+    assert sim.t_ms[0] == t == 5.0
+    assert _c(sim, "knob_writes") == 2

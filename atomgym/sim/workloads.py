@@ -145,16 +145,15 @@ def oom_kill(S, b):
 
 @njit(cache=True)
 def _user_alloc(S, b, w, n, dest):
-    """Allocate n pages for workload w (blocking, GFP_HIGHUSER_MOVABLE). Returns pages got;
-    per-zone pages in the scratch row. Triggers the OOM killer when nothing is reclaimable."""
+    """Allocate n pages for workload w (blocking, GFP_HIGHUSER_MOVABLE). Returns (pages got,
+    whether the OOM killer must run: nothing reclaimable and the request still short); per-zone
+    pages in the scratch row. The caller charges the pages first, then calls oom_kill()."""
     clear_scratch(S, b, ZL_USER)
     got, left, _ = alloc_pages_reclaim(S, b, n, GFP_USER_MOVABLE, ZL_USER, dest, CLS_KERNEL,
                                        S.mf[b, MF_TICK_MS])
     if got < n:
         S.ctr[b, C_DEFICIT] += n - got
-        if left == 0:
-            oom_kill(S, b)
-    return got
+    return got, got < n and left == 0
 
 
 @njit(cache=True)
@@ -197,7 +196,7 @@ def workload_tick(S, b, w):
         if misses <= 0:
             wp[b, w, WP_S_DEFICIT] = 0.0
             return
-        got = _user_alloc(S, b, w, misses, ZF_CACHE)
+        got, oom = _user_alloc(S, b, w, misses, ZF_CACHE)
         wp[b, w, WP_S_DEFICIT] = misses - got
         ever = int(wp[b, w, WP_S_EVER])
         evicted = ever - res
@@ -209,6 +208,8 @@ def workload_tick(S, b, w):
         if wp[b, w, WP_S_EVER] > ws:
             wp[b, w, WP_S_EVER] = ws
         wp[b, w, WP_S_RESIDENT] = res + got
+        if oom:
+            oom_kill(S, b)
         return
     if kind == WK_ANON_HOG:
         ph = wp[b, w, WP_S_PHASE]
@@ -222,12 +223,13 @@ def workload_tick(S, b, w):
             if n > room:
                 n = room
             if n > 0:
-                got = _user_alloc(S, b, w, n, ZF_ANON)
+                got, oom = _user_alloc(S, b, w, n, ZF_ANON)
                 _charge_anon(S, b, w, got)
-                if wp[b, w, WP_S_PHASE] == HOG_EXITED:   # OOM-killed in that allocation
-                    _free_workload(S, b, w)
-                    return
                 wp[b, w, WP_S_DEFICIT] = n - got
+                if oom:
+                    oom_kill(S, b)
+                    if wp[b, w, WP_S_PHASE] == HOG_EXITED:   # the victim was this hog
+                        return
             if wp[b, w, WP_S_HELD] >= wp[b, w, WP_PEAK]:
                 wp[b, w, WP_S_PHASE] = HOG_HOLD
                 wp[b, w, WP_S_T] = t
@@ -249,5 +251,7 @@ def workload_tick(S, b, w):
         _free_workload(S, b, w)
         n = _rate_pages(S, b, w)
         if n > 0:
-            got = _user_alloc(S, b, w, n, ZF_ANON)
+            got, oom = _user_alloc(S, b, w, n, ZF_ANON)
             _charge_anon(S, b, w, got)
+            if oom:
+                oom_kill(S, b)
