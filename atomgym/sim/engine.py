@@ -31,9 +31,9 @@ from numba import njit, prange
 
 from .kswapd import kswapd_tick
 from .layout import (
-    C_MIN_FREE_SEEN, C_RESERVED_MIB_MS, I_CTR, I_MF, I_MI, I_NF, I_ZS,
+    C_MIN_FREE_SEEN, C_RESERVED_MIB_MS,
     MF_T_MS, MF_TICK_MS, MI_NNIC, MI_NNODES, MI_NTRAFFIC, MI_NWORK, MI_SUM_MIN, MI_TERMINATED,
-    MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, I_TP, TP_NIC, I_ND, I_NI,
+    MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
 from .layout import SimState

@@ -4,6 +4,9 @@ Every array has a leading batch axis ``B``. The kernel model's own arrays are ke
 shapes the kernel functions take (one machine = one row), so the compiled loop passes
 ``managed[b]``, ``wmark[b]``, ``boost[b]`` straight to kernel/watermarks.py & co.
 
+Compiled functions take ``S``, a :class:`SimState` structref whose fields are these arrays
+(``S.zs``, ``S.mi``, ...), and the machine index ``b``.
+
 =================  =============  =====================================================
 array              dtype / shape  contents
 =================  =============  =====================================================
@@ -253,7 +256,8 @@ CLASS_NAMES = ("atomic", "kernel", "nowait", "memalloc")
 TUNER_RING = 32
 ZONES_PER_NODE = MAX_NR_ZONES
 
-# ---- the state tuple passed to every compiled function: S[I_*] ----------------------
+# ---- order of the state arrays in Simulator.state (the tuple engine.make_state() wraps into a
+# SimState; compiled code reads the fields by name: S.zs, S.mi, ...) ----------------------
 I_MANAGED = 0
 I_WMARK = 1
 I_BOOST = 2

@@ -31,8 +31,8 @@ from numba import njit
 from ..kernel.watermark_ok import GFP_KERNEL
 from .alloc import alloc_pages_reclaim, clear_scratch, free_pages_zone
 from .layout import (
-    C_DEFICIT, C_OOM_KILL, C_REFAULTS, CLS_KERNEL, I_CTR, I_MF, I_MI, I_RNG, I_SCR, I_TP, I_TRACE,
-    I_WP, I_WZ, I_ZL, MF_T_MS, MF_TICK_MS, MI_NWORK, MI_NZL_USER, MI_TERMINATED,
+    C_DEFICIT, C_OOM_KILL, C_REFAULTS, CLS_KERNEL,
+    MF_T_MS, MF_TICK_MS, MI_NWORK, MI_NZL_USER, MI_TERMINATED,
     TK_DIURNAL, TK_INCAST, TK_MMPP, TK_POISSON, TK_REPLAY,
     TP_AMPL, TP_BURST, TP_BURST_MS, TP_JITTER, TP_KIND, TP_MEAN_OFF, TP_MEAN_ON, TP_PERIOD, TP_RATE,
     TP_S_ACC, TP_S_END, TP_S_NEXT, TP_S_ON, TP_START, TP_STOP, TP_TRACE_INT, TP_TRACE_N, TP_TRACE_OFF,
