@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=600_000, help="ticks for the single-machine run")
     ap.add_argument("--batch", type=int, default=1024, help="machines in the batch run")
     ap.add_argument("--batch-ticks", type=int, default=2000, help="ticks for the batch run")
+    ap.add_argument("--cartpole-steps", type=int, default=200_000, help="CartPole-v1 steps")
     args = ap.parse_args(argv)
     from atomgym.sim.scenario import ScenarioError, load_scenario
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     single = _bench_single(scn, args.ticks)
     batch, mib = _bench_batch(scn, args.batch, args.batch_ticks)
-    cart = _bench_cartpole(200_000)
+    cart = _bench_cartpole(args.cartpole_steps)
     res = {
         "scenario": scn.name,
         "single_ticks_per_s": single,

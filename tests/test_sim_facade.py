@@ -1,0 +1,87 @@
+"""The Simulator facade contract (docs/design.md): shapes, counter names, knob semantics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atomgym.sim import Simulator
+from atomgym.sim.scenario import load_scenario
+
+REQUIRED = ["pgalloc_normal", "pgalloc_dma32", "allocstall_normal", "pgscan_kswapd", "pgsteal_kswapd",
+            "pgscan_direct", "pgsteal_direct", "pageoutrun", "kswapd_low_wmark_hit_quickly",
+            "kswapd_high_wmark_hit_quickly", "kswapd_wakeups", "oom_kill", "rx_packets", "rx_missed",
+            "rcvbuf_drop", "pfmemalloc_drop", "atomic_fail", "atomic_fail_normal", "fail_atomic", "fail_kernel",
+            "fail_nowait", "fail_memalloc", "refill_deferred", "direct_reclaim_stall_us", "refaults",
+            "reserved_mib_ms", "min_free_seen", "knob_writes", "tuner_actions"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = Simulator(load_scenario("quiet"), n_machines=3)
+    s.reset(np.array([1, 2, 3]))
+    return s
+
+
+def test_shapes_and_names(sim):
+    B, Z = 3, sim.n_zones
+    assert Z == 5 * sim.n_nodes
+    assert sim.free.shape == (B, Z) and sim.wmark.shape == (B, Z, 4) and sim.boost.shape == (B, Z)
+    assert sim.reserve.shape == (B, Z, 5) and sim.managed.shape == (B, Z) and sim.reclaimable.shape == (B, Z)
+    assert sim.kswapd_awake.shape == (B, sim.n_nodes) and sim.terminated.shape == (B,)
+    assert sim.counters.shape == (B, len(sim.counter_names))
+    for n in REQUIRED:
+        assert n in sim.counter_names, n
+    assert sim.counter("rx_packets").shape == (B,)
+    with pytest.raises(KeyError, match="unknown counter"):
+        sim.counter("nope")
+    assert len(sim.zone_names) == Z and sim.tick_ms == 1.0
+
+
+def test_knob_writes_follow_the_sysctl_handlers(sim):
+    sim.advance(10)
+    m = sim.machine(0)
+    z = np.zeros((3, sim.n_zones), np.int64)
+    z[:, 2] = 1
+    sim.set_knobs(boost_watermark=z)
+    assert (sim.boost[:, 2] == 512).all()
+    # watermark_boost_factor: stored only, nothing recomputed (boost stays)
+    sim.set_knobs(watermark_boost_factor=np.array([0, -1, -1]))
+    assert sim.watermark_boost_factor.tolist() == [0, 15000, 15000] and sim.boost[0, 2] == 512
+    # min_free_kbytes: the Machine's own sysctl write gives the same watermarks, boosts cleared
+    m.write("vm.min_free_kbytes", 90000)
+    sim.set_knobs(min_free_kbytes=np.array([90000, -1, -1]))
+    assert np.array_equal(sim.wmark[0, :m.managed.size], m.wmark) and sim.boost[0].sum() == 0
+    assert sim.boost[1, 2] == 512 and sim.min_free_kbytes[0] == 90000
+    assert sim.machine(0).zone_rows()[2]["min"] == m.zone_rows()[2]["min"]
+    m.write("vm.watermark_scale_factor", 200)
+    sim.set_knobs(watermark_scale_factor=np.array([200, -1, -1]))
+    assert np.array_equal(sim.wmark[0, :m.managed.size], m.wmark)
+    assert sim.counter("knob_writes").tolist() == [3, 0, 0]
+
+
+def test_bad_knob_values_are_clear_errors(sim):
+    with pytest.raises(ValueError, match=r"watermark_scale_factor: 5000 is out of range; valid range 1\.\.3000"):
+        sim.set_knobs(watermark_scale_factor=5000)
+    with pytest.raises(ValueError, match="unknown tuner"):
+        Simulator(load_scenario("quiet"), tuner="v99")
+
+
+def test_quiet_scenario_stays_quiet(sim):
+    sim.advance(2000)
+    for n in ("atomic_fail", "rx_missed", "rcvbuf_drop", "pfmemalloc_drop", "oom_kill", "direct_reclaim_stall_us"):
+        assert (sim.counter(n) == 0).all(), n
+    assert (sim.counter("rx_packets") > 0).all()
+    assert (sim.t_ms == 2010.0).all()
+    assert sim.nbytes > 0
+
+
+def test_bench_json_smoke(capsys):
+    import json
+
+    from atomgym.bench import main
+
+    assert main(["--json", "--ticks", "2000", "--batch", "4", "--batch-ticks", "50", "--cartpole-steps", "500"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    for k in ("single_ticks_per_s", "batch_ticks_per_s", "cartpole_steps_per_s", "batch_state_mib"):
+        assert res[k] > 0, k
+    assert main(["--scenario", "no-such-scenario"]) == 2
