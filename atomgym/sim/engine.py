@@ -26,8 +26,46 @@ A terminated machine (deadlock) does not advance.
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numba
 from numba import njit, prange
+
+
+def _invalidate_stale_cache() -> None:
+    """numba's cache=True keys each function on its own file only, so after an edit to a
+    callee in another file (alloc.py, kernel/watermark_ok.py, ...) the engine would load its
+    old machine code. Hash every numba source the engine depends on; on a change, delete the
+    cached .nbi/.nbc files of atomgym/sim and atomgym/kernel before anything is loaded."""
+    pkg = Path(__file__).resolve().parents[1]
+    srcs = sorted(list((pkg / "kernel").glob("*.py")) + [
+        p for p in (pkg / "sim").glob("*.py") if p.name not in ("scenario.py", "machines.py", "__init__.py")])
+    h = hashlib.sha1()
+    for p in srcs:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    digest = h.hexdigest()
+    stamp = pkg / "sim" / "__pycache__" / "engine_sources.sha1"
+    try:
+        if stamp.read_text() == digest:
+            return
+    except OSError:
+        pass
+    for d in (pkg / "sim" / "__pycache__", pkg / "kernel" / "__pycache__"):
+        for f in list(d.glob("*.nbi")) + list(d.glob("*.nbc")):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+    try:
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:
+        pass
+
+
+_invalidate_stale_cache()
 
 from .kswapd import kswapd_tick
 from .layout import (
@@ -148,3 +186,4 @@ def run_ticks(S, n_ticks: int, mask, parallel: bool | None = None) -> None:
         run_parallel(S, int(n_ticks), mask)
     else:
         run_serial(S, int(n_ticks), mask)
+
