@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+
+# numpy's OpenBLAS threads spin after start-up and take CPU from the numba threads on a small box
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
