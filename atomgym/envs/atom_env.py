@@ -1,0 +1,300 @@
+"""AtomEnv: one simulated machine under GFP_ATOMIC network-receive pressure, tuned by an agent."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ..sim.scenario import Scenario
+from .core import (
+    DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, resolve_scenario, score,
+)
+from .spaces import (  # noqa: F401  (re-exported: the observation/action layout)
+    ACTION_NAMES, CONT_ACTION_NAMES, N_ACTIONS, OBS_DIM, OBS_HIGH, OBS_INDEX, OBS_LOW, OBS_NAMES, OBS_UNITS,
+)
+
+RENDER_W, RENDER_H = 400, 200
+DEFAULT_DECISION_INTERVAL_MS = 100.0
+
+
+def make_action_space(action_type: str) -> spaces.Space:
+    if action_type == "discrete":
+        return spaces.Discrete(N_ACTIONS)
+    if action_type == "continuous":
+        return spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+    raise ValueError(f"action_type: {action_type!r} is not valid; choices: discrete, continuous")
+
+
+def make_observation_space() -> spaces.Box:
+    return spaces.Box(OBS_LOW.copy(), OBS_HIGH.copy(), dtype=np.float32)
+
+
+def _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob) -> dict[str, float]:
+    return dict(zip(TERM_NAMES, (w_drops, w_atomic_fail, w_reserved, w_stall, w_knob)))
+
+
+class AtomEnv(gym.Env):
+    """Tune Linux page-allocator watermarks on one simulated machine under GFP_ATOMIC RX pressure.
+
+    ## Description
+    A simulated Linux machine (atomgym.sim, 1 ms ticks) receives network traffic whose RX rings are
+    refilled with GFP_ATOMIC (or __GFP_MEMALLOC / GFP_KERNEL for virtio) page allocations while
+    userspace workloads (page-cache streaming, anonymous hogs) push free memory down to the
+    watermarks. The agent is a **userspace controller**: every ``decision_interval_ms`` of simulated
+    time it may write ``vm.min_free_kbytes`` / ``vm.watermark_scale_factor`` (sysctl semantics:
+    the watermarks are recomputed and every boost is cleared, ``setup_per_zone_wmarks()``) or
+    boost zones with the kernel's ``boost_watermark()``; the simulator runs the ticks in between
+    in its compiled loop. This differs from the in-kernel tuners of the patch series
+    (``Simulator(tuner=...)``), which react inside the allocator at the exact tick of a failure;
+    a userspace daemon only sees counters after the fact, as here.
+
+    The default interval is **100 ms**: kswapd naps 100 ms (``HZ/10`` in ``kswapd_try_to_sleep()``)
+    after a balanced run, so a faster controller mostly observes kswapd's own schedule; and a
+    userspace daemon polling /proc/vmstat and writing sysctls is realistically a 10-1000 ms loop
+    (a write costs a ``setup_per_zone_wmarks()`` over all zones). Valid range 10 ms to 10 s
+    (multiples of the scenario's tick).
+
+    ## Action Space
+    ``action_type="discrete"``: ``Discrete(7)``
+
+    | action | effect |
+    |---|---|
+    | 0 | no-op |
+    | 1 | ``min_free_kbytes`` x1.25 (at least +1, at most 1048576 kB) |
+    | 2 | ``min_free_kbytes`` /1.25 (at least -1, at least 128 kB) |
+    | 3 | ``boost_watermark()`` once (one pageblock, 512 pages, capped at high x boost_factor / 10000) on every Normal zone |
+    | 4 | ``boost_watermark()`` once on every populated zone |
+    | 5 | ``watermark_scale_factor`` x1.25 (at least +1, at most 3000) |
+    | 6 | ``watermark_scale_factor`` /1.25 (at least -1, at least 1) |
+
+    ``action_type="continuous"``: ``Box(-1, 1, (3,), float32)``, ``u = (a + 1) / 2``
+
+    | index | name | mapping |
+    |---|---|---|
+    | 0 | min_free_kbytes_target | ``128 * (1048576 / 128) ** u`` kB (log scale) |
+    | 1 | watermark_scale_factor_target | ``3000 ** u`` (log scale, 1..3000, the sysctl's range) |
+    | 2 | boost_level | target boost per populated zone = ``u * max_boost`` (kernel ``boost_watermark()``'s cap), reached by ``ceil(gap/512)`` ``boost_watermark()`` calls; never lowered (kswapd clears boosts) |
+
+    A sysctl target within 2 % of the current value is not written (every write clears the boosts,
+    as in the kernel). An action outside the space raises ``ValueError``.
+
+    ## Observation Space
+    ``Box(low, high, (28,), float32)``, every entry in [0, 1]; names in ``atomgym.envs.OBS_NAMES``.
+    Per-zone entries are for the zone types DMA (0-5), DMA32 (6-11), Normal (12-17), each summed
+    over NUMA nodes; an unpopulated zone type reads 0.
+
+    | index | name | unit / scaling |
+    |---|---|---|
+    | 0,6,12 | <zone>.free_over_min | free / min, clipped to 4, / 4 |
+    | 1,7,13 | <zone>.free_over_low | free / (low + boost), clipped to 4, / 4 |
+    | 2,8,14 | <zone>.free_over_high | free / (high + boost), clipped to 4, / 4 |
+    | 3,9,15 | <zone>.boost_over_high | boost / high, clipped to 2, / 2 |
+    | 4,10,16 | <zone>.reclaimable_frac | (page cache + anon if swap) / managed |
+    | 5,11,17 | <zone>.free_frac | free / managed |
+    | 18 | min_free_kbytes | log(mf/128) / log(1048576/128), clipped |
+    | 19 | watermark_scale_factor | log(wsf) / log(3000) |
+    | 20 | kswapd_awake | fraction of nodes with kswapd waking or running |
+    | 21 | atomic_fail | log1p(atomic allocation failures in the last interval) / 20, clipped to 1 |
+    | 22 | rx_missed | log1p(NIC drops, no posted buffer, last interval) / 20 |
+    | 23 | rcvbuf_drop | log1p(socket receive-buffer drops, last interval) / 20 |
+    | 24 | pfmemalloc_drop | log1p(TcpExtPFMemallocDrop, last interval) / 20 |
+    | 25 | rx_packets | log1p(packets arrived, last interval) / 20 |
+    | 26 | lowest_free_over_min | lowest Σ free over the last interval / Σ min, clipped to 4, / 4 |
+    | 27 | direct_reclaim_stall | log1p(direct-reclaim stall in µs, last interval) / 20 |
+
+    ## Rewards
+    ``reward = -(w_drops*drops + w_atomic_fail*atomic_fail + w_reserved*reserved_mib_s
+    + w_stall*stall_s + w_knob*knob_changes) - deadlock_penalty*[deadlocked this step]``, terms over
+    the last interval: ``drops`` = rx_missed + rcvbuf_drop + pfmemalloc_drop packets;
+    ``atomic_fail`` = failed atomic refills; ``reserved_mib_s`` = memory held free by the min
+    watermarks, Σ min x time (MiB·s); ``stall_s`` = direct-reclaim stall (s); ``knob_changes`` =
+    sysctl writes + boost actions. Defaults: 1e-3, 1e-3, 1e-3, 1.0, 1e-2, penalty 100.
+    ``info`` has ``term_<name>`` (raw) and ``reward_<name>`` (weighted, negative) every step.
+
+    Worked example (8 GiB machine, defaults, 100 ms step): min_free_kbytes 67584 -> Σ min = 66 MiB,
+    so reserved = 66 x 0.1 = 6.6 MiB·s; 40 atomic failures, 0 drops, 2 ms stall, action 1 (one write):
+    reward = -(0 + 0.040 + 0.0066 + 0.002 + 0.01) = -0.0586.
+
+    **Normalised score**: at the end of an episode (``episode_steps`` = duration / interval steps,
+    or a deadlock) ``info["score"] = 1 - (C - C_def) / max(C_def, 1)``, where C is the episode's cost
+    (minus the sum of rewards) and C_def the cost of the same scenario and simulator seed with the
+    kernel's defaults untouched (computed on first need, cached per (scenario, seed, interval,
+    steps)). 1.0 = as good as the defaults, 2.0 = zero cost, < 1 worse. ``info["default_cost"]``
+    and ``info["episode_cost"]`` are given with it. Example: C_def = 40, C = 30 -> score 1.25.
+
+    ## Starting State
+    The scenario's machine booted with its sysctls (kernel defaults unless the scenario sets them),
+    RX rings full, memory use as in the scenario; ``randomize:`` ranges are drawn per episode. The
+    simulator seed is drawn from ``self.np_random`` after ``super().reset(seed=seed)``.
+
+    ## Episode End
+    Termination only when the machine deadlocks ("System is deadlocked on memory": the watermarks
+    leave nothing allocatable, or the OOM killer has nothing to kill), with ``deadlock_penalty``.
+    Truncation by the registered ``max_episode_steps`` = scenario duration / decision interval
+    (``gymnasium.wrappers.TimeLimit``); the env itself also truncates at the end of the scenario's
+    duration, so a ``duration_s`` / ``decision_interval_ms`` override ends episodes at the right
+    time without passing ``max_episode_steps`` too.
+
+    ## Arguments
+    ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
+    (100), ``action_type`` ("discrete" | "continuous"), ``w_drops``, ``w_atomic_fail``,
+    ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
+    scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
+    ``render_window`` (steps shown by rgb_array, 200).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
+
+    def __init__(self, scenario: str | Path | Scenario = "incast-pagecache",
+                 decision_interval_ms: float = DEFAULT_DECISION_INTERVAL_MS, action_type: str = "discrete",
+                 w_drops: float = DEFAULT_WEIGHTS["drops"], w_atomic_fail: float = DEFAULT_WEIGHTS["atomic_fail"],
+                 w_reserved: float = DEFAULT_WEIGHTS["reserved_mib_s"], w_stall: float = DEFAULT_WEIGHTS["stall_s"],
+                 w_knob: float = DEFAULT_WEIGHTS["knob_changes"], deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY,
+                 duration_s: float | None = None, compute_score: bool = True, render_mode: str | None = None,
+                 render_window: int = 200) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode: {render_mode!r} is not valid; choices: None, ansi, rgb_array")
+        self._args = dict(scenario=scenario, decision_interval_ms=decision_interval_ms, action_type=action_type,
+                          w_drops=w_drops, w_atomic_fail=w_atomic_fail, w_reserved=w_reserved, w_stall=w_stall,
+                          w_knob=w_knob, deadlock_penalty=deadlock_penalty, duration_s=duration_s,
+                          compute_score=compute_score, render_mode=render_mode, render_window=render_window)
+        self.scenario = resolve_scenario(scenario, duration_s)
+        self.action_space = make_action_space(action_type)
+        self.observation_space = make_observation_space()
+        self.core = Core(self.scenario, 1, decision_interval_ms, action_type,
+                         _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty)
+        self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
+        self.compute_score = compute_score
+        self.render_mode = render_mode
+        self.render_window = int(render_window)
+        self._mask = np.ones(1, bool)
+        self._sim_seed = 0
+        self._steps = 0
+        self._cost = 0.0
+        self._hist: list[tuple[float, float, float, float]] = []
+
+    # pickling: rebuild from the constructor arguments and copy the simulator state
+    def __getstate__(self) -> dict:
+        return {"args": self._args, "sim_state": [a.copy() for a in self.core.sim.state],
+                "machines": self.core.sim._machines, "prev": self.core.prev, "was": self.core.was_terminated,
+                "np_random": self._np_random, "seed": self._sim_seed, "steps": self._steps, "cost": self._cost,
+                "hist": self._hist}
+
+    def __setstate__(self, st: dict) -> None:
+        self.__init__(**st["args"])
+        for dst, src in zip(self.core.sim.state, st["sim_state"]):
+            dst[...] = src
+        self.core.sim._machines = st["machines"]
+        self.core.prev[...] = st["prev"]
+        self.core.was_terminated[...] = st["was"]
+        self._np_random = st["np_random"]
+        self._sim_seed, self._steps, self._cost, self._hist = st["seed"], st["steps"], st["cost"], st["hist"]
+
+    @property
+    def sim(self):
+        return self.core.sim
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._sim_seed = int(self.np_random.integers(0, 2**62))
+        self.core.reset(np.array([self._sim_seed], np.int64))
+        self._steps = 0
+        self._cost = 0.0
+        self._hist = []
+        self._record()
+        return self.core.obs()[0], {"sim_seed": self._sim_seed, "t_ms": float(self.sim.t_ms[0])}
+
+    def _check_action(self, action) -> np.ndarray:
+        if self.core.action_type == "discrete":
+            a = np.asarray(action)
+            if a.shape not in ((), (1,)) or not np.issubdtype(a.dtype, np.integer) or not self.action_space.contains(int(a.reshape(-1)[0])):
+                raise ValueError(f"action {action!r} is outside the action space Discrete({N_ACTIONS}): "
+                                 f"give an integer 0..{N_ACTIONS - 1} ({', '.join(ACTION_NAMES)})")
+            return a.reshape(1).astype(np.int64)
+        a = np.asarray(action, dtype=np.float32)
+        if a.shape != (3,) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0):
+            raise ValueError(f"action {action!r} is outside the action space Box(-1, 1, (3,)): give 3 floats in "
+                             f"[-1, 1] ({', '.join(CONT_ACTION_NAMES)})")
+        return a.reshape(1, 3)
+
+    def step(self, action):
+        a = self._check_action(action)
+        core = self.core
+        changes = core.apply(a, self._mask)
+        core.advance(self._mask)
+        t, dead = core.terms(changes)
+        r = float(core.reward(t, dead)[0])
+        self._steps += 1
+        self._cost -= r
+        terminated = bool(self.sim.terminated[0])
+        info: dict[str, Any] = {"t_ms": float(self.sim.t_ms[0])}
+        for i, n in enumerate(TERM_NAMES):
+            info["term_" + n] = float(t[0, i])
+            info["reward_" + n] = float(-core.weights[i] * t[0, i])
+        info["reward_deadlock"] = float(-core.deadlock_penalty * dead[0])
+        if self.compute_score and (terminated or self._steps == self.episode_steps):
+            c_def = core.default_cost(self._sim_seed, self.episode_steps)
+            info["episode_cost"] = self._cost
+            info["default_cost"] = c_def
+            info["score"] = score(self._cost, c_def)
+        self._record()
+        truncated = not terminated and self._steps >= self.episode_steps   # the scenario's duration
+        return core.obs()[0], r, terminated, truncated, info
+
+    # ---- rendering ----------------------------------------------------------------------------
+    def _record(self) -> None:
+        s = self.sim
+        self._hist.append((float(s.free[0].sum()), float(s.wmark[0, :, 0].sum()), float(s.wmark[0, :, 1].sum()),
+                           float((s.wmark[0, :, 2] + s.boost[0]).sum())))
+        if len(self._hist) > self.render_window:
+            del self._hist[0]
+
+    def render(self):
+        if self.render_mode == "ansi":
+            return self._render_ansi()
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
+        return None
+
+    def _render_ansi(self) -> str:
+        s = self.sim
+        lines = [f"t={s.t_ms[0] / 1000:.1f} s  min_free_kbytes={int(s.min_free_kbytes[0])}  "
+                 f"watermark_scale_factor={int(s.watermark_scale_factor[0])}  "
+                 f"kswapd={'awake' if s.kswapd_awake[0].any() else 'asleep'}",
+                 f"{'zone':<22}{'managed':>10}{'free':>10}{'min':>9}{'low':>9}{'high':>9}{'boost':>8}"]
+        for z in range(s.n_zones):
+            if s.managed[0, z] == 0:
+                continue
+            w = s.wmark[0, z]
+            lines.append(f"{s.zone_names[z]:<22}{s.managed[0, z]:>10}{s.free[0, z]:>10}{w[0]:>9}{w[1]:>9}"
+                         f"{w[2]:>9}{s.boost[0, z]:>8}")
+        c = s.counter_dict(0)
+        lines.append(f"atomic_fail={c['atomic_fail']:.0f} rx_missed={c['rx_missed']:.0f} "
+                     f"rcvbuf_drop={c['rcvbuf_drop']:.0f} pfmemalloc_drop={c['pfmemalloc_drop']:.0f}")
+        return "\n".join(lines) + "\n"
+
+    def _render_rgb(self) -> np.ndarray:
+        """Σ free pages (black) against Σ min (red), Σ low (orange), Σ high + boost (green), last
+        ``render_window`` steps, y from 0 to 1.2 x the window's maximum."""
+        img = np.full((RENDER_H, RENDER_W, 3), 255, np.uint8)
+        h = np.array(self._hist, np.float64)
+        if h.size == 0:
+            return img
+        top = max(1.0, 1.2 * h.max())
+        n = len(h)
+        xs = np.linspace(0, RENDER_W - 1, max(n, 2))[:n].astype(int) if n > 1 else np.array([0])
+        colours = [(0, 0, 0), (220, 0, 0), (255, 140, 0), (0, 160, 0)]
+        for k in (1, 2, 3, 0):
+            ys = (RENDER_H - 1 - np.round(h[:, k] / top * (RENDER_H - 1))).astype(int)
+            for i in range(n):
+                x0 = xs[i]
+                x1 = xs[i + 1] if i + 1 < n else min(RENDER_W, x0 + 2)
+                y = ys[i]
+                img[max(0, y - 1):y + 2, x0:max(x1, x0 + 1)] = colours[k]
+        return img

@@ -1,0 +1,233 @@
+"""Batched machinery shared by AtomEnv (B = 1) and AtomVectorEnv (B = num_envs).
+
+One code path computes observations, applies actions and counts reward terms for a whole batch,
+so that env i of the vector env equals the single env with the same simulator seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..kernel.zones import MAX_NR_ZONES
+from ..sim import Simulator
+from ..sim import layout as L
+from ..sim.scenario import Scenario, load_scenario, scenario_to_dict
+from .spaces import (
+    A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, LOG1P_SCALE, MF_MAX_KB, MF_MIN_KB,
+    N_ZONE_FEATURES, OBS_DIM, OBS_INTERVAL_START, OBS_MACHINE_START, STEP_FACTOR, WSF_MAX, WSF_MIN, ZONE_TYPES,
+)
+
+TERM_NAMES = ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes")
+DEFAULT_WEIGHTS = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "stall_s": 1.0,
+                   "knob_changes": 1e-2}
+DEFAULT_DEADLOCK_PENALTY = 100.0
+SCORE_COST_FLOOR = 1.0
+CONT_DEADBAND = 0.02   # continuous targets within 2 % of the current value are not written
+
+_DROP_COUNTERS = ("rx_missed", "rcvbuf_drop", "pfmemalloc_drop")
+_C = {n: i for i, n in enumerate(L.COUNTER_NAMES)}
+_DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def resolve_scenario(scenario: str | Path | Scenario, duration_s: float | None) -> Scenario:
+    s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if duration_s is not None:
+        if not (0.001 <= float(duration_s) <= 1e7):
+            raise ValueError(f"duration_s: {duration_s} is out of range; valid range 0.001..1e7 s")
+        s = dataclasses.replace(s, duration_s=float(duration_s))
+    return s
+
+
+def scenario_key(s: Scenario) -> str:
+    return hashlib.sha1(repr(scenario_to_dict(s)).encode()).hexdigest()
+
+
+def interval_ticks(s: Scenario, decision_interval_ms: float) -> int:
+    if not (10.0 <= float(decision_interval_ms) <= 10000.0):
+        raise ValueError(f"decision_interval_ms: {decision_interval_ms} is out of range; valid range 10..10000 ms")
+    n = decision_interval_ms / s.tick_ms
+    if abs(n - round(n)) > 1e-9:
+        raise ValueError(f"decision_interval_ms: {decision_interval_ms} is not a multiple of the scenario's "
+                         f"tick ({s.tick_ms} ms)")
+    return int(round(n))
+
+
+def episode_steps(s: Scenario, decision_interval_ms: float) -> int:
+    return max(1, int(math.ceil(s.duration_s * 1000.0 / decision_interval_ms - 1e-9)))
+
+
+def _ratio(a: np.ndarray, b: np.ndarray, cap: float) -> np.ndarray:
+    out = np.zeros(a.shape, np.float64)
+    ok = b > 0
+    np.divide(a, b, out=out, where=ok)
+    return np.clip(out, 0.0, cap) / cap
+
+
+def _log1p(x: np.ndarray) -> np.ndarray:
+    return np.minimum(np.log1p(np.maximum(x, 0.0)) / LOG1P_SCALE, 1.0)
+
+
+class Core:
+    """Observation, action and reward bookkeeping over one batched Simulator."""
+
+    def __init__(self, scenario: Scenario, n: int, decision_interval_ms: float, action_type: str,
+                 weights: dict[str, float], deadlock_penalty: float) -> None:
+        if action_type not in ("discrete", "continuous"):
+            raise ValueError(f"action_type: {action_type!r} is not valid; choices: discrete, continuous")
+        self.scenario = scenario
+        self.ticks = interval_ticks(scenario, decision_interval_ms)
+        self.decision_interval_ms = float(decision_interval_ms)
+        self.action_type = action_type
+        self.weights = np.array([float(weights[k]) for k in TERM_NAMES])
+        self.deadlock_penalty = float(deadlock_penalty)
+        self.sim = Simulator(scenario, n_machines=n)
+        self.B = n
+        self.n_nodes = self.sim.n_nodes
+        self.prev = np.zeros_like(self.sim.counters)
+        self.was_terminated = np.zeros(n, bool)
+
+    # ---- reset ---------------------------------------------------------------------------------
+    def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
+        sim = self.sim
+        m = np.ones(self.B, bool) if mask is None else mask
+        sim.reset(seeds, mask=m)
+        self.prev[m] = sim.counters[m]
+        self.was_terminated[m] = sim.terminated[m]
+
+    # ---- actions ------------------------------------------------------------------------------
+    def apply(self, actions: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Write the knobs for the machines in mask; returns knob changes per machine (B,)."""
+        sim, B, Z = self.sim, self.B, self.sim.n_zones
+        mf0 = sim.min_free_kbytes.copy()
+        wsf0 = sim.watermark_scale_factor.copy()
+        mf = np.full(B, -1, np.int64)
+        wsf = np.full(B, -1, np.int64)
+        bk = np.zeros((B, Z), np.int64)
+        populated = sim.managed > 0
+        ztype = np.arange(Z) % MAX_NR_ZONES
+        if self.action_type == "discrete":
+            a = np.asarray(actions, np.int64)
+            up = np.minimum(MF_MAX_KB, np.maximum(mf0 + 1, np.round(mf0 * STEP_FACTOR).astype(np.int64)))
+            dn = np.maximum(MF_MIN_KB, np.minimum(mf0 - 1, np.round(mf0 / STEP_FACTOR).astype(np.int64)))
+            mf = np.where(a == A_MF_UP, up, np.where(a == A_MF_DOWN, dn, -1))
+            wup = np.minimum(WSF_MAX, np.maximum(wsf0 + 1, np.round(wsf0 * STEP_FACTOR).astype(np.int64)))
+            wdn = np.maximum(WSF_MIN, np.minimum(wsf0 - 1, np.round(wsf0 / STEP_FACTOR).astype(np.int64)))
+            wsf = np.where(a == A_WSF_UP, wup, np.where(a == A_WSF_DOWN, wdn, -1))
+            bk += ((a == A_BOOST_NORMAL)[:, None] & populated & (ztype == 2)[None, :]).astype(np.int64)
+            bk += ((a == A_BOOST_ALL)[:, None] & populated).astype(np.int64)
+            boosted = (a == A_BOOST_NORMAL) | (a == A_BOOST_ALL)
+        else:
+            a = np.asarray(actions, np.float64).reshape(B, 3)
+            u = (a + 1.0) / 2.0
+            mft = np.round(np.exp(math.log(MF_MIN_KB) + u[:, 0] * math.log(MF_MAX_KB / MF_MIN_KB))).astype(np.int64)
+            wst = np.round(np.exp(math.log(WSF_MIN) + u[:, 1] * math.log(WSF_MAX / WSF_MIN))).astype(np.int64)
+            mft = np.clip(mft, MF_MIN_KB, MF_MAX_KB)
+            wst = np.clip(wst, WSF_MIN, WSF_MAX)
+            mf = np.where(np.abs(mft - mf0) > CONT_DEADBAND * mf0, mft, -1)
+            wsf = np.where((wst != wsf0) & (np.abs(wst - wsf0) > CONT_DEADBAND * wsf0), wst, -1)
+            # boost level: target boost = level * max_boost (kernel boost_watermark(): high * factor / 10000,
+            # at least a pageblock), reached by ceil(gap / 512) boost_watermark() calls
+            wbf = sim.watermark_boost_factor[:, None]
+            high = sim.wmark[:, :, 2]
+            maxb = np.maximum(512, high * wbf // 10000)
+            target = np.floor(u[:, 2:3] * maxb).astype(np.int64)
+            cur = np.where(((mf >= 0) | (wsf >= 0))[:, None], 0, sim.boost)   # a sysctl write clears boosts
+            bk = np.where(populated & (target > cur), -(-(target - cur) // 512), 0).astype(np.int64)
+            boosted = bk.sum(1) > 0
+        mf = np.where(mask, mf, -1)
+        wsf = np.where(mask, wsf, -1)
+        bk = np.where(mask[:, None], bk, 0)
+        boosted = boosted & mask
+        changes = (mf >= 0).astype(np.int64) + (wsf >= 0) + boosted
+        if changes.any():
+            sim.set_knobs(min_free_kbytes=mf, watermark_scale_factor=wsf,
+                          boost_watermark=bk if bk.any() else None, mask=mask & (changes > 0))
+        return changes.astype(np.float64)
+
+    # ---- stepping -------------------------------------------------------------------------------
+    def advance(self, mask: np.ndarray) -> None:
+        sim = self.sim
+        ctr = sim.counters
+        ctr[mask, L.C_MIN_FREE_SEEN] = sim.free[mask].sum(1)   # lowest free over this interval
+        self.prev[mask] = ctr[mask]
+        sim.advance(self.ticks, mask=mask)
+
+    def terms(self, changes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 5) raw reward terms over the last interval, and (B,) newly deadlocked."""
+        d = self.sim.counters - self.prev
+        t = np.empty((self.B, len(TERM_NAMES)))
+        t[:, 0] = sum(d[:, _C[n]] for n in _DROP_COUNTERS)
+        t[:, 1] = d[:, _C["atomic_fail"]]
+        t[:, 2] = d[:, _C["reserved_mib_ms"]] / 1000.0
+        t[:, 3] = d[:, _C["direct_reclaim_stall_us"]] / 1e6
+        t[:, 4] = changes
+        term = self.sim.terminated
+        dead = term & ~self.was_terminated
+        self.was_terminated = term.copy()
+        return t, dead
+
+    def reward(self, t: np.ndarray, dead: np.ndarray) -> np.ndarray:
+        return -(t @ self.weights) - self.deadlock_penalty * dead
+
+    # ---- observation -----------------------------------------------------------------------------
+    def obs(self) -> np.ndarray:
+        sim, B, N = self.sim, self.B, self.n_nodes
+
+        def per_type(x: np.ndarray) -> np.ndarray:   # (B, Z) -> (B, 3) summed over nodes
+            return x.reshape(B, N, MAX_NR_ZONES).sum(1)[:, :len(ZONE_TYPES)].astype(np.float64)
+
+        free = per_type(sim.free)
+        wm = sim.wmark
+        mn, lo, hi = per_type(wm[:, :, 0]), per_type(wm[:, :, 1]), per_type(wm[:, :, 2])
+        bst = per_type(sim.boost)
+        mg = per_type(sim.managed)
+        rec = per_type(sim.reclaimable)
+        o = np.zeros((B, OBS_DIM), np.float64)
+        zf = np.stack([_ratio(free, mn, 4.0), _ratio(free, lo + bst, 4.0), _ratio(free, hi + bst, 4.0),
+                       _ratio(bst, hi, 2.0), _ratio(rec, mg, 1.0), _ratio(free, mg, 1.0)], axis=2)
+        o[:, :OBS_MACHINE_START] = zf.reshape(B, len(ZONE_TYPES) * N_ZONE_FEATURES)
+        mfk = sim.min_free_kbytes.astype(np.float64)
+        o[:, OBS_MACHINE_START] = np.clip(np.log(np.maximum(mfk, 1.0) / MF_MIN_KB) / math.log(MF_MAX_KB / MF_MIN_KB), 0, 1)
+        o[:, OBS_MACHINE_START + 1] = np.clip(np.log(sim.watermark_scale_factor.astype(np.float64)) / math.log(WSF_MAX), 0, 1)
+        o[:, OBS_MACHINE_START + 2] = sim.kswapd_awake[:, :N].mean(1)
+        ctr = sim.counters
+        d = ctr - self.prev
+        k = OBS_INTERVAL_START
+        o[:, k] = _log1p(d[:, _C["atomic_fail"]])
+        o[:, k + 1] = _log1p(d[:, _C["rx_missed"]])
+        o[:, k + 2] = _log1p(d[:, _C["rcvbuf_drop"]])
+        o[:, k + 3] = _log1p(d[:, _C["pfmemalloc_drop"]])
+        o[:, k + 4] = _log1p(d[:, _C["rx_packets"]])
+        summin = wm[:, :, 0].sum(1).astype(np.float64)
+        o[:, k + 5] = _ratio(ctr[:, L.C_MIN_FREE_SEEN], summin, 4.0)
+        o[:, k + 6] = _log1p(d[:, _C["direct_reclaim_stall_us"]])
+        return o.astype(np.float32)
+
+    # ---- the kernel-default reference for the normalised score ---------------------------------
+    def default_totals(self, seed: int, n_steps: int) -> np.ndarray:
+        """Raw term totals of a default-settings episode (no knob writes) with this simulator seed,
+        n_steps decision intervals long; cached per (scenario, seed, interval, steps)."""
+        key = (scenario_key(self.scenario), int(seed), self.ticks, int(n_steps))
+        if key not in _DEFAULT_COST_CACHE:
+            sim = Simulator(self.scenario, n_machines=1)
+            sim.reset(np.array([seed], np.int64))
+            sim.advance(self.ticks * n_steps)
+            c = sim.counters[0]
+            tot = np.array([sum(c[_C[n]] for n in _DROP_COUNTERS), c[_C["atomic_fail"]],
+                            c[_C["reserved_mib_ms"]] / 1000.0, c[_C["direct_reclaim_stall_us"]] / 1e6, 0.0])
+            dead = bool(sim.terminated[0])
+            _DEFAULT_COST_CACHE[key] = np.append(tot, float(dead))
+        return _DEFAULT_COST_CACHE[key]
+
+    def default_cost(self, seed: int, n_steps: int) -> float:
+        tot = self.default_totals(seed, n_steps)
+        return float(tot[:5] @ self.weights + self.deadlock_penalty * tot[5])
+
+
+def score(cost: float, default_cost: float) -> float:
+    """1.0 = the kernel defaults' cost; 2.0 = zero cost; below 1 = worse than the defaults."""
+    return 1.0 - (cost - default_cost) / max(default_cost, SCORE_COST_FLOOR)

@@ -1,0 +1,133 @@
+"""AtomVectorEnv: ``num_envs`` machines in one batched Simulator (no subprocesses)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ..sim.scenario import Scenario
+from .atom_env import DEFAULT_DECISION_INTERVAL_MS, _weights, make_action_space, make_observation_space
+from .core import DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, resolve_scenario, score
+from .spaces import N_ACTIONS
+
+
+class AtomVectorEnv(VectorEnv):
+    """``num_envs`` independent AtomEnv machines stepped together in one compiled batch.
+
+    Same arguments as ``AtomEnv`` plus ``num_envs`` and ``max_episode_steps`` (truncation; default
+    the scenario's duration / decision interval). ``autoreset_mode`` is NEXT_STEP: the step after an
+    episode ends returns the reset observation with reward 0 and ``terminated = truncated = False``
+    (that env's action is ignored). ``reset(seed=s)`` seeds env i with ``s + i`` (or a list of
+    seeds); env i then equals ``AtomEnv`` reset with the same seed, step for step. ``compute_score``
+    defaults to False here (the kernel-default reference costs one extra episode per env and seed).
+    Info: the same keys as AtomEnv, as arrays of shape (num_envs,).
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, scenario: str | Path | Scenario = "incast-pagecache",
+                 decision_interval_ms: float = DEFAULT_DECISION_INTERVAL_MS, action_type: str = "discrete",
+                 w_drops: float = DEFAULT_WEIGHTS["drops"], w_atomic_fail: float = DEFAULT_WEIGHTS["atomic_fail"],
+                 w_reserved: float = DEFAULT_WEIGHTS["reserved_mib_s"], w_stall: float = DEFAULT_WEIGHTS["stall_s"],
+                 w_knob: float = DEFAULT_WEIGHTS["knob_changes"], deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY,
+                 duration_s: float | None = None, compute_score: bool = False, max_episode_steps: int | None = None,
+                 render_mode: str | None = None, render_window: int = 200) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode: {render_mode!r}: AtomVectorEnv does not render; use AtomEnv")
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs: {num_envs} must be >= 1")
+        self.num_envs = int(num_envs)
+        self.scenario = resolve_scenario(scenario, duration_s)
+        self.core = Core(self.scenario, self.num_envs, decision_interval_ms, action_type,
+                         _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty)
+        self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
+        # truncation: the registered limit, and never past the scenario's duration (as AtomEnv)
+        self.max_episode_steps = self.episode_steps if max_episode_steps is None else min(
+            int(max_episode_steps), self.episode_steps)
+        self.compute_score = compute_score
+        self.single_action_space = make_action_space(action_type)
+        self.single_observation_space = make_observation_space()
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.render_mode = None
+        n = self.num_envs
+        self._rngs = [seeding.np_random(None)[0] for _ in range(n)]
+        self._sim_seeds = np.zeros(n, np.int64)
+        self._steps = np.zeros(n, np.int64)
+        self._cost = np.zeros(n)
+        self._autoreset = np.zeros(n, bool)
+        self._all = np.ones(n, bool)
+
+    def _reset_envs(self, mask: np.ndarray) -> None:
+        for i in np.flatnonzero(mask):
+            self._sim_seeds[i] = int(self._rngs[i].integers(0, 2**62))
+        self.core.reset(self._sim_seeds, mask=mask)
+        self._steps[mask] = 0
+        self._cost[mask] = 0.0
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed: {len(seeds)} seeds for num_envs={self.num_envs}")
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+        self._reset_envs(self._all)
+        self._autoreset[:] = False
+        return self.core.obs(), {"sim_seed": self._sim_seeds.copy()}
+
+    def _check_actions(self, actions) -> np.ndarray:
+        n = self.num_envs
+        if self.core.action_type == "discrete":
+            a = np.asarray(actions)
+            if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= N_ACTIONS:
+                raise ValueError(f"actions: expected {n} integers 0..{N_ACTIONS - 1} (shape ({n},)), got "
+                                 f"shape {a.shape} dtype {a.dtype}")
+            return a.astype(np.int64)
+        a = np.asarray(actions, np.float32)
+        if a.shape != (n, 3) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0):
+            raise ValueError(f"actions: expected shape ({n}, 3) floats in [-1, 1], got shape {a.shape}")
+        return a
+
+    def step_core(self, actions: np.ndarray, active: np.ndarray):
+        """Step the machines in ``active``; returns obs, reward, terminated, truncated, info arrays."""
+        core = self.core
+        changes = core.apply(actions, active)
+        core.advance(active)
+        t, dead = core.terms(changes)
+        r = np.where(active, core.reward(t, dead), 0.0)
+        t = np.where(active[:, None], t, 0.0)
+        self._steps += active
+        self._cost -= r
+        term = core.sim.terminated & active
+        trunc = active & ~term & (self._steps >= self.max_episode_steps)
+        info: dict[str, Any] = {"t_ms": core.sim.t_ms.copy()}
+        for i, name in enumerate(TERM_NAMES):
+            info["term_" + name] = t[:, i].copy()
+            info["reward_" + name] = -core.weights[i] * t[:, i]
+        info["reward_deadlock"] = -core.deadlock_penalty * (dead & active)
+        if self.compute_score:
+            end = active & (term | (self._steps == self.episode_steps))
+            if end.any():
+                sc = np.full(self.num_envs, np.nan)
+                dc = np.full(self.num_envs, np.nan)
+                for i in np.flatnonzero(end):
+                    dc[i] = core.default_cost(int(self._sim_seeds[i]), self.episode_steps)
+                    sc[i] = score(self._cost[i], dc[i])
+                info["score"], info["default_cost"], info["episode_cost"] = sc, dc, np.where(end, self._cost, np.nan)
+        return core.obs(), r.astype(np.float64), term, trunc, info
+
+    def step(self, actions):
+        a = self._check_actions(actions)
+        reset_now = self._autoreset.copy()
+        if reset_now.any():
+            self._reset_envs(reset_now)
+        obs, r, term, trunc, info = self.step_core(a, ~reset_now)
+        self._autoreset = term | trunc
+        return obs, r, term, trunc, info
+
+    def close_extras(self, **kwargs) -> None:
+        pass
