@@ -171,7 +171,10 @@ class Core:
         return t, dead
 
     def reward(self, t: np.ndarray, dead: np.ndarray) -> np.ndarray:
-        return -(t @ self.weights) - self.deadlock_penalty * dead
+        cost = np.zeros(self.B)
+        for i in range(len(TERM_NAMES)):   # fixed elementwise order: a batch row equals a lone machine
+            cost = cost + t[:, i] * self.weights[i]
+        return -cost - self.deadlock_penalty * dead
 
     # ---- observation -----------------------------------------------------------------------------
     def obs(self) -> np.ndarray:
@@ -225,7 +228,10 @@ class Core:
 
     def default_cost(self, seed: int, n_steps: int) -> float:
         tot = self.default_totals(seed, n_steps)
-        return float(tot[:5] @ self.weights + self.deadlock_penalty * tot[5])
+        cost = 0.0
+        for i in range(len(TERM_NAMES)):
+            cost = cost + tot[i] * self.weights[i]
+        return float(cost + self.deadlock_penalty * tot[5])
 
 
 def score(cost: float, default_cost: float) -> float:

@@ -1,0 +1,82 @@
+"""AtomSB3VecEnv: stable-baselines3 VecEnv over AtomVectorEnv's batched simulator (no subprocesses).
+
+SB3 semantics: same-step autoreset (the returned observation of a finished env is already the
+next episode's first), ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
+
+from .vector_env import AtomVectorEnv
+
+
+class AtomSB3VecEnv(VecEnv):
+    """``AtomSB3VecEnv(num_envs, **AtomVectorEnv kwargs)``; ``seed(s)`` then ``reset()`` seeds env i
+    with s + i, as AtomVectorEnv and AtomEnv do."""
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+        self.venv = AtomVectorEnv(num_envs=num_envs, **kwargs)
+        super().__init__(num_envs, self.venv.single_observation_space, self.venv.single_action_space)
+        self._actions: np.ndarray | None = None
+        self._all = np.ones(num_envs, bool)
+
+    def reset(self):
+        seeds = self._seeds
+        if any(s is not None for s in seeds):
+            obs, _ = self.venv.reset(seed=[None if s is None else int(s) for s in seeds])
+        else:
+            obs, _ = self.venv.reset()
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self):
+        v = self.venv
+        a = self._actions
+        if v.core.action_type == "discrete":
+            a = a.reshape(self.num_envs).astype(np.int64)
+        obs, r, term, trunc, info = v.step_core(v._check_actions(a), self._all)
+        done = term | trunc
+        infos: list[dict] = [{} for _ in range(self.num_envs)]
+        keys = list(info)
+        for i in range(self.num_envs):
+            d = infos[i]
+            for k in keys:
+                d[k] = info[k][i]
+            d["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
+        if done.any():
+            for i in np.flatnonzero(done):
+                infos[i]["terminal_observation"] = obs[i].copy()
+            v._reset_envs(done)
+            obs = v.core.obs()
+        return obs, r.astype(np.float32), done, infos
+
+    def close(self) -> None:
+        pass
+
+    def _indices(self, indices: VecEnvIndices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        val = getattr(self.venv, attr_name)
+        return [val for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.venv, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+        res = getattr(self.venv, method_name)(*method_args, **method_kwargs)
+        return [res for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._indices(indices)]

@@ -1,0 +1,229 @@
+"""Gymnasium environments: API conformance, determinism, batched == single, pickling, SB3."""
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import atomgym  # noqa: F401  (registers the ids)
+from atomgym.envs import AtomEnv, AtomVectorEnv, OBS_DIM, OBS_NAMES, env_ids
+from atomgym.envs.spaces import A_MF_UP, N_ACTIONS, OBS_MIN_FREE_KBYTES
+
+SHORT = 0.5   # seconds of simulated time per episode in the API tests
+
+# Warnings check_env may emit that are not defects of the env (justified allow-list):
+ALLOWED_WARNINGS = (
+    # check_env asks for a non-default render_mode to test rendering; with render_mode=None it says so
+    "Not able to test alternative render modes",
+)
+
+
+def _check_quietly(env) -> None:
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=False)
+    bad = [str(w.message) for w in rec if not any(a in str(w.message) for a in ALLOWED_WARNINGS)]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("env_id", sorted(env_ids()))
+def test_check_env_every_registered_id(env_id):
+    env = gym.make(env_id, duration_s=SHORT, render_mode="ansi")
+    assert env.spec.max_episode_steps >= 1
+    _check_quietly(env.unwrapped)
+
+
+def test_check_env_continuous_and_rgb():
+    _check_quietly(AtomEnv(action_type="continuous", duration_s=SHORT, render_mode="rgb_array"))
+
+
+def test_make_with_module_prefix_and_passive_checker():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = gym.make("atomgym:atomgym/Quiet-v0", duration_s=SHORT)
+        env.reset(seed=0)
+        for _ in range(3):
+            env.step(0)
+    assert isinstance(env.unwrapped, AtomEnv)
+    assert gym.spec("atomgym/IncastPagecache-v0").max_episode_steps == 600   # 60 s / 100 ms
+    v = gym.make_vec("atomgym/Atom-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                     scenario="memalloc-drops", duration_s=SHORT)
+    assert isinstance(v.unwrapped, AtomVectorEnv) and v.num_envs == 2
+
+
+def test_sb3_check_env():
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    for at in ("discrete", "continuous"):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            sb3_check(AtomEnv(action_type=at, duration_s=SHORT), warn=True)
+        assert not [str(w.message) for w in rec], at
+
+
+def test_spaces_and_layout():
+    env = AtomEnv(duration_s=SHORT)
+    assert env.observation_space.shape == (OBS_DIM,) == (len(OBS_NAMES),)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and env.observation_space.contains(obs)
+    # defaults: min_free_kbytes 67584 -> log(67584/128)/log(8192)
+    assert obs[OBS_MIN_FREE_KBYTES] == pytest.approx(np.log(67584 / 128) / np.log(8192), rel=1e-6)
+    obs2, *_ = env.step(A_MF_UP)
+    assert env.sim.min_free_kbytes[0] == 84480 and obs2[OBS_MIN_FREE_KBYTES] > obs[OBS_MIN_FREE_KBYTES]
+
+
+@pytest.mark.parametrize("bad", [7, -1, 1.5, "x", [0, 1]])
+def test_discrete_out_of_space_raises(bad):
+    env = AtomEnv(duration_s=SHORT)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space"):
+        env.step(bad)
+
+
+@pytest.mark.parametrize("bad", [[0, 0, 1.5], [0, 0], [np.nan, 0, 0]])
+def test_continuous_out_of_space_raises(bad):
+    env = AtomEnv(action_type="continuous", duration_s=SHORT)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space"):
+        env.step(np.array(bad, np.float32))
+
+
+def _rollout(env, seed, actions):
+    out = [env.reset(seed=seed)]
+    for a in actions:
+        out.append(env.step(a))
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True))
+
+
+def test_determinism_side_by_side():
+    acts = np.random.default_rng(3).integers(0, N_ACTIONS, 25)
+    e1, e2 = AtomEnv(duration_s=2.0), AtomEnv(duration_s=2.0)
+    r1, r2 = _rollout(e1, 7, acts), _rollout(e2, 7, acts)
+    assert _same(r1, r2)
+    r3 = _rollout(AtomEnv(duration_s=2.0), 8, acts)
+    assert not _same(r1, r3)   # another seed differs (the comparison can fail)
+
+
+def test_reward_is_sum_of_terms_and_score_one_for_defaults():
+    env = AtomEnv(duration_s=1.0)
+    env.reset(seed=1)
+    total = 0.0
+    for _ in range(10):
+        obs, r, term, trunc, info = env.step(0)
+        parts = sum(v for k, v in info.items() if k.startswith("reward_"))
+        assert r == pytest.approx(parts, abs=1e-12)
+        assert {f"term_{n}" for n in ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes")} <= info.keys()
+        total -= r
+    assert trunc and not term
+    assert info["episode_cost"] == pytest.approx(total)
+    assert info["score"] == pytest.approx(1.0, abs=1e-12)   # no-op policy == the kernel defaults
+    env.reset(seed=1)
+    for _ in range(10):
+        *_, info = env.step(A_MF_UP)   # more reserved memory and knob writes: worse than defaults here
+    assert info["score"] < 1.0
+
+
+def test_deadlock_terminates_with_penalty():
+    env = AtomEnv(duration_s=1.0)
+    env.reset(seed=0)
+    env.sim.set_knobs(min_free_kbytes=np.array([2**31 - 1]))   # every zone's min above what is allocatable
+    _, r, term, trunc, info = env.step(0)
+    assert term and not trunc and info["reward_deadlock"] == -100.0 and r <= -100.0
+    assert "score" in info
+
+
+def test_batched_equals_single_with_autoreset():
+    n, seed, steps = 3, 10, 14     # 1 s episodes = 10 steps: crosses an episode end and the autoreset
+    rng = np.random.default_rng(0)
+    acts = rng.integers(0, N_ACTIONS, (steps, n))
+    venv = AtomVectorEnv(num_envs=n, duration_s=1.0)
+    vobs, _ = venv.reset(seed=seed)
+    singles = [AtomEnv(duration_s=1.0) for _ in range(n)]
+    sobs = [e.reset(seed=seed + i)[0] for i, e in enumerate(singles)]
+    assert np.array_equal(vobs, np.stack(sobs))
+    done = [False] * n
+    truncs = []
+    for t in range(steps):
+        vo, vr, vt, vtr, vinfo = venv.step(acts[t])
+        for i, e in enumerate(singles):
+            if done[i]:
+                o, _ = e.reset()
+                r, te, tr = 0.0, False, False
+                done[i] = False
+            else:
+                o, r, te, tr, info = e.step(int(acts[t, i]))
+                assert vinfo["term_atomic_fail"][i] == info["term_atomic_fail"]
+                done[i] = te or tr
+            assert np.array_equal(vo[i], o), (t, i)
+            assert vr[i] == r and vt[i] == te and vtr[i] == tr, (t, i)
+        truncs.append(bool(vtr.all()))
+    assert truncs.index(True) == 9   # the 10th step ends the 1 s episode; step 11 is the autoreset
+
+
+def test_pickle_round_trip():
+    env = AtomEnv(duration_s=2.0, render_mode="ansi")
+    env.reset(seed=5)
+    for a in (1, 3, 0, 5):
+        env.step(a)
+    clone = pickle.loads(pickle.dumps(env))
+    for a in (2, 4, 6, 0, 0):
+        assert _same(env.step(a), clone.step(a))
+    assert env.render() == clone.render()
+
+
+def test_render_modes():
+    env = AtomEnv(duration_s=1.0, render_mode="ansi")
+    env.reset(seed=0)
+    env.step(0)
+    txt = env.render()
+    assert "Node 0, zone Normal" in txt and "min_free_kbytes=67584" in txt
+    env = AtomEnv(duration_s=1.0, render_mode="rgb_array")
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(0)
+    img = env.render()
+    assert img.shape == (200, 400, 3) and img.dtype == np.uint8
+    assert (img[:, :, 0] == 220).any() and (img == 0).any()   # the min line (red) and free (black)
+
+
+def test_sb3_vecenv_autoreset_and_ppo_smoke():
+    from stable_baselines3 import PPO, SAC
+    from atomgym.envs.sb3 import AtomSB3VecEnv
+
+    v = AtomSB3VecEnv(4, duration_s=0.5)
+    v.seed(0)
+    obs = v.reset()
+    single = AtomEnv(duration_s=0.5)
+    assert np.array_equal(obs[0], single.reset(seed=0)[0])
+    for t in range(5):
+        obs, r, done, infos = v.step(np.zeros(4, np.int64))
+    assert done.all() and all(i["TimeLimit.truncated"] for i in infos)
+    assert np.array_equal(infos[0]["terminal_observation"], _last_obs(single))
+    assert not np.array_equal(obs[0], infos[0]["terminal_observation"])   # same-step autoreset
+    model = PPO("MlpPolicy", AtomSB3VecEnv(16, duration_s=2.0), n_steps=128, batch_size=256, n_epochs=2,
+                device="cpu", seed=0)
+    model.learn(4096)
+    sac = SAC("MlpPolicy", AtomSB3VecEnv(4, action_type="continuous", duration_s=2.0), learning_starts=100,
+              batch_size=64, device="cpu", seed=0)
+    sac.learn(400)
+
+
+def _last_obs(env):
+    # advance the single env to its episode end with no-ops; return the final observation
+    o = None
+    while True:
+        o, _, te, tr, _ = env.step(0)
+        if te or tr:
+            return o
