@@ -1,0 +1,1 @@
+"""atomgym agents: baselines (agents.baselines), evaluation (agents.evaluate), training (agents.train)."""
