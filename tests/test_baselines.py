@@ -1,0 +1,77 @@
+"""Userspace/static baselines: registry, decisions on crafted observations, SB3 predict()."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents import baselines
+from atomgym.sim.tuners import TUNERS
+
+
+def _obs(B=2, mf=10000, boot=None, free=100000, min_pages=2500, fail=0.0, drops=0.0, t=0.0, wsf=10, total=2_000_000):
+    return {"t_ms": np.full(B, t), "min_free_kbytes": np.full(B, mf, np.int64),
+            "watermark_scale_factor": np.full(B, wsf, np.int64), "total_pages": np.full(B, total, np.int64),
+            "free_pages": np.full(B, free, np.int64), "min_pages": np.full(B, min_pages, np.int64),
+            "low_pages": np.full(B, min_pages * 5 // 4, np.int64), "high_pages": np.full(B, min_pages * 3 // 2, np.int64),
+            "atomic_fail": np.full(B, fail), "fail_kernel": np.zeros(B), "drops": np.full(B, drops),
+            "default_min_free_kbytes": np.full(B, mf if boot is None else boot, np.int64)}
+
+
+def test_registry_names_and_unknown():
+    n = baselines.names()
+    for name in ("kernel-default", "tuned-hpc", "three-percent", "best-static", "v1-double", "v2-grow-decay",
+                 "v3-boost", "v4-soft-boost", "v10-acked", "proactive", "wsf-raise", "psi"):
+        assert name in n
+    for name in n:
+        p = baselines.get(name)
+        assert p.name == name and p.tuner in TUNERS and p.mechanism and p.source
+    assert baselines.get("v3-boost").tuner == "v3-boost"
+    with pytest.raises(ValueError, match="valid: kernel-default"):
+        baselines.get("v11")
+
+
+def test_static_predict_writes_once():
+    p = baselines.get("tuned-hpc")
+    a, st = p.predict(_obs(), episode_start=np.array([True, True]))
+    assert a.shape == (2, 2) and (a[:, 0] == 135168).all() and (a[:, 1] == -1).all()
+    a, _ = p.predict(_obs(), st, episode_start=np.array([False, False]))
+    assert (a == -1).all()
+    a, _ = baselines.get("three-percent").predict(_obs(), episode_start=np.array([True, True]))
+    assert (a[:, 0] == 2_000_000 * 4 * 3 // 100).all()
+    a, _ = baselines.get("kernel-default").predict(_obs(), episode_start=np.array([True, True]))
+    assert (a == -1).all()
+
+
+def test_proactive_raises_15_percent_only_near_the_limit():
+    p = baselines.get("proactive")
+    a, st = p.predict(_obs(free=2751))                  # 2751 > 1.1 x 2500
+    assert (a == -1).all()
+    a, _ = p.predict(_obs(free=2750), st)
+    assert (a[:, 0] == 11500).all()
+    a, _ = p.predict(_obs(free=100, mf=239000), st)     # cap 3 % RAM = 240000 kB
+    assert (a[:, 0] == 240000).all()
+
+
+def test_wsf_raise_doubles_on_failure_and_decays_after_60s_quiet():
+    p = baselines.get("wsf-raise")
+    a, st = p.predict(_obs(fail=0, t=0))
+    a, st = p.predict(_obs(fail=5, t=1000), st)
+    assert (a[:, 1] == 20).all()
+    a, st = p.predict(_obs(fail=5, t=30000, wsf=20), st)
+    assert (a == -1).all()
+    a, st = p.predict(_obs(fail=5, t=61000, wsf=20), st)
+    assert (a[:, 1] == 18).all()                         # -10 %, floor = boot value 10
+
+
+def test_psi_backs_off_on_pressure_and_probes_down_when_quiet():
+    p = baselines.get("psi")
+    a, st = p.predict(_obs(fail=0, t=0))
+    a, st = p.predict(_obs(fail=1023, t=1000), st)      # 0.05 x log2(1024) = 0.5 (the bound)
+    assert (a[:, 0] == 15000).all()
+    a, st = p.predict(_obs(mf=15000, boot=10000, fail=1023, t=5000), st)
+    assert (a == -1).all()                              # no pressure, not yet 10 s quiet
+    a, st = p.predict(_obs(mf=15000, boot=10000, fail=1023, t=11000), st)
+    assert (a[:, 0] == 14700).all()                     # probe down 2 %
+    o = _obs(mf=10000, fail=1023, t=30000)
+    a, st = p.predict(o, st)
+    assert (a == -1).all()                              # floor: the boot value
