@@ -228,8 +228,8 @@ class AtomEnv(gym.Env):
         core = self.core
         changes = core.apply(a, self._mask)
         core.advance(self._mask)
-        t, dead = core.terms(changes)
-        r = float(core.reward(t, dead)[0])
+        t, rr, dead = core.step_terms(changes, self._mask)
+        r = float(rr[0])
         self._steps += 1
         self._cost -= r
         terminated = bool(self.sim.terminated[0])

@@ -16,6 +16,7 @@ from ..kernel.zones import MAX_NR_ZONES
 from ..sim import Simulator
 from ..sim import layout as L
 from ..sim.scenario import Scenario, load_scenario, scenario_to_dict
+from ._compiled import begin_interval, discrete_knobs, obs_batch, terms_batch
 from .spaces import (
     A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, LOG1P_SCALE, MF_MAX_KB, MF_MIN_KB,
     N_ZONE_FEATURES, OBS_DIM, OBS_INTERVAL_START, OBS_MACHINE_START, STEP_FACTOR, WSF_MAX, WSF_MIN, ZONE_TYPES,
@@ -89,6 +90,14 @@ class Core:
         self.n_nodes = self.sim.n_nodes
         self.prev = np.zeros_like(self.sim.counters)
         self.was_terminated = np.zeros(n, bool)
+        self._obs = np.zeros((n, OBS_DIM), np.float32)
+        self._t = np.zeros((n, len(TERM_NAMES)))
+        self._r = np.zeros(n)
+        self._dead = np.zeros(n, np.bool_)
+        self._mf = np.zeros(n, np.int64)
+        self._wsf = np.zeros(n, np.int64)
+        self._bk = np.zeros((n, self.sim.n_zones), np.int64)
+        self._changes = np.zeros(n)
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -101,26 +110,18 @@ class Core:
     # ---- actions ------------------------------------------------------------------------------
     def apply(self, actions: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Write the knobs for the machines in mask; returns knob changes per machine (B,)."""
-        sim, B, Z = self.sim, self.B, self.sim.n_zones
+        sim, B = self.sim, self.B
+        if self.action_type == "discrete":
+            mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
+            discrete_knobs(np.asarray(actions, np.int64), sim._mi, sim.managed, mask, mf, wsf, bk, changes)
+            if changes.any():
+                sim.set_knobs(min_free_kbytes=mf, watermark_scale_factor=wsf,
+                              boost_watermark=bk if bk.any() else None, mask=mask & (changes > 0))
+            return changes.copy()
         mf0 = sim.min_free_kbytes.copy()
         wsf0 = sim.watermark_scale_factor.copy()
-        mf = np.full(B, -1, np.int64)
-        wsf = np.full(B, -1, np.int64)
-        bk = np.zeros((B, Z), np.int64)
         populated = sim.managed > 0
-        ztype = np.arange(Z) % MAX_NR_ZONES
-        if self.action_type == "discrete":
-            a = np.asarray(actions, np.int64)
-            up = np.minimum(MF_MAX_KB, np.maximum(mf0 + 1, np.round(mf0 * STEP_FACTOR).astype(np.int64)))
-            dn = np.maximum(MF_MIN_KB, np.minimum(mf0 - 1, np.round(mf0 / STEP_FACTOR).astype(np.int64)))
-            mf = np.where(a == A_MF_UP, up, np.where(a == A_MF_DOWN, dn, -1))
-            wup = np.minimum(WSF_MAX, np.maximum(wsf0 + 1, np.round(wsf0 * STEP_FACTOR).astype(np.int64)))
-            wdn = np.maximum(WSF_MIN, np.minimum(wsf0 - 1, np.round(wsf0 / STEP_FACTOR).astype(np.int64)))
-            wsf = np.where(a == A_WSF_UP, wup, np.where(a == A_WSF_DOWN, wdn, -1))
-            bk += ((a == A_BOOST_NORMAL)[:, None] & populated & (ztype == 2)[None, :]).astype(np.int64)
-            bk += ((a == A_BOOST_ALL)[:, None] & populated).astype(np.int64)
-            boosted = (a == A_BOOST_NORMAL) | (a == A_BOOST_ALL)
-        else:
+        if True:   # continuous targets
             a = np.asarray(actions, np.float64).reshape(B, 3)
             u = (a + 1.0) / 2.0
             mft = np.round(np.exp(math.log(MF_MIN_KB) + u[:, 0] * math.log(MF_MAX_KB / MF_MIN_KB))).astype(np.int64)
@@ -151,64 +152,21 @@ class Core:
     # ---- stepping -------------------------------------------------------------------------------
     def advance(self, mask: np.ndarray) -> None:
         sim = self.sim
-        ctr = sim.counters
-        ctr[mask, L.C_MIN_FREE_SEEN] = sim.free[mask].sum(1)   # lowest free over this interval
-        self.prev[mask] = ctr[mask]
+        begin_interval(sim.zone_state, sim.counters, self.prev, mask)   # also: lowest free over this interval
         sim.advance(self.ticks, mask=mask)
 
-    def terms(self, changes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, 5) raw reward terms over the last interval, and (B,) newly deadlocked."""
-        d = self.sim.counters - self.prev
-        t = np.empty((self.B, len(TERM_NAMES)))
-        t[:, 0] = sum(d[:, _C[n]] for n in _DROP_COUNTERS)
-        t[:, 1] = d[:, _C["atomic_fail"]]
-        t[:, 2] = d[:, _C["reserved_mib_ms"]] / 1000.0
-        t[:, 3] = d[:, _C["direct_reclaim_stall_us"]] / 1e6
-        t[:, 4] = changes
-        term = self.sim.terminated
-        dead = term & ~self.was_terminated
-        self.was_terminated = term.copy()
-        return t, dead
+    def step_terms(self, changes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, 5) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;
+        machines outside mask read 0 / False."""
+        terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.weights, self.deadlock_penalty,
+                    self.sim._mi, self.was_terminated, mask, self._t, self._r, self._dead)
+        return self._t.copy(), self._r.copy(), self._dead.copy()
 
-    def reward(self, t: np.ndarray, dead: np.ndarray) -> np.ndarray:
-        cost = np.zeros(self.B)
-        for i in range(len(TERM_NAMES)):   # fixed elementwise order: a batch row equals a lone machine
-            cost = cost + t[:, i] * self.weights[i]
-        return -cost - self.deadlock_penalty * dead
-
-    # ---- observation -----------------------------------------------------------------------------
     def obs(self) -> np.ndarray:
-        sim, B, N = self.sim, self.B, self.n_nodes
-
-        def per_type(x: np.ndarray) -> np.ndarray:   # (B, Z) -> (B, 3) summed over nodes
-            return x.reshape(B, N, MAX_NR_ZONES).sum(1)[:, :len(ZONE_TYPES)].astype(np.float64)
-
-        free = per_type(sim.free)
-        wm = sim.wmark
-        mn, lo, hi = per_type(wm[:, :, 0]), per_type(wm[:, :, 1]), per_type(wm[:, :, 2])
-        bst = per_type(sim.boost)
-        mg = per_type(sim.managed)
-        rec = per_type(sim.reclaimable)
-        o = np.zeros((B, OBS_DIM), np.float64)
-        zf = np.stack([_ratio(free, mn, 4.0), _ratio(free, lo + bst, 4.0), _ratio(free, hi + bst, 4.0),
-                       _ratio(bst, hi, 2.0), _ratio(rec, mg, 1.0), _ratio(free, mg, 1.0)], axis=2)
-        o[:, :OBS_MACHINE_START] = zf.reshape(B, len(ZONE_TYPES) * N_ZONE_FEATURES)
-        mfk = sim.min_free_kbytes.astype(np.float64)
-        o[:, OBS_MACHINE_START] = np.clip(np.log(np.maximum(mfk, 1.0) / MF_MIN_KB) / math.log(MF_MAX_KB / MF_MIN_KB), 0, 1)
-        o[:, OBS_MACHINE_START + 1] = np.clip(np.log(sim.watermark_scale_factor.astype(np.float64)) / math.log(WSF_MAX), 0, 1)
-        o[:, OBS_MACHINE_START + 2] = sim.kswapd_awake[:, :N].mean(1)
-        ctr = sim.counters
-        d = ctr - self.prev
-        k = OBS_INTERVAL_START
-        o[:, k] = _log1p(d[:, _C["atomic_fail"]])
-        o[:, k + 1] = _log1p(d[:, _C["rx_missed"]])
-        o[:, k + 2] = _log1p(d[:, _C["rcvbuf_drop"]])
-        o[:, k + 3] = _log1p(d[:, _C["pfmemalloc_drop"]])
-        o[:, k + 4] = _log1p(d[:, _C["rx_packets"]])
-        summin = wm[:, :, 0].sum(1).astype(np.float64)
-        o[:, k + 5] = _ratio(ctr[:, L.C_MIN_FREE_SEEN], summin, 4.0)
-        o[:, k + 6] = _log1p(d[:, _C["direct_reclaim_stall_us"]])
-        return o.astype(np.float32)
+        sim = self.sim
+        obs_batch(sim.managed, sim.wmark, sim.boost, sim.zone_state, sim._mi, sim._nd, sim.counters, self.prev,
+                  self.n_nodes, self._obs)
+        return self._obs.copy()
 
     # ---- the kernel-default reference for the normalised score ---------------------------------
     def default_totals(self, seed: int, n_steps: int) -> np.ndarray:

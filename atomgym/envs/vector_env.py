@@ -97,9 +97,7 @@ class AtomVectorEnv(VectorEnv):
         core = self.core
         changes = core.apply(actions, active)
         core.advance(active)
-        t, dead = core.terms(changes)
-        r = np.where(active, core.reward(t, dead), 0.0)
-        t = np.where(active[:, None], t, 0.0)
+        t, r, dead = core.step_terms(changes, active)
         self._steps += active
         self._cost -= r
         term = core.sim.terminated & active
