@@ -2,7 +2,9 @@
 
 In one process: (a) one machine on the headline scenario (incast-pagecache), simulated ticks
 per wall second; (b) a batch of 1024 machines (prange over machines), machine-ticks per
-second and the batch state's size; (c) CartPole-v1 through gym.make, steps per second.
+second and the batch state's size; (c) CartPole-v1 through gym.make, steps per second;
+(d) AtomEnv and (e) AtomVectorEnv (1024 machines) agent steps per second at the default
+100 ms decision interval (100 ticks per agent step).
 Compile time is excluded (a warm-up call first). Numbers are for this machine only.
 """
 from __future__ import annotations
@@ -43,6 +45,39 @@ def _bench_batch(scenario, n: int, ticks: int) -> tuple[float, float]:
     return n * ticks / dt, sim.nbytes / 2**20
 
 
+def _bench_env_single(scenario, steps: int) -> float:
+    """AtomEnv agent steps/s at the default decision interval (random discrete actions)."""
+    from atomgym.envs import AtomEnv
+
+    env = AtomEnv(scenario, compute_score=False)
+    env.reset(seed=0)
+    acts = np.random.default_rng(0).integers(0, env.action_space.n, size=steps)
+    for a in acts[:20]:                    # compile / warm up
+        env.step(int(a))
+    env.reset(seed=1)
+    t0 = time.perf_counter()
+    for a in acts:
+        _, _, term, trunc, _ = env.step(int(a))
+        if term or trunc:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def _bench_env_batch(scenario, n: int, steps: int) -> float:
+    """AtomVectorEnv (n machines, one batched simulator) agent steps/s, summed over the batch."""
+    from atomgym.envs import AtomVectorEnv
+
+    env = AtomVectorEnv(num_envs=n, scenario=scenario)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    env.step(rng.integers(0, 7, size=n))   # warm up
+    acts = rng.integers(0, 7, size=(steps, n))
+    t0 = time.perf_counter()
+    for a in acts:
+        env.step(a)
+    return n * steps / (time.perf_counter() - t0)
+
+
 def _bench_cartpole(steps: int) -> float:
     import gymnasium as gym
 
@@ -65,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=600_000, help="ticks for the single-machine run")
     ap.add_argument("--batch", type=int, default=1024, help="machines in the batch run")
     ap.add_argument("--batch-ticks", type=int, default=2000, help="ticks for the batch run")
+    ap.add_argument("--env-steps", type=int, default=3000, help="AtomEnv agent steps (default interval)")
+    ap.add_argument("--env-batch-steps", type=int, default=20, help="AtomVectorEnv steps of the whole batch")
     ap.add_argument("--cartpole-steps", type=int, default=200_000, help="CartPole-v1 steps")
     args = ap.parse_args(argv)
     from atomgym.sim.scenario import ScenarioError, load_scenario
@@ -76,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     single = _bench_single(scn, args.ticks)
     batch, mib = _bench_batch(scn, args.batch, args.batch_ticks)
+    env_single = _bench_env_single(scn, args.env_steps)
+    env_batch = _bench_env_batch(scn, args.batch, args.env_batch_steps)
     cart = _bench_cartpole(args.cartpole_steps)
     res = {
         "scenario": scn.name,
@@ -87,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         "single_vs_cartpole": single / cart,
         "batch_vs_cartpole": batch / cart,
         "simulated_hour_single_s": 3_600_000 / single,
+        "env_single_steps_per_s": env_single,
+        "env_batch_steps_per_s": env_batch,
+        "env_single_vs_cartpole": env_single / cart,
     }
     if args.json:
         print(json.dumps(res))
@@ -95,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(a) one machine      {single:>14,.0f} simulated ticks/s   (one simulated hour in {res['simulated_hour_single_s']:.2f} s)")
     print(f"(b) {args.batch} machines   {batch:>14,.0f} machine-ticks/s     (state {mib:.1f} MiB)")
     print(f"(c) CartPole-v1      {cart:>14,.0f} steps/s")
+    print(f"(d) AtomEnv          {env_single:>14,.0f} agent steps/s       (100 ms decision interval, random actions)")
+    print(f"(e) AtomVectorEnv x{args.batch} {env_batch:>11,.0f} agent steps/s       (summed over the batch)")
     print(f"ratios: single/CartPole {res['single_vs_cartpole']:.1f}x, batch/CartPole {res['batch_vs_cartpole']:.1f}x")
     return 0
 
