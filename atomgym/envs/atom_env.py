@@ -174,6 +174,7 @@ class AtomEnv(gym.Env):
         self.render_mode = render_mode
         self.render_window = int(render_window)
         self._mask = np.ones(1, bool)
+        self._a1 = np.zeros(1, np.int64)
         self._sim_seed = 0
         self._steps = 0
         self._cost = 0.0
@@ -212,6 +213,9 @@ class AtomEnv(gym.Env):
 
     def _check_action(self, action) -> np.ndarray:
         if self.core.action_type == "discrete":
+            if isinstance(action, (int, np.integer)) and not isinstance(action, bool) and 0 <= action < N_ACTIONS:
+                self._a1[0] = action      # fast path: a plain integer in range
+                return self._a1
             a = np.asarray(action)
             if a.shape not in ((), (1,)) or not np.issubdtype(a.dtype, np.integer) or not self.action_space.contains(int(a.reshape(-1)[0])):
                 raise ValueError(f"action {action!r} is outside the action space Discrete({N_ACTIONS}): "
@@ -249,6 +253,8 @@ class AtomEnv(gym.Env):
 
     # ---- rendering ----------------------------------------------------------------------------
     def _record(self) -> None:
+        if self.render_mode != "rgb_array":   # the history is only drawn by rgb_array
+            return
         s = self.sim
         self._hist.append((float(s.free[0].sum()), float(s.wmark[0, :, 0].sum()), float(s.wmark[0, :, 1].sum()),
                            float((s.wmark[0, :, 2] + s.boost[0]).sum())))
