@@ -38,7 +38,7 @@ METRICS = ("drops_total", "drops_rx_missed", "drops_rcvbuf", "drops_pfmemalloc",
            "tuner_actions", "terminated", "final_min_free_kbytes", "final_wsf", "cost", "score")
 # best-static grid: min_free_kbytes (-1 = kernel value; "x2" twice it; fractions of RAM) x wsf
 GRID_MF = ("boot", "x2", 0.01, 0.02, 0.03, 135168)
-GRID_WSF = (-1, 100, 300)
+GRID_WSF = (-1, 100, 300, 1000)
 
 
 def episode_metrics(sim, i: int) -> dict[str, float]:
