@@ -36,7 +36,8 @@ def test_check_env_every_registered_id(env_id):
 
 
 def test_check_env_continuous_and_rgb():
-    _check_quietly(AtomEnv(action_type="continuous", duration_s=SHORT, render_mode="rgb_array"))
+    env = gym.make("atomgym/Atom-v0", action_type="continuous", duration_s=SHORT, render_mode="rgb_array")
+    _check_quietly(env.unwrapped)   # made through gym.make: with a spec, check_env tests the other render modes
 
 
 def test_make_with_module_prefix_and_passive_checker():
