@@ -6,11 +6,12 @@ per (policy, scenario)), writes one CSV row per episode to DIR/episodes.csv (an 
 never overwritten: episodes-1.csv, -2, ... unless --force), the knob changes' one-line reasons to
 DIR/actions.log, and prints a per-(scenario, policy) summary: mean +- std and 95 % CI.
 
-Episode cost (lower is better; provisional until the env's reward exists, docs/baselines.md):
-    cost = dropped packets (rx_missed + rcvbuf + pfmemalloc) + 0.1 x atomic failures
-           + 1000 x direct-reclaim stall s + 1 x reserved MiB.s + 1e6 if deadlocked
-score = (cost(kernel-default) - cost) / (cost(kernel-default) + 1), same scenario and seed:
-0 = as the kernel default, > 0 better (at most 1), < 0 worse.
+Episode cost = minus the environment's episode return with its default weights
+(atomgym/envs/core.py DEFAULT_WEIGHTS, docs/environment.md "Reward"):
+    cost = 1e-3 drops + 1e-3 atomic failures + 1e-3 reserved MiB.s + 1.0 stall s
+           + 1e-2 knob changes (sysctl writes) + 100 if deadlocked
+score = 1 - (cost - cost(kernel-default)) / max(cost(kernel-default), 1), same scenario and seed
+(the env's normalised score): 1.0 = as the kernel default, 2.0 = zero cost, < 1 worse.
 """
 from __future__ import annotations
 
@@ -31,7 +32,18 @@ from atomgym.kernel.zones import PAGE_KB
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / "runs" / "best-static-cache"
 
-W_FAIL, W_STALL_S, W_RESERVED, DEADLOCK = 0.1, 1000.0, 1.0, 1e6
+try:   # one definition of the reward weights and the score: the env's
+    from atomgym.envs.core import DEFAULT_DEADLOCK_PENALTY as DEADLOCK
+    from atomgym.envs.core import DEFAULT_WEIGHTS as _W
+    from atomgym.envs.core import score as env_score
+except ImportError:   # env not importable: the same constants (docs/environment.md)
+    _W = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "stall_s": 1.0, "knob_changes": 1e-2}
+    DEADLOCK = 100.0
+
+    def env_score(cost: float, default_cost: float) -> float:
+        return 1.0 - (cost - default_cost) / max(default_cost, 1.0)
+W_DROPS, W_FAIL, W_RESERVED, W_STALL_S, W_KNOB = (_W["drops"], _W["atomic_fail"], _W["reserved_mib_s"],
+                                                  _W["stall_s"], _W["knob_changes"])
 METRICS = ("drops_total", "drops_rx_missed", "drops_rcvbuf", "drops_pfmemalloc", "atomic_fail", "fail_atomic",
            "fail_kernel", "fail_nowait", "fail_memalloc", "refill_deferred", "reserved_mib_s", "stall_s",
            "throttle_stall_s", "kswapd_runs", "kswapd_wakeups", "allocstall", "oom_kill", "knob_changes",
@@ -57,8 +69,8 @@ def episode_metrics(sim, i: int) -> dict[str, float]:
         "final_wsf": float(sim.watermark_scale_factor[i]),
     }
     m["drops_total"] = m["drops_rx_missed"] + m["drops_rcvbuf"] + m["drops_pfmemalloc"]
-    m["cost"] = (m["drops_total"] + W_FAIL * m["atomic_fail"] + W_STALL_S * m["stall_s"]
-                 + W_RESERVED * m["reserved_mib_s"] + DEADLOCK * m["terminated"])
+    m["cost"] = (W_DROPS * m["drops_total"] + W_FAIL * m["atomic_fail"] + W_STALL_S * m["stall_s"]
+                 + W_RESERVED * m["reserved_mib_s"] + W_KNOB * m["knob_changes"] + DEADLOCK * m["terminated"])
     return m
 
 
@@ -99,7 +111,7 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration)."""
     from atomgym.sim import Simulator
     key_src = json.dumps([scenario.name, Path(scenario.source).read_text() if scenario.source else "",
-                          [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, W_FAIL, W_STALL_S, W_RESERVED])
+                          [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, W_DROPS, W_FAIL, W_STALL_S, W_RESERVED, W_KNOB])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     cache = cache_dir / f"{scenario.name}__{key}.json"
     if cache.is_file():
@@ -220,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             if name not in pols:
                 continue
             for i, r in enumerate(res):
-                r["score"] = (ref[i] - r["cost"]) / (ref[i] + 1.0)
+                r["score"] = env_score(r["cost"], ref[i])
                 rows.append({"policy": name, "scenario": sc.name, "seed": int(seeds[i]), "duration_s": dur,
                              "wall_s": round(wall / len(seeds), 4), **{k: r[k] for k in METRICS}})
     with open(csv_path, "w", newline="") as f:

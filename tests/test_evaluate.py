@@ -16,7 +16,7 @@ def test_evaluate_writes_rows_scores_and_never_overwrites(tmp_path, capsys):
     for k in ("drops_total", "fail_kernel", "reserved_mib_s", "stall_s", "kswapd_runs", "knob_changes", "score"):
         assert k in rows[0]
     kd = [r for r in rows if r["policy"] == "kernel-default"]
-    assert all(float(r["score"]) == 0.0 for r in kd) and float(kd[0]["atomic_fail"]) > 0
+    assert all(float(r["score"]) == 1.0 for r in kd) and float(kd[0]["atomic_fail"]) > 0
     v1 = [r for r in rows if r["policy"] == "v1-double"]
     assert float(v1[0]["final_min_free_kbytes"]) > float(kd[0]["final_min_free_kbytes"])   # THP 67584 -> 1 % cap
     assert list((tmp_path / "cache").glob("incast-pagecache__*.json"))
