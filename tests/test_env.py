@@ -255,3 +255,8 @@ def test_import_registers_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "AtomEnv (28,)"
+    # atomgym first, gymnasium later: registered by the import hook; atomgym alone loads no gymnasium
+    code = ("import sys, atomgym; g = 'gymnasium' in sys.modules; import gymnasium as gym; "
+            "print(g, 'atomgym/Quiet-v0' in gym.registry)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False True", out.stderr[-2000:]

@@ -10,14 +10,13 @@ from gymnasium import spaces
 
 from ..sim.scenario import Scenario
 from .core import (
-    DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, resolve_scenario, score,
+    DEFAULT_DEADLOCK_PENALTY, DEFAULT_DECISION_INTERVAL_MS, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, resolve_scenario, score,
 )
 from .spaces import (  # noqa: F401  (re-exported: the observation/action layout)
     ACTION_NAMES, CONT_ACTION_NAMES, N_ACTIONS, OBS_DIM, OBS_HIGH, OBS_INDEX, OBS_LOW, OBS_NAMES, OBS_UNITS,
 )
 
 RENDER_W, RENDER_H = 400, 200
-DEFAULT_DECISION_INTERVAL_MS = 100.0
 
 
 def make_action_space(action_type: str) -> spaces.Space:

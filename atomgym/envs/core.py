@@ -22,6 +22,7 @@ from .spaces import (
     N_ZONE_FEATURES, OBS_DIM, OBS_INTERVAL_START, OBS_MACHINE_START, STEP_FACTOR, WSF_MAX, WSF_MIN, ZONE_TYPES,
 )
 
+DEFAULT_DECISION_INTERVAL_MS = 100.0   # justified in AtomEnv's docstring
 TERM_NAMES = ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes")
 DEFAULT_WEIGHTS = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "stall_s": 1.0,
                    "knob_changes": 1e-2}

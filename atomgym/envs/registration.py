@@ -4,8 +4,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from ..sim.scenario import list_scenarios, load_scenario
-from .atom_env import DEFAULT_DECISION_INTERVAL_MS
-from .core import episode_steps
+from .core import DEFAULT_DECISION_INTERVAL_MS, episode_steps
 
 ENTRY_POINT = "atomgym.envs.atom_env:AtomEnv"
 VECTOR_ENTRY_POINT = "atomgym.envs.vector_env:AtomVectorEnv"
