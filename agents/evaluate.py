@@ -178,6 +178,24 @@ def summarize(rows: list[dict]) -> str:
         lines.append(f"{sc:<20} {po:<15} {s.mean():+.3f}±{sd:.3f} [{s.mean() - h:+.3f},{s.mean() + h:+.3f}]".ljust(71)
                      + f" {mean('atomic_fail'):>11.0f} {mean('drops_total'):>9.0f} {mean('reserved_mib_s'):>14.0f}"
                      f" {mean('stall_s'):>8.2f} {mean('knob_changes'):>8.1f}")
+    pols = list(dict.fromkeys(po for _, po in keys))
+    scs = list(dict.fromkeys(sc for sc, _ in keys))
+    if len(scs) > 1:
+        lines.append("")
+        lines.append(f"{'policy':<15} {'mean score over scenarios':>26} {'better / worse than default (95% CI)':>38}")
+        for po in pols:
+            per, better, worse = [], 0, 0
+            for sc in scs:
+                s = np.array([r["score"] for r in rows if r["scenario"] == sc and r["policy"] == po])
+                if not len(s):
+                    continue
+                per.append(s.mean())
+                h = _ci95(s)
+                if not math.isnan(h) and s.mean() - h > 1.0:
+                    better += 1
+                elif not math.isnan(h) and s.mean() + h < 1.0:
+                    worse += 1
+            lines.append(f"{po:<15} {np.mean(per):>26.3f} {f'{better} / {worse} of {len(per)}':>38}")
     return "\n".join(lines)
 
 
