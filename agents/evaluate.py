@@ -2,7 +2,8 @@
 [--duration-s X] [--seed-base K] [--force] [--cache-dir D]`
 
 Runs every (policy, scenario, seed) episode on the batched simulator (one Simulator with N machines
-per (policy, scenario)), writes one CSV row per episode to DIR/episodes.csv (an existing file is
+per (policy, scenario)); a policy given as the path of a trained model .zip (agents.train) runs
+through the Gymnasium env instead, scored against kernel-default on the simulator seeds it drew; writes one CSV row per episode to DIR/episodes.csv (an existing file is
 never overwritten: episodes-1.csv, -2, ... unless --force), the knob changes' one-line reasons to
 DIR/actions.log, and prints a per-(scenario, policy) summary: mean +- std and 95 % CI.
 
@@ -100,6 +101,31 @@ def run_policy(policy: baselines.Baseline, scenario, seeds: np.ndarray, duration
     if log is not None:
         log += [f"{policy.name} {scenario.name}: {r}" for r in reasons]
     return out
+
+
+def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
+    """A trained SB3 model (a .zip from agents.train) through the Gymnasium env (AtomEnv, one
+    episode per seed, deterministic actions). Returns the metrics and the simulator seeds the env
+    drew (the kernel-default reference is run on those)."""
+    import gymnasium
+    from stable_baselines3 import PPO
+
+    from atomgym.envs.atom_env import AtomEnv
+    model = PPO.load(str(path), device="cpu")
+    action_type = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+    out, sim_seeds = [], []
+    for s in seeds:
+        env = AtomEnv(scenario, action_type=action_type, duration_s=duration_s)
+        obs, info = env.reset(seed=int(s))
+        sim_seeds.append(int(info["sim_seed"]))
+        done = False
+        while not done:
+            a, _ = model.predict(obs, deterministic=True)
+            obs, _, term, trunc, info = env.step(a)
+            done = bool(term or trunc)
+        out.append(episode_metrics(env.unwrapped.core.sim, 0))
+        env.close()
+    return out, np.array(sim_seeds, dtype=np.int64)
 
 
 def _grid(sim) -> list[tuple[str, object, int]]:
@@ -212,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="best-static sweep cache")
     args = ap.parse_args(argv)
     pols = [p for p in args.policies.split(",") if p]
-    bad = [p for p in pols if p not in baselines.names()]
+    bad = [p for p in pols if p not in baselines.names() and not (p.endswith(".zip") and Path(p).is_file())]
     if bad:
-        print(f"error: unknown policy {', '.join(bad)}; valid: {', '.join(baselines.names())}", file=sys.stderr)
+        print(f"error: unknown policy {', '.join(bad)}; valid: {', '.join(baselines.names())}, "
+              f"or the path of a trained model .zip", file=sys.stderr)
         return 2
     scen = []
     for s in [s for s in args.scenarios.split(",") if s]:
@@ -237,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
         dur = args.duration_s if args.duration_s is not None else sc.duration_s
         ref = None
         for name in (["kernel-default"] if "kernel-default" not in pols else []) + pols:
+            if name.endswith(".zip"):
+                t0 = time.perf_counter()
+                res, sim_seeds = run_model(Path(name), sc, seeds, dur)
+                wall = time.perf_counter() - t0
+                kd = run_policy(baselines.get("kernel-default"), sc, sim_seeds, dur)
+                for i, r in enumerate(res):
+                    r["score"] = env_score(r["cost"], kd[i]["cost"])
+                    rows.append({"policy": name, "scenario": sc.name, "seed": int(seeds[i]), "duration_s": dur,
+                                 "wall_s": round(wall / len(seeds), 4), **{k: r[k] for k in METRICS}})
+                continue
             pol = baselines.get(name)
             if isinstance(pol, baselines.BestStatic):
                 mf, wsf, _ = best_static(sc, seeds, dur, args.cache_dir)

@@ -32,3 +32,19 @@ def test_evaluate_unknown_names_exit_2(tmp_path, capsys):
     assert evaluate.main(["--policies", "psi", "--scenarios", "nope", "--seeds", "1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "incast-pagecache" in err
+
+
+def test_evaluate_runs_a_trained_model_zip(tmp_path, capsys):
+    from stable_baselines3 import PPO
+
+    from atomgym.envs.atom_env import AtomEnv
+    env = AtomEnv("incast-pagecache", duration_s=1.0)
+    model = PPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu", seed=0)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    out = tmp_path / "ev"
+    assert evaluate.main(["--policies", f"kernel-default,{path}", "--scenarios", "incast-pagecache", "--seeds", "2",
+                          "--duration-s", "1", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "episodes.csv")))
+    m = [r for r in rows if r["policy"] == str(path)]
+    assert len(m) == 2 and all(float(r["cost"]) > 0 and r["score"] != "" for r in m)
