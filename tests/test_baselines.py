@@ -75,3 +75,10 @@ def test_psi_backs_off_on_pressure_and_probes_down_when_quiet():
     o = _obs(mf=10000, fail=1023, t=30000)
     a, st = p.predict(o, st)
     assert (a == -1).all()                              # floor: the boot value
+
+
+def test_predict_first_call_without_episode_start_applies_static_write():
+    a, st = baselines.get("tuned-hpc").predict(_obs())
+    assert (a[:, 0] == 135168).all()
+    a, _ = baselines.get("tuned-hpc").predict(_obs(), st)
+    assert (a == -1).all()

@@ -84,14 +84,16 @@ class Baseline:
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
         obs = {k: np.atleast_1d(np.asarray(v)) for k, v in observation.items()}
         B = obs["min_free_kbytes"].shape[0]
-        if state is None or episode_start is not None and np.any(episode_start):
-            state = self.initial_state(obs) if state is None else state
-            if episode_start is not None:
-                fresh = self.initial_state(obs)
-                es = np.broadcast_to(np.asarray(episode_start, bool), (B,))
-                for k in state:
-                    state[k][es] = fresh[k][es]
-        action, _ = self.decide(obs, state, first=episode_start is not None and bool(np.all(episode_start)))
+        es = (np.zeros(B, bool) if episode_start is None
+              else np.broadcast_to(np.asarray(episode_start, bool), (B,)).copy())
+        first = state is None or bool(es.all())
+        if state is None:
+            state = self.initial_state(obs)
+        elif es.any():
+            fresh = self.initial_state(obs)
+            for k in state:
+                state[k][es] = fresh[k][es]
+        action, _ = self.decide(obs, state, first=first)
         return action, state
 
     # -- policy logic ----------------------------------------------------------------------------
