@@ -260,3 +260,26 @@ def test_import_registers_in_a_fresh_process():
             "print(g, 'atomgym/Quiet-v0' in gym.registry)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False True", out.stderr[-2000:]
+
+
+def test_vector_score_batched_reference_equals_single():
+    from atomgym.envs import core
+
+    core._DEFAULT_COST_CACHE.clear()
+    venv = AtomVectorEnv(num_envs=3, duration_s=1.0, compute_score=True)
+    venv.reset(seed=20)
+    acts = np.array([0, 0, A_MF_UP])
+    for _ in range(10):
+        _, _, _, trunc, info = venv.step(acts)
+    assert trunc.all()
+    assert info["score"][0] == pytest.approx(1.0, abs=1e-12) and info["score"][1] == pytest.approx(1.0, abs=1e-12)
+    assert info["score"][2] < 1.0
+    batched = info["default_cost"].copy()
+    core._DEFAULT_COST_CACHE.clear()
+    for i in range(3):   # the reference computed alone equals the batched one
+        env = AtomEnv(duration_s=1.0)
+        env.reset(seed=20 + i)
+        for _ in range(10):
+            *_, sinfo = env.step(int(acts[i]))
+        assert sinfo["default_cost"] == batched[i]
+        assert sinfo["score"] == info["score"][i]

@@ -99,6 +99,7 @@ class Core:
         self._wsf = np.zeros(n, np.int64)
         self._bk = np.zeros((n, self.sim.n_zones), np.int64)
         self._changes = np.zeros(n)
+        self._skey: str | None = None   # scenario_key(), computed on first need
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -170,27 +171,39 @@ class Core:
         return self._obs.copy()
 
     # ---- the kernel-default reference for the normalised score ---------------------------------
-    def default_totals(self, seed: int, n_steps: int) -> np.ndarray:
-        """Raw term totals of a default-settings episode (no knob writes) with this simulator seed,
-        n_steps decision intervals long; cached per (scenario, seed, interval, steps)."""
-        key = (scenario_key(self.scenario), int(seed), self.ticks, int(n_steps))
-        if key not in _DEFAULT_COST_CACHE:
-            sim = Simulator(self.scenario, n_machines=1)
-            sim.reset(np.array([seed], np.int64))
-            sim.advance(self.ticks * n_steps)
-            c = sim.counters[0]
-            tot = np.array([sum(c[_C[n]] for n in _DROP_COUNTERS), c[_C["atomic_fail"]],
-                            c[_C["reserved_mib_ms"]] / 1000.0, c[_C["direct_reclaim_stall_us"]] / 1e6, 0.0])
-            dead = bool(sim.terminated[0])
-            _DEFAULT_COST_CACHE[key] = np.append(tot, float(dead))
-        return _DEFAULT_COST_CACHE[key]
+    def default_totals(self, seeds, n_steps: int) -> list[np.ndarray]:
+        """Raw term totals (+ deadlocked flag) of default-settings episodes (no knob writes) with
+        these simulator seeds, n_steps decision intervals long; the missing ones run together in
+        one batched Simulator (machine i of a batch == machine i alone); cached per
+        (scenario, seed, interval, steps)."""
+        if self._skey is None:
+            self._skey = scenario_key(self.scenario)
+        skey = self._skey
+        keys = [(skey, int(sd), self.ticks, int(n_steps)) for sd in seeds]
+        missing = sorted({k for k in keys if k not in _DEFAULT_COST_CACHE}, key=lambda k: k[1])
+        if missing:
+            sim = Simulator(self.scenario, n_machines=len(missing))
+            sim.reset(np.array([k[1] for k in missing], np.int64))
+            sim.advance(self.ticks * int(n_steps))
+            for r, k in enumerate(missing):
+                c = sim.counters[r]
+                tot = np.array([sum(c[_C[n]] for n in _DROP_COUNTERS), c[_C["atomic_fail"]],
+                                c[_C["reserved_mib_ms"]] / 1000.0, c[_C["direct_reclaim_stall_us"]] / 1e6, 0.0,
+                                float(sim.terminated[r])])
+                _DEFAULT_COST_CACHE[k] = tot
+        return [_DEFAULT_COST_CACHE[k] for k in keys]
+
+    def default_costs(self, seeds, n_steps: int) -> list[float]:
+        out = []
+        for tot in self.default_totals(seeds, n_steps):
+            cost = 0.0
+            for i in range(len(TERM_NAMES)):
+                cost = cost + tot[i] * self.weights[i]
+            out.append(float(cost + self.deadlock_penalty * tot[5]))
+        return out
 
     def default_cost(self, seed: int, n_steps: int) -> float:
-        tot = self.default_totals(seed, n_steps)
-        cost = 0.0
-        for i in range(len(TERM_NAMES)):
-            cost = cost + tot[i] * self.weights[i]
-        return float(cost + self.deadlock_penalty * tot[5])
+        return self.default_costs([seed], n_steps)[0]
 
 
 def score(cost: float, default_cost: float) -> float:

@@ -112,9 +112,11 @@ class AtomVectorEnv(VectorEnv):
             if end.any():
                 sc = np.full(self.num_envs, np.nan)
                 dc = np.full(self.num_envs, np.nan)
-                for i in np.flatnonzero(end):
-                    dc[i] = core.default_cost(int(self._sim_seeds[i]), self.episode_steps)
-                    sc[i] = score(self._cost[i], dc[i])
+                idx = np.flatnonzero(end)
+                costs = core.default_costs([int(self._sim_seeds[i]) for i in idx], self.episode_steps)
+                for i, c in zip(idx, costs):
+                    dc[i] = c
+                    sc[i] = score(self._cost[i], c)
                 info["score"], info["default_cost"], info["episode_cost"] = sc, dc, np.where(end, self._cost, np.nan)
         return core.obs(), r.astype(np.float64), term, trunc, info
 
