@@ -283,3 +283,17 @@ def test_vector_score_batched_reference_equals_single():
             *_, sinfo = env.step(int(acts[i]))
         assert sinfo["default_cost"] == batched[i]
         assert sinfo["score"] == info["score"][i]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"decision_interval_ms": 5}, "decision_interval_ms: 5 is out of range; valid range 10..10000 ms"),
+    ({"decision_interval_ms": 10.5}, "not a multiple of the scenario's tick"),
+    ({"action_type": "box"}, "action_type: 'box' is not valid; choices: discrete, continuous"),
+    ({"duration_s": -1}, "duration_s: -1 is out of range"),
+    ({"render_mode": "human"}, "render_mode: 'human' is not valid"),
+    ({"scenario": "no-such-scenario"}, "no shipped scenario 'no-such-scenario'"),
+])
+def test_bad_arguments_one_line_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match) as ei:
+        AtomEnv(**kwargs)
+    assert "\n" not in str(ei.value)
