@@ -297,3 +297,13 @@ def test_bad_arguments_one_line_errors(kwargs, match):
     with pytest.raises(ValueError, match=match) as ei:
         AtomEnv(**kwargs)
     assert "\n" not in str(ei.value)
+
+
+def test_vector_pickle_round_trip():
+    venv = AtomVectorEnv(num_envs=2, duration_s=0.5)
+    venv.reset(seed=3)
+    for _ in range(4):
+        venv.step(np.array([1, 3]))
+    clone = pickle.loads(pickle.dumps(venv))
+    for a in ([0, 2], [5, 6], [4, 0], [0, 0]):   # crosses the episode end and the autoreset
+        assert _same(venv.step(np.array(a)), clone.step(np.array(a)))

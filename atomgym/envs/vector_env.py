@@ -61,6 +61,30 @@ class AtomVectorEnv(VectorEnv):
         self._cost = np.zeros(n)
         self._autoreset = np.zeros(n, bool)
         self._all = np.ones(n, bool)
+        self._args = dict(num_envs=num_envs, scenario=scenario, decision_interval_ms=decision_interval_ms,
+                          action_type=action_type, w_drops=w_drops, w_atomic_fail=w_atomic_fail,
+                          w_reserved=w_reserved, w_stall=w_stall, w_knob=w_knob, deadlock_penalty=deadlock_penalty,
+                          duration_s=duration_s, compute_score=compute_score, max_episode_steps=max_episode_steps)
+
+    # pickling: rebuild from the constructor arguments, then copy the batch state
+    def __getstate__(self) -> dict:
+        sim = self.core.sim
+        return {"args": self._args, "sim_state": [a.copy() for a in sim.state], "machines": sim._machines,
+                "prev": self.core.prev, "was": self.core.was_terminated, "rngs": self._rngs,
+                "seeds": self._sim_seeds, "steps": self._steps, "cost": self._cost, "autoreset": self._autoreset}
+
+    def __setstate__(self, st: dict) -> None:
+        self.__init__(**st["args"])
+        for dst, src in zip(self.core.sim.state, st["sim_state"]):
+            dst[...] = src
+        self.core.sim._machines = st["machines"]
+        self.core.prev[...] = st["prev"]
+        self.core.was_terminated[...] = st["was"]
+        self._rngs = st["rngs"]
+        self._sim_seeds[...] = st["seeds"]
+        self._steps[...] = st["steps"]
+        self._cost[...] = st["cost"]
+        self._autoreset[...] = st["autoreset"]
 
     def _reset_envs(self, mask: np.ndarray) -> None:
         for i in np.flatnonzero(mask):
