@@ -12,15 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kernel.zones import MAX_NR_ZONES
 from ..sim import Simulator
 from ..sim import layout as L
 from ..sim.scenario import Scenario, load_scenario, scenario_to_dict
 from ._compiled import begin_interval, discrete_knobs, obs_batch, terms_batch
-from .spaces import (
-    A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, LOG1P_SCALE, MF_MAX_KB, MF_MIN_KB,
-    N_ZONE_FEATURES, OBS_DIM, OBS_INTERVAL_START, OBS_MACHINE_START, STEP_FACTOR, WSF_MAX, WSF_MIN, ZONE_TYPES,
-)
+from .spaces import MF_MAX_KB, MF_MIN_KB, OBS_DIM, WSF_MAX, WSF_MIN
 
 DEFAULT_DECISION_INTERVAL_MS = 100.0   # justified in AtomEnv's docstring
 TERM_NAMES = ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes")
@@ -60,17 +56,6 @@ def interval_ticks(s: Scenario, decision_interval_ms: float) -> int:
 
 def episode_steps(s: Scenario, decision_interval_ms: float) -> int:
     return max(1, int(math.ceil(s.duration_s * 1000.0 / decision_interval_ms - 1e-9)))
-
-
-def _ratio(a: np.ndarray, b: np.ndarray, cap: float) -> np.ndarray:
-    out = np.zeros(a.shape, np.float64)
-    ok = b > 0
-    np.divide(a, b, out=out, where=ok)
-    return np.clip(out, 0.0, cap) / cap
-
-
-def _log1p(x: np.ndarray) -> np.ndarray:
-    return np.minimum(np.log1p(np.maximum(x, 0.0)) / LOG1P_SCALE, 1.0)
 
 
 class Core:
@@ -123,24 +108,24 @@ class Core:
         mf0 = sim.min_free_kbytes.copy()
         wsf0 = sim.watermark_scale_factor.copy()
         populated = sim.managed > 0
-        if True:   # continuous targets
-            a = np.asarray(actions, np.float64).reshape(B, 3)
-            u = (a + 1.0) / 2.0
-            mft = np.round(np.exp(math.log(MF_MIN_KB) + u[:, 0] * math.log(MF_MAX_KB / MF_MIN_KB))).astype(np.int64)
-            wst = np.round(np.exp(math.log(WSF_MIN) + u[:, 1] * math.log(WSF_MAX / WSF_MIN))).astype(np.int64)
-            mft = np.clip(mft, MF_MIN_KB, MF_MAX_KB)
-            wst = np.clip(wst, WSF_MIN, WSF_MAX)
-            mf = np.where(np.abs(mft - mf0) > CONT_DEADBAND * mf0, mft, -1)
-            wsf = np.where((wst != wsf0) & (np.abs(wst - wsf0) > CONT_DEADBAND * wsf0), wst, -1)
-            # boost level: target boost = level * max_boost (kernel boost_watermark(): high * factor / 10000,
-            # at least a pageblock), reached by ceil(gap / 512) boost_watermark() calls
-            wbf = sim.watermark_boost_factor[:, None]
-            high = sim.wmark[:, :, 2]
-            maxb = np.maximum(512, high * wbf // 10000)
-            target = np.floor(u[:, 2:3] * maxb).astype(np.int64)
-            cur = np.where(((mf >= 0) | (wsf >= 0))[:, None], 0, sim.boost)   # a sysctl write clears boosts
-            bk = np.where(populated & (target > cur), -(-(target - cur) // 512), 0).astype(np.int64)
-            boosted = bk.sum(1) > 0
+        # continuous: log-scale targets
+        a = np.asarray(actions, np.float64).reshape(B, 3)
+        u = (a + 1.0) / 2.0
+        mft = np.round(np.exp(math.log(MF_MIN_KB) + u[:, 0] * math.log(MF_MAX_KB / MF_MIN_KB))).astype(np.int64)
+        wst = np.round(np.exp(math.log(WSF_MIN) + u[:, 1] * math.log(WSF_MAX / WSF_MIN))).astype(np.int64)
+        mft = np.clip(mft, MF_MIN_KB, MF_MAX_KB)
+        wst = np.clip(wst, WSF_MIN, WSF_MAX)
+        mf = np.where(np.abs(mft - mf0) > CONT_DEADBAND * mf0, mft, -1)
+        wsf = np.where((wst != wsf0) & (np.abs(wst - wsf0) > CONT_DEADBAND * wsf0), wst, -1)
+        # boost level: target boost = level * max_boost (kernel boost_watermark(): high * factor / 10000,
+        # at least a pageblock), reached by ceil(gap / 512) boost_watermark() calls
+        wbf = sim.watermark_boost_factor[:, None]
+        high = sim.wmark[:, :, 2]
+        maxb = np.maximum(512, high * wbf // 10000)
+        target = np.floor(u[:, 2:3] * maxb).astype(np.int64)
+        cur = np.where(((mf >= 0) | (wsf >= 0))[:, None], 0, sim.boost)   # a sysctl write clears boosts
+        bk = np.where(populated & (target > cur), -(-(target - cur) // 512), 0).astype(np.int64)
+        boosted = bk.sum(1) > 0
         mf = np.where(mask, mf, -1)
         wsf = np.where(mask, wsf, -1)
         bk = np.where(mask[:, None], bk, 0)
