@@ -297,9 +297,11 @@ class AtomEnv(gym.Env):
         colours = [(0, 0, 0), (220, 0, 0), (255, 140, 0), (0, 160, 0)]
         for k in (1, 2, 3, 0):
             ys = (RENDER_H - 1 - np.round(h[:, k] / top * (RENDER_H - 1))).astype(int)
-            for i in range(n):
+            for i in range(n):   # a connected line: each step's column spans from the previous value
                 x0 = xs[i]
                 x1 = xs[i + 1] if i + 1 < n else min(RENDER_W, x0 + 2)
-                y = ys[i]
-                img[max(0, y - 1):y + 2, x0:max(x1, x0 + 1)] = colours[k]
+                yp = ys[i - 1] if i > 0 else ys[i]
+                y0, y1 = min(yp, ys[i]), max(yp, ys[i])
+                pad = 0 if k == 0 else 1   # free: a thin line drawn last, over 3-pixel watermark lines
+                img[max(0, y0 - pad):y1 + 1 + pad, x0:max(x1, x0 + 1)] = colours[k]
         return img
