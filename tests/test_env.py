@@ -307,3 +307,21 @@ def test_vector_pickle_round_trip():
     clone = pickle.loads(pickle.dumps(venv))
     for a in ([0, 2], [5, 6], [4, 0], [0, 0]):   # crosses the episode end and the autoreset
         assert _same(venv.step(np.array(a)), clone.step(np.array(a)))
+
+
+def test_two_node_machine_sums_zone_types_over_nodes():
+    import dataclasses
+
+    from atomgym.envs.spaces import OBS_INDEX
+    from atomgym.sim.scenario import load_scenario
+
+    s = load_scenario("quiet")
+    s = dataclasses.replace(s, machine=dataclasses.replace(s.machine, nodes=2))
+    env = AtomEnv(s, duration_s=0.5)
+    obs, _ = env.reset(seed=0)
+    sim = env.sim
+    assert sim.n_nodes == 2 and env.observation_space.contains(obs)
+    normal = [z for z in range(sim.n_zones) if z % 5 == 2 and sim.managed[0, z] > 0]
+    assert len(normal) == 2
+    frac = sim.free[0, normal].sum() / sim.managed[0, normal].sum()
+    assert obs[OBS_INDEX["Normal.free_frac"]] == pytest.approx(frac, rel=1e-6)
