@@ -28,21 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from agents import baselines
+# one definition of the reward weights and the score: the env's (atomgym/envs/core.py)
+from atomgym.envs.core import DEFAULT_DEADLOCK_PENALTY as DEADLOCK
+from atomgym.envs.core import DEFAULT_WEIGHTS as _W
+from atomgym.envs.core import score as env_score
 from atomgym.kernel.zones import PAGE_KB
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / "runs" / "best-static-cache"
 
-try:   # one definition of the reward weights and the score: the env's
-    from atomgym.envs.core import DEFAULT_DEADLOCK_PENALTY as DEADLOCK
-    from atomgym.envs.core import DEFAULT_WEIGHTS as _W
-    from atomgym.envs.core import score as env_score
-except ImportError:   # env not importable: the same constants (docs/environment.md)
-    _W = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "stall_s": 1.0, "knob_changes": 1e-2}
-    DEADLOCK = 100.0
-
-    def env_score(cost: float, default_cost: float) -> float:
-        return 1.0 - (cost - default_cost) / max(default_cost, 1.0)
 W_DROPS, W_FAIL, W_RESERVED, W_STALL_S, W_KNOB = (_W["drops"], _W["atomic_fail"], _W["reserved_mib_s"],
                                                   _W["stall_s"], _W["knob_changes"])
 METRICS = ("drops_total", "drops_rx_missed", "drops_rcvbuf", "drops_pfmemalloc", "atomic_fail", "fail_atomic",
@@ -103,19 +97,41 @@ def run_policy(policy: baselines.Baseline, scenario, seeds: np.ndarray, duration
     return out
 
 
+def load_model(path: Path):
+    """A trained SB3 model .zip (PPO or SAC, read from the zip's policy class) and the env keyword
+    arguments it was trained with (decision_interval_ms from the run folder's config.yml, if any)."""
+    import zipfile
+
+    import yaml
+    from stable_baselines3 import PPO, SAC
+    try:
+        data = json.loads(zipfile.ZipFile(path).read("data"))
+        module = data["policy_class"]["__module__"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a stable-baselines3 model .zip ({e})") from None
+    algo = SAC if ".sac." in module else PPO
+    kw: dict = {}
+    for cfg in (path.parent / "config.yml", path.parent.parent / "config.yml"):
+        if cfg.is_file():
+            di = (yaml.safe_load(cfg.read_text()) or {}).get("decision_interval_ms")
+            if di is not None:
+                kw["decision_interval_ms"] = float(di)
+            break
+    return algo.load(str(path), device="cpu"), kw
+
+
 def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
     """A trained SB3 model (a .zip from agents.train) through the Gymnasium env (AtomEnv, one
     episode per seed, deterministic actions). Returns the metrics and the simulator seeds the env
     drew (the kernel-default reference is run on those)."""
     import gymnasium
-    from stable_baselines3 import PPO
 
     from atomgym.envs.atom_env import AtomEnv
-    model = PPO.load(str(path), device="cpu")
-    action_type = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+    model, env_kw = load_model(path)
+    env_kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
     out, sim_seeds = [], []
     for s in seeds:
-        env = AtomEnv(scenario, action_type=action_type, duration_s=duration_s)
+        env = AtomEnv(scenario, duration_s=duration_s, **env_kw)
         obs, info = env.reset(seed=int(s))
         sim_seeds.append(int(info["sim_seed"]))
         done = False

@@ -1,98 +1,178 @@
-"""`python -m agents.train [--config FILE] [--resume RUN_DIR] [--total-timesteps N]`
+"""`python -m agents.train [--config FILE] [--resume RUN_DIR] [--total-timesteps N] [--runs-dir DIR]`
 
-Trains a stable-baselines3 policy on the batched atomgym simulator and compares it with the
-baselines. Each run gets its own folder `runs/{scenario}__{algo}__{seed}__{time}` holding the
-resolved config (`config.yml`), the command line (`command.txt`), TensorBoard logs, checkpoints and
-the final model; nothing existing is overwritten. `--resume RUN_DIR` continues an interrupted run
-from its newest checkpoint.
+Trains a stable-baselines3 policy (PPO, or SAC with continuous actions) on the batched atomgym
+simulator (``AtomSB3VecEnv``: one compiled simulator, no subprocesses), then compares it with the
+baselines through ``agents.evaluate`` on held-out seeds.
+
+Each run gets its own folder ``runs/{scenario}__{algo}__{seed}__{time}`` holding the resolved
+config (``config.yml``), the command line (``command.txt``), TensorBoard logs (``tb/``),
+checkpoints (``checkpoints/``), the final model (``model.zip``) and the evaluation (``eval/``).
+Nothing existing is overwritten: a new run never reuses a folder. ``--resume RUN_DIR`` continues an
+interrupted run from its newest checkpoint (the TensorBoard curve continues where it stopped).
+
+The config is YAML with these keys (``configs/train/default.yaml`` is the default)::
+
+    scenario: train-randomized   # a shipped scenario name or a YAML path
+    algo: ppo                    # ppo | sac (sac needs action_type: continuous)
+    seed: 0
+    n_envs: 16                   # machines in the one batched simulator
+    total_timesteps: 20000       # agent steps summed over the machines
+    action_type: discrete        # discrete | continuous
+    decision_interval_ms: 100    # optional; the env's default otherwise
+    checkpoint_every: 5000       # agent steps
+    ppo: {n_steps: 128, ...}     # keyword arguments of the algorithm's constructor
+    evaluate: {policies: [...], scenarios: [...], seeds: 3, duration_s: 60}
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "train" / "default.yaml"
-KEYS = {"scenario", "algo", "seed", "n_envs", "total_timesteps", "action_type", "checkpoint_every",
-        "ppo", "evaluate"}
+ALGOS = ("ppo", "sac")
+KEYS = {"scenario", "algo", "seed", "n_envs", "total_timesteps", "action_type", "decision_interval_ms",
+        "checkpoint_every", "evaluate", *ALGOS}
+EVAL_KEYS = {"policies", "scenarios", "seeds", "duration_s"}
+DEFAULTS: dict[str, Any] = {"algo": "ppo", "seed": 0, "n_envs": 16, "action_type": "discrete",
+                            "checkpoint_every": 5000}
 
 
 class ConfigError(ValueError):
     pass
 
 
+def _algo_class(name: str):
+    from stable_baselines3 import PPO, SAC
+    return {"ppo": PPO, "sac": SAC}[name]
+
+
 def load_config(path: Path) -> dict:
+    """Read and validate a training config; every error names the file and the key."""
     try:
         cfg = yaml.safe_load(path.read_text())
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys {sorted(KEYS)}")
-    unknown = set(cfg) - KEYS
+        raise ConfigError(f"{path}: expected a mapping with keys {sorted(KEYS)}")
+    unknown = sorted(set(cfg) - KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; valid: {sorted(KEYS)}")
-    if cfg.get("algo", "ppo") != "ppo":
-        raise ConfigError(f"{path}: algo: only 'ppo' is wired into make train so far")
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; valid: {sorted(KEYS)}")
+    cfg = {**DEFAULTS, **cfg}
+    for k in ("scenario", "total_timesteps"):
+        if k not in cfg:
+            raise ConfigError(f"{path}: missing key {k!r}")
+    if cfg["algo"] not in ALGOS:
+        raise ConfigError(f"{path}: algo: {cfg['algo']!r}; valid: {', '.join(ALGOS)}")
+    if cfg["action_type"] not in ("discrete", "continuous"):
+        raise ConfigError(f"{path}: action_type: {cfg['action_type']!r}; valid: discrete, continuous")
+    if cfg["algo"] == "sac" and cfg["action_type"] != "continuous":
+        raise ConfigError(f"{path}: algo: sac needs action_type: continuous")
     for k in ("n_envs", "total_timesteps", "checkpoint_every"):
-        v = cfg.get(k)
-        if v is not None and (not isinstance(v, int) or v < 1):
+        v = cfg[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{path}: {k}: expected a positive integer, got {v!r}")
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+        raise ConfigError(f"{path}: seed: expected an integer >= 0, got {cfg['seed']!r}")
+    di = cfg.get("decision_interval_ms")
+    if di is not None and (isinstance(di, bool) or not isinstance(di, (int, float)) or not 10 <= di <= 10000):
+        raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {di!r}")
+    from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario
+    try:
+        load_scenario(cfg["scenario"])
+    except (ScenarioError, FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"{path}: scenario: {str(e).splitlines()[0]}; shipped: {', '.join(list_scenarios())}") from None
+    for name in ALGOS:
+        kw = cfg.get(name)
+        if kw is None:
+            continue
+        if not isinstance(kw, dict):
+            raise ConfigError(f"{path}: {name}: expected a mapping of {name.upper()} keyword arguments")
+        params = set(inspect.signature(_algo_class(name).__init__).parameters) - {"self", "policy", "env"}
+        bad = sorted(set(kw) - params)
+        if bad:
+            raise ConfigError(f"{path}: {name}: unknown argument(s) {bad}; valid: {sorted(params)}")
+    ev = cfg.get("evaluate") or {}
+    if not isinstance(ev, dict) or set(ev) - EVAL_KEYS:
+        raise ConfigError(f"{path}: evaluate: expected a mapping with keys {sorted(EVAL_KEYS)}")
+    from agents import baselines
+    bad = [p for p in ev.get("policies", []) if p not in baselines.names()]
+    if bad:
+        raise ConfigError(f"{path}: evaluate.policies: unknown {bad}; valid: {', '.join(baselines.names())}")
     return cfg
 
 
-def _envs_available() -> bool:
-    try:
-        from atomgym.envs import AtomSB3VecEnv  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _newest_checkpoint(run: Path) -> Path | None:
-    cks = sorted((run / "checkpoints").glob("*.zip"), key=lambda p: p.stat().st_mtime)
+    """The checkpoint with the most steps (model_<steps>_steps.zip), or None."""
+    def steps(p: Path) -> int:
+        try:
+            return int(p.stem.split("_")[-2])
+        except (IndexError, ValueError):
+            return -1
+    cks = sorted((run / "checkpoints").glob("model_*_steps.zip"), key=steps)
     return cks[-1] if cks else None
 
 
+def make_vec_env(cfg: dict):
+    """The batched training environment the config describes."""
+    from atomgym.envs.sb3 import AtomSB3VecEnv
+    kw: dict[str, Any] = {"scenario": cfg["scenario"], "action_type": cfg["action_type"]}
+    if cfg.get("decision_interval_ms") is not None:
+        kw["decision_interval_ms"] = float(cfg["decision_interval_ms"])
+    venv = AtomSB3VecEnv(num_envs=cfg["n_envs"], **kw)
+    venv.seed(cfg["seed"])
+    return venv
+
+
 def train(cfg: dict, run: Path, resume: bool) -> Path:
-    from stable_baselines3 import PPO
+    """Train (or continue training) in ``run``; returns the saved model's path."""
     from stable_baselines3.common.callbacks import CheckpointCallback
 
-    from atomgym.envs import AtomSB3VecEnv
-
-    venv = AtomSB3VecEnv(scenario=cfg["scenario"], num_envs=cfg["n_envs"], seed=cfg["seed"],
-                         action_type=cfg.get("action_type", "discrete"))
+    algo = _algo_class(cfg["algo"])
+    venv = make_vec_env(cfg)
     ck = _newest_checkpoint(run) if resume else None
+    if resume and ck is None:
+        print(f"no checkpoint in {run / 'checkpoints'} yet: starting this run's training from scratch")
     if ck is not None:
         print(f"resuming from {ck}")
-        model = PPO.load(ck, env=venv, tensorboard_log=str(run / "tb"))
+        model = algo.load(ck, env=venv, tensorboard_log=str(run / "tb"), device="cpu")
     else:
-        model = PPO("MlpPolicy", venv, seed=cfg["seed"], verbose=0, tensorboard_log=str(run / "tb"),
-                    device="cpu", **cfg.get("ppo", {}))
-    every = max(1, cfg.get("checkpoint_every", 5000) // cfg["n_envs"])
+        model = algo("MlpPolicy", venv, seed=cfg["seed"], verbose=0, tensorboard_log=str(run / "tb"),
+                     device="cpu", **(cfg.get(cfg["algo"]) or {}))
+    every = max(1, cfg["checkpoint_every"] // cfg["n_envs"])
     cb = CheckpointCallback(save_freq=every, save_path=str(run / "checkpoints"), name_prefix="model")
-    remaining = cfg["total_timesteps"] - (model.num_timesteps if ck is not None else 0)
+    done = model.num_timesteps if ck is not None else 0
+    remaining = cfg["total_timesteps"] - done
+    t0 = time.perf_counter()
     if remaining > 0:
+        print(f"training {cfg['algo'].upper()} for {remaining} agent steps on {cfg['n_envs']} machines "
+              f"({cfg['scenario']}, {cfg['action_type']} actions)")
         model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=ck is None,
-                    tb_log_name="ppo", progress_bar=False)
+                    tb_log_name=cfg["algo"], progress_bar=False)
+    wall = time.perf_counter() - t0
     out = run / "model.zip"
     model.save(out)
-    print(f"model saved to {out}")
+    print(f"model saved to {out} ({model.num_timesteps} agent steps; this session {wall:.0f} s wall, "
+          f"{max(remaining, 0) / max(wall, 1e-9):.0f} steps/s including updates)")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agents.train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    ap.add_argument("--resume", type=Path, help="continue an interrupted run folder")
-    ap.add_argument("--total-timesteps", type=int)
-    ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
+    ap = argparse.ArgumentParser(prog="python -m agents.train", description=__doc__.split("\n\n")[1])
+    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config YAML")
+    ap.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run folder")
+    ap.add_argument("--total-timesteps", type=int, help="override the config's total_timesteps")
+    ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="where new run folders go")
+    ap.add_argument("--no-eval", action="store_true", help="train only; skip the comparison with the baselines")
     args = ap.parse_args(argv)
     try:
         if args.resume:
@@ -101,49 +181,44 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(args.resume / "config.yml")
         else:
             cfg = load_config(args.config)
+        if args.total_timesteps is not None:
+            if args.total_timesteps < 1:
+                raise ConfigError(f"--total-timesteps: expected a positive integer, got {args.total_timesteps}")
+            cfg["total_timesteps"] = args.total_timesteps
     except ConfigError as e:
         print(f"agents.train: error: {e}", file=sys.stderr)
         return 2
-    if args.total_timesteps:
-        cfg["total_timesteps"] = args.total_timesteps
-
-    if not _envs_available():
-        print("agents.train: the Gymnasium environments (atomgym.envs) are not implemented yet, so "
-              "nothing can be trained. Running what exists instead: the simulator on the default "
-              f"scenario ({cfg['scenario']}) with the kernel's default settings.")
-        from atomgym.sim import Simulator
-        from atomgym.sim.scenario import load_scenario
-        s = load_scenario(cfg["scenario"])
-        sim = Simulator(s, n_machines=4)
-        sim.reset(seeds=[0, 1, 2, 3])
-        t = time.time()
-        ticks = int(round(s.duration_s * 1000 / s.tick_ms))
-        sim.advance(ticks)
-        print(f"simulated 4 machines x {s.duration_s:g} s in {time.time() - t:.1f} s wall")
-        for name in ("atomic_fail", "rx_missed", "rcvbuf_drop", "pfmemalloc_drop", "pageoutrun"):
-            print(f"  {name:18s} {[int(v) for v in sim.counter(name)]}")
-        return 0
 
     if args.resume:
         run = args.resume
+        if args.total_timesteps is not None:   # the run folder records what the run now aims at
+            (run / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        run = args.runs_dir / f"{cfg['scenario']}__{cfg.get('algo', 'ppo')}__{cfg['seed']}__{stamp}"
-        run.mkdir(parents=True, exist_ok=False)
+        base = args.runs_dir / f"{Path(str(cfg['scenario'])).stem}__{cfg['algo']}__{cfg['seed']}__{stamp}"
+        run, k = base, 1
+        while run.exists():
+            run = base.with_name(f"{base.name}-{k}")
+            k += 1
+        run.mkdir(parents=True)
         (run / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        (run / "command.txt").write_text(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.train",
-                                                                          *(argv or sys.argv[1:])]) + "\n")
+    with open(run / "command.txt", "a") as f:
+        f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.train",
+                                                  *(sys.argv[1:] if argv is None else argv)]) + "\n")
     print(f"run folder: {run}  (tensorboard --logdir {run / 'tb'})")
-    train(cfg, run, resume=bool(args.resume))
-    try:
-        from agents import evaluate
-    except ImportError:
-        print("agents.evaluate is not available yet: no comparison with the baselines.")
+    model = train(cfg, run, resume=bool(args.resume))
+    if args.no_eval:
         return 0
-    ev = cfg.get("evaluate", {})
-    return evaluate.main(["--policies", f"kernel-default,v10-acked,{run / 'model.zip'}",
-                          "--scenarios", ",".join(ev.get("scenarios", [cfg["scenario"]])),
-                          "--seeds", str(ev.get("seeds", 3)), "--out", str(run / "eval")])
+    from agents import baselines, evaluate
+    ev = cfg.get("evaluate") or {}
+    pols = list(ev.get("policies") or baselines.names())
+    eargs = ["--policies", ",".join([*pols, str(model)]),
+             "--scenarios", ",".join(ev.get("scenarios") or [str(cfg["scenario"])]),
+             "--seeds", str(ev.get("seeds", 3)), "--out", str(run / "eval")]
+    if ev.get("duration_s") is not None:
+        eargs += ["--duration-s", str(ev["duration_s"])]
+    print("comparing with the baselines: python -m agents.evaluate " + " ".join(shlex.quote(a) for a in eargs))
+    return evaluate.main(eargs)
 
 
 if __name__ == "__main__":

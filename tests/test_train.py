@@ -1,0 +1,96 @@
+"""agents.train: config validation (one clear line, exit 2), a run folder that holds everything,
+resuming an interrupted run, and the comparison with the baselines at the end."""
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agents import train
+
+SMALL = {"scenario": "quiet", "algo": "ppo", "seed": 3, "n_envs": 2, "total_timesteps": 128,
+         "action_type": "discrete", "checkpoint_every": 64,
+         "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+         "evaluate": {"policies": ["kernel-default", "v10-acked"], "scenarios": ["quiet"], "seeds": 2,
+                      "duration_s": 1.0}}
+
+
+def _write(tmp_path: Path, cfg: dict, name: str = "cfg.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+@pytest.mark.parametrize("patch, needle", [
+    ({"n_env": 4}, "unknown key(s) ['n_env']"),
+    ({"n_envs": 0}, "n_envs: expected a positive integer"),
+    ({"total_timesteps": "lots"}, "total_timesteps: expected a positive integer"),
+    ({"algo": "dqn"}, "algo: 'dqn'; valid: ppo, sac"),
+    ({"action_type": "binary"}, "action_type: 'binary'; valid: discrete, continuous"),
+    ({"algo": "sac"}, "algo: sac needs action_type: continuous"),
+    ({"decision_interval_ms": 5}, "decision_interval_ms: expected a number in [10, 10000]"),
+    ({"scenario": "no-such-scenario"}, "scenario:"),
+    ({"ppo": {"n_stepz": 64}}, "ppo: unknown argument(s) ['n_stepz']"),
+    ({"evaluate": {"policies": ["v99"]}}, "evaluate.policies: unknown ['v99']"),
+    ({"evaluate": {"seed": 3}}, "evaluate: expected a mapping with keys"),
+])
+def test_bad_config_is_one_line_exit_2(tmp_path, capsys, patch, needle):
+    p = _write(tmp_path, {**SMALL, **patch})
+    assert train.main(["--config", str(p), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(p) in err and needle in err, err
+    assert not (tmp_path / "runs").exists()      # nothing created for a bad config
+
+
+def test_unreadable_config_and_bad_resume(tmp_path, capsys):
+    assert train.main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: cannot read" in capsys.readouterr().err
+    (tmp_path / "x.yaml").write_text("scenario: [unclosed\n")
+    assert train.main(["--config", str(tmp_path / "x.yaml")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert train.main(["--resume", str(tmp_path)]) == 2
+    assert "not a run folder (no config.yml)" in capsys.readouterr().err
+
+
+def test_shipped_default_config_is_valid():
+    cfg = train.load_config(train.DEFAULT_CONFIG)
+    assert cfg["algo"] == "ppo" and cfg["n_envs"] >= 1
+
+
+def test_train_resume_and_compare(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    p = _write(tmp_path, SMALL)
+    assert train.main(["--config", str(p), "--runs-dir", str(runs)]) == 0
+    (run,) = list(runs.iterdir())
+    assert run.name.startswith("quiet__ppo__3__")
+    assert yaml.safe_load((run / "config.yml").read_text())["total_timesteps"] == 128
+    assert "agents.train" in (run / "command.txt").read_text()
+    assert list((run / "tb").rglob("events.out.tfevents.*")), "no TensorBoard events"
+    cks = sorted((run / "checkpoints").glob("model_*_steps.zip"))
+    assert [c.name for c in cks] == ["model_128_steps.zip", "model_64_steps.zip"]
+    assert zipfile.is_zipfile(run / "model.zip")
+    rows = list(csv.DictReader(open(run / "eval" / "episodes.csv")))
+    pols = {r["policy"] for r in rows}
+    assert pols == {"kernel-default", "v10-acked", str(run / "model.zip")}
+    assert len(rows) == 6 and all(r["scenario"] == "quiet" for r in rows)
+    out = capsys.readouterr().out
+    assert "comparing with the baselines" in out and "kernel-default" in out
+
+    # an interrupted run continues from its newest checkpoint; nothing it wrote is lost
+    (run / "model.zip").unlink()
+    (run / "checkpoints" / "model_128_steps.zip").unlink()
+    first_cmd = (run / "command.txt").read_text()
+    assert train.main(["--resume", str(run), "--total-timesteps", "192", "--no-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "model_64_steps.zip" in out
+    assert "model saved" in out and "(192 agent steps" in out
+    assert (run / "command.txt").read_text().startswith(first_cmd)
+    assert yaml.safe_load((run / "config.yml").read_text())["total_timesteps"] == 192
+    assert (run / "eval" / "episodes.csv").is_file()      # the first comparison is kept
+
+    # a second run never reuses a folder
+    assert train.main(["--config", str(p), "--runs-dir", str(runs), "--total-timesteps", "64", "--no-eval"]) == 0
+    assert len(list(runs.iterdir())) == 2
