@@ -205,7 +205,8 @@ def _ci95(x: np.ndarray) -> float:
 
 
 def summarize(rows: list[dict]) -> str:
-    lines = [f"{'scenario':<20} {'policy':<15} {'score mean±std [95% CI]':<34} {'atomic_fail':>11} {'drops':>9} "
+    pw = max([15] + [len(r["policy"]) for r in rows])
+    lines = [f"{'scenario':<20} {'policy':<{pw}} {'score mean±std [95% CI]':<34} {'atomic_fail':>11} {'drops':>9} "
              f"{'reserved MiB·s':>14} {'stall s':>8} {'knob chg':>8}"]
     keys = []
     for r in rows:
@@ -217,14 +218,14 @@ def summarize(rows: list[dict]) -> str:
         sd = s.std(ddof=1) if len(s) > 1 else 0.0
         h = _ci95(s)
         mean = lambda k: float(np.mean([r[k] for r in rr]))  # noqa: E731
-        lines.append(f"{sc:<20} {po:<15} {s.mean():+.3f}±{sd:.3f} [{s.mean() - h:+.3f},{s.mean() + h:+.3f}]".ljust(71)
+        lines.append(f"{sc:<20} {po:<{pw}} {s.mean():+.3f}±{sd:.3f} [{s.mean() - h:+.3f},{s.mean() + h:+.3f}]".ljust(56 + pw)
                      + f" {mean('atomic_fail'):>11.0f} {mean('drops_total'):>9.0f} {mean('reserved_mib_s'):>14.0f}"
                      f" {mean('stall_s'):>8.2f} {mean('knob_changes'):>8.1f}")
     pols = list(dict.fromkeys(po for _, po in keys))
     scs = list(dict.fromkeys(sc for sc, _ in keys))
     if len(scs) > 1:
         lines.append("")
-        lines.append(f"{'policy':<15} {'mean score over scenarios':>26} {'better / worse than default (95% CI)':>38}")
+        lines.append(f"{'policy':<{pw}} {'mean score over scenarios':>26} {'better / worse than default (95% CI)':>38}")
         for po in pols:
             per, better, worse = [], 0, 0
             for sc in scs:
@@ -237,7 +238,7 @@ def summarize(rows: list[dict]) -> str:
                     better += 1
                 elif not math.isnan(h) and s.mean() + h < 1.0:
                     worse += 1
-            lines.append(f"{po:<15} {np.mean(per):>26.3f} {f'{better} / {worse} of {len(per)}':>38}")
+            lines.append(f"{po:<{pw}} {np.mean(per):>26.3f} {f'{better} / {worse} of {len(per)}':>38}")
     return "\n".join(lines)
 
 
