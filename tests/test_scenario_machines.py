@@ -19,9 +19,7 @@ from atomgym.sim.scenario import (
     load_scenario,
 )
 
-SNAP_DIR = Path("/work/shared/data/snapshots")
-if not SNAP_DIR.is_dir():                      # the shipped copy is always there
-    SNAP_DIR = REPO_ROOT / "configs" / "machines"
+SNAP_DIR = REPO_ROOT / "tests" / "data" / "snapshots"   # the real snapshots, vendored (test_kernel_helpers.py)
 SNAPSHOTS = sorted(SNAP_DIR.glob("*.txt"))
 
 
