@@ -231,22 +231,17 @@ class Simulator:
             ni[b, k, L.NI_BUFS] = ring_total
             ni[b, k, L.NI_PAGES] = pages
             ni[b, k, L.NI_FRAG] = (pages // ppb) * per - ring_total
+            # Free memory first. The rings are filled when the interface comes up, before the page
+            # cache grows, so what free memory cannot hold comes out of the scenario's initial page
+            # cache (a randomised draw of many large rings over a full page cache fits that way).
             left = pages
-            for z in zl[b, L.ZL_KERNEL, :mi[b, L.MI_NZL_KERNEL]]:
-                take = min(left, int(zs[b, z, L.ZF_FREE]))
-                zs[b, z, L.ZF_FREE] -= take
-                zs[b, z, L.ZF_NET] += take
-                nz[b, k, z] += take
-                left -= take
-            # The rings are filled when the interface comes up, before the page cache grows: what
-            # free memory cannot hold comes out of the scenario's initial page cache (a randomised
-            # draw of many large rings over a full page cache would not fit otherwise).
-            for z in zl[b, L.ZL_KERNEL, :mi[b, L.MI_NZL_KERNEL]]:
-                take = min(left, int(zs[b, z, L.ZF_CACHE]))
-                zs[b, z, L.ZF_CACHE] -= take
-                zs[b, z, L.ZF_NET] += take
-                nz[b, k, z] += take
-                left -= take
+            for src in (L.ZF_FREE, L.ZF_CACHE):
+                for z in zl[b, L.ZL_KERNEL, :mi[b, L.MI_NZL_KERNEL]]:
+                    take = min(left, int(zs[b, z, src]))
+                    zs[b, z, src] -= take
+                    zs[b, z, L.ZF_NET] += take
+                    nz[b, k, z] += take
+                    left -= take
             if left:
                 raise ValueError(f"{s.name}: NIC {k}'s rings need {pages} pages ({n.queues} queues x "
                                  f"{n.ring_size} descriptors); free memory and page cache hold only {pages - left}")
