@@ -3,7 +3,7 @@
 
 Runs every (policy, scenario, seed) episode on the batched simulator (one Simulator with N machines
 per (policy, scenario)); a policy given as the path of a trained model .zip (agents.train) runs
-through the Gymnasium env instead, scored against kernel-default on the simulator seeds it drew; writes one CSV row per episode to DIR/episodes.csv (an existing file is
+through the Gymnasium env instead, on the same simulator seeds (machines, draws, traffic) as the baselines; writes one CSV row per episode to DIR/episodes.csv (an existing file is
 never overwritten: episodes-1.csv, -2, ... unless --force), the knob changes' one-line reasons to
 DIR/actions.log, and prints a per-(scenario, policy) summary: mean +- std and 95 % CI.
 
@@ -122,8 +122,8 @@ def load_model(path: Path):
 
 def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
     """A trained SB3 model (a .zip from agents.train) through the Gymnasium env (AtomEnv, one
-    episode per seed, deterministic actions). Returns the metrics and the simulator seeds the env
-    drew (the kernel-default reference is run on those)."""
+    episode per seed, deterministic actions), each episode on the simulator seed the baselines get
+    (the same machine, randomised draws and traffic). Returns the metrics and the simulator seeds."""
     import gymnasium
 
     from atomgym.envs.atom_env import AtomEnv
@@ -132,7 +132,7 @@ def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float) -> tup
     out, sim_seeds = [], []
     for s in seeds:
         env = AtomEnv(scenario, duration_s=duration_s, **env_kw)
-        obs, info = env.reset(seed=int(s))
+        obs, info = env.reset(seed=int(s), options={"sim_seed": int(s)})   # the baselines' machine
         sim_seeds.append(int(info["sim_seed"]))
         done = False
         while not done:

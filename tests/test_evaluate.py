@@ -48,3 +48,28 @@ def test_evaluate_runs_a_trained_model_zip(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "episodes.csv")))
     m = [r for r in rows if r["policy"] == str(path)]
     assert len(m) == 2 and all(float(r["cost"]) > 0 and r["score"] != "" for r in m)
+
+
+def test_a_model_meets_the_baselines_machines(tmp_path):
+    """A model's episode runs on the simulator seed the baselines get: on the randomised scenario,
+    an env that never acts reproduces kernel-default's episode counter for counter."""
+    import numpy as np
+    import pytest
+
+    from agents import baselines
+    from atomgym.envs.atom_env import AtomEnv
+    from atomgym.sim.scenario import load_scenario
+    sc = load_scenario("train-randomized")
+    (ref,) = evaluate.run_policy(baselines.get("kernel-default"), sc, np.array([1001]), 2.0)
+    env = AtomEnv(sc, duration_s=2.0, compute_score=False)
+    env.reset(seed=5, options={"sim_seed": 1001})
+    done = False
+    while not done:
+        _, _, term, trunc, _ = env.step(0)
+        done = term or trunc
+    got = evaluate.episode_metrics(env.core.sim, 0)
+    assert got == ref
+    with pytest.raises(ValueError, match="unknown key"):
+        env.reset(options={"seed": 1})
+    with pytest.raises(ValueError, match="sim_seed: expected an integer"):
+        env.reset(options={"sim_seed": -1})

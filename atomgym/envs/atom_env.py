@@ -127,7 +127,9 @@ class AtomEnv(gym.Env):
     ## Starting State
     The scenario's machine booted with its sysctls (kernel defaults unless the scenario sets them),
     RX rings full, memory use as in the scenario; ``randomize:`` ranges are drawn per episode. The
-    simulator seed is drawn from ``self.np_random`` after ``super().reset(seed=seed)``.
+    simulator seed is drawn from ``self.np_random`` after ``super().reset(seed=seed)``, unless
+    ``reset(options={"sim_seed": n})`` gives it (the machine a ``Simulator`` seeded with n runs,
+    as ``agents.evaluate`` runs the baselines).
 
     ## Episode End
     Termination only when the machine deadlocks ("System is deadlocked on memory": the watermarks
@@ -202,7 +204,16 @@ class AtomEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._sim_seed = int(self.np_random.integers(0, 2**62))
+        if options and set(options) - {"sim_seed"}:
+            raise ValueError(f"reset options: unknown key(s) {sorted(set(options) - {'sim_seed'})}; valid: sim_seed")
+        if options and options.get("sim_seed") is not None:
+            # the simulator's own seed, as agents.evaluate runs the baselines: same machines, same traffic
+            ss = options["sim_seed"]
+            if isinstance(ss, bool) or not isinstance(ss, (int, np.integer)) or not 0 <= ss < 2**63:
+                raise ValueError(f"reset options: sim_seed: expected an integer in [0, 2**63), got {ss!r}")
+            self._sim_seed = int(ss)
+        else:
+            self._sim_seed = int(self.np_random.integers(0, 2**62))
         self.core.reset(np.array([self._sim_seed], np.int64))
         self._steps = 0
         self._cost = 0.0
