@@ -123,19 +123,48 @@ def _newest_checkpoint(run: Path) -> Path | None:
 
 
 def make_vec_env(cfg: dict):
-    """The batched training environment the config describes."""
+    """The batched training environment the config describes, with SB3's VecMonitor (episode
+    return and length: rollout/ep_rew_mean in TensorBoard)."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
     from atomgym.envs.sb3 import AtomSB3VecEnv
     kw: dict[str, Any] = {"scenario": cfg["scenario"], "action_type": cfg["action_type"]}
     if cfg.get("decision_interval_ms") is not None:
         kw["decision_interval_ms"] = float(cfg["decision_interval_ms"])
     venv = AtomSB3VecEnv(num_envs=cfg["n_envs"], **kw)
     venv.seed(cfg["seed"])
-    return venv
+    return VecMonitor(venv)
+
+
+def _reward_terms_callback():
+    """Logs, per rollout, each reward term's mean per agent step (``reward/<term>``: drops,
+    atomic_fail, reserved_mib_s, stall_s, knob_changes, deadlock) so TensorBoard shows which cost
+    the policy trades for which."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class RewardTerms(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            self.sums: dict[str, float] = {}
+            self.n = 0
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                for k, v in info.items():
+                    if k.startswith("reward_"):
+                        self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            self.n += len(self.locals["infos"])
+            return True
+
+        def _on_rollout_end(self) -> None:
+            for k, v in self.sums.items():
+                self.logger.record(f"reward/{k[len('reward_'):]}", v / max(self.n, 1))
+
+    return RewardTerms()
 
 
 def train(cfg: dict, run: Path, resume: bool) -> Path:
     """Train (or continue training) in ``run``; returns the saved model's path."""
-    from stable_baselines3.common.callbacks import CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
     algo = _algo_class(cfg["algo"])
     venv = make_vec_env(cfg)
@@ -149,7 +178,8 @@ def train(cfg: dict, run: Path, resume: bool) -> Path:
         model = algo("MlpPolicy", venv, seed=cfg["seed"], verbose=0, tensorboard_log=str(run / "tb"),
                      device="cpu", **(cfg.get(cfg["algo"]) or {}))
     every = max(1, cfg["checkpoint_every"] // cfg["n_envs"])
-    cb = CheckpointCallback(save_freq=every, save_path=str(run / "checkpoints"), name_prefix="model")
+    cb = CallbackList([CheckpointCallback(save_freq=every, save_path=str(run / "checkpoints"), name_prefix="model"),
+                       _reward_terms_callback()])
     done = model.num_timesteps if ck is not None else 0
     remaining = cfg["total_timesteps"] - done
     t0 = time.perf_counter()

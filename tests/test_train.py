@@ -68,7 +68,13 @@ def test_train_resume_and_compare(tmp_path, capsys):
     assert run.name.startswith("quiet__ppo__3__")
     assert yaml.safe_load((run / "config.yml").read_text())["total_timesteps"] == 128
     assert "agents.train" in (run / "command.txt").read_text()
-    assert list((run / "tb").rglob("events.out.tfevents.*")), "no TensorBoard events"
+    events = list((run / "tb").rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard events"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ea = EventAccumulator(str(events[0].parent))
+    ea.Reload()
+    tags = set(ea.Tags()["scalars"])
+    assert {"reward/atomic_fail", "reward/reserved_mib_s", "reward/drops", "train/loss"} <= tags, tags
     cks = sorted((run / "checkpoints").glob("model_*_steps.zip"))
     assert [c.name for c in cks] == ["model_128_steps.zip", "model_64_steps.zip"]
     assert zipfile.is_zipfile(run / "model.zip")
