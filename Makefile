@@ -5,7 +5,7 @@ STAMP   := .venv/.installed
 # CPU build of PyTorch: a plain "torch" requirement would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: test train bench venv clean-venv
+.PHONY: test train bench baselines venv clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -24,6 +24,14 @@ train: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m atomgym.bench
+
+# The README's measured table: every baseline on every shipped scenario, 3 seeds (~90 s on 2 cores).
+BASELINES := kernel-default,tuned-hpc,three-percent,best-static,v1-double,v2-grow-decay,v3-boost,v4-soft-boost,v10-acked,proactive,wsf-raise,psi
+SCENARIOS := anon-hog-bursts,diurnal-bursts,incast-pagecache,memalloc-drops,quiet,stream-read-bursts,trace-replay,train-randomized,virtio-deferral
+BL_OUT    := runs/baselines-$(shell date +%Y%m%d-%H%M%S)
+baselines: $(STAMP)
+	$(PY) -m agents.evaluate --policies $(BASELINES) --scenarios $(SCENARIOS) --seeds 3 --out $(BL_OUT)
+	$(PY) -m agents.report $(BL_OUT)/episodes.csv
 
 clean-venv:
 	rm -rf .venv

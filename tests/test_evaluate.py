@@ -73,3 +73,24 @@ def test_a_model_meets_the_baselines_machines(tmp_path):
         env.reset(options={"seed": 1})
     with pytest.raises(ValueError, match="sim_seed: expected an integer"):
         env.reset(options={"sim_seed": -1})
+
+
+def test_report_prints_the_readme_tables(tmp_path, capsys):
+    from agents import report
+    p = tmp_path / "episodes.csv"
+    cols = ["policy", "scenario", "seed", "score", "atomic_fail", "drops_total", "reserved_mib_s", "stall_s"]
+    rows = [("kernel-default", "quiet", 1, 1.0, 10, 0, 100, 0.5), ("kernel-default", "quiet", 2, 1.0, 30, 2, 100, 1.5),
+            ("psi", "quiet", 1, 1.5, 0, 0, 120, 0.0), ("psi", "quiet", 2, 1.25, 4, 0, 140, 0.1)]
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        w.writerows(rows)
+    assert report.main([str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "| `kernel-default` | 1.000 ± 0.000 |" in out
+    assert "| `psi` | 1.375 ± 0.177 |" in out                 # std(ddof=1) of 1.5, 1.25
+    assert "| `kernel-default` | 20 / 1 / 100 / 1.0 |" in out
+    assert "| `psi` | 2 / 0 / 130 / 0.1 |" in out
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    assert report.main([str(tmp_path / "bad.csv")]) == 2
+    assert "not an agents.evaluate episodes.csv" in capsys.readouterr().err
