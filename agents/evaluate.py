@@ -9,7 +9,7 @@ DIR/actions.log, and prints a per-(scenario, policy) summary: mean +- std and 95
 
 Episode cost = minus the environment's episode return with its default weights
 (atomgym/envs/core.py DEFAULT_WEIGHTS, docs/environment.md "Reward"):
-    cost = 1e-3 drops + 1e-3 atomic failures + 1e-3 reserved MiB.s + 1.0 stall s
+    cost = 1e-3 drops + 1e-3 atomic failures + 1e-3 reserved MiB.s (sum of high + boost) + 1.0 stall s
            + 1e-2 knob changes (sysctl writes) + 100 if deadlocked
 score = 1 - (cost - cost(kernel-default)) / max(cost(kernel-default), 1), same scenario and seed
 (the env's normalised score): 1.0 = as the kernel default, 2.0 = zero cost, < 1 worse.
@@ -40,9 +40,12 @@ DEFAULT_CACHE = ROOT / "runs" / "best-static-cache"
 W_DROPS, W_FAIL, W_RESERVED, W_STALL_S, W_KNOB = (_W["drops"], _W["atomic_fail"], _W["reserved_mib_s"],
                                                   _W["stall_s"], _W["knob_changes"])
 METRICS = ("drops_total", "drops_rx_missed", "drops_rcvbuf", "drops_pfmemalloc", "atomic_fail", "fail_atomic",
-           "fail_kernel", "fail_nowait", "fail_memalloc", "refill_deferred", "reserved_mib_s", "stall_s",
+           "fail_kernel", "fail_nowait", "fail_memalloc", "refill_deferred", "reserved_mib_s", "min_reserve_mib_s", "stall_s",
            "throttle_stall_s", "kswapd_runs", "kswapd_wakeups", "allocstall", "oom_kill", "knob_changes",
            "tuner_actions", "terminated", "final_min_free_kbytes", "final_wsf", "cost", "score")
+# Part of the best-static cache key: bump when the cost's definition changes (2: reserved memory is
+# sum(high + boost) x time, was sum(min) x time), so no sweep chosen under an old cost is reused.
+COST_VERSION = 2
 # best-static grid: min_free_kbytes (-1 = kernel value; "x2" twice it; fractions of RAM) x wsf
 GRID_MF = ("boot", "x2", 0.01, 0.02, 0.03, 135168)
 GRID_WSF = (-1, 100, 300, 1000)
@@ -55,7 +58,8 @@ def episode_metrics(sim, i: int) -> dict[str, float]:
         "drops_rx_missed": c["rx_missed"], "drops_rcvbuf": c["rcvbuf_drop"], "drops_pfmemalloc": c["pfmemalloc_drop"],
         "atomic_fail": c["atomic_fail"], "fail_atomic": c["fail_atomic"], "fail_kernel": c["fail_kernel"],
         "fail_nowait": c["fail_nowait"], "fail_memalloc": c["fail_memalloc"], "refill_deferred": c["refill_deferred"],
-        "reserved_mib_s": c["reserved_mib_ms"] / 1000.0, "stall_s": c["direct_reclaim_stall_us"] / 1e6,
+        "reserved_mib_s": c["reserved_mib_ms"] / 1000.0, "min_reserve_mib_s": c["min_reserve_mib_ms"] / 1000.0,
+        "stall_s": c["direct_reclaim_stall_us"] / 1e6,
         "throttle_stall_s": c["throttle_stall_us"] / 1e6, "kswapd_runs": c["pageoutrun"],
         "kswapd_wakeups": c["kswapd_wakeups"],
         "allocstall": sum(v for k, v in c.items() if k.startswith("allocstall_")), "oom_kill": c["oom_kill"],
@@ -153,7 +157,8 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration)."""
     from atomgym.sim import Simulator
     key_src = json.dumps([scenario.name, Path(scenario.source).read_text() if scenario.source else "",
-                          [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, W_DROPS, W_FAIL, W_STALL_S, W_RESERVED, W_KNOB])
+                          [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, W_DROPS, W_FAIL, W_STALL_S, W_RESERVED, W_KNOB,
+                          COST_VERSION])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     cache = cache_dir / f"{scenario.name}__{key}.json"
     if cache.is_file():

@@ -21,7 +21,7 @@ from atomgym.sim.tuners import EV_ALLOC_FAIL, EV_KSWAPD_END, EV_SLOWPATH_ENTRY, 
 DMA, DMA32, NORMAL = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=False)   # no cache: a cached copy would keep stale simulator constants (layout.py)
 def _fire(T, ev, gfp, cls, zone, node, arg):
     S = make_state(T)
     tuner_on_event(S, 0, ev, gfp, cls, zone, node, arg)

@@ -108,14 +108,17 @@ class AtomEnv(gym.Env):
     ``reward = -(w_drops*drops + w_atomic_fail*atomic_fail + w_reserved*reserved_mib_s
     + w_stall*stall_s + w_knob*knob_changes) - deadlock_penalty*[deadlocked this step]``, terms over
     the last interval: ``drops`` = rx_missed + rcvbuf_drop + pfmemalloc_drop packets;
-    ``atomic_fail`` = failed atomic refills; ``reserved_mib_s`` = memory held free by the min
-    watermarks, Σ min x time (MiB·s); ``stall_s`` = direct-reclaim stall (s); ``knob_changes`` =
+    ``atomic_fail`` = failed atomic refills; ``reserved_mib_s`` = memory held free by the
+    watermarks, Σ over zones of (high + boost) x time (MiB·s): kswapd reclaims until every zone is
+    above high + boost, so a policy pays for raising ``watermark_scale_factor`` or boosting as it
+    pays for raising ``min_free_kbytes`` (Σ min alone is ``min_reserve_mib_ms`` in the counters);
+    ``stall_s`` = direct-reclaim stall (s); ``knob_changes`` =
     sysctl writes + boost actions. Defaults: 1e-3, 1e-3, 1e-3, 1.0, 1e-2, penalty 100.
     ``info`` has ``term_<name>`` (raw) and ``reward_<name>`` (weighted, negative) every step.
 
-    Worked example (8 GiB machine, defaults, 100 ms step): min_free_kbytes 67584 -> Σ min = 66 MiB,
-    so reserved = 66 x 0.1 = 6.6 MiB·s; 40 atomic failures, 0 drops, 2 ms stall, action 1 (one write):
-    reward = -(0 + 0.040 + 0.0066 + 0.002 + 0.01) = -0.0586.
+    Worked example (8 GiB machine, defaults, 100 ms step): min_free_kbytes 67584 -> Σ min = 66.1 MiB,
+    Σ high = 99.1 MiB (no boost), so reserved = 99.1 x 0.1 = 9.91 MiB·s; 40 atomic failures, 0 drops,
+    2 ms stall, action 1 (one write): reward = -(0 + 0.040 + 0.00991 + 0.002 + 0.01) = -0.06191.
 
     **Normalised score**: at the end of an episode (``episode_steps`` = duration / interval steps,
     or a deadlock) ``info["score"] = 1 - (C - C_def) / max(C_def, 1)``, where C is the episode's cost

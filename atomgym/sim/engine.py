@@ -19,8 +19,9 @@ sources, NICs), never in dict or set order:
    up to ``queues * budget * polls`` packets to the sockets (pfmemalloc and rcvbuf drops)
    and refills the ring with atomic allocations (failures: ``EV_ALLOC_FAIL``).
 6. **Applications** read their sockets, NIC 0, 1, ...; read packets free their pages.
-7. **Accounting**: ``reserved_mib_ms += sum(min) * 4 KiB * dt``; ``min_free_seen``; then
-   ``t += dt``.
+7. **Accounting**: ``reserved_mib_ms += sum(high + boost) * 4 KiB * dt`` (the free memory the
+   watermarks hold: kswapd reclaims until every zone is above high + boost, balance_pgdat());
+   ``min_reserve_mib_ms += sum(min) * 4 KiB * dt``; ``min_free_seen``; then ``t += dt``.
 
 A terminated machine (deadlock) does not advance.
 """
@@ -39,7 +40,8 @@ def _invalidate_stale_cache() -> None:
     """numba's cache=True keys each function on its own file only, so after an edit to a
     callee in another file (alloc.py, kernel/watermark_ok.py, ...) the engine would load its
     old machine code. Hash every numba source the engine depends on; on a change, delete the
-    cached .nbi/.nbc files of atomgym/sim and atomgym/kernel before anything is loaded."""
+    cached .nbi/.nbc files of atomgym/sim, atomgym/kernel and atomgym/envs (whose fused env step
+    compiles the engine in) before anything is loaded."""
     pkg = Path(__file__).resolve().parents[1]
     srcs = sorted(list((pkg / "kernel").glob("*.py")) + [
         p for p in (pkg / "sim").glob("*.py") if p.name not in ("scenario.py", "machines.py", "__init__.py")])
@@ -54,7 +56,7 @@ def _invalidate_stale_cache() -> None:
             return
     except OSError:
         pass
-    for d in (pkg / "sim" / "__pycache__", pkg / "kernel" / "__pycache__"):
+    for d in (pkg / "sim" / "__pycache__", pkg / "kernel" / "__pycache__", pkg / "envs" / "__pycache__"):
         for f in list(d.glob("*.nbi")) + list(d.glob("*.nbc")):
             try:
                 f.unlink()
@@ -69,9 +71,10 @@ def _invalidate_stale_cache() -> None:
 
 _invalidate_stale_cache()
 
+from ..kernel.watermarks import WMARK_HIGH
 from .kswapd import kswapd_tick
 from .layout import (
-    C_MIN_FREE_SEEN, C_RESERVED_MIB_MS,
+    C_MIN_FREE_SEEN, C_MIN_RESERVE_MIB_MS, C_RESERVED_MIB_MS,
     MF_T_MS, MF_TICK_MS, MI_NNIC, MI_NNODES, MI_NTRAFFIC, MI_NWORK, MI_SUM_MIN, MI_TERMINATED,
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
@@ -137,11 +140,16 @@ def step_machine(S, b):
             if ni[b, k, NI_SOCK] > 0:
                 app_drain(S, b, k)
     # 7. accounting
-    ctr[b, C_RESERVED_MIB_MS] += mi[b, MI_SUM_MIN] * PAGE_MIB * dt
+    ctr[b, C_MIN_RESERVE_MIB_MS] += mi[b, MI_SUM_MIN] * PAGE_MIB * dt
     zs = S.zs
+    wm = S.wmark
+    bo = S.boost
     f = 0
+    h = 0
     for z in range(zs.shape[1]):
         f += zs[b, z, ZF_FREE]
+        h += wm[b, z, WMARK_HIGH] + bo[b, z]
+    ctr[b, C_RESERVED_MIB_MS] += h * PAGE_MIB * dt
     if f < ctr[b, C_MIN_FREE_SEEN]:
         ctr[b, C_MIN_FREE_SEEN] = f
     mf[b, MF_T_MS] += dt

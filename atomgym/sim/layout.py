@@ -200,7 +200,7 @@ _FIXED = (
     "rx_packets", "rx_missed", "rcvbuf_drop", "pfmemalloc_drop", "rx_delivered",
     "atomic_fail", "fail_atomic", "fail_kernel", "fail_nowait", "fail_memalloc",
     "atomic_alloc_pages", "pfmemalloc_pages", "refill_deferred", "refill_work_runs",
-    "direct_reclaim_stall_us", "throttle_stall_us", "refaults", "reserved_mib_ms", "min_free_seen",
+    "direct_reclaim_stall_us", "throttle_stall_us", "refaults", "reserved_mib_ms", "min_reserve_mib_ms", "min_free_seen",
     "knob_writes", "tuner_actions", "workload_deficit_pages",
 )
 COUNTER_NAMES: tuple[str, ...] = (
@@ -237,7 +237,8 @@ C_REFILL_WORK_RUNS = _IDX["refill_work_runs"]
 C_STALL_US = _IDX["direct_reclaim_stall_us"]
 C_THROTTLE_US = _IDX["throttle_stall_us"]
 C_REFAULTS = _IDX["refaults"]
-C_RESERVED_MIB_MS = _IDX["reserved_mib_ms"]
+C_RESERVED_MIB_MS = _IDX["reserved_mib_ms"]      # sum over zones of (high + boost) x time
+C_MIN_RESERVE_MIB_MS = _IDX["min_reserve_mib_ms"]   # sum over zones of min x time
 C_MIN_FREE_SEEN = _IDX["min_free_seen"]
 C_KNOB_WRITES = _IDX["knob_writes"]
 C_TUNER_ACTIONS = _IDX["tuner_actions"]
