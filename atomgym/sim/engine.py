@@ -39,7 +39,8 @@ def _invalidate_stale_cache() -> None:
     """numba's cache=True keys each function on its own file only, so after an edit to a
     callee in another file (alloc.py, kernel/watermark_ok.py, ...) the engine would load its
     old machine code. Hash every numba source the engine depends on; on a change, delete the
-    cached .nbi/.nbc files of atomgym/sim and atomgym/kernel before anything is loaded."""
+    cached .nbi/.nbc files of atomgym/sim, atomgym/kernel and atomgym/envs (whose fused env step
+    compiles the engine in) before anything is loaded."""
     pkg = Path(__file__).resolve().parents[1]
     srcs = sorted(list((pkg / "kernel").glob("*.py")) + [
         p for p in (pkg / "sim").glob("*.py") if p.name not in ("scenario.py", "machines.py", "__init__.py")])
@@ -54,7 +55,7 @@ def _invalidate_stale_cache() -> None:
             return
     except OSError:
         pass
-    for d in (pkg / "sim" / "__pycache__", pkg / "kernel" / "__pycache__"):
+    for d in (pkg / "sim" / "__pycache__", pkg / "kernel" / "__pycache__", pkg / "envs" / "__pycache__"):
         for f in list(d.glob("*.nbi")) + list(d.glob("*.nbc")):
             try:
                 f.unlink()

@@ -32,9 +32,15 @@ SKB_OVERHEAD = 256         # skbuff_head_cache object (232 B in a 256 B buffer) 
 
 @njit(cache=True)
 def _apply_knobs(T, mf, wsf, wbf, boost_pages, boost_kernel, mask):
+    """Knob writes for every machine in mask (-1 = unchanged): apply_knobs() on the state tuple."""
+    apply_knobs(make_state(T), mf, wsf, wbf, boost_pages, boost_kernel, mask)
+
+
+@njit(cache=True)
+def apply_knobs(S, mf, wsf, wbf, boost_pages, boost_kernel, mask):
     """Knob writes for every machine in mask (-1 = unchanged), in a fixed order:
-    watermark_boost_factor, watermark_scale_factor, min_free_kbytes, then boosts."""
-    S = make_state(T)
+    watermark_boost_factor, watermark_scale_factor, min_free_kbytes, then boosts. Values are
+    not checked here (set_knobs() validates them like the sysctl handlers)."""
     for b in range(mask.shape[0]):
         if not mask[b]:
             continue
