@@ -12,7 +12,7 @@ from numba import njit
 
 from ..kernel.zones import MAX_NR_ZONES
 from ..sim import layout as L
-from ..sim.engine import make_state, run_machine
+from ..sim.engine import free_state, make_state, run_machine
 from ..sim.simulator import apply_knobs
 from .spaces import (
     A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, LOG1P_SCALE, MF_MAX_KB, MF_MIN_KB,
@@ -214,3 +214,4 @@ def step_discrete(T, actions, n_ticks, weights, penalty, prev, was_term, n_nodes
         run_machine(S, b, n_ticks)
     terms_batch(S.ctr, prev, changes, weights, penalty, S.mi, was_term, mask, t_out, r_out, dead_out)
     obs_batch(S.managed, S.wmark, S.boost, S.zs, S.mi, S.nd, S.ctr, prev, n_nodes, obs_out)
+    free_state(S)
