@@ -192,7 +192,14 @@ def evict_cache_owners(S, b, taken, cache_before):
     for w in range(nw):
         if wp[b, w, WP_KIND] == WK_STREAM:
             res = wp[b, w, WP_S_RESIDENT]
-            ev = (taken * res) // cache_before
+            # (taken * res) // cache_before in float64 (res is a float field); in integers when the
+            # product is exact in a double (< 2**53): the same value without a libm fmod call
+            ires = int(res)
+            if (ires == res and 0 <= ires < 2147483648 and 0 <= taken < 2147483648
+                    and 0 < cache_before < 9007199254740992 and taken * ires < 9007199254740992):
+                ev = float((taken * ires) // cache_before)
+            else:
+                ev = (taken * res) // cache_before
             if ev > res:
                 ev = res
             wp[b, w, WP_S_RESIDENT] = res - ev
