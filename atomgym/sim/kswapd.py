@@ -24,7 +24,7 @@ from .layout import (
 KSWAPD_NAP_MS = 100.0  # kswapd_try_to_sleep(): schedule_timeout(HZ/10)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pgdat_balanced(S, b, node, hz):
     """pgdat_balanced(): true if ANY managed zone up to ``hz`` passes
     zone_watermark_ok_safe(zone, 0, high_wmark_pages(zone), hz) (boost included, no
@@ -114,7 +114,7 @@ def _take_anon(S, b, z, x):
     return took
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _zone_reclaimable(S, b, z, with_anon):
     zs = S.zs
     r = zs[b, z, ZF_CACHE]
