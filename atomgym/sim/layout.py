@@ -300,7 +300,7 @@ class UArray(_types.Array):
     model reports no meminfo, so reading ``S.zs`` emits no NRT_incref/NRT_decref calls (they
     were ~11 % of a tick). Indexing and attributes are those of types.Array; a sub-array view
     (``S.wmark[b]``) is a plain Array. No implicit conversion to or from Array: a function given
-    ``S.zs`` is compiled for UArray."""
+    ``S.zs`` is compiled for UArray. Never return one to Python (it owns nothing)."""
 
     def __init__(self, dtype, ndim: int, layout: str) -> None:
         super().__init__(dtype, ndim, layout)
