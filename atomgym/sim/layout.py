@@ -319,8 +319,14 @@ class UArray(_types.Array):
 
 @_register_model(UArray)
 class _UArrayModel(_ArrayModel):
+    """ArrayModel minus reference counting: NRT finds meminfos by traversing a model's members
+    (an array's first member is its meminfo), so the traversal is empty."""
+
     def has_nrt_meminfo(self) -> bool:
         return False
+
+    def traverse(self, builder):
+        return []
 
 
 @_structref.register
