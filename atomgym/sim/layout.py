@@ -339,7 +339,8 @@ class _SimStateModel(_models.StructRefModel):
     """SimState's data model without reference counting: passing ``S`` to a compiled function
     or reading a field emits no NRT_incref/NRT_decref (they were ~10 % of a tick: every call
     increfs and decrefs the structref's meminfo). The owner frees it explicitly:
-    engine.make_state() is paired with engine.free_state()."""
+    engine.make_state() is paired with engine.free_state(). Build and use it in compiled code
+    only: a SimState returned to Python would never be freed."""
 
     def has_nrt_meminfo(self) -> bool:
         return False
