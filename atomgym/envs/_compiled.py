@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from ..kernel.zones import MAX_NR_ZONES
 from ..sim import layout as L
+from ..sim.engine import free_state, make_state, run_machine
+from ..sim.simulator import apply_knobs
 from .spaces import (
     A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, LOG1P_SCALE, MF_MAX_KB, MF_MIN_KB,
     N_ZONE_FEATURES, OBS_INTERVAL_START, OBS_MACHINE_START, STEP_FACTOR, WSF_MAX, WSF_MIN,
@@ -180,3 +183,35 @@ def discrete_knobs(a, mi, managed, mask, mf, wsf, bk, changes):
             changes[b] += 1.0
         if wsf[b] >= 0:
             changes[b] += 1.0
+
+
+@njit(cache=True)
+def step_discrete(T, actions, n_ticks, weights, penalty, prev, was_term, n_nodes, obs_out, t_out, r_out, dead_out):
+    """One agent step of every machine of the batch in one compiled call, exactly as Core.apply()
+    (discrete) + Core.advance() + Core.step_terms() + Core.obs() with every machine active:
+    discrete_knobs(), the knob writes (Simulator.set_knobs order), begin_interval(), ``n_ticks``
+    ticks per machine (engine.run_machine, as run_serial), terms_batch(), obs_batch()."""
+    S = make_state(T)
+    B = actions.shape[0]
+    Z = S.managed.shape[1]
+    mask = np.ones(B, np.bool_)
+    mf = np.empty(B, np.int64)
+    wsf = np.empty(B, np.int64)
+    bk = np.empty((B, Z), np.int64)
+    changes = np.empty(B, np.float64)
+    discrete_knobs(actions, S.mi, S.managed, mask, mf, wsf, bk, changes)
+    wbf = np.full(B, -1, np.int64)
+    bp = np.zeros((B, Z), np.int64)
+    kmask = np.empty(B, np.bool_)
+    anyc = False
+    for b in range(B):
+        kmask[b] = changes[b] > 0
+        anyc = anyc or kmask[b]
+    if anyc:
+        apply_knobs(S, mf, wsf, wbf, bp, bk, kmask)
+    begin_interval(S.zs, S.ctr, prev, mask)
+    for b in range(B):
+        run_machine(S, b, n_ticks)
+    terms_batch(S.ctr, prev, changes, weights, penalty, S.mi, was_term, mask, t_out, r_out, dead_out)
+    obs_batch(S.managed, S.wmark, S.boost, S.zs, S.mi, S.nd, S.ctr, prev, n_nodes, obs_out)
+    free_state(S)

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ..sim.layout import MF_T_MS, MI_TERMINATED
 from ..sim.scenario import Scenario
 from .core import (
     DEFAULT_DEADLOCK_PENALTY, DEFAULT_DECISION_INTERVAL_MS, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, resolve_scenario, score,
@@ -17,6 +18,8 @@ from .spaces import (  # noqa: F401  (re-exported: the observation/action layout
 )
 
 RENDER_W, RENDER_H = 400, 200
+_TERM_KEYS = tuple("term_" + n for n in TERM_NAMES)
+_REWARD_KEYS = tuple("reward_" + n for n in TERM_NAMES)
 
 
 def make_action_space(action_type: str) -> spaces.Space:
@@ -174,6 +177,7 @@ class AtomEnv(gym.Env):
         self.core = Core(self.scenario, 1, decision_interval_ms, action_type,
                          _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty)
         self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
+        self._neg_weights = [float(-w) for w in self.core.weights]   # info["reward_<term>"] = -w * term
         self.compute_score = compute_score
         self.render_mode = render_mode
         self.render_window = int(render_window)
@@ -243,18 +247,24 @@ class AtomEnv(gym.Env):
     def step(self, action):
         a = self._check_action(action)
         core = self.core
-        changes = core.apply(a, self._mask)
-        core.advance(self._mask)
-        t, rr, dead = core.step_terms(changes, self._mask)
+        if core.action_type == "discrete":
+            core.step_discrete(a)          # the whole step in one compiled call
+            t, rr, dead = core._t, core._r, core._dead
+        else:
+            changes = core.apply(a, self._mask)
+            core.advance(self._mask)
+            t, rr, dead = core.step_terms(changes, self._mask)
         r = float(rr[0])
         self._steps += 1
         self._cost -= r
-        terminated = bool(self.sim.terminated[0])
-        info: dict[str, Any] = {"t_ms": float(self.sim.t_ms[0])}
-        for i, n in enumerate(TERM_NAMES):
-            info["term_" + n] = float(t[0, i])
-            info["reward_" + n] = float(-core.weights[i] * t[0, i])
-        info["reward_deadlock"] = float(-core.deadlock_penalty * dead[0])
+        sim = core.sim
+        terminated = bool(sim._mi[0, MI_TERMINATED] != 0)
+        info: dict[str, Any] = {"t_ms": float(sim._mf[0, MF_T_MS])}
+        tt = t[0].tolist()
+        for kt, kr, w, v in zip(_TERM_KEYS, _REWARD_KEYS, self._neg_weights, tt):
+            info[kt] = v
+            info[kr] = w * v
+        info["reward_deadlock"] = -core.deadlock_penalty * float(dead[0])
         if self.compute_score and (terminated or self._steps == self.episode_steps):
             c_def = core.default_cost(self._sim_seed, self.episode_steps)
             info["episode_cost"] = self._cost
@@ -262,6 +272,8 @@ class AtomEnv(gym.Env):
             info["score"] = score(self._cost, c_def)
         self._record()
         truncated = not terminated and self._steps >= self.episode_steps   # the scenario's duration
+        if core.action_type == "discrete":
+            return core._obs[0].copy(), r, terminated, truncated, info
         return core.obs()[0], r, terminated, truncated, info
 
     # ---- rendering ----------------------------------------------------------------------------

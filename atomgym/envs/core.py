@@ -15,7 +15,7 @@ import numpy as np
 from ..sim import Simulator
 from ..sim import layout as L
 from ..sim.scenario import Scenario, load_scenario, scenario_to_dict
-from ._compiled import begin_interval, discrete_knobs, obs_batch, terms_batch
+from ._compiled import begin_interval, discrete_knobs, obs_batch, step_discrete, terms_batch
 from .spaces import MF_MAX_KB, MF_MIN_KB, OBS_DIM, WSF_MAX, WSF_MIN
 
 DEFAULT_DECISION_INTERVAL_MS = 100.0   # justified in AtomEnv's docstring
@@ -148,6 +148,13 @@ class Core:
         terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.weights, self.deadlock_penalty,
                     self.sim._mi, self.was_terminated, mask, self._t, self._r, self._dead)
         return self._t.copy(), self._r.copy(), self._dead.copy()
+
+    def step_discrete(self, actions: np.ndarray) -> None:
+        """apply() + advance() + step_terms() + obs() of every machine for discrete ``actions`` (B,)
+        int64 in one compiled call (serial over machines; the same results). The outputs stay in
+        ``self._obs``, ``self._t``, ``self._r`` and ``self._dead`` (overwritten by the next call)."""
+        step_discrete(self.sim.state, actions, self.ticks, self.weights, self.deadlock_penalty, self.prev,
+                      self.was_terminated, self.n_nodes, self._obs, self._t, self._r, self._dead)
 
     def obs(self) -> np.ndarray:
         sim = self.sim

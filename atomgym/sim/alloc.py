@@ -42,7 +42,7 @@ from .layout import (
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
@@ -89,7 +89,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
     return served
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def free_pages_zone(S, b, z, n, src):
     """Free ``n`` pages of field ``src`` of zone z: to the pcp list; above pcp high, batches
     drain to the buddy free count (free_unref_page_commit() -> free_pcppages_bulk())."""
@@ -109,7 +109,7 @@ def free_pages_zone(S, b, z, n, src):
     zs[b, z, ZF_PCP] = p
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def clear_scratch(S, b, zlk):
     zl = S.zl
     scr = S.scr

@@ -24,7 +24,7 @@ from .layout import (
 KSWAPD_NAP_MS = 100.0  # kswapd_try_to_sleep(): schedule_timeout(HZ/10)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pgdat_balanced(S, b, node, hz):
     """pgdat_balanced(): true if ANY managed zone up to ``hz`` passes
     zone_watermark_ok_safe(zone, 0, high_wmark_pages(zone), hz) (boost included, no
@@ -114,7 +114,7 @@ def _take_anon(S, b, z, x):
     return took
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _zone_reclaimable(S, b, z, with_anon):
     zs = S.zs
     r = zs[b, z, ZF_CACHE]
@@ -192,7 +192,14 @@ def evict_cache_owners(S, b, taken, cache_before):
     for w in range(nw):
         if wp[b, w, WP_KIND] == WK_STREAM:
             res = wp[b, w, WP_S_RESIDENT]
-            ev = (taken * res) // cache_before
+            # (taken * res) // cache_before in float64 (res is a float field); in integers when the
+            # product is exact in a double (< 2**53): the same value without a libm fmod call
+            ires = int(res)
+            if (ires == res and 0 <= ires < 2147483648 and 0 <= taken < 2147483648
+                    and 0 < cache_before < 9007199254740992 and taken * ires < 9007199254740992):
+                ev = float((taken * ires) // cache_before)
+            else:
+                ev = (taken * res) // cache_before
             if ev > res:
                 ev = res
             wp[b, w, WP_S_RESIDENT] = res - ev

@@ -56,7 +56,7 @@ GFP_VIRTIO_ATOMIC = GFP_ATOMIC
 GFP_VIRTIO_WORK = GFP_KERNEL
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def nic_arrivals(S, b, k, pkts):
     """``pkts`` packets reach NIC k: each needs NP_BPP posted buffers; none -> rx_missed."""
     ni = S.ni
@@ -81,7 +81,7 @@ def nic_arrivals(S, b, k, pkts):
     ni[b, k, NI_PENDING_PFM] += pfm_pk if pfm_pk < acc else acc
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def release_buffers(S, b, k, nbufs):
     """``nbufs`` buffers are no longer held; free the pages no held buffer shares."""
     ni = S.ni
@@ -117,7 +117,7 @@ def release_buffers(S, b, k, nbufs):
             x -= t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _post_pages(S, b, k, got, pfm, want):
     """Carve ``got`` new pages (the last ``pfm`` pfmemalloc) into buffers and post up to
     ``want`` of them; per-zone pages are in the scratch row."""
@@ -267,7 +267,7 @@ def nic_poll(S, b, k):
         ni[b, k, NI_REPOLL] = 0 if ok else 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def app_drain(S, b, k):
     """The application reads its sockets at app_drain_pps; read packets free their buffers."""
     ni = S.ni

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, uint64
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.arrayobj import populate_array
+
+from .layout import UArray
 
 _M64 = 0xFFFFFFFFFFFFFFFF
 
@@ -24,6 +29,28 @@ def seed_state(seed: int) -> np.ndarray:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
         out[i] = z ^ (z >> 31)
     return out
+
+
+@intrinsic
+def state_row(typingctx, arr, b):
+    """Row ``b`` of a C-contiguous 2-D state array (``S.rng``) as a 1-D UArray view: no NRT
+    meminfo, so handing it to the generators below costs no refcount calls."""
+    rt = UArray(arr.dtype, 1, "C")
+    sig = rt(arr, b)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        src = context.make_array(aty)(context, builder, value=args[0])
+        shape = cgutils.unpack_tuple(builder, src.shape)
+        strides = cgutils.unpack_tuple(builder, src.strides)
+        zero = context.get_constant(signature.args[1], 0)
+        ptr = cgutils.get_item_pointer(context, builder, aty, src, [args[1], zero])
+        out = context.make_array(signature.return_type)(context, builder)
+        populate_array(out, data=ptr, shape=[shape[1]], strides=[strides[1]], itemsize=src.itemsize,
+                       meminfo=None)
+        return out._getvalue()
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")

@@ -16,7 +16,7 @@ from ..kernel.machine import Machine
 from ..kernel.watermarks import WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, ZONE_NAMES
 from . import layout as L
-from .engine import make_state, run_ticks
+from .engine import free_state, make_state, run_ticks
 from .machines import scenario_machine
 from .rng import seed_state
 from .scenario import Scenario, draw_scenario, load_trace, resolve_path
@@ -32,9 +32,17 @@ SKB_OVERHEAD = 256         # skbuff_head_cache object (232 B in a 256 B buffer) 
 
 @njit(cache=True)
 def _apply_knobs(T, mf, wsf, wbf, boost_pages, boost_kernel, mask):
-    """Knob writes for every machine in mask (-1 = unchanged), in a fixed order:
-    watermark_boost_factor, watermark_scale_factor, min_free_kbytes, then boosts."""
+    """Knob writes for every machine in mask (-1 = unchanged): apply_knobs() on the state tuple."""
     S = make_state(T)
+    apply_knobs(S, mf, wsf, wbf, boost_pages, boost_kernel, mask)
+    free_state(S)
+
+
+@njit(cache=True)
+def apply_knobs(S, mf, wsf, wbf, boost_pages, boost_kernel, mask):
+    """Knob writes for every machine in mask (-1 = unchanged), in a fixed order:
+    watermark_boost_factor, watermark_scale_factor, min_free_kbytes, then boosts. Values are
+    not checked here (set_knobs() validates them like the sysctl handlers)."""
     for b in range(mask.shape[0]):
         if not mask[b]:
             continue
