@@ -14,7 +14,7 @@ from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.watermark_ok import GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT
 from atomgym.sim import Simulator
 from atomgym.sim import layout as L
-from atomgym.sim.engine import make_state
+from atomgym.sim.engine import free_state, make_state
 from atomgym.sim.scenario import KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, TrafficSpec
 from atomgym.sim.tuners import EV_ALLOC_FAIL, EV_KSWAPD_END, EV_SLOWPATH_ENTRY, tuner_on_event
 
@@ -25,6 +25,7 @@ DMA, DMA32, NORMAL = 0, 1, 2
 def _fire(T, ev, gfp, cls, zone, node, arg):
     S = make_state(T)
     tuner_on_event(S, 0, ev, gfp, cls, zone, node, arg)
+    free_state(S)
 
 
 def _machine(pages=(0, 0, 400000, 0, 0), mf: int | None = 1000, thp: str = "never") -> Machine:
