@@ -7,8 +7,9 @@ baselines through ``agents.evaluate`` on held-out seeds.
 Each run gets its own folder ``runs/{scenario}__{algo}__{seed}__{time}`` holding the resolved
 config (``config.yml``), the command line (``command.txt``), TensorBoard logs (``tb/``),
 checkpoints (``checkpoints/``), the final model (``model.zip``) and the evaluation (``eval/``).
-Nothing existing is overwritten: a new run never reuses a folder. ``--resume RUN_DIR`` continues an
-interrupted run from its newest checkpoint (the TensorBoard curve continues where it stopped).
+Nothing existing is overwritten: a new run never reuses a folder. Ctrl-C saves a checkpoint at once
+(exit 130); ``--resume RUN_DIR`` continues an interrupted run from its newest checkpoint (the
+TensorBoard curve continues where it stopped).
 
 The config is YAML with these keys (``configs/train/default.yaml`` is the default)::
 
@@ -162,8 +163,9 @@ def _reward_terms_callback():
     return RewardTerms()
 
 
-def train(cfg: dict, run: Path, resume: bool) -> Path:
-    """Train (or continue training) in ``run``; returns the saved model's path."""
+def train(cfg: dict, run: Path, resume: bool) -> Path | None:
+    """Train (or continue training) in ``run``; returns the saved model's path, or None when
+    interrupted (Ctrl-C), after saving a checkpoint that ``--resume`` continues from."""
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
     algo = _algo_class(cfg["algo"])
@@ -186,8 +188,16 @@ def train(cfg: dict, run: Path, resume: bool) -> Path:
     if remaining > 0:
         print(f"training {cfg['algo'].upper()} for {remaining} agent steps on {cfg['n_envs']} machines "
               f"({cfg['scenario']}, {cfg['action_type']} actions)")
-        model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=ck is None,
-                    tb_log_name=cfg["algo"], progress_bar=False)
+        try:
+            model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=ck is None,
+                        tb_log_name=cfg["algo"], progress_bar=False)
+        except KeyboardInterrupt:
+            ck_path = run / "checkpoints" / f"model_{model.num_timesteps}_steps.zip"
+            ck_path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(ck_path)
+            print(f"\ninterrupted at {model.num_timesteps} agent steps; saved {ck_path}\n"
+                  f"continue with: python -m agents.train --resume {run}", file=sys.stderr)
+            return None
     wall = time.perf_counter() - t0
     out = run / "model.zip"
     model.save(out)
@@ -237,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   *(sys.argv[1:] if argv is None else argv)]) + "\n")
     print(f"run folder: {run}  (tensorboard --logdir {run / 'tb'})")
     model = train(cfg, run, resume=bool(args.resume))
+    if model is None:
+        return 130
     if args.no_eval:
         return 0
     from agents import baselines, evaluate

@@ -100,3 +100,30 @@ def test_train_resume_and_compare(tmp_path, capsys):
     # a second run never reuses a folder
     assert train.main(["--config", str(p), "--runs-dir", str(runs), "--total-timesteps", "64", "--no-eval"]) == 0
     assert len(list(runs.iterdir())) == 2
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path, capsys, monkeypatch):
+    """An interrupted run (KeyboardInterrupt inside learn()) saves model_<steps>_steps.zip at once,
+    exits 130 and tells how to resume; --resume continues from exactly there."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Interrupt(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 40:
+                raise KeyboardInterrupt
+            return True
+
+    monkeypatch.setattr(train, "_reward_terms_callback", lambda: Interrupt())
+    cfg = {**SMALL, "checkpoint_every": 10_000}        # no periodic checkpoint before the interrupt
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(_write(tmp_path, cfg)), "--runs-dir", str(runs), "--no-eval"]) == 130
+    (run,) = list(runs.iterdir())
+    err = capsys.readouterr().err
+    assert "interrupted at 40 agent steps" in err and f"--resume {run}" in err
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["model_40_steps.zip"]
+    assert not (run / "model.zip").exists()
+    monkeypatch.undo()
+    assert train.main(["--resume", str(run), "--no-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "model_40_steps.zip" in out
+    assert "(168 agent steps" in out        # 40 + PPO's whole rollouts of 2 x 32 steps up to >= 128
