@@ -1,0 +1,55 @@
+"""The README's environment tables are the code's: observation names and order, action counts,
+reward terms with their default weights, registered ids. (Issue: "the README has the same tables"
+as AtomEnv's docstring; a drift between them fails here.)"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from atomgym.envs.atom_env import AtomEnv
+from atomgym.envs.core import DEFAULT_WEIGHTS, TERM_NAMES
+from atomgym.envs.registration import env_ids
+from atomgym.envs.spaces import CONT_ACTION_NAMES, N_ACTIONS, OBS_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _section(text: str, title: str) -> str:
+    i = text.index(f"## {title}") if f"## {title}" in text else text.index(f"### {title}")
+    m = re.search(r"\n#{2,3} ", text[i + 4:])
+    return text[i:i + 4 + m.start()] if m else text[i:]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/environment.md"])
+def test_observation_table_matches_the_space(doc):
+    sec = _section((ROOT / doc).read_text(), "Observation space")
+    rows = re.findall(r"^\| (\d+) \| `([^`]+)` \|", sec, flags=re.M)
+    assert [(int(i), n) for i, n in rows] == list(enumerate(OBS_NAMES))
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/environment.md"])
+def test_action_and_reward_tables_match_the_code(doc):
+    text = (ROOT / doc).read_text()
+    act = _section(text, "Action space")
+    assert [int(a) for a in re.findall(r"^\| (\d) \| (?!min_free|watermark|boost_level)", act, flags=re.M)] \
+        == list(range(N_ACTIONS))
+    assert re.findall(r"^\| \d \| (\w+) \|", act, flags=re.M) == list(CONT_ACTION_NAMES)
+    rew = _section(text, "Reward")
+    for name in TERM_NAMES:
+        m = re.search(rf"^\| `{name}` \|.*\| ([0-9.e-]+) \|$", rew, flags=re.M)
+        assert m, f"{doc}: no reward row for {name}"
+        assert float(m.group(1)) == DEFAULT_WEIGHTS[name], name
+
+
+def test_registered_ids_table_and_docstring_sections():
+    sec = _section((ROOT / "README.md").read_text(), "Registered ids")
+    ids = dict(re.findall(r"^\| `(atomgym/[\w-]+)` \| `([\w-]+)`", sec, flags=re.M))
+    assert ids == env_ids()
+    doc = AtomEnv.__doc__
+    heads = re.findall(r"^    ## (.+)$", doc, flags=re.M)
+    assert heads == ["Description", "Action Space", "Observation Space", "Rewards", "Starting State",
+                     "Episode End", "Arguments", "Version History"]
+    for i, n in enumerate(CONT_ACTION_NAMES):
+        assert f"| {i} | {n} |" in doc
