@@ -87,11 +87,7 @@ def load_config(path: Path) -> dict:
     di = cfg.get("decision_interval_ms")
     if di is not None and (isinstance(di, bool) or not isinstance(di, (int, float)) or not 10 <= di <= 10000):
         raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {di!r}")
-    from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario
-    try:
-        load_scenario(cfg["scenario"])
-    except (ScenarioError, FileNotFoundError, ValueError) as e:
-        raise ConfigError(f"{path}: scenario: {str(e).splitlines()[0]}; shipped: {', '.join(list_scenarios())}") from None
+    _check_scenario(path, "scenario", cfg["scenario"])
     for name in ALGOS:
         kw = cfg.get(name)
         if kw is None:
@@ -109,7 +105,24 @@ def load_config(path: Path) -> dict:
     bad = [p for p in ev.get("policies", []) if p not in baselines.names()]
     if bad:
         raise ConfigError(f"{path}: evaluate.policies: unknown {bad}; valid: {', '.join(baselines.names())}")
+    # checked now, not after the training they would follow
+    for sc in ev.get("scenarios") or []:
+        _check_scenario(path, "evaluate.scenarios", sc)
+    n = ev.get("seeds", 3)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"{path}: evaluate.seeds: expected a positive integer, got {n!r}")
+    d = ev.get("duration_s")
+    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not d > 0):
+        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0, got {d!r}")
     return cfg
+
+
+def _check_scenario(path: Path, key: str, name: object) -> None:
+    from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario
+    try:
+        load_scenario(name)
+    except (ScenarioError, FileNotFoundError, ValueError, TypeError) as e:
+        raise ConfigError(f"{path}: {key}: {str(e).splitlines()[0]}; shipped: {', '.join(list_scenarios())}") from None
 
 
 def _newest_checkpoint(run: Path) -> Path | None:
