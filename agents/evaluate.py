@@ -10,7 +10,7 @@ DIR/actions.log, and prints a per-(scenario, policy) summary: mean +- std and 95
 Episode cost = minus the environment's episode return with its default weights
 (atomgym/envs/core.py DEFAULT_WEIGHTS, docs/environment.md "Reward"):
     cost = 1e-3 drops + 1e-3 atomic failures + 1e-3 reserved MiB.s (sum of high + boost) + 1.0 stall s
-           + 1e-2 knob changes (sysctl writes) + 100 if deadlocked
+           + 1e-2 knob changes (sysctl writes + userspace boost requests) + 100 if deadlocked
 score = 1 - (cost - cost(kernel-default)) / max(cost(kernel-default), 1), same scenario and seed
 (the env's normalised score): 1.0 = as the kernel default, 2.0 = zero cost, < 1 worse.
 """
@@ -63,7 +63,7 @@ def episode_metrics(sim, i: int) -> dict[str, float]:
         "throttle_stall_s": c["throttle_stall_us"] / 1e6, "kswapd_runs": c["pageoutrun"],
         "kswapd_wakeups": c["kswapd_wakeups"],
         "allocstall": sum(v for k, v in c.items() if k.startswith("allocstall_")), "oom_kill": c["oom_kill"],
-        "knob_changes": c["knob_writes"], "tuner_actions": c["tuner_actions"],
+        "knob_changes": c["knob_writes"] + c["boost_actions"], "tuner_actions": c["tuner_actions"],
         "terminated": float(sim.terminated[i]), "final_min_free_kbytes": float(sim.min_free_kbytes[i]),
         "final_wsf": float(sim.watermark_scale_factor[i]),
     }
@@ -154,11 +154,13 @@ def _grid(sim) -> list[tuple[str, object, int]]:
 
 def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path) -> tuple[int | None, int | None, dict]:
     """Sweep GRID_MF x GRID_WSF on the given seeds (all points in one batched Simulator); the
-    point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration)."""
+    point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration, grid,
+    weights, cost version, engine sources): a sweep run by another simulator is never reused."""
     from atomgym.sim import Simulator
+    from atomgym.sim.engine import sources_digest
     key_src = json.dumps([scenario.name, Path(scenario.source).read_text() if scenario.source else "",
                           [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, W_DROPS, W_FAIL, W_STALL_S, W_RESERVED, W_KNOB,
-                          COST_VERSION])
+                          COST_VERSION, sources_digest()])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     cache = cache_dir / f"{scenario.name}__{key}.json"
     if cache.is_file():

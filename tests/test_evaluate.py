@@ -25,6 +25,23 @@ def test_evaluate_writes_rows_scores_and_never_overwrites(tmp_path, capsys):
     assert (out / "episodes-1.csv").is_file() and (out / "actions-1.log").is_file()
 
 
+def test_best_static_sweep_is_not_reused_by_another_engine(tmp_path, monkeypatch):
+    """The sweep's cache key includes the engine's sources: after an engine change (which moves
+    every counter) the best static setting is chosen again, not read from the old sweep."""
+    from atomgym.sim import engine
+    from atomgym.sim.scenario import load_scenario
+    import numpy as np
+
+    scn = load_scenario("quiet")
+    seeds = np.array([1])
+    evaluate.best_static(scn, seeds, 0.2, tmp_path)
+    evaluate.best_static(scn, seeds, 0.2, tmp_path)
+    assert len(list(tmp_path.glob("quiet__*.json"))) == 1           # same engine: reused
+    monkeypatch.setattr(engine, "sources_digest", lambda: "another engine")
+    evaluate.best_static(scn, seeds, 0.2, tmp_path)
+    assert len(list(tmp_path.glob("quiet__*.json"))) == 2
+
+
 def test_evaluate_unknown_names_exit_2(tmp_path, capsys):
     assert evaluate.main(["--policies", "nope", "--scenarios", "quiet", "--seeds", "1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
@@ -94,3 +111,30 @@ def test_report_prints_the_readme_tables(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     assert report.main([str(tmp_path / "bad.csv")]) == 2
     assert "not an agents.evaluate episodes.csv" in capsys.readouterr().err
+
+
+def test_evaluation_cost_is_the_envs_episode_cost_for_an_agent_that_boosts():
+    """evaluate's cost of an agent's episode equals the env's own episode cost (minus its return),
+    for discrete and continuous actions that write sysctls and boost: a boost request is one knob
+    change in both (counter boost_actions), however many zones it boosts."""
+    import pytest
+
+    from atomgym.envs.atom_env import AtomEnv
+    from atomgym.envs.spaces import A_BOOST_ALL, A_BOOST_NORMAL, A_MF_UP, A_WSF_UP
+
+    for action_type, acts in (("discrete", [A_BOOST_ALL, 0, A_MF_UP, A_BOOST_NORMAL, A_WSF_UP, A_BOOST_ALL]),
+                              ("continuous", [[0.2, -0.5, 0.9], [0.2, -0.5, 0.95], [-1.0, 1.0, 1.0], [0.0, 0.0, -1.0]])):
+        env = AtomEnv("incast-pagecache", duration_s=1.0, action_type=action_type)
+        env.reset(seed=3)
+        ret, k, done, changes = 0.0, 0, False, 0.0
+        while not done:
+            _, r, term, trunc, info = env.step(acts[k % len(acts)])
+            ret += r
+            changes += info["term_knob_changes"]
+            k += 1
+            done = term or trunc
+        m = evaluate.episode_metrics(env.core.sim, 0)
+        assert m["knob_changes"] == changes > 0
+        assert env.core.sim.counter("boost_actions")[0] > 0
+        assert m["cost"] == pytest.approx(-ret, rel=1e-12)
+        assert m["cost"] == pytest.approx(info["episode_cost"], rel=1e-12)

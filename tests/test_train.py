@@ -58,9 +58,13 @@ def test_unreadable_config_and_bad_resume(tmp_path, capsys):
     assert "not a run folder (no config.yml)" in capsys.readouterr().err
 
 
-def test_shipped_default_config_is_valid():
+def test_shipped_configs_are_valid():
     cfg = train.load_config(train.DEFAULT_CONFIG)
     assert cfg["algo"] == "ppo" and cfg["n_envs"] >= 1
+    shipped = sorted(train.DEFAULT_CONFIG.parent.glob("*.yaml"))
+    assert len(shipped) >= 3
+    kinds = {(c["scenario"], c["action_type"]) for c in map(train.load_config, shipped)}
+    assert ("incast-pagecache", "continuous") in kinds and ("train-randomized", "discrete") in kinds
 
 
 def test_train_resume_and_compare(tmp_path, capsys):

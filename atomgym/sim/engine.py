@@ -37,12 +37,10 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
 
-def _invalidate_stale_cache() -> None:
-    """numba's cache=True keys each function on its own file only, so after an edit to a
-    callee in another file (alloc.py, kernel/watermark_ok.py, ...) the engine would load its
-    old machine code. Hash every numba source the engine depends on; on a change, delete the
-    cached .nbi/.nbc files of atomgym/sim, atomgym/kernel and atomgym/envs (whose fused env step
-    compiles the engine in) before anything is loaded."""
+def sources_digest() -> str:
+    """SHA-1 over every numba source the engine compiles (atomgym/kernel/*.py and the compiled
+    modules of atomgym/sim): it changes whenever the simulated dynamics may. Also part of
+    agents.evaluate's best-static cache key."""
     pkg = Path(__file__).resolve().parents[1]
     srcs = sorted(list((pkg / "kernel").glob("*.py")) + [
         p for p in (pkg / "sim").glob("*.py") if p.name not in ("scenario.py", "machines.py", "__init__.py")])
@@ -50,7 +48,17 @@ def _invalidate_stale_cache() -> None:
     for p in srcs:
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    digest = h.hexdigest()
+    return h.hexdigest()
+
+
+def _invalidate_stale_cache() -> None:
+    """numba's cache=True keys each function on its own file only, so after an edit to a
+    callee in another file (alloc.py, kernel/watermark_ok.py, ...) the engine would load its
+    old machine code. Hash every numba source the engine depends on; on a change, delete the
+    cached .nbi/.nbc files of atomgym/sim, atomgym/kernel and atomgym/envs (whose fused env step
+    compiles the engine in) before anything is loaded."""
+    pkg = Path(__file__).resolve().parents[1]
+    digest = sources_digest()
     stamp = pkg / "sim" / "__pycache__" / "engine_sources.sha1"
     try:
         if stamp.read_text() == digest:
@@ -89,7 +97,7 @@ PAGE_MIB = 4.0 / 1024.0
 PARALLEL_MIN_WORK = 50_000   # machine-ticks per call below which run_ticks() stays serial
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def step_machine(S, b):
     """One tick of machine b (the order is in this module's docstring)."""
     mi = S.mi
@@ -157,7 +165,7 @@ def step_machine(S, b):
     mi[b, MI_TICK] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def run_machine(S, b, n_ticks):
     """n_ticks ticks of machine b (stops early if it terminates)."""
     mi = S.mi
@@ -183,7 +191,7 @@ def _unmanaged(typingctx, arr):
     return sig, codegen
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def make_state(T):
     """The SimState structref over the tuple of state arrays (layout.STATE_FIELDS order). The
     fields are UArray (no meminfo) and SimState itself is not reference counted, so passing
@@ -210,7 +218,7 @@ def free_state(typingctx, st):
     return sig, codegen
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def run_serial(T, n_ticks, mask):
     S = make_state(T)
     for b in range(mask.shape[0]):
@@ -219,7 +227,7 @@ def run_serial(T, n_ticks, mask):
     free_state(S)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def run_parallel(T, n_ticks, mask):
     for b in prange(mask.shape[0]):
         if mask[b]:

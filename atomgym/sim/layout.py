@@ -201,7 +201,7 @@ _FIXED = (
     "atomic_fail", "fail_atomic", "fail_kernel", "fail_nowait", "fail_memalloc",
     "atomic_alloc_pages", "pfmemalloc_pages", "refill_deferred", "refill_work_runs",
     "direct_reclaim_stall_us", "throttle_stall_us", "refaults", "reserved_mib_ms", "min_reserve_mib_ms", "min_free_seen",
-    "knob_writes", "tuner_actions", "workload_deficit_pages",
+    "knob_writes", "boost_actions", "tuner_actions", "workload_deficit_pages",
 )
 COUNTER_NAMES: tuple[str, ...] = (
     _FIXED
@@ -241,6 +241,7 @@ C_RESERVED_MIB_MS = _IDX["reserved_mib_ms"]      # sum over zones of (high + boo
 C_MIN_RESERVE_MIB_MS = _IDX["min_reserve_mib_ms"]   # sum over zones of min x time
 C_MIN_FREE_SEEN = _IDX["min_free_seen"]
 C_KNOB_WRITES = _IDX["knob_writes"]
+C_BOOST_ACTIONS = _IDX["boost_actions"]   # userspace boost requests (apply_knobs), not the tuners' boosts
 C_TUNER_ACTIONS = _IDX["tuner_actions"]
 C_DEFICIT = _IDX["workload_deficit_pages"]
 C_PGALLOC0 = _IDX["pgalloc_dma"]           # + zone type

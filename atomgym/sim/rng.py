@@ -53,12 +53,12 @@ def state_row(typingctx, arr, b):
     return sig, codegen
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _rotl(x, k):
     return (x << uint64(k)) | (x >> uint64(64 - k))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def next_u64(s):
     """xoshiro256** step on state array ``s`` (uint64[4]), in place."""
     result = _rotl(s[1] * uint64(5), 7) * uint64(9)
@@ -72,26 +72,63 @@ def next_u64(s):
     return result
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def uniform(s):
     """Uniform float64 in [0, 1) with 53 random bits."""
     return np.float64(next_u64(s) >> uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def exponential(s, mean):
     return -mean * np.log(1.0 - uniform(s))
 
 
-@njit(cache=True)
+def _ziggurat_tables(n: int = 128, r: float = 3.442619855899, v: float = 9.91256303526217e-3):
+    """Layer edges ``x`` (x[0] = v / f(r) is the base strip's pseudo-width, x[1] = r, x[n] = 0)
+    and ratios x[i+1] / x[i] of the 128-layer ziggurat for the standard normal (Marsaglia and
+    Tsang 2000; Doornik 2005, "An improved ziggurat method": r and v for 128 layers)."""
+    x = np.empty(n + 1)
+    x[0] = v / np.exp(-0.5 * r * r)
+    x[1] = r
+    for i in range(2, n):
+        x[i] = np.sqrt(-2.0 * np.log(v / x[i - 1] + np.exp(-0.5 * x[i - 1] * x[i - 1])))
+    x[n] = 0.0
+    return x, x[1:] / x[:-1]
+
+
+_ZX, _ZR = _ziggurat_tables()
+_ZIG_R = 3.442619855899
+
+
+@njit(cache=True, error_model="numpy")
 def normal(s):
-    """Standard normal (Box-Muller, one value per call)."""
-    u1 = uniform(s)
-    u2 = uniform(s)
-    return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
+    """Standard normal, ziggurat (Doornik's ZIGNOR): one 64-bit draw (7 bits pick the layer,
+    the top 53 the position) and a multiply in ~98.5 % of calls; exact in distribution. The
+    wedge and tail rejections draw more. (Box-Muller spent a log, a sqrt and a cos per value.)"""
+    zx = _ZX
+    zr = _ZR
+    while True:
+        w = next_u64(s)
+        i = int(w & uint64(127))
+        u = 2.0 * (np.float64(w >> uint64(11)) * (1.0 / 9007199254740992.0)) - 1.0
+        if abs(u) < zr[i]:
+            return u * zx[i]
+        if i == 0:
+            # the tail beyond r (Marsaglia 1964)
+            while True:
+                x = -np.log(1.0 - uniform(s)) / _ZIG_R
+                y = -np.log(1.0 - uniform(s))
+                if y + y >= x * x:
+                    break
+            return -(_ZIG_R + x) if u < 0.0 else _ZIG_R + x
+        x = u * zx[i]
+        f0 = np.exp(-0.5 * (zx[i] * zx[i] - x * x))
+        f1 = np.exp(-0.5 * (zx[i + 1] * zx[i + 1] - x * x))
+        if f1 + uniform(s) * (f0 - f1) < 1.0:
+            return x
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def poisson(s, lam):
     """Poisson(lam): exact (inversion) for lam < 30, rounded normal approximation above."""
     if lam <= 0.0:

@@ -30,7 +30,7 @@ ETH_OVERHEAD = 38          # Ethernet header + FCS + preamble + inter-frame gap,
 SKB_OVERHEAD = 256         # skbuff_head_cache object (232 B in a 256 B buffer) per packet
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _apply_knobs(T, mf, wsf, wbf, boost_pages, boost_kernel, mask):
     """Knob writes for every machine in mask (-1 = unchanged): apply_knobs() on the state tuple."""
     S = make_state(T)
@@ -38,11 +38,12 @@ def _apply_knobs(T, mf, wsf, wbf, boost_pages, boost_kernel, mask):
     free_state(S)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def apply_knobs(S, mf, wsf, wbf, boost_pages, boost_kernel, mask):
     """Knob writes for every machine in mask (-1 = unchanged), in a fixed order:
     watermark_boost_factor, watermark_scale_factor, min_free_kbytes, then boosts. Values are
-    not checked here (set_knobs() validates them like the sysctl handlers)."""
+    not checked here (set_knobs() validates them like the sysctl handlers). A machine asked to
+    boost counts one ``boost_actions`` (however many zones), as the envs' knob-change term does."""
     for b in range(mask.shape[0]):
         if not mask[b]:
             continue
@@ -52,12 +53,16 @@ def apply_knobs(S, mf, wsf, wbf, boost_pages, boost_kernel, mask):
             knob_watermark_scale_factor(S, b, wsf[b])
         if mf[b] >= 0:
             knob_min_free_kbytes(S, b, mf[b])
+        asked = False
         for z in range(boost_pages.shape[1]):
+            asked = asked or boost_pages[b, z] > 0 or boost_kernel[b, z] > 0
             if boost_pages[b, z] > 0:
                 boost_zone_pages(S, b, z, boost_pages[b, z])
             if boost_kernel[b, z] > 0:
                 for _ in range(boost_kernel[b, z]):
                     boost_zone(S, b, z, 512)
+        if asked:
+            S.ctr[b, L.C_BOOST_ACTIONS] += 1
 
 
 class Simulator:
