@@ -18,11 +18,16 @@ N = 1_000_000
 
 
 @njit
-def _normals(s, n):
+def _draws(s, n, which):
+    """n draws of normal() (which == 0) or uniform() (which == 1)."""
     out = np.empty(n)
     for i in range(n):
-        out[i] = normal(s)
+        out[i] = normal(s) if which == 0 else uniform(s)
     return out
+
+
+def _normals(s, n):
+    return _draws(s, n, 0)
 
 
 @njit
@@ -33,12 +38,8 @@ def _poissons(s, lam, n):
     return out
 
 
-@njit
 def _uniforms(s, n):
-    out = np.empty(n)
-    for i in range(n):
-        out[i] = uniform(s)
-    return out
+    return _draws(s, n, 1)
 
 
 def _phi(x: np.ndarray) -> np.ndarray:

@@ -83,7 +83,10 @@ def exponential(s, mean):
     return -mean * np.log(1.0 - uniform(s))
 
 
-def _ziggurat_tables(n: int = 128, r: float = 3.442619855899, v: float = 9.91256303526217e-3):
+_ZIG_R = 3.442619855899          # r of the 128-layer ziggurat (Marsaglia and Tsang 2000)
+
+
+def _ziggurat_tables(n: int = 128, r: float = _ZIG_R, v: float = 9.91256303526217e-3):
     """Layer edges ``x`` (x[0] = v / f(r) is the base strip's pseudo-width, x[1] = r, x[n] = 0)
     and ratios x[i+1] / x[i] of the 128-layer ziggurat for the standard normal (Marsaglia and
     Tsang 2000; Doornik 2005, "An improved ziggurat method": r and v for 128 layers)."""
@@ -97,7 +100,6 @@ def _ziggurat_tables(n: int = 128, r: float = 3.442619855899, v: float = 9.91256
 
 
 _ZX, _ZR = _ziggurat_tables()
-_ZIG_R = 3.442619855899
 
 
 @njit(cache=True, error_model="numpy")
