@@ -6,13 +6,17 @@ second and the batch state's size; (c) CartPole-v1 through gym.make, steps per s
 (d) AtomEnv through gym.make("atomgym/<Scenario>-v0", compute_score=False) and (e)
 AtomVectorEnv (1024 machines) agent steps per second at the default 100 ms decision interval
 (100 ticks per agent step).
-Compile time is excluded (a warm-up call first). Numbers are for this machine only.
+Compile time is excluded (a warm-up call first). All five run ``--repeat`` times (default 3),
+interleaved round by round so that a busy neighbour on a shared machine affects every line
+alike; the medians are reported (``--json``: the same keys, plus every round under ``runs``).
+Numbers are for this machine only.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -123,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--env-steps", type=int, default=3000, help="AtomEnv agent steps (default interval)")
     ap.add_argument("--env-batch-steps", type=int, default=20, help="AtomVectorEnv steps of the whole batch")
     ap.add_argument("--cartpole-steps", type=int, default=200_000, help="CartPole-v1 steps")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of all measurements, interleaved; medians are reported (default 3)")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        print(f"error: --repeat must be at least 1, got {args.repeat}", file=sys.stderr)
+        return 2
     from atomgym.sim.scenario import ScenarioError, load_scenario
 
     try:
@@ -131,11 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    single = _bench_single(scn, args.ticks)
-    batch, mib = _bench_batch(scn, args.batch, args.batch_ticks)
-    env_single = _bench_env_single(scn, args.env_steps)
-    env_batch = _bench_env_batch(scn, args.batch, args.env_batch_steps)
-    cart = _bench_cartpole(args.cartpole_steps)
+    runs: dict[str, list[float]] = {k: [] for k in ("single", "batch", "env_single", "env_batch", "cartpole")}
+    for _ in range(args.repeat):          # interleaved, so a noisy neighbour hits every line alike
+        runs["single"].append(_bench_single(scn, args.ticks))
+        b, mib = _bench_batch(scn, args.batch, args.batch_ticks)
+        runs["batch"].append(b)
+        runs["env_single"].append(_bench_env_single(scn, args.env_steps))
+        runs["env_batch"].append(_bench_env_batch(scn, args.batch, args.env_batch_steps))
+        runs["cartpole"].append(_bench_cartpole(args.cartpole_steps))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    single, batch, cart = med["single"], med["batch"], med["cartpole"]
+    env_single, env_batch = med["env_single"], med["env_batch"]
     res = {
         "scenario": scn.name,
         "single_ticks_per_s": single,
@@ -149,16 +164,22 @@ def main(argv: list[str] | None = None) -> int:
         "env_single_steps_per_s": env_single,
         "env_batch_steps_per_s": env_batch,
         "env_single_vs_cartpole": env_single / cart,
+        "repeat": args.repeat,
+        "runs": runs,
     }
     if args.json:
         print(json.dumps(res))
         return 0
-    print(f"scenario {scn.name} (tick {scn.tick_ms} ms)")
-    print(f"(a) one machine      {single:>14,.0f} simulated ticks/s   (one simulated hour in {res['simulated_hour_single_s']:.2f} s)")
-    print(f"(b) {args.batch} machines   {batch:>14,.0f} machine-ticks/s     (state {mib:.1f} MiB)")
-    print(f"(c) CartPole-v1      {cart:>14,.0f} steps/s")
-    print(f"(d) AtomEnv          {env_single:>14,.0f} agent steps/s       (gym.make, 100 ms decision interval = 100 ticks/step, random actions)")
-    print(f"(e) AtomVectorEnv x{args.batch} {env_batch:>11,.0f} agent steps/s       (summed over the batch)")
+    def rng(k: str, scale: float, unit: str) -> str:
+        lo, hi = min(runs[k]) / scale, max(runs[k]) / scale
+        return f"[{lo:.2f}–{hi:.2f} {unit}]" if args.repeat > 1 else ""
+
+    print(f"scenario {scn.name} (tick {scn.tick_ms} ms); medians of {args.repeat} interleaved rounds, [range]")
+    print(f"(a) one machine      {single:>14,.0f} simulated ticks/s   {rng('single', 1e6, 'M')} (one simulated hour in {res['simulated_hour_single_s']:.2f} s)")
+    print(f"(b) {args.batch} machines   {batch:>14,.0f} machine-ticks/s     {rng('batch', 1e6, 'M')} (state {mib:.1f} MiB)")
+    print(f"(c) CartPole-v1      {cart:>14,.0f} steps/s             {rng('cartpole', 1e3, 'k')}")
+    print(f"(d) AtomEnv          {env_single:>14,.0f} agent steps/s       {rng('env_single', 1e3, 'k')} (gym.make, 100 ms decision interval = 100 ticks/step, random actions)")
+    print(f"(e) AtomVectorEnv x{args.batch} {env_batch:>11,.0f} agent steps/s       {rng('env_batch', 1e3, 'k')} (summed over the batch)")
     print(f"ratios: single/CartPole {res['single_vs_cartpole']:.1f}x, batch/CartPole {res['batch_vs_cartpole']:.1f}x")
     return 0
 

@@ -83,11 +83,15 @@ def test_bench_json_smoke(capsys):
 
     from atomgym.bench import main
 
-    assert main(["--json", "--ticks", "2000", "--batch", "4", "--batch-ticks", "50", "--cartpole-steps", "500"]) == 0
+    assert main(["--json", "--ticks", "2000", "--batch", "4", "--batch-ticks", "50", "--cartpole-steps", "500",
+                 "--env-steps", "30", "--env-batch-steps", "2", "--repeat", "2"]) == 0
     res = json.loads(capsys.readouterr().out)
     for k in ("single_ticks_per_s", "batch_ticks_per_s", "cartpole_steps_per_s", "batch_state_mib"):
         assert res[k] > 0, k
+    assert res["repeat"] == 2 and len(res["runs"]["single"]) == 2
+    assert min(res["runs"]["single"]) <= res["single_ticks_per_s"] <= max(res["runs"]["single"])
     assert main(["--scenario", "no-such-scenario"]) == 2
+    assert main(["--repeat", "0"]) == 2
 
 
 def test_rings_too_big_for_free_memory_come_out_of_the_page_cache():
