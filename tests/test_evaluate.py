@@ -138,3 +138,13 @@ def test_evaluation_cost_is_the_envs_episode_cost_for_an_agent_that_boosts():
         assert env.core.sim.counter("boost_actions")[0] > 0
         assert m["cost"] == pytest.approx(-ret, rel=1e-12)
         assert m["cost"] == pytest.approx(info["episode_cost"], rel=1e-12)
+
+
+def test_t_quantiles_of_the_confidence_intervals():
+    """The 95 % intervals use Student's t for every sample size (11-30 seeds used a flat 2.1 and
+    more than 30 the normal 1.96 before: intervals up to 6 % too narrow)."""
+    import pytest
+
+    for df, t in ((1, 12.706), (2, 4.303), (10, 2.228), (15, 2.131), (30, 2.042), (31, 2.0395), (40, 2.0211),
+                  (60, 2.0003), (100, 1.9840), (1000, 1.9623)):
+        assert evaluate.t975(df) == pytest.approx(t, abs=2e-4), df
