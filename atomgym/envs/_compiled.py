@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from ..kernel.jit import jit
 
 from ..kernel.zones import MAX_NR_ZONES
 from ..sim import layout as L
@@ -32,7 +32,7 @@ C_RESERVED = L.COUNTER_NAMES.index("reserved_mib_ms")
 C_MIN_FREE_SEEN = L.C_MIN_FREE_SEEN
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _ratio(a, b, cap):
     if b <= 0.0:
         return 0.0
@@ -44,7 +44,7 @@ def _ratio(a, b, cap):
     return x / cap
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _lg(x):
     if x < 0.0:
         x = 0.0
@@ -52,7 +52,7 @@ def _lg(x):
     return 1.0 if v > 1.0 else v
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def obs_batch(managed, wmark, boost, zs, mi, nd, ctr, prev, n_nodes, out):
     """Fill out (B, OBS_DIM) float32 (layout: spaces.py)."""
     B = out.shape[0]
@@ -109,7 +109,7 @@ def obs_batch(managed, wmark, boost, zs, mi, nd, ctr, prev, n_nodes, out):
         out[b, k + 6] = _lg(ctr[b, C_STALL] - prev[b, C_STALL])
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def begin_interval(zs, ctr, prev, mask):
     """Start an interval: lowest-free tracker = free now; remember the counters."""
     for b in range(mask.shape[0]):
@@ -123,7 +123,7 @@ def begin_interval(zs, ctr, prev, mask):
             prev[b, c] = ctr[b, c]
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def terms_batch(ctr, prev, changes, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out):
     """Raw reward terms (B, 5), reward (B,) and newly deadlocked (B,) over the last interval."""
     for b in range(mask.shape[0]):
@@ -148,7 +148,7 @@ def terms_batch(ctr, prev, changes, weights, penalty, mi, was_term, mask, t_out,
         r_out[b] = -cost - (penalty if dead_out[b] else 0.0)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def discrete_knobs(a, mi, managed, mask, mf, wsf, bk, changes):
     """Discrete actions -> sysctl targets (-1 = unchanged), boost_watermark() calls, change count."""
     for b in range(a.shape[0]):
@@ -185,7 +185,7 @@ def discrete_knobs(a, mi, managed, mask, mf, wsf, bk, changes):
             changes[b] += 1.0
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def step_discrete(T, actions, n_ticks, weights, penalty, prev, was_term, n_nodes, obs_out, t_out, r_out, dead_out):
     """One agent step of every machine of the batch in one compiled call, exactly as Core.apply()
     (discrete) + Core.advance() + Core.step_terms() + Core.obs() with every machine active:

@@ -1,13 +1,13 @@
 """watermark_boost: boost_watermark() in mm/page_alloc.c."""
 from __future__ import annotations
 
-from numba import njit
+from .jit import jit
 
 from .watermarks import WMARK_HIGH, mult_frac
 from .zones import PAGEBLOCK_NR_PAGES
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def boost_watermark(managed_z, high_z, boost_z, watermark_boost_factor, step):
     """boost_watermark(zone): returns (new_boost, boosted).
 
@@ -33,7 +33,7 @@ def boost_watermark(managed_z, high_z, boost_z, watermark_boost_factor, step):
     return nb, True
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def boost_watermark_zone(managed, wmark, boost, z, watermark_boost_factor, step):
     """boost_watermark() applied in place to zone ``z`` of one machine's arrays."""
     nb, ok = boost_watermark(managed[z], wmark[z, WMARK_HIGH], boost[z], watermark_boost_factor, step)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from .jit import jit
 
 from .machine import Machine
 from .sysctl import INT_MAX, THP_MODES, WSF_MAX, WSF_MIN
@@ -473,7 +473,7 @@ class BootPattern:
         return self.deltas[0]
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _boot_deltas(managed, ztype, min_free_kbytes, wsf, movable_clamped, observed, compare_promo, max_delta):
     """For each zone z and d in 1..max_delta: 1 where __setup_per_zone_wmarks() with
     managed[z] - d reproduces every observed (unboosted) min/low/high[/promo]."""

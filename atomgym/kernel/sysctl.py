@@ -6,7 +6,7 @@ that raise min_free_kbytes at the tick of a failure) both call these.
 """
 from __future__ import annotations
 
-from numba import njit
+from .jit import jit
 
 from .watermarks import (
     calculate_min_free_kbytes,
@@ -20,7 +20,7 @@ WSF_MIN, WSF_MAX = 1, 3000          # watermark_scale_factor: extra1 SYSCTL_ONE,
 THP_MODES = ("always", "madvise", "never")
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def write_min_free_kbytes(value, managed, ztype, wsf, movable_clamped, wmark, boost):
     """min_free_kbytes_sysctl_handler(): min_free_kbytes = user_min_free_kbytes = value,
     then setup_per_zone_wmarks() (clears every boost). Returns the new value."""
@@ -28,13 +28,13 @@ def write_min_free_kbytes(value, managed, ztype, wsf, movable_clamped, wmark, bo
     return value
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def write_watermark_scale_factor(value, managed, ztype, min_free_kbytes, movable_clamped, wmark, boost):
     """watermark_scale_factor_sysctl_handler(): setup_per_zone_wmarks() (clears boosts)."""
     setup_per_zone_wmarks(managed, ztype, min_free_kbytes, value, movable_clamped, wmark, boost)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def set_recommended_min_free_kbytes(thp_enabled, managed, ztype, wsf, movable_clamped, wmark, boost,
                                     min_free_kbytes, user_min_free_kbytes):
     """set_recommended_min_free_kbytes() (mm/khugepaged.c), run on every write to THP
@@ -52,7 +52,7 @@ def set_recommended_min_free_kbytes(thp_enabled, managed, ztype, wsf, movable_cl
     return mf
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def write_lowmem_reserve_ratio(ratio, managed, reserve):
     """lowmem_reserve_ratio_sysctl_handler(): values < 1 become 0, then
     setup_per_zone_lowmem_reserve(). ``ratio`` is modified in place."""

@@ -12,7 +12,7 @@ Array conventions (one machine): zones are flattened node-major, ``z = node * 5 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from .jit import jit
 
 from .zones import (
     MAX_NR_ZONES,
@@ -37,7 +37,7 @@ MIN_FREE_KBYTES_FLOOR = 128
 MIN_FREE_KBYTES_CEIL = 262144
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def mult_frac(x, n, d):
     """include/linux/math.h mult_frac(): x * n / d without overflowing x * n."""
     q = x // d
@@ -45,7 +45,7 @@ def mult_frac(x, n, d):
     return q * n + (r * n) // d
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def int_sqrt(x):
     """lib/math/int_sqrt.c: floor(sqrt(x)) for x >= 0, exact in integers."""
     if x <= 1:
@@ -58,7 +58,7 @@ def int_sqrt(x):
     return r
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def setup_per_zone_wmarks(managed, ztype, min_free_kbytes, watermark_scale_factor,
                           movable_min_clamped, wmark, boost):
     """__setup_per_zone_wmarks(): recompute min/low/high/promo of every zone.
@@ -98,7 +98,7 @@ def setup_per_zone_wmarks(managed, ztype, min_free_kbytes, watermark_scale_facto
         wmark[z, WMARK_PROMO] = wmark[z, WMARK_HIGH] + gap
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def setup_per_zone_lowmem_reserve(managed, lowmem_reserve_ratio, reserve):
     """setup_per_zone_lowmem_reserve(): the "protection" array of every zone.
 
@@ -120,7 +120,7 @@ def setup_per_zone_lowmem_reserve(managed, lowmem_reserve_ratio, reserve):
                 reserve[base + i, j] = 0 if clear else acc // ratio
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def nr_free_buffer_pages(managed, ztype, wmark, boost):
     """nr_free_buffer_pages() = nr_free_zone_pages(gfp_zone(GFP_USER)).
 
@@ -137,7 +137,7 @@ def nr_free_buffer_pages(managed, ztype, wmark, boost):
     return s
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def calculate_min_free_kbytes(managed, ztype, wmark, boost, min_free_kbytes, user_min_free_kbytes):
     """calculate_min_free_kbytes(): returns the new min_free_kbytes.
 
@@ -156,7 +156,7 @@ def calculate_min_free_kbytes(managed, ztype, wmark, boost, min_free_kbytes, use
     return min_free_kbytes
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def thp_recommended_min_free_kbytes(managed, ztype, wmark, boost):
     """The value set_recommended_min_free_kbytes() (mm/khugepaged.c) recommends, in kB.
 

@@ -24,7 +24,7 @@ One pcp list per zone stands for the lists of the CPUs doing the allocating.
 """
 from __future__ import annotations
 
-from numba import njit
+from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import (
     ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM,
@@ -42,7 +42,7 @@ from .layout import (
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
@@ -89,7 +89,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
     return served
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def free_pages_zone(S, b, z, n, src):
     """Free ``n`` pages of field ``src`` of zone z: to the pcp list; above pcp high, batches
     drain to the buddy free count (free_unref_page_commit() -> free_pcppages_bulk())."""
@@ -109,7 +109,7 @@ def free_pages_zone(S, b, z, n, src):
     zs[b, z, ZF_PCP] = p
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def clear_scratch(S, b, zlk):
     zl = S.zl
     scr = S.scr
@@ -117,7 +117,7 @@ def clear_scratch(S, b, zlk):
         scr[b, zl[b, zlk, i]] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def drain_all_pages(S, b):
     """drain_all_pages(): every pcp list back to the buddy allocator."""
     zs = S.zs
@@ -126,7 +126,7 @@ def drain_all_pages(S, b):
         zs[b, z, ZF_PCP] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def wake_all_kswapds(S, b, zlk):
     """wake_all_kswapds(): wakeup_kswapd() once per node of the zonelist."""
     zl = S.zl
@@ -140,7 +140,7 @@ def wake_all_kswapds(S, b, zlk):
             last = node
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     """``n`` order-0 allocations with mask ``gfp`` over zonelist ``zlk`` (no direct
     reclaim here). Returns (pages obtained, of which pfmemalloc). Per-zone pages obtained
@@ -187,7 +187,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     return got, pfm
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def allow_direct_reclaim(S, b, node):
     """allow_direct_reclaim(): a hopeless node never throttles; otherwise throttle when
     the free pages of its zones <= Normal that have reclaimable pages are at most half the
@@ -216,7 +216,7 @@ def allow_direct_reclaim(S, b, node):
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def alloc_pages_reclaim(S, b, n, gfp, zlk, dest, cls, budget_ms):
     """A blocking allocation (__GFP_DIRECT_RECLAIM): the bulk paths, then direct reclaim
     (__alloc_pages_direct_reclaim(): drain_all_pages(), reclaim at least SWAP_CLUSTER_MAX

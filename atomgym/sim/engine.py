@@ -31,7 +31,8 @@ import hashlib
 from pathlib import Path
 
 import numba
-from numba import njit, prange, types
+from numba import prange, types
+from ..kernel.jit import jit
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
@@ -97,7 +98,7 @@ PAGE_MIB = 4.0 / 1024.0
 PARALLEL_MIN_WORK = 50_000   # machine-ticks per call below which run_ticks() stays serial
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def step_machine(S, b):
     """One tick of machine b (the order is in this module's docstring)."""
     mi = S.mi
@@ -165,7 +166,7 @@ def step_machine(S, b):
     mi[b, MI_TICK] += 1
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def run_machine(S, b, n_ticks):
     """n_ticks ticks of machine b (stops early if it terminates)."""
     mi = S.mi
@@ -191,7 +192,7 @@ def _unmanaged(typingctx, arr):
     return sig, codegen
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def make_state(T):
     """The SimState structref over the tuple of state arrays (layout.STATE_FIELDS order). The
     fields are UArray (no meminfo) and SimState itself is not reference counted, so passing
@@ -218,7 +219,7 @@ def free_state(typingctx, st):
     return sig, codegen
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def run_serial(T, n_ticks, mask):
     S = make_state(T)
     for b in range(mask.shape[0]):
@@ -227,7 +228,7 @@ def run_serial(T, n_ticks, mask):
     free_state(S)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@jit(parallel=True)
 def run_parallel(T, n_ticks, mask):
     for b in prange(mask.shape[0]):
         if mask[b]:

@@ -7,7 +7,7 @@ readers that is reclaimed is remembered so that re-reading it counts as a refaul
 """
 from __future__ import annotations
 
-from numba import njit
+from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import zone_watermark_ok
 from ..kernel.watermarks import WMARK_HIGH
@@ -24,7 +24,7 @@ from .layout import (
 KSWAPD_NAP_MS = 100.0  # kswapd_try_to_sleep(): schedule_timeout(HZ/10)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def pgdat_balanced(S, b, node, hz):
     """pgdat_balanced(): true if ANY managed zone up to ``hz`` passes
     zone_watermark_ok_safe(zone, 0, high_wmark_pages(zone), hz) (boost included, no
@@ -46,7 +46,7 @@ def pgdat_balanced(S, b, node, hz):
     return not seen
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def pgdat_watermark_boosted(S, b, node, hz):
     """pgdat_watermark_boosted(): any zone up to hz has a watermark_boost."""
     boost = S.boost
@@ -57,7 +57,7 @@ def pgdat_watermark_boosted(S, b, node, hz):
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def wakeup_kswapd(S, b, node, hz):
     """wakeup_kswapd(): no-op if kswapd is already running (waitqueue not active), if
     kswapd_failures >= MAX_RECLAIM_RETRIES, or if the node is balanced and not boosted.
@@ -83,7 +83,7 @@ def wakeup_kswapd(S, b, node, hz):
     return True
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _take_anon(S, b, z, x):
     """Swap out up to x anonymous pages of zone z: background anon first, then the
     workloads' pages in workload order. Returns pages taken."""
@@ -114,7 +114,7 @@ def _take_anon(S, b, z, x):
     return took
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def _zone_reclaimable(S, b, z, with_anon):
     zs = S.zs
     r = zs[b, z, ZF_CACHE]
@@ -123,7 +123,7 @@ def _zone_reclaimable(S, b, z, with_anon):
     return r
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def shrink_zones(S, b, node, hz, x, file_only):
     """Reclaim up to ``x`` pages from the LRUs of ``node`` (node < 0: every node), zones
     0..hz, spread over zones in proportion to their reclaimable pages (one LRU per node
@@ -182,7 +182,7 @@ def shrink_zones(S, b, node, hz, x, file_only):
     return done
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def evict_cache_owners(S, b, taken, cache_before):
     """Charge reclaimed page cache to streaming readers in proportion to their resident
     pages (the LRU does not know owners; the rest was background page cache)."""
@@ -206,7 +206,7 @@ def evict_cache_owners(S, b, taken, cache_before):
             wp[b, w, WP_S_RESIDENT] = res - ev
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def prepare_kswapd_sleep(S, b, node, hz):
     """prepare_kswapd_sleep(): a hopeless node (failures >= 16) may sleep; otherwise
     sleep only when balanced."""
@@ -215,7 +215,7 @@ def prepare_kswapd_sleep(S, b, node, hz):
     return pgdat_balanced(S, b, node, hz)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _start_run(S, b, node):
     """balance_pgdat() entry: PAGEOUTRUN, snapshot each zone's boost (zone_boosts[]);
     nr_boost_reclaim = their sum; a non-zero sum makes the pass boosted."""
@@ -239,7 +239,7 @@ def _start_run(S, b, node):
     nd[b, node, ND_RECLAIMED] = 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _end_run(S, b, node):
     """balance_pgdat() exit: if boosted, each zone's boost -= min(boost, snapshot) in full,
     whatever was reclaimed (a boost added meanwhile survives); a run that reclaimed
@@ -262,7 +262,7 @@ def _end_run(S, b, node):
     return boosted
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def try_to_sleep(S, b, node):
     """kswapd_try_to_sleep() after a run: balanced -> 100 ms nap; otherwise
     kswapd_high_wmark_hit_quickly and another balance_pgdat() at once."""
@@ -276,7 +276,7 @@ def try_to_sleep(S, b, node):
         _start_run(S, b, node)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def kswapd_tick(S, b, node):
     """One tick of one node's kswapd. Returns 1 if a balance_pgdat() run ended this tick
     (2 if it was boosted), else 0; the engine then calls the EV_KSWAPD_END tuner hook."""

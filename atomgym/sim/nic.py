@@ -30,7 +30,7 @@ Refill models (the allocation class is what a failure means):
 """
 from __future__ import annotations
 
-from numba import njit
+from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import GFP_ATOMIC, GFP_KERNEL, GFP_MEMALLOC, GFP_NOWARN
 from ..kernel.zones import MAX_NR_ZONES
@@ -50,7 +50,7 @@ from .tuners import EV_ALLOC_FAIL, tuner_on_event
 
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def div_small(a, d):
     """``a // d`` (floor) for the NIC's per-packet and per-page ratios, which are almost always 1
     or 2: those skip the hardware divide (~20 cycles on this machine, several per tick)."""
@@ -68,7 +68,7 @@ GFP_VIRTIO_ATOMIC = GFP_ATOMIC
 GFP_VIRTIO_WORK = GFP_KERNEL
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def nic_arrivals(S, b, k, pkts):
     """``pkts`` packets reach NIC k: each needs NP_BPP posted buffers; none -> rx_missed."""
     ni = S.ni
@@ -93,7 +93,7 @@ def nic_arrivals(S, b, k, pkts):
     ni[b, k, NI_PENDING_PFM] += pfm_pk if pfm_pk < acc else acc
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def release_buffers(S, b, k, nbufs):
     """``nbufs`` buffers are no longer held; free the pages no held buffer shares."""
     ni = S.ni
@@ -129,7 +129,7 @@ def release_buffers(S, b, k, nbufs):
             x -= t
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def _post_pages(S, b, k, got, pfm, want):
     """Carve ``got`` new pages (the last ``pfm`` pfmemalloc) into buffers and post up to
     ``want`` of them; per-zone pages are in the scratch row."""
@@ -155,7 +155,7 @@ def _post_pages(S, b, k, got, pfm, want):
         release_buffers(S, b, k, 0)   # pages of an incomplete multi-page buffer go back
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _fail(S, b, k, cls, gfp, nfail):
     """Account a refill that fell short and call the tuner's EV_ALLOC_FAIL hook."""
     ctr = S.ctr
@@ -173,7 +173,7 @@ def _fail(S, b, k, cls, gfp, nfail):
     tuner_on_event(S, b, EV_ALLOC_FAIL, gfp, cls, zpref, zpref // MAX_NR_ZONES, nfail)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def refill(S, b, k, gfp, cls, blocking):
     """Fill the ring's empty slots: frags of the current page first, then new pages.
     Returns True if the ring is full afterwards."""
@@ -211,7 +211,7 @@ def refill(S, b, k, gfp, cls, blocking):
     return True
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def nic_poll(S, b, k):
     """This tick's NAPI polls of NIC k (and a due virtio refill_work first)."""
     ni = S.ni
@@ -279,7 +279,7 @@ def nic_poll(S, b, k):
         ni[b, k, NI_REPOLL] = 0 if ok else 1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def app_drain(S, b, k):
     """The application reads its sockets at app_drain_pps; read packets free their buffers."""
     ni = S.ni

@@ -8,7 +8,8 @@ seeded by splitmix64 from one integer that the environment draws from its
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uint64
+from numba import uint64
+from ..kernel.jit import jit
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
@@ -53,12 +54,12 @@ def state_row(typingctx, arr, b):
     return sig, codegen
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def _rotl(x, k):
     return (x << uint64(k)) | (x >> uint64(64 - k))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def next_u64(s):
     """xoshiro256** step on state array ``s`` (uint64[4]), in place."""
     result = _rotl(s[1] * uint64(5), 7) * uint64(9)
@@ -72,13 +73,13 @@ def next_u64(s):
     return result
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@jit(inline="always")
 def uniform(s):
     """Uniform float64 in [0, 1) with 53 random bits."""
     return np.float64(next_u64(s) >> uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def exponential(s, mean):
     return -mean * np.log(1.0 - uniform(s))
 
@@ -102,7 +103,7 @@ def _ziggurat_tables(n: int = 128, r: float = _ZIG_R, v: float = 9.9125630352621
 _ZX, _ZR = _ziggurat_tables()
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def normal(s):
     """Standard normal, ziggurat (Doornik's ZIGNOR): one 64-bit draw (7 bits pick the layer,
     the top 53 the position) and a multiply in ~98.5 % of calls; exact in distribution. The
@@ -130,7 +131,7 @@ def normal(s):
             return x
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def poisson(s, lam):
     """Poisson(lam): exact (inversion) for lam < 30, rounded normal approximation above."""
     if lam <= 0.0:

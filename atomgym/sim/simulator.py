@@ -10,7 +10,7 @@ import math
 from typing import Sequence
 
 import numpy as np
-from numba import njit
+from ..kernel.jit import jit
 
 from ..kernel.machine import Machine
 from ..kernel.watermarks import WMARK_MIN
@@ -30,7 +30,7 @@ ETH_OVERHEAD = 38          # Ethernet header + FCS + preamble + inter-frame gap,
 SKB_OVERHEAD = 256         # skbuff_head_cache object (232 B in a 256 B buffer) per packet
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _apply_knobs(T, mf, wsf, wbf, boost_pages, boost_kernel, mask):
     """Knob writes for every machine in mask (-1 = unchanged): apply_knobs() on the state tuple."""
     S = make_state(T)
@@ -38,7 +38,7 @@ def _apply_knobs(T, mf, wsf, wbf, boost_pages, boost_kernel, mask):
     free_state(S)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def apply_knobs(S, mf, wsf, wbf, boost_pages, boost_kernel, mask):
     """Knob writes for every machine in mask (-1 = unchanged), in a fixed order:
     watermark_boost_factor, watermark_scale_factor, min_free_kbytes, then boosts. Values are

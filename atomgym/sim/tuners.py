@@ -21,7 +21,7 @@ add one ``elif tid == TUNER_MY:`` branch to :func:`tuner_on_event`. Parameters g
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ..kernel.jit import jit
 
 from ..kernel.boost import boost_watermark_zone
 from ..kernel.sysctl import write_min_free_kbytes, write_watermark_scale_factor
@@ -99,7 +99,7 @@ BOF_S_LAST = 0             # t_ms of the last boost (-inf at reset)
 
 
 # ---- knob writes (sysctl semantics; shared by set_knobs and the tuners) -------------------
-@njit(cache=True, error_model="numpy")
+@jit()
 def _after_wmark_change(S, b):
     """Recompute the derived sums after setup_per_zone_wmarks() and check for deadlock:
     when, in every zone a GFP_KERNEL request may use, min + lowmem_reserve is at least what
@@ -124,7 +124,7 @@ def _after_wmark_change(S, b):
         mi[b, MI_TERMINATED] = 1
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def knob_min_free_kbytes(S, b, value):
     """vm.min_free_kbytes write: min_free_kbytes_sysctl_handler() (recompute, boosts cleared)."""
     mi = S.mi
@@ -136,7 +136,7 @@ def knob_min_free_kbytes(S, b, value):
     _after_wmark_change(S, b)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def knob_watermark_scale_factor(S, b, value):
     """vm.watermark_scale_factor write: watermark_scale_factor_sysctl_handler()."""
     mi = S.mi
@@ -147,7 +147,7 @@ def knob_watermark_scale_factor(S, b, value):
     _after_wmark_change(S, b)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def knob_watermark_boost_factor(S, b, value):
     """vm.watermark_boost_factor write: proc_dointvec_minmax only stores the value; the
     kernel recomputes nothing (existing boosts stay until kswapd clears them)."""
@@ -155,7 +155,7 @@ def knob_watermark_boost_factor(S, b, value):
     S.ctr[b, C_KNOB_WRITES] += 1
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def boost_zone(S, b, z, step):
     """boost_watermark() on zone z with ``step`` pages (kernel: pageblock_nr_pages), then
     set ZONE_BOOSTED_WATERMARK so the next successful allocation wakes kswapd. Returns
@@ -166,7 +166,7 @@ def boost_zone(S, b, z, step):
     return ok
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def boost_zone_pages(S, b, z, pages):
     """Boost zone z by N pages directly (no factor cap): an action outside the kernel's
     rule, offered to agents; sets ZONE_BOOSTED_WATERMARK like boost_watermark()."""
@@ -177,7 +177,7 @@ def boost_zone_pages(S, b, z, pages):
 
 
 # ---- action log ------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
+@jit()
 def log_action(S, b, reason, zone, value):
     ring = S.ring
     mi = S.mi
@@ -191,7 +191,7 @@ def log_action(S, b, reason, zone, value):
 
 
 # ---- tuners ------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
+@jit()
 def _boost_on_fail(S, b, ev, gfp, cls, zone, node, arg):
     """Test tuner: at an atomic failure, boost_watermark() every zone of the kernel zonelist,
     at most once per debounce interval (default 1 s)."""
@@ -210,7 +210,7 @@ def _boost_on_fail(S, b, ev, gfp, cls, zone, node, arg):
             log_action(S, b, R_BOOST_ON_FAIL, z, S.boost[b, z])
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _one_percent_ram_kb(S, b):
     """1 % of total RAM in kB (the series' cap: totalram_pages() / 100, in kB)."""
     tot = 0
@@ -219,7 +219,7 @@ def _one_percent_ram_kb(S, b):
     return (tot * 4) // 100
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _set_min_free(S, b, value, set_user):
     """The series' in-kernel write: min_free_kbytes = value (and user_min_free_kbytes for v2),
     then setup_per_zone_wmarks() via kernel/sysctl.py (clears every boost)."""
@@ -233,7 +233,7 @@ def _set_min_free(S, b, value, set_user):
     _after_wmark_change(S, b)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _v1_double(S, b, ev, gfp, cls, zone, node, arg):
     """v1 (Jan 2026): on an order-0 failure passing the v1-v3 gate, min_free_kbytes *= 2,
     capped at 1 % of RAM; no-op when already at/above the cap (THP's larger value)."""
@@ -249,7 +249,7 @@ def _v1_double(S, b, ev, gfp, cls, zone, node, arg):
         log_action(S, b, R_V1_DOUBLE, zone, new)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _v2_grow_decay(S, b, ev, gfp, cls, zone, node, arg):
     """v2: new = mf + mf/2 clamped to 1 % RAM, applied only if larger (raises
     user_min_free_kbytes too), global 10 s debounce; a delayed work 300 s after each increase
@@ -290,7 +290,7 @@ def _v2_grow_decay(S, b, ev, gfp, cls, zone, node, arg):
         ts[b, V_S_DECAY_AT] = t + S.tpar[b, V_P_DECAY_MS]   # (re)schedule the decay work
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _v3_boost(S, b, ev, gfp, cls, zone, node, arg):
     """v3: boost_watermark() on every zone of the zonelist (all nodes), waking the zone's
     kswapd when it returned true; one global 10 s debounce."""
@@ -309,7 +309,7 @@ def _v3_boost(S, b, ev, gfp, cls, zone, node, arg):
             wakeup_kswapd(S, b, z // MAX_NR_ZONES, ZONE_NORMAL)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _v4_recompute(S, b):
     """v4: __setup_per_zone_wmarks() with each zone's watermark_scale_factor +
     watermark_scale_boost, boosts kept: the kernel function is run per zone on scratch copies
@@ -327,7 +327,7 @@ def _v4_recompute(S, b):
     _after_wmark_change(S, b)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _v4_soft_boost(S, b, ev, gfp, cls, zone, node, arg):
     """v4: strict gate (gfp & GFP_ATOMIC) == GFP_ATOMIC. Slow-path entry: the first zone of
     the zonelist whose 10 s debounce expired gets boost = min(boost + 256, high/2), kswapd
@@ -386,7 +386,7 @@ def _v4_soft_boost(S, b, ev, gfp, cls, zone, node, arg):
         return
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def _v10_acked(S, b, ev, gfp, cls, zone, node, arg):
     """v10 (acked): on an order-0 GFP_ATOMIC failure, every eligible zone of the zonelist
     whose 1 s per-zone debounce expired gets boost += managed * 1 / 1000 (v9's constant),
@@ -410,7 +410,7 @@ def _v10_acked(S, b, ev, gfp, cls, zone, node, arg):
         wakeup_kswapd(S, b, z // MAX_NR_ZONES, ZONE_NORMAL)
 
 
-@njit(cache=True, error_model="numpy")
+@jit()
 def tuner_on_event(S, b, ev, gfp, cls, zone, node, arg):
     """Dispatch an event to machine b's tuner (an ``if tuner_id == ...`` chain)."""
     tid = S.mi[b, MI_TUNER]
