@@ -5,7 +5,8 @@ per wall second; (b) a batch of 1024 machines (prange over machines), machine-ti
 second and the batch state's size; (c) CartPole-v1 through gym.make, steps per second;
 (d) AtomEnv through gym.make("atomgym/<Scenario>-v0", compute_score=False) and (e)
 AtomVectorEnv (1024 machines) agent steps per second at the default 100 ms decision interval
-(100 ticks per agent step).
+(100 ticks per agent step); (d) is also run at the shortest valid interval (10 ms, 10 ticks per
+step, on a 1 ms tick), where the per-step overhead dominates.
 Compile time is excluded (a warm-up call first). All five run ``--repeat`` times (default 3),
 interleaved round by round so that a busy neighbour on a shared machine affects every line
 alike; the medians are reported (``--json``: the same keys, plus every round under ``runs``).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -60,20 +62,20 @@ def _env_id(scenario) -> str | None:
     return None
 
 
-def _bench_env_single(scenario, steps: int) -> float:
-    """AtomEnv agent steps/s at the default decision interval (random discrete actions), made
-    like CartPole through gym.make (env checker, order enforcing and TimeLimit wrappers); the
-    normalised score's reference episode is off (compute_score=False)."""
+def _bench_env_single(scenario, steps: int, decision_interval_ms: float | None = None) -> float:
+    """AtomEnv agent steps/s at the default decision interval, or at ``decision_interval_ms``
+    (random discrete actions), made like CartPole through gym.make (env checker, order enforcing
+    and TimeLimit wrappers); the normalised score's reference episode is off (compute_score=False)."""
     import gymnasium as gym
 
     import atomgym.envs  # noqa: F401  (registers the ids)
     from atomgym.envs import AtomEnv
 
     env_id = _env_id(scenario)
-    if env_id is not None:
-        env = gym.make(env_id, compute_score=False)
-    else:
-        env = AtomEnv(scenario, compute_score=False)
+    kw = {"compute_score": False}
+    if decision_interval_ms is not None:
+        kw["decision_interval_ms"] = decision_interval_ms
+    env = gym.make(env_id, **kw) if env_id is not None else AtomEnv(scenario, **kw)
     env.reset(seed=0)
     acts = np.random.default_rng(0).integers(0, env.action_space.n, size=steps)
     for a in acts[:20]:                    # compile / warm up
@@ -140,12 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    runs: dict[str, list[float]] = {k: [] for k in ("single", "batch", "env_single", "env_batch", "cartpole")}
+    # the shortest valid decision interval: 10 ms, rounded up to a multiple of the scenario's tick
+    short_ms = scn.tick_ms * math.ceil(10.0 / scn.tick_ms - 1e-9)
+    runs: dict[str, list[float]] = {k: [] for k in ("single", "batch", "env_single", "env_single_short", "env_batch",
+                                                    "cartpole")}
     for _ in range(args.repeat):          # interleaved, so a noisy neighbour hits every line alike
         runs["single"].append(_bench_single(scn, args.ticks))
         b, mib = _bench_batch(scn, args.batch, args.batch_ticks)
         runs["batch"].append(b)
         runs["env_single"].append(_bench_env_single(scn, args.env_steps))
+        runs["env_single_short"].append(_bench_env_single(scn, args.env_steps, decision_interval_ms=short_ms))
         runs["env_batch"].append(_bench_env_batch(scn, args.batch, args.env_batch_steps))
         runs["cartpole"].append(_bench_cartpole(args.cartpole_steps))
     med = {k: statistics.median(v) for k, v in runs.items()}
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         "env_single_steps_per_s": env_single,
         "env_batch_steps_per_s": env_batch,
         "env_single_vs_cartpole": env_single / cart,
+        "env_single_short_steps_per_s": med["env_single_short"],
+        "short_interval_ms": short_ms,
         "repeat": args.repeat,
         "runs": runs,
     }
@@ -179,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(b) {args.batch} machines   {batch:>14,.0f} machine-ticks/s     {rng('batch', 1e6, 'M')} (state {mib:.1f} MiB)")
     print(f"(c) CartPole-v1      {cart:>14,.0f} steps/s             {rng('cartpole', 1e3, 'k')}")
     print(f"(d) AtomEnv          {env_single:>14,.0f} agent steps/s       {rng('env_single', 1e3, 'k')} (gym.make, 100 ms decision interval = 100 ticks/step, random actions)")
+    print(f"    AtomEnv          {med['env_single_short']:>14,.0f} agent steps/s       {rng('env_single_short', 1e3, 'k')} (the same at {short_ms:g} ms, the shortest valid interval: {round(short_ms / scn.tick_ms)} ticks/step)")
     print(f"(e) AtomVectorEnv x{args.batch} {env_batch:>11,.0f} agent steps/s       {rng('env_batch', 1e3, 'k')} (summed over the batch)")
     print(f"ratios: single/CartPole {res['single_vs_cartpole']:.1f}x, batch/CartPole {res['batch_vs_cartpole']:.1f}x")
     return 0

@@ -86,9 +86,11 @@ def test_bench_json_smoke(capsys):
     assert main(["--json", "--ticks", "2000", "--batch", "4", "--batch-ticks", "50", "--cartpole-steps", "500",
                  "--env-steps", "30", "--env-batch-steps", "2", "--repeat", "2"]) == 0
     res = json.loads(capsys.readouterr().out)
-    for k in ("single_ticks_per_s", "batch_ticks_per_s", "cartpole_steps_per_s", "batch_state_mib"):
+    for k in ("single_ticks_per_s", "batch_ticks_per_s", "cartpole_steps_per_s", "batch_state_mib",
+              "env_single_steps_per_s", "env_single_short_steps_per_s"):
         assert res[k] > 0, k
     assert res["repeat"] == 2 and len(res["runs"]["single"]) == 2
+    assert res["short_interval_ms"] == 10.0
     assert min(res["runs"]["single"]) <= res["single_ticks_per_s"] <= max(res["runs"]["single"])
     assert main(["--scenario", "no-such-scenario"]) == 2
     assert main(["--repeat", "0"]) == 2

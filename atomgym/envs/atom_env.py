@@ -20,6 +20,8 @@ from .spaces import (  # noqa: F401  (re-exported: the observation/action layout
 RENDER_W, RENDER_H = 400, 200
 _TERM_KEYS = tuple("term_" + n for n in TERM_NAMES)
 _REWARD_KEYS = tuple("reward_" + n for n in TERM_NAMES)
+# AtomEnv.step() builds info with these keys written out
+assert TERM_NAMES == ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes"), TERM_NAMES
 
 
 def make_action_space(action_type: str) -> spaces.Space:
@@ -182,7 +184,6 @@ class AtomEnv(gym.Env):
         self.render_mode = render_mode
         self.render_window = int(render_window)
         self._mask = np.ones(1, bool)
-        self._a1 = np.zeros(1, np.int64)
         self._sim_seed = 0
         self._steps = 0
         self._cost = 0.0
@@ -228,16 +229,17 @@ class AtomEnv(gym.Env):
         self._record()
         return self.core.obs()[0], {"sim_seed": self._sim_seed, "t_ms": float(self.sim.t_ms[0])}
 
-    def _check_action(self, action) -> np.ndarray:
+    def _check_action(self, action) -> np.ndarray | int:
+        """A valid discrete action as an int, a continuous one as a (1, 3) float32 array; anything
+        else raises ValueError naming the action space."""
         if self.core.action_type == "discrete":
             if isinstance(action, (int, np.integer)) and not isinstance(action, bool) and 0 <= action < N_ACTIONS:
-                self._a1[0] = action      # fast path: a plain integer in range
-                return self._a1
+                return int(action)        # fast path: a plain integer in range
             a = np.asarray(action)
             if a.shape not in ((), (1,)) or not np.issubdtype(a.dtype, np.integer) or not self.action_space.contains(int(a.reshape(-1)[0])):
                 raise ValueError(f"action {action!r} is outside the action space Discrete({N_ACTIONS}): "
                                  f"give an integer 0..{N_ACTIONS - 1} ({', '.join(ACTION_NAMES)})")
-            return a.reshape(1).astype(np.int64)
+            return int(a.reshape(-1)[0])
         a = np.asarray(action, dtype=np.float32)
         if a.shape != (3,) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0):
             raise ValueError(f"action {action!r} is outside the action space Box(-1, 1, (3,)): give 3 floats in "
@@ -248,29 +250,37 @@ class AtomEnv(gym.Env):
         a = self._check_action(action)
         core = self.core
         if core.action_type == "discrete":
-            core.step_discrete(a)          # the whole step in one compiled call
+            core.actions[0] = a
+            core.step_discrete()           # the whole step in one compiled call
             t, rr, dead = core._t, core._r, core._dead
         else:
             changes = core.apply(a, self._mask)
             core.advance(self._mask)
             t, rr, dead = core.step_terms(changes, self._mask)
-        r = float(rr[0])
+        r = rr.item(0)
         self._steps += 1
         self._cost -= r
         sim = core.sim
-        terminated = bool(sim._mi[0, MI_TERMINATED] != 0)
-        info: dict[str, Any] = {"t_ms": float(sim._mf[0, MF_T_MS])}
-        tt = t[0].tolist()
-        for kt, kr, w, v in zip(_TERM_KEYS, _REWARD_KEYS, self._neg_weights, tt):
-            info[kt] = v
-            info[kr] = w * v
-        info["reward_deadlock"] = -core.deadlock_penalty * float(dead[0])
+        terminated = sim._mi.item(0, MI_TERMINATED) != 0
+        d, f, m, s, k = t[0].tolist()
+        wd, wf, wm, ws, wk = self._neg_weights
+        # the keys are _TERM_KEYS / _REWARD_KEYS (checked at import): a dict literal is the fastest build
+        info: dict[str, Any] = {
+            "t_ms": sim._mf.item(0, MF_T_MS),
+            "term_drops": d, "reward_drops": wd * d,
+            "term_atomic_fail": f, "reward_atomic_fail": wf * f,
+            "term_reserved_mib_s": m, "reward_reserved_mib_s": wm * m,
+            "term_stall_s": s, "reward_stall_s": ws * s,
+            "term_knob_changes": k, "reward_knob_changes": wk * k,
+            "reward_deadlock": -core.deadlock_penalty * dead.item(0),
+        }
         if self.compute_score and (terminated or self._steps == self.episode_steps):
             c_def = core.default_cost(self._sim_seed, self.episode_steps)
             info["episode_cost"] = self._cost
             info["default_cost"] = c_def
             info["score"] = score(self._cost, c_def)
-        self._record()
+        if self.render_mode == "rgb_array":
+            self._record()
         truncated = not terminated and self._steps >= self.episode_steps   # the scenario's duration
         if core.action_type == "discrete":
             return core._obs[0].copy(), r, terminated, truncated, info

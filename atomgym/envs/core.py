@@ -85,6 +85,8 @@ class Core:
         self._bk = np.zeros((n, self.sim.n_zones), np.int64)
         self._changes = np.zeros(n)
         self._skey: str | None = None   # scenario_key(), computed on first need
+        self.actions = np.zeros(n, np.int64)   # step_discrete()'s input buffer
+        self._step_call = None                 # (compiled entry point, its arguments), on first need
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -149,12 +151,29 @@ class Core:
                     self.sim._mi, self.was_terminated, mask, self._t, self._r, self._dead)
         return self._t.copy(), self._r.copy(), self._dead.copy()
 
-    def step_discrete(self, actions: np.ndarray) -> None:
-        """apply() + advance() + step_terms() + obs() of every machine for discrete ``actions`` (B,)
-        int64 in one compiled call (serial over machines; the same results). The outputs stay in
-        ``self._obs``, ``self._t``, ``self._r`` and ``self._dead`` (overwritten by the next call)."""
-        step_discrete(self.sim.state, actions, self.ticks, self.weights, self.deadlock_penalty, self.prev,
-                      self.was_terminated, self.n_nodes, self._obs, self._t, self._r, self._dead)
+    def step_discrete(self, actions: np.ndarray | None = None) -> None:
+        """apply() + advance() + step_terms() + obs() of every machine for discrete actions in one
+        compiled call (serial over machines; the same results). The actions are ``self.actions``
+        (B,) int64, copied from ``actions`` if given. The outputs stay in ``self._obs``,
+        ``self._t``, ``self._r`` and ``self._dead`` (overwritten by the next call).
+
+        Every argument of the compiled function is an object this Core holds for its lifetime (the
+        state tuple and buffers are updated in place, never rebound), so after the first call,
+        which goes through numba's dispatcher (type resolution, compilation), the overload's
+        entry point is called directly with the same argument tuple: ~1.2 us less per step."""
+        if actions is not None:
+            self.actions[:] = actions
+        call = self._step_call
+        if call is not None:
+            call[0](*call[1])
+            return
+        args = (self.sim.state, self.actions, self.ticks, self.weights, self.deadlock_penalty, self.prev,
+                self.was_terminated, self.n_nodes, self._obs, self._t, self._r, self._dead)
+        step_discrete(*args)
+        sig = tuple(step_discrete.typeof_pyval(x) for x in args)
+        cres = step_discrete.overloads.get(sig)
+        if cres is not None:
+            self._step_call = (cres.entry_point, args)
 
     def obs(self) -> np.ndarray:
         sim = self.sim
