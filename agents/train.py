@@ -20,6 +20,7 @@ The config is YAML with these keys (``configs/train/default.yaml`` is the defaul
     total_timesteps: 20000       # agent steps summed over the machines
     action_type: discrete        # discrete | continuous
     decision_interval_ms: 100    # optional; the env's default otherwise
+    reward_baseline: default     # optional: none (default) | default (reward minus a default-settings shadow's)
     checkpoint_every: 5000       # agent steps
     ppo: {n_steps: 128, ...}     # keyword arguments of the algorithm's constructor
     evaluate: {policies: [...], scenarios: [...], seeds: 3, duration_s: 60}
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "train" / "default.yaml"
 ALGOS = ("ppo", "sac")
 KEYS = {"scenario", "algo", "seed", "n_envs", "total_timesteps", "action_type", "decision_interval_ms",
-        "checkpoint_every", "evaluate", *ALGOS}
+        "reward_baseline", "checkpoint_every", "evaluate", *ALGOS}
 EVAL_KEYS = {"policies", "scenarios", "seeds", "duration_s"}
 DEFAULTS: dict[str, Any] = {"algo": "ppo", "seed": 0, "n_envs": 16, "action_type": "discrete",
                             "checkpoint_every": 5000}
@@ -87,6 +88,10 @@ def load_config(path: Path) -> dict:
     di = cfg.get("decision_interval_ms")
     if di is not None and (isinstance(di, bool) or not isinstance(di, (int, float)) or not 10 <= di <= 10000):
         raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {di!r}")
+    rb = cfg.get("reward_baseline")
+    from atomgym.envs.core import REWARD_BASELINES
+    if rb is not None and rb not in REWARD_BASELINES:
+        raise ConfigError(f"{path}: reward_baseline: {rb!r}; valid: {', '.join(REWARD_BASELINES)}")
     _check_scenario(path, "scenario", cfg["scenario"])
     for name in ALGOS:
         kw = cfg.get(name)
@@ -145,6 +150,8 @@ def make_vec_env(cfg: dict):
     kw: dict[str, Any] = {"scenario": cfg["scenario"], "action_type": cfg["action_type"]}
     if cfg.get("decision_interval_ms") is not None:
         kw["decision_interval_ms"] = float(cfg["decision_interval_ms"])
+    if cfg.get("reward_baseline") is not None:
+        kw["reward_baseline"] = cfg["reward_baseline"]
     venv = AtomSB3VecEnv(num_envs=cfg["n_envs"], **kw)
     venv.seed(cfg["seed"])
     return VecMonitor(venv)

@@ -32,6 +32,7 @@ def _write(tmp_path: Path, cfg: dict, name: str = "cfg.yaml") -> Path:
     ({"action_type": "binary"}, "action_type: 'binary'; valid: discrete, continuous"),
     ({"algo": "sac"}, "algo: sac needs action_type: continuous"),
     ({"decision_interval_ms": 5}, "decision_interval_ms: expected a number in [10, 10000]"),
+    ({"reward_baseline": "kernel"}, "reward_baseline: 'kernel'; valid: none, default"),
     ({"scenario": "no-such-scenario"}, "scenario:"),
     ({"ppo": {"n_stepz": 64}}, "ppo: unknown argument(s) ['n_stepz']"),
     ({"evaluate": {"policies": ["v99"]}}, "evaluate.policies: unknown ['v99']"),
@@ -134,3 +135,15 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert "resuming from" in out and "model_40_steps.zip" in out
     assert "(168 agent steps" in out        # 40 + PPO's whole rollouts of 2 x 32 steps up to >= 128
+
+
+def test_reward_baseline_reaches_the_training_env():
+    """reward_baseline: default in a config gives SB3 the difference reward: no-ops earn exactly 0."""
+    import numpy as np
+
+    venv = train.make_vec_env({**SMALL, "scenario": "train-randomized", "reward_baseline": "default"})
+    venv.reset()
+    for _ in range(5):
+        _, r, _, infos = venv.step(np.zeros(SMALL["n_envs"], np.int64))
+        assert (r == 0.0).all() and all("reward_default" in i for i in infos)
+    venv.close()

@@ -121,6 +121,15 @@ class AtomEnv(gym.Env):
     sysctl writes + boost actions. Defaults: 1e-3, 1e-3, 1e-3, 1.0, 1e-2, penalty 100.
     ``info`` has ``term_<name>`` (raw) and ``reward_<name>`` (weighted, negative) every step.
 
+    ``reward_baseline="default"`` (for training across randomised machines): a shadow copy of the
+    machine with the same simulator seed and the kernel's defaults runs in lockstep (twice the
+    simulation per step), and the reward is the expression above minus the shadow's over the same
+    interval, ``info["reward_default"]``. Traffic is drawn from the machine's own generator whatever
+    its memory state, so both see the same packets: costs no knob changes cancel (a draw of
+    ``train-randomized`` can drop millions of packets at a slow socket), doing nothing earns exactly
+    0, and the return is minus (episode cost - default cost). The score and ``episode_cost`` are
+    unchanged (raw costs).
+
     Worked example (8 GiB machine, defaults, 100 ms step): min_free_kbytes 67584 -> Σ min = 66.1 MiB,
     Σ high = 99.1 MiB (no boost), so reserved = 99.1 x 0.1 = 9.91 MiB·s; 40 atomic failures, 0 drops,
     2 ms stall, action 1 (one write): reward = -(0 + 0.040 + 0.00991 + 0.002 + 0.01) = -0.06191.
@@ -152,10 +161,11 @@ class AtomEnv(gym.Env):
     (100), ``action_type`` ("discrete" | "continuous"), ``w_drops``, ``w_atomic_fail``,
     ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
-    ``render_window`` (steps shown by rgb_array, 200).
+    ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default",
+    see Rewards).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version (``reward_baseline`` added later with the default "none": the same rewards).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
@@ -166,18 +176,20 @@ class AtomEnv(gym.Env):
                  w_reserved: float = DEFAULT_WEIGHTS["reserved_mib_s"], w_stall: float = DEFAULT_WEIGHTS["stall_s"],
                  w_knob: float = DEFAULT_WEIGHTS["knob_changes"], deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY,
                  duration_s: float | None = None, compute_score: bool = True, render_mode: str | None = None,
-                 render_window: int = 200) -> None:
+                 render_window: int = 200, reward_baseline: str = "none") -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: {render_mode!r} is not valid; choices: None, ansi, rgb_array")
         self._args = dict(scenario=scenario, decision_interval_ms=decision_interval_ms, action_type=action_type,
                           w_drops=w_drops, w_atomic_fail=w_atomic_fail, w_reserved=w_reserved, w_stall=w_stall,
                           w_knob=w_knob, deadlock_penalty=deadlock_penalty, duration_s=duration_s,
-                          compute_score=compute_score, render_mode=render_mode, render_window=render_window)
+                          compute_score=compute_score, render_mode=render_mode, render_window=render_window,
+                          reward_baseline=reward_baseline)
         self.scenario = resolve_scenario(scenario, duration_s)
         self.action_space = make_action_space(action_type)
         self.observation_space = make_observation_space()
         self.core = Core(self.scenario, 1, decision_interval_ms, action_type,
-                         _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty)
+                         _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty,
+                         reward_baseline)
         self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
         self._neg_weights = [float(-w) for w in self.core.weights]   # info["reward_<term>"] = -w * term
         self.compute_score = compute_score
@@ -194,7 +206,7 @@ class AtomEnv(gym.Env):
         return {"args": self._args, "sim_state": [a.copy() for a in self.core.sim.state],
                 "machines": self.core.sim._machines, "prev": self.core.prev, "was": self.core.was_terminated,
                 "np_random": self._np_random, "seed": self._sim_seed, "steps": self._steps, "cost": self._cost,
-                "hist": self._hist}
+                "hist": self._hist, "shadow": self.core.shadow_state()}
 
     def __setstate__(self, st: dict) -> None:
         self.__init__(**st["args"])
@@ -205,6 +217,7 @@ class AtomEnv(gym.Env):
         self.core.was_terminated[...] = st["was"]
         self._np_random = st["np_random"]
         self._sim_seed, self._steps, self._cost, self._hist = st["seed"], st["steps"], st["cost"], st["hist"]
+        self.core.set_shadow_state(st.get("shadow"))
 
     @property
     def sim(self):
@@ -249,17 +262,20 @@ class AtomEnv(gym.Env):
     def step(self, action):
         a = self._check_action(action)
         core = self.core
-        if core.action_type == "discrete":
+        if core.action_type == "discrete" and core.shadow is None:
             core.actions[0] = a
             core.step_discrete()           # the whole step in one compiled call
             t, rr, dead = core._t, core._r, core._dead
         else:
+            if core.action_type == "discrete":
+                core.actions[0] = a
+                a = core.actions
             changes = core.apply(a, self._mask)
             core.advance(self._mask)
             t, rr, dead = core.step_terms(changes, self._mask)
         r = rr.item(0)
         self._steps += 1
-        self._cost -= r
+        self._cost -= r                    # the raw cost (the score's C), whatever the reward's baseline
         sim = core.sim
         terminated = sim._mi.item(0, MI_TERMINATED) != 0
         d, f, m, s, k = t[0].tolist()
@@ -274,6 +290,9 @@ class AtomEnv(gym.Env):
             "term_knob_changes": k, "reward_knob_changes": wk * k,
             "reward_deadlock": -core.deadlock_penalty * dead.item(0),
         }
+        if core.shadow is not None:
+            info["reward_default"] = rd = core.shadow_reward.item(0)
+            r -= rd
         if self.compute_score and (terminated or self._steps == self.episode_steps):
             c_def = core.default_cost(self._sim_seed, self.episode_steps)
             info["episode_cost"] = self._cost
@@ -282,7 +301,7 @@ class AtomEnv(gym.Env):
         if self.render_mode == "rgb_array":
             self._record()
         truncated = not terminated and self._steps >= self.episode_steps   # the scenario's duration
-        if core.action_type == "discrete":
+        if core.action_type == "discrete" and core.shadow is None:
             return core._obs[0].copy(), r, terminated, truncated, info
         return core.obs()[0], r, terminated, truncated, info
 

@@ -24,6 +24,7 @@ DEFAULT_WEIGHTS = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "
                    "knob_changes": 1e-2}
 DEFAULT_DEADLOCK_PENALTY = 100.0
 SCORE_COST_FLOOR = 1.0
+REWARD_BASELINES = ("none", "default")
 CONT_DEADBAND = 0.02   # continuous targets within 2 % of the current value are not written
 
 _DROP_COUNTERS = ("rx_missed", "rcvbuf_drop", "pfmemalloc_drop")
@@ -62,9 +63,11 @@ class Core:
     """Observation, action and reward bookkeeping over one batched Simulator."""
 
     def __init__(self, scenario: Scenario, n: int, decision_interval_ms: float, action_type: str,
-                 weights: dict[str, float], deadlock_penalty: float) -> None:
+                 weights: dict[str, float], deadlock_penalty: float, reward_baseline: str = "none") -> None:
         if action_type not in ("discrete", "continuous"):
             raise ValueError(f"action_type: {action_type!r} is not valid; choices: discrete, continuous")
+        if reward_baseline not in REWARD_BASELINES:
+            raise ValueError(f"reward_baseline: {reward_baseline!r} is not valid; choices: {', '.join(REWARD_BASELINES)}")
         self.scenario = scenario
         self.ticks = interval_ticks(scenario, decision_interval_ms)
         self.decision_interval_ms = float(decision_interval_ms)
@@ -86,6 +89,19 @@ class Core:
         self._changes = np.zeros(n)
         self._skey: str | None = None   # scenario_key(), computed on first need
         self.actions = np.zeros(n, np.int64)   # step_discrete()'s input buffer
+        # reward_baseline="default": a shadow batch of the same machines and seeds that never writes a
+        # knob runs in lockstep; the reward is the agent's minus the shadow's over the same interval.
+        # Traffic draws from each machine's own generator whatever its memory state, so the shadow
+        # sees the same packets: costs no knob can change (e.g. a slow application's socket drops)
+        # cancel, and a policy that does nothing earns exactly 0.
+        self.reward_baseline = reward_baseline
+        self.shadow = Simulator(scenario, n_machines=n) if reward_baseline == "default" else None
+        self.shadow_prev = np.zeros_like(self.prev)
+        self.shadow_was_terminated = np.zeros(n, bool)
+        self._st = np.zeros((n, len(TERM_NAMES)))
+        self.shadow_reward = np.zeros(n)   # the shadow's reward over the last interval (0 without one)
+        self._sdead = np.zeros(n, np.bool_)
+        self._nochange = np.zeros(n)
         self._step_call = None                 # (compiled entry point, its arguments), on first need
 
     # ---- reset ---------------------------------------------------------------------------------
@@ -95,6 +111,11 @@ class Core:
         sim.reset(seeds, mask=m)
         self.prev[m] = sim.counters[m]
         self.was_terminated[m] = sim.terminated[m]
+        if self.shadow is not None:
+            self.shadow.reset(seeds, mask=m)
+            self.shadow_prev[m] = self.shadow.counters[m]
+            self.shadow_was_terminated[m] = self.shadow.terminated[m]
+            self.shadow_reward[m] = 0.0
 
     # ---- actions ------------------------------------------------------------------------------
     def apply(self, actions: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -143,13 +164,37 @@ class Core:
         sim = self.sim
         begin_interval(sim.zone_state, sim.counters, self.prev, mask)   # also: lowest free over this interval
         sim.advance(self.ticks, mask=mask)
+        sh = self.shadow
+        if sh is not None:
+            begin_interval(sh.zone_state, sh.counters, self.shadow_prev, mask)
+            sh.advance(self.ticks, mask=mask)
 
     def step_terms(self, changes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, 5) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;
         machines outside mask read 0 / False."""
         terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.weights, self.deadlock_penalty,
                     self.sim._mi, self.was_terminated, mask, self._t, self._r, self._dead)
+        sh = self.shadow
+        if sh is not None:   # the shadow's reward over the same interval (it writes no knob)
+            terms_batch(sh.counters, self.shadow_prev, self._nochange, self.weights, self.deadlock_penalty,
+                        sh._mi, self.shadow_was_terminated, mask, self._st, self.shadow_reward, self._sdead)
         return self._t.copy(), self._r.copy(), self._dead.copy()
+
+    def shadow_state(self) -> dict | None:
+        """The shadow batch's state for pickling (None without one)."""
+        if self.shadow is None:
+            return None
+        return {"state": [a.copy() for a in self.shadow.state], "machines": self.shadow._machines,
+                "prev": self.shadow_prev.copy(), "was": self.shadow_was_terminated.copy()}
+
+    def set_shadow_state(self, st: dict | None) -> None:
+        if st is None or self.shadow is None:
+            return
+        for dst, src in zip(self.shadow.state, st["state"]):
+            dst[...] = src
+        self.shadow._machines = st["machines"]
+        self.shadow_prev[...] = st["prev"]
+        self.shadow_was_terminated[...] = st["was"]
 
     def step_discrete(self, actions: np.ndarray | None = None) -> None:
         """apply() + advance() + step_terms() + obs() of every machine for discrete actions in one

@@ -35,7 +35,7 @@ class AtomVectorEnv(VectorEnv):
                  w_reserved: float = DEFAULT_WEIGHTS["reserved_mib_s"], w_stall: float = DEFAULT_WEIGHTS["stall_s"],
                  w_knob: float = DEFAULT_WEIGHTS["knob_changes"], deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY,
                  duration_s: float | None = None, compute_score: bool = False, max_episode_steps: int | None = None,
-                 render_mode: str | None = None, render_window: int = 200) -> None:
+                 render_mode: str | None = None, render_window: int = 200, reward_baseline: str = "none") -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode: {render_mode!r}: AtomVectorEnv does not render; use AtomEnv")
         if int(num_envs) < 1:
@@ -43,7 +43,8 @@ class AtomVectorEnv(VectorEnv):
         self.num_envs = int(num_envs)
         self.scenario = resolve_scenario(scenario, duration_s)
         self.core = Core(self.scenario, self.num_envs, decision_interval_ms, action_type,
-                         _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty)
+                         _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty,
+                         reward_baseline)
         self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
         # truncation: the registered limit, and never past the scenario's duration (as AtomEnv)
         self.max_episode_steps = self.episode_steps if max_episode_steps is None else min(
@@ -64,14 +65,16 @@ class AtomVectorEnv(VectorEnv):
         self._args = dict(num_envs=num_envs, scenario=scenario, decision_interval_ms=decision_interval_ms,
                           action_type=action_type, w_drops=w_drops, w_atomic_fail=w_atomic_fail,
                           w_reserved=w_reserved, w_stall=w_stall, w_knob=w_knob, deadlock_penalty=deadlock_penalty,
-                          duration_s=duration_s, compute_score=compute_score, max_episode_steps=max_episode_steps)
+                          duration_s=duration_s, compute_score=compute_score, max_episode_steps=max_episode_steps,
+                          reward_baseline=reward_baseline)
 
     # pickling: rebuild from the constructor arguments, then copy the batch state
     def __getstate__(self) -> dict:
         sim = self.core.sim
         return {"args": self._args, "sim_state": [a.copy() for a in sim.state], "machines": sim._machines,
                 "prev": self.core.prev, "was": self.core.was_terminated, "rngs": self._rngs,
-                "seeds": self._sim_seeds, "steps": self._steps, "cost": self._cost, "autoreset": self._autoreset}
+                "seeds": self._sim_seeds, "steps": self._steps, "cost": self._cost, "autoreset": self._autoreset,
+                "shadow": self.core.shadow_state()}
 
     def __setstate__(self, st: dict) -> None:
         self.__init__(**st["args"])
@@ -85,6 +88,7 @@ class AtomVectorEnv(VectorEnv):
         self._steps[...] = st["steps"]
         self._cost[...] = st["cost"]
         self._autoreset[...] = st["autoreset"]
+        self.core.set_shadow_state(st.get("shadow"))
 
     def _reset_envs(self, mask: np.ndarray) -> None:
         for i in np.flatnonzero(mask):
@@ -131,6 +135,9 @@ class AtomVectorEnv(VectorEnv):
             info["term_" + name] = t[:, i].copy()
             info["reward_" + name] = -core.weights[i] * t[:, i]
         info["reward_deadlock"] = -core.deadlock_penalty * (dead & active)
+        if core.shadow is not None:   # reward_baseline="default": minus the shadow's reward (AtomEnv's docstring)
+            info["reward_default"] = core.shadow_reward.copy()
+            r = r - core.shadow_reward
         if self.compute_score:
             end = active & (term | (self._steps == self.episode_steps))
             if end.any():

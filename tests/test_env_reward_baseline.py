@@ -1,0 +1,77 @@
+"""reward_baseline="default": the reward is the agent's minus a default-settings shadow's (same
+machine, same seed, same interval): doing nothing earns exactly 0, the return is minus the episode
+cost above the default's, and the single env, the batched env and pickling agree."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from atomgym.envs import AtomEnv, AtomVectorEnv
+
+
+def test_noop_earns_zero_and_return_is_cost_difference():
+    env = AtomEnv(scenario="train-randomized", duration_s=3.0, reward_baseline="default")
+    env.reset(seed=7)
+    done = False
+    while not done:
+        _, r, term, trunc, info = env.step(0)
+        assert r == 0.0
+        assert info["reward_default"] == pytest.approx(sum(v for k, v in info.items() if k.startswith("reward_")
+                                                           and k != "reward_default"))
+        done = term or trunc
+    assert info["score"] == pytest.approx(1.0, abs=1e-12)   # per-step sums vs the default run's totals
+    env.reset(seed=7)
+    ret, done, k = 0.0, False, 0
+    while not done:
+        _, r, term, trunc, info = env.step([1, 3, 5, 0, 4][k % 5])
+        ret += r
+        k += 1
+        done = term or trunc
+    assert info["episode_cost"] != info["default_cost"]
+    assert ret == pytest.approx(-(info["episode_cost"] - info["default_cost"]), rel=1e-9, abs=1e-9)
+
+
+def test_raw_costs_and_score_unchanged_by_the_baseline():
+    """The same actions with and without the shadow: same observations, same raw terms, same score;
+    rewards differ by exactly the shadow's."""
+    a = AtomEnv(duration_s=2.0, reward_baseline="default")
+    b = AtomEnv(duration_s=2.0)
+    a.reset(seed=3)
+    b.reset(seed=3)
+    for k in range(20):
+        oa, ra, ta, _, ia = a.step(k % 7)
+        ob, rb, tb, _, ib = b.step(k % 7)
+        assert np.array_equal(oa, ob) and ta == tb
+        assert ra == pytest.approx(rb - ia["reward_default"], abs=1e-12)
+        for key, v in ib.items():
+            assert ia[key] == v, key
+    assert ia["score"] == ib["score"]
+
+
+def test_vector_env_row_equals_single_env_and_pickles():
+    n = 3
+    v = AtomVectorEnv(num_envs=n, scenario="train-randomized", duration_s=2.0, reward_baseline="default")
+    v.reset(seed=10)
+    singles = [AtomEnv(scenario="train-randomized", duration_s=2.0, reward_baseline="default", compute_score=False)
+               for _ in range(n)]
+    for i, e in enumerate(singles):
+        e.reset(seed=10 + i)
+    rng = np.random.default_rng(0)
+    for k in range(8):
+        acts = rng.integers(0, 7, size=n)
+        obs, r, *_ = v.step(acts)
+        for i, e in enumerate(singles):
+            o1, r1, *_ = e.step(int(acts[i]))
+            assert np.array_equal(obs[i], o1) and r[i] == r1, (k, i)
+    w = pickle.loads(pickle.dumps(v))
+    acts = np.array([2, 3, 4])
+    o1, r1, *_ = v.step(acts)
+    o2, r2, *_ = w.step(acts)
+    assert np.array_equal(o1, o2) and np.array_equal(r1, r2)
+
+
+def test_bad_reward_baseline_is_a_clear_error():
+    with pytest.raises(ValueError, match="reward_baseline: 'kernel' is not valid; choices: none, default"):
+        AtomEnv(reward_baseline="kernel")
