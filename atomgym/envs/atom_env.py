@@ -18,9 +18,7 @@ from .spaces import (  # noqa: F401  (re-exported: the observation/action layout
 )
 
 RENDER_W, RENDER_H = 400, 200
-_TERM_KEYS = tuple("term_" + n for n in TERM_NAMES)
-_REWARD_KEYS = tuple("reward_" + n for n in TERM_NAMES)
-# AtomEnv.step() builds info with these keys written out
+# AtomEnv.step() writes the info keys term_<name> / reward_<name> out for these names
 assert TERM_NAMES == ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes"), TERM_NAMES
 
 
@@ -280,7 +278,7 @@ class AtomEnv(gym.Env):
         terminated = sim._mi.item(0, MI_TERMINATED) != 0
         d, f, m, s, k = t[0].tolist()
         wd, wf, wm, ws, wk = self._neg_weights
-        # the keys are _TERM_KEYS / _REWARD_KEYS (checked at import): a dict literal is the fastest build
+        # term_<name> / reward_<name> for TERM_NAMES (checked at import): a dict literal is the fastest build
         info: dict[str, Any] = {
             "t_ms": sim._mf.item(0, MF_T_MS),
             "term_drops": d, "reward_drops": wd * d,

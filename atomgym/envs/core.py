@@ -206,6 +206,9 @@ class Core:
         state tuple and buffers are updated in place, never rebound), so after the first call,
         which goes through numba's dispatcher (type resolution, compilation), the overload's
         entry point is called directly with the same argument tuple: ~1.2 us less per step."""
+        if self.shadow is not None:
+            raise RuntimeError("step_discrete() does not step the reward_baseline shadow; use apply(), advance() "
+                               "and step_terms()")
         if actions is not None:
             self.actions[:] = actions
         call = self._step_call
