@@ -201,16 +201,13 @@ class AtomEnv(gym.Env):
 
     # pickling: rebuild from the constructor arguments and copy the simulator state
     def __getstate__(self) -> dict:
-        return {"args": self._args, "sim_state": [a.copy() for a in self.core.sim.state],
-                "machines": self.core.sim._machines, "prev": self.core.prev, "was": self.core.was_terminated,
+        return {"args": self._args, "sim": self.core.sim.snapshot(), "prev": self.core.prev, "was": self.core.was_terminated,
                 "np_random": self._np_random, "seed": self._sim_seed, "steps": self._steps, "cost": self._cost,
                 "hist": self._hist, "shadow": self.core.shadow_state()}
 
     def __setstate__(self, st: dict) -> None:
         self.__init__(**st["args"])
-        for dst, src in zip(self.core.sim.state, st["sim_state"]):
-            dst[...] = src
-        self.core.sim._machines = st["machines"]
+        self.core.sim.restore(st["sim"])
         self.core.prev[...] = st["prev"]
         self.core.was_terminated[...] = st["was"]
         self._np_random = st["np_random"]

@@ -184,15 +184,13 @@ class Core:
         """The shadow batch's state for pickling (None without one)."""
         if self.shadow is None:
             return None
-        return {"state": [a.copy() for a in self.shadow.state], "machines": self.shadow._machines,
-                "prev": self.shadow_prev.copy(), "was": self.shadow_was_terminated.copy()}
+        return {"sim": self.shadow.snapshot(), "prev": self.shadow_prev.copy(),
+                "was": self.shadow_was_terminated.copy()}
 
     def set_shadow_state(self, st: dict | None) -> None:
         if st is None or self.shadow is None:
             return
-        for dst, src in zip(self.shadow.state, st["state"]):
-            dst[...] = src
-        self.shadow._machines = st["machines"]
+        self.shadow.restore(st["sim"])
         self.shadow_prev[...] = st["prev"]
         self.shadow_was_terminated[...] = st["was"]
 

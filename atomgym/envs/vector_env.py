@@ -71,16 +71,14 @@ class AtomVectorEnv(VectorEnv):
     # pickling: rebuild from the constructor arguments, then copy the batch state
     def __getstate__(self) -> dict:
         sim = self.core.sim
-        return {"args": self._args, "sim_state": [a.copy() for a in sim.state], "machines": sim._machines,
+        return {"args": self._args, "sim": sim.snapshot(),
                 "prev": self.core.prev, "was": self.core.was_terminated, "rngs": self._rngs,
                 "seeds": self._sim_seeds, "steps": self._steps, "cost": self._cost, "autoreset": self._autoreset,
                 "shadow": self.core.shadow_state()}
 
     def __setstate__(self, st: dict) -> None:
         self.__init__(**st["args"])
-        for dst, src in zip(self.core.sim.state, st["sim_state"]):
-            dst[...] = src
-        self.core.sim._machines = st["machines"]
+        self.core.sim.restore(st["sim"])
         self.core.prev[...] = st["prev"]
         self.core.was_terminated[...] = st["was"]
         self._rngs = st["rngs"]

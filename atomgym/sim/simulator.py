@@ -435,6 +435,17 @@ class Simulator:
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in self.state))
 
+    def snapshot(self) -> dict:
+        """A copy of the whole batch state (for pickling an env); restore() puts it back."""
+        return {"state": [a.copy() for a in self.state], "machines": self._machines}
+
+    def restore(self, snap: dict) -> None:
+        """Put back a snapshot() of a Simulator built from the same scenarios (in place: the state
+        arrays are never rebound, compiled callers may hold them)."""
+        for dst, src in zip(self.state, snap["state"]):
+            dst[...] = src
+        self._machines = snap["machines"]
+
     def machine(self, i: int) -> Machine:
         """Static view of machine i now (current sysctls, watermarks, boosts)."""
         m = self._machines[i].copy()
