@@ -201,18 +201,15 @@ class AtomEnv(gym.Env):
 
     # pickling: rebuild from the constructor arguments and copy the simulator state
     def __getstate__(self) -> dict:
-        return {"args": self._args, "sim": self.core.sim.snapshot(), "prev": self.core.prev, "was": self.core.was_terminated,
+        return {"args": self._args, "core": self.core.snapshot(),
                 "np_random": self._np_random, "seed": self._sim_seed, "steps": self._steps, "cost": self._cost,
-                "hist": self._hist, "shadow": self.core.shadow_state()}
+                "hist": self._hist}
 
     def __setstate__(self, st: dict) -> None:
         self.__init__(**st["args"])
-        self.core.sim.restore(st["sim"])
-        self.core.prev[...] = st["prev"]
-        self.core.was_terminated[...] = st["was"]
+        self.core.restore(st["core"])
         self._np_random = st["np_random"]
         self._sim_seed, self._steps, self._cost, self._hist = st["seed"], st["steps"], st["cost"], st["hist"]
-        self.core.set_shadow_state(st.get("shadow"))
 
     @property
     def sim(self):

@@ -180,19 +180,24 @@ class Core:
                         sh._mi, self.shadow_was_terminated, mask, self._st, self.shadow_reward, self._sdead)
         return self._t.copy(), self._r.copy(), self._dead.copy()
 
-    def shadow_state(self) -> dict | None:
-        """The shadow batch's state for pickling (None without one)."""
-        if self.shadow is None:
-            return None
-        return {"sim": self.shadow.snapshot(), "prev": self.shadow_prev.copy(),
-                "was": self.shadow_was_terminated.copy()}
+    def snapshot(self) -> dict:
+        """The simulated state for pickling an env: the batch, the interval bookkeeping and the
+        reward shadow's (if any); restore() puts it back into a Core built with the same arguments."""
+        snap = {"sim": self.sim.snapshot(), "prev": self.prev.copy(), "was": self.was_terminated.copy()}
+        if self.shadow is not None:
+            snap["shadow"] = {"sim": self.shadow.snapshot(), "prev": self.shadow_prev.copy(),
+                              "was": self.shadow_was_terminated.copy()}
+        return snap
 
-    def set_shadow_state(self, st: dict | None) -> None:
-        if st is None or self.shadow is None:
-            return
-        self.shadow.restore(st["sim"])
-        self.shadow_prev[...] = st["prev"]
-        self.shadow_was_terminated[...] = st["was"]
+    def restore(self, snap: dict) -> None:
+        self.sim.restore(snap["sim"])
+        self.prev[...] = snap["prev"]
+        self.was_terminated[...] = snap["was"]
+        if self.shadow is not None:
+            sh = snap["shadow"]
+            self.shadow.restore(sh["sim"])
+            self.shadow_prev[...] = sh["prev"]
+            self.shadow_was_terminated[...] = sh["was"]
 
     def step_discrete(self, actions: np.ndarray | None = None) -> None:
         """apply() + advance() + step_terms() + obs() of every machine for discrete actions in one

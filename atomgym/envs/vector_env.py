@@ -70,23 +70,17 @@ class AtomVectorEnv(VectorEnv):
 
     # pickling: rebuild from the constructor arguments, then copy the batch state
     def __getstate__(self) -> dict:
-        sim = self.core.sim
-        return {"args": self._args, "sim": sim.snapshot(),
-                "prev": self.core.prev, "was": self.core.was_terminated, "rngs": self._rngs,
-                "seeds": self._sim_seeds, "steps": self._steps, "cost": self._cost, "autoreset": self._autoreset,
-                "shadow": self.core.shadow_state()}
+        return {"args": self._args, "core": self.core.snapshot(), "rngs": self._rngs,
+                "seeds": self._sim_seeds, "steps": self._steps, "cost": self._cost, "autoreset": self._autoreset}
 
     def __setstate__(self, st: dict) -> None:
         self.__init__(**st["args"])
-        self.core.sim.restore(st["sim"])
-        self.core.prev[...] = st["prev"]
-        self.core.was_terminated[...] = st["was"]
+        self.core.restore(st["core"])
         self._rngs = st["rngs"]
         self._sim_seeds[...] = st["seeds"]
         self._steps[...] = st["steps"]
         self._cost[...] = st["cost"]
         self._autoreset[...] = st["autoreset"]
-        self.core.set_shadow_state(st.get("shadow"))
 
     def _reset_envs(self, mask: np.ndarray) -> None:
         for i in np.flatnonzero(mask):
