@@ -86,7 +86,8 @@ def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: fl
     serial = part / "serial.log"
     serial.touch()
     cmd = qemu_command(build, plan, initrd, serial)
-    (part / "qemu.cmd").write_text(" ".join(cmd) + "\n")
+    # for the record, with paths inside the capture directory relative to it
+    (part / "qemu.cmd").write_text(" ".join(cmd).replace(str(part) + os.sep, "") + "\n")
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -134,6 +135,15 @@ def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: fl
     return cap, host_s
 
 
+def first_failure_t(cap: Capture) -> float | None:
+    """Scenario time of the module's first failed page (its ktime minus the begin event's)."""
+    ns = cap.atomic.get("first_fail_ns", -1)
+    begin = next((e for e in cap.events if e["what"] == "begin" and len(e["args"]) >= 2), None)
+    if ns is None or ns < 0 or begin is None:
+        return None
+    return round(ns / 1e9 - float(begin["args"][1]), 3)
+
+
 def run(scenario: str, out: str, force: bool = False, cache: str | None = None, sample_s: float = 0.3,
         stall_s: float = 90.0, timeout_s: float | None = None, log: Callable[[str], None] = print) -> dict:
     """`atomgym realkernel run`: returns the capture's metadata (capture.json)."""
@@ -172,7 +182,7 @@ def run(scenario: str, out: str, force: bool = False, cache: str | None = None, 
                 "skipped_lines": cap.skipped,
                 "boot_guest_s": cap.ready_uptime_s, "init_started_guest_s": cap.boot_uptime_s,
                 "host_wall_s": round(host_s, 1), "guest_done_t": cap.done_t, "oom_kills": oom,
-                "atomic": cap.atomic, "accel": "tcg"}
+                "atomic": cap.atomic, "first_failure_t": first_failure_t(cap), "accel": "tcg"}
         (part / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
     except OSError as e:
         raise RealKernelError(f"writing {part}: {e.strerror or e}") from None

@@ -64,7 +64,7 @@ static void die(const char *msg)
 {
 	printf("@ERR %s: %s\n", msg, strerror(errno));
 	fflush(stdout);
-	exit(2);
+	_exit(2);
 }
 
 static int write_file(const char *path, const char *val)
@@ -117,7 +117,7 @@ static void stream_run(const char *dev, double rate, long off_mib, long wss_mib,
 				sleep_s(ahead);
 		}
 	}
-	exit(0);
+	_exit(0);
 }
 
 static void hog_run(double rate, long peak_mib, double hold, double period)
@@ -145,7 +145,7 @@ static void hog_run(double rate, long peak_mib, double hold, double period)
 			break;
 		sleep_s(cyc + period - mono());
 	}
-	exit(0);
+	_exit(0);
 }
 
 /* ---- sampler --------------------------------------------------------------------------- */
@@ -314,6 +314,7 @@ static void start_work(struct work *w)
 			die("atomic: /proc/atomgym_atomic");
 		return;
 	}
+	fflush(stdout);
 	w->pid = fork();
 	if (w->pid < 0)
 		die("fork");
@@ -356,6 +357,7 @@ static void run(const char *plan)
 			E[i].at = -1e9;
 			printf("@E %.4f sysctl %s %lld\n", 0.0, E[i].key, E[i].v1);
 		}
+	fflush(stdout);   /* a child must not inherit (and print again) buffered output */
 	if (prefill_cache > 0) {   /* the page cache the scenario starts with: read once, kept */
 		pid_t p = fork();
 		if (p == 0)
@@ -379,7 +381,7 @@ static void run(const char *plan)
 	}
 	snapshot("start");
 	t0 = mono();
-	printf("@E 0.0000 begin %.1f\n", duration);
+	printf("@E 0.0000 begin %.1f %.6f\n", duration, t0);   /* t0: CLOCK_MONOTONIC = ktime_get() */
 	fflush(stdout);
 	for (;;) {
 		double t = now_s();
