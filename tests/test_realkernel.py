@@ -270,13 +270,18 @@ def fid():
 
 def test_fidelity_real_column_comes_from_the_capture(fid, cap):
     rows = {r["metric"]: r for r in fid["rows"]}
-    first, last = cap.samples[0]["vmstat"], cap.samples[-1]["vmstat"]
-    assert rows["kswapd_runs"]["real"] == last["pageoutrun"] - first["pageoutrun"]
-    assert rows["atomic_fail_pages"]["real"] == cap.atomic["fail"]
+    h = fid["horizon_s"]
+    if not fid["simulator_features"]["stop_s"]:
+        assert h == 14.0     # the reader stops at 14 s; a simulator without stops is compared up to then
+    within = [s for s in cap.samples if s["t"] <= h + 1e-6]
+    first, last = within[0]["vmstat"], within[-1]["vmstat"]
+    assert rows["kswapd_runs"]["real"] == last["pageoutrun"] - first["pageoutrun"] > 0
+    assert rows["atomic_fail_pages"]["real"] == within[-1]["atomic"]["fail"] > 0
     dma32 = next(z["free"] for z in cap.atomic["first_fail_free"] if z["zone_idx"] == 1)
     assert rows["free_at_first_failure"]["real"] == dma32 and fid["zone"] == "DMA32"
-    assert rows["largest_boost"]["real"] == max(z["boost"] for s in cap.samples for z in s["zones"])
-    assert "median_pos[0-14s]" in rows and "median_pos[14-20s]" in rows
+    assert rows["largest_boost"]["real"] == max(z["boost"] for s in within for z in s["zones"])
+    assert "median_pos[0-14s]" in rows
+    assert ("median_pos[14-20s]" in rows) == (h == 20.0)
 
 
 def test_fidelity_sim_column_and_verdict(fid):

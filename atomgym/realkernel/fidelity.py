@@ -50,9 +50,11 @@ def _zone(s: dict, name: str) -> dict:
     return next(z for z in s["zones"] if z["zone"] == name)
 
 
-def phase_bounds(plan: Plan) -> list[tuple[float, float]]:
-    cuts = sorted({p["at_s"] for p in plan.phases if 0 < p["at_s"] < plan.duration_s})
-    edges = [0.0, *cuts, plan.duration_s]
+def phase_bounds(plan: Plan, horizon: float | None = None) -> list[tuple[float, float]]:
+    """[from, to) of each phase (the first from 0), cut at the horizon."""
+    end = plan.duration_s if horizon is None else min(horizon, plan.duration_s)
+    cuts = sorted({p["at_s"] for p in plan.phases if 0 < p["at_s"] < end})
+    edges = [0.0, *cuts, end]
     return list(zip(edges[:-1], edges[1:]))
 
 
@@ -90,7 +92,10 @@ def achieved_rates(plan: Plan, samples: list[dict], events: list[dict]) -> dict[
     return out
 
 
-def real_metrics(plan: Plan, samples: list[dict], meta: dict) -> dict[str, Any]:
+def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | None = None) -> dict[str, Any]:
+    """The real run's metrics over [0, horizon] (default: all of it)."""
+    if horizon is not None:
+        samples = [s for s in samples if s["t"] <= horizon + 1e-6]
     zname = _main_zone(samples)
     first, last = samples[0], samples[-1]
     vm0, vm1 = first["vmstat"], last["vmstat"]
@@ -103,7 +108,11 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict) -> dict[str, Any]:
                            for k in ("free", "min", "high", "boost"))
     # zoneinfo prints min/low/high with the boost added; the position uses the base watermarks
     pos = (free - (mn - boost)) / np.maximum((hi - boost) - (mn - boost), 1)
-    a = meta.get("atomic", {})
+    a = dict(meta.get("atomic", {}))
+    a.update({k: last["atomic"][k] for k in ("req", "fail", "fail_bursts") if k in last["atomic"]})
+    ff_t = meta.get("first_failure_t")
+    if ff_t is not None and horizon is not None and ff_t > horizon:
+        a["first_fail_free"], ff_t = [], None
     zidx = ZONE_NAMES.index(zname) if zname in ZONE_NAMES else None   # enum zone_type
     ff = [z["free"] for z in (a.get("first_fail_free") or []) if z["zone_idx"] == zidx]
     out: dict[str, Any] = {
@@ -112,7 +121,7 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict) -> dict[str, Any]:
         "atomic_fail_pages": a.get("fail"),
         "atomic_fail_bursts": a.get("fail_bursts"),
         "free_at_first_failure": ff[0] if ff else None,
-        "first_failure_t": meta.get("first_failure_t"),
+        "first_failure_t": ff_t,
         "kswapd_runs": runs,
         "kswapd_pages_per_run": round(d("pgsteal_kswapd") / runs, 1) if runs else None,
         "largest_boost": int(max(max(z["boost"] for z in s["zones"]) for s in samples)),
@@ -122,7 +131,7 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict) -> dict[str, Any]:
         "min_free": int(free.min()),
         "phases": [],
     }
-    for lo, hi_ in phase_bounds(plan):
+    for lo, hi_ in phase_bounds(plan, horizon):
         out["phases"].append({"from_s": lo, "to_s": hi_, "median_pos": _median_pos(ts, pos, lo, hi_)})
     return out
 
@@ -144,6 +153,7 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
     kern = max(0.0, 1.0 - free / managed - cache - anon)
     raw = plan.raw
     missing: list[str] = []
+    stops: list[float] = []
     d: dict[str, Any] = {
         "description": f"simulator twin of the capture {cap.name}",
         "duration_s": plan.duration_s, "tick_ms": raw.get("tick_ms", 1.0),
@@ -186,15 +196,17 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
                     spec["stop_s"] = w.stop
                 else:
                     missing.append(f"stop of {w.name} at {w.stop:g} s (stop_s/phases)")
+                    stops.append(w.stop)
             d["workloads"].append(spec)
     try:
         s = scenario_from_dict(d, source=cap / "scenario-sim.yaml")
     except Exception as e:   # noqa: BLE001 - the simulator's loader: one line
         raise RealKernelError(f"the simulator cannot load the capture's scenario: {e}") from None
-    return s, sorted(set(missing))
+    return s, sorted(set(missing)), (min(stops) if stops else None)
 
 
-def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, seed: int) -> dict[str, Any]:
+def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, seed: int,
+                horizon: float | None = None) -> dict[str, Any]:
     from ..sim.simulator import Simulator
     sim = Simulator(scen, n_machines=1)
     sim.reset([seed])
@@ -205,7 +217,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         (p["at_s"], p["sysctl"]) for p in plan.phases if p["sysctl"])
     ts, pos, boosts = [], [], []
     t = 0.0
-    total = int(round(plan.duration_s * 1000 / tick))
+    total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
     done = 0
 
     def record() -> None:
@@ -254,7 +266,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         "pgsteal_direct": c.get("pgsteal_direct"),
         "min_free": None,
         "phases": [{"from_s": lo, "to_s": hi, "median_pos": _median_pos(tsa, posa, lo, hi)}
-                   for lo, hi in phase_bounds(plan)],
+                   for lo, hi in phase_bounds(plan, horizon)],
     }
     return out
 
@@ -327,9 +339,12 @@ def fidelity(cap_dir: str, seed: int = 1) -> dict[str, Any]:
         if w.params[0] > 0 and r < 0.9 * w.params[0]:
             used[i] = round(r, 1)
             notes.append(f"{w.name}: the guest reached {r:.1f} of {w.params[0]:g} MiB/s; the simulator runs {r:.1f}")
-    real = real_metrics(plan, samples, meta)
-    scen, missing = sim_scenario(plan, cap, used, feats)
-    sim = sim_metrics(plan, scen, feats, float(meta.get("sample_s", 0.3)), seed)
+    scen, missing, horizon = sim_scenario(plan, cap, used, feats)
+    if horizon is not None:
+        notes.append(f"compared over 0-{horizon:g} s of {plan.duration_s:g} s: after that the simulator in this "
+                     f"tree would keep running a workload the guest stopped")
+    real = real_metrics(plan, samples, meta, horizon)
+    sim = sim_metrics(plan, scen, feats, float(meta.get("sample_s", 0.3)), seed, horizon)
     rows = compare(real, sim)
     agree = [r["metric"] for r in rows if r["verdict"] == "agree"]
     differ = [r["metric"] for r in rows if r["verdict"] == "differs"]
@@ -339,7 +354,8 @@ def fidelity(cap_dir: str, seed: int = 1) -> dict[str, Any]:
                + (f"; differ: {', '.join(differ)}" if differ else "")
                + (f"; not comparable: {', '.join(na)}" if na else ""))
     return {"capture": str(cap), "scenario": meta.get("scenario", plan.scenario), "kernel": meta.get("kernel"), "zone": real["zone"],
-            "seed": seed, "simulator_features": feats, "missing_in_simulator": missing, "notes": notes,
+            "seed": seed, "horizon_s": horizon if horizon is not None else plan.duration_s,
+            "simulator_features": feats, "missing_in_simulator": missing, "notes": notes,
             "rows": rows, "real": real, "sim": sim, "verdict": verdict, "agree": len(agree),
             "differ": len(differ), "not_comparable": len(na)}
 
