@@ -121,6 +121,8 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | N
         "atomic_fail_pages": a.get("fail"),
         "atomic_fail_bursts": a.get("fail_bursts"),
         "free_at_first_failure": ff[0] if ff else None,
+        # the latest failing burst's first failure, as sampled (within the horizon)
+        "free_at_latest_failure": last["atomic"].get(f"last_fail_free_{zidx}") if a.get("fail") else None,
         "first_failure_t": ff_t,
         "kswapd_runs": runs,
         "kswapd_pages_per_run": round(d("pgsteal_kswapd") / runs, 1) if runs else None,
@@ -259,6 +261,8 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         "free_at_first_failure": cnt("atomic_first_fail_free", "atomic_fail_free_first") if feats["atomic_alloc"]
         else None,
         "first_failure_t": cnt("atomic_first_fail_t") if feats["atomic_alloc"] else None,
+        "free_at_latest_failure": (cnt(f"atomic_fail_free_{sim.zone_names[Z].split('zone ')[-1].lower()}")
+                                   if feats["atomic_alloc"] and c.get("atomic_fail_pages", 0) > 0 else None),
         "kswapd_runs": runs,
         "kswapd_pages_per_run": round(c["pgsteal_kswapd"] / runs, 1) if runs else None,
         "largest_boost": max(boosts),
@@ -274,6 +278,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
 # ---- comparison ------------------------------------------------------------------------------
 METRICS = (("atomic_fail_pages", "failed atomic pages"), ("atomic_req_pages", "requested atomic pages"),
            ("free_at_first_failure", "free pages at the first failure"),
+           ("free_at_latest_failure", "free pages at the latest burst's first failure"),
            ("first_failure_t", "time of the first failure (s)"), ("kswapd_runs", "kswapd runs"),
            ("kswapd_pages_per_run", "kswapd pages per run"), ("largest_boost", "largest boost (pages)"),
            ("direct_reclaim_stalls", "direct-reclaim stalls"))

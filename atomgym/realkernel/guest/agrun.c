@@ -213,10 +213,21 @@ static void sample(void)
 	if (read_file("/proc/atomgym_atomic", big, sizeof(big)) > 0) {
 		printf("@M");
 		for (line = strtok_r(big, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-			char *sp = strchr(line, ' ');
-			if (!sp || strchr(sp + 1, ' '))
-				continue;   /* the per-zone lists go in the final block */
-			printf(" %s", line);
+			char *sp = strchr(line, ' '), *tok, *save2;
+			if (!sp)
+				continue;
+			if (!strchr(sp + 1, ' ') && !strchr(sp + 1, ':')) {
+				printf(" %s", line);
+				continue;
+			}
+			/* "KEY NID:ZID:FREE ..." (zones' free pages at a failure) -> " KEY_ZID FREE" for node 0 */
+			*sp = 0;
+			for (tok = strtok_r(sp + 1, " ", &save2); tok; tok = strtok_r(NULL, " ", &save2)) {
+				int nid, zid;
+				long fr;
+				if (sscanf(tok, "%d:%d:%ld", &nid, &zid, &fr) == 3 && nid == 0)
+					printf(" %s_%d %ld", line, zid, fr);
+			}
 		}
 		printf("\n");
 	}
