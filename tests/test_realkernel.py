@@ -305,3 +305,12 @@ def test_fidelity_cli_table_json_and_bad_dir(tmp_path):
     assert rc == 0 and json.loads(out)["scenario"] == "real-smoke"
     rc, out, err = _cli("fidelity", str(tmp_path))
     assert rc == 2 and err.count("\n") == 1 and "no capture.json" in err
+
+
+def test_agreement_rule():
+    from atomgym.realkernel.fidelity import _agree
+    assert _agree(100, 190, "kswapd_runs") and not _agree(100, 210, "kswapd_runs")
+    assert _agree(3, 9, "direct_reclaim_stalls")          # both small
+    assert not _agree(0, 50, "direct_reclaim_stalls")
+    assert _agree(0.8, 1.0, "median_pos[0-14s]") and not _agree(0.5, 0.9, "median_pos[0-14s]")
+    assert _agree(13.0, 12.6, "median_pos[0-14s]") and not _agree(5.0, 0.9, "median_pos[0-14s]")
