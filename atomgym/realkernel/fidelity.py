@@ -157,6 +157,7 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
     raw = plan.raw
     missing: list[str] = []
     stops: list[float] = []
+    shots_given = False
     d: dict[str, Any] = {
         "description": f"simulator twin of the capture {cap.name}",
         "duration_s": plan.duration_s, "tick_ms": raw.get("tick_ms", 1.0),
@@ -194,6 +195,13 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
             elif w.kind == "hog":
                 spec.update(kind="anon_hog", rate_mib_s=rates.get(i, w.params[0]), peak_mib=w.params[1],
                             hold_s=w.params[2], period_s=w.params[3])
+            else:   # atomic_alloc: params are (gfp class, pages, interval us, hold us)
+                spec.update(kind="atomic_alloc", gfp=("atomic", "nowait")[int(w.params[0])],
+                            pages_per_burst=int(w.params[1]), interval_ms=w.params[2] / 1000,
+                            hold_ms=w.params[3] / 1000,
+                            shots=[] if shots_given else
+                            [{"at_s": at, "pages": n, "hold_ms": h} for at, n, h in plan.shots if n > 0])
+                shots_given = True   # one workload's intervals: its shots once
             if w.stop is not None:
                 if feats["stop_s"]:
                     spec["stop_s"] = w.stop
