@@ -135,10 +135,10 @@ def test_phase_start_and_stop_make_intervals(tmp_path):
 
 
 BAD = [
-    ("nics: [{driver: page_pool}]\n", "nics: a guest cannot run NIC rings"),
-    ("nics: []\ntraffic: [{kind: poisson}]\n", "traffic: a guest cannot run NIC rings"),
+    ("nics: [{driver: page_pool}]\n", "a guest cannot run nics (1) at line 2"),
+    ("nics: []\ntraffic: [{kind: poisson}]\n", "a guest cannot run traffic (1) at line 3"),
     ("workloads: []\n", "nics: absent means one default NIC"),
-    ("nics: []\nworkloads: [{kind: churn}]\n", "'churn': a guest cannot run it"),
+    ("nics: []\nworkloads: [{kind: churn}]\n", "a guest cannot run workloads[0] kind churn at line 3"),
     ("nics: []\nworkloads: [{kind: atomic_alloc, gfp: high}]\n", "gfp: 'high'; valid: atomic, nowait"),
     ("nics: []\nworkloads: [{kind: stream_read, rate: 5}]\n", "rate: unknown key for stream_read"),
     ("nics: []\nmemory: {swap: true}\n", "memory.swap: the guest has no swap"),
@@ -158,6 +158,13 @@ def test_plan_refuses_with_one_line(tmp_path, yaml_text, msg):
         load_plan(f)
     s = str(e.value)
     assert msg in s and "\n" not in s and s.startswith(str(f) + ":")
+
+
+def test_everything_a_guest_cannot_run_is_named_in_one_line():
+    with pytest.raises(RealKernelError) as e:
+        load_plan(Path(__file__).parents[1] / "configs/scenarios/anon-hog-bursts.yaml")
+    s = str(e.value)
+    assert "nics (1) at line" in s and "traffic (1) at line" in s and "\n" not in s
 
 
 def test_cli_run_refuses_a_scenario_the_guest_cannot_run(tmp_path):

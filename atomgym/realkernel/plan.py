@@ -136,6 +136,23 @@ def _mapping(ctx: _Ctx, v: Any, path: tuple, allowed: set[str], what: str) -> di
     return v
 
 
+def _refuse_unrunnable(ctx: _Ctx, d: dict) -> None:
+    """One line naming everything a guest cannot run (NICs, traffic, churn and unknown kinds)."""
+    bad: list[tuple[tuple, str]] = []
+    for key in ("nics", "traffic"):
+        if d.get(key):
+            bad.append(((key,), f"{key} ({len(d[key]) if isinstance(d[key], list) else 1})"))
+    ws = d.get("workloads")
+    for i, w in enumerate(ws if isinstance(ws, list) else []):
+        kind = w.get("kind", "stream_read") if isinstance(w, dict) else None
+        if isinstance(w, dict) and kind not in W_KEYS:
+            bad.append((("workloads", i, "kind"), f"workloads[{i}] kind {kind}"))
+    if bad:
+        where = ", ".join(f"{what} at line {ctx.lines.get(path, 0)}" for path, what in bad)
+        raise RealKernelError(f"{ctx.src}: a guest cannot run {where}; the real-kernel harness runs "
+                              f"{', '.join(W_KEYS)} and phases (NICs and traffic: `nics: []`, `traffic: []`)")
+
+
 def load_plan(path: str | Path) -> Plan:
     """Read a scenario file into a Plan; one-line RealKernelError on anything a guest cannot run."""
     p = Path(path)
@@ -156,6 +173,7 @@ def load_plan(path: str | Path) -> Plan:
         _line_map(node, (), lines)
     ctx = _Ctx(src, lines)
     d = _mapping(ctx, data, (), TOP_KEYS, "a scenario")
+    _refuse_unrunnable(ctx, d)
     dur = ctx.num(d, "duration_s", (), 60.0, 0.0, 3600.0)
 
     m = _mapping(ctx, d.get("machine"), ("machine",),
@@ -191,14 +209,9 @@ def load_plan(path: str | Path) -> Plan:
     plan.prefill_cache_mib = int(ram * cache_frac)
     plan.prefill_anon_mib = int(ram * anon_frac)
 
-    for key in ("nics", "traffic"):
-        v = d.get(key, None)
-        if key == "nics" and "nics" not in d:
-            raise ctx.fail((), "nics: absent means one default NIC in the simulator, and a guest has none; "
-                               "write `nics: []`")
-        if v:
-            raise ctx.fail((key,), f"a guest cannot run NIC rings or traffic; the real-kernel harness runs "
-                                   f"stream_read, anon_hog, atomic_alloc and phases (make it `{key}: []`)")
+    if "nics" not in d:
+        raise ctx.fail((), "nics: absent means one default NIC in the simulator, and a guest has none; "
+                           "write `nics: []`")
     if d.get("randomize"):
         raise ctx.fail(("randomize",), "a guest runs one fixed scenario; remove randomize")
 
