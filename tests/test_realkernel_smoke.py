@@ -33,6 +33,7 @@ def _skip_reason() -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_setup_boot_and_a_20s_run(tmp_path):
     reason = _skip_reason()
     if reason:
