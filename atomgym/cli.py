@@ -312,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help=f"a write, applied in order; KEY one of {', '.join(WRITABLE_KEYS)}")
     w.add_argument("--json", action="store_true", help="JSON Lines: one object per --set")
+    from .realkernel.cli import add_subcommands as _add_realkernel
+    _add_realkernel(sub, _Parser)
     return p
 
 
@@ -319,7 +321,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
-    handler = {"snapshot": cmd_snapshot, "check": cmd_check, "whatif": cmd_whatif}[args.command]
+    handler = getattr(args, "handler", None) or {"snapshot": cmd_snapshot, "check": cmd_check,
+                                                 "whatif": cmd_whatif}[args.command]
     try:
         return handler(args, out, err)
     except (SnapshotError, CliError) as e:

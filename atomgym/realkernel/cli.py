@@ -1,0 +1,89 @@
+"""`atomgym realkernel setup|run` and `atomgym fidelity` (registered by atomgym/cli.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TextIO
+
+from .errors import RealKernelError
+
+EXIT_BAD_INPUT = 2
+BOOT_CHECK = """\
+duration_s: 1
+machine: {ram_mib: 256, cpus: 1, thp: never}
+nics: []
+workloads:
+  - {kind: atomic_alloc, gfp: atomic, pages_per_burst: 8, interval_ms: 100, hold_ms: 10}
+"""
+
+
+def _wrap(fn):
+    def handler(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+        try:
+            return fn(args, out, err)
+        except RealKernelError as e:
+            print(f"atomgym: error: {e}", file=err)
+            return EXIT_BAD_INPUT
+    return handler
+
+
+def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import host, run
+    b = host.setup(args.cache_dir, install=not args.no_install, log=lambda m: print(m, file=err))
+    if args.no_boot:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="atomgym-boot-") as tmp:
+        scen = Path(tmp, "boot-check.yaml")
+        scen.write_text(BOOT_CHECK)
+        t0 = time.monotonic()
+        meta = run.run(str(scen), str(Path(tmp, "capture")), cache=args.cache_dir, stall_s=60, timeout_s=180,
+                       log=lambda m: print(m, file=err))
+        wall = time.monotonic() - t0
+    a = meta["atomic"]
+    print(f"boot check: kernel {meta['kernel']}, module loaded (atomic pages requested {a.get('req')}, "
+          f"failed {a.get('fail')}), guest ready at {meta['boot_guest_s']:.1f} s uptime, "
+          f"{wall:.1f} s host wall for boot + 1 s run + power-off; build in {b.dir}", file=out)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import run
+    run.run(args.scenario, args.out, force=args.force, cache=args.cache_dir, sample_s=args.sample,
+            stall_s=args.stall, timeout_s=args.timeout, log=lambda m: print(m, file=err))
+    return 0
+
+
+def cmd_fidelity(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import fidelity
+    return fidelity.main(args, out, err)
+
+
+def add_subcommands(sub, parser_class) -> None:
+    """Register `realkernel` (setup, run) and `fidelity` on atomgym's subparsers."""
+    rk = sub.add_parser("realkernel", help="run a scenario's memory workloads on a real kernel under QEMU")
+    rsub = rk.add_subparsers(dest="rk_command", required=True, parser_class=parser_class)
+    s = rsub.add_parser("setup", help="install qemu/kernel/headers/busybox/gcc (root) and build the guest")
+    s.add_argument("--cache-dir", help="where the builds go (default: $ATOMGYM_CACHE, $XDG_CACHE_HOME/atomgym, "
+                                       "~/.cache/atomgym)")
+    s.add_argument("--no-install", action="store_true", help="only print the missing packages")
+    s.add_argument("--no-boot", action="store_true", help="skip the boot check")
+    s.set_defaults(handler=_wrap(cmd_setup))
+    r = rsub.add_parser("run", help="boot, run SCENARIO, write the capture to --out DIR")
+    r.add_argument("scenario", help="scenario name (configs/scenarios) or .yaml path")
+    r.add_argument("--out", required=True, help="capture directory (written as DIR.partial, then renamed)")
+    r.add_argument("--force", action="store_true", help="replace an existing capture in DIR")
+    r.add_argument("--cache-dir")
+    r.add_argument("--sample", type=float, default=0.3, help="sampling interval, guest seconds (default 0.3)")
+    r.add_argument("--stall", type=float, default=90.0, help="kill the guest after this many host seconds "
+                                                            "without serial output (default 90)")
+    r.add_argument("--timeout", type=float, default=None, help="kill the guest after this many host seconds "
+                                                               "(default 240 + 2 x duration)")
+    r.set_defaults(handler=_wrap(cmd_run))
+    f = sub.add_parser("fidelity", help="a real-kernel capture beside the simulator's run of the same scenario")
+    f.add_argument("capture", help="directory written by `atomgym realkernel run`")
+    f.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    f.add_argument("--seed", type=int, default=1)
+    f.set_defaults(handler=_wrap(cmd_fidelity))

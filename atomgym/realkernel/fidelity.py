@@ -1,0 +1,400 @@
+"""`atomgym fidelity DIR`: a real-kernel capture beside the simulator's run of the same scenario.
+
+The simulator's machine is built from the capture's own snapshot (``snapshot-start.txt``: the
+guest's zones, managed pages and sysctls right before t = 0) and its starting memory from
+that snapshot's vmstat (page cache, anonymous, the rest kernel), so both start from the same
+state. The scenario is the capture's copy. Workload rates: a TCG guest may read or fault
+slower than asked; where the guest reached less than 90 % of a rate, the simulator runs the
+rate the guest reached (a note says so). Both sides are compared in guest time.
+
+What the simulator in this tree cannot run yet (atomic_alloc, phases' workload starts/stops,
+stop_s, volume_mib) is detected from its schema, left out of its run, and listed; phases'
+sysctl writes are applied through `Simulator.set_knobs` (sysctl semantics) at their times.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from ..kernel.zones import ZONE_NAMES
+from .capture import read_jsonl
+from .errors import RealKernelError
+from .plan import Plan, load_plan
+
+WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2   # kernel/watermarks.py order (enum zone_watermarks)
+PAGE_KIB = 4
+AGREE_FACTOR = 2.0
+POS_TOL, POS_REL = 0.25, 0.2
+
+
+# ---- the simulator's capabilities -------------------------------------------------------------
+def sim_features() -> dict[str, bool]:
+    from ..sim import scenario as S
+    wf = {f.name: f for f in dataclasses.fields(S.WorkloadSpec)}
+    kinds = wf["kind"].metadata.get("choices", ()) if "kind" in wf else ()
+    return {"atomic_alloc": "atomic_alloc" in kinds, "stop_s": "stop_s" in wf, "volume_mib": "volume_mib" in wf,
+            "name": "name" in wf, "phases": "phases" in {f.name for f in dataclasses.fields(S.Scenario)}}
+
+
+# ---- real side ---------------------------------------------------------------------------------
+def _main_zone(samples: list[dict]) -> str:
+    z = max(samples[0]["zones"], key=lambda z: z["managed"])
+    return z["zone"]
+
+
+def _zone(s: dict, name: str) -> dict:
+    return next(z for z in s["zones"] if z["zone"] == name)
+
+
+def phase_bounds(plan: Plan, horizon: float | None = None) -> list[tuple[float, float]]:
+    """[from, to) of each phase (the first from 0), cut at the horizon."""
+    end = plan.duration_s if horizon is None else min(horizon, plan.duration_s)
+    cuts = sorted({p["at_s"] for p in plan.phases if 0 < p["at_s"] < end})
+    edges = [0.0, *cuts, end]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _median_pos(ts: np.ndarray, pos: np.ndarray, lo: float, hi: float) -> float | None:
+    m = (ts >= lo) & (ts < hi)
+    return float(np.median(pos[m])) if m.any() else None
+
+
+def achieved_rates(plan: Plan, samples: list[dict], events: list[dict]) -> dict[int, float]:
+    """Work index -> the rate (MiB/s) the guest reached, for streams (pgpgin) and hogs (anon growth)."""
+    ts = np.array([s["t"] for s in samples])
+    out: dict[int, float] = {}
+    streams = [i for i, w in enumerate(plan.works) if w.kind == "stream"]
+    for i, w in enumerate(plan.works):
+        t1 = plan.duration_s if w.stop is None else w.stop
+        if w.kind == "stream" and len(streams) == 1:
+            m = (ts >= w.start) & (ts <= t1)
+            if m.sum() >= 2:
+                pin = np.array([s["vmstat"].get("pgpgin", 0) for s in samples])[m]
+                tt = ts[m]
+                out[i] = float((pin[-1] - pin[0]) / 1024.0 / max(tt[-1] - tt[0], 1e-9))
+                if w.params[3] > 0:   # volume: the rate while it read, not after it finished
+                    done = np.searchsorted(pin - pin[0], w.params[3] * 1024 * 0.99)
+                    if done < len(tt):
+                        out[i] = float(w.params[3] / max(tt[done] - tt[0], 1e-9))
+        elif w.kind == "hog":
+            anon = np.array([s["vmstat"].get("nr_anon_pages", 0) for s in samples])
+            m = ts >= w.start
+            if m.sum() >= 2:
+                base = anon[m][0]
+                need = w.params[1] * 256 * 0.95
+                hit = np.flatnonzero(anon[m] - base >= need)
+                if hit.size:
+                    out[i] = float(w.params[1] * 0.95 / max(ts[m][hit[0]] - w.start, 1e-9))
+    return out
+
+
+def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | None = None) -> dict[str, Any]:
+    """The real run's metrics over [0, horizon] (default: all of it)."""
+    if horizon is not None:
+        samples = [s for s in samples if s["t"] <= horizon + 1e-6]
+    zname = _main_zone(samples)
+    first, last = samples[0], samples[-1]
+    vm0, vm1 = first["vmstat"], last["vmstat"]
+
+    def d(k: str) -> int:
+        return int(vm1.get(k, 0) - vm0.get(k, 0))
+    runs = d("pageoutrun")
+    ts = np.array([s["t"] for s in samples])
+    free, mn, hi, boost = (np.array([_zone(s, zname)[k] for s in samples], dtype=float)
+                           for k in ("free", "min", "high", "boost"))
+    # zoneinfo prints min/low/high with the boost added; the position uses the base watermarks
+    pos = (free - (mn - boost)) / np.maximum((hi - boost) - (mn - boost), 1)
+    a = dict(meta.get("atomic", {}))
+    a.update({k: last["atomic"][k] for k in ("req", "fail", "fail_bursts") if k in last["atomic"]})
+    ff_t = meta.get("first_failure_t")
+    if ff_t is not None and horizon is not None and ff_t > horizon:
+        a["first_fail_free"], ff_t = [], None
+    zidx = ZONE_NAMES.index(zname) if zname in ZONE_NAMES else None   # enum zone_type
+    ff = [z["free"] for z in (a.get("first_fail_free") or []) if z["zone_idx"] == zidx]
+    out: dict[str, Any] = {
+        "zone": zname,
+        "atomic_req_pages": a.get("req"),
+        "atomic_fail_pages": a.get("fail"),
+        "atomic_fail_bursts": a.get("fail_bursts"),
+        "free_at_first_failure": ff[0] if ff else None,
+        # the latest failing burst's first failure, as sampled (within the horizon)
+        "free_at_latest_failure": last["atomic"].get(f"last_fail_free_{zidx}") if a.get("fail") else None,
+        "first_failure_t": ff_t,
+        "kswapd_runs": runs,
+        "kswapd_pages_per_run": round(d("pgsteal_kswapd") / runs, 1) if runs else None,
+        "largest_boost": int(max(max(z["boost"] for z in s["zones"]) for s in samples)),
+        "direct_reclaim_stalls": sum(d(k) for k in ("allocstall_dma", "allocstall_dma32", "allocstall_normal",
+                                                     "allocstall_movable")),
+        "pgsteal_direct": d("pgsteal_direct"),
+        "min_free": int(free.min()),
+        "phases": [],
+    }
+    for lo, hi_ in phase_bounds(plan, horizon):
+        out["phases"].append({"from_s": lo, "to_s": hi_, "median_pos": _median_pos(ts, pos, lo, hi_)})
+    return out
+
+
+# ---- simulator side --------------------------------------------------------------------------
+def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str, bool]) -> tuple[Any, list[str]]:
+    """The scenario the simulator runs (the current schema's keys) and what had to be left out."""
+    from ..kernel.snapshot import parse_snapshot
+    from ..sim.scenario import scenario_from_dict
+    snap_file = cap / "snapshot-start.txt"
+    if not snap_file.exists():
+        snap_file = cap / "snapshot.txt"
+    snap = parse_snapshot(snap_file)
+    managed = int(sum(z.managed for z in snap.zones))
+    vm = snap.vmstat
+    free = int(sum(z.free for z in snap.zones))
+    cache = vm.get("nr_file_pages", 0) / managed
+    anon = vm.get("nr_anon_pages", 0) / managed
+    kern = max(0.0, 1.0 - free / managed - cache - anon)
+    raw = plan.raw
+    missing: list[str] = []
+    stops: list[float] = []
+    shots_given = False
+    d: dict[str, Any] = {
+        "description": f"simulator twin of the capture {cap.name}",
+        "duration_s": plan.duration_s, "tick_ms": raw.get("tick_ms", 1.0),
+        "machine": {"snapshot": snap_file.name, "cpus": plan.cpus},
+        "sysctl": {k: v for k, v in (raw.get("sysctl") or {}).items() if v is not None},
+        "memory": {"page_cache_frac": round(cache, 4), "anon_frac": round(anon, 4), "kernel_frac": round(kern, 4),
+                   "swap": False},
+        "kswapd": dict(raw.get("kswapd") or {}),
+        "nics": [], "traffic": [], "workloads": [],
+    }
+    if feats["phases"]:
+        d["phases"] = raw.get("phases") or []
+        by_name = {plan.works[i].name: r for i, r in rates.items()}
+        for i, w in enumerate(raw.get("workloads") or []):
+            w = dict(w)
+            name = w.get("name") or f"{w.get('kind', 'stream_read')}#{i}"
+            if name in by_name:   # the rate the guest reached
+                w["rate_mib_s"] = by_name[name]
+            d["workloads"].append(w)
+    else:
+        for i, w in enumerate(plan.works):
+            if w.kind == "atomic":
+                if not feats["atomic_alloc"]:
+                    missing.append("atomic_alloc (the module's bursts and shots)")
+                    continue
+            spec: dict[str, Any] = {"start_s": w.start}
+            if w.kind == "stream":
+                spec.update(kind="stream_read", rate_mib_s=rates.get(i, w.params[0]),
+                            working_set_mib=w.params[2])
+                if w.params[3] > 0:
+                    if feats["volume_mib"]:
+                        spec["volume_mib"] = w.params[3]
+                    else:
+                        missing.append(f"volume_mib of {w.name}")
+            elif w.kind == "hog":
+                spec.update(kind="anon_hog", rate_mib_s=rates.get(i, w.params[0]), peak_mib=w.params[1],
+                            hold_s=w.params[2], period_s=w.params[3])
+            else:   # atomic_alloc: params are (gfp class, pages, interval us, hold us)
+                spec.update(kind="atomic_alloc", gfp=("atomic", "nowait")[int(w.params[0])],
+                            pages_per_burst=int(w.params[1]), interval_ms=w.params[2] / 1000,
+                            hold_ms=w.params[3] / 1000,
+                            shots=[] if shots_given else
+                            [{"at_s": at, "pages": n, "hold_ms": h} for at, n, h in plan.shots if n > 0])
+                shots_given = True   # one workload's intervals: its shots once
+            if w.stop is not None:
+                if feats["stop_s"]:
+                    spec["stop_s"] = w.stop
+                else:
+                    missing.append(f"stop of {w.name} at {w.stop:g} s (stop_s/phases)")
+                    stops.append(w.stop)
+            d["workloads"].append(spec)
+    try:
+        s = scenario_from_dict(d, source=cap / "scenario-sim.yaml")
+    except Exception as e:   # noqa: BLE001 - the simulator's loader: one line
+        raise RealKernelError(f"the simulator cannot load the capture's scenario: {e}") from None
+    return s, sorted(set(missing)), (min(stops) if stops else None)
+
+
+def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, seed: int,
+                horizon: float | None = None) -> dict[str, Any]:
+    from ..sim.simulator import Simulator
+    sim = Simulator(scen, n_machines=1)
+    sim.reset([seed])
+    Z = int(np.argmax(sim.managed[0]))
+    tick = float(scen.tick_ms)
+    n = max(1, int(round(sample_s * 1000 / tick)))
+    knob_events = [] if feats["phases"] else sorted(
+        (p["at_s"], p["sysctl"]) for p in plan.phases if p["sysctl"])
+    ts, pos, boosts = [], [], []
+    t = 0.0
+    total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
+    done = 0
+
+    def record() -> None:
+        w = sim.wmark[0, Z]
+        ts.append(done * tick / 1000)
+        pos.append((sim.free[0, Z] - w[WMARK_MIN]) / max(w[WMARK_HIGH] - w[WMARK_MIN], 1))
+        boosts.append(int(sim.boost[0].max()))
+    record()
+    while done < total:
+        step = min(n, total - done)
+        if knob_events:
+            nxt = knob_events[0][0] * 1000 / tick - done
+            if 0 < nxt < step:
+                step = int(math.ceil(nxt))
+        sim.advance(step)
+        done += step
+        while knob_events and knob_events[0][0] * 1000 / tick <= done:
+            kv = knob_events.pop(0)[1]
+            sim.set_knobs(min_free_kbytes=kv.get("min_free_kbytes"),
+                          watermark_scale_factor=kv.get("watermark_scale_factor"),
+                          watermark_boost_factor=kv.get("watermark_boost_factor"))
+        record()
+        t = done * tick / 1000
+    c = sim.counter_dict(0)
+    runs = int(c.get("pageoutrun", 0))
+    names = sim.counter_names
+    tsa, posa = np.array(ts), np.array(pos)
+
+    def cnt(*keys: str) -> float | None:
+        for k in keys:
+            if k in names:
+                return c[k]
+        return None
+    out: dict[str, Any] = {
+        "zone": sim.zone_names[Z].split("zone ")[-1],
+        "atomic_req_pages": cnt("atomic_req_pages") if feats["atomic_alloc"] else None,
+        "atomic_fail_pages": cnt("atomic_fail_pages") if feats["atomic_alloc"] else None,
+        "atomic_fail_bursts": cnt("atomic_fail_bursts") if feats["atomic_alloc"] else None,
+        "free_at_first_failure": cnt("atomic_first_fail_free", "atomic_fail_free_first") if feats["atomic_alloc"]
+        else None,
+        "first_failure_t": cnt("atomic_first_fail_t") if feats["atomic_alloc"] else None,
+        "free_at_latest_failure": (cnt(f"atomic_fail_free_{sim.zone_names[Z].split('zone ')[-1].lower()}")
+                                   if feats["atomic_alloc"] and c.get("atomic_fail_pages", 0) > 0 else None),
+        "kswapd_runs": runs,
+        "kswapd_pages_per_run": round(c["pgsteal_kswapd"] / runs, 1) if runs else None,
+        "largest_boost": max(boosts),
+        "direct_reclaim_stalls": sum(c.get(f"allocstall_{z}", 0) for z in ("dma", "dma32", "normal", "movable")),
+        "pgsteal_direct": c.get("pgsteal_direct"),
+        "min_free": None,
+        "phases": [{"from_s": lo, "to_s": hi, "median_pos": _median_pos(tsa, posa, lo, hi)}
+                   for lo, hi in phase_bounds(plan, horizon)],
+    }
+    return out
+
+
+# ---- comparison ------------------------------------------------------------------------------
+METRICS = (("atomic_fail_pages", "failed atomic pages"), ("atomic_req_pages", "requested atomic pages"),
+           ("free_at_first_failure", "free pages at the first failure"),
+           ("free_at_latest_failure", "free pages at the latest burst's first failure"),
+           ("first_failure_t", "time of the first failure (s)"), ("kswapd_runs", "kswapd runs"),
+           ("kswapd_pages_per_run", "kswapd pages per run"), ("largest_boost", "largest boost (pages)"),
+           ("direct_reclaim_stalls", "direct-reclaim stalls"))
+
+
+def _agree(r: float, s: float, key: str) -> bool:
+    if key.startswith("median_pos"):   # 0 = at min, 1 = at high; far above high, 20 % of the value
+        return abs(r - s) <= max(POS_TOL, POS_REL * max(abs(r), abs(s)))
+    if r == s:
+        return True
+    lo, hi = sorted((abs(r), abs(s)))
+    if hi <= 10:   # counts this small agree if both are small
+        return True
+    return lo > 0 and hi / lo <= AGREE_FACTOR
+
+
+def compare(real: dict, sim: dict) -> list[dict[str, Any]]:
+    rows = []
+    for key, label in METRICS:
+        rows.append({"metric": key, "label": label, "real": real.get(key), "sim": sim.get(key)})
+    for pr, ps in zip(real["phases"], sim["phases"]):
+        rows.append({"metric": f"median_pos[{pr['from_s']:g}-{pr['to_s']:g}s]",
+                     "label": f"median (free-min)/(high-min), {pr['from_s']:g}-{pr['to_s']:g} s",
+                     "real": None if pr["median_pos"] is None else round(pr["median_pos"], 2),
+                     "sim": None if ps["median_pos"] is None else round(ps["median_pos"], 2)})
+    for r in rows:
+        if r["real"] is None or r["sim"] is None:
+            r["verdict"] = "n/a"
+        else:
+            r["verdict"] = "agree" if _agree(float(r["real"]), float(r["sim"]), r["metric"]) else "differs"
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"
+    return f"{int(v)}"
+
+
+def fidelity(cap_dir: str, seed: int = 1) -> dict[str, Any]:
+    cap = Path(cap_dir)
+    for f in ("capture.json", "timeseries.jsonl", "scenario.yaml"):
+        if not (cap / f).is_file():
+            hint = " (an unfinished run: DIR.partial)" if cap.name.endswith(".partial") else ""
+            raise RealKernelError(f"{cap}: no {f}; not a capture written by `atomgym realkernel run`{hint}")
+    try:
+        meta = json.loads((cap / "capture.json").read_text())
+    except ValueError as e:
+        raise RealKernelError(f"{cap / 'capture.json'}: not JSON ({e})") from None
+    samples = read_jsonl((cap / "timeseries.jsonl").read_text(), str(cap / "timeseries.jsonl"))
+    if len(samples) < 2:
+        raise RealKernelError(f"{cap / 'timeseries.jsonl'}: {len(samples)} samples; need at least 2")
+    events = json.loads((cap / "events.json").read_text()) if (cap / "events.json").exists() else []
+    plan = load_plan(cap / "scenario.yaml")
+    feats = sim_features()
+    rates = achieved_rates(plan, samples, events)
+    notes = []
+    used: dict[int, float] = {}
+    for i, r in rates.items():
+        w = plan.works[i]
+        if w.params[0] > 0 and r < 0.9 * w.params[0]:
+            used[i] = round(r, 1)
+            notes.append(f"{w.name}: the guest reached {r:.1f} of {w.params[0]:g} MiB/s; the simulator runs {r:.1f}")
+    scen, missing, horizon = sim_scenario(plan, cap, used, feats)
+    if horizon is not None:
+        notes.append(f"compared over 0-{horizon:g} s of {plan.duration_s:g} s: after that the simulator in this "
+                     f"tree would keep running a workload the guest stopped")
+    real = real_metrics(plan, samples, meta, horizon)
+    sim = sim_metrics(plan, scen, feats, float(meta.get("sample_s", 0.3)), seed, horizon)
+    rows = compare(real, sim)
+    agree = [r["metric"] for r in rows if r["verdict"] == "agree"]
+    differ = [r["metric"] for r in rows if r["verdict"] == "differs"]
+    na = [r["metric"] for r in rows if r["verdict"] == "n/a"]
+    verdict = (f"{len(agree)} of {len(agree) + len(differ)} comparable metrics agree "
+               f"(counts within a factor {AGREE_FACTOR:g}, positions within {POS_TOL:g} or {POS_REL:.0%})"
+               + (f"; differ: {', '.join(differ)}" if differ else "")
+               + (f"; not comparable: {', '.join(na)}" if na else ""))
+    return {"capture": str(cap), "scenario": meta.get("scenario", plan.scenario), "kernel": meta.get("kernel"), "zone": real["zone"],
+            "seed": seed, "horizon_s": horizon if horizon is not None else plan.duration_s,
+            "simulator_features": feats, "missing_in_simulator": missing, "notes": notes,
+            "rows": rows, "real": real, "sim": sim, "verdict": verdict, "agree": len(agree),
+            "differ": len(differ), "not_comparable": len(na)}
+
+
+def format_table(rep: dict[str, Any]) -> str:
+    out = [f"capture:  {rep['capture']} (scenario {rep['scenario']}, kernel {rep['kernel']}, zone {rep['zone']}; "
+           f"simulator seed {rep['seed']})"]
+    for n in rep["notes"]:
+        out.append(f"note:     {n}")
+    for m in rep["missing_in_simulator"]:
+        out.append(f"missing:  the simulator in this tree cannot run {m}: left out of its run")
+    out.append("")
+    w = max(len(r["label"]) for r in rep["rows"])
+    out.append(f"{'metric':<{w}}  {'real':>10} | {'sim':<10}  verdict")
+    for r in rep["rows"]:
+        out.append(f"{r['label']:<{w}}  {_fmt(r['real']):>10} | {_fmt(r['sim']):<10}  {r['verdict']}")
+    out.append("")
+    out.append(f"verdict: {rep['verdict']}")
+    return "\n".join(out)
+
+
+def main(args, out: TextIO, err: TextIO) -> int:
+    rep = fidelity(args.capture, seed=args.seed)
+    if args.json:
+        print(json.dumps(rep, default=lambda o: o.item() if hasattr(o, "item") else str(o)), file=out)
+    else:
+        print(format_table(rep), file=out)
+    return 0

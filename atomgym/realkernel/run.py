@@ -1,0 +1,203 @@
+"""Boot the guest under QEMU (TCG, no network), run a plan, write the capture directory.
+
+The output directory is written as ``DIR.partial`` and renamed to ``DIR`` only when the
+guest finished (``@DONE``) and every file is written, so a directory without the suffix is
+always complete. An existing non-empty DIR is refused; with ``--force`` it is replaced only
+if it is an earlier capture (it holds ``capture.json``): nobody else's files are deleted.
+A run that fails leaves ``DIR.partial`` (with the serial log) for inspection.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import host
+from .capture import Capture, parse_serial, timeseries_csv, timeseries_jsonl
+from .errors import RealKernelError
+from .plan import Plan, load_plan
+
+MARKER = "capture.json"
+APPEND = "console=ttyS0 loglevel=3 rdinit=/init panic=-1 mitigations=off nokaslr"
+
+
+def resolve_scenario(name: str) -> Path:
+    """A path, or a scenario name under configs/scenarios."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or os.sep in name:
+        if not p.exists():
+            raise RealKernelError(f"{name}: no such scenario file")
+        return p
+    from ..sim.scenario import SCENARIO_DIR
+    for cand in (SCENARIO_DIR / f"{name}.yaml",):
+        if cand.exists():
+            return cand
+    raise RealKernelError(f"{name}: no scenario of that name in configs/scenarios (give a path to a .yaml file)")
+
+
+def prepare_out(out: Path, force: bool) -> Path:
+    """Check DIR and make a fresh DIR.partial; returns the partial path."""
+    if out.exists():
+        if not out.is_dir():
+            raise RealKernelError(f"{out} exists and is not a directory")
+        if any(out.iterdir()):
+            if not force:
+                raise RealKernelError(f"{out} exists and is not empty; refusing to overwrite it (use --force)")
+            if not (out / MARKER).exists():
+                raise RealKernelError(f"{out} is not an atomgym capture (no {MARKER}); --force replaces only "
+                                      f"captures: move it away")
+    part = out.with_name(out.name + ".partial")
+    if part.exists():
+        if any(part.iterdir()) and not (part / "serial.log").exists() and not (part / "plan.txt").exists():
+            raise RealKernelError(f"{part} exists and is not an earlier partial capture; move it away")
+        shutil.rmtree(part)
+    part.mkdir(parents=True)
+    return part
+
+
+def qemu_command(build: host.Build, plan: Plan, initrd: Path, serial: Path) -> list[str]:
+    return ["qemu-system-x86_64", "-accel", "tcg", "-nodefaults", "-no-user-config", "-nic", "none",
+            "-display", "none", "-no-reboot", "-m", f"{plan.ram_mib}M", "-smp", str(plan.cpus),
+            "-kernel", build.kernel, "-initrd", str(initrd), "-append", APPEND,
+            "-chardev", f"file,id=ser0,path={serial}", "-serial", "chardev:ser0",
+            "-blockdev", f"driver=null-co,node-name=disk0,size={plan.disk_mib << 20},read-zeroes=on",
+            "-device", "virtio-blk-pci,drive=disk0"]
+
+
+def _tail(path: Path, n: int = 8) -> list[str]:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [ln.rstrip("\r") for ln in lines[-n:]]
+
+
+def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: float, timeout_s: float,
+         log: Callable[[str], None]) -> tuple[Capture, float]:
+    """Run QEMU until the guest powers off; returns the parsed capture and the host seconds."""
+    initrd = part / "initrd.cpio"
+    with open(initrd, "wb") as fh:
+        fh.write(Path(build.initramfs).read_bytes())
+        fh.write(host.cpio([("plan", 0o100644, plan.text(sample_s).encode())]))
+    serial = part / "serial.log"
+    serial.touch()
+    cmd = qemu_command(build, plan, initrd, serial)
+    # for the record, with paths inside the capture directory relative to it
+    (part / "qemu.cmd").write_text(" ".join(cmd).replace(str(part) + os.sep, "") + "\n")
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError as e:
+        raise RealKernelError(f"cannot start qemu-system-x86_64: {e.strerror or e} (run `atomgym realkernel setup`)")
+    last_size, last_change = -1, t0
+    reason = ""
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+            now = time.monotonic()
+            size = serial.stat().st_size
+            if size != last_size:
+                last_size, last_change = size, now
+            if now - last_change > stall_s:
+                reason = f"no serial output for {stall_s:g} s (host time)"
+            elif now - t0 > timeout_s:
+                reason = f"still running after {timeout_s:g} s (host time)"
+            if reason:
+                proc.kill()
+                proc.wait()
+                break
+    except KeyboardInterrupt:
+        proc.kill()
+        proc.wait()
+        raise RealKernelError(f"interrupted; the partial capture is in {part}") from None
+    host_s = time.monotonic() - t0
+    qout = proc.stdout.read().decode(errors="replace").strip() if proc.stdout else ""
+    initrd.unlink(missing_ok=True)
+    if reason:
+        tail = _tail(serial)
+        for ln in tail:
+            log(f"atomgym:   | {ln}")
+        raise RealKernelError(f"guest hung: {reason}; killed it; the log's last lines are above "
+                              f"(whole log: {serial})")
+    cap = parse_serial(serial.read_text(errors="replace"))
+    if cap.errors:
+        raise RealKernelError(f"the guest could not run the scenario: {cap.errors[0]} (log: {serial})")
+    if not cap.complete:
+        tail = _tail(serial)
+        for ln in tail:
+            log(f"atomgym:   | {ln}")
+        msg = qout.splitlines()[-1] if qout else f"exit status {proc.returncode}"
+        raise RealKernelError(f"the guest stopped before finishing ({msg}); log: {serial}")
+    return cap, host_s
+
+
+def first_failure_t(cap: Capture) -> float | None:
+    """Scenario time of the module's first failed page (its ktime minus the begin event's)."""
+    ns = cap.atomic.get("first_fail_ns", -1)
+    begin = next((e for e in cap.events if e["what"] == "begin" and len(e["args"]) >= 2), None)
+    if ns is None or ns < 0 or begin is None:
+        return None
+    return round(ns / 1e9 - float(begin["args"][1]), 3)
+
+
+def run(scenario: str, out: str, force: bool = False, cache: str | None = None, sample_s: float = 0.3,
+        stall_s: float = 90.0, timeout_s: float | None = None, log: Callable[[str], None] = print) -> dict:
+    """`atomgym realkernel run`: returns the capture's metadata (capture.json)."""
+    spath = resolve_scenario(scenario)
+    plan = load_plan(spath)
+    if not 0.05 <= sample_s <= 10:
+        raise RealKernelError(f"--sample {sample_s}: valid 0.05-10 s")
+    build = host.load_build(host.cache_dir(cache))
+    if build is None:
+        raise RealKernelError(f"no current build in {host.cache_dir(cache)}: run `atomgym realkernel setup` first")
+    if shutil.which("qemu-system-x86_64") is None:
+        raise RealKernelError("qemu-system-x86_64 not found (missing package: qemu-system-x86)")
+    outp = Path(out)
+    host._check_space(outp.parent if outp.parent != Path("") else Path("."), 64 << 20)
+    part = prepare_out(outp, force)
+    if timeout_s is None:
+        # guest time runs at the host clock's pace under TCG; booting and the prefill take extra
+        timeout_s = 240.0 + 2.0 * plan.duration_s + plan.prefill_cache_mib / 10.0
+    (part / "plan.txt").write_text(plan.text(sample_s))
+    shutil.copy(spath, part / "scenario.yaml")
+    log(f"atomgym: booting {build.release} under TCG: {plan.ram_mib} MiB, {plan.cpus} CPU, "
+        f"{plan.duration_s:g} s of guest time (log: {part / 'serial.log'})")
+    cap, host_s = boot(build, plan, part, sample_s, stall_s, timeout_s, log)
+    try:
+        (part / "timeseries.jsonl").write_text(timeseries_jsonl(cap))
+        (part / "timeseries.csv").write_text(timeseries_csv(cap))
+        (part / "snapshot.txt").write_text(cap.snapshots["final"])
+        if "start" in cap.snapshots:
+            (part / "snapshot-start.txt").write_text(cap.snapshots["start"])
+        (part / "events.json").write_text(json.dumps(cap.events, indent=0) + "\n")
+        oom = cap.samples[-1]["vmstat"].get("oom_kill", 0) - cap.samples[0]["vmstat"].get("oom_kill", 0) \
+            if cap.samples else 0
+        meta = {"scenario": plan.scenario, "scenario_file": spath.name, "kernel": cap.release,
+                "ram_mib": plan.ram_mib, "cpus": plan.cpus, "memtotal_kb": cap.memtotal_kb,
+                "duration_s": plan.duration_s, "sample_s": sample_s, "samples": len(cap.samples),
+                "skipped_lines": cap.skipped,
+                "boot_guest_s": cap.ready_uptime_s, "init_started_guest_s": cap.boot_uptime_s,
+                "host_wall_s": round(host_s, 1), "guest_done_t": cap.done_t, "oom_kills": oom,
+                "atomic": cap.atomic, "first_failure_t": first_failure_t(cap), "accel": "tcg"}
+        (part / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
+    except OSError as e:
+        raise RealKernelError(f"writing {part}: {e.strerror or e}") from None
+    outp = Path(out)
+    if outp.exists():
+        if any(outp.iterdir()):   # prepare_out proved it is a capture and --force was given
+            old = outp.with_name(outp.name + f".old.{os.getpid()}")
+            os.rename(outp, old)
+            shutil.rmtree(old)
+        else:
+            outp.rmdir()
+    os.rename(part, outp)
+    if oom:
+        log(f"atomgym: WARNING: the guest's OOM killer ran {oom} time(s): the scenario overcommits "
+            f"{plan.ram_mib} MiB")
+    log(f"atomgym: wrote {outp}: {len(cap.samples)} samples over {cap.done_t:.1f} s guest time "
+        f"(boot {cap.ready_uptime_s:.1f} s guest uptime; {host_s:.0f} s host wall)")
+    return meta

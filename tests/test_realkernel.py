@@ -1,0 +1,323 @@
+"""The real-kernel harness without QEMU: plan reader, serial-log parser, output handling,
+hang handling (a fake qemu), fidelity on the committed capture (tests/data/realkernel/capture-smoke,
+made by `atomgym realkernel run tests/data/realkernel/real-smoke.yaml`)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from atomgym import cli
+from atomgym.kernel.snapshot import parse_snapshot
+from atomgym.realkernel import host, run as rkrun
+from atomgym.realkernel.capture import parse_serial, read_jsonl, timeseries_csv, timeseries_jsonl
+from atomgym.realkernel.errors import RealKernelError
+from atomgym.realkernel.plan import load_plan
+
+DATA = Path(__file__).parent / "data" / "realkernel"
+CAP = DATA / "capture-smoke"
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main(list(argv), out=out, err=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+# ---- parser -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cap():
+    return parse_serial((CAP / "serial.log").read_text())
+
+
+def test_parser_reproduces_the_committed_time_series(cap):
+    assert cap.complete and not cap.errors and cap.skipped == 0
+    assert timeseries_jsonl(cap) == (CAP / "timeseries.jsonl").read_text()
+    assert cap.snapshots["final"] == (CAP / "snapshot.txt").read_text()
+    meta = json.loads((CAP / "capture.json").read_text())
+    assert len(cap.samples) == meta["samples"]
+    assert cap.atomic == meta["atomic"]
+
+
+def test_samples_are_ordered_and_counters_monotone(cap):
+    ts = [s["t"] for s in cap.samples]
+    assert ts == sorted(ts) and ts[0] < 0.5 and ts[-1] > 19.5
+    steps = [b - a for a, b in zip(ts, ts[1:])]
+    assert 0.25 < sorted(steps)[len(steps) // 2] < 0.4      # ~0.3 s guest time
+    for key in ("pgpgin", "pgsteal_kswapd", "pageoutrun"):
+        v = [s["vmstat"][key] for s in cap.samples]
+        assert v == sorted(v), key
+    req = [s["atomic"]["req"] for s in cap.samples]
+    assert req == sorted(req) and req[-1] > 0
+    a = cap.atomic
+    assert a["req"] == a["got"] + a["fail"]          # every requested page is counted once
+    assert a["fail"] > 0 and a["fail_bursts"] >= 1 and a["held"] == 0
+
+
+def test_snapshot_from_the_guest_reads_and_matches_the_samples(cap):
+    snap = parse_snapshot(CAP / "snapshot.txt")
+    assert str(snap.version).startswith("6.1")
+    last = cap.samples[-1]
+    by_zone = {z["zone"]: z for z in last["zones"]}
+    for z in snap.zones:
+        assert z.managed == by_zone[z.zone]["managed"]
+        assert (z.min, z.low, z.high) == (by_zone[z.zone]["min"], by_zone[z.zone]["low"], by_zone[z.zone]["high"])
+    # the guest's own watermarks agree with the model (atomgym check: exit 0)
+    rc, out, _ = _cli("check", str(CAP / "snapshot.txt"))
+    assert rc == 0, out
+
+
+def test_parser_skips_broken_lines_and_flags_an_unfinished_log():
+    text = (CAP / "serial.log").read_text().splitlines()
+    i = next(k for k, ln in enumerate(text) if ln.startswith("@Z"))
+    broken = text[:i] + ["@Z 0 DMA32 12[    5.1] random: crng init done"] + text[i + 1:]
+    c = parse_serial("\n".join(broken))
+    assert c.skipped == 1
+    j = next(k for k, ln in enumerate(text) if ln.startswith("@SNAP final"))
+    cut = parse_serial("\n".join(text[:j + 5]))
+    assert not cut.complete and any("inside snapshot" in e for e in cut.errors)
+    err = parse_serial("@BOOT 1.0 6.1.0-1-amd64\n@ERR plan: cannot read line: bogus\n")
+    assert err.errors == ["plan: cannot read line: bogus"] and not err.complete
+
+
+def test_csv_has_one_row_per_sample(cap):
+    rows = timeseries_csv(cap).splitlines()
+    assert len(rows) == len(cap.samples) + 1
+    head = rows[0].split(",")
+    assert head[0] == "t" and "DMA32.free" in head and "atomic_fail" in head and "pageoutrun" in head
+
+
+def test_read_jsonl_names_a_bad_line():
+    with pytest.raises(RealKernelError, match=r"x.jsonl:2: not a time-series sample"):
+        read_jsonl('{"t": 0, "zones": []}\n{"oops": 1}\n', "x.jsonl")
+
+
+# ---- plan ---------------------------------------------------------------------------------
+def test_plan_of_the_shipped_scenario():
+    p = load_plan(DATA / "real-atomic-stream.yaml")
+    assert (p.ram_mib, p.cpus, p.thp, p.duration_s) == (512, 1, "never", 60.0)
+    kinds = {w.name: w for w in p.works}
+    assert kinds["reader"].stop == 40.0            # the phase at 40 s stops it
+    assert kinds["hog"].start == 15.0 and kinds["hog"].stop is None
+    assert kinds["softirq"].params == [0, 512, 100_000, 50_000]   # atomic, pages, interval us, hold us
+    assert [(at, k, v) for at, k, v in p.sysctls] == [(0.0, "watermark_scale_factor", 10),
+                                                     (40.0, "watermark_boost_factor", 0)]
+    assert p.shots == [(17.0, 4096, 200.0), (32.0, 4096, 200.0)]
+    assert p.prefill_cache_mib == int(512 * 0.30) and p.prefill_anon_mib == int(512 * 0.05)
+    text = p.text()
+    assert "shot 17 4096 200000" in text and "sysctl 40 watermark_boost_factor 0" in text
+    assert load_plan(DATA / "real-atomic-stream-wsf100.yaml").sysctls[0] == (0.0, "watermark_scale_factor", 100)
+
+
+def test_phase_start_and_stop_make_intervals(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(textwrap.dedent("""\
+        duration_s: 30
+        machine: {ram_mib: 512}
+        nics: []
+        workloads:
+          - {name: r, kind: stream_read, rate_mib_s: 10, working_set_mib: 100, stop_s: 25}
+        phases:
+          - {at_s: 5, stop: [r]}
+          - {at_s: 10, start: [r]}
+        """))
+    p = load_plan(f)
+    # no explicit start_s: the phase is its only start (the agreed rule)
+    assert [(w.start, w.stop) for w in p.works] == [(10.0, 25.0)]
+    f.write_text(f.read_text().replace("stop_s: 25}", "start_s: 0, stop_s: 25}"))
+    p = load_plan(f)
+    assert [(w.start, w.stop) for w in p.works] == [(0.0, 5.0), (10.0, 25.0)]
+
+
+BAD = [
+    ("nics: [{driver: page_pool}]\n", "a guest cannot run nics (1) at line 2"),
+    ("nics: []\ntraffic: [{kind: poisson}]\n", "a guest cannot run traffic (1) at line 3"),
+    ("workloads: []\n", "nics: absent means one default NIC"),
+    ("nics: []\nworkloads: [{kind: churn}]\n", "a guest cannot run workloads[0] kind churn at line 3"),
+    ("nics: []\nworkloads: [{kind: atomic_alloc, gfp: high}]\n", "gfp: 'high'; valid: atomic, nowait"),
+    ("nics: []\nworkloads: [{kind: stream_read, rate: 5}]\n", "rate: unknown key for stream_read"),
+    ("nics: []\nmemory: {swap: true}\n", "memory.swap: the guest has no swap"),
+    ("nics: []\nphases: [{at_s: 1, stop: [nobody]}]\n", "no workload named 'nobody'"),
+    ("nics: []\nworkloads:\n  - {kind: atomic_alloc}\n  - {kind: atomic_alloc}\n", "one atomic_alloc workload"),
+    ("nics: []\nmachine: {ram_mib: 100}\n", "100 out of range"),
+    ("nics: []\nduration_s: [1]\n", "expected a number"),
+    ("nics: []\nphases: [{at_s: 1, sysctl: {swappiness: 3}}]\n", "swappiness: unknown key"),
+]
+
+
+@pytest.mark.parametrize("yaml_text,msg", BAD)
+def test_plan_refuses_with_one_line(tmp_path, yaml_text, msg):
+    f = tmp_path / "bad.yaml"
+    f.write_text("duration_s: 10\n" + yaml_text)
+    with pytest.raises(RealKernelError) as e:
+        load_plan(f)
+    s = str(e.value)
+    assert msg in s and "\n" not in s and s.startswith(str(f) + ":")
+
+
+def test_everything_a_guest_cannot_run_is_named_in_one_line():
+    with pytest.raises(RealKernelError) as e:
+        load_plan(Path(__file__).parents[1] / "configs/scenarios/anon-hog-bursts.yaml")
+    s = str(e.value)
+    assert "nics (1) at line" in s and "traffic (1) at line" in s and "\n" not in s
+
+
+def test_cli_run_refuses_a_scenario_the_guest_cannot_run(tmp_path):
+    rc, out, err = _cli("realkernel", "run", str(Path(__file__).parents[1] / "configs/scenarios/quiet.yaml"),
+                        "--out", str(tmp_path / "o"))
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("atomgym: error: ")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+
+
+# ---- output directory and hang handling ---------------------------------------------------
+def test_prepare_out_never_deletes_a_users_files(tmp_path):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "notes.txt").write_text("keep")
+    with pytest.raises(RealKernelError, match="not empty"):
+        rkrun.prepare_out(d, force=False)
+    with pytest.raises(RealKernelError, match="not an atomgym capture"):
+        rkrun.prepare_out(d, force=True)
+    assert (d / "notes.txt").read_text() == "keep"
+    (d / "capture.json").write_text("{}")
+    part = rkrun.prepare_out(d, force=True)
+    assert part == tmp_path / "mine.partial" and part.is_dir() and (d / "notes.txt").exists()
+
+
+@pytest.fixture
+def fake_env(tmp_path, monkeypatch):
+    """A fake qemu-system-x86_64 on PATH and a fake build (no kernel, no QEMU needed)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    initramfs = tmp_path / "initramfs.cpio"
+    initramfs.write_bytes(host.cpio([("init", 0o100755, b"#!/bin/sh\n")]))
+    b = host.Build(release="6.1.0-0-amd64", kernel=str(tmp_path / "vmlinuz"), initramfs=str(initramfs),
+                   module="m.ko", helper="agrun", sources="x")
+    monkeypatch.setattr(host, "load_build", lambda cache: b)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+
+    def qemu(script: str) -> None:
+        q = bindir / "qemu-system-x86_64"
+        q.write_text("#!/bin/sh\n" + script)
+        q.chmod(q.stat().st_mode | stat.S_IXUSR)
+    return qemu
+
+
+def _serial_arg() -> str:
+    # the fake finds the serial file in the -chardev argument: file,id=ser0,path=FILE
+    return 'for a in "$@"; do case "$a" in file,id=ser0,path=*) S="${a#file,id=ser0,path=}";; esac; done\n'
+
+
+def test_a_hung_guest_is_killed_and_nothing_looks_complete(tmp_path, fake_env):
+    fake_env(_serial_arg() + 'echo "@BOOT 1.0 6.1.0-0-amd64" > "$S"\necho "stuck in init" >> "$S"\nexec sleep 60\n')
+    out = tmp_path / "cap"
+    logs: list[str] = []
+    with pytest.raises(RealKernelError, match=r"guest hung: no serial output for 1 s"):
+        rkrun.run(str(DATA / "real-smoke.yaml"), str(out), stall_s=1, log=logs.append)
+    assert not out.exists()
+    assert (tmp_path / "cap.partial" / "serial.log").exists()
+    assert any("stuck in init" in ln for ln in logs)      # the log's last lines are shown
+
+
+def test_a_guest_that_finishes_is_written_atomically(tmp_path, fake_env):
+    fake_env(_serial_arg() + f'cat "{CAP / "serial.log"}" > "$S"\nexit 0\n')
+    out = tmp_path / "cap"
+    meta = rkrun.run(str(DATA / "real-smoke.yaml"), str(out), log=lambda m: None)
+    assert not (tmp_path / "cap.partial").exists()
+    for f in ("timeseries.jsonl", "timeseries.csv", "snapshot.txt", "snapshot-start.txt", "serial.log",
+              "capture.json", "scenario.yaml", "events.json"):
+        assert (out / f).is_file(), f
+    assert (out / "timeseries.jsonl").read_text() == (CAP / "timeseries.jsonl").read_text()
+    assert meta["first_failure_t"] == pytest.approx(6.0, abs=0.05)   # the shot at 6 s
+    assert not (out / "initrd.cpio").exists()
+    # a second run refuses the capture without --force, replaces it with --force
+    with pytest.raises(RealKernelError, match="not empty"):
+        rkrun.run(str(DATA / "real-smoke.yaml"), str(out), log=lambda m: None)
+    rkrun.run(str(DATA / "real-smoke.yaml"), str(out), force=True, log=lambda m: None)
+    assert (out / "capture.json").exists() and not (tmp_path / "cap.partial").exists()
+
+
+def test_a_guest_that_dies_early_is_one_error(tmp_path, fake_env):
+    fake_env(_serial_arg() + 'echo "@BOOT 1.0 6.1.0-0-amd64" > "$S"\necho "Kernel panic - not syncing" >> "$S"\n'
+             'exit 0\n')
+    with pytest.raises(RealKernelError, match="stopped before finishing"):
+        rkrun.run(str(DATA / "real-smoke.yaml"), str(tmp_path / "c"), log=lambda m: None)
+    assert not (tmp_path / "c").exists()
+
+
+def test_missing_packages_are_named_without_root(monkeypatch):
+    monkeypatch.setattr(host, "missing_packages", lambda: ["busybox-static", "qemu-system-x86"])
+    with pytest.raises(RealKernelError, match="missing packages: busybox-static qemu-system-x86"):
+        host.setup(install=False)
+
+
+def test_no_space_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(host.shutil, "disk_usage", lambda p: type("U", (), {"free": 5 << 20})())
+    with pytest.raises(RealKernelError, match=r"no space: 5 MiB free"):
+        host._check_space(tmp_path)
+
+
+def test_cpio_is_newc_and_aligned():
+    blob = host.cpio([("a", 0o100644, b"xyz"), ("d", 0o040755, b"")])
+    assert blob.startswith(b"070701") and len(blob) % 4 == 0 and blob.count(b"070701") == 3
+    assert b"TRAILER!!!" in blob
+
+
+# ---- fidelity -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fid():
+    from atomgym.realkernel.fidelity import fidelity
+    return fidelity(str(CAP))
+
+
+def test_fidelity_real_column_comes_from_the_capture(fid, cap):
+    rows = {r["metric"]: r for r in fid["rows"]}
+    h = fid["horizon_s"]
+    if not fid["simulator_features"]["stop_s"]:
+        assert h == 14.0     # the reader stops at 14 s; a simulator without stops is compared up to then
+    within = [s for s in cap.samples if s["t"] <= h + 1e-6]
+    first, last = within[0]["vmstat"], within[-1]["vmstat"]
+    assert rows["kswapd_runs"]["real"] == last["pageoutrun"] - first["pageoutrun"] > 0
+    assert rows["atomic_fail_pages"]["real"] == within[-1]["atomic"]["fail"] > 0
+    dma32 = next(z["free"] for z in cap.atomic["first_fail_free"] if z["zone_idx"] == 1)
+    assert rows["free_at_first_failure"]["real"] == dma32 and fid["zone"] == "DMA32"
+    assert rows["largest_boost"]["real"] == max(z["boost"] for s in within for z in s["zones"])
+    assert "median_pos[0-14s]" in rows
+    assert ("median_pos[14-20s]" in rows) == (h == 20.0)
+
+
+def test_fidelity_sim_column_and_verdict(fid):
+    rows = {r["metric"]: r for r in fid["rows"]}
+    assert rows["kswapd_runs"]["sim"] > 0                 # the simulated reader makes kswapd run
+    for r in fid["rows"]:
+        assert r["verdict"] in ("agree", "differs", "n/a")
+        assert (r["verdict"] == "n/a") == (r["real"] is None or r["sim"] is None)
+    feats = fid["simulator_features"]
+    assert (rows["atomic_fail_pages"]["sim"] is None) == (not feats["atomic_alloc"])
+    if not feats["atomic_alloc"]:
+        assert any("atomic_alloc" in m for m in fid["missing_in_simulator"])
+    assert fid["agree"] + fid["differ"] + fid["not_comparable"] == len(fid["rows"])
+
+
+def test_fidelity_cli_table_json_and_bad_dir(tmp_path):
+    rc, out, err = _cli("fidelity", str(CAP))
+    assert rc == 0 and out.strip().splitlines()[-1].startswith("verdict: ")
+    assert "real | sim" in out
+    rc, out, _ = _cli("fidelity", str(CAP), "--json")
+    assert rc == 0 and json.loads(out)["scenario"] == "real-smoke"
+    rc, out, err = _cli("fidelity", str(tmp_path))
+    assert rc == 2 and err.count("\n") == 1 and "no capture.json" in err
+
+
+def test_agreement_rule():
+    from atomgym.realkernel.fidelity import _agree
+    assert _agree(100, 190, "kswapd_runs") and not _agree(100, 210, "kswapd_runs")
+    assert _agree(3, 9, "direct_reclaim_stalls")          # both small
+    assert not _agree(0, 50, "direct_reclaim_stalls")
+    assert _agree(0.8, 1.0, "median_pos[0-14s]") and not _agree(0.5, 0.9, "median_pos[0-14s]")
+    assert _agree(13.0, 12.6, "median_pos[0-14s]") and not _agree(5.0, 0.9, "median_pos[0-14s]")
