@@ -37,8 +37,10 @@ from typing import Any
 
 import yaml
 
+from atomgym.paths import TRAIN_CONFIG_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = ROOT / "configs" / "train" / "default.yaml"
+DEFAULT_CONFIG = TRAIN_CONFIG_DIR / "default.yaml"
 ALGOS = ("ppo", "sac")
 KEYS = {"scenario", "algo", "seed", "n_envs", "total_timesteps", "action_type", "decision_interval_ms",
         "reward_baseline", "checkpoint_every", "evaluate", *ALGOS}

@@ -16,9 +16,9 @@ from ..sim import Simulator
 from ..sim import layout as L
 from ..sim.scenario import Scenario, load_scenario, scenario_to_dict
 from ._compiled import begin_interval, discrete_knobs, obs_batch, step_discrete, terms_batch
+from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
 from .spaces import MF_MAX_KB, MF_MIN_KB, OBS_DIM, WSF_MAX, WSF_MIN
 
-DEFAULT_DECISION_INTERVAL_MS = 100.0   # justified in AtomEnv's docstring
 TERM_NAMES = ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes")
 DEFAULT_WEIGHTS = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "stall_s": 1.0,
                    "knob_changes": 1e-2}
@@ -53,10 +53,6 @@ def interval_ticks(s: Scenario, decision_interval_ms: float) -> int:
         raise ValueError(f"decision_interval_ms: {decision_interval_ms} is not a multiple of the scenario's "
                          f"tick ({s.tick_ms} ms)")
     return int(round(n))
-
-
-def episode_steps(s: Scenario, decision_interval_ms: float) -> int:
-    return max(1, int(math.ceil(s.duration_s * 1000.0 / decision_interval_ms - 1e-9)))
 
 
 class Core:

@@ -1,10 +1,14 @@
-"""Gymnasium registration: ``atomgym/<Scenario>-v0`` per shipped scenario and ``atomgym/Atom-v0``."""
+"""Gymnasium registration: ``atomgym/<Scenario>-v0`` per shipped scenario and ``atomgym/Atom-v0``.
+
+Called from ``atomgym/__init__.py`` as Gymnasium documents for third-party environments, so
+``import atomgym`` (or ``gym.make("atomgym:atomgym/...")``) registers every id. Entry points are
+strings: nothing of the simulator is loaded until an env is made."""
 from __future__ import annotations
 
-import gymnasium as gym
+from gymnasium.envs.registration import register, registry
 
 from ..sim.scenario import list_scenarios, load_scenario
-from .core import DEFAULT_DECISION_INTERVAL_MS, episode_steps
+from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps
 
 ENTRY_POINT = "atomgym.envs.atom_env:AtomEnv"
 VECTOR_ENTRY_POINT = "atomgym.envs.vector_env:AtomVectorEnv"
@@ -24,9 +28,9 @@ def env_ids() -> dict[str, str]:
 
 def register_envs() -> None:
     for env_id, name in env_ids().items():
-        if env_id in gym.registry:
+        if env_id in registry:
             continue
         steps = episode_steps(load_scenario(name), DEFAULT_DECISION_INTERVAL_MS)
         kwargs = {} if env_id == "atomgym/Atom-v0" else {"scenario": name}
-        gym.register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
-                     max_episode_steps=steps, kwargs=kwargs)
+        register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
+                 max_episode_steps=steps, kwargs=kwargs)

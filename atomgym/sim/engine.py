@@ -38,13 +38,20 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
 
-def sources_digest() -> str:
-    """SHA-1 over every numba source the engine compiles (atomgym/kernel/*.py and the compiled
-    modules of atomgym/sim): it changes whenever the simulated dynamics may. Also part of
-    agents.evaluate's best-static cache key."""
-    pkg = Path(__file__).resolve().parents[1]
-    srcs = sorted(list((pkg / "kernel").glob("*.py")) + [
+_PKG = Path(__file__).resolve().parents[1]
+
+
+def _compiled_sources(pkg: Path = _PKG) -> list[Path]:
+    """Every numba source the engine compiles: atomgym/kernel/*.py and the compiled modules of
+    atomgym/sim."""
+    return sorted(list((pkg / "kernel").glob("*.py")) + [
         p for p in (pkg / "sim").glob("*.py") if p.name not in ("scenario.py", "machines.py", "__init__.py")])
+
+
+def sources_digest(pkg: Path = _PKG) -> str:
+    """SHA-1 over every numba source the engine compiles (_compiled_sources()): it changes
+    whenever the simulated dynamics may. Also part of agents.evaluate's best-static cache key."""
+    srcs = _compiled_sources(pkg)
     h = hashlib.sha1()
     for p in srcs:
         h.update(p.name.encode())
@@ -52,22 +59,24 @@ def sources_digest() -> str:
     return h.hexdigest()
 
 
-def _invalidate_stale_cache() -> None:
+def _invalidate_stale_cache(pkg: Path = _PKG) -> None:
     """numba's cache=True keys each function on its own file only, so after an edit to a
     callee in another file (alloc.py, kernel/watermark_ok.py, ...) the engine would load its
     old machine code. Hash every numba source the engine depends on; on a change, delete the
     cached .nbi/.nbc files of atomgym/sim, atomgym/kernel and atomgym/envs (whose fused env step
-    compiles the engine in) before anything is loaded."""
-    pkg = Path(__file__).resolve().parents[1]
-    digest = sources_digest()
+    compiles the engine in) before anything is loaded. Only the cache files of those modules
+    (numba names them ``<module>.<function>-<line>.py3X[.N].nbi/.nbc``) are touched."""
+    digest = sources_digest(pkg)
     stamp = pkg / "sim" / "__pycache__" / "engine_sources.sha1"
     try:
         if stamp.read_text() == digest:
             return
     except OSError:
         pass
-    for d in (pkg / "sim" / "__pycache__", pkg / "kernel" / "__pycache__", pkg / "envs" / "__pycache__"):
-        for f in list(d.glob("*.nbi")) + list(d.glob("*.nbc")):
+    ours = {(p.parent.name, p.stem) for p in _compiled_sources(pkg)} | {("envs", "_compiled")}
+    for sub, stem in sorted(ours):
+        d = pkg / sub / "__pycache__"
+        for f in list(d.glob(f"{stem}.*.nbi")) + list(d.glob(f"{stem}.*.nbc")):
             try:
                 f.unlink()
             except OSError:

@@ -137,8 +137,7 @@ class Scenario:
 # Loading and validation
 # ======================================================================================
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCENARIO_DIR = REPO_ROOT / "configs" / "scenarios"
+from ..paths import DATA_ROOT as REPO_ROOT, SCENARIO_DIR  # noqa: E402 - checkout or wheel (paths.py)
 MEMORY_FRAC_MAX = 0.99  # page cache + anon + kernel: the rest starts free
 
 

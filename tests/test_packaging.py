@@ -1,0 +1,102 @@
+"""The wheel works on its own, and the package's import-time housekeeping touches only its own files."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from atomgym.sim import engine
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_package_list_matches_the_tree():
+    """pyproject.toml lists packages by hand (configs/ is mapped to atomgym.configs): a new
+    subpackage or configs folder that is not listed would be missing from the wheel."""
+    from setuptools import find_packages
+
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(tool["packages"])
+    code = set(find_packages(where=str(REPO), include=["atomgym", "atomgym.*"]))
+    data = {"atomgym.configs"} | {f"atomgym.configs.{p.name}" for p in (REPO / "configs").iterdir() if p.is_dir()}
+    assert listed == code | data
+    assert tool["package-dir"] == {"atomgym.configs": "configs"}
+    assert not any(p == "agents" or p.startswith("agents.") for p in listed)
+
+
+def test_cache_invalidation_touches_only_the_engines_own_files(tmp_path):
+    pkg = tmp_path / "atomgym"
+    for sub, names in (("kernel", ["jit.py", "boost.py"]), ("sim", ["alloc.py", "scenario.py"]),
+                       ("envs", ["_compiled.py"])):
+        (pkg / sub / "__pycache__").mkdir(parents=True)
+        for n in names:
+            (pkg / sub / n).write_text(f"# {n}\n")
+    caches = {
+        "kernel/__pycache__/boost.boost_watermark-12.py311.nbi": False,
+        "sim/__pycache__/alloc.zone_take-40.py311.1.nbc": False,
+        "envs/__pycache__/_compiled.obs_batch-7.py311.nbi": False,
+        "sim/__pycache__/scenario.helper-3.py311.nbi": True,      # not a compiled source of the engine
+        "envs/__pycache__/other_pkg.f-1.py311.nbi": True,          # somebody else's
+        "sim/__pycache__/alloc.cpython-311.pyc": True,             # not numba's
+    }
+    for rel in caches:
+        (pkg / rel).write_text("x")
+    engine._invalidate_stale_cache(pkg)
+    for rel, kept in caches.items():
+        assert (pkg / rel).exists() == kept, rel
+    assert (pkg / "sim" / "__pycache__" / "engine_sources.sha1").read_text() == engine.sources_digest(pkg)
+    # unchanged sources: nothing is deleted the second time
+    (pkg / "sim/__pycache__/alloc.zone_take-40.py311.1.nbc").write_text("x")
+    engine._invalidate_stale_cache(pkg)
+    assert (pkg / "sim/__pycache__/alloc.zone_take-40.py311.1.nbc").exists()
+
+
+@pytest.mark.slow
+def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
+    """Build the wheel, install it (no dependencies: those come from this environment) into a new
+    environment that cannot see the checkout, and use it from another folder."""
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(wheels), str(REPO)], check=True, capture_output=True, timeout=300)
+    (whl,) = wheels.glob("atomgym-*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert "atomgym/configs/scenarios/incast-pagecache.yaml" in names
+    assert "atomgym/configs/train/default.yaml" in names
+    assert not any(n.startswith("agents/") for n in names)
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    # this environment's dependencies, as a plain path: its .pth files (our editable install) do not run
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(whl)],
+                   check=True, capture_output=True, timeout=300)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    code = (
+        "import atomgym, importlib.util, gymnasium as gym\n"
+        "from atomgym.sim.scenario import list_scenarios\n"
+        "assert 'site-packages' in atomgym.__file__ or 'venv' in atomgym.__file__, atomgym.__file__\n"
+        "assert importlib.util.find_spec('agents') is None\n"
+        "names = list_scenarios(); assert 'incast-pagecache' in names and 'virtio-deferral' in names, names\n"
+        "e = gym.make('atomgym/VirtioDeferral-v0', duration_s=0.5)\n"
+        "o, _ = e.reset(seed=1)\n"
+        "for _ in range(5): o, r, term, trunc, info = e.step(0)\n"
+        "print('ok', o.shape, trunc)\n"
+    )
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=work, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok (28,) True"
+    shipped = site / "atomgym" / "configs" / "machines" / "qemu-4G-6.1-mf16384.txt"
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "atomgym", "check", str(shipped)], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "result:" in out.stdout, out.stderr[-2000:]
