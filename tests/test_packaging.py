@@ -68,6 +68,7 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
     names = zipfile.ZipFile(whl).namelist()
     assert "atomgym/configs/scenarios/incast-pagecache.yaml" in names
     assert "atomgym/configs/train/default.yaml" in names
+    assert "atomgym/realkernel/guest/atomgym_atomic.c" in names and "atomgym/realkernel/guest/Kbuild" in names
     assert not any(n.startswith("agents/") for n in names)
 
     venv = tmp_path / "venv"
