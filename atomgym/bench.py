@@ -79,7 +79,9 @@ def _bench_env_single(scenario, steps: int, decision_interval_ms: float | None =
     env.reset(seed=0)
     acts = np.random.default_rng(0).integers(0, env.action_space.n, size=steps)
     for a in acts[:20]:                    # compile / warm up
-        env.step(int(a))
+        _, _, term, trunc, _ = env.step(int(a))
+        if term or trunc:
+            env.reset()
     env.reset(seed=1)
     t0 = time.perf_counter()
     for a in acts:
