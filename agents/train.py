@@ -153,6 +153,11 @@ def load_config(path: Path) -> dict:
     return cfg
 
 
+def _one_line(msg: str) -> str:
+    """A message as one line: control characters (a file name may hold a newline) escaped."""
+    return msg if msg.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+
+
 def _short(v: object) -> str:
     r = repr(v)
     return r if len(r) <= 80 else r[:77] + "..."
@@ -430,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         # everything that could fail once the run folder exists, tried before it does
         validate_build(cfg, args.resume / "config.yml" if args.resume else args.config)
     except ConfigError as e:
-        print(f"agents.train: error: {e}", file=sys.stderr)
+        print(f"agents.train: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
 
     created: Path | None = None     # a folder this call made that holds no resumable run yet
@@ -467,11 +472,11 @@ def main(argv: list[str] | None = None) -> int:
             if created is not None:
                 import shutil
                 shutil.rmtree(created, ignore_errors=True)
-            print(f"agents.train: error: {where}: cannot write: {e.strerror or e}; no run folder was left",
-                  file=sys.stderr)
+            print(_one_line(f"agents.train: error: {where}: cannot write: {e.strerror or e}; no run folder was "
+                            f"left"), file=sys.stderr)
         else:
-            print(f"agents.train: error: {where}: cannot write: {e.strerror or e}; the run is incomplete: "
-                  f"continue it with --resume {run} once the problem is fixed", file=sys.stderr)
+            print(_one_line(f"agents.train: error: {where}: cannot write: {e.strerror or e}; the run is "
+                            f"incomplete: continue it with --resume {run} once the problem is fixed"), file=sys.stderr)
         return 2
     if model is None:
         return 130

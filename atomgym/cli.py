@@ -32,6 +32,7 @@ from .kernel.snapshot import (
     SnapshotError,
     find_boot_pattern,
     parse_snapshot,
+    read_bounded,
 )
 
 EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT = 0, 1, 2
@@ -235,13 +236,18 @@ def _fmt_state(d: dict[str, Any], m: Machine) -> str:
     return "\n".join(out)
 
 
+def _clip(s: str) -> str:
+    """repr() of a command-line value for a message, cut short."""
+    return repr(s) if len(s) <= 80 else repr(s[:60]) + f"... ({len(s)} characters)"
+
+
 def parse_set(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise CliError(f"--set {text!r}: expected KEY=VALUE with KEY one of {', '.join(WRITABLE_KEYS)}")
+        raise CliError(f"--set {_clip(text)}: expected KEY=VALUE with KEY one of {', '.join(WRITABLE_KEYS)}")
     if key not in WRITABLE_KEYS:
-        raise CliError(f"--set {text!r}: unknown key {key!r}; valid keys: {', '.join(WRITABLE_KEYS)}")
+        raise CliError(f"--set {_clip(text)}: unknown key {key!r}; valid keys: {', '.join(WRITABLE_KEYS)}")
     return key, value.strip()
 
 
@@ -258,13 +264,13 @@ def cmd_whatif(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             dry.write(key, value)
         except SysctlError as e:
-            raise CliError(f"--set {raw!r}: {e}") from None
+            raise CliError(f"--set {_clip(raw)}: {e}") from None
     blocks = []
     for raw, (key, value) in zip(args.set, writes):
         try:
             m.write(key, value)
         except SysctlError as e:
-            raise CliError(f"--set {raw!r}: {e}") from None
+            raise CliError(f"--set {_clip(raw)}: {e}") from None
         hz = hazards(m, snap)
         for h in hz:
             print(f"atomgym: WARNING: after {raw.strip()}: {h} (the kernel accepts this write)", file=err)
@@ -288,8 +294,7 @@ def take_snapshot(root: str = "/", files: Sequence[str] = SNAPSHOT_FILES) -> tup
     for path in files:
         real = os.path.join(root, path.lstrip("/"))
         try:
-            with open(real, "rb") as fh:
-                raw = fh.read(MAX_SNAPSHOT_BYTES + 1)     # a bounded read: /proc files are small
+            raw = read_bounded(real, MAX_SNAPSHOT_BYTES)   # /proc files are small; a device never ends
         except OSError as e:
             notes.append(f"skipped {path}: {e.strerror or e}")
             continue
@@ -427,7 +432,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as e:
-        print(f"atomgym: error: {e}", file=err)
+        print(f"atomgym: error: {one_line(str(e))}", file=err)
         return EXIT_BAD_INPUT
     except SystemExit as e:    # --help (printed to stdout): argparse exits 0
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
@@ -437,7 +442,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         out.flush()                    # a full disk or a closed pipe on stdout shows here, not at exit
         return code
     except (SnapshotError, CliError) as e:
-        print(f"atomgym: error: {e}", file=err)
+        print(f"atomgym: error: {one_line(str(e))}", file=err)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         _silence_stdout(out)
@@ -446,6 +451,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         _silence_stdout(out)
         print(f"atomgym: error: cannot write the output: {e.strerror or e}", file=err)
         return EXIT_BAD_INPUT
+
+
+def one_line(msg: str) -> str:
+    """A message as one line: a newline or other control character (a file name may hold one)
+    is shown escaped, as repr() would."""
+    if msg.isprintable():
+        return msg
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
 
 
 def _silence_stdout(out: TextIO) -> None:

@@ -308,3 +308,27 @@ def test_usage_errors_name_the_command_once() -> None:
     assert code == 2 and "(see `atomgym --help`)" in err and "atomgym atomgym" not in err
     code, _, err = run(["check"])
     assert code == 2 and "(see `atomgym check --help`)" in err
+
+
+# ---- found by re-trying the hardest cases -------------------------------------------------------
+def test_snapshot_of_the_live_host_reads_proc_sys_files() -> None:
+    """One 64 MiB read() of a /proc/sys file fails with ENOMEM (the bounded read must be chunked)."""
+    if not Path("/proc/sys/vm/min_free_kbytes").is_file():
+        pytest.skip("not a Linux host")
+    text, notes = cli.take_snapshot("/")
+    assert not any("min_free_kbytes" in n or "osrelease" in n for n in notes), notes
+    assert "==> /proc/sys/vm/min_free_kbytes <==\n" in text
+
+
+def test_control_characters_in_a_file_name_stay_on_one_line(tmp_path) -> None:
+    code, _, err = run(["check", str(tmp_path / "a\nb.txt")])
+    line = one_line_error(code, err, "a\\nb.txt", "cannot read")
+    assert err.count("\n") == 1, err
+
+
+def test_a_5000_digit_sysctl_value_is_out_of_range(tmp_path) -> None:
+    p = tmp_path / "s.txt"
+    p.write_text(snapshot_text(_machine()))
+    code, out, err = run(["whatif", str(p), "--set", "vm.min_free_kbytes=" + "9" * 5000])
+    line = one_line_error(code, err, "vm.min_free_kbytes", "5000 digits) is out of range", "5019 characters")
+    assert len(line) < 400 and out == ""

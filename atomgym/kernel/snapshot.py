@@ -197,12 +197,27 @@ class _Section:
     lines: list[tuple[int, str]]          # (1-based line number in the snapshot, text)
 
 
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """The file's bytes, at most ``limit + 1`` of them (more means "too large"). Read in 64 kB
+    chunks: one huge read() fails with ENOMEM on /proc/sys files (proc_sys_call_handler()
+    allocates a buffer of the requested size)."""
+    chunks: list[bytes] = []
+    n = 0
+    with open(path, "rb") as fh:
+        while n <= limit:
+            b = fh.read(min(1 << 16, limit + 1 - n))
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
+    return b"".join(chunks)
+
+
 def parse_snapshot(path: str | Path) -> Snapshot:
     """Read a snapshot file. Raises SnapshotError (file, line, expectation)."""
     p = Path(path)
     try:
-        with open(p, "rb") as fh:
-            raw = fh.read(MAX_SNAPSHOT_BYTES + 1)   # bounded: a device or FIFO may never end
+        raw = read_bounded(p, MAX_SNAPSHOT_BYTES)   # bounded: a device or FIFO may never end
     except OSError as e:
         raise SnapshotError(f"{p}: cannot read: {e.strerror or e}") from None
     if len(raw) > MAX_SNAPSHOT_BYTES:
