@@ -380,6 +380,8 @@ def write_atomically(path: str, text: str, force: bool) -> None:
 
 
 def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.output is not None and not args.output.strip():
+        raise CliError("-o: empty file name; give a file to write, or no -o for stdout")
     if args.output:
         _output_target(args.output, args.force)   # refuse before reading anything
     text, notes = take_snapshot(args.root)

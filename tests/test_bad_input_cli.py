@@ -332,3 +332,18 @@ def test_a_5000_digit_sysctl_value_is_out_of_range(tmp_path) -> None:
     code, out, err = run(["whatif", str(p), "--set", "vm.min_free_kbytes=" + "9" * 5000])
     line = one_line_error(code, err, "vm.min_free_kbytes", "5000 digits) is out of range", "5019 characters")
     assert len(line) < 400 and out == ""
+
+
+def test_crlf_and_byte_order_mark_snapshots_are_read(tmp_path) -> None:
+    text = snapshot_text(_machine())
+    for name, data in (("crlf.txt", text.replace("\n", "\r\n").encode()), ("bom.txt", b"\xef\xbb\xbf" + text.encode())):
+        p = tmp_path / name
+        p.write_bytes(data)
+        code, out, err = run(["check", str(p)])
+        assert code == 0 and "every zone equal" in out, err
+
+
+def test_snapshot_to_an_empty_file_name_is_refused(host) -> None:
+    code, out, err = run(["snapshot", "--root", str(host), "-o", ""])
+    one_line_error(code, err, "empty file name")
+    assert out == ""

@@ -108,3 +108,9 @@ def test_bench_refuses_a_scenario_its_env_cannot_run(tmp_path, capsys) -> None:
     assert bench.main(["--scenario", str(p)]) == 2
     err = capsys.readouterr().err.strip()
     assert "decision_interval_ms" in err and "tick" in err and err.count("\n") == 0, err
+
+
+def test_trace_with_a_byte_order_mark_loads(tmp_path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_bytes(b"\xef\xbb\xbfpackets\n5\n")
+    assert load_trace(p).tolist() == [5.0]

@@ -154,7 +154,8 @@ class AtomEnv(gym.Env):
     Truncation by the registered ``max_episode_steps`` = scenario duration / decision interval
     (``gymnasium.wrappers.TimeLimit``); the env itself also truncates at the end of the scenario's
     duration, so a ``duration_s`` / ``decision_interval_ms`` override ends episodes at the right
-    time without passing ``max_episode_steps`` too.
+    time without passing ``max_episode_steps`` too. ``step()`` after termination or truncation,
+    without a ``reset()``, raises ``gymnasium.error.ResetNeeded``.
 
     ## Arguments
     ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
@@ -162,7 +163,8 @@ class AtomEnv(gym.Env):
     ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
     ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default",
-    see Rewards).
+    see Rewards). Weights and the penalty are finite numbers in 0..1e12; a bad argument raises
+    ``ValueError`` naming it and what is valid.
 
     ## Version History
     * v0: initial version (``reward_baseline`` added later with the default "none": the same rewards).

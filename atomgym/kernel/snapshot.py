@@ -227,7 +227,7 @@ def parse_snapshot(path: str | Path) -> Snapshot:
         raise SnapshotError(f"{p}: not a text file (NUL byte at offset {raw.find(0)}); expected the output "
                             f"of `tail -n +1 /proc/zoneinfo ...`")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")         # a byte-order mark (a Windows editor's) is dropped
     except UnicodeDecodeError as e:
         raise SnapshotError(f"{p}: not a text file (byte {e.start} is not UTF-8); expected the output "
                             f"of `tail -n +1 /proc/zoneinfo ...`") from None

@@ -667,7 +667,7 @@ def load_trace(path: str | Path) -> np.ndarray:
         if len(raw) > MAX_TRACE_BYTES:
             raise ScenarioError(f"{disp}: trace larger than {MAX_TRACE_BYTES >> 20} MiB; expected a CSV of "
                                 f"packets per interval (scripts/make_trace.py)")
-        lines = raw.decode("utf-8").splitlines()
+        lines = raw.decode("utf-8-sig").splitlines()   # a byte-order mark is dropped
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(f"{disp}: cannot read trace: {e}") from None
     vals: list[int] = []
