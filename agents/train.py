@@ -151,9 +151,9 @@ def load_config(path: Path) -> dict:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"{path}: evaluate.seeds: expected a positive integer, got {n!r}")
     d = ev.get("duration_s")
-    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1e7):
-        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 (at most 1e7), "
-                          f"got {_short(d)}")
+    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.001 <= d <= 1e7):
+        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 (0.001..1e7, as the "
+                          f"env takes), got {_short(d)}")
     return cfg
 
 
@@ -211,7 +211,6 @@ def validate_build(cfg: dict, path: Path) -> None:
     config's arguments (SB3's own checks: n_steps * n_envs > 1, a learning rate it can use, policy
     kwargs), and the machine of every evaluation scenario. Anything that fails is a ConfigError
     naming the config and the key."""
-    from atomgym.sim import Simulator
     from atomgym.sim.scenario import ScenarioError, load_scenario
 
     algo = cfg["algo"]
@@ -230,11 +229,21 @@ def validate_build(cfg: dict, path: Path) -> None:
         raise ConfigError(f"{path}: {algo}: {algo.upper()}(...) rejects these arguments: {msg}") from None
     finally:
         venv.close()
-    for sc in (cfg.get("evaluate") or {}).get("scenarios") or []:
+    # the evaluation's env on every scenario it runs (agents.evaluate: AtomEnv with the config's
+    # decision_interval_ms and action type, the evaluation's duration)
+    from atomgym.envs.atom_env import AtomEnv
+    ev = cfg.get("evaluate") or {}
+    kw: dict[str, Any] = {"action_type": cfg["action_type"], "compute_score": False}
+    if cfg.get("decision_interval_ms") is not None:
+        kw["decision_interval_ms"] = float(cfg["decision_interval_ms"])
+    if ev.get("duration_s") is not None:
+        kw["duration_s"] = float(ev["duration_s"])
+    for sc in ev.get("scenarios") or [cfg["scenario"]]:
         try:
-            Simulator(load_scenario(sc), n_machines=1)
+            AtomEnv(load_scenario(sc), **kw)
         except (ScenarioError, ValueError) as e:
-            raise ConfigError(f"{path}: evaluate.scenarios: {str(e).splitlines()[0]}") from None
+            key = "evaluate.scenarios" if ev.get("scenarios") else "evaluate"
+            raise ConfigError(f"{path}: {key}: {sc}: {str(e).splitlines()[0]}") from None
 
 
 def _checkpoints(run: Path) -> list[Path]:

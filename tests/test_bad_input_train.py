@@ -181,3 +181,13 @@ def test_full_disk_during_training_is_one_line_and_no_partial_model(tmp_path, ca
 def test_a_newline_in_the_config_name_stays_on_one_line(tmp_path, capsys) -> None:
     p = _write(tmp_path, "", "a\nb.yaml")
     err = _refused(tmp_path, capsys, p, "a\\nb.yaml", "the file is empty")
+
+
+def test_evaluation_env_is_built_before_training(tmp_path, capsys) -> None:
+    """A scenario the training runs (tick 2 ms, interval 20 ms) but the evaluation's env cannot
+    (the evaluation's duration 0.0005 s is below the env's 0.001 s): refused before training."""
+    p = _write(tmp_path, {**SMALL, "evaluate": {"duration_s": 0.0005}})
+    _refused(tmp_path, capsys, p, "evaluate.duration_s", "0.001..1e7")
+    sc = _write(tmp_path, "tick_ms: 0.3\nduration_s: 2\n", "odd.yaml")
+    p = _write(tmp_path, {**SMALL, "evaluate": {"scenarios": ["quiet", str(sc)]}})
+    _refused(tmp_path, capsys, p, "evaluate.scenarios:", "odd.yaml", "not a multiple of the scenario's tick")
