@@ -202,7 +202,7 @@ def _check_scenario(path: Path, key: str, name: object) -> None:
     try:
         load_scenario(name)
     except (ScenarioError, FileNotFoundError, ValueError, TypeError) as e:
-        raise ConfigError(f"{path}: {key}: {str(e).splitlines()[0]}; shipped: {', '.join(list_scenarios())}") from None
+        raise ConfigError(f"{path}: {key}: {_one_line(str(e))}; shipped: {', '.join(list_scenarios())}") from None
 
 
 def validate_build(cfg: dict, path: Path) -> None:
@@ -217,7 +217,7 @@ def validate_build(cfg: dict, path: Path) -> None:
     try:
         venv = make_vec_env(cfg)
     except (ScenarioError, ValueError) as e:
-        msg = str(e).splitlines()[0] if str(e) else repr(e)
+        msg = _one_line(str(e)) if str(e) else repr(e)
         # the env names its argument (decision_interval_ms: ...); the scenario's machine or trace names its file
         raise ConfigError(f"{path}: {msg}" if msg.split(":")[0] in KEYS else f"{path}: scenario: {msg}") from None
     except MemoryError:
@@ -243,7 +243,7 @@ def validate_build(cfg: dict, path: Path) -> None:
             AtomEnv(load_scenario(sc), **kw)
         except (ScenarioError, ValueError) as e:
             key = "evaluate.scenarios" if ev.get("scenarios") else "evaluate"
-            raise ConfigError(f"{path}: {key}: {sc}: {str(e).splitlines()[0]}") from None
+            raise ConfigError(f"{path}: {key}: {sc}: {_one_line(str(e))}") from None
 
 
 def _checkpoints(run: Path) -> list[Path]:

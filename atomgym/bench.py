@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         Simulator(scn, n_machines=1)
         interval_ticks(scn, DEFAULT_DECISION_INTERVAL_MS)
     except (ScenarioError, ValueError) as e:
-        print(f"{ap.prog}: error: {str(e).splitlines()[0] if str(e) else e!r}", file=sys.stderr)
+        msg = str(e) or repr(e)
+        msg = msg if msg.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+        print(f"{ap.prog}: error: {msg}", file=sys.stderr)
         return 2
     # the shortest valid decision interval: 10 ms, rounded up to a multiple of the scenario's tick
     short_ms = scn.tick_ms * math.ceil(10.0 / scn.tick_ms - 1e-9)

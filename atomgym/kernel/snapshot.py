@@ -560,6 +560,10 @@ def _boot_deltas(managed, ztype, min_free_kbytes, wsf, movable_clamped, observed
 
 
 BOOT_MAX_DELTA = 16384  # pages (64 MiB): init memory freed after the boot-time computation
+# The search recomputes every zone's watermarks for each (zone, delta): populated zones x deltas x
+# zones steps. 8 nodes (40 zones) take ~1.6e7; a snapshot listing hundreds of nodes would take hours,
+# so the deltas searched shrink to keep it under this many steps.
+BOOT_SEARCH_BUDGET = 50_000_000
 
 
 def find_boot_pattern(snap: Snapshot, max_delta: int = BOOT_MAX_DELTA) -> BootPattern | None:
@@ -571,6 +575,10 @@ def find_boot_pattern(snap: Snapshot, max_delta: int = BOOT_MAX_DELTA) -> BootPa
     for i, z in enumerate(snap.zones):
         observed[i] = (z.min - z.boost, z.low - z.boost, z.high - z.boost,
                        (z.promo if z.promo is not None else 0) - z.boost)
+    populated = int((managed > 0).sum())
+    max_delta = min(max_delta, BOOT_SEARCH_BUDGET // max(1, populated * managed.size))
+    if max_delta < 1:
+        return None
     hits = _boot_deltas(managed, m.ztype, m.min_free_kbytes, m.watermark_scale_factor,
                         m.version.movable_min_clamped, observed, have_promo, max_delta)
     found = [(z, [int(d) for d in np.nonzero(hits[z])[0]]) for z in range(managed.size) if hits[z].any()]
