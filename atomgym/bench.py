@@ -135,9 +135,13 @@ def _count(text: str) -> int:
     return v
 
 
+class _UsageError(Exception):
+    """A command line argparse rejects: one line, exit 2."""
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:   # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+    def error(self, message: str) -> None:
+        raise _UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cartpole-steps", type=_count, default=200_000, help="CartPole-v1 steps")
     ap.add_argument("--repeat", type=_count, default=3,
                     help="rounds of all measurements, interleaved; medians are reported (default 3)")
-    args = ap.parse_args(argv)
+    try:
+        args = ap.parse_args(argv)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
     from atomgym.sim.scenario import ScenarioError, load_scenario
 
     try:

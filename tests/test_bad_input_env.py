@@ -17,6 +17,7 @@ QUIET = "quiet"
 @pytest.mark.parametrize("kw, needle", [
     ({"w_drops": float("nan")}, "w_drops: nan is out of range; valid range 0..1e+12"),
     ({"w_stall": float("inf")}, "w_stall: inf is out of range"),
+    ({"w_stall": 10**400}, "w_stall: 1000"),                        # float() would raise OverflowError
     ({"w_reserved": -1e-3}, "w_reserved: -0.001 is out of range"),
     ({"w_knob": "0.01"}, "w_knob: expected a number, got str '0.01'"),
     ({"w_atomic_fail": True}, "w_atomic_fail: expected a number, got bool"),

@@ -43,7 +43,10 @@ def real_number(name: str, v: object, lo: float, hi: float, unit: str = "") -> f
     rng = f"valid range {lo:g}..{hi:g}{' ' + unit if unit else ''}"
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name}: expected a number, got {type(v).__name__} {v!r}; {rng}")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:       # an int beyond float's range (10**400)
+        f = math.inf
     if not lo <= f <= hi:       # NaN fails too
         raise ValueError(f"{name}: {v!r} is out of range; {rng}")
     return f
