@@ -491,6 +491,14 @@ def main(argv: list[str] | None = None) -> int:
             print(_one_line(f"agents.train: error: {where}: cannot write: {e.strerror or e}; the run is "
                             f"incomplete: continue it with --resume {run} once the problem is fixed"), file=sys.stderr)
         return 2
+    except (ValueError, RuntimeError, FloatingPointError) as e:
+        # what no dry build can show: e.g. a learning rate that makes the policy diverge to NaN
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(_one_line(f"agents.train: error: {run}: training failed: {why}; check the {cfg['algo']}: arguments "
+                        f"of {args.resume / 'config.yml' if args.resume else args.config} (a learning rate too "
+                        f"high makes the policy NaN); the checkpoints so far stay in {run / 'checkpoints'}"),
+              file=sys.stderr)
+        return 2
     if model is None:
         return 130
     if args.no_eval:

@@ -191,3 +191,17 @@ def test_evaluation_env_is_built_before_training(tmp_path, capsys) -> None:
     sc = _write(tmp_path, "tick_ms: 0.3\nduration_s: 2\n", "odd.yaml")
     p = _write(tmp_path, {**SMALL, "evaluate": {"scenarios": ["quiet", str(sc)]}})
     _refused(tmp_path, capsys, p, "evaluate.scenarios:", "odd.yaml", "not a multiple of the scenario's tick")
+
+
+def test_training_that_fails_midway_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    """A failure only learn() can show (a policy diverging to NaN): one line, exit 2."""
+    import stable_baselines3
+
+    def diverge(self, *a, **k):
+        raise ValueError("Expected parameter logits (Tensor of shape (2, 7)) to satisfy the constraint "
+                         "IndependentConstraint(Real(), 1), but found invalid values:\ntensor([[nan, nan]])")
+    monkeypatch.setattr(stable_baselines3.PPO, "learn", diverge)
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(_write(tmp_path, SMALL)), "--runs-dir", str(runs), "--no-eval"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "training failed: Expected parameter logits" in err and "learning rate" in err, err
