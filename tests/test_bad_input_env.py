@@ -95,3 +95,18 @@ def test_step_after_termination_without_reset_is_an_error(tmp_path) -> None:
     assert term and not trunc
     with pytest.raises(ResetNeeded):
         env.step(high)
+
+
+def test_a_scenario_built_in_code_is_validated_like_a_file() -> None:
+    from atomgym.sim.scenario import Scenario, ScenarioError
+    for kw, needle in (({"tick_ms": 0.0}, "tick_ms: 0 is out of range"), ({"duration_s": -1.0}, "duration_s"),
+                       ({"tick_ms": float("nan")}, "tick_ms")):
+        with pytest.raises(ScenarioError, match=needle):
+            AtomEnv(Scenario(**kw))
+
+
+def test_sb3_vec_env_names_a_wrong_action_shape() -> None:
+    venv = AtomSB3VecEnv(num_envs=2, scenario=QUIET)
+    venv.reset()
+    with pytest.raises(ValueError, match=r"actions: expected 2 integers 0\.\.6"):
+        venv.step(np.zeros(3, np.int64))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..sim import Simulator
 from ..sim import layout as L
-from ..sim.scenario import Scenario, load_scenario, scenario_to_dict
+from ..sim.scenario import Scenario, load_scenario, scenario_to_dict, validate_scenario
 from ._compiled import begin_interval, discrete_knobs, obs_batch, step_discrete, terms_batch
 from .spaces import MF_MAX_KB, MF_MIN_KB, OBS_DIM, WSF_MAX, WSF_MIN
 
@@ -62,7 +62,8 @@ def positive_int(name: str, v: object, hi: int | None = None) -> int:
 
 
 def resolve_scenario(scenario: str | Path | Scenario, duration_s: float | None) -> Scenario:
-    s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    # a Scenario built in code gets the checks a file gets (tick_ms 0 would divide by zero)
+    s = validate_scenario(scenario) if isinstance(scenario, Scenario) else load_scenario(scenario)
     if duration_s is not None:
         s = dataclasses.replace(s, duration_s=real_number("duration_s", duration_s, 0.001, 1e7, "s"))
     return s
