@@ -8,8 +8,12 @@ Each run gets its own folder ``runs/{scenario}__{algo}__{seed}__{time}`` holding
 config (``config.yml``), the command line (``command.txt``), TensorBoard logs (``tb/``),
 checkpoints (``checkpoints/``), the final model (``model.zip``) and the evaluation (``eval/``).
 Nothing existing is overwritten: a new run never reuses a folder. Ctrl-C saves a checkpoint at once
-(exit 130); ``--resume RUN_DIR`` continues an interrupted run from its newest checkpoint (the
-TensorBoard curve continues where it stopped).
+(exit 130); ``--resume RUN_DIR`` continues an interrupted run from its newest checkpoint that loads
+(a truncated one is skipped, with a message; the TensorBoard curve continues where it stopped) and
+refuses a finished run (``model.zip`` saved). Checkpoints, ``model.zip`` and ``config.yml`` are written
+to a temporary file and renamed. Before the run folder exists, the config is checked and the env,
+the algorithm and every evaluation machine are built once (``validate_build``): a config that would
+fail later is one line naming the file and key, exit 2, and no folder.
 
 The config is YAML with these keys (``configs/train/default.yaml`` is the default)::
 
@@ -29,9 +33,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
+import os
 import shlex
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +55,10 @@ KEYS = {"scenario", "algo", "seed", "n_envs", "total_timesteps", "action_type", 
 EVAL_KEYS = {"policies", "scenarios", "seeds", "duration_s"}
 DEFAULTS: dict[str, Any] = {"algo": "ppo", "seed": 0, "n_envs": 16, "action_type": "discrete",
                             "checkpoint_every": 5000}
+# constructor arguments agents.train sets itself (the config's top-level seed; the run folder's tb/)
+RESERVED_ALGO_ARGS = {"seed", "verbose", "tensorboard_log", "device", "policy", "env"}
+MAX_N_ENVS = 1 << 16        # machines in one batched simulator (1024 take ~100 MiB)
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; reads stop here (a device never ends)
 
 
 class ConfigError(ValueError):
@@ -61,20 +73,38 @@ def _algo_class(name: str):
 def load_config(path: Path) -> dict:
     """Read and validate a training config; every error names the file and the key."""
     try:
-        cfg = yaml.safe_load(path.read_text())
+        if not path.is_file():
+            raise ConfigError(f"{path}: cannot read ({'a directory' if path.is_dir() else 'No such file'}); "
+                              f"expected a YAML file such as {DEFAULT_CONFIG.relative_to(ROOT)}")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB; a training config is a short "
+                              f"YAML file")
+        cfg = yaml.safe_load(raw.decode("utf-8"))
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8); expected YAML") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    except ValueError as e:       # PyYAML's int() of a > 4300-digit number
+        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys {sorted(KEYS)}")
-    unknown = sorted(set(cfg) - KEYS)
+        what = "the file is empty (or holds only comments)" if cfg is None else f"got {type(cfg).__name__}"
+        raise ConfigError(f"{path}: {what}; expected a mapping with keys {sorted(KEYS)}")
+    unknown = sorted(str(k) for k in cfg if k not in KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; valid: {sorted(KEYS)}")
     cfg = {**DEFAULTS, **cfg}
     for k in ("scenario", "total_timesteps"):
         if k not in cfg:
             raise ConfigError(f"{path}: missing key {k!r}")
+    if not isinstance(cfg["scenario"], str):
+        raise ConfigError(f"{path}: scenario: expected a shipped scenario name or a YAML path, got "
+                          f"{_short(cfg['scenario'])}")
     if cfg["algo"] not in ALGOS:
         raise ConfigError(f"{path}: algo: {cfg['algo']!r}; valid: {', '.join(ALGOS)}")
     if cfg["action_type"] not in ("discrete", "continuous"):
@@ -85,15 +115,18 @@ def load_config(path: Path) -> dict:
         v = cfg[k]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{path}: {k}: expected a positive integer, got {v!r}")
-    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
-        raise ConfigError(f"{path}: seed: expected an integer >= 0, got {cfg['seed']!r}")
+    if cfg["n_envs"] > MAX_N_ENVS:
+        raise ConfigError(f"{path}: n_envs: {cfg['n_envs']} is out of range; valid range 1..{MAX_N_ENVS}")
+    # SB3's set_random_seed() seeds numpy's legacy generator, which takes 0..2**32 - 1
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or not 0 <= cfg["seed"] < 2**32:
+        raise ConfigError(f"{path}: seed: expected an integer in 0..{2**32 - 1}, got {_short(cfg['seed'])}")
     di = cfg.get("decision_interval_ms")
     if di is not None and (isinstance(di, bool) or not isinstance(di, (int, float)) or not 10 <= di <= 10000):
-        raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {di!r}")
+        raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {_short(di)}")
     rb = cfg.get("reward_baseline")
     from atomgym.envs.core import REWARD_BASELINES
-    if rb is not None and rb not in REWARD_BASELINES:
-        raise ConfigError(f"{path}: reward_baseline: {rb!r}; valid: {', '.join(REWARD_BASELINES)}")
+    if rb is not None and (not isinstance(rb, str) or rb not in REWARD_BASELINES):
+        raise ConfigError(f"{path}: reward_baseline: {_short(rb)}; valid: {', '.join(REWARD_BASELINES)}")
     _check_scenario(path, "scenario", cfg["scenario"])
     for name in ALGOS:
         kw = cfg.get(name)
@@ -101,15 +134,16 @@ def load_config(path: Path) -> dict:
             continue
         if not isinstance(kw, dict):
             raise ConfigError(f"{path}: {name}: expected a mapping of {name.upper()} keyword arguments")
-        params = set(inspect.signature(_algo_class(name).__init__).parameters) - {"self", "policy", "env"}
-        bad = sorted(set(kw) - params)
-        if bad:
-            raise ConfigError(f"{path}: {name}: unknown argument(s) {bad}; valid: {sorted(params)}")
+        _check_algo_kwargs(path, name, kw)
     ev = cfg.get("evaluate") or {}
-    if not isinstance(ev, dict) or set(ev) - EVAL_KEYS:
+    if not isinstance(ev, dict) or any(k not in EVAL_KEYS for k in ev):
         raise ConfigError(f"{path}: evaluate: expected a mapping with keys {sorted(EVAL_KEYS)}")
     from agents import baselines
-    bad = [p for p in ev.get("policies", []) if p not in baselines.names()]
+    for k in ("policies", "scenarios"):
+        v = ev.get(k)
+        if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):
+            raise ConfigError(f"{path}: evaluate.{k}: expected a list of names, got {_short(v)}")
+    bad = [p for p in ev.get("policies") or [] if p not in baselines.names()]
     if bad:
         raise ConfigError(f"{path}: evaluate.policies: unknown {bad}; valid: {', '.join(baselines.names())}")
     # checked now, not after the training they would follow
@@ -119,28 +153,176 @@ def load_config(path: Path) -> dict:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"{path}: evaluate.seeds: expected a positive integer, got {n!r}")
     d = ev.get("duration_s")
-    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not d > 0):
-        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0, got {d!r}")
+    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.001 <= d <= 1e7):
+        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 (0.001..1e7, as the "
+                          f"env takes), got {_short(d)}")
     return cfg
+
+
+def _one_line(msg: str) -> str:
+    """A message as one line: control characters (a file name may hold a newline) escaped."""
+    return msg if msg.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+
+
+def _short(v: object) -> str:
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _check_algo_kwargs(path: Path, name: str, kw: dict) -> None:
+    """The algorithm's keyword arguments: known names, not ones agents.train sets, and a value of
+    the type of the constructor's default (YAML "64" is a string; SB3 would fail mid-setup)."""
+    params = inspect.signature(_algo_class(name).__init__).parameters
+    valid = sorted(k for k in params if k not in RESERVED_ALGO_ARGS | {"self"} and not k.startswith("_"))
+    for k, v in kw.items():
+        if not isinstance(k, str) or k not in params or k == "self" or k.startswith("_"):
+            raise ConfigError(f"{path}: {name}: unknown argument(s) {[str(k)]}; valid: {valid}")
+        if k in RESERVED_ALGO_ARGS:
+            where = "the top-level `seed` key" if k == "seed" else "agents.train itself"
+            raise ConfigError(f"{path}: {name}.{k}: set by {where}; remove it from {name}")
+        default = params[k].default
+        if isinstance(default, bool):
+            ok, kind = isinstance(v, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(v, int) and not isinstance(v, bool), "an integer"
+        elif isinstance(default, float):
+            ok, kind = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a finite number"
+        elif isinstance(default, str):       # e.g. SAC's ent_coef: "auto", "auto_0.1" or a number
+            ok = isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+            kind = "a string or a finite number"
+        else:
+            continue                          # None default: checked by building the model (validate_build)
+        if not ok:
+            raise ConfigError(f"{path}: {name}.{k}: expected {kind} (like its default {default!r}), "
+                              f"got {type(v).__name__} {_short(v)}")
 
 
 def _check_scenario(path: Path, key: str, name: object) -> None:
     from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: {key}: expected a scenario name or YAML path, got {_short(name)}")
     try:
         load_scenario(name)
     except (ScenarioError, FileNotFoundError, ValueError, TypeError) as e:
-        raise ConfigError(f"{path}: {key}: {str(e).splitlines()[0]}; shipped: {', '.join(list_scenarios())}") from None
+        raise ConfigError(f"{path}: {key}: {_one_line(str(e))}; shipped: {', '.join(list_scenarios())}") from None
 
 
-def _newest_checkpoint(run: Path) -> Path | None:
-    """The checkpoint with the most steps (model_<steps>_steps.zip), or None."""
+def validate_build(cfg: dict, path: Path) -> None:
+    """Build what training builds, once, before a run folder exists: the training env (its
+    scenario's snapshot, replay trace, tick against decision_interval_ms), the algorithm with the
+    config's arguments (SB3's own checks: n_steps * n_envs > 1, a learning rate it can use, policy
+    kwargs), and the machine of every evaluation scenario. Anything that fails is a ConfigError
+    naming the config and the key."""
+    from atomgym.sim.scenario import ScenarioError, load_scenario
+
+    algo = cfg["algo"]
+    try:
+        venv = make_vec_env(cfg)
+    except (ScenarioError, ValueError) as e:
+        msg = _one_line(str(e)) if str(e) else repr(e)
+        # the env names its argument (decision_interval_ms: ...); the scenario's machine or trace names its file
+        raise ConfigError(f"{path}: {msg}" if msg.split(":")[0] in KEYS else f"{path}: scenario: {msg}") from None
+    except MemoryError:
+        raise ConfigError(f"{path}: n_envs: not enough memory for {cfg['n_envs']} machines") from None
+    try:
+        _algo_class(algo)("MlpPolicy", venv, seed=cfg["seed"], verbose=0, device="cpu", **(cfg.get(algo) or {}))
+    except Exception as e:   # noqa: BLE001 - SB3 and torch raise assertions, TypeErrors, ValueErrors...
+        msg = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{path}: {algo}: {algo.upper()}(...) rejects these arguments: {msg}") from None
+    finally:
+        venv.close()
+    # the evaluation's env on every scenario it runs (agents.evaluate: AtomEnv with the config's
+    # decision_interval_ms and action type, the evaluation's duration)
+    from atomgym.envs.atom_env import AtomEnv
+    ev = cfg.get("evaluate") or {}
+    kw: dict[str, Any] = {"action_type": cfg["action_type"], "compute_score": False}
+    if cfg.get("decision_interval_ms") is not None:
+        kw["decision_interval_ms"] = float(cfg["decision_interval_ms"])
+    if ev.get("duration_s") is not None:
+        kw["duration_s"] = float(ev["duration_s"])
+    for sc in ev.get("scenarios") or [cfg["scenario"]]:
+        try:
+            AtomEnv(load_scenario(sc), **kw)
+        except (ScenarioError, ValueError) as e:
+            key = "evaluate.scenarios" if ev.get("scenarios") else "evaluate"
+            raise ConfigError(f"{path}: {key}: {sc}: {_one_line(str(e))}") from None
+
+
+def _checkpoints(run: Path) -> list[Path]:
+    """The run's checkpoints (model_<steps>_steps.zip), newest (most steps) first."""
     def steps(p: Path) -> int:
         try:
             return int(p.stem.split("_")[-2])
         except (IndexError, ValueError):
             return -1
-    cks = sorted((run / "checkpoints").glob("model_*_steps.zip"), key=steps)
-    return cks[-1] if cks else None
+    return sorted((run / "checkpoints").glob("model_*_steps.zip"), key=steps, reverse=True)
+
+
+def _newest_checkpoint(run: Path) -> Path | None:
+    """The checkpoint with the most steps (model_<steps>_steps.zip), or None."""
+    cks = _checkpoints(run)
+    return cks[0] if cks else None
+
+
+def _load_newest_valid(algo, run: Path, venv) -> tuple[Any, Path | None]:
+    """The model of the newest checkpoint that loads, and its path; (None, None) if none does.
+    A checkpoint that does not load (a kill during its save left it truncated) is skipped, and
+    the message says so."""
+    for ck in _checkpoints(run):
+        try:
+            if not zipfile.is_zipfile(ck):
+                raise ValueError("not a complete zip file")
+            model = algo.load(ck, env=venv, tensorboard_log=str(run / "tb"), device="cpu")
+        except Exception as e:   # noqa: BLE001 - whatever a damaged file makes SB3/torch raise
+            why = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"checkpoint {ck} cannot be loaded ({why}; a kill during its save leaves it truncated): "
+                  f"falling back to the one before", file=sys.stderr)
+            continue
+        return model, ck
+    return None, None
+
+
+def save_atomically(model, path: Path) -> None:
+    """``model.save()`` into a temporary file created exclusively in ``path``'s directory, fsynced,
+    then renamed onto ``path``: a kill or a full disk never leaves a truncated zip under a name that
+    looks complete. The temporary file never outlives a failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip.tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            model.save(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _atomic_checkpoint_callback(save_freq: int, save_path: Path):
+    """SB3's CheckpointCallback (model_<steps>_steps.zip every save_freq calls), saving atomically."""
+    from stable_baselines3.common.callbacks import CheckpointCallback
+
+    class AtomicCheckpoint(CheckpointCallback):
+        def _on_step(self) -> bool:
+            if self.n_calls % self.save_freq == 0:
+                save_atomically(self.model, Path(self._checkpoint_path(extension="zip")))
+            return True
+
+    return AtomicCheckpoint(save_freq=save_freq, save_path=str(save_path), name_prefix="model")
 
 
 def make_vec_env(cfg: dict):
@@ -188,22 +370,20 @@ def _reward_terms_callback():
 def train(cfg: dict, run: Path, resume: bool) -> Path | None:
     """Train (or continue training) in ``run``; returns the saved model's path, or None when
     interrupted (Ctrl-C), after saving a checkpoint that ``--resume`` continues from."""
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList
 
     algo = _algo_class(cfg["algo"])
     venv = make_vec_env(cfg)
-    ck = _newest_checkpoint(run) if resume else None
+    model, ck = _load_newest_valid(algo, run, venv) if resume else (None, None)
     if resume and ck is None:
-        print(f"no checkpoint in {run / 'checkpoints'} yet: starting this run's training from scratch")
+        print(f"no loadable checkpoint in {run / 'checkpoints'}: starting this run's training from scratch")
     if ck is not None:
         print(f"resuming from {ck}")
-        model = algo.load(ck, env=venv, tensorboard_log=str(run / "tb"), device="cpu")
     else:
         model = algo("MlpPolicy", venv, seed=cfg["seed"], verbose=0, tensorboard_log=str(run / "tb"),
                      device="cpu", **(cfg.get(cfg["algo"]) or {}))
     every = max(1, cfg["checkpoint_every"] // cfg["n_envs"])
-    cb = CallbackList([CheckpointCallback(save_freq=every, save_path=str(run / "checkpoints"), name_prefix="model"),
-                       _reward_terms_callback()])
+    cb = CallbackList([_atomic_checkpoint_callback(every, run / "checkpoints"), _reward_terms_callback()])
     done = model.num_timesteps if ck is not None else 0
     remaining = cfg["total_timesteps"] - done
     t0 = time.perf_counter()
@@ -215,24 +395,43 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
                         tb_log_name=cfg["algo"], progress_bar=False)
         except KeyboardInterrupt:
             ck_path = run / "checkpoints" / f"model_{model.num_timesteps}_steps.zip"
-            ck_path.parent.mkdir(parents=True, exist_ok=True)
-            model.save(ck_path)
+            save_atomically(model, ck_path)
             print(f"\ninterrupted at {model.num_timesteps} agent steps; saved {ck_path}\n"
                   f"continue with: python -m agents.train --resume {run}", file=sys.stderr)
             return None
     wall = time.perf_counter() - t0
     out = run / "model.zip"
-    model.save(out)
+    save_atomically(model, out)
     print(f"model saved to {out} ({model.num_timesteps} agent steps; this session {wall:.0f} s wall, "
           f"{max(remaining, 0) / max(wall, 1e-9):.0f} steps/s including updates)")
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:   # one line, exit 2
+        self.exit(2, f"agents.train: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _run_is_complete(run: Path) -> bool:
+    """model.zip is written last, atomically: a loadable zip there means training finished."""
+    return (run / "model.zip").is_file() and zipfile.is_zipfile(run / "model.zip")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agents.train", description=__doc__.split("\n\n")[1])
+    ap = _Parser(prog="python -m agents.train", description=__doc__.split("\n\n")[1])
     ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config YAML")
     ap.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run folder")
-    ap.add_argument("--total-timesteps", type=int, help="override the config's total_timesteps")
+    ap.add_argument("--total-timesteps", type=_positive_int, help="override the config's total_timesteps")
     ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="where new run folders go")
     ap.add_argument("--no-eval", action="store_true", help="train only; skip the comparison with the baselines")
     args = ap.parse_args(argv)
@@ -240,35 +439,68 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             if not (args.resume / "config.yml").is_file():
                 raise ConfigError(f"{args.resume}: not a run folder (no config.yml)")
+            if _run_is_complete(args.resume):
+                raise ConfigError(f"{args.resume}: the run is complete (model.zip is saved); nothing to resume. "
+                                  f"Train further in a new run: --config {args.resume / 'config.yml'}")
             cfg = load_config(args.resume / "config.yml")
         else:
             cfg = load_config(args.config)
         if args.total_timesteps is not None:
-            if args.total_timesteps < 1:
-                raise ConfigError(f"--total-timesteps: expected a positive integer, got {args.total_timesteps}")
             cfg["total_timesteps"] = args.total_timesteps
+        # everything that could fail once the run folder exists, tried before it does
+        validate_build(cfg, args.resume / "config.yml" if args.resume else args.config)
     except ConfigError as e:
-        print(f"agents.train: error: {e}", file=sys.stderr)
+        print(f"agents.train: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
 
-    if args.resume:
-        run = args.resume
-        if args.total_timesteps is not None:   # the run folder records what the run now aims at
-            (run / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = args.runs_dir / f"{Path(str(cfg['scenario'])).stem}__{cfg['algo']}__{cfg['seed']}__{stamp}"
-        run, k = base, 1
-        while run.exists():
-            run = base.with_name(f"{base.name}-{k}")
-            k += 1
-        run.mkdir(parents=True)
-        (run / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    with open(run / "command.txt", "a") as f:
-        f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.train",
-                                                  *(sys.argv[1:] if argv is None else argv)]) + "\n")
-    print(f"run folder: {run}  (tensorboard --logdir {run / 'tb'})")
-    model = train(cfg, run, resume=bool(args.resume))
+    created: Path | None = None     # a folder this call made that holds no resumable run yet
+    run: Path | None = None
+    try:
+        if args.resume:
+            run = args.resume
+            if args.total_timesteps is not None:   # the run folder records what the run now aims at
+                _write_text_atomically(run / "config.yml", yaml.safe_dump(cfg, sort_keys=False))
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            base = args.runs_dir / f"{Path(str(cfg['scenario'])).stem}__{cfg['algo']}__{cfg['seed']}__{stamp}"
+            cand, k = base, 1
+            while True:
+                try:
+                    cand.mkdir(parents=True)       # never an existing folder (exist_ok=False)
+                    break
+                except FileExistsError:
+                    if not args.runs_dir.is_dir():
+                        raise
+                    cand = base.with_name(f"{base.name}-{k}")
+                    k += 1
+            run = created = cand
+            _write_text_atomically(run / "config.yml", yaml.safe_dump(cfg, sort_keys=False))
+        with open(run / "command.txt", "a") as f:
+            f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.train",
+                                                      *(sys.argv[1:] if argv is None else argv)]) + "\n")
+        print(f"run folder: {run}  (tensorboard --logdir {run / 'tb'})")
+        created = None                              # from here on the folder holds a resumable run
+        model = train(cfg, run, resume=bool(args.resume))
+    except OSError as e:
+        where = e.filename or run or args.runs_dir
+        if run is None or created is not None:     # nothing of a run was written: leave no orphan folder
+            if created is not None:
+                import shutil
+                shutil.rmtree(created, ignore_errors=True)
+            print(_one_line(f"agents.train: error: {where}: cannot write: {e.strerror or e}; no run folder was "
+                            f"left"), file=sys.stderr)
+        else:
+            print(_one_line(f"agents.train: error: {where}: cannot write: {e.strerror or e}; the run is "
+                            f"incomplete: continue it with --resume {run} once the problem is fixed"), file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, FloatingPointError) as e:
+        # what no dry build can show: e.g. a learning rate that makes the policy diverge to NaN
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(_one_line(f"agents.train: error: {run}: training failed: {why}; check the {cfg['algo']}: arguments "
+                        f"of {args.resume / 'config.yml' if args.resume else args.config} (a learning rate too "
+                        f"high makes the policy NaN); the checkpoints so far stay in {run / 'checkpoints'}"),
+              file=sys.stderr)
+        return 2
     if model is None:
         return 130
     if args.no_eval:

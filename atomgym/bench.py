@@ -79,7 +79,9 @@ def _bench_env_single(scenario, steps: int, decision_interval_ms: float | None =
     env.reset(seed=0)
     acts = np.random.default_rng(0).integers(0, env.action_space.n, size=steps)
     for a in acts[:20]:                    # compile / warm up
-        env.step(int(a))
+        _, _, term, trunc, _ = env.step(int(a))
+        if term or trunc:
+            env.reset()
     env.reset(seed=1)
     t0 = time.perf_counter()
     for a in acts:
@@ -119,41 +121,78 @@ def _bench_cartpole(steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+MAX_COUNT = 10**9   # ticks, machines or steps: more would run for days or exhaust memory
+
+
+def _count(text: str) -> int:
+    """argparse type: a positive integer (a count of ticks, machines, steps or rounds)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not 1 <= v <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{v} is out of range; valid range 1..{MAX_COUNT}")
+    return v
+
+
+class _UsageError(Exception):
+    """A command line argparse rejects: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise _UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m atomgym.bench", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="python -m atomgym.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--scenario", default="incast-pagecache", help="scenario name or path (default: the headline)")
-    ap.add_argument("--ticks", type=int, default=600_000, help="ticks for the single-machine run")
-    ap.add_argument("--batch", type=int, default=1024, help="machines in the batch run")
-    ap.add_argument("--batch-ticks", type=int, default=2000, help="ticks for the batch run")
-    ap.add_argument("--env-steps", type=int, default=3000, help="AtomEnv agent steps (default interval)")
-    ap.add_argument("--env-batch-steps", type=int, default=20, help="AtomVectorEnv steps of the whole batch")
-    ap.add_argument("--cartpole-steps", type=int, default=200_000, help="CartPole-v1 steps")
-    ap.add_argument("--repeat", type=int, default=3,
+    ap.add_argument("--ticks", type=_count, default=600_000, help="ticks for the single-machine run")
+    ap.add_argument("--batch", type=_count, default=1024, help="machines in the batch run")
+    ap.add_argument("--batch-ticks", type=_count, default=2000, help="ticks for the batch run")
+    ap.add_argument("--env-steps", type=_count, default=3000, help="AtomEnv agent steps (default interval)")
+    ap.add_argument("--env-batch-steps", type=_count, default=20, help="AtomVectorEnv steps of the whole batch")
+    ap.add_argument("--cartpole-steps", type=_count, default=200_000, help="CartPole-v1 steps")
+    ap.add_argument("--repeat", type=_count, default=3,
                     help="rounds of all measurements, interleaved; medians are reported (default 3)")
-    args = ap.parse_args(argv)
-    if args.repeat < 1:
-        print(f"error: --repeat must be at least 1, got {args.repeat}", file=sys.stderr)
+    try:
+        args = ap.parse_args(argv)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
         return 2
     from atomgym.sim.scenario import ScenarioError, load_scenario
 
     try:
         scn = load_scenario(args.scenario)
-    except ScenarioError as e:
-        print(f"error: {e}", file=sys.stderr)
+        # everything the measurements build, checked before the first one runs: the machine (its
+        # snapshot, its trace) and the env at the default decision interval
+        from atomgym.envs.core import DEFAULT_DECISION_INTERVAL_MS, interval_ticks
+        from atomgym.sim import Simulator
+        Simulator(scn, n_machines=1)
+        interval_ticks(scn, DEFAULT_DECISION_INTERVAL_MS)
+    except (ScenarioError, ValueError) as e:
+        msg = str(e) or repr(e)
+        msg = msg if msg.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+        print(f"{ap.prog}: error: {msg}", file=sys.stderr)
         return 2
     # the shortest valid decision interval: 10 ms, rounded up to a multiple of the scenario's tick
     short_ms = scn.tick_ms * math.ceil(10.0 / scn.tick_ms - 1e-9)
     runs: dict[str, list[float]] = {k: [] for k in ("single", "batch", "env_single", "env_single_short", "env_batch",
                                                     "cartpole")}
-    for _ in range(args.repeat):          # interleaved, so a noisy neighbour hits every line alike
-        runs["single"].append(_bench_single(scn, args.ticks))
-        b, mib = _bench_batch(scn, args.batch, args.batch_ticks)
-        runs["batch"].append(b)
-        runs["env_single"].append(_bench_env_single(scn, args.env_steps))
-        runs["env_single_short"].append(_bench_env_single(scn, args.env_steps, decision_interval_ms=short_ms))
-        runs["env_batch"].append(_bench_env_batch(scn, args.batch, args.env_batch_steps))
-        runs["cartpole"].append(_bench_cartpole(args.cartpole_steps))
+    try:
+        for _ in range(args.repeat):          # interleaved, so a noisy neighbour hits every line alike
+            runs["single"].append(_bench_single(scn, args.ticks))
+            b, mib = _bench_batch(scn, args.batch, args.batch_ticks)
+            runs["batch"].append(b)
+            runs["env_single"].append(_bench_env_single(scn, args.env_steps))
+            runs["env_single_short"].append(_bench_env_single(scn, args.env_steps, decision_interval_ms=short_ms))
+            runs["env_batch"].append(_bench_env_batch(scn, args.batch, args.env_batch_steps))
+            runs["cartpole"].append(_bench_cartpole(args.cartpole_steps))
+    except MemoryError:
+        print(f"{ap.prog}: error: not enough memory for --batch {args.batch} machines; try a smaller batch",
+              file=sys.stderr)
+        return 2
     med = {k: statistics.median(v) for k, v in runs.items()}
     single, batch, cart = med["single"], med["batch"], med["cartpole"]
     env_single, env_batch = med["env_single"], med["env_batch"]

@@ -14,9 +14,12 @@ Bad input is one line on stderr (``atomgym: error: ...``) and exit 2, never a tr
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
@@ -25,9 +28,11 @@ from .kernel.snapshot import (
     SNAPSHOT_FILES,
     BootPattern,
     Snapshot,
+    MAX_SNAPSHOT_BYTES,
     SnapshotError,
     find_boot_pattern,
     parse_snapshot,
+    read_bounded,
 )
 
 EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT = 0, 1, 2
@@ -104,7 +109,7 @@ def _fmt_check(rep: dict[str, Any], strict: bool) -> str:
                f"lowmem_reserve_ratio {' '.join(map(str, i['lowmem_reserve_ratio']))}, THP {i['thp']} "
                f"(user min_free_kbytes unknown: taken as shown)")
     out.append("")
-    out.append(f"{'node':>4}  {'zone':<8}{'managed':>9}  {'field':<12}{'observed':>28}  {'model':>28}  {'diff':>5}")
+    rows = []
     for z in rep["zones"]:
         for f, v in z["fields"].items():
             if f == "protection":
@@ -112,7 +117,9 @@ def _fmt_check(rep: dict[str, Any], strict: bool) -> str:
                 d = "0" if v["equal"] else "!="
             else:
                 o, m, d = str(v["observed"]), str(v["model"]), f"{v['diff']:+d}" if v["diff"] else "0"
-            out.append(f"{z['node']:>4}  {z['zone']:<8}{z['managed']:>9}  {f:<12}{o:>28}  {m:>28}  {d:>5}")
+            rows.append([str(z["node"]), z["zone"], str(z["managed"]), f, o, m, d])
+    out += _table([("node", ">", 4, ""), ("zone", "<", 8, "  "), ("managed", ">", 9, ""), ("field", "<", 12, "  "),
+                   ("observed", ">", 28, ""), ("model", ">", 28, "  "), ("diff", ">", 5, "  ")], rows)
     out.append("")
     if rep["status"] == "equal":
         out.append(f"result: every zone equal ({len(rep['zones'])} zones: "
@@ -129,6 +136,25 @@ def _fmt_check(rep: dict[str, Any], strict: bool) -> str:
 
 def _tup(v: list[int]) -> str:
     return "(" + ", ".join(map(str, v)) + ")"
+
+
+def _table(cols: list[tuple[str, str, int, str]], rows: list[list[str]]) -> list[str]:
+    """The lines of a text table. ``cols``: (header, "<" or ">", minimum width, separator written
+    before the column). A column widens to its longest entry, so that 8+ digit values never run
+    together: a right-aligned column without a separator keeps 2 spaces before its longest value,
+    a left-aligned one followed by no separator 1 space after it."""
+    widths = []
+    for i, (head, align, width, sep) in enumerate(cols):
+        longest = max([len(head)] + [len(r[i]) for r in rows])
+        if align == ">" and not sep and i > 0:
+            longest += 2
+        elif align == "<" and i + 1 < len(cols) and not cols[i + 1][3]:
+            longest += 1
+        widths.append(max(width, longest))
+    lines = []
+    for r in [[c[0] for c in cols], *rows]:
+        lines.append("".join(f"{sep}{v:{align}{w}}" for v, (_, align, _, sep), w in zip(r, cols, widths)).rstrip())
+    return lines
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -199,23 +225,29 @@ def _fmt_state(d: dict[str, Any], m: Machine) -> str:
     out = [f"after {d['set']}: min_free_kbytes {m.min_free_kbytes}"
            + (f" (user {m.user_min_free_kbytes})" if m.user_min_free_kbytes >= 0 else "")
            + f", watermark_scale_factor {m.watermark_scale_factor}, watermark_boost_factor {m.watermark_boost_factor}, "
-           f"lowmem_reserve_ratio {' '.join(map(str, m.lowmem_reserve_ratio))}, THP {m.thp}",
-           f"{'node':>4}  {'zone':<8}{'managed':>9}{'min':>8}{'low':>8}{'high':>8}{'promo':>8}{'boost':>7}  protection"]
-    for z in d["zones"]:
-        out.append(f"{z['node']:>4}  {z['zone']:<8}{z['managed']:>9}{z['min']:>8}{z['low']:>8}{z['high']:>8}"
-                   f"{z['promo']:>8}{z['boost']:>7}  {_tup(z['protection'])}")
+           f"lowmem_reserve_ratio {' '.join(map(str, m.lowmem_reserve_ratio))}, THP {m.thp}"]
+    rows = [[str(z["node"]), z["zone"], *(str(z[k]) for k in ("managed", "min", "low", "high", "promo", "boost")),
+             _tup(z["protection"])] for z in d["zones"]]
+    out += _table([("node", ">", 4, ""), ("zone", "<", 8, "  "), ("managed", ">", 9, ""), ("min", ">", 8, ""),
+                   ("low", ">", 8, ""), ("high", ">", 8, ""), ("promo", ">", 8, ""), ("boost", ">", 7, ""),
+                   ("protection", "<", 0, "  ")], rows)
     for h in d.get("hazard", []):
         out.append(f"HAZARD: {h}")
     return "\n".join(out)
+
+
+def _clip(s: str) -> str:
+    """repr() of a command-line value for a message, cut short."""
+    return repr(s) if len(s) <= 80 else repr(s[:60]) + f"... ({len(s)} characters)"
 
 
 def parse_set(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise CliError(f"--set {text!r}: expected KEY=VALUE with KEY one of {', '.join(WRITABLE_KEYS)}")
+        raise CliError(f"--set {_clip(text)}: expected KEY=VALUE with KEY one of {', '.join(WRITABLE_KEYS)}")
     if key not in WRITABLE_KEYS:
-        raise CliError(f"--set {text!r}: unknown key {key!r}; valid keys: {', '.join(WRITABLE_KEYS)}")
+        raise CliError(f"--set {_clip(text)}: unknown key {key!r}; valid keys: {', '.join(WRITABLE_KEYS)}")
     return key, value.strip()
 
 
@@ -232,13 +264,13 @@ def cmd_whatif(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             dry.write(key, value)
         except SysctlError as e:
-            raise CliError(f"--set {raw!r}: {e}") from None
+            raise CliError(f"--set {_clip(raw)}: {e}") from None
     blocks = []
     for raw, (key, value) in zip(args.set, writes):
         try:
             m.write(key, value)
         except SysctlError as e:
-            raise CliError(f"--set {raw!r}: {e}") from None
+            raise CliError(f"--set {_clip(raw)}: {e}") from None
         hz = hazards(m, snap)
         for h in hz:
             print(f"atomgym: WARNING: after {raw.strip()}: {h} (the kernel accepts this write)", file=err)
@@ -262,18 +294,96 @@ def take_snapshot(root: str = "/", files: Sequence[str] = SNAPSHOT_FILES) -> tup
     for path in files:
         real = os.path.join(root, path.lstrip("/"))
         try:
-            with open(real, encoding="utf-8", errors="replace") as fh:
-                body = fh.read()
+            raw = read_bounded(real, MAX_SNAPSHOT_BYTES)   # /proc files are small; a device never ends
         except OSError as e:
             notes.append(f"skipped {path}: {e.strerror or e}")
             continue
+        if len(raw) > MAX_SNAPSHOT_BYTES:
+            notes.append(f"skipped {path}: larger than {MAX_SNAPSHOT_BYTES >> 20} MiB (not a /proc or /sys file)")
+            continue
+        body = raw.decode("utf-8", errors="replace")
         parts.append(("\n" if parts else "") + f"==> {path} <==\n" + body)
     return "".join(parts), notes
 
 
+def _output_target(path: str, force: bool) -> os.stat_result | None:
+    """Check that ``path`` may be written: nothing there, or a regular file and --force. Returns
+    its lstat (None if absent). Symlinks, directories and device nodes are refused, never replaced."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise CliError(f"{path}: cannot write the snapshot there: {e.strerror or e}") from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise CliError(f"{path} is a symbolic link; refusing to replace it or write through it "
+                           f"(give the path of a regular file)")
+        if stat.S_ISDIR(st.st_mode):
+            raise CliError(f"{path} is a directory; give a file name (e.g. {os.path.join(path, 'snapshot.txt')})")
+        if not stat.S_ISREG(st.st_mode):
+            raise CliError(f"{path} is not a regular file (a device, FIFO or socket); refusing to replace it "
+                           f"(use `-o FILE` with a regular file, or no -o for stdout)")
+        if not force:
+            raise CliError(f"{path} exists; refusing to overwrite it (use --force)")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise CliError(f"{path}: no such directory {parent!r}; create it first")
+    return st
+
+
+def write_atomically(path: str, text: str, force: bool) -> None:
+    """Write ``text`` to ``path`` all or nothing: a temporary file created exclusively (O_EXCL, a
+    fresh name) in the target's directory, flushed and fsynced, then renamed onto ``path``, which
+    must be absent or (with ``force``) a regular file. Without ``force`` the final step is a hard
+    link, which fails if ``path`` appeared meanwhile. The temporary file never outlives a failure.
+    Raises CliError (one line) for a refused target or a failed write (full disk, read-only dir)."""
+    st = _output_target(path, force)
+    parent = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise CliError(f"{path}: cannot create a file in {parent!r}: {e.strerror or e}") from None
+    try:
+        try:
+            # the permissions a plain open() would give (mkstemp's are 0600), or the replaced file's
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~umask)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fd = -1
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if force:
+                _output_target(path, force)        # still absent or a regular file
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)             # atomic, and never onto an existing file
+                except FileExistsError:
+                    raise CliError(f"{path} exists; refusing to overwrite it (use --force)") from None
+                except OSError as e:
+                    if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                        raise
+                    _output_target(path, force)    # a file system without hard links
+                    os.replace(tmp, path)
+        except OSError as e:
+            raise CliError(f"{path}: cannot write the snapshot: {e.strerror or e}; nothing was written") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
 def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.output and os.path.exists(args.output) and not args.force:
-        raise CliError(f"{args.output} exists; refusing to overwrite it (use --force)")
+    if args.output is not None and not args.output.strip():
+        raise CliError("-o: empty file name; give a file to write, or no -o for stdout")
+    if args.output:
+        _output_target(args.output, args.force)   # refuse before reading anything
     text, notes = take_snapshot(args.root)
     for n in notes:
         print(f"atomgym: note: {n}", file=err)
@@ -281,9 +391,7 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise CliError(f"cannot read {os.path.join(args.root, 'proc/zoneinfo')}: a snapshot without "
                        f"zoneinfo is of no use (is this a Linux host?)")
     if args.output:
-        tmp = Path(str(args.output) + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, args.output)
+        write_atomically(args.output, text, args.force)
         print(f"atomgym: wrote {args.output} ({len(text.splitlines())} lines)", file=err)
     else:
         out.write(text)
@@ -291,9 +399,14 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 # ---- entry point --------------------------------------------------------------------------
+class _UsageError(Exception):
+    """A command line argparse rejects: one line, exit 2 (argparse's own convention)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own convention)
-        self.exit(EXIT_BAD_INPUT, f"atomgym: error: {message} (see `atomgym {self.prog.split()[-1]} --help`)\n")
+    def error(self, message: str) -> None:
+        # self.prog is "atomgym" or "atomgym SUBCOMMAND": the command line that shows this parser's help
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,16 +433,49 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        print(f"atomgym: error: {one_line(str(e))}", file=err)
+        return EXIT_BAD_INPUT
+    except SystemExit as e:    # --help (printed to stdout): argparse exits 0
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
     handler = getattr(args, "handler", None) or {"snapshot": cmd_snapshot, "check": cmd_check,
                                                  "whatif": cmd_whatif}[args.command]
     try:
-        return handler(args, out, err)
+        code = handler(args, out, err)
+        out.flush()                    # a full disk or a closed pipe on stdout shows here, not at exit
+        return code
     except (SnapshotError, CliError) as e:
-        print(f"atomgym: error: {e}", file=err)
+        print(f"atomgym: error: {one_line(str(e))}", file=err)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
+        _silence_stdout(out)
         return EXIT_OK
+    except OSError as e:               # stdout on a full disk (`> /dev/full`), an I/O error
+        _silence_stdout(out)
+        print(f"atomgym: error: cannot write the output: {e.strerror or e}", file=err)
+        return EXIT_BAD_INPUT
+
+
+def one_line(msg: str) -> str:
+    """A message as one line: a newline or other control character (a file name may hold one)
+    is shown escaped, as repr() would."""
+    if msg.isprintable():
+        return msg
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+
+
+def _silence_stdout(out: TextIO) -> None:
+    """After a failed write to stdout, Python would flush it again at exit and print a second
+    error: point the real stdout at /dev/null (nothing more can reach the reader anyway)."""
+    if out is sys.stdout:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == "__main__":

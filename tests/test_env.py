@@ -95,6 +95,8 @@ def _rollout(env, seed, actions):
     out = [env.reset(seed=seed)]
     for a in actions:
         out.append(env.step(a))
+        if out[-1][2] or out[-1][3]:      # stepping on without a reset is an error
+            break
     return out
 
 

@@ -281,9 +281,12 @@ def test_kernel_and_sim_have_no_gymnasium_import():
             assert not any(n.split(".")[0] in ("gymnasium", "gym") for n in names), f"{f.name} imports {names}"
 
 
-def test_empty_file_gives_defaults_and_empty_name_is_an_error(tmp_path):
+def test_empty_file_is_refused_empty_mapping_gives_defaults_and_empty_name_is_an_error(tmp_path):
     p = tmp_path / "empty.yaml"
     p.write_text("# nothing\n")
+    with pytest.raises(ScenarioError, match=r"empty\.yaml: the file is empty \(or holds only comments\)"):
+        load_scenario(p)       # a file that says nothing is a mistake, not a request for every default
+    p.write_text("{}\n")
     s = load_scenario(p)
     assert s.name == "empty" and s == dataclasses.replace(Scenario(), name="empty", source=s.source)
     with pytest.raises(ScenarioError, match="empty scenario name; shipped: "):

@@ -7,11 +7,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
 from ..sim.layout import MF_T_MS, MI_TERMINATED
 from ..sim.scenario import Scenario
 from .core import (
-    DEFAULT_DEADLOCK_PENALTY, DEFAULT_DECISION_INTERVAL_MS, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, resolve_scenario, score,
+    DEFAULT_DEADLOCK_PENALTY, DEFAULT_DECISION_INTERVAL_MS, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, positive_int,
+    resolve_scenario, score,
 )
 from .spaces import (  # noqa: F401  (re-exported: the observation/action layout)
     ACTION_NAMES, CONT_ACTION_NAMES, N_ACTIONS, OBS_DIM, OBS_HIGH, OBS_INDEX, OBS_LOW, OBS_NAMES, OBS_UNITS,
@@ -152,7 +154,8 @@ class AtomEnv(gym.Env):
     Truncation by the registered ``max_episode_steps`` = scenario duration / decision interval
     (``gymnasium.wrappers.TimeLimit``); the env itself also truncates at the end of the scenario's
     duration, so a ``duration_s`` / ``decision_interval_ms`` override ends episodes at the right
-    time without passing ``max_episode_steps`` too.
+    time without passing ``max_episode_steps`` too. ``step()`` after termination or truncation,
+    without a ``reset()``, raises ``gymnasium.error.ResetNeeded``.
 
     ## Arguments
     ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
@@ -160,7 +163,8 @@ class AtomEnv(gym.Env):
     ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
     ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default",
-    see Rewards).
+    see Rewards). Weights and the penalty are finite numbers in 0..1e12; a bad argument raises
+    ``ValueError`` naming it and what is valid.
 
     ## Version History
     * v0: initial version (``reward_baseline`` added later with the default "none": the same rewards).
@@ -177,6 +181,9 @@ class AtomEnv(gym.Env):
                  render_window: int = 200, reward_baseline: str = "none") -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: {render_mode!r} is not valid; choices: None, ansi, rgb_array")
+        if not isinstance(compute_score, (bool, np.bool_)):
+            raise ValueError(f"compute_score: expected True or False, got {compute_score!r}")
+        positive_int("render_window", render_window)
         self._args = dict(scenario=scenario, decision_interval_ms=decision_interval_ms, action_type=action_type,
                           w_drops=w_drops, w_atomic_fail=w_atomic_fail, w_reserved=w_reserved, w_stall=w_stall,
                           w_knob=w_knob, deadlock_penalty=deadlock_penalty, duration_s=duration_s,
@@ -197,19 +204,21 @@ class AtomEnv(gym.Env):
         self._sim_seed = 0
         self._steps = 0
         self._cost = 0.0
+        self._ended = False                # the last step terminated or truncated: reset() is needed
         self._hist: list[tuple[float, float, float, float]] = []
 
     # pickling: rebuild from the constructor arguments and copy the simulator state
     def __getstate__(self) -> dict:
         return {"args": self._args, "core": self.core.snapshot(),
                 "np_random": self._np_random, "seed": self._sim_seed, "steps": self._steps, "cost": self._cost,
-                "hist": self._hist}
+                "hist": self._hist, "ended": self._ended}
 
     def __setstate__(self, st: dict) -> None:
         self.__init__(**st["args"])
         self.core.restore(st["core"])
         self._np_random = st["np_random"]
         self._sim_seed, self._steps, self._cost, self._hist = st["seed"], st["steps"], st["cost"], st["hist"]
+        self._ended = st.get("ended", False)
 
     @property
     def sim(self):
@@ -230,6 +239,7 @@ class AtomEnv(gym.Env):
         self.core.reset(np.array([self._sim_seed], np.int64))
         self._steps = 0
         self._cost = 0.0
+        self._ended = False
         self._hist = []
         self._record()
         return self.core.obs()[0], {"sim_seed": self._sim_seed, "t_ms": float(self.sim.t_ms[0])}
@@ -252,6 +262,9 @@ class AtomEnv(gym.Env):
         return a.reshape(1, 3)
 
     def step(self, action):
+        if self._ended:
+            # past the scenario's end (or a deadlock) the machine has nothing left to simulate
+            raise ResetNeeded("step() after the episode ended (terminated or truncated): call reset() first")
         a = self._check_action(action)
         core = self.core
         if core.action_type == "discrete" and core.shadow is None:
@@ -293,6 +306,7 @@ class AtomEnv(gym.Env):
         if self.render_mode == "rgb_array":
             self._record()
         truncated = not terminated and self._steps >= self.episode_steps   # the scenario's duration
+        self._ended = terminated or truncated
         if core.action_type == "discrete" and core.shadow is None:
             return core._obs[0].copy(), r, terminated, truncated, info
         return core.obs()[0], r, terminated, truncated, info

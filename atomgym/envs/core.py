@@ -14,7 +14,7 @@ import numpy as np
 
 from ..sim import Simulator
 from ..sim import layout as L
-from ..sim.scenario import Scenario, load_scenario, scenario_to_dict
+from ..sim.scenario import Scenario, load_scenario, scenario_to_dict, validate_scenario
 from ._compiled import begin_interval, discrete_knobs, obs_batch, step_discrete, terms_batch
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
 from .spaces import MF_MAX_KB, MF_MIN_KB, OBS_DIM, WSF_MAX, WSF_MIN
@@ -32,12 +32,40 @@ _C = {n: i for i, n in enumerate(L.COUNTER_NAMES)}
 _DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
 
 
+# the reward weight arguments of AtomEnv / AtomVectorEnv, per term (for messages)
+WEIGHT_ARGS = {"drops": "w_drops", "atomic_fail": "w_atomic_fail", "reserved_mib_s": "w_reserved",
+               "stall_s": "w_stall", "knob_changes": "w_knob"}
+
+
+def real_number(name: str, v: object, lo: float, hi: float, unit: str = "") -> float:
+    """``v`` as a float if it is a real number (not a bool, not a string) in [lo, hi]; else a
+    ValueError naming the argument and its valid range."""
+    rng = f"valid range {lo:g}..{hi:g}{' ' + unit if unit else ''}"
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: expected a number, got {type(v).__name__} {v!r}; {rng}")
+    try:
+        f = float(v)
+    except OverflowError:       # an int beyond float's range (10**400)
+        f = math.inf
+    if not lo <= f <= hi:       # NaN fails too
+        raise ValueError(f"{name}: {v!r} is out of range; {rng}")
+    return f
+
+
+def positive_int(name: str, v: object, hi: int | None = None) -> int:
+    """``v`` as an int if it is an integer >= 1 (not a bool, not 1.5); else a ValueError."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{name}: expected an integer >= 1, got {type(v).__name__} {v!r}")
+    if v < 1 or (hi is not None and v > hi):
+        raise ValueError(f"{name}: {v} is out of range; valid range 1..{hi if hi is not None else 'inf'}")
+    return int(v)
+
+
 def resolve_scenario(scenario: str | Path | Scenario, duration_s: float | None) -> Scenario:
-    s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    # a Scenario built in code gets the checks a file gets (tick_ms 0 would divide by zero)
+    s = validate_scenario(scenario) if isinstance(scenario, Scenario) else load_scenario(scenario)
     if duration_s is not None:
-        if not (0.001 <= float(duration_s) <= 1e7):
-            raise ValueError(f"duration_s: {duration_s} is out of range; valid range 0.001..1e7 s")
-        s = dataclasses.replace(s, duration_s=float(duration_s))
+        s = dataclasses.replace(s, duration_s=real_number("duration_s", duration_s, 0.001, 1e7, "s"))
     return s
 
 
@@ -46,8 +74,7 @@ def scenario_key(s: Scenario) -> str:
 
 
 def interval_ticks(s: Scenario, decision_interval_ms: float) -> int:
-    if not (10.0 <= float(decision_interval_ms) <= 10000.0):
-        raise ValueError(f"decision_interval_ms: {decision_interval_ms} is out of range; valid range 10..10000 ms")
+    decision_interval_ms = real_number("decision_interval_ms", decision_interval_ms, 10.0, 10000.0, "ms")
     n = decision_interval_ms / s.tick_ms
     if abs(n - round(n)) > 1e-9:
         raise ValueError(f"decision_interval_ms: {decision_interval_ms} is not a multiple of the scenario's "
@@ -68,8 +95,9 @@ class Core:
         self.ticks = interval_ticks(scenario, decision_interval_ms)
         self.decision_interval_ms = float(decision_interval_ms)
         self.action_type = action_type
-        self.weights = np.array([float(weights[k]) for k in TERM_NAMES])
-        self.deadlock_penalty = float(deadlock_penalty)
+        # every term is a cost (reward <= 0, AtomEnv's docstring): a weight is a finite number >= 0
+        self.weights = np.array([real_number(WEIGHT_ARGS[k], weights[k], 0.0, 1e12) for k in TERM_NAMES])
+        self.deadlock_penalty = real_number("deadlock_penalty", deadlock_penalty, 0.0, 1e12)
         self.sim = Simulator(scenario, n_machines=n)
         self.B = n
         self.n_nodes = self.sim.n_nodes

@@ -11,7 +11,9 @@ from gymnasium.vector.utils import batch_space
 
 from ..sim.scenario import Scenario
 from .atom_env import DEFAULT_DECISION_INTERVAL_MS, _weights, make_action_space, make_observation_space
-from .core import DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, resolve_scenario, score
+from .core import (
+    DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, positive_int, resolve_scenario, score,
+)
 from .spaces import N_ACTIONS
 
 
@@ -38,9 +40,11 @@ class AtomVectorEnv(VectorEnv):
                  render_mode: str | None = None, render_window: int = 200, reward_baseline: str = "none") -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode: {render_mode!r}: AtomVectorEnv does not render; use AtomEnv")
-        if int(num_envs) < 1:
-            raise ValueError(f"num_envs: {num_envs} must be >= 1")
-        self.num_envs = int(num_envs)
+        self.num_envs = positive_int("num_envs", num_envs)
+        if max_episode_steps is not None:
+            positive_int("max_episode_steps", max_episode_steps)
+        if not isinstance(compute_score, (bool, np.bool_)):
+            raise ValueError(f"compute_score: expected True or False, got {compute_score!r}")
         self.scenario = resolve_scenario(scenario, duration_s)
         self.core = Core(self.scenario, self.num_envs, decision_interval_ms, action_type,
                          _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty,

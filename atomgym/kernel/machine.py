@@ -210,6 +210,8 @@ def _parse_int(key: str, value: object, lo: int, hi: int) -> int:
     # "1_000", "+5" and non-ASCII digits, which the kernel rejects with EINVAL).
     if not re.fullmatch(r"-?[0-9]+", text):
         raise SysctlError(f"{key}: {value!r} is not an integer; valid range {lo}..{hi}")
+    if len(text.lstrip("-")) > 20:   # int() refuses > 4300 digits; anything this long is out of range
+        raise SysctlError(f"{key}: {text[:24]}... ({len(text)} digits) is out of range; valid range {lo}..{hi}")
     v = int(text)
     if not lo <= v <= hi:
         raise SysctlError(f"{key}: {v} is out of range; valid range {lo}..{hi}")

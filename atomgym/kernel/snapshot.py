@@ -64,12 +64,21 @@ SNAPSHOT_FILES: tuple[str, ...] = (P_OSRELEASE, P_ZONEINFO, P_MIN_FREE, P_WSF, P
                                    P_VMSTAT, P_MEMINFO)
 
 _HEADER = re.compile(r"^==> (.*) <==\s*$")
-_ZONE_HEAD = re.compile(r"^Node\s+(\d+),\s*zone\s+(\S+)\s*$")
+_ZONE_HEAD = re.compile(r"^Node\s+([0-9]{1,9}),\s*zone\s+(\S+)\s*$")
 # The per-zone watermark block of zoneinfo_show_print() (mm/vmstat.c): "pages free N" and
 # "        min      N" lines. Keys with a ':' (pagesets "high:", "start_pfn:") are other things.
 _ZONE_KEYS = ("free", "boost", "min", "low", "high", "promo", "spanned", "present", "managed", "cma")
 _REQUIRED = ("free", "min", "low", "high", "spanned", "present", "managed", "protection")
 OLDEST_MODELLED = (6, 1)
+# A snapshot is ~10-500 kB (zoneinfo grows with CPUs x zones); reading stops here, so that
+# `check /dev/zero` or a wrong huge file is refused instead of filling memory.
+MAX_SNAPSHOT_BYTES = 64 << 20
+# Page counts the model accepts. __setup_per_zone_wmarks() multiplies pages_min (at most
+# INT_MAX / 4, min_free_kbytes >> 2) by a zone's managed pages in 64 bits; int64 holds that for
+# up to 2^34 pages (64 TiB) per zone. Every other page count of a zone is bounded by 2^40
+# (4 PiB, x86-64's 52-bit physical address space), so sums over zones stay far from overflow.
+MAX_MANAGED_PAGES = 1 << 34
+MAX_ZONE_PAGES = 1 << 40
 
 
 class SnapshotError(ValueError):
@@ -188,15 +197,37 @@ class _Section:
     lines: list[tuple[int, str]]          # (1-based line number in the snapshot, text)
 
 
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """The file's bytes, at most ``limit + 1`` of them (more means "too large"). Read in 64 kB
+    chunks: one huge read() fails with ENOMEM on /proc/sys files (proc_sys_call_handler()
+    allocates a buffer of the requested size)."""
+    chunks: list[bytes] = []
+    n = 0
+    with open(path, "rb") as fh:
+        while n <= limit:
+            b = fh.read(min(1 << 16, limit + 1 - n))
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
+    return b"".join(chunks)
+
+
 def parse_snapshot(path: str | Path) -> Snapshot:
     """Read a snapshot file. Raises SnapshotError (file, line, expectation)."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        raw = read_bounded(p, MAX_SNAPSHOT_BYTES)   # bounded: a device or FIFO may never end
     except OSError as e:
         raise SnapshotError(f"{p}: cannot read: {e.strerror or e}") from None
+    if len(raw) > MAX_SNAPSHOT_BYTES:
+        raise SnapshotError(f"{p}: larger than {MAX_SNAPSHOT_BYTES >> 20} MiB; a snapshot (the output of "
+                            f"`tail -n +1 /proc/zoneinfo ...`) is a few MiB at most")
+    if b"\0" in raw:
+        raise SnapshotError(f"{p}: not a text file (NUL byte at offset {raw.find(0)}); expected the output "
+                            f"of `tail -n +1 /proc/zoneinfo ...`")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")         # a byte-order mark (a Windows editor's) is dropped
     except UnicodeDecodeError as e:
         raise SnapshotError(f"{p}: not a text file (byte {e.start} is not UTF-8); expected the output "
                             f"of `tail -n +1 /proc/zoneinfo ...`") from None
@@ -258,7 +289,12 @@ def parse_text(text: str, source: str = "<snapshot>") -> Snapshot:
         if len(parts) != MAX_NR_ZONES:
             raise SnapshotError(f"{source}:{ln}: {P_RATIO}: expected {MAX_NR_ZONES} tab-separated integers "
                                 f"(one per zone type), got {len(parts)}: {val!r}")
-        ratio = [_int(x, source, ln, f"{P_RATIO}: integers") for x in parts]
+        ratio = [_int(x, source, ln, f"{P_RATIO}: integers in 0..{INT_MAX}") for x in parts]
+        for x in ratio:
+            # lowmem_reserve_ratio_sysctl_handler() stores every value < 1 as 0: the file never shows one
+            if not 0 <= x <= INT_MAX:
+                raise SnapshotError(f"{source}:{ln}: {P_RATIO}: {x} is outside 0..{INT_MAX} (the kernel stores "
+                                    f"values below 1 as 0)")
     else:
         ratio = list(DEFAULT_LOWMEM_RESERVE_RATIO)
         warnings.append(f"no {P_RATIO}: assuming the kernel default {' '.join(map(str, ratio))}")
@@ -332,8 +368,21 @@ def _single_line(sec: _Section, source: str, expected: str) -> tuple[int, str]:
 def _int(text: str, source: str, line: int, expected: str) -> int:
     # The kernel prints plain ASCII decimals; int() alone would also take "1_000" or "+5".
     if not re.fullmatch(r"-?[0-9]+", text):
-        raise SnapshotError(f"{source}:{line}: {text!r} is not a number; expected {expected}")
+        raise SnapshotError(f"{source}:{line}: {text[:40]!r} is not a number; expected {expected}")
+    if len(text) > 21:   # int64 has 19 digits; int() would also refuse beyond 4300
+        raise SnapshotError(f"{source}:{line}: {text[:24]}... ({len(text)} digits) is too large; expected {expected}")
     return int(text)
+
+
+def _pages(text: str, source: str, line: int, key: str) -> int:
+    """A page count of a zone: an integer in 0..MAX_ZONE_PAGES (managed: 0..MAX_MANAGED_PAGES)."""
+    hi = MAX_MANAGED_PAGES if key == "managed" else MAX_ZONE_PAGES
+    what = "`protection: (...)`" if key == "protection" else f"`{key}`"
+    v = _int(text, source, line, f"a page count 0..{hi} for {what}")
+    if not 0 <= v <= hi:
+        raise SnapshotError(f"{source}:{line}: {what}: {v} is outside 0..{hi} pages ({hi >> 28} TiB of "
+                            f"4 KiB pages; the model's 64-bit arithmetic holds no more)")
+    return v
 
 
 def _parse_zoneinfo(sec: _Section, source: str) -> tuple[list[ZoneInfo], bool]:
@@ -365,7 +414,7 @@ def _parse_zoneinfo(sec: _Section, source: str) -> tuple[list[ZoneInfo], bool]:
                 raise SnapshotError(f"{source}:{n}: protection lists {len(parts)} values; expected "
                                     f"{MAX_NR_ZONES} (one per zone of the node)")
             if "protection" not in fields:
-                fields["protection"] = [_int(p, source, n, "integers in `protection: (...)`") for p in parts]
+                fields["protection"] = [_pages(p, source, n, "protection") for p in parts]
             continue
         elif tok[0] in _ZONE_KEYS and tok[0] != "free":
             key, vals = tok[0], tok[1:]
@@ -375,7 +424,7 @@ def _parse_zoneinfo(sec: _Section, source: str) -> tuple[list[ZoneInfo], bool]:
             raise SnapshotError(f"{source}:{n}: expected `{key} N` with one integer, got {ln.strip()!r}")
         if key in fields:
             continue  # only the watermark block's first occurrence counts
-        fields[key] = _int(vals[0], source, n, f"an integer for `{key}`")
+        fields[key] = _pages(vals[0], source, n, key)
     if not blocks:
         raise SnapshotError(f"{source}:{sec.header_line}: {P_ZONEINFO} lists no zone; expected "
                             f"`Node N, zone NAME` blocks")
@@ -389,6 +438,15 @@ def _parse_zoneinfo(sec: _Section, source: str) -> tuple[list[ZoneInfo], bool]:
             end = blocks[idx + 1][0] - 1 if idx + 1 < len(blocks) else sec.lines[-1][0]
             raise SnapshotError(f"{source}:{n}: zone block `Node {node}, zone {name}` (lines {n}-{end}) is "
                                 f"truncated: missing {', '.join('pages free' if k == 'free' else k for k in missing)}")
+        # spanned >= present >= managed (zone->spanned_pages counts holes, present_pages does not,
+        # managed_pages leaves out memblock reservations); a watermark includes its boost
+        if not f["spanned"] >= f["present"] >= f["managed"]:
+            raise SnapshotError(f"{source}:{n}: zone `Node {node}, zone {name}`: spanned {f['spanned']}, present "
+                                f"{f['present']}, managed {f['managed']}; expected spanned >= present >= managed")
+        if f["boost"] > min(f["min"], f["low"], f["high"]):
+            raise SnapshotError(f"{source}:{n}: zone `Node {node}, zone {name}`: boost {f['boost']} is larger than "
+                                f"its watermarks (min {f['min']}); zoneinfo prints each watermark with the boost "
+                                f"added, so boost <= min <= low <= high")
         zones.append(ZoneInfo(node=node, zone=name, line=n, free=f["free"], boost=f["boost"], min=f["min"],
                               low=f["low"], high=f["high"], promo=f.get("promo"), spanned=f["spanned"],
                               present=f["present"], managed=f["managed"], protection=list(f["protection"])))
@@ -502,6 +560,10 @@ def _boot_deltas(managed, ztype, min_free_kbytes, wsf, movable_clamped, observed
 
 
 BOOT_MAX_DELTA = 16384  # pages (64 MiB): init memory freed after the boot-time computation
+# The search recomputes every zone's watermarks for each (zone, delta): populated zones x deltas x
+# zones steps. 8 nodes (40 zones) take ~1.6e7; a snapshot listing hundreds of nodes would take hours,
+# so the deltas searched shrink to keep it under this many steps.
+BOOT_SEARCH_BUDGET = 50_000_000
 
 
 def find_boot_pattern(snap: Snapshot, max_delta: int = BOOT_MAX_DELTA) -> BootPattern | None:
@@ -513,6 +575,10 @@ def find_boot_pattern(snap: Snapshot, max_delta: int = BOOT_MAX_DELTA) -> BootPa
     for i, z in enumerate(snap.zones):
         observed[i] = (z.min - z.boost, z.low - z.boost, z.high - z.boost,
                        (z.promo if z.promo is not None else 0) - z.boost)
+    populated = int((managed > 0).sum())
+    max_delta = min(max_delta, BOOT_SEARCH_BUDGET // max(1, populated * managed.size))
+    if max_delta < 1:
+        return None
     hits = _boot_deltas(managed, m.ztype, m.min_free_kbytes, m.watermark_scale_factor,
                         m.version.movable_min_clamped, observed, have_promo, max_delta)
     found = [(z, [int(d) for d in np.nonzero(hits[z])[0]]) for z in range(managed.size) if hits[z].any()]

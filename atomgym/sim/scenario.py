@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import math
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -139,6 +140,9 @@ class Scenario:
 
 from ..paths import DATA_ROOT as REPO_ROOT, SCENARIO_DIR  # noqa: E402 - checkout or wheel (paths.py)
 MEMORY_FRAC_MAX = 0.99  # page cache + anon + kernel: the rest starts free
+MAX_SCENARIO_BYTES = 16 << 20    # reads stop here: a scenario is a few kB (a device never ends)
+MAX_TRACE_BYTES = 512 << 20      # a replay trace: ~7 bytes per row; 60,000 rows is 400 kB
+MAX_TRACE_PACKETS = 2**53        # per row: float64 holds every integer up to here exactly
 
 
 class ScenarioError(ValueError):
@@ -212,6 +216,17 @@ def _valid_text(f: dataclasses.Field) -> str:
     return f"valid range {lo_s}..{_fmt_num(hi)}{unit}"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 2, 4, 4, 4, 4
+
+
+def _short(v: object) -> str:
+    """repr() of a value for a message, cut short: a YAML alias tree can hold 9^9 items."""
+    r = _REPR.repr(v)
+    return r if len(r) <= 100 else r[:97] + "..."
+
+
 def _type_name(v: object) -> str:
     if v is None:
         return "null"
@@ -247,27 +262,27 @@ def _scalar(val: object, tp: type, f: dataclasses.Field, path: tuple, ctx: _Ctx)
     tail = f"; {valid}" if valid else ""
     if tp is bool:
         if not isinstance(val, bool):
-            ctx.fail(path, f"expected true or false, got {_type_name(val)} {val!r}")
+            ctx.fail(path, f"expected true or false, got {_type_name(val)} {_short(val)}")
         return val
     if tp is str:
         if not isinstance(val, str):
-            ctx.fail(path, f"expected a string, got {_type_name(val)} {val!r}{tail}")
+            ctx.fail(path, f"expected a string, got {_type_name(val)} {_short(val)}{tail}")
         choices = f.metadata.get("choices")
         if choices is not None and val not in choices:
             hint = difflib.get_close_matches(val, choices, n=1)
             dym = f" (did you mean {hint[0]!r}?)" if hint else ""
-            ctx.fail(path, f"{val!r} is not a valid choice{dym}; {valid}")
+            ctx.fail(path, f"{_short(val)} is not a valid choice{dym}; {valid}")
         return val
     if tp in (int, float):
         if isinstance(val, bool) or not isinstance(val, (int, float)):
             kind = "an integer" if tp is int else "a number"
-            ctx.fail(path, f"expected {kind}, got {_type_name(val)} {val!r}{tail}")
+            ctx.fail(path, f"expected {kind}, got {_type_name(val)} {_short(val)}{tail}")
         if not math.isfinite(val):
             ctx.fail(path, f"{val} is not a finite number{tail}")
         if tp is int:
             if isinstance(val, float):
                 if not val.is_integer():
-                    ctx.fail(path, f"expected an integer, got {val!r}{tail}")
+                    ctx.fail(path, f"expected an integer, got {_short(val)}{tail}")
                 val = int(val)
         else:
             val = float(val)
@@ -324,10 +339,10 @@ def _randomize_raw(val: object, path: tuple, ctx: _Ctx) -> dict[str, list[float]
     for k, v in val.items():
         p = path + (k,)
         if not isinstance(k, str):
-            ctx.fail(p, f"a randomize key must be a key path string such as 'traffic.0.burst_pps', got {k!r}")
+            ctx.fail(p, f"a randomize key must be a key path string such as 'traffic.0.burst_pps', got {_short(k)}")
         if (not isinstance(v, list) or len(v) != 2
                 or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) for x in v)):
-            ctx.fail(p, f"expected [lo, hi] (two finite numbers), got {v!r}")
+            ctx.fail(p, f"expected [lo, hi] (two finite numbers), got {_short(v)}")
         if v[0] > v[1]:
             ctx.fail(p, f"lo {_fmt_num(v[0])} is above hi {_fmt_num(v[1])}; expected [lo, hi] with lo <= hi")
         out[_canonical_key(k)] = [v[0], v[1]]
@@ -474,8 +489,15 @@ def resolve_path(s: "Scenario | str | Path", rel: str | Path) -> Path:
     return cands[0]
 
 
-def _line_map(node: yaml.Node | None, path: tuple, out: dict[tuple, int], ctx: _Ctx) -> None:
-    """Record the line of every key path and reject duplicate keys (PyYAML keeps the last silently)."""
+def _line_map(node: yaml.Node | None, path: tuple, out: dict[tuple, int], ctx: _Ctx,
+              _seen: set[int] | None = None) -> None:
+    """Record the line of every key path and reject duplicate keys (PyYAML keeps the last silently).
+    An aliased node (``*anchor``) is walked once: a self-referencing or exponentially nested alias
+    would otherwise recurse forever."""
+    seen_nodes = set() if _seen is None else _seen
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set = set()
         for k, v in node.value:
@@ -486,11 +508,11 @@ def _line_map(node: yaml.Node | None, path: tuple, out: dict[tuple, int], ctx: _
                 ctx.lines = out
                 ctx.fail(p, "duplicate key (a YAML mapping may give each key once)")
             seen.add(key)
-            _line_map(v, p, out, ctx)
+            _line_map(v, p, out, ctx, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             out[path + (i,)] = v.start_mark.line + 1
-            _line_map(v, path + (i,), out, ctx)
+            _line_map(v, path + (i,), out, ctx, seen_nodes)
 
 
 def scenario_from_dict(d: object, source: str | Path = "<dict>", *, _lines: dict | None = None,
@@ -526,7 +548,9 @@ def _scenario_file(name_or_path: str | Path) -> Path:
     p = Path(s).expanduser()
     if p.suffix in (".yaml", ".yml") or "/" in s or p.exists():
         if not p.is_file():
-            raise ScenarioError(f"{s}: no such scenario file")
+            what = " (it is a directory)" if p.is_dir() else (" (it is not a regular file)" if p.exists() else "")
+            raise ScenarioError(f"{s}: no such scenario file{what}; expected a .yaml file or a shipped name "
+                                f"({', '.join(list_scenarios())})")
         return p
     cand = SCENARIO_DIR / f"{s}.yaml"
     if not cand.is_file():
@@ -543,7 +567,11 @@ def load_scenario(name_or_path: str | Path) -> "Scenario":
     path = _scenario_file(name_or_path)
     disp = _display(str(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SCENARIO_BYTES + 1)
+        if len(raw) > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{disp}: larger than {MAX_SCENARIO_BYTES >> 20} MiB; a scenario is a short YAML file")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(f"{disp}: cannot read: {e}") from None
     try:
@@ -556,9 +584,16 @@ def load_scenario(name_or_path: str | Path) -> "Scenario":
         raise ScenarioError(f"{where}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as e:
         raise ScenarioError(f"{disp}: YAML error: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ScenarioError(f"{disp}: YAML nested too deeply; expected a mapping of scenario keys") from None
+    except ValueError as e:   # PyYAML's int() of a > 4300-digit number
+        raise ScenarioError(f"{disp}: YAML error: {str(e).splitlines()[0]}") from None
     lines: dict[tuple, int] = {}
     _line_map(node, (), lines, _Ctx(disp))
-    if data is not None and not isinstance(data, dict):
+    if data is None:
+        raise ScenarioError(f"{disp}: the file is empty (or holds only comments); expected a mapping of scenario "
+                            f"keys ({', '.join(_yaml_fields(Scenario))}); write `{{}}` for every default")
+    if not isinstance(data, dict):
         raise ScenarioError(f"{disp}:1: (top level): expected a mapping of scenario keys, got {_type_name(data)}")
     return scenario_from_dict(data, source=path.resolve(), _lines=lines)
 
@@ -621,31 +656,50 @@ def draw_scenario(s: "Scenario", rng: np.random.Generator | int) -> "Scenario":
 
 def load_trace(path: str | Path) -> np.ndarray:
     """A replay trace (scripts/make_trace.py format): '#' comment lines, a header line
-    'packets', then one non-negative integer per interval. Returns float64 packets per row."""
+    'packets', then one non-negative integer per interval, one column. Returns float64 packets
+    per row. Anything else raises ScenarioError naming the file and line."""
     p = Path(path)
     disp = _display(str(p))
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_TRACE_BYTES + 1)
+        if len(raw) > MAX_TRACE_BYTES:
+            raise ScenarioError(f"{disp}: trace larger than {MAX_TRACE_BYTES >> 20} MiB; expected a CSV of "
+                                f"packets per interval (scripts/make_trace.py)")
+        lines = raw.decode("utf-8-sig").splitlines()   # a byte-order mark is dropped
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(f"{disp}: cannot read trace: {e}") from None
-    vals: list[float] = []
+    vals: list[int] = []
     header = False
     for n, line in enumerate(lines, 1):
         t = line.split("#", 1)[0].strip()
         if not t:
             continue
+        cols = t.split(",")
         if not header:
-            if t.split(",")[0].strip() != "packets":
-                raise ScenarioError(f"{disp}:{n}: trace: expected the header line 'packets', got {t!r}")
+            if [c.strip() for c in cols] != ["packets"]:
+                raise ScenarioError(f"{disp}:{n}: trace: expected the header line 'packets' (one column), "
+                                    f"got {t[:60]!r}")
             header = True
             continue
-        try:
-            v = float(t.split(",")[0])
-        except ValueError:
-            raise ScenarioError(f"{disp}:{n}: trace: {t!r} is not a number of packets") from None
-        if not math.isfinite(v) or v < 0:
-            raise ScenarioError(f"{disp}:{n}: trace: {t!r} is out of range; valid range 0..inf packets")
-        vals.append(v)
+        if len(cols) != 1:
+            raise ScenarioError(f"{disp}:{n}: trace: {t[:60]!r} has {len(cols)} columns; expected one "
+                                f"(packets in the interval)")
+        if not re.fullmatch(r"[0-9]+", t):
+            try:
+                v = float(t)
+            except ValueError:
+                raise ScenarioError(f"{disp}:{n}: trace: {t[:60]!r} is not a number of packets") from None
+            if not math.isfinite(v) or v < 0:
+                raise ScenarioError(f"{disp}:{n}: trace: {t[:60]!r} is out of range; valid range "
+                                    f"0..{MAX_TRACE_PACKETS} packets (an integer)")
+            what = "is not written as plain digits" if v.is_integer() else "is not a whole number of packets"
+            raise ScenarioError(f"{disp}:{n}: trace: {t[:60]!r} {what}; expected a non-negative integer "
+                                f"written in digits (e.g. 1200)")
+        if len(t) > 16 or int(t) > MAX_TRACE_PACKETS:
+            raise ScenarioError(f"{disp}:{n}: trace: {t[:24]!r} is out of range; valid range "
+                                f"0..{MAX_TRACE_PACKETS} packets")
+        vals.append(int(t))
     if not vals:
         raise ScenarioError(f"{disp}: trace: no rows (expected 'packets' then one count per interval)")
     return np.asarray(vals, dtype=np.float64)

@@ -1,0 +1,207 @@
+"""agents.train, bad input: every config that would fail after the run folder exists is refused
+before it (exit 2, one line, no folder); --resume of a finished run refuses; a truncated newest
+checkpoint falls back to the one before; a full disk is one line and leaves nothing partial."""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agents import train
+
+SMALL = {"scenario": "quiet", "algo": "ppo", "seed": 3, "n_envs": 2, "total_timesteps": 64,
+         "action_type": "discrete", "checkpoint_every": 32,
+         "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}
+
+
+def _write(tmp_path: Path, cfg: dict | str, name: str = "cfg.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(cfg if isinstance(cfg, str) else yaml.safe_dump(cfg))
+    return p
+
+
+def _refused(tmp_path: Path, capsys, cfg: Path, *needles: str, extra: tuple[str, ...] = ()) -> str:
+    runs = tmp_path / "runs"
+    code = train.main(["--config", str(cfg), "--runs-dir", str(runs), "--no-eval", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.count("\n") == 0 and "Traceback" not in err and err.startswith("agents.train: error:"), err
+    for n in needles:
+        assert n in err, (n, err)
+    assert not runs.exists(), "a run folder was created for a bad config"
+    return err
+
+
+@pytest.mark.parametrize("patch, needles", [
+    ({"ppo": {"n_steps": "64"}}, ["ppo.n_steps: expected an integer (like its default 2048), got str '64'"]),
+    ({"ppo": {"n_steps": 0}}, ["ppo: PPO(...) rejects these arguments", "n_steps"]),
+    ({"ppo": {"learning_rate": "fast"}}, ["ppo.learning_rate: expected a finite number", "'fast'"]),
+    ({"ppo": {"learning_rate": -1.0}}, ["ppo: PPO(...) rejects these arguments"]),
+    ({"ppo": {"gamma": float("nan")}}, ["ppo.gamma: expected a finite number"]),
+    ({"ppo": {"normalize_advantage": "yes"}}, ["ppo.normalize_advantage: expected true or false"]),
+    ({"ppo": {"seed": 1}}, ["ppo.seed: set by the top-level `seed` key"]),
+    ({"ppo": {"tensorboard_log": "/tmp/x"}}, ["ppo.tensorboard_log: set by agents.train itself"]),
+    ({"ppo": {"_init_setup_model": False}}, ["ppo: unknown argument(s) ['_init_setup_model']"]),
+    ({"ppo": {"policy_kwargs": {"net_arch": [-1]}}}, ["ppo: PPO(...) rejects these arguments"]),
+    ({"ppo": {1: 2, "n_stepz": 3}}, ["ppo: unknown argument(s)"]),
+    ({"decision_interval_ms": 15.5}, ["decision_interval_ms: 15.5 is not a multiple of the scenario's tick"]),
+    ({"seed": 2**40}, ["seed: expected an integer in 0..4294967295"]),
+    ({"n_envs": 10**9}, ["n_envs: 1000000000 is out of range"]),
+    ({"scenario": ["quiet"]}, ["scenario: expected a shipped scenario name or a YAML path"]),
+    ({"reward_baseline": ["default"]}, ["reward_baseline: ['default']"]),
+    ({"evaluate": {"policies": "kernel-default"}}, ["evaluate.policies: expected a list of names"]),
+    ({"evaluate": {"scenarios": "quiet"}}, ["evaluate.scenarios: expected a list of names"]),
+])
+def test_configs_that_used_to_fail_after_the_run_folder_existed(tmp_path, capsys, patch, needles) -> None:
+    p = _write(tmp_path, {**SMALL, **patch})
+    _refused(tmp_path, capsys, p, str(p), *needles)
+
+
+def test_scenario_whose_tick_does_not_divide_the_interval(tmp_path, capsys) -> None:
+    sc = _write(tmp_path, "tick_ms: 0.3\nduration_s: 2\n", "odd.yaml")
+    p = _write(tmp_path, {**SMALL, "scenario": str(sc)})
+    _refused(tmp_path, capsys, p, "decision_interval_ms: 100", "tick (0.3 ms)")
+
+
+def test_scenario_with_a_malformed_trace(tmp_path, capsys) -> None:
+    (tmp_path / "t.csv").write_text("packets\n5\n1.5\n")
+    sc = _write(tmp_path, "traffic:\n  - {kind: replay, trace: t.csv}\n", "replay.yaml")
+    p = _write(tmp_path, {**SMALL, "scenario": str(sc)})
+    _refused(tmp_path, capsys, p, "scenario:", "t.csv:3: trace: '1.5' is not a whole number")
+    # the same trace in an evaluation scenario, which used to fail only after the training
+    p = _write(tmp_path, {**SMALL, "evaluate": {"scenarios": [str(sc)]}})
+    _refused(tmp_path, capsys, p, "evaluate.scenarios:", "t.csv:3")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("", "the file is empty"),
+    ("# only comments\n", "the file is empty"),
+    ("- a\n- b\n", "got list"),
+    ("scenario: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+    ("total_timesteps: " + "9" * 5000 + "\n", "not valid YAML"),
+])
+def test_unusable_config_files(tmp_path, capsys, text, needle) -> None:
+    _refused(tmp_path, capsys, _write(tmp_path, text), needle)
+
+
+def test_binary_directory_and_device_configs(tmp_path, capsys) -> None:
+    p = tmp_path / "bin.yaml"
+    p.write_bytes(b"\xff\xfe\x00scenario")
+    _refused(tmp_path, capsys, p, "not a text file")
+    _refused(tmp_path, capsys, tmp_path, "a directory")
+    if Path("/dev/zero").exists():
+        _refused(tmp_path, capsys, Path("/dev/zero"), "/dev/zero")
+
+
+def test_bad_command_line_is_one_line(tmp_path, capsys) -> None:
+    p = _write(tmp_path, SMALL)
+    for extra in (("--total-timesteps", "0"), ("--total-timesteps", "1.5"), ("--frobnicate",)):
+        with pytest.raises(SystemExit) as e:
+            train.main(["--config", str(p), "--runs-dir", str(tmp_path / "runs"), *extra])
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and err.count("\n") == 0 and "agents.train: error:" in err, err
+
+
+# ---- resume -------------------------------------------------------------------------------------
+@pytest.fixture
+def finished_run(tmp_path, capsys) -> Path:
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(_write(tmp_path, SMALL)), "--runs-dir", str(runs), "--no-eval"]) == 0
+    capsys.readouterr()
+    (run,) = list(runs.iterdir())
+    return run
+
+
+def test_resume_of_a_finished_run_refuses_and_keeps_model_zip(finished_run, capsys) -> None:
+    model = finished_run / "model.zip"
+    before = (model.read_bytes(), model.stat().st_mtime_ns)
+    tb_before = sorted(p.name for p in (finished_run / "tb").rglob("*"))
+    for extra in ([], ["--total-timesteps", "512"]):
+        assert train.main(["--resume", str(finished_run), "--no-eval", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "the run is complete" in err and err.count("\n") == 0, err
+    assert (model.read_bytes(), model.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in (finished_run / "tb").rglob("*")) == tb_before
+    assert yaml.safe_load((finished_run / "config.yml").read_text())["total_timesteps"] == 64
+
+
+def test_resume_falls_back_from_a_truncated_newest_checkpoint(finished_run, capsys) -> None:
+    cks = train._checkpoints(finished_run)
+    assert [c.name for c in cks] == ["model_64_steps.zip", "model_32_steps.zip"]
+    (finished_run / "model.zip").unlink()              # as a kill during training leaves it
+    data = cks[0].read_bytes()
+    cks[0].write_bytes(data[: len(data) // 2])           # as a kill during its save leaves it
+    assert train.main(["--resume", str(finished_run), "--no-eval"]) == 0
+    cap = capsys.readouterr()
+    assert "model_64_steps.zip cannot be loaded" in cap.err and "falling back" in cap.err
+    assert "resuming from" in cap.out and "model_32_steps.zip" in cap.out
+    assert "model saved" in cap.out and (finished_run / "model.zip").is_file()
+
+
+def test_no_temporary_files_are_left_in_a_run(finished_run) -> None:
+    left = [p.name for p in finished_run.rglob("*") if p.name.endswith(".tmp")]
+    assert left == []
+
+
+# ---- full disk ----------------------------------------------------------------------------------
+def _enospc(*a, **k):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_before_the_run_starts_leaves_no_folder(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(train, "_write_text_atomically", _enospc)
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(_write(tmp_path, SMALL)), "--runs-dir", str(runs), "--no-eval"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "no run folder was left" in err and err.count("\n") == 0, err
+    assert list(runs.iterdir()) == []
+
+
+def test_full_disk_during_training_is_one_line_and_no_partial_model(tmp_path, capsys, monkeypatch) -> None:
+    real = train.save_atomically
+
+    def full_after_first(model, path):
+        if path.name == "model.zip":
+            # a torn write: part of the file, then the disk is full
+            return real(type("Torn", (), {"save": lambda self, fh: (fh.write(b"PK\x03\x04"), _enospc())})(), path)
+        return real(model, path)
+    monkeypatch.setattr(train, "save_atomically", full_after_first)
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(_write(tmp_path, SMALL)), "--runs-dir", str(runs), "--no-eval"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "--resume" in err and err.count("\n") == 0, err
+    (run,) = list(runs.iterdir())
+    assert not (run / "model.zip").exists()
+    assert [p.name for p in run.rglob("*") if p.name.endswith(".tmp")] == []
+
+
+def test_a_newline_in_the_config_name_stays_on_one_line(tmp_path, capsys) -> None:
+    p = _write(tmp_path, "", "a\nb.yaml")
+    err = _refused(tmp_path, capsys, p, "a\\nb.yaml", "the file is empty")
+
+
+def test_evaluation_env_is_built_before_training(tmp_path, capsys) -> None:
+    """A scenario the training runs (tick 2 ms, interval 20 ms) but the evaluation's env cannot
+    (the evaluation's duration 0.0005 s is below the env's 0.001 s): refused before training."""
+    p = _write(tmp_path, {**SMALL, "evaluate": {"duration_s": 0.0005}})
+    _refused(tmp_path, capsys, p, "evaluate.duration_s", "0.001..1e7")
+    sc = _write(tmp_path, "tick_ms: 0.3\nduration_s: 2\n", "odd.yaml")
+    p = _write(tmp_path, {**SMALL, "evaluate": {"scenarios": ["quiet", str(sc)]}})
+    _refused(tmp_path, capsys, p, "evaluate.scenarios:", "odd.yaml", "not a multiple of the scenario's tick")
+
+
+def test_training_that_fails_midway_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    """A failure only learn() can show (a policy diverging to NaN): one line, exit 2."""
+    import stable_baselines3
+
+    def diverge(self, *a, **k):
+        raise ValueError("Expected parameter logits (Tensor of shape (2, 7)) to satisfy the constraint "
+                         "IndependentConstraint(Real(), 1), but found invalid values:\ntensor([[nan, nan]])")
+    monkeypatch.setattr(stable_baselines3.PPO, "learn", diverge)
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(_write(tmp_path, SMALL)), "--runs-dir", str(runs), "--no-eval"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "training failed: Expected parameter logits" in err and "learning rate" in err, err

@@ -1,0 +1,209 @@
+"""Property-based fuzzing of the files a user hands atomgym: scenario YAML (from the schema's own
+keys with nasty values, and shipped scenarios mutated line by line), replay traces, and training
+configs (agents.train run in-process, its training stubbed out). Every input is accepted or refused
+with one line naming the file (and line/key); never a traceback, never a run folder left for a
+config that fails. Profiles: tests/fuzz_helpers.py."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agents import train
+from atomgym.sim import Simulator
+from atomgym.sim.scenario import (
+    SCENARIO_DIR, Scenario, ScenarioError, _hints, _split_optional, load_scenario, load_trace,
+)
+from fuzz_helpers import NASTY_FLOAT, NASTY_INT, NASTY_SCALAR, NASTY_TEXT, fuzz_settings, mutate_lines, nasty_value, one_line
+
+
+def _tmpdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="atomgym-fuzz-"))
+
+
+# ---- scenarios ----------------------------------------------------------------------------------
+def _field_value(f: dataclasses.Field, tp) -> st.SearchStrategy:
+    """Mostly plausible values of a schema field (its default, its range ends, a choice), often
+    a nasty one."""
+    tp, _ = _split_optional(tp)
+    plausible: list = []
+    if f.default is not dataclasses.MISSING and f.default is not None:
+        plausible.append(f.default)
+    lo, hi = f.metadata.get("range", (None, None))
+    plausible += [x for x in (lo, hi) if x is not None]
+    plausible += list(f.metadata.get("choices", ()))
+    if dataclasses.is_dataclass(tp):
+        return st.one_of(_section(tp), nasty_value(1))
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        inner = _section(item) if dataclasses.is_dataclass(item) else NASTY_SCALAR
+        return st.one_of(st.lists(inner, max_size=2), nasty_value(1))
+    if typing.get_origin(tp) is dict:       # randomize: key path -> [lo, hi]
+        keys = st.sampled_from(["machine.ram_mib", "nics.0.ring_size", "traffic[0].rate_pps", "memory.anon_frac",
+                                "tick_ms", "machine.kernel", "name", "randomize", "nics.5.mtu", "a..b", ""])
+        return st.one_of(st.dictionaries(keys, st.lists(st.one_of(NASTY_INT, NASTY_FLOAT), min_size=2, max_size=2),
+                                         max_size=2), nasty_value(1))
+    if tp is float:
+        extra = NASTY_FLOAT
+    elif tp is int:
+        extra = NASTY_INT
+    else:
+        extra = NASTY_TEXT
+    base = st.sampled_from(plausible) if plausible else extra
+    return st.one_of(base, base, extra, NASTY_SCALAR)
+
+
+def _section(cls) -> st.SearchStrategy:
+    hints = _hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+    parts = {f.name: _field_value(f, hints[f.name]) for f in fields}
+    keys = st.lists(st.sampled_from([f.name for f in fields] + ["bogus", "Name"]), max_size=4, unique=True)
+
+    @st.composite
+    def strat(draw):
+        return {k: (draw(parts[k]) if k in parts else draw(NASTY_SCALAR)) for k in draw(keys)}
+    return strat()
+
+
+SHIPPED = sorted(SCENARIO_DIR.glob("*.yaml"))
+
+
+def _load_and_build(p: Path) -> None:
+    """load_scenario, then the simulator of one machine: accepted, or one line naming the file."""
+    try:
+        s = load_scenario(p)
+    except ScenarioError as e:
+        one_line(str(e), p.name)
+        return
+    assert isinstance(s, Scenario)
+    try:
+        Simulator(s, n_machines=1)
+    except (ScenarioError, ValueError) as e:   # e.g. ram_mib that leaves no managed memory
+        one_line(str(e))
+
+
+@fuzz_settings(max_examples=80)         # ~1 in 9 documents is a valid scenario, then simulated
+@given(doc=_section(Scenario))
+def test_scenarios_from_the_schema(doc) -> None:
+    d = _tmpdir()
+    try:
+        p = d / "fuzz.yaml"
+        p.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        _load_and_build(p)
+    finally:
+        shutil.rmtree(d)
+
+
+@fuzz_settings(max_examples=40)
+@given(base=st.sampled_from(SHIPPED), data=st.data())
+def test_shipped_scenarios_mutated(base, data) -> None:
+    text = data.draw(mutate_lines(base.read_text(), max_ops=2))
+    d = _tmpdir()
+    try:
+        p = d / base.name
+        p.write_text(text, encoding="utf-8")
+        # relative files (configs/traces/..., snapshots) resolve against the repository root too
+        _load_and_build(p)
+    finally:
+        shutil.rmtree(d)
+
+
+# ---- replay traces ------------------------------------------------------------------------------
+ROW = st.one_of(st.integers(0, 10**6).map(str), NASTY_TEXT, NASTY_INT.map(str), NASTY_FLOAT.map(repr),
+                st.text(max_size=12), st.just("# comment"), st.just(""), st.just("5,6"), st.just("packets"))
+
+
+@fuzz_settings(max_examples=50)
+@given(header=st.one_of(st.just("packets"), ROW), rows=st.lists(ROW, max_size=6))
+def test_replay_traces(header, rows) -> None:
+    d = _tmpdir()
+    try:
+        p = d / "t.csv"
+        p.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+        try:
+            arr = load_trace(p)
+        except ScenarioError as e:
+            one_line(str(e), "t.csv")
+        else:
+            assert arr.ndim == 1 and arr.size >= 1 and (arr >= 0).all() and (arr == arr.round()).all()
+    finally:
+        shutil.rmtree(d)
+
+
+# ---- training configs ---------------------------------------------------------------------------
+CONFIG_VALUES = {
+    "scenario": st.one_of(st.sampled_from(["quiet", "incast-pagecache", "no-such", "@ODD", "@BADTRACE", ""]),
+                          nasty_value(1)),
+    "algo": st.one_of(st.sampled_from(["ppo", "sac", "dqn"]), NASTY_SCALAR),
+    "seed": st.one_of(st.integers(0, 5), NASTY_INT, NASTY_SCALAR),
+    "n_envs": st.one_of(st.integers(1, 3), NASTY_INT, NASTY_SCALAR),
+    "total_timesteps": st.one_of(st.integers(1, 256), NASTY_SCALAR),
+    "action_type": st.one_of(st.sampled_from(["discrete", "continuous"]), NASTY_SCALAR),
+    "decision_interval_ms": st.one_of(st.sampled_from([10, 100, 15.5, 100.0, 10000]), NASTY_SCALAR),
+    "reward_baseline": st.one_of(st.sampled_from(["none", "default"]), NASTY_SCALAR),
+    "checkpoint_every": st.one_of(st.integers(1, 100), NASTY_SCALAR),
+    "ppo": st.one_of(st.dictionaries(st.sampled_from(["n_steps", "batch_size", "learning_rate", "gamma", "n_epochs",
+                                                      "seed", "policy_kwargs", "clip_range", "ent_coef", "bogus"]),
+                                     st.one_of(st.integers(-2, 64), NASTY_SCALAR, nasty_value(1)), max_size=3),
+                     nasty_value(1)),
+    "sac": st.one_of(st.dictionaries(st.sampled_from(["buffer_size", "ent_coef", "train_freq", "learning_starts"]),
+                                     st.one_of(st.integers(-2, 64), st.just("auto"), NASTY_SCALAR), max_size=2),
+                     nasty_value(1)),
+    "evaluate": st.one_of(st.fixed_dictionaries({}, optional={
+        "policies": st.one_of(st.lists(st.sampled_from(["kernel-default", "v10-acked", "v99"]), max_size=2),
+                              NASTY_SCALAR),
+        "scenarios": st.one_of(st.lists(st.sampled_from(["quiet", "nope", "@BADTRACE"]), max_size=2), NASTY_SCALAR),
+        "seeds": st.one_of(st.integers(0, 3), NASTY_SCALAR),
+        "duration_s": st.one_of(st.sampled_from([1, 0.5]), NASTY_SCALAR)}), nasty_value(1)),
+}
+
+
+@st.composite
+def _config(draw) -> dict:
+    keys = draw(st.lists(st.sampled_from(sorted(CONFIG_VALUES) + ["bogus"]), max_size=7, unique=True))
+    cfg = {"scenario": "quiet", "total_timesteps": 32, "n_envs": 2, "ppo": {"n_steps": 16, "batch_size": 32}}
+    for k in keys:
+        cfg[k] = draw(CONFIG_VALUES.get(k, NASTY_SCALAR))
+    return cfg
+
+
+@fuzz_settings(max_examples=40)
+@given(cfg=_config())
+def test_training_configs(cfg) -> None:
+    d = _tmpdir()
+    try:
+        (d / "odd.yaml").write_text("tick_ms: 0.3\nduration_s: 2\n")
+        (d / "t.csv").write_text("packets\n5\n1.5\n")
+        (d / "badtrace.yaml").write_text("traffic:\n  - {kind: replay, trace: t.csv}\n")
+        subst = {"@ODD": str(d / "odd.yaml"), "@BADTRACE": str(d / "badtrace.yaml")}
+
+        def fix(v):
+            return subst.get(v, v) if isinstance(v, str) else [fix(x) for x in v] if isinstance(v, list) else (
+                {k: fix(x) for k, x in v.items()} if isinstance(v, dict) else v)
+        p = d / "cfg.yaml"
+        p.write_text(yaml.safe_dump(fix(cfg), allow_unicode=True), encoding="utf-8")
+        runs = d / "runs"
+        calls = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(train, "train", lambda cfg, run, resume: calls.append(run) or run / "model.zip")
+            import contextlib
+            import io
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = train.main(["--config", str(p), "--runs-dir", str(runs), "--no-eval"])
+        err = err.getvalue().strip()
+        assert "Traceback" not in err
+        if code == 2:
+            assert err.count("\n") == 0 and err.startswith("agents.train: error:") and "cfg.yaml" in err, err
+            assert not runs.exists() and not calls
+        else:
+            assert code == 0 and len(calls) == 1, err
+    finally:
+        shutil.rmtree(d)
