@@ -74,7 +74,8 @@ def load_config(path: Path) -> dict:
     """Read and validate a training config; every error names the file and the key."""
     try:
         if not path.is_file():
-            raise ConfigError(f"{path}: cannot read ({'a directory' if path.is_dir() else 'No such file'}); "
+            what = "a directory" if path.is_dir() else ("not a regular file" if path.exists() else "No such file")
+            raise ConfigError(f"{path}: cannot read ({what}); "
                               f"expected a YAML file such as {DEFAULT_CONFIG.relative_to(ROOT)}")
         with open(path, "rb") as fh:
             raw = fh.read(MAX_CONFIG_BYTES + 1)

@@ -361,3 +361,11 @@ def test_check_of_a_snapshot_with_hundreds_of_nodes_ends(tmp_path) -> None:
     p.write_text(t.replace(line, "min      1", 1))       # a difference: the search runs
     code, out, err = run(["check", str(p)])
     assert code == 1 and "differ" in out, err
+
+
+def test_more_free_pages_than_managed_is_impossible() -> None:
+    t = snapshot_text(_machine())
+    i = t.index("pages free", t.index("zone    DMA32"))
+    line = t[i:t.index("\n", i)]
+    with pytest.raises(SnapshotError, match="pages free 600001 is above managed 600000"):
+        parse_text(t.replace(line, "pages free     600001", 1), "s.txt")

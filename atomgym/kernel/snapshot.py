@@ -443,6 +443,9 @@ def _parse_zoneinfo(sec: _Section, source: str) -> tuple[list[ZoneInfo], bool]:
         if not f["spanned"] >= f["present"] >= f["managed"]:
             raise SnapshotError(f"{source}:{n}: zone `Node {node}, zone {name}`: spanned {f['spanned']}, present "
                                 f"{f['present']}, managed {f['managed']}; expected spanned >= present >= managed")
+        if f["free"] > f["managed"]:    # free pages are buddy pages, all of them managed
+            raise SnapshotError(f"{source}:{n}: zone `Node {node}, zone {name}`: pages free {f['free']} is above "
+                                f"managed {f['managed']}; expected free <= managed")
         if f["boost"] > min(f["min"], f["low"], f["high"]):
             raise SnapshotError(f"{source}:{n}: zone `Node {node}, zone {name}`: boost {f['boost']} is larger than "
                                 f"its watermarks (min {f['min']}); zoneinfo prints each watermark with the boost "
