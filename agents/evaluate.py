@@ -81,12 +81,15 @@ def episode_metrics(sim, i: int) -> dict[str, float]:
 
 
 def run_policy(policy: baselines.Baseline, scenario, seeds: np.ndarray, duration_s: float,
-               log: list[str] | None = None) -> list[dict[str, float]]:
-    """Run one policy on one scenario for every seed in one batched Simulator."""
+               log: list[str] | None = None, sims: list | None = None) -> list[dict[str, float]]:
+    """Run one policy on one scenario for every seed in one batched Simulator (appended to
+    ``sims`` if given, for a caller that needs more than the metrics)."""
     from atomgym.sim import Simulator
     B = len(seeds)
     sim = Simulator(scenario, n_machines=B, tuner=policy.tuner)
     sim.reset(seeds)
+    if sims is not None:
+        sims.append(sim)
     reasons = policy.reset(sim)
     n_total = int(round(duration_s * 1000.0 / sim.tick_ms))
     chunk = int(round(policy.interval_ms / sim.tick_ms)) if policy.interval_ms > 0 else 10000

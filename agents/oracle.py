@@ -89,10 +89,12 @@ def _costs(sim) -> np.ndarray:
 
 
 def planner(scenario, seeds: np.ndarray, duration_s: float, step_s: float = 1.0, horizon_s: float = 5.0,
-            ) -> tuple[list[dict], list[str], float]:
+            actions: list | None = None) -> tuple[list[dict], list[str], float]:
     """The clairvoyant receding-horizon planner on every seed (batched: K candidate copies of each
     seed's machine run the look-ahead side by side). Returns per-seed metrics, one-line reasons of
-    its changes and its wall time in seconds."""
+    its changes and its wall time in seconds; ``actions`` (a list), if given, receives per seed the
+    writes made as [tick, min_free_kbytes, watermark_scale_factor] (-1 = unchanged), which
+    ``replay_actions`` re-executes."""
     from agents.evaluate import episode_metrics
     from atomgym.sim import Simulator
     t0 = time.perf_counter()
@@ -111,6 +113,7 @@ def planner(scenario, seeds: np.ndarray, duration_s: float, step_s: float = 1.0,
     n_look = max(n_step, int(round(horizon_s * 1000.0 / sim.tick_ms)))
     cur_mf, cur_wsf = boot.copy(), boot_wsf.copy()   # the setting in force per seed
     why: list[str] = []
+    acts: list[list[list[int]]] = [[] for _ in range(N)]
     done = 0
     while done < n_total:
         snap = sim.snapshot()                         # all K copies of a seed hold the same state
@@ -130,6 +133,7 @@ def planner(scenario, seeds: np.ndarray, duration_s: float, step_s: float = 1.0,
         sim.set_knobs(min_free_kbytes=np.tile(am, K), watermark_scale_factor=np.tile(aw, K))
         for j in range(N):
             if am[j] >= 0 or aw[j] >= 0:
+                acts[j].append([done, int(am[j]), int(aw[j])])
                 m, w = cands[best[j]]
                 cur_mf[j] = am[j] if am[j] >= 0 else cur_mf[j]
                 cur_wsf[j] = aw[j] if aw[j] >= 0 else cur_wsf[j]
@@ -139,4 +143,24 @@ def planner(scenario, seeds: np.ndarray, duration_s: float, step_s: float = 1.0,
         sim.advance(n)
         done += n
     out = [episode_metrics(sim, j) for j in range(N)]   # candidate 0's copies: identical to the others
+    if actions is not None:
+        actions.extend(acts)
     return out, why, time.perf_counter() - t0
+
+
+def replay_actions(scenario, seed: int, duration_s: float, actions: list, tuner: str = "none"):
+    """Re-run one episode from its knob writes ([tick, min_free_kbytes, watermark_scale_factor],
+    -1 = unchanged) on a fresh Simulator; returns the Simulator at the end."""
+    from atomgym.sim import Simulator
+    sim = Simulator(scenario, n_machines=1, tuner=tuner)
+    sim.reset(np.array([seed], np.int64))
+    n_total = int(round(duration_s * 1000.0 / sim.tick_ms))
+    done = 0
+    for tick, mf, wsf in sorted(actions, key=lambda a: a[0]):
+        if tick > done:
+            sim.advance(min(tick, n_total) - done)
+            done = min(tick, n_total)
+        sim.set_knobs(min_free_kbytes=np.array([mf]), watermark_scale_factor=np.array([wsf]))
+    if n_total > done:
+        sim.advance(n_total - done)
+    return sim
