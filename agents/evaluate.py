@@ -138,10 +138,17 @@ def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float) -> tup
     """A trained SB3 model (a .zip from agents.train) through the Gymnasium env (AtomEnv, one
     episode per seed, deterministic actions), each episode on the simulator seed the baselines get
     (the same machine, randomised draws and traffic). Returns the metrics and the simulator seeds."""
+    model, env_kw = load_model(path)
+    return run_loaded(model, env_kw, scenario, seeds, duration_s)
+
+
+def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
+    """run_model for a model already in memory (``env_kw``: the AtomEnv keyword arguments it
+    was trained with, e.g. decision_interval_ms)."""
     import gymnasium
 
     from atomgym.envs.atom_env import AtomEnv
-    model, env_kw = load_model(path)
+    env_kw = dict(env_kw)
     env_kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
     out, sim_seeds = [], []
     for s in seeds:
@@ -248,7 +255,8 @@ def model_run_id(path: Path) -> str:
 
 def parse_policies(text: str) -> list[Spec]:
     """--policies: comma-separated baseline names, oracle names and model paths (``LABEL=PATH``
-    names a model briefly; a bare PATH is labelled by its run folder). A repeated entry counts once."""
+    names a model; a bare PATH is labelled by its algorithm, ppo or sac; models under one label
+    are runs of one policy, told apart by their training seed). A repeated entry counts once."""
     specs: list[Spec] = []
     seen: set[tuple[str, str]] = set()
     for item in (p.strip() for p in text.split(",")):
@@ -269,7 +277,9 @@ def parse_policies(text: str) -> list[Spec]:
                 raise UsageError(f"--policies: {e}") from None
             if label and not all(c.isalnum() or c in "-_.+" for c in label):
                 raise UsageError(f"--policies: label {label!r}: use letters, digits and -_.+")
-            spec = Spec(label or (p.parent.name if p.stem == "model" else p.stem), "model", p, model_run_id(p))
+            if not label:                       # a bare path: the algorithm's name (its runs: training seeds)
+                label = "sac" if type(load_model(p)[0]).__name__ == "SAC" else "ppo"
+            spec = Spec(label, "model", p, model_run_id(p))
         else:
             raise UsageError(f"--policies: unknown policy {item!r}; valid: {', '.join(baselines.names())}, "
                              f"{', '.join(ORACLES)}, or [LABEL=]PATH of a trained model .zip")
@@ -488,6 +498,10 @@ def _main(argv: list[str] | None) -> int:
         except (ValueError, OSError) as e:
             raise UsageError(f"{out}: summary: {e}") from None
         print("wrote " + ", ".join(str(f) for f in files))
+    learned = [s.label for s in specs if s.kind == "model"]
+    if learned:                                  # the last line: the learned policy against the best baseline
+        from agents import report
+        print(report.verdict(report.load_rows(csv_path), learned[0]))
     return 0
 
 

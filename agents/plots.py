@@ -101,3 +101,152 @@ def evaluation_plots(df, out: Path, reps: int = 500) -> list[Path]:
         if mats and max(m.shape[0] for m in mats.values()) > 1:
             files.append(profile_plot(mats, out / "profile.png", reps=reps))
     return files
+
+
+def learning_curves(curves: dict[str, Path], refs: dict, path: Path, reps: int = 1000) -> Path:
+    """IQM of the periodic held-out evaluation score over runs (training seeds) with a 95 %
+    bootstrap band, against agent steps and against wall time; ``refs["scores"]`` (policy ->
+    score on the same seeds) drawn as horizontal lines."""
+    import pandas as pd
+
+    from agents import stats
+    plt = _plt()
+    dfs = {k: pd.read_csv(v) for k, v in curves.items()}
+    dfs = {k: d for k, d in dfs.items() if len(d)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    if dfs:
+        n = min(len(d) for d in dfs.values())                      # evaluations every run reached
+        steps = np.array([np.median([d["steps"].iloc[i] for d in dfs.values()]) for i in range(n)])
+        wall = np.array([np.median([d["wall_s"].iloc[i] for d in dfs.values()]) for i in range(n)])
+        iq, lo, hi = [], [], []
+        for i in range(n):
+            x = np.array([[d["score_mean"].iloc[i]] for d in dfs.values()])
+            iq.append(stats.iqm(x))
+            if len(x) > 1 and np.ptp(x) > 0:
+                _, ci = stats._interval({"x": x}, stats.iqm, reps, 0)
+                lo.append(float(np.ravel(ci["x"])[0]))
+                hi.append(float(np.ravel(ci["x"])[1]))
+            else:
+                lo.append(iq[-1])
+                hi.append(iq[-1])
+        for ax, xs, xl in ((axes[0], steps, "agent steps"), (axes[1], wall, "wall time of training, s (median over runs)")):
+            ax.plot(xs, iq, color="C0", lw=1.8, label=f"learned: IQM over {len(dfs)} runs")
+            ax.fill_between(xs, lo, hi, color="C0", alpha=0.2, label="95 % bootstrap CI")
+            ax.set_xlabel(xl)
+            ax.grid(alpha=0.3)
+    for k, (name, v) in enumerate(sorted((refs.get("scores") or {}).items())):
+        for ax in axes:
+            ax.axhline(v, color=f"C{(k + 1) % 10}", ls="--" if not name.startswith("oracle") else ":", lw=1,
+                       label=name if ax is axes[0] else None)
+    axes[0].set_ylabel("held-out score (1 = kernel default)")
+    sc = refs.get("scenario", "")
+    fig.suptitle(f"learning curves{' on ' + sc if sc else ''} (periodic evaluation on held-out seeds)")
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _record(sim, out: dict) -> None:
+    z = np.flatnonzero(sim.managed[0] > 0)
+    out.setdefault("zones", [sim.zone_names[i] for i in z])
+    out.setdefault("t", []).append(float(sim.t_ms[0]) / 1000.0)
+    out.setdefault("free", []).append(sim.free[0, z].astype(float))
+    w, b = sim.wmark[0, z].astype(float), sim.boost[0, z].astype(float)
+    out.setdefault("min", []).append(w[:, 0])
+    out.setdefault("low", []).append(w[:, 1] + b)
+    out.setdefault("high", []).append(w[:, 2] + b)
+    out.setdefault("mf", []).append(float(sim.min_free_kbytes[0]))
+    out.setdefault("wsf", []).append(float(sim.watermark_scale_factor[0]))
+    out.setdefault("fail", []).append(float(sim.counter("atomic_fail")[0]))
+    out.setdefault("drops", []).append(float(sim.counter("rx_missed")[0] + sim.counter("rcvbuf_drop")[0]
+                                             + sim.counter("pfmemalloc_drop")[0]))
+
+
+def trace_episode(policy: str, scenario, seed: int, duration_s: float, every_ms: float = 100.0) -> dict:
+    """One episode's time series (every ``every_ms`` of simulated time) of a baseline (by name) or a
+    trained model (path of a .zip, through the env, one sample per decision)."""
+    import math
+
+    from agents import baselines, evaluate
+    from atomgym.sim import Simulator
+    rec: dict = {}
+    if policy.endswith(".zip"):
+        import gymnasium
+
+        from atomgym.envs.atom_env import AtomEnv
+        model, kw = evaluate.load_model(Path(policy))
+        kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+        env = AtomEnv(scenario, duration_s=duration_s, **kw)
+        obs, _ = env.reset(seed=int(seed), options={"sim_seed": int(seed)})
+        sim = env.unwrapped.core.sim
+        _record(sim, rec)
+        done = False
+        while not done:
+            a, _ = model.predict(obs, deterministic=True)
+            obs, _, term, trunc, _ = env.step(a)
+            done = bool(term or trunc)
+            _record(sim, rec)
+        return {k: np.array(v) if k != "zones" else v for k, v in rec.items()}
+    pol = baselines.get(policy)
+    if isinstance(pol, baselines.BestStatic):
+        raise ValueError("best-static needs its sweep: trace it through agents.evaluate")
+    sim = Simulator(scenario, n_machines=1, tuner=pol.tuner)
+    sim.reset(np.array([seed], np.int64))
+    pol.reset(sim)
+    tick = sim.tick_ms
+    n_total = int(round(duration_s * 1000.0 / tick))
+    rec_every = max(1, int(round(every_ms / tick)))
+    act_every = int(round(pol.interval_ms / tick)) if pol.interval_ms > 0 else 0
+    chunk = math.gcd(rec_every, act_every) if act_every else rec_every     # the same ticks as run_policy
+    _record(sim, rec)
+    done = 0
+    while done < n_total:
+        n = min(chunk, n_total - done)
+        sim.advance(n)
+        done += n
+        if act_every and done % act_every == 0:
+            pol.act(sim)
+        if done % rec_every == 0 or done == n_total:
+            _record(sim, rec)
+    return {k: np.array(v) if k != "zones" else v for k, v in rec.items()}
+
+
+def timeseries_plot(traces: dict[str, dict], scenario_name: str, seed: int, path: Path) -> Path:
+    """Side by side, one column per policy: per-zone free pages against min / low / high (+ boost);
+    min_free_kbytes and watermark_scale_factor; atomic failures/s and drops/s."""
+    plt = _plt()
+    n = len(traces)
+    fig, axes = plt.subplots(3, n, figsize=(4.6 * n, 8.2), sharex=True, squeeze=False)
+    for c, (name, tr) in enumerate(traces.items()):
+        t = tr["t"]
+        ax = axes[0, c]
+        for k, zn in enumerate(tr["zones"]):
+            col = f"C{k % 10}"
+            ax.plot(t, tr["free"][:, k], color=col, lw=1.2, label=f"{zn.split(', zone ')[-1]} free")
+            ax.plot(t, tr["min"][:, k], color=col, lw=0.8, ls=":", label="min" if k == 0 else None)
+            ax.plot(t, tr["low"][:, k], color=col, lw=0.8, ls="-.", label="low + boost" if k == 0 else None)
+            ax.plot(t, tr["high"][:, k], color=col, lw=0.8, ls="--", label="high + boost" if k == 0 else None)
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_ylabel("pages" if c == 0 else "")
+        ax.legend(fontsize=6, loc="lower left")
+        ax = axes[1, c]
+        ax.plot(t, tr["mf"] / 1024.0, color="C0", lw=1.2, label="min_free_kbytes (MiB)")
+        ax.set_ylabel("min_free_kbytes, MiB" if c == 0 else "")
+        ax2 = ax.twinx()
+        ax2.plot(t, tr["wsf"], color="C3", lw=1.0, ls="--", label="watermark_scale_factor")
+        if c == n - 1:
+            ax2.set_ylabel("watermark_scale_factor")
+        ax.legend(fontsize=6, loc="upper left")
+        ax2.legend(fontsize=6, loc="upper right")
+        ax = axes[2, c]
+        dt = np.diff(t)
+        dt[dt <= 0] = np.nan
+        ax.plot(t[1:], np.diff(tr["fail"]) / dt, color="C1", lw=1.0, label="atomic failures/s")
+        ax.plot(t[1:], np.diff(tr["drops"]) / dt, color="C2", lw=1.0, label="drops/s")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_xlabel("simulated time, s")
+        ax.legend(fontsize=6)
+        for a in axes[:, c]:
+            a.grid(alpha=0.3)
+    fig.suptitle(f"{scenario_name}, seed {seed}: one episode per policy")
+    return _save(fig, path)

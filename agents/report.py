@@ -191,6 +191,34 @@ def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
     return "\n\n".join(out) + "\n"
 
 
+def verdict(df, learned: str, reps: int = 2000) -> str:
+    """One line: the learned policy against the best baseline by IQM over the scenarios both ran
+    ("PPO vs best baseline on ...: IQM ... vs ...; P(PPO > best) = ... [CI]: better/worse/no clear
+    difference", decided by whether the probability-of-improvement CI excludes 0.5)."""
+    from agents import baselines, stats
+    d, _ = stats.dedupe(df)
+    u = stats.units(d)
+    base = [p for p in dict.fromkeys(d["policy"]) if p in baselines.names()]
+    scs = [s for s in dict.fromkeys(d["scenario"])
+           if all(((u["policy"] == p) & (u["scenario"] == s)).any() for p in [learned, *base])]
+    if learned not in set(d["policy"]) or not base or not scs:
+        return f"{learned.upper()} vs best baseline: no common scenario to compare on"
+    mats = stats.matrices(u, [learned, *base], scs)
+    ag = stats.aggregate(mats, None, reps=reps).set_index("policy")
+    best = max(base, key=lambda p: ag.loc[p, "iqm"])
+    _, cis = stats.improvement_table({learned: mats[learned], best: mats[best]}, reps=min(reps, 1000),
+                                     with_ci=[(learned, best)])
+    pi = stats.prob_improvement(mats[learned], mats[best])
+    lo, hi = cis[(learned, best)]
+    word = "better" if lo > 0.5 else "worse" if hi < 0.5 else "no clear difference"
+    a, b = ag.loc[learned], ag.loc[best]
+    return (f"{learned.upper()} vs best baseline on {', '.join(scs)}: IQM {_fmt_ci(a.iqm, a.iqm_lo, a.iqm_hi)} "
+            f"({int(a.runs)} runs) vs {best} {_fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}; "
+            f"P({learned} > {best}) = {_fmt_ci(pi, lo, hi)}: {word}"
+            + (f" (only {int(a.runs)} training run{'s' if a.runs > 1 else ''}: the CIs do not cover training-seed "
+               "variation; make report trains 10)" if a.runs < 3 else ""))
+
+
 def write_summary(csv_paths, out: Path, reps: int = 2000, header: str = "") -> list[Path]:
     """DIR/summary.md and DIR/*.png from one or more episodes.csv files; returns the files written."""
     from agents import plots
