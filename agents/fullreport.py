@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.scenarios} (training scenario `{cfg['scenario']}`; the others held out): {t_eval:.0f} s wall",
              ]
     if planner_wall is not None and len(planner_wall):
-        lines.append(f"- oracle-planner cost: {planner_wall.sum():.0f} s wall for {args.eval_seeds} seeds x "
+        lines.append(f"- oracle-planner cost: {planner_wall.sum():.1f} s wall for {args.eval_seeds} seeds x "
                      f"{len(planner_wall)} scenarios ({planner_wall.sum() / len(planner_wall) / args.eval_seeds:.1f} s per episode)")
     lines += [f"- figures and tables: {t_report:.0f} s; whole report: {wall:.0f} s ({wall / 60:.1f} min) wall", "",
               f"**Verdict:** {verdict}", "", "## Tables", "", body, "## Figures", ""]
