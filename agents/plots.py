@@ -1,7 +1,8 @@
 """PNG figures of an evaluation (matplotlib, Agg backend: no display needed).
 
-* ``pareto-<scenario>.png``: every policy's mean dropped packets against its mean reserved memory
-  (MiB·s) on the scenario, with the Pareto front (no other policy has fewer drops and less reserve);
+* ``pareto-<scenario>.png``: every policy's mean dropped packets (and, beside it, atomic allocation
+  failures) against its mean reserved memory (MiB·s) on the scenario, with the Pareto front (no
+  other policy has fewer drops and less reserve);
 * ``profile.png``: performance profiles (fraction of runs x scenarios with score > tau, bootstrap
   95 % bands; agents/stats.py);
 * ``timeseries-<scenario>.png`` (``episode_timeseries``): one episode per policy side by side:
@@ -47,22 +48,28 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def pareto_plot(df, scenario: str, path: Path) -> Path:
+    """Mean dropped packets (left) and mean atomic allocation failures (right) against mean reserved
+    memory per policy on one scenario, each with its Pareto front."""
     plt = _plt()
-    g = df[df["scenario"] == scenario].groupby("policy", sort=False)[["reserved_mib_s", "drops_total"]].mean()
-    x, y = g["reserved_mib_s"].to_numpy(), g["drops_total"].to_numpy()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for k, (p, xi, yi) in enumerate(zip(g.index, x, y)):
-        mk = "*" if p.startswith("oracle") else "s" if p == "kernel-default" else "o"
-        ax.scatter([xi], [yi], marker=mk, s=70 if mk == "*" else 36, zorder=3, label=p, color=f"C{k % 10}")
-    front = pareto_front(x, y)
-    if len(front):
-        ax.step(x[front], y[front], where="post", color="k", lw=1, alpha=0.6, zorder=2, label="Pareto front")
-    ax.set_xlabel("reserved memory (high + boost), MiB·s, mean per episode")
-    ax.set_ylabel("dropped packets, mean per episode")
-    ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_title(f"{scenario}: drops vs reserved memory")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    g = df[df["scenario"] == scenario].groupby("policy", sort=False)[
+        ["reserved_mib_s", "drops_total", "atomic_fail"]].mean()
+    x = g["reserved_mib_s"].to_numpy()
+    cmap = plt.get_cmap("tab20")
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
+    for ax, col, yl in ((axes[0], "drops_total", "dropped packets"), (axes[1], "atomic_fail", "atomic allocation failures")):
+        y = g[col].to_numpy()
+        for k, (p, xi, yi) in enumerate(zip(g.index, x, y)):
+            mk = "*" if p.startswith("oracle") else "s" if p == "kernel-default" else "o^vD<>ph"[k % 8]
+            ax.scatter([xi], [yi], marker=mk, s=90 if mk == "*" else 40, zorder=3, label=p, color=cmap(k % 20))
+        front = pareto_front(x, y)
+        if len(front):
+            ax.step(x[front], y[front], where="post", color="k", lw=1, alpha=0.6, zorder=2, label="Pareto front")
+        ax.set_xlabel("reserved memory (high + boost), MiB·s, mean per episode")
+        ax.set_ylabel(f"{yl}, mean per episode")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(f"{scenario}: drops and atomic failures vs reserved memory")
     return _save(fig, path)
 
 
