@@ -66,7 +66,9 @@ def _train_one(cfg_path: str, runs_dir: str, total: int | None) -> dict:
     cmd = [sys.executable, "-m", "agents.train", "--config", cfg_path, "--runs-dir", runs_dir, "--no-eval"]
     if total is not None:
         cmd += ["--total-timesteps", str(total)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # one thread per task (torch, BLAS, numba): Ray runs one task per CPU; the serial and parallel
+    # simulator drivers give the same results (docs/design.md)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
