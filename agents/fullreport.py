@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-seeds", type=int, default=10)
     ap.add_argument("--eval-duration-s", type=float)
     ap.add_argument("--no-planner", action="store_true", help="skip the oracle-planner rows")
+    ap.add_argument("--eval-every", type=int, help="agent steps between held-out evaluations (and checkpoints) "
+                    "during training; default the config's checkpoint_every")
     ap.add_argument("--out", type=Path, help="default runs/report-<time>")
     ap.add_argument("--ray-address")
     try:
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
+    if args.eval_every is not None:
+        cfg["checkpoint_every"] = args.eval_every
     out.mkdir(parents=True)
     # 1. training: one run per seed through Ray, the evaluation config replaced by the report's
     cfg["evaluate"] = {**(cfg.get("evaluate") or {}), "scenarios": args.scenarios.split(",")}
