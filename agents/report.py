@@ -213,7 +213,7 @@ def verdict(df, learned: str, reps: int = 2000) -> str:
     word = "better" if lo > 0.5 else "worse" if hi < 0.5 else "no clear difference"
     a, b = ag.loc[learned], ag.loc[best]
     return (f"{learned.upper()} vs best baseline on {', '.join(scs)}: IQM {_fmt_ci(a.iqm, a.iqm_lo, a.iqm_hi)} "
-            f"({int(a.runs)} runs) vs {best} {_fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}; "
+            f"({int(a.runs)} run{'s' if a.runs != 1 else ''}) vs {best} {_fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}; "
             f"P({learned} > {best}) = {_fmt_ci(pi, lo, hi)}: {word}"
             + (f" (only {int(a.runs)} training run{'s' if a.runs > 1 else ''}: the CIs do not cover training-seed "
                "variation; make report trains 10)" if a.runs < 3 else ""))

@@ -83,6 +83,7 @@ def _interval(score_dict: dict, func, reps: int, seed: int) -> tuple[dict, dict]
     import warnings
 
     from rliable import library as rly
+    np.random.seed(seed)                     # and anything drawing from numpy's global RNG: same input, same CIs
     with warnings.catch_warnings():          # arch: "random_state is deprecated" (rliable passes it)
         warnings.simplefilter("ignore", FutureWarning)
         return rly.get_interval_estimates(score_dict, func, reps=reps, random_state=np.random.RandomState(seed))
