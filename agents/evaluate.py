@@ -481,6 +481,9 @@ def _main(argv: list[str] | None) -> int:
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write there ({e.strerror})") from None
     csv_path, log_path = out / "episodes.csv", out / "actions.log"
+    for f in (csv_path, log_path, out / "summary.md"):
+        if f.is_symlink() or (f.exists() and not f.is_file()):
+            raise UsageError(f"{f}: not a regular file; not replaced (choose another --out)")
     done: dict[tuple, float] = {}
     if csv_path.exists():
         if args.force:

@@ -284,3 +284,19 @@ def test_out_naming_a_file_and_a_corrupt_model_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not a stable-baselines3 model" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys):
+    out = tmp_path / "ev"
+    out.mkdir()
+    target = tmp_path / "precious"
+    target.write_text("mine\n")
+    (out / "episodes.csv").symlink_to(target)
+    for extra in ([], ["--force"], ["--resume"]):
+        assert evaluate.main(_argv(out, "psi", extra=extra)) == 2
+        assert "not a regular file" in capsys.readouterr().err
+    assert target.read_text() == "mine\n"
+    (out / "episodes.csv").unlink()
+    (out / "episodes.csv").mkdir()
+    assert evaluate.main(_argv(out, "psi", extra=["--force"])) == 2
+    assert (out / "episodes.csv").is_dir()
