@@ -135,6 +135,7 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--eval-duration-s", type=float, help="evaluation episode length (default the scenario's)")
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--label", help="the policy's name in tables (default: the algorithm, e.g. ppo)")
+    ap.add_argument("--sweep", type=Path, help="YAML with a grid of config values (module docstring)")
     try:
         args = ap.parse_args(argv)
     except SystemExit as e:
@@ -153,6 +154,7 @@ def _main(argv: list[str] | None) -> int:
     if args.num_cpus is not None and args.num_cpus < 1:
         raise UsageError(f"--num-cpus {args.num_cpus}: expected a positive integer")
     label = args.label or cfg["algo"]
+    points = sweep_points(args.sweep, cfg, label) if args.sweep else [(label, cfg)]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     group = args.runs_dir / f"multiseed-{Path(str(cfg['scenario'])).stem}__{cfg['algo']}__{stamp}"
     k = 1
@@ -165,12 +167,16 @@ def _main(argv: list[str] | None) -> int:
         raise UsageError(f"--runs-dir {args.runs_dir}: cannot create {group} ({e.strerror})") from None
     (group / "command.txt").write_text(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.multiseed",
                                                                           *(sys.argv[1:] if argv is None else argv)]) + "\n")
-    jobs = []
-    for s in seeds:
-        p = group / "configs" / f"seed{s}.yaml"
-        p.write_text(yaml.safe_dump({**cfg, "seed": s}, sort_keys=False))
-        jobs.append((str(p), str(group / "runs"), None))
-    print(f"multiseed: {len(seeds)} runs of {args.config.name} ({cfg['total_timesteps']} agent steps each) -> {group}")
+    jobs, labels = [], {}
+    for k, (lab, pcfg) in enumerate(points):
+        for s in seeds:
+            p = group / "configs" / (f"seed{s}.yaml" if len(points) == 1 else f"point{k}-seed{s}.yaml")
+            p.write_text(yaml.safe_dump({**pcfg, "seed": s}, sort_keys=False))
+            runs = group / "runs" / (f"point{k}" if len(points) > 1 else "")
+            jobs.append((str(p), str(runs), None))
+            labels[str(runs)] = lab
+    print(f"multiseed: {len(jobs)} runs ({len(points)} config(s) x {len(seeds)} seeds) of {args.config.name} "
+          f"({cfg['total_timesteps']} agent steps each) -> {group}")
     t0 = time.perf_counter()
     res = dispatch(jobs, args.ray_address, args.num_cpus, not args.no_ray)
     train_wall = time.perf_counter() - t0
@@ -183,18 +189,60 @@ def _main(argv: list[str] | None) -> int:
         print("agents.multiseed: error: every training run failed", file=sys.stderr)
         return 1
     print(f"multiseed: {len(ok)} runs trained in {train_wall:.0f} s wall")
-    models = [Path(r["run"]) / "model.zip" for r in ok]
-    return evaluate_group(group, cfg, models, label, args.eval_seeds, args.eval_duration_s)
+    models = [(labels[str(Path(r["run"]).parent)], Path(r["run"]) / "model.zip") for r in ok]
+    return evaluate_group(group, cfg, models, args.eval_seeds, args.eval_duration_s)
 
 
-def evaluate_group(group: Path, cfg: dict, models: list[Path], label: str, n_seeds: int,
+def sweep_points(path: Path, cfg: dict, label: str) -> list[tuple[str, dict]]:
+    """The configs of a sweep file's grid (every combination), each validated as a training config."""
+    import itertools
+
+    from agents import train
+    try:
+        d = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"{path}: cannot read a sweep ({str(e).splitlines()[0]})") from None
+    grid = d.get("grid") if isinstance(d, dict) else None
+    if not isinstance(grid, dict) or not grid or set(d) - {"grid"}:
+        raise UsageError(f"{path}: expected a mapping with one key, grid: {{dotted.key: [values, ...]}}")
+    for k, v in grid.items():
+        if not isinstance(k, str) or not isinstance(v, list) or not v:
+            raise UsageError(f"{path}: grid.{k}: expected a non-empty list of values")
+    if len(list(itertools.product(*grid.values()))) > 1000:
+        raise UsageError(f"{path}: more than 1000 grid points")
+    out = []
+    for combo in itertools.product(*grid.values()):
+        c = yaml.safe_load(yaml.safe_dump(cfg))               # a deep copy
+        parts = []
+        for k, v in zip(grid, combo):
+            keys = k.split(".")
+            node = c
+            for kk in keys[:-1]:
+                node = node.setdefault(kk, {})
+                if not isinstance(node, dict):
+                    raise UsageError(f"{path}: grid.{k}: {kk} is not a mapping in the config")
+            node[keys[-1]] = v
+            parts.append(keys[-1] + "".join(ch if ch.isalnum() or ch in "._+" else "_" for ch in str(v)))
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d) / "point.yaml"
+            tmp.write_text(yaml.safe_dump(c, sort_keys=False))
+            try:
+                train.load_config(tmp)
+            except train.ConfigError as e:
+                raise UsageError(f"{path}: grid point {' '.join(parts)}: {str(e).split(': ', 1)[-1]}") from None
+        out.append(("-".join([label, *parts]), c))
+    return out
+
+
+def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_seeds: int,
                    duration_s: float | None) -> int:
     """Every baseline and the models (one label, runs = training seeds) on the config's evaluation
     scenarios; learning curves; the verdict as the last line."""
     from agents import baselines, evaluate, plots
     ev = cfg.get("evaluate") or {}
     pols = list(ev.get("policies") or baselines.names())
-    eargs = ["--policies", ",".join([*pols, *[f"{label}={m}" for m in models]]),
+    eargs = ["--policies", ",".join([*pols, *[f"{lab}={m}" for lab, m in models]]),
              "--scenarios", ",".join(ev.get("scenarios") or [str(cfg["scenario"])]),
              "--seeds", str(n_seeds), "--out", str(group / "eval")]
     if duration_s is not None or ev.get("duration_s") is not None:
@@ -203,18 +251,19 @@ def evaluate_group(group: Path, cfg: dict, models: list[Path], label: str, n_see
     rc = evaluate.main(eargs)
     if rc != 0:
         return rc
-    curves = {m.parent.name: m.parent / "eval_curve.csv" for m in models if (m.parent / "eval_curve.csv").is_file()}
-    if curves:
-        refs = {}
-        for m in models:
-            f = m.parent / "eval_refs.json"
-            if f.is_file():
-                refs = json.loads(f.read_text())
-                break
-        png = plots.learning_curves(curves, refs, group / "eval" / "learning-curves.png")
-        print(f"wrote {png}")
+    labs = list(dict.fromkeys(lab for lab, _ in models))
+    for k, lab in enumerate(labs):
+        ms = [m for lb, m in models if lb == lab]
+        curves = {m.parent.name: m.parent / "eval_curve.csv" for m in ms if (m.parent / "eval_curve.csv").is_file()}
+        if curves:
+            refs = next((json.loads((m.parent / "eval_refs.json").read_text()) for m in ms
+                         if (m.parent / "eval_refs.json").is_file()), {})
+            name = "learning-curves.png" if len(labs) == 1 else f"learning-curves-{k}.png"
+            print(f"wrote {plots.learning_curves(curves, refs, group / 'eval' / name)}" + (f" ({lab})" if len(labs) > 1 else ""))
     from agents import report
-    print(report.verdict(report.load_rows(group / "eval" / "episodes.csv"), label))
+    df = report.load_rows(group / "eval" / "episodes.csv")
+    for lab in labs:
+        print(report.verdict(df, lab))
     return 0
 
 

@@ -61,3 +61,28 @@ def test_bad_multiseed_arguments_exit_2(tmp_path, capsys):
     assert multiseed.main(["--seeds", "0-1", "--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("agents.multiseed: error:") for e in err)
+
+
+def test_a_sweep_runs_every_grid_point_as_a_policy(tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY.replace("total_timesteps: 512", "total_timesteps: 256"))
+    sw = tmp_path / "sweep.yaml"
+    sw.write_text("grid:\n  ppo.learning_rate: [0.0003, 0.001]\n")
+    rc = multiseed.main(["--seeds", "0", "--config", str(cfg), "--runs-dir", str(tmp_path / "runs"), "--no-ray",
+                         "--sweep", str(sw), "--eval-seeds", "2", "--eval-duration-s", "1"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    assert out[-2].startswith("PPO-LEARNING_RATE0.0003 vs best baseline") and out[-1].startswith("PPO-LEARNING_RATE0.001 vs")
+    (group,) = (tmp_path / "runs").glob("multiseed-*")
+    eps = list(csv.DictReader(open(group / "eval" / "episodes.csv")))
+    assert {r["policy"] for r in eps if r["policy"].startswith("ppo")} == {"ppo-learning_rate0.0003",
+                                                                           "ppo-learning_rate0.001"}
+    bad = tmp_path / "bad.yaml"
+    for text, want in (("grid: {algo: [dqn]}", "grid point algodqn: algo: 'dqn'"), ("grid: {}", "expected a mapping"),
+                       ("nope: 1", "expected a mapping"), ("grid: {ppo.n_steps: 3}", "non-empty list")):
+        bad.write_text(text)
+        assert multiseed.main(["--seeds", "0", "--config", str(cfg), "--runs-dir", str(tmp_path / "r2"),
+                               "--sweep", str(bad), "--no-ray"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and want in err, err
+        assert not (tmp_path / "r2").exists()                # nothing created for a bad sweep
