@@ -5,7 +5,7 @@ STAMP   := .venv/.installed
 # CPU build of PyTorch: a plain "torch" requirement would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: test train bench baselines venv clean-venv
+.PHONY: test train bench baselines report venv clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -32,6 +32,13 @@ BL_OUT    := runs/baselines-$(shell date +%Y%m%d-%H%M%S)
 baselines: $(STAMP)
 	$(PY) -m agents.evaluate --policies $(BASELINES) --scenarios $(SCENARIOS) --seeds 3 --out $(BL_OUT)
 	$(PY) -m agents.report $(BL_OUT)/episodes.csv
+
+# The whole result (README "Results"): 10 training seeds of the default config through Ray, every
+# baseline and both oracles on 8 scenarios x 10 evaluation seeds -> runs/report-<time>/report.md + PNGs.
+# REPORT_ARGS passes options to agents.fullreport (e.g. REPORT_ARGS="--seeds 0-2 --eval-seeds 3").
+REPORT_ARGS ?=
+report: $(STAMP)
+	$(PY) -m agents.fullreport $(REPORT_ARGS)
 
 clean-venv:
 	rm -rf .venv

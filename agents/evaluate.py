@@ -1,11 +1,18 @@
 """`python -m agents.evaluate --policies P[,P...] --scenarios S[,S...] --seeds N --out DIR
-[--duration-s X] [--seed-base K] [--force] [--cache-dir D]`
+[--duration-s X] [--seed-base K] [--resume | --force] [--no-oracle] [--no-summary] [--cache-dir D]`
 
 Runs every (policy, scenario, seed) episode on the batched simulator (one Simulator with N machines
-per (policy, scenario)); a policy given as the path of a trained model .zip (agents.train) runs
-through the Gymnasium env instead, on the same simulator seeds (machines, draws, traffic) as the baselines; writes one CSV row per episode to DIR/episodes.csv (an existing file is
-never overwritten: episodes-1.csv, -2, ... unless --force), the knob changes' one-line reasons to
-DIR/actions.log, and prints a per-(scenario, policy) summary: mean +- std and 95 % CI.
+per (policy, scenario)); a policy given as the path of a trained model .zip (agents.train,
+``[LABEL=]PATH``) runs through the Gymnasium env instead, on the same simulator seeds (machines,
+draws, traffic) as the baselines. The references come first whatever the order given:
+``kernel-default`` (every score is relative to it) and ``oracle-static`` (the hindsight-best static
+setting of each episode, agents/oracle.py; ``--no-oracle`` skips it); ``oracle-planner`` (the
+clairvoyant receding-horizon planner) is run when named. Each finished (policy, scenario) block
+is appended to DIR/episodes.csv at once, atomically; an existing episodes.csv is never
+overwritten silently: ``--resume`` skips its finished blocks, ``--force`` starts afresh, else exit 2.
+The knob changes' one-line reasons go to DIR/actions.log; then DIR/summary.md (IQM and mean with
+stratified-bootstrap 95 % CIs, optimality gap, probability of improvement, oracle-gap fraction:
+agents/stats.py) and DIR/*.png (agents/plots.py) are written from episodes.csv.
 
 Episode cost = minus the environment's episode return with its default weights
 (atomgym/envs/core.py DEFAULT_WEIGHTS, docs/environment.md "Reward"):
@@ -46,9 +53,9 @@ METRICS = ("drops_total", "drops_rx_missed", "drops_rcvbuf", "drops_pfmemalloc",
 # Part of the best-static cache key: bump when the cost's definition changes (2: reserved memory is
 # sum(high + boost) x time, was sum(min) x time), so no sweep chosen under an old cost is reused.
 COST_VERSION = 2
-# best-static grid: min_free_kbytes (-1 = kernel value; "x2" twice it; fractions of RAM) x wsf
-GRID_MF = ("boot", "x2", 0.01, 0.02, 0.03, 135168)
-GRID_WSF = (-1, 100, 300, 1000)
+# best-static grid (shared with the oracles): min_free_kbytes ("boot" = kernel value; "x2" twice it;
+# fractions of RAM; kB) x wsf (-1 = kernel value)
+from agents.oracle import GRID_MF, GRID_WSF  # noqa: E402
 
 
 def episode_metrics(sim, i: int) -> dict[str, float]:
@@ -74,12 +81,15 @@ def episode_metrics(sim, i: int) -> dict[str, float]:
 
 
 def run_policy(policy: baselines.Baseline, scenario, seeds: np.ndarray, duration_s: float,
-               log: list[str] | None = None) -> list[dict[str, float]]:
-    """Run one policy on one scenario for every seed in one batched Simulator."""
+               log: list[str] | None = None, sims: list | None = None) -> list[dict[str, float]]:
+    """Run one policy on one scenario for every seed in one batched Simulator (appended to
+    ``sims`` if given, for a caller that needs more than the metrics)."""
     from atomgym.sim import Simulator
     B = len(seeds)
     sim = Simulator(scenario, n_machines=B, tuner=policy.tuner)
     sim.reset(seeds)
+    if sims is not None:
+        sims.append(sim)
     reasons = policy.reset(sim)
     n_total = int(round(duration_s * 1000.0 / sim.tick_ms))
     chunk = int(round(policy.interval_ms / sim.tick_ms)) if policy.interval_ms > 0 else 10000
@@ -117,21 +127,36 @@ def load_model(path: Path):
     kw: dict = {}
     for cfg in (path.parent / "config.yml", path.parent.parent / "config.yml"):
         if cfg.is_file():
-            di = (yaml.safe_load(cfg.read_text()) or {}).get("decision_interval_ms")
+            try:
+                di = (yaml.safe_load(cfg.read_text()) or {}).get("decision_interval_ms")
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
+                raise ValueError(f"{cfg}: the model's run config is not readable ({str(e).splitlines()[0]})") from None
             if di is not None:
                 kw["decision_interval_ms"] = float(di)
             break
-    return algo.load(str(path), device="cpu"), kw
+    try:
+        return algo.load(str(path), device="cpu"), kw
+    except Exception as e:         # a damaged zip (truncated parameters, ...): whatever SB3/torch raise
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise ValueError(f"{path}: cannot load the model ({type(e).__name__}{': ' + msg if msg else ''})") from None
 
 
 def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
     """A trained SB3 model (a .zip from agents.train) through the Gymnasium env (AtomEnv, one
     episode per seed, deterministic actions), each episode on the simulator seed the baselines get
     (the same machine, randomised draws and traffic). Returns the metrics and the simulator seeds."""
+    model, env_kw = load_model(path)
+    return run_loaded(model, env_kw, scenario, seeds, duration_s)
+
+
+def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
+    """run_model for a model already in memory (``env_kw``: the AtomEnv keyword arguments it
+    was trained with, e.g. decision_interval_ms). (One AtomEnv per seed: its fused compiled step
+    measured faster than one batched Core over the seeds.)"""
     import gymnasium
 
     from atomgym.envs.atom_env import AtomEnv
-    model, env_kw = load_model(path)
+    env_kw = dict(env_kw)
     env_kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
     out, sim_seeds = [], []
     for s in seeds:
@@ -148,15 +173,10 @@ def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float) -> tup
     return out, np.array(sim_seeds, dtype=np.int64)
 
 
-def _grid(sim) -> list[tuple[str, object, int]]:
-    return [(str(mf), mf, wsf) for mf in GRID_MF for wsf in GRID_WSF]
-
-
 def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path) -> tuple[int | None, int | None, dict]:
     """Sweep GRID_MF x GRID_WSF on the given seeds (all points in one batched Simulator); the
     point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration, grid,
     weights, cost version, engine sources): a sweep run by another simulator is never reused."""
-    from atomgym.sim import Simulator
     from atomgym.sim.engine import sources_digest
     key_src = json.dumps([scenario.name, Path(scenario.source).read_text() if scenario.source else "",
                           [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, W_DROPS, W_FAIL, W_STALL_S, W_RESERVED, W_KNOB,
@@ -166,40 +186,18 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     if cache.is_file():
         d = json.loads(cache.read_text())
         return d["mf_kb"], d["wsf"], d
-    pts = [(mf, wsf) for mf in GRID_MF for wsf in GRID_WSF]
-    N = len(seeds)
-    sim = Simulator(scenario, n_machines=len(pts) * N)
-    sim.reset(np.tile(seeds, len(pts)))
-    boot = sim.min_free_kbytes.copy()
-    ram_kb = sim.managed.sum(axis=1) * PAGE_KB
-    mfw = np.full(sim.B, -1, np.int64)
-    wsfw = np.full(sim.B, -1, np.int64)
-    for p, (mf, wsf) in enumerate(pts):
-        for j in range(N):
-            b = p * N + j
-            mfw[b] = -1 if mf == "boot" else 2 * boot[b] if mf == "x2" else int(ram_kb[b] * mf) if isinstance(mf, float) else mf
-            wsfw[b] = wsf
-    sim.set_knobs(min_free_kbytes=mfw, watermark_scale_factor=wsfw)
-    sim.advance(int(round(duration_s * 1000.0 / sim.tick_ms)))
-    costs = np.array([episode_metrics(sim, b)["cost"] for b in range(sim.B)]).reshape(len(pts), N).mean(axis=1)
+    from agents import oracle
+    pts, met = oracle.sweep(scenario, seeds, duration_s)
+    costs = np.array([[m["cost"] for m in row] for row in met]).mean(axis=1)
     best = int(np.argmin(costs))
     # the absolute value written (machines of a scenario share their RAM and boot value unless randomised)
-    mf_kb = None if pts[best][0] == "boot" else int(np.median(mfw[best * N:(best + 1) * N]))
+    mf_kb = None if pts[best][0] == "boot" else int(np.median([m["final_min_free_kbytes"] for m in met[best]]))
     wsf = None if pts[best][1] < 0 else int(pts[best][1])
     d = {"scenario": scenario.name, "seeds": [int(s) for s in seeds], "duration_s": duration_s, "mf_kb": mf_kb,
          "wsf": wsf, "grid": [{"mf": str(mf), "wsf": w, "mean_cost": float(c)} for (mf, w), c in zip(pts, costs)]}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(d, indent=1))
+    write_atomic(cache, json.dumps(d, indent=1))
     return mf_kb, wsf, d
-
-
-def _free_name(out: Path, stem: str, suffix: str, force: bool) -> Path:
-    p = out / f"{stem}{suffix}"
-    k = 1
-    while p.exists() and not force:
-        p = out / f"{stem}-{k}{suffix}"
-        k += 1
-    return p
 
 
 # Student's t, two-sided 95 % (0.975 quantile), degrees of freedom 1..30 (standard tables)
@@ -226,117 +224,337 @@ def _ci95(x: np.ndarray) -> float:
     return float(t975(n - 1) * x.std(ddof=1) / math.sqrt(n))
 
 
-def summarize(rows: list[dict]) -> str:
-    pw = max([15] + [len(r["policy"]) for r in rows])
-    lines = [f"{'scenario':<20} {'policy':<{pw}} {'score mean±std [95% CI]':<34} {'atomic_fail':>11} {'drops':>9} "
-             f"{'reserved MiB·s':>14} {'stall s':>8} {'knob chg':>8}"]
-    keys = []
-    for r in rows:
-        if (r["scenario"], r["policy"]) not in keys:
-            keys.append((r["scenario"], r["policy"]))
-    for sc, po in keys:
-        rr = [r for r in rows if r["scenario"] == sc and r["policy"] == po]
-        s = np.array([r["score"] for r in rr])
-        sd = s.std(ddof=1) if len(s) > 1 else 0.0
-        h = _ci95(s)
-        mean = lambda k: float(np.mean([r[k] for r in rr]))  # noqa: E731
-        lines.append(f"{sc:<20} {po:<{pw}} {s.mean():+.3f}±{sd:.3f} [{s.mean() - h:+.3f},{s.mean() + h:+.3f}]".ljust(56 + pw)
-                     + f" {mean('atomic_fail'):>11.0f} {mean('drops_total'):>9.0f} {mean('reserved_mib_s'):>14.0f}"
-                     f" {mean('stall_s'):>8.2f} {mean('knob_changes'):>8.1f}")
-    pols = list(dict.fromkeys(po for _, po in keys))
-    scs = list(dict.fromkeys(sc for sc, _ in keys))
-    if len(scs) > 1:
-        lines.append("")
-        lines.append(f"{'policy':<{pw}} {'mean score over scenarios':>26} {'better / worse than default (95% CI)':>38}")
-        for po in pols:
-            per, better, worse = [], 0, 0
-            for sc in scs:
-                s = np.array([r["score"] for r in rows if r["scenario"] == sc and r["policy"] == po])
-                if not len(s):
-                    continue
-                per.append(s.mean())
-                h = _ci95(s)
-                if not math.isnan(h) and s.mean() - h > 1.0:
-                    better += 1
-                elif not math.isnan(h) and s.mean() + h < 1.0:
-                    worse += 1
-            lines.append(f"{po:<{pw}} {np.mean(per):>26.3f} {f'{better} / {worse} of {len(per)}':>38}")
-    return "\n".join(lines)
+# ---- the command line -----------------------------------------------------------------------------
+REFERENCE = "kernel-default"                 # every score is relative to it (same scenario and seed)
+ORACLES = ("oracle-static", "oracle-planner")
+COLUMNS = ["policy", "run", "scenario", "seed", "duration_s", "wall_s", *METRICS]
+MAX_SEED = 2**63 - 1                         # the simulator's seed range (AtomEnv's sim_seed: [0, 2**63))
+MAX_DURATION_S = 86400.0
+
+
+class UsageError(ValueError):
+    """Bad input: main() prints it as one line and exits 2."""
+
+
+class Spec:
+    """One policy of --policies: a baseline, an oracle, or a trained model (``[LABEL=]PATH.zip``)."""
+
+    def __init__(self, label: str, kind: str, path: Path | None = None, run: str = "-") -> None:
+        self.label, self.kind, self.path, self.run = label, kind, path, run
+
+    def __repr__(self) -> str:
+        return f"Spec({self.label!r}, {self.kind!r}, {self.path}, run={self.run!r})"
+
+
+def model_run_id(path: Path) -> str:
+    """A trained model's run id: the training seed of its run folder's config.yml, else the folder name."""
+    import yaml
+    for cfg in (path.parent / "config.yml", path.parent.parent / "config.yml"):
+        if cfg.is_file():
+            try:
+                seed = (yaml.safe_load(cfg.read_text()) or {}).get("seed")
+            except (OSError, yaml.YAMLError, AttributeError):
+                seed = None
+            if isinstance(seed, int) and not isinstance(seed, bool):
+                return f"seed{seed}"
+            break
+    return path.parent.name or path.stem
+
+
+def parse_policies(text: str) -> list[Spec]:
+    """--policies: comma-separated baseline names, oracle names and model paths (``LABEL=PATH``
+    names a model; a bare PATH is labelled by its algorithm, ppo or sac; models under one label
+    are runs of one policy, told apart by their training seed). A repeated entry counts once."""
+    specs: list[Spec] = []
+    seen: set[tuple[str, str]] = set()
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        label, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        if path in baselines.names() or path in ORACLES:
+            if label:
+                raise UsageError(f"--policies: {item!r}: a label (LABEL=) is for model paths only")
+            spec = Spec(path, "oracle" if path in ORACLES else "baseline")
+        elif path.endswith(".zip"):
+            p = Path(path)
+            if not p.is_file():
+                raise UsageError(f"--policies: {path}: no such model file")
+            try:
+                load_model(p)
+            except ValueError as e:
+                raise UsageError(f"--policies: {e}") from None
+            if label and not all(c.isalnum() or c in "-_.+" for c in label):
+                raise UsageError(f"--policies: label {label!r}: use letters, digits and -_.+")
+            if not label:                       # a bare path: the algorithm's name (its runs: training seeds)
+                label = "sac" if type(load_model(p)[0]).__name__ == "SAC" else "ppo"
+            spec = Spec(label, "model", p, model_run_id(p))
+        else:
+            raise UsageError(f"--policies: unknown policy {item!r}; valid: {', '.join(baselines.names())}, "
+                             f"{', '.join(ORACLES)}, or [LABEL=]PATH of a trained model .zip")
+        key = (spec.label, spec.run)
+        if key in seen:
+            continue
+        seen.add(key)
+        specs.append(spec)
+    if not specs:
+        raise UsageError(f"--policies: empty; valid: {', '.join(baselines.names())}, {', '.join(ORACLES)}, "
+                         "or [LABEL=]PATH of a trained model .zip")
+    return specs
+
+
+def _finite_duration(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(v) and 0 < v <= MAX_DURATION_S):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds in (0, {MAX_DURATION_S:.0f}]")
+    return v
+
+
+def _int_arg(lo: int, hi: int):
+    def conv(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v}: expected an integer in [{lo}, {hi}]")
+        return v
+    return conv
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):            # one line, exit 2 (argparse prints the usage too)
+        raise UsageError(message)
+
+
+def read_episodes(path: Path) -> list[dict[str, str]]:
+    """The rows of an episodes.csv this command wrote (UsageError if it is not one)."""
+    try:
+        with open(path, newline="") as f:
+            r = csv.DictReader(f)
+            rows = list(r)
+            header = r.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    if header != COLUMNS:
+        raise UsageError(f"{path}: not an episodes.csv of this version of agents.evaluate (its columns differ); "
+                         "use another --out or --force")
+    return rows
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, flushed and renamed."""
+    import os
+    import tempfile
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def append_block(path: Path, rows: list[dict]) -> None:
+    """Append one finished block of rows to ``path`` atomically (the old content plus the new rows
+    are written to a temporary file that replaces it): a crash leaves the file with or without the
+    whole block, never half of it."""
+    import io
+    buf = io.StringIO()
+    if path.is_file():
+        buf.write(path.read_text())
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    if buf.tell() == 0:
+        w.writeheader()
+    w.writerows(rows)
+    write_atomic(path, buf.getvalue())
+
+
+def _lock(out: Path):
+    """An exclusive lock on the output folder: two evaluations never write one episodes.csv at once."""
+    import fcntl
+    f = open(out / ".evaluate.lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise UsageError(f"{out}: another agents.evaluate is writing this folder; wait for it or use another --out")
+    return f
+
+
+def _rows(spec: Spec, sc_name: str, seeds: np.ndarray, dur: float, wall: float, res: list[dict],
+          ref_cost: np.ndarray) -> list[dict]:
+    out = []
+    for i, r in enumerate(res):
+        r = dict(r)
+        r["score"] = env_score(r["cost"], float(ref_cost[i]))
+        out.append({"policy": spec.label, "run": spec.run, "scenario": sc_name, "seed": int(seeds[i]),
+                    "duration_s": dur, "wall_s": round(wall / len(seeds), 4), **{k: r[k] for k in METRICS}})
+    return out
+
+
+def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarray, cache_dir: Path,
+              log: list[str], planner_kw: dict | None = None) -> list[dict]:
+    """The episodes of one policy on one scenario, every seed; rows with scores."""
+    from agents import oracle
+    t0 = time.perf_counter()
+    if spec.kind == "model":
+        res, _ = run_model(spec.path, sc, seeds, dur)
+    elif spec.label == "oracle-static":
+        res, why = oracle.hindsight_static(sc, seeds, dur)
+        log += [f"oracle-static {sc.name} {w}" for w in why]
+    elif spec.label == "oracle-planner":
+        res, why, _ = oracle.planner(sc, seeds, dur, **(planner_kw or {}))
+        log += [f"oracle-planner {sc.name} {w}" for w in why]
+    else:
+        pol = baselines.get(spec.label)
+        if isinstance(pol, baselines.BestStatic):
+            mf, wsf, _ = best_static(sc, seeds, dur, cache_dir)
+            pol.configure(mf, wsf)
+            log.append(f"best-static {sc.name}: min_free_kbytes={mf or 'kernel'} watermark_scale_factor={wsf or 'kernel'}")
+        res = run_policy(pol, sc, seeds, dur, log)
+    return _rows(spec, sc.name, seeds, dur, time.perf_counter() - t0, res, ref_cost)
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except UsageError as e:
+        print(f"agents.evaluate: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("agents.evaluate: interrupted; the finished blocks are in episodes.csv (continue with --resume)",
+              file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario
-    ap = argparse.ArgumentParser(prog="python -m agents.evaluate", description=__doc__.split("\n\n")[1])
-    ap.add_argument("--policies", required=True, help=f"comma-separated, of: {', '.join(baselines.names())}")
+    ap = _Parser(prog="python -m agents.evaluate", description=__doc__.split("\n\n")[1])
+    ap.add_argument("--policies", required=True,
+                    help=f"comma-separated, of: {', '.join(baselines.names())}, {', '.join(ORACLES)}, "
+                         "or [LABEL=]PATH of a trained model .zip (one LABEL over several models: their runs)")
     ap.add_argument("--scenarios", required=True, help="comma-separated shipped scenario names or YAML paths")
-    ap.add_argument("--seeds", type=int, default=3, help="episodes per (policy, scenario)")
-    ap.add_argument("--seed-base", type=int, default=1000, help="evaluation seeds are seed-base .. seed-base+N-1")
+    ap.add_argument("--seeds", type=_int_arg(1, 100000), default=3, help="episodes per (policy, scenario)")
+    ap.add_argument("--seed-base", type=_int_arg(0, MAX_SEED), default=1000,
+                    help="evaluation seeds are seed-base .. seed-base+N-1")
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--duration-s", type=float, default=None, help="episode length (default: the scenario's)")
-    ap.add_argument("--force", action="store_true", help="overwrite DIR/episodes.csv")
+    ap.add_argument("--duration-s", type=_finite_duration, default=None, help="episode length (default: the scenario's)")
+    ap.add_argument("--resume", action="store_true", help="continue DIR/episodes.csv: skip the finished blocks")
+    ap.add_argument("--force", action="store_true", help="start DIR/episodes.csv afresh (the old rows are lost)")
+    ap.add_argument("--no-oracle", action="store_true", help="skip the oracle-static reference rows")
+    ap.add_argument("--no-summary", action="store_true", help="episodes.csv only: no summary.md, no plots")
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="best-static sweep cache")
     args = ap.parse_args(argv)
-    pols = [p for p in args.policies.split(",") if p]
-    bad = [p for p in pols if p not in baselines.names() and not (p.endswith(".zip") and Path(p).is_file())]
-    if bad:
-        print(f"error: unknown policy {', '.join(bad)}; valid: {', '.join(baselines.names())}, "
-              f"or the path of a trained model .zip", file=sys.stderr)
-        return 2
+    if args.seed_base + args.seeds - 1 > MAX_SEED:
+        raise UsageError(f"--seed-base {args.seed_base} + --seeds {args.seeds}: seeds must stay below 2**63")
+    if args.resume and args.force:
+        raise UsageError("--resume and --force: choose one")
+    specs = parse_policies(args.policies)
+    # the references every score and gap is measured against, run first whatever the order given
+    refs = [Spec(REFERENCE, "baseline")] + ([] if args.no_oracle else [Spec("oracle-static", "oracle")])
+    specs = [s for s in refs if all(s.label != t.label for t in specs)] + specs
+    specs.sort(key=lambda s: 0 if s.label == REFERENCE else 1)
     scen = []
-    for s in [s for s in args.scenarios.split(",") if s]:
+    for s in [s.strip() for s in args.scenarios.split(",") if s.strip()]:
         try:
             scen.append(load_scenario(s))
-        except (ScenarioError, FileNotFoundError, ValueError) as e:
+        except (ScenarioError, FileNotFoundError, ValueError, TypeError, OSError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            print(f"error: scenario {s!r}: {msg}; valid: {', '.join(list_scenarios())}", file=sys.stderr)
-            return 2
-    if args.seeds < 1:
-        print("error: --seeds must be >= 1", file=sys.stderr)
-        return 2
+            raise UsageError(f"scenario {s!r}: {msg}; valid: {', '.join(list_scenarios())}") from None
+    if not scen:
+        raise UsageError(f"--scenarios: empty; valid: {', '.join(list_scenarios())}")
+    if len({s.name for s in scen}) != len(scen):
+        scen = list({s.name: s for s in scen}.values())
     seeds = np.arange(args.seed_base, args.seed_base + args.seeds, dtype=np.int64)
-    args.out.mkdir(parents=True, exist_ok=True)
-    csv_path = _free_name(args.out, "episodes", ".csv", args.force)
-    log_path = csv_path.with_name(csv_path.stem.replace("episodes", "actions") + ".log")
-    rows: list[dict] = []
-    log: list[str] = []
-    for sc in scen:
-        dur = args.duration_s if args.duration_s is not None else sc.duration_s
-        ref = None
-        for name in (["kernel-default"] if "kernel-default" not in pols else []) + pols:
-            if name.endswith(".zip"):
-                t0 = time.perf_counter()
-                res, sim_seeds = run_model(Path(name), sc, seeds, dur)
-                wall = time.perf_counter() - t0
-                kd = run_policy(baselines.get("kernel-default"), sc, sim_seeds, dur)
-                for i, r in enumerate(res):
-                    r["score"] = env_score(r["cost"], kd[i]["cost"])
-                    rows.append({"policy": name, "scenario": sc.name, "seed": int(seeds[i]), "duration_s": dur,
-                                 "wall_s": round(wall / len(seeds), 4), **{k: r[k] for k in METRICS}})
-                continue
-            pol = baselines.get(name)
-            if isinstance(pol, baselines.BestStatic):
-                mf, wsf, _ = best_static(sc, seeds, dur, args.cache_dir)
-                pol.configure(mf, wsf)
-                log.append(f"best-static {sc.name}: min_free_kbytes={mf or 'kernel'} watermark_scale_factor={wsf or 'kernel'}")
-            t0 = time.perf_counter()
-            res = run_policy(pol, sc, seeds, dur, log)
-            wall = time.perf_counter() - t0
-            if name == "kernel-default":
-                ref = [r["cost"] for r in res]
-            if name not in pols:
-                continue
-            for i, r in enumerate(res):
-                r["score"] = env_score(r["cost"], ref[i])
-                rows.append({"policy": name, "scenario": sc.name, "seed": int(seeds[i]), "duration_s": dur,
-                             "wall_s": round(wall / len(seeds), 4), **{k: r[k] for k in METRICS}})
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["policy", "scenario", "seed", "duration_s", "wall_s", *METRICS])
-        w.writeheader()
-        w.writerows(rows)
-    log_path.write_text("\n".join(log) + ("\n" if log else ""))
-    print(summarize(rows))
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = _lock(out)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write there ({e.strerror})") from None
+    csv_path, log_path = out / "episodes.csv", out / "actions.log"
+    for f in (csv_path, log_path, out / "summary.md"):
+        if f.is_symlink() or (f.exists() and not f.is_file()):
+            raise UsageError(f"{f}: not a regular file; not replaced (choose another --out)")
+    done: dict[tuple, float] = {}
+    if csv_path.exists():
+        if args.force:
+            csv_path.unlink()
+            log_path.unlink(missing_ok=True)
+        elif not args.resume:
+            raise UsageError(f"{csv_path} exists: --resume continues it, --force starts it afresh, "
+                             "or choose another --out")
+        else:
+            for r in read_episodes(csv_path):
+                done[(r["policy"], r["run"], r["scenario"], r["seed"])] = float(r["duration_s"])
+    try:
+        with lock:
+            _run_all(specs, scen, seeds, args, done, csv_path, log_path)
+    except OSError as e:
+        raise UsageError(f"{out}: cannot write ({e.strerror})") from None
+    rows = read_episodes(csv_path)
     print(f"wrote {csv_path} ({len(rows)} episodes) and {log_path}")
+    if not args.no_summary:
+        from agents import report
+        try:
+            files = report.write_summary(csv_path, out)
+        except (ValueError, OSError) as e:
+            raise UsageError(f"{out}: summary: {e}") from None
+        print("wrote " + ", ".join(str(f) for f in files))
+    learned = [s.label for s in specs if s.kind == "model"]
+    if learned:                                  # the last line: the learned policy against the best baseline
+        from agents import report
+        print(report.verdict(report.load_rows(csv_path), learned[0]))
     return 0
+
+
+def _run_all(specs: list[Spec], scen: list, seeds: np.ndarray, args, done: dict, csv_path: Path,
+             log_path: Path) -> None:
+    from tqdm import tqdm
+    bar = tqdm(total=len(specs) * len(scen), desc="evaluate", unit="block", disable=None, file=sys.stderr)
+    for sc in scen:
+        dur = args.duration_s if args.duration_s is not None else float(sc.duration_s)
+        ref_cost: np.ndarray | None = None
+        for spec in specs:
+            bar.set_postfix_str(f"{spec.label} on {sc.name}")
+            keys = [(spec.label, spec.run, sc.name, str(int(s))) for s in seeds]
+            have = [k in done for k in keys]
+            if any(have):
+                other = {done[k] for k in keys if k in done} - {dur}
+                if other:
+                    raise UsageError(f"{csv_path}: {spec.label} on {sc.name} was run with --duration-s "
+                                     f"{other.pop():g}, not {dur:g}; use another --out")
+            if all(have):
+                bar.update(1)
+                continue
+            if ref_cost is None:                     # the reference (kernel-default's episodes), once
+                ref_log: list[str] = []
+                t0 = time.perf_counter()
+                ref = run_policy(baselines.get(REFERENCE), sc, seeds, dur, ref_log)
+                ref_wall = time.perf_counter() - t0
+                ref_cost = np.array([r["cost"] for r in ref])
+            if spec.label == REFERENCE:
+                log = ref_log
+                rows = _rows(spec, sc.name, seeds, dur, ref_wall, ref, ref_cost)
+            else:
+                log = []
+                rows = run_block(spec, sc, seeds, dur, ref_cost, args.cache_dir, log)
+            new = [r for r, h in zip(rows, have) if not h]
+            append_block(csv_path, new)
+            for r in new:
+                done[(r["policy"], r["run"], r["scenario"], str(r["seed"]))] = dur
+            with open(log_path, "a") as f:
+                f.write("".join(line + "\n" for line in log))
+            bar.update(1)
+    bar.close()
 
 
 if __name__ == "__main__":

@@ -1,70 +1,262 @@
-"""`python -m agents.report EPISODES_CSV`: the Markdown tables of an evaluation (the README's).
+"""`python -m agents.report EPISODES_CSV [EPISODES_CSV...] [--out DIR] [--reps N]`: the Markdown
+summary of an evaluation (the README's tables).
 
-Reads the ``episodes.csv`` that ``agents.evaluate`` wrote and prints two policy x scenario tables:
-the normalised score (mean ± sample std over seeds) and the means of atomic allocation failures /
-dropped packets / reserved MiB·s / direct-reclaim stall s. Rows and columns keep the order in which
-policies and scenarios first appear in the file.
+Reads the ``episodes.csv`` that ``agents.evaluate`` wrote (several are merged; a repeated header, as
+``cat a.csv b.csv`` leaves, is skipped; a (policy, run, scenario, seed) seen twice counts once) and
+prints the summary: per scenario score mean ± std, IQM and mean with bootstrap 95 % CIs, domain
+counters; across scenarios IQM / mean / optimality gap with stratified-bootstrap CIs, the
+probability of improvement of every policy over every other, the fraction of the
+default-to-oracle gap closed (agents/stats.py). With ``--out DIR`` it writes DIR/summary.md and the
+plots (agents/plots.py) instead. Bad input: one line naming the file, line and column, exit 2.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import io
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
+NEED = ("policy", "scenario", "seed", "score", "atomic_fail", "drops_total", "reserved_mib_s", "stall_s")
+TEXT = ("policy", "run", "scenario")
+MAX_BYTES = 1 << 30
 
-def load_rows(path: Path) -> list[dict[str, str]]:
+
+def load_rows(path: Path):
+    """The episodes of an agents.evaluate CSV as a pandas DataFrame (ValueError naming the file,
+    line and column on anything else)."""
+    import pandas as pd
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        if path.is_dir():
+            raise ValueError(f"{path}: is a folder; expected an agents.evaluate episodes.csv")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise ValueError(f"{path}: cannot read ({e.strerror})") from None
-    need = {"policy", "scenario", "score", "atomic_fail", "drops_total", "reserved_mib_s", "stall_s"}
-    if not rows or need - set(rows[0]):
-        raise ValueError(f"{path}: not an agents.evaluate episodes.csv (needs columns {sorted(need)})")
-    return rows
+    if len(raw) > MAX_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not an agents.evaluate episodes.csv")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: byte {e.start}: not UTF-8 text; expected an agents.evaluate episodes.csv") from None
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise ValueError(f"{path}: line {line}: a NUL byte; expected an agents.evaluate episodes.csv")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        while header is not None and not any(h.strip() for h in header):
+            header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}: empty; expected an agents.evaluate episodes.csv with columns {', '.join(NEED)}")
+        header = [h.strip() for h in header]
+        missing = [c for c in NEED if c not in header]
+        if missing:
+            raise ValueError(f"{path}: line {reader.line_num}: missing column(s) {', '.join(missing)}; "
+                             f"not an agents.evaluate episodes.csv (needs {', '.join(NEED)})")
+        if len(set(header)) != len(header):
+            dup = sorted({h for h in header if header.count(h) > 1})
+            raise ValueError(f"{path}: line {reader.line_num}: column(s) {', '.join(dup)} twice")
+        cols: dict[str, list] = {h: [] for h in header}
+        for row in reader:
+            ln = reader.line_num
+            if not row or not any(c.strip() for c in row):
+                continue
+            if [c.strip() for c in row] == header:       # a repeated header (concatenated files)
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{path}: line {ln}: {len(row)} fields, expected {len(header)} ({', '.join(header)})")
+            for h, v in zip(header, row):
+                v = v.strip()
+                if h in TEXT:
+                    if not v:
+                        raise ValueError(f"{path}: line {ln}, column {h}: empty; expected a name")
+                    cols[h].append(v)
+                    continue
+                try:
+                    x = float(v)
+                except ValueError:
+                    raise ValueError(f"{path}: line {ln}, column {h}: {v!r} is not a number") from None
+                if not math.isfinite(x):
+                    raise ValueError(f"{path}: line {ln}, column {h}: {v!r}; expected a finite number")
+                if h == "seed" and (x != int(x) or x < 0):
+                    raise ValueError(f"{path}: line {ln}, column seed: {v!r}; expected an integer >= 0")
+                cols[h].append(int(x) if h == "seed" else x)
+    except csv.Error as e:
+        raise ValueError(f"{path}: line {reader.line_num}: {e}") from None
+    df = pd.DataFrame(cols)
+    if df.empty:
+        raise ValueError(f"{path}: no episodes (only a header); run agents.evaluate first")
+    if "run" not in df:
+        df["run"] = "-"
+    return df
 
 
-def tables(rows: list[dict[str, str]]) -> str:
-    pols = list(dict.fromkeys(r["policy"] for r in rows))
-    scs = list(dict.fromkeys(r["scenario"] for r in rows))
+def load_many(paths: list[Path]):
+    import pandas as pd
+    return pd.concat([load_rows(p) for p in paths], ignore_index=True)
 
-    def vals(p: str, s: str, k: str) -> np.ndarray:
-        return np.array([float(r[k]) for r in rows if r["policy"] == p and r["scenario"] == s])
 
-    head = "| policy | " + " | ".join(scs) + " |\n|---|" + "---|" * len(scs)
-    score, other = [head], [head]
+def _fmt_ci(m: float, lo: float, hi: float) -> str:
+    return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _md(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def tables(df) -> str:
+    """The two README tables: score mean ± std (over runs) per policy x scenario, and the means of
+    atomic failures / drops / reserved MiB·s / stall s."""
+    from agents import stats
+    d, _ = stats.dedupe(df)
+    u = stats.units(d)
+    pols = list(dict.fromkeys(d["policy"]))
+    scs = list(dict.fromkeys(d["scenario"]))
+    score, other = [], []
     for p in pols:
         a, b = [], []
         for s in scs:
-            x = vals(p, s, "score")
+            x = u.loc[(u["policy"] == p) & (u["scenario"] == s), "score"].to_numpy()
             if not len(x):
                 a.append("")
                 b.append("")
                 continue
             sd = x.std(ddof=1) if len(x) > 1 else 0.0
             a.append(f"{x.mean():.3f} ± {sd:.3f}")
-            f, d, r, st = (vals(p, s, k).mean() for k in ("atomic_fail", "drops_total", "reserved_mib_s", "stall_s"))
-            b.append(f"{f:.0f} / {d:.0f} / {r:.0f} / {st:.1f}")
-        score.append(f"| `{p}` | " + " | ".join(a) + " |")
-        other.append(f"| `{p}` | " + " | ".join(b) + " |")
-    return ("Score (the env's normalised score: 1 = kernel default, 2 = zero cost; mean ± std over seeds):\n\n"
-            + "\n".join(score) + "\n\nAtomic allocation failures / dropped packets / reserved MiB·s / "
-            "direct-reclaim stall s (means over seeds):\n\n" + "\n".join(other))
+            g = d[(d["policy"] == p) & (d["scenario"] == s)]
+            f, dr, r, st = (g[k].mean() for k in ("atomic_fail", "drops_total", "reserved_mib_s", "stall_s"))
+            b.append(f"{f:.0f} / {dr:.0f} / {r:.0f} / {st:.1f}")
+        score.append([f"`{p}`", *a])
+        other.append([f"`{p}`", *b])
+    head = ["policy", *scs]
+    return ("Score (the env's normalised score: 1 = kernel default, 2 = zero cost; mean ± std over runs):\n\n"
+            + _md(head, score) + "\n\nAtomic allocation failures / dropped packets / reserved MiB·s / "
+            "direct-reclaim stall s (means over episodes):\n\n" + _md(head, other))
+
+
+def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
+    """The whole Markdown summary (agents/stats.py for what each number is)."""
+    from agents import stats
+    d, dropped = stats.dedupe(df)
+    u = stats.units(d)
+    pols = list(dict.fromkeys(d["policy"]))
+    scs = list(dict.fromkeys(d["scenario"]))
+    out = [tables(d)]
+    if dropped:
+        out.append(f"({dropped} repeated (policy, run, scenario, seed) rows counted once.)")
+    ps = stats.per_scenario(u, reps=reps)
+    rows = [[f"`{r.policy}`", r.scenario, str(r.n), _fmt_ci(r.mean, r.mean_lo, r.mean_hi), _fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi)]
+            for r in ps.itertuples()]
+    out.append("Per scenario, score with 95 % percentile-bootstrap CIs (n = runs):\n\n"
+               + _md(["policy", "scenario", "n", "mean [95 % CI]", "IQM [95 % CI]"], rows))
+    gc = stats.gap_closed(d) if "cost" in d else None
+    if gc is not None and len(gc):
+        tab = gc.pivot(index="policy", columns="scenario", values="gap_closed").reindex(index=pols, columns=scs)
+        rows = [[f"`{p}`", *("—" if not np.isfinite(v) else f"{v:.2f}" for v in tab.loc[p])] for p in tab.index]
+        out.append("Fraction of the kernel-default-to-`oracle-static` cost gap closed (1 = as the per-episode "
+                   "hindsight-best static setting, 0 = as the default, < 0 worse; — where the oracle is no "
+                   "better than the default):\n\n" + _md(["policy", *scs], rows))
+    common = [s for s in scs if all(((u["policy"] == p) & (u["scenario"] == s)).any() for p in pols)]
+    if common:
+        mats = stats.matrices(u, pols, common)
+        gamma = None
+        if stats.ORACLE in mats:
+            gamma = mats[stats.ORACLE].mean(axis=0)
+        ag = stats.aggregate(mats, gamma, reps=reps)
+        rows = [[f"`{r.policy}`", str(r.runs), _fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi), _fmt_ci(r.mean, r.mean_lo, r.mean_hi),
+                 "—" if not np.isfinite(r.opt_gap) else _fmt_ci(r.opt_gap, r.opt_gap_lo, r.opt_gap_hi)]
+                for r in ag.itertuples()]
+        og = ("optimality gap below the scenario's `oracle-static` mean score" if gamma is not None
+              else "optimality gap (needs `oracle-static` rows)")
+        out.append(f"Across {len(common)} scenario(s) ({', '.join(common)}): IQM, mean and {og}, "
+                   "stratified-bootstrap 95 % CIs (runs per scenario):\n\n"
+                   + _md(["policy", "runs", "IQM [95 % CI]", "mean [95 % CI]", "optimality gap [95 % CI]"], rows))
+        names = list(mats)
+        heur = [p for p in names if p not in (stats.ORACLE, "oracle-planner")]
+        best = best_heuristic or (max(heur, key=lambda p: float(ag.loc[ag.policy == p, "iqm"].iloc[0])) if heur else None)
+        pairs = [(a, best) for a in names if best is not None and a != best]
+        tab, cis = stats.improvement_table(mats, reps=min(reps, 1000), with_ci=pairs)
+        rows = [[f"`{a}`", *("" if a == b else f"{tab.loc[a, b]:.2f}" for b in names)] for a in names]
+        out.append("Probability of improvement P(row > column), Mann-Whitney per scenario averaged over "
+                   "scenarios:\n\n" + _md(["P(row > col)", *[f"`{b}`" for b in names]], rows))
+        if pairs:
+            rows = [[f"`{a}`", _fmt_ci(tab.loc[a, best], *cis[(a, best)])] for a, _ in pairs]
+            out.append(f"Probability of improvement over the best heuristic by IQM (`{best}`), "
+                       "stratified-bootstrap 95 % CIs:\n\n" + _md(["policy", f"P(policy > {best}) [95 % CI]"], rows))
+    return "\n\n".join(out) + "\n"
+
+
+def verdict(df, learned: str, reps: int = 2000) -> str:
+    """One line: the learned policy against the best baseline by IQM over the scenarios both ran
+    ("PPO vs best baseline on ...: IQM ... vs ...; P(PPO > best) = ... [CI]: better/worse/no clear
+    difference", decided by whether the probability-of-improvement CI excludes 0.5)."""
+    from agents import baselines, stats
+    d, _ = stats.dedupe(df)
+    u = stats.units(d)
+    base = [p for p in dict.fromkeys(d["policy"]) if p in baselines.names()]
+    scs = [s for s in dict.fromkeys(d["scenario"])
+           if all(((u["policy"] == p) & (u["scenario"] == s)).any() for p in [learned, *base])]
+    if learned not in set(d["policy"]) or not base or not scs:
+        return f"{learned.upper()} vs best baseline: no common scenario to compare on"
+    mats = stats.matrices(u, [learned, *base], scs)
+    ag = stats.aggregate(mats, None, reps=reps).set_index("policy")
+    best = max(base, key=lambda p: ag.loc[p, "iqm"])
+    _, cis = stats.improvement_table({learned: mats[learned], best: mats[best]}, reps=min(reps, 1000),
+                                     with_ci=[(learned, best)])
+    pi = stats.prob_improvement(mats[learned], mats[best])
+    lo, hi = cis[(learned, best)]
+    word = "better" if lo > 0.5 else "worse" if hi < 0.5 else "no clear difference"
+    a, b = ag.loc[learned], ag.loc[best]
+    return (f"{learned.upper()} vs best baseline on {', '.join(scs)}: IQM {_fmt_ci(a.iqm, a.iqm_lo, a.iqm_hi)} "
+            f"({int(a.runs)} run{'s' if a.runs != 1 else ''}) vs {best} {_fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}; "
+            f"P({learned} > {best}) = {_fmt_ci(pi, lo, hi)}: {word}"
+            + (f" (only {int(a.runs)} training run{'s' if a.runs > 1 else ''}: the CIs do not cover training-seed "
+               "variation; make report trains 10)" if a.runs < 3 else ""))
+
+
+def write_summary(csv_paths, out: Path, reps: int = 2000, header: str = "") -> list[Path]:
+    """DIR/summary.md and DIR/*.png from one or more episodes.csv files; returns the files written."""
+    from agents import plots
+    from agents.evaluate import write_atomic
+    paths = [csv_paths] if isinstance(csv_paths, Path) else list(csv_paths)
+    df = load_many(paths)
+    md = out / "summary.md"
+    write_atomic(md, (header + "\n\n" if header else "") + summary(df, reps=reps))
+    return [md, *plots.evaluation_plots(df, out)]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m agents.report", description=__doc__.split("\n\n")[0])
-    ap.add_argument("episodes_csv", type=Path)
-    args = ap.parse_args(argv)
+    ap.add_argument("episodes_csv", type=Path, nargs="+")
+    ap.add_argument("--out", type=Path, help="write DIR/summary.md and the plots instead of printing")
+    ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     try:
-        rows = load_rows(args.episodes_csv)
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        if args.reps < 100:
+            raise ValueError(f"--reps {args.reps}: expected an integer >= 100")
+        if args.out is not None:
+            if args.out.exists() and not args.out.is_dir():
+                raise ValueError(f"--out {args.out}: is a file, not a folder")
+            args.out.mkdir(parents=True, exist_ok=True)
+            for f in write_summary(args.episodes_csv, args.out, reps=args.reps):
+                print(f"wrote {f}")
+            return 0
+        df = load_many(args.episodes_csv)
+        print(summary(df, reps=args.reps))
     except ValueError as e:
         print(f"agents.report: error: {e}", file=sys.stderr)
         return 2
-    print(tables(rows))
+    except OSError as e:
+        print(f"agents.report: error: {getattr(e, 'filename', '') or ''}: {e.strerror}", file=sys.stderr)
+        return 2
     return 0
 
 

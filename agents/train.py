@@ -384,7 +384,9 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
         model = algo("MlpPolicy", venv, seed=cfg["seed"], verbose=0, tensorboard_log=str(run / "tb"),
                      device="cpu", **(cfg.get(cfg["algo"]) or {}))
     every = max(1, cfg["checkpoint_every"] // cfg["n_envs"])
-    cb = CallbackList([_atomic_checkpoint_callback(every, run / "checkpoints"), _reward_terms_callback()])
+    from agents.callbacks import training_callbacks   # domain scalars, periodic held-out evaluation, hparams
+    cb = CallbackList([_atomic_checkpoint_callback(every, run / "checkpoints"), _reward_terms_callback(),
+                       *training_callbacks(cfg, run)])
     done = model.num_timesteps if ck is not None else 0
     remaining = cfg["total_timesteps"] - done
     t0 = time.perf_counter()
@@ -393,7 +395,7 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
               f"({cfg['scenario']}, {cfg['action_type']} actions)")
         try:
             model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=ck is None,
-                        tb_log_name=cfg["algo"], progress_bar=False)
+                        tb_log_name=cfg["algo"], progress_bar=sys.stderr.isatty())
         except KeyboardInterrupt:
             ck_path = run / "checkpoints" / f"model_{model.num_timesteps}_steps.zip"
             save_atomically(model, ck_path)
@@ -435,7 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--total-timesteps", type=_positive_int, help="override the config's total_timesteps")
     ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="where new run folders go")
     ap.add_argument("--no-eval", action="store_true", help="train only; skip the comparison with the baselines")
+    ap.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0-9) through Ray: agents/multiseed.py")
+    ap.add_argument("--ray-address", help="with --seeds: a Ray cluster's address (default: Ray on this machine)")
     args = ap.parse_args(argv)
+    if args.seeds is not None:                           # many seeds: agents/multiseed.py dispatches the runs
+        from agents import multiseed
+        return multiseed.main(multiseed.argv_from_train(args))
     try:
         if args.resume:
             if not (args.resume / "config.yml").is_file():

@@ -9,20 +9,31 @@ from agents import evaluate
 def test_evaluate_writes_rows_scores_and_never_overwrites(tmp_path, capsys):
     out = tmp_path / "ev"
     argv = ["--policies", "kernel-default,v1-double,psi,best-static", "--scenarios", "incast-pagecache",
-            "--seeds", "2", "--duration-s", "2", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+            "--seeds", "2", "--duration-s", "2", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--no-summary"]
     assert evaluate.main(argv) == 0
     rows = list(csv.DictReader(open(out / "episodes.csv")))
-    assert len(rows) == 8 and {r["policy"] for r in rows} == {"kernel-default", "v1-double", "psi", "best-static"}
+    # the references come first: kernel-default, then oracle-static (the per-episode hindsight best)
+    assert [r["policy"] for r in rows[::2]] == ["kernel-default", "oracle-static", "v1-double", "psi", "best-static"]
+    assert len(rows) == 10
     for k in ("drops_total", "fail_kernel", "reserved_mib_s", "stall_s", "kswapd_runs", "knob_changes", "score"):
         assert k in rows[0]
     kd = [r for r in rows if r["policy"] == "kernel-default"]
     assert all(float(r["score"]) == 1.0 for r in kd) and float(kd[0]["atomic_fail"]) > 0
     v1 = [r for r in rows if r["policy"] == "v1-double"]
     assert float(v1[0]["final_min_free_kbytes"]) > float(kd[0]["final_min_free_kbytes"])   # THP 67584 -> 1 % cap
+    ora = [r for r in rows if r["policy"] == "oracle-static"]
+    for o, k in zip(ora, kd):      # the grid holds the kernel's own setting: never worse than the default
+        assert float(o["cost"]) <= float(k["cost"])
+    bs = [r for r in rows if r["policy"] == "best-static"]
+    assert sum(float(o["cost"]) for o in ora) <= sum(float(b["cost"]) for b in bs)   # per-seed best <= per-scenario best
     assert list((tmp_path / "cache").glob("incast-pagecache__*.json"))
-    assert "best-static" in capsys.readouterr().out
-    assert evaluate.main(argv) == 0
-    assert (out / "episodes-1.csv").is_file() and (out / "actions-1.log").is_file()
+    before = (out / "episodes.csv").read_bytes()
+    capsys.readouterr()
+    assert evaluate.main(argv) == 2                       # a second evaluation into the folder: refused
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume" in err
+    assert (out / "episodes.csv").read_bytes() == before
 
 
 def test_best_static_sweep_is_not_reused_by_another_engine(tmp_path, monkeypatch):
@@ -60,11 +71,19 @@ def test_evaluate_runs_a_trained_model_zip(tmp_path, capsys):
     path = tmp_path / "model.zip"
     model.save(path)
     out = tmp_path / "ev"
-    assert evaluate.main(["--policies", f"kernel-default,{path}", "--scenarios", "incast-pagecache", "--seeds", "2",
-                          "--duration-s", "1", "--out", str(out)]) == 0
+    assert evaluate.main(["--policies", f"kernel-default,ppo={path},{path}", "--scenarios", "incast-pagecache",
+                          "--seeds", "2", "--duration-s", "1", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "episodes.csv")))
-    m = [r for r in rows if r["policy"] == str(path)]
+    m = [r for r in rows if r["policy"] == "ppo"]
     assert len(m) == 2 and all(float(r["cost"]) > 0 and r["score"] != "" for r in m)
+    assert len(rows) == 2 * 3            # the bare path is the same model: named ppo (its algorithm), counted once
+    assert "PPO vs best baseline on incast-pagecache" in capsys.readouterr().out.strip().splitlines()[-1]
+    # the summary and the plots; tables name policies briefly, never by an absolute path
+    md = (out / "summary.md").read_text()
+    for k in ("IQM", "Probability of improvement", "gap closed", "`ppo`", "`oracle-static`"):
+        assert k in md, k
+    assert str(tmp_path) not in md
+    assert (out / "pareto-incast-pagecache.png").stat().st_size > 1000 and (out / "profile.png").is_file()
 
 
 def test_a_model_meets_the_baselines_machines(tmp_path):
@@ -148,3 +167,136 @@ def test_t_quantiles_of_the_confidence_intervals():
     for df, t in ((1, 12.706), (2, 4.303), (10, 2.228), (15, 2.131), (30, 2.042), (31, 2.0395), (40, 2.0211),
                   (60, 2.0003), (100, 1.9840), (1000, 1.9623)):
         assert evaluate.t975(df) == pytest.approx(t, abs=2e-4), df
+
+
+def _argv(out, pols="v1-double,kernel-default", seeds="2", extra=()):
+    return ["--policies", pols, "--scenarios", "incast-pagecache,quiet", "--seeds", seeds, "--duration-s", "1",
+            "--out", str(out), "--no-summary", *extra]
+
+
+def test_any_policy_order_works(tmp_path):
+    """kernel-default after another policy crashed on a None reference cost (issue 13)."""
+    assert evaluate.main(_argv(tmp_path / "a", "v1-double,kernel-default", extra=["--no-oracle"])) == 0
+    assert evaluate.main(_argv(tmp_path / "b", "kernel-default,v1-double", extra=["--no-oracle"])) == 0
+    a = list(csv.DictReader(open(tmp_path / "a" / "episodes.csv")))
+    b = list(csv.DictReader(open(tmp_path / "b" / "episodes.csv")))
+    key = lambda r: (r["policy"], r["scenario"], r["seed"])  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k != "wall_s"}  # noqa: E731
+    assert sorted(map(strip, a), key=key) == sorted(map(strip, b), key=key)
+    v1 = [r for r in a if r["policy"] == "v1-double" and r["scenario"] == "incast-pagecache"]
+    assert all(float(r["score"]) > 1.0 for r in v1)
+
+
+def test_a_repeated_policy_counts_once(tmp_path):
+    assert evaluate.main(_argv(tmp_path, "psi,psi,kernel-default,psi", extra=["--no-oracle"])) == 0
+    rows = list(csv.DictReader(open(tmp_path / "episodes.csv")))
+    assert len(rows) == 2 * 2 * 2
+
+
+def test_interrupted_evaluation_keeps_finished_blocks_and_resumes(tmp_path, monkeypatch, capsys):
+    """Each finished block is in episodes.csv at once; --resume runs only the missing ones and the
+    result equals an uninterrupted evaluation."""
+    full = tmp_path / "full"
+    assert evaluate.main(_argv(full, "kernel-default,psi,v1-double")) == 0
+    out = tmp_path / "cut"
+    real = evaluate.run_block
+    calls = []
+
+    def flaky(spec, sc, *a, **k):
+        calls.append((spec.label, sc.name))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(spec, sc, *a, **k)
+
+    monkeypatch.setattr(evaluate, "run_block", flaky)
+    assert evaluate.main(_argv(out, "kernel-default,psi,v1-double")) == 130
+    assert "--resume" in capsys.readouterr().err
+    part = list(csv.DictReader(open(out / "episodes.csv")))
+    # kernel-default, oracle-static, psi finished on the first scenario; v1-double was interrupted
+    assert [(r["policy"], r["scenario"]) for r in part[::2]] == [
+        ("kernel-default", "incast-pagecache"), ("oracle-static", "incast-pagecache"), ("psi", "incast-pagecache")]
+    assert not list(out.glob(".episodes.csv.*"))          # no temporary file left behind
+    calls.clear()
+    monkeypatch.setattr(evaluate, "run_block", real)
+    seen = []
+    monkeypatch.setattr(evaluate, "run_block", lambda spec, sc, *a, **k: seen.append(spec.label) or real(spec, sc, *a, **k))
+    assert evaluate.main(_argv(out, "kernel-default,psi,v1-double", extra=["--resume"])) == 0
+    assert seen.count("psi") == 1 and seen.count("v1-double") == 2 and seen.count("oracle-static") == 1
+    key = lambda r: (r["policy"], r["scenario"], r["seed"])  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k != "wall_s"}  # noqa: E731
+    got = sorted(map(strip, csv.DictReader(open(out / "episodes.csv"))), key=key)
+    want = sorted(map(strip, csv.DictReader(open(full / "episodes.csv"))), key=key)
+    assert got == want
+    # a resume with another episode length would mix two experiments: refused
+    assert evaluate.main(["--policies", "psi", "--scenarios", "quiet", "--seeds", "2", "--duration-s", "2",
+                          "--out", str(out), "--resume", "--no-summary"]) == 2
+    assert "--duration-s" in capsys.readouterr().err
+
+
+def test_a_concurrent_evaluation_into_the_same_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "ev"
+    out.mkdir()
+    held = evaluate._lock(out)
+    try:
+        assert evaluate.main(_argv(out)) == 2
+        assert "another agents.evaluate" in capsys.readouterr().err
+    finally:
+        held.close()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("bad", [
+    ["--duration-s", "0"], ["--duration-s", "-1"], ["--duration-s", "nan"], ["--duration-s", "inf"],
+    ["--duration-s", "1e300"], ["--duration-s", "abc"], ["--seed-base", str(2**70)], ["--seed-base", "-1"],
+    ["--seed-base", str(2**63 - 1), "--seeds", "2"], ["--seeds", "0"], ["--seeds", "x"], ["--policies", ","], ["--policies", ""],
+    ["--policies", "nope"], ["--policies", "x=psi"], ["--scenarios", ","], ["--resume", "--force"],
+    ["--policies", "missing.zip"], ["--bogus"],
+])
+def test_bad_arguments_one_line_exit_2(tmp_path, capsys, bad):
+    argv = {"--policies": "psi", "--scenarios": "quiet", "--seeds": "1", "--duration-s": "1", "--out": str(tmp_path / "o")}
+    extra = []
+    for k, v in zip(bad[::2], bad[1::2]):
+        if k in argv:
+            argv[k] = v
+        else:
+            extra += [k, v]
+    if len(bad) % 2:
+        extra.append(bad[-1])
+    if bad == ["--resume", "--force"]:
+        extra = bad
+    flat = [x for kv in argv.items() for x in kv] + extra
+    assert evaluate.main(flat) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("agents.evaluate: error:"), err
+    assert not (tmp_path / "o" / "episodes.csv").exists()
+
+
+def test_out_naming_a_file_and_a_corrupt_model_exit_2(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("mine\n")
+    assert evaluate.main(_argv(f)) == 2
+    assert "is a file" in capsys.readouterr().err and f.read_text() == "mine\n"
+    z = tmp_path / "model.zip"
+    z.write_bytes(b"PK\x03\x04 not really a zip")
+    assert evaluate.main(_argv(tmp_path / "o", f"kernel-default,{z}")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a stable-baselines3 model" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys):
+    out = tmp_path / "ev"
+    out.mkdir()
+    target = tmp_path / "precious"
+    target.write_text("mine\n")
+    (out / "episodes.csv").symlink_to(target)
+    for extra in ([], ["--force"], ["--resume"]):
+        assert evaluate.main(_argv(out, "psi", extra=extra)) == 2
+        assert "not a regular file" in capsys.readouterr().err
+    assert target.read_text() == "mine\n"
+    (out / "episodes.csv").unlink()
+    (out / "episodes.csv").mkdir()
+    assert evaluate.main(_argv(out, "psi", extra=["--force"])) == 2
+    assert (out / "episodes.csv").is_dir()

@@ -1,0 +1,180 @@
+"""`python -m agents.fullreport [--seeds 0-9] [--scenarios S,...] [--eval-seeds N] [--config FILE]
+[--total-timesteps N] [--out DIR]` (`make report`): the whole result in one folder.
+
+``runs/report-<time>/``: trains the config once per seed (agents.multiseed, through Ray), evaluates
+every model with every baseline and both oracles (``oracle-static`` per episode and the
+clairvoyant ``oracle-planner``) on the scenarios (the training scenario and held-out ones), and
+writes ``report.md`` (the command, date, machine, versions, wall times, the statistics tables of
+agents.report, the verdict) with the PNGs: Pareto planes, performance profiles, learning curves
+and one episode's time series of the learned policy, ``v10-acked`` and ``psi``. Its last line printed
+is the verdict.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# every shipped scenario but diurnal-bursts (a 1200 s episode: 20x the others' evaluation time)
+SCENARIOS = ("incast-pagecache", "train-randomized", "memalloc-drops", "virtio-deferral", "stream-read-bursts",
+             "anon-hog-bursts", "trace-replay", "quiet")
+
+
+def _machine() -> str:
+    import os
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu or platform.machine()}), Python {platform.python_version()}"
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    out = []
+    for p in ("numpy", "numba", "gymnasium", "stable-baselines3", "torch", "rliable", "pandas", "ray"):
+        try:
+            out.append(f"{p} {version(p)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def _commit() -> str:
+    try:
+        c = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        d = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True)
+        return (c.stdout.strip() or "unknown") + (" (with local changes)" if d.stdout.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agents import multiseed, plots, report, train
+    ap = argparse.ArgumentParser(prog="python -m agents.fullreport", description=__doc__.split("\n\n")[1])
+    ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
+    ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
+    ap.add_argument("--total-timesteps", type=int)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--eval-seeds", type=int, default=10)
+    ap.add_argument("--eval-duration-s", type=float)
+    ap.add_argument("--no-planner", action="store_true", help="skip the oracle-planner rows")
+    ap.add_argument("--eval-every", type=int, help="agent steps between held-out evaluations (and checkpoints) "
+                    "during training; default the config's checkpoint_every")
+    ap.add_argument("--out", type=Path, help="default runs/report-<time>")
+    ap.add_argument("--ray-address")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    t_all = time.perf_counter()
+    cmd = " ".join(shlex.quote(a) for a in ["python", "-m", "agents.fullreport", *(sys.argv[1:] if argv is None else argv)])
+    out = args.out or ROOT / "runs" / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists():
+        print(f"agents.fullreport: error: {out} exists; choose another --out", file=sys.stderr)
+        return 2
+    try:
+        seeds = multiseed.parse_seeds(args.seeds)
+        cfg = train.load_config(args.config)
+    except (multiseed.UsageError, train.ConfigError) as e:
+        print(f"agents.fullreport: error: {e}", file=sys.stderr)
+        return 2
+    if args.total_timesteps is not None:
+        cfg["total_timesteps"] = args.total_timesteps
+    if args.eval_every is not None:
+        cfg["checkpoint_every"] = args.eval_every
+    out.mkdir(parents=True)
+    # 1. training: one run per seed through Ray, the evaluation config replaced by the report's
+    cfg["evaluate"] = {**(cfg.get("evaluate") or {}), "scenarios": args.scenarios.split(",")}
+    cfg["evaluate"].pop("policies", None)
+    rcfg = out / "config.yml"
+    import yaml
+    rcfg.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    t0 = time.perf_counter()
+    res = multiseed.dispatch([(str(_seed_cfg(out, cfg, s)), str(out / "runs"), None) for s in seeds],
+                             args.ray_address, None, True)
+    t_train = time.perf_counter() - t0
+    (out / "runs.json").write_text(json.dumps(res, indent=1))
+    ok = [r for r in res if r["rc"] == 0 and r["run"]]
+    if not ok:
+        print("agents.fullreport: error: every training run failed (see runs.json)", file=sys.stderr)
+        return 1
+    models = sorted((Path(r["run"]) / "model.zip" for r in ok), key=lambda p: p.parent.name)
+    label = cfg["algo"]
+    # 2. evaluation: every baseline, the oracles, the models (runs of one policy)
+    from agents import baselines, evaluate
+    pols = [*baselines.names(), *([] if args.no_planner else ["oracle-planner"]), *[f"{label}={m}" for m in models]]
+    eargs = ["--policies", ",".join(pols), "--scenarios", args.scenarios, "--seeds", str(args.eval_seeds),
+             "--out", str(out / "eval"), "--no-summary"]
+    if args.eval_duration_s is not None:
+        eargs += ["--duration-s", str(args.eval_duration_s)]
+    t0 = time.perf_counter()
+    rc = evaluate.main(eargs)
+    t_eval = time.perf_counter() - t0
+    if rc != 0:
+        return rc
+    # 3. figures and the report
+    t0 = time.perf_counter()
+    df = report.load_rows(out / "eval" / "episodes.csv")
+    pngs = plots.evaluation_plots(df, out)
+    curves = {m.parent.name: m.parent / "eval_curve.csv" for m in models if (m.parent / "eval_curve.csv").is_file()}
+    refs = next((json.loads((m.parent / "eval_refs.json").read_text()) for m in models
+                 if (m.parent / "eval_refs.json").is_file()), {})
+    if curves:
+        pngs.append(plots.learning_curves(curves, refs, out / "learning-curves.png"))
+    from atomgym.sim.scenario import load_scenario
+    sc = load_scenario(args.scenarios.split(",")[0])
+    dur = args.eval_duration_s or float(sc.duration_s)
+    traces = {f"{label} ({models[0].parent.name.split('__')[2] if '__' in models[0].parent.name else 'run 0'})":
+              plots.trace_episode(str(models[0]), sc, 1000, dur)}
+    for p in ("v10-acked", "psi"):
+        traces[p] = plots.trace_episode(p, sc, 1000, dur)
+    pngs.append(plots.timeseries_plot(traces, sc.name, 1000, out / f"timeseries-{sc.name}.png"))
+    planner_wall = df[df["policy"] == "oracle-planner"].groupby("scenario")["wall_s"].sum() if "wall_s" in df else None
+    body = report.summary(df)
+    verdict = report.verdict(df, label)
+    t_report = time.perf_counter() - t0
+    wall = time.perf_counter() - t_all
+    tw = [r["wall_s"] for r in ok]
+    lines = [f"# atomgym report ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
+             f"- command: `{cmd}` (`make report`)", f"- machine: {_machine()}", f"- versions: {_versions()}",
+             f"- commit: {_commit()}",
+             f"- training: {len(ok)} of {len(seeds)} runs of `{args.config.name}` ({cfg['algo']}, "
+             f"{cfg['total_timesteps']} agent steps each, seeds {args.seeds}) through Ray: {t_train:.0f} s wall "
+             f"(per run {min(tw):.0f}-{max(tw):.0f} s)",
+             f"- evaluation: {args.eval_seeds} seeds (1000..{999 + args.eval_seeds}) per scenario, scenarios "
+             f"{args.scenarios} (training scenario `{cfg['scenario']}`; the others held out): {t_eval:.0f} s wall",
+             ]
+    if planner_wall is not None and len(planner_wall):
+        lines.append(f"- oracle-planner cost: {planner_wall.sum():.1f} s wall for {args.eval_seeds} seeds x "
+                     f"{len(planner_wall)} scenarios ({planner_wall.sum() / len(planner_wall) / args.eval_seeds:.1f} s per episode)")
+    lines += [f"- figures and tables: {t_report:.0f} s; whole report: {wall:.0f} s ({wall / 60:.1f} min) wall", "",
+              f"**Verdict:** {verdict}", "", "## Tables", "", body, "## Figures", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in pngs]
+    evaluate.write_atomic(out / "report.md", "\n".join(lines) + "\n")
+    print(f"wrote {out / 'report.md'} and {len(pngs)} figures ({wall:.0f} s)")
+    print(verdict)
+    return 0
+
+
+def _seed_cfg(out: Path, cfg: dict, seed: int) -> Path:
+    import yaml
+    p = out / "configs" / f"seed{seed}.yaml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump({**cfg, "seed": seed}, sort_keys=False))
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""`python -m agents.multiseed --seeds 0-9 [--config FILE] [--total-timesteps N] [--runs-dir DIR]
+[--ray-address ADDR] [--num-cpus N] [--eval-seeds N] [--no-ray]` (also `python -m agents.train --seeds 0-9`)
+
+Trains one run of a config per seed, dispatched as Ray tasks (``ray[tune]``): Ray on this machine
+by default (one task per CPU), a cluster with ``--ray-address`` (the workers must see the runs
+folder, e.g. a shared file system; nothing else changes). Each task is an ordinary
+``python -m agents.train --config <the config with that seed> --no-eval`` run folder under
+``DIR/multiseed-<scenario>__<algo>__<time>/runs/``. Then every model is evaluated together with
+every baseline and both oracles' references (``agents.evaluate``, the models as runs of one
+policy: the statistics treat training seeds as the unit), learning curves are drawn from the runs'
+periodic held-out evaluations, and the last line printed is the verdict
+("PPO vs best baseline on ...: ..."). Without Ray (``--no-ray``, or Ray not installed) the runs go
+one after another in this process's machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-9``, ``0,3,7`` or a mix (``0-4,10``): distinct seeds >= 0, in order given."""
+    out: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise UsageError(f"--seeds {text!r}: expected e.g. 0-9 or 0,3,7 (integers >= 0)")
+        a, b = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
+        if b < a or b - a > 10000:
+            raise UsageError(f"--seeds {text!r}: {part}: expected a range low-high with low <= high")
+        out += [s for s in range(a, b + 1) if s not in out]
+    if not out:
+        raise UsageError(f"--seeds {text!r}: no seed")
+    return out
+
+
+def argv_from_train(args) -> list[str]:
+    """The multiseed command line of an ``agents.train --seeds`` invocation."""
+    av = ["--seeds", args.seeds, "--config", str(args.config), "--runs-dir", str(args.runs_dir)]
+    if args.total_timesteps is not None:
+        av += ["--total-timesteps", str(args.total_timesteps)]
+    if args.ray_address:
+        av += ["--ray-address", args.ray_address]
+    if args.resume:
+        raise SystemExit("agents.train: error: --seeds and --resume: resume each run folder on its own")
+    return av
+
+
+def _train_one(cfg_path: str, runs_dir: str, total: int | None) -> dict:
+    """One training run in a subprocess (its own interpreter: torch threads, numba, Ctrl-C)."""
+    cmd = [sys.executable, "-m", "agents.train", "--config", cfg_path, "--runs-dir", runs_dir, "--no-eval"]
+    if total is not None:
+        cmd += ["--total-timesteps", str(total)]
+    # one thread per task (torch, BLAS, numba): Ray runs one task per CPU; the serial and parallel
+    # simulator drivers give the same results (docs/design.md)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
+    m = re.search(r"run folder: (\S+)", p.stdout)
+    return {"cmd": cmd, "rc": p.returncode, "run": m.group(1) if m else None, "wall_s": time.perf_counter() - t0,
+            "tail": (p.stderr or p.stdout).strip().splitlines()[-1:] }
+
+
+def dispatch(jobs: list[tuple[str, str, int | None]], ray_address: str | None, num_cpus: int | None,
+             use_ray: bool) -> list[dict]:
+    from tqdm import tqdm
+    bar = tqdm(total=len(jobs), desc="training runs", unit="run", disable=None, file=sys.stderr)
+    results: list[dict] = []
+    ray = None
+    if use_ray:
+        try:
+            import ray  # noqa: F811
+        except ImportError:
+            print("Ray is not installed (pip install 'ray[tune]'): the runs go one after another here",
+                  file=sys.stderr)
+            ray = None
+    if ray is None:
+        for j in jobs:
+            results.append(_train_one(*j))
+            bar.update(1)
+        bar.close()
+        return results
+    if ray_address:
+        ray.init(address=ray_address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        task = ray.remote(num_cpus=1)(_train_one)
+        pending = [task.remote(*j) for j in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            results += ray.get(done)
+            bar.update(len(done))
+    finally:
+        bar.close()
+        ray.shutdown()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except UsageError as e:
+        print(f"agents.multiseed: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
+    from agents import train
+    ap = argparse.ArgumentParser(prog="python -m agents.multiseed", description=__doc__.split("\n\n")[1])
+    ap.add_argument("--seeds", required=True)
+    ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
+    ap.add_argument("--total-timesteps", type=int)
+    ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
+    ap.add_argument("--ray-address")
+    ap.add_argument("--num-cpus", type=int, help="Ray on this machine: CPUs (tasks at once); default all")
+    ap.add_argument("--eval-seeds", type=int, default=10, help="evaluation seeds per scenario (default 10)")
+    ap.add_argument("--eval-duration-s", type=float, help="evaluation episode length (default the scenario's)")
+    ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--label", help="the policy's name in tables (default: the algorithm, e.g. ppo)")
+    ap.add_argument("--sweep", type=Path, help="YAML with a grid of config values (module docstring)")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    seeds = parse_seeds(args.seeds)
+    try:
+        cfg = train.load_config(args.config)
+    except train.ConfigError as e:
+        raise UsageError(str(e)) from None
+    if args.total_timesteps is not None:
+        if args.total_timesteps < 1:
+            raise UsageError(f"--total-timesteps {args.total_timesteps}: expected a positive integer")
+        cfg["total_timesteps"] = args.total_timesteps
+    if args.eval_seeds < 1:
+        raise UsageError(f"--eval-seeds {args.eval_seeds}: expected a positive integer")
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise UsageError(f"--num-cpus {args.num_cpus}: expected a positive integer")
+    label = args.label or cfg["algo"]
+    points = sweep_points(args.sweep, cfg, label) if args.sweep else [(label, cfg)]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    group = args.runs_dir / f"multiseed-{Path(str(cfg['scenario'])).stem}__{cfg['algo']}__{stamp}"
+    k = 1
+    while group.exists():
+        group = group.with_name(f"{group.name.split('.')[0]}.{k}")
+        k += 1
+    try:
+        (group / "configs").mkdir(parents=True)
+    except OSError as e:
+        raise UsageError(f"--runs-dir {args.runs_dir}: cannot create {group} ({e.strerror})") from None
+    (group / "command.txt").write_text(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.multiseed",
+                                                                          *(sys.argv[1:] if argv is None else argv)]) + "\n")
+    jobs, labels = [], {}
+    for k, (lab, pcfg) in enumerate(points):
+        for s in seeds:
+            p = group / "configs" / (f"seed{s}.yaml" if len(points) == 1 else f"point{k}-seed{s}.yaml")
+            p.write_text(yaml.safe_dump({**pcfg, "seed": s}, sort_keys=False))
+            runs = group / "runs" / (f"point{k}" if len(points) > 1 else "")
+            jobs.append((str(p), str(runs), None))
+            labels[str(runs)] = lab
+    print(f"multiseed: {len(jobs)} runs ({len(points)} config(s) x {len(seeds)} seeds) of {args.config.name} "
+          f"({cfg['total_timesteps']} agent steps each) -> {group}")
+    t0 = time.perf_counter()
+    res = dispatch(jobs, args.ray_address, args.num_cpus, not args.no_ray)
+    train_wall = time.perf_counter() - t0
+    (group / "runs.json").write_text(json.dumps(res, indent=1))
+    failed = [r for r in res if r["rc"] != 0 or not r["run"]]
+    for r in failed:
+        print(f"multiseed: run failed (exit {r['rc']}): {' '.join(r['cmd'][3:])}: {' '.join(r['tail'])}", file=sys.stderr)
+    ok = [r for r in res if r not in failed]
+    if not ok:
+        print("agents.multiseed: error: every training run failed", file=sys.stderr)
+        return 1
+    print(f"multiseed: {len(ok)} runs trained in {train_wall:.0f} s wall")
+    models = [(labels[str(Path(r["run"]).parent)], Path(r["run"]) / "model.zip") for r in ok]
+    return evaluate_group(group, cfg, models, args.eval_seeds, args.eval_duration_s)
+
+
+def sweep_points(path: Path, cfg: dict, label: str) -> list[tuple[str, dict]]:
+    """The configs of a sweep file's grid (every combination), each validated as a training config."""
+    import itertools
+
+    from agents import train
+    try:
+        d = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"{path}: cannot read a sweep ({str(e).splitlines()[0]})") from None
+    grid = d.get("grid") if isinstance(d, dict) else None
+    if not isinstance(grid, dict) or not grid or set(d) - {"grid"}:
+        raise UsageError(f"{path}: expected a mapping with one key, grid: {{dotted.key: [values, ...]}}")
+    for k, v in grid.items():
+        if not isinstance(k, str) or not isinstance(v, list) or not v:
+            raise UsageError(f"{path}: grid.{k}: expected a non-empty list of values")
+    if len(list(itertools.product(*grid.values()))) > 1000:
+        raise UsageError(f"{path}: more than 1000 grid points")
+    out = []
+    for combo in itertools.product(*grid.values()):
+        c = yaml.safe_load(yaml.safe_dump(cfg))               # a deep copy
+        parts = []
+        for k, v in zip(grid, combo):
+            keys = k.split(".")
+            node = c
+            for kk in keys[:-1]:
+                node = node.setdefault(kk, {})
+                if not isinstance(node, dict):
+                    raise UsageError(f"{path}: grid.{k}: {kk} is not a mapping in the config")
+            node[keys[-1]] = v
+            parts.append(keys[-1] + "".join(ch if ch.isalnum() or ch in "._+" else "_" for ch in str(v)))
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d) / "point.yaml"
+            tmp.write_text(yaml.safe_dump(c, sort_keys=False))
+            try:
+                train.load_config(tmp)
+            except train.ConfigError as e:
+                raise UsageError(f"{path}: grid point {' '.join(parts)}: {str(e).split(': ', 1)[-1]}") from None
+        out.append(("-".join([label, *parts]), c))
+    return out
+
+
+def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_seeds: int,
+                   duration_s: float | None) -> int:
+    """Every baseline and the models (one label, runs = training seeds) on the config's evaluation
+    scenarios; learning curves; the verdict as the last line."""
+    from agents import baselines, evaluate, plots
+    ev = cfg.get("evaluate") or {}
+    pols = list(ev.get("policies") or baselines.names())
+    eargs = ["--policies", ",".join([*pols, *[f"{lab}={m}" for lab, m in models]]),
+             "--scenarios", ",".join(ev.get("scenarios") or [str(cfg["scenario"])]),
+             "--seeds", str(n_seeds), "--out", str(group / "eval")]
+    if duration_s is not None or ev.get("duration_s") is not None:
+        eargs += ["--duration-s", str(duration_s if duration_s is not None else ev["duration_s"])]
+    print("evaluating: python -m agents.evaluate " + " ".join(shlex.quote(a) for a in eargs))
+    rc = evaluate.main(eargs)
+    if rc != 0:
+        return rc
+    labs = list(dict.fromkeys(lab for lab, _ in models))
+    for k, lab in enumerate(labs):
+        ms = [m for lb, m in models if lb == lab]
+        curves = {m.parent.name: m.parent / "eval_curve.csv" for m in ms if (m.parent / "eval_curve.csv").is_file()}
+        if curves:
+            refs = next((json.loads((m.parent / "eval_refs.json").read_text()) for m in ms
+                         if (m.parent / "eval_refs.json").is_file()), {})
+            name = "learning-curves.png" if len(labs) == 1 else f"learning-curves-{k}.png"
+            print(f"wrote {plots.learning_curves(curves, refs, group / 'eval' / name)}" + (f" ({lab})" if len(labs) > 1 else ""))
+    from agents import report
+    df = report.load_rows(group / "eval" / "episodes.csv")
+    for lab in labs:
+        print(report.verdict(df, lab))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Oracle bounds: what was achievable on an episode, so that a score means something.
+
+* ``oracle-static`` — the hindsight-best static setting **per episode**: every point of the
+  min_free_kbytes x watermark_scale_factor grid (``GRID_MF`` x ``GRID_WSF``, the grid
+  ``best-static`` sweeps per scenario) is run on that very seed, and the cheapest episode is kept.
+  The grid contains the kernel's own values, so its cost is never above kernel-default's.
+* ``oracle-planner`` — a clairvoyant receding-horizon planner: every ``step_s`` it tries each grid
+  setting (and "keep") for the next ``horizon_s`` seconds from the current state (the
+  simulator's ``snapshot()``/``restore()``: the future it sees is exactly the one that happens, the
+  simulator is deterministic given state and action) and applies the cheapest. It pays the knob
+  changes it makes, like any policy.
+
+Both are bounds to measure policies against (``agents.stats.gap_closed``: the fraction of the
+default-to-oracle cost gap a policy closes), not policies a machine could run.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from atomgym.kernel.zones import PAGE_KB
+
+# min_free_kbytes: "boot" = the kernel's value, "x2" = twice it, a float = that fraction of RAM, an
+# int = kB; watermark_scale_factor: -1 = the kernel's value. (Shared with best-static's sweep.)
+GRID_MF: tuple = ("boot", "x2", 0.01, 0.02, 0.03, 135168)
+GRID_WSF: tuple = (-1, 100, 300, 1000)
+
+
+def grid_points() -> list[tuple[object, int]]:
+    return [(mf, wsf) for mf in GRID_MF for wsf in GRID_WSF]
+
+
+def grid_writes(pts, boot_kb: np.ndarray, ram_kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (min_free_kbytes, watermark_scale_factor) writes of grid points ``pts`` (P) for machines
+    with boot values ``boot_kb`` and RAM ``ram_kb`` (both (N,)): two int64 arrays (P, N), -1 =
+    unchanged."""
+    P, N = len(pts), len(boot_kb)
+    mf = np.full((P, N), -1, np.int64)
+    wsf = np.full((P, N), -1, np.int64)
+    for p, (m, w) in enumerate(pts):
+        if m == "boot":
+            mf[p] = -1
+        elif m == "x2":
+            mf[p] = 2 * boot_kb
+        elif isinstance(m, float):
+            mf[p] = (ram_kb * m).astype(np.int64)
+        else:
+            mf[p] = int(m)
+        wsf[p] = w
+    return mf, wsf
+
+
+def sweep(scenario, seeds: np.ndarray, duration_s: float):
+    """Run every grid point on every seed in one batched Simulator. Returns (points, metrics) where
+    metrics[p][j] is the episode_metrics dict of point p on seeds[j]."""
+    from agents.evaluate import episode_metrics
+    from atomgym.sim import Simulator
+    pts = grid_points()
+    N = len(seeds)
+    sim = Simulator(scenario, n_machines=len(pts) * N)
+    sim.reset(np.tile(seeds, len(pts)))
+    boot = sim.min_free_kbytes[:N].astype(np.int64).copy()
+    ram_kb = sim.managed[:N].sum(axis=1).astype(np.int64) * PAGE_KB
+    mf, wsf = grid_writes(pts, boot, ram_kb)
+    sim.set_knobs(min_free_kbytes=mf.reshape(-1), watermark_scale_factor=wsf.reshape(-1))
+    sim.advance(int(round(duration_s * 1000.0 / sim.tick_ms)))
+    met = [[episode_metrics(sim, p * N + j) for j in range(N)] for p in range(len(pts))]
+    return pts, met
+
+
+def hindsight_static(scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], list[str]]:
+    """Per seed, the metrics of the grid point with the lowest cost on that seed, and one-line
+    reasons naming the point chosen."""
+    pts, met = sweep(scenario, seeds, duration_s)
+    out, why = [], []
+    for j, s in enumerate(seeds):
+        costs = [met[p][j]["cost"] for p in range(len(pts))]
+        p = int(np.argmin(costs))
+        out.append(met[p][j])
+        why.append(f"seed {int(s)}: best of {len(pts)} static settings: min_free_kbytes={pts[p][0]} "
+                   f"watermark_scale_factor={'kernel' if pts[p][1] < 0 else pts[p][1]} (cost {costs[p]:.3f})")
+    return out, why
+
+
+def _costs(sim) -> np.ndarray:
+    from agents.evaluate import episode_metrics
+    return np.array([episode_metrics(sim, b)["cost"] for b in range(sim.B)])
+
+
+def planner(scenario, seeds: np.ndarray, duration_s: float, step_s: float = 1.0, horizon_s: float = 5.0,
+            actions: list | None = None) -> tuple[list[dict], list[str], float]:
+    """The clairvoyant receding-horizon planner on every seed (batched: K candidate copies of each
+    seed's machine run the look-ahead side by side). Returns per-seed metrics, one-line reasons of
+    its changes and its wall time in seconds; ``actions`` (a list), if given, receives per seed the
+    writes made as [tick, min_free_kbytes, watermark_scale_factor] (-1 = unchanged), which
+    ``replay_actions`` re-executes."""
+    from agents.evaluate import episode_metrics
+    from atomgym.sim import Simulator
+    t0 = time.perf_counter()
+    cands: list = [None] + grid_points()            # None = keep the current setting
+    K, N = len(cands), len(seeds)
+    sim = Simulator(scenario, n_machines=K * N)      # machine k * N + j: candidate k of seed j
+    sim.reset(np.tile(seeds, K))
+    boot = sim.min_free_kbytes[:N].astype(np.int64).copy()
+    ram_kb = sim.managed[:N].sum(axis=1).astype(np.int64) * PAGE_KB
+    boot_wsf = sim.watermark_scale_factor[:N].astype(np.int64).copy()
+    mf, wsf = grid_writes(cands[1:], boot, ram_kb)
+    mf = np.where(mf < 0, boot, mf)                  # explicit values: "boot" must undo an earlier raise
+    wsf = np.where(wsf < 0, boot_wsf, wsf)
+    n_total = int(round(duration_s * 1000.0 / sim.tick_ms))
+    n_step = max(1, int(round(step_s * 1000.0 / sim.tick_ms)))
+    n_look = max(n_step, int(round(horizon_s * 1000.0 / sim.tick_ms)))
+    cur_mf, cur_wsf = boot.copy(), boot_wsf.copy()   # the setting in force per seed
+    why: list[str] = []
+    acts: list[list[list[int]]] = [[] for _ in range(N)]
+    done = 0
+    while done < n_total:
+        snap = sim.snapshot()                         # all K copies of a seed hold the same state
+        c0 = _costs(sim)
+        # candidate 0 keeps; a grid point equal to the setting in force is a keep too (no write)
+        same = (mf == cur_mf) & (wsf == cur_wsf)
+        wm = np.vstack([np.full((1, N), -1, np.int64), np.where(same, -1, np.where(mf == cur_mf, -1, mf))])
+        ww = np.vstack([np.full((1, N), -1, np.int64), np.where(same, -1, np.where(wsf == cur_wsf, -1, wsf))])
+        sim.set_knobs(min_free_kbytes=wm.reshape(-1), watermark_scale_factor=ww.reshape(-1))
+        sim.advance(min(n_look, n_total - done))
+        gain = (_costs(sim) - c0).reshape(K, N)
+        best = np.argmin(gain, axis=0)                # ties: the lowest k, i.e. "keep" first
+        sim.restore(snap)
+        # every copy of seed j takes candidate best[j], then all advance one step together
+        am = np.array([wm[best[j], j] for j in range(N)])
+        aw = np.array([ww[best[j], j] for j in range(N)])
+        sim.set_knobs(min_free_kbytes=np.tile(am, K), watermark_scale_factor=np.tile(aw, K))
+        for j in range(N):
+            if am[j] >= 0 or aw[j] >= 0:
+                acts[j].append([done, int(am[j]), int(aw[j])])
+                m, w = cands[best[j]]
+                cur_mf[j] = am[j] if am[j] >= 0 else cur_mf[j]
+                cur_wsf[j] = aw[j] if aw[j] >= 0 else cur_wsf[j]
+                why.append(f"seed {int(seeds[j])} t={done * sim.tick_ms / 1000:.0f} s: min_free_kbytes -> {cur_mf[j]} kB "
+                           f"({m}), watermark_scale_factor -> {cur_wsf[j]}")
+        n = min(n_step, n_total - done)
+        sim.advance(n)
+        done += n
+    out = [episode_metrics(sim, j) for j in range(N)]   # candidate 0's copies: identical to the others
+    if actions is not None:
+        actions.extend(acts)
+    return out, why, time.perf_counter() - t0
+
+
+def replay_actions(scenario, seed: int, duration_s: float, actions: list, tuner: str = "none"):
+    """Re-run one episode from its knob writes ([tick, min_free_kbytes, watermark_scale_factor],
+    -1 = unchanged) on a fresh Simulator; returns the Simulator at the end."""
+    from atomgym.sim import Simulator
+    sim = Simulator(scenario, n_machines=1, tuner=tuner)
+    sim.reset(np.array([seed], np.int64))
+    n_total = int(round(duration_s * 1000.0 / sim.tick_ms))
+    done = 0
+    for tick, mf, wsf in sorted(actions, key=lambda a: a[0]):
+        if tick > done:
+            sim.advance(min(tick, n_total) - done)
+            done = min(tick, n_total)
+        sim.set_knobs(min_free_kbytes=np.array([mf]), watermark_scale_factor=np.array([wsf]))
+    if n_total > done:
+        sim.advance(n_total - done)
+    return sim

@@ -1,0 +1,200 @@
+"""Replayable episodes: `python -m agents.replay FILE` re-runs a saved episode and checks every
+simulator counter equal (exit 0: equal; 1: differs, the first differing counters named; 2: bad input).
+
+Save one with `python -m agents.replay --save FILE --policy P --scenario S --seed N [--duration-s X]`
+(P: a baseline name, ``oracle-planner``, or the path of a trained model .zip). The file (JSON) holds
+the scenario itself (every key, so a later edit of the YAML does not change the replay), the seed,
+the duration, the package version and the engine's source digest, what acted (a baseline's name,
+or the action list: the knob writes of the planner, or the env actions of a trained model, so the
+model file is not needed to replay), and every counter at the end. An existing FILE is never
+overwritten (exit 2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "atomgym-episode"
+VERSION = 1
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("atomgym")
+    except Exception:                      # not installed (a source tree on PYTHONPATH)
+        return "unknown"
+
+
+def _scenario(d: dict):
+    from atomgym.sim.scenario import scenario_from_dict
+    return scenario_from_dict(d, source="<episode file>")
+
+
+def run_episode(ep: dict) -> dict[str, float]:
+    """Re-run an episode record; returns the final counters (name -> value)."""
+    from agents import baselines, evaluate, oracle
+    sc = _scenario(ep["scenario"])
+    seed, dur = int(ep["seed"]), float(ep["duration_s"])
+    kind = ep["kind"]
+    if kind == "baseline":
+        pol = baselines.get(ep["policy"])
+        if isinstance(pol, baselines.BestStatic):
+            pol.configure(ep.get("best_static_mf_kb"), ep.get("best_static_wsf"))
+        sims: list = []
+        evaluate.run_policy(pol, sc, np.array([seed], np.int64), dur, sims=sims)
+        sim = sims[0]
+    elif kind == "knob-actions":
+        sim = oracle.replay_actions(sc, seed, dur, ep["actions"])
+    elif kind == "env-actions":
+        from atomgym.envs.atom_env import AtomEnv
+        env = AtomEnv(sc, duration_s=dur, **ep["env_kwargs"])
+        env.reset(seed=seed, options={"sim_seed": seed})
+        for a in ep["actions"]:
+            env.step(np.asarray(a, np.float32) if isinstance(a, list) else int(a))
+        sim = env.unwrapped.core.sim
+    else:
+        raise ValueError(f"kind: {kind!r}; valid: baseline, knob-actions, env-actions")
+    return sim.counter_dict(0)
+
+
+def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> dict:
+    """Run one episode and return its record (see the module docstring)."""
+    from agents import baselines, evaluate, oracle
+    from atomgym.sim.engine import sources_digest
+    from atomgym.sim.scenario import load_scenario, scenario_to_dict
+    sc = load_scenario(scenario)
+    dur = float(duration_s if duration_s is not None else sc.duration_s)
+    ep: dict = {"format": FORMAT, "version": VERSION, "atomgym_version": _package_version(),
+                "engine_digest": sources_digest(), "scenario_name": sc.name, "scenario": scenario_to_dict(sc),
+                "seed": int(seed), "duration_s": dur, "policy": policy}
+    if policy == "oracle-planner":
+        acts: list = []
+        oracle.planner(sc, np.array([seed], np.int64), dur, actions=acts)
+        ep.update(kind="knob-actions", actions=acts[0])
+    elif policy.endswith(".zip"):
+        import gymnasium
+
+        from atomgym.envs.atom_env import AtomEnv
+        model, kw = evaluate.load_model(Path(policy))
+        kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+        env = AtomEnv(sc, duration_s=dur, **kw)
+        obs, _ = env.reset(seed=int(seed), options={"sim_seed": int(seed)})
+        acts, done = [], False
+        while not done:
+            a, _ = model.predict(obs, deterministic=True)
+            acts.append(a.tolist() if np.ndim(a) else int(a))
+            obs, _, term, trunc, _ = env.step(a)
+            done = bool(term or trunc)
+        ep.update(kind="env-actions", env_kwargs=kw, actions=acts, policy=Path(policy).parent.name or Path(policy).stem)
+    else:
+        pol = baselines.get(policy)
+        ep["kind"] = "baseline"
+        if isinstance(pol, baselines.BestStatic):
+            import tempfile
+            with tempfile.TemporaryDirectory() as d:
+                mf, wsf, _ = evaluate.best_static(sc, np.array([seed]), dur, Path(d))
+            ep.update(best_static_mf_kb=mf, best_static_wsf=wsf)
+    ep["counters"] = run_episode(ep)
+    return ep
+
+
+def check(ep: dict, path: Path) -> tuple[bool, str]:
+    """Re-run and compare; (equal, one-line message)."""
+    got = run_episode(ep)
+    want = ep["counters"]
+    diff = [k for k in sorted(set(want) | set(got)) if not (k in want and k in got and (
+        want[k] == got[k] or (isinstance(want[k], float) and math.isnan(want[k]) and math.isnan(got[k]))))]
+    if not diff:
+        return True, f"{path}: replayed {ep['policy']} on {ep['scenario_name']} seed {ep['seed']}: all {len(want)} counters equal"
+    from atomgym.sim.engine import sources_digest
+    why = "" if ep.get("engine_digest") == sources_digest() else " (the engine's sources changed since it was saved)"
+    shown = ", ".join(f"{k} {want.get(k)} -> {got.get(k)}" for k in diff[:4])
+    return False, f"{path}: {len(diff)} counter(s) differ{why}: {shown}{' ...' if len(diff) > 4 else ''}"
+
+
+def load(path: Path) -> dict:
+    try:
+        ep = json.loads(path.read_text())
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{path}: not an episode file (not JSON: {str(e).splitlines()[0]})") from None
+    if not isinstance(ep, dict) or ep.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an episode file (format is not {FORMAT!r}); save one with --save")
+    if ep.get("version") != VERSION:
+        raise ValueError(f"{path}: episode file version {ep.get('version')!r}; this replay reads version {VERSION}")
+    need = {"scenario": dict, "seed": int, "duration_s": (int, float), "kind": str, "counters": dict, "policy": str}
+    for k, t in need.items():
+        if not isinstance(ep.get(k), t) or isinstance(ep.get(k), bool):
+            raise ValueError(f"{path}: key {k!r}: missing or of the wrong type")
+    if not (0 <= ep["seed"] < 2**63):
+        raise ValueError(f"{path}: key 'seed': {ep['seed']}; valid: 0 .. 2**63-1")
+    if not (math.isfinite(ep["duration_s"]) and 0 < ep["duration_s"] <= 86400):
+        raise ValueError(f"{path}: key 'duration_s': {ep['duration_s']}; valid: (0, 86400]")
+    if ep["kind"] in ("knob-actions", "env-actions") and not isinstance(ep.get("actions"), list):
+        raise ValueError(f"{path}: key 'actions': missing or not a list")
+    if ep["kind"] == "env-actions" and not isinstance(ep.get("env_kwargs"), dict):
+        raise ValueError(f"{path}: key 'env_kwargs': missing or not a mapping")
+    try:
+        _scenario(ep["scenario"])
+    except Exception as e:                       # the scenario loader's own one-line message
+        raise ValueError(f"{path}: key 'scenario': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return ep
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m agents.replay", description=__doc__.split("\n\n")[0])
+    ap.add_argument("file", type=Path)
+    ap.add_argument("--save", action="store_true", help="record a new episode into FILE (never overwrites)")
+    ap.add_argument("--policy")
+    ap.add_argument("--scenario")
+    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--duration-s", type=float)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        if args.save:
+            if not args.policy or not args.scenario:
+                raise ValueError("--save needs --policy and --scenario")
+            if args.file.exists() or args.file.is_symlink():
+                raise ValueError(f"{args.file}: exists; not overwritten (choose another FILE)")
+            if not 0 <= args.seed < 2**63:
+                raise ValueError(f"--seed {args.seed}: valid: 0 .. 2**63-1")
+            if args.duration_s is not None and not (math.isfinite(args.duration_s) and 0 < args.duration_s <= 86400):
+                raise ValueError(f"--duration-s {args.duration_s}: valid: (0, 86400]")
+            from agents import baselines
+            from agents.evaluate import write_atomic
+            if args.policy not in baselines.names() and args.policy != "oracle-planner" and not (
+                    args.policy.endswith(".zip") and Path(args.policy).is_file()):
+                raise ValueError(f"--policy {args.policy!r}; valid: {', '.join(baselines.names())}, oracle-planner, "
+                                 "or the path of a trained model .zip")
+            from atomgym.sim.scenario import ScenarioError
+            try:
+                ep = record(args.policy, args.scenario, args.seed, args.duration_s)
+            except (ScenarioError, FileNotFoundError) as e:
+                raise ValueError(f"--scenario {args.scenario!r}: {str(e).splitlines()[0]}") from None
+            write_atomic(args.file, json.dumps(ep, indent=1) + "\n")
+            print(f"saved {args.file} ({ep['policy']} on {ep['scenario_name']}, seed {ep['seed']}, {ep['duration_s']:g} s)")
+            return 0
+        ep = load(args.file)
+        ok, msg = check(ep, args.file)
+    except ValueError as e:
+        print(f"agents.replay: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"agents.replay: error: {args.file}: {e.strerror}", file=sys.stderr)
+        return 2
+    print(msg, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""agents.replay: saved episodes re-run with every counter equal (exit 0), 1 on a difference, 2 on bad input."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agents import replay
+
+
+def _one_line(capsys, stream="err"):
+    s = getattr(capsys.readouterr(), stream).strip()
+    assert len(s.splitlines()) == 1, s
+    return s
+
+
+def test_save_and_replay_a_baseline_and_detect_a_difference(tmp_path, capsys):
+    f = tmp_path / "ep.json"
+    assert replay.main([str(f), "--save", "--policy", "psi", "--scenario", "incast-pagecache", "--seed", "1001",
+                        "--duration-s", "1.5"]) == 0
+    ep = json.loads(f.read_text())
+    assert ep["scenario_name"] == "incast-pagecache" and ep["atomgym_version"] and ep["counters"]["atomic_fail"] > 0
+    capsys.readouterr()
+    assert replay.main([str(f)]) == 0
+    assert "counters equal" in capsys.readouterr().out
+    ep["counters"]["atomic_fail"] += 1
+    g = tmp_path / "tampered.json"
+    g.write_text(json.dumps(ep))
+    assert replay.main([str(g)]) == 1
+    assert "atomic_fail" in _one_line(capsys)
+    ep["counters"]["atomic_fail"] -= 1
+    ep["seed"] = 1002                         # another machine: the counters differ
+    g.write_text(json.dumps(ep))
+    assert replay.main([str(g)]) == 1
+    assert "counter(s) differ" in _one_line(capsys)
+    before = f.read_text()                    # --save never overwrites
+    assert replay.main([str(f), "--save", "--policy", "psi", "--scenario", "quiet"]) == 2
+    assert "exists" in _one_line(capsys) and f.read_text() == before
+
+
+def test_replay_the_planners_and_a_models_action_lists(tmp_path, capsys):
+    from stable_baselines3 import PPO
+
+    from atomgym.envs.atom_env import AtomEnv
+    f = tmp_path / "planner.json"
+    assert replay.main([str(f), "--save", "--policy", "oracle-planner", "--scenario", "incast-pagecache",
+                        "--duration-s", "1"]) == 0
+    assert json.loads(f.read_text())["kind"] == "knob-actions"
+    assert replay.main([str(f)]) == 0
+    model = PPO("MlpPolicy", AtomEnv("incast-pagecache", duration_s=1.0), n_steps=16, batch_size=16, device="cpu", seed=0)
+    (tmp_path / "run").mkdir()
+    model.save(tmp_path / "run" / "model.zip")
+    g = tmp_path / "model.json"
+    assert replay.main([str(g), "--save", "--policy", str(tmp_path / "run" / "model.zip"), "--scenario",
+                        "incast-pagecache", "--duration-s", "1"]) == 0
+    ep = json.loads(g.read_text())
+    assert ep["kind"] == "env-actions" and len(ep["actions"]) == 10 and ep["policy"] == "run"
+    (tmp_path / "run" / "model.zip").unlink()            # the action list replays without the model
+    assert replay.main([str(g)]) == 0
+
+
+@pytest.mark.parametrize("text, want", [
+    ("not json", "not JSON"), ("[]", "format"), ('{"format": "atomgym-episode", "version": 9}', "version 9"),
+    ('{"format": "atomgym-episode", "version": 1}', "key 'scenario'"),
+    ('{"format": "atomgym-episode", "version": 1, "scenario": {"tick_ms": -1}, "seed": 1, "duration_s": 1, '
+     '"kind": "baseline", "counters": {}, "policy": "psi"}', "key 'scenario'"),
+    ('{"format": "atomgym-episode", "version": 1, "scenario": {}, "seed": -1, "duration_s": 1, '
+     '"kind": "baseline", "counters": {}, "policy": "psi"}', "key 'seed'"),
+    ('{"format": "atomgym-episode", "version": 1, "scenario": {}, "seed": 1, "duration_s": 1e999, '
+     '"kind": "baseline", "counters": {}, "policy": "psi"}', "duration_s"),
+])
+def test_bad_episode_files_exit_2(tmp_path, capsys, text, want):
+    f = tmp_path / "bad.json"
+    f.write_text(text)
+    assert replay.main([str(f)]) == 2
+    err = _one_line(capsys)
+    assert want in err and str(f) in err
+    assert replay.main([str(tmp_path / "missing.json")]) == 2
+    _one_line(capsys)

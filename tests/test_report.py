@@ -1,0 +1,133 @@
+"""agents.report on bad episode CSVs (issue 16): one line naming the file/line/column, exit 2;
+never a traceback. Plus a hypothesis fuzz over episode CSV text."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agents import report
+
+COLS = ["policy", "run", "scenario", "seed", "score", "cost", "atomic_fail", "drops_total", "reserved_mib_s", "stall_s"]
+GOOD = [["kernel-default", "-", "quiet", "1", "1.0", "2.0", "10", "0", "100", "0.5"],
+        ["kernel-default", "-", "quiet", "2", "1.0", "3.0", "30", "2", "100", "1.5"],
+        ["psi", "-", "quiet", "1", "1.5", "1.0", "0", "0", "120", "0.0"],
+        ["psi", "-", "quiet", "2", "1.25", "2.25", "4", "0", "140", "0.1"]]
+
+
+def _write(p, header, rows):
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        if header is not None:
+            w.writerow(header)
+        w.writerows(rows)
+    return p
+
+
+def _err(capsys, path):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("agents.report: error:") and str(path) in err, err
+    return err
+
+
+@pytest.mark.parametrize("case, want", [
+    ("nonnumeric", "line 3, column score: 'abc' is not a number"),
+    ("empty_field", "line 2, column atomic_fail: '' is not a number"),
+    ("short_row", "line 4: 9 fields, expected 10"),
+    ("nan_score", "line 2, column score: 'nan'; expected a finite number"),
+    ("inf_cost", "line 5, column cost: '-inf'; expected a finite number"),
+    ("header_only", "no episodes (only a header)"),
+    ("empty", "empty"),
+    ("missing", "missing column(s) score"),
+    ("neg_seed", "column seed"),
+    ("empty_policy", "line 2, column policy: empty"),
+])
+def test_bad_csvs_one_line_exit_2(tmp_path, capsys, case, want):
+    rows = [list(r) for r in GOOD]
+    header = list(COLS)
+    if case == "nonnumeric":
+        rows[1][4] = "abc"
+    elif case == "empty_field":
+        rows[0][6] = ""
+    elif case == "short_row":
+        rows[2] = rows[2][:-1]
+    elif case == "nan_score":
+        rows[0][4] = "nan"
+    elif case == "inf_cost":
+        rows[3][5] = "-inf"
+    elif case == "header_only":
+        rows = []
+    elif case == "empty":
+        header, rows = None, []
+    elif case == "missing":
+        header = [c for c in COLS if c != "score"]
+        rows = [r[:4] + r[5:] for r in rows]
+    elif case == "neg_seed":
+        rows[0][3] = "-3"
+    elif case == "empty_policy":
+        rows[0][0] = ""
+    p = _write(tmp_path / "e.csv", header, rows)
+    assert report.main([str(p)]) == 2
+    assert want in _err(capsys, p)
+
+
+def test_a_repeated_header_and_a_repeated_seed_count_once(tmp_path, capsys):
+    """`cat a.csv b.csv` leaves a second header; the same (policy, run, scenario, seed) twice is one
+    sample, not two (seeds are the unit)."""
+    p = _write(tmp_path / "e.csv", COLS, GOOD + [COLS] + GOOD)
+    assert report.main([str(p), "--reps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "| `psi` | 1.375 ± 0.177 |" in out                 # 2 seeds, std(ddof=1) of 1.5, 1.25
+    assert "4 repeated (policy, run, scenario, seed) rows counted once" in out
+    assert "| `psi` | quiet | 2 |" in out                       # n = 2 runs
+
+
+def test_missing_file_and_folder_exit_2(tmp_path, capsys):
+    assert report.main([str(tmp_path / "nope.csv")]) == 2
+    _err(capsys, tmp_path / "nope.csv")
+    assert report.main([str(tmp_path)]) == 2
+    _err(capsys, tmp_path)
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage")
+    assert report.main([str(tmp_path / "bin.csv")]) == 2
+    _err(capsys, tmp_path / "bin.csv")
+
+
+def test_report_out_writes_summary_and_plots_never_onto_a_file(tmp_path, capsys):
+    p = _write(tmp_path / "e.csv", COLS, GOOD)
+    out = tmp_path / "r"
+    assert report.main([str(p), "--out", str(out), "--reps", "200"]) == 0
+    assert (out / "summary.md").is_file() and (out / "pareto-quiet.png").is_file()
+    f = tmp_path / "f"
+    f.write_text("mine")
+    assert report.main([str(p), "--out", str(f)]) == 2
+    assert f.read_text() == "mine"
+    _err(capsys, f)
+
+
+_field = st.one_of(st.sampled_from(["", "nan", "inf", "-1", "0", "1.5", "1e400", "psi", "kernel-default", "-",
+                                    "quiet", "\"", "a,b", " 3 ", "0x10", "1_0", "\t"]),
+                   st.floats(allow_nan=True, allow_infinity=True).map(repr), st.integers(-5, 10**20).map(str),
+                   st.text(max_size=6))
+_row = st.lists(_field, min_size=0, max_size=12)
+_header = st.one_of(st.just(COLS), st.permutations(COLS), st.lists(st.sampled_from(COLS + ["x"]), max_size=12))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=_header, rows=st.lists(st.one_of(_row, st.sampled_from(GOOD)), max_size=8),
+       junk=st.one_of(st.none(), st.binary(max_size=40)))
+def test_fuzz_episode_csvs_exit_0_or_one_line_2(tmp_path, capsys, header, rows, junk):
+    p = tmp_path / "fuzz.csv"
+    if junk is not None and not rows:
+        p.write_bytes(junk)
+    else:
+        _write(p, header, rows)
+    rc = report.main([str(p), "--reps", "100"])
+    captured = capsys.readouterr()
+    assert rc in (0, 2), captured.err
+    if rc == 2:
+        err = captured.err.strip()
+        assert len(err.splitlines()) == 1 and str(p) in err, err
+    else:
+        assert "Traceback" not in captured.err
