@@ -248,11 +248,14 @@ def test_schema_markdown_covers_every_field():
         for f in dataclasses.fields(cls):
             if f.metadata.get("internal"):
                 continue
-            if f.name in ("machine", "sysctl", "memory", "kswapd"):
+            from atomgym.sim import scenario as sc
+            if f.name in ("machine", "sysctl", "memory", "kswapd") and cls is Scenario:
                 yield from leaves(type(getattr(Scenario(), f.name)), f"{prefix}{f.name}.")
-            elif f.name in ("nics", "traffic", "workloads"):
-                from atomgym.sim import scenario as sc
-                item = {"nics": sc.NicSpec, "traffic": sc.TrafficSpec, "workloads": sc.WorkloadSpec}[f.name]
+            elif f.name == "sysctl" and cls is sc.PhaseSpec:
+                yield from leaves(sc.PhaseSysctlSpec, f"{prefix}{f.name}.")
+            elif f.name in ("nics", "traffic", "workloads", "phases", "shots"):
+                item = {"nics": sc.NicSpec, "traffic": sc.TrafficSpec, "workloads": sc.WorkloadSpec,
+                        "phases": sc.PhaseSpec, "shots": sc.ShotSpec}[f.name]
                 yield from leaves(item, f"{prefix}{f.name}[i].")
             else:
                 yield prefix + f.name

@@ -16,7 +16,7 @@ from ..kernel.machine import Machine
 from ..kernel.pcp import PCP_HIGH_AUTOTUNE, parse_pagesets, pcp_high_mode, pcp_high_static, zone_batchsize
 from ..kernel.watermark_ok import GFP_ATOMIC, GFP_NOWAIT, GFP_NOWARN
 from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
-from ..kernel.zones import MAX_NR_ZONES, ZONE_DMA32 as ZONE_DMA32_T, ZONE_NAMES, ZONE_NORMAL as ZONE_NORMAL_T
+from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_DMA32 as ZONE_DMA32_T, ZONE_NAMES, ZONE_NORMAL as ZONE_NORMAL_T
 from . import layout as L
 from .engine import free_state, make_state, run_ticks
 from .machines import scenario_machine
@@ -261,6 +261,12 @@ class Simulator:
             if left:
                 raise ValueError(f"{s.name}: NIC {k}'s rings need {pages} pages ({n.queues} queues x "
                                  f"{n.ring_size} descriptors); free memory and page cache hold only {pages - left}")
+        # migratetypes: kernel memory and ring buffers fill UNMOVABLE pageblocks; the free rest of
+        # their last, partly used block is the zone's unmovable free supply at the start
+        for z in range(zm):
+            used = int(zs[b, z, L.ZF_KERNEL] + zs[b, z, L.ZF_NET])
+            slack = (-used) % PAGEBLOCK_NR_PAGES
+            zs[b, z, L.ZF_FREE_U] = min(slack, int(zs[b, z, L.ZF_FREE]))
         # traffic
         tp[b] = 0.0
         tp[b, :, L.TP_KIND] = L.TK_NONE
