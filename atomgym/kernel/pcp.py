@@ -68,7 +68,10 @@ def pcp_high_static(mode, managed, low, batch, cpus):
     lo = zone_highsize(managed, low, batch, cpus, 0)
     if mode == PCP_HIGH_LOW_STATIC:
         return lo, lo
-    return lo, zone_highsize(managed, low, batch, cpus, PCP_HIGH_FRACTION_MAX)
+    hi = zone_highsize(managed, low, batch, cpus, PCP_HIGH_FRACTION_MAX)
+    # with a huge watermark_scale_factor low / cpus can exceed managed / 8 / cpus; pcp->high is
+    # clamp(high, high_min, high_max), which then gives high_min: keep high_max >= high_min
+    return lo, hi if hi > lo else lo
 
 
 _ZONE_HDR = re.compile(r"^Node\s+(\d+),\s+zone\s+(\w+)")
