@@ -7,6 +7,7 @@ resets machines from integer seeds, applies knob writes and calls the compiled l
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -358,8 +359,8 @@ class Simulator:
         p = str(resolve_path(s, s.machine.snapshot))
         if p not in self._pageset_cache:
             try:
-                text = open(p, encoding="utf-8").read()
-            except OSError:
+                text = Path(p).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
                 text = ""
             self._pageset_cache[p] = parse_pagesets(text)
         return self._pageset_cache[p]
