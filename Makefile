@@ -27,7 +27,7 @@ bench: $(STAMP)
 
 # The README's measured table: every baseline on every shipped scenario, 3 seeds (~90 s on 2 cores).
 BASELINES := kernel-default,tuned-hpc,three-percent,best-static,v1-double,v2-grow-decay,v3-boost,v4-soft-boost,v10-acked,proactive,wsf-raise,psi
-SCENARIOS := anon-hog-bursts,diurnal-bursts,incast-pagecache,memalloc-drops,quiet,stream-read-bursts,trace-replay,train-randomized,virtio-deferral
+SCENARIOS := anon-hog-bursts,diurnal-bursts,incast-pagecache,memalloc-drops,quiet,stream-read-bursts,trace-replay,train-randomized,virtio-deferral,real-atomic-stream,real-atomic-stream-wsf100
 BL_OUT    := runs/baselines-$(shell date +%Y%m%d-%H%M%S)
 baselines: $(STAMP)
 	$(PY) -m agents.evaluate --policies $(BASELINES) --scenarios $(SCENARIOS) --seeds 3 --out $(BL_OUT)

@@ -130,7 +130,7 @@ def test_every_shipped_scenario_builds_its_machine(name):
     s = load_scenario(name)
     m = scenario_machine(s)
     assert m.total_pages > 0
-    assert 4 * 256 * 1024 // 2 <= m.total_pages <= 16 * 256 * 1024, "machines stay 2-16 GiB (cheap)"
+    assert 256 * 256 // 2 <= m.total_pages <= 16 * 256 * 1024, "machines stay 512 MiB-16 GiB (cheap)"
     if s.machine.snapshot is None:
         assert m.version.major == int(s.machine.kernel.split(".")[0])
 

@@ -9,7 +9,11 @@ DMA zone where said), ``vm.min_free_kbytes = 4000`` written, so that in Normal
 Traffic comes from a replay trace (one row per 1 ms tick), one RX queue of 4096-byte buffers
 (one page per buffer, one buffer per 1500-byte packet), NAPI with an unlimited budget and one
 poll per tick, an application that never reads (pages stay in the socket), and the zone state
-set by hand after reset (the rest of the zone is unreclaimable kernel memory).
+set by hand after reset (the rest of the zone is unreclaimable kernel memory). The free pages
+set by hand lie in UNMOVABLE pageblocks (``ZF_FREE_U``), so the NIC's atomic (unmovable) refills
+never fall back to another migratetype and never boost; tests of movable allocations put them in
+MOVABLE pageblocks (``unmovable=False``). Fallback boosts have their own traces in
+test_sim_dynamics.py.
 """
 from __future__ import annotations
 
@@ -49,10 +53,13 @@ def _scenario(tmp_path: Path, rows: dict[int, int], n_rows: int = 1000, driver: 
         workloads=list(workloads or []))
 
 
-def _set_zone(sim: Simulator, b: int, z: int, free: int, cache: int = 0, pcp: int = 0) -> None:
+def _set_zone(sim: Simulator, b: int, z: int, free: int, cache: int = 0, pcp: int = 0,
+              unmovable: bool = True) -> None:
     """Set a zone's free/pcp/page cache; the rest (minus NIC pages) is kernel memory."""
     zs = sim.zone_state
     zs[b, z, L.ZF_FREE] = free
+    zs[b, z, L.ZF_FREE_U] = free if unmovable else 0
+    zs[b, z, L.ZF_PCP_U] = pcp if unmovable else 0
     zs[b, z, L.ZF_PCP] = pcp
     zs[b, z, L.ZF_CACHE] = cache
     zs[b, z, L.ZF_ANON] = 0
@@ -125,51 +132,52 @@ def test_dma_fallback_stops_at_its_three_eighths_min_plus_lowmem_reserve(tmp_pat
     assert _c(sim, "atomic_fail") == 1
 
 
-def test_kswapd_wake_nap_and_hit_quickly_timing(tmp_path):
-    """kswapd at 100 pages/ms, 0.5 ms wake latency; Normal at 1200 free with page cache.
+def test_kswapd_wake_priority_passes_and_nap(tmp_path):
+    """kswapd scans 100 pages/ms, 0.5 ms wake latency; Normal at 1200 free, 20000 pages of cache.
 
     t=0: 1 packet: fast path fails (1200 <= 1250), slow path wakes kswapd, atomic takes 1 -> 1199.
-    t=1: the wakeup (t=0 + 0.5) starts balance_pgdat (pageoutrun 1); reclaim to 1299, t=2..4:
-    1399, 1499, 1599. t=5: balanced (1599 > high 1500) -> run ends, 100 ms nap to t=105.
-    t=50: 400 packets: the fast path takes 349 (to 1250), the slow path wakes the napping
-    kswapd (unbalanced: 1250 <= 1500): low_wmark_hit_quickly 1, wakeup 2; atomic takes 51 ->
-    1199. t=51..54: reclaim to 1599 (pageoutrun 2), t=55: balanced, nap to t=155.
-    t=130: 200 packets, fast path only (1599 -> 1399, no wakeup). t=155: nap over, unbalanced:
-    high_wmark_hit_quickly 1, another run (pageoutrun 3) reclaims to 1499 in that tick and to
-    1599 at t=156; t=157 balanced, nap to t=257; t=257 balanced: full sleep.
-    pgscan_kswapd = pgsteal_kswapd = 400 + 400 + 200 = 1000."""
-    s = _scenario(tmp_path, {0: 1, 50: 400, 130: 200})
+    t=1: balance_pgdat() (pageoutrun 1) at priority 12. Each pass asks for nr_to_reclaim =
+    max(high 1500, 32) and scans the file LRU up to cache >> priority; no pass scans 1500, so
+    priority drops after each: p12: 20000>>12 = 4, p11: 19996>>11 = 9, p10: 19987>>10 = 19,
+    p9: 19968>>9 = 39 (free 1270, 29 pages of the tick's budget left), p8: 19929>>8 = 77, of
+    which 29 at t=1 (free 1299) and 48 at t=2 (1347); unbalanced, p7: 19852>>7 = 155: 52 at t=2
+    (1399), 100 at t=3 (1499), 3 at t=4 (1502). Only now is the node checked again: 1502 > 1500,
+    balanced: the run ends (6 passes, 303 pages, 4 ms: t=1..4) and kswapd naps 100 ms, to
+    t=104, where it is still balanced: full sleep."""
+    s = _scenario(tmp_path, {0: 1})
     sim = Simulator(s, machines=_machine())
     _set_zone(sim, 0, NORMAL, free=1200, cache=20000)
-    sim.advance(5)                        # ticks t=0..4
-    assert _c(sim, "pageoutrun") == 1 and sim.free[0, NORMAL] == 1599 and sim.kswapd_awake[0, 0]
-    sim.advance(1)                        # t=5: balanced -> nap
+    sim.advance(2)                        # t=0..1
+    assert _c(sim, "pageoutrun") == 1 and sim.free[0, NORMAL] == 1299 and _c(sim, "kswapd_passes") == 5
+    sim.advance(2)                        # t=2..3
+    assert sim.free[0, NORMAL] == 1499 and sim.kswapd_awake[0, 0]
+    sim.advance(1)                        # t=4
     assert sim.kswapd_state[0, 0] == L.KS_NAP
-    sim.advance(50)                       # t=6..55
-    assert _c(sim, "kswapd_low_wmark_hit_quickly") == 1 and _c(sim, "kswapd_wakeups") == 2
-    assert _c(sim, "pageoutrun") == 2 and sim.free[0, NORMAL] == 1599
-    sim.advance(100)                      # t=56..155
-    assert _c(sim, "kswapd_high_wmark_hit_quickly") == 1 and _c(sim, "pageoutrun") == 3
-    assert sim.free[0, NORMAL] == 1499
-    sim.advance(144)                      # t=156..299
+    assert sim.free[0, NORMAL] == 1502 and _c(sim, "kswapd_passes") == 6
+    assert _c(sim, "pgscan_kswapd") == 303 and _c(sim, "pgsteal_kswapd") == 303
+    assert _c(sim, "kswapd_run_ms") == 4.0 and _c(sim, "kswapd_longest_run_ms") == 4.0
+    sim.advance(99)                       # t=5..103
+    assert sim.kswapd_state[0, 0] == L.KS_NAP
+    sim.advance(1)                        # t=104
     assert sim.kswapd_state[0, 0] == L.KS_SLEEP
-    assert sim.free[0, NORMAL] == 1599
-    assert _c(sim, "pgscan_kswapd") == 1000 and _c(sim, "pgsteal_kswapd") == 1000
-    assert _c(sim, "kswapd_wakeups") == 2 and _c(sim, "atomic_fail") == 0
-    assert _c(sim, "rx_packets") == 601 and _c(sim, "pgalloc_normal") == 601
+    assert _c(sim, "kswapd_wakeups") == 1 and _c(sim, "pageoutrun") == 1
+    assert _c(sim, "kswapd_low_wmark_hit_quickly") == 0 and _c(sim, "kswapd_high_wmark_hit_quickly") == 0
 
 
 def test_boost_cleared_in_full_after_a_boosted_run(tmp_path):
     """boost_watermark() on Normal: max_boost = high*15000/10000 = 2250, boost = 0 + 512.
     Free 3000 > high + boost = 2012: balanced, but boosted. t=0: one packet; the allocation
     passes the fast path (3000 > 1250 + 512) and, ZONE_BOOSTED_WATERMARK being set, wakes kswapd.
-    t=1: balance_pgdat snapshots boost 512 = nr_boost_reclaim: a boosted pass reclaims 100/ms
-    (file only) t=1..5 (412, 312, 212, 112, 12 left) and 12 at t=6; t=7: boost reclaimed and
-    balanced -> the run ends and the boost is reduced by the snapshot: 0.
+    t=1: balance_pgdat snapshots boost 512 = nr_boost_reclaim. Boosted passes scan the file LRU
+    only: p12: 20000>>12 = 4, p11: 19996>>11 = 9, then priority is held at 10 (DEF_PRIORITY - 2):
+    passes of cache >> 10 = 19 (cache stays above 19456) until the 499 left are reclaimed: 27
+    passes, 513 pages; 526 in all at 100 pages/ms: t=1..5 and 26 at t=6, where the boost is
+    reclaimed, the node balanced, the run ends and the boost is reduced by the snapshot.
     Machine 0 also gets a second boost_watermark() after tick t=2 (boost 1024): it survives
     the end of the run as 1024 - 512 = 512 (only the snapshot is subtracted).
-    Machine 1 has only 150 pages of page cache: 100 at t=1, 50 at t=2, nothing at t=3: a
-    boosted pass that reclaims nothing stops, and the whole snapshot is cleared anyway."""
+    Machine 1 has only 150 pages of page cache: its first pass scans 150 >> 12 = 0 pages; a
+    boosted pass that reclaims nothing ends the run at t=1, and the whole snapshot is cleared
+    anyway (the real kernel's abort: "IO cannot be queued")."""
     s = _scenario(tmp_path, {0: 1})
     sim = Simulator([s, s], machines=_machine())
     _set_zone(sim, 0, NORMAL, free=3000, cache=20000)
@@ -183,12 +191,12 @@ def test_boost_cleared_in_full_after_a_boosted_run(tmp_path):
     sim.set_knobs(boost_watermark=z1, mask=np.array([True, False]))
     assert sim.boost[0, NORMAL] == 1024
     sim.advance(2)                        # t=3..4
-    assert sim.boost[1, NORMAL] == 0      # machine 1: run ended at t=3 (nothing reclaimed)
-    assert _c(sim, "pgsteal_kswapd", 1) == 150
+    assert sim.boost[1, NORMAL] == 0      # machine 1: run ended at t=1 (nothing reclaimed)
+    assert _c(sim, "pgsteal_kswapd", 1) == 0 and _c(sim, "kswapd_passes", 1) == 1
     sim.advance(3)                        # t=5..7
     assert sim.boost[0, NORMAL] == 512
-    assert _c(sim, "pgsteal_kswapd", 0) == 512
-    assert sim.free[0, NORMAL] == 3000 - 1 + 512
+    assert _c(sim, "pgsteal_kswapd", 0) == 526 and _c(sim, "kswapd_passes", 0) == 29
+    assert sim.free[0, NORMAL] == 3000 - 1 + 526
     assert sim.kswapd_state[0, 0] == L.KS_NAP and sim.kswapd_state[1, 0] == L.KS_NAP
 
 
@@ -198,9 +206,10 @@ def test_dev_alloc_pages_takes_the_last_page(tmp_path):
     ALLOC_NO_WATERMARKS takes all 100 free pages (pfmemalloc) -> free 0; 50 short:
     fail_memalloc 1. Machine 1, page_pool: gets nothing, fail_atomic 1, free stays 100.
     t=1: 30 packets on machine 0 land in pfmemalloc buffers (consumed first) and are
-    dropped at the socket: pfmemalloc_drop 30; their 30 pages go to the pcp list (high
-    6*1 = 6: 25 drain to the buddy count, 5 stay); the repoll takes those 30 without
-    watermarks (5 from pcp, 25 from buddy): pfmemalloc_pages 130, free 0 again."""
+    dropped at the socket: pfmemalloc_drop 30; their 30 pages go to the unmovable pcp list
+    (6.18 auto-tuning: the zone is below high, so the list drains only from high_min =
+    max(low 1250 / 8 CPUs, 4 * batch) = 156 pages: all 30 stay); the repoll takes those 30
+    from the pcp list without watermarks: pfmemalloc_pages 130, free 0, pcp empty."""
     s0 = _scenario(tmp_path, {0: 150, 1: 30}, driver="dev_alloc_pages", name="a")
     s1 = _scenario(tmp_path, {0: 150, 1: 30}, driver="page_pool", name="b")
     sim = Simulator([s0, s1], machines=_machine())
@@ -289,7 +298,7 @@ def test_direct_reclaim_stall(tmp_path):
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=390.625, working_set_mib=1000.0)]
     s = _scenario(tmp_path, {}, workloads=wl)
     sim = Simulator(s, machines=_machine())
-    _set_zone(sim, 0, NORMAL, free=1000, cache=10000)
+    _set_zone(sim, 0, NORMAL, free=1000, cache=10000, unmovable=False)
     sim.advance(1)
     assert _c(sim, "allocstall_movable") == 1 and _c(sim, "allocstall_normal") == 0
     assert _c(sim, "pgscan_direct") == 100 and _c(sim, "pgsteal_direct") == 100
@@ -303,16 +312,17 @@ def test_oom_kill_of_the_anonymous_hog(tmp_path):
     reclaimable (no page cache, no swap). t=0: fast path fails (1100 <= 1250); at min the hog
     gets 100 pages (free > 1000 for each); direct reclaim finds nothing (allocstall_movable 1),
     so the OOM killer ends the largest anonymous workload, the hog (100 pages): its pages go to
-    the pcp list (high 6 with batch 1: 95 drain to the buddy count, 5 stay): free 1095.
+    the pcp list (6.18, zone below high: drained only from high_min = max(1250 / 8 CPUs, 4) =
+    156 pages, so all 100 stay): free 1000.
     Deficit 400; oom_kill 1; the machine is not deadlocked (there was a victim)."""
     wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=1953.125, peak_mib=1000.0, hold_s=10.0, period_s=0.0)]
     s = _scenario(tmp_path, {}, workloads=wl)
     sim = Simulator(s, machines=_machine())
-    _set_zone(sim, 0, NORMAL, free=1100)
+    _set_zone(sim, 0, NORMAL, free=1100, unmovable=False)
     sim.advance(1)
     assert _c(sim, "oom_kill") == 1 and not sim.terminated[0]
     assert _c(sim, "allocstall_movable") == 1 and _c(sim, "workload_deficit_pages") == 400
-    assert sim.free[0, NORMAL] == 1095 and sim.pcp[0, NORMAL] == 5
+    assert sim.free[0, NORMAL] == 1000 and sim.pcp[0, NORMAL] == 100
     assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 0
     sim.advance(10)                       # the hog has exited for good (period 0)
     assert _c(sim, "oom_kill") == 1 and sim.zone_state[0, NORMAL, L.ZF_ANON] == 0

@@ -1,5 +1,6 @@
 """Property tests: random scenarios and knob writes never give a negative page count or NaN,
-and every zone's pages are conserved (free + pcp + cache + anon + kernel + net == managed)."""
+and every zone's pages are conserved (free + pcp + cache + anon + kernel + net == managed), with
+the migratetype split and pcp high inside their bounds."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from atomgym.sim import Simulator
 from atomgym.sim import layout as L
 from atomgym.sim.scenario import (
-    KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, TrafficSpec, WorkloadSpec,
+    KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, ShotSpec, TrafficSpec, WorkloadSpec,
 )
 
 _fr = st.floats(0.0, 0.45)
@@ -33,12 +34,22 @@ def scenarios(draw):
     wk = st.sampled_from(["stream_read", "anon_hog", "churn"])
     workloads = [WorkloadSpec(kind=draw(wk), rate_mib_s=draw(st.floats(0.0, 3000.0)),
                               working_set_mib=draw(st.floats(1.0, 4096.0)), peak_mib=draw(st.floats(1.0, 2048.0)),
-                              hold_s=draw(st.floats(0.0, 0.2)), period_s=draw(st.floats(0.0, 0.3)))
+                              hold_s=draw(st.floats(0.0, 0.2)), period_s=draw(st.floats(0.0, 0.3)),
+                              stop_s=draw(st.sampled_from([None, 0.2, 0.4])))
                  for _ in range(draw(st.integers(0, 3)))]
+    if draw(st.booleans()):
+        workloads.append(WorkloadSpec(
+            kind="atomic_alloc", gfp=draw(st.sampled_from(["atomic", "nowait"])),
+            pages_per_burst=draw(st.integers(1, 20000)), interval_ms=draw(st.floats(1.0, 50.0)),
+            hold_ms=draw(st.floats(0.0, 200.0)),
+            shots=[ShotSpec(at_s=draw(st.floats(0.0, 0.5)), pages=draw(st.integers(1, 50000)),
+                            hold_ms=draw(st.floats(0.0, 100.0))) for _ in range(draw(st.integers(0, 3)))]))
     return Scenario(
         name="prop", tick_ms=draw(st.sampled_from([0.5, 1.0, 2.0])),
         machine=MachineSpec(ram_mib=draw(st.sampled_from([1024, 2048, 6144])), nodes=draw(st.integers(1, 2)),
-                            thp=draw(st.sampled_from(["always", "never"])), pcp_batch=draw(st.integers(1, 128))),
+                            thp=draw(st.sampled_from(["always", "never"])),
+                            pcp_batch=draw(st.sampled_from([None, 1, 63, 128])),
+                            kernel=draw(st.sampled_from(["6.1", "6.18"]))),
         memory=MemorySpec(page_cache_frac=draw(_fr), anon_frac=draw(_fr), kernel_frac=draw(st.floats(0.0, 0.08)),
                           swap=draw(st.booleans())),
         kswapd=KswapdSpec(reclaim_pages_per_ms=draw(st.floats(1.0, 2000.0)), wake_latency_ms=draw(st.floats(0.0, 3.0)),
@@ -50,6 +61,12 @@ def _check(sim: Simulator) -> None:
     zs = sim.zone_state
     assert (zs[:, :, :L.ZF_BOOST_SNAP] >= 0).all(), "negative page count"
     assert np.array_equal(zs[:, :, :L.ZF_BOOST_SNAP].sum(axis=2), sim.managed), "pages not conserved"
+    # migratetype split: the unmovable part of free / pcp is a part
+    assert (zs[:, :, L.ZF_FREE_U] >= 0).all() and (zs[:, :, L.ZF_FREE_U] <= zs[:, :, L.ZF_FREE]).all()
+    assert (zs[:, :, L.ZF_PCP_U] >= 0).all() and (zs[:, :, L.ZF_PCP_U] <= zs[:, :, L.ZF_PCP]).all()
+    # pcp high within [high_min, high_max]
+    assert (zs[:, :, L.ZF_PCP_HIGH] >= zs[:, :, L.ZF_PCP_HIGH_MIN]).all()
+    assert (zs[:, :, L.ZF_PCP_HIGH] <= zs[:, :, L.ZF_PCP_HIGH_MAX]).all()
     assert np.isfinite(sim.counters).all() and (sim.counters >= 0).all()
     assert (sim.boost >= 0).all() and (sim._ni >= 0).all() and (sim._nz >= 0).all() and (sim._wz >= 0).all()
     # NIC page accounting: pages held per NIC == pages charged to zones

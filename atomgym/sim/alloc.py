@@ -30,34 +30,69 @@ from ..kernel.watermark_ok import (
     ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM,
     gfp_pfmemalloc_allowed, gfp_to_alloc_flags, zone_watermark_fast,
 )
-from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
-from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX, ZONE_NORMAL
-from .kswapd import shrink_zones, wakeup_kswapd
+from ..kernel.boost import boost_watermark_zone
+from ..kernel.pcp import PCP_HIGH_AUTOTUNE
+from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN
+from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, PAGEBLOCK_NR_PAGES, SWAP_CLUSTER_MAX, ZONE_NORMAL
+from .kswapd import SHRINK_BOTH, shrink_zones, wakeup_kswapd
 from .layout import (
-    C_ALLOCSTALL0, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US, C_THROTTLE_US,
-    HZ_OF_ZL,
-    MF_DR_RATE, MI_NZL_KERNEL, MI_PCP_BATCH, MI_PCP_HIGH,
-    MI_SWAP, ND_FAILURES, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_PCP,
+    C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
+    C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
+    MF_DR_RATE, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
+    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_KERNEL,
+    ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
 
 
 @jit(inline="always")
-def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
+def is_unmovable(dest):
+    """The migratetype of a use: network buffers and kernel memory are UNMOVABLE (GFP_ATOMIC,
+    GFP_KERNEL without __GFP_MOVABLE/__GFP_RECLAIMABLE); page cache and anonymous memory are
+    MOVABLE (GFP_HIGHUSER_MOVABLE). RECLAIMABLE (slab) is counted with UNMOVABLE."""
+    return dest == ZF_NET or dest == ZF_KERNEL
+
+
+@jit()
+def fallback_event(S, b, z, alloc_flags):
+    """__rmqueue_fallback() -> steal_suitable_fallback() [6.1]: boost_watermark() on every
+    fallback from a sub-pageblock chunk; ZONE_BOOSTED_WATERMARK if it returned true and the
+    allocation may wake kswapd (ALLOC_KSWAPD). watermark_boost_factor 0 disables it."""
+    S.ctr[b, C_FALLBACKS] += 1
+    if boost_watermark_zone(S.managed[b], S.wmark[b], S.boost[b], z, S.mi[b, MI_WBF], PAGEBLOCK_NR_PAGES):
+        S.ctr[b, C_FALLBACK_BOOSTS] += 1
+        if alloc_flags & ALLOC_KSWAPD:
+            S.zs[b, z, ZF_BOOSTED_FLAG] = 1
+
+
+@jit(inline="always")
+def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
     number served: requests stop at the first failed check, which happens only after a
-    pcp refill moved buddy pages (every request re-checks the unchanged count otherwise)."""
+    pcp refill moved buddy pages (every request re-checks the unchanged count otherwise).
+
+    Pages come from the pcp list of the request's migratetype; an empty list is refilled
+    with ``batch`` pages (rmqueue_bulk()) from the buddy free pages of that type, and when
+    those run out, from another type's pageblock (__rmqueue_fallback()): the fallback boosts
+    the watermark and moves up to a pageblock of free pages to the requested type
+    (move_freepages_block()). With ``nofrag`` (ALLOC_NOFRAGMENT) a zone whose own type is
+    exhausted is skipped instead."""
     zs = S.zs
     f = zs[b, z, ZF_FREE]
-    p = zs[b, z, ZF_PCP]
     nowm = (alloc_flags & ALLOC_NO_WATERMARKS) != 0
     wm = S.wmark[b, z, widx]
     bo = S.boost[b, z]
     res = S.reserve[b, z, hz]
     if not nowm and not zone_watermark_fast(f, wm, bo, res, alloc_flags):
         return 0
-    batch = S.mi[b, MI_PCP_BATCH]
+    unmov = is_unmovable(dest)
+    p_all = zs[b, z, ZF_PCP]
+    pu = zs[b, z, ZF_PCP_U]
+    p = pu if unmov else p_all - pu          # pages on this type's pcp list
+    fu = zs[b, z, ZF_FREE_U]
+    ft = fu if unmov else f - fu             # buddy free pages of this type
+    batch = zs[b, z, ZF_PCP_BATCH]
     served = n if n < p else p
     p -= served
     while served < n:
@@ -65,7 +100,21 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
         take = batch if batch < f else f
         if take == 0:
             break
+        if ft < take:
+            if nofrag:
+                if ft == 0:
+                    break
+                take = ft
+            else:
+                # __rmqueue_fallback(): boost, move the stolen block's free pages
+                fallback_event(S, b, z, alloc_flags)
+                other = f - ft
+                mv = PAGEBLOCK_NR_PAGES if PAGEBLOCK_NR_PAGES < other else other
+                ft += mv
+                if ft < take:
+                    take = ft
         f -= take
+        ft -= take
         p += take - 1
         served += 1
         if served == n:
@@ -77,36 +126,117 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest):
             s = p
         p -= s
         served += s
+    zs[b, z, ZF_FREE] = f
+    if unmov:
+        zs[b, z, ZF_FREE_U] = ft
+        zs[b, z, ZF_PCP] = p_all - pu + p
+        zs[b, z, ZF_PCP_U] = p
+    else:
+        zs[b, z, ZF_FREE_U] = f - ft
+        zs[b, z, ZF_PCP] = p + pu
     if served > 0:
-        zs[b, z, ZF_FREE] = f
-        zs[b, z, ZF_PCP] = p
         zs[b, z, dest] += served
         S.ctr[b, C_PGALLOC0 + z % MAX_NR_ZONES] += served
-        # rmqueue(): ZONE_BOOSTED_WATERMARK -> clear, wakeup_kswapd()
-        if (alloc_flags & ALLOC_KSWAPD) and zs[b, z, ZF_BOOSTED_FLAG] != 0:
-            zs[b, z, ZF_BOOSTED_FLAG] = 0
-            wakeup_kswapd(S, b, z // MAX_NR_ZONES, z % MAX_NR_ZONES)
+    # rmqueue() [6.1]: a set ZONE_BOOSTED_WATERMARK is cleared and kswapd woken, page or not
+    if zs[b, z, ZF_BOOSTED_FLAG] != 0:
+        zs[b, z, ZF_BOOSTED_FLAG] = 0
+        wakeup_kswapd(S, b, z // MAX_NR_ZONES, z % MAX_NR_ZONES)
     return served
 
 
 @jit(inline="always")
+def pcp_drain(S, b, z, k, first_u):
+    """free_pcppages_bulk(): ``k`` pages from the zone's pcp lists back to the buddy free
+    pages of their pageblocks' type, round-robin starting after the list just freed to
+    (``first_u``: the UNMOVABLE list first)."""
+    zs = S.zs
+    pu = zs[b, z, ZF_PCP_U]
+    pm = zs[b, z, ZF_PCP] - pu
+    if first_u:
+        ku = k if k < pu else pu
+    else:
+        km = k if k < pm else pm
+        ku = k - km
+        if ku > pu:
+            ku = pu
+    zs[b, z, ZF_PCP] -= k
+    zs[b, z, ZF_PCP_U] = pu - ku
+    zs[b, z, ZF_FREE] += k
+    zs[b, z, ZF_FREE_U] += ku
+
+
+@jit(inline="always")
 def free_pages_zone(S, b, z, n, src):
-    """Free ``n`` pages of field ``src`` of zone z: to the pcp list; above pcp high, batches
-    drain to the buddy free count (free_unref_page_commit() -> free_pcppages_bulk())."""
+    """Free ``n`` pages of field ``src`` of zone z to the pcp list of their type; once the
+    list count reaches the limit, batches drain to the buddy free count
+    (free_unref_page_commit() -> nr_pcp_high() -> free_pcppages_bulk()). The limit is
+    pcp->high, or min(4 * batch, high) while kswapd reclaims the zone (ZONE_RECLAIM_ACTIVE).
+    Auto-tuning kernels (6.7+, free_frozen_page_commit()) also lower pcp->high under
+    ZONE_RECLAIM_ACTIVE / below the high watermark (draining from high_min) and raise it by a
+    batch when the list overflows."""
     if n <= 0:
         return
     zs = S.zs
     zs[b, z, src] -= n
+    unmov = is_unmovable(src)
     p = zs[b, z, ZF_PCP] + n
-    high = S.mi[b, MI_PCP_HIGH]
-    if p >= high:
-        batch = S.mi[b, MI_PCP_BATCH]
-        k = ((p - high) // batch + 1) * batch
+    zs[b, z, ZF_PCP] = p
+    if unmov:
+        zs[b, z, ZF_PCP_U] += n
+    high = zs[b, z, ZF_PCP_HIGH]
+    batch = zs[b, z, ZF_PCP_BATCH]
+    node = z // MAX_NR_ZONES
+    nd = S.nd
+    ra = nd[b, node, ND_STATE] == KS_RUN and z % MAX_NR_ZONES <= nd[b, node, ND_HZ]
+    limit = high
+    if S.mi[b, MI_PCP_MODE] == PCP_HIGH_AUTOTUNE:
+        hmin = zs[b, z, ZF_PCP_HIGH_MIN]
+        if ra or zs[b, z, ZF_FREE] < S.wmark[b, z, WMARK_HIGH] + S.boost[b, z]:
+            high -= batch
+            if high < hmin:
+                high = hmin
+            limit = high if not ra else (4 * batch if 4 * batch < high else high)
+            if not ra:
+                limit = hmin
+        elif p >= high:
+            high += batch
+            if high > zs[b, z, ZF_PCP_HIGH_MAX]:
+                high = zs[b, z, ZF_PCP_HIGH_MAX]
+            limit = high
+        zs[b, z, ZF_PCP_HIGH] = high
+    elif ra and 4 * batch < high:
+        limit = 4 * batch
+    if p >= limit:
+        if limit < batch:
+            k = p - limit + 1
+        else:
+            k = ((p - limit) // batch + 1) * batch
         if k > p:
             k = p
-        p -= k
-        zs[b, z, ZF_FREE] += k
-    zs[b, z, ZF_PCP] = p
+        pcp_drain(S, b, z, k, not unmov)
+
+
+@jit()
+def decay_pcp_high(S, b):
+    """decay_pcp_high() [6.7+], every second from refresh_cpu_vm_stats(): a pcp->high above
+    high_min drops to max(count - 32 * batch, high - high / 8, high_min), and the list drains
+    to it."""
+    zs = S.zs
+    for z in range(zs.shape[1]):
+        high = zs[b, z, ZF_PCP_HIGH]
+        hmin = zs[b, z, ZF_PCP_HIGH_MIN]
+        if high <= hmin:
+            continue
+        p = zs[b, z, ZF_PCP]
+        nh = high - high // 8
+        x = p - 32 * zs[b, z, ZF_PCP_BATCH]
+        if x > nh:
+            nh = x
+        if hmin > nh:
+            nh = hmin
+        zs[b, z, ZF_PCP_HIGH] = nh
+        if p > nh:
+            pcp_drain(S, b, z, p - nh, False)
 
 
 @jit(inline="always")
@@ -123,7 +253,9 @@ def drain_all_pages(S, b):
     zs = S.zs
     for z in range(zs.shape[1]):
         zs[b, z, ZF_FREE] += zs[b, z, ZF_PCP]
+        zs[b, z, ZF_FREE_U] += zs[b, z, ZF_PCP_U]
         zs[b, z, ZF_PCP] = 0
+        zs[b, z, ZF_PCP_U] = 0
 
 
 @jit()
@@ -152,11 +284,21 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     got = 0
     if n <= 0:
         return 0, 0
-    # fast path: ALLOC_WMARK_LOW (+ ALLOC_KSWAPD from alloc_flags_nofragment())
+    # fast path: ALLOC_WMARK_LOW (+ ALLOC_KSWAPD from alloc_flags_nofragment()); with
+    # ALLOC_NOFRAGMENT (Normal preferred, DMA32 present) a first walk never falls back, and
+    # get_page_from_freelist() rescans without it when every zone failed
     fast = ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
+    if zlk == ZL_KERNEL and S.mi[b, MI_NOFRAG] != 0:
+        for i in range(nzl):
+            z = zl[b, zlk, i]
+            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, True)
+            scr[b, z] += s
+            got += s
+            if got == n:
+                return got, 0
     for i in range(nzl):
         z = zl[b, zlk, i]
-        s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest)
+        s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, False)
         scr[b, z] += s
         got += s
         if got == n:
@@ -168,7 +310,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     flags = gfp_to_alloc_flags(gfp)
     for i in range(nzl):
         z = zl[b, zlk, i]
-        s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest)
+        s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False)
         scr[b, z] += s
         got += s
         if got == n:
@@ -178,7 +320,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
         nw = ALLOC_NO_WATERMARKS | (flags & ALLOC_KSWAPD)
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, nw, WMARK_MIN, hz, dest)
+            s = zone_take(S, b, z, n - got, nw, WMARK_MIN, hz, dest, False)
             scr[b, z] += s
             got += s
             pfm += s
@@ -254,7 +396,7 @@ def alloc_pages_reclaim(S, b, n, gfp, zlk, dest, cls, budget_ms):
         if want > cap:
             want = cap
         ctr[b, C_ALLOCSTALL0 + hz] += 1
-        r = shrink_zones(S, b, -1, hz, want, False)
+        r = shrink_zones(S, b, -1, hz, want, SHRINK_BOTH)
         ctr[b, C_PGSCAN_DIRECT] += r
         ctr[b, C_PGSTEAL_DIRECT] += r
         dt = r / rate

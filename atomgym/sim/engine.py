@@ -4,6 +4,8 @@ Order of events inside one tick (machine b, time t = t_ms at the start of the ti
 length dt = tick_ms). Every loop below runs in index order (nodes, workloads, traffic
 sources, NICs), never in dict or set order:
 
+0. **Phases and pcp decay**: the scenario's sysctl writes due by now (``phases``); on
+   pcp auto-tuning kernels (6.7+) decay_pcp_high() once per simulated second.
 1. **Tuner timer**: ``tuner_on_event(EV_TIMER)``.
 2. **kswapd**, node 0, 1, ...: a wakeup whose latency has elapsed starts balance_pgdat()
    (pageoutrun, boost snapshot); a finished nap sleeps fully or counts
@@ -95,12 +97,15 @@ from .kswapd import kswapd_tick
 from .layout import (
     C_MIN_FREE_SEEN, C_MIN_RESERVE_MIB_MS, C_RESERVED_MIB_MS,
     MF_T_MS, MF_TICK_MS, MI_NNIC, MI_NNODES, MI_NTRAFFIC, MI_NWORK, MI_SUM_MIN, MI_TERMINATED,
+    MI_PCP_DECAY_NEXT, MI_PHASE_N, MI_PHASE_NEXT, MI_PHASE_OFF,
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
 from .layout import SimState, UArray
 from .nic import app_drain, nic_arrivals, nic_poll
-from .tuners import EV_KSWAPD_END, EV_TIMER, tuner_on_event
+from .alloc import decay_pcp_high
+from .tuners import (EV_KSWAPD_END, EV_TIMER, knob_min_free_kbytes, knob_watermark_boost_factor,
+                     knob_watermark_scale_factor, tuner_on_event)
 from .workloads import traffic_tick, workload_tick
 
 PAGE_MIB = 4.0 / 1024.0
@@ -116,6 +121,12 @@ def step_machine(S, b):
     nf = S.nf
     dt = mf[b, MF_TICK_MS]
     # (calls are skipped when they would do nothing: a call costs ~40 ns)
+    # 0. the scenario's timed sysctl writes (phases); decay_pcp_high() once a second (6.7+)
+    if mi[b, MI_PHASE_NEXT] < mi[b, MI_PHASE_N]:
+        apply_phases(S, b)
+    if mi[b, MI_TICK] >= mi[b, MI_PCP_DECAY_NEXT]:
+        decay_pcp_high(S, b)
+        mi[b, MI_PCP_DECAY_NEXT] += max(1, int(1000.0 / dt + 0.5))
     # 1. tuner timer
     if mi[b, MI_TUNER] != 0:
         tuner_on_event(S, b, EV_TIMER, 0, 0, -1, -1, 0)
@@ -173,6 +184,35 @@ def step_machine(S, b):
         ctr[b, C_MIN_FREE_SEEN] = f
     mf[b, MF_T_MS] += dt
     mi[b, MI_TICK] += 1
+
+
+PHASE_MIN_FREE_KBYTES = 0
+PHASE_WSF = 1
+PHASE_WBF = 2
+
+
+@jit()
+def apply_phases(S, b):
+    """The phases' sysctl writes due by now, in time order, through the same handlers as
+    set_knobs() (setup_per_zone_wmarks() and zone_pcp_update() for min_free_kbytes and
+    watermark_scale_factor; watermark_boost_factor only stores the value)."""
+    mi = S.mi
+    tr = S.trace
+    t = S.mf[b, MF_T_MS]
+    off = mi[b, MI_PHASE_OFF]
+    while mi[b, MI_PHASE_NEXT] < mi[b, MI_PHASE_N]:
+        j = off + 3 * mi[b, MI_PHASE_NEXT]
+        if t < tr[b, j]:
+            return
+        mi[b, MI_PHASE_NEXT] += 1
+        knob = int(tr[b, j + 1])
+        v = int(tr[b, j + 2])
+        if knob == PHASE_MIN_FREE_KBYTES:
+            knob_min_free_kbytes(S, b, v)
+        elif knob == PHASE_WSF:
+            knob_watermark_scale_factor(S, b, v)
+        else:
+            knob_watermark_boost_factor(S, b, v)
 
 
 @jit()

@@ -11,17 +11,21 @@ from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import zone_watermark_ok
 from ..kernel.watermarks import WMARK_HIGH
-from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES
+from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX
 from .layout import (
-    C_HIGH_HIT, C_KSWAPD_WAKEUPS, C_LOW_HIT, C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
+    C_HIGH_HIT, C_KSWAPD_LONGEST, C_KSWAPD_PASSES, C_KSWAPD_RUN_MS, C_KSWAPD_WAKEUPS, C_LOW_HIT,
+    C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
     KS_NAP, KS_RUN, KS_SLEEP, KS_WAKING,
     MF_KS_LATENCY, MF_KS_RATE, MF_T_MS, MF_TICK_MS, MI_NWORK, MI_SWAP,
-    ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_RECLAIMED, ND_STATE, ND_T,
-    WK_STREAM, WP_KIND, WP_S_HELD, WP_S_RESIDENT,
+    ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_PASS_ANON, ND_PASS_BOOSTED, ND_PASS_ENOUGH,
+    ND_PASS_FILE, ND_PASS_GOT, ND_PRIO, ND_RECLAIMED, ND_RUN_T0, ND_STATE, ND_T,
+    WK_ATOMIC, WK_STREAM, WP_KIND, WP_S_HELD, WP_S_RESIDENT,
     ZF_ANON, ZF_BOOST_SNAP, ZF_CACHE, ZF_FREE,
 )
 
 KSWAPD_NAP_MS = 100.0  # kswapd_try_to_sleep(): schedule_timeout(HZ/10)
+DEF_PRIORITY = 12      # mm/vmscan.c
+SWAPPINESS = 60        # vm.swappiness default (mem_cgroup_swappiness())
 
 
 @jit(inline="always")
@@ -93,7 +97,8 @@ def _take_anon(S, b, z, x):
     held = 0
     nw = S.mi[b, MI_NWORK]
     for w in range(nw):
-        held += wz[b, w, z]
+        if wp[b, w, WP_KIND] != WK_ATOMIC:   # an atomic_alloc workload's pages are kernel memory
+            held += wz[b, w, z]
     # pages of an allocation still in flight (scratch row, not yet charged to their owner)
     # are not background anon
     bg = zs[b, z, ZF_ANON] - held - S.scr[b, z]
@@ -104,6 +109,8 @@ def _take_anon(S, b, z, x):
     for w in range(nw):
         if left == 0:
             break
+        if wp[b, w, WP_KIND] == WK_ATOMIC:
+            continue
         k = wz[b, w, z] if wz[b, w, z] < left else left
         wz[b, w, z] -= k
         wp[b, w, WP_S_HELD] -= k
@@ -114,26 +121,32 @@ def _take_anon(S, b, z, x):
     return took
 
 
+SHRINK_BOTH = 0   # page cache, then anonymous memory when swap is configured (direct reclaim)
+SHRINK_FILE = 1   # the file LRU only
+SHRINK_ANON = 2   # the anon LRU only (with swap)
+
+
 @jit(inline="always")
-def _zone_reclaimable(S, b, z, with_anon):
+def _zone_reclaimable(S, b, z, with_anon, with_file):
     zs = S.zs
-    r = zs[b, z, ZF_CACHE]
+    r = zs[b, z, ZF_CACHE] if with_file else 0
     if with_anon:
         r += zs[b, z, ZF_ANON]
     return r
 
 
 @jit()
-def shrink_zones(S, b, node, hz, x, file_only):
+def shrink_zones(S, b, node, hz, x, mode):
     """Reclaim up to ``x`` pages from the LRUs of ``node`` (node < 0: every node), zones
     0..hz, spread over zones in proportion to their reclaimable pages (one LRU per node
-    since 4.8); page cache before anonymous memory. Anonymous memory only with swap and
-    not in a boosted pass (balance_pgdat(): boosted reclaim does no swap/writeback).
-    Freed pages go to the buddy free count. Returns pages reclaimed."""
+    since 4.8). ``mode``: SHRINK_BOTH (page cache before anonymous memory, the latter only
+    with swap), SHRINK_FILE, SHRINK_ANON (only with swap). Freed pages go to the buddy
+    free count (MOVABLE pageblocks). Returns pages reclaimed."""
     zs = S.zs
     managed = S.managed
     nz = managed.shape[1]
-    with_anon = (S.mi[b, MI_SWAP] != 0) and not file_only
+    with_anon = (S.mi[b, MI_SWAP] != 0) and mode != SHRINK_FILE
+    with_file = mode != SHRINK_ANON
     total = 0
     cache_before = 0
     for z in range(nz):
@@ -142,7 +155,7 @@ def shrink_zones(S, b, node, hz, x, file_only):
             continue
         if node >= 0 and z // MAX_NR_ZONES != node:
             continue
-        total += _zone_reclaimable(S, b, z, with_anon)
+        total += _zone_reclaimable(S, b, z, with_anon, with_file)
     if total == 0 or x <= 0:
         return 0
     if x > total:
@@ -160,7 +173,7 @@ def shrink_zones(S, b, node, hz, x, file_only):
                 continue
             if node >= 0 and z // MAX_NR_ZONES != node:
                 continue
-            rz = _zone_reclaimable(S, b, z, with_anon)
+            rz = _zone_reclaimable(S, b, z, with_anon, with_file)
             if rz == 0:
                 continue
             share = (x * rz) // total if p == 0 else x - done
@@ -168,7 +181,7 @@ def shrink_zones(S, b, node, hz, x, file_only):
                 share = rz
             if share <= 0:
                 continue
-            c = zs[b, z, ZF_CACHE]
+            c = zs[b, z, ZF_CACHE] if with_file else 0
             tc = share if share < c else c
             zs[b, z, ZF_CACHE] -= tc
             zs[b, z, ZF_FREE] += tc
@@ -218,7 +231,8 @@ def prepare_kswapd_sleep(S, b, node, hz):
 @jit()
 def _start_run(S, b, node):
     """balance_pgdat() entry: PAGEOUTRUN, snapshot each zone's boost (zone_boosts[]);
-    nr_boost_reclaim = their sum; a non-zero sum makes the pass boosted."""
+    nr_boost_reclaim = their sum; a non-zero sum makes the run boosted; sc.priority =
+    DEF_PRIORITY; ZONE_RECLAIM_ACTIVE is implied by the KS_RUN state."""
     nd = S.nd
     zs = S.zs
     boost = S.boost
@@ -237,6 +251,9 @@ def _start_run(S, b, node):
     nd[b, node, ND_BOOST_LEFT] = tot
     nd[b, node, ND_BOOSTED] = 1.0 if tot > 0 else 0.0
     nd[b, node, ND_RECLAIMED] = 0.0
+    nd[b, node, ND_PRIO] = DEF_PRIORITY
+    nd[b, node, ND_PASS_FILE] = -1.0
+    nd[b, node, ND_RUN_T0] = S.mf[b, MF_T_MS]
 
 
 @jit()
@@ -247,6 +264,7 @@ def _end_run(S, b, node):
     nd = S.nd
     zs = S.zs
     boost = S.boost
+    ctr = S.ctr
     boosted = nd[b, node, ND_BOOSTED] != 0.0
     if boosted:
         base = node * MAX_NR_ZONES
@@ -259,6 +277,11 @@ def _end_run(S, b, node):
         nd[b, node, ND_FAILURES] += 1
     nd[b, node, ND_BOOSTED] = 0.0
     nd[b, node, ND_BOOST_LEFT] = 0.0
+    nd[b, node, ND_PASS_FILE] = -1.0
+    run = S.mf[b, MF_T_MS] + S.mf[b, MF_TICK_MS] - nd[b, node, ND_RUN_T0]
+    ctr[b, C_KSWAPD_RUN_MS] += run
+    if run > ctr[b, C_KSWAPD_LONGEST]:
+        ctr[b, C_KSWAPD_LONGEST] = run
     return boosted
 
 
@@ -277,9 +300,96 @@ def try_to_sleep(S, b, node):
 
 
 @jit()
+def _start_pass(S, b, node, hz, boosting):
+    """One pass of balance_pgdat()'s priority loop: kswapd_shrink_node() asks for
+    nr_to_reclaim = sum over managed zones <= hz of max(high_wmark_pages(z), SWAP_CLUSTER_MAX)
+    (boosts included); shrink_node() -> get_scan_count() scans each LRU list up to
+    ``size >> priority`` and shrink_lruvec() stops once the target is reclaimed. Every
+    scanned page is taken as reclaimed (clean, unreferenced). The split (get_scan_count()):
+    no swap or a boosted pass (may_swap = 0) -> file only; file_is_tiny (file + free <=
+    sum of high) -> anon only; cache_trim_mode (file >> priority > 0) -> file only;
+    otherwise SCAN_FRACT with equal costs: anon gets swappiness / 200."""
+    nd = S.nd
+    zs = S.zs
+    managed = S.managed
+    wmark = S.wmark
+    boost = S.boost
+    prio = int(nd[b, node, ND_PRIO])
+    base = node * MAX_NR_ZONES
+    target = 0
+    file = 0
+    anon = 0
+    free = 0
+    sum_high = 0
+    for t in range(MAX_NR_ZONES):
+        z = base + t
+        if managed[b, z] == 0:
+            continue
+        h = wmark[b, z, WMARK_HIGH] + boost[b, z]
+        sum_high += h
+        free += zs[b, z, ZF_FREE]
+        if t > hz:
+            continue
+        target += h if h > SWAP_CLUSTER_MAX else SWAP_CLUSTER_MAX
+        file += zs[b, z, ZF_CACHE]
+        anon += zs[b, z, ZF_ANON]
+    sf = file >> prio
+    sa = anon >> prio
+    if S.mi[b, MI_SWAP] == 0 or boosting:
+        sa = 0
+    elif file + free <= sum_high and sa > 0:
+        sf = 0
+    elif sf > 0:
+        sa = 0
+    else:
+        sa = sa * SWAPPINESS // 200
+        sf = sf * (200 - SWAPPINESS) // 200
+    # shrink_lruvec() stops once nr_reclaimed >= nr_to_reclaim (in chunks of SWAP_CLUSTER_MAX)
+    tgt = -(-target // SWAP_CLUSTER_MAX) * SWAP_CLUSTER_MAX
+    if sf + sa > tgt:
+        if sf > tgt:
+            sf = tgt
+        sa = tgt - sf if sa > tgt - sf else sa
+    nd[b, node, ND_PASS_FILE] = sf
+    nd[b, node, ND_PASS_ANON] = sa
+    nd[b, node, ND_PASS_GOT] = 0.0
+    nd[b, node, ND_PASS_ENOUGH] = 1.0 if sf + sa >= target else 0.0
+    nd[b, node, ND_PASS_BOOSTED] = 1.0 if boosting else 0.0
+    S.ctr[b, C_KSWAPD_PASSES] += 1
+
+
+@jit()
+def _end_pass(S, b, node):
+    """The end of a pass: nr_boost_reclaim -= reclaimed; a boosted pass that reclaimed
+    nothing ends the run (returns True); priority-- unless the pass scanned enough and
+    reclaimed something, or a boosted pass is held at DEF_PRIORITY - 2."""
+    nd = S.nd
+    got = nd[b, node, ND_PASS_GOT]
+    nd[b, node, ND_PASS_FILE] = -1.0
+    left = nd[b, node, ND_BOOST_LEFT]
+    left -= got if got < left else left
+    nd[b, node, ND_BOOST_LEFT] = left
+    boosting = nd[b, node, ND_PASS_BOOSTED] != 0.0
+    if left > 0 and got == 0:
+        return True
+    prio = nd[b, node, ND_PRIO]
+    raise_prio = not (nd[b, node, ND_PASS_ENOUGH] != 0.0)
+    if boosting and prio == DEF_PRIORITY - 2:
+        raise_prio = False
+    if raise_prio or got == 0:
+        nd[b, node, ND_PRIO] = prio - 1
+    return False
+
+
+@jit()
 def kswapd_tick(S, b, node):
     """One tick of one node's kswapd. Returns 1 if a balance_pgdat() run ended this tick
-    (2 if it was boosted), else 0; the engine then calls the EV_KSWAPD_END tuner hook."""
+    (2 if it was boosted), else 0; the engine then calls the EV_KSWAPD_END tuner hook.
+
+    A run is balance_pgdat()'s priority loop: between passes it checks pgdat_balanced();
+    a pass (_start_pass()) reclaims its target at the scan rate (``rate * dt`` pages per
+    tick, carried over ticks), so several short passes may run in one tick and a long one
+    over several ticks; the node is only re-checked between passes (the overshoot)."""
     nd = S.nd
     mf = S.mf
     ctr = S.ctr
@@ -300,36 +410,65 @@ def kswapd_tick(S, b, node):
         if t_ms < nd[b, node, ND_T] + mf[b, MF_KS_LATENCY]:
             return 0
         _start_run(S, b, node)
-    # ---- KS_RUN: one tick of balance_pgdat() ----
+    # ---- KS_RUN: balance_pgdat() for this tick's scan budget ----
     hz = int(nd[b, node, ND_HZ])
-    balanced = pgdat_balanced(S, b, node, hz)
-    if nd[b, node, ND_BOOST_LEFT] > 0 and not balanced:
-        # "If the pgdat is imbalanced then ignore boosting": normal reclaim; the
-        # snapshot is still cleared at the end (boosted stays set).
-        nd[b, node, ND_BOOST_LEFT] = 0.0
-    if nd[b, node, ND_BOOST_LEFT] == 0 and balanced:
-        boosted = _end_run(S, b, node)
-        try_to_sleep(S, b, node)
-        return 2 if boosted else 1
-    boost_mode = nd[b, node, ND_BOOST_LEFT] > 0
     amt = mf[b, MF_KS_RATE] * mf[b, MF_TICK_MS] + nd[b, node, ND_ACC]
-    x = int(amt)
-    nd[b, node, ND_ACC] = amt - x
-    if boost_mode and x > nd[b, node, ND_BOOST_LEFT]:
-        x = int(nd[b, node, ND_BOOST_LEFT])
-    got = shrink_zones(S, b, node, hz, x, boost_mode)
-    ctr[b, C_PGSCAN_KSWAPD] += got
-    ctr[b, C_PGSTEAL_KSWAPD] += got
-    nd[b, node, ND_RECLAIMED] += got
-    if got > 0:
-        nd[b, node, ND_FAILURES] = 0.0  # shrink_node(): reclaimable progress resets failures
-    if boost_mode:
-        left = nd[b, node, ND_BOOST_LEFT] - got
-        nd[b, node, ND_BOOST_LEFT] = left if left > 0 else 0.0
-    if got == 0:
-        # a boosted pass that reclaims nothing stops; a normal pass with nothing
-        # reclaimable runs its priorities down to 0 at once
-        boosted = _end_run(S, b, node)
-        try_to_sleep(S, b, node)
-        return 2 if boosted else 1
+    budget = int(amt)
+    nd[b, node, ND_ACC] = amt - budget
+    for _ in range(4 * DEF_PRIORITY + 4):
+        if nd[b, node, ND_PASS_FILE] < 0.0:
+            # between passes
+            balanced = pgdat_balanced(S, b, node, hz)
+            if nd[b, node, ND_BOOST_LEFT] > 0 and not balanced:
+                # "If the pgdat is imbalanced then ignore boosting": restart as normal reclaim
+                # (the snapshot is still cleared at the end)
+                nd[b, node, ND_BOOST_LEFT] = 0.0
+                nd[b, node, ND_PRIO] = DEF_PRIORITY
+            boosting = nd[b, node, ND_BOOST_LEFT] > 0
+            if (not boosting and balanced) or nd[b, node, ND_PRIO] < 1:
+                boosted = _end_run(S, b, node)
+                try_to_sleep(S, b, node)
+                return 2 if boosted else 1
+            _start_pass(S, b, node, hz, boosting)
+        if budget <= 0:
+            return 0
+        fl = int(nd[b, node, ND_PASS_FILE])
+        al = int(nd[b, node, ND_PASS_ANON])
+        got = 0
+        short = False
+        if fl > 0:
+            x = fl if fl < budget else budget
+            g = shrink_zones(S, b, node, hz, x, SHRINK_FILE)
+            got += g
+            budget -= x
+            fl -= g
+            if g < x:
+                short = True
+                fl = 0
+        if al > 0 and budget > 0:
+            x = al if al < budget else budget
+            g = shrink_zones(S, b, node, hz, x, SHRINK_ANON)
+            got += g
+            budget -= x
+            al -= g
+            if g < x:
+                short = True
+                al = 0
+        if got > 0:
+            ctr[b, C_PGSCAN_KSWAPD] += got
+            ctr[b, C_PGSTEAL_KSWAPD] += got
+            nd[b, node, ND_RECLAIMED] += got
+            nd[b, node, ND_PASS_GOT] += got
+            nd[b, node, ND_FAILURES] = 0.0  # shrink_node(): reclaimable progress resets failures
+        nd[b, node, ND_PASS_FILE] = fl
+        nd[b, node, ND_PASS_ANON] = al
+        if fl <= 0 and al <= 0:
+            if short:
+                nd[b, node, ND_PASS_ENOUGH] = 0.0   # the lists ran out: not scanned enough
+            if _end_pass(S, b, node):
+                boosted = _end_run(S, b, node)
+                try_to_sleep(S, b, node)
+                return 2 if boosted else 1
+        elif budget <= 0:
+            return 0
     return 0

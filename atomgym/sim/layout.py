@@ -48,7 +48,13 @@ ZF_KERNEL = 4        # other kernel memory (slab etc.; unreclaimable)
 ZF_NET = 5           # network buffers (posted in RX rings, queued in sockets)
 ZF_BOOST_SNAP = 6    # balance_pgdat()'s zone_boosts[] snapshot
 ZF_BOOSTED_FLAG = 7  # ZONE_BOOSTED_WATERMARK bit
-NZF = 8
+ZF_FREE_U = 8        # of ZF_FREE: free pages in UNMOVABLE/RECLAIMABLE pageblocks (the rest are MOVABLE)
+ZF_PCP_U = 9         # of ZF_PCP: pages on the UNMOVABLE pcp list (the rest are on the MOVABLE list)
+ZF_PCP_BATCH = 10    # pcp->batch (zone_batchsize())
+ZF_PCP_HIGH = 11     # pcp->high now (static before 6.7; auto-tuned in [HIGH_MIN, HIGH_MAX] from 6.7)
+ZF_PCP_HIGH_MIN = 12
+ZF_PCP_HIGH_MAX = 13
+NZF = 14
 
 # ---- zonelists ----------------------------------------------------------------------
 ZL_KERNEL = 0        # gfp_zone(GFP_KERNEL/GFP_ATOMIC) = ZONE_NORMAL: Normal, DMA32, DMA per node
@@ -65,8 +71,8 @@ MI_TERMINATED = 5
 MI_TUNER = 6
 MI_NZL_KERNEL = 7
 MI_NZL_USER = 8
-MI_PCP_BATCH = 9
-MI_PCP_HIGH = 10
+MI_PCP_MODE = 9      # kernel/pcp.py PCP_HIGH_*
+MI_PCP_CPUS = 10     # CPUs per node (zone_highsize()'s divisor)
 MI_SWAP = 11
 MI_TICK = 12          # ticks since reset
 MI_RING_N = 13        # tuner action records written since reset
@@ -76,7 +82,13 @@ MI_NTRAFFIC = 16
 MI_NWORK = 17
 MI_SUM_MIN = 18       # sum of unboosted min watermarks (for reserved_mib_ms)
 MI_TRACE_LEN = 19
-NMI = 20
+MI_PHASE_OFF = 20     # phases' sysctl writes: (t_ms, knob, value) triples in trace[] from this offset
+MI_PHASE_N = 21
+MI_PHASE_NEXT = 22    # next write to apply
+MI_SPARE = 23
+MI_PCP_DECAY_NEXT = 24      # tick of the next decay_pcp_high() round (auto-tuning kernels; huge otherwise)
+MI_NOFRAG = 25        # alloc_flags_nofragment() applies to the kernel zonelist (Normal preferred, DMA32 exists)
+NMI = 26
 
 # ---- mf: machine floats --------------------------------------------------------------
 MF_T_MS = 0
@@ -100,7 +112,14 @@ ND_BOOSTED = 4        # this balance_pgdat() run snapshotted a boost
 ND_RECLAIMED = 5      # sc.nr_reclaimed of this run
 ND_ACC = 6            # fractional reclaim carried between ticks
 ND_HZ = 7             # kswapd_highest_zoneidx requested by wakeups
-NNF = 8
+ND_PRIO = 8           # balance_pgdat()'s sc.priority
+ND_PASS_FILE = 9      # pages of the file LRU this pass still reclaims (-1: between passes)
+ND_PASS_ANON = 10     # pages of the anon LRU this pass still reclaims
+ND_PASS_GOT = 11      # reclaimed in this pass
+ND_PASS_ENOUGH = 12   # kswapd_shrink_node(): this pass scanned >= nr_to_reclaim
+ND_PASS_BOOSTED = 13  # the pass started with nr_boost_reclaim > 0
+ND_RUN_T0 = 14        # start of this balance_pgdat() run, ms
+NNF = 15
 
 # ---- NIC driver models ----------------------------------------------------------------
 DRV_PAGE_POOL = 0
@@ -174,7 +193,9 @@ WK_NONE = -1
 WK_STREAM = 0
 WK_ANON_HOG = 1
 WK_CHURN = 2
-WORKLOAD_KINDS = ("stream_read", "anon_hog", "churn")
+WK_ATOMIC = 3
+WORKLOAD_KINDS = ("stream_read", "anon_hog", "churn", "atomic_alloc")
+ATOMIC_SLOTS = 4      # atomic_alloc: bursts held at once (release time, pages)
 WP_KIND = 0
 WP_RATE = 1           # pages/ms
 WP_WS = 2             # stream_read working set, pages
@@ -190,7 +211,18 @@ WP_S_T = 11           # anon_hog: time the phase started / churn: pages allocate
 WP_S_ACC = 12         # fractional pages carried
 WP_S_DEFICIT = 13     # pages a blocked task still wants (direct reclaim carries over)
 WP_S_RUN_START = 14   # anon_hog: start of the current incarnation, ms
-NWP = 15
+WP_STOP = 15          # ms (inf: never)
+WP_VOLUME = 16        # stream_read: pages to read once (0: loop over the working set)
+WP_S_READ = 17        # stream_read with a volume: pages read so far
+WP_S_MISS_ACC = 18    # stream_read: remainder of rate * nonresident carried (misses = (r*nonres + acc) // ws)
+WP_GFP = 19           # atomic_alloc: gfp mask
+WP_SHOT_OFF = 20      # atomic_alloc: shots as (at_ms, pages, hold_ms) triples in trace[] from this offset
+WP_SHOT_N = 21
+WP_S_SHOT_NEXT = 22   # next shot to fire
+WP_S_NEXT = 23        # atomic_alloc: next periodic burst, ms
+WP_S_STOPPED = 24     # the workload's stop time has passed (its exit was handled)
+WP_SLOT_T = 25        # atomic_alloc: ATOMIC_SLOTS (release time, pages) pairs from here
+NWP = WP_SLOT_T + 2 * ATOMIC_SLOTS
 
 # ---- counters ---------------------------------------------------------------------------
 _ZT = tuple(n.lower() for n in ZONE_NAMES)   # dma dma32 normal movable device
@@ -202,12 +234,15 @@ _FIXED = (
     "atomic_alloc_pages", "pfmemalloc_pages", "refill_deferred", "refill_work_runs",
     "direct_reclaim_stall_us", "throttle_stall_us", "refaults", "reserved_mib_ms", "min_reserve_mib_ms", "min_free_seen",
     "knob_writes", "boost_actions", "tuner_actions", "workload_deficit_pages",
+    "kswapd_passes", "kswapd_run_ms", "kswapd_longest_run_ms", "fallbacks", "fallback_boosts",
+    "atomic_req_pages", "atomic_got_pages", "atomic_fail_pages", "atomic_fail_bursts",
 )
 COUNTER_NAMES: tuple[str, ...] = (
     _FIXED
     + tuple(f"pgalloc_{z}" for z in _ZT)
     + tuple(f"allocstall_{z}" for z in _ZT)
     + tuple(f"atomic_fail_{z}" for z in _ZT)
+    + tuple(f"atomic_fail_free_{z}" for z in _ZT)
 )
 NC = len(COUNTER_NAMES)
 _IDX = {n: i for i, n in enumerate(COUNTER_NAMES)}
@@ -244,6 +279,16 @@ C_KNOB_WRITES = _IDX["knob_writes"]
 C_BOOST_ACTIONS = _IDX["boost_actions"]   # userspace boost requests (apply_knobs), not the tuners' boosts
 C_TUNER_ACTIONS = _IDX["tuner_actions"]
 C_DEFICIT = _IDX["workload_deficit_pages"]
+C_KSWAPD_PASSES = _IDX["kswapd_passes"]          # balance_pgdat() priority-loop passes
+C_KSWAPD_RUN_MS = _IDX["kswapd_run_ms"]          # time spent in balance_pgdat() runs
+C_KSWAPD_LONGEST = _IDX["kswapd_longest_run_ms"]
+C_FALLBACKS = _IDX["fallbacks"]                  # __rmqueue_fallback() events (another type's pageblock)
+C_FALLBACK_BOOSTS = _IDX["fallback_boosts"]      # of which boost_watermark() raised the boost
+C_ATOMIC_REQ = _IDX["atomic_req_pages"]          # atomic_alloc workloads: pages requested
+C_ATOMIC_GOT = _IDX["atomic_got_pages"]
+C_ATOMIC_FAIL_PAGES = _IDX["atomic_fail_pages"]
+C_ATOMIC_FAIL_BURSTS = _IDX["atomic_fail_bursts"]
+C_ATOMIC_FAIL_FREE0 = _IDX["atomic_fail_free_dma"]   # + zone type: buddy free at the latest burst's first failure
 C_PGALLOC0 = _IDX["pgalloc_dma"]           # + zone type
 C_ALLOCSTALL0 = _IDX["allocstall_dma"]     # + zone type
 C_ATOMIC_FAIL_Z0 = _IDX["atomic_fail_dma"]  # + zone type

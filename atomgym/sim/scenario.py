@@ -44,7 +44,8 @@ class MachineSpec:
     kernel: str = _f("6.18", doc="kernel release whose arithmetic to use (e.g. 6.1, 6.18)")
     thp: str = _f("madvise", doc="transparent_hugepage/enabled at boot", choices=("always", "madvise", "never"))
     cpus: int = _f(8, 1, 1024, "", "CPUs (one per-CPU page list per zone each)")
-    pcp_batch: int = _f(63, 1, 4096, "pages", "per-CPU list batch (zoneinfo 'batch')")
+    pcp_batch: int | None = _f(None, 1, 4096, "pages", "per-CPU list batch of every zone (zoneinfo 'batch'); "
+                                                       "null = the snapshot's pagesets, else zone_batchsize()")
 
 
 @dataclass
@@ -103,14 +104,49 @@ class TrafficSpec:
 
 
 @dataclass
+class ShotSpec:
+    at_s: float = _f(0.0, 0.0, 1e7, "s", "time of the one-off burst")
+    pages: int = _f(1, 1, 1 << 30, "pages", "order-0 pages requested, one by one")
+    hold_ms: float = _f(0.0, 0.0, 1e9, "ms", "how long the pages obtained are held before being freed")
+
+
+@dataclass
 class WorkloadSpec:
-    kind: str = _f("stream_read", doc="userspace memory", choices=("stream_read", "anon_hog", "churn"))
+    kind: str = _f("stream_read", doc="userspace memory or a kernel module's atomic allocations",
+                   choices=("stream_read", "anon_hog", "churn", "atomic_alloc"))
+    name: str | None = _f(None, doc="label referenced by phases[].start/stop (unique within the scenario)")
     rate_mib_s: float = _f(500.0, 0.0, 1e6, "MiB/s", "read rate / hog growth rate / churn rate")
     working_set_mib: float = _f(4096.0, 0.0, 4e6, "MiB", "stream_read: size of the files read in a loop")
+    volume_mib: float | None = _f(None, 0.0, 4e6, "MiB", "stream_read: read this much once (new pages, no "
+                                                          "re-read), then stop; null = loop over working_set_mib")
     peak_mib: float = _f(1024.0, 0.0, 4e6, "MiB", "anon_hog: size at which it stops growing")
     hold_s: float = _f(10.0, 0.0, 1e7, "s", "anon_hog: time held at peak before exiting")
     period_s: float = _f(60.0, 0.0, 1e7, "s", "anon_hog: restart period (0 = once)")
     start_s: float = _f(0.0, 0.0, 1e7, "s", "start time")
+    stop_s: float | None = _f(None, 0.0, 1e7, "s", "stop time (null = end of episode); an anon_hog/churn "
+                                                   "stopping frees its memory, a stream_read stops reading")
+    gfp: str = _f("atomic", doc="atomic_alloc: GFP_ATOMIC|__GFP_NOWARN or GFP_NOWAIT|__GFP_NOWARN",
+                  choices=("atomic", "nowait"))
+    pages_per_burst: int = _f(0, 0, 1 << 30, "pages", "atomic_alloc: order-0 pages requested per burst")
+    interval_ms: float = _f(0.0, 0.0, 1e9, "ms", "atomic_alloc: time between bursts (0 = shots only)")
+    hold_ms: float = _f(0.0, 0.0, 1e9, "ms", "atomic_alloc: how long a burst's pages are held")
+    shots: list[ShotSpec] = field(default_factory=list,
+                                  metadata={"doc": "atomic_alloc: one-off bursts {at_s, pages, hold_ms}"})
+
+
+@dataclass
+class PhaseSysctlSpec:
+    min_free_kbytes: int | None = _f(None, 0, 2**31 - 1, "kB", "vm.min_free_kbytes written at at_s")
+    watermark_scale_factor: int | None = _f(None, 1, 3000, "1/10000", "vm.watermark_scale_factor written at at_s")
+    watermark_boost_factor: int | None = _f(None, 0, 2**31 - 1, "1/10000", "vm.watermark_boost_factor written at at_s")
+
+
+@dataclass
+class PhaseSpec:
+    at_s: float = _f(0.0, 0.0, 1e7, "s", "time the phase applies")
+    sysctl: PhaseSysctlSpec = field(default_factory=PhaseSysctlSpec)
+    start: list[str] = field(default_factory=list, metadata={"doc": "workload names whose start_s becomes at_s"})
+    stop: list[str] = field(default_factory=list, metadata={"doc": "workload names whose stop_s becomes at_s"})
 
 
 @dataclass
@@ -126,6 +162,8 @@ class Scenario:
     nics: list[NicSpec] = field(default_factory=lambda: [NicSpec()])
     traffic: list[TrafficSpec] = field(default_factory=list)
     workloads: list[WorkloadSpec] = field(default_factory=list)
+    phases: list[PhaseSpec] = field(default_factory=list,
+                                    metadata={"doc": "timed events: sysctl writes, workloads started/stopped"})
     randomize: dict[str, list[float]] = field(default_factory=dict,
                                               metadata={"doc": "key path -> [lo, hi], drawn per episode"})
     # Set by the loader, not a YAML key: the file this scenario came from ("" = built in code).
@@ -464,6 +502,64 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
             if check_files and not resolve_path(s, t.trace).is_file():
                 ctx.fail(("traffic", i, "trace"), f"no such file {t.trace!r} (looked in "
                                                   f"{_search_dirs(s)[0]} and {REPO_ROOT})")
+    _check_workloads_and_phases(s, ctx)
+
+
+_WORKLOAD_ONLY = {"volume_mib": ("stream_read",), "pages_per_burst": ("atomic_alloc",),
+                  "interval_ms": ("atomic_alloc",), "hold_ms": ("atomic_alloc",), "shots": ("atomic_alloc",)}
+
+
+def _check_workloads_and_phases(s: "Scenario", ctx: _Ctx) -> None:
+    """Workload names, kind-specific keys, start/stop times and phases (see workload_times())."""
+    names: dict[str, int] = {}
+    defaults = WorkloadSpec()
+    for i, w in enumerate(s.workloads):
+        if w.name is not None:
+            if not w.name.strip():
+                ctx.fail(("workloads", i, "name"), "empty name; give a label such as 'hog' or leave it out")
+            if w.name in names:
+                ctx.fail(("workloads", i, "name"), f"{w.name!r} is already the name of workloads[{names[w.name]}]; "
+                                                   "names must be unique")
+            names[w.name] = i
+        for key, kinds in _WORKLOAD_ONLY.items():
+            if w.kind not in kinds and getattr(w, key) != getattr(defaults, key):
+                ctx.fail(("workloads", i, key), f"only for kind {' or '.join(kinds)} (this workload is {w.kind!r})")
+        if w.kind == "atomic_alloc":
+            if w.interval_ms > 0 and w.pages_per_burst == 0:
+                ctx.fail(("workloads", i, "pages_per_burst"), "interval_ms > 0 needs pages_per_burst >= 1")
+            if w.interval_ms == 0 and not w.shots:
+                ctx.fail(("workloads", i), "atomic_alloc needs interval_ms > 0 with pages_per_burst, or shots")
+    used: dict[tuple[str, str], int] = {}
+    for j, ph in enumerate(s.phases):
+        for what in ("start", "stop"):
+            for k, n in enumerate(getattr(ph, what)):
+                if n not in names:
+                    known = ", ".join(sorted(names)) or "none (give workloads a name)"
+                    ctx.fail(("phases", j, what, k), f"no workload named {n!r}; named workloads: {known}")
+                if (n, what) in used:
+                    ctx.fail(("phases", j, what, k), f"workload {n!r} is already {what}ed by phases[{used[(n, what)]}]; "
+                                                     "a workload runs once, in [start_s, stop_s): add a second "
+                                                     "workload entry to run it again")
+                used[(n, what)] = j
+    for i, (a, z) in enumerate(workload_times(s)):
+        if z is not None and z <= a:
+            ctx.fail(("workloads", i, "stop_s"), f"stop at {_fmt_num(z)} s is not after the start at {_fmt_num(a)} s "
+                                                 "(phases included)")
+
+
+def workload_times(s: "Scenario") -> list[tuple[float, float | None]]:
+    """Each workload's [start_s, stop_s): its own keys, then overridden by the phases that name it
+    (a phase's ``start`` sets start_s = at_s, its ``stop`` sets stop_s = at_s)."""
+    out = [(w.start_s, w.stop_s) for w in s.workloads]
+    idx = {w.name: i for i, w in enumerate(s.workloads) if w.name is not None}
+    for ph in s.phases:
+        for n in ph.start:
+            if n in idx:
+                out[idx[n]] = (ph.at_s, out[idx[n]][1])
+        for n in ph.stop:
+            if n in idx:
+                out[idx[n]] = (out[idx[n]][0], ph.at_s)
+    return out
 
 
 def _search_dirs(s: "Scenario | str | Path") -> list[Path]:

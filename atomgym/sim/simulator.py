@@ -7,19 +7,22 @@ resets machines from integer seeds, applies knob writes and calls the compiled l
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from ..kernel.jit import jit
 
 from ..kernel.machine import Machine
-from ..kernel.watermarks import WMARK_MIN
-from ..kernel.zones import MAX_NR_ZONES, ZONE_NAMES
+from ..kernel.pcp import PCP_HIGH_AUTOTUNE, parse_pagesets, pcp_high_mode, pcp_high_static, zone_batchsize
+from ..kernel.watermark_ok import GFP_ATOMIC, GFP_NOWAIT, GFP_NOWARN
+from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
+from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_DMA32 as ZONE_DMA32_T, ZONE_NAMES, ZONE_NORMAL as ZONE_NORMAL_T
 from . import layout as L
 from .engine import free_state, make_state, run_ticks
 from .machines import scenario_machine
 from .rng import seed_state
-from .scenario import Scenario, draw_scenario, load_trace, resolve_path
+from .scenario import Scenario, draw_scenario, load_trace, resolve_path, workload_times
 from .tuners import (
     TP, TS, TUNERS, init_tuner, knob_min_free_kbytes, knob_watermark_boost_factor,
     knob_watermark_scale_factor, boost_zone, boost_zone_pages, render_action,
@@ -95,6 +98,7 @@ class Simulator:
         self.parallel = parallel
         self._machine_cache: dict[int, Machine] = {}
         self._trace_cache: dict[str, np.ndarray] = {}
+        self._pageset_cache: dict[str, dict] = {}
         self._machines: list[Machine | None] = [None] * self.B
         # dimensions: the largest over the batch (and over randomize draws: nodes/NICs/... are not randomizable)
         sc0 = self.scenarios
@@ -110,6 +114,7 @@ class Simulator:
         TL = 1
         for s in sc0:
             n = sum(len(self._load_trace(s, t)) for t in s.traffic if t.kind == "replay")
+            n += 3 * sum(len(w.shots) for w in s.workloads) + 3 * 3 * len(s.phases)
             TL = max(TL, n)
         B = self.B
         self.tick_ms = float(sc0[0].tick_ms)
@@ -174,8 +179,7 @@ class Simulator:
         mi[b, L.MI_WSF] = m.watermark_scale_factor
         mi[b, L.MI_WBF] = m.watermark_boost_factor
         mi[b, L.MI_MOVABLE_CLAMPED] = int(m.version.movable_min_clamped)
-        mi[b, L.MI_PCP_BATCH] = s.machine.pcp_batch
-        mi[b, L.MI_PCP_HIGH] = 6 * s.machine.pcp_batch   # pageset_set_batch(): high = 6 * batch
+        self._init_pcp(b, s, m)
         mi[b, L.MI_SWAP] = int(s.memory.swap)
         mi[b, L.MI_NNODES] = m.nr_nodes
         mi[b, L.MI_SUM_MIN] = int(m.wmark[:, WMARK_MIN].sum())
@@ -258,6 +262,12 @@ class Simulator:
             if left:
                 raise ValueError(f"{s.name}: NIC {k}'s rings need {pages} pages ({n.queues} queues x "
                                  f"{n.ring_size} descriptors); free memory and page cache hold only {pages - left}")
+        # migratetypes: kernel memory and ring buffers fill UNMOVABLE pageblocks; the free rest of
+        # their last, partly used block is the zone's unmovable free supply at the start
+        for z in range(zm):
+            used = int(zs[b, z, L.ZF_KERNEL] + zs[b, z, L.ZF_NET])
+            slack = (-used) % PAGEBLOCK_NR_PAGES
+            zs[b, z, L.ZF_FREE_U] = min(slack, int(zs[b, z, L.ZF_FREE]))
         # traffic
         tp[b] = 0.0
         tp[b, :, L.TP_KIND] = L.TK_NONE
@@ -293,26 +303,101 @@ class Simulator:
                 tp[b, i, L.TP_TRACE_OFF] = off
                 tp[b, i, L.TP_TRACE_N] = len(arr)
                 off += len(arr)
-        mi[b, L.MI_TRACE_LEN] = off
+        # phases' sysctl writes: (t_ms, knob, value), in time order (a phase's writes in
+        # apply_knobs() order: watermark_boost_factor, watermark_scale_factor, min_free_kbytes)
+        mi[b, L.MI_PHASE_OFF] = off
+        n_ph = 0
+        for ph in sorted(s.phases, key=lambda p: p.at_s):
+            for knob, v in ((2, ph.sysctl.watermark_boost_factor), (1, ph.sysctl.watermark_scale_factor),
+                            (0, ph.sysctl.min_free_kbytes)):
+                if v is not None:
+                    trace[b, off:off + 3] = (ph.at_s * 1000.0, knob, v)
+                    off += 3
+                    n_ph += 1
+        mi[b, L.MI_PHASE_N] = n_ph
+        mi[b, L.MI_PHASE_NEXT] = 0
         # memory workloads
         wp[b] = 0.0
         wp[b, :, L.WP_KIND] = L.WK_NONE
         wz[b] = 0
         mi[b, L.MI_NWORK] = len(s.workloads)
+        times = workload_times(s)
         for w, wl in enumerate(s.workloads):
             wp[b, w, L.WP_KIND] = L.WORKLOAD_KINDS.index(wl.kind)
+            start, stop = times[w]
+            wp[b, w, L.WP_START] = start * 1000.0
+            wp[b, w, L.WP_STOP] = math.inf if stop is None else stop * 1000.0
+            wp[b, w, L.WP_VOLUME] = 0 if wl.volume_mib is None else max(1, int(wl.volume_mib * PAGES_PER_MIB))
+            if wl.kind == "atomic_alloc":
+                wp[b, w, L.WP_GFP] = (GFP_ATOMIC | GFP_NOWARN) if wl.gfp == "atomic" else GFP_NOWAIT
+                wp[b, w, L.WP_PEAK] = wl.pages_per_burst
+                wp[b, w, L.WP_PERIOD] = wl.interval_ms
+                wp[b, w, L.WP_HOLD] = wl.hold_ms
+                wp[b, w, L.WP_S_NEXT] = start * 1000.0
+                wp[b, w, L.WP_SHOT_OFF] = off
+                wp[b, w, L.WP_SHOT_N] = len(wl.shots)
+                for sh in sorted(wl.shots, key=lambda x: x.at_s):
+                    trace[b, off:off + 3] = (sh.at_s * 1000.0, sh.pages, sh.hold_ms)
+                    off += 3
+                continue
             wp[b, w, L.WP_RATE] = wl.rate_mib_s * PAGES_PER_MIB / 1000.0
             wp[b, w, L.WP_WS] = int(wl.working_set_mib * PAGES_PER_MIB)
             wp[b, w, L.WP_PEAK] = int(wl.peak_mib * PAGES_PER_MIB)
             wp[b, w, L.WP_HOLD] = wl.hold_s * 1000.0
             wp[b, w, L.WP_PERIOD] = wl.period_s * 1000.0
-            wp[b, w, L.WP_START] = wl.start_s * 1000.0
+        mi[b, L.MI_TRACE_LEN] = off
         # rng, counters, tuner
         rng[b] = seed_state(int(seed))
         ctr[b] = 0.0
         ctr[b, L.C_MIN_FREE_SEEN] = float(zs[b, :, L.ZF_FREE].sum())
         mi[b, L.MI_TUNER] = init_tuner(self._tuner_names[b], ts[b], tpar[b], self._tuner_params[b])
         ring[b] = 0.0
+
+    def _pagesets(self, s: Scenario) -> dict:
+        if s.machine.snapshot is None:
+            return {}
+        p = str(resolve_path(s, s.machine.snapshot))
+        if p not in self._pageset_cache:
+            try:
+                text = Path(p).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            self._pageset_cache[p] = parse_pagesets(text)
+        return self._pageset_cache[p]
+
+    def _init_pcp(self, b: int, s: Scenario, m: Machine) -> None:
+        """Per-zone pcp batch and high (kernel/pcp.py): from the snapshot's pagesets when it has
+        them, else zone_batchsize()/zone_highsize() of the machine's kernel version; a scenario's
+        machine.pcp_batch overrides every zone's batch. One list per zone stands for the lists of
+        the CPU(s) doing the allocating, with one CPU's high."""
+        zs, mi = self._zs, self._mi
+        mode = pcp_high_mode(m.version)
+        psets = self._pagesets(s)
+        cpus = max(1, s.machine.cpus // max(1, m.nr_nodes))
+        if psets:
+            cpus = max(1, next(iter(psets.values()))["cpus"] // max(1, m.nr_nodes))
+        mi[b, L.MI_PCP_MODE] = mode
+        mi[b, L.MI_PCP_CPUS] = cpus
+        for z in range(m.managed.size):
+            mg = int(m.managed[z])
+            if mg == 0:
+                continue
+            ps = psets.get((z // MAX_NR_ZONES, ZONE_NAMES[z % MAX_NR_ZONES]))
+            batch = s.machine.pcp_batch or (ps["batch"] if ps else zone_batchsize(mg))
+            lo, hi = pcp_high_static(mode, mg, int(m.wmark[z, WMARK_LOW]), batch, cpus)
+            if ps and not s.machine.pcp_batch:
+                if ps["high_min"] is not None:
+                    lo, hi = ps["high_min"], ps["high_max"]
+                elif mode != PCP_HIGH_AUTOTUNE:
+                    lo = hi = ps["high"][0]
+            zs[b, z, L.ZF_PCP_BATCH] = batch
+            zs[b, z, L.ZF_PCP_HIGH_MIN] = lo
+            zs[b, z, L.ZF_PCP_HIGH_MAX] = hi
+            zs[b, z, L.ZF_PCP_HIGH] = lo
+        mi[b, L.MI_PCP_DECAY_NEXT] = (max(1, int(1000.0 / s.tick_ms + 0.5)) if mode == PCP_HIGH_AUTOTUNE
+                                      else 2**62)
+        # alloc_flags_nofragment(): GFP_KERNEL's preferred zone is Normal and DMA32 is populated
+        mi[b, L.MI_NOFRAG] = int(m.managed[ZONE_NORMAL_T] > 0 and m.managed[ZONE_DMA32_T] > 0)
 
     # ---- API ---------------------------------------------------------------------------------
     def reset(self, seeds, mask=None) -> None:

@@ -26,14 +26,16 @@ from ..kernel.jit import jit
 from ..kernel.boost import boost_watermark_zone
 from ..kernel.sysctl import write_min_free_kbytes, write_watermark_scale_factor
 from ..kernel.watermark_ok import GFP_ATOMIC
-from ..kernel.watermarks import WMARK_HIGH, WMARK_MIN, setup_per_zone_wmarks
+from ..kernel.pcp import PCP_HIGH_AUTOTUNE, pcp_high_static
+from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN, setup_per_zone_wmarks
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_NORMAL
 from .kswapd import wakeup_kswapd
 from .layout import (
     C_KNOB_WRITES, C_TUNER_ACTIONS, CLS_KERNEL,
     MF_T_MS, MI_MIN_FREE_KBYTES, MI_MOVABLE_CLAMPED, MI_NZL_KERNEL, MI_RING_N, MI_SUM_MIN,
     MI_TERMINATED, MI_TUNER, MI_USER_MIN_FREE_KBYTES, MI_WBF, MI_WSF, TUNER_RING, ZF_BOOSTED_FLAG,
-    ZF_KERNEL, ZL_KERNEL,
+    ZF_KERNEL, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZL_KERNEL,
+    MI_PCP_CPUS, MI_PCP_MODE,
 )
 
 EV_ALLOC_FAIL = 0
@@ -122,6 +124,28 @@ def _after_wmark_change(S, b):
             ok = True
     if not ok:
         mi[b, MI_TERMINATED] = 1
+    zone_pcp_update(S, b)
+
+
+@jit()
+def zone_pcp_update(S, b):
+    """zone_pcp_update() after setup_per_zone_wmarks(): every zone's pcp high (before 6.7) or
+    high_min/high_max (6.7+, pcp->high clamped into them) from kernel/pcp.py's rules."""
+    zs = S.zs
+    mode = S.mi[b, MI_PCP_MODE]
+    cpus = S.mi[b, MI_PCP_CPUS]
+    for z in range(zs.shape[1]):
+        if S.managed[b, z] == 0:
+            continue
+        lo, hi = pcp_high_static(mode, S.managed[b, z], S.wmark[b, z, WMARK_LOW], zs[b, z, ZF_PCP_BATCH], cpus)
+        zs[b, z, ZF_PCP_HIGH_MIN] = lo
+        zs[b, z, ZF_PCP_HIGH_MAX] = hi
+        h = zs[b, z, ZF_PCP_HIGH]
+        if mode != PCP_HIGH_AUTOTUNE or h < lo:
+            h = lo
+        if h > hi:
+            h = hi
+        zs[b, z, ZF_PCP_HIGH] = h
 
 
 @jit()

@@ -28,9 +28,14 @@ from __future__ import annotations
 import numpy as np
 from ..kernel.jit import jit
 
-from ..kernel.watermark_ok import GFP_KERNEL
-from .alloc import alloc_pages_reclaim, clear_scratch, free_pages_zone
+from ..kernel.watermark_ok import GFP_HIGH, GFP_KERNEL
+from ..kernel.zones import MAX_NR_ZONES
+from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone
 from .layout import (
+    ATOMIC_SLOTS, C_ATOMIC_FAIL, C_ATOMIC_FAIL_BURSTS, C_ATOMIC_FAIL_FREE0, C_ATOMIC_FAIL_PAGES, C_ATOMIC_FAIL_Z0,
+    C_ATOMIC_GOT, C_ATOMIC_REQ, C_FAIL_ATOMIC, C_FAIL_NOWAIT, CLS_ATOMIC, CLS_NOWAIT,
+    WK_ATOMIC, WP_GFP, WP_S_MISS_ACC, WP_S_READ, WP_S_SHOT_NEXT, WP_S_NEXT, WP_S_STOPPED, WP_SHOT_N,
+    WP_SHOT_OFF, WP_SLOT_T, WP_STOP, WP_VOLUME, ZF_FREE, ZF_KERNEL, ZL_KERNEL, MI_NZL_KERNEL,
     C_DEFICIT, C_OOM_KILL, C_REFAULTS, CLS_KERNEL,
     MF_T_MS, MF_TICK_MS, MI_NWORK, MI_NZL_USER, MI_TERMINATED,
     TK_DIURNAL, TK_INCAST, TK_MMPP, TK_POISSON, TK_REPLAY,
@@ -41,6 +46,7 @@ from .layout import (
     WP_WS, ZF_ANON, ZF_CACHE, ZL_USER,
 )
 from .rng import exponential, poisson, state_row, uniform
+from .tuners import EV_ALLOC_FAIL, tuner_on_event
 
 GFP_USER_MOVABLE = GFP_KERNEL   # GFP_HIGHUSER_MOVABLE: the same reclaim bits; zonelist from Movable
 
@@ -177,20 +183,171 @@ def _rate_pages(S, b, w):
 
 
 @jit()
+def _atomic_release(S, b, w, pages):
+    """Free ``pages`` of the pages atomic_alloc workload w holds, from each zone in proportion
+    to what it holds there (the remainder in zone order)."""
+    wz = S.wz
+    nz = wz.shape[2]
+    held = 0
+    for z in range(nz):
+        held += wz[b, w, z]
+    if pages > held:
+        pages = held
+    if pages <= 0:
+        return
+    left = pages
+    for p in range(2):
+        for z in range(nz):
+            if left == 0:
+                break
+            h = wz[b, w, z]
+            if h == 0:
+                continue
+            k = (pages * h) // held if p == 0 else left
+            if k > h:
+                k = h
+            if k > left:
+                k = left
+            if k > 0:
+                wz[b, w, z] = h - k
+                free_pages_zone(S, b, z, k, ZF_KERNEL)
+                left -= k
+    S.wp[b, w, WP_S_HELD] -= pages
+
+
+@jit()
+def _atomic_burst(S, b, w, n, hold_ms):
+    """One burst of a kernel module: ``n`` order-0 allocations with the workload's gfp (one by
+    one, like alloc_page() in a loop, no frees in between), held ``hold_ms``. Counts pages
+    requested / obtained / failed; at the burst's first failure, every zone's buddy free pages
+    (the state the failing request saw) and the tuner's EV_ALLOC_FAIL hook."""
+    wp = S.wp
+    ctr = S.ctr
+    gfp = int(wp[b, w, WP_GFP])
+    cls = CLS_ATOMIC if gfp & GFP_HIGH else CLS_NOWAIT
+    clear_scratch(S, b, ZL_KERNEL)
+    got, _ = alloc_pages_bulk(S, b, n, gfp, ZL_KERNEL, ZF_KERNEL, cls)
+    ctr[b, C_ATOMIC_REQ] += n
+    ctr[b, C_ATOMIC_GOT] += got
+    if got > 0:
+        zl = S.zl
+        scr = S.scr
+        for i in range(S.mi[b, MI_NZL_KERNEL]):
+            z = zl[b, ZL_KERNEL, i]
+            S.wz[b, w, z] += scr[b, z]
+        wp[b, w, WP_S_HELD] += got
+    if got < n:
+        nfail = n - got
+        zpref = S.zl[b, ZL_KERNEL, 0]
+        ctr[b, C_ATOMIC_FAIL_PAGES] += nfail
+        ctr[b, C_ATOMIC_FAIL_BURSTS] += 1
+        ctr[b, C_ATOMIC_FAIL] += nfail
+        ctr[b, C_ATOMIC_FAIL_Z0 + zpref % MAX_NR_ZONES] += nfail
+        ctr[b, C_FAIL_ATOMIC if cls == CLS_ATOMIC else C_FAIL_NOWAIT] += nfail
+        zs = S.zs
+        for z in range(MAX_NR_ZONES):   # node 0's zones
+            ctr[b, C_ATOMIC_FAIL_FREE0 + z] = zs[b, z, ZF_FREE]
+        tuner_on_event(S, b, EV_ALLOC_FAIL, gfp, cls, zpref, zpref // MAX_NR_ZONES, nfail)
+    if got <= 0:
+        return
+    if hold_ms <= 0.0:
+        _atomic_release(S, b, w, got)
+        return
+    # a free slot, else merge into the one released last
+    t_rel = S.mf[b, MF_T_MS] + hold_ms
+    best = -1
+    for k in range(ATOMIC_SLOTS):
+        if wp[b, w, WP_SLOT_T + 2 * k + 1] == 0.0:
+            best = k
+            break
+    if best < 0:
+        best = 0
+        for k in range(1, ATOMIC_SLOTS):
+            if wp[b, w, WP_SLOT_T + 2 * k] > wp[b, w, WP_SLOT_T + 2 * best]:
+                best = k
+        if t_rel < wp[b, w, WP_SLOT_T + 2 * best]:
+            t_rel = wp[b, w, WP_SLOT_T + 2 * best]
+    wp[b, w, WP_SLOT_T + 2 * best] = t_rel
+    wp[b, w, WP_SLOT_T + 2 * best + 1] += got
+
+
+@jit()
+def _atomic_tick(S, b, w, t, stopped):
+    wp = S.wp
+    for k in range(ATOMIC_SLOTS):
+        n = wp[b, w, WP_SLOT_T + 2 * k + 1]
+        if n > 0.0 and t >= wp[b, w, WP_SLOT_T + 2 * k]:
+            wp[b, w, WP_SLOT_T + 2 * k + 1] = 0.0
+            _atomic_release(S, b, w, int(n))
+    if stopped:
+        return
+    per = wp[b, w, WP_PERIOD]
+    if per > 0.0 and t >= wp[b, w, WP_S_NEXT]:
+        while wp[b, w, WP_S_NEXT] <= t:
+            wp[b, w, WP_S_NEXT] += per
+        _atomic_burst(S, b, w, int(wp[b, w, WP_PEAK]), wp[b, w, WP_HOLD])
+    nshot = int(wp[b, w, WP_SHOT_N])
+    off = int(wp[b, w, WP_SHOT_OFF])
+    tr = S.trace
+    while wp[b, w, WP_S_SHOT_NEXT] < nshot:
+        j = off + 3 * int(wp[b, w, WP_S_SHOT_NEXT])
+        if t < tr[b, j]:
+            break
+        wp[b, w, WP_S_SHOT_NEXT] += 1
+        _atomic_burst(S, b, w, int(tr[b, j + 1]), tr[b, j + 2])
+
+
+@jit()
 def workload_tick(S, b, w):
     wp = S.wp
     kind = wp[b, w, WP_KIND]
     t = S.mf[b, MF_T_MS]
     if kind < 0 or t < wp[b, w, WP_START]:
         return
+    stopped = wp[b, w, WP_S_STOPPED] != 0.0
+    if not stopped and t >= wp[b, w, WP_STOP]:
+        # stop_s: an anon_hog/churn exits (frees its memory); a reader stops reading
+        wp[b, w, WP_S_STOPPED] = 1.0
+        stopped = True
+        if kind == WK_ANON_HOG or kind == WK_CHURN:
+            _free_workload(S, b, w)
+            wp[b, w, WP_S_DEFICIT] = 0.0
+            wp[b, w, WP_S_PHASE] = HOG_EXITED
+    if kind == WK_ATOMIC:
+        _atomic_tick(S, b, w, t, stopped)
+        return
+    if stopped:
+        return
     if kind == WK_STREAM:
+        if wp[b, w, WP_VOLUME] > 0.0:
+            # read-once: every page read is a new page-cache page
+            n = _rate_pages(S, b, w) + int(wp[b, w, WP_S_DEFICIT])
+            left = int(wp[b, w, WP_VOLUME] - wp[b, w, WP_S_READ])
+            if n > left:
+                n = left
+            if n <= 0:
+                wp[b, w, WP_S_DEFICIT] = 0.0
+                if left <= 0:
+                    wp[b, w, WP_S_STOPPED] = 1.0
+                return
+            got, oom = _user_alloc(S, b, w, n, ZF_CACHE)
+            wp[b, w, WP_S_DEFICIT] = n - got
+            wp[b, w, WP_S_READ] += got
+            wp[b, w, WP_S_RESIDENT] += got
+            if oom:
+                oom_kill(S, b)
+            return
         ws = int(wp[b, w, WP_WS])
         if ws <= 0:
             return
         r = _rate_pages(S, b, w)
         res = int(wp[b, w, WP_S_RESIDENT])
         nonres = ws - res
-        misses = (r * nonres) // ws + int(wp[b, w, WP_S_DEFICIT])
+        # misses = r * nonres / ws with the remainder carried to the next tick
+        x = r * nonres + int(wp[b, w, WP_S_MISS_ACC])
+        m = x // ws
+        wp[b, w, WP_S_MISS_ACC] = x - m * ws
+        misses = m + int(wp[b, w, WP_S_DEFICIT])
         if misses > nonres:
             misses = nonres
         if misses <= 0:

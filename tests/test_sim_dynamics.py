@@ -1,0 +1,186 @@
+"""Golden traces of the dynamics added for issue 11: fallback boosts, per-zone pcp sizing,
+the atomic_alloc workload, phases, stop_s and stream_read's carried remainder.
+
+Set-up as in test_sim_golden.py: one node, Normal of 100000 managed pages, min_free_kbytes
+4000: min 1000, low 1250, high 1500; GFP_ATOMIC's floor 375 (min - min/2 - min/8).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atomgym.kernel import KernelVersion, Machine
+from atomgym.kernel.pcp import PCP_HIGH_AUTOTUNE, PCP_HIGH_LOW_STATIC, parse_pagesets, pcp_high_static, zone_batchsize
+from atomgym.sim import Simulator
+from atomgym.sim import layout as L
+from atomgym.sim.scenario import (
+    MachineSpec, MemorySpec, PhaseSpec, PhaseSysctlSpec, Scenario, ScenarioError, ShotSpec, WorkloadSpec,
+    load_scenario, scenario_from_dict,
+)
+
+NORMAL = 2
+REPO = Path(__file__).resolve().parents[1]
+SNAP_618 = REPO / "tests" / "data" / "snapshots" / "vm-6.18-3zones.txt"
+
+
+def _machine(wbf: int = 15000) -> Machine:
+    m = Machine(np.array([0, 0, 100000, 0, 0]), version=KernelVersion(6, 18), thp="never").boot()
+    m.write("vm.min_free_kbytes", 4000)
+    m.write("vm.watermark_boost_factor", wbf)
+    return m
+
+
+def _scenario(workloads=(), phases=(), nics=False) -> Scenario:
+    from atomgym.sim.scenario import KswapdSpec
+    return Scenario(name="dyn", tick_ms=1.0, machine=MachineSpec(pcp_batch=1),
+                    memory=MemorySpec(page_cache_frac=0.0, anon_frac=0.0, kernel_frac=0.0),
+                    kswapd=KswapdSpec(reclaim_pages_per_ms=100.0, wake_latency_ms=0.5),
+                    nics=[], traffic=[], workloads=list(workloads), phases=list(phases))
+
+
+def _set_zone(sim, b, z, free, cache=0, free_u=0):
+    zs = sim.zone_state
+    zs[b, z, L.ZF_FREE] = free
+    zs[b, z, L.ZF_FREE_U] = free_u
+    zs[b, z, L.ZF_PCP] = 0
+    zs[b, z, L.ZF_PCP_U] = 0
+    zs[b, z, L.ZF_CACHE] = cache
+    zs[b, z, L.ZF_ANON] = 0
+    zs[b, z, L.ZF_KERNEL] = sim.managed[b, z] - free - cache
+
+
+def _c(sim, name, b=0):
+    return float(sim.counter(name)[b])
+
+
+def test_fallback_boosts_and_wakes_kswapd_which_clears_it():
+    """One atomic page (an atomic_alloc shot at t=0) with Normal at 5000 free, all of it in
+    MOVABLE pageblocks. Fast path: 5000 > low 1250. The unmovable pcp list is empty and there is
+    no unmovable buddy page: __rmqueue_fallback() steals a movable block (512 free pages move to
+    UNMOVABLE) and calls boost_watermark(): boost = min(0 + 512, max(512, 1500*15000/10000)) =
+    512; ZONE_BOOSTED_WATERMARK (GFP_ATOMIC has ALLOC_KSWAPD) makes the same rmqueue wake kswapd
+    although the node is balanced (4999 > 1500 + 512). t=1: a boosted run (nr_boost_reclaim 512):
+    file only, p12: 20000>>12 = 4, p11: 9, p10 held: 27 passes of 19 -> 526 pages by t=6; the
+    boost is cleared by the snapshot. With watermark_boost_factor 0 the steal happens, but no
+    boost and no wakeup (machine 1)."""
+    wl = [WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.0, pages=1, hold_ms=1e6)])]
+    s = _scenario(wl)
+    sim = Simulator([s, s], machines=[_machine(), _machine(wbf=0)])
+    for b in (0, 1):
+        _set_zone(sim, b, NORMAL, free=5000, cache=20000)
+    sim.advance(1)
+    for b in (0, 1):
+        assert _c(sim, "fallbacks", b) == 1 and _c(sim, "atomic_got_pages", b) == 1
+        assert sim.zone_state[b, NORMAL, L.ZF_FREE_U] == 511 and sim.free[b, NORMAL] == 4999
+    assert _c(sim, "fallback_boosts", 0) == 1 and sim.boost[0, NORMAL] == 512 and _c(sim, "kswapd_wakeups", 0) == 1
+    assert _c(sim, "fallback_boosts", 1) == 0 and sim.boost[1, NORMAL] == 0 and _c(sim, "kswapd_wakeups", 1) == 0
+    sim.advance(6)                        # t=1..6
+    assert sim.boost[0, NORMAL] == 0 and sim.kswapd_state[0, 0] == L.KS_NAP
+    assert _c(sim, "pgsteal_kswapd", 0) == 526 and _c(sim, "kswapd_passes", 0) == 29
+    assert _c(sim, "pageoutrun", 1) == 0
+
+
+def test_pcp_batch_and_high_match_the_618_snapshot_pagesets():
+    """zone_batchsize()/zone_highsize() reproduce every static pagesets value of the 6.18 VM
+    (2 CPUs): batch 1/63/63, high_min 17/3522/7019, high_max 240/48307/96256 (the snapshot's
+    low watermarks 35/7045/14038); the simulator reads them from the snapshot."""
+    ps = parse_pagesets(SNAP_618.read_text())
+    lows = {"DMA": 35, "DMA32": 7045, "Normal": 14038}
+    managed = {"DMA": 3840, "DMA32": 772918, "Normal": 1540096}
+    for name in ("DMA", "DMA32", "Normal"):
+        p = ps[(0, name)]
+        assert p["cpus"] == 2
+        batch = zone_batchsize(managed[name])
+        assert batch == p["batch"]
+        assert pcp_high_static(PCP_HIGH_AUTOTUNE, managed[name], lows[name], batch, 2) == (p["high_min"], p["high_max"])
+    # 6.1 rule (5.14 .. 6.6): one static high = high_min
+    assert pcp_high_static(PCP_HIGH_LOW_STATIC, 1540096, 14038, 63, 2) == (7019, 7019)
+    s = scenario_from_dict({"machine": {"snapshot": str(SNAP_618)}, "nics": [], "traffic": []})
+    sim = Simulator(s)
+    zs = sim.zone_state[0]
+    assert list(zs[:3, L.ZF_PCP_BATCH]) == [1, 63, 63]
+    assert list(zs[:3, L.ZF_PCP_HIGH_MIN]) == [17, 3522, 7019]
+    assert list(zs[:3, L.ZF_PCP_HIGH_MAX]) == [240, 48307, 96256]
+
+
+def test_atomic_alloc_counts_pages_and_records_free_at_first_failure():
+    """Normal at 1000 free (all unmovable), pcp batch 1. A burst of 1000 GFP_ATOMIC pages at t=0:
+    the fast path fails (1000 <= 1250), the slow path takes pages while free > 375: 625 obtained,
+    375 failed; the zone had 375 free pages at the first failure. Held 5 ms: at t=5 the 625 pages
+    go back (free + pcp = 1000 again). A GFP_NOWAIT twin stops at min: 1000 <= 1000, none."""
+    for gfp, got in (("atomic", 625), ("nowait", 0)):
+        wl = [WorkloadSpec(kind="atomic_alloc", gfp=gfp, shots=[ShotSpec(at_s=0.0, pages=1000, hold_ms=5.0)])]
+        sim = Simulator(_scenario(wl), machines=_machine())
+        _set_zone(sim, 0, NORMAL, free=1000, free_u=1000)
+        sim.advance(1)
+        assert _c(sim, "atomic_req_pages") == 1000 and _c(sim, "atomic_got_pages") == got
+        assert _c(sim, "atomic_fail_pages") == 1000 - got and _c(sim, "atomic_fail_bursts") == 1
+        assert _c(sim, "atomic_fail_free_normal") == 1000 - got
+        assert _c(sim, f"fail_{gfp}") == 1000 - got
+        sim.advance(5)
+        assert sim.free[0, NORMAL] + sim.pcp[0, NORMAL] + sim.zone_state[0, NORMAL, L.ZF_CACHE] >= 1000
+        assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == 100000 - 1000
+
+
+def test_phases_write_sysctls_and_start_stop_workloads():
+    """A phase at 3 ms writes watermark_scale_factor 100 (setup_per_zone_wmarks(): low = min +
+    max(min/4, managed*100/10000) = 1000 + 1000) and starts the hog; a phase at 6 ms stops it
+    (the hog exits: its anonymous memory is freed)."""
+    wl = [WorkloadSpec(kind="anon_hog", name="hog", rate_mib_s=3.90625, peak_mib=100.0, hold_s=100.0,
+                       period_s=0.0)]
+    ph = [PhaseSpec(at_s=0.003, sysctl=PhaseSysctlSpec(watermark_scale_factor=100), start=["hog"]),
+          PhaseSpec(at_s=0.006, stop=["hog"])]
+    sim = Simulator(_scenario(wl, ph), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=50000)
+    sim.advance(3)                        # t=0..2
+    assert sim.wmark[0, NORMAL, 1] == 1250 and sim.zone_state[0, NORMAL, L.ZF_ANON] == 0
+    sim.advance(1)                        # t=3
+    assert sim.wmark[0, NORMAL, 1] == 2000 and sim.watermark_scale_factor[0] == 100
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 1
+    sim.advance(2)                        # t=4..5
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 3
+    sim.advance(1)                        # t=6: stopped
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 0
+
+
+def test_stream_read_carries_the_remainder():
+    """10 pages/ms over a 1,000,000-page working set, nothing resident: misses = (r * nonres +
+    carry) // ws. Flooring each tick lost one page per tick once anything was cached (9 of 10);
+    with the remainder carried, 1000 ticks read floor(sum 10 * (ws - res_t) / ws) pages,
+    within one page of 10000 - 10 * (0 + ... + ~9950) / 1e6 ~ 9950."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, working_set_mib=3906.25)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=90000)
+    sim.advance(1000)
+    got = sim.zone_state[0, NORMAL, L.ZF_CACHE]
+    assert 9945 <= got <= 9955
+
+
+def test_stream_read_volume_reads_once_then_stops():
+    """volume_mib 1 = 256 pages at 10 pages/ms: 26 ticks, then nothing more."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=1.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=90000)
+    sim.advance(25)
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 250
+    sim.advance(100)
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 256
+
+
+@pytest.mark.parametrize("yaml_obj, msg", [
+    ({"workloads": [{"kind": "anon_hog", "volume_mib": 5}]}, "workloads[0].volume_mib: only for kind stream_read"),
+    ({"workloads": [{"kind": "atomic_alloc"}]}, "atomic_alloc needs interval_ms > 0"),
+    ({"workloads": [{"name": "a"}, {"name": "a"}]}, "already the name of workloads[0]"),
+    ({"phases": [{"at_s": 1, "start": ["x"]}]}, "phases[0].start[0]: no workload named 'x'"),
+    ({"workloads": [{"name": "a", "start_s": 5}], "phases": [{"at_s": 2, "stop": ["a"]}]},
+     "workloads[0].stop_s: stop at 2 s is not after the start at 5 s"),
+    ({"phases": [{"at_s": 1, "sysctl": {"watermark_scale_factor": 0}}]},
+     "phases[0].sysctl.watermark_scale_factor: 0 is out of range"),
+])
+def test_schema_errors_are_one_line(yaml_obj, msg):
+    yaml_obj = {"nics": [], "traffic": [], **yaml_obj}
+    with pytest.raises(ScenarioError) as e:
+        scenario_from_dict(yaml_obj)
+    assert msg in str(e.value) and "\n" not in str(e.value)
