@@ -18,6 +18,7 @@ from atomgym.realkernel import host, run as rkrun
 from atomgym.realkernel.capture import parse_serial, read_jsonl, timeseries_csv, timeseries_jsonl
 from atomgym.realkernel.errors import RealKernelError
 from atomgym.realkernel.plan import load_plan
+from atomgym.paths import SCENARIO_DIR
 
 DATA = Path(__file__).parent / "data" / "realkernel"
 CAP = DATA / "capture-smoke"
@@ -99,7 +100,7 @@ def test_read_jsonl_names_a_bad_line():
 
 # ---- plan ---------------------------------------------------------------------------------
 def test_plan_of_the_shipped_scenario():
-    p = load_plan(DATA / "real-atomic-stream.yaml")
+    p = load_plan(SCENARIO_DIR / "real-atomic-stream.yaml")
     assert (p.ram_mib, p.cpus, p.thp, p.duration_s) == (512, 1, "never", 60.0)
     kinds = {w.name: w for w in p.works}
     assert kinds["reader"].stop == 40.0            # the phase at 40 s stops it
@@ -111,7 +112,7 @@ def test_plan_of_the_shipped_scenario():
     assert p.prefill_cache_mib == int(512 * 0.30) and p.prefill_anon_mib == int(512 * 0.05)
     text = p.text()
     assert "shot 17 4096 200000" in text and "sysctl 40 watermark_boost_factor 0" in text
-    assert load_plan(DATA / "real-atomic-stream-wsf100.yaml").sysctls[0] == (0.0, "watermark_scale_factor", 100)
+    assert load_plan(SCENARIO_DIR / "real-atomic-stream-wsf100.yaml").sysctls[0] == (0.0, "watermark_scale_factor", 100)
 
 
 def test_phase_start_and_stop_make_intervals(tmp_path):
