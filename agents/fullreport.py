@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # every shipped scenario but diurnal-bursts (a 1200 s episode: 20x the others' evaluation time)
 SCENARIOS = ("incast-pagecache", "train-randomized", "memalloc-drops", "virtio-deferral", "stream-read-bursts",
-             "anon-hog-bursts", "trace-replay", "quiet")
+             "anon-hog-bursts", "trace-replay", "quiet", "real-atomic-stream", "real-atomic-stream-wsf100")
 
 
 def _machine() -> str:
