@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 train: $(STAMP)
@@ -34,7 +35,7 @@ baselines: $(STAMP)
 	$(PY) -m agents.report $(BL_OUT)/episodes.csv
 
 # The whole result (README "Results"): 10 training seeds of the default config through Ray, every
-# baseline and both oracles on 8 scenarios x 10 evaluation seeds -> runs/report-<time>/report.md + PNGs.
+# baseline and both oracles on 10 scenarios x 10 evaluation seeds -> runs/report-<time>/report.md + PNGs.
 # REPORT_ARGS passes options to agents.fullreport (e.g. REPORT_ARGS="--seeds 0-2 --eval-seeds 3").
 REPORT_ARGS ?=
 report: $(STAMP)

@@ -39,7 +39,6 @@ from agents import baselines
 from atomgym.envs.core import DEFAULT_DEADLOCK_PENALTY as DEADLOCK
 from atomgym.envs.core import DEFAULT_WEIGHTS as _W
 from atomgym.envs.core import score as env_score
-from atomgym.kernel.zones import PAGE_KB
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / "runs" / "best-static-cache"
@@ -383,7 +382,7 @@ def _lock(out: Path):
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.close()
-        raise UsageError(f"{out}: another agents.evaluate is writing this folder; wait for it or use another --out")
+        raise UsageError(f"{out}: another agents.evaluate is writing this folder; wait for it or use another --out") from None
     return f
 
 

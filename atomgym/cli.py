@@ -20,7 +20,6 @@ import os
 import stat
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from .kernel.machine import WRITABLE_KEYS, Machine, SysctlError

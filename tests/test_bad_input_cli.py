@@ -18,7 +18,7 @@ from atomgym import cli
 from atomgym.cli import main
 from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.snapshot import MAX_MANAGED_PAGES, SnapshotError, parse_snapshot, parse_text
-from test_kernel_helpers import snapshot_text
+from snapshot_helpers import snapshot_text
 
 REPO = Path(__file__).parents[1]
 
@@ -322,7 +322,7 @@ def test_snapshot_of_the_live_host_reads_proc_sys_files() -> None:
 
 def test_control_characters_in_a_file_name_stay_on_one_line(tmp_path) -> None:
     code, _, err = run(["check", str(tmp_path / "a\nb.txt")])
-    line = one_line_error(code, err, "a\\nb.txt", "cannot read")
+    one_line_error(code, err, "a\\nb.txt", "cannot read")
     assert err.count("\n") == 1, err
 
 

@@ -180,7 +180,7 @@ def test_full_disk_during_training_is_one_line_and_no_partial_model(tmp_path, ca
 
 def test_a_newline_in_the_config_name_stays_on_one_line(tmp_path, capsys) -> None:
     p = _write(tmp_path, "", "a\nb.yaml")
-    err = _refused(tmp_path, capsys, p, "a\\nb.yaml", "the file is empty")
+    _refused(tmp_path, capsys, p, "a\\nb.yaml", "the file is empty")
 
 
 def test_evaluation_env_is_built_before_training(tmp_path, capsys) -> None:

@@ -1,7 +1,6 @@
 """Baselines driven through the Gymnasium env's observation/continuous action spaces."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from agents.baselines.env import EnvPolicy

@@ -13,7 +13,7 @@ import pytest
 from atomgym.cli import main
 from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.snapshot import parse_snapshot
-from test_kernel_helpers import require_snapshots, snapshot_text
+from snapshot_helpers import require_snapshots, snapshot_text
 
 REPO = Path(__file__).parents[1]
 

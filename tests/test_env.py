@@ -208,7 +208,7 @@ def test_sb3_vecenv_autoreset_and_ppo_smoke():
     obs = v.reset()
     single = AtomEnv(duration_s=0.5)
     assert np.array_equal(obs[0], single.reset(seed=0)[0])
-    for t in range(5):
+    for _ in range(5):
         obs, r, done, infos = v.step(np.zeros(4, np.int64))
     assert done.all() and all(i["TimeLimit.truncated"] for i in infos)
     assert np.array_equal(infos[0]["terminal_observation"], _last_obs(single))

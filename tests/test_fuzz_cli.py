@@ -20,7 +20,7 @@ from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.machine import WRITABLE_KEYS
 from atomgym.kernel.snapshot import parse_snapshot
 from fuzz_helpers import NASTY_TEXT, assert_clean_outcome, fuzz_settings, mutate_lines, run_cli
-from test_kernel_helpers import SNAPSHOTS, snapshot_text
+from snapshot_helpers import SNAPSHOTS, snapshot_text
 
 BASES = [(SNAPSHOTS / n).read_text() for n in ("1G-default--start.txt", "2G-smp2-numa2-default--start.txt",
                                                 "4G-mf16384--after-mf-16384.txt")]

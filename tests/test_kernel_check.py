@@ -10,7 +10,7 @@ import pytest
 from atomgym.cli import check_snapshot, main
 from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.snapshot import parse_snapshot, parse_text
-from test_kernel_helpers import require_snapshots, snapshot_text
+from snapshot_helpers import require_snapshots, snapshot_text
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:

@@ -9,7 +9,7 @@ from atomgym.cli import check_snapshot
 from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.snapshot import find_boot_pattern, parse_text
 from atomgym.kernel.watermarks import mult_frac
-from test_kernel_helpers import snapshot_text
+from snapshot_helpers import snapshot_text
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VERSIONS = [KernelVersion(6, 1, "6.1.0-56-amd64"), KernelVersion(6, 18, "6.18.44")]

@@ -8,7 +8,7 @@ import pytest
 
 from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.snapshot import SnapshotError, parse_snapshot, parse_text
-from test_kernel_helpers import SHARED, require_snapshots, snapshot_text, zoneinfo_text
+from snapshot_helpers import SHARED, require_snapshots, snapshot_text, zoneinfo_text
 
 
 def test_real_snapshots_parse() -> None:

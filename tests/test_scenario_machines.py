@@ -3,7 +3,6 @@ rule for ram_mib lands within 30 pages per zone of the real QEMU guests."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from atomgym.sim.scenario import (
     load_scenario,
 )
 
-SNAP_DIR = REPO_ROOT / "tests" / "data" / "snapshots"   # the real snapshots, vendored (test_kernel_helpers.py)
+SNAP_DIR = REPO_ROOT / "tests" / "data" / "snapshots"   # the real snapshots, vendored (snapshot_helpers.py)
 SNAPSHOTS = sorted(SNAP_DIR.glob("*.txt"))
 
 

@@ -17,7 +17,7 @@ from atomgym.sim import Simulator
 from atomgym.sim import layout as L
 from atomgym.sim.scenario import (
     MachineSpec, MemorySpec, PhaseSpec, PhaseSysctlSpec, Scenario, ScenarioError, ShotSpec, WorkloadSpec,
-    load_scenario, scenario_from_dict,
+    scenario_from_dict,
 )
 
 NORMAL = 2

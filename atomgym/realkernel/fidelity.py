@@ -227,7 +227,6 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     knob_events = [] if feats["phases"] else sorted(
         (p["at_s"], p["sysctl"]) for p in plan.phases if p["sysctl"])
     ts, pos, boosts = [], [], []
-    t = 0.0
     total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
     done = 0
 
@@ -251,7 +250,6 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
                           watermark_scale_factor=kv.get("watermark_scale_factor"),
                           watermark_boost_factor=kv.get("watermark_boost_factor"))
         record()
-        t = done * tick / 1000
     c = sim.counter_dict(0)
     runs = int(c.get("pageoutrun", 0))
     names = sim.counter_names

@@ -154,9 +154,14 @@ def _refuse_unrunnable(ctx: _Ctx, d: dict) -> None:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read a scenario file into a Plan; one-line RealKernelError on anything a guest cannot run."""
+    """Read a scenario file (or a shipped scenario's name) into a Plan; one-line RealKernelError
+    on anything a guest cannot run."""
     p = Path(path)
-    src = str(path)
+    if not p.exists() and p.suffix == "" and "/" not in str(path):
+        from ..paths import SCENARIO_DIR
+        if (SCENARIO_DIR / f"{path}.yaml").is_file():      # a shipped scenario by name
+            p = SCENARIO_DIR / f"{path}.yaml"
+    src = str(p)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:

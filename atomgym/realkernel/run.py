@@ -92,7 +92,7 @@ def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: fl
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as e:
-        raise RealKernelError(f"cannot start qemu-system-x86_64: {e.strerror or e} (run `atomgym realkernel setup`)")
+        raise RealKernelError(f"cannot start qemu-system-x86_64: {e.strerror or e} (run `atomgym realkernel setup`)") from None
     last_size, last_change = -1, t0
     reason = ""
     try:

@@ -161,7 +161,6 @@ class Simulator:
         else:
             m = self._base_machine(b, s).copy()
         self._machines[b] = m
-        Z = self.n_zones
         zm = m.managed.size
         for arr in (managed[b], boost[b], scr[b]):
             arr[:] = 0
