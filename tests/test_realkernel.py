@@ -19,6 +19,7 @@ from atomgym.realkernel.capture import parse_serial, read_jsonl, timeseries_csv,
 from atomgym.realkernel.errors import RealKernelError
 from atomgym.realkernel.plan import load_plan
 from atomgym.paths import SCENARIO_DIR
+from atomgym.sim.scenario import ScenarioError, load_scenario
 
 DATA = Path(__file__).parent / "data" / "realkernel"
 CAP = DATA / "capture-smoke"
@@ -115,39 +116,99 @@ def test_plan_of_the_shipped_scenario():
     assert load_plan(SCENARIO_DIR / "real-atomic-stream-wsf100.yaml").sysctls[0] == (0.0, "watermark_scale_factor", 100)
 
 
-def test_phase_start_and_stop_make_intervals(tmp_path):
+SHIPPED_PLAN = """\
+# atomgym plan for real-atomic-stream
+duration 60
+sample 0.3
+disk /dev/vda
+thp never
+prefill 153 25 0
+sysctl 0 watermark_scale_factor 10
+sysctl 40 watermark_boost_factor 0
+stream 0 0 40 48 153 2048 -1
+hog 1 15 -1 32 160 5 0
+atomic 2 0 -1 0 512 100000 50000
+shot 17 4096 200000
+shot 32 4096 200000
+"""
+
+
+def test_plan_text_of_the_shipped_scenarios_is_unchanged():
+    # the text the harness's own reader wrote before the plan was built from the simulator's loader
+    assert load_plan("real-atomic-stream").text() == SHIPPED_PLAN      # a shipped scenario by name
+    assert load_plan(SCENARIO_DIR / "real-atomic-stream-wsf100.yaml").text() == SHIPPED_PLAN.replace(
+        "real-atomic-stream", "real-atomic-stream-wsf100").replace("scale_factor 10", "scale_factor 100")
+    assert load_plan(DATA / "real-atomic-stream-nowait.yaml").text() == SHIPPED_PLAN.replace(
+        "real-atomic-stream", "real-atomic-stream-nowait").replace("atomic 2 0 -1 0 ", "atomic 2 0 -1 1 ")
+    # the plan the committed capture ran (written by the harness at run time)
+    assert load_plan(DATA / "real-smoke.yaml").text() == (CAP / "plan.txt").read_text()
+
+
+def test_phase_start_and_stop_set_the_interval(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text(textwrap.dedent("""\
         duration_s: 30
-        machine: {ram_mib: 512}
+        machine: {ram_mib: 512, cpus: 1}
         nics: []
         workloads:
           - {name: r, kind: stream_read, rate_mib_s: 10, working_set_mib: 100, stop_s: 25}
+          - {name: late, kind: anon_hog, peak_mib: 64, start_s: 30}
         phases:
-          - {at_s: 5, stop: [r]}
           - {at_s: 10, start: [r]}
         """))
     p = load_plan(f)
-    # no explicit start_s: the phase is its only start (the agreed rule)
-    assert [(w.start, w.stop) for w in p.works] == [(10.0, 25.0)]
-    f.write_text(f.read_text().replace("stop_s: 25}", "start_s: 0, stop_s: 25}"))
-    p = load_plan(f)
-    assert [(w.start, w.stop) for w in p.works] == [(0.0, 5.0), (10.0, 25.0)]
+    # the schema's rule (workload_times): the phase's start replaces start_s; a workload starting
+    # at or after duration_s is left out
+    assert [(w.name, w.start, w.stop) for w in p.works] == [("r", 10.0, 25.0)]
+    f.write_text(f.read_text() + "  - {at_s: 20, stop: [r]}\n")
+    assert [(w.start, w.stop) for w in load_plan(f).works] == [(10.0, 20.0)]
+    # a stop before the start is the scenario loader's error, word for word
+    f.write_text(f.read_text().replace("at_s: 20", "at_s: 5"))
+    with pytest.raises(ScenarioError) as want:
+        load_scenario(f)
+    with pytest.raises(RealKernelError) as got:
+        load_plan(f)
+    assert str(got.value) == str(want.value) and "stop at 5 s is not after the start at 10 s" in str(got.value)
 
 
+def test_a_bad_value_in_an_atomic_alloc_is_the_loaders_one_line(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("nics: []\nmachine: {ram_mib: 512, cpus: 1}\nworkloads:\n"
+                 "  - kind: atomic_alloc\n    interval_ms: 10\n    pages_per_burst: -5\n")
+    with pytest.raises(ScenarioError) as want:
+        load_scenario(f)
+    with pytest.raises(RealKernelError) as got:
+        load_plan(f)
+    s = str(got.value)
+    assert s == str(want.value) and "\n" not in s
+    assert s.startswith(f"{f}:6: workloads[0].pages_per_burst: -5 is out of range")
+    assert s.count("pages_per_burst") == 1 and s.count("out of range") == 1     # reported once
+
+
+NICS0 = "nics: []\nmachine: {ram_mib: 512, cpus: 1}\n"     # lines 2 and 3
 BAD = [
-    ("nics: [{driver: page_pool}]\n", "a guest cannot run nics (1) at line 2"),
-    ("nics: []\ntraffic: [{kind: poisson}]\n", "a guest cannot run traffic (1) at line 3"),
-    ("workloads: []\n", "nics: absent means one default NIC"),
-    ("nics: []\nworkloads: [{kind: churn}]\n", "a guest cannot run workloads[0] kind churn at line 3"),
-    ("nics: []\nworkloads: [{kind: atomic_alloc, gfp: high}]\n", "gfp: 'high'; valid: atomic, nowait"),
-    ("nics: []\nworkloads: [{kind: stream_read, rate: 5}]\n", "rate: unknown key for stream_read"),
-    ("nics: []\nmemory: {swap: true}\n", "memory.swap: the guest has no swap"),
-    ("nics: []\nphases: [{at_s: 1, stop: [nobody]}]\n", "no workload named 'nobody'"),
-    ("nics: []\nworkloads:\n  - {kind: atomic_alloc}\n  - {kind: atomic_alloc}\n", "one atomic_alloc workload"),
-    ("nics: []\nmachine: {ram_mib: 100}\n", "100 out of range"),
-    ("nics: []\nduration_s: [1]\n", "expected a number"),
-    ("nics: []\nphases: [{at_s: 1, sysctl: {swappiness: 3}}]\n", "swappiness: unknown key"),
+    # the simulator's loader (schema, ranges, names)
+    (NICS0 + "workloads: [{kind: atomic_alloc, gfp: high}]\n",
+     "workloads[0].gfp: 'high' is not a valid choice; choices: atomic, nowait"),
+    (NICS0 + "workloads: [{kind: stream_read, rate: 5}]\n", "workloads[0].rate: unknown key"),
+    (NICS0 + "phases: [{at_s: 1, stop: [nobody]}]\n", "no workload named 'nobody'"),
+    ("nics: []\nmachine: {ram_mib: 100}\n", ":3: machine.ram_mib: 100 is out of range; valid range 512.."),
+    (NICS0 + "tick_ms: [1]\n", "tick_ms: expected a number"),
+    (NICS0 + "phases: [{at_s: 1, sysctl: {swappiness: 3}}]\n", "phases[0].sysctl.swappiness: unknown key"),
+    # what a guest cannot run
+    ("nics: [{driver: page_pool}]\n", "a guest cannot run nics (1) at line 2,"),
+    ("nics: [{driver: page_pool}]\ntraffic: [{kind: poisson}]\n",
+     "a guest cannot run nics (1) at line 2, traffic (1) at line 3, machine.cpus 8, the default (at most 4);"),
+    ("workloads: []\n", "nics absent (one default NIC in the simulator; write `nics: []`)"),
+    (NICS0 + "workloads: [{kind: churn}]\n", "a guest cannot run workloads[0] kind churn at line 4;"),
+    (NICS0 + "memory: {swap: true}\n", "a guest cannot run memory.swap (the guest has no swap) at line 4;"),
+    (NICS0 + "workloads:\n  - {kind: atomic_alloc, shots: [{at_s: 1}]}\n  - {kind: atomic_alloc, shots: [{at_s: 2}]}\n",
+     "a guest cannot run workloads[1], a second atomic_alloc (the module has one configuration) at line 6;"),
+    ("nics: []\nmachine: {ram_mib: 32768, cpus: 2}\n", "machine.ram_mib 32768 (at most 16384) at line 3;"),
+    (NICS0 + "workloads: [{kind: atomic_alloc, pages_per_burst: 1, interval_ms: 0.5}]\n",
+     "workloads[0].interval_ms 0.5 (the module's timer ticks every 1 ms: 0 or at least 1) at line 4;"),
+    (NICS0 + "memory: {page_cache_frac: 0.6, anon_frac: 0.35, kernel_frac: 0}\n",
+     "page_cache_frac + anon_frac = 0.95 (at most 0.9: the guest needs the rest) at line 4;"),
 ]
 
 
@@ -159,6 +220,31 @@ def test_plan_refuses_with_one_line(tmp_path, yaml_text, msg):
         load_plan(f)
     s = str(e.value)
     assert msg in s and "\n" not in s and s.startswith(str(f) + ":")
+
+
+def test_every_item_a_guest_cannot_run_is_named_with_its_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text(textwrap.dedent("""\
+        nics: []
+        machine:
+          nodes: 2
+          cpus: 1
+        memory: {swap: true}
+        randomize: {duration_s: [5, 10]}
+        workloads:
+          - {kind: churn}
+          - {kind: atomic_alloc, shots: [{at_s: 1}]}
+          - {kind: atomic_alloc, shots: [{at_s: 2}]}
+        """))
+    with pytest.raises(RealKernelError) as e:
+        load_plan(f)
+    s = str(e.value)
+    assert "\n" not in s
+    for item in ("randomize (a guest runs one fixed scenario) at line 6",
+                 "machine.nodes 2 (the guest has one NUMA node) at line 3",
+                 "memory.swap (the guest has no swap) at line 5", "workloads[0] kind churn at line 8",
+                 "workloads[2], a second atomic_alloc (the module has one configuration) at line 10"):
+        assert s.count(item) == 1, item
 
 
 def test_everything_a_guest_cannot_run_is_named_in_one_line():

@@ -154,26 +154,26 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
     cache = vm.get("nr_file_pages", 0) / managed
     anon = vm.get("nr_anon_pages", 0) / managed
     kern = max(0.0, 1.0 - free / managed - cache - anon)
-    raw = plan.raw
+    from ..sim.scenario import scenario_to_dict
+    given = scenario_to_dict(plan.spec)    # the validated scenario, every key (defaults included)
     missing: list[str] = []
     stops: list[float] = []
     shots_given = False
     d: dict[str, Any] = {
         "description": f"simulator twin of the capture {cap.name}",
-        "duration_s": plan.duration_s, "tick_ms": raw.get("tick_ms", 1.0),
+        "duration_s": plan.duration_s, "tick_ms": given["tick_ms"],
         "machine": {"snapshot": snap_file.name, "cpus": plan.cpus},
-        "sysctl": {k: v for k, v in (raw.get("sysctl") or {}).items() if v is not None},
+        "sysctl": {k: v for k, v in given["sysctl"].items() if v is not None},
         "memory": {"page_cache_frac": round(cache, 4), "anon_frac": round(anon, 4), "kernel_frac": round(kern, 4),
                    "swap": False},
-        "kswapd": dict(raw.get("kswapd") or {}),
+        "kswapd": given["kswapd"],
         "nics": [], "traffic": [], "workloads": [],
     }
     if feats["phases"]:
-        d["phases"] = raw.get("phases") or []
+        d["phases"] = given["phases"]
         by_name = {plan.works[i].name: r for i, r in rates.items()}
-        for i, w in enumerate(raw.get("workloads") or []):
-            w = dict(w)
-            name = w.get("name") or f"{w.get('kind', 'stream_read')}#{i}"
+        for i, w in enumerate(given["workloads"]):
+            name = w["name"] or f"{w['kind']}#{i}"
             if name in by_name:   # the rate the guest reached
                 w["rate_mib_s"] = by_name[name]
             d["workloads"].append(w)
