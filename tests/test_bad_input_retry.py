@@ -1,0 +1,89 @@
+"""Bad inputs found by an independent re-try of issue 16: a capture folder `fidelity` cannot use,
+scenario keys a workload kind cannot take, an atomic_alloc period the tick cannot represent.
+Each one line (exit 2 for the CLI), never a traceback."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from atomgym import cli
+from atomgym.sim.scenario import ScenarioError, load_scenario
+
+CAPTURE = Path(__file__).parent / "data" / "realkernel" / "capture-smoke"
+SMOKE_TS = (CAPTURE / "timeseries.jsonl").read_text().splitlines()
+
+
+def _fidelity(cap: Path) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["fidelity", str(cap)], out, err)
+    return code, err.getvalue()
+
+
+def _edit(tmp_path: Path, name: str, content: str | None) -> Path:
+    cap = tmp_path / "cap"
+    shutil.copytree(CAPTURE, cap)
+    p = cap / name
+    p.unlink()
+    if content is None:
+        p.mkdir()
+    else:
+        p.write_text(content)
+    return cap
+
+
+@pytest.mark.parametrize("name, content, needle", [
+    ("capture.json", "[]\n", "capture.json: a JSON list"),
+    ("capture.json", '{"sample_s": 0}\n', "capture.json: sample_s = 0"),
+    ("capture.json", '{"atomic": 5}\n', "capture.json: atomic must be an object"),
+    ("timeseries.jsonl", '{"t": 0, "zones": []}\n{"t": 1, "zones": []}\n', "sample 1: zones"),
+    ("timeseries.jsonl", "\n".join(SMOKE_TS[:3]).replace('"t":0.0059', '"t":"x"'), "sample 1: t = 'x'"),
+    ("timeseries.jsonl", "\n".join(SMOKE_TS[1::-1]), "sample 2: t = "),
+    ("timeseries.jsonl", "\n".join(s.replace('"vmstat":', '"vmstat_":') for s in SMOKE_TS[:3]),
+     "sample 1: vmstat must be an object"),
+    ("timeseries.jsonl", "\n".join(SMOKE_TS[:2]).replace('"free":3808,', '', 1), "sample 1: a zone needs"),
+    ("events.json", "{\n", "events.json: not JSON"),
+    ("events.json", "{}\n", "events.json: a JSON dict"),
+    ("events.json", None, "events.json: cannot read"),
+])
+def test_fidelity_refuses_a_broken_capture_in_one_line(tmp_path, name, content, needle) -> None:
+    code, err = _fidelity(_edit(tmp_path, name, content))
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert needle in err, err
+
+
+def test_fidelity_capture_json_not_utf8(tmp_path) -> None:
+    cap = _edit(tmp_path, "capture.json", "")
+    (cap / "capture.json").write_bytes(b"\xff\xfe\x00")
+    code, err = _fidelity(cap)
+    assert code == 2 and "capture.json: not UTF-8" in err and err.count("\n") == 1
+
+
+def _scen(tmp_path: Path, workload: str, tick: str = "") -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(f"duration_s: 2\n{tick}nics: []\ntraffic: []\nworkloads:\n  - {workload}\n")
+    return p
+
+
+@pytest.mark.parametrize("interval, tick", [("1e-9", ""), ("0.5", ""), ("2", "tick_ms: 5\n")])
+def test_atomic_alloc_interval_below_the_tick_is_refused(tmp_path, interval, tick) -> None:
+    # before: 1e-9 ms passed validation and the simulator spun for minutes catching up bursts
+    p = _scen(tmp_path, f"{{kind: atomic_alloc, pages_per_burst: 1, interval_ms: {interval}}}", tick)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(p)
+    assert "s.yaml:" in str(e.value) and "interval_ms" in str(e.value) and ">= tick_ms" in str(e.value)
+
+
+def test_atomic_alloc_interval_of_one_tick_loads(tmp_path) -> None:
+    s = load_scenario(_scen(tmp_path, "{kind: atomic_alloc, pages_per_burst: 1, interval_ms: 1}"))
+    assert s.workloads[0].interval_ms == 1.0
+
+
+@pytest.mark.parametrize("kind", ["anon_hog", "stream_read", "churn"])
+def test_gfp_on_a_workload_that_is_not_atomic_alloc_is_refused(tmp_path, kind) -> None:
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(_scen(tmp_path, f"{{kind: {kind}, gfp: nowait}}"))
+    assert "workloads[0].gfp: only for kind atomic_alloc" in str(e.value)
