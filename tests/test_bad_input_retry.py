@@ -87,3 +87,25 @@ def test_gfp_on_a_workload_that_is_not_atomic_alloc_is_refused(tmp_path, kind) -
     with pytest.raises(ScenarioError) as e:
         load_scenario(_scen(tmp_path, f"{{kind: {kind}, gfp: nowait}}"))
     assert "workloads[0].gfp: only for kind atomic_alloc" in str(e.value)
+
+
+def test_evaluate_out_empty_is_refused_and_nothing_lands_in_the_current_folder(tmp_path, monkeypatch, capsys) -> None:
+    from agents import evaluate
+    monkeypatch.chdir(tmp_path)
+    for out in ("", "  "):
+        assert evaluate.main(["--policies", "psi", "--scenarios", "quiet", "--seeds", "1",
+                              "--duration-s", "1", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("argument --out: empty") == 2 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []     # before: episodes.csv, actions.log and the lock in "."
+
+
+@pytest.mark.parametrize("dur", ["1e-9", "0.0004"])
+def test_evaluate_duration_below_one_tick_is_refused_before_any_file(tmp_path, capsys, dur) -> None:
+    from agents import evaluate
+    out = tmp_path / "o"
+    assert evaluate.main(["--policies", "psi", "--scenarios", "quiet", "--seeds", "1",
+                          "--duration-s", dur, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "shorter than one tick of quiet (1 ms)" in err and err.count("\n") == 1
+    assert not out.exists()                   # before: an episodes.csv of 0-tick "episodes"
