@@ -346,6 +346,16 @@ def read_episodes(path: Path) -> list[dict[str, str]]:
     if header != COLUMNS:
         raise UsageError(f"{path}: not an episodes.csv of this version of agents.evaluate (its columns differ); "
                          "use another --out or --force")
+    for i, row in enumerate(rows, 2):   # a torn or edited row would be counted as finished and appended to
+        bad = None in row or any(v is None for v in row.values())
+        if not bad:
+            try:
+                bad = not all(math.isfinite(float(row[k])) or k in METRICS for k in ("duration_s", *METRICS))
+            except ValueError:
+                bad = True
+        if bad:
+            raise UsageError(f"{path}:{i}: not a complete episode row ({len(COLUMNS)} fields, numbers after "
+                             "seed); use --force or another --out")
     return rows
 
 

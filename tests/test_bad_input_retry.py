@@ -109,3 +109,25 @@ def test_evaluate_duration_below_one_tick_is_refused_before_any_file(tmp_path, c
     err = capsys.readouterr().err
     assert "shorter than one tick of quiet (1 ms)" in err and err.count("\n") == 1
     assert not out.exists()                   # before: an episodes.csv of 0-tick "episodes"
+
+
+def test_evaluate_resume_refuses_a_torn_episodes_csv(tmp_path, capsys) -> None:
+    from agents import evaluate
+    out = tmp_path / "o"
+    argv = ["--policies", "psi", "--scenarios", "quiet", "--seeds", "1", "--duration-s", "0.05",
+            "--no-oracle", "--no-summary", "--out", str(out)]
+    assert evaluate.main(argv) == 0
+    csv_path = out / "episodes.csv"
+    whole = csv_path.read_text()
+    csv_path.write_text(whole[: whole.rindex(",", 0, whole.rindex(",") - 1)])   # the last row torn: 2 fields short
+    capsys.readouterr()
+    assert evaluate.main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "episodes.csv:3: not a complete episode row" in err and err.count("\n") == 1
+    # before: the torn row counted as finished and the next block appended onto its line
+    assert csv_path.read_text() == whole[: whole.rindex(",", 0, whole.rindex(",") - 1)]
+    bad = whole.splitlines()
+    bad[2] = bad[2].replace(",0.05,", ",abc,", 1)
+    csv_path.write_text("\n".join(bad) + "\n")
+    assert evaluate.main([*argv, "--resume"]) == 2
+    assert "episodes.csv:3: not a complete episode row" in capsys.readouterr().err
