@@ -131,3 +131,25 @@ def test_evaluate_resume_refuses_a_torn_episodes_csv(tmp_path, capsys) -> None:
     csv_path.write_text("\n".join(bad) + "\n")
     assert evaluate.main([*argv, "--resume"]) == 2
     assert "episodes.csv:3: not a complete episode row" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("counters, needle", [
+    ({}, "key 'counters': empty"),                           # before: "all 0 counters equal", exit 0
+    ({"pageoutrun": "x"}, "key 'counters': 'pageoutrun' is 'x'"),   # before: exit 1, "differs"
+    ({"pageoutrun": True}, "key 'counters': 'pageoutrun' is True"),
+])
+def test_replay_refuses_a_record_with_broken_counters(tmp_path, capsys, counters, needle) -> None:
+    import json
+
+    from agents import replay
+    f = tmp_path / "ep.json"
+    assert replay.main([str(f), "--save", "--policy", "psi", "--scenario", "quiet", "--seed", "1",
+                        "--duration-s", "0.05"]) == 0
+    ep = json.loads(f.read_text())
+    ep["counters"] = counters
+    g = tmp_path / "bad.json"
+    g.write_text(json.dumps(ep))
+    capsys.readouterr()
+    assert replay.main([str(g)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "bad.json" in err and err.count("\n") == 1
