@@ -153,3 +153,23 @@ def test_replay_refuses_a_record_with_broken_counters(tmp_path, capsys, counters
     assert replay.main([str(g)]) == 2
     err = capsys.readouterr().err
     assert needle in err and "bad.json" in err and err.count("\n") == 1
+
+
+_TRAIN = "scenario: quiet\nalgo: ppo\nseed: 0\nn_envs: 2\ntotal_timesteps: 64\naction_type: discrete\n"
+
+
+@pytest.mark.parametrize("ppo, needle", [
+    ("  n_steps: 32\n  batch_size: 32\n  gamma: 2\n", "ppo.gamma: 2 is out of range; valid range 0..1"),
+    ("  n_steps: 32\n  batch_size: 32\n  gae_lambda: -0.5\n", "ppo.gae_lambda: -0.5 is out of range"),
+    # before: SB3's multi-line UserWarning above the error (5 lines on stderr)
+    ("  n_steps: 99999999999999\n  batch_size: 32\n", "ppo: PPO(...) rejects these arguments"),
+])
+def test_train_config_ppo_values_one_line_and_no_run_folder(tmp_path, capfd, ppo, needle) -> None:
+    from agents import train
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(_TRAIN + "ppo:\n" + ppo)
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(cfg), "--runs-dir", str(runs), "--no-eval"]) == 2
+    err = capfd.readouterr().err
+    assert needle in err and "cfg.yaml" in err and err.count("\n") == 1, err
+    assert not runs.exists() or not any(runs.iterdir())
