@@ -173,3 +173,18 @@ def test_train_config_ppo_values_one_line_and_no_run_folder(tmp_path, capfd, ppo
     err = capfd.readouterr().err
     assert needle in err and "cfg.yaml" in err and err.count("\n") == 1, err
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_report_reps_too_large_and_out_empty_are_one_line(tmp_path, monkeypatch, capsys) -> None:
+    from agents import report
+    csv_path = tmp_path / "episodes.csv"
+    csv_path.write_text("policy,scenario,seed,score,atomic_fail,drops_total,reserved_mib_s,stall_s\n")
+    monkeypatch.chdir(tmp_path)
+    # before: a numpy MemoryError traceback (exit 1)
+    assert report.main([str(csv_path), "--reps", "100000000000"]) == 2
+    assert "--reps 100000000000: expected an integer in 100..100000" in capsys.readouterr().err
+    # before: summary.md and the plots written into the current folder
+    assert report.main([str(csv_path), "--out", ""]) == 2
+    err = capsys.readouterr().err
+    assert "--out: empty" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episodes.csv"]
