@@ -188,3 +188,16 @@ def test_report_reps_too_large_and_out_empty_are_one_line(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "--out: empty" in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["episodes.csv"]
+
+
+def test_randomized_atomic_alloc_interval_below_the_tick_is_refused_at_load(tmp_path) -> None:
+    # before: it loaded, and the first reset that drew it failed (after a training run folder existed)
+    p = tmp_path / "s.yaml"
+    p.write_text("duration_s: 2\nnics: []\ntraffic: []\nworkloads:\n"
+                 "  - {kind: atomic_alloc, pages_per_burst: 1, interval_ms: 10}\n"
+                 "randomize:\n  workloads.0.interval_ms: [0.5, 20]\n")
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(p)
+    assert "s.yaml:" in str(e.value) and "randomize" in str(e.value) and "bounds >= tick_ms" in str(e.value)
+    p.write_text(p.read_text().replace("[0.5, 20]", "[1, 20]"))
+    assert load_scenario(p).randomize

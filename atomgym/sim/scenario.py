@@ -463,6 +463,10 @@ def _check_randomize(s: "Scenario", ctx: _Ctx) -> None:
         if (flo is not None and lo < flo) or (fhi is not None and hi > fhi):
             ctx.fail(path, f"[{_fmt_num(lo)}, {_fmt_num(hi)}] leaves the valid range of "
                            f"{format_path(parts)}; {valid}")
+        if len(parts) == 3 and parts[0] == "workloads" and parts[2] == "interval_ms" and lo < s.tick_ms:
+            # the draw is checked again at reset: refuse now, before a run has started
+            ctx.fail(path, f"[{_fmt_num(lo)}, {_fmt_num(hi)}]: an interval_ms shorter than tick_ms "
+                           f"({_fmt_num(s.tick_ms)} ms) can be drawn; valid: bounds >= tick_ms")
 
 
 def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
