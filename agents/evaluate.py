@@ -311,6 +311,12 @@ def _finite_duration(text: str) -> float:
     return v
 
 
+def _out_dir(text: str) -> Path:
+    if not text.strip():      # Path("") is "." : the files would land in the current folder
+        raise argparse.ArgumentTypeError("empty; give the folder to write episodes.csv and summary.md in")
+    return Path(text)
+
+
 def _int_arg(lo: int, hi: int):
     def conv(text: str) -> int:
         try:
@@ -340,6 +346,16 @@ def read_episodes(path: Path) -> list[dict[str, str]]:
     if header != COLUMNS:
         raise UsageError(f"{path}: not an episodes.csv of this version of agents.evaluate (its columns differ); "
                          "use another --out or --force")
+    for i, row in enumerate(rows, 2):   # a torn or edited row would be counted as finished and appended to
+        bad = None in row or any(v is None for v in row.values())
+        if not bad:
+            try:
+                bad = not all(math.isfinite(float(row[k])) or k in METRICS for k in ("duration_s", *METRICS))
+            except ValueError:
+                bad = True
+        if bad:
+            raise UsageError(f"{path}:{i}: not a complete episode row ({len(COLUMNS)} fields, numbers after "
+                             "seed); use --force or another --out")
     return rows
 
 
@@ -442,7 +458,7 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--seeds", type=_int_arg(1, 100000), default=3, help="episodes per (policy, scenario)")
     ap.add_argument("--seed-base", type=_int_arg(0, MAX_SEED), default=1000,
                     help="evaluation seeds are seed-base .. seed-base+N-1")
-    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=_out_dir)
     ap.add_argument("--duration-s", type=_finite_duration, default=None, help="episode length (default: the scenario's)")
     ap.add_argument("--resume", action="store_true", help="continue DIR/episodes.csv: skip the finished blocks")
     ap.add_argument("--force", action="store_true", help="start DIR/episodes.csv afresh (the old rows are lost)")
@@ -470,6 +486,11 @@ def _main(argv: list[str] | None) -> int:
         raise UsageError(f"--scenarios: empty; valid: {', '.join(list_scenarios())}")
     if len({s.name for s in scen}) != len(scen):
         scen = list({s.name: s for s in scen}.values())
+    for sc in scen:       # run_policy runs round(duration / tick) ticks: none is not an episode
+        dur = args.duration_s if args.duration_s is not None else float(sc.duration_s)
+        if int(round(dur * 1000.0 / sc.tick_ms)) < 1:
+            raise UsageError(f"--duration-s {dur:g}: shorter than one tick of {sc.name} ({sc.tick_ms:g} ms); "
+                             f"valid: at least {sc.tick_ms / 1000.0:g} s")
     seeds = np.arange(args.seed_base, args.seed_base + args.seeds, dtype=np.int64)
     out: Path = args.out
     if out.exists() and not out.is_dir():

@@ -145,6 +145,12 @@ def load(path: Path) -> dict:
         _scenario(ep["scenario"])
     except Exception as e:                       # the scenario loader's own one-line message
         raise ValueError(f"{path}: key 'scenario': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    bad = [k for k, v in ep["counters"].items()
+           if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
+    if bad or not ep["counters"]:    # a corrupted record is bad input (2), not a differing replay (1)
+        raise ValueError(f"{path}: key 'counters': " + (f"{bad[0]!r} is {ep['counters'][bad[0]]!r}; valid: "
+                                                         "finite numbers" if bad else "empty; valid: the "
+                                                         "simulator's counters by name"))
     return ep
 
 

@@ -230,19 +230,25 @@ def write_summary(csv_paths, out: Path, reps: int = 2000, header: str = "") -> l
     return [md, *plots.evaluation_plots(df, out)]
 
 
+MAX_REPS = 100_000
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m agents.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("episodes_csv", type=Path, nargs="+")
-    ap.add_argument("--out", type=Path, help="write DIR/summary.md and the plots instead of printing")
+    ap.add_argument("--out", help="write DIR/summary.md and the plots instead of printing")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     try:
         args = ap.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
     try:
-        if args.reps < 100:
-            raise ValueError(f"--reps {args.reps}: expected an integer >= 100")
+        if not 100 <= args.reps <= MAX_REPS:     # the bootstrap holds reps x episodes numbers in memory
+            raise ValueError(f"--reps {args.reps}: expected an integer in 100..{MAX_REPS}")
         if args.out is not None:
+            if not args.out.strip():             # Path("") is ".": the files would land in the current folder
+                raise ValueError("--out: empty; give the folder to write summary.md and the plots in")
+            args.out = Path(args.out)
             if args.out.exists() and not args.out.is_dir():
                 raise ValueError(f"--out {args.out}: is a file, not a folder")
             args.out.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ import shlex
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,8 @@ def _check_algo_kwargs(path: Path, name: str, kw: dict) -> None:
         if not ok:
             raise ConfigError(f"{path}: {name}.{k}: expected {kind} (like its default {default!r}), "
                               f"got {type(v).__name__} {_short(v)}")
+        if k in ("gamma", "gae_lambda", "tau") and not 0 <= v <= 1:   # SB3 takes any float: a discount > 1 diverges
+            raise ConfigError(f"{path}: {name}.{k}: {_short(v)} is out of range; valid range 0..1")
 
 
 def _check_scenario(path: Path, key: str, name: object) -> None:
@@ -226,7 +229,9 @@ def validate_build(cfg: dict, path: Path) -> None:
     except MemoryError:
         raise ConfigError(f"{path}: n_envs: not enough memory for {cfg['n_envs']} machines") from None
     try:
-        _algo_class(algo)("MlpPolicy", venv, seed=cfg["seed"], verbose=0, device="cpu", **(cfg.get(algo) or {}))
+        with warnings.catch_warnings():   # SB3's multi-line UserWarnings: this trial build prints nothing
+            warnings.simplefilter("ignore")
+            _algo_class(algo)("MlpPolicy", venv, seed=cfg["seed"], verbose=0, device="cpu", **(cfg.get(algo) or {}))
     except Exception as e:   # noqa: BLE001 - SB3 and torch raise assertions, TypeErrors, ValueErrors...
         msg = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"{path}: {algo}: {algo.upper()}(...) rejects these arguments: {msg}") from None

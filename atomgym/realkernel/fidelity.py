@@ -327,20 +327,80 @@ def _fmt(v: Any) -> str:
     return f"{int(v)}"
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RealKernelError(f"{path}: cannot read: {e.strerror or e}") from None
+    except ValueError as e:
+        raise RealKernelError(f"{path}: not UTF-8 text ({e})") from None
+
+
+def _read_json(path: Path, kind: type) -> Any:
+    try:
+        v = json.loads(_read_text(path))
+    except ValueError as e:
+        raise RealKernelError(f"{path}: not JSON ({e})") from None
+    if not isinstance(v, kind):
+        raise RealKernelError(f"{path}: a JSON {type(v).__name__}; a capture's is a JSON "
+                              f"{'object' if kind is dict else 'array'}")
+    return v
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_capture(meta: dict, samples: list[dict], src: Path) -> None:
+    """The fields fidelity reads, as `realkernel run` writes them (capture.py); one line otherwise."""
+    ts = src / "timeseries.jsonl"
+    prev = -math.inf
+    for i, s in enumerate(samples, 1):
+        where = f"{ts}: sample {i}"
+        if not _num(s["t"]) or s["t"] < prev:
+            raise RealKernelError(f"{where}: t = {s['t']!r}; valid: a finite number of guest seconds, "
+                                  f"not decreasing")
+        prev = s["t"]
+        if not isinstance(s["zones"], list) or not s["zones"]:
+            raise RealKernelError(f"{where}: zones must be a non-empty list of zones")
+        for z in s["zones"]:
+            if not isinstance(z, dict) or not isinstance(z.get("zone"), str) or not all(
+                    _num(z.get(k)) for k in ("free", "boost", "min", "high", "managed")):
+                raise RealKernelError(f"{where}: a zone needs zone (a name) and numbers free, boost, min, "
+                                      f"high, managed; got {json.dumps(z)[:80]}")
+        for k in ("vmstat", "atomic"):
+            if not isinstance(s.get(k), dict) or not all(_num(v) for v in s[k].values()):
+                raise RealKernelError(f"{where}: {k} must be an object of numbers")
+    names = [z["zone"] for z in samples[0]["zones"]]
+    for i, s in enumerate(samples, 1):
+        if [z["zone"] for z in s["zones"]] != names:
+            raise RealKernelError(f"{ts}: sample {i}: zones {[z['zone'] for z in s['zones']]}; "
+                                  f"every sample lists the first one's zones {names}")
+    cj = src / "capture.json"
+    if "sample_s" in meta and (not _num(meta["sample_s"]) or meta["sample_s"] <= 0):
+        raise RealKernelError(f"{cj}: sample_s = {meta['sample_s']!r}; valid: a number of seconds > 0")
+    if meta.get("first_failure_t") is not None and not _num(meta["first_failure_t"]):
+        raise RealKernelError(f"{cj}: first_failure_t = {meta['first_failure_t']!r}; valid: a number or null")
+    a = meta.get("atomic", {})
+    ff = a.get("first_fail_free", []) if isinstance(a, dict) else None
+    if not isinstance(a, dict) or not isinstance(ff or [], list) or not all(
+            isinstance(z, dict) and _num(z.get("zone_idx")) and _num(z.get("free")) for z in ff or []):
+        raise RealKernelError(f"{cj}: atomic must be an object (first_fail_free a list of "
+                              f"{{zone_idx, free}})")
+
+
 def fidelity(cap_dir: str, seed: int = 1) -> dict[str, Any]:
     cap = Path(cap_dir)
     for f in ("capture.json", "timeseries.jsonl", "scenario.yaml"):
         if not (cap / f).is_file():
             hint = " (an unfinished run: DIR.partial)" if cap.name.endswith(".partial") else ""
             raise RealKernelError(f"{cap}: no {f}; not a capture written by `atomgym realkernel run`{hint}")
-    try:
-        meta = json.loads((cap / "capture.json").read_text())
-    except ValueError as e:
-        raise RealKernelError(f"{cap / 'capture.json'}: not JSON ({e})") from None
-    samples = read_jsonl((cap / "timeseries.jsonl").read_text(), str(cap / "timeseries.jsonl"))
+    meta = _read_json(cap / "capture.json", dict)
+    samples = read_jsonl(_read_text(cap / "timeseries.jsonl"), str(cap / "timeseries.jsonl"))
     if len(samples) < 2:
         raise RealKernelError(f"{cap / 'timeseries.jsonl'}: {len(samples)} samples; need at least 2")
-    events = json.loads((cap / "events.json").read_text()) if (cap / "events.json").exists() else []
+    _check_capture(meta, samples, cap)
+    events = _read_json(cap / "events.json", list) if (cap / "events.json").exists() else []
     plan = load_plan(cap / "scenario.yaml")
     feats = sim_features()
     rates = achieved_rates(plan, samples, events)

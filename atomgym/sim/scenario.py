@@ -463,6 +463,10 @@ def _check_randomize(s: "Scenario", ctx: _Ctx) -> None:
         if (flo is not None and lo < flo) or (fhi is not None and hi > fhi):
             ctx.fail(path, f"[{_fmt_num(lo)}, {_fmt_num(hi)}] leaves the valid range of "
                            f"{format_path(parts)}; {valid}")
+        if len(parts) == 3 and parts[0] == "workloads" and parts[2] == "interval_ms" and lo < s.tick_ms:
+            # the draw is checked again at reset: refuse now, before a run has started
+            ctx.fail(path, f"[{_fmt_num(lo)}, {_fmt_num(hi)}]: an interval_ms shorter than tick_ms "
+                           f"({_fmt_num(s.tick_ms)} ms) can be drawn; valid: bounds >= tick_ms")
 
 
 def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
@@ -506,7 +510,8 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
 
 
 _WORKLOAD_ONLY = {"volume_mib": ("stream_read",), "pages_per_burst": ("atomic_alloc",),
-                  "interval_ms": ("atomic_alloc",), "hold_ms": ("atomic_alloc",), "shots": ("atomic_alloc",)}
+                  "interval_ms": ("atomic_alloc",), "hold_ms": ("atomic_alloc",), "shots": ("atomic_alloc",),
+                  "gfp": ("atomic_alloc",)}
 
 
 def _check_workloads_and_phases(s: "Scenario", ctx: _Ctx) -> None:
@@ -529,6 +534,12 @@ def _check_workloads_and_phases(s: "Scenario", ctx: _Ctx) -> None:
                 ctx.fail(("workloads", i, "pages_per_burst"), "interval_ms > 0 needs pages_per_burst >= 1")
             if w.interval_ms == 0 and not w.shots:
                 ctx.fail(("workloads", i), "atomic_alloc needs interval_ms > 0 with pages_per_burst, or shots")
+            if 0 < w.interval_ms < s.tick_ms:
+                # workload_tick runs once a tick: at most one burst per tick (and a period far below
+                # the tick would spin catching up)
+                ctx.fail(("workloads", i, "interval_ms"), f"{_fmt_num(w.interval_ms)} ms is shorter than tick_ms "
+                                                          f"({_fmt_num(s.tick_ms)} ms); valid: 0 (shots only) "
+                                                          f"or >= tick_ms")
     used: dict[tuple[str, str], int] = {}
     for j, ph in enumerate(s.phases):
         for what in ("start", "stop"):
