@@ -205,8 +205,8 @@ BAD = [
     (NICS0 + "workloads:\n  - {kind: atomic_alloc, shots: [{at_s: 1}]}\n  - {kind: atomic_alloc, shots: [{at_s: 2}]}\n",
      "a guest cannot run workloads[1], a second atomic_alloc (the module has one configuration) at line 6;"),
     ("nics: []\nmachine: {ram_mib: 32768, cpus: 2}\n", "machine.ram_mib 32768 (at most 16384) at line 3;"),
-    (NICS0 + "workloads: [{kind: atomic_alloc, pages_per_burst: 1, interval_ms: 0.5}]\n",
-     "workloads[0].interval_ms 0.5 (the module's timer ticks every 1 ms: 0 or at least 1) at line 4;"),
+    (NICS0 + "tick_ms: 0.1\nworkloads: [{kind: atomic_alloc, pages_per_burst: 1, interval_ms: 0.5}]\n",
+     "workloads[0].interval_ms 0.5 (the module's timer ticks every 1 ms: 0 or at least 1) at line 5;"),
     (NICS0 + "memory: {page_cache_frac: 0.6, anon_frac: 0.35, kernel_frac: 0}\n",
      "page_cache_frac + anon_frac = 0.95 (at most 0.9: the guest needs the rest) at line 4;"),
 ]
