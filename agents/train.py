@@ -288,34 +288,30 @@ def _load_newest_valid(algo, run: Path, venv) -> tuple[Any, Path | None]:
     return None, None
 
 
-def save_atomically(model, path: Path) -> None:
-    """``model.save()`` into a temporary file created exclusively in ``path``'s directory, fsynced,
-    then renamed onto ``path``: a kill or a full disk never leaves a truncated zip under a name that
-    looks complete. The temporary file never outlives a failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip.tmp", dir=path.parent)
+def _replace_atomically(path: Path, suffix: str, write) -> None:
+    """``write(binary file)`` into a temporary file created exclusively in ``path``'s directory,
+    fsynced, then renamed onto ``path``: a kill or a full disk never leaves a truncated file under a
+    name that looks complete. The temporary file never outlives a failure."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "w+b") as fh:
-            model.save(fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_atomically(model, path: Path) -> None:
+    """``model.save()`` onto ``path`` atomically (_replace_atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _replace_atomically(path, ".zip.tmp", model.save)
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _replace_atomically(path, ".tmp", lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _atomic_checkpoint_callback(save_freq: int, save_path: Path):

@@ -4,7 +4,6 @@ reads, full disks, wide tables, usage messages."""
 from __future__ import annotations
 
 import errno
-import io
 import os
 import stat
 import subprocess
@@ -15,30 +14,13 @@ import numpy as np
 import pytest
 
 from atomgym import cli
-from atomgym.cli import main
 from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.snapshot import MAX_MANAGED_PAGES, SnapshotError, parse_snapshot, parse_text
+from cli_helpers import one_line_error, run
 from snapshot_helpers import snapshot_text
 
 REPO = Path(__file__).parents[1]
 
-
-def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        code = main(argv, out, err)
-    except SystemExit as e:        # argparse usage errors
-        code = int(e.code)
-    return code, out.getvalue(), err.getvalue()
-
-
-def one_line_error(code: int, err: str, *needles: str) -> str:
-    assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("atomgym: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def _machine() -> Machine:

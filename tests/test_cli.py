@@ -1,7 +1,6 @@
 """The CLI: output forms, exit codes, hazards, the snapshot command, bad input (exit 2, one line)."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -10,30 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atomgym.cli import main
 from atomgym.kernel import KernelVersion, Machine
 from atomgym.kernel.snapshot import parse_snapshot
+from cli_helpers import one_line_error, run
 from snapshot_helpers import require_snapshots, snapshot_text
 
 REPO = Path(__file__).parents[1]
 
-
-def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        code = main(argv, out, err)
-    except SystemExit as e:        # argparse usage errors
-        code = int(e.code)
-    return code, out.getvalue(), err.getvalue()
-
-
-def one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("atomgym: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 # ---- whatif ------------------------------------------------------------------------------
