@@ -3,7 +3,7 @@
 Two sources:
 
 * a **snapshot** file (``tail -n +1 /proc/zoneinfo ...``, docs in
-  /work/shared/data/snapshots/README.md): the zones' managed/present/spanned pages, the kernel
+  the shared real snapshots, tests/data/snapshots): the zones' managed/present/spanned pages, the kernel
   release, THP mode, ``lowmem_reserve_ratio`` and the sysctls are taken from it;
 * **RAM size + nodes + kernel + THP**: zones from the x86-64 layout rule below.
 
@@ -11,7 +11,7 @@ Then the boot sequence (``Machine.boot()``) and the scenario's sysctls as writes
 (``Machine.write``, the kernel's proc handlers).
 
 x86-64 layout rule (``x86_layout``), calibrated on the QEMU ``pc`` guests in
-/work/shared/data/snapshots and the kernel's boot allocations:
+tests/data/snapshots (vendored real snapshots) and the kernel's boot allocations:
 
 * Physical RAM: QEMU ``pc`` puts all of RAM below 4 GiB when it is under 3.5 GiB, else 3 GiB
   below 4 GiB (``pc_init1()``: ``lowmem = 0xc0000000`` with gigabyte alignment) and the rest from
