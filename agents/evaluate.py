@@ -55,6 +55,7 @@ COST_VERSION = 2
 # best-static grid (shared with the oracles): min_free_kbytes ("boot" = kernel value; "x2" twice it;
 # fractions of RAM; kB) x wsf (-1 = kernel value)
 from agents.oracle import GRID_MF, GRID_WSF  # noqa: E402
+from atomgym.suites import expand as expand_suites  # noqa: E402
 
 
 def episode_metrics(sim, i: int) -> dict[str, float]:
@@ -432,6 +433,10 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
             mf, wsf, _ = best_static(sc, seeds, dur, cache_dir)
             pol.configure(mf, wsf)
             log.append(f"best-static {sc.name}: min_free_kbytes={mf or 'kernel'} watermark_scale_factor={wsf or 'kernel'}")
+        elif isinstance(pol, baselines.BestStaticTrain):
+            mf, wsf, _ = oracle.fleet_static(cache_dir=cache_dir)
+            pol.configure(mf, wsf)
+            log.append(f"best-static-train: grid point min_free_kbytes={mf} watermark_scale_factor={wsf if wsf >= 0 else 'kernel'}")
         res = run_policy(pol, sc, seeds, dur, log)
     return _rows(spec, sc.name, seeds, dur, time.perf_counter() - t0, res, ref_cost)
 
@@ -454,7 +459,7 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--policies", required=True,
                     help=f"comma-separated, of: {', '.join(baselines.names())}, {', '.join(ORACLES)}, "
                          "or [LABEL=]PATH of a trained model .zip (one LABEL over several models: their runs)")
-    ap.add_argument("--scenarios", required=True, help="comma-separated shipped scenario names or YAML paths")
+    ap.add_argument("--scenarios", required=True, help="comma-separated shipped scenario names or YAML paths; suite:NAME = every scenario of configs/suites/NAME.txt")
     ap.add_argument("--seeds", type=_int_arg(1, 100000), default=3, help="episodes per (policy, scenario)")
     ap.add_argument("--seed-base", type=_int_arg(0, MAX_SEED), default=1000,
                     help="evaluation seeds are seed-base .. seed-base+N-1")
@@ -476,7 +481,11 @@ def _main(argv: list[str] | None) -> int:
     specs = [s for s in refs if all(s.label != t.label for t in specs)] + specs
     specs.sort(key=lambda s: 0 if s.label == REFERENCE else 1)
     scen = []
-    for s in [s.strip() for s in args.scenarios.split(",") if s.strip()]:
+    try:
+        names = expand_suites(args.scenarios)
+    except ScenarioError as e:
+        raise UsageError(f"--scenarios: {e}") from None
+    for s in names:
         try:
             scen.append(load_scenario(s))
         except (ScenarioError, FileNotFoundError, ValueError, TypeError, OSError) as e:

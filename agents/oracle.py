@@ -164,3 +164,55 @@ def replay_actions(scenario, seed: int, duration_s: float, actions: list, tuner:
     if n_total > done:
         sim.advance(n_total - done)
     return sim
+
+
+# The seeds best-static-train is chosen on: disjoint from agents.evaluate's (1000 + i) and from
+# training draws (the training seed's own generator).
+FLEET_SEEDS = tuple(range(5000, 5016))
+
+
+def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: float | None = None,
+                 cache_dir=None) -> tuple[object, int, dict]:
+    """``best-static-train``: the one grid point (GRID_MF x GRID_WSF, machine-relative: "x2" of the
+    boot value, a fraction of RAM) with the highest mean score over every scenario of ``suite`` x
+    ``seeds``: the static setting an operator would roll out to a fleet knowing only the training
+    machines. The score of an episode is against the grid's ("boot", kernel) point on the same
+    seed (= kernel-default). Cached per (suite contents, seeds, duration, grid, engine sources)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from agents.evaluate import COST_VERSION, DEFAULT_CACHE, write_atomic
+    from atomgym.envs.core import score as env_score
+    from atomgym.sim.engine import sources_digest
+    from atomgym.sim.scenario import load_scenario
+    from atomgym.suites import load_suite
+    names = load_suite(suite)
+    scs = [load_scenario(n) for n in names]
+    src = [Path(s.source).read_text() if s.source else "" for s in scs]
+    key = hashlib.sha256(json.dumps([names, src, list(seeds), duration_s, GRID_MF, GRID_WSF, COST_VERSION,
+                                     sources_digest()]).encode()).hexdigest()[:16]
+    cache = Path(cache_dir or DEFAULT_CACHE) / f"fleet-{Path(str(suite)).stem}__{key}.json"
+    if cache.is_file():
+        d = json.loads(cache.read_text())
+        return d["mf"], d["wsf"], d
+    pts = grid_points()
+    ref = pts.index(("boot", -1))
+    sd = np.asarray(seeds, dtype=np.int64)
+    scores = np.zeros((len(pts), 0))
+    per = {}
+    for sc in scs:
+        _, met = sweep(sc, sd, duration_s or sc.duration_s)
+        s = np.array([[env_score(met[p][j]["cost"], met[ref][j]["cost"]) for j in range(len(sd))]
+                      for p in range(len(pts))])
+        per[sc.name] = s.mean(axis=1).tolist()
+        scores = np.hstack([scores, s])
+    mean = scores.mean(axis=1)
+    best = int(np.argmax(mean))
+    mf, wsf = pts[best]
+    d = {"suite": str(suite), "scenarios": names, "seeds": list(map(int, seeds)), "mf": mf, "wsf": int(wsf),
+         "grid": [{"mf": str(m), "wsf": w, "mean_score": float(v), "per_scenario": {k: per[k][i] for k in per}}
+                  for i, ((m, w), v) in enumerate(zip(pts, mean))]}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(cache, json.dumps(d, indent=1))
+    return mf, int(wsf), d

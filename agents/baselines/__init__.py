@@ -266,6 +266,41 @@ class BestStatic(Static):
         return self
 
 
+class BestStaticTrain(Static):
+    """The one grid setting (agents.oracle.GRID_MF x GRID_WSF, machine-relative) with the best mean
+    score over the training suite (agents.oracle.fleet_static), applied unchanged to every machine:
+    what an operator could roll out knowing only the training machines. ``configure(mf, wsf)``
+    with the grid point before use."""
+
+    def __init__(self) -> None:
+        super().__init__("best-static-train", "sweep on configs/suites/train.txt (this repository)",
+                         "the grid setting with the best mean score on the training split, written at boot")
+        self.point: tuple[object, int] = ("boot", -1)
+
+    def configure(self, mf, wsf: int) -> "BestStaticTrain":
+        self.point = (mf, int(wsf))
+        return self
+
+    def decide(self, obs, state, first):
+        B = obs["min_free_kbytes"].shape[0]
+        a = np.full((B, 2), -1, np.int64)
+        if not first:
+            return a, [""] * B
+        mf, wsf = self.point
+        if mf == "x2":
+            a[:, 0] = 2 * obs["min_free_kbytes"].astype(np.int64)
+        elif isinstance(mf, float):
+            a[:, 0] = (obs["total_pages"] * PAGE_KB * mf).astype(np.int64)
+        elif mf != "boot":
+            a[:, 0] = int(mf)
+        a[:, 1] = wsf
+        if (a < 0).all():
+            return a, [""] * B
+        return a, [f"{self.name}: grid point ({mf}, wsf {'kernel' if wsf < 0 else wsf}): min_free_kbytes -> "
+                   f"{a[i, 0] if a[i, 0] >= 0 else 'unchanged'}, watermark_scale_factor -> "
+                   f"{a[i, 1] if a[i, 1] >= 0 else 'unchanged'}" for i in range(B)]
+
+
 def _registry() -> dict[str, Any]:
     k = KernelTuner
     return {
@@ -276,6 +311,7 @@ def _registry() -> dict[str, Any]:
         "three-percent": lambda: Static("three-percent", "vendor advice for database hosts",
                                         "vm.min_free_kbytes = 3 % of RAM", ram_frac=0.03),
         "best-static": BestStatic,
+        "best-static-train": BestStaticTrain,
         "v1-double": lambda: k("v1-double", "series v1 (linux-mm, Jan 2026)",
                                "order-0 failure (gfp & GFP_ATOMIC): min_free_kbytes x2, cap 1 % RAM; no undo"),
         "v2-grow-decay": lambda: k("v2-grow-decay", "series v2 (linux-mm, Jan 2026)",

@@ -1,0 +1,74 @@
+"""Benchmark suites: named lists of shipped scenarios (``configs/suites/NAME.txt``).
+
+A suite file holds one scenario name (or a scenario file path, relative to the suite file) per
+line; ``#`` starts a comment, blank lines are skipped. ``train`` and ``test`` are the benchmark's
+split (docs/scenarios.md "Suites"). ``suite:NAME`` is how the CLIs and training configs name one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .paths import CONFIG_DIR
+from .sim.scenario import ScenarioError, list_scenarios
+
+SUITE_DIR = CONFIG_DIR / "suites"
+PREFIX = "suite:"
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in SUITE_DIR.glob("*.txt")) if SUITE_DIR.is_dir() else []
+
+
+def suite_path(name: str | Path) -> Path:
+    """``train`` -> configs/suites/train.txt; a path with a directory part or a .txt suffix is used as is."""
+    s = str(name)
+    if s.startswith(PREFIX):
+        s = s[len(PREFIX):]
+    p = Path(s)
+    if p.suffix == ".txt" or len(p.parts) > 1:
+        return p
+    return SUITE_DIR / f"{s}.txt"
+
+
+def load_suite(name: str | Path) -> list[str]:
+    """The scenario names (or resolved paths) a suite lists, in file order, each checked to exist.
+    A missing file, an empty suite, a duplicate or an unknown scenario raises ScenarioError naming
+    the file and line."""
+    p = suite_path(name)
+    if not p.is_file():
+        valid = ", ".join(list_suites()) or "none shipped"
+        raise ScenarioError(f"{p}: no such suite file (shipped suites: {valid})")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{p}: cannot read the suite: {e}") from None
+    known = set(list_scenarios())
+    out: list[str] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        item = line.split("#", 1)[0].strip()
+        if not item:
+            continue
+        if item in known:
+            entry = item
+        else:
+            f = (p.parent / item)
+            if not (item.endswith((".yaml", ".yml")) and f.is_file()):
+                raise ScenarioError(f"{p}:{n}: {item!r} is neither a shipped scenario nor a scenario file "
+                                    f"next to the suite (shipped: {', '.join(sorted(known))})")
+            entry = str(f)
+        if entry in out:
+            raise ScenarioError(f"{p}:{n}: {item!r} is listed twice")
+        out.append(entry)
+    if not out:
+        raise ScenarioError(f"{p}: the suite lists no scenario (one name per line)")
+    return out
+
+
+def expand(names: str) -> list[str]:
+    """A comma-separated list of scenario names or paths where ``suite:NAME`` items expand to the suite."""
+    out: list[str] = []
+    for item in (x.strip() for x in names.split(",")):
+        if not item:
+            continue
+        out.extend(load_suite(item) if item.startswith(PREFIX) else [item])
+    return out
