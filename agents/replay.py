@@ -46,6 +46,8 @@ def run_episode(ep: dict) -> dict[str, float]:
         pol = baselines.get(ep["policy"])
         if isinstance(pol, baselines.BestStatic):
             pol.configure(ep.get("best_static_mf_kb"), ep.get("best_static_wsf"))
+        elif isinstance(pol, baselines.BestStaticTrain):
+            pol.configure(ep.get("fleet_mf", "boot"), ep.get("fleet_wsf", -1))
         sims: list = []
         evaluate.run_policy(pol, sc, np.array([seed], np.int64), dur, sims=sims)
         sim = sims[0]
@@ -100,6 +102,9 @@ def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> d
             with tempfile.TemporaryDirectory() as d:
                 mf, wsf, _ = evaluate.best_static(sc, np.array([seed]), dur, Path(d))
             ep.update(best_static_mf_kb=mf, best_static_wsf=wsf)
+        elif isinstance(pol, baselines.BestStaticTrain):
+            mf, wsf, _ = oracle.fleet_static()
+            ep.update(fleet_mf=mf, fleet_wsf=wsf)
     ep["counters"] = run_episode(ep)
     return ep
 
