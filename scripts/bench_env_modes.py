@@ -3,7 +3,7 @@
 `python scripts/bench_env_modes.py [--steps N] [--repeat R] [--batch B]`: for each interval
 (10 ms, where the per-step overhead dominates, and the default 100 ms) and each combination of
 observation ("basic", "memory") and action type ("discrete", "levels"), the microseconds per
-AtomEnv.step (no-op-free random actions, compute_score=False, created directly) and per
+AtomEnv.step (uniformly random actions, compute_score=False, created directly) and per
 AtomVectorEnv.step of ``--batch`` machines. Rounds are interleaved so that a busy neighbour
 affects every line alike; medians are printed. Numbers are for this machine only.
 """
