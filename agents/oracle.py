@@ -19,12 +19,14 @@ import time
 
 import numpy as np
 
+from atomgym.envs.spaces import LEVEL_MF, LEVEL_WSF, grid_mf_kb
 from atomgym.kernel.zones import PAGE_KB
 
 # min_free_kbytes: "boot" = the kernel's value, "x2" = twice it, a float = that fraction of RAM, an
-# int = kB; watermark_scale_factor: -1 = the kernel's value. (Shared with best-static's sweep.)
-GRID_MF: tuple = ("boot", "x2", 0.01, 0.02, 0.03, 135168)
-GRID_WSF: tuple = (-1, 100, 300, 1000)
+# int = kB; watermark_scale_factor: -1 = the kernel's value. (Shared with best-static's sweep.) The
+# env's "levels" actions are this grid without 135168 kB; the definition lives with them.
+GRID_MF: tuple = LEVEL_MF + (135168,)
+GRID_WSF: tuple = LEVEL_WSF
 
 
 def grid_points() -> list[tuple[object, int]]:
@@ -39,14 +41,7 @@ def grid_writes(pts, boot_kb: np.ndarray, ram_kb: np.ndarray) -> tuple[np.ndarra
     mf = np.full((P, N), -1, np.int64)
     wsf = np.full((P, N), -1, np.int64)
     for p, (m, w) in enumerate(pts):
-        if m == "boot":
-            mf[p] = -1
-        elif m == "x2":
-            mf[p] = 2 * boot_kb
-        elif isinstance(m, float):
-            mf[p] = (ram_kb * m).astype(np.int64)
-        else:
-            mf[p] = int(m)
+        mf[p] = -1 if m == "boot" else grid_mf_kb(m, boot_kb, ram_kb)
         wsf[p] = w
     return mf, wsf
 

@@ -15,8 +15,9 @@ from ..sim import layout as L
 from ..sim.engine import free_state, make_state, run_machine
 from ..sim.simulator import apply_knobs
 from .spaces import (
-    A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, LOG1P_SCALE, MF_MAX_KB, MF_MIN_KB,
-    N_ZONE_FEATURES, OBS_INTERVAL_START, OBS_MACHINE_START, STEP_FACTOR, WSF_MAX, WSF_MIN,
+    A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, KNOB_RATIO_SPAN, LOG1P_SCALE, MF_MAX_KB,
+    MF_MIN_KB, N_ZONE_FEATURES, OBS_DIM, OBS_INTERVAL_START, OBS_MACHINE_START, PEAK_TAUS_S, RATE_TAUS_S, SINCE_CAP_S,
+    SIZE_MAX_MIB, SIZE_MIN_MIB, STEP_FACTOR, WSF_MAX, WSF_MIN,
 )
 
 _NZT = 3   # zone types observed: DMA, DMA32, Normal
@@ -30,6 +31,27 @@ C_RX_PACKETS = L.COUNTER_NAMES.index("rx_packets")
 C_STALL = L.COUNTER_NAMES.index("direct_reclaim_stall_us")
 C_RESERVED = L.COUNTER_NAMES.index("reserved_mib_ms")
 C_MIN_FREE_SEEN = L.C_MIN_FREE_SEEN
+
+# Per-machine memory of the "memory" observation and the "levels" actions: Core.mem, (B, M_N) f8.
+_NR = len(RATE_TAUS_S)
+_NP = len(PEAK_TAUS_S)
+M_FAIL_RATE = 0                 # _NR exponential averages of atomic failures / s
+M_DROP_RATE = M_FAIL_RATE + _NR  # _NR exponential averages of drops / s
+M_SINCE_FAIL = M_DROP_RATE + _NR  # s since the end of the last interval with a failure (or reset)
+M_SINCE_DROP = M_SINCE_FAIL + 1
+M_PEAK = M_SINCE_DROP + 1        # _NP decaying peak holds of rx_packets / s
+M_BOOT_MF = M_PEAK + _NP         # min_free_kbytes at reset
+M_BOOT_WSF = M_BOOT_MF + 1       # watermark_scale_factor at reset
+M_MANAGED_MIB = M_BOOT_WSF + 1   # managed memory at reset, MiB
+M_N = M_MANAGED_MIB + 1
+M_DYNAMIC = M_BOOT_MF            # columns [0, M_DYNAMIC) start at 0 on reset
+_LOG_SINCE = math.log1p(SINCE_CAP_S)
+_LOG_SIZE = math.log(SIZE_MAX_MIB / SIZE_MIN_MIB)
+_LOG_RATIO = 2.0 * math.log(KNOB_RATIO_SPAN)
+
+# action kinds of action_knobs()
+K_DISCRETE = 0   # a = index into amap -> a discrete action (A_*)
+K_LEVELS = 1     # a = index into the machine's level table
 
 
 @jit()
@@ -110,6 +132,56 @@ def obs_batch(managed, wmark, boost, zs, mi, nd, ctr, prev, n_nodes, out):
 
 
 @jit()
+def mem_update(ctr, prev, mask, dt_s, decay, mem):
+    """Advance the memory of the machines in mask by one interval of dt_s seconds (counters since
+    ``prev``). ``decay[i] = exp(-dt_s / tau_i)`` for RATE_TAUS_S then PEAK_TAUS_S, so the averages
+    mean the same per second whatever the decision interval."""
+    for b in range(mask.shape[0]):
+        if not mask[b]:
+            continue
+        fails = ctr[b, C_ATOMIC_FAIL] - prev[b, C_ATOMIC_FAIL]
+        drops = ((ctr[b, C_RX_MISSED] - prev[b, C_RX_MISSED]) + (ctr[b, C_RCVBUF] - prev[b, C_RCVBUF])
+                 + (ctr[b, C_PFMEMALLOC] - prev[b, C_PFMEMALLOC]))
+        rx = (ctr[b, C_RX_PACKETS] - prev[b, C_RX_PACKETS]) / dt_s
+        for i in range(_NR):
+            d = decay[i]
+            mem[b, M_FAIL_RATE + i] = d * mem[b, M_FAIL_RATE + i] + (1.0 - d) * (fails / dt_s)
+            mem[b, M_DROP_RATE + i] = d * mem[b, M_DROP_RATE + i] + (1.0 - d) * (drops / dt_s)
+        mem[b, M_SINCE_FAIL] = 0.0 if fails > 0.0 else min(mem[b, M_SINCE_FAIL] + dt_s, SINCE_CAP_S)
+        mem[b, M_SINCE_DROP] = 0.0 if drops > 0.0 else min(mem[b, M_SINCE_DROP] + dt_s, SINCE_CAP_S)
+        for i in range(_NP):
+            h = decay[_NR + i] * mem[b, M_PEAK + i]
+            mem[b, M_PEAK + i] = rx if rx > h else h
+
+
+@jit()
+def _unit(v):
+    return min(max(v, 0.0), 1.0)
+
+
+@jit()
+def obs_memory(mi, mem, out):
+    """Fill the memory features, out[:, OBS_DIM:] (layout: spaces.MEMORY_FEATURES)."""
+    for b in range(out.shape[0]):
+        k = OBS_DIM
+        for i in range(_NR):
+            out[b, k + i] = _lg(mem[b, M_FAIL_RATE + i])
+            out[b, k + _NR + i] = _lg(mem[b, M_DROP_RATE + i])
+        k += 2 * _NR
+        out[b, k] = math.log1p(min(mem[b, M_SINCE_FAIL], SINCE_CAP_S)) / _LOG_SINCE
+        out[b, k + 1] = math.log1p(min(mem[b, M_SINCE_DROP], SINCE_CAP_S)) / _LOG_SINCE
+        k += 2
+        for i in range(_NP):
+            out[b, k + i] = _lg(mem[b, M_PEAK + i])
+        k += _NP
+        out[b, k] = _unit(math.log(max(mem[b, M_MANAGED_MIB], 1.0) / SIZE_MIN_MIB) / _LOG_SIZE)
+        out[b, k + 1] = _unit(0.5 + math.log(max(float(mi[b, L.MI_MIN_FREE_KBYTES]), 1.0)
+                                             / max(mem[b, M_BOOT_MF], 1.0)) / _LOG_RATIO)
+        out[b, k + 2] = _unit(0.5 + math.log(max(float(mi[b, L.MI_WSF]), 1.0)
+                                             / max(mem[b, M_BOOT_WSF], 1.0)) / _LOG_RATIO)
+
+
+@jit()
 def begin_interval(zs, ctr, prev, mask):
     """Start an interval: lowest-free tracker = free now; remember the counters."""
     for b in range(mask.shape[0]):
@@ -149,8 +221,39 @@ def terms_batch(ctr, prev, changes, weights, penalty, mi, was_term, mask, t_out,
 
 
 @jit()
-def discrete_knobs(a, mi, managed, mask, mf, wsf, bk, changes):
-    """Discrete actions -> sysctl targets (-1 = unchanged), boost_watermark() calls, change count."""
+def action_knobs(kind, a, amap, levels, mi, managed, mask, mf, wsf, bk, changes):
+    """Actions of a Discrete action type -> sysctl targets (-1 = unchanged), boost_watermark()
+    calls, change count (one per sysctl written, one per boost action). K_DISCRETE: action a is the
+    discrete action amap[a]; K_LEVELS: action a sets the machine's levels[b, a] = (min_free_kbytes,
+    watermark_scale_factor), each written only if it differs from the current value."""
+    if kind == K_LEVELS:
+        level_knobs(a, levels, mi, mask, mf, wsf, bk, changes)
+    else:
+        discrete_knobs(a, amap, mi, managed, mask, mf, wsf, bk, changes)
+
+
+@jit()
+def level_knobs(a, levels, mi, mask, mf, wsf, bk, changes):
+    for b in range(a.shape[0]):
+        mf[b] = -1
+        wsf[b] = -1
+        changes[b] = 0.0
+        for z in range(bk.shape[1]):
+            bk[b, z] = 0
+        if not mask[b]:
+            continue
+        x = a[b]
+        if levels[b, x, 0] != mi[b, L.MI_MIN_FREE_KBYTES]:
+            mf[b] = levels[b, x, 0]
+            changes[b] += 1.0
+        if levels[b, x, 1] != mi[b, L.MI_WSF]:
+            wsf[b] = levels[b, x, 1]
+            changes[b] += 1.0
+
+
+@jit()
+def discrete_knobs(a, amap, mi, managed, mask, mf, wsf, bk, changes):
+    """Discrete actions amap[a] -> sysctl targets (-1 = unchanged), boost_watermark() calls, change count."""
     for b in range(a.shape[0]):
         mf[b] = -1
         wsf[b] = -1
@@ -161,7 +264,7 @@ def discrete_knobs(a, mi, managed, mask, mf, wsf, bk, changes):
             continue
         m0 = mi[b, L.MI_MIN_FREE_KBYTES]
         w0 = mi[b, L.MI_WSF]
-        x = a[b]
+        x = amap[a[b]]
         if x == A_MF_UP:
             mf[b] = min(MF_MAX_KB, max(m0 + 1, int(round(m0 * STEP_FACTOR))))
         elif x == A_MF_DOWN:
@@ -186,11 +289,13 @@ def discrete_knobs(a, mi, managed, mask, mf, wsf, bk, changes):
 
 
 @jit()
-def step_discrete(T, actions, n_ticks, weights, penalty, prev, was_term, n_nodes, obs_out, t_out, r_out, dead_out):
+def step_discrete(T, actions, kind, amap, levels, n_ticks, weights, penalty, prev, was_term, n_nodes, mem, dt_s,
+                  decay, memory, obs_out, t_out, r_out, dead_out):
     """One agent step of every machine of the batch in one compiled call, exactly as Core.apply()
-    (discrete) + Core.advance() + Core.step_terms() + Core.obs() with every machine active:
-    discrete_knobs(), the knob writes (Simulator.set_knobs order), begin_interval(), ``n_ticks``
-    ticks per machine (engine.run_machine, as run_serial), terms_batch(), obs_batch()."""
+    (Discrete action types) + Core.advance() + Core.step_terms() + Core.obs() with every machine
+    active: action_knobs(), the knob writes (Simulator.set_knobs order), begin_interval(),
+    ``n_ticks`` ticks per machine (engine.run_machine, as run_serial), mem_update() if
+    ``memory``, terms_batch(), obs_batch() (+ obs_memory())."""
     S = make_state(T)
     B = actions.shape[0]
     Z = S.managed.shape[1]
@@ -199,7 +304,7 @@ def step_discrete(T, actions, n_ticks, weights, penalty, prev, was_term, n_nodes
     wsf = np.empty(B, np.int64)
     bk = np.empty((B, Z), np.int64)
     changes = np.empty(B, np.float64)
-    discrete_knobs(actions, S.mi, S.managed, mask, mf, wsf, bk, changes)
+    action_knobs(kind, actions, amap, levels, S.mi, S.managed, mask, mf, wsf, bk, changes)
     wbf = np.full(B, -1, np.int64)
     bp = np.zeros((B, Z), np.int64)
     kmask = np.empty(B, np.bool_)
@@ -212,6 +317,10 @@ def step_discrete(T, actions, n_ticks, weights, penalty, prev, was_term, n_nodes
     begin_interval(S.zs, S.ctr, prev, mask)
     for b in range(B):
         run_machine(S, b, n_ticks)
+    if memory:
+        mem_update(S.ctr, prev, mask, dt_s, decay, mem)
     terms_batch(S.ctr, prev, changes, weights, penalty, S.mi, was_term, mask, t_out, r_out, dead_out)
     obs_batch(S.managed, S.wmark, S.boost, S.zs, S.mi, S.nd, S.ctr, prev, n_nodes, obs_out)
+    if memory:
+        obs_memory(S.mi, mem, obs_out)
     free_state(S)

@@ -16,7 +16,8 @@ from .core import (
     resolve_scenario, score,
 )
 from .spaces import (  # noqa: F401  (re-exported: the observation/action layout)
-    ACTION_NAMES, CONT_ACTION_NAMES, N_ACTIONS, OBS_DIM, OBS_HIGH, OBS_INDEX, OBS_LOW, OBS_NAMES, OBS_UNITS,
+    ACTION_NAMES, ACTION_TYPES, CONT_ACTION_NAMES, N_ACTIONS, OBS_DIM, OBS_HIGH, OBS_INDEX, OBS_LOW, OBS_NAMES,
+    OBS_UNITS, action_names, obs_layout,
 )
 
 RENDER_W, RENDER_H = 400, 200
@@ -25,15 +26,16 @@ assert TERM_NAMES == ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob
 
 
 def make_action_space(action_type: str) -> spaces.Space:
-    if action_type == "discrete":
-        return spaces.Discrete(N_ACTIONS)
     if action_type == "continuous":
         return spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
-    raise ValueError(f"action_type: {action_type!r} is not valid; choices: discrete, continuous")
+    if isinstance(action_type, str) and action_type in ACTION_TYPES:
+        return spaces.Discrete(len(action_names(action_type)))
+    raise ValueError(f"action_type: {action_type!r} is not valid; choices: {', '.join(ACTION_TYPES)}")
 
 
-def make_observation_space() -> spaces.Box:
-    return spaces.Box(OBS_LOW.copy(), OBS_HIGH.copy(), dtype=np.float32)
+def make_observation_space(observation: str = "basic") -> spaces.Box:
+    _, _, low, high = obs_layout(observation)
+    return spaces.Box(low.copy(), high.copy(), dtype=np.float32)
 
 
 def _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob) -> dict[str, float]:
@@ -85,6 +87,19 @@ class AtomEnv(gym.Env):
     A sysctl target within 2 % of the current value is not written (every write clears the boosts,
     as in the kernel). An action outside the space raises ``ValueError``.
 
+    ``action_type="discrete-noboost"``: ``Discrete(5)``, the discrete actions 0, 1, 2, 5, 6 (no-op,
+    min_free_kbytes up/down, watermark_scale_factor up/down) without the boosts
+    (``NOBOOST_ACTIONS``, ``NOBOOST_ACTION_NAMES``).
+
+    ``action_type="levels"``: ``Discrete(20)``, target settings: action = 4 x i + j sets
+    min_free_kbytes to ``LEVEL_MF[i]`` of (boot value, 2x boot, 1 %, 2 %, 3 % of RAM) and
+    watermark_scale_factor to ``LEVEL_WSF[j]`` of (boot value, 100, 300, 1000) -- the grid
+    ``best-static`` sweeps, without its absolute 135168 kB; "boot" = the value at reset, RAM =
+    managed memory, clamped into the knob ranges (``LEVEL_NAMES``, ``spaces.level_table()``).
+    Action 0 is the boot setting. A sysctl already at its target is not written, so choosing the
+    current level costs nothing and leaves boosts alone; the others are written as every action
+    writes (``Simulator.set_knobs``), one knob change each.
+
     ## Observation Space
     ``Box(low, high, (28,), float32)``, every entry in [0, 1]; names in ``atomgym.envs.OBS_NAMES``.
     Per-zone entries are for the zone types DMA (0-5), DMA32 (6-11), Normal (12-17), each summed
@@ -108,6 +123,22 @@ class AtomEnv(gym.Env):
     | 25 | rx_packets | log1p(packets arrived, last interval) / 20 |
     | 26 | lowest_free_over_min | lowest Σ free over the last interval / Σ min, clipped to 4, / 4 |
     | 27 | direct_reclaim_stall | log1p(direct-reclaim stall in µs, last interval) / 20 |
+
+    ``observation="memory"``: ``Box(low, high, (41,), float32)``, the 28 entries above followed by
+    13 kept per machine since its reset (names in ``atomgym.envs.MEMORY_OBS_NAMES``; averages
+    ``a <- e*a + (1-e)*rate`` with ``e = exp(-interval / tau)``, so tau holds whatever the
+    decision interval; no elapsed-time feature):
+
+    | index | name | unit / scaling |
+    |---|---|---|
+    | 28-30 | atomic_fail_rate_{1,10,60}s | log1p(EMA of atomic failures / s, tau 1, 10, 60 s) / 20, clipped |
+    | 31-33 | drop_rate_{1,10,60}s | log1p(EMA of (rx_missed + rcvbuf_drop + pfmemalloc_drop) / s) / 20 |
+    | 34 | time_since_atomic_fail | log1p(s since the last interval with a failure, or reset; <= 3600) / log1p(3600) |
+    | 35 | time_since_drop | the same for drops |
+    | 36-37 | rx_peak_{1,10}s | log1p(peak rx_packets / s, held and decayed by exp(-interval / tau), tau 1, 10 s) / 20 |
+    | 38 | machine_size | log(managed / 256 MiB) / log(64 GiB / 256 MiB), clipped |
+    | 39 | min_free_kbytes_vs_boot | 0.5 + log(mf / mf at reset) / (2 log 1024), clipped |
+    | 40 | watermark_scale_factor_vs_boot | 0.5 + log(wsf / wsf at reset) / (2 log 1024), clipped |
 
     ## Rewards
     ``reward = -(w_drops*drops + w_atomic_fail*atomic_fail + w_reserved*reserved_mib_s
@@ -159,7 +190,8 @@ class AtomEnv(gym.Env):
 
     ## Arguments
     ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
-    (100), ``action_type`` ("discrete" | "continuous"), ``w_drops``, ``w_atomic_fail``,
+    (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels"),
+    ``observation`` ("basic" | "memory"), ``w_drops``, ``w_atomic_fail``,
     ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
     ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default",
@@ -167,7 +199,9 @@ class AtomEnv(gym.Env):
     ``ValueError`` naming it and what is valid.
 
     ## Version History
-    * v0: initial version (``reward_baseline`` added later with the default "none": the same rewards).
+    * v0: initial version (``reward_baseline`` added later with the default "none": the same rewards;
+      ``observation`` and the action types "discrete-noboost", "levels" added later, the defaults
+      unchanged).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
@@ -178,7 +212,7 @@ class AtomEnv(gym.Env):
                  w_reserved: float = DEFAULT_WEIGHTS["reserved_mib_s"], w_stall: float = DEFAULT_WEIGHTS["stall_s"],
                  w_knob: float = DEFAULT_WEIGHTS["knob_changes"], deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY,
                  duration_s: float | None = None, compute_score: bool = True, render_mode: str | None = None,
-                 render_window: int = 200, reward_baseline: str = "none") -> None:
+                 render_window: int = 200, reward_baseline: str = "none", observation: str = "basic") -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: {render_mode!r} is not valid; choices: None, ansi, rgb_array")
         if not isinstance(compute_score, (bool, np.bool_)):
@@ -188,13 +222,13 @@ class AtomEnv(gym.Env):
                           w_drops=w_drops, w_atomic_fail=w_atomic_fail, w_reserved=w_reserved, w_stall=w_stall,
                           w_knob=w_knob, deadlock_penalty=deadlock_penalty, duration_s=duration_s,
                           compute_score=compute_score, render_mode=render_mode, render_window=render_window,
-                          reward_baseline=reward_baseline)
+                          reward_baseline=reward_baseline, observation=observation)
         self.scenario = resolve_scenario(scenario, duration_s)
         self.action_space = make_action_space(action_type)
-        self.observation_space = make_observation_space()
+        self.observation_space = make_observation_space(observation)
         self.core = Core(self.scenario, 1, decision_interval_ms, action_type,
                          _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty,
-                         reward_baseline)
+                         reward_baseline, observation)
         self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
         self._neg_weights = [float(-w) for w in self.core.weights]   # info["reward_<term>"] = -w * term
         self.compute_score = compute_score
@@ -245,15 +279,18 @@ class AtomEnv(gym.Env):
         return self.core.obs()[0], {"sim_seed": self._sim_seed, "t_ms": float(self.sim.t_ms[0])}
 
     def _check_action(self, action) -> np.ndarray | int:
-        """A valid discrete action as an int, a continuous one as a (1, 3) float32 array; anything
+        """A valid Discrete action as an int, a continuous one as a (1, 3) float32 array; anything
         else raises ValueError naming the action space."""
-        if self.core.action_type == "discrete":
-            if isinstance(action, (int, np.integer)) and not isinstance(action, bool) and 0 <= action < N_ACTIONS:
+        core = self.core
+        if core.discrete:
+            n = core.n_actions
+            if isinstance(action, (int, np.integer)) and not isinstance(action, bool) and 0 <= action < n:
                 return int(action)        # fast path: a plain integer in range
             a = np.asarray(action)
             if a.shape not in ((), (1,)) or not np.issubdtype(a.dtype, np.integer) or not self.action_space.contains(int(a.reshape(-1)[0])):
-                raise ValueError(f"action {action!r} is outside the action space Discrete({N_ACTIONS}): "
-                                 f"give an integer 0..{N_ACTIONS - 1} ({', '.join(ACTION_NAMES)})")
+                raise ValueError(f"action {action!r} is outside the action space Discrete({n}) "
+                                 f"(action_type={core.action_type!r}): give an integer 0..{n - 1} "
+                                 f"({'; '.join(core.action_names)})")
             return int(a.reshape(-1)[0])
         a = np.asarray(action, dtype=np.float32)
         if a.shape != (3,) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0):
@@ -267,12 +304,12 @@ class AtomEnv(gym.Env):
             raise ResetNeeded("step() after the episode ended (terminated or truncated): call reset() first")
         a = self._check_action(action)
         core = self.core
-        if core.action_type == "discrete" and core.shadow is None:
+        if core.discrete and core.shadow is None:
             core.actions[0] = a
             core.step_discrete()           # the whole step in one compiled call
             t, rr, dead = core._t, core._r, core._dead
         else:
-            if core.action_type == "discrete":
+            if core.discrete:
                 core.actions[0] = a
                 a = core.actions
             changes = core.apply(a, self._mask)
@@ -307,7 +344,7 @@ class AtomEnv(gym.Env):
             self._record()
         truncated = not terminated and self._steps >= self.episode_steps   # the scenario's duration
         self._ended = terminated or truncated
-        if core.action_type == "discrete" and core.shadow is None:
+        if core.discrete and core.shadow is None:
             return core._obs[0].copy(), r, terminated, truncated, info
         return core.obs()[0], r, terminated, truncated, info
 

@@ -15,9 +15,16 @@ import numpy as np
 from ..sim import Simulator
 from ..sim import layout as L
 from ..sim.scenario import Scenario, load_scenario, scenario_to_dict, validate_scenario
-from ._compiled import begin_interval, discrete_knobs, obs_batch, step_discrete, terms_batch
+from ..kernel.zones import PAGE_KB
+from ._compiled import (
+    K_DISCRETE, K_LEVELS, M_BOOT_MF, M_BOOT_WSF, M_DYNAMIC, M_MANAGED_MIB, M_N, action_knobs, begin_interval,
+    mem_update, obs_batch, obs_memory, step_discrete, terms_batch,
+)
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
-from .spaces import MF_MAX_KB, MF_MIN_KB, OBS_DIM, WSF_MAX, WSF_MIN
+from .spaces import (
+    ACTION_TYPES, MF_MAX_KB, MF_MIN_KB, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, OBSERVATION_MODES, PEAK_TAUS_S,
+    RATE_TAUS_S, WSF_MAX, WSF_MIN, action_names, level_table, obs_layout,
+)
 
 TERM_NAMES = ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes")
 DEFAULT_WEIGHTS = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "stall_s": 1.0,
@@ -86,15 +93,27 @@ class Core:
     """Observation, action and reward bookkeeping over one batched Simulator."""
 
     def __init__(self, scenario: Scenario, n: int, decision_interval_ms: float, action_type: str,
-                 weights: dict[str, float], deadlock_penalty: float, reward_baseline: str = "none") -> None:
-        if action_type not in ("discrete", "continuous"):
-            raise ValueError(f"action_type: {action_type!r} is not valid; choices: discrete, continuous")
+                 weights: dict[str, float], deadlock_penalty: float, reward_baseline: str = "none",
+                 observation: str = "basic") -> None:
+        if not isinstance(action_type, str) or action_type not in ACTION_TYPES:
+            raise ValueError(f"action_type: {action_type!r} is not valid; choices: {', '.join(ACTION_TYPES)}")
+        if not isinstance(observation, str) or observation not in OBSERVATION_MODES:
+            raise ValueError(f"observation: {observation!r} is not valid; choices: {', '.join(OBSERVATION_MODES)}")
         if reward_baseline not in REWARD_BASELINES:
             raise ValueError(f"reward_baseline: {reward_baseline!r} is not valid; choices: {', '.join(REWARD_BASELINES)}")
         self.scenario = scenario
         self.ticks = interval_ticks(scenario, decision_interval_ms)
         self.decision_interval_ms = float(decision_interval_ms)
         self.action_type = action_type
+        self.discrete = action_type != "continuous"   # a Discrete action space (every type but continuous)
+        self.action_names = action_names(action_type)
+        self.n_actions = len(self.action_names)
+        # action_knobs(): "levels" indexes the level table; the others map to the discrete actions
+        self._kind = K_LEVELS if action_type == "levels" else K_DISCRETE
+        self._amap = np.array(NOBOOST_ACTIONS if action_type == "discrete-noboost" else range(N_ACTIONS), np.int64)
+        self.observation = observation
+        self.memory = observation == "memory"
+        self.obs_dim = len(obs_layout(observation)[0])
         # every term is a cost (reward <= 0, AtomEnv's docstring): a weight is a finite number >= 0
         self.weights = np.array([real_number(WEIGHT_ARGS[k], weights[k], 0.0, 1e12) for k in TERM_NAMES])
         self.deadlock_penalty = real_number("deadlock_penalty", deadlock_penalty, 0.0, 1e12)
@@ -103,7 +122,12 @@ class Core:
         self.n_nodes = self.sim.n_nodes
         self.prev = np.zeros_like(self.sim.counters)
         self.was_terminated = np.zeros(n, bool)
-        self._obs = np.zeros((n, OBS_DIM), np.float32)
+        self._obs = np.zeros((n, self.obs_dim), np.float32)
+        # per machine: the memory features' state and the boot values (_compiled.M_*); the levels table
+        self.mem = np.zeros((n, M_N))
+        self.levels = np.zeros((n, N_LEVELS, 2), np.int64)
+        self.dt_s = self.ticks * scenario.tick_ms / 1000.0   # simulated seconds per interval
+        self.decay = np.exp(-self.dt_s / np.array(RATE_TAUS_S + PEAK_TAUS_S, np.float64))
         self._t = np.zeros((n, len(TERM_NAMES)))
         self._r = np.zeros(n)
         self._dead = np.zeros(n, np.bool_)
@@ -135,6 +159,16 @@ class Core:
         sim.reset(seeds, mask=m)
         self.prev[m] = sim.counters[m]
         self.was_terminated[m] = sim.terminated[m]
+        boot_mf = sim.min_free_kbytes[m].astype(np.int64)
+        boot_wsf = sim.watermark_scale_factor[m].astype(np.int64)
+        ram_kb = sim.managed[m].sum(axis=1).astype(np.int64) * PAGE_KB
+        mem = self.mem[m]
+        mem[:, :M_DYNAMIC] = 0.0
+        mem[:, M_BOOT_MF] = boot_mf
+        mem[:, M_BOOT_WSF] = boot_wsf
+        mem[:, M_MANAGED_MIB] = ram_kb / 1024.0
+        self.mem[m] = mem
+        self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb)
         if self.shadow is not None:
             self.shadow.reset(seeds, mask=m)
             self.shadow_prev[m] = self.shadow.counters[m]
@@ -145,9 +179,10 @@ class Core:
     def apply(self, actions: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Write the knobs for the machines in mask; returns knob changes per machine (B,)."""
         sim, B = self.sim, self.B
-        if self.action_type == "discrete":
+        if self.discrete:
             mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
-            discrete_knobs(np.asarray(actions, np.int64), sim._mi, sim.managed, mask, mf, wsf, bk, changes)
+            action_knobs(self._kind, np.asarray(actions, np.int64), self._amap, self.levels, sim._mi, sim.managed,
+                         mask, mf, wsf, bk, changes)
             if changes.any():
                 sim.set_knobs(min_free_kbytes=mf, watermark_scale_factor=wsf,
                               boost_watermark=bk if bk.any() else None, mask=mask & (changes > 0))
@@ -188,6 +223,8 @@ class Core:
         sim = self.sim
         begin_interval(sim.zone_state, sim.counters, self.prev, mask)   # also: lowest free over this interval
         sim.advance(self.ticks, mask=mask)
+        if self.memory:
+            mem_update(sim.counters, self.prev, mask, self.dt_s, self.decay, self.mem)
         sh = self.shadow
         if sh is not None:
             begin_interval(sh.zone_state, sh.counters, self.shadow_prev, mask)
@@ -207,7 +244,8 @@ class Core:
     def snapshot(self) -> dict:
         """The simulated state for pickling an env: the batch, the interval bookkeeping and the
         reward shadow's (if any); restore() puts it back into a Core built with the same arguments."""
-        snap = {"sim": self.sim.snapshot(), "prev": self.prev.copy(), "was": self.was_terminated.copy()}
+        snap = {"sim": self.sim.snapshot(), "prev": self.prev.copy(), "was": self.was_terminated.copy(),
+                "mem": self.mem.copy(), "levels": self.levels.copy()}
         if self.shadow is not None:
             snap["shadow"] = {"sim": self.shadow.snapshot(), "prev": self.shadow_prev.copy(),
                               "was": self.shadow_was_terminated.copy()}
@@ -217,6 +255,9 @@ class Core:
         self.sim.restore(snap["sim"])
         self.prev[...] = snap["prev"]
         self.was_terminated[...] = snap["was"]
+        if "mem" in snap:   # snapshots from before the memory observation have none
+            self.mem[...] = snap["mem"]
+            self.levels[...] = snap["levels"]
         if self.shadow is not None:
             sh = snap["shadow"]
             self.shadow.restore(sh["sim"])
@@ -224,7 +265,7 @@ class Core:
             self.shadow_was_terminated[...] = sh["was"]
 
     def step_discrete(self, actions: np.ndarray | None = None) -> None:
-        """apply() + advance() + step_terms() + obs() of every machine for discrete actions in one
+        """apply() + advance() + step_terms() + obs() of every machine for Discrete action types in one
         compiled call (serial over machines; the same results). The actions are ``self.actions``
         (B,) int64, copied from ``actions`` if given. The outputs stay in ``self._obs``,
         ``self._t``, ``self._r`` and ``self._dead`` (overwritten by the next call).
@@ -242,8 +283,11 @@ class Core:
         if call is not None:
             call[0](*call[1])
             return
-        args = (self.sim.state, self.actions, self.ticks, self.weights, self.deadlock_penalty, self.prev,
-                self.was_terminated, self.n_nodes, self._obs, self._t, self._r, self._dead)
+        if not self.discrete:
+            raise RuntimeError("step_discrete() needs a Discrete action type; continuous actions use apply()")
+        args = (self.sim.state, self.actions, self._kind, self._amap, self.levels, self.ticks, self.weights,
+                self.deadlock_penalty, self.prev, self.was_terminated, self.n_nodes, self.mem, self.dt_s, self.decay,
+                self.memory, self._obs, self._t, self._r, self._dead)
         step_discrete(*args)
         sig = tuple(step_discrete.typeof_pyval(x) for x in args)
         cres = step_discrete.overloads.get(sig)
@@ -254,6 +298,8 @@ class Core:
         sim = self.sim
         obs_batch(sim.managed, sim.wmark, sim.boost, sim.zone_state, sim._mi, sim._nd, sim.counters, self.prev,
                   self.n_nodes, self._obs)
+        if self.memory:
+            obs_memory(sim._mi, self.mem, self._obs)
         return self._obs.copy()
 
     # ---- the kernel-default reference for the normalised score ---------------------------------

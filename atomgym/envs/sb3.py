@@ -39,7 +39,7 @@ class AtomSB3VecEnv(VecEnv):
     def step_wait(self):
         v = self.venv
         a = self._actions
-        if v.core.action_type == "discrete" and a.size == self.num_envs:   # else _check_actions() names the shape
+        if v.core.discrete and a.size == self.num_envs:   # else _check_actions() names the shape
             a = a.reshape(self.num_envs).astype(np.int64)
         obs, r, term, trunc, info = v.step_core(v._check_actions(a), self._all)
         done = term | trunc

@@ -6,7 +6,15 @@ unit ``OBS_UNITS[i]`` and range ``[OBS_LOW[i], OBS_HIGH[i]]`` (the Box bounds). 
 each summed over NUMA nodes (all shipped machines have one node; Movable is never populated).
 An unpopulated zone type reads 0 in all its entries.
 
-Discrete actions: ``ACTION_NAMES[a]``; continuous actions: ``CONT_ACTION_NAMES``.
+Observation modes (``observation=``): "basic" is the layout above; "memory" appends
+``MEMORY_FEATURES`` (rates averaged at several time scales, time since the last failure / drop,
+arrival peaks, machine size, knobs relative to boot); its layout is ``MEMORY_OBS_NAMES``,
+``MEMORY_OBS_UNITS``, ``MEMORY_OBS_LOW``, ``MEMORY_OBS_HIGH``, ``MEMORY_OBS_DIM``,
+``MEMORY_OBS_INDEX`` and the ``OBS_M_*`` indices; ``obs_layout(mode)`` gives either.
+
+Action types (``action_type=``): "discrete" ``ACTION_NAMES[a]``; "discrete-noboost"
+``NOBOOST_ACTION_NAMES[a]`` (the discrete actions ``NOBOOST_ACTIONS[a]``); "levels"
+``LEVEL_NAMES[a]`` (the grid ``LEVEL_MF`` x ``LEVEL_WSF``); "continuous" ``CONT_ACTION_NAMES``.
 """
 from __future__ import annotations
 
@@ -86,3 +94,107 @@ MF_MIN_KB = 128          # calculate_min_free_kbytes(): lower clamp
 MF_MAX_KB = 1048576      # 1 GiB: 4x the kernel's own upper clamp (262144 kB)
 WSF_MIN, WSF_MAX = 1, 3000   # watermark_scale_factor sysctl: extra1 = SYSCTL_ONE, extra2 = 3000
 STEP_FACTOR = 1.25
+
+# ---- action types -----------------------------------------------------------------------------
+ACTION_TYPES: tuple[str, ...] = ("discrete", "continuous", "discrete-noboost", "levels")
+
+# "discrete-noboost": the discrete actions without the two boost_watermark() actions
+NOBOOST_ACTIONS: tuple[int, ...] = (A_NOOP, A_MF_UP, A_MF_DOWN, A_WSF_UP, A_WSF_DOWN)
+NOBOOST_ACTION_NAMES: tuple[str, ...] = tuple(ACTION_NAMES[a] for a in NOBOOST_ACTIONS)
+
+# The min_free_kbytes x watermark_scale_factor grid of target settings: the "levels" actions, and
+# (with the TuneD hpc-compute value 135168 kB added) the grid best-static and the oracles sweep
+# (agents/oracle.py imports it). min_free_kbytes: "boot" = the machine's value at reset, "x2" =
+# twice it, a float = that fraction of RAM (managed memory); an int = kB (grid_mf_kb()).
+# watermark_scale_factor: -1 = the machine's value at reset.
+LEVEL_MF: tuple = ("boot", "x2", 0.01, 0.02, 0.03)
+LEVEL_WSF: tuple = (-1, 100, 300, 1000)
+LEVEL_POINTS: tuple[tuple[object, int], ...] = tuple((m, w) for m in LEVEL_MF for w in LEVEL_WSF)
+
+
+def _level_name(m: object, w: int) -> str:
+    ms = {"boot": "boot", "x2": "2x boot"}.get(m, f"{m * 100:g} % of RAM" if isinstance(m, float) else f"{m} kB")
+    return f"min_free_kbytes={ms}, watermark_scale_factor={'boot' if w == -1 else w}"
+
+
+LEVEL_NAMES: tuple[str, ...] = tuple(_level_name(m, w) for m, w in LEVEL_POINTS)   # action a = LEVEL_POINTS[a]
+N_LEVELS = len(LEVEL_POINTS)
+
+
+def grid_mf_kb(spec: object, boot_kb: np.ndarray, ram_kb: np.ndarray) -> np.ndarray:
+    """min_free_kbytes (int64 kB, per machine) of one LEVEL_MF / GRID_MF entry for machines with
+    boot values ``boot_kb`` and RAM ``ram_kb`` (kB, both (N,))."""
+    boot_kb = np.asarray(boot_kb, np.int64)
+    if spec == "boot":
+        return boot_kb.copy()
+    if spec == "x2":
+        return 2 * boot_kb
+    if isinstance(spec, float):
+        return (np.asarray(ram_kb, np.int64) * spec).astype(np.int64)
+    return np.full(boot_kb.shape, int(spec), np.int64)
+
+
+def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray) -> np.ndarray:
+    """(N, N_LEVELS, 2) int64: the (min_free_kbytes, watermark_scale_factor) each "levels" action
+    sets on each machine, clamped into the knob ranges as the discrete actions are."""
+    tab = np.empty((len(boot_mf), N_LEVELS, 2), np.int64)
+    for a, (m, w) in enumerate(LEVEL_POINTS):
+        tab[:, a, 0] = np.clip(grid_mf_kb(m, boot_mf, ram_kb), MF_MIN_KB, MF_MAX_KB)
+        tab[:, a, 1] = np.clip(np.asarray(boot_wsf, np.int64) if w == -1 else w, WSF_MIN, WSF_MAX)
+    return tab
+
+
+def action_names(action_type: str) -> tuple[str, ...]:
+    """The names of the actions of a Discrete action type (index = action)."""
+    return {"discrete": ACTION_NAMES, "discrete-noboost": NOBOOST_ACTION_NAMES, "levels": LEVEL_NAMES,
+            "continuous": CONT_ACTION_NAMES}[action_type]
+
+
+# ---- observation modes --------------------------------------------------------------------------
+OBSERVATION_MODES: tuple[str, ...] = ("basic", "memory")
+RATE_TAUS_S = (1.0, 10.0, 60.0)   # time constants of the failure and drop rate averages
+PEAK_TAUS_S = (1.0, 10.0)         # decay time constants of the arrival-peak holds
+SINCE_CAP_S = 3600.0              # time-since features saturate at one hour
+SIZE_MIN_MIB, SIZE_MAX_MIB = 256.0, 65536.0   # machine_size maps 256 MiB..64 GiB onto [0, 1]
+KNOB_RATIO_SPAN = 1024.0          # *_vs_boot maps ratios 1/1024..1024 onto [0, 1] (boot = 0.5)
+
+_rate_unit = "log1p(exponential average of {what} per second, time constant {tau:g} s) / 20, clipped to 1"
+_since_unit = "log1p(seconds since the last interval with {what}, or since reset; at most 3600) / log1p(3600)"
+_peak_unit = ("log1p(peak arrivals per second: max(this interval's rx_packets / interval, the previous peak "
+              "x exp(-interval / {tau:g} s))) / 20, clipped to 1")
+_ratio_unit = "0.5 + log({k} / its value at reset) / (2 log 1024), clipped to [0, 1]"
+MEMORY_FEATURES = (
+    *[(f"atomic_fail_rate_{t:g}s", _rate_unit.format(what="atomic allocation failures", tau=t), 0.0, 1.0)
+      for t in RATE_TAUS_S],
+    *[(f"drop_rate_{t:g}s", _rate_unit.format(what="drops (rx_missed + rcvbuf_drop + pfmemalloc_drop)", tau=t),
+       0.0, 1.0) for t in RATE_TAUS_S],
+    ("time_since_atomic_fail", _since_unit.format(what="an atomic failure"), 0.0, 1.0),
+    ("time_since_drop", _since_unit.format(what="a drop"), 0.0, 1.0),
+    *[(f"rx_peak_{t:g}s", _peak_unit.format(tau=t), 0.0, 1.0) for t in PEAK_TAUS_S],
+    ("machine_size", "log(managed memory / 256 MiB) / log(64 GiB / 256 MiB), clipped to [0, 1]", 0.0, 1.0),
+    ("min_free_kbytes_vs_boot", _ratio_unit.format(k="min_free_kbytes"), 0.0, 1.0),
+    ("watermark_scale_factor_vs_boot", _ratio_unit.format(k="watermark_scale_factor"), 0.0, 1.0),
+)
+MEMORY_OBS_NAMES: tuple[str, ...] = OBS_NAMES + tuple(r[0] for r in MEMORY_FEATURES)
+MEMORY_OBS_UNITS: tuple[str, ...] = OBS_UNITS + tuple(r[1] for r in MEMORY_FEATURES)
+MEMORY_OBS_LOW = np.concatenate([OBS_LOW, np.array([r[2] for r in MEMORY_FEATURES], np.float32)])
+MEMORY_OBS_HIGH = np.concatenate([OBS_HIGH, np.array([r[3] for r in MEMORY_FEATURES], np.float32)])
+MEMORY_OBS_DIM = len(MEMORY_OBS_NAMES)
+MEMORY_OBS_INDEX: dict[str, int] = {n: i for i, n in enumerate(MEMORY_OBS_NAMES)}
+OBS_M_ATOMIC_FAIL_RATE_1S = MEMORY_OBS_INDEX["atomic_fail_rate_1s"]   # first memory feature (= OBS_DIM)
+OBS_M_DROP_RATE_1S = MEMORY_OBS_INDEX["drop_rate_1s"]
+OBS_M_TIME_SINCE_FAIL = MEMORY_OBS_INDEX["time_since_atomic_fail"]
+OBS_M_TIME_SINCE_DROP = MEMORY_OBS_INDEX["time_since_drop"]
+OBS_M_RX_PEAK_1S = MEMORY_OBS_INDEX["rx_peak_1s"]
+OBS_M_MACHINE_SIZE = MEMORY_OBS_INDEX["machine_size"]
+OBS_M_MF_VS_BOOT = MEMORY_OBS_INDEX["min_free_kbytes_vs_boot"]
+OBS_M_WSF_VS_BOOT = MEMORY_OBS_INDEX["watermark_scale_factor_vs_boot"]
+
+
+def obs_layout(observation: str) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray, np.ndarray]:
+    """(names, units, low, high) of an observation mode."""
+    if observation == "basic":
+        return OBS_NAMES, OBS_UNITS, OBS_LOW, OBS_HIGH
+    if observation == "memory":
+        return MEMORY_OBS_NAMES, MEMORY_OBS_UNITS, MEMORY_OBS_LOW, MEMORY_OBS_HIGH
+    raise ValueError(f"observation: {observation!r} is not valid; choices: {', '.join(OBSERVATION_MODES)}")

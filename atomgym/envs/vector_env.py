@@ -14,7 +14,6 @@ from .atom_env import DEFAULT_DECISION_INTERVAL_MS, _weights, make_action_space,
 from .core import (
     DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, positive_int, resolve_scenario, score,
 )
-from .spaces import N_ACTIONS
 
 
 class AtomVectorEnv(VectorEnv):
@@ -37,7 +36,8 @@ class AtomVectorEnv(VectorEnv):
                  w_reserved: float = DEFAULT_WEIGHTS["reserved_mib_s"], w_stall: float = DEFAULT_WEIGHTS["stall_s"],
                  w_knob: float = DEFAULT_WEIGHTS["knob_changes"], deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY,
                  duration_s: float | None = None, compute_score: bool = False, max_episode_steps: int | None = None,
-                 render_mode: str | None = None, render_window: int = 200, reward_baseline: str = "none") -> None:
+                 render_mode: str | None = None, render_window: int = 200, reward_baseline: str = "none",
+                 observation: str = "basic") -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode: {render_mode!r}: AtomVectorEnv does not render; use AtomEnv")
         self.num_envs = positive_int("num_envs", num_envs)
@@ -48,14 +48,14 @@ class AtomVectorEnv(VectorEnv):
         self.scenario = resolve_scenario(scenario, duration_s)
         self.core = Core(self.scenario, self.num_envs, decision_interval_ms, action_type,
                          _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty,
-                         reward_baseline)
+                         reward_baseline, observation)
         self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
         # truncation: the registered limit, and never past the scenario's duration (as AtomEnv)
         self.max_episode_steps = self.episode_steps if max_episode_steps is None else min(
             int(max_episode_steps), self.episode_steps)
         self.compute_score = compute_score
         self.single_action_space = make_action_space(action_type)
-        self.single_observation_space = make_observation_space()
+        self.single_observation_space = make_observation_space(observation)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.render_mode = None
@@ -70,7 +70,7 @@ class AtomVectorEnv(VectorEnv):
                           action_type=action_type, w_drops=w_drops, w_atomic_fail=w_atomic_fail,
                           w_reserved=w_reserved, w_stall=w_stall, w_knob=w_knob, deadlock_penalty=deadlock_penalty,
                           duration_s=duration_s, compute_score=compute_score, max_episode_steps=max_episode_steps,
-                          reward_baseline=reward_baseline)
+                          reward_baseline=reward_baseline, observation=observation)
 
     # pickling: rebuild from the constructor arguments, then copy the batch state
     def __getstate__(self) -> dict:
@@ -105,11 +105,13 @@ class AtomVectorEnv(VectorEnv):
 
     def _check_actions(self, actions) -> np.ndarray:
         n = self.num_envs
-        if self.core.action_type == "discrete":
+        if self.core.discrete:
             a = np.asarray(actions)
-            if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= N_ACTIONS:
-                raise ValueError(f"actions: expected {n} integers 0..{N_ACTIONS - 1} (shape ({n},)), got "
-                                 f"shape {a.shape} dtype {a.dtype}")
+            k = self.core.n_actions
+            if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= k:
+                raise ValueError(f"actions: expected {n} integers 0..{k - 1} (shape ({n},), action space "
+                                 f"Discrete({k}), action_type={self.core.action_type!r}), got shape {a.shape} "
+                                 f"dtype {a.dtype}")
             return a.astype(np.int64)
         a = np.asarray(actions, np.float32)
         if a.shape != (n, 3) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0):
