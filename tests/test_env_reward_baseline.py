@@ -73,5 +73,49 @@ def test_vector_env_row_equals_single_env_and_pickles():
 
 
 def test_bad_reward_baseline_is_a_clear_error():
-    with pytest.raises(ValueError, match="reward_baseline: 'kernel' is not valid; choices: none, default"):
+    with pytest.raises(ValueError, match="reward_baseline: 'kernel' is not valid; choices: none, default, score"):
         AtomEnv(reward_baseline="kernel")
+
+
+def test_score_baseline_return_is_score_minus_one_on_every_machine():
+    """reward_baseline="score": the difference reward divided by the default episode's cost, so the
+    return of an episode is its score - 1, on a small machine and a large one alike."""
+    for scenario, seed in (("train-wide-virtio", 4), ("train-wide-pagepool", 8)):
+        env = AtomEnv(scenario=scenario, duration_s=3.0, reward_baseline="score", action_type="levels")
+        env.reset(seed=seed)
+        ret, done, k = 0.0, False, 0
+        while not done:
+            _, r, term, trunc, info = env.step([0, 6, 6, 13, 0][k % 5])
+            ret += r
+            k += 1
+            done = term or trunc
+        assert info["episode_cost"] != info["default_cost"]
+        assert ret == pytest.approx(info["score"] - 1.0, rel=1e-9, abs=1e-9)
+        env.reset(seed=seed)
+        while True:                             # doing nothing earns exactly 0 here too
+            _, r, term, trunc, _ = env.step(0)
+            assert r == 0.0
+            if term or trunc:
+                break
+
+
+def test_score_baseline_vector_rows_equal_single_envs_and_pickle_keeps_the_scale():
+    n = 3
+    v = AtomVectorEnv(num_envs=n, scenario="train-randomized", duration_s=2.0, reward_baseline="score")
+    v.reset(seed=20)
+    singles = [AtomEnv(scenario="train-randomized", duration_s=2.0, reward_baseline="score", compute_score=False)
+               for _ in range(n)]
+    for i, e in enumerate(singles):
+        e.reset(seed=20 + i)
+    rng = np.random.default_rng(1)
+    for k in range(6):
+        acts = rng.integers(0, 7, size=n)
+        obs, r, *_ = v.step(acts)
+        for i, e in enumerate(singles):
+            o1, r1, *_ = e.step(int(acts[i]))
+            assert np.array_equal(obs[i], o1) and r[i] == r1, (k, i)
+    w = pickle.loads(pickle.dumps(v))
+    acts = np.array([1, 1, 1])
+    o1, r1, *_ = v.step(acts)
+    o2, r2, *_ = w.step(acts)
+    assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and (r1 != 0).any()

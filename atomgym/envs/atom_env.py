@@ -159,7 +159,8 @@ class AtomEnv(gym.Env):
     its memory state, so both see the same packets: costs no knob changes cancel (a draw of
     ``train-randomized`` can drop millions of packets at a slow socket), doing nothing earns exactly
     0, and the return is minus (episode cost - default cost). The score and ``episode_cost`` are
-    unchanged (raw costs).
+    unchanged (raw costs). ``reward_baseline="score"``: the same difference divided by the default
+    episode's cost C_def (computed at reset), so the return is exactly score - 1.
 
     Worked example (8 GiB machine, defaults, 100 ms step): min_free_kbytes 67584 -> Σ min = 66.1 MiB,
     Σ high = 99.1 MiB (no boost), so reserved = 99.1 x 0.1 = 9.91 MiB·s; 40 atomic failures, 0 drops,
@@ -194,7 +195,7 @@ class AtomEnv(gym.Env):
     ``observation`` ("basic" | "memory"), ``w_drops``, ``w_atomic_fail``,
     ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
-    ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default",
+    ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default" | "score",
     see Rewards). Weights and the penalty are finite numbers in 0..1e12; a bad argument raises
     ``ValueError`` naming it and what is valid.
 
@@ -333,8 +334,8 @@ class AtomEnv(gym.Env):
             "reward_deadlock": -core.deadlock_penalty * dead.item(0),
         }
         if core.shadow is not None:
-            info["reward_default"] = rd = core.shadow_reward.item(0)
-            r -= rd
+            info["reward_default"] = core.shadow_reward.item(0)
+            r = core.baseline_reward(rr).item(0)
         if self.compute_score and (terminated or self._steps == self.episode_steps):
             c_def = core.default_cost(self._sim_seed, self.episode_steps)
             info["episode_cost"] = self._cost

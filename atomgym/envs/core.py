@@ -31,7 +31,7 @@ DEFAULT_WEIGHTS = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "
                    "knob_changes": 1e-2}
 DEFAULT_DEADLOCK_PENALTY = 100.0
 SCORE_COST_FLOOR = 1.0
-REWARD_BASELINES = ("none", "default")
+REWARD_BASELINES = ("none", "default", "score")
 CONT_DEADBAND = 0.02   # continuous targets within 2 % of the current value are not written
 
 _DROP_COUNTERS = ("rx_missed", "rcvbuf_drop", "pfmemalloc_drop")
@@ -143,7 +143,12 @@ class Core:
         # sees the same packets: costs no knob can change (e.g. a slow application's socket drops)
         # cancel, and a policy that does nothing earns exactly 0.
         self.reward_baseline = reward_baseline
-        self.shadow = Simulator(scenario, n_machines=n) if reward_baseline == "default" else None
+        # reward_baseline="score": the same difference, divided by the default-settings episode's cost
+        # C_def of the same machine and seed (computed at reset, as the score's): an episode's return
+        # is then score - 1 exactly, so machines of every size weigh alike.
+        self.shadow = Simulator(scenario, n_machines=n) if reward_baseline in ("default", "score") else None
+        self.episode_steps = episode_steps(scenario, decision_interval_ms)
+        self.reward_scale = np.ones(n)     # 1 / max(C_def, SCORE_COST_FLOOR) per machine with "score"
         self.shadow_prev = np.zeros_like(self.prev)
         self.shadow_was_terminated = np.zeros(n, bool)
         self._st = np.zeros((n, len(TERM_NAMES)))
@@ -174,6 +179,18 @@ class Core:
             self.shadow_prev[m] = self.shadow.counters[m]
             self.shadow_was_terminated[m] = self.shadow.terminated[m]
             self.shadow_reward[m] = 0.0
+        if self.reward_baseline == "score":
+            idx = np.flatnonzero(m)
+            costs = self.default_costs([int(x) for x in np.asarray(seeds)[idx]], self.episode_steps)
+            self.reward_scale[idx] = [1.0 / max(c, SCORE_COST_FLOOR) for c in costs]
+
+    def baseline_reward(self, r: np.ndarray) -> np.ndarray:
+        """The reward the agent gets from the raw one (minus the cost): as is with reward_baseline
+        "none", minus the shadow's with "default", and that divided by C_def with "score"."""
+        if self.shadow is None:
+            return r
+        d = r - self.shadow_reward
+        return d * self.reward_scale if self.reward_baseline == "score" else d
 
     # ---- actions ------------------------------------------------------------------------------
     def apply(self, actions: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -248,7 +265,7 @@ class Core:
                 "mem": self.mem.copy(), "levels": self.levels.copy()}
         if self.shadow is not None:
             snap["shadow"] = {"sim": self.shadow.snapshot(), "prev": self.shadow_prev.copy(),
-                              "was": self.shadow_was_terminated.copy()}
+                              "was": self.shadow_was_terminated.copy(), "scale": self.reward_scale.copy()}
         return snap
 
     def restore(self, snap: dict) -> None:
@@ -263,6 +280,8 @@ class Core:
             self.shadow.restore(sh["sim"])
             self.shadow_prev[...] = sh["prev"]
             self.shadow_was_terminated[...] = sh["was"]
+            if "scale" in sh:
+                self.reward_scale[...] = sh["scale"]
 
     def step_discrete(self, actions: np.ndarray | None = None) -> None:
         """apply() + advance() + step_terms() + obs() of every machine for Discrete action types in one

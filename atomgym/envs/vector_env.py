@@ -135,7 +135,7 @@ class AtomVectorEnv(VectorEnv):
         info["reward_deadlock"] = -core.deadlock_penalty * (dead & active)
         if core.shadow is not None:   # reward_baseline="default": minus the shadow's reward (AtomEnv's docstring)
             info["reward_default"] = core.shadow_reward.copy()
-            r = r - core.shadow_reward
+            r = core.baseline_reward(r)
         if self.compute_score:
             end = active & (term | (self._steps == self.episode_steps))
             if end.any():
