@@ -137,6 +137,13 @@ def test_vec_normalize_and_frame_stack_saved_loaded_and_frozen(tmp_path):
     d = stats.observation_space.shape[0]
     assert lm.model.observation_space.shape == (3 * d,) and lm.n_stack == 3
     assert lm.vecnorm.training is False and lm.vecnorm.norm_reward is False
+    # the player sees the normalised, stacked observation (zeros before the first frame)
+    from atomgym.envs.atom_env import AtomEnv
+    obs, _ = AtomEnv("quiet", duration_s=0.5, **lm.env_kw).reset(seed=1000, options={"sim_seed": 1000})
+    first = lm.player().reset(obs)
+    want0 = np.clip((obs - stats.obs_rms.mean) / np.sqrt(stats.obs_rms.var + stats.epsilon), -10, 10)
+    assert first.shape == (1, 3 * d) and not first[0, :2 * d].any()
+    assert first[0, 2 * d:] == pytest.approx(want0, rel=1e-5, abs=1e-5) and not np.allclose(want0, obs)
     before = pkl.read_bytes()
     rows = _eval(tmp_path / "ev", str(run / "model.zip"))
     assert pkl.read_bytes() == before                       # evaluation never updates the statistics
