@@ -64,7 +64,7 @@ def test_shipped_configs_are_valid():
     assert cfg["algo"] == "ppo" and cfg["n_envs"] >= 1
     shipped = sorted(train.DEFAULT_CONFIG.parent.glob("*.yaml"))
     assert len(shipped) >= 3
-    kinds = {(c["scenario"], c["action_type"]) for c in map(train.load_config, shipped)}
+    kinds = {(c["scenario"], train.env_kwargs(c).get("action_type")) for c in map(train.load_config, shipped)}
     assert ("incast-pagecache", "continuous") in kinds and ("train-randomized", "discrete") in kinds
 
 
