@@ -163,21 +163,22 @@ def scenarios_of(cfg_scenario: object, path: Path | None = None, key: str = "sce
 def read_suite(name: str, where: str = "suite") -> list[str]:
     """configs/suites/NAME.txt: one scenario name (or YAML path) a line; ``#`` starts a comment."""
     p = SUITES_DIR / f"{name}.txt"
+    shown = p.relative_to(ROOT) if p.is_relative_to(ROOT) else p   # the repo's path, as the docs name it
     valid = sorted(q.stem for q in SUITES_DIR.glob("*.txt")) if SUITES_DIR.is_dir() else []
     if not name or "/" in name or not p.is_file():
-        raise ConfigError(f"{where}: suite:{name}: no file {p.relative_to(ROOT)}; "
+        raise ConfigError(f"{where}: suite:{name}: no file {shown}; "
                           f"suites: {', '.join(valid) or 'none shipped'}")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{where}: suite:{name}: cannot read {p.relative_to(ROOT)} ({e})") from None
+        raise ConfigError(f"{where}: suite:{name}: cannot read {shown} ({e})") from None
     out = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if line and line not in out:
             out.append(line)
     if not out:
-        raise ConfigError(f"{where}: suite:{name}: {p.relative_to(ROOT)} names no scenario")
+        raise ConfigError(f"{where}: suite:{name}: {shown} names no scenario")
     return out
 
 

@@ -221,3 +221,44 @@ def test_export_pretrained_and_evaluate_it(tmp_path, capsys):
     assert evaluate.main(["--policies", str(dest / "tiny.zip"), "--scenarios", "quiet", "--out",
                           str(tmp_path / "ev2")]) == 2
     assert "statistics" in capsys.readouterr().err
+
+
+def _episodes(scores: dict[str, float], runs: int = 10, seeds: int = 4, scenarios=("a", "b")):
+    """Synthetic episodes: each policy's score around a level (learned: runs = training seeds)."""
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    rows = []
+    for p, level in scores.items():
+        learned = p.startswith("ppo")
+        for sc in scenarios:
+            for r in range(runs if learned else 1):
+                for s in range(seeds):
+                    score = level + 0.01 * rng.standard_normal()
+                    cost = 100.0 * (2.0 - score) if p != "oracle-static" else 10.0
+                    rows.append({"policy": p, "run": f"seed{r}" if learned else "-", "scenario": sc,
+                                 "seed": 1000 + s, "cost": 100.0 if p == "kernel-default" else cost,
+                                 "score": 1.0 if p == "kernel-default" else score})
+    return pd.DataFrame(rows)
+
+
+def test_report_compares_the_best_learned_play_with_every_heuristic():
+    from agents.fullreport import learned_vs_heuristics
+    df = _episodes({"kernel-default": 1.0, "oracle-static": 1.9, "psi": 1.2, "v10-acked": 1.0,
+                    "ppo": 1.1, "ppo-stochastic": 1.5})
+    table, verdict = learned_vs_heuristics(df, ["ppo", "ppo-stochastic"], reps=200)
+    assert "`ppo-stochastic` (stochastic play; 10 training runs)" in table
+    assert "| psi |" in table and "| v10-acked |" in table and "| kernel-default |" not in table
+    assert verdict.startswith("ppo-stochastic (stochastic play) vs every heuristic on 2 scenarios: beats 2 of 2")
+    # the learned policy loses to psi: named in the verdict
+    df = _episodes({"kernel-default": 1.0, "oracle-static": 1.9, "psi": 1.6, "v10-acked": 1.0, "ppo": 1.3})
+    table, verdict = learned_vs_heuristics(df, ["ppo", "ppo-stochastic"], reps=200)
+    assert "beats 1 of 2" in verdict and verdict.endswith("not every heuristic is beaten: psi")
+    assert "(deterministic play" in table
+
+
+def test_fullreport_reads_a_suite_and_names_a_missing_one(tmp_path, capsys, monkeypatch):
+    from agents import fullreport
+    monkeypatch.setattr(train, "SUITES_DIR", tmp_path)
+    assert fullreport.main(["--scenarios", "suite:test", "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "suite:test: no file" in err and not (tmp_path / "rep").exists()
