@@ -84,8 +84,9 @@ class PeriodicEval(BaseCallback):
 
     def __init__(self, scenario: str, env_kw: dict, every: int, seeds: list[int], out_csv: Path,
                  duration_s: float | None = None, references: tuple[str, ...] = ("v10-acked", "psi", "best-static"),
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, n_stack: int | None = None) -> None:
         super().__init__()
+        self.n_stack = n_stack
         self.scenario_name, self.env_kw, self.every = scenario, dict(env_kw), max(1, int(every))
         self.seeds = np.asarray(seeds, np.int64)
         self.out_csv, self.duration_s, self.references = Path(out_csv), duration_s, references
@@ -128,7 +129,9 @@ class PeriodicEval(BaseCallback):
     def evaluate_now(self) -> None:
         from agents import evaluate, stats
         from atomgym.envs.core import score
-        res, _ = evaluate.run_loaded(self.model, self.env_kw, self.sc, self.seeds, self.dur)
+        # the training's normalisation statistics as they are now (read only) and its frame stack
+        res, _ = evaluate.run_loaded(self.model, self.env_kw, self.sc, self.seeds, self.dur,
+                                     self.model.get_vec_normalize_env(), self.n_stack)
         s = np.array([score(r["cost"], c) for r, c in zip(res, self.kd_cost)])
         self.logger.record("eval/score", float(s.mean()))
         self.logger.record("eval/score_iqm", stats.iqm(s[:, None]) if len(s) > 1 else float(s[0]))
@@ -180,9 +183,8 @@ def training_callbacks(cfg: dict, run: Path) -> list[BaseCallback]:
     ``evaluate``/``checkpoint_every``) the periodic evaluation on held-out seeds 10000..10002 of
     the training scenario (evaluation seeds of agents.evaluate start at 1000: no overlap with
     either the training seeds or the final evaluation)."""
-    env_kw = {}
-    if cfg.get("decision_interval_ms") is not None:
-        env_kw["decision_interval_ms"] = float(cfg["decision_interval_ms"])
+    from agents import train
     every = int(cfg.get("eval_every") or cfg.get("checkpoint_every") or 20000)
     return [DomainScalars(), HParams(cfg),
-            PeriodicEval(str(cfg["scenario"]), env_kw, every, [10000, 10001, 10002], run / "eval_curve.csv")]
+            PeriodicEval(train.scenarios_of(cfg["scenario"])[0], train.eval_env_kwargs(cfg), every,
+                         [10000, 10001, 10002], run / "eval_curve.csv", n_stack=cfg.get("frame_stack") or None)]

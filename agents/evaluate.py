@@ -3,8 +3,12 @@
 
 Runs every (policy, scenario, seed) episode on the batched simulator (one Simulator with N machines
 per (policy, scenario)); a policy given as the path of a trained model .zip (agents.train,
-``[LABEL=]PATH``) runs through the Gymnasium env instead, on the same simulator seeds (machines,
-draws, traffic) as the baselines. The references come first whatever the order given:
+``[LABEL=]PATH[:stochastic]``) runs through the Gymnasium env instead, on the same simulator seeds
+(machines, draws, traffic) as the baselines, with what it was trained with (its run's config.yml,
+or NAME.yml beside a shipped agents/pretrained/NAME.zip: env keyword arguments, frame stacking,
+frozen VecNormalize statistics from <stem>.vecnormalize.pkl; RecurrentPPO's LSTM state carried).
+A model plays deterministically (row LABEL) or, seeded by the episode's seed, stochastically (row
+LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochastic``. The references come first whatever the order given:
 ``kernel-default`` (every score is relative to it) and ``oracle-static`` (the hindsight-best static
 setting of each episode, agents/oracle.py; ``--no-oracle`` skips it); ``oracle-planner`` (the
 clairvoyant receding-horizon planner) is run when named. Each finished (policy, scenario) block
@@ -55,7 +59,6 @@ COST_VERSION = 2
 # best-static grid (shared with the oracles): min_free_kbytes ("boot" = kernel value; "x2" twice it;
 # fractions of RAM; kB) x wsf (-1 = kernel value)
 from agents.oracle import GRID_MF, GRID_WSF  # noqa: E402
-from atomgym.suites import expand as expand_suites  # noqa: E402
 
 
 def episode_metrics(sim, i: int) -> dict[str, float]:
@@ -111,63 +114,168 @@ def run_policy(policy: baselines.Baseline, scenario, seeds: np.ndarray, duration
     return out
 
 
-def load_model(path: Path):
-    """A trained SB3 model .zip (PPO or SAC, read from the zip's policy class) and the env keyword
-    arguments it was trained with (decision_interval_ms from the run folder's config.yml, if any)."""
-    import zipfile
+PLAYS = ("deterministic", "stochastic")
 
-    import yaml
-    from stable_baselines3 import PPO, SAC
-    try:
-        data = json.loads(zipfile.ZipFile(path).read("data"))
-        module = data["policy_class"]["__module__"]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: not a stable-baselines3 model .zip ({e})") from None
-    algo = SAC if ".sac." in module else PPO
-    kw: dict = {}
-    for cfg in (path.parent / "config.yml", path.parent.parent / "config.yml"):
+
+def model_config_path(path: Path) -> Path | None:
+    """The resolved training config of a model .zip: ``NAME.yml`` beside ``NAME.zip`` (a shipped
+    policy, agents/pretrained/), else the run folder's ``config.yml`` (``RUN/model.zip``, or
+    ``RUN/checkpoints/model_<N>_steps.zip``); None for a bare model."""
+    for cfg in (path.with_suffix(".yml"), path.parent / "config.yml", path.parent.parent / "config.yml"):
         if cfg.is_file():
-            try:
-                di = (yaml.safe_load(cfg.read_text()) or {}).get("decision_interval_ms")
-            except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
-                raise ValueError(f"{cfg}: the model's run config is not readable ({str(e).splitlines()[0]})") from None
-            if di is not None:
-                kw["decision_interval_ms"] = float(di)
-            break
+            return cfg
+    return None
+
+
+class LoadedModel:
+    """A trained model with what it was trained with, rebuilt from its config: the algorithm
+    class (``algo``), the AtomEnv keyword arguments (``env_kw``: agents.train.eval_env_kwargs),
+    the frame stack (``n_stack``) and the normalisation statistics (``vecnorm``: SB3 VecNormalize
+    frozen: training=False, norm_reward=False; from ``<stem>.vecnormalize.pkl`` beside the .zip)."""
+
+    def __init__(self, model, algo: str, env_kw: dict, n_stack: int | None, vecnorm, config: Path | None) -> None:
+        self.model, self.algo, self.env_kw, self.n_stack, self.vecnorm, self.config = (
+            model, algo, env_kw, n_stack, vecnorm, config)
+
+    def __iter__(self):            # ``model, env_kw = load_model(path)``, as before
+        return iter((self.model, dict(self.env_kw)))
+
+    def player(self, deterministic: bool = True) -> "Player":
+        return Player(self.model, self.vecnorm, self.n_stack, deterministic)
+
+
+class Player:
+    """Plays a model on one env as it was trained: the observation normalised with the frozen
+    statistics, then stacked (SB3's VecNormalize then VecFrameStack order), an LSTM's state and
+    episode_start carried (RecurrentPPO). Stochastic play is seeded at every reset (``seed``: the
+    episode's simulator seed), so a rerun is identical."""
+
+    def __init__(self, model, vecnorm=None, n_stack: int | None = None, deterministic: bool = True) -> None:
+        self.model, self.vecnorm, self.deterministic = model, vecnorm, deterministic
+        self.stack = None
+        if n_stack:
+            from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
+            space = vecnorm.observation_space if vecnorm is not None else None
+            if space is None:
+                import gymnasium
+                shape = model.observation_space.shape
+                space = gymnasium.spaces.Box(-np.inf, np.inf, (shape[0] // n_stack, *shape[1:]), np.float32)
+            self.stack = StackedObservations(1, int(n_stack), space)
+        self.state = None
+        self.start = True
+
+    def _obs(self, obs: np.ndarray) -> np.ndarray:
+        o = np.asarray(obs, np.float32)[None]
+        if self.vecnorm is not None:
+            o = self.vecnorm.normalize_obs(o)
+        return o
+
+    def reset(self, obs: np.ndarray, seed: int | None = None) -> np.ndarray:
+        self.state, self.start = None, True
+        if not self.deterministic and seed is not None:
+            from stable_baselines3.common.utils import set_random_seed
+            set_random_seed(int(seed) % 2**32)
+        o = self._obs(obs)
+        self.cur = self.stack.reset(o) if self.stack is not None else o
+        return self.cur
+
+    def act(self):
+        if self.state is not None or type(self.model).__name__ == "RecurrentPPO":
+            a, self.state = self.model.predict(self.cur, state=self.state, episode_start=np.array([self.start]),
+                                               deterministic=self.deterministic)
+        else:
+            a, _ = self.model.predict(self.cur, deterministic=self.deterministic)
+        self.start = False
+        return a[0]
+
+    def observe(self, obs: np.ndarray) -> None:
+        o = self._obs(obs)
+        if self.stack is not None:
+            o, _ = self.stack.update(o, np.array([False]), [{}])
+        self.cur = o
+
+
+def load_model(path: Path) -> LoadedModel:
+    """A trained SB3 / sb3-contrib model .zip (its algorithm read from the zip's policy class) and
+    what it was trained with, from its config (model_config_path): the env keyword arguments, frame
+    stacking and, with vec_normalize, the frozen statistics beside it. ValueError names the file."""
+    import yaml
+
+    from agents import train
+    algo = train.algo_of_model(path)
+    cfg_path = model_config_path(path)
+    cfg: dict = {}
+    if cfg_path is not None:
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            if not isinstance(cfg, dict):
+                raise AttributeError("not a mapping")
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
+            raise ValueError(f"{cfg_path}: the model's run config is not readable ({str(e).splitlines()[0]})") from None
     try:
-        return algo.load(str(path), device="cpu"), kw
+        train._check_env_keys(cfg_path or path, cfg)
+        kw = train.eval_env_kwargs(cfg)
+    except train.ConfigError as e:
+        raise ValueError(str(e)) from None
+    n_stack = cfg.get("frame_stack") or None
+    try:
+        model = train._algo_class(algo).load(str(path), device="cpu")
     except Exception as e:         # a damaged zip (truncated parameters, ...): whatever SB3/torch raise
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path}: cannot load the model ({type(e).__name__}{': ' + msg if msg else ''})") from None
+    if "action_type" not in kw:    # a bare model (no config): its action space says which
+        import gymnasium
+        kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+    vecnorm = None
+    if cfg.get("vec_normalize") not in (None, False):
+        vp = train.vecnormalize_path(path)
+        if not vp.is_file():
+            raise ValueError(f"{path}: trained with vec_normalize ({cfg_path}) but its statistics {vp} are missing")
+        import pickle
+        try:
+            with open(vp, "rb") as fh:
+                vecnorm = pickle.load(fh)
+        except Exception as e:     # noqa: BLE001 - a damaged pickle
+            raise ValueError(f"{vp}: cannot load the normalisation statistics ({type(e).__name__})") from None
+        vecnorm.training, vecnorm.norm_reward = False, False   # frozen: evaluation never updates them
+    return LoadedModel(model, algo, kw, n_stack, vecnorm, cfg_path)
 
 
-def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
+def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float,
+              deterministic: bool = True) -> tuple[list[dict], np.ndarray]:
     """A trained SB3 model (a .zip from agents.train) through the Gymnasium env (AtomEnv, one
-    episode per seed, deterministic actions), each episode on the simulator seed the baselines get
-    (the same machine, randomised draws and traffic). Returns the metrics and the simulator seeds."""
-    model, env_kw = load_model(path)
-    return run_loaded(model, env_kw, scenario, seeds, duration_s)
+    episode per seed, deterministic or seeded stochastic actions), each episode on the simulator
+    seed the baselines get (the same machine, randomised draws and traffic). Returns the metrics
+    and the simulator seeds."""
+    lm = load_model(path)
+    return run_loaded(lm.model, lm.env_kw, scenario, seeds, duration_s, lm.vecnorm, lm.n_stack, deterministic)
 
 
-def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
+def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: float, vecnorm=None,
+               n_stack: int | None = None, deterministic: bool = True) -> tuple[list[dict], np.ndarray]:
     """run_model for a model already in memory (``env_kw``: the AtomEnv keyword arguments it
-    was trained with, e.g. decision_interval_ms). (One AtomEnv per seed: its fused compiled step
-    measured faster than one batched Core over the seeds.)"""
+    was trained with; ``vecnorm``: its VecNormalize, only its observation statistics are read;
+    ``n_stack``: its frame stack). (One AtomEnv per seed: its fused compiled step measured faster
+    than one batched Core over the seeds.)"""
     import gymnasium
 
     from atomgym.envs.atom_env import AtomEnv
     env_kw = dict(env_kw)
-    env_kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+    if "action_type" not in env_kw:
+        env_kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
     out, sim_seeds = [], []
+    player = Player(model, vecnorm, n_stack, deterministic)
     for s in seeds:
         env = AtomEnv(scenario, duration_s=duration_s, **env_kw)
         obs, info = env.reset(seed=int(s), options={"sim_seed": int(s)})   # the baselines' machine
         sim_seeds.append(int(info["sim_seed"]))
+        player.reset(obs, seed=int(s))
         done = False
         while not done:
-            a, _ = model.predict(obs, deterministic=True)
-            obs, _, term, trunc, info = env.step(a)
+            obs, _, term, trunc, info = env.step(player.act())
             done = bool(term or trunc)
+            if not done:
+                player.observe(obs)
         out.append(episode_metrics(env.unwrapped.core.sim, 0))
         env.close()
     return out, np.array(sim_seeds, dtype=np.int64)
@@ -239,67 +347,97 @@ class UsageError(ValueError):
 class Spec:
     """One policy of --policies: a baseline, an oracle, or a trained model (``[LABEL=]PATH.zip``)."""
 
-    def __init__(self, label: str, kind: str, path: Path | None = None, run: str = "-") -> None:
-        self.label, self.kind, self.path, self.run = label, kind, path, run
+    def __init__(self, label: str, kind: str, path: Path | None = None, run: str = "-",
+                 play: str = "deterministic") -> None:
+        self.label, self.kind, self.path, self.run, self.play = label, kind, path, run, play
 
     def __repr__(self) -> str:
-        return f"Spec({self.label!r}, {self.kind!r}, {self.path}, run={self.run!r})"
+        return f"Spec({self.label!r}, {self.kind!r}, {self.path}, run={self.run!r}, play={self.play!r})"
 
 
 def model_run_id(path: Path) -> str:
     """A trained model's run id: the training seed of its run folder's config.yml, else the folder name."""
     import yaml
-    for cfg in (path.parent / "config.yml", path.parent.parent / "config.yml"):
-        if cfg.is_file():
-            try:
-                seed = (yaml.safe_load(cfg.read_text()) or {}).get("seed")
-            except (OSError, yaml.YAMLError, AttributeError):
-                seed = None
-            if isinstance(seed, int) and not isinstance(seed, bool):
-                return f"seed{seed}"
-            break
+    cfg = model_config_path(path)
+    if cfg is not None:
+        try:
+            seed = (yaml.safe_load(cfg.read_text()) or {}).get("seed")
+        except (OSError, yaml.YAMLError, AttributeError):
+            seed = None
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            return f"seed{seed}"
     return path.parent.name or path.stem
 
 
-def parse_policies(text: str) -> list[Spec]:
-    """--policies: comma-separated baseline names, oracle names and model paths (``LABEL=PATH``
-    names a model; a bare PATH is labelled by its algorithm, ppo or sac; models under one label
-    are runs of one policy, told apart by their training seed). A repeated entry counts once."""
+def play_label(label: str, play: str) -> str:
+    """A learned policy's name in episodes.csv: LABEL for deterministic play (argmax / mean
+    action), LABEL-stochastic for sampled actions."""
+    return label if play == "deterministic" else f"{label}-{play}"
+
+
+def default_label(path: Path, lm: "LoadedModel") -> str:
+    """A bare model path's label: a shipped policy's NAME (NAME.zip with NAME.yml beside it), else
+    its algorithm (ppo, a2c, dqn, recurrent_ppo, sac, td3)."""
+    if lm.config is not None and lm.config == path.with_suffix(".yml"):
+        return path.stem
+    return lm.algo
+
+
+def parse_policies(text: str, plays: tuple[str, ...] = ("deterministic",)) -> list[Spec]:
+    """--policies: comma-separated baseline names, oracle names and model paths
+    (``[LABEL=]PATH.zip[:PLAY]``, PLAY deterministic or stochastic; without one, each of ``plays``:
+    --play). ``LABEL=PATH`` names a model; a bare PATH is labelled by its shipped name or its
+    algorithm; stochastic play adds ``-stochastic`` to the label; models under one label are runs
+    of one policy, told apart by their training seed. A repeated entry counts once."""
     specs: list[Spec] = []
     seen: set[tuple[str, str]] = set()
     for item in (p.strip() for p in text.split(",")):
         if not item:
             continue
         label, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        item_plays = plays
+        if ".zip:" in path:
+            path, _, play = path.rpartition(":")
+            if play not in PLAYS:
+                raise UsageError(f"--policies: {item!r}: play {play!r}; valid: {', '.join(PLAYS)}")
+            item_plays = (play,)
         if path in baselines.names() or path in ORACLES:
             if label:
                 raise UsageError(f"--policies: {item!r}: a label (LABEL=) is for model paths only")
-            spec = Spec(path, "oracle" if path in ORACLES else "baseline")
+            new = [Spec(path, "oracle" if path in ORACLES else "baseline")]
         elif path.endswith(".zip"):
             p = Path(path)
             if not p.is_file():
                 raise UsageError(f"--policies: {path}: no such model file")
             try:
-                load_model(p)
+                lm = load_model(p)
             except ValueError as e:
                 raise UsageError(f"--policies: {e}") from None
             if label and not all(c.isalnum() or c in "-_.+" for c in label):
                 raise UsageError(f"--policies: label {label!r}: use letters, digits and -_.+")
-            if not label:                       # a bare path: the algorithm's name (its runs: training seeds)
-                label = "sac" if type(load_model(p)[0]).__name__ == "SAC" else "ppo"
-            spec = Spec(label, "model", p, model_run_id(p))
+            label = label or default_label(p, lm)
+            new = [Spec(play_label(label, pl), "model", p, model_run_id(p), pl) for pl in item_plays]
         else:
             raise UsageError(f"--policies: unknown policy {item!r}; valid: {', '.join(baselines.names())}, "
-                             f"{', '.join(ORACLES)}, or [LABEL=]PATH of a trained model .zip")
-        key = (spec.label, spec.run)
-        if key in seen:
-            continue
-        seen.add(key)
-        specs.append(spec)
+                             f"{', '.join(ORACLES)}, or [LABEL=]PATH of a trained model .zip[:stochastic]")
+        for spec in new:
+            key = (spec.label, spec.run)
+            if key in seen:
+                continue
+            seen.add(key)
+            specs.append(spec)
     if not specs:
         raise UsageError(f"--policies: empty; valid: {', '.join(baselines.names())}, {', '.join(ORACLES)}, "
                          "or [LABEL=]PATH of a trained model .zip")
     return specs
+
+
+def _plays(text: str) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    bad = [p for p in out if p not in PLAYS]
+    if bad or not out:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list of {', '.join(PLAYS)}")
+    return out
 
 
 def _finite_duration(text: str) -> float:
@@ -420,7 +558,7 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
     from agents import oracle
     t0 = time.perf_counter()
     if spec.kind == "model":
-        res, _ = run_model(spec.path, sc, seeds, dur)
+        res, _ = run_model(spec.path, sc, seeds, dur, deterministic=spec.play == "deterministic")
     elif spec.label == "oracle-static":
         res, why = oracle.hindsight_static(sc, seeds, dur)
         log += [f"oracle-static {sc.name} {w}" for w in why]
@@ -459,7 +597,12 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--policies", required=True,
                     help=f"comma-separated, of: {', '.join(baselines.names())}, {', '.join(ORACLES)}, "
                          "or [LABEL=]PATH of a trained model .zip (one LABEL over several models: their runs)")
-    ap.add_argument("--scenarios", required=True, help="comma-separated shipped scenario names or YAML paths; suite:NAME = every scenario of configs/suites/NAME.txt")
+    ap.add_argument("--scenarios", required=True, help="comma-separated shipped scenario names or YAML paths, "
+                    "or suite:NAME (configs/suites/NAME.txt)")
+    ap.add_argument("--play", type=_plays, default=("deterministic",),
+                    help="how models act when their path has no :PLAY suffix: deterministic, stochastic or both "
+                         "(deterministic,stochastic: separate rows LABEL and LABEL-stochastic; stochastic play is "
+                         "seeded by the episode's seed)")
     ap.add_argument("--seeds", type=_int_arg(1, 100000), default=3, help="episodes per (policy, scenario)")
     ap.add_argument("--seed-base", type=_int_arg(0, MAX_SEED), default=1000,
                     help="evaluation seeds are seed-base .. seed-base+N-1")
@@ -475,16 +618,18 @@ def _main(argv: list[str] | None) -> int:
         raise UsageError(f"--seed-base {args.seed_base} + --seeds {args.seeds}: seeds must stay below 2**63")
     if args.resume and args.force:
         raise UsageError("--resume and --force: choose one")
-    specs = parse_policies(args.policies)
+    specs = parse_policies(args.policies, args.play)
     # the references every score and gap is measured against, run first whatever the order given
     refs = [Spec(REFERENCE, "baseline")] + ([] if args.no_oracle else [Spec("oracle-static", "oracle")])
     specs = [s for s in refs if all(s.label != t.label for t in specs)] + specs
     specs.sort(key=lambda s: 0 if s.label == REFERENCE else 1)
     scen = []
+    from agents import train
+    parts = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     try:
-        names = expand_suites(args.scenarios)
-    except ScenarioError as e:
-        raise UsageError(f"--scenarios: {e}") from None
+        names = train.scenarios_of(parts, None, "--scenarios") if parts else []
+    except train.ConfigError as e:
+        raise UsageError(f"{e}; valid: {', '.join(list_scenarios())}") from None
     for s in names:
         try:
             scen.append(load_scenario(s))

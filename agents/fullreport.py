@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
     ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
     ap.add_argument("--total-timesteps", type=int)
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help="comma-separated scenario names or YAML paths, or suite:NAME (configs/suites/NAME.txt, "
+                         "e.g. suite:test: the held-out test suite)")
+    ap.add_argument("--play", default="deterministic,stochastic",
+                    help="how the learned models are evaluated (agents.evaluate --play); default both")
     ap.add_argument("--eval-seeds", type=int, default=10)
     ap.add_argument("--eval-duration-s", type=float)
     ap.add_argument("--no-planner", action="store_true", help="skip the oracle-planner rows")
@@ -87,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seeds = multiseed.parse_seeds(args.seeds)
         cfg = train.load_config(args.config)
+        scenario_list = train.scenarios_of([x.strip() for x in args.scenarios.split(",") if x.strip()] or "",
+                                           None, "--scenarios")
+        args.scenarios = ",".join(scenario_list)
     except (multiseed.UsageError, train.ConfigError) as e:
         print(f"agents.fullreport: error: {e}", file=sys.stderr)
         return 2
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents import baselines, evaluate
     pols = [*baselines.names(), *([] if args.no_planner else ["oracle-planner"]), *[f"{label}={m}" for m in models]]
     eargs = ["--policies", ",".join(pols), "--scenarios", args.scenarios, "--seeds", str(args.eval_seeds),
-             "--out", str(out / "eval"), "--no-summary"]
+             "--out", str(out / "eval"), "--no-summary", "--play", args.play]
     if args.eval_duration_s is not None:
         eargs += ["--duration-s", str(args.eval_duration_s)]
     t0 = time.perf_counter()
@@ -143,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     pngs.append(plots.timeseries_plot(traces, sc.name, 1000, out / f"timeseries-{sc.name}.png"))
     planner_wall = df[df["policy"] == "oracle-planner"].groupby("scenario")["wall_s"].sum() if "wall_s" in df else None
     body = report.summary(df)
-    verdict = report.verdict(df, label)
+    learned = [evaluate.play_label(label, p) for p in args.play.split(",") if p.strip()]
+    vs_table, verdict = learned_vs_heuristics(df, learned)
     t_report = time.perf_counter() - t0
     wall = time.perf_counter() - t_all
     tw = [r["wall_s"] for r in ok]
@@ -160,12 +168,71 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"- oracle-planner cost: {planner_wall.sum():.1f} s wall for {args.eval_seeds} seeds x "
                      f"{len(planner_wall)} scenarios ({planner_wall.sum() / len(planner_wall) / args.eval_seeds:.1f} s per episode)")
     lines += [f"- figures and tables: {t_report:.0f} s; whole report: {wall:.0f} s ({wall / 60:.1f} min) wall", "",
-              f"**Verdict:** {verdict}", "", "## Tables", "", body, "## Figures", ""]
+              f"**Verdict:** {verdict}", "",
+              f"Learned rows: `{label}` is deterministic play (argmax / mean action), `{label}-stochastic` "
+              "sampled actions seeded by the episode's seed (agents.evaluate --play).", "",
+              "## Best learned policy against every heuristic", "", vs_table,
+              "## Tables", "", body, "## Figures", ""]
     lines += [f"![{p.stem}]({p.name})" for p in pngs]
     evaluate.write_atomic(out / "report.md", "\n".join(lines) + "\n")
     print(f"wrote {out / 'report.md'} and {len(pngs)} figures ({wall:.0f} s)")
     print(verdict)
     return 0
+
+
+def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str, str]:
+    """The best learned policy (highest IQM score of ``learned``: a label and its -stochastic play)
+    against every heuristic (each baseline of agents.baselines present): IQM with stratified-
+    bootstrap 95 % CIs, the CI of the IQM difference, P(learned > heuristic) with its CI, and the
+    fraction of the default-to-oracle cost gap closed (mean over scenarios). Returns (markdown
+    table, one-line verdict); the target of issue 14: P >= 0.75 and the IQM-difference CI above 0
+    against every heuristic."""
+    import numpy as np
+
+    from agents import baselines, stats
+    from agents.report import _fmt_ci
+    d, _ = stats.dedupe(df)
+    u = stats.units(d)
+    learned = [p for p in learned if p in set(d["policy"])]
+    heur = [p for p in dict.fromkeys(d["policy"]) if p in baselines.names() and p != "kernel-default"]
+    pols = [*learned, *heur]
+    scs = [s for s in dict.fromkeys(d["scenario"]) if all(((u["policy"] == p) & (u["scenario"] == s)).any() for p in pols)]
+    if not learned or not heur or not scs:
+        return "", "no learned policy and heuristic share a scenario: nothing to compare"
+    mats = stats.matrices(u, pols, scs)
+    ag = stats.aggregate(mats, None, reps=reps).set_index("policy")
+    best = max(learned, key=lambda p: ag.loc[p, "iqm"])
+    gc = stats.gap_closed(d)
+    gcm = gc.groupby("policy")["gap_closed"].mean()
+    pairs = {f"{best}\x00{h}": (mats[best], mats[h]) for h in heur}
+    _, pi_ci = stats._interval(pairs, stats.prob_improvement, min(reps, 1000), 0)
+    _, diff_ci = stats._interval(pairs, lambda a, b: np.array([stats.iqm(a) - stats.iqm(b)]), min(reps, 1000), 0)
+    rows = []
+    wins = 0
+    b = ag.loc[best]
+    for h in heur:
+        k = f"{best}\x00{h}"
+        pi = stats.prob_improvement(mats[best], mats[h])
+        plo, phi = (float(np.ravel(pi_ci[k])[0]), float(np.ravel(pi_ci[k])[1]))
+        dlo, dhi = (float(np.ravel(diff_ci[k])[0]), float(np.ravel(diff_ci[k])[1]))
+        diff = float(b.iqm - ag.loc[h, "iqm"])
+        ok = pi >= 0.75 and dlo > 0
+        wins += ok
+        rows.append(f"| {h} | {_fmt_ci(ag.loc[h, 'iqm'], ag.loc[h, 'iqm_lo'], ag.loc[h, 'iqm_hi'])} | "
+                    f"{_fmt_ci(diff, dlo, dhi)} | {_fmt_ci(pi, plo, phi)} | {gcm.get(h, float('nan')):.2f} | "
+                    f"{'yes' if ok else 'no'} |")
+    play = "stochastic" if best.endswith("-stochastic") else "deterministic"
+    head = (f"Best learned policy: `{best}` ({play} play; {int(b.runs)} training runs), IQM "
+            f"{_fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}, oracle gap closed {gcm.get(best, float('nan')):.2f}, "
+            f"on {', '.join(scs)}.\n\n"
+            "| heuristic | IQM [95 % CI] | IQM difference (learned - heuristic) | P(learned > heuristic) | "
+            "oracle gap closed | beaten (P >= 0.75, difference CI > 0) |\n|---|---|---|---|---|---|\n")
+    verdict = (f"{best} ({play} play) vs every heuristic on {len(scs)} scenarios: beats {wins} of {len(heur)} "
+               f"(P >= 0.75 and IQM-difference CI > 0); "
+               + ("it beats every heuristic" if wins == len(heur) else
+                  "not every heuristic is beaten: " + ", ".join(r.split(" | ")[0].strip("| ") for r in rows
+                                                                 if r.endswith("| no |"))))
+    return head + "\n".join(rows) + "\n", verdict
 
 
 def _seed_cfg(out: Path, cfg: dict, seed: int) -> Path:

@@ -156,7 +156,8 @@ def _main(argv: list[str] | None) -> int:
     label = args.label or cfg["algo"]
     points = sweep_points(args.sweep, cfg, label) if args.sweep else [(label, cfg)]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    group = args.runs_dir / f"multiseed-{Path(str(cfg['scenario'])).stem}__{cfg['algo']}__{stamp}"
+    from agents import train
+    group = args.runs_dir / f"multiseed-{train.scenario_label(cfg)}__{cfg['algo']}__{stamp}"
     k = 1
     while group.exists():
         group = group.with_name(f"{group.name.split('.')[0]}.{k}")
@@ -239,11 +240,11 @@ def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_see
                    duration_s: float | None) -> int:
     """Every baseline and the models (one label, runs = training seeds) on the config's evaluation
     scenarios; learning curves; the verdict as the last line."""
-    from agents import baselines, evaluate, plots
+    from agents import baselines, evaluate, plots, train
     ev = cfg.get("evaluate") or {}
     pols = list(ev.get("policies") or baselines.names())
     eargs = ["--policies", ",".join([*pols, *[f"{lab}={m}" for lab, m in models]]),
-             "--scenarios", ",".join(ev.get("scenarios") or [str(cfg["scenario"])]),
+             "--scenarios", ",".join(ev.get("scenarios") or train.scenarios_of(cfg["scenario"])),
              "--seeds", str(n_seeds), "--out", str(group / "eval")]
     if duration_s is not None or ev.get("duration_s") is not None:
         eargs += ["--duration-s", str(duration_s if duration_s is not None else ev["duration_s"])]

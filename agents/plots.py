@@ -179,21 +179,22 @@ def trace_episode(policy: str, scenario, seed: int, duration_s: float, every_ms:
     from agents import baselines, evaluate
     from atomgym.sim import Simulator
     rec: dict = {}
-    if policy.endswith(".zip"):
-        import gymnasium
-
+    if policy.endswith(".zip") or ".zip:" in policy:
         from atomgym.envs.atom_env import AtomEnv
-        model, kw = evaluate.load_model(Path(policy))
-        kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
-        env = AtomEnv(scenario, duration_s=duration_s, **kw)
+        path, _, play = policy.rpartition(":") if ".zip:" in policy else (policy, "", "deterministic")
+        lm = evaluate.load_model(Path(path))   # with its env kwargs, frame stack, frozen normalisation
+        player = lm.player(deterministic=play == "deterministic")
+        env = AtomEnv(scenario, duration_s=duration_s, **lm.env_kw)
         obs, _ = env.reset(seed=int(seed), options={"sim_seed": int(seed)})
+        player.reset(obs, seed=int(seed))
         sim = env.unwrapped.core.sim
         _record(sim, rec)
         done = False
         while not done:
-            a, _ = model.predict(obs, deterministic=True)
-            obs, _, term, trunc, _ = env.step(a)
+            obs, _, term, trunc, _ = env.step(player.act())
             done = bool(term or trunc)
+            if not done:
+                player.observe(obs)
             _record(sim, rec)
         return {k: np.array(v) if k != "zones" else v for k, v in rec.items()}
     pol = baselines.get(policy)

@@ -80,19 +80,21 @@ def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> d
         oracle.planner(sc, np.array([seed], np.int64), dur, actions=acts)
         ep.update(kind="knob-actions", actions=acts[0])
     elif policy.endswith(".zip"):
-        import gymnasium
-
         from atomgym.envs.atom_env import AtomEnv
-        model, kw = evaluate.load_model(Path(policy))
-        kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+        lm = evaluate.load_model(Path(policy))   # its env kwargs, frame stack, frozen normalisation
+        kw = dict(lm.env_kw)
+        player = lm.player(deterministic=True)
         env = AtomEnv(sc, duration_s=dur, **kw)
         obs, _ = env.reset(seed=int(seed), options={"sim_seed": int(seed)})
+        player.reset(obs, seed=int(seed))
         acts, done = [], False
         while not done:
-            a, _ = model.predict(obs, deterministic=True)
+            a = player.act()
             acts.append(a.tolist() if np.ndim(a) else int(a))
             obs, _, term, trunc, _ = env.step(a)
             done = bool(term or trunc)
+            if not done:
+                player.observe(obs)
         ep.update(kind="env-actions", env_kwargs=kw, actions=acts, policy=Path(policy).parent.name or Path(policy).stem)
     else:
         pol = baselines.get(policy)

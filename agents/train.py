@@ -1,12 +1,13 @@
 """`python -m agents.train [--config FILE] [--resume RUN_DIR] [--total-timesteps N] [--runs-dir DIR]`
 
-Trains a stable-baselines3 policy (PPO, or SAC with continuous actions) on the batched atomgym
+Trains a stable-baselines3 / sb3-contrib policy (PPO, A2C, DQN, RecurrentPPO, SAC, TD3) on the batched atomgym
 simulator (``AtomSB3VecEnv``: one compiled simulator, no subprocesses), then compares it with the
 baselines through ``agents.evaluate`` on held-out seeds.
 
 Each run gets its own folder ``runs/{scenario}__{algo}__{seed}__{time}`` holding the resolved
 config (``config.yml``), the command line (``command.txt``), TensorBoard logs (``tb/``),
-checkpoints (``checkpoints/``), the final model (``model.zip``) and the evaluation (``eval/``).
+checkpoints (``checkpoints/``), the final model (``model.zip``; with vec_normalize its statistics
+``model.vecnormalize.pkl``, and each checkpoint's beside it) and the evaluation (``eval/``).
 Nothing existing is overwritten: a new run never reuses a folder. Ctrl-C saves a checkpoint at once
 (exit 130); ``--resume RUN_DIR`` continues an interrupted run from its newest checkpoint that loads
 (a truncated one is skipped, with a message; the TensorBoard curve continues where it stopped) and
@@ -17,22 +18,27 @@ fail later is one line naming the file and key, exit 2, and no folder.
 
 The config is YAML with these keys (``configs/train/default.yaml`` is the default)::
 
-    scenario: train-randomized   # a shipped scenario name or a YAML path
-    algo: ppo                    # ppo | sac (sac needs action_type: continuous)
+    scenario: train-randomized   # a shipped scenario name or a YAML path; or a list of them, or
+                                 # suite:NAME (configs/suites/NAME.txt): n_envs split over them
+    algo: ppo                    # ppo | a2c | dqn (discrete) | recurrent_ppo (sb3-contrib) | sac | td3 (continuous)
     seed: 0
-    n_envs: 16                   # machines in the one batched simulator
+    n_envs: 16                   # machines in the batched simulators
     total_timesteps: 20000       # agent steps summed over the machines
-    action_type: discrete        # discrete | continuous
+    action_type: discrete        # the env's action_type (also settable under env:)
     decision_interval_ms: 100    # optional; the env's default otherwise
     reward_baseline: default     # optional: none (default) | default (reward minus a default-settings shadow's)
+    env: {duration_s: 60, ...}   # any keyword argument of AtomSB3VecEnv/AtomEnv (checked against their signatures)
+    vec_normalize: {norm_obs: true, norm_reward: true, clip_obs: 10}   # or false; stats saved beside each .zip
+    frame_stack: 4               # optional: SB3 VecFrameStack of the (normalised) observations
     checkpoint_every: 5000       # agent steps
-    ppo: {n_steps: 128, ...}     # keyword arguments of the algorithm's constructor
+    ppo: {n_steps: 128, ...}     # keyword arguments of the algorithm's constructor (key = the algo's name)
     evaluate: {policies: [...], scenarios: [...], seeds: 3, duration_s: 60}
 """
 from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import math
 import os
 import shlex
@@ -44,22 +50,33 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from atomgym.paths import TRAIN_CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = TRAIN_CONFIG_DIR / "default.yaml"
-ALGOS = ("ppo", "sac")
+ALGOS = ("ppo", "a2c", "dqn", "recurrent_ppo", "sac", "td3")
+DISCRETE_ONLY = ("dqn",)          # SB3's DQN takes a Discrete action space only
+CONTINUOUS_ONLY = ("sac", "td3")  # SAC/TD3 take a Box action space only
 KEYS = {"scenario", "algo", "seed", "n_envs", "total_timesteps", "action_type", "decision_interval_ms",
-        "reward_baseline", "checkpoint_every", "evaluate", *ALGOS}
+        "reward_baseline", "checkpoint_every", "evaluate", "env", "vec_normalize", "frame_stack", *ALGOS}
 EVAL_KEYS = {"policies", "scenarios", "seeds", "duration_s"}
-DEFAULTS: dict[str, Any] = {"algo": "ppo", "seed": 0, "n_envs": 16, "action_type": "discrete",
-                            "checkpoint_every": 5000}
+DEFAULTS: dict[str, Any] = {"algo": "ppo", "seed": 0, "n_envs": 16, "checkpoint_every": 5000}
 # constructor arguments agents.train sets itself (the config's top-level seed; the run folder's tb/)
 RESERVED_ALGO_ARGS = {"seed", "verbose", "tensorboard_log", "device", "policy", "env"}
+# env: keys agents.train / agents.evaluate set themselves (one batched simulator per scenario)
+RESERVED_ENV_ARGS = {"self", "num_envs", "scenario", "render_mode", "render_window", "compute_score",
+                     "max_episode_steps"}
+# env: keys that only shape the training reward (agents.evaluate's cost never reads them): not
+# passed to the evaluation env (reward_baseline's shadow machine would only cost time)
+REWARD_ONLY_ENV_ARGS = {"reward_baseline"}
+# top-level keys kept for older configs: each is the env: key of the same name
+TOP_LEVEL_ENV_KEYS = ("action_type", "decision_interval_ms", "reward_baseline")
 MAX_N_ENVS = 1 << 16        # machines in one batched simulator (1024 take ~100 MiB)
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; reads stop here (a device never ends)
+MAX_FRAME_STACK = 1024
 
 
 class ConfigError(ValueError):
@@ -67,8 +84,99 @@ class ConfigError(ValueError):
 
 
 def _algo_class(name: str):
-    from stable_baselines3 import PPO, SAC
-    return {"ppo": PPO, "sac": SAC}[name]
+    from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+    if name == "recurrent_ppo":
+        from sb3_contrib import RecurrentPPO
+        return RecurrentPPO
+    return {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC, "td3": TD3}[name]
+
+
+def policy_name(algo: str) -> str:
+    """The SB3 policy of an algorithm: an LSTM for recurrent_ppo, an MLP otherwise."""
+    return "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy"
+
+
+def algo_of_model(path: Path) -> str:
+    """The algo key of a saved model .zip, read from its policy class's module (ValueError if not a model)."""
+    try:
+        data = json.loads(zipfile.ZipFile(path).read("data"))
+        module = data["policy_class"]["__module__"]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a stable-baselines3 model .zip ({e})") from None
+    if "sb3_contrib" in module and "recurrent" in module:
+        return "recurrent_ppo"
+    for name in ("dqn", "sac", "td3"):
+        if f".{name}." in module:
+            return name
+    if module == "stable_baselines3.common.policies":     # PPO and A2C share ActorCriticPolicy
+        return "ppo" if "clip_range" in data else "a2c"
+    raise ValueError(f"{path}: policy class from {module} is not one of {', '.join(ALGOS)}")
+
+
+def _env_params() -> dict[str, inspect.Parameter]:
+    """Keyword arguments both training env (AtomSB3VecEnv -> AtomVectorEnv) and evaluation env
+    (AtomEnv) take, minus the ones agents.train sets itself: the valid keys of ``env:``."""
+    from atomgym.envs.atom_env import AtomEnv
+    from atomgym.envs.vector_env import AtomVectorEnv
+    a = inspect.signature(AtomVectorEnv.__init__).parameters
+    b = inspect.signature(AtomEnv.__init__).parameters
+    return {k: v for k, v in a.items() if k in b and k not in RESERVED_ENV_ARGS
+            and v.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+def env_kwargs(cfg: dict) -> dict[str, Any]:
+    """The env constructor keyword arguments of a (validated) config: ``env:`` plus the top-level
+    action_type / decision_interval_ms / reward_baseline."""
+    kw = dict(cfg.get("env") or {})
+    for k in TOP_LEVEL_ENV_KEYS:
+        if cfg.get(k) is not None and k not in kw:
+            kw[k] = float(cfg[k]) if k == "decision_interval_ms" else cfg[k]
+    return kw
+
+
+def eval_env_kwargs(cfg: dict) -> dict[str, Any]:
+    """The AtomEnv keyword arguments agents.evaluate rebuilds: the training env's, without its
+    episode length (the evaluation's own) and the reward-only keys."""
+    return {k: v for k, v in env_kwargs(cfg).items() if k not in REWARD_ONLY_ENV_ARGS and k != "duration_s"}
+
+
+def scenarios_of(cfg_scenario: object, path: Path | None = None, key: str = "scenario") -> list[str]:
+    """A config's scenario value as a list of names/paths: one name, a list, or ``suite:NAME``
+    (configs/suites/NAME.txt: one scenario a line, ``#`` comments)."""
+    where = f"{path}: {key}" if path is not None else key
+    if isinstance(cfg_scenario, str) and cfg_scenario.startswith("suite:"):
+        return read_suite(cfg_scenario[len("suite:"):], where)
+    if isinstance(cfg_scenario, str):
+        return [cfg_scenario]
+    if isinstance(cfg_scenario, list) and cfg_scenario and all(isinstance(x, str) and x for x in cfg_scenario):
+        out: list[str] = []
+        for x in cfg_scenario:
+            for y in (read_suite(x[len("suite:"):], where) if x.startswith("suite:") else [x]):
+                if y not in out:
+                    out.append(y)
+        return out
+    raise ConfigError(f"{where}: expected a scenario name, a YAML path, a non-empty list of them or "
+                      f"suite:NAME, got {_short(cfg_scenario)}")
+
+
+def read_suite(name: str, where: str = "suite") -> list[str]:
+    """configs/suites/NAME.txt through atomgym.suites (the one reader), errors as ConfigError."""
+    from atomgym.sim.scenario import ScenarioError
+    from atomgym.suites import SUITE_DIR, list_suites, load_suite
+    p = SUITE_DIR / f"{name}.txt"
+    shown = p.relative_to(ROOT) if p.is_relative_to(ROOT) else p   # the repo's path, as the docs name it
+    if not name or "/" in name or not p.is_file():
+        raise ConfigError(f"{where}: suite:{name}: no file {shown}; "
+                          f"suites: {', '.join(list_suites()) or 'none shipped'}")
+    try:
+        return load_suite(name)
+    except ScenarioError as e:
+        raise ConfigError(f"{where}: suite:{name}: {str(e).replace(str(p), str(shown))}") from None
+
+
+def split_envs(n_envs: int, k: int) -> list[int]:
+    """n_envs machines over k scenarios, as evenly as possible (the first ones get one more)."""
+    return [n_envs // k + (1 if i < n_envs % k else 0) for i in range(k)]
 
 
 def load_config(path: Path) -> dict:
@@ -104,32 +212,53 @@ def load_config(path: Path) -> dict:
     for k in ("scenario", "total_timesteps"):
         if k not in cfg:
             raise ConfigError(f"{path}: missing key {k!r}")
-    if not isinstance(cfg["scenario"], str):
-        raise ConfigError(f"{path}: scenario: expected a shipped scenario name or a YAML path, got "
-                          f"{_short(cfg['scenario'])}")
-    if cfg["algo"] not in ALGOS:
-        raise ConfigError(f"{path}: algo: {cfg['algo']!r}; valid: {', '.join(ALGOS)}")
-    if cfg["action_type"] not in ("discrete", "continuous"):
-        raise ConfigError(f"{path}: action_type: {cfg['action_type']!r}; valid: discrete, continuous")
-    if cfg["algo"] == "sac" and cfg["action_type"] != "continuous":
-        raise ConfigError(f"{path}: algo: sac needs action_type: continuous")
+    scenarios = scenarios_of(cfg["scenario"], path)
+    if not isinstance(cfg["algo"], str) or cfg["algo"] not in ALGOS:
+        raise ConfigError(f"{path}: algo: {_short(cfg['algo'])}; valid: {', '.join(ALGOS)}")
+    _check_env_keys(path, cfg)
+    at = env_kwargs(cfg).get("action_type", "discrete")
+    if not isinstance(at, str):
+        raise ConfigError(f"{path}: action_type: expected a name such as discrete or continuous, got {_short(at)}")
+    # the pairing by name here; validate_build checks the built action space for any other action_type
+    if cfg["algo"] in CONTINUOUS_ONLY and at.startswith("discrete"):
+        raise ConfigError(f"{path}: algo: {cfg['algo']} needs a continuous action space (action_type: continuous), "
+                          f"not action_type: {at}")
+    if cfg["algo"] in DISCRETE_ONLY and at == "continuous":
+        raise ConfigError(f"{path}: algo: {cfg['algo']} needs a discrete action space, not action_type: continuous")
+    vn = cfg.get("vec_normalize")
+    if vn is not None and vn is not False:
+        if vn is True:
+            cfg["vec_normalize"] = vn = {}
+        if not isinstance(vn, dict):
+            raise ConfigError(f"{path}: vec_normalize: expected false or a mapping of VecNormalize keyword "
+                              f"arguments (e.g. {{norm_obs: true, norm_reward: true, clip_obs: 10}}), got {_short(vn)}")
+        _check_kwargs(path, "vec_normalize", _vecnormalize_params(), vn, {"venv", "training"})
+    fs = cfg.get("frame_stack")
+    if fs is not None and (isinstance(fs, bool) or not isinstance(fs, int) or not 1 <= fs <= MAX_FRAME_STACK):
+        raise ConfigError(f"{path}: frame_stack: expected an integer in 1..{MAX_FRAME_STACK} (observations "
+                          f"stacked, SB3 VecFrameStack), got {_short(fs)}")
     for k in ("n_envs", "total_timesteps", "checkpoint_every"):
         v = cfg[k]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{path}: {k}: expected a positive integer, got {v!r}")
     if cfg["n_envs"] > MAX_N_ENVS:
         raise ConfigError(f"{path}: n_envs: {cfg['n_envs']} is out of range; valid range 1..{MAX_N_ENVS}")
+    if cfg["n_envs"] < len(scenarios):
+        raise ConfigError(f"{path}: n_envs: {cfg['n_envs']} machines cannot cover the {len(scenarios)} scenarios; "
+                          f"give at least one machine per scenario")
     # SB3's set_random_seed() seeds numpy's legacy generator, which takes 0..2**32 - 1
     if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or not 0 <= cfg["seed"] < 2**32:
         raise ConfigError(f"{path}: seed: expected an integer in 0..{2**32 - 1}, got {_short(cfg['seed'])}")
-    di = cfg.get("decision_interval_ms")
+    ekw = env_kwargs(cfg)
+    di = ekw.get("decision_interval_ms")
     if di is not None and (isinstance(di, bool) or not isinstance(di, (int, float)) or not 10 <= di <= 10000):
         raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {_short(di)}")
-    rb = cfg.get("reward_baseline")
+    rb = ekw.get("reward_baseline")
     from atomgym.envs.core import REWARD_BASELINES
     if rb is not None and (not isinstance(rb, str) or rb not in REWARD_BASELINES):
         raise ConfigError(f"{path}: reward_baseline: {_short(rb)}; valid: {', '.join(REWARD_BASELINES)}")
-    _check_scenario(path, "scenario", cfg["scenario"])
+    for sc in scenarios:
+        _check_scenario(path, "scenario", sc)
     for name in ALGOS:
         kw = cfg.get(name)
         if kw is None:
@@ -149,6 +278,8 @@ def load_config(path: Path) -> dict:
     if bad:
         raise ConfigError(f"{path}: evaluate.policies: unknown {bad}; valid: {', '.join(baselines.names())}")
     # checked now, not after the training they would follow
+    if ev.get("scenarios"):
+        ev["scenarios"] = scenarios_of(ev["scenarios"], path, "evaluate.scenarios")
     for sc in ev.get("scenarios") or []:
         _check_scenario(path, "evaluate.scenarios", sc)
     n = ev.get("seeds", 3)
@@ -174,12 +305,40 @@ def _short(v: object) -> str:
 def _check_algo_kwargs(path: Path, name: str, kw: dict) -> None:
     """The algorithm's keyword arguments: known names, not ones agents.train sets, and a value of
     the type of the constructor's default (YAML "64" is a string; SB3 would fail mid-setup)."""
-    params = inspect.signature(_algo_class(name).__init__).parameters
-    valid = sorted(k for k in params if k not in RESERVED_ALGO_ARGS | {"self"} and not k.startswith("_"))
+    _check_kwargs(path, name, inspect.signature(_algo_class(name).__init__).parameters, kw, RESERVED_ALGO_ARGS)
+
+
+def _vecnormalize_params() -> dict:
+    from stable_baselines3.common.vec_env import VecNormalize
+    return dict(inspect.signature(VecNormalize.__init__).parameters)
+
+
+def _check_env_keys(path: Path, cfg: dict) -> None:
+    """``env:``: a mapping of the env constructor's keyword arguments (AtomSB3VecEnv / AtomEnv,
+    read from their signatures: whatever they take flows through), not contradicting the
+    top-level action_type / decision_interval_ms / reward_baseline."""
+    env = cfg.get("env")
+    if env is None:
+        return
+    params = _env_params()
+    valid = sorted(params)
+    if not isinstance(env, dict):
+        raise ConfigError(f"{path}: env: expected a mapping of env keyword arguments; valid keys: {valid}")
+    for k in env:
+        if not isinstance(k, str) or k not in params:
+            raise ConfigError(f"{path}: env: unknown key {str(k)!r}; valid: {valid}")
+    for k in TOP_LEVEL_ENV_KEYS:
+        if k in env and k in cfg and cfg[k] is not None and cfg[k] != env[k]:
+            raise ConfigError(f"{path}: env.{k}: {_short(env[k])} contradicts the top-level {k}: {_short(cfg[k])}; "
+                              f"give it once")
+
+
+def _check_kwargs(path: Path, name: str, params, kw: dict, reserved: set) -> None:
+    valid = sorted(k for k in params if k not in reserved | {"self"} and not k.startswith("_"))
     for k, v in kw.items():
         if not isinstance(k, str) or k not in params or k == "self" or k.startswith("_"):
             raise ConfigError(f"{path}: {name}: unknown argument(s) {[str(k)]}; valid: {valid}")
-        if k in RESERVED_ALGO_ARGS:
+        if k in reserved:
             where = "the top-level `seed` key" if k == "seed" else "agents.train itself"
             raise ConfigError(f"{path}: {name}.{k}: set by {where}; remove it from {name}")
         default = params[k].default
@@ -213,45 +372,68 @@ def _check_scenario(path: Path, key: str, name: object) -> None:
 
 def validate_build(cfg: dict, path: Path) -> None:
     """Build what training builds, once, before a run folder exists: the training env (its
-    scenario's snapshot, replay trace, tick against decision_interval_ms), the algorithm with the
-    config's arguments (SB3's own checks: n_steps * n_envs > 1, a learning rate it can use, policy
-    kwargs), and the machine of every evaluation scenario. Anything that fails is a ConfigError
+    scenarios' snapshots, replay traces, tick against decision_interval_ms, the same spaces on every
+    scenario, normalisation and frame stacking), the algorithm with the config's arguments (SB3's
+    own checks: n_steps * n_envs > 1, a learning rate it can use, policy kwargs, the action space
+    it takes), and the machine of every evaluation scenario. Anything that fails is a ConfigError
     naming the config and the key."""
+    import gymnasium
+
     from atomgym.sim.scenario import ScenarioError, load_scenario
 
     algo = cfg["algo"]
     try:
         venv = make_vec_env(cfg)
-    except (ScenarioError, ValueError) as e:
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except (ScenarioError, ValueError, TypeError) as e:
         msg = _one_line(str(e)) if str(e) else repr(e)
         # the env names its argument (decision_interval_ms: ...); the scenario's machine or trace names its file
-        raise ConfigError(f"{path}: {msg}" if msg.split(":")[0] in KEYS else f"{path}: scenario: {msg}") from None
+        head = msg.split(":")[0]
+        if head in _env_params() and head not in KEYS:
+            msg = f"env.{msg}"
+        raise ConfigError(f"{path}: {msg}" if head in KEYS or head in _env_params() else f"{path}: scenario: {msg}") from None
     except MemoryError:
         raise ConfigError(f"{path}: n_envs: not enough memory for {cfg['n_envs']} machines") from None
     try:
-        with warnings.catch_warnings():   # SB3's multi-line UserWarnings: this trial build prints nothing
-            warnings.simplefilter("ignore")
-            _algo_class(algo)("MlpPolicy", venv, seed=cfg["seed"], verbose=0, device="cpu", **(cfg.get(algo) or {}))
-    except Exception as e:   # noqa: BLE001 - SB3 and torch raise assertions, TypeErrors, ValueErrors...
-        msg = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{path}: {algo}: {algo.upper()}(...) rejects these arguments: {msg}") from None
+        space = venv.action_space
+        at = env_kwargs(cfg).get("action_type", "discrete")
+        if algo in DISCRETE_ONLY and not isinstance(space, gymnasium.spaces.Discrete):
+            raise ConfigError(f"{path}: algo: {algo} needs a discrete action space; action_type: {at} gives {space}")
+        if algo in CONTINUOUS_ONLY and not isinstance(space, gymnasium.spaces.Box):
+            raise ConfigError(f"{path}: algo: {algo} needs a continuous action space (action_type: continuous); "
+                              f"action_type: {at} gives {space}")
+        try:
+            with warnings.catch_warnings():   # SB3's multi-line UserWarnings: this trial build prints nothing
+                warnings.simplefilter("ignore")
+                _algo_class(algo)(policy_name(algo), venv, seed=cfg["seed"], verbose=0, device="cpu",
+                                  **(cfg.get(algo) or {}))
+        except Exception as e:   # noqa: BLE001 - SB3 and torch raise assertions, TypeErrors, ValueErrors...
+            msg = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"{path}: {algo}: {algo.upper()}(...) rejects these arguments: {msg}") from None
     finally:
         venv.close()
-    # the evaluation's env on every scenario it runs (agents.evaluate: AtomEnv with the config's
-    # decision_interval_ms and action type, the evaluation's duration)
+    # the evaluation's env on every scenario it runs (agents.evaluate: AtomEnv with the training
+    # env's keyword arguments, the evaluation's duration)
     from atomgym.envs.atom_env import AtomEnv
     ev = cfg.get("evaluate") or {}
-    kw: dict[str, Any] = {"action_type": cfg["action_type"], "compute_score": False}
-    if cfg.get("decision_interval_ms") is not None:
-        kw["decision_interval_ms"] = float(cfg["decision_interval_ms"])
+    kw: dict[str, Any] = {**eval_env_kwargs(cfg), "compute_score": False}
     if ev.get("duration_s") is not None:
         kw["duration_s"] = float(ev["duration_s"])
-    for sc in ev.get("scenarios") or [cfg["scenario"]]:
+    for sc in ev.get("scenarios") or scenarios_of(cfg["scenario"]):
         try:
             AtomEnv(load_scenario(sc), **kw)
         except (ScenarioError, ValueError) as e:
             key = "evaluate.scenarios" if ev.get("scenarios") else "evaluate"
             raise ConfigError(f"{path}: {key}: {sc}: {_one_line(str(e))}") from None
+
+
+def scenario_label(cfg: dict) -> str:
+    """The run folder's scenario part: the scenario's name, the suite's, or the first of a list and how many."""
+    sc = cfg["scenario"]
+    if isinstance(sc, str):
+        return sc.replace(":", "-") if sc.startswith("suite:") else Path(sc).stem
+    return f"{Path(str(sc[0])).stem}+{len(sc) - 1}" if len(sc) > 1 else Path(str(sc[0])).stem
 
 
 def _checkpoints(run: Path) -> list[Path]:
@@ -270,14 +452,18 @@ def _newest_checkpoint(run: Path) -> Path | None:
     return cks[0] if cks else None
 
 
-def _load_newest_valid(algo, run: Path, venv) -> tuple[Any, Path | None]:
-    """The model of the newest checkpoint that loads, and its path; (None, None) if none does.
-    A checkpoint that does not load (a kill during its save left it truncated) is skipped, and
-    the message says so."""
+def _load_newest_valid(algo, run: Path, cfg: dict) -> tuple[Any, Path | None]:
+    """The model of the newest checkpoint that loads (with its env: normalisation statistics
+    from the checkpoint's .vecnormalize.pkl), and its path; (None, None) if none does. A checkpoint
+    that does not load (a kill during its save left it truncated) is skipped, and the message says so."""
+    vn = cfg.get("vec_normalize") not in (None, False)
     for ck in _checkpoints(run):
         try:
             if not zipfile.is_zipfile(ck):
                 raise ValueError("not a complete zip file")
+            if vn and not vecnormalize_path(ck).is_file():
+                raise ValueError(f"no normalisation statistics {vecnormalize_path(ck).name}")
+            venv = make_vec_env(cfg, vecnormalize_path(ck) if vn else None)
             model = algo.load(ck, env=venv, tensorboard_log=str(run / "tb"), device="cpu")
         except Exception as e:   # noqa: BLE001 - whatever a damaged file makes SB3/torch raise
             why = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
@@ -321,26 +507,124 @@ def _atomic_checkpoint_callback(save_freq: int, save_path: Path):
     class AtomicCheckpoint(CheckpointCallback):
         def _on_step(self) -> bool:
             if self.n_calls % self.save_freq == 0:
-                save_atomically(self.model, Path(self._checkpoint_path(extension="zip")))
+                save_model(self.model, Path(self._checkpoint_path(extension="zip")))
             return True
 
     return AtomicCheckpoint(save_freq=save_freq, save_path=str(save_path), name_prefix="model")
 
 
-def make_vec_env(cfg: dict):
-    """The batched training environment the config describes, with SB3's VecMonitor (episode
-    return and length: rollout/ep_rew_mean in TensorBoard)."""
-    from stable_baselines3.common.vec_env import VecMonitor
+class ConcatVecEnv:
+    """Several SB3 VecEnvs (one batched AtomSB3VecEnv per scenario) as one: env indices in order,
+    actions split, observations/rewards/dones/infos concatenated. Every part has the same spaces."""
 
+    def __new__(cls, venvs: list):
+        from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+        class _Concat(VecEnv):
+            def __init__(self, parts: list) -> None:
+                first = parts[0]
+                for v in parts[1:]:
+                    if v.observation_space != first.observation_space or v.action_space != first.action_space:
+                        raise ValueError(f"scenario: every scenario must give the same observation and action "
+                                         f"spaces; {first.observation_space}/{first.action_space} vs "
+                                         f"{v.observation_space}/{v.action_space}")
+                self.parts = parts
+                self.bounds = np.cumsum([0, *[v.num_envs for v in parts]])
+                super().__init__(int(self.bounds[-1]), first.observation_space, first.action_space)
+
+            def _each(self):
+                return zip(self.parts, self.bounds[:-1], self.bounds[1:])
+
+            def seed(self, seed=None):
+                return [x for v, lo, _ in self._each() for x in v.seed(None if seed is None else seed + int(lo))]
+
+            def reset(self):
+                return np.concatenate([v.reset() for v in self.parts])
+
+            def step_async(self, actions) -> None:
+                a = np.asarray(actions)
+                for v, lo, hi in self._each():
+                    v.step_async(a[lo:hi])
+
+            def step_wait(self):
+                res = [v.step_wait() for v in self.parts]
+                return (np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res]),
+                        np.concatenate([r[2] for r in res]), [i for r in res for i in r[3]])
+
+            def close(self) -> None:
+                for v in self.parts:
+                    v.close()
+
+            def _split(self, indices):
+                idx = range(self.num_envs) if indices is None else [indices] if isinstance(indices, int) else indices
+                for v, lo, hi in self._each():
+                    sub = [int(i) - int(lo) for i in idx if lo <= i < hi]
+                    if sub:
+                        yield v, sub
+
+            def get_attr(self, attr_name, indices=None):
+                return [x for v, sub in self._split(indices) for x in v.get_attr(attr_name, sub)]
+
+            def set_attr(self, attr_name, value, indices=None) -> None:
+                for v, sub in self._split(indices):
+                    v.set_attr(attr_name, value, sub)
+
+            def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+                return [x for v, sub in self._split(indices)
+                        for x in v.env_method(method_name, *method_args, indices=sub, **method_kwargs)]
+
+            def env_is_wrapped(self, wrapper_class, indices=None):
+                return [x for v, sub in self._split(indices) for x in v.env_is_wrapped(wrapper_class, sub)]
+
+        return _Concat(venvs)
+
+
+def base_vec_env(cfg: dict):
+    """The batched simulators of the config, unwrapped: one AtomSB3VecEnv per scenario (n_envs
+    split over them, split_envs), seeded so that no two machines share a seed, concatenated
+    (ConcatVecEnv) when there are several."""
     from atomgym.envs.sb3 import AtomSB3VecEnv
-    kw: dict[str, Any] = {"scenario": cfg["scenario"], "action_type": cfg["action_type"]}
-    if cfg.get("decision_interval_ms") is not None:
-        kw["decision_interval_ms"] = float(cfg["decision_interval_ms"])
-    if cfg.get("reward_baseline") is not None:
-        kw["reward_baseline"] = cfg["reward_baseline"]
-    venv = AtomSB3VecEnv(num_envs=cfg["n_envs"], **kw)
+    scs = scenarios_of(cfg["scenario"])
+    kw = env_kwargs(cfg)
+    parts = [AtomSB3VecEnv(num_envs=n, scenario=sc, **kw) for sc, n in zip(scs, split_envs(cfg["n_envs"], len(scs)))]
+    venv = parts[0] if len(parts) == 1 else ConcatVecEnv(parts)
     venv.seed(cfg["seed"])
-    return VecMonitor(venv)
+    return venv
+
+
+def make_vec_env(cfg: dict, vecnormalize_path: Path | None = None):
+    """The training environment the config describes: the batched simulators (base_vec_env) with
+    SB3's VecMonitor (episode return and length: rollout/ep_rew_mean in TensorBoard), then
+    VecNormalize (``vec_normalize:``; its statistics loaded from ``vecnormalize_path`` when
+    resuming) and VecFrameStack (``frame_stack:``), in that order (the normalised frames are stacked)."""
+    from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
+    venv = VecMonitor(base_vec_env(cfg))
+    vn = cfg.get("vec_normalize")
+    if vn is not None and vn is not False:
+        if vecnormalize_path is not None:
+            venv = VecNormalize.load(str(vecnormalize_path), venv)
+            venv.training = True
+        else:
+            venv = VecNormalize(venv, **(vn if isinstance(vn, dict) else {}))
+    if cfg.get("frame_stack"):
+        venv = VecFrameStack(venv, int(cfg["frame_stack"]))
+    return venv
+
+
+def vecnormalize_path(model_zip: Path) -> Path:
+    """Where a model's normalisation statistics live: ``<stem>.vecnormalize.pkl`` beside the .zip."""
+    return model_zip.with_name(f"{model_zip.stem}.vecnormalize.pkl")
+
+
+def save_model(model, path: Path) -> None:
+    """The model and, with VecNormalize, its statistics (saved first: a .zip means both are complete),
+    both atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vn = model.get_vec_normalize_env()
+    if vn is not None:
+        import pickle
+        _replace_atomically(vecnormalize_path(path), ".pkl.tmp", lambda fh: pickle.dump(vn, fh))
+    save_atomically(model, path)
 
 
 def _reward_terms_callback():
@@ -375,15 +659,14 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
     from stable_baselines3.common.callbacks import CallbackList
 
     algo = _algo_class(cfg["algo"])
-    venv = make_vec_env(cfg)
-    model, ck = _load_newest_valid(algo, run, venv) if resume else (None, None)
+    model, ck = _load_newest_valid(algo, run, cfg) if resume else (None, None)
     if resume and ck is None:
         print(f"no loadable checkpoint in {run / 'checkpoints'}: starting this run's training from scratch")
     if ck is not None:
         print(f"resuming from {ck}")
     else:
-        model = algo("MlpPolicy", venv, seed=cfg["seed"], verbose=0, tensorboard_log=str(run / "tb"),
-                     device="cpu", **(cfg.get(cfg["algo"]) or {}))
+        model = algo(policy_name(cfg["algo"]), make_vec_env(cfg), seed=cfg["seed"], verbose=0,
+                     tensorboard_log=str(run / "tb"), device="cpu", **(cfg.get(cfg["algo"]) or {}))
     every = max(1, cfg["checkpoint_every"] // cfg["n_envs"])
     from agents.callbacks import training_callbacks   # domain scalars, periodic held-out evaluation, hparams
     cb = CallbackList([_atomic_checkpoint_callback(every, run / "checkpoints"), _reward_terms_callback(),
@@ -392,20 +675,23 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
     remaining = cfg["total_timesteps"] - done
     t0 = time.perf_counter()
     if remaining > 0:
+        scs = scenarios_of(cfg["scenario"])
         print(f"training {cfg['algo'].upper()} for {remaining} agent steps on {cfg['n_envs']} machines "
-              f"({cfg['scenario']}, {cfg['action_type']} actions)")
+              f"({', '.join(scs)}, {env_kwargs(cfg).get('action_type', 'discrete')} actions"
+              f"{', vec_normalize' if cfg.get('vec_normalize') not in (None, False) else ''}"
+              f"{', frame_stack ' + str(cfg['frame_stack']) if cfg.get('frame_stack') else ''})")
         try:
             model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=ck is None,
                         tb_log_name=cfg["algo"], progress_bar=sys.stderr.isatty())
         except KeyboardInterrupt:
             ck_path = run / "checkpoints" / f"model_{model.num_timesteps}_steps.zip"
-            save_atomically(model, ck_path)
+            save_model(model, ck_path)
             print(f"\ninterrupted at {model.num_timesteps} agent steps; saved {ck_path}\n"
                   f"continue with: python -m agents.train --resume {run}", file=sys.stderr)
             return None
     wall = time.perf_counter() - t0
     out = run / "model.zip"
-    save_atomically(model, out)
+    save_model(model, out)
     print(f"model saved to {out} ({model.num_timesteps} agent steps; this session {wall:.0f} s wall, "
           f"{max(remaining, 0) / max(wall, 1e-9):.0f} steps/s including updates)")
     return out
@@ -471,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
                 _write_text_atomically(run / "config.yml", yaml.safe_dump(cfg, sort_keys=False))
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            base = args.runs_dir / f"{Path(str(cfg['scenario'])).stem}__{cfg['algo']}__{cfg['seed']}__{stamp}"
+            base = args.runs_dir / f"{scenario_label(cfg)}__{cfg['algo']}__{cfg['seed']}__{stamp}"
             cand, k = base, 1
             while True:
                 try:
@@ -518,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     ev = cfg.get("evaluate") or {}
     pols = list(ev.get("policies") or baselines.names())
     eargs = ["--policies", ",".join([*pols, str(model)]),
-             "--scenarios", ",".join(ev.get("scenarios") or [str(cfg["scenario"])]),
+             "--scenarios", ",".join(ev.get("scenarios") or scenarios_of(cfg["scenario"])),
              "--seeds", str(ev.get("seeds", 3)), "--out", str(run / "eval")]
     if ev.get("duration_s") is not None:
         eargs += ["--duration-s", str(ev["duration_s"])]

@@ -78,7 +78,7 @@ def test_a_sweep_runs_every_grid_point_as_a_policy(tmp_path, capsys):
     assert {r["policy"] for r in eps if r["policy"].startswith("ppo")} == {"ppo-learning_rate0.0003",
                                                                            "ppo-learning_rate0.001"}
     bad = tmp_path / "bad.yaml"
-    for text, want in (("grid: {algo: [dqn]}", "grid point algodqn: algo: 'dqn'"), ("grid: {}", "expected a mapping"),
+    for text, want in (("grid: {algo: [trpo]}", "grid point algotrpo: algo: 'trpo'"), ("grid: {}", "expected a mapping"),
                        ("nope: 1", "expected a mapping"), ("grid: {ppo.n_steps: 3}", "non-empty list")):
         bad.write_text(text)
         assert multiseed.main(["--seeds", "0", "--config", str(cfg), "--runs-dir", str(tmp_path / "r2"),
