@@ -8,6 +8,8 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+
+from atomgym import suites
 import pytest
 import yaml
 
@@ -173,8 +175,8 @@ def test_resume_with_vec_normalize(tmp_path, capsys):
 
 def test_multi_scenario_split_and_suite(tmp_path, monkeypatch):
     assert train.split_envs(5, 2) == [3, 2] and train.split_envs(3, 3) == [1, 1, 1]
-    (tmp_path / "mine.txt").write_text("# a suite\nquiet\n\nincast-pagecache   # the headline\nquiet\n")
-    monkeypatch.setattr(train, "SUITES_DIR", tmp_path)
+    (tmp_path / "mine.txt").write_text("# a suite\nquiet\n\nincast-pagecache   # the headline\n")
+    monkeypatch.setattr(suites, "SUITE_DIR", tmp_path)
     assert train.read_suite("mine") == ["quiet", "incast-pagecache"]
     cfg = train.load_config(_write(tmp_path, {**_cfg("ppo"), "n_envs": 3, "scenario": "suite:mine"}))
     venv = train.base_vec_env(cfg)
@@ -258,7 +260,7 @@ def test_report_compares_the_best_learned_play_with_every_heuristic():
 
 def test_fullreport_reads_a_suite_and_names_a_missing_one(tmp_path, capsys, monkeypatch):
     from agents import fullreport
-    monkeypatch.setattr(train, "SUITES_DIR", tmp_path)
+    monkeypatch.setattr(suites, "SUITE_DIR", tmp_path)
     assert fullreport.main(["--scenarios", "suite:test", "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "suite:test: no file" in err and not (tmp_path / "rep").exists()
