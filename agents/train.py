@@ -26,7 +26,7 @@ The config is YAML with these keys (``configs/train/default.yaml`` is the defaul
     total_timesteps: 20000       # agent steps summed over the machines
     action_type: discrete        # the env's action_type (also settable under env:)
     decision_interval_ms: 100    # optional; the env's default otherwise
-    reward_baseline: default     # optional: none (default) | default (reward minus a default-settings shadow's)
+    reward_baseline: score       # optional: none (default) | default (minus a default-settings shadow's) | score (that / C_def)
     env: {duration_s: 60, ...}   # any keyword argument of AtomSB3VecEnv/AtomEnv (checked against their signatures)
     vec_normalize: {norm_obs: true, norm_reward: true, clip_obs: 10}   # or false; stats saved beside each .zip
     frame_stack: 4               # optional: SB3 VecFrameStack of the (normalised) observations
