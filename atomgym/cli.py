@@ -1,4 +1,5 @@
-"""`python -m atomgym` (also installed as `atomgym`): snapshot | check | whatif.
+"""`python -m atomgym` (also installed as `atomgym`): snapshot | check | whatif, and the agents'
+commands train | evaluate | report | replay | fullreport | multiseed | pretrained.
 
 - ``atomgym snapshot [-o FILE] [--force]``: read the live host's files (read only) and
   write a snapshot in the ``tail -n +1`` format.
@@ -8,6 +9,9 @@
 - ``atomgym whatif SNAPSHOT --set KEY=VALUE ... [--json]``: apply sysctl writes in order,
   as the kernel would, from the state the snapshot shows. Exit 2 on a write the kernel
   rejects (the message names the key and the valid range).
+
+- ``atomgym train|evaluate|report|replay|fullreport|multiseed|pretrained ARGS...``: the same as
+  ``python -m agents.NAME ARGS...`` in a checkout (atomgym/agents/NAME.py; ``--help`` for each).
 
 Bad input is one line on stderr (``atomgym: error: ...``) and exit 2, never a traceback.
 """
@@ -397,6 +401,25 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+# ---- the agents' commands: each is its module's own command line ------------------------------
+AGENT_COMMANDS = {
+    "train": ("train", "train a policy (atomgym.agents.train; `python -m agents.train` in a checkout)"),
+    "evaluate": ("evaluate", "evaluate baselines and trained models (atomgym.agents.evaluate)"),
+    "report": ("report", "summary.md and figures of an episodes.csv (atomgym.agents.report)"),
+    "replay": ("replay", "re-run saved episodes and compare every counter (atomgym.agents.replay)"),
+    "fullreport": ("fullreport", "train per seed, evaluate, report (atomgym.agents.fullreport)"),
+    "multiseed": ("multiseed", "train one config over many seeds (atomgym.agents.multiseed)"),
+    "pretrained": ("pretrained.__main__", "export a finished run as a shipped policy (atomgym.agents.pretrained)"),
+}
+
+
+def run_agent_command(name: str, argv: Sequence[str]) -> int:
+    """``atomgym NAME ARGS...``: atomgym.agents.NAME's main with ARGS (imported only when used:
+    torch, SB3 and pandas load with it)."""
+    import importlib
+    return importlib.import_module(f"atomgym.agents.{AGENT_COMMANDS[name][0]}").main(list(argv))
+
+
 # ---- entry point --------------------------------------------------------------------------
 class _UsageError(Exception):
     """A command line argparse rejects: one line, exit 2 (argparse's own convention)."""
@@ -426,12 +449,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--json", action="store_true", help="JSON Lines: one object per --set")
     from .realkernel.cli import add_subcommands as _add_realkernel
     _add_realkernel(sub, _Parser)
+    for name, (_, text) in AGENT_COMMANDS.items():   # parsed by their own modules (main() hands them over)
+        sub.add_parser(name, help=text, add_help=False)
     return p
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
+    av = list(sys.argv[1:] if argv is None else argv)
+    if av and av[0] in AGENT_COMMANDS:
+        return run_agent_command(av[0], av[1:])
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as e:

@@ -17,3 +17,9 @@ CONFIG_DIR = _INSTALLED if _INSTALLED.is_dir() else PACKAGE_DIR.parent / "config
 DATA_ROOT = CONFIG_DIR.parent
 SCENARIO_DIR = CONFIG_DIR / "scenarios"
 TRAIN_CONFIG_DIR = CONFIG_DIR / "train"
+# The checkout's root, or None when installed: training, evaluation and reports put their output
+# under its runs/ by default (installed: ./runs of the working directory).
+CHECKOUT = None if CONFIG_DIR == _INSTALLED else PACKAGE_DIR.parent
+RUNS_DIR = CHECKOUT / "runs" if CHECKOUT is not None else Path("runs")
+# Shipped trained policies (NAME.zip, NAME.yml, NAME.vecnormalize.pkl): package data of atomgym.agents.pretrained
+PRETRAINED_DIR = PACKAGE_DIR / "agents" / "pretrained"

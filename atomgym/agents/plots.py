@@ -25,7 +25,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    from agents.evaluate import write_atomic  # noqa: F401  (same folder-local temporary + rename)
+    from atomgym.agents.evaluate import write_atomic  # noqa: F401  (same folder-local temporary + rename)
     import os
     import tempfile
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
@@ -74,7 +74,7 @@ def pareto_plot(df, scenario: str, path: Path) -> Path:
 
 
 def profile_plot(mats: dict[str, np.ndarray], path: Path, reps: int = 500) -> Path:
-    from agents import stats
+    from atomgym.agents import stats
     plt = _plt()
     allv = np.concatenate([m.ravel() for m in mats.values()])
     # the axis from the 5th percentile of all scores (a few outliers would squeeze the rest) to the top
@@ -96,7 +96,7 @@ def profile_plot(mats: dict[str, np.ndarray], path: Path, reps: int = 500) -> Pa
 
 def evaluation_plots(df, out: Path, reps: int = 500) -> list[Path]:
     """The plots of one evaluation (an episodes DataFrame) into ``out``; returns the files."""
-    from agents import stats
+    from atomgym.agents import stats
     d, _ = stats.dedupe(df)
     files = []
     for s in dict.fromkeys(d["scenario"]):
@@ -119,7 +119,7 @@ def learning_curves(curves: dict[str, Path], refs: dict, path: Path, reps: int =
     score on the same seeds) drawn as horizontal lines."""
     import pandas as pd
 
-    from agents import stats
+    from atomgym.agents import stats
     plt = _plt()
     dfs = {k: pd.read_csv(v) for k, v in curves.items()}
     dfs = {k: d for k, d in dfs.items() if len(d)}
@@ -176,7 +176,7 @@ def trace_episode(policy: str, scenario, seed: int, duration_s: float, every_ms:
     trained model (path of a .zip, through the env, one sample per decision)."""
     import math
 
-    from agents import baselines, evaluate
+    from atomgym.agents import baselines, evaluate
     from atomgym.sim import Simulator
     rec: dict = {}
     if policy.endswith(".zip") or ".zip:" in policy:

@@ -49,7 +49,7 @@ def grid_writes(pts, boot_kb: np.ndarray, ram_kb: np.ndarray) -> tuple[np.ndarra
 def sweep(scenario, seeds: np.ndarray, duration_s: float):
     """Run every grid point on every seed in one batched Simulator. Returns (points, metrics) where
     metrics[p][j] is the episode_metrics dict of point p on seeds[j]."""
-    from agents.evaluate import episode_metrics
+    from atomgym.agents.evaluate import episode_metrics
     from atomgym.sim import Simulator
     pts = grid_points()
     N = len(seeds)
@@ -79,7 +79,7 @@ def hindsight_static(scenario, seeds: np.ndarray, duration_s: float) -> tuple[li
 
 
 def _costs(sim) -> np.ndarray:
-    from agents.evaluate import episode_metrics
+    from atomgym.agents.evaluate import episode_metrics
     return np.array([episode_metrics(sim, b)["cost"] for b in range(sim.B)])
 
 
@@ -90,7 +90,7 @@ def planner(scenario, seeds: np.ndarray, duration_s: float, step_s: float = 1.0,
     its changes and its wall time in seconds; ``actions`` (a list), if given, receives per seed the
     writes made as [tick, min_free_kbytes, watermark_scale_factor] (-1 = unchanged), which
     ``replay_actions`` re-executes."""
-    from agents.evaluate import episode_metrics
+    from atomgym.agents.evaluate import episode_metrics
     from atomgym.sim import Simulator
     t0 = time.perf_counter()
     cands: list = [None] + grid_points()            # None = keep the current setting
@@ -161,7 +161,7 @@ def replay_actions(scenario, seed: int, duration_s: float, actions: list, tuner:
     return sim
 
 
-# The seeds best-static-train is chosen on: disjoint from agents.evaluate's (1000 + i) and from
+# The seeds best-static-train is chosen on: disjoint from atomgym.agents.evaluate's (1000 + i) and from
 # training draws (the training seed's own generator).
 FLEET_SEEDS = tuple(range(5000, 5016))
 
@@ -177,7 +177,7 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
     import json
     from pathlib import Path
 
-    from agents.evaluate import COST_VERSION, DEFAULT_CACHE, write_atomic
+    from atomgym.agents.evaluate import COST_VERSION, DEFAULT_CACHE, write_atomic
     from atomgym.envs.core import score as env_score
     from atomgym.sim.engine import sources_digest
     from atomgym.sim.scenario import load_scenario

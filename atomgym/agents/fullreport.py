@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from atomgym.paths import CHECKOUT, RUNS_DIR
+
 # every shipped scenario but diurnal-bursts (a 1200 s episode: 20x the others' evaluation time)
 SCENARIOS = ("incast-pagecache", "train-randomized", "memalloc-drops", "virtio-deferral", "stream-read-bursts",
              "anon-hog-bursts", "trace-replay", "quiet", "real-atomic-stream", "real-atomic-stream-wsf100")
@@ -51,9 +52,11 @@ def _versions() -> str:
 
 
 def _commit() -> str:
+    if CHECKOUT is None:            # installed: the package's version stands for the commit
+        return "unknown (installed package)"
     try:
-        c = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        d = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        c = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        d = subprocess.run(["git", "-C", str(CHECKOUT), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True)
         return (c.stdout.strip() or "unknown") + (" (with local changes)" if d.stdout.strip() else "")
     except OSError:
@@ -61,7 +64,7 @@ def _commit() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agents import multiseed, plots, report, train
+    from atomgym.agents import multiseed, plots, report, train
     ap = argparse.ArgumentParser(prog="python -m agents.fullreport", description=__doc__.split("\n\n")[1])
     ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
     ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     t_all = time.perf_counter()
     cmd = " ".join(shlex.quote(a) for a in ["python", "-m", "agents.fullreport", *(sys.argv[1:] if argv is None else argv)])
-    out = args.out or ROOT / "runs" / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or RUNS_DIR / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():
         print(f"agents.fullreport: error: {out} exists; choose another --out", file=sys.stderr)
         return 2
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     models = sorted((Path(r["run"]) / "model.zip" for r in ok), key=lambda p: p.parent.name)
     label = cfg["algo"]
     # 2. evaluation: every baseline, the oracles, the models (runs of one policy)
-    from agents import baselines, evaluate
+    from atomgym.agents import baselines, evaluate
     pols = [*baselines.names(), *([] if args.no_planner else ["oracle-planner"]), *[f"{label}={m}" for m in models]]
     eargs = ["--policies", ",".join(pols), "--scenarios", args.scenarios, "--seeds", str(args.eval_seeds),
              "--out", str(out / "eval"), "--no-summary", "--play", args.play]
@@ -189,8 +192,8 @@ def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str
     against every heuristic."""
     import numpy as np
 
-    from agents import baselines, stats
-    from agents.report import _fmt_ci
+    from atomgym.agents import baselines, stats
+    from atomgym.agents.report import _fmt_ci
     d, _ = stats.dedupe(df)
     u = stats.units(d)
     learned = [p for p in learned if p in set(d["policy"])]

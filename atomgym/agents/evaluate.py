@@ -5,7 +5,7 @@ Runs every (policy, scenario, seed) episode on the batched simulator (one Simula
 per (policy, scenario)); a policy given as the path of a trained model .zip (agents.train,
 ``[LABEL=]PATH[:stochastic]``) runs through the Gymnasium env instead, on the same simulator seeds
 (machines, draws, traffic) as the baselines, with what it was trained with (its run's config.yml,
-or NAME.yml beside a shipped agents/pretrained/NAME.zip: env keyword arguments, frame stacking,
+or NAME.yml beside a shipped atomgym/agents/pretrained/NAME.zip, given as its path or as NAME.zip: env keyword arguments, frame stacking,
 frozen VecNormalize statistics from <stem>.vecnormalize.pkl; RecurrentPPO's LSTM state carried).
 A model plays deterministically (row LABEL) or, seeded by the episode's seed, stochastically (row
 LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochastic``. The references come first whatever the order given:
@@ -38,14 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agents import baselines
+from atomgym.agents import baselines
 # one definition of the reward weights and the score: the env's (atomgym/envs/core.py)
 from atomgym.envs.core import DEFAULT_DEADLOCK_PENALTY as DEADLOCK
 from atomgym.envs.core import DEFAULT_WEIGHTS as _W
 from atomgym.envs.core import score as env_score
+from atomgym.paths import PRETRAINED_DIR, RUNS_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CACHE = ROOT / "runs" / "best-static-cache"
+DEFAULT_CACHE = RUNS_DIR / "best-static-cache"
 
 W_DROPS, W_FAIL, W_RESERVED, W_STALL_S, W_KNOB = (_W["drops"], _W["atomic_fail"], _W["reserved_mib_s"],
                                                   _W["stall_s"], _W["knob_changes"])
@@ -58,7 +58,7 @@ METRICS = ("drops_total", "drops_rx_missed", "drops_rcvbuf", "drops_pfmemalloc",
 COST_VERSION = 2
 # best-static grid (shared with the oracles): min_free_kbytes ("boot" = kernel value; "x2" twice it;
 # fractions of RAM; kB) x wsf (-1 = kernel value)
-from agents.oracle import GRID_MF, GRID_WSF  # noqa: E402
+from atomgym.agents.oracle import GRID_MF, GRID_WSF  # noqa: E402
 
 
 def episode_metrics(sim, i: int) -> dict[str, float]:
@@ -119,7 +119,7 @@ PLAYS = ("deterministic", "stochastic")
 
 def model_config_path(path: Path) -> Path | None:
     """The resolved training config of a model .zip: ``NAME.yml`` beside ``NAME.zip`` (a shipped
-    policy, agents/pretrained/), else the run folder's ``config.yml`` (``RUN/model.zip``, or
+    policy, atomgym/agents/pretrained/), else the run folder's ``config.yml`` (``RUN/model.zip``, or
     ``RUN/checkpoints/model_<N>_steps.zip``); None for a bare model."""
     for cfg in (path.with_suffix(".yml"), path.parent / "config.yml", path.parent.parent / "config.yml"):
         if cfg.is_file():
@@ -201,7 +201,7 @@ def load_model(path: Path) -> LoadedModel:
     stacking and, with vec_normalize, the frozen statistics beside it. ValueError names the file."""
     import yaml
 
-    from agents import train
+    from atomgym.agents import train
     algo = train.algo_of_model(path)
     cfg_path = model_config_path(path)
     cfg: dict = {}
@@ -243,7 +243,7 @@ def load_model(path: Path) -> LoadedModel:
 
 def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float,
               deterministic: bool = True) -> tuple[list[dict], np.ndarray]:
-    """A trained SB3 model (a .zip from agents.train) through the Gymnasium env (AtomEnv, one
+    """A trained SB3 model (a .zip from atomgym.agents.train) through the Gymnasium env (AtomEnv, one
     episode per seed, deterministic or seeded stochastic actions), each episode on the simulator
     seed the baselines get (the same machine, randomised draws and traffic). Returns the metrics
     and the simulator seeds."""
@@ -294,7 +294,7 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     if cache.is_file():
         d = json.loads(cache.read_text())
         return d["mf_kb"], d["wsf"], d
-    from agents import oracle
+    from atomgym.agents import oracle
     pts, met = oracle.sweep(scenario, seeds, duration_s)
     costs = np.array([[m["cost"] for m in row] for row in met]).mean(axis=1)
     best = int(np.argmin(costs))
@@ -407,6 +407,8 @@ def parse_policies(text: str, plays: tuple[str, ...] = ("deterministic",)) -> li
             new = [Spec(path, "oracle" if path in ORACLES else "baseline")]
         elif path.endswith(".zip"):
             p = Path(path)
+            if not p.is_file() and p.parent == Path(".") and (PRETRAINED_DIR / p.name).is_file():
+                p = PRETRAINED_DIR / p.name      # a bare NAME.zip: the shipped policy (installed too)
             if not p.is_file():
                 raise UsageError(f"--policies: {path}: no such model file")
             try:
@@ -555,7 +557,7 @@ def _rows(spec: Spec, sc_name: str, seeds: np.ndarray, dur: float, wall: float, 
 def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarray, cache_dir: Path,
               log: list[str], planner_kw: dict | None = None) -> list[dict]:
     """The episodes of one policy on one scenario, every seed; rows with scores."""
-    from agents import oracle
+    from atomgym.agents import oracle
     t0 = time.perf_counter()
     if spec.kind == "model":
         res, _ = run_model(spec.path, sc, seeds, dur, deterministic=spec.play == "deterministic")
@@ -624,7 +626,7 @@ def _main(argv: list[str] | None) -> int:
     specs = [s for s in refs if all(s.label != t.label for t in specs)] + specs
     specs.sort(key=lambda s: 0 if s.label == REFERENCE else 1)
     scen = []
-    from agents import train
+    from atomgym.agents import train
     parts = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     try:
         names = train.scenarios_of(parts, None, "--scenarios") if parts else []
@@ -677,7 +679,7 @@ def _main(argv: list[str] | None) -> int:
     rows = read_episodes(csv_path)
     print(f"wrote {csv_path} ({len(rows)} episodes) and {log_path}")
     if not args.no_summary:
-        from agents import report
+        from atomgym.agents import report
         try:
             files = report.write_summary(csv_path, out)
         except (ValueError, OSError) as e:
@@ -685,7 +687,7 @@ def _main(argv: list[str] | None) -> int:
         print("wrote " + ", ".join(str(f) for f in files))
     learned = [s.label for s in specs if s.kind == "model"]
     if learned:                                  # the last line: the learned policy against the best baseline
-        from agents import report
+        from atomgym.agents import report
         print(report.verdict(report.load_rows(csv_path), learned[0]))
     return 0
 

@@ -97,7 +97,7 @@ class PeriodicEval(BaseCallback):
         self.ref_scores: dict[str, float] = {}
 
     def _init_callback(self) -> None:
-        from agents import baselines, evaluate
+        from atomgym.agents import baselines, evaluate
         from atomgym.envs.core import score
         from atomgym.sim.scenario import load_scenario
         self.sc = load_scenario(self.scenario_name)
@@ -111,7 +111,7 @@ class PeriodicEval(BaseCallback):
                 pol.configure(mf, wsf)
             res = evaluate.run_policy(pol, self.sc, self.seeds, self.dur)
             self.ref_scores[name] = float(np.mean([score(r["cost"], c) for r, c in zip(res, self.kd_cost)]))
-        from agents import oracle
+        from atomgym.agents import oracle
         res, _ = oracle.hindsight_static(self.sc, self.seeds, self.dur)
         self.ref_scores["oracle-static"] = float(np.mean([score(r["cost"], c) for r, c in zip(res, self.kd_cost)]))
         self.ref_scores["kernel-default"] = 1.0
@@ -127,7 +127,7 @@ class PeriodicEval(BaseCallback):
                 csv.writer(f).writerow(["steps", "wall_s", "score_mean", *[f"seed{s}" for s in self.seeds]])
 
     def evaluate_now(self) -> None:
-        from agents import evaluate, stats
+        from atomgym.agents import evaluate, stats
         from atomgym.envs.core import score
         # the training's normalisation statistics as they are now (read only) and its frame stack
         res, _ = evaluate.run_loaded(self.model, self.env_kw, self.sc, self.seeds, self.dur,
@@ -183,7 +183,7 @@ def training_callbacks(cfg: dict, run: Path) -> list[BaseCallback]:
     ``evaluate``/``checkpoint_every``) the periodic evaluation on held-out seeds 10000..10002 of
     the training scenario (evaluation seeds of agents.evaluate start at 1000: no overlap with
     either the training seeds or the final evaluation)."""
-    from agents import train
+    from atomgym.agents import train
     every = int(cfg.get("eval_every") or cfg.get("checkpoint_every") or 20000)
     return [DomainScalars(), HParams(cfg),
             PeriodicEval(train.scenarios_of(cfg["scenario"])[0], train.eval_env_kwargs(cfg), every,

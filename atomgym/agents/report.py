@@ -112,7 +112,7 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
 def tables(df) -> str:
     """The two README tables: score mean ± std (over runs) per policy x scenario, and the means of
     atomic failures / drops / reserved MiB·s / stall s."""
-    from agents import stats
+    from atomgym.agents import stats
     d, _ = stats.dedupe(df)
     u = stats.units(d)
     pols = list(dict.fromkeys(d["policy"]))
@@ -141,7 +141,7 @@ def tables(df) -> str:
 
 def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
     """The whole Markdown summary (agents/stats.py for what each number is)."""
-    from agents import stats
+    from atomgym.agents import stats
     d, dropped = stats.dedupe(df)
     u = stats.units(d)
     pols = list(dict.fromkeys(d["policy"]))
@@ -195,7 +195,7 @@ def verdict(df, learned: str, reps: int = 2000) -> str:
     """One line: the learned policy against the best baseline by IQM over the scenarios both ran
     ("PPO vs best baseline on ...: IQM ... vs ...; P(PPO > best) = ... [CI]: better/worse/no clear
     difference", decided by whether the probability-of-improvement CI excludes 0.5)."""
-    from agents import baselines, stats
+    from atomgym.agents import baselines, stats
     d, _ = stats.dedupe(df)
     u = stats.units(d)
     base = [p for p in dict.fromkeys(d["policy"]) if p in baselines.names()]
@@ -221,8 +221,8 @@ def verdict(df, learned: str, reps: int = 2000) -> str:
 
 def write_summary(csv_paths, out: Path, reps: int = 2000, header: str = "") -> list[Path]:
     """DIR/summary.md and DIR/*.png from one or more episodes.csv files; returns the files written."""
-    from agents import plots
-    from agents.evaluate import write_atomic
+    from atomgym.agents import plots
+    from atomgym.agents.evaluate import write_atomic
     paths = [csv_paths] if isinstance(csv_paths, Path) else list(csv_paths)
     df = load_many(paths)
     md = out / "summary.md"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from atomgym.paths import CHECKOUT, PACKAGE_DIR, RUNS_DIR
 
 
 class UsageError(ValueError):
@@ -63,15 +63,16 @@ def argv_from_train(args) -> list[str]:
 
 def _train_one(cfg_path: str, runs_dir: str, total: int | None) -> dict:
     """One training run in a subprocess (its own interpreter: torch threads, numba, Ctrl-C)."""
-    cmd = [sys.executable, "-m", "agents.train", "--config", cfg_path, "--runs-dir", runs_dir, "--no-eval"]
+    cmd = [sys.executable, "-m", "atomgym.agents.train", "--config", cfg_path, "--runs-dir", runs_dir, "--no-eval"]
     if total is not None:
         cmd += ["--total-timesteps", str(total)]
     # one thread per task (torch, BLAS, numba): Ray runs one task per CPU; the serial and parallel
     # simulator drivers give the same results (docs/design.md)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+    # this atomgym, also in the child (a checkout on PYTHONPATH, or the installed package)
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_DIR.parent), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(CHECKOUT) if CHECKOUT is not None else None)
     m = re.search(r"run folder: (\S+)", p.stdout)
     return {"cmd": cmd, "rc": p.returncode, "run": m.group(1) if m else None, "wall_s": time.perf_counter() - t0,
             "tail": (p.stderr or p.stdout).strip().splitlines()[-1:] }
@@ -123,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from agents import train
+    from atomgym.agents import train
     ap = argparse.ArgumentParser(prog="python -m agents.multiseed", description=__doc__.split("\n\n")[1])
     ap.add_argument("--seeds", required=True)
     ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
     ap.add_argument("--total-timesteps", type=int)
-    ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
+    ap.add_argument("--runs-dir", type=Path, default=RUNS_DIR)
     ap.add_argument("--ray-address")
     ap.add_argument("--num-cpus", type=int, help="Ray on this machine: CPUs (tasks at once); default all")
     ap.add_argument("--eval-seeds", type=int, default=10, help="evaluation seeds per scenario (default 10)")
@@ -156,7 +157,7 @@ def _main(argv: list[str] | None) -> int:
     label = args.label or cfg["algo"]
     points = sweep_points(args.sweep, cfg, label) if args.sweep else [(label, cfg)]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    from agents import train
+    from atomgym.agents import train
     group = args.runs_dir / f"multiseed-{train.scenario_label(cfg)}__{cfg['algo']}__{stamp}"
     k = 1
     while group.exists():
@@ -198,7 +199,7 @@ def sweep_points(path: Path, cfg: dict, label: str) -> list[tuple[str, dict]]:
     """The configs of a sweep file's grid (every combination), each validated as a training config."""
     import itertools
 
-    from agents import train
+    from atomgym.agents import train
     try:
         d = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -240,7 +241,7 @@ def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_see
                    duration_s: float | None) -> int:
     """Every baseline and the models (one label, runs = training seeds) on the config's evaluation
     scenarios; learning curves; the verdict as the last line."""
-    from agents import baselines, evaluate, plots, train
+    from atomgym.agents import baselines, evaluate, plots, train
     ev = cfg.get("evaluate") or {}
     pols = list(ev.get("policies") or baselines.names())
     eargs = ["--policies", ",".join([*pols, *[f"{lab}={m}" for lab, m in models]]),
@@ -261,7 +262,7 @@ def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_see
                          if (m.parent / "eval_refs.json").is_file()), {})
             name = "learning-curves.png" if len(labs) == 1 else f"learning-curves-{k}.png"
             print(f"wrote {plots.learning_curves(curves, refs, group / 'eval' / name)}" + (f" ({lab})" if len(labs) > 1 else ""))
-    from agents import report
+    from atomgym.agents import report
     df = report.load_rows(group / "eval" / "episodes.csv")
     for lab in labs:
         print(report.verdict(df, lab))

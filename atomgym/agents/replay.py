@@ -38,7 +38,7 @@ def _scenario(d: dict):
 
 def run_episode(ep: dict) -> dict[str, float]:
     """Re-run an episode record; returns the final counters (name -> value)."""
-    from agents import baselines, evaluate, oracle
+    from atomgym.agents import baselines, evaluate, oracle
     sc = _scenario(ep["scenario"])
     seed, dur = int(ep["seed"]), float(ep["duration_s"])
     kind = ep["kind"]
@@ -67,7 +67,7 @@ def run_episode(ep: dict) -> dict[str, float]:
 
 def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> dict:
     """Run one episode and return its record (see the module docstring)."""
-    from agents import baselines, evaluate, oracle
+    from atomgym.agents import baselines, evaluate, oracle
     from atomgym.sim.engine import sources_digest
     from atomgym.sim.scenario import load_scenario, scenario_to_dict
     sc = load_scenario(scenario)
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--seed {args.seed}: valid: 0 .. 2**63-1")
             if args.duration_s is not None and not (math.isfinite(args.duration_s) and 0 < args.duration_s <= 86400):
                 raise ValueError(f"--duration-s {args.duration_s}: valid: (0, 86400]")
-            from agents import baselines
-            from agents.evaluate import write_atomic
+            from atomgym.agents import baselines
+            from atomgym.agents.evaluate import write_atomic
             if args.policy not in baselines.names() and args.policy != "oracle-planner" and not (
                     args.policy.endswith(".zip") and Path(args.policy).is_file()):
                 raise ValueError(f"--policy {args.policy!r}; valid: {', '.join(baselines.names())}, oracle-planner, "

@@ -53,9 +53,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from atomgym.paths import TRAIN_CONFIG_DIR
+from atomgym.paths import DATA_ROOT, RUNS_DIR, TRAIN_CONFIG_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = TRAIN_CONFIG_DIR / "default.yaml"
 ALGOS = ("ppo", "a2c", "dqn", "recurrent_ppo", "sac", "td3")
 DISCRETE_ONLY = ("dqn",)          # SB3's DQN takes a Discrete action space only
@@ -164,7 +163,7 @@ def read_suite(name: str, where: str = "suite") -> list[str]:
     from atomgym.sim.scenario import ScenarioError
     from atomgym.suites import SUITE_DIR, list_suites, load_suite
     p = SUITE_DIR / f"{name}.txt"
-    shown = p.relative_to(ROOT) if p.is_relative_to(ROOT) else p   # the repo's path, as the docs name it
+    shown = p.relative_to(DATA_ROOT) if p.is_relative_to(DATA_ROOT) else p   # the repo's path, as the docs name it
     if not name or "/" in name or not p.is_file():
         raise ConfigError(f"{where}: suite:{name}: no file {shown}; "
                           f"suites: {', '.join(list_suites()) or 'none shipped'}")
@@ -185,7 +184,7 @@ def load_config(path: Path) -> dict:
         if not path.is_file():
             what = "a directory" if path.is_dir() else ("not a regular file" if path.exists() else "No such file")
             raise ConfigError(f"{path}: cannot read ({what}); "
-                              f"expected a YAML file such as {DEFAULT_CONFIG.relative_to(ROOT)}")
+                              f"expected a YAML file such as {DEFAULT_CONFIG.relative_to(DATA_ROOT)}")
         with open(path, "rb") as fh:
             raw = fh.read(MAX_CONFIG_BYTES + 1)
         if len(raw) > MAX_CONFIG_BYTES:
@@ -269,7 +268,7 @@ def load_config(path: Path) -> dict:
     ev = cfg.get("evaluate") or {}
     if not isinstance(ev, dict) or any(k not in EVAL_KEYS for k in ev):
         raise ConfigError(f"{path}: evaluate: expected a mapping with keys {sorted(EVAL_KEYS)}")
-    from agents import baselines
+    from atomgym.agents import baselines
     for k in ("policies", "scenarios"):
         v = ev.get(k)
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):
@@ -668,7 +667,7 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
         model = algo(policy_name(cfg["algo"]), make_vec_env(cfg), seed=cfg["seed"], verbose=0,
                      tensorboard_log=str(run / "tb"), device="cpu", **(cfg.get(cfg["algo"]) or {}))
     every = max(1, cfg["checkpoint_every"] // cfg["n_envs"])
-    from agents.callbacks import training_callbacks   # domain scalars, periodic held-out evaluation, hparams
+    from atomgym.agents.callbacks import training_callbacks   # domain scalars, periodic held-out evaluation, hparams
     cb = CallbackList([_atomic_checkpoint_callback(every, run / "checkpoints"), _reward_terms_callback(),
                        *training_callbacks(cfg, run)])
     done = model.num_timesteps if ck is not None else 0
@@ -722,13 +721,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config YAML")
     ap.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run folder")
     ap.add_argument("--total-timesteps", type=_positive_int, help="override the config's total_timesteps")
-    ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="where new run folders go")
+    ap.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help="where new run folders go")
     ap.add_argument("--no-eval", action="store_true", help="train only; skip the comparison with the baselines")
     ap.add_argument("--seeds", metavar="LIST", help="train one run per seed (e.g. 0-9) through Ray: agents/multiseed.py")
     ap.add_argument("--ray-address", help="with --seeds: a Ray cluster's address (default: Ray on this machine)")
     args = ap.parse_args(argv)
     if args.seeds is not None:                           # many seeds: agents/multiseed.py dispatches the runs
-        from agents import multiseed
+        from atomgym.agents import multiseed
         return multiseed.main(multiseed.argv_from_train(args))
     try:
         if args.resume:
@@ -800,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if args.no_eval:
         return 0
-    from agents import baselines, evaluate
+    from atomgym.agents import baselines, evaluate
     ev = cfg.get("evaluate") or {}
     pols = list(ev.get("policies") or baselines.names())
     eargs = ["--policies", ",".join([*pols, str(model)]),

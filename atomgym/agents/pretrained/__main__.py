@@ -1,7 +1,7 @@
 """`python -m agents.pretrained export RUN_DIR NAME [--dest DIR]`
 
 Copies a finished agents.train run (RUN_DIR/model.zip, config.yml and, with vec_normalize,
-model.vecnormalize.pkl) to ``agents/pretrained/NAME.zip``, ``NAME.yml`` and
+model.vecnormalize.pkl) to ``atomgym/agents/pretrained/NAME.zip``, ``NAME.yml`` and
 ``NAME.vecnormalize.pkl``, the layout agents.evaluate reads. An existing file is never
 overwritten (exit 2); each file is written atomically.
 """
@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 def export(run: Path, name: str, dest: Path = DEST) -> list[Path]:
     """The files written; ValueError (one line) for a run that is not finished, a bad name or an
     existing file."""
-    from agents import evaluate, train
+    from atomgym.agents import evaluate, train
     if not name or not all(c.isalnum() or c in "-_.+" for c in name) or name.startswith("."):
         raise ValueError(f"NAME {name!r}: use letters, digits and -_.+")
     model, cfg = run / "model.zip", run / "config.yml"
@@ -53,10 +53,10 @@ def export(run: Path, name: str, dest: Path = DEST) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = _Parser(prog="python -m agents.pretrained", description=__doc__.split("\n\n")[1])
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-    ex = sub.add_parser("export", help="copy a finished run to agents/pretrained/NAME.*")
+    ex = sub.add_parser("export", help="copy a finished run to atomgym/agents/pretrained/NAME.*")
     ex.add_argument("run", type=Path, metavar="RUN_DIR")
     ex.add_argument("name", metavar="NAME")
-    ex.add_argument("--dest", type=Path, default=DEST, help="folder of shipped policies (default agents/pretrained)")
+    ex.add_argument("--dest", type=Path, default=DEST, help="folder of shipped policies (default atomgym/agents/pretrained)")
     args = ap.parse_args(argv)
     try:
         files = export(args.run, args.name, args.dest)
