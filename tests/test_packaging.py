@@ -1,6 +1,7 @@
 """The wheel works on its own, and the package's import-time housekeeping touches only its own files."""
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
     assert "atomgym/configs/scenarios/incast-pagecache.yaml" in names
     assert "atomgym/configs/train/default.yaml" in names
     assert "atomgym/realkernel/guest/atomgym_atomic.c" in names and "atomgym/realkernel/guest/Kbuild" in names
+    assert "atomgym/agents/train.py" in names and "atomgym/agents/pretrained/README.md" in names
     assert not any(n.startswith("agents/") for n in names)
 
     venv = tmp_path / "venv"
@@ -87,17 +89,30 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
         "from atomgym.sim.scenario import list_scenarios\n"
         "assert 'site-packages' in atomgym.__file__ or 'venv' in atomgym.__file__, atomgym.__file__\n"
         "assert importlib.util.find_spec('agents') is None\n"
+        "from atomgym.agents import train\n"
+        "assert train.load_config(train.DEFAULT_CONFIG)['algo'], train.DEFAULT_CONFIG\n"
         "names = list_scenarios(); assert 'incast-pagecache' in names and 'virtio-deferral' in names, names\n"
         "e = gym.make('atomgym/VirtioDeferral-v0', duration_s=0.5)\n"
         "o, _ = e.reset(seed=1)\n"
         "for _ in range(5): o, r, term, trunc, info = e.step(0)\n"
         "print('ok', o.shape, trunc)\n"
     )
+    # the first use compiles the engine cold in the new environment (minutes on a loaded machine)
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=600)
+                         text=True, timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "ok (28,) True"
     shipped = site / "atomgym" / "configs" / "machines" / "qemu-4G-6.1-mf16384.txt"
     out = subprocess.run([str(venv / "bin" / "python"), "-m", "atomgym", "check", str(shipped)], cwd=work, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "result:" in out.stdout, out.stderr[-2000:]
+    # a short evaluation, as `python -m agents.evaluate` in a checkout: two baselines, one seed
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "atomgym", "evaluate", "--policies", "kernel-default,psi",
+                          "--scenarios", "quiet", "--seeds", "1", "--seed-base", "5", "--duration-s", "2", "--no-oracle", "--no-summary",
+                          "--out", "ev"], cwd=work, env=env, capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(work / "ev" / "episodes.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["policy"], r["scenario"], r["seed"]) for r in rows] == [("kernel-default", "quiet", "5"), ("psi", "quiet", "5")]
+    assert float(rows[0]["score"]) == 1.0 and float(rows[1]["cost"]) >= 0.0, rows
+    assert not (work / "runs").exists()                 # no best-static cache: nothing beyond --out
