@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg["evaluate"].pop("policies", None)
     rcfg = out / "config.yml"
     import yaml
-    rcfg.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rcfg.write_text(yaml.safe_dump(train.as_dict(cfg), sort_keys=False))
     t0 = time.perf_counter()
     res = multiseed.dispatch([(str(_seed_cfg(out, cfg, s)), str(out / "runs"), None) for s in seeds],
                              args.ray_address, None, True)

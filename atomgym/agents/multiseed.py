@@ -214,7 +214,7 @@ def sweep_points(path: Path, cfg: dict, label: str) -> list[tuple[str, dict]]:
         raise UsageError(f"{path}: more than 1000 grid points")
     out = []
     for combo in itertools.product(*grid.values()):
-        c = yaml.safe_load(yaml.safe_dump(cfg))               # a deep copy
+        c = yaml.safe_load(yaml.safe_dump(train.as_dict(cfg)))   # a deep copy
         parts = []
         for k, v in zip(grid, combo):
             keys = k.split(".")

@@ -37,6 +37,7 @@ The config is YAML with these keys (``configs/train/default.yaml`` is the defaul
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import math
@@ -47,6 +48,7 @@ import tempfile
 import time
 import warnings
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +180,8 @@ def split_envs(n_envs: int, k: int) -> list[int]:
     return [n_envs // k + (1 if i < n_envs % k else 0) for i in range(k)]
 
 
-def load_config(path: Path) -> dict:
-    """Read and validate a training config; every error names the file and the key."""
+def load_config(path: Path) -> "TrainConfig":
+    """Read and validate a training config (TrainConfig); every error names the file and the key."""
     try:
         if not path.is_file():
             what = "a directory" if path.is_dir() else ("not a regular file" if path.exists() else "No such file")
@@ -201,71 +203,161 @@ def load_config(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     except ValueError as e:       # PyYAML's int() of a > 4300-digit number
         raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(cfg, dict):
-        what = "the file is empty (or holds only comments)" if cfg is None else f"got {type(cfg).__name__}"
-        raise ConfigError(f"{path}: {what}; expected a mapping with keys {sorted(KEYS)}")
-    unknown = sorted(str(k) for k in cfg if k not in KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; valid: {sorted(KEYS)}")
-    cfg = {**DEFAULTS, **cfg}
-    for k in ("scenario", "total_timesteps"):
-        if k not in cfg:
-            raise ConfigError(f"{path}: missing key {k!r}")
-    scenarios = scenarios_of(cfg["scenario"], path)
-    if not isinstance(cfg["algo"], str) or cfg["algo"] not in ALGOS:
-        raise ConfigError(f"{path}: algo: {_short(cfg['algo'])}; valid: {', '.join(ALGOS)}")
-    _check_env_keys(path, cfg)
-    at = env_kwargs(cfg).get("action_type", "discrete")
-    if not isinstance(at, str):
-        raise ConfigError(f"{path}: action_type: expected a name such as discrete or continuous, got {_short(at)}")
-    # the pairing by name here; validate_build checks the built action space for any other action_type
-    if cfg["algo"] in CONTINUOUS_ONLY and at.startswith("discrete"):
-        raise ConfigError(f"{path}: algo: {cfg['algo']} needs a continuous action space (action_type: continuous), "
-                          f"not action_type: {at}")
-    if cfg["algo"] in DISCRETE_ONLY and at == "continuous":
-        raise ConfigError(f"{path}: algo: {cfg['algo']} needs a discrete action space, not action_type: continuous")
-    vn = cfg.get("vec_normalize")
-    if vn is not None and vn is not False:
-        if vn is True:
-            cfg["vec_normalize"] = vn = {}
-        if not isinstance(vn, dict):
-            raise ConfigError(f"{path}: vec_normalize: expected false or a mapping of VecNormalize keyword "
-                              f"arguments (e.g. {{norm_obs: true, norm_reward: true, clip_obs: 10}}), got {_short(vn)}")
-        _check_kwargs(path, "vec_normalize", _vecnormalize_params(), vn, {"venv", "training"})
-    fs = cfg.get("frame_stack")
-    if fs is not None and (isinstance(fs, bool) or not isinstance(fs, int) or not 1 <= fs <= MAX_FRAME_STACK):
-        raise ConfigError(f"{path}: frame_stack: expected an integer in 1..{MAX_FRAME_STACK} (observations "
-                          f"stacked, SB3 VecFrameStack), got {_short(fs)}")
-    for k in ("n_envs", "total_timesteps", "checkpoint_every"):
-        v = cfg[k]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{path}: {k}: expected a positive integer, got {v!r}")
-    if cfg["n_envs"] > MAX_N_ENVS:
-        raise ConfigError(f"{path}: n_envs: {cfg['n_envs']} is out of range; valid range 1..{MAX_N_ENVS}")
-    if cfg["n_envs"] < len(scenarios):
-        raise ConfigError(f"{path}: n_envs: {cfg['n_envs']} machines cannot cover the {len(scenarios)} scenarios; "
-                          f"give at least one machine per scenario")
-    # SB3's set_random_seed() seeds numpy's legacy generator, which takes 0..2**32 - 1
-    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or not 0 <= cfg["seed"] < 2**32:
-        raise ConfigError(f"{path}: seed: expected an integer in 0..{2**32 - 1}, got {_short(cfg['seed'])}")
-    ekw = env_kwargs(cfg)
-    di = ekw.get("decision_interval_ms")
-    if di is not None and (isinstance(di, bool) or not isinstance(di, (int, float)) or not 10 <= di <= 10000):
-        raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {_short(di)}")
-    rb = ekw.get("reward_baseline")
-    from atomgym.envs.core import REWARD_BASELINES
-    if rb is not None and (not isinstance(rb, str) or rb not in REWARD_BASELINES):
-        raise ConfigError(f"{path}: reward_baseline: {_short(rb)}; valid: {', '.join(REWARD_BASELINES)}")
-    for sc in scenarios:
-        _check_scenario(path, "scenario", sc)
-    for name in ALGOS:
-        kw = cfg.get(name)
-        if kw is None:
-            continue
-        if not isinstance(kw, dict):
-            raise ConfigError(f"{path}: {name}: expected a mapping of {name.upper()} keyword arguments")
-        _check_algo_kwargs(path, name, kw)
-    ev = cfg.get("evaluate") or {}
+    return TrainConfig.from_mapping(cfg, path)
+
+
+def _opt(default: Any = None, doc: str = "", **md: Any) -> Any:
+    """A TrainConfig field: its default and metadata (doc; for a checked scalar: kind int or
+    choice, range or choices, and what is expected, as the one-line error says it)."""
+    return field(default=default, metadata={"doc": doc, **md})
+
+
+@dataclass(eq=False)
+class TrainConfig:
+    """A validated training config: the keys of configs/train/*.yaml (and of a run folder's
+    config.yml, which is this, saved), one field each with its default and what is valid.
+    ``TrainConfig.from_mapping`` builds it from the YAML mapping, every error one line naming the
+    file and the key; read it by attribute (``cfg.algo``) or, as the YAML mapping it stays, by key
+    (``cfg["algo"]``, ``cfg.get("env")``, ``{**cfg}``: the keys given plus the defaulted ones)."""
+
+    scenario: Any = _opt(doc="a shipped scenario name or YAML path, a non-empty list of them, or suite:NAME "
+                             "(n_envs split over them)", required=True)
+    total_timesteps: int | None = _opt(doc="agent steps summed over the machines", kind="int", range=(1, None),
+                                       expect="a positive integer", required=True)
+    algo: str = _opt("ppo", "the algorithm", kind="choice", choices=ALGOS)
+    seed: int = _opt(0, "the training seed (SB3 seeds numpy's legacy generator: 0..2**32 - 1)", kind="int",
+                     range=(0, 2**32 - 1), expect=f"an integer in 0..{2**32 - 1}")
+    n_envs: int = _opt(16, "machines in the batched simulators", kind="int", range=(1, MAX_N_ENVS),
+                       expect="a positive integer")
+    checkpoint_every: int = _opt(5000, "agent steps between checkpoints", kind="int", range=(1, None),
+                                 expect="a positive integer")
+    action_type: Any = _opt(doc="the env's action_type (also settable under env:)")
+    decision_interval_ms: Any = _opt(doc="the env's decision interval (also settable under env:)")
+    reward_baseline: Any = _opt(doc="the env's reward_baseline (also settable under env:)")
+    env: dict | None = _opt(doc="keyword arguments of AtomSB3VecEnv / AtomEnv (checked against their signatures)")
+    vec_normalize: Any = _opt(doc="false, or SB3 VecNormalize keyword arguments (true: its defaults)")
+    frame_stack: int | None = _opt(doc="SB3 VecFrameStack of the (normalised) observations", kind="int",
+                                   range=(1, MAX_FRAME_STACK), expect=f"an integer in 1..{MAX_FRAME_STACK} "
+                                   "(observations stacked, SB3 VecFrameStack)")
+    evaluate: dict | None = _opt(doc=f"the comparison after training: keys {', '.join(sorted(EVAL_KEYS))}")
+    ppo: dict | None = _opt(doc="PPO constructor keyword arguments")
+    a2c: dict | None = _opt(doc="A2C constructor keyword arguments")
+    dqn: dict | None = _opt(doc="DQN constructor keyword arguments")
+    recurrent_ppo: dict | None = _opt(doc="RecurrentPPO (sb3-contrib) constructor keyword arguments")
+    sac: dict | None = _opt(doc="SAC constructor keyword arguments")
+    td3: dict | None = _opt(doc="TD3 constructor keyword arguments")
+    # the keys present, in order (the defaulted ones first, as the saved config.yml lists them)
+    keys_given: list[str] = field(default_factory=list, repr=False, metadata={"internal": True})
+
+    # ---- the YAML mapping it was (helpers such as env_kwargs read configs and raw dicts alike) ----
+    def keys(self) -> list[str]:
+        return list(self.keys_given)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys_given
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys_given:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in KEYS:
+            raise KeyError(f"{key}: not a training config key; valid: {sorted(KEYS)}")
+        setattr(self, key, value)
+        if key not in self.keys_given:
+            self.keys_given.append(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.keys_given else default
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML mapping (what config.yml saves)."""
+        return {k: getattr(self, k) for k in self.keys_given}
+
+    @classmethod
+    def from_mapping(cls, raw: object, path: Path) -> "TrainConfig":
+        """Validate a config's YAML mapping (a ConfigError names ``path`` and the key)."""
+        if not isinstance(raw, dict):
+            what = "the file is empty (or holds only comments)" if raw is None else f"got {type(raw).__name__}"
+            raise ConfigError(f"{path}: {what}; expected a mapping with keys {sorted(KEYS)}")
+        unknown = sorted(str(k) for k in raw if k not in KEYS)
+        if unknown:
+            raise ConfigError(f"{path}: unknown key(s) {unknown}; valid: {sorted(KEYS)}")
+        fields_ = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        given = {**DEFAULTS, **raw}
+        for k, f in fields_.items():
+            if f.metadata.get("required") and k not in given:
+                raise ConfigError(f"{path}: missing key {k!r}")
+        cfg = cls(**given, keys_given=list(given))
+        scenarios = scenarios_of(cfg.scenario, path)
+        _check_field(path, fields_["algo"], cfg.algo)
+        _check_env_keys(path, cfg)
+        at = env_kwargs(cfg).get("action_type", "discrete")
+        if not isinstance(at, str):
+            raise ConfigError(f"{path}: action_type: expected a name such as discrete or continuous, got {_short(at)}")
+        # the pairing by name here; validate_build checks the built action space for any other action_type
+        if cfg.algo in CONTINUOUS_ONLY and at.startswith("discrete"):
+            raise ConfigError(f"{path}: algo: {cfg.algo} needs a continuous action space (action_type: continuous), "
+                              f"not action_type: {at}")
+        if cfg.algo in DISCRETE_ONLY and at == "continuous":
+            raise ConfigError(f"{path}: algo: {cfg.algo} needs a discrete action space, not action_type: continuous")
+        vn = cfg.vec_normalize
+        if vn is not None and vn is not False:
+            if vn is True:
+                cfg.vec_normalize = vn = {}
+            if not isinstance(vn, dict):
+                raise ConfigError(f"{path}: vec_normalize: expected false or a mapping of VecNormalize keyword "
+                                  f"arguments (e.g. {{norm_obs: true, norm_reward: true, clip_obs: 10}}), got {_short(vn)}")
+            _check_kwargs(path, "vec_normalize", _vecnormalize_params(), vn, {"venv", "training"})
+        if cfg.frame_stack is not None:
+            _check_field(path, fields_["frame_stack"], cfg.frame_stack)
+        for k in ("n_envs", "total_timesteps", "checkpoint_every", "seed"):
+            _check_field(path, fields_[k], getattr(cfg, k))
+        if cfg.n_envs < len(scenarios):
+            raise ConfigError(f"{path}: n_envs: {cfg.n_envs} machines cannot cover the {len(scenarios)} scenarios; "
+                              f"give at least one machine per scenario")
+        ekw = env_kwargs(cfg)
+        di = ekw.get("decision_interval_ms")
+        if di is not None and (isinstance(di, bool) or not isinstance(di, (int, float)) or not 10 <= di <= 10000):
+            raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {_short(di)}")
+        rb = ekw.get("reward_baseline")
+        from atomgym.envs.core import REWARD_BASELINES
+        if rb is not None and (not isinstance(rb, str) or rb not in REWARD_BASELINES):
+            raise ConfigError(f"{path}: reward_baseline: {_short(rb)}; valid: {', '.join(REWARD_BASELINES)}")
+        for sc in scenarios:
+            _check_scenario(path, "scenario", sc)
+        for name in ALGOS:
+            kw = getattr(cfg, name)
+            if kw is None:
+                continue
+            if not isinstance(kw, dict):
+                raise ConfigError(f"{path}: {name}: expected a mapping of {name.upper()} keyword arguments")
+            _check_algo_kwargs(path, name, kw)
+        _check_evaluate(path, cfg.evaluate)
+        return cfg
+
+
+def _check_field(path: Path, f: dataclasses.Field, v: Any) -> None:
+    """A scalar field against its metadata: one line naming the file and the key, and what is valid."""
+    md = f.metadata
+    if md.get("kind") == "choice":
+        if not isinstance(v, str) or v not in md["choices"]:
+            raise ConfigError(f"{path}: {f.name}: {_short(v)}; valid: {', '.join(md['choices'])}")
+        return
+    lo, hi = md["range"]
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ConfigError(f"{path}: {f.name}: expected {md['expect']}, got {_short(v)}")
+    if hi is not None and v > hi:
+        if lo == 1 and md["expect"] == "a positive integer":      # n_envs: the upper bound is the news
+            raise ConfigError(f"{path}: {f.name}: {v} is out of range; valid range {lo}..{hi}")
+        raise ConfigError(f"{path}: {f.name}: expected {md['expect']}, got {_short(v)}")
+
+
+def _check_evaluate(path: Path, ev: Any) -> None:
+    """``evaluate:``: baseline names, scenarios (a suite expanded in place: checked now, not after the
+    training they would follow), seeds and duration."""
+    ev = ev or {}
     if not isinstance(ev, dict) or any(k not in EVAL_KEYS for k in ev):
         raise ConfigError(f"{path}: evaluate: expected a mapping with keys {sorted(EVAL_KEYS)}")
     from atomgym.agents import baselines
@@ -276,7 +368,6 @@ def load_config(path: Path) -> dict:
     bad = [p for p in ev.get("policies") or [] if p not in baselines.names()]
     if bad:
         raise ConfigError(f"{path}: evaluate.policies: unknown {bad}; valid: {', '.join(baselines.names())}")
-    # checked now, not after the training they would follow
     if ev.get("scenarios"):
         ev["scenarios"] = scenarios_of(ev["scenarios"], path, "evaluate.scenarios")
     for sc in ev.get("scenarios") or []:
@@ -288,7 +379,6 @@ def load_config(path: Path) -> dict:
     if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.001 <= d <= 1e7):
         raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 (0.001..1e7, as the "
                           f"env takes), got {_short(d)}")
-    return cfg
 
 
 def _one_line(msg: str) -> str:
@@ -425,6 +515,11 @@ def validate_build(cfg: dict, path: Path) -> None:
         except (ScenarioError, ValueError) as e:
             key = "evaluate.scenarios" if ev.get("scenarios") else "evaluate"
             raise ConfigError(f"{path}: {key}: {sc}: {_one_line(str(e))}") from None
+
+
+def as_dict(cfg) -> dict:
+    """A config as the plain mapping YAML saves."""
+    return cfg.to_dict() if isinstance(cfg, TrainConfig) else dict(cfg)
 
 
 def scenario_label(cfg: dict) -> str:
@@ -753,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             run = args.resume
             if args.total_timesteps is not None:   # the run folder records what the run now aims at
-                _write_text_atomically(run / "config.yml", yaml.safe_dump(cfg, sort_keys=False))
+                _write_text_atomically(run / "config.yml", yaml.safe_dump(as_dict(cfg), sort_keys=False))
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             base = args.runs_dir / f"{scenario_label(cfg)}__{cfg['algo']}__{cfg['seed']}__{stamp}"
@@ -768,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
                     cand = base.with_name(f"{base.name}-{k}")
                     k += 1
             run = created = cand
-            _write_text_atomically(run / "config.yml", yaml.safe_dump(cfg, sort_keys=False))
+            _write_text_atomically(run / "config.yml", yaml.safe_dump(as_dict(cfg), sort_keys=False))
         with open(run / "command.txt", "a") as f:
             f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.train",
                                                       *(sys.argv[1:] if argv is None else argv)]) + "\n")
