@@ -116,3 +116,20 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
     assert [(r["policy"], r["scenario"], r["seed"]) for r in rows] == [("kernel-default", "quiet", "5"), ("psi", "quiet", "5")]
     assert float(rows[0]["score"]) == 1.0 and float(rows[1]["cost"]) >= 0.0, rows
     assert not (work / "runs").exists()                 # no best-static cache: nothing beyond --out
+
+
+def test_checkout_entry_points_are_the_package_modules(tmp_path, capsys):
+    """agents.NAME (the checkout's entry point) is atomgym.agents.NAME itself, and `atomgym NAME`
+    runs that module's command line."""
+    import agents.baselines
+    import agents.evaluate
+    import atomgym.agents.baselines.env
+    import atomgym.agents.evaluate
+    from agents.baselines.env import EnvPolicy
+    from atomgym import cli
+
+    assert agents.evaluate is atomgym.agents.evaluate and agents.baselines is atomgym.agents.baselines
+    assert EnvPolicy is atomgym.agents.baselines.env.EnvPolicy
+    rc = cli.main(["evaluate", "--policies", "no-such-policy", "--scenarios", "quiet", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("agents.evaluate: error:") and "no-such-policy" in err, err

@@ -148,3 +148,12 @@ def test_reward_baseline_reaches_the_training_env():
         _, r, _, infos = venv.step(np.zeros(SMALL["n_envs"], np.int64))
         assert (r == 0.0).all() and all("reward_default" in i for i in infos)
     venv.close()
+
+
+def test_train_config_fields_are_the_config_keys():
+    """TrainConfig declares each YAML key once: its fields are the keys load_config accepts."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(train.TrainConfig) if not f.metadata.get("internal")}
+    assert names == train.KEYS
+    cfg = train.load_config(train.DEFAULT_CONFIG)
+    assert cfg.algo == cfg["algo"] and dict(cfg) == cfg.to_dict() and "frame_stack" not in cfg
