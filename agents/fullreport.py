@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# every shipped scenario but diurnal-bursts (a 1200 s episode: 20x the others' evaluation time)
-SCENARIOS = ("incast-pagecache", "train-randomized", "memalloc-drops", "virtio-deferral", "stream-read-bursts",
-             "anon-hog-bursts", "trace-replay", "quiet", "real-atomic-stream", "real-atomic-stream-wsf100")
+# the benchmark: train on configs/suites/train.txt with this config, judge on configs/suites/test.txt
+from atomgym.paths import TRAIN_CONFIG_DIR  # noqa: E402
+
+BENCHMARK_CONFIG = TRAIN_CONFIG_DIR / "benchmark.yaml"
 
 
 def _machine() -> str:
@@ -64,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     from agents import multiseed, plots, report, train
     ap = argparse.ArgumentParser(prog="python -m agents.fullreport", description=__doc__.split("\n\n")[1])
     ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
-    ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
+    ap.add_argument("--config", type=Path, default=BENCHMARK_CONFIG,
+                    help="training config (default configs/train/benchmark.yaml: the benchmark's learned policy)")
     ap.add_argument("--total-timesteps", type=int)
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+    ap.add_argument("--scenarios", default="suite:test",
                     help="comma-separated scenario names or YAML paths, or suite:NAME (configs/suites/NAME.txt, "
                          "e.g. suite:test: the held-out test suite)")
     ap.add_argument("--play", default="deterministic,stochastic",
