@@ -91,9 +91,6 @@ class Machine:
     def node(self) -> np.ndarray:
         return np.repeat(np.arange(self.nr_nodes, dtype=np.int64), MAX_NR_ZONES)
 
-    def zone_name(self, z: int) -> str:
-        return f"Node {z // MAX_NR_ZONES}, zone {ZONE_NAMES[z % MAX_NR_ZONES]}"
-
     @property
     def total_pages(self) -> int:
         """totalram_pages(): every zone's managed pages."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from .jit import jit
 
 from .watermarks import (
+    MIN_FREE_KBYTES_CEIL,
+    MIN_FREE_KBYTES_FLOOR,
     calculate_min_free_kbytes,
     setup_per_zone_lowmem_reserve,
     setup_per_zone_wmarks,
@@ -28,6 +30,15 @@ SYSCTL_RANGES: dict[str, tuple[int, int]] = {
     "watermark_boost_factor": (WBF_MIN, WBF_MAX),
 }
 THP_MODES = ("always", "madvise", "never")
+
+# (MIN_FREE_KBYTES_FLOOR/CEIL, from kernel/watermarks.py: calculate_min_free_kbytes()'s clamp of the
+# computed default, 128..262144 kB; not the sysctl's range, which any write may leave)
+__all__ = [
+    "INT_MAX", "MIN_FREE_KBYTES_MIN", "MIN_FREE_KBYTES_MAX", "WSF_MIN", "WSF_MAX", "WBF_MIN", "WBF_MAX",
+    "SYSCTL_RANGES", "THP_MODES", "MIN_FREE_KBYTES_FLOOR", "MIN_FREE_KBYTES_CEIL",
+    "write_min_free_kbytes", "write_watermark_scale_factor", "set_recommended_min_free_kbytes",
+    "write_lowmem_reserve_ratio",
+]
 
 
 @jit()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from atomgym.kernel.sysctl import SYSCTL_RANGES
+from atomgym.kernel.sysctl import SYSCTL_RANGES, THP_MODES
 from atomgym.kernel.zones import DEFAULT_WATERMARK_BOOST_FACTOR, DEFAULT_WATERMARK_SCALE_FACTOR, KernelVersion
 
 _MIN_FREE = SYSCTL_RANGES["min_free_kbytes"]
@@ -47,7 +47,7 @@ class MachineSpec:
     ram_mib: int = _f(16384, 512, 4 << 20, "MiB", "RAM when no snapshot is given (x86-64 zone layout)")
     nodes: int = _f(1, 1, 8, "", "NUMA nodes (RAM split evenly)")
     kernel: str = _f("6.18", doc="kernel release whose arithmetic to use (e.g. 6.1, 6.18)")
-    thp: str = _f("madvise", doc="transparent_hugepage/enabled at boot", choices=("always", "madvise", "never"))
+    thp: str = _f("madvise", doc="transparent_hugepage/enabled at boot", choices=THP_MODES)
     cpus: int = _f(8, 1, 1024, "", "CPUs (one per-CPU page list per zone each)")
     pcp_batch: int | None = _f(None, 1, 4096, "pages", "per-CPU list batch of every zone (zoneinfo 'batch'); "
                                                        "null = the snapshot's pagesets, else zone_batchsize()")

@@ -15,7 +15,7 @@ import numpy as np
 from ..kernel.machine import Machine
 from ..kernel.pcp import parse_pagesets
 from ..kernel.sysctl import SYSCTL_RANGES
-from ..kernel.zones import MAX_NR_ZONES, ZONE_NAMES
+from ..kernel.zones import MAX_NR_ZONES, zone_label
 from . import layout as L
 from .encode import encode_machine, phase_trace_len, workload_trace_len
 from .engine import apply_knobs_state, run_ticks, step_state
@@ -75,7 +75,7 @@ class Simulator:
             TL = max(TL, n)
         B = self.B
         self.tick_ms = float(sc0[0].tick_ms)
-        self.zone_names = tuple(f"Node {z // MAX_NR_ZONES}, zone {ZONE_NAMES[z % MAX_NR_ZONES]}" for z in range(Z))
+        self.zone_names = tuple(zone_label(z) for z in range(Z))
         self.state = L.allocate({"B": B, "Z": Z, "N": maxnodes, "NN": NN, "NT": NT, "NW": NW, "TL": TL,
                                  "NTS": NTS, "NTPAR": NTPAR})
         for name, arr in zip(L.STATE_FIELDS, self.state):
