@@ -1,13 +1,15 @@
 """Simulator.step(): knob writes + interval start + ticks in one compiled call equals the separate
-facade calls bit for bit, and carries the envs' fused discrete step (envs/_compiled.step_discrete)
-with only the facade's engine.step_state between the env's own bookkeeping."""
+facade calls bit for bit, and its compiled form engine.step_state (for the envs' fused step) equals
+the facade."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 from atomgym.sim import Simulator
 from atomgym.sim import layout as L
+from atomgym.sim.engine import step_state
 from atomgym.sim.scenario import load_scenario
 
 
@@ -62,34 +64,31 @@ def test_step_checks_its_arguments_like_set_knobs():
     assert sim.t_ms.tolist() == [5.0, 5.0]
 
 
-def test_envs_fused_step_through_the_facade():
-    """The envs' fused discrete step, with its knob writes, interval start and ticks replaced by
-    engine.step_state (what Simulator.step() calls), gives the same observation, reward and state."""
-    from atomgym.envs import AtomEnv
-    from atomgym.envs._compiled import discrete_knobs, obs_batch, terms_batch
-    from atomgym.envs.spaces import N_ACTIONS
-    from atomgym.sim.engine import step_state
+_CTR = L.STATE_INDEX["ctr"]   # a global int: a compile-time index into the state tuple
 
-    fused, ref = AtomEnv(duration_s=3.0, compute_score=False), AtomEnv(duration_s=3.0, compute_score=False)
-    fused.reset(seed=3)
-    ref.reset(seed=3)
-    core, sim = ref.core, ref.core.sim
-    B, Z = 1, sim.n_zones
-    mask = np.ones(B, np.bool_)
-    mf, wsf, bk, changes = np.zeros(B, np.int64), np.zeros(B, np.int64), np.zeros((B, Z), np.int64), np.zeros(B)
-    acts = np.random.default_rng(2).integers(0, N_ACTIONS, size=25)
-    acts[:N_ACTIONS] = np.arange(N_ACTIONS)
-    for k, a in enumerate(acts):
-        o1, r1, *_ = fused.step(int(a))
-        discrete_knobs(np.array([a], np.int64), sim.field("mi"), sim.managed, mask, mf, wsf, bk, changes)
-        step_state(sim.state, mf, wsf, np.full(B, -1, np.int64), np.zeros((B, Z), np.int64), bk, mask,
-                   core.ticks, core.prev)
-        terms_batch(sim.counters, core.prev, changes, core.weights, core.deadlock_penalty, sim.field("mi"),
-                    core.was_terminated, mask, core._t, core._r, core._dead)
-        obs = np.zeros_like(core._obs)
-        obs_batch(sim.managed, sim.wmark, sim.boost, sim.zone_state, sim.field("mi"), sim.field("nd"),
-                  sim.counters, core.prev, sim.n_nodes, obs)
-        assert np.array_equal(o1, obs[0]) and r1 == float(core._r[0]), k
-        for name, x, y in zip(L.STATE_FIELDS, fused.sim.state, sim.state):
+
+@njit(cache=False)
+def _compiled_caller(T, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev):
+    """What a compiled env step does: engine.step_state on the state tuple, then reads a counter."""
+    step_state(T, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev)
+    return T[_CTR][0, L.C_KNOB_WRITES]
+
+
+def test_step_state_from_compiled_code_equals_the_facade():
+    """engine.step_state, called from compiled code (as the envs' fused step does), with the
+    arrays Simulator.step() builds, gives the same state as Simulator.step()."""
+    a, b = _pair("virtio-deferral", n=2)
+    Z = a.n_zones
+    none = np.full(2, -1, np.int64)
+    zeros = np.zeros((2, Z), np.int64)
+    bk = zeros.copy()
+    bk[1, 2] = 1
+    prev_a, prev_b = np.zeros((2, L.NC)), np.zeros((2, L.NC))
+    for k, (mf, wsf) in enumerate([(np.array([30000, -1]), none), (none, np.array([-1, 150])), (none, none)]):
+        writes = _compiled_caller(a.state, mf, wsf, none, zeros, bk, np.ones(2, np.bool_), 25, prev_a)
+        b.step(25, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, prev=prev_b)
+        assert writes == a.counter("knob_writes")[0]
+        assert np.array_equal(prev_a, prev_b), k
+        for name, x, y in zip(L.STATE_FIELDS, a.state, b.state):
             assert np.array_equal(x, y), (k, name)
-    assert sim.counter("knob_writes")[0] > 0
+    assert a.counter("knob_writes").tolist() == [1, 1]
