@@ -187,7 +187,7 @@ def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str
     against every heuristic (each baseline of agents.baselines present): IQM with stratified-
     bootstrap 95 % CIs, the CI of the IQM difference, P(learned > heuristic) with its CI, and the
     fraction of the default-to-oracle cost gap closed (mean over scenarios). Returns (markdown
-    table, one-line verdict); the target of issue 14: P >= 0.75 and the IQM-difference CI above 0
+    table, one-line verdict); the benchmark's target: P >= 0.75 and the IQM-difference CI above 0
     against every heuristic."""
     import numpy as np
 
