@@ -84,7 +84,7 @@ def test_levels_write_exactly_the_grid_value_and_repeating_costs_nothing():
         assert sim.counter("knob_writes")[0] > writes
         # the same level again: no write, no cost, no state touched (boosts kswapd set stay)
         before = [x.copy() for x in sim.state]
-        changes = env.core.apply(np.array([a], np.int64), env._mask)
+        changes = env.core.apply(np.array([a], np.int64), np.ones(1, bool))
         assert changes[0] == 0.0 and all(np.array_equal(x, y) for x, y in zip(before, sim.state))
         _, _, _, _, info = env.step(a)
         assert info["term_knob_changes"] == 0.0
