@@ -187,8 +187,12 @@ class AtomEnv(gym.Env):
     ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
     ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default" | "score",
-    see Rewards). Weights and the penalty are finite numbers in 0..1e12; a bad argument raises
-    ``ValueError`` naming it and what is valid.
+    see Rewards), ``weights`` (a mapping term -> weight; the ``w_*`` arguments set one term each).
+    Weights and the penalty are finite numbers in 0..1e12; a bad argument raises ``ValueError``
+    naming it and what is valid, an unknown one ``TypeError``. The arguments are the fields of
+    ``atomgym.envs.config.EnvConfig``, validated once into ``self.config`` (pickled with the env;
+    ``AtomEnv.from_config(config)``); the reward terms and their weight arguments are the rows of
+    ``atomgym.envs.cost.TERMS``.
 
     ## Version History
     * v0: initial version (``reward_baseline`` added later with the default "none": the same rewards;

@@ -146,15 +146,16 @@ class Core:
 
     # ---- actions ------------------------------------------------------------------------------
     def apply(self, actions: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Write the knobs for the machines in mask; returns knob changes per machine (B,)."""
+        """Write the knobs for the machines in mask and start their interval (one Simulator.step
+        of 0 ticks: the knob writes, then prev = the counters now); returns knob changes per
+        machine (B,)."""
         sim, B = self.sim, self.B
         if self.discrete:
             mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
             action_knobs(self._kind, np.asarray(actions, np.int64), self._amap, self.levels, sim.field("mi"),
                          sim.managed, mask, mf, wsf, bk, changes)
-            if changes.any():
-                sim.set_knobs(min_free_kbytes=mf, watermark_scale_factor=wsf,
-                              boost_watermark=bk if bk.any() else None, mask=mask & (changes > 0))
+            sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask,
+                     prev=self.prev)
             return changes.copy()
         mf0 = sim.min_free_kbytes.copy()
         wsf0 = sim.watermark_scale_factor.copy()
@@ -182,17 +183,14 @@ class Core:
         bk = np.where(mask[:, None], bk, 0)
         boosted = boosted & mask
         changes = (mf >= 0).astype(np.int64) + (wsf >= 0) + boosted
-        if changes.any():
-            sim.set_knobs(min_free_kbytes=mf, watermark_scale_factor=wsf,
-                          boost_watermark=bk if bk.any() else None, mask=mask & (changes > 0))
+        sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask, prev=self.prev)
         return changes.astype(np.float64)
 
     # ---- stepping -------------------------------------------------------------------------------
     def advance(self, mask: np.ndarray) -> None:
+        """The interval's ticks for the machines in mask (after apply(); in parallel over machines
+        for a large batch), and the reward shadow's interval (it writes no knob)."""
         sim = self.sim
-        # the start of the interval (prev = counters now; also: lowest free over this interval),
-        # then the ticks (in parallel over machines for a large batch)
-        sim.step(0, mask=mask, prev=self.prev)
         sim.advance(self.ticks, mask=mask)
         if self.memory:
             mem_update(sim.counters, self.prev, mask, self.dt_s, self.decay, self.mem)
