@@ -1,6 +1,7 @@
 """AtomEnv: one simulated machine under GFP_ATOMIC network-receive pressure, tuned by an agent."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from ..sim.scenario import Scenario
-from .config import EnvConfig
+from .config import EnvConfig, options_signature
 from .core import DEFAULT_DECISION_INTERVAL_MS, TERM_NAMES, Core, score  # noqa: F401  (re-exported)
 from .spaces import (  # noqa: F401  (re-exported: the observation/action layout)
     ACTION_NAMES, ACTION_TYPES, CONT_ACTION_NAMES, N_ACTIONS, OBS_DIM, OBS_HIGH, OBS_INDEX, OBS_LOW, OBS_NAMES,
@@ -204,6 +205,9 @@ class AtomEnv(gym.Env):
 
     def __init__(self, scenario: str | Path | Scenario = "incast-pagecache", **options: Any) -> None:
         self._setup(EnvConfig.from_options(scenario=scenario, **options))
+
+    __init__.__signature__ = options_signature(  # type: ignore[attr-defined]
+        __init__, inspect.Parameter("scenario", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="incast-pagecache"))
 
     @classmethod
     def from_config(cls, config: EnvConfig) -> "AtomEnv":

@@ -14,6 +14,7 @@ every env constructor accepts it, pickling keeps it; document it in AtomEnv's do
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,3 +135,19 @@ class EnvConfig:
         for a in [a for a in options if a in by_arg]:
             weights[by_arg[a]] = options.pop(a)
         return cls(weights=weights, **options)
+
+
+def options_signature(func, *head: inspect.Parameter) -> inspect.Signature:
+    """The signature of an env constructor taking ``**options``: ``self``, ``head``, then every
+    EnvConfig field and weight argument as a keyword argument with its default (for help() and
+    for callers that inspect the constructor, e.g. agents.train's valid ``env:`` keys)."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD), *head]
+    taken = {p.name for p in params}
+    for f in dataclasses.fields(EnvConfig):
+        if f.init and f.name not in taken:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            params.append(P(f.name, P.KEYWORD_ONLY, default=default))
+    for t, a in WEIGHT_ARGS.items():
+        params.append(P(a, P.KEYWORD_ONLY, default=DEFAULT_WEIGHTS[t]))
+    return inspect.Signature(params)

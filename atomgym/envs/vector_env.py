@@ -1,6 +1,7 @@
 """AtomVectorEnv: ``num_envs`` machines in one batched Simulator (no subprocesses)."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from gymnasium.vector.utils import batch_space
 
 from ..sim.scenario import Scenario
 from .atom_env import make_action_space, make_observation_space
-from .config import EnvConfig, positive_int
+from .config import EnvConfig, options_signature, positive_int
 from .core import TERM_NAMES, Core, score
 
 
@@ -38,6 +39,13 @@ class AtomVectorEnv(VectorEnv):
             max_episode_steps = positive_int("max_episode_steps", max_episode_steps)
         self._setup(EnvConfig.from_options(scenario=scenario, compute_score=compute_score, **options), n,
                     max_episode_steps)
+
+    _P = inspect.Parameter
+    __init__.__signature__ = options_signature(  # type: ignore[attr-defined]
+        __init__, _P("num_envs", _P.POSITIONAL_OR_KEYWORD, default=1),
+        _P("scenario", _P.POSITIONAL_OR_KEYWORD, default="incast-pagecache"),
+        _P("compute_score", _P.KEYWORD_ONLY, default=False), _P("max_episode_steps", _P.KEYWORD_ONLY, default=None))
+    del _P
 
     def _setup(self, config: EnvConfig, num_envs: int, max_episode_steps: int | None) -> None:
         self.config = config
