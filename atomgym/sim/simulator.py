@@ -83,6 +83,7 @@ class Simulator:
         self._arrays = L.Arrays(self.state)
         self._mf = self._mr   # the machine reals' old name, read by envs/atom_env.py; remove with layout.MF_T_MS
         self._interval_prev = np.zeros((B, L.NC))
+        self._no_knobs: tuple[np.ndarray, ...] | None = None   # step()'s arguments without knob writes
         self.counter_names = L.COUNTER_NAMES
         self._cidx = {n: i for i, n in enumerate(L.COUNTER_NAMES)}
         self.reset(np.arange(B, dtype=np.int64))
@@ -189,8 +190,13 @@ class Simulator:
 
         From compiled code (the envs' fused step), call ``engine.step_state(sim.state, ...)``
         with the arrays this method builds."""
-        args = self._knob_args(min_free_kbytes, watermark_scale_factor, watermark_boost_factor, boost_pages,
-                               boost_watermark)
+        knobs = (min_free_kbytes, watermark_scale_factor, watermark_boost_factor, boost_pages, boost_watermark)
+        if all(x is None for x in knobs):   # no knob write: the "unchanged" arrays, built once (read only)
+            if self._no_knobs is None:
+                self._no_knobs = self._knob_args(None, None, None, None, None)
+            args = self._no_knobs
+        else:
+            args = self._knob_args(*knobs)
         m = np.ones(self.B, np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
         if prev is None:
             prev = self._interval_prev
