@@ -40,7 +40,6 @@ import numpy as np
 
 from agents import baselines
 # one definition of the reward weights and the score: the env's (atomgym/envs/core.py)
-from atomgym.envs.core import DEFAULT_DEADLOCK_PENALTY as DEADLOCK
 from atomgym.envs.core import DEFAULT_WEIGHTS as _W
 from atomgym.envs.core import score as env_score
 
