@@ -34,8 +34,9 @@ baselines: $(STAMP)
 	$(PY) -m agents.evaluate --policies $(BASELINES) --scenarios $(SCENARIOS) --seeds 3 --out $(BL_OUT)
 	$(PY) -m agents.report $(BL_OUT)/episodes.csv
 
-# The whole result (README "Results"): 10 training seeds of the default config through Ray, every
-# baseline and both oracles on 10 scenarios x 10 evaluation seeds -> runs/report-<time>/report.md + PNGs.
+# The whole result (README "Results"): 10 training seeds of configs/train/benchmark.yaml (on the
+# training split) through Ray, then every baseline, both oracles and the 10 models (deterministic and
+# stochastic play) on the held-out test split x 10 evaluation seeds -> runs/report-<time>/report.md + PNGs.
 # REPORT_ARGS passes options to agents.fullreport (e.g. REPORT_ARGS="--seeds 0-2 --eval-seeds 3").
 REPORT_ARGS ?=
 report: $(STAMP)

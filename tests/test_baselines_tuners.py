@@ -16,7 +16,7 @@ from atomgym.sim import Simulator
 from atomgym.sim import layout as L
 from atomgym.sim.engine import free_state, make_state
 from atomgym.sim.scenario import KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, TrafficSpec
-from atomgym.sim.tuners import EV_ALLOC_FAIL, EV_KSWAPD_END, EV_SLOWPATH_ENTRY, tuner_on_event
+from atomgym.sim.tuners import EV_ALLOC_FAIL, EV_KSWAPD_END, EV_SLOWPATH_ENTRY, TS_ZC, tuner_on_event
 
 DMA, DMA32, NORMAL = 0, 1, 2
 
@@ -71,7 +71,7 @@ def _relieve(sim) -> None:
 
 
 def _at(sim, t_ms, ev, gfp=GFP_ATOMIC, cls=L.CLS_ATOMIC, node=0, arg=1):
-    sim.state[L.I_MF][0, L.MF_T_MS] = t_ms
+    sim.t_ms[0] = t_ms
     _fire(sim.state, ev, gfp, cls, NORMAL, node, arg)
 
 
@@ -216,7 +216,7 @@ def test_v4_scale_boost_capped_at_100_and_soft_boost_at_half_high(tmp_path):
     sim = _sim(tmp_path, "v4-soft-boost", machine=_machine(mf=4000))
     for k in range(30):
         _at(sim, 10000.0 * k, EV_ALLOC_FAIL)
-    assert sim.state[L.I_TS][0, 16 + 80 + NORMAL] == 100.0
+    assert sim.tuner_state[0, TS_ZC + NORMAL] == 100.0       # watermark_scale_boost of Normal
     sim2 = _sim(tmp_path, "v4-soft-boost", machine=_machine(mf=4000))
     for k in range(20):
         _at(sim2, 10000.0 * k, EV_SLOWPATH_ENTRY)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from atomgym.envs.atom_env import AtomEnv
-from atomgym.envs.core import DEFAULT_WEIGHTS, TERM_NAMES
+from atomgym.envs.cost import DEFAULT_WEIGHTS, TERM_NAMES
 from atomgym.envs.registration import env_ids
 from atomgym.envs.spaces import CONT_ACTION_NAMES, N_ACTIONS, OBS_NAMES
 

@@ -82,12 +82,10 @@ def test_levels_write_exactly_the_grid_value_and_repeating_costs_nothing():
         assert (int(sim.min_free_kbytes[0]), int(sim.watermark_scale_factor[0])) == (want_mf, want_wsf), (m, w)
         assert info["term_knob_changes"] == changed > 0
         assert sim.counter("knob_writes")[0] > writes
-        # the same level again: no write, no cost, no state touched (boosts kswapd set stay)
-        before = [x.copy() for x in sim.state]
-        changes = env.core.apply(np.array([a], np.int64), env._mask)
-        assert changes[0] == 0.0 and all(np.array_equal(x, y) for x, y in zip(before, sim.state))
+        # the same level again: no sysctl written, no cost
+        writes = sim.counter("knob_writes")[0]
         _, _, _, _, info = env.step(a)
-        assert info["term_knob_changes"] == 0.0
+        assert info["term_knob_changes"] == 0.0 and sim.counter("knob_writes")[0] == writes
 
 
 def test_levels_in_a_batch_use_each_machines_own_grid():

@@ -220,9 +220,9 @@ def test_fused_step_equals_python_path_with_memory(action_type):
     for t, a in enumerate(acts):
         o1, r1, *_ = fused.step(int(a))
         core = ref.core
-        changes = core.apply(np.array([a], np.int64), ref._mask)
-        core.advance(ref._mask)
-        _, r2, _ = core.step_terms(changes, ref._mask)
+        changes = core.apply(np.array([a], np.int64), np.ones(1, bool))
+        core.advance(np.ones(1, bool))
+        _, r2, _ = core.step_terms(changes, np.ones(1, bool))
         o2 = core.obs()[0]
         assert np.array_equal(o1, o2) and r1 == float(r2[0]), t
         assert np.array_equal(fused.core.mem, ref.core.mem), t

@@ -116,8 +116,8 @@ def test_rings_too_big_for_free_memory_come_out_of_the_page_cache():
     for scen in (full, big):
         x = Simulator(scen, n_machines=1)
         x.reset([0])
-        zs = x.state[L.STATE_FIELDS.index("zs")][0]
-        held = zs[:, [L.ZF_FREE, L.ZF_PCP, L.ZF_CACHE, L.ZF_ANON, L.ZF_KERNEL, L.ZF_NET]].sum()
+        zs = x.zone_state[0]
+        held = zs[:, list(L.ZF_POOLS)].sum()
         assert held == x.managed.sum()
         out.append((int(zs[:, L.ZF_FREE].sum()), int(zs[:, L.ZF_CACHE].sum()), int(zs[:, L.ZF_NET].sum())))
     (f0, c0, n0), (f1, c1, n1) = out

@@ -261,6 +261,7 @@ def test_report_compares_the_best_learned_play_with_every_heuristic():
 def test_fullreport_reads_a_suite_and_names_a_missing_one(tmp_path, capsys, monkeypatch):
     from agents import fullreport
     monkeypatch.setattr(suites, "SUITE_DIR", tmp_path)
-    assert fullreport.main(["--scenarios", "suite:test", "--out", str(tmp_path / "rep")]) == 2
+    assert fullreport.main(["--config", str(train.DEFAULT_CONFIG), "--scenarios", "suite:test",
+                            "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "suite:test: no file" in err and not (tmp_path / "rep").exists()

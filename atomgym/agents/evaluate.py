@@ -40,7 +40,6 @@ import numpy as np
 
 from atomgym.agents import baselines
 # one definition of the reward weights and the score: the env's (atomgym/envs/core.py)
-from atomgym.envs.core import DEFAULT_DEADLOCK_PENALTY as DEADLOCK
 from atomgym.envs.core import DEFAULT_WEIGHTS as _W
 from atomgym.envs.core import score as env_score
 from atomgym.paths import PRETRAINED_DIR, RUNS_DIR
@@ -78,8 +77,9 @@ def episode_metrics(sim, i: int) -> dict[str, float]:
         "final_wsf": float(sim.watermark_scale_factor[i]),
     }
     m["drops_total"] = m["drops_rx_missed"] + m["drops_rcvbuf"] + m["drops_pfmemalloc"]
-    m["cost"] = (W_DROPS * m["drops_total"] + W_FAIL * m["atomic_fail"] + W_STALL_S * m["stall_s"]
-                 + W_RESERVED * m["reserved_mib_s"] + W_KNOB * m["knob_changes"] + DEADLOCK * m["terminated"])
+    # the env's cost table with its default weights (every knob write counts, a tuner's too)
+    from atomgym.envs.cost import default_cost
+    m["cost"] = default_cost(c, m["terminated"])
     return m
 
 

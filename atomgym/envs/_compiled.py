@@ -12,8 +12,7 @@ from ..kernel.jit import jit
 
 from ..kernel.zones import MAX_NR_ZONES
 from ..sim import layout as L
-from ..sim.engine import free_state, make_state, run_machine
-from ..sim.simulator import apply_knobs
+from ..sim.engine import step_state   # Simulator.step() for compiled callers
 from .spaces import (
     A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, KNOB_RATIO_SPAN, LOG1P_SCALE, MF_MAX_KB,
     MF_MIN_KB, N_ZONE_FEATURES, OBS_DIM, OBS_INTERVAL_START, OBS_MACHINE_START, PEAK_TAUS_S, RATE_TAUS_S, SINCE_CAP_S,
@@ -29,8 +28,10 @@ C_RCVBUF = L.COUNTER_NAMES.index("rcvbuf_drop")
 C_PFMEMALLOC = L.COUNTER_NAMES.index("pfmemalloc_drop")
 C_RX_PACKETS = L.COUNTER_NAMES.index("rx_packets")
 C_STALL = L.COUNTER_NAMES.index("direct_reclaim_stall_us")
-C_RESERVED = L.COUNTER_NAMES.index("reserved_mib_ms")
 C_MIN_FREE_SEEN = L.C_MIN_FREE_SEEN
+# the state arrays step_discrete() reads from the state tuple (compile-time constants)
+_S_MI, _S_ND, _S_ZS, _S_CTR, _S_MANAGED, _S_WMARK, _S_BOOST = (
+    L.STATE_INDEX[n] for n in ("mi", "nd", "zs", "ctr", "managed", "wmark", "boost"))
 
 # Per-machine memory of the "memory" observation and the "levels" actions: Core.mem, (B, M_N) f8.
 _NR = len(RATE_TAUS_S)
@@ -182,40 +183,32 @@ def obs_memory(mi, mem, out):
 
 
 @jit()
-def begin_interval(zs, ctr, prev, mask):
-    """Start an interval: lowest-free tracker = free now; remember the counters."""
+def terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out):
+    """Raw reward terms (B, K), reward (B,) and newly deadlocked (B,) over the last interval.
+    ``table`` is Core.cost_table (cost.TERMS as arrays): ``table.term_of[j]`` sums counter
+    ``table.counter_of[j]``; a term is divided by ``table.divisor``; a ``from_actions`` term is
+    ``changes`` (the knob changes of the agent's action)."""
+    term_of, counter_of, divisor, from_actions = table
+    K = divisor.shape[0]
     for b in range(mask.shape[0]):
-        if not mask[b]:
-            continue
-        f = 0.0
-        for z in range(zs.shape[1]):
-            f += zs[b, z, L.ZF_FREE]
-        ctr[b, C_MIN_FREE_SEEN] = f
-        for c in range(ctr.shape[1]):
-            prev[b, c] = ctr[b, c]
-
-
-@jit()
-def terms_batch(ctr, prev, changes, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out):
-    """Raw reward terms (B, 5), reward (B,) and newly deadlocked (B,) over the last interval."""
-    for b in range(mask.shape[0]):
-        t_out[b, 0] = ((ctr[b, C_RX_MISSED] - prev[b, C_RX_MISSED]) + (ctr[b, C_RCVBUF] - prev[b, C_RCVBUF])
-                       + (ctr[b, C_PFMEMALLOC] - prev[b, C_PFMEMALLOC]))
-        t_out[b, 1] = ctr[b, C_ATOMIC_FAIL] - prev[b, C_ATOMIC_FAIL]
-        t_out[b, 2] = (ctr[b, C_RESERVED] - prev[b, C_RESERVED]) / 1000.0
-        t_out[b, 3] = (ctr[b, C_STALL] - prev[b, C_STALL]) / 1e6
-        t_out[b, 4] = changes[b]
+        for i in range(K):
+            t_out[b, i] = changes[b] if from_actions[i] else 0.0
+        for j in range(term_of.shape[0]):
+            c = counter_of[j]
+            t_out[b, term_of[j]] += ctr[b, c] - prev[b, c]
+        for i in range(K):
+            t_out[b, i] = t_out[b, i] / divisor[i]
         term = mi[b, L.MI_TERMINATED] != 0
         dead_out[b] = term and not was_term[b]
         was_term[b] = term
         if not mask[b]:
-            for i in range(5):
+            for i in range(K):
                 t_out[b, i] = 0.0
             r_out[b] = 0.0
             dead_out[b] = False
             continue
         cost = 0.0
-        for i in range(5):
+        for i in range(K):
             cost += t_out[b, i] * weights[i]
         r_out[b] = -cost - (penalty if dead_out[b] else 0.0)
 
@@ -289,38 +282,30 @@ def discrete_knobs(a, amap, mi, managed, mask, mf, wsf, bk, changes):
 
 
 @jit()
-def step_discrete(T, actions, kind, amap, levels, n_ticks, weights, penalty, prev, was_term, n_nodes, mem, dt_s,
-                  decay, memory, obs_out, t_out, r_out, dead_out):
+def step_discrete(T, actions, kind, amap, levels, n_ticks, table, weights, penalty, prev, was_term, n_nodes, mem,
+                  dt_s, decay, memory, obs_out, t_out, r_out, dead_out):
     """One agent step of every machine of the batch in one compiled call, exactly as Core.apply()
     (Discrete action types) + Core.advance() + Core.step_terms() + Core.obs() with every machine
-    active: action_knobs(), the knob writes (Simulator.set_knobs order), begin_interval(),
-    ``n_ticks`` ticks per machine (engine.run_machine, as run_serial), mem_update() if
+    active: action_knobs(), then the simulator's step (engine.step_state = Simulator.step(): the
+    knob writes, the start of the interval, ``n_ticks`` ticks per machine), mem_update() if
     ``memory``, terms_batch(), obs_batch() (+ obs_memory())."""
-    S = make_state(T)
+    mi = T[_S_MI]
+    ctr = T[_S_CTR]
+    managed = T[_S_MANAGED]
     B = actions.shape[0]
-    Z = S.managed.shape[1]
+    Z = managed.shape[1]
     mask = np.ones(B, np.bool_)
     mf = np.empty(B, np.int64)
     wsf = np.empty(B, np.int64)
     bk = np.empty((B, Z), np.int64)
     changes = np.empty(B, np.float64)
-    action_knobs(kind, actions, amap, levels, S.mi, S.managed, mask, mf, wsf, bk, changes)
+    action_knobs(kind, actions, amap, levels, mi, managed, mask, mf, wsf, bk, changes)
     wbf = np.full(B, -1, np.int64)
     bp = np.zeros((B, Z), np.int64)
-    kmask = np.empty(B, np.bool_)
-    anyc = False
-    for b in range(B):
-        kmask[b] = changes[b] > 0
-        anyc = anyc or kmask[b]
-    if anyc:
-        apply_knobs(S, mf, wsf, wbf, bp, bk, kmask)
-    begin_interval(S.zs, S.ctr, prev, mask)
-    for b in range(B):
-        run_machine(S, b, n_ticks)
+    step_state(T, mf, wsf, wbf, bp, bk, mask, n_ticks, prev)
     if memory:
-        mem_update(S.ctr, prev, mask, dt_s, decay, mem)
-    terms_batch(S.ctr, prev, changes, weights, penalty, S.mi, was_term, mask, t_out, r_out, dead_out)
-    obs_batch(S.managed, S.wmark, S.boost, S.zs, S.mi, S.nd, S.ctr, prev, n_nodes, obs_out)
+        mem_update(ctr, prev, mask, dt_s, decay, mem)
+    terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out)
+    obs_batch(managed, T[_S_WMARK], T[_S_BOOST], T[_S_ZS], mi, T[_S_ND], ctr, prev, n_nodes, obs_out)
     if memory:
-        obs_memory(S.mi, mem, obs_out)
-    free_state(S)
+        obs_memory(mi, mem, obs_out)

@@ -1,6 +1,7 @@
 """AtomEnv: one simulated machine under GFP_ATOMIC network-receive pressure, tuned by an agent."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -9,20 +10,15 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from ..sim.layout import MF_T_MS, MI_TERMINATED
 from ..sim.scenario import Scenario
-from .core import (
-    DEFAULT_DEADLOCK_PENALTY, DEFAULT_DECISION_INTERVAL_MS, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, positive_int,
-    resolve_scenario, score,
-)
+from .config import EnvConfig, options_signature
+from .core import DEFAULT_DECISION_INTERVAL_MS, TERM_NAMES, Core, score  # noqa: F401  (re-exported)
 from .spaces import (  # noqa: F401  (re-exported: the observation/action layout)
     ACTION_NAMES, ACTION_TYPES, CONT_ACTION_NAMES, N_ACTIONS, OBS_DIM, OBS_HIGH, OBS_INDEX, OBS_LOW, OBS_NAMES,
     OBS_UNITS, action_names, obs_layout,
 )
 
 RENDER_W, RENDER_H = 400, 200
-# AtomEnv.step() writes the info keys term_<name> / reward_<name> out for these names
-assert TERM_NAMES == ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes"), TERM_NAMES
 
 
 def make_action_space(action_type: str) -> spaces.Space:
@@ -36,10 +32,6 @@ def make_action_space(action_type: str) -> spaces.Space:
 def make_observation_space(observation: str = "basic") -> spaces.Box:
     _, _, low, high = obs_layout(observation)
     return spaces.Box(low.copy(), high.copy(), dtype=np.float32)
-
-
-def _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob) -> dict[str, float]:
-    return dict(zip(TERM_NAMES, (w_drops, w_atomic_fail, w_reserved, w_stall, w_knob)))
 
 
 class AtomEnv(gym.Env):
@@ -196,8 +188,12 @@ class AtomEnv(gym.Env):
     ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
     ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default" | "score",
-    see Rewards). Weights and the penalty are finite numbers in 0..1e12; a bad argument raises
-    ``ValueError`` naming it and what is valid.
+    see Rewards), ``weights`` (a mapping term -> weight; the ``w_*`` arguments set one term each).
+    Weights and the penalty are finite numbers in 0..1e12; a bad argument raises ``ValueError``
+    naming it and what is valid, an unknown one ``TypeError``. The arguments are the fields of
+    ``atomgym.envs.config.EnvConfig``, validated once into ``self.config`` (pickled with the env;
+    ``AtomEnv.from_config(config)``); the reward terms and their weight arguments are the rows of
+    ``atomgym.envs.cost.TERMS``.
 
     ## Version History
     * v0: initial version (``reward_baseline`` added later with the default "none": the same rewards;
@@ -207,34 +203,30 @@ class AtomEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
 
-    def __init__(self, scenario: str | Path | Scenario = "incast-pagecache",
-                 decision_interval_ms: float = DEFAULT_DECISION_INTERVAL_MS, action_type: str = "discrete",
-                 w_drops: float = DEFAULT_WEIGHTS["drops"], w_atomic_fail: float = DEFAULT_WEIGHTS["atomic_fail"],
-                 w_reserved: float = DEFAULT_WEIGHTS["reserved_mib_s"], w_stall: float = DEFAULT_WEIGHTS["stall_s"],
-                 w_knob: float = DEFAULT_WEIGHTS["knob_changes"], deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY,
-                 duration_s: float | None = None, compute_score: bool = True, render_mode: str | None = None,
-                 render_window: int = 200, reward_baseline: str = "none", observation: str = "basic") -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode: {render_mode!r} is not valid; choices: None, ansi, rgb_array")
-        if not isinstance(compute_score, (bool, np.bool_)):
-            raise ValueError(f"compute_score: expected True or False, got {compute_score!r}")
-        positive_int("render_window", render_window)
-        self._args = dict(scenario=scenario, decision_interval_ms=decision_interval_ms, action_type=action_type,
-                          w_drops=w_drops, w_atomic_fail=w_atomic_fail, w_reserved=w_reserved, w_stall=w_stall,
-                          w_knob=w_knob, deadlock_penalty=deadlock_penalty, duration_s=duration_s,
-                          compute_score=compute_score, render_mode=render_mode, render_window=render_window,
-                          reward_baseline=reward_baseline, observation=observation)
-        self.scenario = resolve_scenario(scenario, duration_s)
-        self.action_space = make_action_space(action_type)
-        self.observation_space = make_observation_space(observation)
-        self.core = Core(self.scenario, 1, decision_interval_ms, action_type,
-                         _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty,
-                         reward_baseline, observation)
-        self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
-        self._neg_weights = [float(-w) for w in self.core.weights]   # info["reward_<term>"] = -w * term
-        self.compute_score = compute_score
-        self.render_mode = render_mode
-        self.render_window = int(render_window)
+    def __init__(self, scenario: str | Path | Scenario = "incast-pagecache", **options: Any) -> None:
+        self._setup(EnvConfig.from_options(scenario=scenario, **options))
+
+    __init__.__signature__ = options_signature(  # type: ignore[attr-defined]
+        __init__, inspect.Parameter("scenario", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="incast-pagecache"))
+
+    @classmethod
+    def from_config(cls, config: EnvConfig) -> "AtomEnv":
+        env = cls.__new__(cls)
+        env._setup(config)
+        return env
+
+    def _setup(self, config: EnvConfig) -> None:
+        self.config = config
+        self.scenario = config.sim_scenario
+        self.action_space = make_action_space(config.action_type)
+        self.observation_space = make_observation_space(config.observation)
+        self.core = Core(config, 1)
+        self.episode_steps = config.episode_steps
+        # info["term_<name>"] = term, info["reward_<name>"] = -weight * term, per cost.TERMS
+        self._info_terms = [("term_" + n, "reward_" + n, float(-w)) for n, w in zip(TERM_NAMES, self.core.weights)]
+        self.compute_score = config.compute_score
+        self.render_mode = config.render_mode
+        self.render_window = config.render_window
         self._mask = np.ones(1, bool)
         self._sim_seed = 0
         self._steps = 0
@@ -242,14 +234,14 @@ class AtomEnv(gym.Env):
         self._ended = False                # the last step terminated or truncated: reset() is needed
         self._hist: list[tuple[float, float, float, float]] = []
 
-    # pickling: rebuild from the constructor arguments and copy the simulator state
+    # pickling: rebuild from the config and copy the simulator state
     def __getstate__(self) -> dict:
-        return {"args": self._args, "core": self.core.snapshot(),
+        return {"config": self.config, "core": self.core.snapshot(),
                 "np_random": self._np_random, "seed": self._sim_seed, "steps": self._steps, "cost": self._cost,
                 "hist": self._hist, "ended": self._ended}
 
     def __setstate__(self, st: dict) -> None:
-        self.__init__(**st["args"])
+        self._setup(st["config"])
         self.core.restore(st["core"])
         self._np_random = st["np_random"]
         self._sim_seed, self._steps, self._cost, self._hist = st["seed"], st["steps"], st["cost"], st["hist"]
@@ -319,20 +311,12 @@ class AtomEnv(gym.Env):
         r = rr.item(0)
         self._steps += 1
         self._cost -= r                    # the raw cost (the score's C), whatever the reward's baseline
-        sim = core.sim
-        terminated = sim._mi.item(0, MI_TERMINATED) != 0
-        d, f, m, s, k = t[0].tolist()
-        wd, wf, wm, ws, wk = self._neg_weights
-        # term_<name> / reward_<name> for TERM_NAMES (checked at import): a dict literal is the fastest build
-        info: dict[str, Any] = {
-            "t_ms": sim._mf.item(0, MF_T_MS),
-            "term_drops": d, "reward_drops": wd * d,
-            "term_atomic_fail": f, "reward_atomic_fail": wf * f,
-            "term_reserved_mib_s": m, "reward_reserved_mib_s": wm * m,
-            "term_stall_s": s, "reward_stall_s": ws * s,
-            "term_knob_changes": k, "reward_knob_changes": wk * k,
-            "reward_deadlock": -core.deadlock_penalty * dead.item(0),
-        }
+        terminated = core.was_terminated.item(0)   # the machine's state after this step (step_terms)
+        info: dict[str, Any] = {"t_ms": core.sim.t_ms.item(0)}
+        for (kt, kr, nw), x in zip(self._info_terms, t[0].tolist()):
+            info[kt] = x
+            info[kr] = nw * x
+        info["reward_deadlock"] = -core.deadlock_penalty * dead.item(0)
         if core.shadow is not None:
             info["reward_default"] = core.shadow_reward.item(0)
             r = core.baseline_reward(rr).item(0)

@@ -5,119 +5,71 @@ so that env i of the vector env equals the single env with the same simulator se
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
 
 from ..sim import Simulator
-from ..sim import layout as L
-from ..sim.scenario import Scenario, load_scenario, scenario_to_dict, validate_scenario
+from ..sim.scenario import Scenario, scenario_to_dict
 from ..kernel.zones import PAGE_KB
 from ._compiled import (
-    K_DISCRETE, K_LEVELS, M_BOOT_MF, M_BOOT_WSF, M_DYNAMIC, M_MANAGED_MIB, M_N, action_knobs, begin_interval,
-    mem_update, obs_batch, obs_memory, step_discrete, terms_batch,
+    K_DISCRETE, K_LEVELS, M_BOOT_MF, M_BOOT_WSF, M_DYNAMIC, M_MANAGED_MIB, M_N, action_knobs, mem_update, obs_batch,
+    obs_memory, step_discrete, terms_batch,
+)
+from .cost import (  # noqa: F401  (re-exported: the cost table's names)
+    DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, SCORE_COST_FLOOR, TERM_NAMES, TERMS, WEIGHT_ARGS, cost, episode_terms,
+    score,
+)
+from .config import (  # noqa: F401  (re-exported)
+    REWARD_BASELINES, EnvConfig, interval_ticks, positive_int, real_number, resolve_scenario,
 )
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
 from .spaces import (
-    ACTION_TYPES, MF_MAX_KB, MF_MIN_KB, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, OBSERVATION_MODES, PEAK_TAUS_S,
-    RATE_TAUS_S, WSF_MAX, WSF_MIN, action_names, level_table, obs_layout,
+    MF_MAX_KB, MF_MIN_KB, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, WSF_MAX, WSF_MIN,
+    action_names, level_table, obs_layout,
 )
 
-TERM_NAMES = ("drops", "atomic_fail", "reserved_mib_s", "stall_s", "knob_changes")
-DEFAULT_WEIGHTS = {"drops": 1e-3, "atomic_fail": 1e-3, "reserved_mib_s": 1e-3, "stall_s": 1.0,
-                   "knob_changes": 1e-2}
-DEFAULT_DEADLOCK_PENALTY = 100.0
-SCORE_COST_FLOOR = 1.0
-REWARD_BASELINES = ("none", "default", "score")
 CONT_DEADBAND = 0.02   # continuous targets within 2 % of the current value are not written
 
-_DROP_COUNTERS = ("rx_missed", "rcvbuf_drop", "pfmemalloc_drop")
-_C = {n: i for i, n in enumerate(L.COUNTER_NAMES)}
 _DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
 
 
-# the reward weight arguments of AtomEnv / AtomVectorEnv, per term (for messages)
-WEIGHT_ARGS = {"drops": "w_drops", "atomic_fail": "w_atomic_fail", "reserved_mib_s": "w_reserved",
-               "stall_s": "w_stall", "knob_changes": "w_knob"}
-
-
-def real_number(name: str, v: object, lo: float, hi: float, unit: str = "") -> float:
-    """``v`` as a float if it is a real number (not a bool, not a string) in [lo, hi]; else a
-    ValueError naming the argument and its valid range."""
-    rng = f"valid range {lo:g}..{hi:g}{' ' + unit if unit else ''}"
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}: expected a number, got {type(v).__name__} {v!r}; {rng}")
-    try:
-        f = float(v)
-    except OverflowError:       # an int beyond float's range (10**400)
-        f = math.inf
-    if not lo <= f <= hi:       # NaN fails too
-        raise ValueError(f"{name}: {v!r} is out of range; {rng}")
-    return f
-
-
-def positive_int(name: str, v: object, hi: int | None = None) -> int:
-    """``v`` as an int if it is an integer >= 1 (not a bool, not 1.5); else a ValueError."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"{name}: expected an integer >= 1, got {type(v).__name__} {v!r}")
-    if v < 1 or (hi is not None and v > hi):
-        raise ValueError(f"{name}: {v} is out of range; valid range 1..{hi if hi is not None else 'inf'}")
-    return int(v)
-
-
-def resolve_scenario(scenario: str | Path | Scenario, duration_s: float | None) -> Scenario:
-    # a Scenario built in code gets the checks a file gets (tick_ms 0 would divide by zero)
-    s = validate_scenario(scenario) if isinstance(scenario, Scenario) else load_scenario(scenario)
-    if duration_s is not None:
-        s = dataclasses.replace(s, duration_s=real_number("duration_s", duration_s, 0.001, 1e7, "s"))
-    return s
+def cost_table(counter_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """cost.TERMS as the arrays _compiled.terms_batch() reads: (term_of, counter_of) pairs of the
+    counters each term sums (from_actions terms sum none), divisor and from_actions per term."""
+    pairs = [(k, counter_names.index(c)) for k, t in enumerate(TERMS) if not t.from_actions for c in t.counters]
+    return (np.array([k for k, _ in pairs], np.int64), np.array([c for _, c in pairs], np.int64),
+            np.array([t.divisor for t in TERMS], np.float64), np.array([t.from_actions for t in TERMS], np.bool_))
 
 
 def scenario_key(s: Scenario) -> str:
     return hashlib.sha1(repr(scenario_to_dict(s)).encode()).hexdigest()
 
 
-def interval_ticks(s: Scenario, decision_interval_ms: float) -> int:
-    decision_interval_ms = real_number("decision_interval_ms", decision_interval_ms, 10.0, 10000.0, "ms")
-    n = decision_interval_ms / s.tick_ms
-    if abs(n - round(n)) > 1e-9:
-        raise ValueError(f"decision_interval_ms: {decision_interval_ms} is not a multiple of the scenario's "
-                         f"tick ({s.tick_ms} ms)")
-    return int(round(n))
-
-
 class Core:
     """Observation, action and reward bookkeeping over one batched Simulator."""
 
-    def __init__(self, scenario: Scenario, n: int, decision_interval_ms: float, action_type: str,
-                 weights: dict[str, float], deadlock_penalty: float, reward_baseline: str = "none",
-                 observation: str = "basic") -> None:
-        if not isinstance(action_type, str) or action_type not in ACTION_TYPES:
-            raise ValueError(f"action_type: {action_type!r} is not valid; choices: {', '.join(ACTION_TYPES)}")
-        if not isinstance(observation, str) or observation not in OBSERVATION_MODES:
-            raise ValueError(f"observation: {observation!r} is not valid; choices: {', '.join(OBSERVATION_MODES)}")
-        if reward_baseline not in REWARD_BASELINES:
-            raise ValueError(f"reward_baseline: {reward_baseline!r} is not valid; choices: {', '.join(REWARD_BASELINES)}")
-        self.scenario = scenario
-        self.ticks = interval_ticks(scenario, decision_interval_ms)
-        self.decision_interval_ms = float(decision_interval_ms)
-        self.action_type = action_type
+    def __init__(self, config: EnvConfig, n: int) -> None:
+        self.config = config
+        self.scenario = scenario = config.sim_scenario
+        self.ticks = config.ticks
+        self.decision_interval_ms = config.decision_interval_ms
+        self.action_type = action_type = config.action_type
         self.discrete = action_type != "continuous"   # a Discrete action space (every type but continuous)
         self.action_names = action_names(action_type)
         self.n_actions = len(self.action_names)
         # action_knobs(): "levels" indexes the level table; the others map to the discrete actions
         self._kind = K_LEVELS if action_type == "levels" else K_DISCRETE
         self._amap = np.array(NOBOOST_ACTIONS if action_type == "discrete-noboost" else range(N_ACTIONS), np.int64)
-        self.observation = observation
-        self.memory = observation == "memory"
-        self.obs_dim = len(obs_layout(observation)[0])
-        # every term is a cost (reward <= 0, AtomEnv's docstring): a weight is a finite number >= 0
-        self.weights = np.array([real_number(WEIGHT_ARGS[k], weights[k], 0.0, 1e12) for k in TERM_NAMES])
-        self.deadlock_penalty = real_number("deadlock_penalty", deadlock_penalty, 0.0, 1e12)
+        self.observation = config.observation
+        self.memory = config.observation == "memory"
+        self.obs_dim = len(obs_layout(config.observation)[0])
+        self.weights = np.array([config.weights[k] for k in TERM_NAMES])   # cost.TERMS order
+        self.deadlock_penalty = config.deadlock_penalty
+        reward_baseline = config.reward_baseline
         self.sim = Simulator(scenario, n_machines=n)
+        self.cost_table = cost_table(self.sim.counter_names)
         self.B = n
         self.n_nodes = self.sim.n_nodes
         self.prev = np.zeros_like(self.sim.counters)
@@ -128,7 +80,7 @@ class Core:
         self.levels = np.zeros((n, N_LEVELS, 2), np.int64)
         self.dt_s = self.ticks * scenario.tick_ms / 1000.0   # simulated seconds per interval
         self.decay = np.exp(-self.dt_s / np.array(RATE_TAUS_S + PEAK_TAUS_S, np.float64))
-        self._t = np.zeros((n, len(TERM_NAMES)))
+        self._t = np.zeros((n, len(TERMS)))
         self._r = np.zeros(n)
         self._dead = np.zeros(n, np.bool_)
         self._mf = np.zeros(n, np.int64)
@@ -147,15 +99,15 @@ class Core:
         # C_def of the same machine and seed (computed at reset, as the score's): an episode's return
         # is then score - 1 exactly, so machines of every size weigh alike.
         self.shadow = Simulator(scenario, n_machines=n) if reward_baseline in ("default", "score") else None
-        self.episode_steps = episode_steps(scenario, decision_interval_ms)
+        self.episode_steps = config.episode_steps
         self.reward_scale = np.ones(n)     # 1 / max(C_def, SCORE_COST_FLOOR) per machine with "score"
         self.shadow_prev = np.zeros_like(self.prev)
         self.shadow_was_terminated = np.zeros(n, bool)
-        self._st = np.zeros((n, len(TERM_NAMES)))
+        self._st = np.zeros((n, len(TERMS)))
         self.shadow_reward = np.zeros(n)   # the shadow's reward over the last interval (0 without one)
         self._sdead = np.zeros(n, np.bool_)
         self._nochange = np.zeros(n)
-        self._step_call = None                 # (compiled entry point, its arguments), on first need
+        self._step_args: tuple | None = None    # step_discrete()'s arguments, on first need
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -194,15 +146,16 @@ class Core:
 
     # ---- actions ------------------------------------------------------------------------------
     def apply(self, actions: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Write the knobs for the machines in mask; returns knob changes per machine (B,)."""
+        """Write the knobs for the machines in mask and start their interval (one Simulator.step
+        of 0 ticks: the knob writes, then prev = the counters now); returns knob changes per
+        machine (B,)."""
         sim, B = self.sim, self.B
         if self.discrete:
             mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
-            action_knobs(self._kind, np.asarray(actions, np.int64), self._amap, self.levels, sim._mi, sim.managed,
-                         mask, mf, wsf, bk, changes)
-            if changes.any():
-                sim.set_knobs(min_free_kbytes=mf, watermark_scale_factor=wsf,
-                              boost_watermark=bk if bk.any() else None, mask=mask & (changes > 0))
+            action_knobs(self._kind, np.asarray(actions, np.int64), self._amap, self.levels, sim.field("mi"),
+                         sim.managed, mask, mf, wsf, bk, changes)
+            sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask,
+                     prev=self.prev)
             return changes.copy()
         mf0 = sim.min_free_kbytes.copy()
         wsf0 = sim.watermark_scale_factor.copy()
@@ -230,32 +183,32 @@ class Core:
         bk = np.where(mask[:, None], bk, 0)
         boosted = boosted & mask
         changes = (mf >= 0).astype(np.int64) + (wsf >= 0) + boosted
-        if changes.any():
-            sim.set_knobs(min_free_kbytes=mf, watermark_scale_factor=wsf,
-                          boost_watermark=bk if bk.any() else None, mask=mask & (changes > 0))
+        sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask, prev=self.prev)
         return changes.astype(np.float64)
 
     # ---- stepping -------------------------------------------------------------------------------
     def advance(self, mask: np.ndarray) -> None:
+        """The interval's ticks for the machines in mask (after apply(); in parallel over machines
+        for a large batch), and the reward shadow's interval (it writes no knob)."""
         sim = self.sim
-        begin_interval(sim.zone_state, sim.counters, self.prev, mask)   # also: lowest free over this interval
         sim.advance(self.ticks, mask=mask)
         if self.memory:
             mem_update(sim.counters, self.prev, mask, self.dt_s, self.decay, self.mem)
         sh = self.shadow
         if sh is not None:
-            begin_interval(sh.zone_state, sh.counters, self.shadow_prev, mask)
+            sh.step(0, mask=mask, prev=self.shadow_prev)
             sh.advance(self.ticks, mask=mask)
 
     def step_terms(self, changes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, 5) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;
         machines outside mask read 0 / False."""
-        terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.weights, self.deadlock_penalty,
-                    self.sim._mi, self.was_terminated, mask, self._t, self._r, self._dead)
+        terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.cost_table, self.weights,
+                    self.deadlock_penalty, self.sim.field("mi"), self.was_terminated, mask, self._t, self._r, self._dead)
         sh = self.shadow
         if sh is not None:   # the shadow's reward over the same interval (it writes no knob)
-            terms_batch(sh.counters, self.shadow_prev, self._nochange, self.weights, self.deadlock_penalty,
-                        sh._mi, self.shadow_was_terminated, mask, self._st, self.shadow_reward, self._sdead)
+            terms_batch(sh.counters, self.shadow_prev, self._nochange, self.cost_table, self.weights,
+                        self.deadlock_penalty, sh.field("mi"), self.shadow_was_terminated, mask, self._st,
+                        self.shadow_reward, self._sdead)
         return self._t.copy(), self._r.copy(), self._dead.copy()
 
     def snapshot(self) -> dict:
@@ -287,38 +240,29 @@ class Core:
         """apply() + advance() + step_terms() + obs() of every machine for Discrete action types in one
         compiled call (serial over machines; the same results). The actions are ``self.actions``
         (B,) int64, copied from ``actions`` if given. The outputs stay in ``self._obs``,
-        ``self._t``, ``self._r`` and ``self._dead`` (overwritten by the next call).
-
-        Every argument of the compiled function is an object this Core holds for its lifetime (the
-        state tuple and buffers are updated in place, never rebound), so after the first call,
-        which goes through numba's dispatcher (type resolution, compilation), the overload's
-        entry point is called directly with the same argument tuple: ~1.2 us less per step."""
+        ``self._t``, ``self._r`` and ``self._dead`` (overwritten by the next call)."""
         if self.shadow is not None:
             raise RuntimeError("step_discrete() does not step the reward_baseline shadow; use apply(), advance() "
                                "and step_terms()")
-        if actions is not None:
-            self.actions[:] = actions
-        call = self._step_call
-        if call is not None:
-            call[0](*call[1])
-            return
         if not self.discrete:
             raise RuntimeError("step_discrete() needs a Discrete action type; continuous actions use apply()")
-        args = (self.sim.state, self.actions, self._kind, self._amap, self.levels, self.ticks, self.weights,
-                self.deadlock_penalty, self.prev, self.was_terminated, self.n_nodes, self.mem, self.dt_s, self.decay,
-                self.memory, self._obs, self._t, self._r, self._dead)
+        if actions is not None:
+            self.actions[:] = actions
+        args = self._step_args
+        if args is None:   # every argument is held for the Core's lifetime (updated in place, never rebound)
+            args = self._step_args = (
+                self.sim.state, self.actions, self._kind, self._amap, self.levels, self.ticks, self.cost_table,
+                self.weights, self.deadlock_penalty, self.prev, self.was_terminated, self.n_nodes, self.mem,
+                self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
         step_discrete(*args)
-        sig = tuple(step_discrete.typeof_pyval(x) for x in args)
-        cres = step_discrete.overloads.get(sig)
-        if cres is not None:
-            self._step_call = (cres.entry_point, args)
 
     def obs(self) -> np.ndarray:
         sim = self.sim
-        obs_batch(sim.managed, sim.wmark, sim.boost, sim.zone_state, sim._mi, sim._nd, sim.counters, self.prev,
+        mi = sim.field("mi")
+        obs_batch(sim.managed, sim.wmark, sim.boost, sim.zone_state, mi, sim.field("nd"), sim.counters, self.prev,
                   self.n_nodes, self._obs)
         if self.memory:
-            obs_memory(sim._mi, self.mem, self._obs)
+            obs_memory(mi, self.mem, self._obs)
         return self._obs.copy()
 
     # ---- the kernel-default reference for the normalised score ---------------------------------
@@ -336,27 +280,15 @@ class Core:
             sim = Simulator(self.scenario, n_machines=len(missing))
             sim.reset(np.array([k[1] for k in missing], np.int64))
             sim.advance(self.ticks * int(n_steps))
-            for r, k in enumerate(missing):
-                c = sim.counters[r]
-                tot = np.array([sum(c[_C[n]] for n in _DROP_COUNTERS), c[_C["atomic_fail"]],
-                                c[_C["reserved_mib_ms"]] / 1000.0, c[_C["direct_reclaim_stall_us"]] / 1e6, 0.0,
-                                float(sim.terminated[r])])
-                _DEFAULT_COST_CACHE[k] = tot
+            for r, k in enumerate(missing):   # the default settings: no action writes a knob
+                tot = episode_terms(sim.counter_dict(r), actions=0.0) + [float(sim.terminated[r])]
+                _DEFAULT_COST_CACHE[k] = np.array(tot)
         return [_DEFAULT_COST_CACHE[k] for k in keys]
 
     def default_costs(self, seeds, n_steps: int) -> list[float]:
-        out = []
-        for tot in self.default_totals(seeds, n_steps):
-            cost = 0.0
-            for i in range(len(TERM_NAMES)):
-                cost = cost + tot[i] * self.weights[i]
-            out.append(float(cost + self.deadlock_penalty * tot[5]))
-        return out
+        K = len(TERMS)
+        return [cost(tot[:K], self.weights, self.deadlock_penalty, tot[K]) for tot in self.default_totals(seeds, n_steps)]
 
     def default_cost(self, seed: int, n_steps: int) -> float:
         return self.default_costs([seed], n_steps)[0]
 
-
-def score(cost: float, default_cost: float) -> float:
-    """1.0 = the kernel defaults' cost; 2.0 = zero cost; below 1 = worse than the defaults."""
-    return 1.0 - (cost - default_cost) / max(default_cost, SCORE_COST_FLOOR)

@@ -1,6 +1,7 @@
 """AtomVectorEnv: ``num_envs`` machines in one batched Simulator (no subprocesses)."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..sim.scenario import Scenario
-from .atom_env import DEFAULT_DECISION_INTERVAL_MS, _weights, make_action_space, make_observation_space
-from .core import (
-    DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, Core, episode_steps, positive_int, resolve_scenario, score,
-)
+from .atom_env import make_action_space, make_observation_space
+from .config import EnvConfig, options_signature, positive_int
+from .core import TERM_NAMES, Core, score
 
 
 class AtomVectorEnv(VectorEnv):
@@ -30,55 +30,54 @@ class AtomVectorEnv(VectorEnv):
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, scenario: str | Path | Scenario = "incast-pagecache",
-                 decision_interval_ms: float = DEFAULT_DECISION_INTERVAL_MS, action_type: str = "discrete",
-                 w_drops: float = DEFAULT_WEIGHTS["drops"], w_atomic_fail: float = DEFAULT_WEIGHTS["atomic_fail"],
-                 w_reserved: float = DEFAULT_WEIGHTS["reserved_mib_s"], w_stall: float = DEFAULT_WEIGHTS["stall_s"],
-                 w_knob: float = DEFAULT_WEIGHTS["knob_changes"], deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY,
-                 duration_s: float | None = None, compute_score: bool = False, max_episode_steps: int | None = None,
-                 render_mode: str | None = None, render_window: int = 200, reward_baseline: str = "none",
-                 observation: str = "basic") -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode: {render_mode!r}: AtomVectorEnv does not render; use AtomEnv")
-        self.num_envs = positive_int("num_envs", num_envs)
+    def __init__(self, num_envs: int = 1, scenario: str | Path | Scenario = "incast-pagecache", *,
+                 compute_score: bool = False, max_episode_steps: int | None = None, **options: Any) -> None:
+        if options.get("render_mode") is not None:
+            raise ValueError(f"render_mode: {options['render_mode']!r}: AtomVectorEnv does not render; use AtomEnv")
+        n = positive_int("num_envs", num_envs)
         if max_episode_steps is not None:
-            positive_int("max_episode_steps", max_episode_steps)
-        if not isinstance(compute_score, (bool, np.bool_)):
-            raise ValueError(f"compute_score: expected True or False, got {compute_score!r}")
-        self.scenario = resolve_scenario(scenario, duration_s)
-        self.core = Core(self.scenario, self.num_envs, decision_interval_ms, action_type,
-                         _weights(w_drops, w_atomic_fail, w_reserved, w_stall, w_knob), deadlock_penalty,
-                         reward_baseline, observation)
-        self.episode_steps = episode_steps(self.scenario, decision_interval_ms)
+            max_episode_steps = positive_int("max_episode_steps", max_episode_steps)
+        self._setup(EnvConfig.from_options(scenario=scenario, compute_score=compute_score, **options), n,
+                    max_episode_steps)
+
+    _P = inspect.Parameter
+    __init__.__signature__ = options_signature(  # type: ignore[attr-defined]
+        __init__, _P("num_envs", _P.POSITIONAL_OR_KEYWORD, default=1),
+        _P("scenario", _P.POSITIONAL_OR_KEYWORD, default="incast-pagecache"),
+        _P("compute_score", _P.KEYWORD_ONLY, default=False), _P("max_episode_steps", _P.KEYWORD_ONLY, default=None))
+    del _P
+
+    def _setup(self, config: EnvConfig, num_envs: int, max_episode_steps: int | None) -> None:
+        self.config = config
+        self.num_envs = n = num_envs
+        self.scenario = config.sim_scenario
+        self.core = Core(config, n)
+        self.episode_steps = config.episode_steps
         # truncation: the registered limit, and never past the scenario's duration (as AtomEnv)
+        self._max_episode_steps_arg = max_episode_steps
         self.max_episode_steps = self.episode_steps if max_episode_steps is None else min(
-            int(max_episode_steps), self.episode_steps)
-        self.compute_score = compute_score
-        self.single_action_space = make_action_space(action_type)
-        self.single_observation_space = make_observation_space(observation)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+            max_episode_steps, self.episode_steps)
+        self.compute_score = config.compute_score
+        self.single_action_space = make_action_space(config.action_type)
+        self.single_observation_space = make_observation_space(config.observation)
+        self.action_space = batch_space(self.single_action_space, n)
+        self.observation_space = batch_space(self.single_observation_space, n)
         self.render_mode = None
-        n = self.num_envs
         self._rngs = [seeding.np_random(None)[0] for _ in range(n)]
         self._sim_seeds = np.zeros(n, np.int64)
         self._steps = np.zeros(n, np.int64)
         self._cost = np.zeros(n)
         self._autoreset = np.zeros(n, bool)
         self._all = np.ones(n, bool)
-        self._args = dict(num_envs=num_envs, scenario=scenario, decision_interval_ms=decision_interval_ms,
-                          action_type=action_type, w_drops=w_drops, w_atomic_fail=w_atomic_fail,
-                          w_reserved=w_reserved, w_stall=w_stall, w_knob=w_knob, deadlock_penalty=deadlock_penalty,
-                          duration_s=duration_s, compute_score=compute_score, max_episode_steps=max_episode_steps,
-                          reward_baseline=reward_baseline, observation=observation)
 
-    # pickling: rebuild from the constructor arguments, then copy the batch state
+    # pickling: rebuild from the config, then copy the batch state
     def __getstate__(self) -> dict:
-        return {"args": self._args, "core": self.core.snapshot(), "rngs": self._rngs,
+        return {"config": self.config, "num_envs": self.num_envs, "max_episode_steps": self._max_episode_steps_arg,
+                "core": self.core.snapshot(), "rngs": self._rngs,
                 "seeds": self._sim_seeds, "steps": self._steps, "cost": self._cost, "autoreset": self._autoreset}
 
     def __setstate__(self, st: dict) -> None:
-        self.__init__(**st["args"])
+        self._setup(st["config"], st["num_envs"], st["max_episode_steps"])
         self.core.restore(st["core"])
         self._rngs = st["rngs"]
         self._sim_seeds[...] = st["seeds"]

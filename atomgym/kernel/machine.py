@@ -91,9 +91,6 @@ class Machine:
     def node(self) -> np.ndarray:
         return np.repeat(np.arange(self.nr_nodes, dtype=np.int64), MAX_NR_ZONES)
 
-    def zone_name(self, z: int) -> str:
-        return f"Node {z // MAX_NR_ZONES}, zone {ZONE_NAMES[z % MAX_NR_ZONES]}"
-
     @property
     def total_pages(self) -> int:
         """totalram_pages(): every zone's managed pages."""
@@ -144,19 +141,19 @@ class Machine:
     def write(self, key: str, value: str | int | list[int]) -> None:
         """Apply one write as the kernel's proc handler would. Raises SysctlError."""
         if key == "vm.min_free_kbytes":
-            v = _parse_int(key, value, 0, _sysctl.INT_MAX)
+            v = _parse_int(key, value, *_sysctl.SYSCTL_RANGES["min_free_kbytes"])
             self.user_min_free_kbytes = v
             self.min_free_kbytes = int(_sysctl.write_min_free_kbytes(
                 v, self.managed, self.ztype, self.watermark_scale_factor,
                 self.version.movable_min_clamped, self.wmark, self.boost))
         elif key == "vm.watermark_scale_factor":
-            v = _parse_int(key, value, _sysctl.WSF_MIN, _sysctl.WSF_MAX)
+            v = _parse_int(key, value, *_sysctl.SYSCTL_RANGES["watermark_scale_factor"])
             self.watermark_scale_factor = v
             _sysctl.write_watermark_scale_factor(v, self.managed, self.ztype, self.min_free_kbytes,
                                                  self.version.movable_min_clamped, self.wmark, self.boost)
         elif key == "vm.watermark_boost_factor":
             # proc_dointvec_minmax with extra1 = SYSCTL_ZERO: stored, nothing recomputed.
-            self.watermark_boost_factor = _parse_int(key, value, 0, _sysctl.INT_MAX)
+            self.watermark_boost_factor = _parse_int(key, value, *_sysctl.SYSCTL_RANGES["watermark_boost_factor"])
         elif key == "vm.lowmem_reserve_ratio":
             vals = _parse_int_list(key, value, MAX_NR_ZONES)
             ratio = self.lowmem_reserve_ratio.copy()

@@ -30,7 +30,7 @@ import numpy as np
 from .jit import jit
 
 from .machine import Machine
-from .sysctl import INT_MAX, THP_MODES, WSF_MAX, WSF_MIN
+from .sysctl import INT_MAX, SYSCTL_RANGES, THP_MODES
 from .watermarks import (
     WMARK_HIGH,
     WMARK_LOW,
@@ -280,8 +280,8 @@ def parse_text(text: str, source: str = "<snapshot>") -> Snapshot:
             raise SnapshotError(f"{source}:{ln}: {path}: {v} is outside {lo}..{hi}")
         return v
 
-    wsf = int_file(P_WSF, DEFAULT_WATERMARK_SCALE_FACTOR, WSF_MIN, WSF_MAX)
-    wbf = int_file(P_WBF, DEFAULT_WATERMARK_BOOST_FACTOR, 0, INT_MAX)
+    wsf = int_file(P_WSF, DEFAULT_WATERMARK_SCALE_FACTOR, *SYSCTL_RANGES["watermark_scale_factor"])
+    wbf = int_file(P_WBF, DEFAULT_WATERMARK_BOOST_FACTOR, *SYSCTL_RANGES["watermark_boost_factor"])
 
     if P_RATIO in by_path:
         ln, val = _single_line(by_path[P_RATIO], source, f"{MAX_NR_ZONES} tab-separated integers")
@@ -312,7 +312,7 @@ def parse_text(text: str, source: str = "<snapshot>") -> Snapshot:
                         f"whatif writes of transparent_hugepage)")
 
     if P_MIN_FREE in by_path:
-        mf = int_file(P_MIN_FREE, 0, 0, INT_MAX)
+        mf = int_file(P_MIN_FREE, 0, *SYSCTL_RANGES["min_free_kbytes"])
     else:
         mf = _infer_min_free_kbytes(zones, wsf, version)
         warnings.append(f"no {P_MIN_FREE}: using {mf}, a value whose min watermarks reproduce the "

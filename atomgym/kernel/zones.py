@@ -73,21 +73,10 @@ class KernelVersion:
             return self.movable_override
         return (self.major, self.minor) >= (6, 6)
 
-    @property
-    def zoneinfo_prints_promo(self) -> bool:
-        """zoneinfo_show_print() prints the WMARK_PROMO line: absent on the 6.1 guests,
-        present on 6.18 and in mainline mm/vmstat.c. WMARK_PROMO itself exists since 5.18
-        (memory tiering); the release that started printing it is NOT verified (assumed
-        6.2). `atomgym check` compares promo only where the snapshot prints it, so this
-        flag only decides what a missing promo line is reported as."""
-        return (self.major, self.minor) >= (6, 2)
-
-    @property
-    def lowmem_reserve_read_recomputes(self) -> bool:
-        """6.1's lowmem_reserve_ratio_sysctl_handler() recomputes protection on a read too
-        (snapshots README); 6.18 does not. The release of the change is NOT verified
-        (assumed 6.2)."""
-        return (self.major, self.minor) < (6, 2)
-
     def __str__(self) -> str:
         return self.release or f"{self.major}.{self.minor}"
+
+
+def zone_label(z: int) -> str:
+    """/proc/zoneinfo's name of zone index z (node-major): "Node 0, zone Normal"."""
+    return f"Node {z // MAX_NR_ZONES}, zone {ZONE_NAMES[z % MAX_NR_ZONES]}"

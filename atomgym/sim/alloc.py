@@ -38,7 +38,7 @@ from .kswapd import SHRINK_BOTH, shrink_zones, wakeup_kswapd
 from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
-    MF_DR_RATE, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
+    MR_DR_RATE, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
     MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_KERNEL,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL,
 )
@@ -373,7 +373,7 @@ def alloc_pages_reclaim(S, b, n, gfp, zlk, dest, cls, budget_ms):
     if got == n or not (gfp & GFP_DIRECT_RECLAIM):
         return got, -1, 0.0
     node = zl[b, zlk, 0] // MAX_NR_ZONES
-    rate = S.mf[b, MF_DR_RATE]
+    rate = S.mr[b, MR_DR_RATE]
     stalled = 0.0
     drained = False
     left = -1

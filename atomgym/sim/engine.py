@@ -41,13 +41,16 @@ from numba.np.arrayobj import populate_array
 
 
 _PKG = Path(__file__).resolve().parents[1]
+# not part of the engine's digest: the scenario schema and machine builders (what they produce reaches the
+# engine through encode.py and simulator.py, which are part of it: a change there changes the dynamics)
+_NOT_DIGESTED = ("__init__.py", "scenario.py", "machines.py")
 
 
 def _compiled_sources(pkg: Path = _PKG) -> list[Path]:
     """Every numba source the engine compiles: atomgym/kernel/*.py and the compiled modules of
-    atomgym/sim."""
+    atomgym/sim, with the scenario encoders (all but _NOT_DIGESTED)."""
     return sorted(list((pkg / "kernel").glob("*.py")) + [
-        p for p in (pkg / "sim").glob("*.py") if p.name not in ("scenario.py", "machines.py", "__init__.py")])
+        p for p in (pkg / "sim").glob("*.py") if p.name not in _NOT_DIGESTED])
 
 
 def sources_digest(pkg: Path = _PKG) -> str:
@@ -96,16 +99,16 @@ from ..kernel.watermarks import WMARK_HIGH
 from .kswapd import kswapd_tick
 from .layout import (
     C_MIN_FREE_SEEN, C_MIN_RESERVE_MIB_MS, C_RESERVED_MIB_MS,
-    MF_T_MS, MF_TICK_MS, MI_NNIC, MI_NNODES, MI_NTRAFFIC, MI_NWORK, MI_SUM_MIN, MI_TERMINATED,
-    MI_PCP_DECAY_NEXT, MI_PHASE_N, MI_PHASE_NEXT, MI_PHASE_OFF,
+    MR_T_MS, MR_TICK_MS, MI_NNIC, MI_NNODES, MI_NTRAFFIC, MI_NWORK, MI_SUM_MIN, MI_TERMINATED,
+    MI_PCP_DECAY_NEXT, MI_PHASE_N, MI_PHASE_NEXT,
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
 from .layout import SimState, UArray
 from .nic import app_drain, nic_arrivals, nic_poll
 from .alloc import decay_pcp_high
-from .tuners import (EV_KSWAPD_END, EV_TIMER, knob_min_free_kbytes, knob_watermark_boost_factor,
-                     knob_watermark_scale_factor, tuner_on_event)
+from .knobs import apply_knobs, apply_phases
+from .tuners import EV_KSWAPD_END, EV_TIMER, tuner_on_event
 from .workloads import traffic_tick, workload_tick
 
 PAGE_MIB = 4.0 / 1024.0
@@ -116,10 +119,10 @@ PARALLEL_MIN_WORK = 50_000   # machine-ticks per call below which run_ticks() st
 def step_machine(S, b):
     """One tick of machine b (the order is in this module's docstring)."""
     mi = S.mi
-    mf = S.mf
+    mr = S.mr
     ctr = S.ctr
     nf = S.nf
-    dt = mf[b, MF_TICK_MS]
+    dt = mr[b, MR_TICK_MS]
     # (calls are skipped when they would do nothing: a call costs ~40 ns)
     # 0. the scenario's timed sysctl writes (phases); decay_pcp_high() once a second (6.7+)
     if mi[b, MI_PHASE_NEXT] < mi[b, MI_PHASE_N]:
@@ -182,37 +185,8 @@ def step_machine(S, b):
     ctr[b, C_RESERVED_MIB_MS] += h * PAGE_MIB * dt
     if f < ctr[b, C_MIN_FREE_SEEN]:
         ctr[b, C_MIN_FREE_SEEN] = f
-    mf[b, MF_T_MS] += dt
+    mr[b, MR_T_MS] += dt
     mi[b, MI_TICK] += 1
-
-
-PHASE_MIN_FREE_KBYTES = 0
-PHASE_WSF = 1
-PHASE_WBF = 2
-
-
-@jit()
-def apply_phases(S, b):
-    """The phases' sysctl writes due by now, in time order, through the same handlers as
-    set_knobs() (setup_per_zone_wmarks() and zone_pcp_update() for min_free_kbytes and
-    watermark_scale_factor; watermark_boost_factor only stores the value)."""
-    mi = S.mi
-    tr = S.trace
-    t = S.mf[b, MF_T_MS]
-    off = mi[b, MI_PHASE_OFF]
-    while mi[b, MI_PHASE_NEXT] < mi[b, MI_PHASE_N]:
-        j = off + 3 * mi[b, MI_PHASE_NEXT]
-        if t < tr[b, j]:
-            return
-        mi[b, MI_PHASE_NEXT] += 1
-        knob = int(tr[b, j + 1])
-        v = int(tr[b, j + 2])
-        if knob == PHASE_MIN_FREE_KBYTES:
-            knob_min_free_kbytes(S, b, v)
-        elif knob == PHASE_WSF:
-            knob_watermark_scale_factor(S, b, v)
-        else:
-            knob_watermark_boost_factor(S, b, v)
 
 
 @jit()
@@ -226,33 +200,32 @@ def run_machine(S, b, n_ticks):
 
 
 @intrinsic
-def _unmanaged(typingctx, arr):
-    """The same array without its NRT meminfo, typed layout.UArray: no reference counting at
-    all. The numpy arrays stay owned by Simulator.state for as long as compiled code runs."""
-    sig = UArray(arr.dtype, arr.ndim, arr.layout)(arr)
+def _unmanaged_fields(typingctx, tup):
+    """The tuple of state arrays, each without its NRT meminfo and typed layout.UArray: no
+    reference counting at all. The numpy arrays stay owned by Simulator.state for as long as
+    compiled code runs."""
+    ret = types.Tuple([UArray(t.dtype, t.ndim, t.layout) for t in tup.types])
 
     def codegen(context, builder, signature, args):
-        src = context.make_array(signature.args[0])(context, builder, value=args[0])
-        out = context.make_array(signature.return_type)(context, builder)
-        populate_array(out, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize,
-                       meminfo=None)
-        return out._getvalue()
+        vals = []
+        for i, (src_t, dst_t) in enumerate(zip(signature.args[0].types, ret.types)):
+            src = context.make_array(src_t)(context, builder, value=builder.extract_value(args[0], i))
+            out = context.make_array(dst_t)(context, builder)
+            populate_array(out, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize,
+                           meminfo=None)
+            vals.append(out._getvalue())
+        return context.make_tuple(builder, ret, vals)
 
-    return sig, codegen
+    return ret(tup), codegen
 
 
 @jit()
 def make_state(T):
-    """The SimState structref over the tuple of state arrays (layout.STATE_FIELDS order). The
+    """The SimState structref over the tuple of state arrays (layout.STATE order). The
     fields are UArray (no meminfo) and SimState itself is not reference counted, so passing
     ``S`` or reading a field in compiled code costs no refcount operation (they were ~30 %, then
     ~10 % of a tick). Release it with free_state(S) when done (else ~2 KB leak per call)."""
-    return SimState(_unmanaged(T[0]), _unmanaged(T[1]), _unmanaged(T[2]), _unmanaged(T[3]),
-                    _unmanaged(T[4]), _unmanaged(T[5]), _unmanaged(T[6]), _unmanaged(T[7]),
-                    _unmanaged(T[8]), _unmanaged(T[9]), _unmanaged(T[10]), _unmanaged(T[11]),
-                    _unmanaged(T[12]), _unmanaged(T[13]), _unmanaged(T[14]), _unmanaged(T[15]),
-                    _unmanaged(T[16]), _unmanaged(T[17]), _unmanaged(T[18]), _unmanaged(T[19]),
-                    _unmanaged(T[20]), _unmanaged(T[21]), _unmanaged(T[22]))
+    return SimState(*_unmanaged_fields(T))
 
 
 @intrinsic
@@ -284,6 +257,61 @@ def run_parallel(T, n_ticks, mask):
             S = make_state(T)
             run_machine(S, b, n_ticks)
             free_state(S)
+
+
+@jit()
+def apply_knobs_state(T, min_free, wsf, wbf, boost_pages, boost_calls, mask):
+    """knobs.apply_knobs() on the tuple of state arrays (Simulator.set_knobs())."""
+    S = make_state(T)
+    apply_knobs(S, min_free, wsf, wbf, boost_pages, boost_calls, mask)
+    free_state(S)
+
+
+@jit()
+def begin_interval(S, prev, mask):
+    """Start a measurement interval for the machines in mask: ``prev`` (B, NC) = the counters
+    now, and the lowest-free tracker ``min_free_seen`` = buddy free pages now (so that after the
+    interval it holds the lowest free of the interval)."""
+    zs = S.zs
+    ctr = S.ctr
+    for b in range(mask.shape[0]):
+        if not mask[b]:
+            continue
+        f = 0.0
+        for z in range(zs.shape[1]):
+            f += zs[b, z, ZF_FREE]
+        ctr[b, C_MIN_FREE_SEEN] = f
+        for c in range(ctr.shape[1]):
+            prev[b, c] = ctr[b, c]
+
+
+@jit()
+def step_batch(S, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev):
+    """Knob writes, then an interval of ``n_ticks`` ticks, for every machine in mask, serially:
+    knobs.apply_knobs() (-1 / 0 entries: unchanged; skipped when nothing is asked),
+    begin_interval(S, prev, mask), then run_machine() per machine in index order. Bit for bit
+    the same as Simulator.set_knobs() + begin_interval + Simulator.advance()."""
+    ask = False
+    for b in range(mask.shape[0]):
+        if mask[b]:
+            ask = ask or min_free[b] >= 0 or wsf[b] >= 0 or wbf[b] >= 0
+            for z in range(boost_pages.shape[1]):
+                ask = ask or boost_pages[b, z] > 0 or boost_calls[b, z] > 0
+    if ask:
+        apply_knobs(S, min_free, wsf, wbf, boost_pages, boost_calls, mask)
+    begin_interval(S, prev, mask)
+    for b in range(mask.shape[0]):
+        if mask[b]:
+            run_machine(S, b, n_ticks)
+
+
+@jit()
+def step_state(T, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev):
+    """step_batch() on the tuple of state arrays (``Simulator.state``): the sim side of the envs'
+    fused step, callable from compiled code (no make_state()/free_state() at the call site)."""
+    S = make_state(T)
+    step_batch(S, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev)
+    free_state(S)
 
 
 def run_ticks(S, n_ticks: int, mask, parallel: bool | None = None) -> None:

@@ -16,7 +16,7 @@ from .layout import (
     C_HIGH_HIT, C_KSWAPD_LONGEST, C_KSWAPD_PASSES, C_KSWAPD_RUN_MS, C_KSWAPD_WAKEUPS, C_LOW_HIT,
     C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
     KS_NAP, KS_RUN, KS_SLEEP, KS_WAKING,
-    MF_KS_LATENCY, MF_KS_RATE, MF_T_MS, MF_TICK_MS, MI_NWORK, MI_SWAP,
+    MR_KS_LATENCY, MR_KS_RATE, MR_T_MS, MR_TICK_MS, MI_NWORK, MI_SWAP,
     ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_PASS_ANON, ND_PASS_BOOSTED, ND_PASS_ENOUGH,
     ND_PASS_FILE, ND_PASS_GOT, ND_PRIO, ND_RECLAIMED, ND_RUN_T0, ND_STATE, ND_T,
     WK_ATOMIC, WK_STREAM, WP_KIND, WP_S_HELD, WP_S_RESIDENT,
@@ -81,7 +81,7 @@ def wakeup_kswapd(S, b, node, hz):
     if st == KS_NAP:
         ctr[b, C_LOW_HIT] += 1
     nd[b, node, ND_STATE] = KS_WAKING
-    nd[b, node, ND_T] = S.mf[b, MF_T_MS]
+    nd[b, node, ND_T] = S.mr[b, MR_T_MS]
     nd[b, node, ND_HZ] = hz
     ctr[b, C_KSWAPD_WAKEUPS] += 1
     return True
@@ -253,7 +253,7 @@ def _start_run(S, b, node):
     nd[b, node, ND_RECLAIMED] = 0.0
     nd[b, node, ND_PRIO] = DEF_PRIORITY
     nd[b, node, ND_PASS_FILE] = -1.0
-    nd[b, node, ND_RUN_T0] = S.mf[b, MF_T_MS]
+    nd[b, node, ND_RUN_T0] = S.mr[b, MR_T_MS]
 
 
 @jit()
@@ -278,7 +278,7 @@ def _end_run(S, b, node):
     nd[b, node, ND_BOOSTED] = 0.0
     nd[b, node, ND_BOOST_LEFT] = 0.0
     nd[b, node, ND_PASS_FILE] = -1.0
-    run = S.mf[b, MF_T_MS] + S.mf[b, MF_TICK_MS] - nd[b, node, ND_RUN_T0]
+    run = S.mr[b, MR_T_MS] + S.mr[b, MR_TICK_MS] - nd[b, node, ND_RUN_T0]
     ctr[b, C_KSWAPD_RUN_MS] += run
     if run > ctr[b, C_KSWAPD_LONGEST]:
         ctr[b, C_KSWAPD_LONGEST] = run
@@ -293,7 +293,7 @@ def try_to_sleep(S, b, node):
     hz = int(nd[b, node, ND_HZ])
     if prepare_kswapd_sleep(S, b, node, hz):
         nd[b, node, ND_STATE] = KS_NAP
-        nd[b, node, ND_T] = S.mf[b, MF_T_MS] + KSWAPD_NAP_MS
+        nd[b, node, ND_T] = S.mr[b, MR_T_MS] + KSWAPD_NAP_MS
     else:
         S.ctr[b, C_HIGH_HIT] += 1
         _start_run(S, b, node)
@@ -391,9 +391,9 @@ def kswapd_tick(S, b, node):
     tick, carried over ticks), so several short passes may run in one tick and a long one
     over several ticks; the node is only re-checked between passes (the overshoot)."""
     nd = S.nd
-    mf = S.mf
+    mr = S.mr
     ctr = S.ctr
-    t_ms = mf[b, MF_T_MS]
+    t_ms = mr[b, MR_T_MS]
     st = nd[b, node, ND_STATE]
     if st == KS_SLEEP:
         return 0
@@ -407,12 +407,12 @@ def kswapd_tick(S, b, node):
         ctr[b, C_HIGH_HIT] += 1
         _start_run(S, b, node)
     elif st == KS_WAKING:
-        if t_ms < nd[b, node, ND_T] + mf[b, MF_KS_LATENCY]:
+        if t_ms < nd[b, node, ND_T] + mr[b, MR_KS_LATENCY]:
             return 0
         _start_run(S, b, node)
     # ---- KS_RUN: balance_pgdat() for this tick's scan budget ----
     hz = int(nd[b, node, ND_HZ])
-    amt = mf[b, MF_KS_RATE] * mf[b, MF_TICK_MS] + nd[b, node, ND_ACC]
+    amt = mr[b, MR_KS_RATE] * mr[b, MR_TICK_MS] + nd[b, node, ND_ACC]
     budget = int(amt)
     nd[b, node, ND_ACC] = amt - budget
     for _ in range(4 * DEF_PRIORITY + 4):

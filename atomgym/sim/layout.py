@@ -1,227 +1,390 @@
-"""Memory layout of the batched simulator state: field indices as module constants.
+"""Memory layout of the batched simulator state, declared once.
 
-Every array has a leading batch axis ``B``. The kernel model's own arrays are kept in the
-shapes the kernel functions take (one machine = one row), so the compiled loop passes
-``managed[b]``, ``wmark[b]``, ``boost[b]`` straight to kernel/watermarks.py & co.
+:data:`STATE` is the table of the state arrays (name, dtype, shape, doc). Everything else follows
+from it: the order of ``Simulator.state`` (the tuple ``engine.make_state()`` wraps),
+:data:`STATE_INDEX`, the allocation (:func:`allocate`), the ``Simulator._<name>`` attributes and
+the fields of :class:`SimState` (``S.zs``, ``S.mi``, ...), which compiled functions take together
+with the machine index ``b``.
 
-Compiled functions take ``S``, a :class:`SimState` structref whose fields are these arrays
-(``S.zs``, ``S.mi``, ...), and the machine index ``b``.
+Every array has a leading batch axis ``B``. The kernel model's own arrays are kept in the shapes
+the kernel functions take (one machine = one row), so the compiled loop passes ``S.wmark[b]``,
+``S.boost[b]``, ... straight to kernel/watermarks.py & co.
 
-=================  =============  =====================================================
-array              dtype / shape  contents
-=================  =============  =====================================================
-``managed``        i8 (B, Z)      managed pages per zone (static)
-``wmark``          i8 (B, Z, 4)   unboosted _watermark[MIN, LOW, HIGH, PROMO]
-``boost``          i8 (B, Z)      watermark_boost
-``reserve``        i8 (B, Z, 5)   lowmem_reserve[j] ("protection")
-``zs``             i8 (B, Z, NZF) dynamic zone state, ``ZF_*``
-``zl``             i8 (B, 2, ZL)  compact zonelists (populated zones only), ``ZL_KERNEL``/``ZL_USER``
-``mi``             i8 (B, NMI)    machine integers, ``MI_*``
-``mf``             f8 (B, NMF)    machine floats, ``MF_*``
-``nd``             f8 (B, N, NNF) per-node kswapd state, ``ND_*``
-``ni``             i8 (B, NN, NNI) per-NIC integer state, ``NI_*``
-``nf``             f8 (B, NN, NNP) per-NIC parameters and accumulators, ``NP_*``
-``nz``             i8 (B, NN, Z)  pages held by each NIC, per zone
-``tp``             f8 (B, NT, NTP) traffic generator params + state, ``TP_*``
-``wp``             f8 (B, NW, NWP) memory workload params + state, ``WP_*``
-``wz``             i8 (B, NW, Z)  anonymous pages held by each workload, per zone
-``trace``          f8 (B, TL)     replay traces (packets per interval), concatenated
-``rng``            u8 (B, 4)      xoshiro256** state (sim/rng.py)
-``ctr``            f8 (B, NC)     counters, ``C_*`` (names in COUNTER_NAMES)
-``ts``/``tpar``    f8 (B, TS/TP)  tuner state / params (sim/tuners.py)
-``ring``           f8 (B, RING, 4) tuner action records (t_ms, reason, zone, value)
-=================  =============  =====================================================
+The fields of the 2-D/3-D records (``zs``, ``mi``, ``mr``, ``nd``, ``ni``, ``nf``, ``tp``, ``wp``)
+are named by tuples (``ZF_NAMES``, ``MI_NAMES``, ...); each ``XX_*`` index is looked up in its
+tuple, as the counters' ``C_*`` are in :data:`COUNTER_NAMES`, and the record's width is the
+tuple's length. Adding a field: see :data:`STATE`.
 
 Conservation (checked by tests): for every zone
 ``managed == FREE + PCP + CACHE + ANON + KERNEL + NET``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+from numba.core import types as _types
+from numba.core.datamodel import models as _models
+from numba.core.datamodel.models import ArrayModel as _ArrayModel
+from numba.experimental import structref as _structref
+from numba.extending import register_model as _register_model
+
+from ..kernel.watermarks import NR_WMARK
 from ..kernel.zones import MAX_NR_ZONES, ZONE_NAMES
 
-# ---- zs: dynamic per-zone state (pages) -------------------------------------------
-ZF_FREE = 0          # buddy free pages = NR_FREE_PAGES (what every watermark check sees)
-ZF_PCP = 1           # pages on the zone's per-CPU lists (free, but not in NR_FREE_PAGES)
-ZF_CACHE = 2         # page cache (file LRU; reclaimable)
-ZF_ANON = 3          # anonymous memory (reclaimable only with swap)
-ZF_KERNEL = 4        # other kernel memory (slab etc.; unreclaimable)
-ZF_NET = 5           # network buffers (posted in RX rings, queued in sockets)
-ZF_BOOST_SNAP = 6    # balance_pgdat()'s zone_boosts[] snapshot
-ZF_BOOSTED_FLAG = 7  # ZONE_BOOSTED_WATERMARK bit
-ZF_FREE_U = 8        # of ZF_FREE: free pages in UNMOVABLE/RECLAIMABLE pageblocks (the rest are MOVABLE)
-ZF_PCP_U = 9         # of ZF_PCP: pages on the UNMOVABLE pcp list (the rest are on the MOVABLE list)
-ZF_PCP_BATCH = 10    # pcp->batch (zone_batchsize())
-ZF_PCP_HIGH = 11     # pcp->high now (static before 6.7; auto-tuned in [HIGH_MIN, HIGH_MAX] from 6.7)
-ZF_PCP_HIGH_MIN = 12
-ZF_PCP_HIGH_MAX = 13
-NZF = 14
 
-# ---- zonelists ----------------------------------------------------------------------
-ZL_KERNEL = 0        # gfp_zone(GFP_KERNEL/GFP_ATOMIC) = ZONE_NORMAL: Normal, DMA32, DMA per node
-ZL_USER = 1          # GFP_HIGHUSER_MOVABLE = ZONE_MOVABLE: Movable first
+def _index(names: tuple[str, ...]) -> dict[str, int]:
+    """Field name -> index; a name given twice is an error (two fields would share a slot)."""
+    idx = {n: i for i, n in enumerate(names)}
+    if len(idx) != len(names):
+        raise ValueError(f"duplicate field names in {names}")
+    return idx
+
+
+# ---- zs: dynamic per-zone state (pages) -------------------------------------------------
+ZF_NAMES = (
+    "free",          # buddy free pages = NR_FREE_PAGES (what every watermark check sees)
+    "pcp",           # pages on the zone's per-CPU lists (free, but not in NR_FREE_PAGES)
+    "cache",         # page cache (file LRU; reclaimable)
+    "anon",          # anonymous memory (reclaimable only with swap)
+    "kernel",        # other kernel memory (slab etc.; unreclaimable)
+    "net",           # network buffers (posted in RX rings, queued in sockets)
+    # (the six above are the page pools: their sum is managed, in this order)
+    "boost_snap",    # balance_pgdat()'s zone_boosts[] snapshot
+    "boosted_flag",  # ZONE_BOOSTED_WATERMARK bit
+    "free_u",        # of free: pages in UNMOVABLE/RECLAIMABLE pageblocks (the rest are MOVABLE)
+    "pcp_u",         # of pcp: pages on the UNMOVABLE pcp list (the rest are on the MOVABLE list)
+    "pcp_batch",     # pcp->batch (zone_batchsize())
+    "pcp_high",      # pcp->high now (static before 6.7; auto-tuned in [high_min, high_max] from 6.7)
+    "pcp_high_min",
+    "pcp_high_max",
+)
+_ZF = _index(ZF_NAMES)
+ZF_FREE = _ZF["free"]
+ZF_PCP = _ZF["pcp"]
+ZF_CACHE = _ZF["cache"]
+ZF_ANON = _ZF["anon"]
+ZF_KERNEL = _ZF["kernel"]
+ZF_NET = _ZF["net"]
+ZF_BOOST_SNAP = _ZF["boost_snap"]
+ZF_BOOSTED_FLAG = _ZF["boosted_flag"]
+ZF_FREE_U = _ZF["free_u"]
+ZF_PCP_U = _ZF["pcp_u"]
+ZF_PCP_BATCH = _ZF["pcp_batch"]
+ZF_PCP_HIGH = _ZF["pcp_high"]
+ZF_PCP_HIGH_MIN = _ZF["pcp_high_min"]
+ZF_PCP_HIGH_MAX = _ZF["pcp_high_max"]
+ZF_POOLS = (ZF_FREE, ZF_PCP, ZF_CACHE, ZF_ANON, ZF_KERNEL, ZF_NET)   # sum == managed
+NZF = len(ZF_NAMES)
+
+# ---- zonelists ---------------------------------------------------------------------------
+ZL_NAMES = (
+    "kernel",        # gfp_zone(GFP_KERNEL/GFP_ATOMIC) = ZONE_NORMAL: Normal, DMA32, DMA per node
+    "user",          # GFP_HIGHUSER_MOVABLE = ZONE_MOVABLE: Movable first
+)
+ZL_KERNEL = ZL_NAMES.index("kernel")
+ZL_USER = ZL_NAMES.index("user")
+NZL = len(ZL_NAMES)
 HZ_OF_ZL = (2, 3)    # highest_zoneidx of each zonelist (ZONE_NORMAL, ZONE_MOVABLE)
 
-# ---- mi: machine integers ------------------------------------------------------------
-MI_MIN_FREE_KBYTES = 0
-MI_USER_MIN_FREE_KBYTES = 1
-MI_WSF = 2
-MI_WBF = 3
-MI_MOVABLE_CLAMPED = 4
-MI_TERMINATED = 5
-MI_TUNER = 6
-MI_NZL_KERNEL = 7
-MI_NZL_USER = 8
-MI_PCP_MODE = 9      # kernel/pcp.py PCP_HIGH_*
-MI_PCP_CPUS = 10     # CPUs per node (zone_highsize()'s divisor)
-MI_SWAP = 11
-MI_TICK = 12          # ticks since reset
-MI_RING_N = 13        # tuner action records written since reset
-MI_NNODES = 14
-MI_NNIC = 15
-MI_NTRAFFIC = 16
-MI_NWORK = 17
-MI_SUM_MIN = 18       # sum of unboosted min watermarks (for reserved_mib_ms)
-MI_TRACE_LEN = 19
-MI_PHASE_OFF = 20     # phases' sysctl writes: (t_ms, knob, value) triples in trace[] from this offset
-MI_PHASE_N = 21
-MI_PHASE_NEXT = 22    # next write to apply
-MI_SPARE = 23
-MI_PCP_DECAY_NEXT = 24      # tick of the next decay_pcp_high() round (auto-tuning kernels; huge otherwise)
-MI_NOFRAG = 25        # alloc_flags_nofragment() applies to the kernel zonelist (Normal preferred, DMA32 exists)
-NMI = 26
+# ---- mi: machine integers -------------------------------------------------------------------
+MI_NAMES = (
+    "min_free_kbytes",
+    "user_min_free_kbytes",
+    "wsf",               # vm.watermark_scale_factor
+    "wbf",               # vm.watermark_boost_factor
+    "movable_clamped",   # the kernel version clamps ZONE_MOVABLE's min (kernel/watermarks.py)
+    "terminated",        # deadlocked: the machine no longer advances
+    "tuner",             # sim/tuners.py TUNERS id
+    "nzl_kernel",        # populated zones in each zonelist, in ZL_NAMES order: MI_NZL_KERNEL + zl
+    "nzl_user",
+    "pcp_mode",          # kernel/pcp.py PCP_HIGH_*
+    "pcp_cpus",          # CPUs per node (zone_highsize()'s divisor)
+    "swap",              # anonymous memory is reclaimable
+    "tick",              # ticks since reset
+    "ring_n",            # tuner action records written since reset
+    "nnodes",
+    "nnic",
+    "ntraffic",
+    "nwork",
+    "sum_min",           # sum of unboosted min watermarks (for min_reserve_mib_ms)
+    "phase_off",         # phases' sysctl writes: (t_ms, knob, value) triples in trace[] from this offset
+    "phase_n",
+    "phase_next",        # next write to apply
+    "pcp_decay_next",    # tick of the next decay_pcp_high() round (auto-tuning kernels; huge otherwise)
+    "nofrag",            # alloc_flags_nofragment() applies to the kernel zonelist (Normal preferred, DMA32 exists)
+)
+_MI = _index(MI_NAMES)
+MI_MIN_FREE_KBYTES = _MI["min_free_kbytes"]
+MI_USER_MIN_FREE_KBYTES = _MI["user_min_free_kbytes"]
+MI_WSF = _MI["wsf"]
+MI_WBF = _MI["wbf"]
+MI_MOVABLE_CLAMPED = _MI["movable_clamped"]
+MI_TERMINATED = _MI["terminated"]
+MI_TUNER = _MI["tuner"]
+MI_NZL_KERNEL = _MI["nzl_kernel"]
+MI_NZL_USER = _MI["nzl_user"]
+MI_PCP_MODE = _MI["pcp_mode"]
+MI_PCP_CPUS = _MI["pcp_cpus"]
+MI_SWAP = _MI["swap"]
+MI_TICK = _MI["tick"]
+MI_RING_N = _MI["ring_n"]
+MI_NNODES = _MI["nnodes"]
+MI_NNIC = _MI["nnic"]
+MI_NTRAFFIC = _MI["ntraffic"]
+MI_NWORK = _MI["nwork"]
+MI_SUM_MIN = _MI["sum_min"]
+MI_PHASE_OFF = _MI["phase_off"]
+MI_PHASE_N = _MI["phase_n"]
+MI_PHASE_NEXT = _MI["phase_next"]
+MI_PCP_DECAY_NEXT = _MI["pcp_decay_next"]
+MI_NOFRAG = _MI["nofrag"]
+NMI = len(MI_NAMES)
+if (MI_NZL_KERNEL + ZL_KERNEL, MI_NZL_KERNEL + ZL_USER) != (MI_NZL_KERNEL, MI_NZL_USER):
+    raise ValueError("MI_NAMES: the zonelist lengths must follow ZL_NAMES (alloc.py indexes MI_NZL_KERNEL + zl)")
 
-# ---- mf: machine floats --------------------------------------------------------------
-MF_T_MS = 0
-MF_TICK_MS = 1
-MF_KS_RATE = 2        # kswapd reclaim pages/ms
-MF_KS_LATENCY = 3     # kswapd wake latency, ms
-MF_DR_RATE = 4        # direct reclaim pages/ms
-MF_CACHE_TOTAL = 5    # unused spare
-NMF = 6
+# ---- mr: machine reals (float64: the clock and the kswapd / direct reclaim rates) ------------
+MR_NAMES = (
+    "t_ms",          # simulated time since reset
+    "tick_ms",
+    "ks_rate",       # kswapd reclaim pages/ms
+    "ks_latency",    # kswapd wake latency, ms
+    "dr_rate",       # direct reclaim pages/ms
+)
+_MR = _index(MR_NAMES)
+MR_T_MS = _MR["t_ms"]
+MR_TICK_MS = _MR["tick_ms"]
+MR_KS_RATE = _MR["ks_rate"]
+MR_KS_LATENCY = _MR["ks_latency"]
+MR_DR_RATE = _MR["dr_rate"]
+NMR = len(MR_NAMES)
+MF_T_MS = MR_T_MS    # the old name, still imported by envs/atom_env.py (with Simulator._mf); remove with it
 
-# ---- nd: per-node kswapd state (float64) ---------------------------------------------
-KS_SLEEP = 0
-KS_WAKING = 1
-KS_RUN = 2
-KS_NAP = 3
-ND_STATE = 0
-ND_T = 1              # WAKING: time of the wakeup; NAP: end of the 100 ms nap
-ND_FAILURES = 2       # pgdat->kswapd_failures
-ND_BOOST_LEFT = 3     # nr_boost_reclaim
-ND_BOOSTED = 4        # this balance_pgdat() run snapshotted a boost
-ND_RECLAIMED = 5      # sc.nr_reclaimed of this run
-ND_ACC = 6            # fractional reclaim carried between ticks
-ND_HZ = 7             # kswapd_highest_zoneidx requested by wakeups
-ND_PRIO = 8           # balance_pgdat()'s sc.priority
-ND_PASS_FILE = 9      # pages of the file LRU this pass still reclaims (-1: between passes)
-ND_PASS_ANON = 10     # pages of the anon LRU this pass still reclaims
-ND_PASS_GOT = 11      # reclaimed in this pass
-ND_PASS_ENOUGH = 12   # kswapd_shrink_node(): this pass scanned >= nr_to_reclaim
-ND_PASS_BOOSTED = 13  # the pass started with nr_boost_reclaim > 0
-ND_RUN_T0 = 14        # start of this balance_pgdat() run, ms
-NNF = 15
+# ---- nd: per-node kswapd state (float64) ----------------------------------------------------
+KSWAPD_STATES = ("sleep", "waking", "run", "nap")
+KS_SLEEP = KSWAPD_STATES.index("sleep")
+KS_WAKING = KSWAPD_STATES.index("waking")
+KS_RUN = KSWAPD_STATES.index("run")
+KS_NAP = KSWAPD_STATES.index("nap")
+ND_NAMES = (
+    "state",         # KS_*
+    "t",             # WAKING: time of the wakeup; NAP: end of the 100 ms nap
+    "failures",      # pgdat->kswapd_failures
+    "boost_left",    # nr_boost_reclaim
+    "boosted",       # this balance_pgdat() run snapshotted a boost
+    "reclaimed",     # sc.nr_reclaimed of this run
+    "acc",           # fractional reclaim carried between ticks
+    "hz",            # kswapd_highest_zoneidx requested by wakeups
+    "prio",          # balance_pgdat()'s sc.priority
+    "pass_file",     # pages of the file LRU this pass still reclaims (-1: between passes)
+    "pass_anon",     # pages of the anon LRU this pass still reclaims
+    "pass_got",      # reclaimed in this pass
+    "pass_enough",   # kswapd_shrink_node(): this pass scanned >= nr_to_reclaim
+    "pass_boosted",  # the pass started with nr_boost_reclaim > 0
+    "run_t0",        # start of this balance_pgdat() run, ms
+)
+_ND = _index(ND_NAMES)
+ND_STATE = _ND["state"]
+ND_T = _ND["t"]
+ND_FAILURES = _ND["failures"]
+ND_BOOST_LEFT = _ND["boost_left"]
+ND_BOOSTED = _ND["boosted"]
+ND_RECLAIMED = _ND["reclaimed"]
+ND_ACC = _ND["acc"]
+ND_HZ = _ND["hz"]
+ND_PRIO = _ND["prio"]
+ND_PASS_FILE = _ND["pass_file"]
+ND_PASS_ANON = _ND["pass_anon"]
+ND_PASS_GOT = _ND["pass_got"]
+ND_PASS_ENOUGH = _ND["pass_enough"]
+ND_PASS_BOOSTED = _ND["pass_boosted"]
+ND_RUN_T0 = _ND["run_t0"]
+NND = len(ND_NAMES)
 
-# ---- NIC driver models ----------------------------------------------------------------
-DRV_PAGE_POOL = 0
-DRV_DEV_ALLOC = 1
-DRV_VIRTIO = 2
+# ---- NIC driver models ---------------------------------------------------------------------
 DRIVERS = ("page_pool", "dev_alloc_pages", "virtio_net")
+DRV_DEV_ALLOC = DRIVERS.index("dev_alloc_pages")
+DRV_VIRTIO = DRIVERS.index("virtio_net")
 
-# ---- ni: per-NIC integers (buffers/packets) --------------------------------------------
-NI_POSTED = 0         # buffers posted in the rings (all queues)
-NI_POSTED_PFM = 1     # of which carved from pfmemalloc pages
-NI_PENDING = 2        # packets received, waiting for NAPI
-NI_PENDING_PFM = 3    # of which landed in pfmemalloc buffers
-NI_SOCK = 4           # packets queued in sockets
-NI_FRAG = 5           # buffers left in the current (partly used) page frag
-NI_PAGES = 6          # pages held by the NIC (all zones)
-NI_BUFS = 7           # buffers held: posted + pending + queued
-NI_REPOLL = 8         # last refill fell short: NAPI keeps polling
-NI_ENABLED = 9
-NNI = 10
+# ---- ni: per-NIC integers (buffers/packets) ----------------------------------------------------
+NI_NAMES = (
+    "posted",        # buffers posted in the rings (all queues)
+    "posted_pfm",    # of which carved from pfmemalloc pages
+    "pending",       # packets received, waiting for NAPI
+    "pending_pfm",   # of which landed in pfmemalloc buffers
+    "sock",          # packets queued in sockets
+    "frag",          # buffers left in the current (partly used) page frag
+    "pages",         # pages held by the NIC (all zones)
+    "bufs",          # buffers held: posted + pending + queued
+    "repoll",        # last refill fell short: NAPI keeps polling
+)
+_NI = _index(NI_NAMES)
+NI_POSTED = _NI["posted"]
+NI_POSTED_PFM = _NI["posted_pfm"]
+NI_PENDING = _NI["pending"]
+NI_PENDING_PFM = _NI["pending_pfm"]
+NI_SOCK = _NI["sock"]
+NI_FRAG = _NI["frag"]
+NI_PAGES = _NI["pages"]
+NI_BUFS = _NI["bufs"]
+NI_REPOLL = _NI["repoll"]
+NNI = len(NI_NAMES)
 
-# ---- nf: per-NIC parameters and float state ----------------------------------------------
-NP_DRIVER = 0
-NP_RING = 1           # queues * ring_size buffers
-NP_BPP = 2            # buffers per packet (ceil(min(pkt, mtu) / buffer_bytes))
-NP_BUF_PER_PAGE = 3   # 4096 // buffer_bytes (page_pool frags), >= 1
-NP_PAGES_PER_BUF = 4  # ceil(buffer_bytes / 4096), >= 1
-NP_NAPI_PER_TICK = 5  # queues * budget * polls per tick
-NP_SOCK_CAP = 6       # packets the sockets can queue (queues * rcvbuf / truesize)
-NP_DRAIN_PER_MS = 7   # app drain, packets/ms
-NP_DRAIN_ACC = 8
-NP_NAPI_ACC = 9
-NP_VIRTIO_DUE = 10    # refill_work due time, ms (-1: not scheduled)
-NP_SOCK_MEMALLOC = 11
-NP_QUEUES = 12
-NP_NAPI_BUDGET = 13
-NP_LINE_PPMS = 14     # line-rate cap, packets/ms
-NP_ARR_ACC = 15
-NNP = 16
+# ---- nf: per-NIC parameters and float state ------------------------------------------------------
+NP_NAMES = (
+    "driver",          # DRIVERS index
+    "ring",            # queues * ring_size buffers
+    "bpp",             # buffers per packet (ceil(min(pkt, mtu) / buffer_bytes))
+    "buf_per_page",    # 4096 // buffer_bytes (page_pool frags), >= 1
+    "pages_per_buf",   # ceil(buffer_bytes / 4096), >= 1
+    "napi_per_tick",   # queues * budget * polls per tick
+    "sock_cap",        # packets the sockets can queue (queues * rcvbuf / truesize)
+    "drain_per_ms",    # app drain, packets/ms
+    "drain_acc",
+    "napi_acc",
+    "virtio_due",      # refill_work due time, ms (-1: not scheduled)
+    "sock_memalloc",
+    "queues",
+    "napi_budget",
+    "line_ppms",       # line-rate cap, packets/ms
+    "arr_acc",         # packets arriving this tick (all traffic sources of the NIC)
+)
+_NP = _index(NP_NAMES)
+NP_DRIVER = _NP["driver"]
+NP_RING = _NP["ring"]
+NP_BPP = _NP["bpp"]
+NP_BUF_PER_PAGE = _NP["buf_per_page"]
+NP_PAGES_PER_BUF = _NP["pages_per_buf"]
+NP_NAPI_PER_TICK = _NP["napi_per_tick"]
+NP_SOCK_CAP = _NP["sock_cap"]
+NP_DRAIN_PER_MS = _NP["drain_per_ms"]
+NP_DRAIN_ACC = _NP["drain_acc"]
+NP_NAPI_ACC = _NP["napi_acc"]
+NP_VIRTIO_DUE = _NP["virtio_due"]
+NP_SOCK_MEMALLOC = _NP["sock_memalloc"]
+NP_QUEUES = _NP["queues"]
+NP_NAPI_BUDGET = _NP["napi_budget"]
+NP_LINE_PPMS = _NP["line_ppms"]
+NP_ARR_ACC = _NP["arr_acc"]
+NNP = len(NP_NAMES)
 
-# ---- tp: traffic generators ---------------------------------------------------------------
+# ---- tp: traffic generators (params, then state S_*) ------------------------------------------
 TK_NONE = -1
-TK_POISSON = 0
-TK_MMPP = 1
-TK_INCAST = 2
-TK_DIURNAL = 3
-TK_REPLAY = 4
 TRAFFIC_KINDS = ("poisson", "mmpp", "incast", "diurnal", "replay")
-TP_KIND = 0
-TP_NIC = 1
-TP_RATE = 2           # packets/ms
-TP_BURST = 3          # packets/ms (mmpp on; incast during burst)
-TP_MEAN_ON = 4
-TP_MEAN_OFF = 5
-TP_PERIOD = 6
-TP_BURST_MS = 7
-TP_JITTER = 8
-TP_AMPL = 9
-TP_START = 10         # ms
-TP_STOP = 11          # ms (inf if none)
-TP_TRACE_OFF = 12     # offset in trace[]
-TP_TRACE_N = 13
-TP_TRACE_INT = 14     # ms per trace row
-TP_S_ON = 15          # mmpp: on? incast: in burst?
-TP_S_NEXT = 16        # next state switch / burst start, ms
-TP_S_END = 17         # incast: current burst end, ms
-TP_S_ACC = 18         # fractional packets carried
-NTP = 19
+TK_POISSON = TRAFFIC_KINDS.index("poisson")
+TK_MMPP = TRAFFIC_KINDS.index("mmpp")
+TK_INCAST = TRAFFIC_KINDS.index("incast")
+TK_DIURNAL = TRAFFIC_KINDS.index("diurnal")
+TK_REPLAY = TRAFFIC_KINDS.index("replay")
+TP_NAMES = (
+    "kind",            # TRAFFIC_KINDS index (TK_NONE: unused row)
+    "nic",
+    "rate",            # packets/ms
+    "burst",           # packets/ms (mmpp on; incast during burst)
+    "mean_on",
+    "mean_off",
+    "period",
+    "burst_ms",
+    "jitter",
+    "ampl",
+    "start",           # ms
+    "stop",            # ms (inf if none)
+    "trace_off",       # offset in trace[]
+    "trace_n",
+    "trace_int",       # ms per trace row
+    "s_on",            # mmpp: 1.0 while on
+    "s_burst_start",   # incast: start of the current burst, ms
+    "s_next",          # next state switch / burst start, ms
+    "s_end",           # incast: current burst end, ms
+    "s_acc",           # fractional packets carried
+)
+_TP = _index(TP_NAMES)
+TP_KIND = _TP["kind"]
+TP_NIC = _TP["nic"]
+TP_RATE = _TP["rate"]
+TP_BURST = _TP["burst"]
+TP_MEAN_ON = _TP["mean_on"]
+TP_MEAN_OFF = _TP["mean_off"]
+TP_PERIOD = _TP["period"]
+TP_BURST_MS = _TP["burst_ms"]
+TP_JITTER = _TP["jitter"]
+TP_AMPL = _TP["ampl"]
+TP_START = _TP["start"]
+TP_STOP = _TP["stop"]
+TP_TRACE_OFF = _TP["trace_off"]
+TP_TRACE_N = _TP["trace_n"]
+TP_TRACE_INT = _TP["trace_int"]
+TP_S_ON = _TP["s_on"]
+TP_S_BURST_START = _TP["s_burst_start"]
+TP_S_NEXT = _TP["s_next"]
+TP_S_END = _TP["s_end"]
+TP_S_ACC = _TP["s_acc"]
+NTP = len(TP_NAMES)
 
-# ---- wp: memory workloads -------------------------------------------------------------
+# ---- wp: memory workloads (params, then state S_*) ------------------------------------------
 WK_NONE = -1
-WK_STREAM = 0
-WK_ANON_HOG = 1
-WK_CHURN = 2
-WK_ATOMIC = 3
 WORKLOAD_KINDS = ("stream_read", "anon_hog", "churn", "atomic_alloc")
-ATOMIC_SLOTS = 4      # atomic_alloc: bursts held at once (release time, pages)
-WP_KIND = 0
-WP_RATE = 1           # pages/ms
-WP_WS = 2             # stream_read working set, pages
-WP_PEAK = 3           # anon_hog peak, pages
-WP_HOLD = 4           # ms
-WP_PERIOD = 5         # ms (0 = once)
-WP_START = 6          # ms
-WP_S_RESIDENT = 7     # stream_read: pages of the working set in the page cache
-WP_S_EVER = 8         # stream_read: pages of the working set read at least once
-WP_S_HELD = 9         # anon pages held (anon_hog, churn)
-WP_S_PHASE = 10       # anon_hog: 0 wait, 1 grow, 2 hold, 3 exited
-WP_S_T = 11           # anon_hog: time the phase started / churn: pages allocated last tick
-WP_S_ACC = 12         # fractional pages carried
-WP_S_DEFICIT = 13     # pages a blocked task still wants (direct reclaim carries over)
-WP_S_RUN_START = 14   # anon_hog: start of the current incarnation, ms
-WP_STOP = 15          # ms (inf: never)
-WP_VOLUME = 16        # stream_read: pages to read once (0: loop over the working set)
-WP_S_READ = 17        # stream_read with a volume: pages read so far
-WP_S_MISS_ACC = 18    # stream_read: remainder of rate * nonresident carried (misses = (r*nonres + acc) // ws)
-WP_GFP = 19           # atomic_alloc: gfp mask
-WP_SHOT_OFF = 20      # atomic_alloc: shots as (at_ms, pages, hold_ms) triples in trace[] from this offset
-WP_SHOT_N = 21
-WP_S_SHOT_NEXT = 22   # next shot to fire
-WP_S_NEXT = 23        # atomic_alloc: next periodic burst, ms
-WP_S_STOPPED = 24     # the workload's stop time has passed (its exit was handled)
-WP_SLOT_T = 25        # atomic_alloc: ATOMIC_SLOTS (release time, pages) pairs from here
+WK_STREAM = WORKLOAD_KINDS.index("stream_read")
+WK_ANON_HOG = WORKLOAD_KINDS.index("anon_hog")
+WK_CHURN = WORKLOAD_KINDS.index("churn")
+WK_ATOMIC = WORKLOAD_KINDS.index("atomic_alloc")
+ATOMIC_SLOTS = 4       # atomic_alloc: bursts held at once (release time, pages)
+WP_NAMES = (
+    "kind",            # WORKLOAD_KINDS index (WK_NONE: unused row)
+    "rate",            # pages/ms
+    "ws",              # stream_read working set, pages
+    "peak",            # anon_hog peak, pages; atomic_alloc: pages per burst
+    "hold",            # ms
+    "period",          # ms (0 = once)
+    "start",           # ms
+    "s_resident",      # stream_read: pages of the working set in the page cache
+    "s_ever",          # stream_read: pages of the working set read at least once
+    "s_held",          # anon pages held (anon_hog, churn)
+    "s_phase",         # anon_hog: 0 wait, 1 grow, 2 hold, 3 exited
+    "s_t",             # anon_hog: time the phase started / churn: pages allocated last tick
+    "s_acc",           # fractional pages carried
+    "s_deficit",       # pages a blocked task still wants (direct reclaim carries over)
+    "s_run_start",     # anon_hog: start of the current incarnation, ms
+    "stop",            # ms (inf: never)
+    "volume",          # stream_read: pages to read once (0: loop over the working set)
+    "s_read",          # stream_read with a volume: pages read so far
+    "s_miss_acc",      # stream_read: remainder of rate * nonresident carried (misses = (r*nonres + acc) // ws)
+    "gfp",             # atomic_alloc: gfp mask
+    "shot_off",        # atomic_alloc: shots as (at_ms, pages, hold_ms) triples in trace[] from this offset
+    "shot_n",
+    "s_shot_next",     # next shot to fire
+    "s_next",          # atomic_alloc: next periodic burst, ms
+    "s_stopped",       # the workload's stop time has passed (its exit was handled)
+    "slot_t",          # atomic_alloc: ATOMIC_SLOTS (release time, pages) pairs from here (last)
+)
+_WP = _index(WP_NAMES)
+WP_KIND = _WP["kind"]
+WP_RATE = _WP["rate"]
+WP_WS = _WP["ws"]
+WP_PEAK = _WP["peak"]
+WP_HOLD = _WP["hold"]
+WP_PERIOD = _WP["period"]
+WP_START = _WP["start"]
+WP_S_RESIDENT = _WP["s_resident"]
+WP_S_EVER = _WP["s_ever"]
+WP_S_HELD = _WP["s_held"]
+WP_S_PHASE = _WP["s_phase"]
+WP_S_T = _WP["s_t"]
+WP_S_ACC = _WP["s_acc"]
+WP_S_DEFICIT = _WP["s_deficit"]
+WP_S_RUN_START = _WP["s_run_start"]
+WP_STOP = _WP["stop"]
+WP_VOLUME = _WP["volume"]
+WP_S_READ = _WP["s_read"]
+WP_S_MISS_ACC = _WP["s_miss_acc"]
+WP_GFP = _WP["gfp"]
+WP_SHOT_OFF = _WP["shot_off"]
+WP_SHOT_N = _WP["shot_n"]
+WP_S_SHOT_NEXT = _WP["s_shot_next"]
+WP_S_NEXT = _WP["s_next"]
+WP_S_STOPPED = _WP["s_stopped"]
+WP_SLOT_T = _WP["slot_t"]
 NWP = WP_SLOT_T + 2 * ATOMIC_SLOTS
 
 # ---- counters ---------------------------------------------------------------------------
@@ -245,7 +408,7 @@ COUNTER_NAMES: tuple[str, ...] = (
     + tuple(f"atomic_fail_free_{z}" for z in _ZT)
 )
 NC = len(COUNTER_NAMES)
-_IDX = {n: i for i, n in enumerate(COUNTER_NAMES)}
+_IDX = _index(COUNTER_NAMES)
 C_PGSCAN_KSWAPD = _IDX["pgscan_kswapd"]
 C_PGSTEAL_KSWAPD = _IDX["pgsteal_kswapd"]
 C_PGSCAN_DIRECT = _IDX["pgscan_direct"]
@@ -293,52 +456,105 @@ C_PGALLOC0 = _IDX["pgalloc_dma"]           # + zone type
 C_ALLOCSTALL0 = _IDX["allocstall_dma"]     # + zone type
 C_ATOMIC_FAIL_Z0 = _IDX["atomic_fail_dma"]  # + zone type
 
+
 # allocation classes (fail_* counters, tuner events)
-CLS_ATOMIC = 0
-CLS_KERNEL = 1
-CLS_NOWAIT = 2
-CLS_MEMALLOC = 3
 CLASS_NAMES = ("atomic", "kernel", "nowait", "memalloc")
+CLS_ATOMIC = CLASS_NAMES.index("atomic")
+CLS_KERNEL = CLASS_NAMES.index("kernel")
+CLS_NOWAIT = CLASS_NAMES.index("nowait")
+CLS_MEMALLOC = CLASS_NAMES.index("memalloc")
 
-TUNER_RING = 32
-ZONES_PER_NODE = MAX_NR_ZONES
+TUNER_RING = 32        # tuner action records kept per machine
+RING_FIELDS = ("t_ms", "reason", "zone", "value")
+RNG_WORDS = 4          # xoshiro256** state words
 
-# ---- order of the state arrays in Simulator.state (the tuple engine.make_state() wraps into a
-# SimState; compiled code reads the fields by name: S.zs, S.mi, ...) ----------------------
-I_MANAGED = 0
-I_WMARK = 1
-I_BOOST = 2
-I_RESERVE = 3
-I_ZS = 4
-I_ZL = 5
-I_MI = 6
-I_MF = 7
-I_ND = 8
-I_NI = 9
-I_NF = 10
-I_NZ = 11
-I_TP = 12
-I_WP = 13
-I_WZ = 14
-I_TRACE = 15
-I_RNG = 16
-I_CTR = 17
-I_TS = 18
-I_TPAR = 19
-I_RING = 20
-I_ZTYPE = 21
-I_SCR = 22            # i8 (B, Z) scratch: pages obtained per zone by the last bulk allocation
-STATE_FIELDS = ("managed", "wmark", "boost", "reserve", "zs", "zl", "mi", "mf", "nd", "ni", "nf", "nz",
-                "tp", "wp", "wz", "trace", "rng", "ctr", "ts", "tpar", "ring", "ztype", "scr")
+
+# ---- the state arrays ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Field:
+    """One state array: numpy dtype, shape (a dimension name from :data:`DIMS` or an int per
+    axis; the first is always ``B``) and what it holds."""
+    name: str
+    dtype: str
+    shape: tuple[str | int, ...]
+    doc: str
+
+
+DIMS: dict[str, str] = {
+    "B": "machines in the batch",
+    "Z": "zones: nodes x MAX_NR_ZONES",
+    "N": "NUMA nodes",
+    "NN": "NICs (at least 1)",
+    "NT": "traffic sources (at least 1)",
+    "NW": "memory workloads (at least 1)",
+    "TL": "length of the concatenated trace (at least 1)",
+    "NTS": "tuner state row (sim/tuners.py)",
+    "NTPAR": "tuner params row (sim/tuners.py)",
+}
+
+STATE: tuple[Field, ...] = (
+    Field("managed", "i8", ("B", "Z"), "managed pages per zone (static)"),
+    Field("wmark", "i8", ("B", "Z", NR_WMARK), "unboosted _watermark[MIN, LOW, HIGH, PROMO]"),
+    Field("boost", "i8", ("B", "Z"), "watermark_boost"),
+    Field("reserve", "i8", ("B", "Z", MAX_NR_ZONES), 'lowmem_reserve[j] ("protection")'),
+    Field("zs", "i8", ("B", "Z", NZF), "dynamic zone state, ZF_*"),
+    Field("zl", "i8", ("B", NZL, "Z"), "compact zonelists (populated zones only), ZL_*"),
+    Field("mi", "i8", ("B", NMI), "machine integers, MI_*"),
+    Field("mr", "f8", ("B", NMR), "machine reals (clock, rates), MR_*"),
+    Field("nd", "f8", ("B", "N", NND), "per-node kswapd state, ND_*"),
+    Field("ni", "i8", ("B", "NN", NNI), "per-NIC integer state, NI_*"),
+    Field("nf", "f8", ("B", "NN", NNP), "per-NIC parameters and accumulators, NP_*"),
+    Field("nz", "i8", ("B", "NN", "Z"), "pages held by each NIC, per zone"),
+    Field("tp", "f8", ("B", "NT", NTP), "traffic generator params + state, TP_*"),
+    Field("wp", "f8", ("B", "NW", NWP), "memory workload params + state, WP_*"),
+    Field("wz", "i8", ("B", "NW", "Z"), "anonymous pages held by each workload, per zone"),
+    Field("trace", "f8", ("B", "TL"), "replay traces (packets per interval), phases' writes, atomic shots"),
+    Field("rng", "u8", ("B", RNG_WORDS), "xoshiro256** state (sim/rng.py)"),
+    Field("ctr", "f8", ("B", NC), "counters, C_* (names in COUNTER_NAMES)"),
+    Field("ts", "f8", ("B", "NTS"), "tuner state (sim/tuners.py)"),
+    Field("tpar", "f8", ("B", "NTPAR"), "tuner params (sim/tuners.py)"),
+    Field("ring", "f8", ("B", TUNER_RING, len(RING_FIELDS)), "tuner action records, RING_FIELDS"),
+    Field("ztype", "i8", ("B", "Z"), "zone type of each zone (z % MAX_NR_ZONES; static)"),
+    Field("scr", "i8", ("B", "Z"), "scratch: pages obtained per zone by the last bulk allocation"),
+)
+"""The state, declared once. Adding a state array is one line here: it is allocated
+(:func:`allocate`), zeroed at construction, becomes ``Simulator._<name>`` and the field ``S.<name>``
+of compiled code (:class:`SimState`, engine.make_state()) and is copied by snapshot()/restore().
+Give it a value at reset in the encoder of its concept (sim/encode.py) if zero is not its start.
+Adding a field to a record (``zs``, ``mi``, ...): one name in its ``*_NAMES`` tuple (plus an
+``XX_*`` constant if code addresses it by name)."""
+STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in STATE)
+STATE_INDEX: dict[str, int] = _index(STATE_FIELDS)
+
+
+def shape_of(field: Field, dims: Mapping[str, int]) -> tuple[int, ...]:
+    """The field's shape with its dimension names resolved."""
+    return tuple(dims[d] if isinstance(d, str) else int(d) for d in field.shape)
+
+
+def allocate(dims: Mapping[str, int]) -> tuple[np.ndarray, ...]:
+    """Zeroed state arrays, one per :data:`STATE` field in that order, for the sizes ``dims``
+    (every name of :data:`DIMS`)."""
+    missing = sorted(set(DIMS) - set(dims))
+    if missing:
+        raise ValueError(f"allocate(): missing dimensions {missing}; need {', '.join(DIMS)}")
+    return tuple(np.zeros(shape_of(f, dims), np.dtype(f.dtype)) for f in STATE)
+
+
+class Arrays:
+    """The state arrays by name (attributes: STATE_FIELDS), over a tuple in STATE order: the
+    Python side's ``A.zs`` for compiled code's ``S.zs``."""
+    __slots__ = STATE_FIELDS
+
+    def __init__(self, arrays: tuple[np.ndarray, ...]) -> None:
+        if len(arrays) != len(STATE):
+            raise ValueError(f"Arrays(): {len(arrays)} arrays for {len(STATE)} state fields")
+        for name, arr in zip(STATE_FIELDS, arrays):
+            setattr(self, name, arr)
 
 
 # ---- the state as one numba structref: passing it to a compiled function costs one pointer
-# (a tuple of 23 arrays is flattened into ~230 scalar arguments per non-inlined call) -------
-from numba.core import types as _types  # noqa: E402
-from numba.core.datamodel import models as _models  # noqa: E402
-from numba.core.datamodel.models import ArrayModel as _ArrayModel  # noqa: E402
-from numba.experimental import structref as _structref  # noqa: E402
-from numba.extending import register_model as _register_model  # noqa: E402
+# (a tuple of the state arrays is flattened into ~10 scalar arguments per array per non-inlined call)
 
 
 class UArray(_types.Array):

@@ -40,7 +40,7 @@ from .layout import (
     C_PFMEMALLOC_DROP, C_PFMEMALLOC_PAGES, C_RCVBUF_DROP, C_REFILL_DEFERRED, C_REFILL_WORK_RUNS,
     C_RX_DELIVERED, C_RX_MISSED, C_RX_PACKETS, CLS_ATOMIC, CLS_KERNEL, CLS_MEMALLOC,
     DRV_DEV_ALLOC, DRV_VIRTIO,
-    MF_T_MS, MF_TICK_MS, MI_NZL_KERNEL,
+    MR_T_MS, MR_TICK_MS, MI_NZL_KERNEL,
     NI_BUFS, NI_FRAG, NI_PAGES, NI_PENDING, NI_PENDING_PFM, NI_POSTED, NI_POSTED_PFM, NI_REPOLL,
     NI_SOCK, NP_BPP, NP_BUF_PER_PAGE, NP_DRAIN_ACC, NP_DRAIN_PER_MS, NP_DRIVER, NP_NAPI_ACC,
     NP_NAPI_BUDGET, NP_NAPI_PER_TICK, NP_PAGES_PER_BUF, NP_QUEUES, NP_RING, NP_SOCK_CAP,
@@ -194,7 +194,7 @@ def refill(S, b, k, gfp, cls, blocking):
     npages = div_small(empty + per - 1, per) * ppb
     clear_scratch(S, b, ZL_KERNEL)
     if blocking:
-        got, _, _ = alloc_pages_reclaim(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls, S.mf[b, MF_TICK_MS])
+        got, _, _ = alloc_pages_reclaim(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls, S.mr[b, MR_TICK_MS])
         pfm = 0
     else:
         got, pfm = alloc_pages_bulk(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls)
@@ -217,7 +217,7 @@ def nic_poll(S, b, k):
     ni = S.ni
     nf = S.nf
     ctr = S.ctr
-    t = S.mf[b, MF_T_MS]
+    t = S.mr[b, MR_T_MS]
     drv = int(nf[b, k, NP_DRIVER])
     # virtio refill_work (process context, GFP_KERNEL)
     if drv == DRV_VIRTIO and nf[b, k, NP_VIRTIO_DUE] >= 0.0 and t >= nf[b, k, NP_VIRTIO_DUE]:
@@ -288,7 +288,7 @@ def app_drain(S, b, k):
     if s == 0:
         nf[b, k, NP_DRAIN_ACC] = 0.0
         return
-    d = nf[b, k, NP_DRAIN_PER_MS] * S.mf[b, MF_TICK_MS] + nf[b, k, NP_DRAIN_ACC]
+    d = nf[b, k, NP_DRAIN_PER_MS] * S.mr[b, MR_TICK_MS] + nf[b, k, NP_DRAIN_ACC]
     n = int(d)
     if n > s:
         n = s

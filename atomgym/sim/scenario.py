@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from atomgym.kernel.zones import KernelVersion
+from atomgym.kernel.sysctl import SYSCTL_RANGES, THP_MODES
+from atomgym.kernel.zones import DEFAULT_WATERMARK_BOOST_FACTOR, DEFAULT_WATERMARK_SCALE_FACTOR, KernelVersion
+
+_MIN_FREE = SYSCTL_RANGES["min_free_kbytes"]
+_WSF = SYSCTL_RANGES["watermark_scale_factor"]
+_WBF = SYSCTL_RANGES["watermark_boost_factor"]
 
 
 def _f(default, lo=None, hi=None, unit="", doc="", choices=None):
@@ -42,7 +47,7 @@ class MachineSpec:
     ram_mib: int = _f(16384, 512, 4 << 20, "MiB", "RAM when no snapshot is given (x86-64 zone layout)")
     nodes: int = _f(1, 1, 8, "", "NUMA nodes (RAM split evenly)")
     kernel: str = _f("6.18", doc="kernel release whose arithmetic to use (e.g. 6.1, 6.18)")
-    thp: str = _f("madvise", doc="transparent_hugepage/enabled at boot", choices=("always", "madvise", "never"))
+    thp: str = _f("madvise", doc="transparent_hugepage/enabled at boot", choices=THP_MODES)
     cpus: int = _f(8, 1, 1024, "", "CPUs (one per-CPU page list per zone each)")
     pcp_batch: int | None = _f(None, 1, 4096, "pages", "per-CPU list batch of every zone (zoneinfo 'batch'); "
                                                        "null = the snapshot's pagesets, else zone_batchsize()")
@@ -50,9 +55,9 @@ class MachineSpec:
 
 @dataclass
 class SysctlSpec:
-    min_free_kbytes: int | None = _f(None, 0, 2**31 - 1, "kB", "vm.min_free_kbytes; null = the kernel's boot value")
-    watermark_scale_factor: int = _f(10, 1, 3000, "1/10000", "vm.watermark_scale_factor")
-    watermark_boost_factor: int = _f(15000, 0, 2**31 - 1, "1/10000", "vm.watermark_boost_factor")
+    min_free_kbytes: int | None = _f(None, *_MIN_FREE, "kB", "vm.min_free_kbytes; null = the kernel's boot value")
+    watermark_scale_factor: int = _f(DEFAULT_WATERMARK_SCALE_FACTOR, *_WSF, "1/10000", "vm.watermark_scale_factor")
+    watermark_boost_factor: int = _f(DEFAULT_WATERMARK_BOOST_FACTOR, *_WBF, "1/10000", "vm.watermark_boost_factor")
 
 
 @dataclass
@@ -136,9 +141,9 @@ class WorkloadSpec:
 
 @dataclass
 class PhaseSysctlSpec:
-    min_free_kbytes: int | None = _f(None, 0, 2**31 - 1, "kB", "vm.min_free_kbytes written at at_s")
-    watermark_scale_factor: int | None = _f(None, 1, 3000, "1/10000", "vm.watermark_scale_factor written at at_s")
-    watermark_boost_factor: int | None = _f(None, 0, 2**31 - 1, "1/10000", "vm.watermark_boost_factor written at at_s")
+    min_free_kbytes: int | None = _f(None, *_MIN_FREE, "kB", "vm.min_free_kbytes written at at_s")
+    watermark_scale_factor: int | None = _f(None, *_WSF, "1/10000", "vm.watermark_scale_factor written at at_s")
+    watermark_boost_factor: int | None = _f(None, *_WBF, "1/10000", "vm.watermark_boost_factor written at at_s")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""In-kernel tuner hooks and the knob writes they (and set_knobs) use.
+"""In-kernel tuner hooks (the patch series' versions) and their action log.
 
 A machine's tuner is an integer id (``TUNERS``) with a float64 state row ``ts[b]`` and a
 params row ``tpar[b]``. The compiled loop calls :func:`tuner_on_event` at the exact tick:
@@ -8,8 +8,8 @@ params row ``tpar[b]``. The compiled loop calls :func:`tuner_on_event` at the ex
 * ``EV_KSWAPD_END``     a balance_pgdat() run ended (node; ``arg`` = 1 if it was boosted)
 * ``EV_TIMER``          every tick (tuners check their own deadlines)
 
-Tuners act only through kernel functions (sysctl writes via kernel/sysctl.py,
-kernel/boost.py's boost_watermark, wakeup_kswapd) and record every action with
+Tuners act only through the knob writers of sim/knobs.py (sysctl writes with the proc handlers'
+semantics, boost_watermark()) and wakeup_kswapd and record every action with
 :func:`log_action` (a ring of (t_ms, reason, zone, value) per machine, rendered by
 ``REASONS`` on the Python side).
 
@@ -23,19 +23,14 @@ from __future__ import annotations
 import numpy as np
 from ..kernel.jit import jit
 
-from ..kernel.boost import boost_watermark_zone
-from ..kernel.sysctl import write_min_free_kbytes, write_watermark_scale_factor
 from ..kernel.watermark_ok import GFP_ATOMIC
-from ..kernel.pcp import PCP_HIGH_AUTOTUNE, pcp_high_static
-from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN, setup_per_zone_wmarks
+from ..kernel.watermarks import WMARK_HIGH, setup_per_zone_wmarks
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_NORMAL
+from .knobs import after_wmark_change, boost_zone, boost_zone_pages, knob_min_free_kbytes
 from .kswapd import wakeup_kswapd
 from .layout import (
-    C_KNOB_WRITES, C_TUNER_ACTIONS, CLS_KERNEL,
-    MF_T_MS, MI_MIN_FREE_KBYTES, MI_MOVABLE_CLAMPED, MI_NZL_KERNEL, MI_RING_N, MI_SUM_MIN,
-    MI_TERMINATED, MI_TUNER, MI_USER_MIN_FREE_KBYTES, MI_WBF, MI_WSF, TUNER_RING, ZF_BOOSTED_FLAG,
-    ZF_KERNEL, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZL_KERNEL,
-    MI_PCP_CPUS, MI_PCP_MODE,
+    C_TUNER_ACTIONS, CLS_KERNEL, MI_MIN_FREE_KBYTES, MI_MOVABLE_CLAMPED, MI_NZL_KERNEL, MI_RING_N, MI_TUNER, MI_WSF,
+    MR_T_MS, TUNER_RING, ZL_KERNEL,
 )
 
 EV_ALLOC_FAIL = 0
@@ -59,8 +54,8 @@ MAXZ = 40
 TS_ZA = 16                # per-zone array A (v4: soft-boost debounce; v10: debounce)
 TS_ZB = TS_ZA + MAXZ      # per-zone array B (v4: failure-boost debounce)
 TS_ZC = TS_ZB + MAXZ      # per-zone array C (v4: watermark_scale_boost)
-TS = TS_ZC + MAXZ         # tuner state row length
-TP = 16                   # tuner params row length
+NTS = TS_ZC + MAXZ        # tuner state row length (layout.STATE's ts)
+NTPAR = 16                # tuner params row length (layout.STATE's tpar)
 
 # reason codes of action records
 R_BOOST_ON_FAIL = 1
@@ -100,113 +95,13 @@ BOF_P_DEBOUNCE_MS = 0      # default 1000
 BOF_S_LAST = 0             # t_ms of the last boost (-inf at reset)
 
 
-# ---- knob writes (sysctl semantics; shared by set_knobs and the tuners) -------------------
-@jit()
-def _after_wmark_change(S, b):
-    """Recompute the derived sums after setup_per_zone_wmarks() and check for deadlock:
-    when, in every zone a GFP_KERNEL request may use, min + lowmem_reserve is at least what
-    can ever be free (managed minus unreclaimable kernel memory), nothing can ever pass
-    the min check ("System is deadlocked on memory")."""
-    managed = S.managed
-    wmark = S.wmark
-    reserve = S.reserve
-    zs = S.zs
-    zl = S.zl
-    mi = S.mi
-    s = 0
-    for z in range(managed.shape[1]):
-        s += wmark[b, z, WMARK_MIN]
-    mi[b, MI_SUM_MIN] = s
-    ok = False
-    for i in range(mi[b, MI_NZL_KERNEL]):
-        z = zl[b, ZL_KERNEL, i]
-        if wmark[b, z, WMARK_MIN] + reserve[b, z, ZONE_NORMAL] < managed[b, z] - zs[b, z, ZF_KERNEL]:
-            ok = True
-    if not ok:
-        mi[b, MI_TERMINATED] = 1
-    zone_pcp_update(S, b)
-
-
-@jit()
-def zone_pcp_update(S, b):
-    """zone_pcp_update() after setup_per_zone_wmarks(): every zone's pcp high (before 6.7) or
-    high_min/high_max (6.7+, pcp->high clamped into them) from kernel/pcp.py's rules."""
-    zs = S.zs
-    mode = S.mi[b, MI_PCP_MODE]
-    cpus = S.mi[b, MI_PCP_CPUS]
-    for z in range(zs.shape[1]):
-        if S.managed[b, z] == 0:
-            continue
-        lo, hi = pcp_high_static(mode, S.managed[b, z], S.wmark[b, z, WMARK_LOW], zs[b, z, ZF_PCP_BATCH], cpus)
-        zs[b, z, ZF_PCP_HIGH_MIN] = lo
-        zs[b, z, ZF_PCP_HIGH_MAX] = hi
-        h = zs[b, z, ZF_PCP_HIGH]
-        if mode != PCP_HIGH_AUTOTUNE or h < lo:
-            h = lo
-        if h > hi:
-            h = hi
-        zs[b, z, ZF_PCP_HIGH] = h
-
-
-@jit()
-def knob_min_free_kbytes(S, b, value):
-    """vm.min_free_kbytes write: min_free_kbytes_sysctl_handler() (recompute, boosts cleared)."""
-    mi = S.mi
-    mi[b, MI_USER_MIN_FREE_KBYTES] = value
-    mi[b, MI_MIN_FREE_KBYTES] = write_min_free_kbytes(
-        value, S.managed[b], S.ztype[b], mi[b, MI_WSF], mi[b, MI_MOVABLE_CLAMPED] != 0,
-        S.wmark[b], S.boost[b])
-    S.ctr[b, C_KNOB_WRITES] += 1
-    _after_wmark_change(S, b)
-
-
-@jit()
-def knob_watermark_scale_factor(S, b, value):
-    """vm.watermark_scale_factor write: watermark_scale_factor_sysctl_handler()."""
-    mi = S.mi
-    mi[b, MI_WSF] = value
-    write_watermark_scale_factor(value, S.managed[b], S.ztype[b], mi[b, MI_MIN_FREE_KBYTES],
-                                 mi[b, MI_MOVABLE_CLAMPED] != 0, S.wmark[b], S.boost[b])
-    S.ctr[b, C_KNOB_WRITES] += 1
-    _after_wmark_change(S, b)
-
-
-@jit()
-def knob_watermark_boost_factor(S, b, value):
-    """vm.watermark_boost_factor write: proc_dointvec_minmax only stores the value; the
-    kernel recomputes nothing (existing boosts stay until kswapd clears them)."""
-    S.mi[b, MI_WBF] = value
-    S.ctr[b, C_KNOB_WRITES] += 1
-
-
-@jit()
-def boost_zone(S, b, z, step):
-    """boost_watermark() on zone z with ``step`` pages (kernel: pageblock_nr_pages), then
-    set ZONE_BOOSTED_WATERMARK so the next successful allocation wakes kswapd. Returns
-    whether the zone was boosted."""
-    ok = boost_watermark_zone(S.managed[b], S.wmark[b], S.boost[b], z, S.mi[b, MI_WBF], step)
-    if ok:
-        S.zs[b, z, ZF_BOOSTED_FLAG] = 1
-    return ok
-
-
-@jit()
-def boost_zone_pages(S, b, z, pages):
-    """Boost zone z by N pages directly (no factor cap): an action outside the kernel's
-    rule, offered to agents; sets ZONE_BOOSTED_WATERMARK like boost_watermark()."""
-    if pages <= 0 or S.managed[b, z] == 0:
-        return
-    S.boost[b, z] += pages
-    S.zs[b, z, ZF_BOOSTED_FLAG] = 1
-
-
 # ---- action log ------------------------------------------------------------------------------
 @jit()
 def log_action(S, b, reason, zone, value):
     ring = S.ring
     mi = S.mi
     k = mi[b, MI_RING_N] % TUNER_RING
-    ring[b, k, 0] = S.mf[b, MF_T_MS]
+    ring[b, k, 0] = S.mr[b, MR_T_MS]
     ring[b, k, 1] = reason
     ring[b, k, 2] = zone
     ring[b, k, 3] = value
@@ -223,7 +118,7 @@ def _boost_on_fail(S, b, ev, gfp, cls, zone, node, arg):
         return
     ts = S.ts
     deb = S.tpar[b, BOF_P_DEBOUNCE_MS]
-    t = S.mf[b, MF_T_MS]
+    t = S.mr[b, MR_T_MS]
     if t - ts[b, BOF_S_LAST] < deb:
         return
     ts[b, BOF_S_LAST] = t
@@ -244,42 +139,28 @@ def _one_percent_ram_kb(S, b):
 
 
 @jit()
-def _set_min_free(S, b, value, set_user):
-    """The series' in-kernel write: min_free_kbytes = value (and user_min_free_kbytes for v2),
-    then setup_per_zone_wmarks() via kernel/sysctl.py (clears every boost)."""
-    mi = S.mi
-    if set_user:
-        mi[b, MI_USER_MIN_FREE_KBYTES] = value
-    mi[b, MI_MIN_FREE_KBYTES] = write_min_free_kbytes(
-        value, S.managed[b], S.ztype[b], mi[b, MI_WSF], mi[b, MI_MOVABLE_CLAMPED] != 0,
-        S.wmark[b], S.boost[b])
-    S.ctr[b, C_KNOB_WRITES] += 1
-    _after_wmark_change(S, b)
-
-
-@jit()
 def _v1_double(S, b, ev, gfp, cls, zone, node, arg):
     """v1 (Jan 2026): on an order-0 failure passing the v1-v3 gate, min_free_kbytes *= 2,
     capped at 1 % of RAM; no-op when already at/above the cap (THP's larger value)."""
     if ev != EV_ALLOC_FAIL or (gfp & GFP_ATOMIC) == 0:
         return
-    mf = S.mi[b, MI_MIN_FREE_KBYTES]
+    min_free = S.mi[b, MI_MIN_FREE_KBYTES]
     cap = _one_percent_ram_kb(S, b)
-    new = mf * 2
+    new = min_free * 2
     if new > cap:
         new = cap
-    if new > mf:
-        _set_min_free(S, b, new, False)
+    if new > min_free:
+        knob_min_free_kbytes(S, b, new, False)
         log_action(S, b, R_V1_DOUBLE, zone, new)
 
 
 @jit()
 def _v2_grow_decay(S, b, ev, gfp, cls, zone, node, arg):
-    """v2: new = mf + mf/2 clamped to 1 % RAM, applied only if larger (raises
+    """v2: new = min_free + min_free/2 clamped to 1 % RAM, applied only if larger (raises
     user_min_free_kbytes too), global 10 s debounce; a delayed work 300 s after each increase
-    does mf -= mf/20 and re-arms every 300 s while mf > initial + initial/5."""
+    does min_free -= min_free/20 and re-arms every 300 s while min_free > initial + initial/5."""
     ts = S.ts
-    t = S.mf[b, MF_T_MS]
+    t = S.mr[b, MR_T_MS]
     if ev == EV_TIMER:
         if ts[b, V_S_INIT] <= 0:
             ts[b, V_S_INIT] = S.mi[b, MI_MIN_FREE_KBYTES]
@@ -287,13 +168,13 @@ def _v2_grow_decay(S, b, ev, gfp, cls, zone, node, arg):
         if da >= 0 and t >= da:
             init = np.int64(ts[b, V_S_INIT])
             floor = init + init // 5
-            mf = S.mi[b, MI_MIN_FREE_KBYTES]
+            min_free = S.mi[b, MI_MIN_FREE_KBYTES]
             ts[b, V_S_DECAY_AT] = -1.0
-            if mf > floor:
-                new = mf - mf // 20
+            if min_free > floor:
+                new = min_free - min_free // 20
                 if new < floor:
                     new = floor
-                _set_min_free(S, b, new, True)
+                knob_min_free_kbytes(S, b, new, True)
                 log_action(S, b, R_V2_DECAY, -1, new)
                 if new > floor:
                     ts[b, V_S_DECAY_AT] = t + S.tpar[b, V_P_DECAY_MS]
@@ -302,14 +183,14 @@ def _v2_grow_decay(S, b, ev, gfp, cls, zone, node, arg):
         return
     if t - ts[b, V_S_LAST] < S.tpar[b, V_P_DEBOUNCE_MS]:
         return
-    mf = S.mi[b, MI_MIN_FREE_KBYTES]
+    min_free = S.mi[b, MI_MIN_FREE_KBYTES]
     cap = _one_percent_ram_kb(S, b)
-    new = mf + mf // 2
+    new = min_free + min_free // 2
     if new > cap:
         new = cap
-    if new > mf:
+    if new > min_free:
         ts[b, V_S_LAST] = t
-        _set_min_free(S, b, new, True)
+        knob_min_free_kbytes(S, b, new, True)
         log_action(S, b, R_V2_GROW, zone, new)
         ts[b, V_S_DECAY_AT] = t + S.tpar[b, V_P_DECAY_MS]   # (re)schedule the decay work
 
@@ -321,7 +202,7 @@ def _v3_boost(S, b, ev, gfp, cls, zone, node, arg):
     if ev != EV_ALLOC_FAIL or (gfp & GFP_ATOMIC) == 0:
         return
     ts = S.ts
-    t = S.mf[b, MF_T_MS]
+    t = S.mr[b, MR_T_MS]
     if t - ts[b, V_S_LAST] < S.tpar[b, V_P_DEBOUNCE_MS]:
         return
     ts[b, V_S_LAST] = t
@@ -348,7 +229,7 @@ def _v4_recompute(S, b):
                               mi[b, MI_MOVABLE_CLAMPED] != 0, wm, bs)
         for j in range(S.wmark.shape[2]):
             S.wmark[b, z, j] = wm[z, j]
-    _after_wmark_change(S, b)
+    after_wmark_change(S, b)
 
 
 @jit()
@@ -360,7 +241,7 @@ def _v4_soft_boost(S, b, ev, gfp, cls, zone, node, arg):
     without clearing boosts. Each boosted balance_pgdat() lowers the node's zones' scale boost
     by 5 (floor 0) and recomputes."""
     ts = S.ts
-    t = S.mf[b, MF_T_MS]
+    t = S.mr[b, MR_T_MS]
     deb = S.tpar[b, V_P_DEBOUNCE_MS]
     zl = S.zl
     if ev == EV_KSWAPD_END:
@@ -393,8 +274,7 @@ def _v4_soft_boost(S, b, ev, gfp, cls, zone, node, arg):
             if nb > cap:
                 nb = cap
             if nb > S.boost[b, z]:
-                S.boost[b, z] = nb
-                S.zs[b, z, ZF_BOOSTED_FLAG] = 1
+                boost_zone_pages(S, b, z, nb - S.boost[b, z])   # a zonelist zone: managed > 0
             log_action(S, b, R_V4_SOFT, z, S.boost[b, z])
         else:
             step = S.managed[b, z] >> 10
@@ -418,7 +298,7 @@ def _v10_acked(S, b, ev, gfp, cls, zone, node, arg):
     if ev != EV_ALLOC_FAIL or (gfp & GFP_ATOMIC) != GFP_ATOMIC:
         return
     ts = S.ts
-    t = S.mf[b, MF_T_MS]
+    t = S.mr[b, MR_T_MS]
     deb = S.tpar[b, V_P_DEBOUNCE_MS]
     zl = S.zl
     for i in range(S.mi[b, MI_NZL_KERNEL]):

@@ -1,0 +1,195 @@
+"""Every knob write on a simulated machine, one writer per sysctl (compiled).
+
+The writers apply a value with the semantics of the kernel's proc handler (kernel/sysctl.py does
+the watermark arithmetic), count a ``knob_writes`` and re-derive what depends on the watermarks
+(the sum of min watermarks, the deadlock check, the pcp high limits). Every caller goes through
+them: ``Simulator.set_knobs()``/``Simulator.step()`` (via :func:`apply_knobs`), a scenario's timed
+writes (:func:`apply_phases`) and the in-kernel tuners (sim/tuners.py). Values are not checked
+here; the Python side checks them against kernel/sysctl.py's ``SYSCTL_RANGES``.
+
+Besides the sysctls, two boost actions: :func:`boost_zone` (the kernel's boost_watermark()) and
+:func:`boost_zone_pages` (a raw boost, offered to agents).
+"""
+from __future__ import annotations
+
+from ..kernel.boost import boost_watermark_zone
+from ..kernel.jit import jit
+from ..kernel.pcp import PCP_HIGH_AUTOTUNE, pcp_high_static
+from ..kernel.sysctl import write_min_free_kbytes, write_watermark_scale_factor
+from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
+from ..kernel.zones import PAGEBLOCK_NR_PAGES, ZONE_NORMAL
+from .layout import (
+    C_BOOST_ACTIONS, C_KNOB_WRITES, MI_MIN_FREE_KBYTES, MI_MOVABLE_CLAMPED, MI_NZL_KERNEL, MI_PCP_CPUS,
+    MI_PCP_MODE, MI_PHASE_N, MI_PHASE_NEXT, MI_PHASE_OFF, MI_SUM_MIN, MI_TERMINATED, MI_USER_MIN_FREE_KBYTES,
+    MI_WBF, MI_WSF, MR_T_MS, ZF_BOOSTED_FLAG, ZF_KERNEL, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX,
+    ZF_PCP_HIGH_MIN, ZL_KERNEL,
+)
+
+# The sysctls a scenario phase (and a knob vector) writes, by id; a phase's writes are stored as
+# (t_ms, knob id, value) and applied in KNOB_WRITE_ORDER, the order of apply_knobs().
+KNOBS = ("min_free_kbytes", "watermark_scale_factor", "watermark_boost_factor")
+KNOB_MIN_FREE_KBYTES = KNOBS.index("min_free_kbytes")
+KNOB_WSF = KNOBS.index("watermark_scale_factor")
+KNOB_WBF = KNOBS.index("watermark_boost_factor")
+KNOB_WRITE_ORDER = (KNOB_WBF, KNOB_WSF, KNOB_MIN_FREE_KBYTES)
+
+
+# ---- what follows a watermark change -------------------------------------------------------
+@jit()
+def after_wmark_change(S, b):
+    """Recompute the derived sums after setup_per_zone_wmarks() and check for deadlock:
+    when, in every zone a GFP_KERNEL request may use, min + lowmem_reserve is at least what
+    can ever be free (managed minus unreclaimable kernel memory), nothing can ever pass
+    the min check ("System is deadlocked on memory")."""
+    managed = S.managed
+    wmark = S.wmark
+    reserve = S.reserve
+    zs = S.zs
+    zl = S.zl
+    mi = S.mi
+    s = 0
+    for z in range(managed.shape[1]):
+        s += wmark[b, z, WMARK_MIN]
+    mi[b, MI_SUM_MIN] = s
+    ok = False
+    for i in range(mi[b, MI_NZL_KERNEL]):
+        z = zl[b, ZL_KERNEL, i]
+        if wmark[b, z, WMARK_MIN] + reserve[b, z, ZONE_NORMAL] < managed[b, z] - zs[b, z, ZF_KERNEL]:
+            ok = True
+    if not ok:
+        mi[b, MI_TERMINATED] = 1
+    zone_pcp_update(S, b)
+
+
+@jit()
+def zone_pcp_update(S, b):
+    """zone_pcp_update() after setup_per_zone_wmarks(): every zone's pcp high (before 6.7) or
+    high_min/high_max (6.7+, pcp->high clamped into them) from kernel/pcp.py's rules."""
+    zs = S.zs
+    mode = S.mi[b, MI_PCP_MODE]
+    cpus = S.mi[b, MI_PCP_CPUS]
+    for z in range(zs.shape[1]):
+        if S.managed[b, z] == 0:
+            continue
+        lo, hi = pcp_high_static(mode, S.managed[b, z], S.wmark[b, z, WMARK_LOW], zs[b, z, ZF_PCP_BATCH], cpus)
+        zs[b, z, ZF_PCP_HIGH_MIN] = lo
+        zs[b, z, ZF_PCP_HIGH_MAX] = hi
+        h = zs[b, z, ZF_PCP_HIGH]
+        if mode != PCP_HIGH_AUTOTUNE or h < lo:
+            h = lo
+        if h > hi:
+            h = hi
+        zs[b, z, ZF_PCP_HIGH] = h
+
+
+# ---- one writer per sysctl -------------------------------------------------------------------
+@jit()
+def knob_min_free_kbytes(S, b, value, set_user):
+    """vm.min_free_kbytes = value: min_free_kbytes_sysctl_handler() (setup_per_zone_wmarks(),
+    boosts cleared). ``set_user``: also user_min_free_kbytes, as a write through /proc does (and
+    the series' v2); the v1 series patch writes min_free_kbytes alone."""
+    mi = S.mi
+    if set_user:
+        mi[b, MI_USER_MIN_FREE_KBYTES] = value
+    mi[b, MI_MIN_FREE_KBYTES] = write_min_free_kbytes(
+        value, S.managed[b], S.ztype[b], mi[b, MI_WSF], mi[b, MI_MOVABLE_CLAMPED] != 0,
+        S.wmark[b], S.boost[b])
+    S.ctr[b, C_KNOB_WRITES] += 1
+    after_wmark_change(S, b)
+
+
+@jit()
+def knob_watermark_scale_factor(S, b, value):
+    """vm.watermark_scale_factor = value: watermark_scale_factor_sysctl_handler()."""
+    mi = S.mi
+    mi[b, MI_WSF] = value
+    write_watermark_scale_factor(value, S.managed[b], S.ztype[b], mi[b, MI_MIN_FREE_KBYTES],
+                                 mi[b, MI_MOVABLE_CLAMPED] != 0, S.wmark[b], S.boost[b])
+    S.ctr[b, C_KNOB_WRITES] += 1
+    after_wmark_change(S, b)
+
+
+@jit()
+def knob_watermark_boost_factor(S, b, value):
+    """vm.watermark_boost_factor = value: proc_dointvec_minmax only stores the value; the
+    kernel recomputes nothing (existing boosts stay until kswapd clears them)."""
+    S.mi[b, MI_WBF] = value
+    S.ctr[b, C_KNOB_WRITES] += 1
+
+
+@jit()
+def write_knob(S, b, knob, value):
+    """The writer of sysctl ``knob`` (a KNOBS id), as a write through /proc."""
+    if knob == KNOB_MIN_FREE_KBYTES:
+        knob_min_free_kbytes(S, b, value, True)
+    elif knob == KNOB_WSF:
+        knob_watermark_scale_factor(S, b, value)
+    else:
+        knob_watermark_boost_factor(S, b, value)
+
+
+# ---- boosts ------------------------------------------------------------------------------------
+@jit()
+def boost_zone(S, b, z, step):
+    """boost_watermark() on zone z with ``step`` pages (kernel: pageblock_nr_pages), then
+    set ZONE_BOOSTED_WATERMARK so the next successful allocation wakes kswapd. Returns
+    whether the zone was boosted."""
+    ok = boost_watermark_zone(S.managed[b], S.wmark[b], S.boost[b], z, S.mi[b, MI_WBF], step)
+    if ok:
+        S.zs[b, z, ZF_BOOSTED_FLAG] = 1
+    return ok
+
+
+@jit()
+def boost_zone_pages(S, b, z, pages):
+    """Boost zone z by N pages directly (no factor cap): an action outside the kernel's
+    rule, offered to agents; sets ZONE_BOOSTED_WATERMARK like boost_watermark()."""
+    if pages <= 0 or S.managed[b, z] == 0:
+        return
+    S.boost[b, z] += pages
+    S.zs[b, z, ZF_BOOSTED_FLAG] = 1
+
+
+# ---- batches of writes ------------------------------------------------------------------------
+@jit()
+def apply_knobs(S, min_free, wsf, wbf, boost_pages, boost_calls, mask):
+    """Knob writes for every machine in mask (-1 = unchanged), in KNOB_WRITE_ORDER:
+    watermark_boost_factor, watermark_scale_factor, min_free_kbytes, then boosts
+    (``boost_pages`` (B, Z): boost_zone_pages(); ``boost_calls`` (B, Z): that many
+    boost_zone() calls with a pageblock each). A machine asked to boost counts one
+    ``boost_actions`` (however many zones), as the envs' knob-change term does."""
+    for b in range(mask.shape[0]):
+        if not mask[b]:
+            continue
+        if wbf[b] >= 0:
+            knob_watermark_boost_factor(S, b, wbf[b])
+        if wsf[b] >= 0:
+            knob_watermark_scale_factor(S, b, wsf[b])
+        if min_free[b] >= 0:
+            knob_min_free_kbytes(S, b, min_free[b], True)
+        asked = False
+        for z in range(boost_pages.shape[1]):
+            asked = asked or boost_pages[b, z] > 0 or boost_calls[b, z] > 0
+            if boost_pages[b, z] > 0:
+                boost_zone_pages(S, b, z, boost_pages[b, z])
+            if boost_calls[b, z] > 0:
+                for _ in range(boost_calls[b, z]):
+                    boost_zone(S, b, z, PAGEBLOCK_NR_PAGES)
+        if asked:
+            S.ctr[b, C_BOOST_ACTIONS] += 1
+
+
+@jit()
+def apply_phases(S, b):
+    """The scenario phases' sysctl writes due by now, in time order (stored by
+    sim/encode.py's encode_phases() as (t_ms, knob, value) triples in ``trace``)."""
+    mi = S.mi
+    tr = S.trace
+    t = S.mr[b, MR_T_MS]
+    off = mi[b, MI_PHASE_OFF]
+    while mi[b, MI_PHASE_NEXT] < mi[b, MI_PHASE_N]:
+        j = off + 3 * mi[b, MI_PHASE_NEXT]
+        if t < tr[b, j]:
+            return
+        mi[b, MI_PHASE_NEXT] += 1
+        write_knob(S, b, int(tr[b, j + 1]), int(tr[b, j + 2]))
