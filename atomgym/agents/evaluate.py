@@ -1,10 +1,11 @@
 """`python -m agents.evaluate --policies P[,P...] --scenarios S[,S...] --seeds N --out DIR
 [--duration-s X] [--seed-base K] [--resume | --force] [--no-oracle] [--no-summary] [--cache-dir D]`
 
-Runs every (policy, scenario, seed) episode on the batched simulator (one Simulator with N machines
-per (policy, scenario)); a policy given as the path of a trained model .zip (agents.train,
-``[LABEL=]PATH[:stochastic]``) runs through the Gymnasium env instead, on the same simulator seeds
-(machines, draws, traffic) as the baselines, with what it was trained with (its run's config.yml,
+Runs every (policy, scenario, seed) episode on one path (agents/episodes.py: one batched Simulator
+with N machines per (policy, scenario)); a policy given as the path of a trained model .zip
+(agents.train, ``[LABEL=]PATH[:stochastic]``) sees the Gymnasium env's observations and acts
+through its actions on the same path and simulator seeds (machines, draws, traffic) as the
+baselines, with what it was trained with (its run's config.yml,
 or NAME.yml beside a shipped atomgym/agents/pretrained/NAME.zip, given as its path or as NAME.zip: env keyword arguments, frame stacking,
 frozen VecNormalize statistics from <stem>.vecnormalize.pkl; RecurrentPPO's LSTM state carried).
 A model plays deterministically (row LABEL) or, seeded by the episode's seed, stochastically (row
@@ -38,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atomgym.agents import baselines
+from atomgym.agents import baselines, episodes
+from atomgym.agents.episodes import Player, episode_metrics  # noqa: F401  (re-exported)
 # one definition of the reward weights and the score: the env's (atomgym/envs/core.py)
 from atomgym.envs.core import DEFAULT_WEIGHTS as _W
 from atomgym.envs.core import score as env_score
@@ -60,58 +62,10 @@ COST_VERSION = 2
 from atomgym.agents.oracle import GRID_MF, GRID_WSF  # noqa: E402
 
 
-def episode_metrics(sim, i: int) -> dict[str, float]:
-    """The domain metrics of machine i's episode (cumulative counters since reset)."""
-    c = sim.counter_dict(i)
-    m = {
-        "drops_rx_missed": c["rx_missed"], "drops_rcvbuf": c["rcvbuf_drop"], "drops_pfmemalloc": c["pfmemalloc_drop"],
-        "atomic_fail": c["atomic_fail"], "fail_atomic": c["fail_atomic"], "fail_kernel": c["fail_kernel"],
-        "fail_nowait": c["fail_nowait"], "fail_memalloc": c["fail_memalloc"], "refill_deferred": c["refill_deferred"],
-        "reserved_mib_s": c["reserved_mib_ms"] / 1000.0, "min_reserve_mib_s": c["min_reserve_mib_ms"] / 1000.0,
-        "stall_s": c["direct_reclaim_stall_us"] / 1e6,
-        "throttle_stall_s": c["throttle_stall_us"] / 1e6, "kswapd_runs": c["pageoutrun"],
-        "kswapd_wakeups": c["kswapd_wakeups"],
-        "allocstall": sum(v for k, v in c.items() if k.startswith("allocstall_")), "oom_kill": c["oom_kill"],
-        "knob_changes": c["knob_writes"] + c["boost_actions"], "tuner_actions": c["tuner_actions"],
-        "terminated": float(sim.terminated[i]), "final_min_free_kbytes": float(sim.min_free_kbytes[i]),
-        "final_wsf": float(sim.watermark_scale_factor[i]),
-    }
-    m["drops_total"] = m["drops_rx_missed"] + m["drops_rcvbuf"] + m["drops_pfmemalloc"]
-    # the env's cost table with its default weights (every knob write counts, a tuner's too)
-    from atomgym.envs.cost import default_cost
-    m["cost"] = default_cost(c, m["terminated"])
-    return m
-
-
 def run_policy(policy: baselines.Baseline, scenario, seeds: np.ndarray, duration_s: float,
                log: list[str] | None = None, sims: list | None = None) -> list[dict[str, float]]:
-    """Run one policy on one scenario for every seed in one batched Simulator (appended to
-    ``sims`` if given, for a caller that needs more than the metrics)."""
-    from atomgym.sim import Simulator
-    B = len(seeds)
-    sim = Simulator(scenario, n_machines=B, tuner=policy.tuner)
-    sim.reset(seeds)
-    if sims is not None:
-        sims.append(sim)
-    reasons = policy.reset(sim)
-    n_total = int(round(duration_s * 1000.0 / sim.tick_ms))
-    chunk = int(round(policy.interval_ms / sim.tick_ms)) if policy.interval_ms > 0 else 10000
-    chunk = max(1, chunk)
-    done = 0
-    while done < n_total:
-        n = min(chunk, n_total - done)
-        sim.advance(n)
-        done += n
-        if policy.interval_ms > 0:
-            reasons += [f"t={done * sim.tick_ms:.0f} ms {r}" for r in policy.act(sim)]
-    out = []
-    for i in range(B):
-        out.append(episode_metrics(sim, i))
-        if log is not None:
-            log += [f"{policy.name} {scenario.name} seed {int(seeds[i])}: {r}" for r in sim.tuner_actions(i)]
-    if log is not None:
-        log += [f"{policy.name} {scenario.name}: {r}" for r in reasons]
-    return out
+    """A baseline's episodes on one scenario, every seed in one batched Simulator (episodes.run)."""
+    return episodes.run(policy, scenario, seeds, duration_s, log, sims)
 
 
 PLAYS = ("deterministic", "stochastic")
@@ -140,59 +94,9 @@ class LoadedModel:
     def __iter__(self):            # ``model, env_kw = load_model(path)``, as before
         return iter((self.model, dict(self.env_kw)))
 
-    def player(self, deterministic: bool = True) -> "Player":
-        return Player(self.model, self.vecnorm, self.n_stack, deterministic)
-
-
-class Player:
-    """Plays a model on one env as it was trained: the observation normalised with the frozen
-    statistics, then stacked (SB3's VecNormalize then VecFrameStack order), an LSTM's state and
-    episode_start carried (RecurrentPPO). Stochastic play is seeded at every reset (``seed``: the
-    episode's simulator seed), so a rerun is identical."""
-
-    def __init__(self, model, vecnorm=None, n_stack: int | None = None, deterministic: bool = True) -> None:
-        self.model, self.vecnorm, self.deterministic = model, vecnorm, deterministic
-        self.stack = None
-        if n_stack:
-            from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
-            space = vecnorm.observation_space if vecnorm is not None else None
-            if space is None:
-                import gymnasium
-                shape = model.observation_space.shape
-                space = gymnasium.spaces.Box(-np.inf, np.inf, (shape[0] // n_stack, *shape[1:]), np.float32)
-            self.stack = StackedObservations(1, int(n_stack), space)
-        self.state = None
-        self.start = True
-
-    def _obs(self, obs: np.ndarray) -> np.ndarray:
-        o = np.asarray(obs, np.float32)[None]
-        if self.vecnorm is not None:
-            o = self.vecnorm.normalize_obs(o)
-        return o
-
-    def reset(self, obs: np.ndarray, seed: int | None = None) -> np.ndarray:
-        self.state, self.start = None, True
-        if not self.deterministic and seed is not None:
-            from stable_baselines3.common.utils import set_random_seed
-            set_random_seed(int(seed) % 2**32)
-        o = self._obs(obs)
-        self.cur = self.stack.reset(o) if self.stack is not None else o
-        return self.cur
-
-    def act(self):
-        if self.state is not None or type(self.model).__name__ == "RecurrentPPO":
-            a, self.state = self.model.predict(self.cur, state=self.state, episode_start=np.array([self.start]),
-                                               deterministic=self.deterministic)
-        else:
-            a, _ = self.model.predict(self.cur, deterministic=self.deterministic)
-        self.start = False
-        return a[0]
-
-    def observe(self, obs: np.ndarray) -> None:
-        o = self._obs(obs)
-        if self.stack is not None:
-            o, _ = self.stack.update(o, np.array([False]), [{}])
-        self.cur = o
+    def player(self, deterministic: bool = True, n: int | None = None) -> Player:
+        """A Player of this model: one env's observations (``n`` None) or a batch of n."""
+        return Player(self.model, self.vecnorm, self.n_stack, deterministic, n)
 
 
 def load_model(path: Path) -> LoadedModel:
@@ -243,10 +147,10 @@ def load_model(path: Path) -> LoadedModel:
 
 def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float,
               deterministic: bool = True) -> tuple[list[dict], np.ndarray]:
-    """A trained SB3 model (a .zip from atomgym.agents.train) through the Gymnasium env (AtomEnv, one
-    episode per seed, deterministic or seeded stochastic actions), each episode on the simulator
-    seed the baselines get (the same machine, randomised draws and traffic). Returns the metrics
-    and the simulator seeds."""
+    """A trained SB3 model (a .zip from atomgym.agents.train) on the path every policy takes
+    (episodes.run: the env's observations and actions over the batched Simulator; deterministic or
+    seeded stochastic actions), each episode on the simulator seed the baselines get (the same
+    machine, randomised draws and traffic). Returns the metrics and the simulator seeds."""
     lm = load_model(path)
     return run_loaded(lm.model, lm.env_kw, scenario, seeds, duration_s, lm.vecnorm, lm.n_stack, deterministic)
 
@@ -255,30 +159,19 @@ def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: flo
                n_stack: int | None = None, deterministic: bool = True) -> tuple[list[dict], np.ndarray]:
     """run_model for a model already in memory (``env_kw``: the AtomEnv keyword arguments it
     was trained with; ``vecnorm``: its VecNormalize, only its observation statistics are read;
-    ``n_stack``: its frame stack). (One AtomEnv per seed: its fused compiled step measured faster
-    than one batched Core over the seeds.)"""
+    ``n_stack``: its frame stack): episodes.run with an episodes.ModelPolicy, the seeds in one
+    batched Simulator (stochastic play: one seed at a time, each seeded by its own seed)."""
     import gymnasium
-
-    from atomgym.envs.atom_env import AtomEnv
     env_kw = dict(env_kw)
     if "action_type" not in env_kw:
         env_kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
-    out, sim_seeds = [], []
-    player = Player(model, vecnorm, n_stack, deterministic)
-    for s in seeds:
-        env = AtomEnv(scenario, duration_s=duration_s, **env_kw)
-        obs, info = env.reset(seed=int(s), options={"sim_seed": int(s)})   # the baselines' machine
-        sim_seeds.append(int(info["sim_seed"]))
-        player.reset(obs, seed=int(s))
-        done = False
-        while not done:
-            obs, _, term, trunc, info = env.step(player.act())
-            done = bool(term or trunc)
-            if not done:
-                player.observe(obs)
-        out.append(episode_metrics(env.unwrapped.core.sim, 0))
-        env.close()
-    return out, np.array(sim_seeds, dtype=np.int64)
+    seeds = np.asarray(seeds, np.int64)
+    groups = [seeds] if deterministic else [seeds[i:i + 1] for i in range(len(seeds))]
+    out: list[dict] = []
+    for g in groups:
+        player = episodes.Player(model, vecnorm, n_stack, deterministic, n=len(g))
+        out += episodes.run(episodes.ModelPolicy(env_kw, scenario, player), scenario, g, duration_s)
+    return out, seeds.copy()
 
 
 def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path) -> tuple[int | None, int | None, dict]:

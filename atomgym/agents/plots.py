@@ -173,51 +173,20 @@ def _record(sim, out: dict) -> None:
 
 def trace_episode(policy: str, scenario, seed: int, duration_s: float, every_ms: float = 100.0) -> dict:
     """One episode's time series (every ``every_ms`` of simulated time) of a baseline (by name) or a
-    trained model (path of a .zip, through the env, one sample per decision)."""
-    import math
-
-    from atomgym.agents import baselines, evaluate
-    from atomgym.sim import Simulator
+    trained model (path of a .zip, ``PATH:stochastic`` for seeded stochastic play), on the one
+    evaluation path (agents/episodes.py)."""
+    from atomgym.agents import baselines, episodes, evaluate
     rec: dict = {}
     if policy.endswith(".zip") or ".zip:" in policy:
-        from atomgym.envs.atom_env import AtomEnv
         path, _, play = policy.rpartition(":") if ".zip:" in policy else (policy, "", "deterministic")
         lm = evaluate.load_model(Path(path))   # with its env kwargs, frame stack, frozen normalisation
-        player = lm.player(deterministic=play == "deterministic")
-        env = AtomEnv(scenario, duration_s=duration_s, **lm.env_kw)
-        obs, _ = env.reset(seed=int(seed), options={"sim_seed": int(seed)})
-        player.reset(obs, seed=int(seed))
-        sim = env.unwrapped.core.sim
-        _record(sim, rec)
-        done = False
-        while not done:
-            obs, _, term, trunc, _ = env.step(player.act())
-            done = bool(term or trunc)
-            if not done:
-                player.observe(obs)
-            _record(sim, rec)
-        return {k: np.array(v) if k != "zones" else v for k, v in rec.items()}
-    pol = baselines.get(policy)
-    if isinstance(pol, baselines.BestStatic):
-        raise ValueError("best-static needs its sweep: trace it through agents.evaluate")
-    sim = Simulator(scenario, n_machines=1, tuner=pol.tuner)
-    sim.reset(np.array([seed], np.int64))
-    pol.reset(sim)
-    tick = sim.tick_ms
-    n_total = int(round(duration_s * 1000.0 / tick))
-    rec_every = max(1, int(round(every_ms / tick)))
-    act_every = int(round(pol.interval_ms / tick)) if pol.interval_ms > 0 else 0
-    chunk = math.gcd(rec_every, act_every) if act_every else rec_every     # the same ticks as run_policy
-    _record(sim, rec)
-    done = 0
-    while done < n_total:
-        n = min(chunk, n_total - done)
-        sim.advance(n)
-        done += n
-        if act_every and done % act_every == 0:
-            pol.act(sim)
-        if done % rec_every == 0 or done == n_total:
-            _record(sim, rec)
+        pol = episodes.ModelPolicy(lm.env_kw, scenario, lm.player(deterministic=play == "deterministic", n=1))
+    else:
+        pol = baselines.get(policy)
+        if isinstance(pol, baselines.BestStatic):
+            raise ValueError("best-static needs its sweep: trace it through agents.evaluate")
+    episodes.run(pol, scenario, np.array([seed], np.int64), duration_s, every_ms=every_ms,
+                 on_sample=lambda sim: _record(sim, rec))
     return {k: np.array(v) if k != "zones" else v for k, v in rec.items()}
 
 

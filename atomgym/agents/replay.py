@@ -53,13 +53,12 @@ def run_episode(ep: dict) -> dict[str, float]:
         sim = sims[0]
     elif kind == "knob-actions":
         sim = oracle.replay_actions(sc, seed, dur, ep["actions"])
-    elif kind == "env-actions":
-        from atomgym.envs.atom_env import AtomEnv
-        env = AtomEnv(sc, duration_s=dur, **ep["env_kwargs"])
-        env.reset(seed=seed, options={"sim_seed": seed})
-        for a in ep["actions"]:
-            env.step(np.asarray(a, np.float32) if isinstance(a, list) else int(a))
-        sim = env.unwrapped.core.sim
+    elif kind == "env-actions":      # the model's recorded actions on the path it was recorded on
+        from atomgym.agents import episodes
+        sims = []
+        policy = episodes.ModelPolicy(ep["env_kwargs"], sc, episodes.ActionsPlayer(ep["actions"]))
+        episodes.run(policy, sc, np.array([seed], np.int64), dur, sims=sims)
+        sim = sims[0]
     else:
         raise ValueError(f"kind: {kind!r}; valid: baseline, knob-actions, env-actions")
     return sim.counter_dict(0)
@@ -80,21 +79,12 @@ def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> d
         oracle.planner(sc, np.array([seed], np.int64), dur, actions=acts)
         ep.update(kind="knob-actions", actions=acts[0])
     elif policy.endswith(".zip"):
-        from atomgym.envs.atom_env import AtomEnv
+        from atomgym.agents import episodes
         lm = evaluate.load_model(Path(policy))   # its env kwargs, frame stack, frozen normalisation
         kw = dict(lm.env_kw)
-        player = lm.player(deterministic=True)
-        env = AtomEnv(sc, duration_s=dur, **kw)
-        obs, _ = env.reset(seed=int(seed), options={"sim_seed": int(seed)})
-        player.reset(obs, seed=int(seed))
-        acts, done = [], False
-        while not done:
-            a = player.act()
-            acts.append(a.tolist() if np.ndim(a) else int(a))
-            obs, _, term, trunc, _ = env.step(a)
-            done = bool(term or trunc)
-            if not done:
-                player.observe(obs)
+        pol = episodes.ModelPolicy(kw, sc, lm.player(deterministic=True, n=1), record=True)
+        episodes.run(pol, sc, np.array([seed], np.int64), dur)
+        acts = pol.recorded[0]
         ep.update(kind="env-actions", env_kwargs=kw, actions=acts, policy=Path(policy).parent.name or Path(policy).stem)
     else:
         pol = baselines.get(policy)

@@ -271,6 +271,9 @@ class TrainConfig:
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key) if key in self.keys_given else default
 
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, getattr(self, k)) for k in self.keys_given]
+
     def to_dict(self) -> dict[str, Any]:
         """The YAML mapping (what config.yml saves)."""
         return {k: getattr(self, k) for k in self.keys_given}

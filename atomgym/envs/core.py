@@ -50,7 +50,10 @@ def scenario_key(s: Scenario) -> str:
 class Core:
     """Observation, action and reward bookkeeping over one batched Simulator."""
 
-    def __init__(self, config: EnvConfig, n: int) -> None:
+    def __init__(self, config: EnvConfig, n: int, sim: Simulator | None = None) -> None:
+        """``sim``: a Simulator of ``n`` machines of the config's scenario to observe and act on
+        (agents.episodes runs a trained model this way, on the Simulator every policy runs on);
+        None builds one."""
         self.config = config
         self.scenario = scenario = config.sim_scenario
         self.ticks = config.ticks
@@ -68,7 +71,9 @@ class Core:
         self.weights = np.array([config.weights[k] for k in TERM_NAMES])   # cost.TERMS order
         self.deadlock_penalty = config.deadlock_penalty
         reward_baseline = config.reward_baseline
-        self.sim = Simulator(scenario, n_machines=n)
+        if sim is not None and sim.B != n:
+            raise ValueError(f"Core: the Simulator has {sim.B} machines, not {n}")
+        self.sim = Simulator(scenario, n_machines=n) if sim is None else sim
         self.cost_table = cost_table(self.sim.counter_names)
         self.B = n
         self.n_nodes = self.sim.n_nodes
@@ -111,9 +116,24 @@ class Core:
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
-        sim = self.sim
         m = np.ones(self.B, bool) if mask is None else mask
-        sim.reset(seeds, mask=m)
+        self.sim.reset(seeds, mask=m)
+        self.start_episode(m)
+        if self.shadow is not None:
+            self.shadow.reset(seeds, mask=m)
+            self.shadow_prev[m] = self.shadow.counters[m]
+            self.shadow_was_terminated[m] = self.shadow.terminated[m]
+            self.shadow_reward[m] = 0.0
+        if self.reward_baseline == "score":
+            idx = np.flatnonzero(m)
+            costs = self.default_costs([int(x) for x in np.asarray(seeds)[idx]], self.episode_steps)
+            self.reward_scale[idx] = [1.0 / max(c, SCORE_COST_FLOOR) for c in costs]
+
+    def start_episode(self, m: np.ndarray) -> None:
+        """The episode bookkeeping of the machines in ``m``, just reset (by reset(), or by the
+        owner of a Simulator given to the constructor): the interval's start counters, the
+        memory features and the boot values the level actions are relative to."""
+        sim = self.sim
         self.prev[m] = sim.counters[m]
         self.was_terminated[m] = sim.terminated[m]
         boot_mf = sim.min_free_kbytes[m].astype(np.int64)
@@ -126,15 +146,6 @@ class Core:
         mem[:, M_MANAGED_MIB] = ram_kb / 1024.0
         self.mem[m] = mem
         self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb)
-        if self.shadow is not None:
-            self.shadow.reset(seeds, mask=m)
-            self.shadow_prev[m] = self.shadow.counters[m]
-            self.shadow_was_terminated[m] = self.shadow.terminated[m]
-            self.shadow_reward[m] = 0.0
-        if self.reward_baseline == "score":
-            idx = np.flatnonzero(m)
-            costs = self.default_costs([int(x) for x in np.asarray(seeds)[idx]], self.episode_steps)
-            self.reward_scale[idx] = [1.0 / max(c, SCORE_COST_FLOOR) for c in costs]
 
     def baseline_reward(self, r: np.ndarray) -> np.ndarray:
         """The reward the agent gets from the raw one (minus the cost): as is with reward_baseline
@@ -190,14 +201,18 @@ class Core:
     def advance(self, mask: np.ndarray) -> None:
         """The interval's ticks for the machines in mask (after apply(); in parallel over machines
         for a large batch), and the reward shadow's interval (it writes no knob)."""
-        sim = self.sim
-        sim.advance(self.ticks, mask=mask)
-        if self.memory:
-            mem_update(sim.counters, self.prev, mask, self.dt_s, self.decay, self.mem)
+        self.sim.advance(self.ticks, mask=mask)
+        self.end_interval(mask)
         sh = self.shadow
         if sh is not None:
             sh.step(0, mask=mask, prev=self.shadow_prev)
             sh.advance(self.ticks, mask=mask)
+
+    def end_interval(self, mask: np.ndarray) -> None:
+        """After the interval's ticks (advance(), or the owner of the Simulator): the memory
+        observation's features over the interval."""
+        if self.memory:
+            mem_update(self.sim.counters, self.prev, mask, self.dt_s, self.decay, self.mem)
 
     def step_terms(self, changes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, 5) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;

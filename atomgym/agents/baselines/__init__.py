@@ -9,12 +9,12 @@ Three kinds (docs/baselines.md lists each with its source and constants):
 * **userspace controllers** (``proactive``, ``wsf-raise``, ``psi``): act every ``interval_ms`` on
   what a userspace daemon can read (/proc/zoneinfo, vmstat counters).
 
-Every policy has the small internal interface the evaluator uses (``tuner``, ``reset(sim)``,
-``act(sim) -> list of one-line reasons``) and SB3's ``predict(observation, state=None,
-episode_start=None, deterministic=True) -> (action, state)``, where ``observation`` is the dict
-``observe(sim)`` returns (batched arrays, keys ``OBS_KEYS``) and ``action`` an int64 array (B, 2)
-of [min_free_kbytes, watermark_scale_factor] writes, -1 = unchanged. (The Gymnasium env, once it
-exists, maps its own observation/action spaces onto these.)
+Every policy has the interface of the one evaluation path (agents/episodes.py: ``tuner``,
+``interval_ms``, ``reset(sim, seeds)``, ``act(sim, last) -> list of one-line reasons``) and SB3's
+``predict(observation, state=None, episode_start=None, deterministic=True) -> (action, state)``,
+where ``observation`` is the dict ``observe(sim)`` returns (batched arrays, keys ``OBS_KEYS``)
+and ``action`` an int64 array (B, 2) of [min_free_kbytes, watermark_scale_factor] writes, -1 =
+unchanged. (agents/baselines/env.py runs them on the Gymnasium env's observations and actions.)
 """
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from atomgym.envs.cost import TERMS
 from atomgym.kernel.zones import PAGE_KB
 
 OBS_KEYS = ("t_ms", "min_free_kbytes", "watermark_scale_factor", "total_pages", "free_pages", "min_pages",
             "low_pages", "high_pages", "atomic_fail", "fail_kernel", "drops", "default_min_free_kbytes")
 ACTION_KNOBS = ("min_free_kbytes", "watermark_scale_factor")
+_DROP_COUNTERS = next(t.counters for t in TERMS if t.name == "drops")
 
 
 def observe(sim, default_mf: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -44,7 +46,7 @@ def observe(sim, default_mf: np.ndarray | None = None) -> dict[str, np.ndarray]:
         "high_pages": (w[:, :, 2] + sim.boost).sum(axis=1).astype(np.int64),
         "atomic_fail": ctr("atomic_fail").copy(),
         "fail_kernel": ctr("fail_kernel").copy(),
-        "drops": ctr("rx_missed") + ctr("rcvbuf_drop") + ctr("pfmemalloc_drop"),
+        "drops": sum(ctr(c) for c in _DROP_COUNTERS),   # the cost table's drops
         "default_min_free_kbytes": (sim.min_free_kbytes.astype(np.int64) if default_mf is None else default_mf),
     }
 
@@ -63,14 +65,17 @@ class Baseline:
         self._default_mf: np.ndarray | None = None
 
     # -- internal interface (evaluator) --------------------------------------------------------
-    def reset(self, sim) -> list[str]:
-        """Called after ``sim.reset``; may write knobs. Returns one-line reasons."""
+    def reset(self, sim, seeds: np.ndarray | None = None) -> list[str]:
+        """Called after ``sim.reset`` (the decision at t = 0); may write knobs. Returns one-line
+        reasons."""
         self._default_mf = sim.min_free_kbytes.astype(np.int64).copy()
         self._state = self.initial_state(observe(sim, self._default_mf))
         return self.act(sim, first=True)
 
-    def act(self, sim, first: bool = False) -> list[str]:
-        """Decide on the current state and apply the knob writes; returns one-line reasons."""
+    def act(self, sim, first: bool = False, last: bool = False) -> list[str]:
+        """Decide on the current state and apply the knob writes; returns one-line reasons. A
+        baseline also decides after the last interval (``last``): its writes there count among
+        the episode's knob changes, as they always have."""
         obs = observe(sim, self._default_mf)
         action, reasons = self.decide(obs, self._state, first)
         mf, wsf = action[:, 0], action[:, 1]
