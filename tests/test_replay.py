@@ -57,6 +57,16 @@ def test_replay_the_planners_and_a_models_action_lists(tmp_path, capsys):
     assert ep["kind"] == "env-actions" and len(ep["actions"]) == 10 and ep["policy"] == "run"
     (tmp_path / "run" / "model.zip").unlink()            # the action list replays without the model
     assert replay.main([str(g)]) == 0
+    # a damaged action list or env options: bad input (exit 2, one line naming the key), never run
+    for key, value, want in (("actions", ep["actions"][:3] + [99] + ep["actions"][4:], "key 'actions': item 3 is 99"),
+                             ("actions", ep["actions"][:1] + [[0.1, 0.2, 0.3]], "key 'actions': item 1"),
+                             ("env_kwargs", {**ep["env_kwargs"], "action_type": "joystick"}, "key 'env_kwargs'"),
+                             ("env_kwargs", {**ep["env_kwargs"], "no_such_option": 1}, "key 'env_kwargs'")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**ep, key: value}))
+        assert replay.main([str(bad)]) == 2
+        err = _one_line(capsys)
+        assert want in err and str(bad) in err, err
 
 
 @pytest.mark.parametrize("text, want", [

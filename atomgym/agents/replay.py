@@ -142,6 +142,8 @@ def load(path: Path) -> dict:
         _scenario(ep["scenario"])
     except Exception as e:                       # the scenario loader's own one-line message
         raise ValueError(f"{path}: key 'scenario': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if ep["kind"] == "env-actions":
+        _check_env_actions(ep, path)
     bad = [k for k, v in ep["counters"].items()
            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
     if bad or not ep["counters"]:    # a corrupted record is bad input (2), not a differing replay (1)
@@ -149,6 +151,32 @@ def load(path: Path) -> dict:
                                                          "finite numbers" if bad else "empty; valid: the "
                                                          "simulator's counters by name"))
     return ep
+
+
+def _check_env_actions(ep: dict, path: Path) -> None:
+    """A model's record: its env options valid (EnvConfig) and every action in its action space."""
+    from atomgym.envs.config import EnvConfig
+    from atomgym.envs.spaces import action_names
+    kw = {k: v for k, v in ep["env_kwargs"].items() if k != "duration_s"}
+    try:
+        cfg = EnvConfig.from_options(scenario=_scenario(ep["scenario"]), **kw)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: key 'env_kwargs': {str(e).splitlines()[0]}") from None
+    if cfg.action_type == "continuous":
+        def ok(a) -> bool:
+            return isinstance(a, list) and len(a) == 3 and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and -1.0 <= x <= 1.0
+                for x in a)
+        valid = "a list of 3 numbers in [-1, 1]"
+    else:
+        n = len(action_names(cfg.action_type))
+
+        def ok(a) -> bool:
+            return isinstance(a, int) and not isinstance(a, bool) and 0 <= a < n
+        valid = f"an integer 0..{n - 1} (action_type {cfg.action_type})"
+    for i, a in enumerate(ep["actions"]):
+        if not ok(a):
+            raise ValueError(f"{path}: key 'actions': item {i} is {a!r}; valid: {valid}")
 
 
 def main(argv: list[str] | None = None) -> int:
