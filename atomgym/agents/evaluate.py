@@ -178,7 +178,7 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     """Sweep GRID_MF x GRID_WSF on the given seeds (all points in one batched Simulator); the
     point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration, grid,
     weights, cost version, engine sources): a sweep run by another simulator is never reused."""
-    from atomgym.sim.engine import sources_digest
+    from atomgym.sim import sources_digest
     key_src = json.dumps([scenario.name, Path(scenario.source).read_text() if scenario.source else "",
                           [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, W_DROPS, W_FAIL, W_STALL_S, W_RESERVED, W_KNOB,
                           COST_VERSION, sources_digest()])

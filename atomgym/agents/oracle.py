@@ -179,7 +179,7 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
 
     from atomgym.agents.evaluate import COST_VERSION, DEFAULT_CACHE, write_atomic
     from atomgym.envs.core import score as env_score
-    from atomgym.sim.engine import sources_digest
+    from atomgym.sim import sources_digest
     from atomgym.sim.scenario import load_scenario
     from atomgym.suites import load_suite
     names = load_suite(suite)

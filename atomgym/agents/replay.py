@@ -67,7 +67,7 @@ def run_episode(ep: dict) -> dict[str, float]:
 def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> dict:
     """Run one episode and return its record (see the module docstring)."""
     from atomgym.agents import baselines, evaluate, oracle
-    from atomgym.sim.engine import sources_digest
+    from atomgym.sim import sources_digest
     from atomgym.sim.scenario import load_scenario, scenario_to_dict
     sc = load_scenario(scenario)
     dur = float(duration_s if duration_s is not None else sc.duration_s)
@@ -109,7 +109,7 @@ def check(ep: dict, path: Path) -> tuple[bool, str]:
         want[k] == got[k] or (isinstance(want[k], float) and math.isnan(want[k]) and math.isnan(got[k]))))]
     if not diff:
         return True, f"{path}: replayed {ep['policy']} on {ep['scenario_name']} seed {ep['seed']}: all {len(want)} counters equal"
-    from atomgym.sim.engine import sources_digest
+    from atomgym.sim import sources_digest
     why = "" if ep.get("engine_digest") == sources_digest() else " (the engine's sources changed since it was saved)"
     shown = ", ".join(f"{k} {want.get(k)} -> {got.get(k)}" for k in diff[:4])
     return False, f"{path}: {len(diff)} counter(s) differ{why}: {shown}{' ...' if len(diff) > 4 else ''}"

@@ -7,7 +7,10 @@ def __getattr__(name: str):
     if name == "Simulator":
         from .simulator import Simulator
         return Simulator
+    if name == "sources_digest":     # the engine sources' digest (keys of caches and replays)
+        from .engine import sources_digest
+        return sources_digest
     raise AttributeError(name)
 
 
-__all__ = ["Simulator"]
+__all__ = ["Simulator", "sources_digest"]
