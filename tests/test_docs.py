@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from atomgym.envs.atom_env import AtomEnv
-from atomgym.envs.cost import DEFAULT_WEIGHTS, TERM_NAMES
+from atomgym.envs.cost import DEFAULT_WEIGHTS, TERM_NAMES, TERMS
 from atomgym.envs.registration import env_ids
 from atomgym.envs.spaces import CONT_ACTION_NAMES, N_ACTIONS, OBS_NAMES
 
@@ -53,3 +53,15 @@ def test_registered_ids_table_and_docstring_sections():
                      "Episode End", "Arguments", "Version History"]
     for i, n in enumerate(CONT_ACTION_NAMES):
         assert f"| {i} | {n} |" in doc
+
+
+def test_docstring_lists_the_cost_table():
+    """AtomEnv's Rewards and Arguments sections are filled from cost.TERMS (no placeholder left)."""
+    doc = AtomEnv.__doc__
+    assert "@" not in doc
+    rew = doc[doc.index("## Rewards"):doc.index("## Starting State")]
+    args = doc[doc.index("## Arguments"):doc.index("## Version History")]
+    for t in TERMS:
+        assert f"* ``{t.name}`` (``{t.arg}``, {t.weight:g}): {t.doc}" in rew, t.name
+        assert f"``{t.arg}``" in args, t.arg
+    assert "``deadlock_penalty``: 100." in rew

@@ -56,3 +56,25 @@ def test_record_fields_are_unique_and_the_pools_sum_to_managed():
     zs = sim.zone_state[0]
     assert np.array_equal(zs[:, list(L.ZF_POOLS)].sum(axis=1), sim.managed[0])
     assert zs[:, L.ZF_FREE].sum() > 0 and zs[:, L.ZF_KERNEL].sum() > 0
+
+
+def test_the_sysctls_follow_kernel_sysctl_ranges():
+    """Every sysctl of kernel/sysctl.py SYSCTL_RANGES is a knob (sim/knobs.py KNOBS) stored in the
+    machine integer of its name, readable as Simulator.sysctl(name) and as the booted Machine's
+    attribute of that name, and settable by its name in set_knobs()."""
+    from atomgym.kernel.sysctl import SYSCTL_RANGES
+    from atomgym.sim.knobs import KNOB_MI, KNOB_WRITE_ORDER, KNOBS
+
+    assert KNOBS == tuple(SYSCTL_RANGES) and sorted(KNOB_WRITE_ORDER) == list(range(len(KNOBS)))
+    sim = Simulator(load_scenario("quiet"), n_machines=2)
+    m = sim.machine(0)
+    for k, name in enumerate(KNOBS):
+        assert L.MI_NAMES[KNOB_MI[k]] == name
+        assert sim.sysctl(name).tolist() == [getattr(m, name)] * 2, name
+    assert sim.watermark_boost_factor.tolist() == [15000] * 2 and sim.watermark_boost_factor.base is not None
+    sim.set_knobs(watermark_boost_factor=[0, -1], watermark_scale_factor=np.array([-1, 40]))
+    assert sim.sysctl("watermark_boost_factor").tolist() == [0, 15000]
+    assert sim.sysctl("watermark_scale_factor").tolist() == [m.watermark_scale_factor, 40]
+    assert sim.machine(1).watermark_scale_factor == 40 and sim.counter("knob_writes").tolist() == [1, 1]
+    with pytest.raises(KeyError, match="unknown sysctl 'wsf'; valid: min_free_kbytes, watermark_scale_factor"):
+        sim.sysctl("wsf")

@@ -10,6 +10,7 @@ from numba import njit
 from atomgym.sim import Simulator
 from atomgym.sim import layout as L
 from atomgym.sim.engine import step_state
+from atomgym.sim.knobs import KNOBS, NKNOBS
 from atomgym.sim.scenario import load_scenario
 
 
@@ -59,6 +60,10 @@ def test_step_checks_its_arguments_like_set_knobs():
         sim.step(1, watermark_scale_factor=3001)
     with pytest.raises(ValueError, match=r"prev must be a \(2, \d+\) float64 array"):
         sim.step(1, prev=np.zeros((2, 3)))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'min_free'; sysctls: min_free_kbytes, "):
+        sim.step(1, min_free=100)
+    with pytest.raises(TypeError, match="set_knobs.. got an unexpected keyword argument 'wsf'"):
+        sim.set_knobs(wsf=100)
     assert sim.t_ms.tolist() == [0.0, 0.0]          # nothing ran
     sim.step(5)
     assert sim.t_ms.tolist() == [5.0, 5.0]
@@ -68,9 +73,9 @@ _CTR = L.STATE_INDEX["ctr"]   # a global int: a compile-time index into the stat
 
 
 @njit(cache=False)
-def _compiled_caller(T, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev):
+def _compiled_caller(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
     """What a compiled env step does: engine.step_state on the state tuple, then reads a counter."""
-    step_state(T, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev)
+    step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev)
     return T[_CTR][0, L.C_KNOB_WRITES]
 
 
@@ -85,7 +90,10 @@ def test_step_state_from_compiled_code_equals_the_facade():
     bk[1, 2] = 1
     prev_a, prev_b = np.zeros((2, L.NC)), np.zeros((2, L.NC))
     for k, (mf, wsf) in enumerate([(np.array([30000, -1]), none), (none, np.array([-1, 150])), (none, none)]):
-        writes = _compiled_caller(a.state, mf, wsf, none, zeros, bk, np.ones(2, np.bool_), 25, prev_a)
+        knobs = np.full((2, NKNOBS), -1, np.int64)
+        knobs[:, KNOBS.index("min_free_kbytes")] = mf
+        knobs[:, KNOBS.index("watermark_scale_factor")] = wsf
+        writes = _compiled_caller(a.state, knobs, zeros, bk, np.ones(2, np.bool_), 25, prev_a)
         b.step(25, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, prev=prev_b)
         assert writes == a.counter("knob_writes")[0]
         assert np.array_equal(prev_a, prev_b), k

@@ -10,24 +10,26 @@ import math
 import numpy as np
 from ..kernel.jit import jit
 
-from ..kernel.zones import MAX_NR_ZONES
+from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN
+from ..kernel.zones import MAX_NR_ZONES, ZONE_NORMAL
 from ..sim import layout as L
 from ..sim.engine import step_state   # Simulator.step() for compiled callers
+from ..sim.knobs import KNOB_MIN_FREE_KBYTES, KNOB_WSF, NKNOBS
 from .spaces import (
     A_BOOST_ALL, A_BOOST_NORMAL, A_MF_DOWN, A_MF_UP, A_WSF_DOWN, A_WSF_UP, KNOB_RATIO_SPAN, LOG1P_SCALE, MF_MAX_KB,
     MF_MIN_KB, N_ZONE_FEATURES, OBS_DIM, OBS_INTERVAL_START, OBS_MACHINE_START, PEAK_TAUS_S, RATE_TAUS_S, SINCE_CAP_S,
     SIZE_MAX_MIB, SIZE_MIN_MIB, STEP_FACTOR, WSF_MAX, WSF_MIN,
 )
 
-_NZT = 3   # zone types observed: DMA, DMA32, Normal
+_NZT = ZONE_NORMAL + 1   # zone types observed: DMA, DMA32, Normal
 _LOG_MF = math.log(MF_MAX_KB / MF_MIN_KB)
 _LOG_WSF = math.log(WSF_MAX)
-C_ATOMIC_FAIL = L.COUNTER_NAMES.index("atomic_fail")
-C_RX_MISSED = L.COUNTER_NAMES.index("rx_missed")
-C_RCVBUF = L.COUNTER_NAMES.index("rcvbuf_drop")
-C_PFMEMALLOC = L.COUNTER_NAMES.index("pfmemalloc_drop")
-C_RX_PACKETS = L.COUNTER_NAMES.index("rx_packets")
-C_STALL = L.COUNTER_NAMES.index("direct_reclaim_stall_us")
+C_ATOMIC_FAIL = L.C_ATOMIC_FAIL
+C_RX_MISSED = L.C_RX_MISSED
+C_RCVBUF = L.C_RCVBUF_DROP
+C_PFMEMALLOC = L.C_PFMEMALLOC_DROP
+C_RX_PACKETS = L.C_RX_PACKETS
+C_STALL = L.C_STALL_US
 C_MIN_FREE_SEEN = L.C_MIN_FREE_SEEN
 # the state arrays step_discrete() reads from the state tuple (compile-time constants)
 _S_MI, _S_ND, _S_ZS, _S_CTR, _S_MANAGED, _S_WMARK, _S_BOOST = (
@@ -92,9 +94,9 @@ def obs_batch(managed, wmark, boost, zs, mi, nd, ctr, prev, n_nodes, out):
             for n in range(n_nodes):
                 z = n * MAX_NR_ZONES + t
                 free += zs[b, z, L.ZF_FREE]
-                mn += wmark[b, z, 0]
-                lo += wmark[b, z, 1]
-                hi += wmark[b, z, 2]
+                mn += wmark[b, z, WMARK_MIN]
+                lo += wmark[b, z, WMARK_LOW]
+                hi += wmark[b, z, WMARK_HIGH]
                 bs += boost[b, z]
                 mg += managed[b, z]
                 rec += zs[b, z, L.ZF_CACHE]
@@ -127,7 +129,7 @@ def obs_batch(managed, wmark, boost, zs, mi, nd, ctr, prev, n_nodes, out):
         out[b, k + 4] = _lg(ctr[b, C_RX_PACKETS] - prev[b, C_RX_PACKETS])
         smin = 0.0
         for z in range(wmark.shape[1]):
-            smin += wmark[b, z, 0]
+            smin += wmark[b, z, WMARK_MIN]
         out[b, k + 5] = _ratio(ctr[b, C_MIN_FREE_SEEN], smin, 4.0)
         out[b, k + 6] = _lg(ctr[b, C_STALL] - prev[b, C_STALL])
 
@@ -226,13 +228,19 @@ def action_knobs(kind, a, amap, levels, mi, managed, mask, mf, wsf, bk, changes)
 
 
 @jit()
+def _no_action(b, mf, wsf, bk, changes):
+    """Machine b's action outputs before its action: no sysctl write, no boost, no change."""
+    mf[b] = -1
+    wsf[b] = -1
+    changes[b] = 0.0
+    for z in range(bk.shape[1]):
+        bk[b, z] = 0
+
+
+@jit()
 def level_knobs(a, levels, mi, mask, mf, wsf, bk, changes):
     for b in range(a.shape[0]):
-        mf[b] = -1
-        wsf[b] = -1
-        changes[b] = 0.0
-        for z in range(bk.shape[1]):
-            bk[b, z] = 0
+        _no_action(b, mf, wsf, bk, changes)
         if not mask[b]:
             continue
         x = a[b]
@@ -248,11 +256,7 @@ def level_knobs(a, levels, mi, mask, mf, wsf, bk, changes):
 def discrete_knobs(a, amap, mi, managed, mask, mf, wsf, bk, changes):
     """Discrete actions amap[a] -> sysctl targets (-1 = unchanged), boost_watermark() calls, change count."""
     for b in range(a.shape[0]):
-        mf[b] = -1
-        wsf[b] = -1
-        changes[b] = 0.0
-        for z in range(bk.shape[1]):
-            bk[b, z] = 0
+        _no_action(b, mf, wsf, bk, changes)
         if not mask[b]:
             continue
         m0 = mi[b, L.MI_MIN_FREE_KBYTES]
@@ -268,7 +272,7 @@ def discrete_knobs(a, amap, mi, managed, mask, mf, wsf, bk, changes):
             wsf[b] = max(WSF_MIN, min(w0 - 1, int(round(w0 / STEP_FACTOR))))
         elif x == A_BOOST_NORMAL or x == A_BOOST_ALL:
             for z in range(bk.shape[1]):
-                if managed[b, z] > 0 and (x == A_BOOST_ALL or z % MAX_NR_ZONES == 2):
+                if managed[b, z] > 0 and (x == A_BOOST_ALL or z % MAX_NR_ZONES == ZONE_NORMAL):
                     bk[b, z] = 1
             changes[b] = 1.0
         if mf[b] == m0:
@@ -300,9 +304,12 @@ def step_discrete(T, actions, kind, amap, levels, n_ticks, table, weights, penal
     bk = np.empty((B, Z), np.int64)
     changes = np.empty(B, np.float64)
     action_knobs(kind, actions, amap, levels, mi, managed, mask, mf, wsf, bk, changes)
-    wbf = np.full(B, -1, np.int64)
+    knobs = np.full((B, NKNOBS), -1, np.int64)
+    for b in range(B):
+        knobs[b, KNOB_MIN_FREE_KBYTES] = mf[b]
+        knobs[b, KNOB_WSF] = wsf[b]
     bp = np.zeros((B, Z), np.int64)
-    step_state(T, mf, wsf, wbf, bp, bk, mask, n_ticks, prev)
+    step_state(T, knobs, bp, bk, mask, n_ticks, prev)
     if memory:
         mem_update(ctr, prev, mask, dt_s, decay, mem)
     terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out)

@@ -13,6 +13,7 @@ from gymnasium.error import ResetNeeded
 from ..sim.scenario import Scenario
 from .config import EnvConfig, options_signature
 from .core import DEFAULT_DECISION_INTERVAL_MS, TERM_NAMES, Core, score  # noqa: F401  (re-exported)
+from .cost import DEFAULT_DEADLOCK_PENALTY, TERMS
 from .spaces import (  # noqa: F401  (re-exported: the observation/action layout)
     ACTION_NAMES, ACTION_TYPES, CONT_ACTION_NAMES, N_ACTIONS, OBS_DIM, OBS_HIGH, OBS_INDEX, OBS_LOW, OBS_NAMES,
     OBS_UNITS, action_names, obs_layout,
@@ -133,15 +134,15 @@ class AtomEnv(gym.Env):
     | 40 | watermark_scale_factor_vs_boot | 0.5 + log(wsf / wsf at reset) / (2 log 1024), clipped |
 
     ## Rewards
-    ``reward = -(w_drops*drops + w_atomic_fail*atomic_fail + w_reserved*reserved_mib_s
-    + w_stall*stall_s + w_knob*knob_changes) - deadlock_penalty*[deadlocked this step]``, terms over
-    the last interval: ``drops`` = rx_missed + rcvbuf_drop + pfmemalloc_drop packets;
-    ``atomic_fail`` = failed atomic refills; ``reserved_mib_s`` = memory held free by the
-    watermarks, Σ over zones of (high + boost) x time (MiB·s): kswapd reclaims until every zone is
-    above high + boost, so a policy pays for raising ``watermark_scale_factor`` or boosting as it
-    pays for raising ``min_free_kbytes`` (Σ min alone is ``min_reserve_mib_ms`` in the counters);
-    ``stall_s`` = direct-reclaim stall (s); ``knob_changes`` =
-    sysctl writes + boost actions. Defaults: 1e-3, 1e-3, 1e-3, 1.0, 1e-2, penalty 100.
+    ``reward = -sum(weight * term) - deadlock_penalty*[deadlocked this step]``, the terms over the
+    last interval, one per row of ``atomgym.envs.cost.TERMS`` (term (weight argument, default):
+    what it counts):
+
+@REWARD_TERMS@
+
+    ``deadlock_penalty``: @PENALTY@. ``reserved_mib_s``: kswapd reclaims until every zone is above
+    high + boost, so a policy pays for raising ``watermark_scale_factor`` or boosting as it pays
+    for raising ``min_free_kbytes`` (Σ min alone is ``min_reserve_mib_ms`` in the counters).
     ``info`` has ``term_<name>`` (raw) and ``reward_<name>`` (weighted, negative) every step.
 
     ``reward_baseline="default"`` (for training across randomised machines): a shadow copy of the
@@ -184,8 +185,8 @@ class AtomEnv(gym.Env):
     ## Arguments
     ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
     (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels"),
-    ``observation`` ("basic" | "memory"), ``w_drops``, ``w_atomic_fail``,
-    ``w_reserved``, ``w_stall``, ``w_knob``, ``deadlock_penalty``, ``duration_s`` (override the
+    ``observation`` ("basic" | "memory"), @WEIGHT_ARGS@,
+    ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
     ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default" | "score",
     see Rewards), ``weights`` (a mapping term -> weight; the ``w_*`` arguments set one term each).
@@ -388,3 +389,14 @@ class AtomEnv(gym.Env):
                 pad = 0 if k == 0 else 1   # free: a thin line drawn last, over 3-pixel watermark lines
                 img[max(0, y0 - pad):y1 + 1 + pad, x0:max(x1, x0 + 1)] = colours[k]
         return img
+
+
+def _cost_table_doc(doc: str) -> str:
+    """AtomEnv's docstring with cost.TERMS filled in (the reward terms and their weight arguments
+    are listed from the table, never by hand)."""
+    rows = "\n".join(f"    * ``{t.name}`` (``{t.arg}``, {t.weight:g}): {t.doc}" for t in TERMS)
+    return (doc.replace("@REWARD_TERMS@", rows).replace("@WEIGHT_ARGS@", ", ".join(f"``{t.arg}``" for t in TERMS))
+            .replace("@PENALTY@", f"{DEFAULT_DEADLOCK_PENALTY:g}"))
+
+
+AtomEnv.__doc__ = _cost_table_doc(AtomEnv.__doc__ or "")

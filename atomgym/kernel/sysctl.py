@@ -3,7 +3,8 @@ mm/huge_memory.c / mm/khugepaged.c), as compiled functions over one machine's ar
 
 The static model (`Machine.write`) and the simulator's knob writers (sim/knobs.py) both call
 these. The sysctls' valid ranges are defined here once (``SYSCTL_RANGES``) and checked by every
-writer's Python side (Machine.write, snapshots, scenario files, Simulator.set_knobs).
+writer's Python side (Machine.write, snapshots, scenario files, Simulator.set_knobs). Its keys are
+the simulator's sysctls (sim/knobs.py ``KNOBS``; adding one: docs/simulator.md).
 """
 from __future__ import annotations
 

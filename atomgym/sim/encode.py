@@ -22,7 +22,7 @@ from ..kernel.watermark_ok import GFP_ATOMIC, GFP_NOWAIT, GFP_NOWARN
 from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_DMA32, ZONE_NAMES, ZONE_NORMAL
 from . import layout as L
-from .knobs import KNOB_MIN_FREE_KBYTES, KNOB_WBF, KNOB_WRITE_ORDER, KNOB_WSF
+from .knobs import KNOB_MI, KNOB_WRITE_ORDER, KNOBS
 from .rng import seed_state
 from .scenario import Scenario, TrafficSpec, workload_times
 from .tuners import init_tuner
@@ -64,10 +64,9 @@ def encode_zones(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:
     A.reserve[b, :zm] = m.reserve
     A.ztype[b] = np.arange(A.ztype.shape[1]) % MAX_NR_ZONES
     mi = A.mi
-    mi[b, L.MI_MIN_FREE_KBYTES] = m.min_free_kbytes
+    for k, name in enumerate(KNOBS):   # the sysctls: the Machine's attribute of each has its name
+        mi[b, KNOB_MI[k]] = getattr(m, name)
     mi[b, L.MI_USER_MIN_FREE_KBYTES] = m.user_min_free_kbytes
-    mi[b, L.MI_WSF] = m.watermark_scale_factor
-    mi[b, L.MI_WBF] = m.watermark_boost_factor
     mi[b, L.MI_MOVABLE_CLAMPED] = int(m.version.movable_min_clamped)
     mi[b, L.MI_NNODES] = m.nr_nodes
     mi[b, L.MI_SUM_MIN] = int(m.wmark[:, WMARK_MIN].sum())
@@ -252,10 +251,8 @@ def encode_phases(A: L.Arrays, b: int, s: Scenario, off: int) -> int:
     mi[b, L.MI_PHASE_OFF] = off
     n_ph = 0
     for ph in sorted(s.phases, key=lambda p: p.at_s):
-        values = {KNOB_MIN_FREE_KBYTES: ph.sysctl.min_free_kbytes, KNOB_WSF: ph.sysctl.watermark_scale_factor,
-                  KNOB_WBF: ph.sysctl.watermark_boost_factor}
-        for knob in KNOB_WRITE_ORDER:
-            v = values[knob]
+        for knob in KNOB_WRITE_ORDER:   # the phase's key of each sysctl has its name
+            v = getattr(ph.sysctl, KNOBS[knob])
             if v is not None:
                 A.trace[b, off:off + 3] = (ph.at_s * 1000.0, knob, v)
                 off += 3

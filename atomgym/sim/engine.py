@@ -260,10 +260,10 @@ def run_parallel(T, n_ticks, mask):
 
 
 @jit()
-def apply_knobs_state(T, min_free, wsf, wbf, boost_pages, boost_calls, mask):
+def apply_knobs_state(T, knobs, boost_pages, boost_calls, mask):
     """knobs.apply_knobs() on the tuple of state arrays (Simulator.set_knobs())."""
     S = make_state(T)
-    apply_knobs(S, min_free, wsf, wbf, boost_pages, boost_calls, mask)
+    apply_knobs(S, knobs, boost_pages, boost_calls, mask)
     free_state(S)
 
 
@@ -286,7 +286,7 @@ def begin_interval(S, prev, mask):
 
 
 @jit()
-def step_batch(S, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev):
+def step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
     """Knob writes, then an interval of ``n_ticks`` ticks, for every machine in mask, serially:
     knobs.apply_knobs() (-1 / 0 entries: unchanged; skipped when nothing is asked),
     begin_interval(S, prev, mask), then run_machine() per machine in index order. Bit for bit
@@ -294,11 +294,12 @@ def step_batch(S, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, p
     ask = False
     for b in range(mask.shape[0]):
         if mask[b]:
-            ask = ask or min_free[b] >= 0 or wsf[b] >= 0 or wbf[b] >= 0
+            for k in range(knobs.shape[1]):
+                ask = ask or knobs[b, k] >= 0
             for z in range(boost_pages.shape[1]):
                 ask = ask or boost_pages[b, z] > 0 or boost_calls[b, z] > 0
     if ask:
-        apply_knobs(S, min_free, wsf, wbf, boost_pages, boost_calls, mask)
+        apply_knobs(S, knobs, boost_pages, boost_calls, mask)
     begin_interval(S, prev, mask)
     for b in range(mask.shape[0]):
         if mask[b]:
@@ -306,11 +307,11 @@ def step_batch(S, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, p
 
 
 @jit()
-def step_state(T, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev):
+def step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
     """step_batch() on the tuple of state arrays (``Simulator.state``): the sim side of the envs'
     fused step, callable from compiled code (no make_state()/free_state() at the call site)."""
     S = make_state(T)
-    step_batch(S, min_free, wsf, wbf, boost_pages, boost_calls, mask, n_ticks, prev)
+    step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev)
     free_state(S)
 
 

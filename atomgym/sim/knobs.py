@@ -15,23 +15,32 @@ from __future__ import annotations
 from ..kernel.boost import boost_watermark_zone
 from ..kernel.jit import jit
 from ..kernel.pcp import PCP_HIGH_AUTOTUNE, pcp_high_static
-from ..kernel.sysctl import write_min_free_kbytes, write_watermark_scale_factor
+from ..kernel.sysctl import SYSCTL_RANGES, write_min_free_kbytes, write_watermark_scale_factor
 from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
 from ..kernel.zones import PAGEBLOCK_NR_PAGES, ZONE_NORMAL
 from .layout import (
     C_BOOST_ACTIONS, C_KNOB_WRITES, MI_MIN_FREE_KBYTES, MI_MOVABLE_CLAMPED, MI_NZL_KERNEL, MI_PCP_CPUS,
     MI_PCP_MODE, MI_PHASE_N, MI_PHASE_NEXT, MI_PHASE_OFF, MI_SUM_MIN, MI_TERMINATED, MI_USER_MIN_FREE_KBYTES,
-    MI_WBF, MI_WSF, MR_T_MS, ZF_BOOSTED_FLAG, ZF_KERNEL, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX,
+    MI_NAMES, MI_WBF, MI_WSF, MR_T_MS, ZF_BOOSTED_FLAG, ZF_KERNEL, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX,
     ZF_PCP_HIGH_MIN, ZL_KERNEL,
 )
 
-# The sysctls a scenario phase (and a knob vector) writes, by id; a phase's writes are stored as
-# (t_ms, knob id, value) and applied in KNOB_WRITE_ORDER, the order of apply_knobs().
-KNOBS = ("min_free_kbytes", "watermark_scale_factor", "watermark_boost_factor")
+# The sysctls the simulator writes, by id: kernel/sysctl.py's SYSCTL_RANGES, in its order. A knob
+# vector is (B, len(KNOBS)) int64 (-1: unchanged); a phase's writes are stored as (t_ms, knob id,
+# value); both are applied in KNOB_WRITE_ORDER (apply_knobs()). Each value lives in the machine
+# integer of the same name (layout.MI_NAMES) and is written by write_knob()'s writer.
+KNOBS: tuple[str, ...] = tuple(SYSCTL_RANGES)
 KNOB_MIN_FREE_KBYTES = KNOBS.index("min_free_kbytes")
 KNOB_WSF = KNOBS.index("watermark_scale_factor")
 KNOB_WBF = KNOBS.index("watermark_boost_factor")
-KNOB_WRITE_ORDER = (KNOB_WBF, KNOB_WSF, KNOB_MIN_FREE_KBYTES)
+KNOB_WRITE_ORDER = (KNOB_WBF, KNOB_WSF, KNOB_MIN_FREE_KBYTES)   # a new sysctl: where its write goes
+NKNOBS = len(KNOBS)
+KNOB_MI = tuple(MI_NAMES.index(n) if n in MI_NAMES else -1 for n in KNOBS)   # where each value is stored
+if -1 in KNOB_MI:
+    raise ValueError(f"sim/knobs.py: sysctl {KNOBS[KNOB_MI.index(-1)]!r} (kernel/sysctl.py SYSCTL_RANGES) has "
+                     "no machine integer of its name in sim/layout.py MI_NAMES")
+if sorted(KNOB_WRITE_ORDER) != list(range(NKNOBS)):
+    raise ValueError(f"sim/knobs.py: KNOB_WRITE_ORDER must order every sysctl of KNOBS once: {', '.join(KNOBS)}")
 
 
 # ---- what follows a watermark change -------------------------------------------------------
@@ -124,7 +133,7 @@ def write_knob(S, b, knob, value):
         knob_min_free_kbytes(S, b, value, True)
     elif knob == KNOB_WSF:
         knob_watermark_scale_factor(S, b, value)
-    else:
+    elif knob == KNOB_WBF:
         knob_watermark_boost_factor(S, b, value)
 
 
@@ -152,21 +161,19 @@ def boost_zone_pages(S, b, z, pages):
 
 # ---- batches of writes ------------------------------------------------------------------------
 @jit()
-def apply_knobs(S, min_free, wsf, wbf, boost_pages, boost_calls, mask):
-    """Knob writes for every machine in mask (-1 = unchanged), in KNOB_WRITE_ORDER:
-    watermark_boost_factor, watermark_scale_factor, min_free_kbytes, then boosts
-    (``boost_pages`` (B, Z): boost_zone_pages(); ``boost_calls`` (B, Z): that many
-    boost_zone() calls with a pageblock each). A machine asked to boost counts one
-    ``boost_actions`` (however many zones), as the envs' knob-change term does."""
+def apply_knobs(S, knobs, boost_pages, boost_calls, mask):
+    """Knob writes for every machine in mask: ``knobs`` (B, NKNOBS) sysctl values (-1 =
+    unchanged) through write_knob() in KNOB_WRITE_ORDER (watermark_boost_factor,
+    watermark_scale_factor, min_free_kbytes), then boosts (``boost_pages`` (B, Z):
+    boost_zone_pages(); ``boost_calls`` (B, Z): that many boost_zone() calls with a pageblock
+    each). A machine asked to boost counts one ``boost_actions`` (however many zones), as the
+    envs' knob-change term does."""
     for b in range(mask.shape[0]):
         if not mask[b]:
             continue
-        if wbf[b] >= 0:
-            knob_watermark_boost_factor(S, b, wbf[b])
-        if wsf[b] >= 0:
-            knob_watermark_scale_factor(S, b, wsf[b])
-        if min_free[b] >= 0:
-            knob_min_free_kbytes(S, b, min_free[b], True)
+        for k in KNOB_WRITE_ORDER:
+            if knobs[b, k] >= 0:
+                write_knob(S, b, k, knobs[b, k])
         asked = False
         for z in range(boost_pages.shape[1]):
             asked = asked or boost_pages[b, z] > 0 or boost_calls[b, z] > 0

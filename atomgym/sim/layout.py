@@ -90,10 +90,10 @@ HZ_OF_ZL = (2, 3)    # highest_zoneidx of each zonelist (ZONE_NORMAL, ZONE_MOVAB
 
 # ---- mi: machine integers -------------------------------------------------------------------
 MI_NAMES = (
-    "min_free_kbytes",
+    "min_free_kbytes",   # each sysctl of kernel/sysctl.py SYSCTL_RANGES, by its name (sim/knobs.py KNOB_MI)
     "user_min_free_kbytes",
-    "wsf",               # vm.watermark_scale_factor
-    "wbf",               # vm.watermark_boost_factor
+    "watermark_scale_factor",
+    "watermark_boost_factor",
     "movable_clamped",   # the kernel version clamps ZONE_MOVABLE's min (kernel/watermarks.py)
     "terminated",        # deadlocked: the machine no longer advances
     "tuner",             # sim/tuners.py TUNERS id
@@ -118,8 +118,8 @@ MI_NAMES = (
 _MI = _index(MI_NAMES)
 MI_MIN_FREE_KBYTES = _MI["min_free_kbytes"]
 MI_USER_MIN_FREE_KBYTES = _MI["user_min_free_kbytes"]
-MI_WSF = _MI["wsf"]
-MI_WBF = _MI["wbf"]
+MI_WSF = _MI["watermark_scale_factor"]
+MI_WBF = _MI["watermark_boost_factor"]
 MI_MOVABLE_CLAMPED = _MI["movable_clamped"]
 MI_TERMINATED = _MI["terminated"]
 MI_TUNER = _MI["tuner"]
@@ -159,7 +159,6 @@ MR_KS_RATE = _MR["ks_rate"]
 MR_KS_LATENCY = _MR["ks_latency"]
 MR_DR_RATE = _MR["dr_rate"]
 NMR = len(MR_NAMES)
-MF_T_MS = MR_T_MS    # the old name, still imported by envs/atom_env.py (with Simulator._mf); remove with it
 
 # ---- nd: per-node kswapd state (float64) ----------------------------------------------------
 KSWAPD_STATES = ("sleep", "waking", "run", "nap")

@@ -37,15 +37,15 @@ pages per zone (4 GiB: DMA32 -12, Normal +1; 1 GiB: DMA32 -22; 2 GiB/2 nodes: +2
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from atomgym.kernel import Machine
 from atomgym.kernel import snapshot as _snapshot
+from atomgym.kernel.sysctl import SYSCTL_RANGES
 from atomgym.kernel.zones import (
-    DEFAULT_WATERMARK_BOOST_FACTOR,
-    DEFAULT_WATERMARK_SCALE_FACTOR,
     MAX_NR_ZONES,
     PAGE_KB,
     ZONE_DMA,
@@ -211,17 +211,18 @@ def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | 
         m = Machine(managed=managed, present=present, spanned=spanned,
                     version=KernelVersion.parse(spec.kernel), thp=spec.thp)
         m.boot()
-    wsf, wbf = sysctl.watermark_scale_factor, sysctl.watermark_boost_factor
-    if spec.snapshot is not None:
-        # The schema defaults (the kernel's) mean "keep the snapshot's value" here.
-        wsf = m.watermark_scale_factor if wsf == DEFAULT_WATERMARK_SCALE_FACTOR else wsf
-        wbf = m.watermark_boost_factor if wbf == DEFAULT_WATERMARK_BOOST_FACTOR else wbf
-    if sysctl.min_free_kbytes is not None:
-        m.write("vm.min_free_kbytes", sysctl.min_free_kbytes)
-    if wsf != m.watermark_scale_factor:
-        m.write("vm.watermark_scale_factor", wsf)
-    if wbf != m.watermark_boost_factor:
-        m.write("vm.watermark_boost_factor", wbf)
+    # Each sysctl of kernel/sysctl.py SYSCTL_RANGES, in that order, by its name (the SysctlSpec key
+    # and the Machine attribute): null keeps the machine's value; a key whose schema default is null
+    # (min_free_kbytes) is written whenever given (the write also sets user_min_free_kbytes), the
+    # others when they differ from the machine's; on a snapshot machine a schema default (the
+    # kernel's) keeps the snapshot's value.
+    defaults = {f.name: f.default for f in dataclasses.fields(SysctlSpec)}
+    for name in SYSCTL_RANGES:
+        v = getattr(sysctl, name)
+        if v is None or (spec.snapshot is not None and v == defaults[name]):
+            continue
+        if defaults[name] is None or v != getattr(m, name):
+            m.write("vm." + name, v)
     return m
 
 

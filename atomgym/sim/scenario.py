@@ -139,11 +139,16 @@ class WorkloadSpec:
                                   metadata={"doc": "atomic_alloc: one-off bursts {at_s, pages, hold_ms}"})
 
 
-@dataclass
-class PhaseSysctlSpec:
-    min_free_kbytes: int | None = _f(None, *_MIN_FREE, "kB", "vm.min_free_kbytes written at at_s")
-    watermark_scale_factor: int | None = _f(None, *_WSF, "1/10000", "vm.watermark_scale_factor written at at_s")
-    watermark_boost_factor: int | None = _f(None, *_WBF, "1/10000", "vm.watermark_boost_factor written at at_s")
+if tuple(f.name for f in dataclasses.fields(SysctlSpec)) != tuple(SYSCTL_RANGES):
+    raise ValueError("sim/scenario.py: SysctlSpec's keys must be kernel/sysctl.py SYSCTL_RANGES' keys, in its order")
+
+
+# A phase's sysctl writes: every key of SysctlSpec (its range and unit), null = not written.
+PhaseSysctlSpec = dataclasses.make_dataclass(
+    "PhaseSysctlSpec",
+    [(f.name, int | None, _f(None, *f.metadata["range"], f.metadata["unit"], f"vm.{f.name} written at at_s"))
+     for f in dataclasses.fields(SysctlSpec)])
+PhaseSysctlSpec.__module__ = __name__   # (make_dataclass takes module= only from Python 3.12): pickled by name
 
 
 @dataclass

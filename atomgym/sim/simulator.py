@@ -19,7 +19,7 @@ from ..kernel.zones import MAX_NR_ZONES, zone_label
 from . import layout as L
 from .encode import encode_machine, phase_trace_len, workload_trace_len
 from .engine import apply_knobs_state, run_ticks, step_state
-from .knobs import apply_knobs  # noqa: F401  (imported from here by envs/_compiled.py)
+from .knobs import KNOB_MI, KNOBS, NKNOBS
 from .machines import scenario_machine
 from .scenario import Scenario, TrafficSpec, draw_scenario, load_trace, resolve_path
 from .tuners import NTPAR, NTS, TUNERS, render_action
@@ -81,7 +81,6 @@ class Simulator:
         for name, arr in zip(L.STATE_FIELDS, self.state):
             setattr(self, "_" + name, arr)
         self._arrays = L.Arrays(self.state)
-        self._mf = self._mr   # the machine reals' old name, read by envs/atom_env.py; remove with layout.MF_T_MS
         self._interval_prev = np.zeros((B, L.NC))
         self._no_knobs: tuple[np.ndarray, ...] | None = None   # step()'s arguments without knob writes
         self.counter_names = L.COUNTER_NAMES
@@ -143,42 +142,52 @@ class Simulator:
         m = np.ones(self.B, np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
         run_ticks(self.state, int(n_ticks), m, self.parallel)
 
-    def _knob_args(self, min_free_kbytes, watermark_scale_factor, watermark_boost_factor, boost_pages,
-                   boost_watermark) -> tuple[np.ndarray, ...]:
-        """The knob arguments as the compiled writers take them: (B,) int64 sysctl values (-1:
-        unchanged), checked against kernel/sysctl.py's SYSCTL_RANGES, and (B, Z) boosts."""
+    def _knob_args(self, sysctls: dict, boost_pages, boost_watermark, mask, caller: str) -> tuple[np.ndarray, ...]:
+        """The arguments of the compiled knob writes (engine.apply_knobs_state / step_state) from
+        set_knobs()/step()'s: (B, NKNOBS) int64 sysctl values in knobs.KNOBS order (-1:
+        unchanged), checked against kernel/sysctl.py's SYSCTL_RANGES, (B, Z) boosts and the (B,)
+        bool mask (default all). Without any knob write, the "unchanged" arrays are built once
+        (read only)."""
+        unknown = sorted(set(sysctls) - set(KNOBS))
+        if unknown:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}; "
+                            f"sysctls: {', '.join(KNOBS)}")
+        m = np.ones(self.B, np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+        if boost_pages is None and boost_watermark is None and all(x is None for x in sysctls.values()):
+            if self._no_knobs is None:
+                B, Z = self.B, self.n_zones
+                self._no_knobs = (np.full((B, NKNOBS), -1, np.int64), np.zeros((B, Z), np.int64),
+                                  np.zeros((B, Z), np.int64))
+            return self._no_knobs + (m,)
         B, Z = self.B, self.n_zones
-        out = []
-        for name, x in (("min_free_kbytes", min_free_kbytes), ("watermark_scale_factor", watermark_scale_factor),
-                        ("watermark_boost_factor", watermark_boost_factor)):
+        knobs = np.full((B, NKNOBS), -1, np.int64)
+        for k, name in enumerate(KNOBS):
+            x = sysctls.get(name)
             if x is None:
-                out.append(np.full(B, -1, np.int64))
                 continue
             lo, hi = SYSCTL_RANGES[name]
-            a = np.broadcast_to(np.asarray(x, dtype=np.int64), (B,)).copy()
+            a = np.broadcast_to(np.asarray(x, dtype=np.int64), (B,))
             bad = (a != -1) & ((a < lo) | (a > hi))
             if bad.any():
                 raise ValueError(f"{name}: {int(a[bad][0])} is out of range; valid range {lo}..{hi} (or -1: unchanged)")
-            out.append(a)
-        for x in (boost_pages, boost_watermark):
-            out.append(np.zeros((B, Z), np.int64) if x is None else np.broadcast_to(
-                np.asarray(x, np.int64), (B, Z)).copy())
-        return tuple(out)
+            knobs[:, k] = a
+        boosts = tuple(np.zeros((B, Z), np.int64) if x is None else np.broadcast_to(
+            np.asarray(x, np.int64), (B, Z)).copy() for x in (boost_pages, boost_watermark))
+        return (knobs,) + boosts + (m,)
 
-    def set_knobs(self, min_free_kbytes=None, watermark_scale_factor=None, watermark_boost_factor=None,
-                  boost_pages=None, boost_watermark=None, mask=None) -> None:
-        """Knob writes with sysctl semantics (-1 entries: unchanged), for every machine or those
-        in ``mask``, in the order watermark_boost_factor, watermark_scale_factor, min_free_kbytes,
-        boosts (sim/knobs.py). ``boost_pages`` (B, Z): raise a zone's boost by N pages;
-        ``boost_watermark`` (B, Z): call the kernel's boost_watermark() that many times. Values
-        are validated like the sysctl handlers (ValueError naming the knob and its range)."""
-        args = self._knob_args(min_free_kbytes, watermark_scale_factor, watermark_boost_factor, boost_pages,
-                               boost_watermark)
-        m = np.ones(self.B, np.bool_) if mask is None else np.asarray(mask, np.bool_)
-        apply_knobs_state(self.state, *args, m)
+    def set_knobs(self, boost_pages=None, boost_watermark=None, mask=None, **sysctls) -> None:
+        """Knob writes with sysctl semantics, for every machine or those in ``mask``: each sysctl
+        of knobs.KNOBS (kernel/sysctl.py SYSCTL_RANGES: ``min_free_kbytes=``,
+        ``watermark_scale_factor=``, ``watermark_boost_factor=``) as a keyword argument, (B,) or a
+        scalar, -1 entries unchanged, written in knobs.KNOB_WRITE_ORDER (watermark_boost_factor,
+        watermark_scale_factor, min_free_kbytes), then the boosts (sim/knobs.py).
+        ``boost_pages`` (B, Z): raise a zone's boost by N pages; ``boost_watermark`` (B, Z): call
+        the kernel's boost_watermark() that many times. Values are validated like the sysctl
+        handlers (ValueError naming the knob and its range)."""
+        apply_knobs_state(self.state, *self._knob_args(sysctls, boost_pages, boost_watermark, mask, "set_knobs"))
 
-    def step(self, n_ticks: int, min_free_kbytes=None, watermark_scale_factor=None, watermark_boost_factor=None,
-             boost_pages=None, boost_watermark=None, mask=None, prev: np.ndarray | None = None) -> np.ndarray:
+    def step(self, n_ticks: int, boost_pages=None, boost_watermark=None, mask=None, prev: np.ndarray | None = None,
+             **sysctls) -> np.ndarray:
         """One agent step in one compiled call (engine.step_batch): for every machine in ``mask``
         (default all), the knob writes of :meth:`set_knobs` (same arguments and checks), then the
         start of a measurement interval (``prev`` = the counters now; the ``min_free_seen``
@@ -190,19 +199,12 @@ class Simulator:
 
         From compiled code (the envs' fused step), call ``engine.step_state(sim.state, ...)``
         with the arrays this method builds."""
-        knobs = (min_free_kbytes, watermark_scale_factor, watermark_boost_factor, boost_pages, boost_watermark)
-        if all(x is None for x in knobs):   # no knob write: the "unchanged" arrays, built once (read only)
-            if self._no_knobs is None:
-                self._no_knobs = self._knob_args(None, None, None, None, None)
-            args = self._no_knobs
-        else:
-            args = self._knob_args(*knobs)
-        m = np.ones(self.B, np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+        knobs, bp, bw, m = self._knob_args(sysctls, boost_pages, boost_watermark, mask, "step")
         if prev is None:
             prev = self._interval_prev
         elif prev.shape != (self.B, L.NC) or prev.dtype != np.float64:
             raise ValueError(f"step(): prev must be a ({self.B}, {L.NC}) float64 array, not {prev.shape} {prev.dtype}")
-        step_state(self.state, *args, m, int(n_ticks), prev)
+        step_state(self.state, knobs, bp, bw, m, int(n_ticks), prev)
         return prev
 
     # ---- views ---------------------------------------------------------------------------------
@@ -248,17 +250,23 @@ class Simulator:
     def managed(self) -> np.ndarray:
         return self._managed
 
+    def sysctl(self, name: str) -> np.ndarray:
+        """(B,) the current value of sysctl ``name`` (knobs.KNOBS) on every machine (a view)."""
+        if name not in KNOBS:
+            raise KeyError(f"unknown sysctl {name!r}; valid: {', '.join(KNOBS)}")
+        return self._mi[:, KNOB_MI[KNOBS.index(name)]]
+
     @property
     def min_free_kbytes(self) -> np.ndarray:
-        return self._mi[:, L.MI_MIN_FREE_KBYTES]
+        return self.sysctl("min_free_kbytes")
 
     @property
     def watermark_scale_factor(self) -> np.ndarray:
-        return self._mi[:, L.MI_WSF]
+        return self.sysctl("watermark_scale_factor")
 
     @property
     def watermark_boost_factor(self) -> np.ndarray:
-        return self._mi[:, L.MI_WBF]
+        return self.sysctl("watermark_boost_factor")
 
     @property
     def reclaimable(self) -> np.ndarray:
@@ -325,10 +333,9 @@ class Simulator:
         """Static view of machine i now (current sysctls, watermarks, boosts)."""
         m = self._machines[i].copy()
         zm = m.managed.size
-        m.min_free_kbytes = int(self._mi[i, L.MI_MIN_FREE_KBYTES])
+        for k, name in enumerate(KNOBS):   # Machine's attribute of each sysctl has its name
+            setattr(m, name, int(self._mi[i, KNOB_MI[k]]))
         m.user_min_free_kbytes = int(self._mi[i, L.MI_USER_MIN_FREE_KBYTES])
-        m.watermark_scale_factor = int(self._mi[i, L.MI_WSF])
-        m.watermark_boost_factor = int(self._mi[i, L.MI_WBF])
         m.wmark[:] = self._wmark[i, :zm]
         m.boost[:] = self._boost[i, :zm]
         m.reserve[:] = self._reserve[i, :zm]
