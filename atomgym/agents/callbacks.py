@@ -22,6 +22,18 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from atomgym.envs.cost import TERM_NAMES
+
+_TERM_KEYS = tuple("term_" + n for n in TERM_NAMES)
+
+
+def term_tag(name: str) -> str:
+    """The TensorBoard tag of a cost term per simulated second: ``env/<term>_per_s`` (a count),
+    ``env/<quantity>`` for a term in quantity x seconds (reserved_mib_s -> env/reserved_mib, the
+    mean reserved MiB; stall_s -> env/stall, the fraction of time stalled)."""
+    return f"env/{name[:-2]}" if name.endswith("_s") else f"env/{name}_per_s"
+
+
 CAUSES = {"rx_missed": "drops_rx_missed", "rcvbuf_drop": "drops_rcvbuf", "pfmemalloc_drop": "drops_pfmemalloc"}
 
 
@@ -47,7 +59,7 @@ class DomainScalars(BaseCallback):
     def _on_step(self) -> bool:
         infos = self.locals.get("infos") or []
         for info in infos:
-            for k in ("term_atomic_fail", "term_drops", "term_reserved_mib_s", "term_stall_s", "term_knob_changes"):
+            for k in _TERM_KEYS:
                 if k in info:
                     self.sums[k] = self.sums.get(k, 0.0) + float(info[k])
         self.n += len(infos)
@@ -67,13 +79,10 @@ class DomainScalars(BaseCallback):
         dt_s = float(self.core.decision_interval_ms) / 1000.0
         machine_s = self.n * dt_s
         rec = self.logger.record
-        rec("env/atomic_fail_per_s", self.sums.get("term_atomic_fail", 0.0) / machine_s)
-        rec("env/drops_per_s", self.sums.get("term_drops", 0.0) / machine_s)
+        for name in TERM_NAMES:      # every term of the cost table, per simulated second
+            rec(term_tag(name), self.sums.get("term_" + name, 0.0) / machine_s)
         for name in CAUSES.values():
             rec(f"env/{name}_per_s", self.sums.get(name, 0.0) / machine_s)
-        rec("env/reserved_mib", self.sums.get("term_reserved_mib_s", 0.0) / machine_s)
-        rec("env/stall_s_per_s", self.sums.get("term_stall_s", 0.0) / machine_s)
-        rec("env/knob_changes_per_s", self.sums.get("term_knob_changes", 0.0) / machine_s)
         sim = self.core.sim
         rec("env/min_free_kbytes", float(np.mean(sim.min_free_kbytes)))
         rec("env/watermark_scale_factor", float(np.mean(sim.watermark_scale_factor)))

@@ -19,10 +19,10 @@ The knob changes' one-line reasons go to DIR/actions.log; then DIR/summary.md (I
 stratified-bootstrap 95 % CIs, optimality gap, probability of improvement, oracle-gap fraction:
 agents/stats.py) and DIR/*.png (agents/plots.py) are written from episodes.csv.
 
-Episode cost = minus the environment's episode return with its default weights
-(atomgym/envs/core.py DEFAULT_WEIGHTS, docs/environment.md "Reward"):
-    cost = 1e-3 drops + 1e-3 atomic failures + 1e-3 reserved MiB.s (sum of high + boost) + 1.0 stall s
-           + 1e-2 knob changes (sysctl writes + userspace boost requests) + 100 if deadlocked
+Episode cost = minus the environment's episode return with its default weights: the cost table
+(atomgym/envs/cost.py; docs/environment.md "Reward"), each term's weight times its episode total
+(drops, atomic failures, reserved MiB.s, stall seconds, knob changes: sysctl writes + boost
+requests, a tuner's too), plus the deadlock penalty.
 score = 1 - (cost - cost(kernel-default)) / max(cost(kernel-default), 1), same scenario and seed
 (the env's normalised score): 1.0 = as the kernel default, 2.0 = zero cost, < 1 worse.
 """
@@ -41,22 +41,17 @@ import numpy as np
 
 from atomgym.agents import baselines, episodes
 from atomgym.agents.episodes import Player, episode_metrics  # noqa: F401  (re-exported)
-# one definition of the reward weights and the score: the env's (atomgym/envs/core.py)
-from atomgym.envs.core import DEFAULT_WEIGHTS as _W
-from atomgym.envs.core import score as env_score
+# one definition of the cost and the score: the env's cost table (atomgym/envs/cost.py)
+from atomgym.envs.cost import definition as cost_definition
+from atomgym.envs.cost import score as env_score
 from atomgym.paths import PRETRAINED_DIR, RUNS_DIR
 
 DEFAULT_CACHE = RUNS_DIR / "best-static-cache"
 
-W_DROPS, W_FAIL, W_RESERVED, W_STALL_S, W_KNOB = (_W["drops"], _W["atomic_fail"], _W["reserved_mib_s"],
-                                                  _W["stall_s"], _W["knob_changes"])
 METRICS = ("drops_total", "drops_rx_missed", "drops_rcvbuf", "drops_pfmemalloc", "atomic_fail", "fail_atomic",
            "fail_kernel", "fail_nowait", "fail_memalloc", "refill_deferred", "reserved_mib_s", "min_reserve_mib_s", "stall_s",
            "throttle_stall_s", "kswapd_runs", "kswapd_wakeups", "allocstall", "oom_kill", "knob_changes",
            "tuner_actions", "terminated", "final_min_free_kbytes", "final_wsf", "cost", "score")
-# Part of the best-static cache key: bump when the cost's definition changes (2: reserved memory is
-# sum(high + boost) x time, was sum(min) x time), so no sweep chosen under an old cost is reused.
-COST_VERSION = 2
 # best-static grid (shared with the oracles): min_free_kbytes ("boot" = kernel value; "x2" twice it;
 # fractions of RAM; kB) x wsf (-1 = kernel value)
 from atomgym.agents.oracle import GRID_MF, GRID_WSF  # noqa: E402
@@ -177,11 +172,11 @@ def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: flo
 def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path) -> tuple[int | None, int | None, dict]:
     """Sweep GRID_MF x GRID_WSF on the given seeds (all points in one batched Simulator); the
     point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration, grid,
-    weights, cost version, engine sources): a sweep run by another simulator is never reused."""
+    the cost's definition, engine sources): a sweep run by another simulator is never reused."""
     from atomgym.sim import sources_digest
     key_src = json.dumps([scenario.name, Path(scenario.source).read_text() if scenario.source else "",
-                          [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, W_DROPS, W_FAIL, W_STALL_S, W_RESERVED, W_KNOB,
-                          COST_VERSION, sources_digest()])
+                          [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, cost_definition(),
+                          sources_digest()])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     cache = cache_dir / f"{scenario.name}__{key}.json"
     if cache.is_file():

@@ -177,7 +177,7 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
     import json
     from pathlib import Path
 
-    from atomgym.agents.evaluate import COST_VERSION, DEFAULT_CACHE, write_atomic
+    from atomgym.agents.evaluate import DEFAULT_CACHE, cost_definition, write_atomic
     from atomgym.envs.core import score as env_score
     from atomgym.sim import sources_digest
     from atomgym.sim.scenario import load_scenario
@@ -185,7 +185,7 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
     names = load_suite(suite)
     scs = [load_scenario(n) for n in names]
     src = [Path(s.source).read_text() if s.source else "" for s in scs]
-    key = hashlib.sha256(json.dumps([names, src, list(seeds), duration_s, GRID_MF, GRID_WSF, COST_VERSION,
+    key = hashlib.sha256(json.dumps([names, src, list(seeds), duration_s, GRID_MF, GRID_WSF, cost_definition(),
                                      sources_digest()]).encode()).hexdigest()[:16]
     cache = Path(cache_dir or DEFAULT_CACHE) / f"fleet-{Path(str(suite)).stem}__{key}.json"
     if cache.is_file():

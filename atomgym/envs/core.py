@@ -215,7 +215,7 @@ class Core:
             mem_update(self.sim.counters, self.prev, mask, self.dt_s, self.decay, self.mem)
 
     def step_terms(self, changes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(B, 5) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;
+        """(B, len(cost.TERMS)) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;
         machines outside mask read 0 / False."""
         terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.cost_table, self.weights,
                     self.deadlock_penalty, self.sim.field("mi"), self.was_terminated, mask, self._t, self._r, self._dead)

@@ -77,6 +77,14 @@ def default_cost(counter: Mapping[str, float] | Callable[[str], float], deadlock
     return cost(episode_terms(counter), [t.weight for t in TERMS], DEFAULT_DEADLOCK_PENALTY, deadlocked)
 
 
+def definition() -> str:
+    """The cost's definition as text (every row and the deadlock penalty): part of the key of any
+    cache holding costs (agents.evaluate's best-static sweeps, agents.oracle's fleet sweep), so that
+    nothing chosen under another cost is reused."""
+    return repr([(t.name, t.counters, t.divisor, t.weight, t.from_actions) for t in TERMS]
+                + [DEFAULT_DEADLOCK_PENALTY])
+
+
 def score(cost: float, default_cost: float) -> float:
     """1.0 = the kernel defaults' cost; 2.0 = zero cost; below 1 = worse than the defaults."""
     return 1.0 - (cost - default_cost) / max(default_cost, SCORE_COST_FLOOR)
