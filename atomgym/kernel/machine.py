@@ -25,7 +25,6 @@ from .watermarks import (
 )
 from .zones import (
     DEFAULT_LOWMEM_RESERVE_RATIO,
-    DEFAULT_WATERMARK_BOOST_FACTOR,
     DEFAULT_WATERMARK_SCALE_FACTOR,
     MAX_NR_ZONES,
     PAGE_KB,
@@ -41,9 +40,28 @@ class SysctlError(ValueError):
     """A sysctl write the kernel would reject (names the key and the valid range)."""
 
 
+def _store_only_sysctl_fields(cls: type) -> type:
+    """Before @dataclass: an ``int`` field per store-only sysctl of kernel/sysctl.py SYSCTLS, of its
+    name and boot default, right after ``watermark_scale_factor`` (the attributes with a handler are
+    written out in the class)."""
+    ann: dict[str, object] = {}
+    for k, v in cls.__dict__.get("__annotations__", {}).items():
+        ann[k] = v
+        if k == "watermark_scale_factor":
+            for s in _sysctl.SYSCTLS:
+                if s.store_only:
+                    ann[s.name] = "int"
+                    setattr(cls, s.name, s.default)
+    cls.__annotations__ = ann
+    return cls
+
+
 @dataclass
+@_store_only_sysctl_fields
 class Machine:
-    """Zones of every node (node-major, 5 per node) and the sysctls that shape them."""
+    """Zones of every node (node-major, 5 per node) and the sysctls that shape them (one
+    attribute per sysctl of kernel/sysctl.py SYSCTLS, of its name; the store-only ones, e.g.
+    ``watermark_boost_factor``, are added from that table)."""
 
     managed: np.ndarray                       # int64[Z]
     version: KernelVersion = field(default_factory=KernelVersion.newest)
@@ -52,7 +70,7 @@ class Machine:
     min_free_kbytes: int = 0
     user_min_free_kbytes: int = -1            # -1 until vm.min_free_kbytes is written
     watermark_scale_factor: int = DEFAULT_WATERMARK_SCALE_FACTOR
-    watermark_boost_factor: int = DEFAULT_WATERMARK_BOOST_FACTOR
+    # (here: an int field per store-only sysctl, its boot default; _store_only_sysctl_fields)
     lowmem_reserve_ratio: np.ndarray = field(
         default_factory=lambda: np.array(DEFAULT_LOWMEM_RESERVE_RATIO, dtype=np.int64))
     thp: str = "always"
@@ -151,9 +169,10 @@ class Machine:
             self.watermark_scale_factor = v
             _sysctl.write_watermark_scale_factor(v, self.managed, self.ztype, self.min_free_kbytes,
                                                  self.version.movable_min_clamped, self.wmark, self.boost)
-        elif key == "vm.watermark_boost_factor":
-            # proc_dointvec_minmax with extra1 = SYSCTL_ZERO: stored, nothing recomputed.
-            self.watermark_boost_factor = _parse_int(key, value, *_sysctl.SYSCTL_RANGES["watermark_boost_factor"])
+        elif key[3:] in _sysctl.STORE_ONLY_SYSCTLS and key.startswith("vm."):
+            # a store-only sysctl (e.g. watermark_boost_factor): proc_dointvec_minmax with its
+            # extra1/extra2 (kernel/sysctl.py SYSCTLS); stored, nothing recomputed.
+            setattr(self, key[3:], _parse_int(key, value, *_sysctl.SYSCTL_RANGES[key[3:]]))
         elif key == "vm.lowmem_reserve_ratio":
             vals = _parse_int_list(key, value, MAX_NR_ZONES)
             ratio = self.lowmem_reserve_ratio.copy()
@@ -197,8 +216,7 @@ class Machine:
         return copy.deepcopy(self)
 
 
-WRITABLE_KEYS = ("vm.min_free_kbytes", "vm.watermark_scale_factor", "vm.watermark_boost_factor",
-                 "vm.lowmem_reserve_ratio", "transparent_hugepage")
+WRITABLE_KEYS = (*("vm." + s.name for s in _sysctl.SYSCTLS), "vm.lowmem_reserve_ratio", "transparent_hugepage")
 
 
 def _parse_int(key: str, value: object, lo: int, hi: int) -> int:

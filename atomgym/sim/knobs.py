@@ -1,11 +1,12 @@
-"""Every knob write on a simulated machine, one writer per sysctl (compiled).
+"""Every knob write on a simulated machine: one writer per sysctl with a proc handler, one generic
+writer for the store-only ones (compiled).
 
 The writers apply a value with the semantics of the kernel's proc handler (kernel/sysctl.py does
 the watermark arithmetic), count a ``knob_writes`` and re-derive what depends on the watermarks
 (the sum of min watermarks, the deadlock check, the pcp high limits). Every caller goes through
 them: ``Simulator.set_knobs()``/``Simulator.step()`` (via :func:`apply_knobs`), a scenario's timed
 writes (:func:`apply_phases`) and the in-kernel tuners (sim/tuners.py). Values are not checked
-here; the Python side checks them against kernel/sysctl.py's ``SYSCTL_RANGES``.
+here; the Python side checks them against kernel/sysctl.py's ``SYSCTL_RANGES`` (from its ``SYSCTLS``).
 
 Besides the sysctls, two boost actions: :func:`boost_zone` (the kernel's boost_watermark()) and
 :func:`boost_zone_pages` (a raw boost, offered to agents).
@@ -15,7 +16,7 @@ from __future__ import annotations
 from ..kernel.boost import boost_watermark_zone
 from ..kernel.jit import jit
 from ..kernel.pcp import PCP_HIGH_AUTOTUNE, pcp_high_static
-from ..kernel.sysctl import SYSCTL_RANGES, write_min_free_kbytes, write_watermark_scale_factor
+from ..kernel.sysctl import SYSCTLS, write_min_free_kbytes, write_watermark_scale_factor
 from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
 from ..kernel.zones import PAGEBLOCK_NR_PAGES, ZONE_NORMAL
 from .layout import (
@@ -25,20 +26,35 @@ from .layout import (
     ZF_PCP_HIGH_MIN, ZL_KERNEL,
 )
 
-# The sysctls the simulator writes, by id: kernel/sysctl.py's SYSCTL_RANGES, in its order. A knob
-# vector is (B, len(KNOBS)) int64 (-1: unchanged); a phase's writes are stored as (t_ms, knob id,
-# value); both are applied in KNOB_WRITE_ORDER (apply_knobs()). Each value lives in the machine
-# integer of the same name (layout.MI_NAMES) and is written by write_knob()'s writer.
-KNOBS: tuple[str, ...] = tuple(SYSCTL_RANGES)
+# The sysctls the simulator writes, by id: kernel/sysctl.py's SYSCTLS, in its order. A knob vector
+# is (B, len(KNOBS)) int64 (-1: unchanged); a phase's writes are stored as (t_ms, knob id, value);
+# both are applied in KNOB_WRITE_ORDER (apply_knobs()). Each value lives in the machine integer of
+# the same name (layout.MI_NAMES, KNOB_MI) and is written by write_knob(): a store-only sysctl by
+# the generic knob_store(), the others by their own writer below (the kernel's proc handler rule).
+KNOBS: tuple[str, ...] = tuple(s.name for s in SYSCTLS)
 KNOB_MIN_FREE_KBYTES = KNOBS.index("min_free_kbytes")
 KNOB_WSF = KNOBS.index("watermark_scale_factor")
-KNOB_WBF = KNOBS.index("watermark_boost_factor")
-KNOB_WRITE_ORDER = (KNOB_WBF, KNOB_WSF, KNOB_MIN_FREE_KBYTES)   # a new sysctl: where its write goes
 NKNOBS = len(KNOBS)
 KNOB_MI = tuple(MI_NAMES.index(n) if n in MI_NAMES else -1 for n in KNOBS)   # where each value is stored
+KNOB_STORE_ONLY = tuple(s.store_only for s in SYSCTLS)   # written by knob_store()
+# The sysctls with a handler, in the order their writers run, after every store-only one (which
+# recomputes nothing): the scale factor first, so that a min_free_kbytes write in the same batch
+# computes the watermarks with the new factor. write_knob() has a branch for each.
+_HANDLER_WRITE_ORDER = ("watermark_scale_factor", "min_free_kbytes")
+KNOB_WRITE_ORDER = (tuple(k for k in range(NKNOBS) if KNOB_STORE_ONLY[k])
+                    + tuple(KNOBS.index(n) for n in _HANDLER_WRITE_ORDER if n in KNOBS))
 if -1 in KNOB_MI:
-    raise ValueError(f"sim/knobs.py: sysctl {KNOBS[KNOB_MI.index(-1)]!r} (kernel/sysctl.py SYSCTL_RANGES) has "
+    raise ValueError(f"sim/knobs.py: sysctl {KNOBS[KNOB_MI.index(-1)]!r} (kernel/sysctl.py SYSCTLS) has "
                      "no machine integer of its name in sim/layout.py MI_NAMES")
+for _k, _n in enumerate(KNOBS):
+    if not KNOB_STORE_ONLY[_k] and _n not in _HANDLER_WRITE_ORDER:
+        raise ValueError(f"sim/knobs.py: sysctl {_n!r} is not store-only (kernel/sysctl.py SYSCTLS) but has no "
+                         "writer here: add its knob_<name>() writer, its write_knob() branch and its place in "
+                         "_HANDLER_WRITE_ORDER")
+for _n in _HANDLER_WRITE_ORDER:
+    if _n not in KNOBS or KNOB_STORE_ONLY[KNOBS.index(_n)]:
+        raise ValueError(f"sim/knobs.py: _HANDLER_WRITE_ORDER names {_n!r}, not a sysctl with a handler in "
+                         "kernel/sysctl.py SYSCTLS")
 if sorted(KNOB_WRITE_ORDER) != list(range(NKNOBS)):
     raise ValueError(f"sim/knobs.py: KNOB_WRITE_ORDER must order every sysctl of KNOBS once: {', '.join(KNOBS)}")
 
@@ -119,22 +135,23 @@ def knob_watermark_scale_factor(S, b, value):
 
 
 @jit()
-def knob_watermark_boost_factor(S, b, value):
-    """vm.watermark_boost_factor = value: proc_dointvec_minmax only stores the value; the
-    kernel recomputes nothing (existing boosts stay until kswapd clears them)."""
-    S.mi[b, MI_WBF] = value
+def knob_store(S, b, knob, value):
+    """vm.<knob> = value for a store-only sysctl (kernel/sysctl.py SYSCTLS, e.g.
+    watermark_boost_factor): proc_dointvec_minmax only stores the value; the kernel recomputes
+    nothing (existing boosts stay until kswapd clears them)."""
+    S.mi[b, KNOB_MI[knob]] = value
     S.ctr[b, C_KNOB_WRITES] += 1
 
 
 @jit()
 def write_knob(S, b, knob, value):
     """The writer of sysctl ``knob`` (a KNOBS id), as a write through /proc."""
-    if knob == KNOB_MIN_FREE_KBYTES:
+    if KNOB_STORE_ONLY[knob]:
+        knob_store(S, b, knob, value)
+    elif knob == KNOB_MIN_FREE_KBYTES:
         knob_min_free_kbytes(S, b, value, True)
     elif knob == KNOB_WSF:
         knob_watermark_scale_factor(S, b, value)
-    elif knob == KNOB_WBF:
-        knob_watermark_boost_factor(S, b, value)
 
 
 # ---- boosts ------------------------------------------------------------------------------------
@@ -163,8 +180,8 @@ def boost_zone_pages(S, b, z, pages):
 @jit()
 def apply_knobs(S, knobs, boost_pages, boost_calls, mask):
     """Knob writes for every machine in mask: ``knobs`` (B, NKNOBS) sysctl values (-1 =
-    unchanged) through write_knob() in KNOB_WRITE_ORDER (watermark_boost_factor,
-    watermark_scale_factor, min_free_kbytes), then boosts (``boost_pages`` (B, Z):
+    unchanged) through write_knob() in KNOB_WRITE_ORDER (the store-only sysctls such as
+    watermark_boost_factor, then watermark_scale_factor, min_free_kbytes), then boosts (``boost_pages`` (B, Z):
     boost_zone_pages(); ``boost_calls`` (B, Z): that many boost_zone() calls with a pageblock
     each). A machine asked to boost counts one ``boost_actions`` (however many zones), as the
     envs' knob-change term does."""

@@ -30,6 +30,7 @@ from numba.core.datamodel.models import ArrayModel as _ArrayModel
 from numba.experimental import structref as _structref
 from numba.extending import register_model as _register_model
 
+from ..kernel.sysctl import SYSCTLS
 from ..kernel.watermarks import NR_WMARK
 from ..kernel.zones import MAX_NR_ZONES, ZONE_NAMES
 
@@ -90,10 +91,8 @@ HZ_OF_ZL = (2, 3)    # highest_zoneidx of each zonelist (ZONE_NORMAL, ZONE_MOVAB
 
 # ---- mi: machine integers -------------------------------------------------------------------
 MI_NAMES = (
-    "min_free_kbytes",   # each sysctl of kernel/sysctl.py SYSCTL_RANGES, by its name (sim/knobs.py KNOB_MI)
+    *(s.name for s in SYSCTLS),   # each sysctl of kernel/sysctl.py SYSCTLS, by its name (sim/knobs.py KNOB_MI)
     "user_min_free_kbytes",
-    "watermark_scale_factor",
-    "watermark_boost_factor",
     "movable_clamped",   # the kernel version clamps ZONE_MOVABLE's min (kernel/watermarks.py)
     "terminated",        # deadlocked: the machine no longer advances
     "tuner",             # sim/tuners.py TUNERS id

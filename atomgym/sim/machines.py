@@ -197,9 +197,10 @@ def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | 
     ``base_dir``: where relative snapshot paths are looked up (the scenario file's directory, or
     the scenario's ``source``); the repository root is tried next. The sysctl section is applied
     as writes after boot (or after the snapshot's own values): ``min_free_kbytes: null`` keeps
-    the machine's value; ``watermark_scale_factor`` / ``watermark_boost_factor`` are written when
-    they differ from the machine's, except that on a snapshot machine the schema defaults
-    (10 / 15000, the kernel's) keep the snapshot's values.
+    the machine's value; the others (``watermark_scale_factor``, ``watermark_boost_factor``, every
+    sysctl of kernel/sysctl.py SYSCTLS with a boot default) are written when they differ from the
+    machine's, except that on a snapshot machine the schema defaults (the kernel's boot values,
+    e.g. 10 / 15000) keep the snapshot's values.
     """
     if spec.snapshot is not None:
         path = resolve_path(base_dir if base_dir is not None else "", spec.snapshot)
@@ -211,7 +212,7 @@ def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | 
         m = Machine(managed=managed, present=present, spanned=spanned,
                     version=KernelVersion.parse(spec.kernel), thp=spec.thp)
         m.boot()
-    # Each sysctl of kernel/sysctl.py SYSCTL_RANGES, in that order, by its name (the SysctlSpec key
+    # Each sysctl of kernel/sysctl.py SYSCTLS (SYSCTL_RANGES), in that order, by its name (the SysctlSpec key
     # and the Machine attribute): null keeps the machine's value; a key whose schema default is null
     # (min_free_kbytes) is written whenever given (the write also sets user_min_free_kbytes), the
     # others when they differ from the machine's; on a snapshot machine a schema default (the

@@ -22,12 +22,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from atomgym.kernel.sysctl import SYSCTL_RANGES, THP_MODES
-from atomgym.kernel.zones import DEFAULT_WATERMARK_BOOST_FACTOR, DEFAULT_WATERMARK_SCALE_FACTOR, KernelVersion
+from atomgym.kernel.sysctl import SYSCTLS, THP_MODES
+from atomgym.kernel.zones import KernelVersion
 
-_MIN_FREE = SYSCTL_RANGES["min_free_kbytes"]
-_WSF = SYSCTL_RANGES["watermark_scale_factor"]
-_WBF = SYSCTL_RANGES["watermark_boost_factor"]
 
 
 def _f(default, lo=None, hi=None, unit="", doc="", choices=None):
@@ -53,11 +50,13 @@ class MachineSpec:
                                                        "null = the snapshot's pagesets, else zone_batchsize()")
 
 
-@dataclass
-class SysctlSpec:
-    min_free_kbytes: int | None = _f(None, *_MIN_FREE, "kB", "vm.min_free_kbytes; null = the kernel's boot value")
-    watermark_scale_factor: int = _f(DEFAULT_WATERMARK_SCALE_FACTOR, *_WSF, "1/10000", "vm.watermark_scale_factor")
-    watermark_boost_factor: int = _f(DEFAULT_WATERMARK_BOOST_FACTOR, *_WBF, "1/10000", "vm.watermark_boost_factor")
+# The sysctl section: one key per row of kernel/sysctl.py SYSCTLS, in its order (its range, boot
+# default, unit and doc; a row without a boot default is ``int or null``, null = the boot value).
+SysctlSpec = dataclasses.make_dataclass(
+    "SysctlSpec",
+    [(x.name, int | None if x.default is None else int, _f(x.default, x.lo, x.hi, x.unit, x.doc))
+     for x in SYSCTLS])
+SysctlSpec.__module__ = __name__   # (make_dataclass takes module= only from Python 3.12): pickled by name
 
 
 @dataclass
@@ -137,10 +136,6 @@ class WorkloadSpec:
     hold_ms: float = _f(0.0, 0.0, 1e9, "ms", "atomic_alloc: how long a burst's pages are held")
     shots: list[ShotSpec] = field(default_factory=list,
                                   metadata={"doc": "atomic_alloc: one-off bursts {at_s, pages, hold_ms}"})
-
-
-if tuple(f.name for f in dataclasses.fields(SysctlSpec)) != tuple(SYSCTL_RANGES):
-    raise ValueError("sim/scenario.py: SysctlSpec's keys must be kernel/sysctl.py SYSCTL_RANGES' keys, in its order")
 
 
 # A phase's sysctl writes: every key of SysctlSpec (its range and unit), null = not written.

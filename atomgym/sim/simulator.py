@@ -177,10 +177,11 @@ class Simulator:
 
     def set_knobs(self, boost_pages=None, boost_watermark=None, mask=None, **sysctls) -> None:
         """Knob writes with sysctl semantics, for every machine or those in ``mask``: each sysctl
-        of knobs.KNOBS (kernel/sysctl.py SYSCTL_RANGES: ``min_free_kbytes=``,
+        of knobs.KNOBS (kernel/sysctl.py SYSCTLS: ``min_free_kbytes=``,
         ``watermark_scale_factor=``, ``watermark_boost_factor=``) as a keyword argument, (B,) or a
-        scalar, -1 entries unchanged, written in knobs.KNOB_WRITE_ORDER (watermark_boost_factor,
-        watermark_scale_factor, min_free_kbytes), then the boosts (sim/knobs.py).
+        scalar, -1 entries unchanged, written in knobs.KNOB_WRITE_ORDER (the store-only sysctls such
+        as watermark_boost_factor, then watermark_scale_factor, min_free_kbytes), then the boosts
+        (sim/knobs.py).
         ``boost_pages`` (B, Z): raise a zone's boost by N pages; ``boost_watermark`` (B, Z): call
         the kernel's boost_watermark() that many times. Values are validated like the sysctl
         handlers (ValueError naming the knob and its range)."""
