@@ -24,7 +24,7 @@ import numpy as np
 
 def episode_metrics(sim, i: int) -> dict[str, float]:
     """The domain metrics of machine i's episode (cumulative counters since reset)."""
-    from atomgym.envs.cost import default_cost
+    from atomgym.envs.cost import TERM_BY_NAME, default_cost
     c = sim.counter_dict(i)
     m = {
         "drops_rx_missed": c["rx_missed"], "drops_rcvbuf": c["rcvbuf_drop"], "drops_pfmemalloc": c["pfmemalloc_drop"],
@@ -39,7 +39,7 @@ def episode_metrics(sim, i: int) -> dict[str, float]:
         "terminated": float(sim.terminated[i]), "final_min_free_kbytes": float(sim.min_free_kbytes[i]),
         "final_wsf": float(sim.watermark_scale_factor[i]),
     }
-    m["drops_total"] = m["drops_rx_missed"] + m["drops_rcvbuf"] + m["drops_pfmemalloc"]
+    m["drops_total"] = sum(c[k] for k in TERM_BY_NAME["drops"].counters)   # the cost's drops
     # the env's cost table with its default weights (every knob write counts, a tuner's too)
     m["cost"] = default_cost(c, m["terminated"])
     return m

@@ -94,6 +94,13 @@ class LoadedModel:
         return Player(self.model, self.vecnorm, self.n_stack, deterministic, n)
 
 
+def action_type_of(model) -> str:
+    """The env action_type a model without a config was trained with, from its action space
+    (a Discrete space: "discrete"; a Box: "continuous")."""
+    import gymnasium
+    return "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+
+
 def load_model(path: Path) -> LoadedModel:
     """A trained SB3 / sb3-contrib model .zip (its algorithm read from the zip's policy class) and
     what it was trained with, from its config (model_config_path): the env keyword arguments, frame
@@ -122,9 +129,7 @@ def load_model(path: Path) -> LoadedModel:
     except Exception as e:         # a damaged zip (truncated parameters, ...): whatever SB3/torch raise
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path}: cannot load the model ({type(e).__name__}{': ' + msg if msg else ''})") from None
-    if "action_type" not in kw:    # a bare model (no config): its action space says which
-        import gymnasium
-        kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+    kw.setdefault("action_type", action_type_of(model))   # a bare model (no config): its action space says which
     vecnorm = None
     if cfg.get("vec_normalize") not in (None, False):
         vp = train.vecnormalize_path(path)
@@ -156,10 +161,7 @@ def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: flo
     was trained with; ``vecnorm``: its VecNormalize, only its observation statistics are read;
     ``n_stack``: its frame stack): episodes.run with an episodes.ModelPolicy, the seeds in one
     batched Simulator (stochastic play: one seed at a time, each seeded by its own seed)."""
-    import gymnasium
-    env_kw = dict(env_kw)
-    if "action_type" not in env_kw:
-        env_kw["action_type"] = "discrete" if isinstance(model.action_space, gymnasium.spaces.Discrete) else "continuous"
+    env_kw = {"action_type": action_type_of(model), **env_kw}
     seeds = np.asarray(seeds, np.int64)
     groups = [seeds] if deterministic else [seeds[i:i + 1] for i in range(len(seeds))]
     out: list[dict] = []

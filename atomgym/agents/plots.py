@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from atomgym.agents.baselines import DROP_COUNTERS
+
 
 def _plt():
     import matplotlib
@@ -167,8 +169,7 @@ def _record(sim, out: dict) -> None:
     out.setdefault("mf", []).append(float(sim.min_free_kbytes[0]))
     out.setdefault("wsf", []).append(float(sim.watermark_scale_factor[0]))
     out.setdefault("fail", []).append(float(sim.counter("atomic_fail")[0]))
-    out.setdefault("drops", []).append(float(sim.counter("rx_missed")[0] + sim.counter("rcvbuf_drop")[0]
-                                             + sim.counter("pfmemalloc_drop")[0]))
+    out.setdefault("drops", []).append(float(sum(sim.counter(c)[0] for c in DROP_COUNTERS)))
 
 
 def trace_episode(policy: str, scenario, seed: int, duration_s: float, every_ms: float = 100.0) -> dict:

@@ -13,6 +13,9 @@ from ..kernel.jit import jit
 from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, ZONE_NORMAL
 from ..sim import layout as L
+from ..sim.layout import (
+    C_ATOMIC_FAIL, C_MIN_FREE_SEEN, C_PFMEMALLOC_DROP, C_RCVBUF_DROP, C_RX_MISSED, C_RX_PACKETS, C_STALL_US,
+)
 from ..sim.engine import step_state   # Simulator.step() for compiled callers
 from ..sim.knobs import KNOB_MIN_FREE_KBYTES, KNOB_WSF, NKNOBS
 from .spaces import (
@@ -24,13 +27,6 @@ from .spaces import (
 _NZT = ZONE_NORMAL + 1   # zone types observed: DMA, DMA32, Normal
 _LOG_MF = math.log(MF_MAX_KB / MF_MIN_KB)
 _LOG_WSF = math.log(WSF_MAX)
-C_ATOMIC_FAIL = L.C_ATOMIC_FAIL
-C_RX_MISSED = L.C_RX_MISSED
-C_RCVBUF = L.C_RCVBUF_DROP
-C_PFMEMALLOC = L.C_PFMEMALLOC_DROP
-C_RX_PACKETS = L.C_RX_PACKETS
-C_STALL = L.C_STALL_US
-C_MIN_FREE_SEEN = L.C_MIN_FREE_SEEN
 # the state arrays step_discrete() reads from the state tuple (compile-time constants)
 _S_MI, _S_ND, _S_ZS, _S_CTR, _S_MANAGED, _S_WMARK, _S_BOOST = (
     L.STATE_INDEX[n] for n in ("mi", "nd", "zs", "ctr", "managed", "wmark", "boost"))
@@ -124,14 +120,14 @@ def obs_batch(managed, wmark, boost, zs, mi, nd, ctr, prev, n_nodes, out):
         k = OBS_INTERVAL_START
         out[b, k] = _lg(ctr[b, C_ATOMIC_FAIL] - prev[b, C_ATOMIC_FAIL])
         out[b, k + 1] = _lg(ctr[b, C_RX_MISSED] - prev[b, C_RX_MISSED])
-        out[b, k + 2] = _lg(ctr[b, C_RCVBUF] - prev[b, C_RCVBUF])
-        out[b, k + 3] = _lg(ctr[b, C_PFMEMALLOC] - prev[b, C_PFMEMALLOC])
+        out[b, k + 2] = _lg(ctr[b, C_RCVBUF_DROP] - prev[b, C_RCVBUF_DROP])
+        out[b, k + 3] = _lg(ctr[b, C_PFMEMALLOC_DROP] - prev[b, C_PFMEMALLOC_DROP])
         out[b, k + 4] = _lg(ctr[b, C_RX_PACKETS] - prev[b, C_RX_PACKETS])
         smin = 0.0
         for z in range(wmark.shape[1]):
             smin += wmark[b, z, WMARK_MIN]
         out[b, k + 5] = _ratio(ctr[b, C_MIN_FREE_SEEN], smin, 4.0)
-        out[b, k + 6] = _lg(ctr[b, C_STALL] - prev[b, C_STALL])
+        out[b, k + 6] = _lg(ctr[b, C_STALL_US] - prev[b, C_STALL_US])
 
 
 @jit()
@@ -143,8 +139,8 @@ def mem_update(ctr, prev, mask, dt_s, decay, mem):
         if not mask[b]:
             continue
         fails = ctr[b, C_ATOMIC_FAIL] - prev[b, C_ATOMIC_FAIL]
-        drops = ((ctr[b, C_RX_MISSED] - prev[b, C_RX_MISSED]) + (ctr[b, C_RCVBUF] - prev[b, C_RCVBUF])
-                 + (ctr[b, C_PFMEMALLOC] - prev[b, C_PFMEMALLOC]))
+        drops = ((ctr[b, C_RX_MISSED] - prev[b, C_RX_MISSED]) + (ctr[b, C_RCVBUF_DROP] - prev[b, C_RCVBUF_DROP])
+                 + (ctr[b, C_PFMEMALLOC_DROP] - prev[b, C_PFMEMALLOC_DROP]))
         rx = (ctr[b, C_RX_PACKETS] - prev[b, C_RX_PACKETS]) / dt_s
         for i in range(_NR):
             d = decay[i]

@@ -45,6 +45,7 @@ TERMS: tuple[CostTerm, ...] = (
 TERM_NAMES: tuple[str, ...] = tuple(t.name for t in TERMS)
 DEFAULT_WEIGHTS: dict[str, float] = {t.name: t.weight for t in TERMS}
 WEIGHT_ARGS: dict[str, str] = {t.name: t.arg for t in TERMS}   # term -> env keyword argument
+TERM_BY_NAME: dict[str, CostTerm] = {t.name: t for t in TERMS}
 DEFAULT_DEADLOCK_PENALTY = 100.0
 SCORE_COST_FLOOR = 1.0
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from atomgym.envs.cost import TERMS
+from atomgym.envs.cost import TERM_BY_NAME
 from atomgym.kernel.zones import PAGE_KB
 
 OBS_KEYS = ("t_ms", "min_free_kbytes", "watermark_scale_factor", "total_pages", "free_pages", "min_pages",
             "low_pages", "high_pages", "atomic_fail", "fail_kernel", "drops", "default_min_free_kbytes")
 ACTION_KNOBS = ("min_free_kbytes", "watermark_scale_factor")
-_DROP_COUNTERS = next(t.counters for t in TERMS if t.name == "drops")
+DROP_COUNTERS = TERM_BY_NAME["drops"].counters   # what the cost counts as a dropped packet
 
 
 def observe(sim, default_mf: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -46,7 +46,7 @@ def observe(sim, default_mf: np.ndarray | None = None) -> dict[str, np.ndarray]:
         "high_pages": (w[:, :, 2] + sim.boost).sum(axis=1).astype(np.int64),
         "atomic_fail": ctr("atomic_fail").copy(),
         "fail_kernel": ctr("fail_kernel").copy(),
-        "drops": sum(ctr(c) for c in _DROP_COUNTERS),   # the cost table's drops
+        "drops": sum(ctr(c) for c in DROP_COUNTERS),
         "default_min_free_kbytes": (sim.min_free_kbytes.astype(np.int64) if default_mf is None else default_mf),
     }
 
