@@ -5,7 +5,7 @@ STAMP   := .venv/.installed
 # CPU build of PyTorch: a plain "torch" requirement would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: test train bench baselines report venv clean-venv
+.PHONY: test test-fast warmup train bench baselines report venv clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -16,9 +16,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The whole suite (CI and the README use this): lint, one compile of the simulator into the per-user
+# cache (kernel/jit.py) so that the test workers load it instead of each compiling it, the suite but for
+# the tests marked slow (QEMU, the wheel, long training), then those.
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m atomgym warmup
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m slow
+
+# The inner loop after an edit: kernel rules, scenarios, golden traces, determinism, the env contract.
+FAST := tests/test_kernel_check.py tests/test_kernel_properties.py tests/test_kernel_snapshot.py \
+        tests/test_kernel_sysctl_table.py tests/test_scenario.py tests/test_sim_golden.py \
+        tests/test_sim_determinism.py tests/test_sim_step.py tests/test_env.py tests/test_jit_cache.py
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not slow" $(FAST)
+
+warmup: $(STAMP)
+	$(PY) -m atomgym warmup
 
 train: $(STAMP)
 	$(PY) -m agents.train

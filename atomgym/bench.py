@@ -7,7 +7,13 @@ second and the batch state's size; (c) CartPole-v1 through gym.make, steps per s
 AtomVectorEnv (1024 machines) agent steps per second at the default 100 ms decision interval
 (100 ticks per agent step); (d) is also run at the shortest valid interval (10 ms, 10 ticks per
 step, on a 1 ms tick), where the per-step overhead dominates.
-Compile time is excluded (a warm-up call first). All five run ``--repeat`` times (default 3),
+Compile time is excluded (a warm-up call first) but measured on its own: (f) a fresh process with
+an empty compile cache makes the headline env, resets it and takes its first step
+(``first_step_cold_s``), then a second fresh process does the same with the cache the first one
+left (``first_step_warm_s``); ``--skip-cold`` leaves (f) out. (g) SB3 PPO with the same
+hyperparameters on CartPole-v1 and on AtomEnv (default 100 ms interval, one env each, one torch
+thread), frames per second of ``learn()``, interleaved rounds (``sb3_ppo_vs_cartpole``); ``--skip-sb3``
+leaves it out. All five run ``--repeat`` times (default 3),
 interleaved round by round so that a busy neighbour on a shared machine affects every line
 alike; the medians are reported (``--json``: the same keys, plus every round under ``runs``).
 Numbers are for this machine only.
@@ -121,6 +127,47 @@ def _bench_cartpole(steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+_FIRST_STEP = r"""
+import sys, time
+t0 = time.perf_counter()
+import gymnasium as gym, atomgym  # noqa: F401
+env = gym.make(sys.argv[1]); env.reset(seed=0)
+t1 = time.perf_counter()
+env.step(0)
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def _first_step(env_id: str, cache: str) -> tuple[float, float]:
+    """(import + make + reset s, first step s) in a fresh process whose compile cache is ``cache``."""
+    import subprocess
+    env = dict(os.environ, ATOMGYM_CACHE_DIR=cache, ATOMGYM_COMPILE_NOTICE="0")
+    r = subprocess.run([sys.executable, "-c", _FIRST_STEP, env_id], env=env, capture_output=True, text=True,
+                       timeout=3600)
+    if r.returncode != 0:
+        raise RuntimeError(f"the first-step process failed: {r.stderr.strip().splitlines()[-1:]}")
+    a, b = (float(x) for x in r.stdout.split())
+    return a, b
+
+
+# PPO's hyperparameters for both envs in (g): SB3's defaults but a shorter rollout
+_PPO_KW = {"n_steps": 512, "batch_size": 64, "n_epochs": 4, "seed": 0, "device": "cpu", "verbose": 0}
+
+
+def _bench_ppo(make_env, steps: int) -> float:
+    """SB3 PPO learn() frames per second on one env (after a first short learn() as warm-up)."""
+    import torch
+    from stable_baselines3 import PPO
+
+    torch.set_num_threads(1)
+    model = PPO("MlpPolicy", make_env(), **_PPO_KW)
+    model.learn(_PPO_KW["n_steps"])
+    t0 = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - t0)
+
+
 MAX_COUNT = 10**9   # ticks, machines or steps: more would run for days or exhaust memory
 
 
@@ -154,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--env-steps", type=_count, default=3000, help="AtomEnv agent steps (default interval)")
     ap.add_argument("--env-batch-steps", type=_count, default=20, help="AtomVectorEnv steps of the whole batch")
     ap.add_argument("--cartpole-steps", type=_count, default=200_000, help="CartPole-v1 steps")
+    ap.add_argument("--ppo-steps", type=_count, default=4096, help="SB3 PPO frames per env per round (g)")
+    ap.add_argument("--skip-cold", action="store_true", help="leave out the cold first step (f): minutes")
+    ap.add_argument("--skip-sb3", action="store_true", help="leave out SB3 PPO (g)")
     ap.add_argument("--repeat", type=_count, default=3,
                     help="rounds of all measurements, interleaved; medians are reported (default 3)")
     try:
@@ -180,6 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     short_ms = scn.tick_ms * math.ceil(10.0 / scn.tick_ms - 1e-9)
     runs: dict[str, list[float]] = {k: [] for k in ("single", "batch", "env_single", "env_single_short", "env_batch",
                                                     "cartpole")}
+    if not args.skip_sb3:
+        runs.update(ppo_atom=[], ppo_cartpole=[])
+    first: dict[str, float] = {}
+    env_id = _env_id(scn) or "atomgym/IncastPagecache-v0"
+    if not args.skip_cold:                 # before anything else: the first process ever on this cache
+        import tempfile
+        with tempfile.TemporaryDirectory() as cache:
+            first["first_step_cold_setup_s"], first["first_step_cold_s"] = _first_step(env_id, cache)
+            first["first_step_warm_setup_s"], first["first_step_warm_s"] = _first_step(env_id, cache)
     try:
         for _ in range(args.repeat):          # interleaved, so a noisy neighbour hits every line alike
             runs["single"].append(_bench_single(scn, args.ticks))
@@ -189,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
             runs["env_single_short"].append(_bench_env_single(scn, args.env_steps, decision_interval_ms=short_ms))
             runs["env_batch"].append(_bench_env_batch(scn, args.batch, args.env_batch_steps))
             runs["cartpole"].append(_bench_cartpole(args.cartpole_steps))
+            if not args.skip_sb3:
+                import gymnasium as gym
+                runs["ppo_cartpole"].append(_bench_ppo(lambda: gym.make("CartPole-v1"), args.ppo_steps))
+                runs["ppo_atom"].append(_bench_ppo(lambda: gym.make(env_id, compute_score=False), args.ppo_steps))
     except MemoryError:
         print(f"{ap.prog}: error: not enough memory for --batch {args.batch} machines; try a smaller batch",
               file=sys.stderr)
@@ -212,8 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         "env_single_short_steps_per_s": med["env_single_short"],
         "short_interval_ms": short_ms,
         "repeat": args.repeat,
+        **first,
         "runs": runs,
     }
+    if not args.skip_sb3:
+        res.update(sb3_ppo_atom_fps=med["ppo_atom"], sb3_ppo_cartpole_fps=med["ppo_cartpole"],
+                   sb3_ppo_vs_cartpole=med["ppo_atom"] / med["ppo_cartpole"])
     if args.json:
         print(json.dumps(res))
         return 0
@@ -228,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(d) AtomEnv          {env_single:>14,.0f} agent steps/s       {rng('env_single', 1e3, 'k')} (gym.make, 100 ms decision interval = 100 ticks/step, random actions)")
     print(f"    AtomEnv          {med['env_single_short']:>14,.0f} agent steps/s       {rng('env_single_short', 1e3, 'k')} (the same at {short_ms:g} ms, the shortest valid interval: {round(short_ms / scn.tick_ms)} ticks/step)")
     print(f"(e) AtomVectorEnv x{args.batch} {env_batch:>11,.0f} agent steps/s       {rng('env_batch', 1e3, 'k')} (summed over the batch)")
+    if first:
+        print(f"(f) first step, empty cache {first['first_step_cold_s']:>8.1f} s (+ {first['first_step_cold_setup_s']:.1f} s import/make/reset); "
+              f"cache warm: {first['first_step_warm_s']:.2f} s (+ {first['first_step_warm_setup_s']:.1f} s)")
+    if not args.skip_sb3:
+        print(f"(g) SB3 PPO          {med['ppo_atom']:>14,.0f} frames/s on AtomEnv, {med['ppo_cartpole']:,.0f} on CartPole-v1: "
+              f"{res['sb3_ppo_vs_cartpole']:.2f}x (same hyperparameters, 1 torch thread)")
     print(f"ratios: single/CartPole {res['single_vs_cartpole']:.1f}x, batch/CartPole {res['batch_vs_cartpole']:.1f}x")
     return 0
 

@@ -401,6 +401,12 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_warmup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Compile every entry point ahead (atomgym/warmup.py)."""
+    from .warmup import warmup
+    return warmup(err)
+
+
 # ---- the agents' commands: each is its module's own command line ------------------------------
 AGENT_COMMANDS = {
     "train": ("train", "train a policy (atomgym.agents.train; `python -m agents.train` in a checkout)"),
@@ -447,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help=f"a write, applied in order; KEY one of {', '.join(WRITABLE_KEYS)}")
     w.add_argument("--json", action="store_true", help="JSON Lines: one object per --set")
+    sub.add_parser("warmup", help="compile the simulator and the envs ahead of use (cached per user and CPU)")
     from .realkernel.cli import add_subcommands as _add_realkernel
     _add_realkernel(sub, _Parser)
     for name, (_, text) in AGENT_COMMANDS.items():   # parsed by their own modules (main() hands them over)
@@ -468,7 +475,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as e:    # --help (printed to stdout): argparse exits 0
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
     handler = getattr(args, "handler", None) or {"snapshot": cmd_snapshot, "check": cmd_check,
-                                                 "whatif": cmd_whatif}[args.command]
+                                                 "whatif": cmd_whatif, "warmup": cmd_warmup}[args.command]
     try:
         code = handler(args, out, err)
         out.flush()                    # a full disk or a closed pipe on stdout shows here, not at exit

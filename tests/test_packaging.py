@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from atomgym.sim import engine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,33 +28,6 @@ def test_wheel_package_list_matches_the_tree():
     assert listed == code | data
     assert tool["package-dir"] == {"atomgym.configs": "configs"}
     assert not any(p == "agents" or p.startswith("agents.") for p in listed)
-
-
-def test_cache_invalidation_touches_only_the_engines_own_files(tmp_path):
-    pkg = tmp_path / "atomgym"
-    for sub, names in (("kernel", ["jit.py", "boost.py"]), ("sim", ["alloc.py", "scenario.py"]),
-                       ("envs", ["_compiled.py"])):
-        (pkg / sub / "__pycache__").mkdir(parents=True)
-        for n in names:
-            (pkg / sub / n).write_text(f"# {n}\n")
-    caches = {
-        "kernel/__pycache__/boost.boost_watermark-12.py311.nbi": False,
-        "sim/__pycache__/alloc.zone_take-40.py311.1.nbc": False,
-        "envs/__pycache__/_compiled.obs_batch-7.py311.nbi": False,
-        "sim/__pycache__/scenario.helper-3.py311.nbi": True,      # not a compiled source of the engine
-        "envs/__pycache__/other_pkg.f-1.py311.nbi": True,          # somebody else's
-        "sim/__pycache__/alloc.cpython-311.pyc": True,             # not numba's
-    }
-    for rel in caches:
-        (pkg / rel).write_text("x")
-    engine._invalidate_stale_cache(pkg)
-    for rel, kept in caches.items():
-        assert (pkg / rel).exists() == kept, rel
-    assert (pkg / "sim" / "__pycache__" / "engine_sources.sha1").read_text() == engine.sources_digest(pkg)
-    # unchanged sources: nothing is deleted the second time
-    (pkg / "sim/__pycache__/alloc.zone_take-40.py311.1.nbc").write_text("x")
-    engine._invalidate_stale_cache(pkg)
-    assert (pkg / "sim/__pycache__/alloc.zone_take-40.py311.1.nbc").exists()
 
 
 @pytest.mark.slow

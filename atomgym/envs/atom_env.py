@@ -146,8 +146,8 @@ class AtomEnv(gym.Env):
     ``info`` has ``term_<name>`` (raw) and ``reward_<name>`` (weighted, negative) every step.
 
     ``reward_baseline="default"`` (for training across randomised machines): a shadow copy of the
-    machine with the same simulator seed and the kernel's defaults runs in lockstep (twice the
-    simulation per step), and the reward is the expression above minus the shadow's over the same
+    machine with the same simulator seed and the kernel's defaults runs its episode at reset (its
+    per-interval rewards are replayed step by step, as if it ran in lockstep), and the reward is the expression above minus the shadow's over the same
     interval, ``info["reward_default"]``. Traffic is drawn from the machine's own generator whatever
     its memory state, so both see the same packets: costs no knob changes cancel (a draw of
     ``train-randomized`` can drop millions of packets at a slow socket), doing nothing earns exactly
@@ -298,14 +298,11 @@ class AtomEnv(gym.Env):
             raise ResetNeeded("step() after the episode ended (terminated or truncated): call reset() first")
         a = self._check_action(action)
         core = self.core
-        if core.discrete and core.shadow is None:
+        if core.discrete:
             core.actions[0] = a
             core.step_discrete()           # the whole step in one compiled call
             t, rr, dead = core._t, core._r, core._dead
         else:
-            if core.discrete:
-                core.actions[0] = a
-                a = core.actions
             changes = core.apply(a, self._mask)
             core.advance(self._mask)
             t, rr, dead = core.step_terms(changes, self._mask)
@@ -330,7 +327,7 @@ class AtomEnv(gym.Env):
             self._record()
         truncated = not terminated and self._steps >= self.episode_steps   # the scenario's duration
         self._ended = terminated or truncated
-        if core.discrete and core.shadow is None:
+        if core.discrete:
             return core._obs[0].copy(), r, terminated, truncated, info
         return core.obs()[0], r, terminated, truncated, info
 

@@ -94,24 +94,25 @@ class Core:
         self._changes = np.zeros(n)
         self._skey: str | None = None   # scenario_key(), computed on first need
         self.actions = np.zeros(n, np.int64)   # step_discrete()'s input buffer
-        # reward_baseline="default": a shadow batch of the same machines and seeds that never writes a
-        # knob runs in lockstep; the reward is the agent's minus the shadow's over the same interval.
-        # Traffic draws from each machine's own generator whatever its memory state, so the shadow
-        # sees the same packets: costs no knob can change (e.g. a slow application's socket drops)
-        # cancel, and a policy that does nothing earns exactly 0.
+        # reward_baseline="default": the reward is the agent's minus that of a shadow of the same machine
+        # and seed that never writes a knob, over the same interval. Traffic draws from each machine's own
+        # generator whatever its memory state, so the shadow sees the same packets: costs no knob can
+        # change (e.g. a slow application's socket drops) cancel, and a policy that does nothing earns
+        # exactly 0. The shadow depends on nothing the agent does, so its whole episode runs at reset
+        # (run_shadow(): interval by interval, as it would in lockstep) and its per-interval rewards are
+        # replayed step by step: one simulation per step instead of two.
         self.reward_baseline = reward_baseline
         # reward_baseline="score": the same difference, divided by the default-settings episode's cost
-        # C_def of the same machine and seed (computed at reset, as the score's): an episode's return
-        # is then score - 1 exactly, so machines of every size weigh alike.
+        # C_def of the same machine and seed (the shadow's episode), so an episode's return is then
+        # score - 1 exactly and machines of every size weigh alike.
         self.shadow = Simulator(scenario, n_machines=n) if reward_baseline in ("default", "score") else None
         self.episode_steps = config.episode_steps
         self.reward_scale = np.ones(n)     # 1 / max(C_def, SCORE_COST_FLOOR) per machine with "score"
-        self.shadow_prev = np.zeros_like(self.prev)
-        self.shadow_was_terminated = np.zeros(n, bool)
-        self._st = np.zeros((n, len(TERMS)))
+        self.shadow_rewards = np.zeros((n, self.episode_steps if self.shadow is not None else 0))
+        self.shadow_step = np.zeros(n, np.int64)   # the next interval's index in shadow_rewards
         self.shadow_reward = np.zeros(n)   # the shadow's reward over the last interval (0 without one)
-        self._sdead = np.zeros(n, np.bool_)
         self._nochange = np.zeros(n)
+        self._all = np.ones(n, np.bool_)
         self._step_args: tuple | None = None    # step_discrete()'s arguments, on first need
 
     # ---- reset ---------------------------------------------------------------------------------
@@ -120,11 +121,36 @@ class Core:
         self.sim.reset(seeds, mask=m)
         self.start_episode(m)
         if self.shadow is not None:
-            self.shadow.reset(seeds, mask=m)
-            self.shadow_prev[m] = self.shadow.counters[m]
-            self.shadow_was_terminated[m] = self.shadow.terminated[m]
-            self.shadow_reward[m] = 0.0
+            self.run_shadow(seeds, m)
+
+    def run_shadow(self, seeds: np.ndarray, m: np.ndarray) -> None:
+        """The shadow's whole episode for the machines in ``m`` (default settings, the same seeds):
+        interval by interval as in lockstep (Simulator.step(0) starts an interval, advance() runs it,
+        terms_batch() its reward), the rewards kept in ``shadow_rewards``; with "score" also C_def
+        from the episode's counters (cached per machine and seed like default_totals())."""
+        sh = self.shadow
+        sh.reset(seeds, mask=m)
+        prev = sh.counters.copy()
+        was = sh.terminated.copy()
+        t = np.zeros((self.B, len(TERMS)))
+        r = np.zeros(self.B)
+        dead = np.zeros(self.B, np.bool_)
+        for k in range(self.episode_steps):
+            sh.step(0, mask=m, prev=prev)
+            sh.advance(self.ticks, mask=m)
+            terms_batch(sh.counters, prev, self._nochange, self.cost_table, self.weights, self.deadlock_penalty,
+                        sh.field("mi"), was, m, t, r, dead)
+            self.shadow_rewards[m, k] = r[m]
+        self.shadow_step[m] = 0
+        self.shadow_reward[m] = 0.0
         if self.reward_baseline == "score":
+            if self._skey is None:
+                self._skey = scenario_key(self.scenario)
+            for b in np.flatnonzero(m):
+                key = (self._skey, int(np.asarray(seeds)[b]), self.ticks, int(self.episode_steps))
+                if key not in _DEFAULT_COST_CACHE:
+                    _DEFAULT_COST_CACHE[key] = np.array(episode_terms(sh.counter_dict(int(b)), actions=0.0)
+                                                        + [float(sh.terminated[b])])
             idx = np.flatnonzero(m)
             costs = self.default_costs([int(x) for x in np.asarray(seeds)[idx]], self.episode_steps)
             self.reward_scale[idx] = [1.0 / max(c, SCORE_COST_FLOOR) for c in costs]
@@ -203,27 +229,30 @@ class Core:
         for a large batch), and the reward shadow's interval (it writes no knob)."""
         self.sim.advance(self.ticks, mask=mask)
         self.end_interval(mask)
-        sh = self.shadow
-        if sh is not None:
-            sh.step(0, mask=mask, prev=self.shadow_prev)
-            sh.advance(self.ticks, mask=mask)
 
     def end_interval(self, mask: np.ndarray) -> None:
         """After the interval's ticks (advance(), or the owner of the Simulator): the memory
-        observation's features over the interval."""
+        observation's features over the interval, and the shadow's reward over it (run_shadow())."""
         if self.memory:
             mem_update(self.sim.counters, self.prev, mask, self.dt_s, self.decay, self.mem)
+        self.replay_shadow(mask)
+
+    def replay_shadow(self, mask: np.ndarray) -> None:
+        """shadow_reward = the shadow's reward over this interval, for the machines in mask (0 elsewhere,
+        and past the episode's steps, where the shadow did not run)."""
+        if self.shadow is None:
+            return
+        k = self.shadow_step
+        ok = mask & (k < self.episode_steps)
+        self.shadow_reward[:] = 0.0
+        self.shadow_reward[ok] = self.shadow_rewards[ok, k[ok]]
+        k[mask] += 1
 
     def step_terms(self, changes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, len(cost.TERMS)) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;
         machines outside mask read 0 / False."""
         terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.cost_table, self.weights,
                     self.deadlock_penalty, self.sim.field("mi"), self.was_terminated, mask, self._t, self._r, self._dead)
-        sh = self.shadow
-        if sh is not None:   # the shadow's reward over the same interval (it writes no knob)
-            terms_batch(sh.counters, self.shadow_prev, self._nochange, self.cost_table, self.weights,
-                        self.deadlock_penalty, sh.field("mi"), self.shadow_was_terminated, mask, self._st,
-                        self.shadow_reward, self._sdead)
         return self._t.copy(), self._r.copy(), self._dead.copy()
 
     def snapshot(self) -> dict:
@@ -232,8 +261,8 @@ class Core:
         snap = {"sim": self.sim.snapshot(), "prev": self.prev.copy(), "was": self.was_terminated.copy(),
                 "mem": self.mem.copy(), "levels": self.levels.copy()}
         if self.shadow is not None:
-            snap["shadow"] = {"sim": self.shadow.snapshot(), "prev": self.shadow_prev.copy(),
-                              "was": self.shadow_was_terminated.copy(), "scale": self.reward_scale.copy()}
+            snap["shadow"] = {"rewards": self.shadow_rewards.copy(), "step": self.shadow_step.copy(),
+                              "reward": self.shadow_reward.copy(), "scale": self.reward_scale.copy()}
         return snap
 
     def restore(self, snap: dict) -> None:
@@ -245,20 +274,16 @@ class Core:
             self.levels[...] = snap["levels"]
         if self.shadow is not None:
             sh = snap["shadow"]
-            self.shadow.restore(sh["sim"])
-            self.shadow_prev[...] = sh["prev"]
-            self.shadow_was_terminated[...] = sh["was"]
-            if "scale" in sh:
-                self.reward_scale[...] = sh["scale"]
+            self.shadow_rewards[...] = sh["rewards"]
+            self.shadow_step[...] = sh["step"]
+            self.shadow_reward[...] = sh["reward"]
+            self.reward_scale[...] = sh["scale"]
 
     def step_discrete(self, actions: np.ndarray | None = None) -> None:
         """apply() + advance() + step_terms() + obs() of every machine for Discrete action types in one
         compiled call (serial over machines; the same results). The actions are ``self.actions``
         (B,) int64, copied from ``actions`` if given. The outputs stay in ``self._obs``,
         ``self._t``, ``self._r`` and ``self._dead`` (overwritten by the next call)."""
-        if self.shadow is not None:
-            raise RuntimeError("step_discrete() does not step the reward_baseline shadow; use apply(), advance() "
-                               "and step_terms()")
         if not self.discrete:
             raise RuntimeError("step_discrete() needs a Discrete action type; continuous actions use apply()")
         if actions is not None:
@@ -270,6 +295,8 @@ class Core:
                 self.weights, self.deadlock_penalty, self.prev, self.was_terminated, self.n_nodes, self.mem,
                 self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
         step_discrete(*args)
+        if self.shadow is not None:
+            self.replay_shadow(self._all)
 
     def obs(self) -> np.ndarray:
         sim = self.sim

@@ -1,15 +1,290 @@
-"""The compile options of every numba function of the model, in one place.
+"""The compile options of every numba function of the model, and where its machine code is kept.
 
-``cache=True``: machine code is kept in __pycache__ (engine.py invalidates it when any model
-source changes). ``error_model="numpy"``: no zero-division check and exception path around each
-``//``, ``%`` and ``/`` (numba's default "python" model): every divisor in the model is guarded or
-positive by construction; a zero would give 0 or inf instead of raising, and the property tests
-check that no count goes negative or NaN.
+``error_model="numpy"``: no zero-division check and exception path around each ``//``, ``%`` and
+``/`` (numba's default "python" model): every divisor in the model is guarded or positive by
+construction; a zero would give 0 or inf instead of raising, and the property tests check that no
+count goes negative or NaN.
+
+**The compile cache.** numba's own ``cache=True`` keeps machine code in ``__pycache__`` beside each
+source and keys a function on its own file only: after an edit of a callee in another file the
+caller would load stale code, and every checkout or virtual environment compiles again. Here every
+compiled function of atomgym is cached in one folder per user (:func:`cache_root`,
+``~/.cache/atomgym`` or ``$ATOMGYM_CACHE_DIR``), under a key of its module's *import closure*
+(:func:`module_key`: the content of the module and of every atomgym module it imports, transitively).
+So an edit invalidates exactly the modules that can see it (an edit of ``sim/tuners.py`` recompiles
+the tuners, the allocator and the engine that import it, not ``kernel/watermarks.py``), and two
+checkouts or venvs with the same sources share one cache. numba adds the CPU model and features
+to each entry's key, so one folder serves several CPUs.
+
+**Telling the user.** A compile of the engine takes a while the first time on a machine;
+:class:`_CompileNotice` prints one line to stderr when one starts (``ATOMGYM_COMPILE_NOTICE=0``
+silences it) and ``atomgym warmup`` compiles everything ahead.
 """
 from __future__ import annotations
 
+import ast
 import functools
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
 
-from numba import njit
+import numba
+from numba import njit, types
+from numba.core import event as _ev
+from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
+from numba.core.registry import CPUDispatcher
 
-jit = functools.partial(njit, cache=True, error_model="numpy")
+_PKG = Path(__file__).resolve().parents[1]      # the atomgym package folder
+KEYS_KEPT = 6      # per module: older keys (earlier versions of the sources) are pruned beyond this
+
+
+def cache_root() -> Path:
+    """The per-user folder of compiled code: ``$ATOMGYM_CACHE_DIR``, else ``$NUMBA_CACHE_DIR/atomgym``,
+    else ``$XDG_CACHE_HOME/atomgym`` (``~/.cache/atomgym``); one subfolder per numba and Python
+    version (their machine code and pickles are not interchangeable)."""
+    if os.environ.get("ATOMGYM_CACHE_DIR"):
+        base = Path(os.environ["ATOMGYM_CACHE_DIR"])
+    elif os.environ.get("NUMBA_CACHE_DIR"):
+        base = Path(os.environ["NUMBA_CACHE_DIR"]) / "atomgym"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "atomgym"
+    return base / f"numba{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
+
+
+def _resolve(base: Path, parts: list[str]) -> Path | None:
+    """atomgym/<parts>.py, or the package's __init__.py, or None (not an atomgym module)."""
+    p = base.joinpath(*parts)
+    if p.with_suffix(".py").is_file():
+        return p.with_suffix(".py")
+    if (p / "__init__.py").is_file():
+        return p / "__init__.py"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _imports(path: Path, pkg: Path) -> tuple[Path, ...]:
+    """The atomgym modules that the source at ``path`` imports anywhere in it (relative or absolute;
+    ``from .x import y`` counts x, and y too when y is a module)."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    here = path.parent
+    found: set[Path] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == pkg.name:
+                    m = _resolve(pkg, a.name.split(".")[1:])
+                    if m:
+                        found.add(m)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here
+                for _ in range(node.level - 1):
+                    base = base.parent
+                parts = node.module.split(".") if node.module else []
+            elif node.module and node.module.split(".")[0] == pkg.name:
+                base, parts = pkg, node.module.split(".")[1:]
+            else:
+                continue
+            m = _resolve(base, parts)
+            if m:
+                found.add(m)
+            for a in node.names:
+                sub = _resolve(base, parts + [a.name])
+                if sub:
+                    found.add(sub)
+    return tuple(sorted(p for p in found if p.resolve().is_relative_to(pkg)))
+
+
+def import_closure(path: Path, pkg: Path = _PKG) -> list[Path]:
+    """``path`` and every atomgym module it imports, transitively (sorted)."""
+    seen = {path}
+    todo = [path]
+    while todo:
+        for dep in _imports(todo.pop(), pkg):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return sorted(seen)
+
+
+@functools.lru_cache(maxsize=None)
+def module_key(path: Path, pkg: Path = _PKG) -> str:
+    """The cache key of a compiled module: SHA-256 over the relative path and content of every module
+    in its import closure. What a compiled function can call or read as a constant is imported, so
+    any edit that can change its machine code changes the key."""
+    h = hashlib.sha256()
+    for p in import_closure(path, pkg):
+        h.update(p.relative_to(pkg).as_posix().encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def _prune(module_dir: Path, keep: int = KEYS_KEPT) -> None:
+    """Keep the ``keep`` most recently used keys of one module (old versions of its sources)."""
+    try:
+        keys = sorted((d for d in module_dir.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for d in keys[keep:]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class _Locator(_CacheLocator):
+    """numba cache locator: <cache_root>/<module>/<module_key>/ for a function of atomgym."""
+
+    def __init__(self, py_func, py_file):
+        path = Path(py_file).resolve()
+        self._key = module_key(path)
+        self._module_dir = cache_root() / ".".join(path.relative_to(_PKG).with_suffix("").parts)
+        self._path = self._module_dir / self._key
+        self._lineno = py_func.__code__.co_firstlineno
+
+    def ensure_cache_path(self):
+        new = not self._path.is_dir()
+        super().ensure_cache_path()
+        if new:
+            _prune(self._module_dir)
+        else:
+            try:
+                os.utime(self._path)        # recently used: kept by _prune
+            except OSError:
+                pass
+
+    def get_cache_path(self):
+        return str(self._path)
+
+    def get_source_stamp(self):
+        return self._key
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        try:
+            if not Path(py_file).resolve().is_relative_to(_PKG):
+                return None
+            self = cls(py_func, py_file)
+            self.ensure_cache_path()
+        except OSError:      # no writable cache folder: compile in memory only
+            return None
+        return self
+
+
+class _CacheImpl(CompileResultCacheImpl):
+    _locator_classes = [_Locator]
+
+
+class _Cache(FunctionCache):
+    _impl_class = _CacheImpl
+
+
+class _Dispatcher(CPUDispatcher):
+    """A dispatcher that compiles one version of a function for every call site: numba would
+    compile a separate version for each combination of *literal* arguments it is called with
+    from compiled code (``refill(S, b, k, GFP_PAGE_POOL, CLS_ATOMIC, False)`` and each other
+    constant gfp/class/flag), and each version compiles its whole call tree again: measured, 225
+    compiles for one env step, alloc_pages_bulk 7 times (204 s of 482 s). Arguments are typed by
+    their type, not their value; no model function dispatches on a literal value."""
+
+    def get_call_template(self, args, kws):
+        return super().get_call_template(tuple(types.unliteral(a) for a in args),
+                                         {k: types.unliteral(v) for k, v in kws.items()})
+
+
+def jit(**options):
+    """``numba.njit`` with the model's options, one compile per function and type signature
+    (_Dispatcher) and the atomgym compile cache (module docstring)."""
+    def deco(func):
+        dispatcher = njit(error_model="numpy", **options)(func)
+        dispatcher.__class__ = _Dispatcher
+        try:
+            dispatcher._cache = _Cache(dispatcher.py_func)
+        except RuntimeError:        # no locator (unwritable cache folder): no cache, still correct
+            pass
+        return dispatcher
+    return deco
+
+
+# ---- telling the user about a compile ---------------------------------------------------------------
+_TIMES_FILE = "compile-times.json"
+FIRST_COMPILE_GUESS_S = 60.0     # shown before any compile was ever timed on this machine
+NOTICE_AFTER_S = 2.0             # a compile shorter than this is not worth a line
+
+
+def _is_ours(dispatcher) -> bool:
+    f = getattr(dispatcher, "py_func", None)
+    return (getattr(f, "__module__", None) or "").startswith("atomgym.")
+
+
+class _CompileNotice(_ev.Listener):
+    """One stderr line when a compile of atomgym code is still running after ``NOTICE_AFTER_S``
+    (a compile, not a load from the cache), with the time the last compile of the same function
+    took on this machine (recorded in <cache_root>/compile-times.json)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.t0 = 0.0
+        self.name = ""
+        self.timer: threading.Timer | None = None
+
+    def on_start(self, event) -> None:
+        d = event.data.get("dispatcher")
+        if self.depth == 0 and _is_ours(d):
+            self.name = f"{d.py_func.__module__}.{d.py_func.__qualname__}"
+            self.t0 = time.perf_counter()
+            if os.environ.get("ATOMGYM_COMPILE_NOTICE", "1") != "0":
+                self.timer = threading.Timer(NOTICE_AFTER_S, _print_notice, (d.py_func.__qualname__, self.name))
+                self.timer.daemon = True
+                self.timer.start()
+        self.depth += 1
+
+    def on_end(self, event) -> None:
+        self.depth = max(0, self.depth - 1)
+        if self.depth == 0 and self.name:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            _record_time(self.name, time.perf_counter() - self.t0)
+            self.name = ""
+
+
+def _print_notice(short: str, name: str) -> None:
+    last = _read_times().get(name)
+    how = f"about {last:.0f} s last time" if last else f"up to ~{FIRST_COMPILE_GUESS_S:.0f} s"
+    print(f"atomgym: compiling the simulator ({short}) for this CPU, {how}; once per version of its sources "
+          f"(cached in {cache_root()}; `atomgym warmup` compiles ahead)", file=sys.stderr, flush=True)
+
+
+def _read_times() -> dict:
+    try:
+        data = json.loads((cache_root() / _TIMES_FILE).read_text()[:1_000_000])
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _record_time(name: str, seconds: float) -> None:
+    if seconds < 1.0:
+        return
+    times = _read_times()
+    times[name] = round(seconds, 1)
+    path = cache_root() / _TIMES_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{_TIMES_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(times, indent=0, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+_NOTICE = _CompileNotice()
+_ev.register("numba:compile", _NOTICE)

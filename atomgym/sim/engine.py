@@ -64,37 +64,6 @@ def sources_digest(pkg: Path = _PKG) -> str:
     return h.hexdigest()
 
 
-def _invalidate_stale_cache(pkg: Path = _PKG) -> None:
-    """numba's cache=True keys each function on its own file only, so after an edit to a
-    callee in another file (alloc.py, kernel/watermark_ok.py, ...) the engine would load its
-    old machine code. Hash every numba source the engine depends on; on a change, delete the
-    cached .nbi/.nbc files of atomgym/sim, atomgym/kernel and atomgym/envs (whose fused env step
-    compiles the engine in) before anything is loaded. Only the cache files of those modules
-    (numba names them ``<module>.<function>-<line>.py3X[.N].nbi/.nbc``) are touched."""
-    digest = sources_digest(pkg)
-    stamp = pkg / "sim" / "__pycache__" / "engine_sources.sha1"
-    try:
-        if stamp.read_text() == digest:
-            return
-    except OSError:
-        pass
-    ours = {(p.parent.name, p.stem) for p in _compiled_sources(pkg)} | {("envs", "_compiled")}
-    for sub, stem in sorted(ours):
-        d = pkg / sub / "__pycache__"
-        for f in list(d.glob(f"{stem}.*.nbi")) + list(d.glob(f"{stem}.*.nbc")):
-            try:
-                f.unlink()
-            except OSError:
-                pass
-    try:
-        stamp.parent.mkdir(exist_ok=True)
-        stamp.write_text(digest)
-    except OSError:
-        pass
-
-
-_invalidate_stale_cache()
-
 from ..kernel.watermarks import WMARK_HIGH
 from .kswapd import kswapd_tick
 from .layout import (
@@ -189,7 +158,7 @@ def step_machine(S, b):
     mi[b, MI_TICK] += 1
 
 
-@jit()
+@jit(inline="always")   # a thin wrapper: inlined, so its callers link the engine once, not again
 def run_machine(S, b, n_ticks):
     """n_ticks ticks of machine b (stops early if it terminates)."""
     mi = S.mi
@@ -285,7 +254,7 @@ def begin_interval(S, prev, mask):
             prev[b, c] = ctr[b, c]
 
 
-@jit()
+@jit(inline="always")   # a thin wrapper: inlined, so its callers link the engine once, not again
 def step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
     """Knob writes, then an interval of ``n_ticks`` ticks, for every machine in mask, serially:
     knobs.apply_knobs() (-1 / 0 entries: unchanged; skipped when nothing is asked),
@@ -306,7 +275,7 @@ def step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
             run_machine(S, b, n_ticks)
 
 
-@jit()
+@jit(inline="always")   # a thin wrapper: inlined, so its callers link the engine once, not again
 def step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
     """step_batch() on the tuple of state arrays (``Simulator.state``): the sim side of the envs'
     fused step, callable from compiled code (no make_state()/free_state() at the call site)."""
@@ -315,16 +284,20 @@ def step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
     free_state(S)
 
 
+def goes_parallel(n_batch: int, n_active: int, n_ticks: int, parallel: bool | None = None) -> bool:
+    """Whether run_ticks() runs ``n_active`` of ``n_batch`` machines for ``n_ticks`` in parallel: ``parallel`` if
+    given, else only with enough work to amortise waking the worker threads (it costs up to a
+    scheduler time slice when another process holds a core; measured: 16 machines x 100 ticks took
+    7 ms in parallel, 0.7 ms serially): ~25 ms of machine-ticks."""
+    if parallel is not None:
+        return bool(parallel)
+    nt = numba.get_num_threads()
+    return nt > 1 and n_batch >= 2 * nt and int(n_active) * int(n_ticks) >= PARALLEL_MIN_WORK
+
+
 def run_ticks(S, n_ticks: int, mask, parallel: bool | None = None) -> None:
     """Advance every machine where ``mask`` is True by ``n_ticks`` ticks."""
-    if parallel is None:
-        # Waking the worker threads costs up to a scheduler time slice when another process holds
-        # a core (measured: 16 machines x 100 ticks took 7 ms in parallel, 0.7 ms serially), so a
-        # call goes parallel only with enough work to amortise it (~25 ms of machine-ticks).
-        nt = numba.get_num_threads()
-        parallel = nt > 1 and mask.shape[0] >= 2 * nt and int(mask.sum()) * int(n_ticks) >= PARALLEL_MIN_WORK
-    if parallel:
+    if goes_parallel(mask.shape[0], int(mask.sum()), n_ticks, parallel):
         run_parallel(S, int(n_ticks), mask)
     else:
         run_serial(S, int(n_ticks), mask)
-

@@ -18,7 +18,7 @@ from ..kernel.sysctl import SYSCTL_RANGES
 from ..kernel.zones import MAX_NR_ZONES, zone_label
 from . import layout as L
 from .encode import encode_machine, phase_trace_len, workload_trace_len
-from .engine import apply_knobs_state, run_ticks, step_state
+from .engine import apply_knobs_state, goes_parallel, run_ticks, step_state
 from .knobs import KNOB_MI, KNOBS, NKNOBS
 from .machines import scenario_machine
 from .scenario import Scenario, TrafficSpec, draw_scenario, load_trace, resolve_path
@@ -141,6 +141,11 @@ class Simulator:
         """Run every machine (or those in ``mask``) ``n_ticks`` ticks in the compiled loop."""
         m = np.ones(self.B, np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
         run_ticks(self.state, int(n_ticks), m, self.parallel)
+
+    def goes_parallel(self, n_ticks: int, n_active: int | None = None) -> bool:
+        """Whether advance() of ``n_active`` machines (default: all) for ``n_ticks`` runs them in
+        parallel (engine.goes_parallel(); step() never does)."""
+        return goes_parallel(self.B, self.B if n_active is None else n_active, n_ticks, self.parallel)
 
     def _knob_args(self, sysctls: dict, boost_pages, boost_watermark, mask, caller: str) -> tuple[np.ndarray, ...]:
         """The arguments of the compiled knob writes (engine.apply_knobs_state / step_state) from

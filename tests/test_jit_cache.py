@@ -1,0 +1,101 @@
+"""The compile cache (kernel/jit.py): keyed by each module's import closure, shared per user."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from numba.core import event as ev
+
+from atomgym.kernel import jit as J
+
+PKG = Path(J.__file__).resolve().parents[1]
+
+
+def _copy_pkg(tmp_path: Path) -> Path:
+    pkg = tmp_path / "atomgym"
+    for sub in ("kernel", "sim", "envs"):
+        shutil.copytree(PKG / sub, pkg / sub, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "__init__.py").write_text("")
+    return pkg
+
+
+def test_import_closure_follows_the_imports():
+    names = {p.relative_to(PKG).as_posix() for p in J.import_closure(PKG / "sim" / "engine.py")}
+    # engine -> kswapd/alloc/nic/... -> kernel rules; never the env or the agents
+    assert {"sim/engine.py", "sim/tuners.py", "sim/alloc.py", "kernel/watermark_ok.py", "kernel/jit.py"} <= names
+    assert not any(n.startswith(("envs/", "agents/")) for n in names)
+    leaf = {p.relative_to(PKG).as_posix() for p in J.import_closure(PKG / "kernel" / "watermarks.py")}
+    assert leaf == {"kernel/watermarks.py", "kernel/zones.py", "kernel/jit.py"}
+    env = {p.relative_to(PKG).as_posix() for p in J.import_closure(PKG / "envs" / "_compiled.py")}
+    assert names <= env and "envs/spaces.py" in env
+
+
+def test_an_edit_changes_the_keys_of_exactly_the_modules_that_import_it(tmp_path):
+    pkg = _copy_pkg(tmp_path)
+    mods = ["kernel/watermarks.py", "kernel/boost.py", "sim/tuners.py", "sim/alloc.py", "sim/engine.py",
+            "envs/_compiled.py", "sim/rng.py"]
+    before = {m: J.module_key(pkg / m, pkg) for m in mods}
+    J.module_key.cache_clear()
+    J._imports.cache_clear()
+    t = pkg / "sim" / "tuners.py"
+    t.write_text(t.read_text() + "\n# an edit\n")
+    after = {m: J.module_key(pkg / m, pkg) for m in mods}
+    J.module_key.cache_clear()
+    J._imports.cache_clear()
+    changed = {m for m in mods if before[m] != after[m]}
+    assert changed == {"sim/tuners.py", "sim/alloc.py", "sim/engine.py", "envs/_compiled.py"}
+
+
+def test_same_sources_share_the_cache_across_processes(tmp_path):
+    """A second process (another checkout or venv with the same sources) loads what the first compiled."""
+    code = ("import numpy as np; from atomgym.sim import rng; s = np.ones(4, np.uint64); rng.uniform(s);"
+            "print(sum(rng.uniform._cache_misses.values()), sum(rng.uniform._cache_hits.values()))")
+    env = dict(os.environ, ATOMGYM_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert [r.stdout.split() for r in runs] == [["1", "0"], ["0", "1"]], [r.stderr for r in runs]
+    (entry,) = (tmp_path / "cache").glob("numba*/sim.rng/*")
+    assert entry.name == J.module_key(PKG / "sim" / "rng.py")
+
+
+def test_old_keys_are_pruned(tmp_path):
+    mod = tmp_path / "sim.engine"
+    for i in range(J.KEYS_KEPT + 3):
+        (mod / f"k{i}").mkdir(parents=True)
+        os.utime(mod / f"k{i}", (1000 + i, 1000 + i))
+    J._prune(mod)
+    assert sorted(d.name for d in mod.iterdir()) == sorted(f"k{i}" for i in range(3, J.KEYS_KEPT + 3))
+
+
+def test_a_long_compile_is_announced_on_one_line(monkeypatch, capsys, tmp_path):
+    from atomgym.sim import rng
+    monkeypatch.setenv("ATOMGYM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("ATOMGYM_COMPILE_NOTICE", "1")
+    monkeypatch.setattr(J, "NOTICE_AFTER_S", 0.05)
+    notice = J._CompileNotice()
+    start = ev.Event("numba:compile", ev.EventStatus.START, data={"dispatcher": rng.uniform})
+    end = ev.Event("numba:compile", ev.EventStatus.END, data={"dispatcher": rng.uniform})
+    notice.on_start(start)
+    time.sleep(0.5)
+    notice.on_end(end)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("atomgym: compiling the simulator (uniform)"), lines
+    assert "atomgym warmup" in lines[0]
+    # a short compile says nothing
+    notice.on_start(start)
+    notice.on_end(end)
+    time.sleep(0.1)
+    assert capsys.readouterr().err == ""
+
+
+def test_warmup_command_compiles_every_group(tmp_path):
+    """`atomgym warmup` runs (the shared cache is warm after the suite's first compile)."""
+    r = subprocess.run([sys.executable, "-m", "atomgym", "warmup"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[-1].startswith("atomgym warmup: done in") and "functions compiled" in lines[-1]
+    assert any("vector env" in ln for ln in lines)
