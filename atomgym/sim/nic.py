@@ -50,7 +50,7 @@ from .tuners import EV_ALLOC_FAIL, tuner_on_event
 
 
 
-@jit()
+@jit(inline="always")
 def div_small(a, d):
     """``a // d`` (floor) for the NIC's per-packet and per-page ratios, which are almost always 1
     or 2: those skip the hardware divide (~20 cycles on this machine, several per tick)."""
@@ -68,7 +68,7 @@ GFP_VIRTIO_ATOMIC = GFP_ATOMIC
 GFP_VIRTIO_WORK = GFP_KERNEL
 
 
-@jit()
+@jit(inline="always")
 def nic_arrivals(S, b, k, pkts):
     """``pkts`` packets reach NIC k: each needs NP_BPP posted buffers; none -> rx_missed."""
     ni = S.ni
@@ -93,7 +93,7 @@ def nic_arrivals(S, b, k, pkts):
     ni[b, k, NI_PENDING_PFM] += pfm_pk if pfm_pk < acc else acc
 
 
-@jit()
+@jit(inline="always")
 def release_buffers(S, b, k, nbufs):
     """``nbufs`` buffers are no longer held; free the pages no held buffer shares."""
     ni = S.ni
@@ -129,7 +129,7 @@ def release_buffers(S, b, k, nbufs):
             x -= t
 
 
-@jit()
+@jit(inline="always")
 def _post_pages(S, b, k, got, pfm, want):
     """Carve ``got`` new pages (the last ``pfm`` pfmemalloc) into buffers and post up to
     ``want`` of them; per-zone pages are in the scratch row."""
@@ -279,7 +279,7 @@ def nic_poll(S, b, k):
         ni[b, k, NI_REPOLL] = 0 if ok else 1
 
 
-@jit()
+@jit(inline="always")
 def app_drain(S, b, k):
     """The application reads its sockets at app_drain_pps; read packets free their buffers."""
     ni = S.ni

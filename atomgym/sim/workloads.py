@@ -149,7 +149,7 @@ def oom_kill(S, b):
     return True
 
 
-@jit()
+@jit(inline="always")
 def _user_alloc(S, b, w, n, dest):
     """Allocate n pages for workload w (blocking, GFP_HIGHUSER_MOVABLE). Returns (pages got,
     whether the OOM killer must run: nothing reclaimable and the request still short); per-zone
@@ -162,7 +162,7 @@ def _user_alloc(S, b, w, n, dest):
     return got, got < n and left == 0
 
 
-@jit()
+@jit(inline="always")
 def _charge_anon(S, b, w, got):
     zl = S.zl
     scr = S.scr
@@ -173,7 +173,7 @@ def _charge_anon(S, b, w, got):
     S.wp[b, w, WP_S_HELD] += got
 
 
-@jit()
+@jit(inline="always")
 def _rate_pages(S, b, w):
     wp = S.wp
     x = wp[b, w, WP_RATE] * S.mr[b, MR_TICK_MS] + wp[b, w, WP_S_ACC]
