@@ -7,7 +7,7 @@ with N machines per (policy, scenario)); a policy given as the path of a trained
 through its actions on the same path and simulator seeds (machines, draws, traffic) as the
 baselines, with what it was trained with (its run's config.yml,
 or NAME.yml beside a shipped atomgym/agents/pretrained/NAME.zip, given as its path or as NAME.zip: env keyword arguments, frame stacking,
-frozen VecNormalize statistics from <stem>.vecnormalize.pkl; RecurrentPPO's LSTM state carried).
+frozen VecNormalize statistics from <stem>.vecnormalize.npz; RecurrentPPO's LSTM state carried).
 A model plays deterministically (row LABEL) or, seeded by the episode's seed, stochastically (row
 LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochastic``. The references come first whatever the order given:
 ``kernel-default`` (every score is relative to it) and ``oracle-static`` (the hindsight-best static
@@ -80,7 +80,7 @@ class LoadedModel:
     """A trained model with what it was trained with, rebuilt from its config: the algorithm
     class (``algo``), the AtomEnv keyword arguments (``env_kw``: agents.train.eval_env_kwargs),
     the frame stack (``n_stack``) and the normalisation statistics (``vecnorm``: SB3 VecNormalize
-    frozen: training=False, norm_reward=False; from ``<stem>.vecnormalize.pkl`` beside the .zip)."""
+    frozen, agents.normstats.NormStats; from ``<stem>.vecnormalize.npz`` beside the .zip)."""
 
     def __init__(self, model, algo: str, env_kw: dict, n_stack: int | None, vecnorm, config: Path | None) -> None:
         self.model, self.algo, self.env_kw, self.n_stack, self.vecnorm, self.config = (
@@ -104,10 +104,12 @@ def action_type_of(model) -> str:
 def load_model(path: Path) -> LoadedModel:
     """A trained SB3 / sb3-contrib model .zip (its algorithm read from the zip's policy class) and
     what it was trained with, from its config (model_config_path): the env keyword arguments, frame
-    stacking and, with vec_normalize, the frozen statistics beside it. ValueError names the file."""
+    stacking and, with vec_normalize, the frozen statistics beside it. Nothing of the files is
+    unpickled (agents.safeload, agents.normstats); a shipped policy's files are checked against
+    their recorded digests. ValueError names the file."""
     import yaml
 
-    from atomgym.agents import train
+    from atomgym.agents import pretrained, train
     algo = train.algo_of_model(path)
     cfg_path = model_config_path(path)
     cfg: dict = {}
@@ -124,24 +126,30 @@ def load_model(path: Path) -> LoadedModel:
     except train.ConfigError as e:
         raise ValueError(str(e)) from None
     n_stack = cfg.get("frame_stack") or None
-    try:
-        model = train._algo_class(algo).load(str(path), device="cpu")
+    from atomgym.agents import normstats, safeload
+    pretrained.verify(path, cfg_path)             # a shipped policy: its files are the ones recorded
+    try:                           # nothing in the zip is unpickled: its spaces are rebuilt from the config
+        data = safeload.read_data(path)
+        kw.setdefault("action_type", safeload.action_type_of(data))   # a bare model (no config): its action space says which
+        obs_space, act_space = safeload.spaces_of(kw, n_stack)
+        model = safeload.load(path, algo, obs_space, act_space, cfg.get(algo) or {}, device="cpu")
+    except safeload.UnsafeModelError as e:
+        raise ValueError(str(e)) from None
     except Exception as e:         # a damaged zip (truncated parameters, ...): whatever SB3/torch raise
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path}: cannot load the model ({type(e).__name__}{': ' + msg if msg else ''})") from None
-    kw.setdefault("action_type", action_type_of(model))   # a bare model (no config): its action space says which
     vecnorm = None
     if cfg.get("vec_normalize") not in (None, False):
-        vp = train.vecnormalize_path(path)
+        vp = normstats.stats_path(path)
         if not vp.is_file():
+            if normstats.legacy_path(path).is_file():
+                raise ValueError(normstats.legacy_message(normstats.legacy_path(path)))
             raise ValueError(f"{path}: trained with vec_normalize ({cfg_path}) but its statistics {vp} are missing")
-        import pickle
-        try:
-            with open(vp, "rb") as fh:
-                vecnorm = pickle.load(fh)
-        except Exception as e:     # noqa: BLE001 - a damaged pickle
-            raise ValueError(f"{vp}: cannot load the normalisation statistics ({type(e).__name__})") from None
-        vecnorm.training, vecnorm.norm_reward = False, False   # frozen: evaluation never updates them
+        base_space, _ = safeload.spaces_of(kw)
+        try:                       # plain arrays (frozen: evaluation never updates them)
+            vecnorm = normstats.NormStats.read(vp, base_space)
+        except normstats.StatsError as e:
+            raise ValueError(str(e)) from None
     return LoadedModel(model, algo, kw, n_stack, vecnorm, cfg_path)
 
 
