@@ -66,7 +66,7 @@ def open_write(path: str | os.PathLike, append: bool = False, exclusive: bool = 
     try:
         fd = os.open(p, flags, 0o666)
     except OSError as e:
-        if e.errno == errno.ELOOP:           # O_NOFOLLOW met a symbolic link
+        if e.errno == errno.ELOOP or (e.errno == errno.EEXIST and p.is_symlink()):   # a symbolic link there
             raise UnsafePathError(p, "is a symbolic link; not written through (remove it or choose another "
                                      "folder)") from None
         if e.errno == errno.ENXIO:           # a FIFO nobody reads

@@ -188,7 +188,8 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
                           [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, cost_definition(),
                           sources_digest()])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    cache = cache_dir / f"{scenario.name}__{key}.json"
+    from atomgym import safefiles                # the name is the scenario's: never a path out of cache_dir
+    cache = safefiles.inside(cache_dir, f"{scenario.name}__{key}.json")
     if cache.is_file():
         d = json.loads(cache.read_text())
         return d["mf_kb"], d["wsf"], d
@@ -430,9 +431,12 @@ def append_block(path: Path, rows: list[dict]) -> None:
 
 
 def _lock(out: Path):
-    """An exclusive lock on the output folder: two evaluations never write one episodes.csv at once."""
+    """An exclusive lock on the output folder: two evaluations never write one episodes.csv at once.
+    The lock file is opened without truncating it and never through a symbolic link (safefiles)."""
     import fcntl
-    f = open(out / ".evaluate.lock", "w")
+
+    from atomgym import safefiles
+    f = safefiles.open_write(out / ".evaluate.lock", append=True)
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -549,9 +553,12 @@ def _main(argv: list[str] | None) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, not a folder")
+    from atomgym import safefiles
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = _lock(out)
+    except safefiles.UnsafePathError as e:      # a link planted as the lock file: one line naming it
+        raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write there ({e.strerror})") from None
     csv_path, log_path = out / "episodes.csv", out / "actions.log"
@@ -572,6 +579,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         with lock:
             _run_all(specs, scen, seeds, args, done, csv_path, log_path)
+    except safefiles.UnsafePathError as e:
+        raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"{out}: cannot write ({e.strerror})") from None
     rows = read_episodes(csv_path)
@@ -593,6 +602,8 @@ def _main(argv: list[str] | None) -> int:
 def _run_all(specs: list[Spec], scen: list, seeds: np.ndarray, args, done: dict, csv_path: Path,
              log_path: Path) -> None:
     from tqdm import tqdm
+
+    from atomgym import safefiles
     bar = tqdm(total=len(specs) * len(scen), desc="evaluate", unit="block", disable=None, file=sys.stderr)
     for sc in scen:
         dur = args.duration_s if args.duration_s is not None else float(sc.duration_s)
@@ -625,7 +636,7 @@ def _run_all(specs: list[Spec], scen: list, seeds: np.ndarray, args, done: dict,
             append_block(csv_path, new)
             for r in new:
                 done[(r["policy"], r["run"], r["scenario"], str(r["seed"]))] = dur
-            with open(log_path, "a") as f:
+            with safefiles.open_write(log_path, append=True) as f:   # never through a link planted there
                 f.write("".join(line + "\n" for line in log))
             bar.update(1)
     bar.close()

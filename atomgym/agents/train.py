@@ -885,7 +885,8 @@ def main(argv: list[str] | None = None) -> int:
                     k += 1
             run = created = cand
             _write_text_atomically(run / "config.yml", yaml.safe_dump(as_dict(cfg), sort_keys=False))
-        with open(run / "command.txt", "a") as f:
+        from atomgym import safefiles    # a --resume folder is the user's: no link in it is written through
+        with safefiles.open_write(run / "command.txt", append=True) as f:
             f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.train",
                                                       *(sys.argv[1:] if argv is None else argv)]) + "\n")
         print(f"run folder: {run}  (tensorboard --logdir {run / 'tb'})")
