@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import textwrap
 from pathlib import Path
@@ -422,6 +423,14 @@ def test_fidelity_cli_table_json_and_bad_dir(tmp_path):
     assert rc == 0 and json.loads(out)["scenario"] == "real-smoke"
     rc, out, err = _cli("fidelity", str(tmp_path))
     assert rc == 2 and err.count("\n") == 1 and "no capture.json" in err
+    # a capture whose file is a link to a file elsewhere: refused, not followed
+    shutil.copytree(CAP, tmp_path / "c")
+    secret = tmp_path / "secret.json"
+    secret.write_text('["SECRET"]')
+    (tmp_path / "c" / "events.json").unlink()
+    (tmp_path / "c" / "events.json").symlink_to(secret)
+    rc, out, err = _cli("fidelity", str(tmp_path / "c"))
+    assert rc == 2 and err.count("\n") == 1 and "events.json: a symbolic link" in err and "SECRET" not in err
 
 
 def test_agreement_rule():

@@ -309,3 +309,15 @@ def test_a_replay_record_cannot_read_a_file_outside(tmp_path):
     r = _cli("-m", "agents.replay", str(rec))
     assert r.returncode == 2 and "SECRET" not in r.stderr and "machine.snapshot" in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_sb3_reads_tensors_with_weights_only():
+    """The .pth entries of a model (policy, optimizers, pytorch_variables) are read by SB3's
+    load_from_zip_file with torch.load(weights_only=True): tensors and plain containers only. An
+    SB3 upgrade that changed this would make a model file able to run code again."""
+    import inspect
+
+    from stable_baselines3.common import save_util
+    src = inspect.getsource(save_util.load_from_zip_file)
+    loads = [ln.strip() for ln in src.splitlines() if "th.load(" in ln or "torch.load(" in ln]
+    assert loads and all("weights_only=True" in ln for ln in loads), loads

@@ -155,6 +155,9 @@ def _main(argv: list[str] | None) -> int:
     if args.num_cpus is not None and args.num_cpus < 1:
         raise UsageError(f"--num-cpus {args.num_cpus}: expected a positive integer")
     label = args.label or cfg["algo"]
+    from atomgym import safefiles
+    if not safefiles.valid_name(label):            # checked before any training: the policy's name in the tables
+        raise UsageError(f"--label {label!r}: allowed: {safefiles.NAME_CHARS}, no '..'")
     points = sweep_points(args.sweep, cfg, label) if args.sweep else [(label, cfg)]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     from atomgym.agents import train
