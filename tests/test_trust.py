@@ -321,3 +321,16 @@ def test_sb3_reads_tensors_with_weights_only():
     src = inspect.getsource(save_util.load_from_zip_file)
     loads = [ln.strip() for ln in src.splitlines() if "th.load(" in ln or "torch.load(" in ln]
     assert loads and all("weights_only=True" in ln for ln in loads), loads
+
+
+def test_a_link_planted_in_the_cache_is_not_followed(tmp_path):
+    from atomgym.sim.scenario import load_scenario
+    sc, seeds = load_scenario("quiet"), np.array([5], np.int64)
+    want = evaluate.best_static(sc, seeds, 0.2, tmp_path)[:2]
+    (cache,) = tmp_path.glob("quiet__*.json")
+    victim = tmp_path / "victim.json"
+    victim.write_text(json.dumps({"mf_kb": 1, "wsf": 1}))
+    cache.unlink()
+    cache.symlink_to(victim)
+    assert evaluate.best_static(sc, seeds, 0.2, tmp_path)[:2] == want      # recomputed, not read through the link
+    assert json.loads(victim.read_text()) == {"mf_kb": 1, "wsf": 1} and not cache.is_symlink()

@@ -190,7 +190,7 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     from atomgym import safefiles                # the name is the scenario's: never a path out of cache_dir
     cache = safefiles.inside(cache_dir, f"{scenario.name}__{key}.json")
-    if cache.is_file():
+    if cache.is_file() and not cache.is_symlink():   # a link planted in the cache is not followed: replaced
         d = json.loads(cache.read_text())
         return d["mf_kb"], d["wsf"], d
     from atomgym.agents import oracle

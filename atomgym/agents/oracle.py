@@ -189,7 +189,7 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
                                      sources_digest()]).encode()).hexdigest()[:16]
     from atomgym import safefiles
     cache = safefiles.inside(Path(cache_dir or DEFAULT_CACHE), f"fleet-{Path(str(suite)).stem}__{key}.json")
-    if cache.is_file():
+    if cache.is_file() and not cache.is_symlink():   # a link planted in the cache is not followed: replaced
         d = json.loads(cache.read_text())
         return d["mf"], d["wsf"], d
     pts = grid_points()
