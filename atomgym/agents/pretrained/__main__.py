@@ -8,7 +8,7 @@ the folder's SHA256SUMS (a shipped policy is checked against them when it is loa
 file is never overwritten (exit 2); each file is written atomically.
 
 ``convert-stats`` turns normalisation statistics saved by an older agents.train as a pickle
-(``NAME.vecnormalize.pkl``, which is never read as a pickle) into ``NAME.vecnormalize.npz`` beside
+(``NAME.vecnormalize.pkl``, which no other command reads) into ``NAME.vecnormalize.npz`` beside
 it: the pickle is read by an unpickler that builds NumPy arrays and plain data only (a file naming
 anything else is refused; nothing of it runs). Convert only files you trust to hold statistics.
 """
