@@ -21,5 +21,5 @@ TRAIN_CONFIG_DIR = CONFIG_DIR / "train"
 # under its runs/ by default (installed: ./runs of the working directory).
 CHECKOUT = None if CONFIG_DIR == _INSTALLED else PACKAGE_DIR.parent
 RUNS_DIR = CHECKOUT / "runs" if CHECKOUT is not None else Path("runs")
-# Shipped trained policies (NAME.zip, NAME.yml, NAME.vecnormalize.pkl): package data of atomgym.agents.pretrained
+# Shipped trained policies (NAME.zip, NAME.yml, NAME.vecnormalize.npz; digests in SHA256SUMS): package data of atomgym.agents.pretrained
 PRETRAINED_DIR = PACKAGE_DIR / "agents" / "pretrained"

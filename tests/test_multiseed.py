@@ -61,6 +61,12 @@ def test_bad_multiseed_arguments_exit_2(tmp_path, capsys):
     assert multiseed.main(["--seeds", "0-1", "--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("agents.multiseed: error:") for e in err)
+    # a label is a name (checked before any training: no run folder is made)
+    from atomgym.paths import TRAIN_CONFIG_DIR
+    cfg = TRAIN_CONFIG_DIR / "default.yaml"
+    assert multiseed.main(["--seeds", "0", "--config", str(cfg), "--label", "../x", "--runs-dir",
+                           str(tmp_path / "runs"), "--no-ray"]) == 2
+    assert "--label '../x': allowed: letters" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
 def test_a_sweep_runs_every_grid_point_as_a_policy(tmp_path, capsys):

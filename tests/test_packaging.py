@@ -44,6 +44,9 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
     assert "atomgym/realkernel/guest/atomgym_atomic.c" in names and "atomgym/realkernel/guest/Kbuild" in names
     assert "atomgym/agents/train.py" in names and "atomgym/agents/pretrained/README.md" in names
     assert not any(n.startswith("agents/") for n in names)
+    # the shipped policy: statistics as plain arrays, the digests beside it, no pickle
+    assert {"atomgym/agents/pretrained/SHA256SUMS", "atomgym/agents/pretrained/benchmark-ppo.vecnormalize.npz"} <= set(names)
+    assert not any(n.endswith(".pkl") for n in names)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -67,6 +70,9 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
         "e = gym.make('atomgym/VirtioDeferral-v0', duration_s=0.5)\n"
         "o, _ = e.reset(seed=1)\n"
         "for _ in range(5): o, r, term, trunc, info = e.step(0)\n"
+        "from atomgym.agents import evaluate\n"
+        "from atomgym.paths import PRETRAINED_DIR\n"
+        "assert evaluate.load_model(PRETRAINED_DIR / 'benchmark-ppo.zip').vecnorm is not None  # digests checked\n"
         "print('ok', o.shape, trunc)\n"
     )
     # the first use compiles the engine cold in the new environment (minutes on a loaded machine)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import textwrap
 from pathlib import Path
@@ -272,8 +273,26 @@ def test_prepare_out_never_deletes_a_users_files(tmp_path):
         rkrun.prepare_out(d, force=True)
     assert (d / "notes.txt").read_text() == "keep"
     (d / "capture.json").write_text("{}")
+    # a capture with a file its run did not write: --force refuses (it would be deleted with the capture)
+    with pytest.raises(RealKernelError, match="'notes.txt', which `realkernel run` did not write"):
+        rkrun.prepare_out(d, force=True)
+    (d / "sub").mkdir()                    # nor a folder, nor a link under a capture file's name
+    (d / "notes.txt").rename(tmp_path / "notes.txt")
+    with pytest.raises(RealKernelError, match="'sub'"):
+        rkrun.prepare_out(d, force=True)
+    (d / "sub").rmdir()
+    (d / "serial.log").symlink_to(tmp_path / "notes.txt")
+    with pytest.raises(RealKernelError, match="'serial.log'"):
+        rkrun.prepare_out(d, force=True)
+    (d / "serial.log").unlink()
     part = rkrun.prepare_out(d, force=True)
-    assert part == tmp_path / "mine.partial" and part.is_dir() and (d / "notes.txt").exists()
+    assert part == tmp_path / "mine.partial" and part.is_dir() and (d / "capture.json").exists()
+    # an old DIR.partial with a user's file in it is not emptied either
+    (part / "plan.txt").write_text("x")
+    (part / "mine.txt").write_text("keep")
+    with pytest.raises(RealKernelError, match="'mine.txt'"):
+        rkrun.prepare_out(d, force=True)
+    assert (part / "mine.txt").read_text() == "keep" and (tmp_path / "notes.txt").read_text() == "keep"
 
 
 @pytest.fixture
@@ -327,6 +346,11 @@ def test_a_guest_that_finishes_is_written_atomically(tmp_path, fake_env):
         rkrun.run(str(DATA / "real-smoke.yaml"), str(out), log=lambda m: None)
     rkrun.run(str(DATA / "real-smoke.yaml"), str(out), force=True, log=lambda m: None)
     assert (out / "capture.json").exists() and not (tmp_path / "cap.partial").exists()
+    # a file the user added to the capture: --force refuses (one line) and deletes nothing
+    (out / "my-notes.txt").write_text("keep")
+    with pytest.raises(RealKernelError, match="'my-notes.txt', which `realkernel run` did not write"):
+        rkrun.run(str(DATA / "real-smoke.yaml"), str(out), force=True, log=lambda m: None)
+    assert (out / "my-notes.txt").read_text() == "keep" and (out / "capture.json").exists()
 
 
 def test_a_guest_that_dies_early_is_one_error(tmp_path, fake_env):
@@ -399,6 +423,14 @@ def test_fidelity_cli_table_json_and_bad_dir(tmp_path):
     assert rc == 0 and json.loads(out)["scenario"] == "real-smoke"
     rc, out, err = _cli("fidelity", str(tmp_path))
     assert rc == 2 and err.count("\n") == 1 and "no capture.json" in err
+    # a capture whose file is a link to a file elsewhere: refused, not followed
+    shutil.copytree(CAP, tmp_path / "c")
+    secret = tmp_path / "secret.json"
+    secret.write_text('["SECRET"]')
+    (tmp_path / "c" / "events.json").unlink()
+    (tmp_path / "c" / "events.json").symlink_to(secret)
+    rc, out, err = _cli("fidelity", str(tmp_path / "c"))
+    assert rc == 2 and err.count("\n") == 1 and "events.json: a symbolic link" in err and "SECRET" not in err
 
 
 def test_agreement_rule():

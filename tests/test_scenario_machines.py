@@ -117,7 +117,7 @@ def test_build_machine_missing_snapshot():
 def test_read_snapshot_rejects_garbage(tmp_path):
     p = tmp_path / "x.txt"
     p.write_text("hello\n")
-    with pytest.raises(ScenarioError, match=r"x.txt:1: expected a `==> PATH <==` header"):
+    with pytest.raises(ScenarioError, match=r"x.txt:1: not a snapshot: expected a `==> PATH <==` header"):
         read_snapshot(p)
     p.write_text("==> /proc/zoneinfo <==\nNode 0, zone   Normal\n        managed  lots\n")
     with pytest.raises(ScenarioError, match=r"x.txt:\d+: "):

@@ -57,7 +57,7 @@ def test_load_trace_errors(tmp_path):
     with pytest.raises(ScenarioError, match=r"t.csv:4: trace: '-1' is out of range"):
         load_trace(p)
     p.write_text("pkts\n5\n")
-    with pytest.raises(ScenarioError, match=r"t.csv:1: trace: expected the header line 'packets'"):
+    with pytest.raises(ScenarioError, match=r"t.csv:1: trace: not a trace: expected the header line .packets."):
         load_trace(p)
     p.write_text("packets\nfive\n")
     with pytest.raises(ScenarioError, match=r"t.csv:2: trace: 'five' is not a number"):

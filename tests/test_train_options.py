@@ -4,7 +4,6 @@ mapping, deterministic and stochastic play, resume, shipped policies, and one-li
 from __future__ import annotations
 
 import csv
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from agents import evaluate, train
+from atomgym.agents.normstats import NormStats
 
 TINY = {"scenario": "quiet", "seed": 1, "n_envs": 2, "total_timesteps": 64, "checkpoint_every": 32,
         "env": {"duration_s": 1.0}}
@@ -108,10 +108,8 @@ def _manual_episode(model, stats, n_stack: int, seed: int, env_kw: dict) -> dict
     from atomgym.envs.atom_env import AtomEnv
     env = AtomEnv("quiet", duration_s=0.5, **env_kw)
     obs, _ = env.reset(seed=seed, options={"sim_seed": seed})
-    rms = stats.obs_rms
-
     def norm(o):
-        return np.clip((o - rms.mean) / np.sqrt(rms.var + stats.epsilon), -stats.clip_obs, stats.clip_obs)
+        return np.clip((o - stats.obs_mean) / np.sqrt(stats.obs_var + stats.epsilon), -stats.clip_obs, stats.clip_obs)
     d = obs.shape[0]
     buf = np.zeros(d * n_stack, np.float32)
     buf[-d:] = norm(obs)
@@ -128,22 +126,24 @@ def _manual_episode(model, stats, n_stack: int, seed: int, env_kw: dict) -> dict
 def test_vec_normalize_and_frame_stack_saved_loaded_and_frozen(tmp_path):
     run = _train(tmp_path, _cfg("ppo", vec_normalize={"norm_obs": True, "norm_reward": True, "clip_obs": 10.0},
                                 frame_stack=3))
-    pkl = run / "model.vecnormalize.pkl"
-    assert pkl.is_file()
+    pkl = run / "model.vecnormalize.npz"           # plain arrays: no pickle is written
+    assert pkl.is_file() and not (run / "model.vecnormalize.pkl").exists()
     cks = sorted((run / "checkpoints").glob("model_*_steps.zip"))
     assert cks and all(train.vecnormalize_path(c).is_file() for c in cks)
-    with open(pkl, "rb") as fh:
-        stats = pickle.load(fh)
-    assert stats.obs_rms.count > 1 and np.abs(stats.obs_rms.mean).max() > 0    # learned during training
+    with np.load(pkl, allow_pickle=False) as z:
+        assert set(z.files) >= {"obs_mean", "obs_var", "obs_count", "ret_mean", "ret_var", "ret_count", "clip_obs",
+                                "clip_reward", "epsilon", "gamma", "norm_obs", "norm_reward"}
+    stats = NormStats.read(pkl)
+    assert stats.obs_count > 1 and np.abs(stats.obs_mean).max() > 0    # learned during training
     lm = evaluate.load_model(run / "model.zip")
-    d = stats.observation_space.shape[0]
+    d = stats.obs_mean.shape[0]
     assert lm.model.observation_space.shape == (3 * d,) and lm.n_stack == 3
-    assert lm.vecnorm.training is False and lm.vecnorm.norm_reward is False
+    assert isinstance(lm.vecnorm, NormStats)       # frozen: it has no update and no reward normalisation
     # the player sees the normalised, stacked observation (zeros before the first frame)
     from atomgym.envs.atom_env import AtomEnv
     obs, _ = AtomEnv("quiet", duration_s=0.5, **lm.env_kw).reset(seed=1000, options={"sim_seed": 1000})
     first = lm.player().reset(obs)
-    want0 = np.clip((obs - stats.obs_rms.mean) / np.sqrt(stats.obs_rms.var + stats.epsilon), -10, 10)
+    want0 = np.clip((obs - stats.obs_mean) / np.sqrt(stats.obs_var + stats.epsilon), -10, 10)
     assert first.shape == (1, 3 * d) and not first[0, :2 * d].any()
     assert first[0, 2 * d:] == pytest.approx(want0, rel=1e-5, abs=1e-5) and not np.allclose(want0, obs)
     before = pkl.read_bytes()
@@ -160,12 +160,12 @@ def test_resume_with_vec_normalize(tmp_path, capsys):
     (run / "model.zip").unlink()
     ck64.unlink()
     train.vecnormalize_path(ck64).unlink()
-    count32 = pickle.loads(train.vecnormalize_path(run / "checkpoints" / "model_32_steps.zip").read_bytes()).obs_rms.count
+    count32 = NormStats.read(train.vecnormalize_path(run / "checkpoints" / "model_32_steps.zip")).obs_count
     assert train.main(["--resume", str(run), "--total-timesteps", "96", "--no-eval"]) == 0
     out = capsys.readouterr().out
     assert "model_32_steps.zip" in out and "(96 agent steps" in out
-    stats = pickle.loads((run / "model.vecnormalize.pkl").read_bytes())
-    assert stats.obs_rms.count > count32      # continued from the checkpoint's statistics
+    stats = NormStats.read(run / "model.vecnormalize.npz")
+    assert stats.obs_count > count32          # continued from the checkpoint's statistics
     # a checkpoint whose statistics are missing is skipped, as a truncated one is
     (run / "model.zip").unlink()
     train.vecnormalize_path(run / "checkpoints" / "model_96_steps.zip").unlink()
@@ -209,7 +209,7 @@ def test_export_pretrained_and_evaluate_it(tmp_path, capsys):
     run = _train(tmp_path, _cfg("ppo", vec_normalize={"norm_obs": True}))
     dest = tmp_path / "pretrained"
     assert pretrained(["export", str(run), "tiny", "--dest", str(dest)]) == 0
-    assert sorted(p.name for p in dest.iterdir()) == ["tiny.vecnormalize.pkl", "tiny.yml", "tiny.zip"]
+    assert sorted(p.name for p in dest.iterdir()) == ["SHA256SUMS", "tiny.vecnormalize.npz", "tiny.yml", "tiny.zip"]
     before = (dest / "tiny.zip").read_bytes()
     assert pretrained(["export", str(run), "tiny", "--dest", str(dest)]) == 2
     err = capsys.readouterr().err.strip()
@@ -219,7 +219,7 @@ def test_export_pretrained_and_evaluate_it(tmp_path, capsys):
     shipped = [r["cost"] for r in rows if r["policy"] == "tiny"]
     assert len(shipped) == 2 and shipped == [r["cost"] for r in rows if r["policy"] == "ppo"]
     # its statistics are required: without them, one line
-    (dest / "tiny.vecnormalize.pkl").unlink()
+    (dest / "tiny.vecnormalize.npz").unlink()
     assert evaluate.main(["--policies", str(dest / "tiny.zip"), "--scenarios", "quiet", "--out",
                           str(tmp_path / "ev2")]) == 2
     assert "statistics" in capsys.readouterr().err

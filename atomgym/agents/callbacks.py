@@ -125,14 +125,15 @@ class PeriodicEval(BaseCallback):
         self.ref_scores["oracle-static"] = float(np.mean([score(r["cost"], c) for r, c in zip(res, self.kd_cost)]))
         self.ref_scores["kernel-default"] = 1.0
         refs = self.out_csv.with_name("eval_refs.json")
+        from atomgym import safefiles            # the run folder may be one handed to --resume: no link followed
         if not refs.exists():
             import json
-            refs.write_text(json.dumps({"scenario": self.sc.name, "seeds": [int(s) for s in self.seeds],
+            safefiles.write_text(refs, json.dumps({"scenario": self.sc.name, "seeds": [int(s) for s in self.seeds],
                                         "duration_s": self.dur, "scores": self.ref_scores}, indent=1))
         self._t0 = time.perf_counter()
         if not self.out_csv.exists():
             self.out_csv.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.out_csv, "w", newline="") as f:
+            with safefiles.open_write(self.out_csv, newline="") as f:
                 csv.writer(f).writerow(["steps", "wall_s", "score_mean", *[f"seed{s}" for s in self.seeds]])
 
     def evaluate_now(self) -> None:
@@ -146,7 +147,8 @@ class PeriodicEval(BaseCallback):
         self.logger.record("eval/score_iqm", stats.iqm(s[:, None]) if len(s) > 1 else float(s[0]))
         for name, v in self.ref_scores.items():
             self.logger.record(f"eval/ref/{name}", v)
-        with open(self.out_csv, "a", newline="") as f:
+        from atomgym import safefiles
+        with safefiles.open_write(self.out_csv, append=True, newline="") as f:
             csv.writer(f).writerow([self.num_timesteps, round(time.perf_counter() - self._t0, 3), float(s.mean()),
                                     *[float(x) for x in s]])
         self._last = self.num_timesteps

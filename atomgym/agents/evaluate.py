@@ -7,7 +7,7 @@ with N machines per (policy, scenario)); a policy given as the path of a trained
 through its actions on the same path and simulator seeds (machines, draws, traffic) as the
 baselines, with what it was trained with (its run's config.yml,
 or NAME.yml beside a shipped atomgym/agents/pretrained/NAME.zip, given as its path or as NAME.zip: env keyword arguments, frame stacking,
-frozen VecNormalize statistics from <stem>.vecnormalize.pkl; RecurrentPPO's LSTM state carried).
+frozen VecNormalize statistics from <stem>.vecnormalize.npz; RecurrentPPO's LSTM state carried).
 A model plays deterministically (row LABEL) or, seeded by the episode's seed, stochastically (row
 LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochastic``. The references come first whatever the order given:
 ``kernel-default`` (every score is relative to it) and ``oracle-static`` (the hindsight-best static
@@ -80,7 +80,7 @@ class LoadedModel:
     """A trained model with what it was trained with, rebuilt from its config: the algorithm
     class (``algo``), the AtomEnv keyword arguments (``env_kw``: agents.train.eval_env_kwargs),
     the frame stack (``n_stack``) and the normalisation statistics (``vecnorm``: SB3 VecNormalize
-    frozen: training=False, norm_reward=False; from ``<stem>.vecnormalize.pkl`` beside the .zip)."""
+    frozen, agents.normstats.NormStats; from ``<stem>.vecnormalize.npz`` beside the .zip)."""
 
     def __init__(self, model, algo: str, env_kw: dict, n_stack: int | None, vecnorm, config: Path | None) -> None:
         self.model, self.algo, self.env_kw, self.n_stack, self.vecnorm, self.config = (
@@ -104,10 +104,12 @@ def action_type_of(model) -> str:
 def load_model(path: Path) -> LoadedModel:
     """A trained SB3 / sb3-contrib model .zip (its algorithm read from the zip's policy class) and
     what it was trained with, from its config (model_config_path): the env keyword arguments, frame
-    stacking and, with vec_normalize, the frozen statistics beside it. ValueError names the file."""
+    stacking and, with vec_normalize, the frozen statistics beside it. Nothing of the files is
+    unpickled (agents.safeload, agents.normstats); a shipped policy's files are checked against
+    their recorded digests. ValueError names the file."""
     import yaml
 
-    from atomgym.agents import train
+    from atomgym.agents import pretrained, train
     algo = train.algo_of_model(path)
     cfg_path = model_config_path(path)
     cfg: dict = {}
@@ -124,24 +126,30 @@ def load_model(path: Path) -> LoadedModel:
     except train.ConfigError as e:
         raise ValueError(str(e)) from None
     n_stack = cfg.get("frame_stack") or None
-    try:
-        model = train._algo_class(algo).load(str(path), device="cpu")
+    from atomgym.agents import normstats, safeload
+    pretrained.verify(path, cfg_path)             # a shipped policy: its files are the ones recorded
+    try:                           # nothing in the zip is unpickled: its spaces are rebuilt from the config
+        data = safeload.read_data(path)
+        kw.setdefault("action_type", safeload.action_type_of(data))   # a bare model (no config): its action space says which
+        obs_space, act_space = safeload.spaces_of(kw, n_stack)
+        model = safeload.load(path, algo, obs_space, act_space, cfg.get(algo) or {}, device="cpu")
+    except safeload.UnsafeModelError as e:
+        raise ValueError(str(e)) from None
     except Exception as e:         # a damaged zip (truncated parameters, ...): whatever SB3/torch raise
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path}: cannot load the model ({type(e).__name__}{': ' + msg if msg else ''})") from None
-    kw.setdefault("action_type", action_type_of(model))   # a bare model (no config): its action space says which
     vecnorm = None
     if cfg.get("vec_normalize") not in (None, False):
-        vp = train.vecnormalize_path(path)
+        vp = normstats.stats_path(path)
         if not vp.is_file():
+            if normstats.legacy_path(path).is_file():
+                raise ValueError(normstats.legacy_message(normstats.legacy_path(path)))
             raise ValueError(f"{path}: trained with vec_normalize ({cfg_path}) but its statistics {vp} are missing")
-        import pickle
-        try:
-            with open(vp, "rb") as fh:
-                vecnorm = pickle.load(fh)
-        except Exception as e:     # noqa: BLE001 - a damaged pickle
-            raise ValueError(f"{vp}: cannot load the normalisation statistics ({type(e).__name__})") from None
-        vecnorm.training, vecnorm.norm_reward = False, False   # frozen: evaluation never updates them
+        base_space, _ = safeload.spaces_of(kw)
+        try:                       # plain arrays (frozen: evaluation never updates them)
+            vecnorm = normstats.NormStats.read(vp, base_space)
+        except normstats.StatsError as e:
+            raise ValueError(str(e)) from None
     return LoadedModel(model, algo, kw, n_stack, vecnorm, cfg_path)
 
 
@@ -180,8 +188,9 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
                           [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, cost_definition(),
                           sources_digest()])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    cache = cache_dir / f"{scenario.name}__{key}.json"
-    if cache.is_file():
+    from atomgym import safefiles                # the name is the scenario's: never a path out of cache_dir
+    cache = safefiles.inside(cache_dir, f"{scenario.name}__{key}.json")
+    if cache.is_file() and not cache.is_symlink():   # a link planted in the cache is not followed: replaced
         d = json.loads(cache.read_text())
         return d["mf_kb"], d["wsf"], d
     from atomgym.agents import oracle
@@ -422,9 +431,12 @@ def append_block(path: Path, rows: list[dict]) -> None:
 
 
 def _lock(out: Path):
-    """An exclusive lock on the output folder: two evaluations never write one episodes.csv at once."""
+    """An exclusive lock on the output folder: two evaluations never write one episodes.csv at once.
+    The lock file is opened without truncating it and never through a symbolic link (safefiles)."""
     import fcntl
-    f = open(out / ".evaluate.lock", "w")
+
+    from atomgym import safefiles
+    f = safefiles.open_write(out / ".evaluate.lock", append=True)
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -541,9 +553,12 @@ def _main(argv: list[str] | None) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, not a folder")
+    from atomgym import safefiles
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = _lock(out)
+    except safefiles.UnsafePathError as e:      # a link planted as the lock file: one line naming it
+        raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write there ({e.strerror})") from None
     csv_path, log_path = out / "episodes.csv", out / "actions.log"
@@ -564,6 +579,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         with lock:
             _run_all(specs, scen, seeds, args, done, csv_path, log_path)
+    except safefiles.UnsafePathError as e:
+        raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"{out}: cannot write ({e.strerror})") from None
     rows = read_episodes(csv_path)
@@ -585,6 +602,8 @@ def _main(argv: list[str] | None) -> int:
 def _run_all(specs: list[Spec], scen: list, seeds: np.ndarray, args, done: dict, csv_path: Path,
              log_path: Path) -> None:
     from tqdm import tqdm
+
+    from atomgym import safefiles
     bar = tqdm(total=len(specs) * len(scen), desc="evaluate", unit="block", disable=None, file=sys.stderr)
     for sc in scen:
         dur = args.duration_s if args.duration_s is not None else float(sc.duration_s)
@@ -617,7 +636,7 @@ def _run_all(specs: list[Spec], scen: list, seeds: np.ndarray, args, done: dict,
             append_block(csv_path, new)
             for r in new:
                 done[(r["policy"], r["run"], r["scenario"], str(r["seed"]))] = dur
-            with open(log_path, "a") as f:
+            with safefiles.open_write(log_path, append=True) as f:   # never through a link planted there
                 f.write("".join(line + "\n" for line in log))
             bar.update(1)
     bar.close()

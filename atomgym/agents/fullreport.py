@@ -110,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg["evaluate"].pop("policies", None)
     rcfg = out / "config.yml"
     import yaml
-    rcfg.write_text(yaml.safe_dump(train.as_dict(cfg), sort_keys=False))
+    from atomgym import safefiles                # files of the folder made just now: created, never through a link
+    safefiles.write_text(rcfg, yaml.safe_dump(train.as_dict(cfg), sort_keys=False), exclusive=True)
     t0 = time.perf_counter()
     res = multiseed.dispatch([(str(_seed_cfg(out, cfg, s)), str(out / "runs"), None) for s in seeds],
                              args.ray_address, None, True)
     t_train = time.perf_counter() - t0
-    (out / "runs.json").write_text(json.dumps(res, indent=1))
+    safefiles.write_text(out / "runs.json", json.dumps(res, indent=1), exclusive=True)
     ok = [r for r in res if r["rc"] == 0 and r["run"]]
     if not ok:
         print("agents.fullreport: error: every training run failed (see runs.json)", file=sys.stderr)
@@ -242,7 +243,8 @@ def _seed_cfg(out: Path, cfg: dict, seed: int) -> Path:
     import yaml
     p = out / "configs" / f"seed{seed}.yaml"
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yaml.safe_dump({**cfg, "seed": seed}, sort_keys=False))
+    from atomgym import safefiles
+    safefiles.write_text(p, yaml.safe_dump({**cfg, "seed": seed}, sort_keys=False), exclusive=True)
     return p
 
 

@@ -155,6 +155,9 @@ def _main(argv: list[str] | None) -> int:
     if args.num_cpus is not None and args.num_cpus < 1:
         raise UsageError(f"--num-cpus {args.num_cpus}: expected a positive integer")
     label = args.label or cfg["algo"]
+    from atomgym import safefiles
+    if not safefiles.valid_name(label):            # checked before any training: the policy's name in the tables
+        raise UsageError(f"--label {label!r}: allowed: {safefiles.NAME_CHARS}, no '..'")
     points = sweep_points(args.sweep, cfg, label) if args.sweep else [(label, cfg)]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     from atomgym.agents import train
@@ -167,13 +170,14 @@ def _main(argv: list[str] | None) -> int:
         (group / "configs").mkdir(parents=True)
     except OSError as e:
         raise UsageError(f"--runs-dir {args.runs_dir}: cannot create {group} ({e.strerror})") from None
-    (group / "command.txt").write_text(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.multiseed",
-                                                                          *(sys.argv[1:] if argv is None else argv)]) + "\n")
+    from atomgym import safefiles                # files of a folder made just now: created, never through a link
+    cmd = [sys.executable, "-m", "agents.multiseed", *(sys.argv[1:] if argv is None else argv)]
+    safefiles.write_text(group / "command.txt", " ".join(shlex.quote(a) for a in cmd) + "\n", exclusive=True)
     jobs, labels = [], {}
     for k, (lab, pcfg) in enumerate(points):
         for s in seeds:
             p = group / "configs" / (f"seed{s}.yaml" if len(points) == 1 else f"point{k}-seed{s}.yaml")
-            p.write_text(yaml.safe_dump({**pcfg, "seed": s}, sort_keys=False))
+            safefiles.write_text(p, yaml.safe_dump({**pcfg, "seed": s}, sort_keys=False), exclusive=True)
             runs = group / "runs" / (f"point{k}" if len(points) > 1 else "")
             jobs.append((str(p), str(runs), None))
             labels[str(runs)] = lab
@@ -182,7 +186,7 @@ def _main(argv: list[str] | None) -> int:
     t0 = time.perf_counter()
     res = dispatch(jobs, args.ray_address, args.num_cpus, not args.no_ray)
     train_wall = time.perf_counter() - t0
-    (group / "runs.json").write_text(json.dumps(res, indent=1))
+    safefiles.write_text(group / "runs.json", json.dumps(res, indent=1), exclusive=True)
     failed = [r for r in res if r["rc"] != 0 or not r["run"]]
     for r in failed:
         print(f"multiseed: run failed (exit {r['rc']}): {' '.join(r['cmd'][3:])}: {' '.join(r['tail'])}", file=sys.stderr)

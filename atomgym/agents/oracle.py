@@ -187,8 +187,9 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
     src = [Path(s.source).read_text() if s.source else "" for s in scs]
     key = hashlib.sha256(json.dumps([names, src, list(seeds), duration_s, GRID_MF, GRID_WSF, cost_definition(),
                                      sources_digest()]).encode()).hexdigest()[:16]
-    cache = Path(cache_dir or DEFAULT_CACHE) / f"fleet-{Path(str(suite)).stem}__{key}.json"
-    if cache.is_file():
+    from atomgym import safefiles
+    cache = safefiles.inside(Path(cache_dir or DEFAULT_CACHE), f"fleet-{Path(str(suite)).stem}__{key}.json")
+    if cache.is_file() and not cache.is_symlink():   # a link planted in the cache is not followed: replaced
         d = json.loads(cache.read_text())
         return d["mf"], d["wsf"], d
     pts = grid_points()

@@ -7,7 +7,7 @@ baselines through ``agents.evaluate`` on held-out seeds.
 Each run gets its own folder ``runs/{scenario}__{algo}__{seed}__{time}`` holding the resolved
 config (``config.yml``), the command line (``command.txt``), TensorBoard logs (``tb/``),
 checkpoints (``checkpoints/``), the final model (``model.zip``; with vec_normalize its statistics
-``model.vecnormalize.pkl``, and each checkpoint's beside it) and the evaluation (``eval/``).
+``model.vecnormalize.npz``, plain arrays, and each checkpoint's beside it) and the evaluation (``eval/``).
 Nothing existing is overwritten: a new run never reuses a folder. Ctrl-C saves a checkpoint at once
 (exit 130); ``--resume RUN_DIR`` continues an interrupted run from its newest checkpoint that loads
 (a truncated one is skipped, with a message; the TensorBoard curve continues where it stopped) and
@@ -551,17 +551,32 @@ def _newest_checkpoint(run: Path) -> Path | None:
 
 def _load_newest_valid(algo, run: Path, cfg: dict) -> tuple[Any, Path | None]:
     """The model of the newest checkpoint that loads (with its env: normalisation statistics
-    from the checkpoint's .vecnormalize.pkl), and its path; (None, None) if none does. A checkpoint
-    that does not load (a kill during its save left it truncated) is skipped, and the message says so."""
+    from the checkpoint's .vecnormalize.npz), and its path; (None, None) if none does. A checkpoint
+    that does not load (a kill during its save left it truncated) is skipped, and the message says so.
+    Nothing in a checkpoint is unpickled (agents/safeload.py: the spaces are the env's); a checkpoint
+    holding a pickled object this loader does not rebuild, or statistics left in the old pickle
+    format, is refused (ConfigError), not skipped."""
+    from atomgym.agents import normstats, safeload
     vn = cfg.get("vec_normalize") not in (None, False)
     for ck in _checkpoints(run):
         try:
             if not zipfile.is_zipfile(ck):
                 raise ValueError("not a complete zip file")
             if vn and not vecnormalize_path(ck).is_file():
+                if normstats.legacy_path(ck).is_file():
+                    raise ConfigError(normstats.legacy_message(normstats.legacy_path(ck)))
                 raise ValueError(f"no normalisation statistics {vecnormalize_path(ck).name}")
             venv = make_vec_env(cfg, vecnormalize_path(ck) if vn else None)
-            model = algo.load(ck, env=venv, tensorboard_log=str(run / "tb"), device="cpu")
+            model = safeload.load(ck, cfg["algo"], venv.observation_space, venv.action_space, cfg.get(cfg["algo"]),
+                                  env=venv, tensorboard_log=str(run / "tb"), device="cpu")
+        except (ConfigError, safeload.UnsafeModelError) as e:
+            if isinstance(e, safeload.UnsafeModelError) and "not a stable-baselines3 model" in str(e):
+                why = str(e)
+            else:
+                raise ConfigError(str(e)) from None
+            print(f"checkpoint {ck} cannot be loaded ({why}; a kill during its save leaves it truncated): "
+                  f"falling back to the one before", file=sys.stderr)
+            continue
         except Exception as e:   # noqa: BLE001 - whatever a damaged file makes SB3/torch raise
             why = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
             print(f"checkpoint {ck} cannot be loaded ({why}; a kill during its save leaves it truncated): "
@@ -692,15 +707,16 @@ def base_vec_env(cfg: dict):
 def make_vec_env(cfg: dict, vecnormalize_path: Path | None = None):
     """The training environment the config describes: the batched simulators (base_vec_env) with
     SB3's VecMonitor (episode return and length: rollout/ep_rew_mean in TensorBoard), then
-    VecNormalize (``vec_normalize:``; its statistics loaded from ``vecnormalize_path`` when
-    resuming) and VecFrameStack (``frame_stack:``), in that order (the normalised frames are stacked)."""
+    VecNormalize (``vec_normalize:``; its statistics read from ``vecnormalize_path``, a .npz of
+    plain arrays, when resuming) and VecFrameStack (``frame_stack:``), in that order (the normalised
+    frames are stacked)."""
     from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
     venv = VecMonitor(base_vec_env(cfg))
     vn = cfg.get("vec_normalize")
     if vn is not None and vn is not False:
         if vecnormalize_path is not None:
-            venv = VecNormalize.load(str(vecnormalize_path), venv)
-            venv.training = True
+            from atomgym.agents.normstats import NormStats
+            venv = NormStats.read(vecnormalize_path, venv.observation_space).vec_normalize(venv)
         else:
             venv = VecNormalize(venv, **(vn if isinstance(vn, dict) else {}))
     if cfg.get("frame_stack"):
@@ -709,8 +725,10 @@ def make_vec_env(cfg: dict, vecnormalize_path: Path | None = None):
 
 
 def vecnormalize_path(model_zip: Path) -> Path:
-    """Where a model's normalisation statistics live: ``<stem>.vecnormalize.pkl`` beside the .zip."""
-    return model_zip.with_name(f"{model_zip.stem}.vecnormalize.pkl")
+    """Where a model's normalisation statistics live: ``<stem>.vecnormalize.npz`` beside the .zip
+    (agents/normstats.py: plain arrays, never a pickle)."""
+    from atomgym.agents.normstats import stats_path
+    return stats_path(model_zip)
 
 
 def save_model(model, path: Path) -> None:
@@ -719,8 +737,8 @@ def save_model(model, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     vn = model.get_vec_normalize_env()
     if vn is not None:
-        import pickle
-        _replace_atomically(vecnormalize_path(path), ".pkl.tmp", lambda fh: pickle.dump(vn, fh))
+        from atomgym.agents.normstats import NormStats
+        _replace_atomically(vecnormalize_path(path), ".npz.tmp", NormStats.of(vn).write)
     save_atomically(model, path)
 
 
@@ -867,7 +885,8 @@ def main(argv: list[str] | None = None) -> int:
                     k += 1
             run = created = cand
             _write_text_atomically(run / "config.yml", yaml.safe_dump(as_dict(cfg), sort_keys=False))
-        with open(run / "command.txt", "a") as f:
+        from atomgym import safefiles    # a --resume folder is the user's: no link in it is written through
+        with safefiles.open_write(run / "command.txt", append=True) as f:
             f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.train",
                                                       *(sys.argv[1:] if argv is None else argv)]) + "\n")
         print(f"run folder: {run}  (tensorboard --logdir {run / 'tb'})")
@@ -884,6 +903,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(_one_line(f"agents.train: error: {where}: cannot write: {e.strerror or e}; the run is "
                             f"incomplete: continue it with --resume {run} once the problem is fixed"), file=sys.stderr)
+        return 2
+    except ConfigError as e:      # a checkpoint refused (a pickled object, old-format statistics)
+        print(_one_line(f"agents.train: error: {e}"), file=sys.stderr)
         return 2
     except (ValueError, RuntimeError, FloatingPointError) as e:
         # what no dry build can show: e.g. a learning rate that makes the policy diverge to NaN

@@ -338,8 +338,9 @@ def _split(lines: list[str], source: str) -> list[_Section]:
     if not _HEADER.match(lines[first]):
         if _ZONE_HEAD.match(lines[first]):
             return [_Section(P_ZONEINFO, 0, [(i + 1, ln) for i, ln in enumerate(lines)])]
-        raise SnapshotError(f"{source}:{first + 1}: expected a `==> PATH <==` header (tail -n +1 format) or "
-                            f"`Node 0, zone DMA` (a bare /proc/zoneinfo); got {lines[first][:60]!r}")
+        # the line itself is not shown: a path given as a snapshot may be any file
+        raise SnapshotError(f"{source}:{first + 1}: not a snapshot: expected a `==> PATH <==` header (tail -n +1 "
+                            f"format) or `Node 0, zone DMA` (a bare /proc/zoneinfo) as the first line")
     sections: list[_Section] = []
     seen: dict[str, int] = {}
     for i, ln in enumerate(lines):

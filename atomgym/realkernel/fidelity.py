@@ -395,6 +395,11 @@ def fidelity(cap_dir: str, seed: int = 1) -> dict[str, Any]:
         if not (cap / f).is_file():
             hint = " (an unfinished run: DIR.partial)" if cap.name.endswith(".partial") else ""
             raise RealKernelError(f"{cap}: no {f}; not a capture written by `atomgym realkernel run`{hint}")
+    from .run import CAPTURE_FILES       # a capture's files are the regular files a run wrote: no link followed
+    links = sorted(f for f in CAPTURE_FILES if (cap / f).is_symlink())
+    if links:
+        raise RealKernelError(f"{cap / links[0]}: a symbolic link; a capture's files are the regular files "
+                              f"`atomgym realkernel run` writes (not followed)")
     meta = _read_json(cap / "capture.json", dict)
     samples = read_jsonl(_read_text(cap / "timeseries.jsonl"), str(cap / "timeseries.jsonl"))
     if len(samples) < 2:

@@ -3,7 +3,8 @@
 The output directory is written as ``DIR.partial`` and renamed to ``DIR`` only when the
 guest finished (``@DONE``) and every file is written, so a directory without the suffix is
 always complete. An existing non-empty DIR is refused; with ``--force`` it is replaced only
-if it is an earlier capture (it holds ``capture.json``): nobody else's files are deleted.
+if it is an earlier capture (it holds ``capture.json``) holding only the files a run writes
+(CAPTURE_FILES): a file anyone else put there is never deleted, --force is refused instead.
 A run that fails leaves ``DIR.partial`` (with the serial log) for inspection.
 """
 from __future__ import annotations
@@ -16,12 +17,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .. import safefiles
 from . import host
 from .capture import Capture, parse_serial, timeseries_csv, timeseries_jsonl
 from .errors import RealKernelError
 from .plan import Plan, load_plan
 
 MARKER = "capture.json"
+# every file `realkernel run` writes into a capture (and its DIR.partial): what --force may delete
+CAPTURE_FILES = frozenset({MARKER, "plan.txt", "scenario.yaml", "serial.log", "qemu.cmd", "initrd.cpio",
+                           "timeseries.jsonl", "timeseries.csv", "snapshot.txt", "snapshot-start.txt", "events.json"})
 APPEND = "console=ttyS0 loglevel=3 rdinit=/init panic=-1 mitigations=off nokaslr"
 
 
@@ -39,22 +44,54 @@ def resolve_scenario(name: str) -> Path:
     raise RealKernelError(f"{name}: no scenario of that name in configs/scenarios (give a path to a .yaml file)")
 
 
+def _not_ours(folder: Path) -> list[str]:
+    """The entries of a capture folder `realkernel run` did not write (not in CAPTURE_FILES, or not a
+    regular file: a folder, a symbolic link)."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in CAPTURE_FILES or p.is_symlink() or not p.is_file())
+
+
+def _check_ours(folder: Path, what: str) -> None:
+    other = _not_ours(folder)
+    if other:
+        more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
+        raise RealKernelError(f"{folder} holds {other[0]!r}{more}, which `realkernel run` did not write; {what} "
+                              f"deletes only the files of a capture: move it away first")
+
+
+def remove_capture(folder: Path) -> None:
+    """Delete a capture folder of ours: its CAPTURE_FILES one by one, then the (then empty) folder;
+    anything else in it is refused (RealKernelError), never deleted."""
+    _check_ours(folder, "--force")
+    for name in CAPTURE_FILES:
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError as e:               # a file added since the check: it stays, and so does the folder
+        raise RealKernelError(f"{folder}: not removed ({e.strerror}); a file was added to it meanwhile") from None
+
+
 def prepare_out(out: Path, force: bool) -> Path:
     """Check DIR and make a fresh DIR.partial; returns the partial path."""
+    if out.is_symlink():
+        raise RealKernelError(f"{out} is a symbolic link; give the capture folder itself")
     if out.exists():
         if not out.is_dir():
             raise RealKernelError(f"{out} exists and is not a directory")
         if any(out.iterdir()):
             if not force:
                 raise RealKernelError(f"{out} exists and is not empty; refusing to overwrite it (use --force)")
-            if not (out / MARKER).exists():
+            if not (out / MARKER).is_file():
                 raise RealKernelError(f"{out} is not an atomgym capture (no {MARKER}); --force replaces only "
                                       f"captures: move it away")
+            _check_ours(out, "--force")
     part = out.with_name(out.name + ".partial")
+    if part.is_symlink() or (part.exists() and not part.is_dir()):
+        raise RealKernelError(f"{part} exists and is not an earlier partial capture; move it away")
     if part.exists():
         if any(part.iterdir()) and not (part / "serial.log").exists() and not (part / "plan.txt").exists():
             raise RealKernelError(f"{part} exists and is not an earlier partial capture; move it away")
-        shutil.rmtree(part)
+        _check_ours(part, "a new run")
+        remove_capture(part)
     part.mkdir(parents=True)
     return part
 
@@ -80,14 +117,14 @@ def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: fl
          log: Callable[[str], None]) -> tuple[Capture, float]:
     """Run QEMU until the guest powers off; returns the parsed capture and the host seconds."""
     initrd = part / "initrd.cpio"
-    with open(initrd, "wb") as fh:
+    with safefiles.open_write(initrd, exclusive=True, binary=True) as fh:   # part is new: every file created
         fh.write(Path(build.initramfs).read_bytes())
         fh.write(host.cpio([("plan", 0o100644, plan.text(sample_s).encode())]))
     serial = part / "serial.log"
-    serial.touch()
+    safefiles.write_bytes(serial, b"", exclusive=True)
     cmd = qemu_command(build, plan, initrd, serial)
     # for the record, with paths inside the capture directory relative to it
-    (part / "qemu.cmd").write_text(" ".join(cmd).replace(str(part) + os.sep, "") + "\n")
+    safefiles.write_text(part / "qemu.cmd", " ".join(cmd).replace(str(part) + os.sep, "") + "\n", exclusive=True)
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -162,18 +199,18 @@ def run(scenario: str, out: str, force: bool = False, cache: str | None = None, 
     if timeout_s is None:
         # guest time runs at the host clock's pace under TCG; booting and the prefill take extra
         timeout_s = 240.0 + 2.0 * plan.duration_s + plan.prefill_cache_mib / 10.0
-    (part / "plan.txt").write_text(plan.text(sample_s))
-    shutil.copy(spath, part / "scenario.yaml")
+    safefiles.write_text(part / "plan.txt", plan.text(sample_s), exclusive=True)
+    safefiles.write_bytes(part / "scenario.yaml", spath.read_bytes(), exclusive=True)
     log(f"atomgym: booting {build.release} under TCG: {plan.ram_mib} MiB, {plan.cpus} CPU, "
         f"{plan.duration_s:g} s of guest time (log: {part / 'serial.log'})")
     cap, host_s = boot(build, plan, part, sample_s, stall_s, timeout_s, log)
     try:
-        (part / "timeseries.jsonl").write_text(timeseries_jsonl(cap))
-        (part / "timeseries.csv").write_text(timeseries_csv(cap))
-        (part / "snapshot.txt").write_text(cap.snapshots["final"])
+        safefiles.write_text(part / "timeseries.jsonl", timeseries_jsonl(cap), exclusive=True)
+        safefiles.write_text(part / "timeseries.csv", timeseries_csv(cap), exclusive=True)
+        safefiles.write_text(part / "snapshot.txt", cap.snapshots["final"], exclusive=True)
         if "start" in cap.snapshots:
-            (part / "snapshot-start.txt").write_text(cap.snapshots["start"])
-        (part / "events.json").write_text(json.dumps(cap.events, indent=0) + "\n")
+            safefiles.write_text(part / "snapshot-start.txt", cap.snapshots["start"], exclusive=True)
+        safefiles.write_text(part / "events.json", json.dumps(cap.events, indent=0) + "\n", exclusive=True)
         oom = cap.samples[-1]["vmstat"].get("oom_kill", 0) - cap.samples[0]["vmstat"].get("oom_kill", 0) \
             if cap.samples else 0
         meta = {"scenario": plan.scenario, "scenario_file": spath.name, "kernel": cap.release,
@@ -183,15 +220,18 @@ def run(scenario: str, out: str, force: bool = False, cache: str | None = None, 
                 "boot_guest_s": cap.ready_uptime_s, "init_started_guest_s": cap.boot_uptime_s,
                 "host_wall_s": round(host_s, 1), "guest_done_t": cap.done_t, "oom_kills": oom,
                 "atomic": cap.atomic, "first_failure_t": first_failure_t(cap), "accel": "tcg"}
-        (part / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
+        safefiles.write_text(part / MARKER, json.dumps(meta, indent=1) + "\n", exclusive=True)
     except OSError as e:
         raise RealKernelError(f"writing {part}: {e.strerror or e}") from None
     outp = Path(out)
     if outp.exists():
-        if any(outp.iterdir()):   # prepare_out proved it is a capture and --force was given
+        if any(outp.iterdir()):   # prepare_out proved it is a capture of ours and --force was given
             old = outp.with_name(outp.name + f".old.{os.getpid()}")
             os.rename(outp, old)
-            shutil.rmtree(old)
+            try:
+                remove_capture(old)   # only the files a run writes; anything added since: kept, and said
+            except RealKernelError as e:
+                raise RealKernelError(f"{e}; the old capture stays in {old}, the new one in {part}") from None
         else:
             outp.rmdir()
     os.rename(part, outp)

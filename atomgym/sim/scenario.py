@@ -498,6 +498,7 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
         ctx.fail(("machine", "kernel"), f"{s.machine.kernel!r} is not a kernel release; expected e.g. '6.1' or '6.18'")
     if check_files and s.machine.snapshot is not None:
         p = resolve_path(s, s.machine.snapshot)
+        _check_contained(s, ctx, ("machine", "snapshot"), s.machine.snapshot, p)
         if not p.is_file():
             ctx.fail(("machine", "snapshot"), f"no such file {s.machine.snapshot!r} (looked in "
                                               f"{_search_dirs(s)[0]} and {REPO_ROOT})")
@@ -508,10 +509,32 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
         if t.kind == "replay":
             if t.trace is None:
                 ctx.fail(("traffic", i, "trace"), "kind 'replay' needs a trace: a CSV made by scripts/make_trace.py")
+            if check_files:
+                _check_contained(s, ctx, ("traffic", i, "trace"), t.trace, resolve_path(s, t.trace))
             if check_files and not resolve_path(s, t.trace).is_file():
                 ctx.fail(("traffic", i, "trace"), f"no such file {t.trace!r} (looked in "
                                                   f"{_search_dirs(s)[0]} and {REPO_ROOT})")
     _check_workloads_and_phases(s, ctx)
+
+
+def _check_contained(s: "Scenario", ctx: _Ctx, key: tuple, rel: str, p: Path) -> None:
+    """A file a scenario file (or an episode record) names stays inside that file's folder or the
+    shipped configs: a scenario someone hands us cannot make us read any other file on the machine.
+    Scenarios built in code (no source) are not restricted."""
+    if not s.source:
+        return
+    from ..paths import CONFIG_DIR
+    allowed = [CONFIG_DIR.resolve()]
+    src = Path(s.source)
+    if src.suffix in (".yaml", ".yml", ".json") or src.is_file():
+        allowed.insert(0, src.resolve().parent)
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError):
+        real = None
+    if real is None or not any(real.is_relative_to(d) for d in allowed):
+        ctx.fail(key, f"{rel!r} is outside {' and '.join(str(_display(str(d))) for d in allowed)}; a scenario's "
+                      f"files must be in its own folder or the shipped configs (refused, not read)")
 
 
 _WORKLOAD_ONLY = {"volume_mib": ("stream_read",), "pages_per_burst": ("atomic_alloc",),
@@ -639,6 +662,10 @@ def scenario_from_dict(d: object, source: str | Path = "<dict>", *, _lines: dict
             not isinstance(d, dict) or "name" not in d):
         s.name = Path(src).stem
     s.source = src if src != "<dict>" else ""
+    if isinstance(d, dict) and "name" in d:      # a name goes into file names (the best-static cache, plots)
+        from ..safefiles import NAME_CHARS, valid_name
+        if not valid_name(s.name):
+            ctx.fail(("name",), f"{_short(s.name)} is not a valid scenario name; allowed: {NAME_CHARS}, no '..'")
     _check_randomize(s, ctx)
     _check_cross(s, ctx, check_files)
     return s
@@ -790,8 +817,9 @@ def load_trace(path: str | Path) -> np.ndarray:
         cols = t.split(",")
         if not header:
             if [c.strip() for c in cols] != ["packets"]:
-                raise ScenarioError(f"{disp}:{n}: trace: expected the header line 'packets' (one column), "
-                                    f"got {t[:60]!r}")
+                # the line itself is not shown: a path given as a trace may be any file
+                raise ScenarioError(f"{disp}:{n}: trace: not a trace: expected the header line 'packets' "
+                                    f"(one column) first")
             header = True
             continue
         if len(cols) != 1:
