@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from .errors import RealKernelError
+from .. import interrupts
+from .errors import Interrupted, RealKernelError
 
 EXIT_BAD_INPUT = 2
 BOOT_CHECK = """\
 duration_s: 1
-machine: {ram_mib: 256, cpus: 1, thp: never}
+machine: {ram_mib: 512, cpus: 1, thp: never}
 nics: []
 workloads:
   - {kind: atomic_alloc, gfp: atomic, pages_per_burst: 8, interval_ms: 100, hold_ms: 10}
@@ -22,10 +23,17 @@ workloads:
 def _wrap(fn):
     def handler(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
-            return fn(args, out, err)
+            with interrupts.interruptible():     # SIGTERM/SIGHUP: as Ctrl-C (QEMU and builds stopped)
+                return fn(args, out, err)
+        except Interrupted as e:
+            print(f"atomgym: error: {e}", file=err)
+            return e.code
         except RealKernelError as e:
             print(f"atomgym: error: {e}", file=err)
             return EXIT_BAD_INPUT
+        except KeyboardInterrupt as e:           # outside a run (setup's builds): nothing left half-built
+            print(f"atomgym: error: interrupted ({interrupts.signal_name(e)})", file=err)
+            return interrupts.exit_code(e)
     return handler
 
 
@@ -50,6 +58,7 @@ def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from . import run
+    run.check_seconds(sample_s=args.sample, stall_s=args.stall, timeout_s=args.timeout)
     run.run(args.scenario, args.out, force=args.force, cache=args.cache_dir, sample_s=args.sample,
             stall_s=args.stall, timeout_s=args.timeout, log=lambda m: print(m, file=err))
     return 0
