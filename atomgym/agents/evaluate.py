@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomgym.agents import baselines, episodes
+from atomgym.agents import baselines, command, episodes, who
 from atomgym.agents.episodes import Player, episode_metrics  # noqa: F401  (re-exported)
 # one definition of the cost and the score: the env's cost table (atomgym/envs/cost.py)
 from atomgym.envs.cost import definition as cost_definition
@@ -475,17 +475,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except UsageError as e:
-        print(f"agents.evaluate: error: {e}", file=sys.stderr)
+        print(f"{who('evaluate')}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("agents.evaluate: interrupted; the finished blocks are in episodes.csv (continue with --resume)",
+        print(f"{who('evaluate')}: interrupted; the finished blocks are in episodes.csv (continue with --resume)",
               file=sys.stderr)
         return 130
 
 
 def _main(argv: list[str] | None) -> int:
     from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario
-    ap = _Parser(prog="python -m agents.evaluate", description=__doc__.split("\n\n")[1])
+    ap = _Parser(prog=command("evaluate"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--policies", required=True,
                     help=f"comma-separated, of: {', '.join(baselines.names())}, {', '.join(ORACLES)}, "
                          "or [LABEL=]PATH of a trained model .zip (one LABEL over several models: their runs)")

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from atomgym.agents import command, who
 from atomgym.paths import CHECKOUT, RUNS_DIR, TRAIN_CONFIG_DIR
 
 # the benchmark: train on configs/suites/train.txt with this config, judge on configs/suites/test.txt
@@ -64,7 +65,7 @@ def _commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from atomgym.agents import multiseed, plots, report, train
-    ap = argparse.ArgumentParser(prog="python -m agents.fullreport", description=__doc__.split("\n\n")[1])
+    ap = argparse.ArgumentParser(prog=command("fullreport"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
     ap.add_argument("--config", type=Path, default=BENCHMARK_CONFIG,
                     help="training config (default configs/train/benchmark.yaml: the benchmark's learned policy)")
@@ -86,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     t_all = time.perf_counter()
-    cmd = " ".join(shlex.quote(a) for a in ["python", "-m", "agents.fullreport", *(sys.argv[1:] if argv is None else argv)])
+    cmd = " ".join(shlex.quote(a) for a in [*command("fullreport").split(), *(sys.argv[1:] if argv is None else argv)])
     out = args.out or RUNS_DIR / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():
-        print(f"agents.fullreport: error: {out} exists; choose another --out", file=sys.stderr)
+        print(f"{who('fullreport')}: error: {out} exists; choose another --out", file=sys.stderr)
         return 2
     try:
         seeds = multiseed.parse_seeds(args.seeds)
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                                            None, "--scenarios")
         args.scenarios = ",".join(scenario_list)
     except (multiseed.UsageError, train.ConfigError) as e:
-        print(f"agents.fullreport: error: {e}", file=sys.stderr)
+        print(f"{who('fullreport')}: error: {e}", file=sys.stderr)
         return 2
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "runs.json").write_text(json.dumps(res, indent=1))
     ok = [r for r in res if r["rc"] == 0 and r["run"]]
     if not ok:
-        print("agents.fullreport: error: every training run failed (see runs.json)", file=sys.stderr)
+        print(f"{who('fullreport')}: error: every training run failed (see runs.json)", file=sys.stderr)
         return 1
     models = sorted((Path(r["run"]) / "model.zip" for r in ok), key=lambda p: p.parent.name)
     label = cfg["algo"]

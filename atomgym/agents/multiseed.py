@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from atomgym.agents import command, who
 from atomgym.paths import CHECKOUT, PACKAGE_DIR, RUNS_DIR
 
 
@@ -57,7 +58,7 @@ def argv_from_train(args) -> list[str]:
     if args.ray_address:
         av += ["--ray-address", args.ray_address]
     if args.resume:
-        raise SystemExit("agents.train: error: --seeds and --resume: resume each run folder on its own")
+        raise SystemExit(f"{who('train')}: error: --seeds and --resume: resume each run folder on its own")
     return av
 
 
@@ -119,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except UsageError as e:
-        print(f"agents.multiseed: error: {e}", file=sys.stderr)
+        print(f"{who('multiseed')}: error: {e}", file=sys.stderr)
         return 2
 
 
 def _main(argv: list[str] | None) -> int:
     from atomgym.agents import train
-    ap = argparse.ArgumentParser(prog="python -m agents.multiseed", description=__doc__.split("\n\n")[1])
+    ap = argparse.ArgumentParser(prog=command("multiseed"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--seeds", required=True)
     ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
     ap.add_argument("--total-timesteps", type=int)
@@ -167,7 +168,7 @@ def _main(argv: list[str] | None) -> int:
         (group / "configs").mkdir(parents=True)
     except OSError as e:
         raise UsageError(f"--runs-dir {args.runs_dir}: cannot create {group} ({e.strerror})") from None
-    (group / "command.txt").write_text(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.multiseed",
+    (group / "command.txt").write_text(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "atomgym.agents.multiseed",
                                                                           *(sys.argv[1:] if argv is None else argv)]) + "\n")
     jobs, labels = [], {}
     for k, (lab, pcfg) in enumerate(points):
@@ -188,7 +189,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"multiseed: run failed (exit {r['rc']}): {' '.join(r['cmd'][3:])}: {' '.join(r['tail'])}", file=sys.stderr)
     ok = [r for r in res if r not in failed]
     if not ok:
-        print("agents.multiseed: error: every training run failed", file=sys.stderr)
+        print(f"{who('multiseed')}: error: every training run failed", file=sys.stderr)
         return 1
     print(f"multiseed: {len(ok)} runs trained in {train_wall:.0f} s wall")
     models = [(labels[str(Path(r["run"]).parent)], Path(r["run"]) / "model.zip") for r in ok]
@@ -249,7 +250,7 @@ def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_see
              "--seeds", str(n_seeds), "--out", str(group / "eval")]
     if duration_s is not None or ev.get("duration_s") is not None:
         eargs += ["--duration-s", str(duration_s if duration_s is not None else ev["duration_s"])]
-    print("evaluating: python -m agents.evaluate " + " ".join(shlex.quote(a) for a in eargs))
+    print(f"evaluating: {command('evaluate')} " + " ".join(shlex.quote(a) for a in eargs))
     rc = evaluate.main(eargs)
     if rc != 0:
         return rc

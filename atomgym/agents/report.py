@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from atomgym.agents import command, who
+
 NEED = ("policy", "scenario", "seed", "score", "atomic_fail", "drops_total", "reserved_mib_s", "stall_s")
 TEXT = ("policy", "run", "scenario")
 MAX_BYTES = 1 << 30
@@ -234,7 +236,7 @@ MAX_REPS = 100_000
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agents.report", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=command("report"), description=__doc__.split("\n\n")[0])
     ap.add_argument("episodes_csv", type=Path, nargs="+")
     ap.add_argument("--out", help="write DIR/summary.md and the plots instead of printing")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -258,10 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         df = load_many(args.episodes_csv)
         print(summary(df, reps=args.reps))
     except ValueError as e:
-        print(f"agents.report: error: {e}", file=sys.stderr)
+        print(f"{who('report')}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"agents.report: error: {getattr(e, 'filename', '') or ''}: {e.strerror}", file=sys.stderr)
+        print(f"{who('report')}: error: {getattr(e, 'filename', '') or ''}: {e.strerror}", file=sys.stderr)
         return 2
     return 0
 
