@@ -49,7 +49,7 @@ def read_bytes(path: str | os.PathLike, limit: int, what: str) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise FileError(f"{p}: {_kind(st.st_mode)}, not a regular file; expected {what}")
+            raise FileError(f"{p}: cannot read: {_kind(st.st_mode)}, not a regular file; expected {what}")
         os.set_blocking(fd, True)
         chunks: list[bytes] = []
         n = 0
@@ -74,7 +74,7 @@ def read_text(path: str | os.PathLike, limit: int, what: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise FileError(f"{os.fspath(path)}: byte {e.start} is not UTF-8 text; expected {what}") from None
+        raise FileError(f"{os.fspath(path)}: not UTF-8 text (byte {e.start}); expected {what}") from None
 
 
 def parse_json(text: str, source: str, what: str) -> Any:

@@ -124,6 +124,12 @@ def _int_in(v: object, lo: int, hi: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
+def _show(v: object) -> str:
+    """A value in a message: as Python writes it, at most 40 characters (the digits of an int
+    beyond 4300 digits are not written at all: JSON refuses such a number first)."""
+    return repr(v)[:40]
+
+
 def _finite(v: object, lo: float = -math.inf, hi: float = math.inf) -> bool:
     """A real number (not a bool) in [lo, hi]; an int beyond float's range is compared exactly
     (math.isfinite(10**400) raises OverflowError)."""
@@ -144,9 +150,9 @@ def load(path: Path) -> dict:
         if not isinstance(ep.get(k), t) or isinstance(ep.get(k), bool):
             raise ValueError(f"{path}: key {k!r}: missing or of the wrong type")
     if not _int_in(ep["seed"], 0, 2**63 - 1):
-        raise ValueError(f"{path}: key 'seed': {str(ep['seed'])[:40]}; valid: 0 .. 2**63-1")
+        raise ValueError(f"{path}: key 'seed': {_show(ep['seed'])}; valid: 0 .. 2**63-1")
     if not (_finite(ep["duration_s"], 0, 86400) and ep["duration_s"] > 0):
-        raise ValueError(f"{path}: key 'duration_s': {str(ep['duration_s']):.40}; valid: (0, 86400]")
+        raise ValueError(f"{path}: key 'duration_s': {_show(ep['duration_s'])}; valid: (0, 86400]")
     kinds = ("baseline", "knob-actions", "env-actions")
     if ep["kind"] not in kinds:
         raise ValueError(f"{path}: key 'kind': {ep['kind']!r:.40}; valid: {', '.join(kinds)}")
@@ -166,7 +172,7 @@ def load(path: Path) -> dict:
         _check_env_actions(ep, path)
     bad = [k for k, v in ep["counters"].items() if not _finite(v, -1e300, 1e300)]
     if bad or not ep["counters"]:    # a corrupted record is bad input (2), not a differing replay (1)
-        raise ValueError(f"{path}: key 'counters': " + (f"{bad[0]!r:.60} is {str(ep['counters'][bad[0]])!r:.40}; "
+        raise ValueError(f"{path}: key 'counters': " + (f"{bad[0]!r:.60} is {_show(ep['counters'][bad[0]])}; "
                                                          "valid: finite numbers" if bad else "empty; valid: the "
                                                          "simulator's counters by name"))
     return ep
@@ -183,14 +189,14 @@ def _check_baseline(ep: dict, path: Path) -> None:
                          f"{', '.join(baselines.names())}")
     for k in ("best_static_mf_kb", "best_static_wsf"):
         if ep.get(k) is not None and not _int_in(ep[k], 0, MAX_KNOB):
-            raise ValueError(f"{path}: key {k!r}: {str(ep[k])!r:.40}; valid: null or an integer 0..{MAX_KNOB}")
+            raise ValueError(f"{path}: key {k!r}: {_show(ep[k])}; valid: null or an integer 0..{MAX_KNOB}")
     if "fleet_mf" in ep:
         from atomgym.agents.oracle import GRID_MF
         if isinstance(ep["fleet_mf"], bool) or ep["fleet_mf"] not in GRID_MF:
-            raise ValueError(f"{path}: key 'fleet_mf': {str(ep['fleet_mf'])!r:.40}; valid: one of "
+            raise ValueError(f"{path}: key 'fleet_mf': {_show(ep['fleet_mf'])}; valid: one of "
                              f"{', '.join(map(str, GRID_MF))}")
     if "fleet_wsf" in ep and not _int_in(ep["fleet_wsf"], -1, MAX_KNOB):
-        raise ValueError(f"{path}: key 'fleet_wsf': {str(ep['fleet_wsf'])!r:.40}; valid: an integer -1..{MAX_KNOB}")
+        raise ValueError(f"{path}: key 'fleet_wsf': {_show(ep['fleet_wsf'])}; valid: an integer -1..{MAX_KNOB}")
 
 
 def _check_knob_actions(ep: dict, path: Path) -> None:

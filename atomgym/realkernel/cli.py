@@ -20,6 +20,17 @@ workloads:
 """
 
 
+def _seed(text: str) -> int:
+    """--seed: an integer the simulator takes (0 .. 2**63-1), else argparse's one-line usage error."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"{text[:40]}: valid: 0 .. 2**63-1")
+    return v
+
+
 def _wrap(fn):
     def handler(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
@@ -93,5 +104,5 @@ def add_subcommands(sub, parser_class) -> None:
     f = sub.add_parser("fidelity", help="a real-kernel capture beside the simulator's run of the same scenario")
     f.add_argument("capture", help="directory written by `atomgym realkernel run`")
     f.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--seed", type=_seed, default=1, help="the simulator's seed (0 .. 2**63-1; default 1)")
     f.set_defaults(handler=_wrap(cmd_fidelity))
