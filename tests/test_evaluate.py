@@ -304,3 +304,51 @@ def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys):
     (out / "episodes.csv").mkdir()
     assert evaluate.main(_argv(out, "psi", extra=["--force"])) == 2
     assert (out / "episodes.csv").is_dir()
+
+
+# ---- issue 23: a damaged cache is a miss; --cache-dir that is a file --------------------------
+def test_a_damaged_best_static_cache_is_recomputed_and_replaced(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from atomgym.sim.scenario import load_scenario
+    scn = load_scenario("quiet")
+    seeds = np.array([1])
+    want = evaluate.best_static(scn, seeds, 0.2, tmp_path)[:2]
+    (cache,) = tmp_path.glob("quiet__*.json")
+    good = cache.read_text()
+    for damaged in (good[: len(good) // 2], "[" * 100000, json.dumps({**json.loads(good), "mf_kb": "lots"}), ""):
+        cache.write_text(damaged)
+        capsys.readouterr()
+        assert evaluate.best_static(scn, seeds, 0.2, tmp_path)[:2] == want
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("warning: damaged cache") and str(cache) in err[0], err
+        assert cache.read_text() == good                      # replaced: the next run reads it silently
+        evaluate.best_static(scn, seeds, 0.2, tmp_path)
+        assert capsys.readouterr().err == ""
+    cache.unlink()
+    cache.symlink_to("/dev/zero")                            # never read: a miss, and the link replaced
+    assert evaluate.best_static(scn, seeds, 0.2, tmp_path)[:2] == want
+    assert "damaged cache" in capsys.readouterr().err and not cache.is_symlink()
+
+
+def test_a_damaged_fleet_cache_is_recomputed_and_replaced(tmp_path, capsys):
+    from atomgym.agents import oracle
+    want = oracle.fleet_static(seeds=(5000,), duration_s=0.05, cache_dir=tmp_path)[:2]
+    (cache,) = tmp_path.glob("fleet-*.json")
+    good = cache.read_text()
+    cache.write_text(good[:10])
+    capsys.readouterr()
+    assert oracle.fleet_static(seeds=(5000,), duration_s=0.05, cache_dir=tmp_path)[:2] == want
+    assert capsys.readouterr().err.startswith("warning: damaged cache") and cache.read_text() == good
+
+
+def test_cache_dir_that_is_a_file_names_cache_dir(tmp_path, capsys):
+    f = tmp_path / "cachefile"
+    f.write_text("mine")
+    rc = evaluate.main(["--policies", "best-static", "--scenarios", "quiet", "--seeds", "1", "--duration-s", "0.2",
+                        "--out", str(tmp_path / "ev"), "--cache-dir", str(f)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--cache-dir" in err and "--out" not in err, err
+    assert f.read_text() == "mine" and not (tmp_path / "ev").exists()

@@ -181,8 +181,8 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
                           sources_digest()])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     cache = cache_dir / f"{scenario.name}__{key}.json"
-    if cache.is_file():
-        d = json.loads(cache.read_text())
+    d = read_cache(cache, {"mf_kb": _knob_or_none, "wsf": _knob_or_none})
+    if d is not None:
         return d["mf_kb"], d["wsf"], d
     from atomgym.agents import oracle
     pts, met = oracle.sweep(scenario, seeds, duration_s)
@@ -193,9 +193,43 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     wsf = None if pts[best][1] < 0 else int(pts[best][1])
     d = {"scenario": scenario.name, "seeds": [int(s) for s in seeds], "duration_s": duration_s, "mf_kb": mf_kb,
          "wsf": wsf, "grid": [{"mf": str(mf), "wsf": w, "mean_cost": float(c)} for (mf, w), c in zip(pts, costs)]}
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(cache, json.dumps(d, indent=1))
+    write_cache(cache, d)
     return mf_kb, wsf, d
+
+
+MAX_CACHE_BYTES = 16 << 20
+
+
+def _knob_or_none(v) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31)
+
+
+def read_cache(path: Path, need: dict) -> dict | None:
+    """A cached sweep (ours: best_static, oracle.fleet_static), or None when there is none. A
+    damaged one (not JSON, truncated, a key missing or of the wrong type: ``need`` maps each key
+    to its check) is a miss: one warning line, then the caller recomputes and replaces it."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    from atomgym import files
+    try:
+        d = files.read_json(path, MAX_CACHE_BYTES, "a sweep cached by agents.evaluate")
+        bad = [k for k, ok in need.items() if not isinstance(d, dict) or k not in d or not ok(d[k])]
+        if bad:
+            raise files.FileError(f"{path}: key {bad[0]!r} missing or invalid")
+    except files.FileError as e:
+        print(f"warning: damaged cache ({e}); recomputing it", file=sys.stderr)
+        return None
+    return d
+
+
+def write_cache(path: Path, d: dict) -> None:
+    """Store a sweep in the cache (replacing a damaged entry); a cache that cannot be written is
+    a warning: the result is still used."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(d, indent=1))
+    except OSError as e:
+        print(f"warning: cannot write the cache {path} ({e.strerror or e}); continuing without it", file=sys.stderr)
 
 
 # Student's t, two-sided 95 % (0.975 quantile), degrees of freedom 1..30 (standard tables)
@@ -506,6 +540,8 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--no-summary", action="store_true", help="episodes.csv only: no summary.md, no plots")
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="best-static sweep cache")
     args = ap.parse_args(argv)
+    if args.cache_dir.exists() and not args.cache_dir.is_dir():
+        raise UsageError(f"--cache-dir {args.cache_dir}: is a file, not a folder (the best-static sweep cache)")
     if args.seed_base + args.seeds - 1 > MAX_SEED:
         raise UsageError(f"--seed-base {args.seed_base} + --seeds {args.seeds}: seeds must stay below 2**63")
     if args.resume and args.force:
