@@ -352,3 +352,31 @@ def test_cache_dir_that_is_a_file_names_cache_dir(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "--cache-dir" in err and "--out" not in err, err
     assert f.read_text() == "mine" and not (tmp_path / "ev").exists()
+
+
+def test_sigterm_keeps_only_finished_blocks_and_exits_143(tmp_path):
+    """SIGTERM during an evaluation: one line, exit 143, episodes.csv holds whole blocks only (no
+    summary.md: nothing looks finished), and --resume continues it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    out = tmp_path / "ev"
+    p = subprocess.Popen([sys.executable, "-m", "agents.evaluate", "--policies", "kernel-default,psi,v1-double",
+                          "--scenarios", "incast-pagecache", "--seeds", "2", "--duration-s", "3000", "--no-oracle",
+                          "--out", str(out)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(root)))
+    t0 = time.monotonic()
+    while not (out / "episodes.csv").exists():     # the first block is written: the second one runs
+        assert p.poll() is None and time.monotonic() - t0 < 300, p.communicate()
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("agents.evaluate: interrupted (SIGTERM); the finished blocks"), err
+    assert "Traceback" not in err and not (out / "summary.md").exists()
+    rows = list(csv.DictReader(open(out / "episodes.csv")))
+    assert len(rows) % 2 == 0 and rows and {r["policy"] for r in rows} < {"kernel-default", "psi", "v1-double"}

@@ -506,15 +506,17 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
 
 
 def main(argv: list[str] | None = None) -> int:
+    from atomgym import interrupts
     try:
-        return _main(argv)
+        with interrupts.interruptible():    # SIGTERM/SIGHUP as Ctrl-C
+            return _main(argv)
     except UsageError as e:
         print(f"{who('evaluate')}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{who('evaluate')}: interrupted; the finished blocks are in episodes.csv (continue with --resume)",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"{who('evaluate')}: interrupted ({interrupts.signal_name(e)}); the finished blocks are in "
+              "episodes.csv (continue with --resume)", file=sys.stderr)
+        return interrupts.exit_code(e)
 
 
 def _main(argv: list[str] | None) -> int:

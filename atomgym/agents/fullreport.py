@@ -64,6 +64,17 @@ def _commit() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from atomgym import interrupts
+    try:
+        with interrupts.interruptible():   # SIGTERM/SIGHUP as Ctrl-C: the training processes are stopped
+            return _main(argv)
+    except KeyboardInterrupt as e:
+        print(f"{who('fullreport')}: interrupted ({interrupts.signal_name(e)}); the training runs were stopped; "
+              f"the report folder is incomplete (no report.md)", file=sys.stderr)
+        return interrupts.exit_code(e)
+
+
+def _main(argv: list[str] | None) -> int:
     from atomgym.agents import multiseed, plots, report, train
     ap = argparse.ArgumentParser(prog=command("fullreport"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
@@ -94,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         seeds = multiseed.parse_seeds(args.seeds)
+        # every option the evaluation takes, checked before the first training run
+        multiseed.check_eval_options(args.eval_seeds, args.eval_duration_s, args.total_timesteps)
+        if args.eval_every is not None and not 1 <= args.eval_every <= 10**12:
+            raise multiseed.UsageError(f"--eval-every {args.eval_every}: expected a positive integer")
+        from atomgym.agents.evaluate import _plays
+        try:
+            _plays(args.play)
+        except argparse.ArgumentTypeError as e:
+            raise multiseed.UsageError(f"--play {e}") from None
         cfg = train.load_config(args.config)
         scenario_list = train.scenarios_of([x.strip() for x in args.scenarios.split(",") if x.strip()] or "",
                                            None, "--scenarios")

@@ -781,12 +781,13 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
         try:
             model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=ck is None,
                         tb_log_name=cfg["algo"], progress_bar=sys.stderr.isatty())
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:      # Ctrl-C, or SIGTERM/SIGHUP (interrupts.interruptible)
             ck_path = run / "checkpoints" / f"model_{model.num_timesteps}_steps.zip"
             save_model(model, ck_path)
             print(f"\ninterrupted at {model.num_timesteps} agent steps; saved {ck_path}\n"
                   f"continue with: {command('train')} --resume {run}", file=sys.stderr)
-            return None
+            e.reported = True                # main() exits with the signal's status, printing nothing more
+            raise
     wall = time.perf_counter() - t0
     out = run / "model.zip"
     save_model(model, out)
@@ -816,6 +817,18 @@ def _run_is_complete(run: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from atomgym import interrupts
+    try:
+        with interrupts.interruptible():    # SIGTERM/SIGHUP as Ctrl-C: a checkpoint is saved
+            return _main(argv)
+    except KeyboardInterrupt as e:
+        if not getattr(e, "reported", False):
+            print(f"{who('train')}: interrupted ({interrupts.signal_name(e)}) before training started; "
+                  f"no model was saved", file=sys.stderr)
+        return interrupts.exit_code(e)
+
+
+def _main(argv: list[str] | None) -> int:
     ap = _Parser(prog=command("train"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config YAML")
     ap.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run folder")
