@@ -380,3 +380,20 @@ def test_sigterm_keeps_only_finished_blocks_and_exits_143(tmp_path):
     assert "Traceback" not in err and not (out / "summary.md").exists()
     rows = list(csv.DictReader(open(out / "episodes.csv")))
     assert len(rows) % 2 == 0 and rows and {r["policy"] for r in rows} < {"kernel-default", "psi", "v1-double"}
+
+
+def test_a_model_config_linked_to_a_device_or_nested_too_deep_is_one_line(tmp_path):
+    import pytest
+    from stable_baselines3 import PPO
+
+    from atomgym.envs.atom_env import AtomEnv
+    model = PPO("MlpPolicy", AtomEnv("quiet", duration_s=1.0), n_steps=16, batch_size=16, device="cpu", seed=0)
+    model.save(tmp_path / "m.zip")
+    yml = tmp_path / "m.yml"
+    for make, needle in ((lambda: yml.symlink_to("/dev/zero"), "cannot read: a character device"),
+                         (lambda: yml.write_text("a: " + "[" * 100000), "nested too deeply")):
+        yml.unlink(missing_ok=True)
+        make()
+        with pytest.raises(evaluate.UsageError) as e:
+            evaluate.parse_policies(str(tmp_path / "m.zip"))
+        assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)

@@ -64,6 +64,7 @@ def run_policy(policy: baselines.Baseline, scenario, seeds: np.ndarray, duration
 
 
 PLAYS = ("deterministic", "stochastic")
+MAX_MODEL_CONFIG_BYTES = 1 << 20       # a model's NAME.yml / config.yml: a short YAML file
 
 
 def model_config_path(path: Path) -> Path | None:
@@ -105,18 +106,17 @@ def load_model(path: Path) -> LoadedModel:
     """A trained SB3 / sb3-contrib model .zip (its algorithm read from the zip's policy class) and
     what it was trained with, from its config (model_config_path): the env keyword arguments, frame
     stacking and, with vec_normalize, the frozen statistics beside it. ValueError names the file."""
-    import yaml
-
+    from atomgym import files
     from atomgym.agents import train
     algo = train.algo_of_model(path)
     cfg_path = model_config_path(path)
     cfg: dict = {}
     if cfg_path is not None:
         try:
-            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            cfg = files.read_yaml(cfg_path, MAX_MODEL_CONFIG_BYTES, "the model's training config (YAML)") or {}
             if not isinstance(cfg, dict):
                 raise AttributeError("not a mapping")
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
+        except (files.FileError, AttributeError) as e:
             raise ValueError(f"{cfg_path}: the model's run config is not readable ({str(e).splitlines()[0]})") from None
     try:
         train._check_env_keys(cfg_path or path, cfg)
@@ -281,12 +281,12 @@ class Spec:
 
 def model_run_id(path: Path) -> str:
     """A trained model's run id: the training seed of its run folder's config.yml, else the folder name."""
-    import yaml
+    from atomgym import files
     cfg = model_config_path(path)
     if cfg is not None:
         try:
-            seed = (yaml.safe_load(cfg.read_text()) or {}).get("seed")
-        except (OSError, yaml.YAMLError, AttributeError):
+            seed = (files.read_yaml(cfg, MAX_MODEL_CONFIG_BYTES, "a training config") or {}).get("seed")
+        except (files.FileError, AttributeError):
             seed = None
         if isinstance(seed, int) and not isinstance(seed, bool):
             return f"seed{seed}"
