@@ -390,10 +390,10 @@ def test_a_model_config_linked_to_a_device_or_nested_too_deep_is_one_line(tmp_pa
     model = PPO("MlpPolicy", AtomEnv("quiet", duration_s=1.0), n_steps=16, batch_size=16, device="cpu", seed=0)
     model.save(tmp_path / "m.zip")
     yml = tmp_path / "m.yml"
-    for make, needle in ((lambda: yml.symlink_to("/dev/zero"), "cannot read: a character device"),
-                         (lambda: yml.write_text("a: " + "[" * 100000), "nested too deeply")):
-        yml.unlink(missing_ok=True)
-        make()
-        with pytest.raises(evaluate.UsageError) as e:
-            evaluate.parse_policies(str(tmp_path / "m.zip"))
-        assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)
+    yml.symlink_to("/dev/zero")               # not a config file: never read (the model counts as bare)
+    assert evaluate.parse_policies(str(tmp_path / "m.zip"))[0].label == "ppo"
+    yml.unlink()
+    yml.write_text("a: " + "[" * 100000)
+    with pytest.raises(evaluate.UsageError) as e:
+        evaluate.parse_policies(str(tmp_path / "m.zip"))
+    assert "nested too deeply" in str(e.value) and "\n" not in str(e.value), str(e.value)
