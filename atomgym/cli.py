@@ -420,8 +420,12 @@ def run_agent_command(name: str, argv: Sequence[str]) -> int:
 
     from . import agents
     # messages and usage name the command the user typed (a wheel has no `python -m agents.NAME`)
+    before = agents.invoked_as
     agents.invoked_as = "python -m atomgym" if os.path.basename(sys.argv[0] or "") == "__main__.py" else "atomgym"
-    return importlib.import_module(f"atomgym.agents.{AGENT_COMMANDS[name][0]}").main(list(argv))
+    try:
+        return importlib.import_module(f"atomgym.agents.{AGENT_COMMANDS[name][0]}").main(list(argv))
+    finally:
+        agents.invoked_as = before
 
 
 # ---- entry point --------------------------------------------------------------------------

@@ -189,3 +189,21 @@ def test_sigterm_stops_the_training_processes(tmp_path):
     for k in kids:
         assert not Path(f"/proc/{k}").exists() or Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     assert not list((tmp_path / "runs").glob("multiseed-*/runs.json"))
+
+
+def test_fullreport_interrupted_during_training_is_one_line(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from atomgym import interrupts
+    from atomgym.agents import fullreport
+
+    def term(*a, **k):
+        raise interrupts.Interrupted(signal.SIGTERM)
+    monkeypatch.setattr(multiseed, "dispatch", term)
+    out = tmp_path / "rep"
+    assert fullreport.main(["--seeds", "0", "--config", str(_tiny(tmp_path)), "--scenarios", "quiet",
+                            "--out", str(out)]) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["agents.fullreport: interrupted (SIGTERM); the training runs were stopped; the report folder is "
+                   "incomplete (no report.md)"], err
+    assert not (out / "report.md").exists()
