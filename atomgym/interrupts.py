@@ -60,17 +60,19 @@ def interruptible() -> Iterator[None]:
             signal.signal(s, h if h is not None else signal.SIG_DFL)
 
 
-def die_with_parent() -> Callable[[], None]:
+def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` for subprocess.Popen: the child gets SIGKILL when this process dies
-    (prctl PR_SET_PDEATHSIG), and exits at once if we died before it was set."""
+    (prctl PR_SET_PDEATHSIG), and exits at once if we died before it was set. None where there
+    is no prctl (not Linux): the signal handlers above still stop the child."""
+    try:
+        # looked up here, in the parent: after fork() (a multithreaded parent) the child only calls it
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
     parent = os.getpid()
 
     def setup() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):     # not Linux: the handlers above still stop the child
-            return
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:
             os._exit(1)
     return setup

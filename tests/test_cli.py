@@ -248,4 +248,6 @@ def test_agent_commands_through_atomgym_name_atomgym_not_python_m_agents(capsys,
     monkeypatch.setattr("sys.argv", ["/x/atomgym/__main__.py"])
     assert cli.main(["evaluate", "--policies", "nope", "--scenarios", "quiet", "--out", "/nonexistent/x"]) == 2
     assert capsys.readouterr().err.startswith("atomgym evaluate: error:")
+    assert atomgym.agents.command("train") == "python -m agents.train"    # restored after the command
+    monkeypatch.setattr(atomgym.agents, "invoked_as", "python -m atomgym")
     assert atomgym.agents.command("train") == "python -m atomgym train"
