@@ -423,7 +423,15 @@ def run_agent_command(name: str, argv: Sequence[str]) -> int:
     """``atomgym NAME ARGS...``: atomgym.agents.NAME's main with ARGS (imported only when used:
     torch, SB3 and pandas load with it)."""
     import importlib
-    return importlib.import_module(f"atomgym.agents.{AGENT_COMMANDS[name][0]}").main(list(argv))
+
+    from . import agents
+    # messages and usage name the command the user typed (a wheel has no `python -m agents.NAME`)
+    before = agents.invoked_as
+    agents.invoked_as = "python -m atomgym" if os.path.basename(sys.argv[0] or "") == "__main__.py" else "atomgym"
+    try:
+        return importlib.import_module(f"atomgym.agents.{AGENT_COMMANDS[name][0]}").main(list(argv))
+    finally:
+        agents.invoked_as = before
 
 
 # ---- entry point --------------------------------------------------------------------------

@@ -38,10 +38,11 @@ def load_suite(name: str | Path) -> list[str]:
     if not p.is_file():
         valid = ", ".join(list_suites()) or "none shipped"
         raise ScenarioError(f"{p}: no such suite file (shipped suites: {valid})")
+    from .files import FileError, read_text
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{p}: cannot read the suite: {e}") from None
+        text = read_text(p, 1 << 20, "a suite file (one scenario per line)")
+    except FileError as e:
+        raise ScenarioError(str(e)) from None
     known = set(list_scenarios())
     out: list[str] = []
     for n, line in enumerate(text.splitlines(), 1):

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (n, t) in sorted(per.items(), key=lambda kv: -kv[1][1])[:args.top]:
         print(f"{t:11.2f} {n:8d}  {name}")
     by_mod = collections.Counter()
-    for name, (n, t) in per.items():
+    for name, (_n, t) in per.items():
         by_mod[name.rsplit(".", 1)[0] if name.startswith("atomgym.") else "numba (library overloads)"] += t
     print("by module: " + ", ".join(f"{m.removeprefix('atomgym.')} {t:.1f} s" for m, t in by_mod.most_common()))
     return 0

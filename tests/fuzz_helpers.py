@@ -152,3 +152,59 @@ def one_line(msg: str, *names: str) -> None:
     assert "Traceback" not in msg
     if names:
         assert any(n in msg for n in names), (names, msg)
+
+
+# ---- JSON documents we wrote, damaged: records, captures, caches (issue 23) ----------------------
+DEEP = ["[" * 100000, "{\"a\":" * 100000, "[" * 3000 + "]" * 3000, "9" * 5000, "1e400", "-1e400"]
+
+
+def _paths(doc, prefix: tuple = ()) -> list[tuple]:
+    """Every key path of a JSON document (lists: their first few items)."""
+    out = [prefix]
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc[:3]):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+def mutate_json(doc) -> st.SearchStrategy[str]:
+    """JSON texts derived from a valid document: a value replaced by a nasty one (huge numbers,
+    wrong types, deep nesting), a key deleted, the text cut short anywhere."""
+    import copy
+    import json
+    paths = _paths(doc)
+
+    @st.composite
+    def strat(draw) -> str:
+        d = copy.deepcopy(doc)
+        for _ in range(draw(st.integers(1, 3))):
+            path = draw(st.sampled_from(paths))
+            op = draw(st.sampled_from(["value", "value", "delete", "deep"]))
+            if not path:
+                continue
+            node = d
+            try:
+                for k in path[:-1]:
+                    node = node[k]
+                last = path[-1]
+                if op == "delete" and isinstance(node, dict):
+                    node.pop(last, None)
+                elif op == "deep":
+                    node[last] = "@@DEEP@@"
+                else:
+                    node[last] = draw(nasty_value(1))
+            except (KeyError, IndexError, TypeError):
+                continue
+        try:
+            text = json.dumps(d)
+        except ValueError:
+            text = "{}"
+        if "@@DEEP@@" in text:
+            text = text.replace('"@@DEEP@@"', draw(st.sampled_from(DEEP)), 1).replace('"@@DEEP@@"', "0")
+        if draw(st.integers(0, 5)) == 0:
+            text = text[:draw(st.integers(0, len(text)))]
+        return text
+    return strat()

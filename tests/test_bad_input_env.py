@@ -31,6 +31,8 @@ QUIET = "quiet"
     ({"compute_score": "yes"}, "compute_score: expected True or False"),
     ({"action_type": "binary"}, "action_type: 'binary' is not valid"),
     ({"reward_baseline": "kernel"}, "reward_baseline: 'kernel' is not valid"),
+    ({"weights": [1, 2, 3]}, "weights: expected a mapping of term -> weight, got list [1, 2, 3]"),
+    ({"weights": "drops"}, "weights: expected a mapping"),
 ])
 def test_bad_env_arguments(kw, needle) -> None:
     with pytest.raises(ValueError) as e:
@@ -48,6 +50,7 @@ def test_numpy_numbers_are_still_accepted() -> None:
     (True, "num_envs: expected an integer >= 1, got bool True"),
     ("2", "num_envs: expected an integer >= 1, got str '2'"),
     (0, "num_envs: 0 is out of range"),
+    (2**40, "num_envs: 1099511627776 is out of range; valid range 1..65536"),   # was an empty MemoryError
 ])
 def test_vector_env_num_envs_must_be_a_positive_integer(n, needle) -> None:
     for cls in (AtomVectorEnv, AtomSB3VecEnv):

@@ -201,3 +201,39 @@ def test_randomized_atomic_alloc_interval_below_the_tick_is_refused_at_load(tmp_
     assert "s.yaml:" in str(e.value) and "randomize" in str(e.value) and "bounds >= tick_ms" in str(e.value)
     p.write_text(p.read_text().replace("[0.5, 20]", "[1, 20]"))
     assert load_scenario(p).randomize
+
+
+# ---- issue 23: unbounded reads, deep nesting, huge numbers in a capture --------------------------
+@pytest.mark.parametrize("name, content, needle", [
+    ("capture.json", "[" * 100000, "capture.json: JSON nested too deeply"),
+    ("capture.json", '{"sample_s": 1e400}\n', "capture.json: sample_s = inf"),
+    ("capture.json", '{"sample_s": ' + "9" * 400 + '}\n', "capture.json: sample_s = 999"),
+    ("capture.json", '{"first_failure_t": ' + "9" * 400 + '}\n', "capture.json: first_failure_t = 999"),
+    ("capture.json", '{"atomic": {"first_fail_free": [{"zone_idx": 1, "free": "x"}]}}\n', "atomic must be"),
+    ("events.json", "[" * 100000, "events.json: JSON nested too deeply"),
+    ("timeseries.jsonl", "[" * 100000, "timeseries.jsonl:1: JSON nested too deeply"),
+    ("timeseries.jsonl", "\n".join(SMOKE_TS[:3]).replace('"t":0.0059', '"t":' + "9" * 400), "sample 1: t = 999"),
+    ("timeseries.jsonl", "\n".join(SMOKE_TS[:3]).replace('"free":3808', '"free":' + "9" * 400, 1),
+     "sample 1: a zone needs"),
+])
+def test_fidelity_refuses_deep_or_huge_values_in_one_line(tmp_path, name, content, needle) -> None:
+    code, err = _fidelity(_edit(tmp_path, name, content))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert needle in err, err
+
+
+@pytest.mark.parametrize("name", ["events.json", "capture.json", "timeseries.jsonl"])
+def test_a_capture_file_linked_to_a_device_is_refused_unread(tmp_path, name) -> None:
+    cap = _edit(tmp_path, name, "")
+    (cap / name).unlink()
+    (cap / name).symlink_to("/dev/zero")
+    code, err = _fidelity(cap)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"{name}: cannot read: a character device" in err or f"no {name}" in err, err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63), "1" * 40, "x"])
+def test_fidelity_seed_out_of_range_is_one_line(seed) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["fidelity", str(CAPTURE), "--seed", seed], out, err)
+    assert code == 2 and err.getvalue().count("\n") == 1 and "--seed" in err.getvalue(), err.getvalue()

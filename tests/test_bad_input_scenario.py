@@ -111,3 +111,48 @@ def test_trace_with_a_byte_order_mark_loads(tmp_path) -> None:
     p = tmp_path / "t.csv"
     p.write_bytes(b"\xef\xbb\xbfpackets\n5\n")
     assert load_trace(p).tolist() == [5.0]
+
+
+# ---- issue 23: files a scenario names are read at load time, not lazily inside a run ------------
+def _with_file(tmp_path, shipped: str, key_line: str, new_line: str, name: str, content: str):
+    from atomgym.paths import SCENARIO_DIR
+    text = (SCENARIO_DIR / f"{shipped}.yaml").read_text()
+    assert key_line in text
+    (tmp_path / name).write_text(content)
+    p = tmp_path / "s.yaml"
+    p.write_text(text.replace(key_line, new_line))
+    return p
+
+
+def test_a_garbled_trace_fails_at_load_naming_the_trace_line(tmp_path):
+    import pytest
+
+    from atomgym.sim.scenario import ScenarioError, load_scenario
+    p = _with_file(tmp_path, "trace-replay", "trace: ../traces/incast-onoff-25g.csv", "trace: bad.csv", "bad.csv",
+                   "packets\n12\ngarbage\n")
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(p)
+    assert "s.yaml:" in str(e.value) and "traffic[0].trace" in str(e.value) and "bad.csv:3" in str(e.value)
+
+
+def test_a_snapshot_with_a_negative_count_fails_at_load(tmp_path):
+    import pytest
+
+    from atomgym.paths import CONFIG_DIR
+    from atomgym.sim.scenario import ScenarioError, load_scenario
+    snap = (CONFIG_DIR / "machines" / "qemu-4G-6.1-mf16384.txt").read_text()
+    p = _with_file(tmp_path, "virtio-deferral", "snapshot: ../machines/qemu-4G-6.1-mf16384.txt", "snapshot: neg.txt",
+                   "neg.txt", snap.replace("managed  754602", "managed  -754602"))
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(p)
+    assert "machine.snapshot" in str(e.value) and "neg.txt:24" in str(e.value) and "-754602" in str(e.value)
+
+
+def test_evaluate_refuses_a_garbled_trace_before_any_work(tmp_path, capsys):
+    from agents import evaluate
+    p = _with_file(tmp_path, "trace-replay", "trace: ../traces/incast-onoff-25g.csv", "trace: bad.csv", "bad.csv",
+                   "packets\n-5\n")
+    assert evaluate.main(["--policies", "psi", "--scenarios", str(p), "--seeds", "1", "--out",
+                          str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.csv:2" in err and not (tmp_path / "ev").exists(), err

@@ -223,3 +223,31 @@ def test_snapshot_to_stdout() -> None:
         pytest.skip("not a Linux host: no /proc/zoneinfo")
     code, out, err = run(["snapshot"])
     assert code == 0 and "==> /proc/zoneinfo <==" in out
+
+
+# ---- issue 23: the agents' commands name the command the user typed -----------------------------
+def test_agent_commands_through_atomgym_name_atomgym_not_python_m_agents(capsys, monkeypatch):
+    """A wheel installs no `agents` package: `atomgym train --bogus` must not point at
+    `python -m agents.train`."""
+    import atomgym.agents
+    from atomgym import cli
+    monkeypatch.setattr(atomgym.agents, "invoked_as", None)
+    monkeypatch.setattr("sys.argv", ["/usr/bin/atomgym"])
+    with pytest.raises(SystemExit) as e:      # agents.train's parser exits 2 itself
+        cli.main(["train", "--bogus"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "atomgym train: error:" in err and "`atomgym train --help`" in err and "python -m agents" not in err, err
+    for name in ("evaluate", "replay", "report", "multiseed", "fullreport"):
+        try:
+            cli.main([name, "--help"])
+        except SystemExit:                    # some parsers exit, others return 0
+            pass
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: atomgym {name}") and "python -m agents" not in out.split("\n\n")[0], out[:200]
+    monkeypatch.setattr("sys.argv", ["/x/atomgym/__main__.py"])
+    assert cli.main(["evaluate", "--policies", "nope", "--scenarios", "quiet", "--out", "/nonexistent/x"]) == 2
+    assert capsys.readouterr().err.startswith("atomgym evaluate: error:")
+    assert atomgym.agents.command("train") == "python -m agents.train"    # restored after the command
+    monkeypatch.setattr(atomgym.agents, "invoked_as", "python -m atomgym")
+    assert atomgym.agents.command("train") == "python -m atomgym train"

@@ -304,3 +304,96 @@ def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys):
     (out / "episodes.csv").mkdir()
     assert evaluate.main(_argv(out, "psi", extra=["--force"])) == 2
     assert (out / "episodes.csv").is_dir()
+
+
+# ---- issue 23: a damaged cache is a miss; --cache-dir that is a file --------------------------
+def test_a_damaged_best_static_cache_is_recomputed_and_replaced(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from atomgym.sim.scenario import load_scenario
+    scn = load_scenario("quiet")
+    seeds = np.array([1])
+    want = evaluate.best_static(scn, seeds, 0.2, tmp_path)[:2]
+    (cache,) = tmp_path.glob("quiet__*.json")
+    good = cache.read_text()
+    for damaged in (good[: len(good) // 2], "[" * 100000, json.dumps({**json.loads(good), "mf_kb": "lots"}), ""):
+        cache.write_text(damaged)
+        capsys.readouterr()
+        assert evaluate.best_static(scn, seeds, 0.2, tmp_path)[:2] == want
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("warning: damaged cache") and str(cache) in err[0], err
+        assert cache.read_text() == good                      # replaced: the next run reads it silently
+        evaluate.best_static(scn, seeds, 0.2, tmp_path)
+        assert capsys.readouterr().err == ""
+    cache.unlink()
+    cache.symlink_to("/dev/zero")                            # never read: a miss, and the link replaced
+    assert evaluate.best_static(scn, seeds, 0.2, tmp_path)[:2] == want
+    assert "damaged cache" in capsys.readouterr().err and not cache.is_symlink()
+
+
+def test_a_damaged_fleet_cache_is_recomputed_and_replaced(tmp_path, capsys):
+    from atomgym.agents import oracle
+    want = oracle.fleet_static(seeds=(5000,), duration_s=0.05, cache_dir=tmp_path)[:2]
+    (cache,) = tmp_path.glob("fleet-*.json")
+    good = cache.read_text()
+    cache.write_text(good[:10])
+    capsys.readouterr()
+    assert oracle.fleet_static(seeds=(5000,), duration_s=0.05, cache_dir=tmp_path)[:2] == want
+    assert capsys.readouterr().err.startswith("warning: damaged cache") and cache.read_text() == good
+
+
+def test_cache_dir_that_is_a_file_names_cache_dir(tmp_path, capsys):
+    f = tmp_path / "cachefile"
+    f.write_text("mine")
+    rc = evaluate.main(["--policies", "best-static", "--scenarios", "quiet", "--seeds", "1", "--duration-s", "0.2",
+                        "--out", str(tmp_path / "ev"), "--cache-dir", str(f)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--cache-dir" in err and "--out" not in err, err
+    assert f.read_text() == "mine" and not (tmp_path / "ev").exists()
+
+
+def test_sigterm_keeps_only_finished_blocks_and_exits_143(tmp_path):
+    """SIGTERM during an evaluation: one line, exit 143, episodes.csv holds whole blocks only (no
+    summary.md: nothing looks finished), and --resume continues it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    out = tmp_path / "ev"
+    p = subprocess.Popen([sys.executable, "-m", "agents.evaluate", "--policies", "kernel-default,psi,v1-double",
+                          "--scenarios", "incast-pagecache", "--seeds", "2", "--duration-s", "3000", "--no-oracle",
+                          "--out", str(out)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(root)))
+    t0 = time.monotonic()
+    while not (out / "episodes.csv").exists():     # the first block is written: the second one runs
+        assert p.poll() is None and time.monotonic() - t0 < 300, p.communicate()
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("agents.evaluate: interrupted (SIGTERM); the finished blocks"), err
+    assert "Traceback" not in err and not (out / "summary.md").exists()
+    rows = list(csv.DictReader(open(out / "episodes.csv")))
+    assert len(rows) % 2 == 0 and rows and {r["policy"] for r in rows} < {"kernel-default", "psi", "v1-double"}
+
+
+def test_a_model_config_linked_to_a_device_or_nested_too_deep_is_one_line(tmp_path):
+    import pytest
+    from stable_baselines3 import PPO
+
+    from atomgym.envs.atom_env import AtomEnv
+    model = PPO("MlpPolicy", AtomEnv("quiet", duration_s=1.0), n_steps=16, batch_size=16, device="cpu", seed=0)
+    model.save(tmp_path / "m.zip")
+    yml = tmp_path / "m.yml"
+    yml.symlink_to("/dev/zero")               # not a config file: never read (the model counts as bare)
+    assert evaluate.parse_policies(str(tmp_path / "m.zip"))[0].label == "ppo"
+    yml.unlink()
+    yml.write_text("a: " + "[" * 100000)
+    with pytest.raises(evaluate.UsageError) as e:
+        evaluate.parse_policies(str(tmp_path / "m.zip"))
+    assert "nested too deeply" in str(e.value) and "\n" not in str(e.value), str(e.value)

@@ -207,3 +207,98 @@ def test_training_configs(cfg) -> None:
             assert code == 0 and len(calls) == 1, err
     finally:
         shutil.rmtree(d)
+
+
+# ---- records, captures, caches: JSON we wrote, damaged (issue 23) -------------------------------
+_RECORD: dict = {}
+
+
+def _record() -> dict:
+    """A valid replay record (psi on quiet, 0.2 s), made once."""
+    if not _RECORD:
+        import json
+
+        from agents import replay
+        f = _tmpdir() / "ep.json"
+        assert replay.main([str(f), "--save", "--policy", "psi", "--scenario", "quiet", "--seed", "3",
+                            "--duration-s", "0.2"]) == 0
+        _RECORD.update(json.loads(f.read_text()))
+    return _RECORD
+
+
+@fuzz_settings(max_examples=60)
+@given(data=st.data())
+def test_replay_records_damaged(data, capsys) -> None:
+    from agents import replay
+    from fuzz_helpers import mutate_json
+    text = data.draw(mutate_json(_record()))
+    d = _tmpdir()
+    try:
+        f = d / "ep.json"
+        f.write_text(text)
+        capsys.readouterr()
+        code = replay.main([str(f)])
+        err = capsys.readouterr().err
+        assert code in (0, 1, 2) and "Traceback" not in err, err
+        if code == 2:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("agents.replay: error:") and str(f) in lines[0], err
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+CAPTURE = Path(__file__).parent / "data" / "realkernel" / "capture-smoke"
+
+
+@fuzz_settings(max_examples=25)
+@given(name=st.sampled_from(["capture.json", "events.json"]), data=st.data())
+def test_captures_damaged(name, data) -> None:
+    import json
+
+    from atomgym import cli
+    from fuzz_helpers import assert_clean_outcome, run_cli
+    text = data.draw(__import__("fuzz_helpers").mutate_json(json.loads((CAPTURE / name).read_text())))
+    d = _tmpdir()
+    try:
+        cap = d / "cap"
+        shutil.copytree(CAPTURE, cap)
+        (cap / name).write_text(text)
+        assert_clean_outcome(*run_cli(cli.main, ["fidelity", str(cap), "--json"]), names=(str(cap),))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+_CLEAN: dict = {}
+
+
+@fuzz_settings(max_examples=20)
+@given(data=st.data())
+def test_best_static_caches_damaged(data, capsys) -> None:
+    """A damaged cache entry is a miss: the result of a clean sweep, one warning line, the entry
+    replaced by a good one. (An edit that leaves a well-formed entry is read as it is: the cache
+    is ours, not checked against its sweep.)"""
+    import json
+
+    import numpy as np
+
+    from agents import evaluate
+    from fuzz_helpers import mutate_json
+    scn = load_scenario("quiet")
+    if not _CLEAN:
+        d0 = _tmpdir()
+        _CLEAN["want"] = evaluate.best_static(scn, np.array([1]), 0.2, d0)[:2]
+        (c0,) = d0.glob("quiet__*.json")
+        _CLEAN["name"], _CLEAN["good"] = c0.name, json.loads(c0.read_text())
+        shutil.rmtree(d0, ignore_errors=True)
+    d = _tmpdir()
+    try:
+        cache = d / _CLEAN["name"]
+        cache.write_text(data.draw(mutate_json(_CLEAN["good"])))
+        capsys.readouterr()
+        got = evaluate.best_static(scn, np.array([1]), 0.2, d)[:2]
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) <= 1 and all(e.startswith("warning: damaged cache") for e in err), err
+        if err:
+            assert got == _CLEAN["want"] and json.loads(cache.read_text())["mf_kb"] == got[0]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

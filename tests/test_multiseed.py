@@ -92,3 +92,124 @@ def test_a_sweep_runs_every_grid_point_as_a_policy(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and want in err, err
         assert not (tmp_path / "r2").exists()                # nothing created for a bad sweep
+
+
+# ---- issue 23: everything checked before any training run; bounded sweep; stopping the runs -----
+def _tiny(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    return cfg
+
+
+def test_huge_or_out_of_range_seeds_are_one_line():
+    for bad in ("9" * 5000, str(2**32), f"0-{2**40}"):
+        with pytest.raises(multiseed.UsageError, match="a training seed is 0 .. 4294967295"):
+            multiseed.parse_seeds(bad)
+
+
+@pytest.mark.parametrize("opt, value, needle", [
+    ("--eval-duration-s", "nan", "--eval-duration-s nan"), ("--eval-duration-s", "-1", "--eval-duration-s -1"),
+    ("--eval-duration-s", "inf", "--eval-duration-s inf"), ("--eval-seeds", "0", "--eval-seeds 0"),
+    ("--eval-seeds", "1000001", "--eval-seeds 1000001"), ("--total-timesteps", "0", "--total-timesteps 0"),
+])
+def test_evaluation_options_are_checked_before_training(tmp_path, capsys, opt, value, needle):
+    runs = tmp_path / "runs"
+    rc = multiseed.main(["--seeds", "0", "--config", str(_tiny(tmp_path)), "--runs-dir", str(runs), "--no-ray",
+                         opt, value])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert not runs.exists()                     # no group folder: nothing trained
+
+
+@pytest.mark.parametrize("opt, value, needle", [
+    ("--eval-duration-s", "nan", "--eval-duration-s nan"), ("--eval-seeds", "0", "--eval-seeds 0"),
+    ("--total-timesteps", "-5", "--total-timesteps -5"), ("--eval-every", "0", "--eval-every 0"),
+    ("--play", "sideways", "--play"),
+])
+def test_fullreport_checks_its_options_before_training(tmp_path, capsys, opt, value, needle):
+    from atomgym.agents import fullreport
+    out = tmp_path / "rep"
+    rc = fullreport.main(["--seeds", "0", "--config", str(_tiny(tmp_path)), "--scenarios", "quiet", "--out", str(out),
+                          opt, value])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert not out.exists()
+
+
+def test_a_huge_sweep_is_refused_without_building_it(tmp_path, capsys):
+    import time
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("grid:\n" + "".join(f"  ppo.k{i}: [{', '.join(map(str, range(10)))}]\n" for i in range(40)))
+    t0 = time.perf_counter()
+    rc = multiseed.main(["--seeds", "0", "--config", str(_tiny(tmp_path)), "--runs-dir", str(tmp_path / "runs"),
+                         "--no-ray", "--sweep", str(sweep)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "10000000000000000000000000000000000000000 grid points; at most 1000" in err, err
+    assert time.perf_counter() - t0 < 30
+
+
+@pytest.mark.parametrize("content, needle", [(None, "character device"), ("grid: " + "[" * 100000, "nested too deeply")])
+def test_a_sweep_linked_to_a_device_or_nested_too_deep_is_one_line(tmp_path, capsys, content, needle):
+    sweep = tmp_path / "sweep.yaml"
+    if content is None:
+        sweep.symlink_to("/dev/zero")
+    else:
+        sweep.write_text(content)
+    rc = multiseed.main(["--seeds", "0", "--config", str(_tiny(tmp_path)), "--runs-dir", str(tmp_path / "runs"),
+                         "--no-ray", "--sweep", str(sweep)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err and "Traceback" not in err, err
+
+
+def test_sigterm_stops_the_training_processes(tmp_path):
+    """SIGTERM to multiseed: its training subprocess is stopped with it (none keeps training),
+    one line, exit 143, and the group folder has no runs.json (it does not look finished)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    cfg = tmp_path / "long.yaml"
+    cfg.write_text(TINY.replace("total_timesteps: 512", "total_timesteps: 100000000"))
+    p = subprocess.Popen([sys.executable, "-m", "agents.multiseed", "--seeds", "0", "--config", str(cfg), "--runs-dir",
+                          str(tmp_path / "runs"), "--no-ray"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(root)))
+
+    def children() -> list[int]:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(p.pid)], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+    t0 = time.monotonic()
+    while not list((tmp_path / "runs").glob("multiseed-*/runs/*/config.yml")):   # the child is training
+        assert p.poll() is None and time.monotonic() - t0 < 240, p.communicate()
+        time.sleep(0.5)
+    kids = children()
+    assert kids
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    assert [ln for ln in err.splitlines() if "interrupted" in ln] == [
+        "agents.multiseed: interrupted (SIGTERM); the training runs were stopped; the group folder is incomplete "
+        "(no runs.json)"], err
+    for k in kids:
+        assert not Path(f"/proc/{k}").exists() or Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not list((tmp_path / "runs").glob("multiseed-*/runs.json"))
+
+
+def test_fullreport_interrupted_during_training_is_one_line(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from atomgym import interrupts
+    from atomgym.agents import fullreport
+
+    def term(*a, **k):
+        raise interrupts.Interrupted(signal.SIGTERM)
+    monkeypatch.setattr(multiseed, "dispatch", term)
+    out = tmp_path / "rep"
+    assert fullreport.main(["--seeds", "0", "--config", str(_tiny(tmp_path)), "--scenarios", "quiet",
+                            "--out", str(out)]) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["agents.fullreport: interrupted (SIGTERM); the training runs were stopped; the report folder is "
+                   "incomplete (no report.md)"], err
+    assert not (out / "report.md").exists()

@@ -110,4 +110,5 @@ def test_checkout_entry_points_are_the_package_modules(tmp_path, capsys):
     assert EnvPolicy is atomgym.agents.baselines.env.EnvPolicy
     rc = cli.main(["evaluate", "--policies", "no-such-policy", "--scenarios", "quiet", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("agents.evaluate: error:") and "no-such-policy" in err, err
+    # named as the user typed it: a wheel has no `agents` package to name
+    assert rc == 2 and err.startswith("atomgym evaluate: error:") and "no-such-policy" in err, err

@@ -440,3 +440,101 @@ def test_agreement_rule():
     assert not _agree(0, 50, "direct_reclaim_stalls")
     assert _agree(0.8, 1.0, "median_pos[0-14s]") and not _agree(0.5, 0.9, "median_pos[0-14s]")
     assert _agree(13.0, 12.6, "median_pos[0-14s]") and not _agree(5.0, 0.9, "median_pos[0-14s]")
+
+
+# ---- setup's boot check, numeric options, stopping a run (issue 23) ----------------------------
+def test_the_boot_check_scenario_is_one_a_guest_runs(tmp_path):
+    """`realkernel setup` boots this scenario: the loader and the plan must accept it (a RAM below
+    the schema's minimum made every first setup fail)."""
+    from atomgym.realkernel.cli import BOOT_CHECK
+    f = tmp_path / "boot-check.yaml"
+    f.write_text(BOOT_CHECK)
+    plan = load_plan(f)
+    assert plan.duration_s == 1 and [w.kind for w in plan.works] == ["atomic"]
+
+
+@pytest.mark.parametrize("opt, value", [("--stall", "nan"), ("--timeout", "nan"), ("--timeout", "-1"),
+                                        ("--timeout", "inf"), ("--sample", "inf"), ("--stall", "0"),
+                                        ("--sample", "nan")])
+def test_run_refuses_a_bad_number_of_seconds_before_booting(tmp_path, fake_env, opt, value):
+    started = tmp_path / "qemu-started"
+    fake_env(f'touch "{started}"\nexit 1\n')
+    rc, out, err = _cli("realkernel", "run", str(DATA / "real-smoke.yaml"), "--out", str(tmp_path / "o"),
+                        f"{opt}={value}")
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"atomgym: error: {opt} "), err
+    assert not started.exists() and not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+    with pytest.raises(RealKernelError, match=opt):
+        rkrun.run(str(DATA / "real-smoke.yaml"), str(tmp_path / "o"), **{
+            {"--stall": "stall_s", "--timeout": "timeout_s", "--sample": "sample_s"}[opt]: float(value)})
+
+
+_RUNNER = """
+import sys
+from atomgym.realkernel import host
+from atomgym import cli
+b = host.Build(release="6.1.0-0-amd64", kernel=sys.argv[1], initramfs=sys.argv[2], module="m.ko", helper="agrun",
+               sources="x")
+host.load_build = lambda cache: b
+sys.exit(cli.main(["realkernel", "run", sys.argv[3], "--out", sys.argv[4]]))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"       # a zombie has died (a container's init may be slow to reap it)
+
+
+def _start_run_with_a_hanging_qemu(tmp_path, fake_env):
+    import subprocess
+    import sys
+    import time
+    pidfile = tmp_path / "qemu.pid"
+    fake_env(_serial_arg() + f'echo "@BOOT 1.0 6.1.0-0-amd64" > "$S"\necho $$ > "{pidfile}"\nexec sleep 120\n')
+    initramfs = tmp_path / "initramfs.cpio"
+    initramfs.write_bytes(host.cpio([("init", 0o100755, b"#!/bin/sh\n")]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    p = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp_path / "vmlinuz"), str(initramfs),
+                          str(DATA / "real-smoke.yaml"), str(tmp_path / "cap")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert p.poll() is None and time.monotonic() - t0 < 60, p.communicate()
+        time.sleep(0.1)
+    time.sleep(0.3)
+    qpid = int(pidfile.read_text())
+    assert _alive(qpid)
+    return p, qpid
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    import time
+    t0 = time.monotonic()
+    while _alive(pid):
+        if time.monotonic() - t0 > seconds:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
+def test_a_signal_stops_qemu_and_leaves_only_the_partial_folder(tmp_path, fake_env, sig, code):
+    import signal
+    p, qpid = _start_run_with_a_hanging_qemu(tmp_path, fake_env)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == code, err
+    errs = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(errs) == 1 and errs[0].startswith("atomgym: error: interrupted") and "Traceback" not in err, err
+    assert _gone_within(qpid, 5)
+    assert not (tmp_path / "cap").exists() and (tmp_path / "cap.partial" / "serial.log").exists()
+
+
+def test_qemu_dies_with_a_killed_parent(tmp_path, fake_env):
+    p, qpid = _start_run_with_a_hanging_qemu(tmp_path, fake_env)
+    p.kill()                  # SIGKILL: no handler runs; the kernel's parent-death signal stops QEMU
+    p.communicate(timeout=30)
+    assert _gone_within(qpid, 5)
+    assert not (tmp_path / "cap").exists()

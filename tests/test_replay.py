@@ -87,3 +87,98 @@ def test_bad_episode_files_exit_2(tmp_path, capsys, text, want):
     assert want in err and str(f) in err
     assert replay.main([str(tmp_path / "missing.json")]) == 2
     _one_line(capsys)
+
+
+# ---- issue 23: unbounded reads, deep nesting, huge or mistyped numbers, short actions, Ctrl-C ----
+_BASE = {"format": "atomgym-episode", "version": 1, "scenario": {}, "seed": 1, "duration_s": 1,
+         "kind": "baseline", "counters": {"atomic_fail": 0}, "policy": "psi"}
+
+
+@pytest.mark.parametrize("patch, want", [
+    ({"seed": 10**30}, "key 'seed'"), ({"seed": 1.5}, "key 'seed'"), ({"seed": "1"}, "key 'seed'"),
+    ({"duration_s": 10**400}, "key 'duration_s'"), ({"duration_s": True}, "key 'duration_s'"),
+    ({"counters": {"atomic_fail": 10**400}}, "key 'counters'"),
+    ({"counters": {"atomic_fail": [1]}}, "key 'counters'"),
+    ({"kind": "teleport"}, "key 'kind'"),
+    ({"policy": "no-such-policy"}, "key 'policy'"),
+    ({"policy": "best-static", "best_static_mf_kb": 10**30}, "best_static_mf_kb"),
+    ({"policy": "best-static", "best_static_wsf": "ten"}, "best_static_wsf"),
+    ({"policy": "best-static-train", "fleet_mf": [1], "fleet_wsf": 1}, "fleet_mf"),
+    ({"policy": "best-static-train", "fleet_mf": "boot", "fleet_wsf": 10**30}, "fleet_wsf"),
+    ({"kind": "knob-actions", "actions": [[0, 1024]]}, "item 0"),                 # a short action
+    ({"kind": "knob-actions", "actions": [[0, 10**30, -1]]}, "item 0"),
+    ({"kind": "knob-actions", "actions": [[0.5, 1024, -1]]}, "item 0"),
+    ({"kind": "knob-actions", "actions": [5]}, "item 0"),
+    ({"kind": "env-actions", "actions": [], "env_kwargs": {"weights": [1, 2, 3]}}, "weights"),
+    ({"kind": "env-actions", "actions": [], "env_kwargs": {"deadlock_penalty": 10**400}}, "deadlock_penalty"),
+    ({"kind": "env-actions", "actions": [[10**400, 0, 0]], "env_kwargs": {"action_type": "continuous"}}, "item 0"),
+])
+def test_huge_or_mistyped_values_in_a_record_are_one_line(tmp_path, capsys, patch, want):
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps({**_BASE, **patch}))
+    assert replay.main([str(f)]) == 2
+    err = _one_line(capsys)
+    assert want in err and str(f) in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("content", ["[" * 100000, '{"a":' * 100000, "1" * 5000])
+def test_deeply_nested_or_huge_json_is_one_line(tmp_path, capsys, content):
+    f = tmp_path / "deep.json"
+    f.write_text(content)
+    assert replay.main([str(f)]) == 2
+    err = _one_line(capsys)
+    assert str(f) in err and "Traceback" not in err
+
+
+def test_a_device_or_a_fifo_is_refused_before_reading(tmp_path, capsys):
+    import os
+    link = tmp_path / "zero.json"
+    link.symlink_to("/dev/zero")
+    assert replay.main(["/dev/zero"]) == 2
+    assert "not a regular file" in _one_line(capsys)
+    assert replay.main([str(link)]) == 2
+    assert "character device" in _one_line(capsys)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    assert replay.main([str(fifo)]) == 2         # returns at once: a FIFO without a writer is not waited on
+    assert "FIFO" in _one_line(capsys)
+
+
+def test_a_record_larger_than_the_limit_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(replay, "MAX_RECORD_BYTES", 1000)
+    f = tmp_path / "big.json"
+    f.write_text(json.dumps({**_BASE, "pad": "x" * 2000}))
+    assert replay.main([str(f)]) == 2
+    assert "larger than 1000 bytes" in _one_line(capsys)
+
+
+def test_ctrl_c_during_save_is_one_line_and_leaves_no_file(tmp_path, capsys, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(replay, "record", interrupted)
+    f = tmp_path / "ep.json"
+    assert replay.main([str(f), "--save", "--policy", "psi", "--scenario", "quiet"]) == 130
+    err = _one_line(capsys)
+    assert "interrupted (Ctrl-C)" in err and "not written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_save_leaves_no_file(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    f = tmp_path / "ep.json"
+    # a long episode: the signal arrives while it runs
+    p = subprocess.Popen([sys.executable, "-m", "agents.replay", str(f), "--save", "--policy", "psi", "--scenario",
+                          "incast-pagecache", "--duration-s", "86400"], cwd=root, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(root)))
+    time.sleep(8)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert err.strip().splitlines() == [f"agents.replay: interrupted (SIGTERM); {f} was not written"], err
+    assert list(tmp_path.iterdir()) == []

@@ -131,3 +131,38 @@ def test_fuzz_episode_csvs_exit_0_or_one_line_2(tmp_path, capsys, header, rows, 
         assert len(err.splitlines()) == 1 and str(p) in err, err
     else:
         assert "Traceback" not in captured.err
+
+
+# ---- issue 23: a byte-order mark, huge values, a `|` in a label, a device ------------------------
+def test_a_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path, capsys):
+    p = _write(tmp_path / "bom.csv", COLS, GOOD)
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    df = report.load_rows(p)
+    assert list(df["policy"]) == [r[0] for r in GOOD]
+    assert report.main([str(p), "--out", str(tmp_path / "o"), "--reps", "100"]) == 0
+
+
+def test_huge_values_are_refused_not_printed_as_inf(tmp_path, capsys):
+    rows = [r[:] for r in GOOD]
+    rows[2][4] = "1e308"
+    p = _write(tmp_path / "huge.csv", COLS, rows)
+    assert report.main([str(p), "--out", str(tmp_path / "o")]) == 2
+    assert "line 4, column score: '1e308'; expected a finite number of magnitude at most 1e+15" in _err(capsys, p)
+
+
+def test_a_label_with_a_pipe_keeps_the_tables_columns(tmp_path):
+    rows = [[("a|b" if r[0] == "psi" else r[0]), *r[1:]] for r in GOOD]
+    md = report.summary(report.load_rows(_write(tmp_path / "pipe.csv", COLS, rows)), reps=50)
+    for table in md.split("\n\n"):
+        lines = [ln for ln in table.splitlines() if ln.startswith("|")]
+        if lines:
+            seps = {ln.replace("\\|", "").count("|") for ln in lines}
+            assert len(seps) == 1, table
+    assert "`a\\|b`" in md
+
+
+def test_a_csv_linked_to_a_device_is_refused_unread(tmp_path, capsys):
+    p = tmp_path / "zero.csv"
+    p.symlink_to("/dev/zero")
+    assert report.main([str(p)]) == 2
+    assert "cannot read: a character device" in _err(capsys, p)

@@ -157,3 +157,39 @@ def test_train_config_fields_are_the_config_keys():
     assert names == train.KEYS
     cfg = train.load_config(train.DEFAULT_CONFIG)
     assert cfg.algo == cfg["algo"] and dict(cfg) == cfg.to_dict() and "frame_stack" not in cfg
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path, capsys, monkeypatch):
+    """SIGTERM (interrupts.interruptible raises Interrupted, a KeyboardInterrupt) takes Ctrl-C's
+    path: a checkpoint that --resume continues, one message, exit 128 + 15."""
+    import signal
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from atomgym import interrupts
+
+    class Term(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 40:
+                raise interrupts.Interrupted(signal.SIGTERM)
+            return True
+
+    monkeypatch.setattr(train, "_reward_terms_callback", lambda: Term())
+    runs = tmp_path / "runs"
+    cfg = {**SMALL, "checkpoint_every": 10_000}
+    assert train.main(["--config", str(_write(tmp_path, cfg)), "--runs-dir", str(runs), "--no-eval"]) == 143
+    (run,) = list(runs.iterdir())
+    err = capsys.readouterr().err
+    assert "interrupted at 40 agent steps" in err and "Traceback" not in err
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["model_40_steps.zip"]
+
+
+def test_interrupt_before_training_is_one_line(tmp_path, capsys, monkeypatch):
+    def stop(cfg):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "make_vec_env", stop)
+    rc = train.main(["--config", str(_write(tmp_path, SMALL)), "--runs-dir", str(tmp_path / "runs"), "--no-eval"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 130 and err.splitlines()[-1] == ("agents.train: interrupted (Ctrl-C) before training started; "
+                                                   "no model was saved"), err
+    assert "Traceback" not in err

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomgym.agents import baselines, episodes
+from atomgym.agents import baselines, command, episodes, who
 from atomgym.agents.episodes import Player, episode_metrics  # noqa: F401  (re-exported)
 # one definition of the cost and the score: the env's cost table (atomgym/envs/cost.py)
 from atomgym.envs.cost import definition as cost_definition
@@ -64,6 +64,7 @@ def run_policy(policy: baselines.Baseline, scenario, seeds: np.ndarray, duration
 
 
 PLAYS = ("deterministic", "stochastic")
+MAX_MODEL_CONFIG_BYTES = 1 << 20       # a model's NAME.yml / config.yml: a short YAML file
 
 
 def model_config_path(path: Path) -> Path | None:
@@ -107,18 +108,17 @@ def load_model(path: Path) -> LoadedModel:
     stacking and, with vec_normalize, the frozen statistics beside it. Nothing of the files is
     unpickled (agents.safeload, agents.normstats); a shipped policy's files are checked against
     their recorded digests. ValueError names the file."""
-    import yaml
-
+    from atomgym import files
     from atomgym.agents import pretrained, train
     algo = train.algo_of_model(path)
     cfg_path = model_config_path(path)
     cfg: dict = {}
     if cfg_path is not None:
         try:
-            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            cfg = files.read_yaml(cfg_path, MAX_MODEL_CONFIG_BYTES, "the model's training config (YAML)") or {}
             if not isinstance(cfg, dict):
                 raise AttributeError("not a mapping")
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
+        except (files.FileError, AttributeError) as e:
             raise ValueError(f"{cfg_path}: the model's run config is not readable ({str(e).splitlines()[0]})") from None
     try:
         train._check_env_keys(cfg_path or path, cfg)
@@ -190,8 +190,8 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     from atomgym import safefiles                # the name is the scenario's: never a path out of cache_dir
     cache = safefiles.inside(cache_dir, f"{scenario.name}__{key}.json")
-    if cache.is_file() and not cache.is_symlink():   # a link planted in the cache is not followed: replaced
-        d = json.loads(cache.read_text())
+    d = read_cache(cache, {"mf_kb": _knob_or_none, "wsf": _knob_or_none})
+    if d is not None:
         return d["mf_kb"], d["wsf"], d
     from atomgym.agents import oracle
     pts, met = oracle.sweep(scenario, seeds, duration_s)
@@ -202,9 +202,45 @@ def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path)
     wsf = None if pts[best][1] < 0 else int(pts[best][1])
     d = {"scenario": scenario.name, "seeds": [int(s) for s in seeds], "duration_s": duration_s, "mf_kb": mf_kb,
          "wsf": wsf, "grid": [{"mf": str(mf), "wsf": w, "mean_cost": float(c)} for (mf, w), c in zip(pts, costs)]}
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(cache, json.dumps(d, indent=1))
+    write_cache(cache, d)
     return mf_kb, wsf, d
+
+
+MAX_CACHE_BYTES = 16 << 20
+
+
+def _knob_or_none(v) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31)
+
+
+def read_cache(path: Path, need: dict) -> dict | None:
+    """A cached sweep (ours: best_static, oracle.fleet_static), or None when there is none. A
+    damaged one (not JSON, truncated, a key missing or of the wrong type: ``need`` maps each key
+    to its check) is a miss: one warning line, then the caller recomputes and replaces it."""
+    if path.is_symlink():       # a link planted in the cache is not followed: a miss, replaced
+        return None
+    if not path.exists():
+        return None
+    from atomgym import files
+    try:
+        d = files.read_json(path, MAX_CACHE_BYTES, "a sweep cached by agents.evaluate")
+        bad = [k for k, ok in need.items() if not isinstance(d, dict) or k not in d or not ok(d[k])]
+        if bad:
+            raise files.FileError(f"{path}: key {bad[0]!r} missing or invalid")
+    except files.FileError as e:
+        print(f"warning: damaged cache ({e}); recomputing it", file=sys.stderr)
+        return None
+    return d
+
+
+def write_cache(path: Path, d: dict) -> None:
+    """Store a sweep in the cache (replacing a damaged entry); a cache that cannot be written is
+    a warning: the result is still used."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(d, indent=1))
+    except OSError as e:
+        print(f"warning: cannot write the cache {path} ({e.strerror or e}); continuing without it", file=sys.stderr)
 
 
 # Student's t, two-sided 95 % (0.975 quantile), degrees of freedom 1..30 (standard tables)
@@ -256,12 +292,12 @@ class Spec:
 
 def model_run_id(path: Path) -> str:
     """A trained model's run id: the training seed of its run folder's config.yml, else the folder name."""
-    import yaml
+    from atomgym import files
     cfg = model_config_path(path)
     if cfg is not None:
         try:
-            seed = (yaml.safe_load(cfg.read_text()) or {}).get("seed")
-        except (OSError, yaml.YAMLError, AttributeError):
+            seed = (files.read_yaml(cfg, MAX_MODEL_CONFIG_BYTES, "a training config") or {}).get("seed")
+        except (files.FileError, AttributeError):
             seed = None
         if isinstance(seed, int) and not isinstance(seed, bool):
             return f"seed{seed}"
@@ -484,20 +520,22 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
 
 
 def main(argv: list[str] | None = None) -> int:
+    from atomgym import interrupts
     try:
-        return _main(argv)
+        with interrupts.interruptible():    # SIGTERM/SIGHUP as Ctrl-C
+            return _main(argv)
     except UsageError as e:
-        print(f"agents.evaluate: error: {e}", file=sys.stderr)
+        print(f"{who('evaluate')}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("agents.evaluate: interrupted; the finished blocks are in episodes.csv (continue with --resume)",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"{who('evaluate')}: interrupted ({interrupts.signal_name(e)}); the finished blocks are in "
+              "episodes.csv (continue with --resume)", file=sys.stderr)
+        return interrupts.exit_code(e)
 
 
 def _main(argv: list[str] | None) -> int:
     from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario
-    ap = _Parser(prog="python -m agents.evaluate", description=__doc__.split("\n\n")[1])
+    ap = _Parser(prog=command("evaluate"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--policies", required=True,
                     help=f"comma-separated, of: {', '.join(baselines.names())}, {', '.join(ORACLES)}, "
                          "or [LABEL=]PATH of a trained model .zip (one LABEL over several models: their runs)")
@@ -518,6 +556,8 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--no-summary", action="store_true", help="episodes.csv only: no summary.md, no plots")
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="best-static sweep cache")
     args = ap.parse_args(argv)
+    if args.cache_dir.exists() and not args.cache_dir.is_dir():
+        raise UsageError(f"--cache-dir {args.cache_dir}: is a file, not a folder (the best-static sweep cache)")
     if args.seed_base + args.seeds - 1 > MAX_SEED:
         raise UsageError(f"--seed-base {args.seed_base} + --seeds {args.seeds}: seeds must stay below 2**63")
     if args.resume and args.force:

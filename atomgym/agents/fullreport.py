@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from atomgym.agents import command, who
 from atomgym.paths import CHECKOUT, RUNS_DIR, TRAIN_CONFIG_DIR
 
 # the benchmark: train on configs/suites/train.txt with this config, judge on configs/suites/test.txt
@@ -63,8 +64,19 @@ def _commit() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from atomgym import interrupts
+    try:
+        with interrupts.interruptible():   # SIGTERM/SIGHUP as Ctrl-C: the training processes are stopped
+            return _main(argv)
+    except KeyboardInterrupt as e:
+        print(f"{who('fullreport')}: interrupted ({interrupts.signal_name(e)}); the training runs were stopped; "
+              f"the report folder is incomplete (no report.md)", file=sys.stderr)
+        return interrupts.exit_code(e)
+
+
+def _main(argv: list[str] | None) -> int:
     from atomgym.agents import multiseed, plots, report, train
-    ap = argparse.ArgumentParser(prog="python -m agents.fullreport", description=__doc__.split("\n\n")[1])
+    ap = argparse.ArgumentParser(prog=command("fullreport"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
     ap.add_argument("--config", type=Path, default=BENCHMARK_CONFIG,
                     help="training config (default configs/train/benchmark.yaml: the benchmark's learned policy)")
@@ -86,19 +98,28 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     t_all = time.perf_counter()
-    cmd = " ".join(shlex.quote(a) for a in ["python", "-m", "agents.fullreport", *(sys.argv[1:] if argv is None else argv)])
+    cmd = " ".join(shlex.quote(a) for a in [*command("fullreport").split(), *(sys.argv[1:] if argv is None else argv)])
     out = args.out or RUNS_DIR / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():
-        print(f"agents.fullreport: error: {out} exists; choose another --out", file=sys.stderr)
+        print(f"{who('fullreport')}: error: {out} exists; choose another --out", file=sys.stderr)
         return 2
     try:
         seeds = multiseed.parse_seeds(args.seeds)
+        # every option the evaluation takes, checked before the first training run
+        multiseed.check_eval_options(args.eval_seeds, args.eval_duration_s, args.total_timesteps)
+        if args.eval_every is not None and not 1 <= args.eval_every <= 10**12:
+            raise multiseed.UsageError(f"--eval-every {args.eval_every}: expected a positive integer")
+        from atomgym.agents.evaluate import _plays
+        try:
+            _plays(args.play)
+        except argparse.ArgumentTypeError as e:
+            raise multiseed.UsageError(f"--play {e}") from None
         cfg = train.load_config(args.config)
         scenario_list = train.scenarios_of([x.strip() for x in args.scenarios.split(",") if x.strip()] or "",
                                            None, "--scenarios")
         args.scenarios = ",".join(scenario_list)
     except (multiseed.UsageError, train.ConfigError) as e:
-        print(f"agents.fullreport: error: {e}", file=sys.stderr)
+        print(f"{who('fullreport')}: error: {e}", file=sys.stderr)
         return 2
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
@@ -119,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     safefiles.write_text(out / "runs.json", json.dumps(res, indent=1), exclusive=True)
     ok = [r for r in res if r["rc"] == 0 and r["run"]]
     if not ok:
-        print("agents.fullreport: error: every training run failed (see runs.json)", file=sys.stderr)
+        print(f"{who('fullreport')}: error: every training run failed (see runs.json)", file=sys.stderr)
         return 1
     models = sorted((Path(r["run"]) / "model.zip" for r in ok), key=lambda p: p.parent.name)
     label = cfg["algo"]

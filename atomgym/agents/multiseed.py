@@ -26,11 +26,33 @@ from pathlib import Path
 
 import yaml
 
+from atomgym.agents import command, who
 from atomgym.paths import CHECKOUT, PACKAGE_DIR, RUNS_DIR
 
 
 class UsageError(ValueError):
     pass
+
+
+MAX_TRAIN_SEED = 2**32 - 1      # agents.train's seed (SB3 seeds numpy's legacy generator)
+MAX_GRID_POINTS = 1000
+MAX_SWEEP_BYTES = 1 << 20
+
+
+def check_eval_options(eval_seeds: int, eval_duration_s: float | None, total_timesteps: int | None) -> None:
+    """The evaluation and training options, checked before any training run starts (they were
+    checked only by agents.evaluate, after every run had trained)."""
+    import math
+
+    from atomgym.agents import evaluate
+    if total_timesteps is not None and not 1 <= total_timesteps <= 10**12:
+        raise UsageError(f"--total-timesteps {total_timesteps}: expected a positive integer (at most 10**12)")
+    if not 1 <= eval_seeds <= 100000:
+        raise UsageError(f"--eval-seeds {eval_seeds}: expected an integer in [1, 100000]")
+    if eval_duration_s is not None and not (math.isfinite(eval_duration_s)
+                                            and 0 < eval_duration_s <= evaluate.MAX_DURATION_S):
+        raise UsageError(f"--eval-duration-s {eval_duration_s}: expected a number of seconds in "
+                         f"(0, {evaluate.MAX_DURATION_S:.0f}]")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -40,7 +62,11 @@ def parse_seeds(text: str) -> list[int]:
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
             raise UsageError(f"--seeds {text!r}: expected e.g. 0-9 or 0,3,7 (integers >= 0)")
+        if any(len(g) > 10 for g in m.groups() if g):    # int() of 5000 digits is a ValueError traceback
+            raise UsageError(f"--seeds {text[:60]!r}: {part[:40]}: a training seed is 0 .. {MAX_TRAIN_SEED}")
         a, b = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
+        if max(a, b) > MAX_TRAIN_SEED:
+            raise UsageError(f"--seeds {text!r}: {part}: a training seed is 0 .. {MAX_TRAIN_SEED}")
         if b < a or b - a > 10000:
             raise UsageError(f"--seeds {text!r}: {part}: expected a range low-high with low <= high")
         out += [s for s in range(a, b + 1) if s not in out]
@@ -57,7 +83,7 @@ def argv_from_train(args) -> list[str]:
     if args.ray_address:
         av += ["--ray-address", args.ray_address]
     if args.resume:
-        raise SystemExit("agents.train: error: --seeds and --resume: resume each run folder on its own")
+        raise SystemExit(f"{who('train')}: error: --seeds and --resume: resume each run folder on its own")
     return av
 
 
@@ -72,7 +98,10 @@ def _train_one(cfg_path: str, runs_dir: str, total: int | None) -> dict:
     # this atomgym, also in the child (a checkout on PYTHONPATH, or the installed package)
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_DIR.parent), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(CHECKOUT) if CHECKOUT is not None else None)
+    from atomgym import interrupts
+    # stopped with us: subprocess.run kills it on Ctrl-C/SIGTERM, the kernel if we are killed (-9)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(CHECKOUT) if CHECKOUT is not None else None,
+                       preexec_fn=interrupts.die_with_parent())
     m = re.search(r"run folder: (\S+)", p.stdout)
     return {"cmd": cmd, "rc": p.returncode, "run": m.group(1) if m else None, "wall_s": time.perf_counter() - t0,
             "tail": (p.stderr or p.stdout).strip().splitlines()[-1:] }
@@ -116,16 +145,22 @@ def dispatch(jobs: list[tuple[str, str, int | None]], ray_address: str | None, n
 
 
 def main(argv: list[str] | None = None) -> int:
+    from atomgym import interrupts
     try:
-        return _main(argv)
+        with interrupts.interruptible():   # SIGTERM/SIGHUP as Ctrl-C: the training processes are stopped
+            return _main(argv)
     except UsageError as e:
-        print(f"agents.multiseed: error: {e}", file=sys.stderr)
+        print(f"{who('multiseed')}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"{who('multiseed')}: interrupted ({interrupts.signal_name(e)}); the training runs were stopped; "
+              f"the group folder is incomplete (no runs.json)", file=sys.stderr)
+        return interrupts.exit_code(e)
 
 
 def _main(argv: list[str] | None) -> int:
     from atomgym.agents import train
-    ap = argparse.ArgumentParser(prog="python -m agents.multiseed", description=__doc__.split("\n\n")[1])
+    ap = argparse.ArgumentParser(prog=command("multiseed"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--seeds", required=True)
     ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
     ap.add_argument("--total-timesteps", type=int)
@@ -146,12 +181,9 @@ def _main(argv: list[str] | None) -> int:
         cfg = train.load_config(args.config)
     except train.ConfigError as e:
         raise UsageError(str(e)) from None
+    check_eval_options(args.eval_seeds, args.eval_duration_s, args.total_timesteps)
     if args.total_timesteps is not None:
-        if args.total_timesteps < 1:
-            raise UsageError(f"--total-timesteps {args.total_timesteps}: expected a positive integer")
         cfg["total_timesteps"] = args.total_timesteps
-    if args.eval_seeds < 1:
-        raise UsageError(f"--eval-seeds {args.eval_seeds}: expected a positive integer")
     if args.num_cpus is not None and args.num_cpus < 1:
         raise UsageError(f"--num-cpus {args.num_cpus}: expected a positive integer")
     label = args.label or cfg["algo"]
@@ -171,7 +203,7 @@ def _main(argv: list[str] | None) -> int:
     except OSError as e:
         raise UsageError(f"--runs-dir {args.runs_dir}: cannot create {group} ({e.strerror})") from None
     from atomgym import safefiles                # files of a folder made just now: created, never through a link
-    cmd = [sys.executable, "-m", "agents.multiseed", *(sys.argv[1:] if argv is None else argv)]
+    cmd = [sys.executable, "-m", "atomgym.agents.multiseed", *(sys.argv[1:] if argv is None else argv)]
     safefiles.write_text(group / "command.txt", " ".join(shlex.quote(a) for a in cmd) + "\n", exclusive=True)
     jobs, labels = [], {}
     for k, (lab, pcfg) in enumerate(points):
@@ -192,7 +224,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"multiseed: run failed (exit {r['rc']}): {' '.join(r['cmd'][3:])}: {' '.join(r['tail'])}", file=sys.stderr)
     ok = [r for r in res if r not in failed]
     if not ok:
-        print("agents.multiseed: error: every training run failed", file=sys.stderr)
+        print(f"{who('multiseed')}: error: every training run failed", file=sys.stderr)
         return 1
     print(f"multiseed: {len(ok)} runs trained in {train_wall:.0f} s wall")
     models = [(labels[str(Path(r["run"]).parent)], Path(r["run"]) / "model.zip") for r in ok]
@@ -204,18 +236,22 @@ def sweep_points(path: Path, cfg: dict, label: str) -> list[tuple[str, dict]]:
     import itertools
 
     from atomgym.agents import train
+    import math
+
+    from atomgym import files
     try:
-        d = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise UsageError(f"{path}: cannot read a sweep ({str(e).splitlines()[0]})") from None
+        d = files.read_yaml(path, MAX_SWEEP_BYTES, "a sweep file (grid: {dotted.key: [values, ...]})")
+    except files.FileError as e:
+        raise UsageError(str(e)) from None
     grid = d.get("grid") if isinstance(d, dict) else None
     if not isinstance(grid, dict) or not grid or set(d) - {"grid"}:
         raise UsageError(f"{path}: expected a mapping with one key, grid: {{dotted.key: [values, ...]}}")
     for k, v in grid.items():
         if not isinstance(k, str) or not isinstance(v, list) or not v:
-            raise UsageError(f"{path}: grid.{k}: expected a non-empty list of values")
-    if len(list(itertools.product(*grid.values()))) > 1000:
-        raise UsageError(f"{path}: more than 1000 grid points")
+            raise UsageError(f"{path}: grid.{str(k)[:40]}: expected a non-empty list of values")
+    n = math.prod(len(v) for v in grid.values())    # counted, not built: 40 keys x 10 values is 10**40
+    if n > MAX_GRID_POINTS:
+        raise UsageError(f"{path}: {n} grid points; at most {MAX_GRID_POINTS}")
     out = []
     for combo in itertools.product(*grid.values()):
         c = yaml.safe_load(yaml.safe_dump(train.as_dict(cfg)))   # a deep copy
@@ -253,7 +289,7 @@ def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_see
              "--seeds", str(n_seeds), "--out", str(group / "eval")]
     if duration_s is not None or ev.get("duration_s") is not None:
         eargs += ["--duration-s", str(duration_s if duration_s is not None else ev["duration_s"])]
-    print("evaluating: python -m agents.evaluate " + " ".join(shlex.quote(a) for a in eargs))
+    print(f"evaluating: {command('evaluate')} " + " ".join(shlex.quote(a) for a in eargs))
     rc = evaluate.main(eargs)
     if rc != 0:
         return rc

@@ -177,7 +177,7 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
     import json
     from pathlib import Path
 
-    from atomgym.agents.evaluate import DEFAULT_CACHE, cost_definition, write_atomic
+    from atomgym.agents.evaluate import DEFAULT_CACHE, cost_definition, read_cache, write_cache
     from atomgym.envs.core import score as env_score
     from atomgym.sim import sources_digest
     from atomgym.sim.scenario import load_scenario
@@ -189,8 +189,9 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
                                      sources_digest()]).encode()).hexdigest()[:16]
     from atomgym import safefiles
     cache = safefiles.inside(Path(cache_dir or DEFAULT_CACHE), f"fleet-{Path(str(suite)).stem}__{key}.json")
-    if cache.is_file() and not cache.is_symlink():   # a link planted in the cache is not followed: replaced
-        d = json.loads(cache.read_text())
+    d = read_cache(cache, {"mf": lambda v: v in GRID_MF and not isinstance(v, bool),
+                           "wsf": lambda v: isinstance(v, int) and not isinstance(v, bool) and v in GRID_WSF})
+    if d is not None:
         return d["mf"], d["wsf"], d
     pts = grid_points()
     ref = pts.index(("boot", -1))
@@ -209,6 +210,5 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
     d = {"suite": str(suite), "scenarios": names, "seeds": list(map(int, seeds)), "mf": mf, "wsf": int(wsf),
          "grid": [{"mf": str(m), "wsf": w, "mean_score": float(v), "per_scenario": {k: per[k][i] for k in per}}
                   for i, ((m, w), v) in enumerate(zip(pts, mean))]}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(cache, json.dumps(d, indent=1))
+    write_cache(cache, d)
     return mf, int(wsf), d

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from atomgym.agents import command, who
+
 FORMAT = "atomgym-episode"
 VERSION = 1
 
@@ -115,25 +117,45 @@ def check(ep: dict, path: Path) -> tuple[bool, str]:
     return False, f"{path}: {len(diff)} counter(s) differ{why}: {shown}{' ...' if len(diff) > 4 else ''}"
 
 
+MAX_RECORD_BYTES = 256 << 20     # a day of a model's actions is a few MiB
+
+
+def _int_in(v: object, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _show(v: object) -> str:
+    """A value in a message: as Python writes it, at most 40 characters (the digits of an int
+    beyond 4300 digits are not written at all: JSON refuses such a number first)."""
+    return repr(v)[:40]
+
+
+def _finite(v: object, lo: float = -math.inf, hi: float = math.inf) -> bool:
+    """A real number (not a bool) in [lo, hi]; an int beyond float's range is compared exactly
+    (math.isfinite(10**400) raises OverflowError)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return (isinstance(v, int) or math.isfinite(v)) and lo <= v <= hi
+
+
 def load(path: Path) -> dict:
-    try:
-        ep = json.loads(path.read_text())
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{path}: not an episode file (not JSON: {str(e).splitlines()[0]})") from None
+    from atomgym import files
+    ep = files.read_json(path, MAX_RECORD_BYTES, "an episode file (save one with --save)")
     if not isinstance(ep, dict) or ep.get("format") != FORMAT:
         raise ValueError(f"{path}: not an episode file (format is not {FORMAT!r}); save one with --save")
     if ep.get("version") != VERSION:
-        raise ValueError(f"{path}: episode file version {ep.get('version')!r}; this replay reads version {VERSION}")
+        raise ValueError(f"{path}: episode file version {ep.get('version')!r:.40}; this replay reads version {VERSION}")
     need = {"scenario": dict, "seed": int, "duration_s": (int, float), "kind": str, "counters": dict, "policy": str}
     for k, t in need.items():
         if not isinstance(ep.get(k), t) or isinstance(ep.get(k), bool):
             raise ValueError(f"{path}: key {k!r}: missing or of the wrong type")
-    if not (0 <= ep["seed"] < 2**63):
-        raise ValueError(f"{path}: key 'seed': {ep['seed']}; valid: 0 .. 2**63-1")
-    if not (math.isfinite(ep["duration_s"]) and 0 < ep["duration_s"] <= 86400):
-        raise ValueError(f"{path}: key 'duration_s': {ep['duration_s']}; valid: (0, 86400]")
+    if not _int_in(ep["seed"], 0, 2**63 - 1):
+        raise ValueError(f"{path}: key 'seed': {_show(ep['seed'])}; valid: 0 .. 2**63-1")
+    if not (_finite(ep["duration_s"], 0, 86400) and ep["duration_s"] > 0):
+        raise ValueError(f"{path}: key 'duration_s': {_show(ep['duration_s'])}; valid: (0, 86400]")
+    kinds = ("baseline", "knob-actions", "env-actions")
+    if ep["kind"] not in kinds:
+        raise ValueError(f"{path}: key 'kind': {ep['kind']!r:.40}; valid: {', '.join(kinds)}")
     if ep["kind"] in ("knob-actions", "env-actions") and not isinstance(ep.get("actions"), list):
         raise ValueError(f"{path}: key 'actions': missing or not a list")
     if ep["kind"] == "env-actions" and not isinstance(ep.get("env_kwargs"), dict):
@@ -142,15 +164,48 @@ def load(path: Path) -> dict:
         _scenario(ep["scenario"])
     except Exception as e:                       # the scenario loader's own one-line message
         raise ValueError(f"{path}: key 'scenario': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    if ep["kind"] == "env-actions":
+    if ep["kind"] == "baseline":
+        _check_baseline(ep, path)
+    elif ep["kind"] == "knob-actions":
+        _check_knob_actions(ep, path)
+    else:
         _check_env_actions(ep, path)
-    bad = [k for k, v in ep["counters"].items()
-           if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
+    bad = [k for k, v in ep["counters"].items() if not _finite(v, -1e300, 1e300)]
     if bad or not ep["counters"]:    # a corrupted record is bad input (2), not a differing replay (1)
-        raise ValueError(f"{path}: key 'counters': " + (f"{bad[0]!r} is {ep['counters'][bad[0]]!r}; valid: "
-                                                         "finite numbers" if bad else "empty; valid: the "
+        raise ValueError(f"{path}: key 'counters': " + (f"{bad[0]!r:.60} is {_show(ep['counters'][bad[0]])}; "
+                                                         "valid: finite numbers" if bad else "empty; valid: the "
                                                          "simulator's counters by name"))
     return ep
+
+
+MAX_KNOB = 2**31 - 1      # a sysctl's int; the simulator refuses what the kernel would (ValueError)
+
+
+def _check_baseline(ep: dict, path: Path) -> None:
+    """A baseline's record: a known name, and the settings best-static / best-static-train used."""
+    from atomgym.agents import baselines
+    if ep["policy"] not in baselines.names():
+        raise ValueError(f"{path}: key 'policy': {ep['policy']!r:.60}; valid for kind baseline: "
+                         f"{', '.join(baselines.names())}")
+    for k in ("best_static_mf_kb", "best_static_wsf"):
+        if ep.get(k) is not None and not _int_in(ep[k], 0, MAX_KNOB):
+            raise ValueError(f"{path}: key {k!r}: {_show(ep[k])}; valid: null or an integer 0..{MAX_KNOB}")
+    if "fleet_mf" in ep:
+        from atomgym.agents.oracle import GRID_MF
+        if isinstance(ep["fleet_mf"], bool) or ep["fleet_mf"] not in GRID_MF:
+            raise ValueError(f"{path}: key 'fleet_mf': {_show(ep['fleet_mf'])}; valid: one of "
+                             f"{', '.join(map(str, GRID_MF))}")
+    if "fleet_wsf" in ep and not _int_in(ep["fleet_wsf"], -1, MAX_KNOB):
+        raise ValueError(f"{path}: key 'fleet_wsf': {_show(ep['fleet_wsf'])}; valid: an integer -1..{MAX_KNOB}")
+
+
+def _check_knob_actions(ep: dict, path: Path) -> None:
+    """The planner's knob writes: [tick, min_free_kbytes, watermark_scale_factor] (-1 unchanged)."""
+    for i, a in enumerate(ep["actions"]):
+        if not (isinstance(a, list) and len(a) == 3 and _int_in(a[0], 0, 2**62)
+                and all(_int_in(x, -1, MAX_KNOB) for x in a[1:])):
+            raise ValueError(f"{path}: key 'actions': item {i} is {json.dumps(a)[:60]}; valid: [tick, "
+                             f"min_free_kbytes, watermark_scale_factor], integers (tick >= 0, -1 = unchanged)")
 
 
 def _check_env_actions(ep: dict, path: Path) -> None:
@@ -160,13 +215,12 @@ def _check_env_actions(ep: dict, path: Path) -> None:
     kw = {k: v for k, v in ep["env_kwargs"].items() if k != "duration_s"}
     try:
         cfg = EnvConfig.from_options(scenario=_scenario(ep["scenario"]), **kw)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"{path}: key 'env_kwargs': {str(e).splitlines()[0]}") from None
     if cfg.action_type == "continuous":
         def ok(a) -> bool:
             return isinstance(a, list) and len(a) == 3 and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and -1.0 <= x <= 1.0
-                for x in a)
+                _finite(x, -1.0, 1.0) for x in a)
         valid = "a list of 3 numbers in [-1, 1]"
     else:
         n = len(action_names(cfg.action_type))
@@ -176,11 +230,11 @@ def _check_env_actions(ep: dict, path: Path) -> None:
         valid = f"an integer 0..{n - 1} (action_type {cfg.action_type})"
     for i, a in enumerate(ep["actions"]):
         if not ok(a):
-            raise ValueError(f"{path}: key 'actions': item {i} is {a!r}; valid: {valid}")
+            raise ValueError(f"{path}: key 'actions': item {i} is {json.dumps(a)[:60]}; valid: {valid}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agents.replay", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=command("replay"), description=__doc__.split("\n\n")[0])
     ap.add_argument("file", type=Path)
     ap.add_argument("--save", action="store_true", help="record a new episode into FILE (never overwrites)")
     ap.add_argument("--policy")
@@ -191,6 +245,17 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
+    from atomgym import interrupts
+    try:
+        with interrupts.interruptible():     # SIGTERM/SIGHUP as Ctrl-C: one line, no partial FILE
+            return _run(args)
+    except KeyboardInterrupt as e:
+        what = f"; {args.file} was not written" if args.save else ""
+        print(f"{who('replay')}: interrupted ({interrupts.signal_name(e)}){what}", file=sys.stderr)
+        return interrupts.exit_code(e)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.save:
             if not args.policy or not args.scenario:
@@ -212,16 +277,16 @@ def main(argv: list[str] | None = None) -> int:
                 ep = record(args.policy, args.scenario, args.seed, args.duration_s)
             except (ScenarioError, FileNotFoundError) as e:
                 raise ValueError(f"--scenario {args.scenario!r}: {str(e).splitlines()[0]}") from None
-            write_atomic(args.file, json.dumps(ep, indent=1) + "\n")
+            write_atomic(args.file, json.dumps(ep, indent=1) + "\n")   # a temporary file renamed: all or nothing
             print(f"saved {args.file} ({ep['policy']} on {ep['scenario_name']}, seed {ep['seed']}, {ep['duration_s']:g} s)")
             return 0
         ep = load(args.file)
         ok, msg = check(ep, args.file)
     except ValueError as e:
-        print(f"agents.replay: error: {e}", file=sys.stderr)
+        print(f"{who('replay')}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"agents.replay: error: {args.file}: {e.strerror}", file=sys.stderr)
+        print(f"{who('replay')}: error: {args.file}: {e.strerror}", file=sys.stderr)
         return 2
     print(msg, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1

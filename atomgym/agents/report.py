@@ -20,26 +20,30 @@ from pathlib import Path
 
 import numpy as np
 
+from atomgym.agents import command, who
+
 NEED = ("policy", "scenario", "seed", "score", "atomic_fail", "drops_total", "reserved_mib_s", "stall_s")
 TEXT = ("policy", "run", "scenario")
 MAX_BYTES = 1 << 30
+# No episode metric comes near this (a day of a 64 GiB machine's reserve is ~6e9 MiB.s); beyond
+# it, sums and variances overflow and the tables would print inf and nan.
+MAX_VALUE = 1e15
 
 
 def load_rows(path: Path):
     """The episodes of an agents.evaluate CSV as a pandas DataFrame (ValueError naming the file,
     line and column on anything else)."""
     import pandas as pd
+    from atomgym import files
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; expected an agents.evaluate episodes.csv")
+    try:   # bounded, a regular file only (a link to /dev/zero is refused unread)
+        raw = files.read_bytes(path, MAX_BYTES, "an agents.evaluate episodes.csv")
+    except files.FileError as e:
+        raise ValueError(str(e).replace(f"larger than {MAX_BYTES >> 20:g} MiB",
+                                        f"larger than {MAX_BYTES >> 20} MiB")) from None
     try:
-        if path.is_dir():
-            raise ValueError(f"{path}: is a folder; expected an agents.evaluate episodes.csv")
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
-    if len(raw) > MAX_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not an agents.evaluate episodes.csv")
-    try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")      # a byte-order mark (a spreadsheet's export) is not the first column's
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: byte {e.start}: not UTF-8 text; expected an agents.evaluate episodes.csv") from None
     if "\x00" in text:
@@ -80,8 +84,9 @@ def load_rows(path: Path):
                     x = float(v)
                 except ValueError:
                     raise ValueError(f"{path}: line {ln}, column {h}: {v!r} is not a number") from None
-                if not math.isfinite(x):
-                    raise ValueError(f"{path}: line {ln}, column {h}: {v!r}; expected a finite number")
+                if not math.isfinite(x) or abs(x) > MAX_VALUE:   # 1e308: means and CIs would be inf/nan
+                    raise ValueError(f"{path}: line {ln}, column {h}: {v[:40]!r}; expected a finite number "
+                                     f"of magnitude at most {MAX_VALUE:g}")
                 if h == "seed" and (x != int(x) or x < 0):
                     raise ValueError(f"{path}: line {ln}, column seed: {v!r}; expected an integer >= 0")
                 cols[h].append(int(x) if h == "seed" else x)
@@ -104,9 +109,15 @@ def _fmt_ci(m: float, lo: float, hi: float) -> str:
     return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _cell(text: str) -> str:
+    """A table cell: a `|` in a name (a policy label, a scenario) escaped, a line break a space,
+    so the row keeps its columns."""
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 def _md(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
+    return "\n".join(["| " + " | ".join(map(_cell, header)) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(map(_cell, r)) + " |" for r in rows])
 
 
 def tables(df) -> str:
@@ -234,7 +245,7 @@ MAX_REPS = 100_000
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agents.report", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=command("report"), description=__doc__.split("\n\n")[0])
     ap.add_argument("episodes_csv", type=Path, nargs="+")
     ap.add_argument("--out", help="write DIR/summary.md and the plots instead of printing")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -258,10 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         df = load_many(args.episodes_csv)
         print(summary(df, reps=args.reps))
     except ValueError as e:
-        print(f"agents.report: error: {e}", file=sys.stderr)
+        print(f"{who('report')}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"agents.report: error: {getattr(e, 'filename', '') or ''}: {e.strerror}", file=sys.stderr)
+        print(f"{who('report')}: error: {getattr(e, 'filename', '') or ''}: {e.strerror}", file=sys.stderr)
         return 2
     return 0
 

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from atomgym.agents import command, who
 from atomgym.paths import DATA_ROOT, RUNS_DIR, TRAIN_CONFIG_DIR
 
 DEFAULT_CONFIG = TRAIN_CONFIG_DIR / "default.yaml"
@@ -798,12 +799,13 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
         try:
             model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=ck is None,
                         tb_log_name=cfg["algo"], progress_bar=sys.stderr.isatty())
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:      # Ctrl-C, or SIGTERM/SIGHUP (interrupts.interruptible)
             ck_path = run / "checkpoints" / f"model_{model.num_timesteps}_steps.zip"
             save_model(model, ck_path)
             print(f"\ninterrupted at {model.num_timesteps} agent steps; saved {ck_path}\n"
-                  f"continue with: python -m agents.train --resume {run}", file=sys.stderr)
-            return None
+                  f"continue with: {command('train')} --resume {run}", file=sys.stderr)
+            e.reported = True                # main() exits with the signal's status, printing nothing more
+            raise
     wall = time.perf_counter() - t0
     out = run / "model.zip"
     save_model(model, out)
@@ -814,7 +816,7 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:   # one line, exit 2
-        self.exit(2, f"agents.train: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{who('train')}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _positive_int(text: str) -> int:
@@ -833,7 +835,19 @@ def _run_is_complete(run: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m agents.train", description=__doc__.split("\n\n")[1])
+    from atomgym import interrupts
+    try:
+        with interrupts.interruptible():    # SIGTERM/SIGHUP as Ctrl-C: a checkpoint is saved
+            return _main(argv)
+    except KeyboardInterrupt as e:
+        if not getattr(e, "reported", False):
+            print(f"{who('train')}: interrupted ({interrupts.signal_name(e)}) before training started; "
+                  f"no model was saved", file=sys.stderr)
+        return interrupts.exit_code(e)
+
+
+def _main(argv: list[str] | None) -> int:
+    ap = _Parser(prog=command("train"), description=__doc__.split("\n\n")[1])
     ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config YAML")
     ap.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run folder")
     ap.add_argument("--total-timesteps", type=_positive_int, help="override the config's total_timesteps")
@@ -860,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         # everything that could fail once the run folder exists, tried before it does
         validate_build(cfg, args.resume / "config.yml" if args.resume else args.config)
     except ConfigError as e:
-        print(f"agents.train: error: {_one_line(str(e))}", file=sys.stderr)
+        print(f"{who('train')}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
 
     created: Path | None = None     # a folder this call made that holds no resumable run yet
@@ -887,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
             _write_text_atomically(run / "config.yml", yaml.safe_dump(as_dict(cfg), sort_keys=False))
         from atomgym import safefiles    # a --resume folder is the user's: no link in it is written through
         with safefiles.open_write(run / "command.txt", append=True) as f:
-            f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "agents.train",
+            f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "atomgym.agents.train",
                                                       *(sys.argv[1:] if argv is None else argv)]) + "\n")
         print(f"run folder: {run}  (tensorboard --logdir {run / 'tb'})")
         created = None                              # from here on the folder holds a resumable run
@@ -898,10 +912,10 @@ def main(argv: list[str] | None = None) -> int:
             if created is not None:
                 import shutil
                 shutil.rmtree(created, ignore_errors=True)
-            print(_one_line(f"agents.train: error: {where}: cannot write: {e.strerror or e}; no run folder was "
+            print(_one_line(f"{who('train')}: error: {where}: cannot write: {e.strerror or e}; no run folder was "
                             f"left"), file=sys.stderr)
         else:
-            print(_one_line(f"agents.train: error: {where}: cannot write: {e.strerror or e}; the run is "
+            print(_one_line(f"{who('train')}: error: {where}: cannot write: {e.strerror or e}; the run is "
                             f"incomplete: continue it with --resume {run} once the problem is fixed"), file=sys.stderr)
         return 2
     except ConfigError as e:      # a checkpoint refused (a pickled object, old-format statistics)
@@ -910,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, FloatingPointError) as e:
         # what no dry build can show: e.g. a learning rate that makes the policy diverge to NaN
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(_one_line(f"agents.train: error: {run}: training failed: {why}; check the {cfg['algo']}: arguments "
+        print(_one_line(f"{who('train')}: error: {run}: training failed: {why}; check the {cfg['algo']}: arguments "
                         f"of {args.resume / 'config.yml' if args.resume else args.config} (a learning rate too "
                         f"high makes the policy NaN); the checkpoints so far stay in {run / 'checkpoints'}"),
               file=sys.stderr)
@@ -927,7 +941,7 @@ def main(argv: list[str] | None = None) -> int:
              "--seeds", str(ev.get("seeds", 3)), "--out", str(run / "eval")]
     if ev.get("duration_s") is not None:
         eargs += ["--duration-s", str(ev["duration_s"])]
-    print("comparing with the baselines: python -m agents.evaluate " + " ".join(shlex.quote(a) for a in eargs))
+    print(f"comparing with the baselines: {command('evaluate')} " + " ".join(shlex.quote(a) for a in eargs))
     return evaluate.main(eargs)
 
 

@@ -131,7 +131,11 @@ class EnvConfig:
         unknown = sorted(set(options) - names - set(by_arg))
         if unknown:
             raise TypeError(f"unknown env option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names | set(by_arg)))}")
-        weights = dict(options.pop("weights", None) or DEFAULT_WEIGHTS)
+        given = options.pop("weights", None)
+        if given is not None and not isinstance(given, Mapping):   # dict() of a list says nothing of weights
+            raise ValueError(f"weights: expected a mapping of term -> weight, got {type(given).__name__} "
+                             f"{given!r:.60}; terms: {', '.join(TERM_NAMES)}")
+        weights = dict(given or DEFAULT_WEIGHTS)
         for a in [a for a in options if a in by_arg]:
             weights[by_arg[a]] = options.pop(a)
         return cls(weights=weights, **options)

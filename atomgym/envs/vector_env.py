@@ -16,6 +16,10 @@ from .config import EnvConfig, options_signature, positive_int
 from .core import TERM_NAMES, Core, score
 
 
+# machines in one batched simulator (~100 KiB each: 1024 take ~100 MiB); agents.train's n_envs bound too
+MAX_NUM_ENVS = 1 << 16
+
+
 class AtomVectorEnv(VectorEnv):
     """``num_envs`` independent AtomEnv machines stepped together in one compiled batch.
 
@@ -34,7 +38,7 @@ class AtomVectorEnv(VectorEnv):
                  compute_score: bool = False, max_episode_steps: int | None = None, **options: Any) -> None:
         if options.get("render_mode") is not None:
             raise ValueError(f"render_mode: {options['render_mode']!r}: AtomVectorEnv does not render; use AtomEnv")
-        n = positive_int("num_envs", num_envs)
+        n = positive_int("num_envs", num_envs, MAX_NUM_ENVS)   # 2**40 machines: a clear error, not a MemoryError
         if max_episode_steps is not None:
             max_episode_steps = positive_int("max_episode_steps", max_episode_steps)
         self._setup(EnvConfig.from_options(scenario=scenario, compute_score=compute_score, **options), n,

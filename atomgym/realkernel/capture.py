@@ -179,6 +179,9 @@ def read_jsonl(text: str, source: str = "timeseries.jsonl") -> list[dict[str, An
             s = json.loads(ln)
             if not isinstance(s, dict) or "t" not in s or "zones" not in s:
                 raise ValueError("not a sample")
+        except RecursionError:
+            from .errors import RealKernelError
+            raise RealKernelError(f"{source}:{i}: JSON nested too deeply; not a time-series sample") from None
         except ValueError as e:
             from .errors import RealKernelError
             raise RealKernelError(f"{source}:{i}: not a time-series sample ({e})") from None

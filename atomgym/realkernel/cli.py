@@ -7,25 +7,44 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from .errors import RealKernelError
+from .. import interrupts
+from .errors import Interrupted, RealKernelError
 
 EXIT_BAD_INPUT = 2
 BOOT_CHECK = """\
 duration_s: 1
-machine: {ram_mib: 256, cpus: 1, thp: never}
+machine: {ram_mib: 512, cpus: 1, thp: never}
 nics: []
 workloads:
   - {kind: atomic_alloc, gfp: atomic, pages_per_burst: 8, interval_ms: 100, hold_ms: 10}
 """
 
 
+def _seed(text: str) -> int:
+    """--seed: an integer the simulator takes (0 .. 2**63-1), else argparse's one-line usage error."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"{text[:40]}: valid: 0 .. 2**63-1")
+    return v
+
+
 def _wrap(fn):
     def handler(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
-            return fn(args, out, err)
+            with interrupts.interruptible():     # SIGTERM/SIGHUP: as Ctrl-C (QEMU and builds stopped)
+                return fn(args, out, err)
+        except Interrupted as e:
+            print(f"atomgym: error: {e}", file=err)
+            return e.code
         except RealKernelError as e:
             print(f"atomgym: error: {e}", file=err)
             return EXIT_BAD_INPUT
+        except KeyboardInterrupt as e:           # outside a run (setup's builds): nothing left half-built
+            print(f"atomgym: error: interrupted ({interrupts.signal_name(e)})", file=err)
+            return interrupts.exit_code(e)
     return handler
 
 
@@ -50,6 +69,7 @@ def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from . import run
+    run.check_seconds(sample_s=args.sample, stall_s=args.stall, timeout_s=args.timeout)
     run.run(args.scenario, args.out, force=args.force, cache=args.cache_dir, sample_s=args.sample,
             stall_s=args.stall, timeout_s=args.timeout, log=lambda m: print(m, file=err))
     return 0
@@ -84,5 +104,5 @@ def add_subcommands(sub, parser_class) -> None:
     f = sub.add_parser("fidelity", help="a real-kernel capture beside the simulator's run of the same scenario")
     f.add_argument("capture", help="directory written by `atomgym realkernel run`")
     f.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--seed", type=_seed, default=1, help="the simulator's seed (0 .. 2**63-1; default 1)")
     f.set_defaults(handler=_wrap(cmd_fidelity))

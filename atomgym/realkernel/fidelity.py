@@ -327,28 +327,40 @@ def _fmt(v: Any) -> str:
     return f"{int(v)}"
 
 
+MAX_CAPTURE_FILE = 512 << 20     # timeseries.jsonl of an hour sampled every 0.05 s is ~150 MiB
+
+
 def _read_text(path: Path) -> str:
+    """A capture's file: bounded, a regular file (not a link to /dev/zero), one line otherwise."""
+    from .. import files
     try:
-        return path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RealKernelError(f"{path}: cannot read: {e.strerror or e}") from None
-    except ValueError as e:
-        raise RealKernelError(f"{path}: not UTF-8 text ({e})") from None
+        return files.read_text(path, MAX_CAPTURE_FILE, "a file written by `atomgym realkernel run`")
+    except files.FileError as e:
+        raise RealKernelError(str(e)) from None
 
 
 def _read_json(path: Path, kind: type) -> Any:
+    from .. import files
     try:
-        v = json.loads(_read_text(path))
-    except ValueError as e:
-        raise RealKernelError(f"{path}: not JSON ({e})") from None
+        v = files.parse_json(_read_text(path), str(path), "a file written by `atomgym realkernel run`")
+    except files.FileError as e:
+        raise RealKernelError(str(e)) from None
     if not isinstance(v, kind):
         raise RealKernelError(f"{path}: a JSON {type(v).__name__}; a capture's is a JSON "
                               f"{'object' if kind is dict else 'array'}")
     return v
 
 
+def _show(v: Any) -> str:
+    """A value in a message: a string quoted, a number as written; at most 40 characters."""
+    return (repr(v) if isinstance(v, str) else str(v))[:40]
+
+
 def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite real number (an int beyond float's range is not: the arithmetic would overflow)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return abs(v) <= 1e300 if isinstance(v, int) else math.isfinite(v)
 
 
 def _check_capture(meta: dict, samples: list[dict], src: Path) -> None:
@@ -358,7 +370,7 @@ def _check_capture(meta: dict, samples: list[dict], src: Path) -> None:
     for i, s in enumerate(samples, 1):
         where = f"{ts}: sample {i}"
         if not _num(s["t"]) or s["t"] < prev:
-            raise RealKernelError(f"{where}: t = {s['t']!r}; valid: a finite number of guest seconds, "
+            raise RealKernelError(f"{where}: t = {_show(s['t'])}; valid: a finite number of guest seconds, "
                                   f"not decreasing")
         prev = s["t"]
         if not isinstance(s["zones"], list) or not s["zones"]:
@@ -378,9 +390,9 @@ def _check_capture(meta: dict, samples: list[dict], src: Path) -> None:
                                   f"every sample lists the first one's zones {names}")
     cj = src / "capture.json"
     if "sample_s" in meta and (not _num(meta["sample_s"]) or meta["sample_s"] <= 0):
-        raise RealKernelError(f"{cj}: sample_s = {meta['sample_s']!r}; valid: a number of seconds > 0")
+        raise RealKernelError(f"{cj}: sample_s = {_show(meta['sample_s'])}; valid: a number of seconds > 0")
     if meta.get("first_failure_t") is not None and not _num(meta["first_failure_t"]):
-        raise RealKernelError(f"{cj}: first_failure_t = {meta['first_failure_t']!r}; valid: a number or null")
+        raise RealKernelError(f"{cj}: first_failure_t = {_show(meta['first_failure_t'])}; valid: a number or null")
     a = meta.get("atomic", {})
     ff = a.get("first_fail_free", []) if isinstance(a, dict) else None
     if not isinstance(a, dict) or not isinstance(ff or [], list) or not all(

@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import interrupts
 from .errors import RealKernelError
 
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
@@ -152,7 +153,9 @@ def _check_space(path: Path, need: int = MIN_FREE_BYTES) -> None:
 
 
 def _run(cmd: list[str], cwd: Path | None = None, what: str = "") -> None:
-    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # a build dies with us (subprocess.run kills it on Ctrl-C/SIGTERM; the kernel on SIGKILL)
+    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       preexec_fn=interrupts.die_with_parent())
     if r.returncode != 0:
         err = [ln for ln in r.stdout.splitlines() if "error" in ln.lower()] or r.stdout.strip().splitlines() or ["?"]
         raise RealKernelError(f"{what or cmd[0]} failed (exit {r.returncode}): {err[0].strip()}")

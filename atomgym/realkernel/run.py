@@ -5,11 +5,14 @@ guest finished (``@DONE``) and every file is written, so a directory without the
 always complete. An existing non-empty DIR is refused; with ``--force`` it is replaced only
 if it is an earlier capture (it holds ``capture.json``) holding only the files a run writes
 (CAPTURE_FILES): a file anyone else put there is never deleted, --force is refused instead.
-A run that fails leaves ``DIR.partial`` (with the serial log) for inspection.
+A run that fails or is stopped (Ctrl-C, SIGTERM, SIGHUP) leaves ``DIR.partial`` (with the
+serial log) for inspection; QEMU never outlives the command (it is killed on those signals, and
+by the kernel if we are killed with SIGKILL).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -17,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import safefiles
+from .. import interrupts, safefiles
 from . import host
 from .capture import Capture, parse_serial, timeseries_csv, timeseries_jsonl
-from .errors import RealKernelError
+from .errors import Interrupted, RealKernelError
 from .plan import Plan, load_plan
 
 MARKER = "capture.json"
@@ -127,7 +130,8 @@ def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: fl
     safefiles.write_text(part / "qemu.cmd", " ".join(cmd).replace(str(part) + os.sep, "") + "\n", exclusive=True)
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                preexec_fn=interrupts.die_with_parent())
     except OSError as e:
         raise RealKernelError(f"cannot start qemu-system-x86_64: {e.strerror or e} (run `atomgym realkernel setup`)") from None
     last_size, last_change = -1, t0
@@ -147,10 +151,11 @@ def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: fl
                 proc.kill()
                 proc.wait()
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:      # Ctrl-C, or SIGTERM/SIGHUP (interrupts.interruptible)
         proc.kill()
         proc.wait()
-        raise RealKernelError(f"interrupted; the partial capture is in {part}") from None
+        raise Interrupted(f"interrupted ({interrupts.signal_name(e)}); QEMU stopped; the unfinished capture "
+                          f"is in {part}", interrupts.exit_code(e)) from None
     host_s = time.monotonic() - t0
     qout = proc.stdout.read().decode(errors="replace").strip() if proc.stdout else ""
     initrd.unlink(missing_ok=True)
@@ -172,6 +177,21 @@ def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: fl
     return cap, host_s
 
 
+# option -> (name on the command line, lowest, highest) in seconds
+SECONDS = {"sample_s": ("--sample", 0.05, 10.0), "stall_s": ("--stall", 1.0, 86400.0),
+           "timeout_s": ("--timeout", 1.0, 7 * 86400.0)}
+
+
+def check_seconds(**values: float | None) -> None:
+    """Each given number of seconds finite and in its range (SECONDS); None is the default."""
+    for key, v in values.items():
+        opt, lo, hi = SECONDS[key]
+        if v is None and key == "timeout_s":
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and lo <= v <= hi):
+            raise RealKernelError(f"{opt} {v}: valid: a number of seconds from {lo:g} to {hi:g}")
+
+
 def first_failure_t(cap: Capture) -> float | None:
     """Scenario time of the module's first failed page (its ktime minus the begin event's)."""
     ns = cap.atomic.get("first_fail_ns", -1)
@@ -184,10 +204,9 @@ def first_failure_t(cap: Capture) -> float | None:
 def run(scenario: str, out: str, force: bool = False, cache: str | None = None, sample_s: float = 0.3,
         stall_s: float = 90.0, timeout_s: float | None = None, log: Callable[[str], None] = print) -> dict:
     """`atomgym realkernel run`: returns the capture's metadata (capture.json)."""
+    check_seconds(sample_s=sample_s, stall_s=stall_s, timeout_s=timeout_s)   # before any work
     spath = resolve_scenario(scenario)
     plan = load_plan(spath)
-    if not 0.05 <= sample_s <= 10:
-        raise RealKernelError(f"--sample {sample_s}: valid 0.05-10 s")
     build = host.load_build(host.cache_dir(cache))
     if build is None:
         raise RealKernelError(f"no current build in {host.cache_dir(cache)}: run `atomgym realkernel setup` first")

@@ -502,6 +502,7 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
         if not p.is_file():
             ctx.fail(("machine", "snapshot"), f"no such file {s.machine.snapshot!r} (looked in "
                                               f"{_search_dirs(s)[0]} and {REPO_ROOT})")
+        _check_snapshot_file(s, ctx)
     for i, t in enumerate(s.traffic):
         if t.stop_s is not None and t.stop_s <= t.start_s:
             ctx.fail(("traffic", i, "stop_s"), f"{_fmt_num(t.stop_s)} s is not after start_s "
@@ -514,6 +515,11 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
             if check_files and not resolve_path(s, t.trace).is_file():
                 ctx.fail(("traffic", i, "trace"), f"no such file {t.trace!r} (looked in "
                                                   f"{_search_dirs(s)[0]} and {REPO_ROOT})")
+            if check_files:   # read now, not lazily inside a run after the command's checks
+                try:
+                    load_trace(resolve_path(s, t.trace))
+                except ScenarioError as e:
+                    ctx.fail(("traffic", i, "trace"), str(e))
     _check_workloads_and_phases(s, ctx)
 
 
@@ -535,6 +541,21 @@ def _check_contained(s: "Scenario", ctx: _Ctx, key: tuple, rel: str, p: Path) ->
     if real is None or not any(real.is_relative_to(d) for d in allowed):
         ctx.fail(key, f"{rel!r} is outside {' and '.join(str(_display(str(d))) for d in allowed)}; a scenario's "
                       f"files must be in its own folder or the shipped configs (refused, not read)")
+
+
+def _check_snapshot_file(s: "Scenario", ctx: _Ctx) -> None:
+    """Boot the snapshot's machine once at load time, so a snapshot the machine model refuses
+    (unparsable, a negative count, a sysctl the kernel would reject) fails here in one line, not
+    inside a run after the command's argument checks."""
+    from ..kernel.machine import SysctlError
+    from ..kernel.snapshot import SnapshotError
+    from .machines import scenario_machine
+    try:
+        scenario_machine(s)
+    except (ScenarioError, SnapshotError, SysctlError, ValueError, TypeError, OverflowError,
+            ZeroDivisionError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        ctx.fail(("machine", "snapshot"), f"{s.machine.snapshot!r}: {msg}")
 
 
 _WORKLOAD_ONLY = {"volume_mib": ("stream_read",), "pages_per_burst": ("atomic_alloc",),

@@ -19,12 +19,14 @@ import hashlib
 import sys
 from pathlib import Path
 
+from atomgym.agents import command, who
+
 DEST = Path(__file__).resolve().parent
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:   # one line, exit 2
-        self.exit(2, f"agents.pretrained: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{who('pretrained')}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def export(run: Path, name: str, dest: Path = DEST) -> list[Path]:
@@ -38,7 +40,7 @@ def export(run: Path, name: str, dest: Path = DEST) -> list[Path]:
         raise ValueError(f"{run}: not a run folder of agents.train (no config.yml)")
     if not train._run_is_complete(run):
         raise ValueError(f"{run}: the run is not finished (no complete model.zip); finish it with "
-                         f"python -m agents.train --resume {run}")
+                         f"{command('train')} --resume {run}")
     try:
         evaluate.load_model(model)      # it loads, with its config and statistics, before anything is copied
     except ValueError as e:
@@ -77,7 +79,7 @@ def convert_stats(pkl: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m agents.pretrained", description=__doc__.split("\n\n")[1])
+    ap = _Parser(prog=command("pretrained"), description=__doc__.split("\n\n")[1])
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     ex = sub.add_parser("export", help="copy a finished run to atomgym/agents/pretrained/NAME.*")
     ex.add_argument("run", type=Path, metavar="RUN_DIR")
@@ -94,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         files = export(args.run, args.name, args.dest)
     except (ValueError, OSError) as e:
         msg = str(e) if isinstance(e, ValueError) else f"{getattr(e, 'filename', '')}: {e.strerror or e}"
-        print(f"agents.pretrained: error: {msg}", file=sys.stderr)
+        print(f"{who('pretrained')}: error: {msg}", file=sys.stderr)
         return 2
     print("wrote " + ", ".join(str(f) for f in files))
-    print(f"evaluate it: python -m agents.evaluate --policies {files[0]},psi --scenarios ... --out ...")
+    print(f"evaluate it: {command('evaluate')} --policies {files[0]},psi --scenarios ... --out ...")
     return 0
 
 
