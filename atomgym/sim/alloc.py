@@ -284,48 +284,41 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     got = 0
     if n <= 0:
         return 0, 0
-    # fast path: ALLOC_WMARK_LOW (+ ALLOC_KSWAPD from alloc_flags_nofragment()); with
-    # ALLOC_NOFRAGMENT (Normal preferred, DMA32 present) a first walk never falls back, and
-    # get_page_from_freelist() rescans without it when every zone failed
+    # The walks of the zonelist, in order (one zone_take() call site: it is inlined, and each
+    # inlined copy costs seconds of compile):
+    #   0. fast path with ALLOC_NOFRAGMENT (Normal preferred, DMA32 present): a first walk never
+    #      falls back (alloc_flags_nofragment()); only on the kernel zonelist with MI_NOFRAG
+    #   1. fast path: ALLOC_WMARK_LOW (+ ALLOC_KSWAPD); get_page_from_freelist() rescans without
+    #      ALLOC_NOFRAGMENT when every zone failed
+    #   2. slow path (__alloc_pages_slowpath()): the tuner hook, wake_all_kswapds(), then the
+    #      min watermark with gfp_to_alloc_flags()
+    #   3. ALLOC_NO_WATERMARKS when gfp_pfmemalloc_allowed(): those pages are pfmemalloc
     fast = ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
-    if zlk == ZL_KERNEL and S.mi[b, MI_NOFRAG] != 0:
-        for i in range(nzl):
-            z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, True)
-            scr[b, z] += s
-            got += s
-            if got == n:
-                return got, 0
-    for i in range(nzl):
-        z = zl[b, zlk, i]
-        s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, False)
-        scr[b, z] += s
-        got += s
-        if got == n:
-            return got, 0
-    # slow path
-    tuner_on_event(S, b, EV_SLOWPATH_ENTRY, gfp, cls, zl[b, zlk, 0], zl[b, zlk, 0] // MAX_NR_ZONES, n - got)
-    if gfp & GFP_KSWAPD_RECLAIM:
-        wake_all_kswapds(S, b, zlk)
-    flags = gfp_to_alloc_flags(gfp)
-    for i in range(nzl):
-        z = zl[b, zlk, i]
-        s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False)
-        scr[b, z] += s
-        got += s
-        if got == n:
-            return got, 0
+    flags = fast
+    mark = WMARK_LOW
     pfm = 0
-    if gfp_pfmemalloc_allowed(gfp):
-        nw = ALLOC_NO_WATERMARKS | (flags & ALLOC_KSWAPD)
+    walk = 0 if zlk == ZL_KERNEL and S.mi[b, MI_NOFRAG] != 0 else 1
+    while walk < 4:
+        if walk == 2:
+            tuner_on_event(S, b, EV_SLOWPATH_ENTRY, gfp, cls, zl[b, zlk, 0], zl[b, zlk, 0] // MAX_NR_ZONES, n - got)
+            if gfp & GFP_KSWAPD_RECLAIM:
+                wake_all_kswapds(S, b, zlk)
+            flags = gfp_to_alloc_flags(gfp)
+            mark = WMARK_MIN
+        elif walk == 3:
+            if not gfp_pfmemalloc_allowed(gfp):
+                break
+            flags = ALLOC_NO_WATERMARKS | (flags & ALLOC_KSWAPD)
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, nw, WMARK_MIN, hz, dest, False)
+            s = zone_take(S, b, z, n - got, flags, mark, hz, dest, walk == 0)
             scr[b, z] += s
             got += s
-            pfm += s
+            if walk == 3:
+                pfm += s
             if got == n:
-                break
+                return got, pfm
+        walk += 1
     return got, pfm
 
 
