@@ -32,6 +32,7 @@ with --seed; no time, no host data).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -83,8 +84,14 @@ def write_csv(path: Path, counts: np.ndarray, header: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:      # one line, exit 2 (no usage block)
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = _Parser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output CSV (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=1)
@@ -102,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(a, name)}")
     if a.base_pps < 0 or a.on_sigma < 0 or a.off_sigma < 0:
         ap.error("--base-pps, --on-sigma and --off-sigma must be >= 0")
+    if not 0 <= a.seed < 2**63:
+        ap.error(f"--seed must be in 0..{2**63 - 1}, got {a.seed}")
+    for name in ("duration_s", "interval_ms", "line_gbps", "base_pps", "on_median_ms", "on_sigma", "off_median_ms",
+                 "off_sigma"):
+        if not math.isfinite(getattr(a, name)):
+            ap.error(f"--{name.replace('_', '-')} must be a finite number, got {getattr(a, name)}")
+    if a.duration_s * 1000.0 / a.interval_ms > 1e8:
+        ap.error("--duration-s / --interval-ms gives more than 10^8 rows; make the trace shorter or the interval longer")
     counts = make_trace(a.duration_s, a.interval_ms, a.seed, a.line_gbps, a.base_pps, a.on_median_ms,
                         a.on_sigma, a.off_median_ms, a.off_sigma)
     params = (f"--seed {a.seed} --duration-s {a.duration_s:g} --interval-ms {a.interval_ms:g} "

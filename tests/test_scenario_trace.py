@@ -62,3 +62,13 @@ def test_load_trace_errors(tmp_path):
     p.write_text("packets\nfive\n")
     with pytest.raises(ScenarioError, match=r"t.csv:2: trace: 'five' is not a number"):
         load_trace(p)
+
+
+@pytest.mark.parametrize("args, needle", [(["--seed", "-1"], "--seed must be in 0.."),
+                                          (["--duration-s", "nan"], "--duration-s must be a finite number"),
+                                          (["--interval-ms", "1e-9"], "more than 10^8 rows")])
+def test_make_trace_refuses_bad_numbers_in_one_line(tmp_path, args, needle):
+    r = subprocess.run([sys.executable, "scripts/make_trace.py", *args, "-o", str(tmp_path / "t.csv")],
+                       capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and needle in r.stderr, r.stderr
+    assert not (tmp_path / "t.csv").exists()
