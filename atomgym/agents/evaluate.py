@@ -14,7 +14,9 @@ LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochast
 setting of each episode, agents/oracle.py; ``--no-oracle`` skips it); ``oracle-planner`` (the
 clairvoyant receding-horizon planner) is run when named. Each finished (policy, scenario) block
 is appended to DIR/episodes.csv at once, atomically; an existing episodes.csv is never
-overwritten silently: ``--resume`` skips its finished blocks, ``--force`` starts afresh, else exit 2.
+overwritten silently: ``--resume`` skips its finished blocks, ``--force`` starts afresh, else exit 2;
+each block's identity (scenario content, duration, seeds, policy or model files, simulator, cost:
+agents/identity.py) goes to DIR/blocks.json first, and ``--resume`` refuses a block whose identity changed.
 The knob changes' one-line reasons go to DIR/actions.log; then DIR/summary.md (IQM and mean with
 stratified-bootstrap 95 % CIs, optimality gap, probability of improvement, oracle-gap fraction:
 agents/stats.py) and DIR/*.png (agents/plots.py) are written from episodes.csv.

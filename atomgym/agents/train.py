@@ -11,7 +11,8 @@ checkpoints (``checkpoints/``), the final model (``model.zip``; with vec_normali
 Nothing existing is overwritten: a new run never reuses a folder. Ctrl-C saves a checkpoint at once
 (exit 130); ``--resume RUN_DIR`` continues an interrupted run from its newest checkpoint that loads
 (a truncated one is skipped, with a message; the TensorBoard curve continues where it stopped) and
-refuses a finished run (``model.zip`` saved). Checkpoints, ``model.zip`` and ``config.yml`` are written
+refuses a finished run (``model.zip`` saved) and a run whose config (any key but total_timesteps),
+scenario files, simulator or cost changed since it started (``identity.json``, agents/identity.py). Checkpoints, ``model.zip`` and ``config.yml`` are written
 to a temporary file and renamed. Before the run folder exists, the config is checked and the env,
 the algorithm and every evaluation machine are built once (``validate_build``): a config that would
 fail later is one line naming the file and key, exit 2, and no folder.
