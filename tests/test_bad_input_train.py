@@ -278,3 +278,20 @@ def test_resume_of_a_run_whose_scenario_or_simulator_changed_is_refused(tmp_path
     (run / "identity.json").unlink()                   # a run of an older version: cannot be checked
     assert train.main(["--resume", str(run), "--no-eval"]) == 2
     assert "no identity.json" in capsys.readouterr().err
+
+
+def test_two_evaluation_scenarios_of_one_name_are_refused_before_training(tmp_path, capsys) -> None:
+    """agents.evaluate refuses them (one would be dropped): train, multiseed and fullreport
+    refuse them before training, not after."""
+    from agents import fullreport
+    from atomgym.paths import SCENARIO_DIR
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "same.yaml").write_text((SCENARIO_DIR / "quiet.yaml").read_text())
+    a, b = str(tmp_path / "a" / "same.yaml"), str(tmp_path / "b" / "same.yaml")
+    p = _write(tmp_path, {**SMALL, "evaluate": {"scenarios": [a, b]}})
+    _refused(tmp_path, capsys, p, "evaluate.scenarios:", a, b, "'same'")
+    ok = _write(tmp_path, SMALL, "ok.yaml")
+    assert fullreport.main(["--config", str(ok), "--scenarios", f"{a},{b}", "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and a in err and b in err and not (tmp_path / "rep").exists(), err

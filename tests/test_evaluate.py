@@ -429,3 +429,19 @@ def test_a_model_whose_config_disagrees_with_it_is_refused_before_any_episode(tm
         with pytest.raises(ValueError, match=needle) as e:
             evaluate.load_model(tmp_path / "m.zip")
         assert "m.yml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_best_static_sweep_is_not_reused_after_its_trace_changed(tmp_path):
+    """The cache key held the scenario file's text only: an edited replay trace reused the sweep
+    of the old one."""
+    import numpy as np
+
+    from atomgym.sim.scenario import load_scenario
+    (tmp_path / "t.csv").write_text("packets\n" + "100\n" * 50)
+    (tmp_path / "s.yaml").write_text("duration_s: 1\ntraffic:\n  - {kind: replay, trace: t.csv}\n")
+    evaluate.best_static(load_scenario(tmp_path / "s.yaml"), np.array([1]), 0.1, tmp_path / "c")
+    evaluate.best_static(load_scenario(tmp_path / "s.yaml"), np.array([1]), 0.1, tmp_path / "c")
+    assert len(list((tmp_path / "c").glob("s__*.json"))) == 1
+    (tmp_path / "t.csv").write_text("packets\n" + "5000\n" * 50)
+    evaluate.best_static(load_scenario(tmp_path / "s.yaml"), np.array([1]), 0.1, tmp_path / "c")
+    assert len(list((tmp_path / "c").glob("s__*.json"))) == 2

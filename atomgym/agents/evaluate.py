@@ -202,10 +202,12 @@ def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: flo
 
 def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path) -> tuple[int | None, int | None, dict]:
     """Sweep GRID_MF x GRID_WSF on the given seeds (all points in one batched Simulator); the
-    point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration, grid,
-    the cost's definition, engine sources): a sweep run by another simulator is never reused."""
+    point with the lowest mean cost wins. Cached per (scenario content with its trace and snapshot
+    files, seeds, duration, grid, the cost's definition, engine sources): a sweep run by another
+    simulator, or on an edited trace, is never reused."""
+    from atomgym.agents.identity import scenario_digest
     from atomgym.sim import sources_digest
-    key_src = json.dumps([scenario.name, Path(scenario.source).read_text() if scenario.source else "",
+    key_src = json.dumps([scenario.name, scenario_digest(scenario),
                           [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, cost_definition(),
                           sources_digest()])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]

@@ -339,6 +339,9 @@ class TrainConfig:
                 raise ConfigError(f"{path}: {name}: expected a mapping of {name.upper()} keyword arguments")
             _check_algo_kwargs(path, name, kw)
         _check_evaluate(path, cfg.evaluate)
+        ev = cfg.evaluate or {}
+        _check_unique_names(f"{path}: {'evaluate.scenarios' if ev.get('scenarios') else 'scenario'}",
+                            ev.get("scenarios") or scenarios)
         return cfg
 
 
@@ -488,6 +491,23 @@ def _check_range(path: Path, name: str, k: str, v: Any) -> None:
 
 def _fmt(x: float | None) -> str:
     return f"{x:g}"
+
+
+def _check_unique_names(where: str, names: list[str]) -> None:
+    """The evaluation's scenarios have one ``name:`` each (agents.evaluate refuses two files of
+    one name, and would do so only after the training); ConfigError starting with ``where``. A
+    scenario that does not load is left to the checks that name its error."""
+    from atomgym.sim.scenario import ScenarioError, load_scenario
+    seen: dict[str, str] = {}
+    for n in names:
+        try:
+            sc = load_scenario(n)
+        except (ScenarioError, OSError, ValueError, TypeError):
+            continue
+        first = seen.setdefault(sc.name, sc.source)
+        if first != sc.source:
+            raise ConfigError(f"{where}: {first} and {sc.source} are both named {sc.name!r}; give each its "
+                              f"own name: (episodes.csv tells scenarios apart by it)")
 
 
 def _check_scenario(path: Path, key: str, name: object) -> None:
