@@ -155,7 +155,7 @@ def check_spaces(path: Path, cfg_path: Path | None, model, kw: dict, n_stack: in
     import gymnasium
 
     from atomgym.envs.atom_env import make_action_space, make_observation_space
-    where = cfg_path if cfg_path is not None else path
+    where = cfg_path if cfg_path is not None else f"{path} (no config beside it: the env's defaults)"
     try:
         act = make_action_space(kw.get("action_type", "discrete"))
         obs = make_observation_space(kw.get("observation", "basic"))

@@ -447,8 +447,9 @@ def _check_kwargs(path: Path, name: str, params, kw: dict, reserved: set) -> Non
         elif isinstance(default, str):       # e.g. SAC's ent_coef: "auto", "auto_0.1" or a number
             ok = isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
             kind = "a string or a finite number"
-        else:
-            continue                          # None default: checked by building the model (validate_build)
+        else:                                 # None default: checked by building the model (validate_build)
+            _check_range(path, name, k, v)
+            continue
         if not ok:
             raise ConfigError(f"{path}: {name}.{k}: expected {kind} (like its default {default!r}), "
                               f"got {type(v).__name__} {_short(v)}")
