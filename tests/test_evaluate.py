@@ -445,3 +445,18 @@ def test_best_static_sweep_is_not_reused_after_its_trace_changed(tmp_path):
     (tmp_path / "t.csv").write_text("packets\n" + "5000\n" * 50)
     evaluate.best_static(load_scenario(tmp_path / "s.yaml"), np.array([1]), 0.1, tmp_path / "c")
     assert len(list((tmp_path / "c").glob("s__*.json"))) == 2
+
+
+def test_normalisation_statistics_of_another_observation_length_are_refused(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pytest
+
+    from atomgym.envs.atom_env import make_observation_space
+    n = make_observation_space("memory").shape[0]
+    evaluate.check_normalisation(tmp_path / "m.zip", SimpleNamespace(obs_rms=SimpleNamespace(mean=np.zeros(n))),
+                                 {"observation": "memory"})
+    with pytest.raises(ValueError, match=r"m\.zip: its normalisation statistics are for observations of shape"):
+        evaluate.check_normalisation(tmp_path / "m.zip", SimpleNamespace(obs_rms=SimpleNamespace(mean=np.zeros(n))),
+                                     {"observation": "basic"})

@@ -145,7 +145,22 @@ def load_model(path: Path) -> LoadedModel:
         except Exception as e:     # noqa: BLE001 - a damaged pickle
             raise ValueError(f"{vp}: cannot load the normalisation statistics ({type(e).__name__})") from None
         vecnorm.training, vecnorm.norm_reward = False, False   # frozen: evaluation never updates them
+    check_normalisation(path, vecnorm, kw)
     return LoadedModel(model, algo, kw, n_stack, vecnorm, cfg_path)
+
+
+def check_normalisation(path: Path, vecnorm, kw: dict) -> None:
+    """The normalisation statistics' observation length against the env's: statistics of another
+    model would fail mid-episode (or broadcast into nonsense). ValueError naming the model."""
+    mean = getattr(getattr(vecnorm, "obs_rms", None), "mean", None)
+    if mean is None:
+        return
+    from atomgym.envs.atom_env import make_observation_space
+    want = make_observation_space(kw.get("observation", "basic")).shape
+    if tuple(np.shape(mean)) != tuple(want):
+        raise ValueError(f"{path}: its normalisation statistics are for observations of shape {tuple(np.shape(mean))}, "
+                         f"the env of its config gives {tuple(want)} (observation: {kw.get('observation', 'basic')}); "
+                         "they belong to another model")
 
 
 def check_spaces(path: Path, cfg_path: Path | None, model, kw: dict, n_stack: int | None) -> None:
