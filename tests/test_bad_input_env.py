@@ -113,3 +113,19 @@ def test_sb3_vec_env_names_a_wrong_action_shape() -> None:
     venv.reset()
     with pytest.raises(ValueError, match=r"actions: expected 2 integers 0\.\.6"):
         venv.step(np.zeros(3, np.int64))
+
+
+def test_float_actions_for_a_discrete_space_are_refused_alike_by_both_vector_envs() -> None:
+    """AtomSB3VecEnv cast floats to int64 (2.7 played action 2) where AtomVectorEnv refused them:
+    one rule, one message."""
+    msgs = []
+    for venv in (AtomVectorEnv(num_envs=2, scenario=QUIET), AtomSB3VecEnv(num_envs=2, scenario=QUIET)):
+        venv.reset()
+        for bad in (np.array([2.7, 0.0]), np.array([1.0, 2.0])):
+            with pytest.raises(ValueError, match=r"actions: expected 2 integers 0\.\.6") as e:
+                venv.step(bad)
+            msgs.append(str(e.value))
+    assert msgs[0] == msgs[2] and msgs[1] == msgs[3]
+    sb3 = AtomSB3VecEnv(num_envs=2, scenario=QUIET)
+    sb3.reset()
+    sb3.step(np.array([[1], [2]], np.int64))          # SB3's (n, 1) integers still play

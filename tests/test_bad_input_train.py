@@ -37,9 +37,9 @@ def _refused(tmp_path: Path, capsys, cfg: Path, *needles: str, extra: tuple[str,
 
 @pytest.mark.parametrize("patch, needles", [
     ({"ppo": {"n_steps": "64"}}, ["ppo.n_steps: expected an integer (like its default 2048), got str '64'"]),
-    ({"ppo": {"n_steps": 0}}, ["ppo: PPO(...) rejects these arguments", "n_steps"]),
+    ({"ppo": {"n_steps": 0}}, ["ppo.n_steps: 0 is out of range; valid: >= 1"]),
     ({"ppo": {"learning_rate": "fast"}}, ["ppo.learning_rate: expected a finite number", "'fast'"]),
-    ({"ppo": {"learning_rate": -1.0}}, ["ppo: PPO(...) rejects these arguments"]),
+    ({"ppo": {"learning_rate": -1.0}}, ["ppo.learning_rate: -1.0 is out of range; valid: > 0"]),
     ({"ppo": {"gamma": float("nan")}}, ["ppo.gamma: expected a finite number"]),
     ({"ppo": {"normalize_advantage": "yes"}}, ["ppo.normalize_advantage: expected true or false"]),
     ({"ppo": {"seed": 1}}, ["ppo.seed: set by the top-level `seed` key"]),
@@ -205,3 +205,93 @@ def test_training_that_fails_midway_is_one_line(tmp_path, capsys, monkeypatch) -
     assert train.main(["--config", str(_write(tmp_path, SMALL)), "--runs-dir", str(runs), "--no-eval"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "training failed: Expected parameter logits" in err and "learning rate" in err, err
+
+
+@pytest.mark.parametrize("patch, needle", [
+    # a negative clip_obs clipped every observation to one constant: the run trained on nothing, exit 0
+    ({"vec_normalize": {"clip_obs": -1.0}}, "vec_normalize.clip_obs: -1.0 is out of range; valid: > 0"),
+    ({"vec_normalize": {"clip_reward": 0.0}}, "vec_normalize.clip_reward: 0.0 is out of range; valid: > 0"),
+    ({"vec_normalize": {"gamma": 1.5}}, "vec_normalize.gamma: 1.5 is out of range; valid: 0..1"),
+    ({"vec_normalize": {"epsilon": -1e-8}}, "vec_normalize.epsilon: -1e-08 is out of range; valid: > 0"),
+    ({"ppo": {"gamma": 1.01}}, "ppo.gamma: 1.01 is out of range; valid: 0..1"),
+    ({"ppo": {"batch_size": 0}}, "ppo.batch_size: 0 is out of range; valid: >= 1"),
+    ({"ppo": {"n_epochs": -2}}, "ppo.n_epochs: -2 is out of range; valid: >= 1"),
+    ({"ppo": {"clip_range": 0.0}}, "ppo.clip_range: 0.0 is out of range; valid: > 0"),
+    ({"ppo": {"ent_coef": -0.1}}, "ppo.ent_coef: -0.1 is out of range; valid: >= 0"),
+    ({"ppo": {"vf_coef": -1.0}}, "ppo.vf_coef: -1.0 is out of range; valid: >= 0"),
+    ({"ppo": {"max_grad_norm": -0.5}}, "ppo.max_grad_norm: -0.5 is out of range; valid: > 0"),
+    ({"ppo": {"target_kl": -0.01}}, "ppo.target_kl: -0.01 is out of range; valid: > 0"),
+    ({"algo": "a2c", "a2c": {"n_steps": 0}}, "a2c.n_steps: 0 is out of range; valid: >= 1"),
+    ({"algo": "dqn", "dqn": {"exploration_final_eps": 2.0}}, "dqn.exploration_final_eps: 2.0 is out of range"),
+    ({"algo": "dqn", "dqn": {"buffer_size": 0}}, "dqn.buffer_size: 0 is out of range; valid: >= 1"),
+    ({"algo": "dqn", "dqn": {"gradient_steps": 0}}, "dqn.gradient_steps: 0 is out of range; valid: >= -1 (not 0)"),
+    ({"algo": "dqn", "dqn": {"learning_starts": -5}}, "dqn.learning_starts: -5 is out of range; valid: >= 0"),
+])
+def test_numeric_arguments_out_of_range_are_refused(tmp_path, capsys, patch, needle) -> None:
+    """Each of these used to be taken by SB3 or VecNormalize and train on nonsense (or not at all)
+    with exit 0, or fail in SB3's own words."""
+    p = _write(tmp_path, {**SMALL, **patch})
+    _refused(tmp_path, capsys, p, str(p), needle)
+
+
+def test_resume_of_a_run_whose_config_changed_is_refused(finished_run, capsys) -> None:
+    """After config.yml was edited, no checkpoint loaded and --resume restarted from step 0 in the
+    same folder, exit 0. Now: one line naming the changed keys; nothing in the folder changes."""
+    (finished_run / "model.zip").unlink()               # as an interrupted run leaves it
+    cfg_path = finished_run / "config.yml"
+    first = cfg_path.read_text()
+    cfg = yaml.safe_load(first)
+    cks = sorted(p.name for p in (finished_run / "checkpoints").iterdir())
+    for patch, needle in (({"n_envs": 4}, "key(s) n_envs"), ({"ppo": {**cfg["ppo"], "n_epochs": 2}}, "key(s) ppo"),
+                          ({"seed": 4, "frame_stack": 2}, "key(s) frame_stack, seed")):
+        cfg_path.write_text(yaml.safe_dump({**cfg, **patch}))
+        assert train.main(["--resume", str(finished_run), "--no-eval"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and needle in err and "--config" in err, err
+        assert sorted(p.name for p in (finished_run / "checkpoints").iterdir()) == cks
+    # a new total_timesteps is what --resume is for: it continues
+    cfg_path.write_text(first)
+    assert train.main(["--resume", str(finished_run), "--no-eval", "--total-timesteps", "96"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+
+
+def test_resume_of_a_run_whose_scenario_or_simulator_changed_is_refused(tmp_path, capsys, monkeypatch) -> None:
+    from atomgym.agents import identity
+    from atomgym.paths import SCENARIO_DIR
+    scen = tmp_path / "mine.yaml"
+    scen.write_text((SCENARIO_DIR / "quiet.yaml").read_text())
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(_write(tmp_path, {**SMALL, "scenario": str(scen)})), "--runs-dir", str(runs),
+                       "--no-eval"]) == 0
+    (run,) = list(runs.iterdir())
+    (run / "model.zip").unlink()
+    capsys.readouterr()
+    scen.write_text(scen.read_text().replace("rate_pps: 1.0e5", "rate_pps: 2.0e5"))
+    assert train.main(["--resume", str(run), "--no-eval"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "the content of its scenario" in err, err
+    scen.write_text((SCENARIO_DIR / "quiet.yaml").read_text())
+    monkeypatch.setattr(identity, "simulator_digest", lambda: "another simulator")
+    assert train.main(["--resume", str(run), "--no-eval"]) == 2
+    assert "the simulator's sources" in capsys.readouterr().err
+    monkeypatch.undo()
+    (run / "identity.json").unlink()                   # a run of an older version: cannot be checked
+    assert train.main(["--resume", str(run), "--no-eval"]) == 2
+    assert "no identity.json" in capsys.readouterr().err
+
+
+def test_two_evaluation_scenarios_of_one_name_are_refused_before_training(tmp_path, capsys) -> None:
+    """agents.evaluate refuses them (one would be dropped): train, multiseed and fullreport
+    refuse them before training, not after."""
+    from agents import fullreport
+    from atomgym.paths import SCENARIO_DIR
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "same.yaml").write_text((SCENARIO_DIR / "quiet.yaml").read_text())
+    a, b = str(tmp_path / "a" / "same.yaml"), str(tmp_path / "b" / "same.yaml")
+    p = _write(tmp_path, {**SMALL, "evaluate": {"scenarios": [a, b]}})
+    _refused(tmp_path, capsys, p, "evaluate.scenarios:", a, b, "'same'")
+    ok = _write(tmp_path, SMALL, "ok.yaml")
+    assert fullreport.main(["--config", str(ok), "--scenarios", f"{a},{b}", "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and a in err and b in err and not (tmp_path / "rep").exists(), err

@@ -397,3 +397,159 @@ def test_a_model_config_linked_to_a_device_or_nested_too_deep_is_one_line(tmp_pa
     with pytest.raises(evaluate.UsageError) as e:
         evaluate.parse_policies(str(tmp_path / "m.zip"))
     assert "nested too deeply" in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+# ---- --resume continues only what would give the same rows (issue 23) ---------------------------
+def _quiet_copy(tmp_path, name="q", rate=None):
+    """A copy of the shipped quiet scenario under tmp_path (optionally another traffic rate)."""
+    import yaml
+
+    from atomgym.paths import SCENARIO_DIR
+    d = yaml.safe_load((SCENARIO_DIR / "quiet.yaml").read_text())
+    d["name"] = name
+    if rate is not None:
+        d["traffic"][0]["rate_pps"] = rate
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def _small(out, scen, extra=()):
+    return ["--policies", "kernel-default", "--scenarios", str(scen), "--seeds", "1", "--duration-s", "0.2",
+            "--out", str(out), "--no-summary", "--no-oracle", *extra]
+
+
+def test_resume_refuses_an_edited_scenario_another_seed_range_or_simulator(tmp_path, capsys, monkeypatch):
+    """Each change of what a block's rows depend on is refused, one line naming it; the CSV is
+    left as it was. Before, an edited scenario file or another --seed-base resumed with exit 0
+    and mixed the old rows with the new ones."""
+    import yaml
+
+    from atomgym.agents import identity
+    scen = _quiet_copy(tmp_path)
+    out = tmp_path / "ev"
+    assert evaluate.main(_small(out, scen)) == 0
+    assert (out / "blocks.json").is_file()
+    before = (out / "episodes.csv").read_bytes()
+    capsys.readouterr()
+    assert evaluate.main(_small(out, scen, ["--resume"])) == 0          # unchanged: nothing to run
+    assert (out / "episodes.csv").read_bytes() == before
+
+    def refused(argv, needle):
+        capsys.readouterr()
+        assert evaluate.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and needle in err and "--force" in err, err
+        assert (out / "episodes.csv").read_bytes() == before
+
+    d = yaml.safe_load(scen.read_text())
+    first = scen.read_text()
+    d["traffic"][0]["rate_pps"] = float(d["traffic"][0]["rate_pps"]) * 2 + 1
+    scen.write_text(yaml.safe_dump(d))
+    refused(_small(out, scen, ["--resume"]), "the scenario's content")
+    scen.write_text(first)
+    refused(_small(out, scen, ["--resume", "--seed-base", "2000"]), "seeds 1000..1000, not 2000..2000")
+    refused(_small(out, scen, ["--resume", "--duration-s", "0.3"]), "--duration-s 0.2, not 0.3")
+    monkeypatch.setattr(identity, "simulator_digest", lambda: "another simulator")
+    refused(_small(out, scen, ["--resume"]), "the simulator's sources")
+    # a recorded block not asked for now is checked too: one file, one simulator
+    other = _quiet_copy(tmp_path, "q2")
+    refused(_small(out, other, ["--resume"]), "kernel-default on q:")
+    monkeypatch.undo()
+    assert evaluate.main(_small(out, scen, ["--resume"])) == 0
+    # no recorded identity (an older evaluate, or the file removed): cannot be checked, refused
+    (out / "blocks.json").unlink()
+    refused(_small(out, scen, ["--resume"]), "no recorded identity")
+    capsys.readouterr()
+    assert evaluate.main(_small(out, scen, ["--force"])) == 0             # --force starts afresh
+    assert (out / "blocks.json").is_file()
+
+
+def test_resume_refuses_another_model_under_the_same_label(tmp_path, capsys):
+    """A model's files (zip, yml, normalisation statistics) are part of its blocks' identity."""
+    import shutil
+
+    from atomgym.paths import PRETRAINED_DIR
+    for f in PRETRAINED_DIR.glob("benchmark-ppo.*"):
+        shutil.copy(f, tmp_path / f.name.replace("benchmark-ppo", "m"))
+    out = tmp_path / "ev"
+    argv = ["--policies", f"mine={tmp_path / 'm.zip'}", "--scenarios", "quiet", "--seeds", "1",
+            "--duration-s", "1", "--out", str(out), "--no-summary", "--no-oracle"]
+    assert evaluate.main(argv) == 0
+    before = (out / "episodes.csv").read_bytes()
+    with open(tmp_path / "m.yml", "a") as f:
+        f.write("# another model's config\n")
+    capsys.readouterr()
+    assert evaluate.main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "mine on quiet" in err and "the policy" in err, err
+    assert (out / "episodes.csv").read_bytes() == before
+
+
+def test_two_scenario_files_with_one_name_are_refused(tmp_path, capsys):
+    """One of them used to be dropped silently (episodes.csv tells scenarios apart by name)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _quiet_copy(tmp_path / "a", "same")
+    b = _quiet_copy(tmp_path / "b", "same", rate=1.0)
+    assert evaluate.main(_small(tmp_path / "ev", f"{a},{b}")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(a) in err and str(b) in err and "'same'" in err, err
+    assert not (tmp_path / "ev" / "episodes.csv").exists()
+    # the same file twice is one scenario
+    assert evaluate.main(_small(tmp_path / "ev2", f"{a},{a}")) == 0
+    assert len(list(csv.DictReader(open(tmp_path / "ev2" / "episodes.csv")))) == 1
+
+
+def test_a_model_whose_config_disagrees_with_it_is_refused_before_any_episode(tmp_path):
+    """A yml giving another action or observation space used to play out-of-range actions or
+    fail mid-run (and replay --save wrote a record replay rejects)."""
+    import shutil
+
+    import pytest
+    import yaml
+
+    from atomgym.paths import PRETRAINED_DIR
+    for f in PRETRAINED_DIR.glob("benchmark-ppo.*"):
+        shutil.copy(f, tmp_path / f.name.replace("benchmark-ppo", "m"))
+    cfg = yaml.safe_load((tmp_path / "m.yml").read_text())
+    good = evaluate.load_model(tmp_path / "m.zip")
+    assert good.env_kw["action_type"] == "levels"
+    for key, value, needle in (("action_type", "discrete", "action space"),
+                               ("observation", "basic", "observation space")):
+        bad = {**cfg, "env": {**cfg["env"], key: value}}
+        (tmp_path / "m.yml").write_text(yaml.safe_dump(bad))
+        with pytest.raises(ValueError, match=needle) as e:
+            evaluate.load_model(tmp_path / "m.zip")
+        assert "m.yml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_best_static_sweep_is_not_reused_after_its_trace_changed(tmp_path):
+    """The cache key held the scenario file's text only: an edited replay trace reused the sweep
+    of the old one."""
+    import numpy as np
+
+    from atomgym.sim.scenario import load_scenario
+    (tmp_path / "t.csv").write_text("packets\n" + "100\n" * 50)
+    (tmp_path / "s.yaml").write_text("duration_s: 1\ntraffic:\n  - {kind: replay, trace: t.csv}\n")
+    evaluate.best_static(load_scenario(tmp_path / "s.yaml"), np.array([1]), 0.1, tmp_path / "c")
+    evaluate.best_static(load_scenario(tmp_path / "s.yaml"), np.array([1]), 0.1, tmp_path / "c")
+    assert len(list((tmp_path / "c").glob("s__*.json"))) == 1
+    (tmp_path / "t.csv").write_text("packets\n" + "5000\n" * 50)
+    evaluate.best_static(load_scenario(tmp_path / "s.yaml"), np.array([1]), 0.1, tmp_path / "c")
+    assert len(list((tmp_path / "c").glob("s__*.json"))) == 2
+
+
+def test_normalisation_statistics_of_another_observation_length_are_refused(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pytest
+
+    from atomgym.envs.atom_env import make_observation_space
+    n = make_observation_space("memory").shape[0]
+    evaluate.check_normalisation(tmp_path / "m.zip", SimpleNamespace(obs_rms=SimpleNamespace(mean=np.zeros(n))),
+                                 {"observation": "memory"})
+    with pytest.raises(ValueError, match=r"m\.zip: its normalisation statistics are for observations of shape"):
+        evaluate.check_normalisation(tmp_path / "m.zip", SimpleNamespace(obs_rms=SimpleNamespace(mean=np.zeros(n))),
+                                     {"observation": "basic"})

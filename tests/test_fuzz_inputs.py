@@ -302,3 +302,67 @@ def test_best_static_caches_damaged(data, capsys) -> None:
             assert got == _CLEAN["want"] and json.loads(cache.read_text())["mf_kb"] == got[0]
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- resume identities ---------------------------------------------------------------------------
+# a block of agents.evaluate as recorded in blocks.json, and what a refusal names for each component
+_BLOCK = {"scenario": "5ca1ab1e00000000", "duration_s": 2.0, "seeds": [1000, 3], "policy": "psi",
+          "simulator": "0123abcd", "cost": "c0575"}
+_NAMED = {"scenario": "the scenario's content", "duration_s": "--duration-s", "seeds": "seeds",
+          "policy": "the policy", "simulator": "the simulator's sources", "cost": "the cost's definition"}
+_ANY = st.one_of(NASTY_SCALAR, st.lists(st.integers(-2, 2**63), max_size=3),
+                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+def _plain(v):
+    """A value as a recorded identity holds it (JSON: 2 and 2.0 are one number)."""
+    import json
+    return json.loads(json.dumps(v))
+
+
+@fuzz_settings(80)
+@given(component=st.sampled_from(sorted(_BLOCK)), value=_ANY, asked=st.booleans())
+def test_fuzz_a_resume_refuses_any_changed_identity_component(component, value, asked) -> None:
+    """agents.evaluate --resume: a recorded block whose identity differs from now in any one
+    component (to any value, even a malformed one) is refused with one line naming that component;
+    a block not asked for now is held to the same simulator and cost. The same identity passes."""
+    from hypothesis import assume
+
+    from agents import evaluate
+    assume(_plain(value) != _plain(_BLOCK[component]))
+    assume(asked or component in ("simulator", "cost"))
+    key, now_key = ("psi", "-", "q"), ("psi", "-", "q") if asked else ("v1-double", "-", "q")
+    rows = [{"policy": "psi", "run": "-", "scenario": "q", "seed": "1000"}]
+    evaluate.check_resume(Path("ev/episodes.csv"), rows, {key: dict(_BLOCK)}, {now_key: dict(_BLOCK)})
+    with pytest.raises(evaluate.UsageError) as e:
+        evaluate.check_resume(Path("ev/episodes.csv"), rows, {key: {**_BLOCK, component: value}},
+                              {now_key: dict(_BLOCK)})
+    one_line(str(e.value))
+    for n in ("ev/episodes.csv", "psi on q", _NAMED[component], "--force"):
+        assert n in str(e.value), (n, str(e.value))
+
+
+_RUN_CFG = {"scenario": "quiet", "algo": "ppo", "seed": 3, "n_envs": 2, "total_timesteps": 64,
+            "checkpoint_every": 32, "env": {"action_type": "discrete"}, "ppo": {"n_steps": 16},
+            "vec_normalize": False, "evaluate": {"seeds": 2}}
+
+
+@fuzz_settings(40)
+@given(key=st.sampled_from(sorted(set(_RUN_CFG) - {"scenario"}) + ["frame_stack", "a2c"]), value=_ANY,
+       steps=st.integers(1, 10**6))
+def test_fuzz_train_resume_refuses_any_changed_config_key(key, value, steps) -> None:
+    """agents.train --resume: a run folder whose config.yml changed in any key since the run
+    started is refused with one line naming that key (a new total_timesteps alone resumes)."""
+    from hypothesis import assume
+    assume(_plain(_RUN_CFG.get(key)) != _plain(value) and (key != "total_timesteps"))
+    d = _tmpdir()
+    try:
+        train.write_run_identity(d, dict(_RUN_CFG))
+        train.check_resume_identity(d, {**_RUN_CFG, "total_timesteps": steps})
+        with pytest.raises(train.ConfigError) as e:
+            train.check_resume_identity(d, {**_RUN_CFG, key: value})
+        one_line(str(e.value))
+        for n in ("config.yml", f"key(s) {key}", "--config"):
+            assert n in str(e.value), (n, str(e.value))
+    finally:
+        shutil.rmtree(d)

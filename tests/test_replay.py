@@ -182,3 +182,23 @@ def test_sigterm_during_save_leaves_no_file(tmp_path):
     assert p.returncode == 143, err
     assert err.strip().splitlines() == [f"agents.replay: interrupted (SIGTERM); {f} was not written"], err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_a_model_whose_config_disagrees_with_it(tmp_path, capsys):
+    """A yml giving another action space used to record actions outside it: a record replay
+    then rejected. Refused before the episode, one line, no file."""
+    import shutil
+
+    import yaml
+
+    from atomgym.paths import PRETRAINED_DIR
+    for f in PRETRAINED_DIR.glob("benchmark-ppo.*"):
+        shutil.copy(f, tmp_path / f.name.replace("benchmark-ppo", "m"))
+    cfg = yaml.safe_load((tmp_path / "m.yml").read_text())
+    (tmp_path / "m.yml").write_text(yaml.safe_dump({**cfg, "env": {**cfg["env"], "action_type": "discrete"}}))
+    rec = tmp_path / "rec.json"
+    assert replay.main([str(rec), "--save", "--policy", str(tmp_path / "m.zip"), "--scenario", "quiet",
+                        "--duration-s", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "action space" in err and "m.yml" in err, err
+    assert not rec.exists()

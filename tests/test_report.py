@@ -166,3 +166,35 @@ def test_a_csv_linked_to_a_device_is_refused_unread(tmp_path, capsys):
     p.symlink_to("/dev/zero")
     assert report.main([str(p)]) == 2
     assert "cannot read: a character device" in _err(capsys, p)
+
+
+def test_one_scenario_at_two_episode_lengths_is_refused(tmp_path, capsys):
+    """Two evaluations of one scenario at other --duration-s were merged with no warning (a score
+    is relative to the default's cost over the same length)."""
+    cols = [*COLS, "duration_s"]
+    a = _write(tmp_path / "a.csv", cols, [[*r, "60"] for r in GOOD])
+    b = _write(tmp_path / "b.csv", cols, [[*r, "10"] for r in GOOD])
+    assert report.main([str(a), str(b)]) == 2
+    err = _err(capsys, b)
+    assert str(a) in err and "quiet" in err and "60 s and 10 s" in err, err
+    mixed = _write(tmp_path / "m.csv", cols, [[*r, "60" if i else "10"] for i, r in enumerate(GOOD)])
+    assert report.main([str(mixed)]) == 2
+    assert "10 s and 60 s" in _err(capsys, mixed)
+    # other scenarios may have other lengths; one length per scenario merges
+    c = _write(tmp_path / "c.csv", cols, [[*r[:2], "other", *r[3:], "10"] for r in GOOD])
+    assert report.main([str(a), str(c)]) == 0
+
+
+def test_evaluations_of_another_simulator_are_refused(tmp_path, capsys):
+    """agents.evaluate records the simulator and the cost of each block (blocks.json beside its
+    CSV): two files of two simulators are not merged."""
+    import json
+    for name, sim in (("x", "s1"), ("y", "s2")):
+        (tmp_path / name).mkdir()
+        _write(tmp_path / name / "episodes.csv", COLS, GOOD)
+        (tmp_path / name / "blocks.json").write_text(json.dumps({"format": "atomgym-evaluate-blocks", "blocks": [
+            {"policy": "psi", "run": "-", "scenario": "quiet", "identity": {"simulator": sim, "cost": "c"}}]}))
+    x, y = tmp_path / "x" / "episodes.csv", tmp_path / "y" / "episodes.csv"
+    assert report.main([str(x), str(y)]) == 2
+    assert "two simulator sources" in _err(capsys, y)
+    assert report.main([str(x), str(x)]) == 0

@@ -297,3 +297,49 @@ def test_empty_file_is_refused_empty_mapping_gives_defaults_and_empty_name_is_an
     d.mkdir()
     with pytest.raises(ScenarioError, match=r"dir\.yaml: no such scenario file"):
         load_scenario(d)
+
+
+@pytest.mark.parametrize("key, needle", [
+    ("duration_s: [5, 20]", "duration_s cannot be randomized (the episode length"),
+    ("tick_ms: [0.5, 2]", "tick_ms cannot be randomized (one tick"),
+    ("machine.nodes: [1, 4]", "machine.nodes cannot be randomized"),
+])
+def test_keys_that_cannot_be_randomized_are_refused(tmp_path, key, needle):
+    """A drawn duration_s was ignored; a drawn tick_ms gave episodes of another simulated length
+    than their label (the tick count follows the scenario's tick); nodes size the batch's arrays."""
+    msg = _err(tmp_path, BASE + f"randomize:\n  {key}\n")
+    assert needle in msg and "traffic.0.rate_pps" in msg, msg     # names what can be randomized
+
+
+@pytest.mark.parametrize("extra, rand, needle", [
+    ("    start_s: 1\n    stop_s: 5\n", "traffic.0.start_s: [1, 8]", "traffic[0]'s stop at 5 s, not after its start at 8 s"),
+    ("    start_s: 1\n    stop_s: 5\n", "traffic.0.stop_s: [0.5, 8]", "traffic[0]'s stop at 0.5 s"),
+])
+def test_randomize_ranges_that_can_draw_a_start_after_a_stop_are_refused_at_load(tmp_path, extra, rand, needle):
+    """They loaded, then failed at the reset of the machine that drew the bad combination."""
+    msg = _err(tmp_path, BASE + extra + f"randomize:\n  {rand}\n")
+    assert needle in msg and "randomize." in msg, msg
+    # the same ranges kept apart load, and every draw passes
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(BASE + "    start_s: 1\n    stop_s: 5\nrandomize:\n  traffic.0.start_s: [0, 4.9]\n"
+                  "  traffic.0.stop_s: [5, 8]\n")
+    s = load_scenario(ok)
+    for seed in range(20):
+        draw_scenario(s, seed)
+
+
+def test_randomized_workload_times_and_bursts_are_checked_at_load(tmp_path):
+    wl = ("workloads:\n  - kind: anon_hog\n    name: hog\n    start_s: 1\n  - kind: atomic_alloc\n"
+          "    pages_per_burst: 4\n    interval_ms: 10\nphases:\n  - at_s: 3\n    stop: [hog]\n")
+    msg = _err(tmp_path, BASE + wl + "randomize:\n  phases.0.at_s: [0.5, 6]\n")
+    assert "workloads[0]'s stop at 0.5 s, not after its start at 1 s (phases included)" in msg
+    assert "phases.0.at_s" in msg, msg
+    msg = _err(tmp_path, BASE + wl + "randomize:\n  workloads.1.pages_per_burst: [0, 8]\n")
+    assert "interval_ms > 0 and pages_per_burst 0" in msg, msg
+    msg = _err(tmp_path, BASE + wl + "randomize:\n  workloads.0.volume_mib: [1, 8]\n")
+    assert "volume_mib is only for kind stream_read (workloads[0] is 'anon_hog')" in msg, msg
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(BASE + wl + "randomize:\n  phases.0.at_s: [2, 6]\n  workloads.1.pages_per_burst: [1, 8]\n")
+    s = load_scenario(ok)
+    for seed in range(20):
+        draw_scenario(s, seed)

@@ -14,7 +14,9 @@ LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochast
 setting of each episode, agents/oracle.py; ``--no-oracle`` skips it); ``oracle-planner`` (the
 clairvoyant receding-horizon planner) is run when named. Each finished (policy, scenario) block
 is appended to DIR/episodes.csv at once, atomically; an existing episodes.csv is never
-overwritten silently: ``--resume`` skips its finished blocks, ``--force`` starts afresh, else exit 2.
+overwritten silently: ``--resume`` skips its finished blocks, ``--force`` starts afresh, else exit 2;
+each block's identity (scenario content, duration, seeds, policy or model files, simulator, cost:
+agents/identity.py) goes to DIR/blocks.json first, and ``--resume`` refuses a block whose identity changed.
 The knob changes' one-line reasons go to DIR/actions.log; then DIR/summary.md (IQM and mean with
 stratified-bootstrap 95 % CIs, optimality gap, probability of improvement, oracle-gap fraction:
 agents/stats.py) and DIR/*.png (agents/plots.py) are written from episodes.csv.
@@ -138,6 +140,7 @@ def load_model(path: Path) -> LoadedModel:
     except Exception as e:         # a damaged zip (truncated parameters, ...): whatever SB3/torch raise
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path}: cannot load the model ({type(e).__name__}{': ' + msg if msg else ''})") from None
+    check_spaces(path, cfg_path, model, kw, n_stack)
     vecnorm = None
     if cfg.get("vec_normalize") not in (None, False):
         vp = normstats.stats_path(path)
@@ -147,10 +150,53 @@ def load_model(path: Path) -> LoadedModel:
             raise ValueError(f"{path}: trained with vec_normalize ({cfg_path}) but its statistics {vp} are missing")
         base_space, _ = safeload.spaces_of(kw)
         try:                       # plain arrays (frozen: evaluation never updates them)
+            check_normalisation(path, normstats.NormStats.read(vp), kw)   # another model's: named as such
             vecnorm = normstats.NormStats.read(vp, base_space)
         except normstats.StatsError as e:
             raise ValueError(str(e)) from None
     return LoadedModel(model, algo, kw, n_stack, vecnorm, cfg_path)
+
+
+def check_normalisation(path: Path, vecnorm, kw: dict) -> None:
+    """The normalisation statistics' observation length against the env's: statistics of another
+    model would fail mid-episode (or broadcast into nonsense). ValueError naming the model."""
+    mean = getattr(vecnorm, "obs_mean", None)        # normstats.NormStats
+    if mean is None:                                 # a VecNormalize
+        mean = getattr(getattr(vecnorm, "obs_rms", None), "mean", None)
+    if mean is None:
+        return
+    from atomgym.envs.atom_env import make_observation_space
+    want = make_observation_space(kw.get("observation", "basic")).shape
+    if tuple(np.shape(mean)) != tuple(want):
+        raise ValueError(f"{path}: its normalisation statistics are for observations of shape {tuple(np.shape(mean))}, "
+                         f"the env of its config gives {tuple(want)} (observation: {kw.get('observation', 'basic')}); "
+                         "they belong to another model")
+
+
+def check_spaces(path: Path, cfg_path: Path | None, model, kw: dict, n_stack: int | None) -> None:
+    """The model's action and observation spaces against the env its config builds (action_type,
+    observation, frame_stack), before any episode: a model that disagrees with its config would
+    play actions outside the env's space or fail mid-episode. ValueError names both."""
+    import gymnasium
+
+    from atomgym.envs.atom_env import make_action_space, make_observation_space
+    where = cfg_path if cfg_path is not None else f"{path} (no config beside it: the env's defaults)"
+    try:
+        act = make_action_space(kw.get("action_type", "discrete"))
+        obs = make_observation_space(kw.get("observation", "basic"))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where}: {str(e).splitlines()[0]}") from None
+    want_obs = (obs.shape[0] * int(n_stack or 1), *obs.shape[1:])
+    ma, mo = model.action_space, model.observation_space
+    if type(ma) is not type(act) or (isinstance(act, gymnasium.spaces.Discrete) and ma.n != act.n) or (
+            isinstance(act, gymnasium.spaces.Box) and ma.shape != act.shape):
+        raise ValueError(f"{path}: the model's action space {ma} is not the one its config {where} gives "
+                         f"(action_type: {kw.get('action_type')} -> {act}); the model and its config do not belong "
+                         "together")
+    if getattr(mo, "shape", None) != want_obs:
+        raise ValueError(f"{path}: the model's observation space has shape {getattr(mo, 'shape', mo)}, its config "
+                         f"{where} gives {want_obs} (observation: {kw.get('observation', 'basic')}, frame_stack: "
+                         f"{n_stack or 'none'}); the model and its config do not belong together")
 
 
 def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float,
@@ -181,10 +227,12 @@ def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: flo
 
 def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path) -> tuple[int | None, int | None, dict]:
     """Sweep GRID_MF x GRID_WSF on the given seeds (all points in one batched Simulator); the
-    point with the lowest mean cost wins. Cached per (scenario file content, seeds, duration, grid,
-    the cost's definition, engine sources): a sweep run by another simulator is never reused."""
+    point with the lowest mean cost wins. Cached per (scenario content with its trace and snapshot
+    files, seeds, duration, grid, the cost's definition, engine sources): a sweep run by another
+    simulator, or on an edited trace, is never reused."""
+    from atomgym.agents.identity import scenario_digest
     from atomgym.sim import sources_digest
-    key_src = json.dumps([scenario.name, Path(scenario.source).read_text() if scenario.source else "",
+    key_src = json.dumps([scenario.name, scenario_digest(scenario),
                           [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, cost_definition(),
                           sources_digest()])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
@@ -405,6 +453,18 @@ def _int_arg(lo: int, hi: int):
     return conv
 
 
+def unique_scenarios(scen: list, where: str) -> list:
+    """The scenarios, one per name: the same file given twice counts once; two files with one
+    ``name:`` would share their rows (episodes.csv names the scenario), so they are refused."""
+    by_name: dict[str, object] = {}
+    for sc in scen:
+        first = by_name.setdefault(sc.name, sc)
+        if first is not sc and first.source != sc.source:
+            raise UsageError(f"{where}: {first.source or '<built in>'} and {sc.source or '<built in>'} are both "
+                             f"named {sc.name!r}; give each its own name: (episodes.csv tells scenarios apart by it)")
+    return list(by_name.values())
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):            # one line, exit 2 (argparse prints the usage too)
         raise UsageError(message)
@@ -519,6 +579,92 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
     return _rows(spec, sc.name, seeds, dur, time.perf_counter() - t0, res, ref_cost)
 
 
+BLOCKS_FILE = "blocks.json"      # beside episodes.csv: each finished block's identity
+BLOCKS_FORMAT = "atomgym-evaluate-blocks"
+
+
+def block_identity(spec: Spec, sc, seeds: np.ndarray, dur: float, memo: dict | None = None) -> dict:
+    """What a block's rows depend on (agents/identity.py): the scenario's content, the episode
+    length, the seeds, the policy (a model: its files' bytes), the simulator and the cost.
+    ``memo``: digests already computed in this evaluation (a model under several plays is hashed once)."""
+    from atomgym.agents import identity
+    memo = {} if memo is None else memo
+
+    def once(key: tuple, f) -> str:
+        if key not in memo:
+            memo[key] = f()
+        return memo[key]
+
+    return {"scenario": once(("scenario", sc.name), lambda: identity.scenario_digest(sc)),
+            "duration_s": float(dur), "seeds": [int(seeds[0]), len(seeds)],
+            "policy": (f"{spec.play}:" + once(("model", str(spec.path)), lambda: identity.model_digest(spec.path))
+                       if spec.kind == "model" else spec.label),
+            "simulator": once(("simulator",), identity.simulator_digest),
+            "cost": once(("cost",), identity.cost_digest)}
+
+
+def read_blocks(path: Path, csv_path: Path) -> dict[tuple, dict]:
+    """The recorded identities of DIR/blocks.json ({} if there is none); UsageError if damaged."""
+    if not path.exists():
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(64 << 20)
+        d = json.loads(raw.decode("utf-8"))
+        if not isinstance(d, dict) or d.get("format") != BLOCKS_FORMAT or not isinstance(d.get("blocks"), list):
+            raise ValueError("not a blocks file")
+        out = {}
+        for b in d["blocks"]:
+            key = (b["policy"], b["run"], b["scenario"])
+            if not all(isinstance(x, str) for x in key) or not isinstance(b["identity"], dict):
+                raise ValueError("malformed entry")
+            out[key] = b["identity"]
+        return out
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
+        raise UsageError(f"{path}: not the block identities of {csv_path.name}; --force starts afresh, "
+                         "or choose another --out") from None
+
+
+def write_blocks(path: Path, recorded: dict[tuple, dict]) -> None:
+    blocks = [{"policy": p, "run": r, "scenario": s, "identity": i} for (p, r, s), i in recorded.items()]
+    write_atomic(path, json.dumps({"format": BLOCKS_FORMAT, "blocks": blocks}, indent=1) + "\n")
+
+
+def _describe(k: str, old, new) -> str:
+    from atomgym.agents.identity import WHAT
+    if k == "duration_s" and isinstance(old, (int, float)):
+        return f"it was run with --duration-s {old:g}, not {new:g}"
+    if k == "seeds" and isinstance(old, list) and len(old) == 2 and all(isinstance(x, int) for x in old):
+        return f"it was run on seeds {old[0]}..{old[0] + old[1] - 1}, not {new[0]}..{new[0] + new[1] - 1}"
+    return f"{WHAT[k]} changed since it was run"
+
+
+def check_resume(csv_path: Path, rows: list[dict], recorded: dict[tuple, dict], idents: dict[tuple, dict]) -> None:
+    """--resume continues only blocks that would give the same rows: a block with rows whose
+    recorded identity differs from now (another duration, seeds, scenario file, model, simulator
+    or cost) or that has none is refused, one line naming what changed; so is any recorded block
+    of another simulator or cost (the file would mix two)."""
+    have = dict.fromkeys((r["policy"], r["run"], r["scenario"]) for r in rows)
+    tail = "--force starts afresh (the old rows are lost), or choose another --out"
+    for key in have:
+        if key not in recorded:
+            raise UsageError(f"{csv_path}: {key[0]} on {key[2]} has no recorded identity in {BLOCKS_FILE} "
+                             f"(written by an older agents.evaluate, or the file was removed): what it was run "
+                             f"with cannot be checked; {tail}")
+    from atomgym.agents.identity import changed
+    now = next(iter(idents.values()))
+    checks = [(k, idents[k]) for k in idents if k in have]
+    # every recorded block, asked for now or not: one simulator and one cost per file
+    checks += [(k, {c: now[c] for c in ("simulator", "cost")}) for k in recorded if k in have]
+    for key, new in checks:
+        old = recorded[key]
+        diff = changed(old, new)
+        if diff:
+            k = diff[0]
+            raise UsageError(f"{csv_path}: {key[0]} on {key[2]}: {_describe(k, old.get(k), new[k])}; "
+                             f"--resume would mix two experiments; {tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from atomgym import interrupts
     try:
@@ -582,8 +728,7 @@ def _main(argv: list[str] | None) -> int:
             raise UsageError(f"scenario {s!r}: {msg}; valid: {', '.join(list_scenarios())}") from None
     if not scen:
         raise UsageError(f"--scenarios: empty; valid: {', '.join(list_scenarios())}")
-    if len({s.name for s in scen}) != len(scen):
-        scen = list({s.name: s for s in scen}.values())
+    scen = unique_scenarios(scen, "--scenarios")
     for sc in scen:       # run_policy runs round(duration / tick) ticks: none is not an episode
         dur = args.duration_s if args.duration_s is not None else float(sc.duration_s)
         if int(round(dur * 1000.0 / sc.tick_ms)) < 1:
@@ -602,23 +747,31 @@ def _main(argv: list[str] | None) -> int:
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write there ({e.strerror})") from None
     csv_path, log_path = out / "episodes.csv", out / "actions.log"
-    for f in (csv_path, log_path, out / "summary.md"):
+    for f in (csv_path, log_path, out / "summary.md", out / BLOCKS_FILE):
         if f.is_symlink() or (f.exists() and not f.is_file()):
             raise UsageError(f"{f}: not a regular file; not replaced (choose another --out)")
-    done: dict[tuple, float] = {}
+    done: set[tuple] = set()
+    ids_path = out / BLOCKS_FILE
+    memo: dict = {}
+    idents = {(s.label, s.run, sc.name): block_identity(s, sc, seeds, _duration(args, sc), memo)
+              for sc in scen for s in specs}
+    recorded: dict[tuple, dict] = {}
     if csv_path.exists():
         if args.force:
             csv_path.unlink()
             log_path.unlink(missing_ok=True)
+            ids_path.unlink(missing_ok=True)
         elif not args.resume:
             raise UsageError(f"{csv_path} exists: --resume continues it, --force starts it afresh, "
                              "or choose another --out")
         else:
-            for r in read_episodes(csv_path):
-                done[(r["policy"], r["run"], r["scenario"], r["seed"])] = float(r["duration_s"])
+            rows = read_episodes(csv_path)
+            recorded = read_blocks(ids_path, csv_path)
+            check_resume(csv_path, rows, recorded, idents)
+            done = {(r["policy"], r["run"], r["scenario"], r["seed"]) for r in rows}
     try:
         with lock:
-            _run_all(specs, scen, seeds, args, done, csv_path, log_path)
+            _run_all(specs, scen, seeds, args, done, csv_path, log_path, idents, recorded, ids_path)
     except safefiles.UnsafePathError as e:
         raise UsageError(str(e)) from None
     except OSError as e:
@@ -639,24 +792,23 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
-def _run_all(specs: list[Spec], scen: list, seeds: np.ndarray, args, done: dict, csv_path: Path,
-             log_path: Path) -> None:
+def _duration(args, sc) -> float:
+    return args.duration_s if args.duration_s is not None else float(sc.duration_s)
+
+
+def _run_all(specs: list[Spec], scen: list, seeds: np.ndarray, args, done: set, csv_path: Path,
+             log_path: Path, idents: dict, recorded: dict, ids_path: Path) -> None:
     from tqdm import tqdm
 
     from atomgym import safefiles
     bar = tqdm(total=len(specs) * len(scen), desc="evaluate", unit="block", disable=None, file=sys.stderr)
     for sc in scen:
-        dur = args.duration_s if args.duration_s is not None else float(sc.duration_s)
+        dur = _duration(args, sc)
         ref_cost: np.ndarray | None = None
         for spec in specs:
             bar.set_postfix_str(f"{spec.label} on {sc.name}")
             keys = [(spec.label, spec.run, sc.name, str(int(s))) for s in seeds]
             have = [k in done for k in keys]
-            if any(have):
-                other = {done[k] for k in keys if k in done} - {dur}
-                if other:
-                    raise UsageError(f"{csv_path}: {spec.label} on {sc.name} was run with --duration-s "
-                                     f"{other.pop():g}, not {dur:g}; use another --out")
             if all(have):
                 bar.update(1)
                 continue
@@ -673,9 +825,13 @@ def _run_all(specs: list[Spec], scen: list, seeds: np.ndarray, args, done: dict,
                 log = []
                 rows = run_block(spec, sc, seeds, dur, ref_cost, args.cache_dir, log)
             new = [r for r, h in zip(rows, have) if not h]
+            # the block's identity first: rows on disk always have theirs (a crash between the two
+            # leaves an identity without rows, which the next --resume recomputes)
+            recorded[(spec.label, spec.run, sc.name)] = idents[(spec.label, spec.run, sc.name)]
+            write_blocks(ids_path, recorded)
             append_block(csv_path, new)
             for r in new:
-                done[(r["policy"], r["run"], r["scenario"], str(r["seed"]))] = dur
+                done.add((r["policy"], r["run"], r["scenario"], str(r["seed"])))
             with safefiles.open_write(log_path, append=True) as f:   # never through a link planted there
                 f.write("".join(line + "\n" for line in log))
             bar.update(1)

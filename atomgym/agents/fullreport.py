@@ -118,6 +118,8 @@ def _main(argv: list[str] | None) -> int:
         scenario_list = train.scenarios_of([x.strip() for x in args.scenarios.split(",") if x.strip()] or "",
                                            None, "--scenarios")
         args.scenarios = ",".join(scenario_list)
+        # two files of one name are refused by agents.evaluate: now, not after the training
+        train._check_unique_names("--scenarios", scenario_list)
     except (multiseed.UsageError, train.ConfigError) as e:
         print(f"{who('fullreport')}: error: {e}", file=sys.stderr)
         return 2

@@ -101,8 +101,65 @@ def load_rows(path: Path):
 
 
 def load_many(paths: list[Path]):
+    """The episodes of several CSVs, merged; ValueError (one line) when they cannot be compared:
+    one scenario run at two episode lengths (a score is relative to the kernel default's cost over
+    the same length), or evaluations recorded with another simulator or cost (agents.evaluate's
+    blocks.json beside a CSV)."""
     import pandas as pd
-    return pd.concat([load_rows(p) for p in paths], ignore_index=True)
+    frames = [load_rows(p) for p in paths]
+    check_comparable(paths, frames)
+    return pd.concat(frames, ignore_index=True)
+
+
+def check_comparable(paths: list[Path], frames: list) -> None:
+    seen: dict[tuple[str, float], Path] = {}
+    for p, df in zip(paths, frames):
+        if "duration_s" not in df:
+            continue
+        for sc, d in df.groupby("scenario", sort=False)["duration_s"]:
+            for v in dict.fromkeys(d):
+                other = next(((q, w) for (s2, w), q in seen.items() if s2 == sc and w != v), None)
+                if other is not None:
+                    where = str(p) if other[0] == p else f"{other[0]} and {p}"
+                    raise ValueError(f"{where}: scenario {sc} was run with episodes of {other[1]:g} s and "
+                                     f"{v:g} s; their scores are not comparable: report each length on its own")
+                seen.setdefault((sc, v), p)
+    digests: dict[tuple[str, str], Path] = {}
+    for p in paths:
+        for k, v in _recorded_digests(p).items():
+            other = next((q for (k2, w), q in digests.items() if k2 == k and w != v), None)
+            if other is not None:
+                what = "simulator sources" if k == "simulator" else "cost definition"
+                where = str(p) if other == p else f"{other} and {p}"
+                raise ValueError(f"{where}: evaluated with two {what}s (the blocks.json beside each); their "
+                                 f"scores are not comparable: report each on its own")
+            digests.setdefault((k, v), p)
+
+
+def _recorded_digests(csv_path: Path) -> dict[str, str]:
+    """The simulator and cost digests recorded beside an agents.evaluate CSV (its blocks.json),
+    one each; {} when there is none or it is not readable (nothing recorded, nothing to check)."""
+    import json
+
+    from atomgym.agents.evaluate import BLOCKS_FILE, BLOCKS_FORMAT
+    f = csv_path.parent / BLOCKS_FILE
+    try:
+        if not f.is_file():
+            return {}
+        with open(f, "rb") as fh:
+            d = json.loads(fh.read(64 << 20).decode("utf-8"))
+        blocks = d["blocks"] if isinstance(d, dict) and d.get("format") == BLOCKS_FORMAT else []
+        out: dict[str, str] = {}
+        for b in blocks:
+            for k in ("simulator", "cost"):
+                v = str(b["identity"][k])
+                if out.setdefault(k, v) != v:
+                    what = "simulator sources" if k == "simulator" else "cost definition"
+                    raise ValueError(f"{csv_path}: its blocks were evaluated with two {what}s ({f}); their "
+                                     "scores are not comparable")
+        return out
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, RecursionError, json.JSONDecodeError):
+        return {}
 
 
 def _fmt_ci(m: float, lo: float, hi: float) -> str:

@@ -11,7 +11,8 @@ checkpoints (``checkpoints/``), the final model (``model.zip``; with vec_normali
 Nothing existing is overwritten: a new run never reuses a folder. Ctrl-C saves a checkpoint at once
 (exit 130); ``--resume RUN_DIR`` continues an interrupted run from its newest checkpoint that loads
 (a truncated one is skipped, with a message; the TensorBoard curve continues where it stopped) and
-refuses a finished run (``model.zip`` saved). Checkpoints, ``model.zip`` and ``config.yml`` are written
+refuses a finished run (``model.zip`` saved) and a run whose config (any key but total_timesteps),
+scenario files, simulator or cost changed since it started (``identity.json``, agents/identity.py). Checkpoints, ``model.zip`` and ``config.yml`` are written
 to a temporary file and renamed. Before the run folder exists, the config is checked and the env,
 the algorithm and every evaluation machine are built once (``validate_build``): a config that would
 fail later is one line naming the file and key, exit 2, and no folder.
@@ -339,6 +340,9 @@ class TrainConfig:
                 raise ConfigError(f"{path}: {name}: expected a mapping of {name.upper()} keyword arguments")
             _check_algo_kwargs(path, name, kw)
         _check_evaluate(path, cfg.evaluate)
+        ev = cfg.evaluate or {}
+        _check_unique_names(f"{path}: {'evaluate.scenarios' if ev.get('scenarios') else 'scenario'}",
+                            ev.get("scenarios") or scenarios)
         return cfg
 
 
@@ -444,13 +448,68 @@ def _check_kwargs(path: Path, name: str, params, kw: dict, reserved: set) -> Non
         elif isinstance(default, str):       # e.g. SAC's ent_coef: "auto", "auto_0.1" or a number
             ok = isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
             kind = "a string or a finite number"
-        else:
-            continue                          # None default: checked by building the model (validate_build)
+        else:                                 # None default: checked by building the model (validate_build)
+            _check_range(path, name, k, v)
+            continue
         if not ok:
             raise ConfigError(f"{path}: {name}.{k}: expected {kind} (like its default {default!r}), "
                               f"got {type(v).__name__} {_short(v)}")
-        if k in ("gamma", "gae_lambda", "tau") and not 0 <= v <= 1:   # SB3 takes any float: a discount > 1 diverges
-            raise ConfigError(f"{path}: {name}.{k}: {_short(v)} is out of range; valid range 0..1")
+        _check_range(path, name, k, v)
+
+
+# SB3 and VecNormalize take any number for these and then train on nonsense, exit 0 (a negative
+# clip_obs clips every observation to one constant, a discount > 1 diverges, n_steps 0 never
+# collects): key -> (low, high, low excluded); checked wherever the key is given as a number
+NUMERIC_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "gamma": (0, 1, False), "gae_lambda": (0, 1, False), "tau": (0, 1, False),
+    "exploration_fraction": (0, 1, False), "exploration_initial_eps": (0, 1, False),
+    "exploration_final_eps": (0, 1, False),
+    "learning_rate": (0, None, True), "clip_range": (0, None, True), "clip_range_vf": (0, None, True),
+    "max_grad_norm": (0, None, True), "target_kl": (0, None, True), "rms_prop_eps": (0, None, True),
+    "clip_obs": (0, None, True), "clip_reward": (0, None, True), "epsilon": (0, None, True),
+    "ent_coef": (0, None, False), "vf_coef": (0, None, False), "target_policy_noise": (0, None, False),
+    "target_noise_clip": (0, None, False), "learning_starts": (0, None, False),
+    "n_steps": (1, None, False), "batch_size": (1, None, False), "n_epochs": (1, None, False),
+    "buffer_size": (1, None, False), "train_freq": (1, None, False), "target_update_interval": (1, None, False),
+    "stats_window_size": (1, None, False), "policy_delay": (1, None, False), "n_critics": (1, None, False),
+    "gradient_steps": (-1, None, False), "sde_sample_freq": (-1, None, False),
+}
+
+
+def _check_range(path: Path, name: str, k: str, v: Any) -> None:
+    """A numeric keyword argument against NUMERIC_RANGES (one line naming the key and the range)."""
+    r = NUMERIC_RANGES.get(k)
+    if r is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+        return
+    lo, hi, open_lo = r
+    bad = not math.isfinite(v) or (lo is not None and (v <= lo if open_lo else v < lo)) or (hi is not None and v > hi)
+    if k == "gradient_steps" and v == 0:   # -1: as many as environment steps; 0 would never train
+        bad = True
+    if bad:
+        valid = (f"{_fmt(lo)}..{_fmt(hi)}" if hi is not None else
+                 f"> {_fmt(lo)}" if open_lo else f">= {_fmt(lo)}") + (" (not 0)" if k == "gradient_steps" else "")
+        raise ConfigError(f"{path}: {name}.{k}: {_short(v)} is out of range; valid: {valid}")
+
+
+def _fmt(x: float | None) -> str:
+    return f"{x:g}"
+
+
+def _check_unique_names(where: str, names: list[str]) -> None:
+    """The evaluation's scenarios have one ``name:`` each (agents.evaluate refuses two files of
+    one name, and would do so only after the training); ConfigError starting with ``where``. A
+    scenario that does not load is left to the checks that name its error."""
+    from atomgym.sim.scenario import ScenarioError, load_scenario
+    seen: dict[str, str] = {}
+    for n in names:
+        try:
+            sc = load_scenario(n)
+        except (ScenarioError, OSError, ValueError, TypeError):
+            continue
+        first = seen.setdefault(sc.name, sc.source)
+        if first != sc.source:
+            raise ConfigError(f"{where}: {first} and {sc.source} are both named {sc.name!r}; give each its "
+                              f"own name: (episodes.csv tells scenarios apart by it)")
 
 
 def _check_scenario(path: Path, key: str, name: object) -> None:
@@ -829,6 +888,58 @@ def _positive_int(text: str) -> int:
     return v
 
 
+IDENTITY_FILE = "identity.json"     # in a run folder: what the run's result depends on
+IDENTITY_FORMAT = "atomgym-train-identity"
+
+
+def run_identity(cfg: dict) -> dict:
+    """What a training run's result depends on (agents/identity.py): its config (every key but
+    total_timesteps, which --resume --total-timesteps may raise), the content of its scenarios, the
+    simulator's sources and the cost's definition."""
+    from atomgym.agents import identity
+    from atomgym.sim.scenario import load_scenario
+    conf = json.loads(json.dumps({k: v for k, v in as_dict(cfg).items() if k != "total_timesteps"}, default=str))
+    scs = scenarios_of(cfg["scenario"])
+    return {"config": conf, "scenario": {sc: identity.scenario_digest(load_scenario(sc)) for sc in scs},
+            "simulator": identity.simulator_digest(), "cost": identity.cost_digest()}
+
+
+def check_resume_identity(run: Path, cfg: dict) -> None:
+    """--resume continues a run only as it started: the run folder's config.yml (but
+    total_timesteps), its scenarios' content, the simulator and the cost unchanged since; else
+    ConfigError naming what changed (a checkpoint of another config would not load, and training
+    would silently restart from step 0 in this folder)."""
+    f = run / IDENTITY_FILE
+    fresh = f"start a new run instead: --config {run / 'config.yml'}"
+    try:
+        with open(f, "rb") as fh:
+            old = json.loads(fh.read(MAX_CONFIG_BYTES).decode("utf-8"))
+        if not isinstance(old, dict) or old.get("format") != IDENTITY_FORMAT:
+            raise ValueError("format")
+    except FileNotFoundError:
+        raise ConfigError(f"{run}: no {IDENTITY_FILE} (a run started by an older agents.train): what it was "
+                          f"trained with cannot be checked, so it is not resumed; {fresh}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise ConfigError(f"{f}: not readable as this run's identity; {fresh}") from None
+    from atomgym.agents.identity import WHAT, changed
+    new = run_identity(cfg)
+    for k in changed(old, new):
+        if k == "config":
+            o = old.get("config") if isinstance(old.get("config"), dict) else {}
+            keys = sorted(set(o) | set(new["config"]), key=str)
+            diff = [str(x) for x in keys if changed({"v": o.get(x)}, {"v": new["config"].get(x)})]
+            raise ConfigError(f"{run / 'config.yml'}: changed since the run started (key(s) {', '.join(diff)}); "
+                              f"--resume continues an unchanged run only; {fresh}")
+        what = {"scenario": "the content of its scenario(s) (YAML, trace or snapshot files)"}.get(k, WHAT.get(k, k))
+        raise ConfigError(f"{run}: {what} changed since the run started; --resume would continue it on another "
+                          f"experiment; {fresh}")
+
+
+def write_run_identity(run: Path, cfg: dict) -> None:
+    _write_text_atomically(run / IDENTITY_FILE, json.dumps({"format": IDENTITY_FORMAT, **run_identity(cfg)},
+                                                           indent=1) + "\n")
+
+
 def _run_is_complete(run: Path) -> bool:
     """model.zip is written last, atomically: a loadable zip there means training finished."""
     return (run / "model.zip").is_file() and zipfile.is_zipfile(run / "model.zip")
@@ -867,6 +978,7 @@ def _main(argv: list[str] | None) -> int:
                 raise ConfigError(f"{args.resume}: the run is complete (model.zip is saved); nothing to resume. "
                                   f"Train further in a new run: --config {args.resume / 'config.yml'}")
             cfg = load_config(args.resume / "config.yml")
+            check_resume_identity(args.resume, cfg)
         else:
             cfg = load_config(args.config)
         if args.total_timesteps is not None:
@@ -899,6 +1011,7 @@ def _main(argv: list[str] | None) -> int:
                     k += 1
             run = created = cand
             _write_text_atomically(run / "config.yml", yaml.safe_dump(as_dict(cfg), sort_keys=False))
+            write_run_identity(run, cfg)
         from atomgym import safefiles    # a --resume folder is the user's: no link in it is written through
         with safefiles.open_write(run / "command.txt", append=True) as f:
             f.write(" ".join(shlex.quote(a) for a in [sys.executable, "-m", "atomgym.agents.train",

@@ -39,8 +39,8 @@ class AtomSB3VecEnv(VecEnv):
     def step_wait(self):
         v = self.venv
         a = self._actions
-        if v.core.discrete and a.size == self.num_envs:   # else _check_actions() names the shape
-            a = a.reshape(self.num_envs).astype(np.int64)
+        if v.core.discrete and a.size == self.num_envs:   # SB3's (n, 1): reshaped only; the dtype and
+            a = a.reshape(self.num_envs)                  # values are AtomVectorEnv's rule (no float truncated)
         obs, r, term, trunc, info = v.step_core(v._check_actions(a), self._all)
         done = term | trunc
         infos: list[dict] = [{} for _ in range(self.num_envs)]

@@ -444,6 +444,17 @@ def _resolve_field(s: "Scenario", parts: tuple) -> tuple[object, str, dataclasse
     return "empty key path"
 
 
+# keys one batched simulator shares between its machines: a draw per machine would not be what runs
+NOT_RANDOMIZABLE = {
+    "duration_s": "the episode length is one for every episode: the scenario's or the command's --duration-s",
+    "tick_ms": "one tick for every machine of a batch: the episode's tick count is the scenario's tick_ms's, "
+               "so a drawn tick would simulate another length than the episode's duration",
+    "machine.nodes": "the NUMA node count sizes the batch's arrays: it is the scenario's, for every machine",
+}
+_RANDOMIZE_EXAMPLES = ("traffic.0.rate_pps", "nics.0.ring_size", "memory.page_cache_frac", "machine.ram_mib",
+                       "workloads.0.start_s")
+
+
 def _check_randomize(s: "Scenario", ctx: _Ctx) -> None:
     """Every randomize path names an existing numeric field and stays inside its valid range."""
     for key, (lo, hi) in s.randomize.items():
@@ -456,6 +467,10 @@ def _check_randomize(s: "Scenario", ctx: _Ctx) -> None:
         r = _resolve_field(s, parts)
         if isinstance(r, str):
             ctx.fail(path, r)
+        fixed = NOT_RANDOMIZABLE.get(format_path(parts))
+        if fixed is not None:
+            ctx.fail(path, f"{format_path(parts)} cannot be randomized ({fixed}); every other numeric key can, "
+                           f"e.g. {', '.join(_RANDOMIZE_EXAMPLES)}")
         _, _, f, tp = r
         tp, _ = _split_optional(tp)
         if tp not in (int, float):
@@ -689,7 +704,58 @@ def scenario_from_dict(d: object, source: str | Path = "<dict>", *, _lines: dict
             ctx.fail(("name",), f"{_short(s.name)} is not a valid scenario name; allowed: {NAME_CHARS}, no '..'")
     _check_randomize(s, ctx)
     _check_cross(s, ctx, check_files)
+    _check_draw_bounds(s, ctx)
     return s
+
+
+def _at_bound(s: "Scenario", end: int) -> "Scenario":
+    """A copy of ``s`` with every randomize key at the low (``end`` 0) or high (1) end of its range."""
+    out = copy.deepcopy(s)
+    for key, rng in out.randomize.items():
+        parent, attr, _, tp = _resolve_field(out, _parse_key(key))  # type: ignore[misc]
+        v = rng[end]
+        setattr(parent, attr, int(v) if _split_optional(tp)[0] is int else float(v))
+    return out
+
+
+def _check_draw_bounds(s: "Scenario", ctx: _Ctx) -> None:
+    """The cross rules every draw must pass, at the ends of the randomize ranges, at load (not at
+    the reset of the machine that draws a bad combination): a start never after its stop (traffic,
+    workloads with their phases), an atomic_alloc interval with pages to allocate, and no
+    kind-specific workload key randomized on a workload of another kind."""
+    if not s.randomize:
+        return
+    keys = set(s.randomize)
+    for i, w in enumerate(s.workloads):
+        for key, kinds in _WORKLOAD_ONLY.items():
+            if f"workloads.{i}.{key}" in keys and w.kind not in kinds:
+                ctx.fail(("randomize", f"workloads.{i}.{key}"),
+                         f"{key} is only for kind {' or '.join(kinds)} (workloads[{i}] is {w.kind!r})")
+    lo, hi = _at_bound(s, 0), _at_bound(s, 1)
+    names = {w.name: i for i, w in enumerate(s.workloads) if w.name is not None}
+
+    def ranged(*cands: str) -> str:
+        return ", ".join(k for k in cands if k in keys) or "its keys"
+
+    for i, (a, b) in enumerate(zip(lo.traffic, hi.traffic)):
+        # the latest start against the earliest stop (each comes from one key)
+        if a.stop_s is not None and a.stop_s <= b.start_s:
+            ctx.fail(("randomize", ranged(f"traffic.{i}.start_s", f"traffic.{i}.stop_s")),
+                     f"the ranges can draw traffic[{i}]'s stop at {_fmt_num(a.stop_s)} s, not after its start at "
+                     f"{_fmt_num(b.start_s)} s; keep every start below every stop")
+    t_lo, t_hi = workload_times(lo), workload_times(hi)
+    for i, w in enumerate(s.workloads):
+        stop, start = t_lo[i][1], t_hi[i][0]
+        if stop is not None and stop <= start:
+            phases = [f"phases.{j}.at_s" for j, ph in enumerate(s.phases) if w.name in names and w.name in
+                      (*ph.start, *ph.stop)]
+            ctx.fail(("randomize", ranged(f"workloads.{i}.start_s", f"workloads.{i}.stop_s", *phases)),
+                     f"the ranges can draw workloads[{i}]'s stop at {_fmt_num(stop)} s, not after its start at "
+                     f"{_fmt_num(start)} s (phases included); keep every start below every stop")
+        if w.kind == "atomic_alloc" and hi.workloads[i].interval_ms > 0 and lo.workloads[i].pages_per_burst == 0:
+            ctx.fail(("randomize", ranged(f"workloads.{i}.pages_per_burst", f"workloads.{i}.interval_ms")),
+                     f"the ranges can draw workloads[{i}] with interval_ms > 0 and pages_per_burst 0; "
+                     "valid: pages_per_burst >= 1 whenever interval_ms > 0")
 
 
 def _display(src: str) -> str:
