@@ -159,7 +159,7 @@ _TRAIN = "scenario: quiet\nalgo: ppo\nseed: 0\nn_envs: 2\ntotal_timesteps: 64\na
 
 
 @pytest.mark.parametrize("ppo, needle", [
-    ("  n_steps: 32\n  batch_size: 32\n  gamma: 2\n", "ppo.gamma: 2 is out of range; valid range 0..1"),
+    ("  n_steps: 32\n  batch_size: 32\n  gamma: 2\n", "ppo.gamma: 2 is out of range; valid: 0..1"),
     ("  n_steps: 32\n  batch_size: 32\n  gae_lambda: -0.5\n", "ppo.gae_lambda: -0.5 is out of range"),
     # before: SB3's multi-line UserWarning above the error (5 lines on stderr)
     ("  n_steps: 99999999999999\n  batch_size: 32\n", "ppo: PPO(...) rejects these arguments"),

@@ -515,8 +515,8 @@ def test_a_model_whose_config_disagrees_with_it_is_refused_before_any_episode(tm
     cfg = yaml.safe_load((tmp_path / "m.yml").read_text())
     good = evaluate.load_model(tmp_path / "m.zip")
     assert good.env_kw["action_type"] == "levels"
-    for key, value, needle in (("action_type", "discrete", "action space"),
-                               ("observation", "basic", "observation space")):
+    for key, value, needle in (("action_type", "discrete", "action[ _]space"),
+                               ("observation", "basic", "observation[ _]space")):
         bad = {**cfg, "env": {**cfg["env"], key: value}}
         (tmp_path / "m.yml").write_text(yaml.safe_dump(bad))
         with pytest.raises(ValueError, match=needle) as e:

@@ -231,7 +231,7 @@ def test_every_item_a_guest_cannot_run_is_named_with_its_line(tmp_path):
           nodes: 2
           cpus: 1
         memory: {swap: true}
-        randomize: {duration_s: [5, 10]}
+        randomize: {memory.page_cache_frac: [0.1, 0.2]}
         workloads:
           - {kind: churn}
           - {kind: atomic_alloc, shots: [{at_s: 1}]}

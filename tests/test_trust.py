@@ -108,6 +108,12 @@ def test_every_serialized_key_is_supplied_and_spaces_must_fit(tmp_path):
         safeload.custom_objects(SHIPPED, bad, "ppo", obs, act)
 
 
+def _write_identity(run):
+    """The identity.json agents.train writes into a new run folder (--resume checks it first)."""
+    from atomgym.agents import train
+    train.write_run_identity(run, train.load_config(run / "config.yml"))
+
+
 def test_train_resume_refuses_a_checkpoint_with_a_payload(tmp_path):
     marker = tmp_path / "PWNED"
     run = tmp_path / "run"
@@ -117,6 +123,7 @@ def test_train_resume_refuses_a_checkpoint_with_a_payload(tmp_path):
     cfg["ppo"].update(n_steps=16, batch_size=16)
     cfg.pop("evaluate")
     (run / "config.yml").write_text(yaml.safe_dump(cfg))
+    _write_identity(run)                     # a run agents.train made: its identity is recorded
     _evil_zip(SHIPPED, run / "checkpoints" / "model_16_steps.zip", "env", marker)
     r = _cli("-m", "agents.train", "--resume", str(run), "--no-eval")
     assert not marker.exists() and r.returncode == 2, r.stderr
@@ -238,6 +245,7 @@ def test_train_resume_never_appends_through_a_planted_link(tmp_path, capsys):
     run.mkdir()
     (run / "config.yml").write_text(yaml.safe_dump({"scenario": "quiet", "n_envs": 2, "total_timesteps": 16,
                                                     "env": {"duration_s": 1.0}, "ppo": {"n_steps": 8, "batch_size": 16}}))
+    _write_identity(run)
     (run / "command.txt").symlink_to(victim)
     assert train.main(["--resume", str(run), "--no-eval"]) == 2
     assert victim.read_text() == "precious" and "symbolic link" in capsys.readouterr().err

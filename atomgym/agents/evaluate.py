@@ -136,7 +136,10 @@ def load_model(path: Path) -> LoadedModel:
         obs_space, act_space = safeload.spaces_of(kw, n_stack)
         model = safeload.load(path, algo, obs_space, act_space, cfg.get(algo) or {}, device="cpu")
     except safeload.UnsafeModelError as e:
-        raise ValueError(str(e)) from None
+        msg = str(e)
+        if "does not fit its config" in msg:     # name the config the spaces were built from
+            msg += f" ({cfg_path if cfg_path is not None else 'no config beside it: the env defaults'})"
+        raise ValueError(msg) from None
     except Exception as e:         # a damaged zip (truncated parameters, ...): whatever SB3/torch raise
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path}: cannot load the model ({type(e).__name__}{': ' + msg if msg else ''})") from None
@@ -266,6 +269,7 @@ def read_cache(path: Path, need: dict) -> dict | None:
     damaged one (not JSON, truncated, a key missing or of the wrong type: ``need`` maps each key
     to its check) is a miss: one warning line, then the caller recomputes and replaces it."""
     if path.is_symlink():       # a link planted in the cache is not followed: a miss, replaced
+        print(f"warning: damaged cache ({path}: a symbolic link, not followed); recomputing it", file=sys.stderr)
         return None
     if not path.exists():
         return None

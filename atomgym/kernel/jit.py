@@ -194,17 +194,25 @@ class _Dispatcher(CPUDispatcher):
     compiles for one env step, alloc_pages_bulk 7 times (204 s of 482 s). Arguments are typed by
     their type, not their value; no model function dispatches on a literal value."""
 
+    keep_literal: frozenset[int] = frozenset()   # argument positions still specialised by value
+
     def get_call_template(self, args, kws):
-        return super().get_call_template(tuple(types.unliteral(a) for a in args),
+        keep = self.keep_literal
+        return super().get_call_template(tuple(a if i in keep else types.unliteral(a) for i, a in enumerate(args)),
                                          {k: types.unliteral(v) for k, v in kws.items()})
 
 
-def jit(**options):
+def jit(literal_args: tuple[str, ...] = (), **options):
     """``numba.njit`` with the model's options, one compile per function and type signature
-    (_Dispatcher) and the atomgym compile cache (module docstring)."""
+    (_Dispatcher) and the atomgym compile cache (module docstring). ``literal_args``: parameters
+    that stay specialised by their constant value where a hot caller passes one (a version per
+    value: worth it only for a few values that fold whole branches, measured)."""
     def deco(func):
         dispatcher = njit(error_model="numpy", **options)(func)
         dispatcher.__class__ = _Dispatcher
+        if literal_args:
+            names = func.__code__.co_varnames[:func.__code__.co_argcount]
+            dispatcher.keep_literal = frozenset(names.index(n) for n in literal_args)
         try:
             dispatcher._cache = _Cache(dispatcher.py_func)
         except RuntimeError:        # no locator (unwritable cache folder): no cache, still correct

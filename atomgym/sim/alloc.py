@@ -272,7 +272,7 @@ def wake_all_kswapds(S, b, zlk):
             last = node
 
 
-@jit()
+@jit(literal_args=("zlk", "dest"))   # the zonelist and the field: a version per caller's constants
 def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     """``n`` order-0 allocations with mask ``gfp`` over zonelist ``zlk`` (no direct
     reclaim here). Returns (pages obtained, of which pfmemalloc). Per-zone pages obtained
