@@ -199,6 +199,7 @@ def test_render_modes():
     assert (img[:, :, 0] == 220).any() and (img == 0).any()   # the min line (red) and free (black)
 
 
+@pytest.mark.slow   # long training: run after the rest (make test), not in make test-fast
 def test_sb3_vecenv_autoreset_and_ppo_smoke():
     from stable_baselines3 import PPO, SAC
     from atomgym.envs.sb3 import AtomSB3VecEnv

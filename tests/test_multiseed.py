@@ -28,6 +28,7 @@ def test_parse_seeds():
             multiseed.parse_seeds(bad)
 
 
+@pytest.mark.slow   # long training: run after the rest (make test), not in make test-fast
 def test_two_seeds_without_ray(tmp_path, capsys):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY)
@@ -69,6 +70,7 @@ def test_bad_multiseed_arguments_exit_2(tmp_path, capsys):
     assert "--label '../x': allowed: letters" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow   # long training: run after the rest (make test), not in make test-fast
 def test_a_sweep_runs_every_grid_point_as_a_policy(tmp_path, capsys):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY.replace("total_timesteps: 512", "total_timesteps: 256"))

@@ -84,8 +84,12 @@ def test_bench_json_smoke(capsys):
     from atomgym.bench import main
 
     assert main(["--json", "--ticks", "2000", "--batch", "4", "--batch-ticks", "50", "--cartpole-steps", "500",
-                 "--env-steps", "30", "--env-batch-steps", "2", "--repeat", "2"]) == 0
+                 "--env-steps", "30", "--env-batch-steps", "2", "--repeat", "2", "--skip-cold",
+                 "--ppo-steps", "64"]) == 0
     res = json.loads(capsys.readouterr().out)
+    assert res["sb3_ppo_atom_fps"] > 0 and res["sb3_ppo_cartpole_fps"] > 0
+    assert res["sb3_ppo_vs_cartpole"] == res["sb3_ppo_atom_fps"] / res["sb3_ppo_cartpole_fps"]
+    assert "first_step_cold_s" not in res
     for k in ("single_ticks_per_s", "batch_ticks_per_s", "cartpole_steps_per_s", "batch_state_mib",
               "env_single_steps_per_s", "env_single_short_steps_per_s"):
         assert res[k] > 0, k
@@ -94,6 +98,16 @@ def test_bench_json_smoke(capsys):
     assert min(res["runs"]["single"]) <= res["single_ticks_per_s"] <= max(res["runs"]["single"])
     assert main(["--scenario", "no-such-scenario"]) == 2
     assert main(["--repeat", "0"]) == 2
+
+
+def test_bench_first_step_runs_in_a_fresh_process():
+    """(f) of the bench: a fresh process makes, resets and steps the env against a given compile
+    cache (here the warm one of this suite: the cold run of `atomgym.bench` itself takes minutes)."""
+    from atomgym import bench
+    from atomgym.kernel.jit import cache_root
+
+    setup_s, step_s = bench._first_step("atomgym/IncastPagecache-v0", str(cache_root().parent))
+    assert 0 < setup_s < 600 and 0 < step_s < 600
 
 
 def test_rings_too_big_for_free_memory_come_out_of_the_page_cache():

@@ -68,6 +68,7 @@ def test_shipped_configs_are_valid():
     assert ("incast-pagecache", "continuous") in kinds and ("train-randomized", "discrete") in kinds
 
 
+@pytest.mark.slow   # long training: run after the rest (make test), not in make test-fast
 def test_train_resume_and_compare(tmp_path, capsys):
     runs = tmp_path / "runs"
     p = _write(tmp_path, SMALL)
