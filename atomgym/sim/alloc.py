@@ -284,34 +284,39 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     got = 0
     if n <= 0:
         return 0, 0
-    # The walks of the zonelist, in order (one zone_take() call site: it is inlined, and each
-    # inlined copy costs seconds of compile):
-    #   0. fast path with ALLOC_NOFRAGMENT (Normal preferred, DMA32 present): a first walk never
-    #      falls back (alloc_flags_nofragment()); only on the kernel zonelist with MI_NOFRAG
-    #   1. fast path: ALLOC_WMARK_LOW (+ ALLOC_KSWAPD); get_page_from_freelist() rescans without
-    #      ALLOC_NOFRAGMENT when every zone failed
-    #   2. slow path (__alloc_pages_slowpath()): the tuner hook, wake_all_kswapds(), then the
-    #      min watermark with gfp_to_alloc_flags()
-    #   3. ALLOC_NO_WATERMARKS when gfp_pfmemalloc_allowed(): those pages are pfmemalloc
+    # The walks of the zonelist, in order, through two zone_take() call sites (it is inlined:
+    # each copy costs seconds of compile; the fast walks keep their watermark constant):
+    #   fast path (get_page_from_freelist() with ALLOC_WMARK_LOW (+ ALLOC_KSWAPD)):
+    #     0. with ALLOC_NOFRAGMENT (Normal preferred, DMA32 present), which never falls back
+    #        (alloc_flags_nofragment()); only on the kernel zonelist with MI_NOFRAG
+    #     1. without it: the rescan when every zone failed (or the only walk)
+    #   slow path (__alloc_pages_slowpath()): the tuner hook, wake_all_kswapds(), then
+    #     2. the min watermark with gfp_to_alloc_flags()
+    #     3. ALLOC_NO_WATERMARKS when gfp_pfmemalloc_allowed(): those pages are pfmemalloc
     fast = ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
-    flags = fast
-    mark = WMARK_LOW
-    pfm = 0
     walk = 0 if zlk == ZL_KERNEL and S.mi[b, MI_NOFRAG] != 0 else 1
+    while walk < 2:
+        for i in range(nzl):
+            z = zl[b, zlk, i]
+            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0)
+            scr[b, z] += s
+            got += s
+            if got == n:
+                return got, 0
+        walk += 1
+    tuner_on_event(S, b, EV_SLOWPATH_ENTRY, gfp, cls, zl[b, zlk, 0], zl[b, zlk, 0] // MAX_NR_ZONES, n - got)
+    if gfp & GFP_KSWAPD_RECLAIM:
+        wake_all_kswapds(S, b, zlk)
+    flags = gfp_to_alloc_flags(gfp)
+    pfm = 0
     while walk < 4:
-        if walk == 2:
-            tuner_on_event(S, b, EV_SLOWPATH_ENTRY, gfp, cls, zl[b, zlk, 0], zl[b, zlk, 0] // MAX_NR_ZONES, n - got)
-            if gfp & GFP_KSWAPD_RECLAIM:
-                wake_all_kswapds(S, b, zlk)
-            flags = gfp_to_alloc_flags(gfp)
-            mark = WMARK_MIN
-        elif walk == 3:
+        if walk == 3:
             if not gfp_pfmemalloc_allowed(gfp):
                 break
             flags = ALLOC_NO_WATERMARKS | (flags & ALLOC_KSWAPD)
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, flags, mark, hz, dest, walk == 0)
+            s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False)
             scr[b, z] += s
             got += s
             if walk == 3:
