@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -80,8 +81,18 @@ def make_trace(duration_s: float = 60.0, interval_ms: float = 1.0, seed: int = 1
 
 
 def write_csv(path: Path, counts: np.ndarray, header: list[str]) -> None:
+    """Written to a temporary file beside ``path``, then renamed onto it (never half a file, never
+    through a link: the rename replaces the link itself)."""
     lines = [f"# {h}" for h in header] + ["packets"] + [str(int(c)) for c in counts]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = _Parser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output CSV (default: %(default)s)")
+    ap.add_argument("--force", action="store_true", help="replace an existing --out file (the shipped trace needs none)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--duration-s", type=float, default=60.0)
     ap.add_argument("--interval-ms", type=float, default=1.0)
@@ -109,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(a, name)}")
     if a.base_pps < 0 or a.on_sigma < 0 or a.off_sigma < 0:
         ap.error("--base-pps, --on-sigma and --off-sigma must be >= 0")
+    if (a.out.exists() or a.out.is_symlink()) and not a.force and a.out.resolve() != DEFAULT_OUT.resolve():
+        ap.error(f"{a.out} exists: --force replaces it, or choose another --out")
     if not 0 <= a.seed < 2**63:
         ap.error(f"--seed must be in 0..{2**63 - 1}, got {a.seed}")
     for name in ("duration_s", "interval_ms", "line_gbps", "base_pps", "on_median_ms", "on_sigma", "off_median_ms",

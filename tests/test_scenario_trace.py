@@ -72,3 +72,16 @@ def test_make_trace_refuses_bad_numbers_in_one_line(tmp_path, args, needle):
                        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and needle in r.stderr, r.stderr
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_make_trace_never_replaces_a_users_file_without_force(tmp_path):
+    out = tmp_path / "mine.csv"
+    out.write_text("mine")
+    r = subprocess.run([sys.executable, "scripts/make_trace.py", "--duration-s", "1", "-o", str(out)],
+                       capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert r.returncode == 2 and "--force" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert out.read_text() == "mine"
+    r = subprocess.run([sys.executable, "scripts/make_trace.py", "--duration-s", "1", "-o", str(out), "--force"],
+                       capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert r.returncode == 0 and out.read_text().startswith("# synthetic RX trace")
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.csv"]      # no temporary file left
