@@ -488,6 +488,7 @@ def _alive(pid: int) -> bool:
 
 
 def _start_run_with_a_hanging_qemu(tmp_path, fake_env):
+    import signal
     import subprocess
     import sys
     import time
@@ -498,7 +499,10 @@ def _start_run_with_a_hanging_qemu(tmp_path, fake_env):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
     p = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp_path / "vmlinuz"), str(initramfs),
                           str(DATA / "real-smoke.yaml"), str(tmp_path / "cap")], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # a shell's background job ignores SIGINT and hands that on: give the
+                         # command the default a terminal would (Python then raises KeyboardInterrupt)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.monotonic()
     while not (pidfile.exists() and pidfile.read_text().strip()):
         assert p.poll() is None and time.monotonic() - t0 < 60, p.communicate()
