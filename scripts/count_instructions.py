@@ -34,7 +34,7 @@ from atomgym.sim.scenario import load_scenario
 mode, scenario, ticks, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 sim = Simulator(load_scenario(scenario), n_machines=1)
 sim.reset(np.array([1])); sim.advance(10)
-libs = [cres.library for cres in engine.run_serial.overloads.values()]
+libs = [cres.library for cres in engine.step_state.overloads.values()]   # advance() runs step_state serially
 if mode == "names":      # fresh compile: the module's function names are known
     names = sorted({f.name for lib in libs for f in lib._final_module.functions if not f.is_declaration})
     open(out, "w").write("\n".join(names))

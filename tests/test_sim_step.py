@@ -75,7 +75,7 @@ _CTR = L.STATE_INDEX["ctr"]   # a global int: a compile-time index into the stat
 @njit(cache=False)
 def _compiled_caller(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
     """What a compiled env step does: engine.step_state on the state tuple, then reads a counter."""
-    step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev)
+    step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev, True)
     return T[_CTR][0, L.C_KNOB_WRITES]
 
 

@@ -305,7 +305,7 @@ def step_discrete(T, actions, kind, amap, levels, n_ticks, table, weights, penal
         knobs[b, KNOB_MIN_FREE_KBYTES] = mf[b]
         knobs[b, KNOB_WSF] = wsf[b]
     bp = np.zeros((B, Z), np.int64)
-    step_state(T, knobs, bp, bk, mask, n_ticks, prev)
+    step_state(T, knobs, bp, bk, mask, n_ticks, prev, True)
     if memory:
         mem_update(ctr, prev, mask, dt_s, decay, mem)
     terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out)

@@ -33,6 +33,7 @@ import hashlib
 from pathlib import Path
 
 import numba
+import numpy as np
 from numba import prange, types
 from ..kernel.jit import jit
 from numba.core import cgutils
@@ -73,10 +74,10 @@ from .layout import (
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
-from .layout import SimState, UArray
+from .layout import NC, STATE_INDEX, SimState, UArray
 from .nic import app_drain, nic_arrivals, nic_poll
 from .alloc import decay_pcp_high
-from .knobs import apply_knobs, apply_phases
+from .knobs import NKNOBS, apply_knobs, apply_phases
 from .tuners import EV_KSWAPD_END, EV_TIMER, tuner_on_event
 from .workloads import traffic_tick, workload_tick
 
@@ -210,15 +211,6 @@ def free_state(typingctx, st):
     return sig, codegen
 
 
-@jit()
-def run_serial(T, n_ticks, mask):
-    S = make_state(T)
-    for b in range(mask.shape[0]):
-        if mask[b]:
-            run_machine(S, b, n_ticks)
-    free_state(S)
-
-
 @jit(parallel=True)
 def run_parallel(T, n_ticks, mask):
     for b in prange(mask.shape[0]):
@@ -255,11 +247,13 @@ def begin_interval(S, prev, mask):
 
 
 @jit(inline="always")   # a thin wrapper: inlined, so its callers link the engine once, not again
-def step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
+def step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev, begin):
     """Knob writes, then an interval of ``n_ticks`` ticks, for every machine in mask, serially:
     knobs.apply_knobs() (-1 / 0 entries: unchanged; skipped when nothing is asked),
-    begin_interval(S, prev, mask), then run_machine() per machine in index order. Bit for bit
-    the same as Simulator.set_knobs() + begin_interval + Simulator.advance()."""
+    begin_interval(S, prev, mask) if ``begin``, then run_machine() per machine in index order. Bit
+    for bit the same as Simulator.set_knobs() + begin_interval + Simulator.advance(); without knob
+    writes and without ``begin`` it runs the machines serially (Simulator.advance() uses it so:
+    one compiled entry point links the engine instead of two)."""
     ask = False
     for b in range(mask.shape[0]):
         if mask[b]:
@@ -269,18 +263,19 @@ def step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
                 ask = ask or boost_pages[b, z] > 0 or boost_calls[b, z] > 0
     if ask:
         apply_knobs(S, knobs, boost_pages, boost_calls, mask)
-    begin_interval(S, prev, mask)
+    if begin:
+        begin_interval(S, prev, mask)
     for b in range(mask.shape[0]):
         if mask[b]:
             run_machine(S, b, n_ticks)
 
 
 @jit(inline="always")   # a thin wrapper: inlined, so its callers link the engine once, not again
-def step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev):
+def step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev, begin):
     """step_batch() on the tuple of state arrays (``Simulator.state``): the sim side of the envs'
     fused step, callable from compiled code (no make_state()/free_state() at the call site)."""
     S = make_state(T)
-    step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev)
+    step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev, begin)
     free_state(S)
 
 
@@ -295,9 +290,16 @@ def goes_parallel(n_batch: int, n_active: int, n_ticks: int, parallel: bool | No
     return nt > 1 and n_batch >= 2 * nt and int(n_active) * int(n_ticks) >= PARALLEL_MIN_WORK
 
 
-def run_ticks(S, n_ticks: int, mask, parallel: bool | None = None) -> None:
-    """Advance every machine where ``mask`` is True by ``n_ticks`` ticks."""
+def run_ticks(S, n_ticks: int, mask, parallel: bool | None = None, no_knobs: tuple | None = None) -> None:
+    """Advance every machine where ``mask`` is True by ``n_ticks`` ticks: run_parallel(), or serially
+    step_state() without knob writes and without starting an interval (``no_knobs``: its (B, NKNOBS)
+    -1 knobs, (B, Z) zero boost arrays and a (B, NC) scratch ``prev``; made here if not given)."""
     if goes_parallel(mask.shape[0], int(mask.sum()), n_ticks, parallel):
         run_parallel(S, int(n_ticks), mask)
-    else:
-        run_serial(S, int(n_ticks), mask)
+        return
+    if no_knobs is None:
+        B, Z = mask.shape[0], S[STATE_INDEX["boost"]].shape[1]
+        no_knobs = (np.full((B, NKNOBS), -1, np.int64), np.zeros((B, Z), np.int64), np.zeros((B, Z), np.int64),
+                    np.zeros((B, NC)))
+    knobs, bp, bw, prev = no_knobs
+    step_state(S, knobs, bp, bw, mask, int(n_ticks), prev, False)

@@ -83,6 +83,7 @@ class Simulator:
         self._arrays = L.Arrays(self.state)
         self._interval_prev = np.zeros((B, L.NC))
         self._no_knobs: tuple[np.ndarray, ...] | None = None   # step()'s arguments without knob writes
+        self._advance_args: tuple[np.ndarray, ...] | None = None   # advance()'s (the same + a scratch prev)
         self.counter_names = L.COUNTER_NAMES
         self._cidx = {n: i for i, n in enumerate(L.COUNTER_NAMES)}
         self.reset(np.arange(B, dtype=np.int64))
@@ -140,7 +141,9 @@ class Simulator:
     def advance(self, n_ticks: int, mask=None) -> None:
         """Run every machine (or those in ``mask``) ``n_ticks`` ticks in the compiled loop."""
         m = np.ones(self.B, np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
-        run_ticks(self.state, int(n_ticks), m, self.parallel)
+        if self._advance_args is None:
+            self._advance_args = self._knob_args({}, None, None, None, "advance")[:3] + (np.zeros((self.B, L.NC)),)
+        run_ticks(self.state, int(n_ticks), m, self.parallel, self._advance_args)
 
     def goes_parallel(self, n_ticks: int, n_active: int | None = None) -> bool:
         """Whether advance() of ``n_active`` machines (default: all) for ``n_ticks`` runs them in
@@ -210,7 +213,7 @@ class Simulator:
             prev = self._interval_prev
         elif prev.shape != (self.B, L.NC) or prev.dtype != np.float64:
             raise ValueError(f"step(): prev must be a ({self.B}, {L.NC}) float64 array, not {prev.shape} {prev.dtype}")
-        step_state(self.state, knobs, bp, bw, m, int(n_ticks), prev)
+        step_state(self.state, knobs, bp, bw, m, int(n_ticks), prev, True)
         return prev
 
     # ---- views ---------------------------------------------------------------------------------
