@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from atomgym import files
+
 FORMAT = "atomgym-vecnormalize"
 VERSION = 1
 MAX_BYTES = 16 << 20          # a few kB for the env's observations; reads stop here
@@ -103,13 +105,7 @@ class NormStats:
         numbers, variances >= 0. StatsError (one line) otherwise; a legacy .pkl is refused."""
         if path.suffix == ".pkl":
             raise StatsError(legacy_message(path))
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read(MAX_BYTES + 1)
-        except OSError as e:
-            raise StatsError(f"{path}: cannot read ({e.strerror or e})") from None
-        if len(raw) > MAX_BYTES:
-            raise StatsError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not a statistics file of agents.train")
+        raw = _read(path, "a statistics file of agents.train (.npz)")
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                 d = {k: z[k] for k in z.files}
@@ -204,16 +200,18 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"names {module}.{name}, which a statistics file never holds")
 
 
+def _read(path: Path, what: str) -> bytes:
+    """A regular file of at most MAX_BYTES (atomgym.files.read_bytes), or StatsError (one line)."""
+    try:
+        return files.read_bytes(path, MAX_BYTES, what)
+    except files.FileError as e:
+        raise StatsError(str(e)) from None
+
+
 def from_legacy_pickle(path: Path) -> NormStats:
     """The statistics of an old ``.vecnormalize.pkl`` read with _Unpickler (no code of the file
     runs: a global other than NumPy's rebuilders and the stand-ins is refused). StatsError otherwise."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise StatsError(f"{path}: cannot read ({e.strerror or e})") from None
-    if len(raw) > MAX_BYTES:
-        raise StatsError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not a VecNormalize pickle")
+    raw = _read(path, "a VecNormalize pickle")
     try:
         vn = _Unpickler(io.BytesIO(raw)).load()
     except pickle.UnpicklingError as e:
