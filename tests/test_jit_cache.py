@@ -99,3 +99,15 @@ def test_warmup_command_compiles_every_group(tmp_path):
     lines = r.stderr.splitlines()
     assert lines[-1].startswith("atomgym warmup: done in") and "functions compiled" in lines[-1]
     assert any("vector env" in ln for ln in lines)
+
+
+def test_compile_times_are_remembered_newest_last_and_bounded(monkeypatch, tmp_path):
+    monkeypatch.setenv("ATOMGYM_CACHE_DIR", str(tmp_path))
+    for i in range(J.TIMES_KEPT + 5):
+        J._record_time(f"f{i}", 2.0)
+    J._record_time("f10", 3.0)                       # a new time of an old entry moves it last
+    times = J._read_times()
+    assert len(times) == J.TIMES_KEPT and list(times)[-1] == "f10" and times["f10"] == 3.0
+    assert "f0" not in times and "f4" not in times and "f5" in times   # the oldest are dropped
+    J._record_time("short", 0.5)                     # a compile under a second is not worth a line
+    assert "short" not in J._read_times()

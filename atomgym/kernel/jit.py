@@ -224,6 +224,7 @@ def jit(literal_args: tuple[str, ...] = (), **options):
 # ---- telling the user about a compile ---------------------------------------------------------------
 _TIMES_FILE = "compile-times.json"
 FIRST_COMPILE_GUESS_S = 60.0     # shown before any compile was ever timed on this machine
+TIMES_KEPT = 200                 # compile times remembered (per function and key of its module)
 NOTICE_AFTER_S = 2.0             # a compile shorter than this is not worth a line
 
 
@@ -246,7 +247,9 @@ class _CompileNotice(_ev.Listener):
     def on_start(self, event) -> None:
         d = event.data.get("dispatcher")
         if self.depth == 0 and _is_ours(d):
-            self.name = f"{d.py_func.__module__}.{d.py_func.__qualname__}"
+            # keyed by the module's cache key too: the time of a compile of other sources (or of a
+            # partly cached call tree) says nothing about this one
+            self.name = f"{d.py_func.__module__}.{d.py_func.__qualname__}@{_key_of(d.py_func)}"
             self.t0 = time.perf_counter()
             if os.environ.get("ATOMGYM_COMPILE_NOTICE", "1") != "0":
                 self.timer = threading.Timer(NOTICE_AFTER_S, _print_notice, (d.py_func.__qualname__, self.name))
@@ -262,6 +265,13 @@ class _CompileNotice(_ev.Listener):
                 self.timer = None
             _record_time(self.name, time.perf_counter() - self.t0)
             self.name = ""
+
+
+def _key_of(func) -> str:
+    try:
+        return module_key(Path(func.__code__.co_filename).resolve())
+    except (OSError, ValueError, SyntaxError):
+        return "?"
 
 
 def _print_notice(short: str, name: str) -> None:
@@ -283,12 +293,14 @@ def _record_time(name: str, seconds: float) -> None:
     if seconds < 1.0:
         return
     times = _read_times()
-    times[name] = round(seconds, 1)
+    times.pop(name, None)
+    times[name] = round(seconds, 1)         # newest last: the oldest beyond TIMES_KEPT are dropped
+    times = dict(list(times.items())[-TIMES_KEPT:])
     path = cache_root() / _TIMES_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{_TIMES_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(times, indent=0, sort_keys=True))
+        tmp.write_text(json.dumps(times, indent=0))   # insertion order: newest last
         os.replace(tmp, path)
     except OSError:
         pass
