@@ -18,15 +18,9 @@ WARMUP_SCENARIO = "quiet"
 
 
 def _dispatchers() -> list:
-    """Every numba dispatcher of atomgym's compiled modules (imported here)."""
-    from numba.core.registry import CPUDispatcher
-
-    from .envs import _compiled
-    from .kernel import boost, pcp, snapshot, sysctl, watermark_ok, watermarks
-    from .sim import alloc, engine, knobs, kswapd, nic, rng, tuners, workloads
-    mods = (_compiled, boost, pcp, snapshot, sysctl, watermark_ok, watermarks,
-            alloc, engine, knobs, kswapd, nic, rng, tuners, workloads)
-    return [v for m in mods for v in vars(m).values() if isinstance(v, CPUDispatcher)]
+    """Every numba dispatcher of atomgym imported so far (kernel/jit.py registers each one)."""
+    from .kernel.jit import DISPATCHERS
+    return list(DISPATCHERS)
 
 
 def steps() -> list[tuple[str, Callable[[], None]]]:

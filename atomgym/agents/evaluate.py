@@ -143,7 +143,6 @@ def load_model(path: Path) -> LoadedModel:
     except Exception as e:         # a damaged zip (truncated parameters, ...): whatever SB3/torch raise
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path}: cannot load the model ({type(e).__name__}{': ' + msg if msg else ''})") from None
-    check_spaces(path, cfg_path, model, kw, n_stack)
     vecnorm = None
     if cfg.get("vec_normalize") not in (None, False):
         vp = normstats.stats_path(path)
@@ -151,12 +150,12 @@ def load_model(path: Path) -> LoadedModel:
             if normstats.legacy_path(path).is_file():
                 raise ValueError(normstats.legacy_message(normstats.legacy_path(path)))
             raise ValueError(f"{path}: trained with vec_normalize ({cfg_path}) but its statistics {vp} are missing")
-        base_space, _ = safeload.spaces_of(kw)
         try:                       # plain arrays (frozen: evaluation never updates them)
-            check_normalisation(path, normstats.NormStats.read(vp), kw)   # another model's: named as such
-            vecnorm = normstats.NormStats.read(vp, base_space)
+            vecnorm = normstats.NormStats.read(vp)
         except normstats.StatsError as e:
             raise ValueError(str(e)) from None
+        check_normalisation(path, vecnorm, kw)        # another model's statistics: named as such
+        vecnorm.observation_space = safeload.spaces_of(kw)[0]
     return LoadedModel(model, algo, kw, n_stack, vecnorm, cfg_path)
 
 
@@ -174,32 +173,6 @@ def check_normalisation(path: Path, vecnorm, kw: dict) -> None:
         raise ValueError(f"{path}: its normalisation statistics are for observations of shape {tuple(np.shape(mean))}, "
                          f"the env of its config gives {tuple(want)} (observation: {kw.get('observation', 'basic')}); "
                          "they belong to another model")
-
-
-def check_spaces(path: Path, cfg_path: Path | None, model, kw: dict, n_stack: int | None) -> None:
-    """The model's action and observation spaces against the env its config builds (action_type,
-    observation, frame_stack), before any episode: a model that disagrees with its config would
-    play actions outside the env's space or fail mid-episode. ValueError names both."""
-    import gymnasium
-
-    from atomgym.envs.atom_env import make_action_space, make_observation_space
-    where = cfg_path if cfg_path is not None else f"{path} (no config beside it: the env's defaults)"
-    try:
-        act = make_action_space(kw.get("action_type", "discrete"))
-        obs = make_observation_space(kw.get("observation", "basic"))
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{where}: {str(e).splitlines()[0]}") from None
-    want_obs = (obs.shape[0] * int(n_stack or 1), *obs.shape[1:])
-    ma, mo = model.action_space, model.observation_space
-    if type(ma) is not type(act) or (isinstance(act, gymnasium.spaces.Discrete) and ma.n != act.n) or (
-            isinstance(act, gymnasium.spaces.Box) and ma.shape != act.shape):
-        raise ValueError(f"{path}: the model's action space {ma} is not the one its config {where} gives "
-                         f"(action_type: {kw.get('action_type')} -> {act}); the model and its config do not belong "
-                         "together")
-    if getattr(mo, "shape", None) != want_obs:
-        raise ValueError(f"{path}: the model's observation space has shape {getattr(mo, 'shape', mo)}, its config "
-                         f"{where} gives {want_obs} (observation: {kw.get('observation', 'basic')}, frame_stack: "
-                         f"{n_stack or 'none'}); the model and its config do not belong together")
 
 
 def run_model(path: Path, scenario, seeds: np.ndarray, duration_s: float,
@@ -585,6 +558,7 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
 
 BLOCKS_FILE = "blocks.json"      # beside episodes.csv: each finished block's identity
 BLOCKS_FORMAT = "atomgym-evaluate-blocks"
+MAX_BLOCKS_BYTES = 64 << 20
 
 
 def block_identity(spec: Spec, sc, seeds: np.ndarray, dur: float, memo: dict | None = None) -> dict:
@@ -611,10 +585,9 @@ def read_blocks(path: Path, csv_path: Path) -> dict[tuple, dict]:
     """The recorded identities of DIR/blocks.json ({} if there is none); UsageError if damaged."""
     if not path.exists():
         return {}
+    from atomgym import files
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(64 << 20)
-        d = json.loads(raw.decode("utf-8"))
+        d = files.read_json(path, MAX_BLOCKS_BYTES, f"the block identities of {csv_path.name}")
         if not isinstance(d, dict) or d.get("format") != BLOCKS_FORMAT or not isinstance(d.get("blocks"), list):
             raise ValueError("not a blocks file")
         out = {}
@@ -624,7 +597,7 @@ def read_blocks(path: Path, csv_path: Path) -> dict[tuple, dict]:
                 raise ValueError("malformed entry")
             out[key] = b["identity"]
         return out
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
+    except (ValueError, KeyError, TypeError):       # files.FileError is a ValueError
         raise UsageError(f"{path}: not the block identities of {csv_path.name}; --force starts afresh, "
                          "or choose another --out") from None
 

@@ -172,19 +172,21 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
     boot value, a fraction of RAM) with the highest mean score over every scenario of ``suite`` x
     ``seeds``: the static setting an operator would roll out to a fleet knowing only the training
     machines. The score of an episode is against the grid's ("boot", kernel) point on the same
-    seed (= kernel-default). Cached per (suite contents, seeds, duration, grid, engine sources)."""
+    seed (= kernel-default). Cached per (suite contents with each scenario's trace and snapshot
+    files, seeds, duration, grid, the cost's definition, engine sources), as evaluate.best_static."""
     import hashlib
     import json
     from pathlib import Path
 
     from atomgym.agents.evaluate import DEFAULT_CACHE, cost_definition, read_cache, write_cache
+    from atomgym.agents.identity import scenario_digest
     from atomgym.envs.core import score as env_score
     from atomgym.sim import sources_digest
     from atomgym.sim.scenario import load_scenario
     from atomgym.suites import load_suite
     names = load_suite(suite)
     scs = [load_scenario(n) for n in names]
-    src = [Path(s.source).read_text() if s.source else "" for s in scs]
+    src = [scenario_digest(s) for s in scs]        # an edited trace is another sweep
     key = hashlib.sha256(json.dumps([names, src, list(seeds), duration_s, GRID_MF, GRID_WSF, cost_definition(),
                                      sources_digest()]).encode()).hexdigest()[:16]
     from atomgym import safefiles

@@ -139,26 +139,21 @@ def check_comparable(paths: list[Path], frames: list) -> None:
 def _recorded_digests(csv_path: Path) -> dict[str, str]:
     """The simulator and cost digests recorded beside an agents.evaluate CSV (its blocks.json),
     one each; {} when there is none or it is not readable (nothing recorded, nothing to check)."""
-    import json
-
-    from atomgym.agents.evaluate import BLOCKS_FILE, BLOCKS_FORMAT
+    from atomgym.agents.evaluate import BLOCKS_FILE, UsageError, read_blocks
     f = csv_path.parent / BLOCKS_FILE
     try:
         if not f.is_file():
             return {}
-        with open(f, "rb") as fh:
-            d = json.loads(fh.read(64 << 20).decode("utf-8"))
-        blocks = d["blocks"] if isinstance(d, dict) and d.get("format") == BLOCKS_FORMAT else []
         out: dict[str, str] = {}
-        for b in blocks:
+        for ident in read_blocks(f, csv_path).values():
             for k in ("simulator", "cost"):
-                v = str(b["identity"][k])
+                v = str(ident[k])
                 if out.setdefault(k, v) != v:
                     what = "simulator sources" if k == "simulator" else "cost definition"
                     raise ValueError(f"{csv_path}: its blocks were evaluated with two {what}s ({f}); their "
                                      "scores are not comparable")
         return out
-    except (OSError, UnicodeDecodeError, KeyError, TypeError, RecursionError, json.JSONDecodeError):
+    except (UsageError, KeyError, TypeError):
         return {}
 
 

@@ -911,15 +911,15 @@ def check_resume_identity(run: Path, cfg: dict) -> None:
     would silently restart from step 0 in this folder)."""
     f = run / IDENTITY_FILE
     fresh = f"start a new run instead: --config {run / 'config.yml'}"
+    if not f.exists():
+        raise ConfigError(f"{run}: no {IDENTITY_FILE} (a run started by an older agents.train): what it was "
+                          f"trained with cannot be checked, so it is not resumed; {fresh}")
+    from atomgym import files
     try:
-        with open(f, "rb") as fh:
-            old = json.loads(fh.read(MAX_CONFIG_BYTES).decode("utf-8"))
+        old = files.read_json(f, MAX_CONFIG_BYTES, "the run's identity")
         if not isinstance(old, dict) or old.get("format") != IDENTITY_FORMAT:
             raise ValueError("format")
-    except FileNotFoundError:
-        raise ConfigError(f"{run}: no {IDENTITY_FILE} (a run started by an older agents.train): what it was "
-                          f"trained with cannot be checked, so it is not resumed; {fresh}") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+    except ValueError:                               # files.FileError is a ValueError
         raise ConfigError(f"{f}: not readable as this run's identity; {fresh}") from None
     from atomgym.agents.identity import WHAT, changed
     new = run_identity(cfg)
@@ -1032,7 +1032,7 @@ def _main(argv: list[str] | None) -> int:
                             f"incomplete: continue it with --resume {run} once the problem is fixed"), file=sys.stderr)
         return 2
     except ConfigError as e:      # a checkpoint refused (a pickled object, old-format statistics)
-        print(_one_line(f"agents.train: error: {e}"), file=sys.stderr)
+        print(_one_line(f"{who('train')}: error: {e}"), file=sys.stderr)
         return 2
     except (ValueError, RuntimeError, FloatingPointError) as e:
         # what no dry build can show: e.g. a learning rate that makes the policy diverge to NaN

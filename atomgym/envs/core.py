@@ -226,7 +226,7 @@ class Core:
     # ---- stepping -------------------------------------------------------------------------------
     def advance(self, mask: np.ndarray) -> None:
         """The interval's ticks for the machines in mask (after apply(); in parallel over machines
-        for a large batch), and the reward shadow's interval (it writes no knob)."""
+        for a large batch); the reward shadow's interval is replayed (end_interval())."""
         self.sim.advance(self.ticks, mask=mask)
         self.end_interval(mask)
 
@@ -295,8 +295,7 @@ class Core:
                 self.weights, self.deadlock_penalty, self.prev, self.was_terminated, self.n_nodes, self.mem,
                 self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
         step_discrete(*args)
-        if self.shadow is not None:
-            self.replay_shadow(self._all)
+        self.replay_shadow(self._all)
 
     def obs(self) -> np.ndarray:
         sim = self.sim

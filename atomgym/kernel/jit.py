@@ -202,6 +202,9 @@ class _Dispatcher(CPUDispatcher):
                                          {k: types.unliteral(v) for k, v in kws.items()})
 
 
+DISPATCHERS: list = []     # every dispatcher jit() made, in import order (atomgym warmup counts them)
+
+
 def jit(literal_args: tuple[str, ...] = (), **options):
     """``numba.njit`` with the model's options, one compile per function and type signature
     (_Dispatcher) and the atomgym compile cache (module docstring). ``literal_args``: parameters
@@ -217,6 +220,7 @@ def jit(literal_args: tuple[str, ...] = (), **options):
             dispatcher._cache = _Cache(dispatcher.py_func)
         except RuntimeError:        # no locator (unwritable cache folder): no cache, still correct
             pass
+        DISPATCHERS.append(dispatcher)
         return dispatcher
     return deco
 
@@ -281,10 +285,15 @@ def _print_notice(short: str, name: str) -> None:
           f"(cached in {cache_root()}; `atomgym warmup` compiles ahead)", file=sys.stderr, flush=True)
 
 
+TIMES_MAX_BYTES = 1 << 20        # the times file is ours and small: anything larger is ignored
+
+
 def _read_times() -> dict:
     try:
-        data = json.loads((cache_root() / _TIMES_FILE).read_text()[:1_000_000])
-    except (OSError, ValueError):
+        with open(cache_root() / _TIMES_FILE, "rb") as fh:
+            raw = fh.read(TIMES_MAX_BYTES + 1)
+        data = json.loads(raw) if len(raw) <= TIMES_MAX_BYTES else {}
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

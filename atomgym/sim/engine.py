@@ -33,7 +33,6 @@ import hashlib
 from pathlib import Path
 
 import numba
-import numpy as np
 from numba import prange, types
 from ..kernel.jit import jit
 from numba.core import cgutils
@@ -74,10 +73,10 @@ from .layout import (
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
-from .layout import NC, STATE_INDEX, SimState, UArray
+from .layout import SimState, UArray
 from .nic import app_drain, nic_arrivals, nic_poll
 from .alloc import decay_pcp_high
-from .knobs import NKNOBS, apply_knobs, apply_phases
+from .knobs import apply_knobs, apply_phases
 from .tuners import EV_KSWAPD_END, EV_TIMER, tuner_on_event
 from .workloads import traffic_tick, workload_tick
 
@@ -290,16 +289,12 @@ def goes_parallel(n_batch: int, n_active: int, n_ticks: int, parallel: bool | No
     return nt > 1 and n_batch >= 2 * nt and int(n_active) * int(n_ticks) >= PARALLEL_MIN_WORK
 
 
-def run_ticks(S, n_ticks: int, mask, parallel: bool | None = None, no_knobs: tuple | None = None) -> None:
+def run_ticks(S, n_ticks: int, mask, parallel: bool | None, no_knobs: tuple) -> None:
     """Advance every machine where ``mask`` is True by ``n_ticks`` ticks: run_parallel(), or serially
     step_state() without knob writes and without starting an interval (``no_knobs``: its (B, NKNOBS)
-    -1 knobs, (B, Z) zero boost arrays and a (B, NC) scratch ``prev``; made here if not given)."""
+    -1 knobs, (B, Z) zero boost arrays and a (B, NC) scratch ``prev``, Simulator.advance()'s)."""
     if goes_parallel(mask.shape[0], int(mask.sum()), n_ticks, parallel):
         run_parallel(S, int(n_ticks), mask)
         return
-    if no_knobs is None:
-        B, Z = mask.shape[0], S[STATE_INDEX["boost"]].shape[1]
-        no_knobs = (np.full((B, NKNOBS), -1, np.int64), np.zeros((B, Z), np.int64), np.zeros((B, Z), np.int64),
-                    np.zeros((B, NC)))
     knobs, bp, bw, prev = no_knobs
     step_state(S, knobs, bp, bw, mask, int(n_ticks), prev, False)
