@@ -3,7 +3,8 @@
 The compiled code is cached per user and CPU (kernel/jit.py, ``cache_root()``), so after a warmup
 (or a first use) every later process loads it in about a second. For CI images and clusters: run
 ``atomgym warmup`` once in the image, with ``ATOMGYM_CACHE_DIR`` pointing at a folder the jobs
-share if their home folders differ.
+share if their home folders differ; a folder only you can write: numba loads the pickles it holds
+(docs/cli.md, "Trust and files").
 """
 from __future__ import annotations
 
