@@ -504,3 +504,69 @@ def manifest_path(fleet: str) -> Path:
 
 
 _check_tables()
+
+
+# ---- `atomgym fleet` ---------------------------------------------------------------------------
+def add_subcommand(sub, parser_class) -> None:
+    """Register ``atomgym fleet`` on atomgym's subparsers."""
+    f = sub.add_parser("fleet", help="generate a fleet of scenarios by family, write or classify it "
+                                     "(docs/scenarios.md \"Fleets\")")
+    f.add_argument("name", nargs="?", help=f"the fleet: {', '.join(FLEETS)}")
+    f.add_argument("--seed", help="the fleet's seed, 0..2**63-1 (default: the shipped suite's)")
+    f.add_argument("--out", help="write the fleet's scenario YAML files into this folder (never overwritten)")
+    f.add_argument("--manifest", help="measure every machine's class (oracle grid, short episodes; cached) and "
+                                      "write the manifest JSON here")
+    f.add_argument("--force", action="store_true", help="replace an existing --manifest file")
+    f.add_argument("--families", action="store_true", help="list the families and fleets, then exit")
+    f.set_defaults(handler=_cmd_fleet)
+
+
+def _cmd_fleet(args, out, err) -> int:
+    try:
+        return _fleet(args, out, err)
+    except FleetError as e:
+        print(f"atomgym: error: {e}", file=err)
+        return 2
+
+
+def _fleet(args, out, err) -> int:
+    if args.families:
+        for f in FAMILIES.values():
+            out.write(f"{f.name}: {f.help}\n")
+        for fl in FLEETS.values():
+            out.write(f"fleet {fl.name} (seed {fl.seed}, {fl.size} machines): {fl.help}; "
+                      + ", ".join(f"{k} x{n}" for k, n in fl.counts) + "\n")
+        return 0
+    if args.name is None:
+        raise FleetError(f"fleet: give a fleet name ({', '.join(FLEETS)}) or --families")
+    fl = get_fleet(args.name)
+    seed = fl.seed
+    if args.seed is not None:
+        try:
+            seed = int(args.seed, 10)
+        except ValueError:
+            raise FleetError(f"--seed {args.seed!r}: expected an integer 0..2**63-1") from None
+        check_seed(seed)
+    if args.force and not args.manifest:
+        raise FleetError("--force applies to --manifest only (--out never overwrites)")
+    if args.out:
+        paths = write_fleet(fl.name, seed, Path(args.out))
+        out.write(f"wrote {len(paths)} scenarios to {args.out} ({paths[0].name} .. {paths[-1].name})\n")
+    if args.manifest:
+        mp = Path(args.manifest)
+        if (mp.exists() or mp.is_symlink()) and not args.force:
+            raise FleetError(f"--manifest {mp}: exists; not overwritten (add --force to replace it)")
+        d = manifest(fl.name, seed, progress=lambda s: print(s, file=err, flush=True))
+        from .agents.evaluate import write_atomic
+        write_atomic(mp, json.dumps(d, indent=1) + "\n")
+        out.write(f"{mp}: {d['machines_n']} machines, " + ", ".join(f"{c} {d['mix'][c]} ({d['mix_frac'][c]:.0%})"
+                                                                      for c in CLASSES) + "\n")
+    if not args.out and not args.manifest:
+        fams = [f for f, n in fl.counts for _ in range(n)]
+        for (name, fam, text), f in zip(generate(fl.name, seed), fams):
+            d = yaml.safe_load(text)
+            m, n = d["machine"], d["nics"][0]
+            kinds = "+".join(t["kind"] for t in d["traffic"])
+            out.write(f"{name}  {fam:<15} {_gib(m['ram_mib']):>9} {m['kernel']:<4} thp={m['thp']:<7} "
+                      f"{n['driver']} {n['line_rate_gbps']:g}GbE {n['queues']}x{n['ring_size']}  {kinds}\n")
+    return 0
