@@ -68,24 +68,34 @@ class Regime:
     name: str
     help: str          # what the regime represents, and the class its machines are expected to fall in
     expect: str        # "headroom" | "negative" | "uncontrollable": expected, not assumed (see classify)
+    short: str         # the regime in a few words, without numbers (they would be the family's, not the machine's)
 
 
 REGIMES: dict[str, Regime] = {r.name: r for r in (
-    Regime("quiet", "light Poisson traffic (1-8 % of line rate, read 3-10x faster than it arrives) and a page cache "
-                    "that fits in RAM: nothing reclaims, nothing fails; any raise only reserves memory", "negative"),
-    Regime("steady", "a busy page cache (a reader streams 2-4x RAM at 50-400 MiB/s) and steady Poisson traffic "
-                     "without bursts (2-15 % of line rate): kswapd cycles and keeps up", "negative"),
-    Regime("incast", "partition/aggregate incast at line rate (10-80 ms every 0.3-2 s) over a busy page cache "
-                     "(reader 256-2048 MiB/s over 3x RAM): the watermark patches' case", "headroom"),
-    Regime("mmpp", "Markov on/off bursts at 50-98 % of line rate (20-150 ms on, 0.3-1.5 s off) over a busy page "
-                   "cache", "headroom"),
-    Regime("diurnal", "one sinusoidal day per episode (mean 10-30 % of line rate, amplitude 50-90 %) with "
-                      "line-rate incast bursts (20-80 ms every 0.7-2 s) over a busy page cache", "headroom"),
-    Regime("overload", "the application reads slower than the traffic arrives (30-70 % of a 30-60 %-of-line-rate "
-                       "Poisson stream): sockets overflow whatever the watermarks, memory is plentiful",
-           "uncontrollable"),
-    Regime("atomic", "a kernel module's GFP_ATOMIC bursts (0.2-2 % of RAM every 100-500 ms, held 20-100 ms) over a "
-                     "streaming reader, light NIC traffic", "headroom"),
+    Regime("quiet", "light Poisson traffic (1-8 % of line rate, read 3-10x faster than it arrives), 30-55 % page "
+                    "cache and a reader whose files fit in RAM: nothing reclaims, nothing fails",
+           "negative", "light traffic, a page cache that fits"),
+    Regime("steady", "a busy page cache (70-83 %; a reader streams 2-4x RAM at 50-400 MiB/s) and steady Poisson "
+                     "traffic without bursts (2-15 % of line rate, read 3-6x faster): kswapd cycles and keeps up",
+           "negative", "a busy page cache, steady traffic"),
+    Regime("incast", "partition/aggregate incast at line rate every 0.3-2 s over a busy page cache (reader "
+                     "256-2048 MiB/s over 3x RAM); each burst's excess over the application's reading is 0.4-4 % "
+                     "of RAM (5-150 ms) and the sockets hold 1.5x it: the watermark patches' case",
+           "headroom", "line-rate incast over a busy page cache"),
+    Regime("mmpp", "Markov on/off bursts at 50-98 % of line rate (off 0.3-1.5 s; mean on-time sized as incast's, "
+                   "10-150 ms, sockets holding 4x it) over a busy page cache",
+           "headroom", "Markov on/off bursts over a busy page cache"),
+    Regime("diurnal", "one sinusoidal day per episode (mean 10-30 % of line rate, amplitude 50-90 %, the peak read "
+                      "1.2-1.5x faster than it arrives) with line-rate incast bursts (sized as incast's, 10-150 ms, "
+                      "every 0.7-2 s) over a busy page cache",
+           "headroom", "a day of load with incast bursts"),
+    Regime("overload", "the application reads 85-97 % of a Poisson stream at 5-20 % of line rate (6 MiB socket "
+                       "buffers, at most 8 queues): sockets overflow whatever the watermarks; memory is plentiful",
+           "uncontrollable", "an application slower than its traffic"),
+    Regime("atomic", "a kernel module's GFP_ATOMIC bursts (0.05-0.5 % of RAM, log-uniform, every 100-500 ms, held "
+                     "20-100 ms) over a "
+                     "reader streaming 3x RAM at 256-1024 MiB/s, light NIC traffic",
+           "headroom", "a kernel module's atomic bursts over a streaming reader"),
 )}
 
 
@@ -207,6 +217,16 @@ def _burst(g: np.random.Generator, m: dict, lp: float, drain: float, lo_ms: floa
     return ms
 
 
+def _spacing(g: np.random.Generator, lo: float, hi: float, on_ms: float, peak: float, base: float,
+             drain: float) -> float:
+    """The time between bursts (ms), drawn in [lo, hi] and lengthened if needed so that the mean
+    arrival rate stays 20 % under the application's reading: bursts queue, they do not accumulate
+    into a permanent overload (that is the overload family)."""
+    d = drain / 1.25
+    need = on_ms * (peak - base) / (d - base)          # base + (peak - base) * on / spacing <= d
+    return _sig(max(g.uniform(lo, hi), need), 2)
+
+
 def _page_cache(g: np.random.Generator, m: dict, lo: float, hi: float) -> float:
     """Initial page cache, at most what leaves 3 % of RAM free beside anon and kernel memory."""
     cap = 0.97 - m["memory"]["anon_frac"] - m["memory"]["kernel_frac"]
@@ -227,34 +247,39 @@ def _regime(g: np.random.Generator, regime: str, m: dict) -> tuple[float, list[d
                 [_reader(g, ram, 50, 400, (2.0, 4.0))], _sig(rate * g.uniform(3, 6)))
     if regime == "incast":
         base = _sig(lp * g.uniform(0.02, 0.15))
-        drain = _sig(lp * g.uniform(0.1, 0.4))
+        drain = _sig(max(lp * g.uniform(0.1, 0.4), 2.5 * base))
+        ms = _burst(g, m, lp, drain, 5, 150)
         tr = [{"kind": "poisson", "rate_pps": base},
-              {"kind": "incast", "rate_pps": 0, "burst_pps": 0, "burst_ms": _burst(g, m, lp, drain, 5, 150),
-               "period_ms": _sig(g.uniform(300, 2000), 2), "jitter": 0.3}]
+              {"kind": "incast", "rate_pps": 0, "burst_pps": 0, "burst_ms": ms,
+               "period_ms": _spacing(g, 300, 2000, ms, lp, base, drain), "jitter": 0.3}]
         return (_page_cache(g, m, 0.7, 0.83), tr, [_reader(g, ram, 256, 2048, (3.0, 3.0))], drain)
     if regime == "mmpp":
         drain = _sig(lp * g.uniform(0.1, 0.4))
         peak = _sig(lp * g.uniform(0.5, 0.98))
-        tr = [{"kind": "mmpp", "rate_pps": _sig(lp * g.uniform(0.02, 0.1)), "burst_pps": peak,
-               "mean_on_ms": _burst(g, m, peak, drain, 10, 150, tail=4.0), "mean_off_ms": _sig(g.uniform(300, 1500), 2)}]
+        base = _sig(lp * g.uniform(0.02, 0.1))
+        drain = _sig(max(drain, 2.5 * base))
+        on = _burst(g, m, peak, drain, 10, 150, tail=4.0)
+        tr = [{"kind": "mmpp", "rate_pps": base, "burst_pps": peak, "mean_on_ms": on,
+               "mean_off_ms": _spacing(g, 300, 1500, on, peak, base, drain)}]
         return (_page_cache(g, m, 0.7, 0.83), tr, [_reader(g, ram, 256, 2048, (3.0, 3.0))], drain)
     if regime == "diurnal":
         mean, amp = _sig(lp * g.uniform(0.1, 0.3)), _sig(g.uniform(0.5, 0.9), 2)
         drain = _sig(mean * (1 + amp) * g.uniform(1.2, 1.5))     # the peak of the day is read, the bursts queue
+        ms = _burst(g, m, lp, drain, 10, 150)
         tr = [{"kind": "diurnal", "rate_pps": mean, "amplitude": amp,
                "period_ms": DURATION_S * 1000.0},
-              {"kind": "incast", "rate_pps": 0, "burst_pps": 0, "burst_ms": _burst(g, m, lp, drain, 10, 150),
-               "period_ms": _sig(g.uniform(700, 2000), 2), "jitter": 0.3}]
+              {"kind": "incast", "rate_pps": 0, "burst_pps": 0, "burst_ms": ms,
+               "period_ms": _spacing(g, 700, 2000, ms, lp, mean * (1 + amp), drain), "jitter": 0.3}]
         return (_page_cache(g, m, 0.7, 0.83), tr, [_reader(g, ram, 256, 1024, (3.0, 3.0))], drain)
     if regime == "overload":
-        rate = _sig(lp * g.uniform(0.3, 0.6))
+        rate = _sig(lp * g.uniform(0.05, 0.2))
         m["nic"]["rcvbuf_kb"] = 6144                 # sockets overflow, memory is not what runs out
         m["nic"]["queues"] = min(m["nic"]["queues"], 8)
         return (_page_cache(g, m, 0.3, 0.5), [{"kind": "poisson", "rate_pps": rate}],
-                [_reader(g, ram, 20, 200, (0.05, 0.2))], _sig(rate * g.uniform(0.3, 0.7)))
+                [_reader(g, ram, 20, 200, (0.05, 0.2))], _sig(rate * g.uniform(0.85, 0.97)))
     if regime == "atomic":
         rate = _sig(lp * g.uniform(0.01, 0.05))
-        pages = int(ram * 256 * g.uniform(0.002, 0.02))       # 256 pages per MiB
+        pages = int(ram * 256 * 2.0 ** g.uniform(math.log2(5e-4), math.log2(5e-3)))   # 256 pages per MiB
         wl = [_reader(g, ram, 256, 1024, (3.0, 3.0)),
               {"kind": "atomic_alloc", "name": "module", "gfp": "atomic", "pages_per_burst": max(pages, 16),
                "interval_ms": _sig(g.uniform(100, 500), 2), "hold_ms": _sig(g.uniform(20, 100), 2)}]
@@ -275,7 +300,7 @@ def describe(d: dict, family: str, fleet: str, seed: int, index: int) -> str:
     tests/test_descriptions.py checks against the fields)."""
     m, n = d["machine"], d["nics"][0]
     parts = [f"Generated: fleet {fleet} (seed {seed}, machine {index}), family {family}: "
-             f"{REGIMES[FAMILIES[family].regime].help}.",
+             f"{REGIMES[FAMILIES[family].regime].short}.",
              f"A {_gib(m['ram_mib'])} {m['kernel']} host (THP {m['thp']}, {m['cpus']} CPUs) with a "
              f"{n['line_rate_gbps']:g} GbE {n['driver']} NIC ({n['queues']} queues x {n['ring_size']}, "
              f"tcp_rmem max {n['rcvbuf_kb'] // 1024} MiB), read by the application at {_pps(n['app_drain_pps'])}."]
@@ -362,8 +387,11 @@ def parse_ref(ref: str) -> tuple[str, int]:
 
 
 def cache_dir() -> Path:
-    """Where ``materialise`` puts generated fleets: ``$ATOMGYM_CACHE_DIR/fleets``, else
+    """Where ``materialise`` puts generated fleets (and ``classify`` its results):
+    ``$ATOMGYM_FLEET_DIR``, else ``$ATOMGYM_CACHE_DIR/fleets``, else
     ``$XDG_CACHE_HOME/atomgym/fleets`` (``~/.cache/atomgym/fleets``)."""
+    if os.environ.get("ATOMGYM_FLEET_DIR"):
+        return Path(os.environ["ATOMGYM_FLEET_DIR"])
     if os.environ.get("ATOMGYM_CACHE_DIR"):
         return Path(os.environ["ATOMGYM_CACHE_DIR"]) / "fleets"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "atomgym" / "fleets"
@@ -425,6 +453,7 @@ MARGIN = 0.05                       # a 5 % lower cost than the defaults' (mean 
 CLASSIFY_SEEDS = (7000, 7001)       # disjoint from evaluate's 1000+ and oracle.FLEET_SEEDS (5000+)
 CLASSIFY_DURATION_S = 30.0
 STALL_LOSS_S = 0.01                 # direct-reclaim stall beyond this counts as a loss
+CLASSIFY_VERSION = 3                # part of the cache key: a change of classify_metrics' output
 
 
 def classify_metrics(default: list[dict], grid: list[list[dict]], points: list) -> dict[str, Any]:
@@ -440,9 +469,15 @@ def classify_metrics(default: list[dict], grid: list[list[dict]], points: list) 
     else:
         cls = "uncontrollable"
     mf, wsf = points[b]
+    # a grid point below the boot reserve exists on small THP machines (1 % of RAM < 67584 kB):
+    # their headroom is in reserving less, which the manifest says
+    res = [float(np.mean([m["reserved_mib_s"] for m in per])) for per in (default, grid[b])]
     return {"class": cls, "default_cost": round(c_def, 6), "best_cost": round(costs[b], 6),
             "best": {"min_free_kbytes": str(mf), "watermark_scale_factor": int(wsf)},
-            "default_loss": {k: round(v, 6) for k, v in loss.items()}}
+            "best_reserves": "less" if res[1] < res[0] else ("more" if res[1] > res[0] else "same"),
+            "default_loss": {k: round(v, 6) for k, v in loss.items()},
+            # every grid point's mean cost ("MF/WSF", WSF -1 = the kernel's): what a blind static setting costs
+            "grid_costs": {f"{m}/{w}": round(c, 6) for (m, w), c in zip(points, costs)}}
 
 
 def classify(sc, seeds: tuple[int, ...] = CLASSIFY_SEEDS, duration_s: float = CLASSIFY_DURATION_S,
@@ -452,7 +487,7 @@ def classify(sc, seeds: tuple[int, ...] = CLASSIFY_SEEDS, duration_s: float = CL
     length, the grid, the cost's definition and the simulator's sources."""
     from .agents import identity, oracle
     key = hashlib.sha256(json.dumps([identity.scenario_digest(sc), list(seeds), duration_s, oracle.GRID_MF,
-                                     oracle.GRID_WSF, MARGIN, STALL_LOSS_S, identity.cost_digest(),
+                                     oracle.GRID_WSF, MARGIN, STALL_LOSS_S, CLASSIFY_VERSION, identity.cost_digest(),
                                      identity.simulator_digest()]).encode()).hexdigest()[:16]
     path = (cache or cache_dir() / "classes") / f"{key}.json"
     if path.is_file() and not path.is_symlink():
@@ -494,9 +529,15 @@ def manifest(fleet: str, seed: int | None = None, progress: Callable[[str], None
     return {"fleet": fl.name, "seed": s, "machines_n": len(machines), "mix": mix,
             "mix_frac": {c: round(v / len(machines), 3) for c, v in mix.items()},
             "measured_with": {"seeds": list(CLASSIFY_SEEDS), "duration_s": CLASSIFY_DURATION_S, "margin": MARGIN,
+                              "grid": f"agents.oracle.grid_points() ({len(_grid())} points)",
                               "stall_loss_s": STALL_LOSS_S, "cost": identity.cost_digest(),
                               "simulator": identity.simulator_digest()},
             "machines": machines}
+
+
+def _grid() -> list:
+    from .agents.oracle import grid_points
+    return grid_points()
 
 
 def manifest_path(fleet: str) -> Path:
@@ -562,8 +603,7 @@ def _fleet(args, out, err) -> int:
         out.write(f"{mp}: {d['machines_n']} machines, " + ", ".join(f"{c} {d['mix'][c]} ({d['mix_frac'][c]:.0%})"
                                                                       for c in CLASSES) + "\n")
     if not args.out and not args.manifest:
-        fams = [f for f, n in fl.counts for _ in range(n)]
-        for (name, fam, text), f in zip(generate(fl.name, seed), fams):
+        for name, fam, text in generate(fl.name, seed):
             d = yaml.safe_load(text)
             m, n = d["machine"], d["nics"][0]
             kinds = "+".join(t["kind"] for t in d["traffic"])
