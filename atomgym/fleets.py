@@ -78,12 +78,14 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
     Regime("steady", "a busy page cache (70-83 %; a reader streams 2-4x RAM at 50-400 MiB/s) and steady Poisson "
                      "traffic without bursts (2-15 % of line rate, read 3-6x faster): kswapd cycles and keeps up",
            "negative", "a busy page cache, steady traffic"),
-    Regime("incast", "partition/aggregate incast at line rate every 0.3-2 s over a busy page cache (reader "
-                     "256-2048 MiB/s over 3x RAM); each burst's excess over the application's reading is 0.4-4 % "
-                     "of RAM (5-150 ms) and the sockets hold 1.5x it: the watermark patches' case",
+    Regime("incast", "partition/aggregate incast at line rate over a Poisson background (2-15 %) and a busy page "
+                     "cache (reader 256-2048 MiB/s over 3x RAM); each burst's excess over the application's reading "
+                     "(10-40 % of line rate) is 0.4-4 % of RAM (5-150 ms), the sockets hold 1.5x it, bursts every "
+                     "0.3-2 s or sparser (the mean rate 20 % under the reading): the watermark patches' case",
            "headroom", "line-rate incast over a busy page cache"),
-    Regime("mmpp", "Markov on/off bursts at 50-98 % of line rate (off 0.3-1.5 s; mean on-time sized as incast's, "
-                   "10-150 ms, sockets holding 4x it) over a busy page cache",
+    Regime("mmpp", "Markov on/off bursts at 50-98 % of line rate over 2-10 % (mean on-time sized as incast's, "
+                   "10-150 ms, sockets holding 4x it; off 0.3-1.5 s or longer, as incast's spacing) over a busy "
+                   "page cache",
            "headroom", "Markov on/off bursts over a busy page cache"),
     Regime("diurnal", "one sinusoidal day per episode (mean 10-30 % of line rate, amplitude 50-90 %, the peak read "
                       "1.2-1.5x faster than it arrives) with line-rate incast bursts (sized as incast's, 10-150 ms, "
@@ -610,3 +612,65 @@ def _fleet(args, out, err) -> int:
             out.write(f"{name}  {fam:<15} {_gib(m['ram_mib']):>9} {m['kernel']:<4} thp={m['thp']:<7} "
                       f"{n['driver']} {n['line_rate_gbps']:g}GbE {n['queues']}x{n['ring_size']}  {kinds}\n")
     return 0
+
+
+# ---- docs -------------------------------------------------------------------------------------
+def _measured(fleet: str) -> dict | None:
+    p = manifest_path(fleet)
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def families_markdown() -> str:
+    """The families table of docs/scenarios.md "Fleets" (tests/test_fleets.py checks it is current):
+    per regime, what it draws, the class expected, and per fleet the machines and the measured
+    classes (H headroom / N negative control / U uncontrollable) from the committed manifests."""
+    man = {f: _measured(f) for f in FLEETS}
+    head = "| regime | what it draws | expected | " + " | ".join(
+        f"{f} fleet: machines (H/N/U measured)" for f in FLEETS) + " |"
+    rows = [head, "|" + "---|" * (3 + len(FLEETS))]
+    for r in REGIMES.values():
+        cells = []
+        for f, fl in FLEETS.items():
+            fam = f"{FAMILIES[next(k for k, _ in fl.counts if FAMILIES[k].regime == r.name)].split}-{r.name}"
+            n = dict(fl.counts).get(fam, 0)
+            ms = [x for x in (man[f] or {}).get("machines", []) if x["family"] == fam]
+            got = "/".join(str(sum(x["class"] == c for x in ms)) for c in CLASSES) if ms else "-"
+            cells.append(f"`{fam}`: {n} ({got})")
+        rows.append(f"| {r.name} | {r.help} | {r.expect} | " + " | ".join(cells) + " |")
+    tot = []
+    for f, fl in FLEETS.items():
+        m = man[f]
+        tot.append(f"{fl.size} ({'/'.join(str(m['mix'][c]) for c in CLASSES)})" if m else str(fl.size))
+    rows.append("| **all** | | | " + " | ".join(f"**{t}**" for t in tot) + " |")
+    return "\n".join(rows) + "\n"
+
+
+# blind static settings shown against the fleet (GRID keys "MF/WSF"): what "always reserve more" costs
+BLIND = (("x2/-1", "min_free_kbytes x2"), ("0.01/-1", "min_free_kbytes 1 % of RAM"),
+         ("135168/-1", "min_free_kbytes 135168 kB (TuneD)"), ("boot/100", "watermark_scale_factor 100"),
+         ("boot/300", "watermark_scale_factor 300"))
+
+
+def static_markdown(fleet: str = "test") -> str:
+    """Blind static settings on a fleet, from its manifest (same seeds and length as the
+    classification): the fleet cost ratio sum(C)/sum(C_def), the geometric mean of C/C_def per
+    machine, and C/C_def on the negative controls (median, worst) and on the headroom machines;
+    the last row is the per-machine hindsight-best grid point (oracle-static: a bound, not a setting)."""
+    m = _measured(fleet)
+    if m is None:
+        return ""
+    ms = m["machines"]
+    c0 = np.array([x["grid_costs"]["boot/-1"] for x in ms])
+    cls = np.array([x["class"] for x in ms])
+    rows = [f"| setting (every machine of fleet {fleet}) | ΣC/ΣC_def | geometric mean C/C_def | negative controls: "
+            "median, worst C/C_def | headroom: median C/C_def |", "|---|---|---|---|---|"]
+
+    def row(label: str, c: np.ndarray) -> str:
+        r = c / c0
+        neg, hr = r[cls == "negative"], r[cls == "headroom"]
+        return (f"| {label} | {c.sum() / c0.sum():.3f} | {np.exp(np.log(r).mean()):.3f} | "
+                f"{np.median(neg):.2f}, {neg.max():.2f} | {np.median(hr):.2f} |")
+    for key, label in BLIND:
+        rows.append(row(label, np.array([x["grid_costs"][key] for x in ms])))
+    rows.append(row("*oracle-static bound* (best grid point per machine)", np.array([x["best_cost"] for x in ms])))
+    return "\n".join(rows) + "\n"

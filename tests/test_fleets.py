@@ -212,3 +212,20 @@ def test_evaluate_runs_the_fleet_suite(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = (out / "episodes.csv").read_text().splitlines()[1:]
     assert sorted(x.split(",")[2] for x in rows) == fleets.machine_names("test")
+
+
+def test_docs_tables_and_mix_are_current():
+    """docs/scenarios.md "Fleets" carries the generated tables and the manifests' mix."""
+    doc = (ROOT / "docs" / "scenarios.md").read_text()
+    assert fleets.families_markdown() in doc, "paste atomgym.fleets.families_markdown() into docs/scenarios.md"
+    assert fleets.static_markdown("test") in doc, "paste atomgym.fleets.static_markdown('test') into docs/scenarios.md"
+    flat = " ".join(doc.replace("**", "").split())
+    t, tr = _manifest("test"), _manifest("train")
+    pct = {c: round(100 * t["mix"][c] / t["machines_n"]) for c in fleets.CLASSES}
+    assert (f"test fleet {t['mix']['headroom']} headroom ({pct['headroom']} %), {t['mix']['negative']} negative "
+            f"controls ({pct['negative']} %), {t['mix']['uncontrollable']} uncontrollable "
+            f"({pct['uncontrollable']} %)") in flat
+    pr = {c: round(100 * tr["mix"][c] / tr["machines_n"]) for c in fleets.CLASSES}
+    assert "training fleet " + ", ".join(f"{tr['mix'][c]} ({pr[c]} %)" for c in fleets.CLASSES) in flat
+    for f in fleets.FLEETS.values():
+        assert f"`{f.name}`: {f.size} machines (seed {f.seed})" in doc
