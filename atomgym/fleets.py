@@ -377,10 +377,12 @@ def check_seed(seed: object) -> int:
 def parse_ref(ref: str) -> tuple[str, int]:
     """``fleet:NAME[:SEED]`` (or ``NAME[:SEED]``) -> (name, seed); FleetError (one line) otherwise."""
     body = ref[len("fleet:"):] if ref.startswith("fleet:") else ref
-    name, _, s = body.partition(":")
+    name, sep, s = body.partition(":")
     fl = get_fleet(name)
-    if not s:
+    if not sep:
         return fl.name, fl.seed
+    if not s:
+        raise FleetError(f"{ref}: empty seed; expected fleet:NAME[:SEED], SEED 0..2**63-1")
     try:
         seed = int(s, 10)
     except ValueError:
@@ -569,6 +571,9 @@ def _cmd_fleet(args, out, err) -> int:
         return _fleet(args, out, err)
     except FleetError as e:
         print(f"atomgym: error: {e}", file=err)
+        return 2
+    except OSError as e:              # an unwritable --out, --manifest or fleet cache folder
+        print(f"atomgym: error: {getattr(e, 'filename', None) or ''}: {e.strerror or e}", file=err)
         return 2
 
 

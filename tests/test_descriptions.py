@@ -211,3 +211,15 @@ def test_each_rule_can_fail():
     for what, sentence in wrong.items():
         errs = description_errors(sc, sentence)
         assert any(e.split(": ")[1] == what for e in errs), (what, errs)
+    others = [("train-wide-pagepool", "RAM range", "2-64 GiB of RAM"), ("train-wide-pagepool", "queue range", "8-48 RX queues"),
+              ("train-randomized", "ring range", "ring 512-2048 descriptors"),
+              ("train-randomized", "period range", "period 0.2-3 s"), ("diurnal-bursts", "amplitude", "amplitude 60 %"),
+              ("test-64g-incast-100g", "data set", "streams a 128 GiB data set"),
+              ("real-atomic-stream", "pages per burst", "makes 256-page GFP_ATOMIC bursts")]
+    for name, what, sentence in others:
+        sc = load_scenario(name)
+        assert description_errors(sc, sentence.replace("2-64", "1-64").replace("8-48", "8-64").replace(
+            "512-2048", "512-4096").replace("0.2-3", "0.2-2").replace("60 %", "70 %").replace("128", "256").replace(
+            "256-page", "512-page")) == [], (name, what)                   # the right numbers pass
+        errs = description_errors(sc, sentence)
+        assert any(e.split(": ")[1] == what for e in errs), (name, what, errs)

@@ -87,6 +87,7 @@ def test_suite_names_resolve_to_the_generated_files():
 @pytest.mark.parametrize("line,needle", [
     ("fleet:nope", "no fleet 'nope'; fleets: test, train"),
     ("fleet:test:abc", "seed 'abc' is not an integer"),
+    ("fleet:test:", "empty seed"),
     (f"fleet:test:{2**63}", "expected an integer 0..2**63-1"),
     ("fleet:test\nfleet:test", ":2: 'fleet:test' is listed twice"),
 ])
@@ -130,6 +131,12 @@ def test_cli_writes_the_fleet_and_never_overwrites(tmp_path):
 def test_cli_bad_input_is_one_line(argv, needles):
     code, so, se = run(argv)
     one_line_error(code, se, *needles)
+
+
+def test_cli_unwritable_out_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, so, se = run(["fleet", "test", "--out", str(tmp_path / "file" / "sub")])
+    one_line_error(code, se, str(tmp_path / "file"))
 
 
 def test_cli_refuses_to_overwrite_a_manifest(tmp_path):
