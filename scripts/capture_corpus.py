@@ -4,9 +4,10 @@
 
 One capture at a time (a TCG guest takes a host core per CPU), in the order of RUNS; a run whose
 folder `corpus/<run>` is already there is skipped, so the script resumes after a stop. Each
-finished capture is made compact for the repository: `serial.log` gzipped (`serial.log.gz`, the
-raw console log every other file was parsed from), `timeseries.csv` left out (the same samples
-as `timeseries.jsonl`, flat); then its entry (scenario file, kernel release, capture date, host
+finished capture is made compact for the repository: `serial.log` and `timeseries.jsonl` gzipped
+(`serial.log.gz`, the raw console log every other file was parsed from; `timeseries.jsonl.gz`,
+which `atomgym fidelity` reads as it is), `timeseries.csv` left out (the same samples as
+`timeseries.jsonl`, flat); then its entry (scenario file, kernel release, capture date, host
 wall time) is written into `corpus/MANIFEST.json` (a temporary file renamed into place).
 `--commit` commits each capture and the manifest on the current git branch as it is done.
 Runs named `<scenario>-2` are a second capture of the same scenario: the kernel's own
@@ -30,7 +31,8 @@ SCEN_DIR = ROOT / "configs" / "corpus"
 # the order they are captured in; "<scenario>-2" is a repeat of <scenario>
 RUNS = ("ram4g", "base", "ram512", "ram2g", "cpus2", "wsf30", "wsf100", "wsf300", "mfk2x", "mfk4x", "noboost",
         "nowait", "nohog", "slowread", "ram512-wsf100", "ram2g-wsf100", "ram2g-cpus2-nowait-noboost",
-        "ram4g-cpus2-mfk2x-wsf30", "base-2", "wsf100-2", "nowait-2", "ram512-2")
+        "ram4g-cpus2-mfk2x-wsf30", "ram4g-wsf100", "ram512-nowait-slowread", "cpus2-wsf300-nohog",
+        "ram2g-mfk4x-noboost", "base-2", "wsf100-2", "nowait-2", "ram512-2", "ram2g-wsf100-2", "cpus2-2")
 
 
 def scenario_of(run: str) -> str:
@@ -51,12 +53,15 @@ def write_manifest(corpus: Path, entry: dict) -> None:
 
 
 def compact(folder: Path) -> None:
-    """serial.log -> serial.log.gz (mtime 0: the same bytes every time); timeseries.csv dropped."""
-    log = folder / "serial.log"
-    with open(log, "rb") as src, open(folder / "serial.log.gz", "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="serial.log") as gz:
-            gz.write(src.read())
-    log.unlink()
+    """serial.log, timeseries.jsonl -> .gz (mtime 0: the same bytes every time); timeseries.csv dropped."""
+    for name in ("serial.log", "timeseries.jsonl"):
+        f = folder / name
+        if not f.exists():
+            continue
+        with open(f, "rb") as src, open(folder / f"{name}.gz", "wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename=name) as gz:
+                gz.write(src.read())
+        f.unlink()
     (folder / "timeseries.csv").unlink(missing_ok=True)
 
 
