@@ -229,6 +229,20 @@ def test_shipped_corpus_manifest_covers_the_design() -> None:
     assert sum(f.stat().st_size for f in CORPUS.rglob("*") if f.is_file()) < 8 << 20
 
 
+def test_corpus_scenarios_are_the_generators_and_all_captured() -> None:
+    """configs/corpus is what scripts/corpus_scenarios.py makes, and every scenario was captured."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("corpus_scenarios", ROOT / "scripts" / "corpus_scenarios.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    files = sorted(p.name for p in (ROOT / "configs" / "corpus").glob("*.yaml"))
+    assert files == sorted(f"{n}.yaml" for n, _, _ in mod.RUNS)
+    for name, var, what in mod.RUNS:
+        assert (ROOT / "configs" / "corpus" / f"{name}.yaml").read_text() == mod.scenario(name, var, what), name
+    captured = {r["scenario"] for r in json.loads((CORPUS / "MANIFEST.json").read_text())["runs"]}
+    assert captured == {f"configs/corpus/{f}" for f in files}
+
+
 def test_shipped_corpus_fidelity_score_is_the_committed_one() -> None:
     """The ratchet's start: the shipped corpus replayed through this tree's simulator scores what
     corpus/fidelity-score.json says (regenerate it with the command it names when the simulator

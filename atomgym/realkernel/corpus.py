@@ -155,18 +155,18 @@ def aggregate(reps: list[dict[str, Any]], spread: dict[str, float]) -> tuple[lis
     rows = []
     tot_in = tot = 0
     for fam in FAMILIES:
-        pairs = [r for rep in reps for r in rep["rows"] if metric_family(r["metric"]) == fam and r["verdict"] != "n/a"]
-        within = sum(r["verdict"] == "agree" for r in pairs)
+        pairs = [(rep, r) for rep in reps for r in rep["rows"]
+                 if metric_family(r["metric"]) == fam and r["verdict"] != "n/a"]
+        within = sum(r["verdict"] == "agree" for _, r in pairs)
         kind = metric_kind(fam)
-        both = [r for r in pairs if r["real"] is not None and r["sim"] is not None]
+        both = [(rep, float(r["real"]), float(r["sim"])) for rep, r in pairs
+                if r["real"] is not None and r["sim"] is not None]
         if kind == KIND_COUNT:    # sim / real where real is not 0
-            vals = [float(r["sim"]) / float(r["real"]) for r in both if float(r["real"]) != 0]
-        elif kind == KIND_PAGES:  # sim - real in gaps of that run
-            gaps = {rep["capture"]: rep["real"].get("gap", 1.0) for rep in reps}
-            vals = [(float(r["sim"]) - float(r["real"])) / max(gaps[rep["capture"]], 1.0)
-                    for rep in reps for r in rep["rows"] if r in both]
+            vals = [s / r for _, r, s in both if r != 0]
+        elif kind == KIND_PAGES:  # sim - real in high - min gaps of that run
+            vals = [(s - r) / max(rep["real"].get("gap", 1.0), 1.0) for rep, r, s in both]
         else:
-            vals = [float(r["sim"]) - float(r["real"]) for r in both]
+            vals = [s - r for _, r, s in both]
         rows.append({"metric": fam, "label": LABELS[fam], "kind": kind, "pairs": len(pairs), "within": within,
                      "fraction_within": round(within / len(pairs), 3) if pairs else None,
                      "median": round(statistics.median(vals), 3) if vals else None,
