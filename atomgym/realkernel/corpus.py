@@ -254,11 +254,13 @@ def _is_png(f: Path) -> bool:
 
 
 def score_record(score: dict[str, Any], rows: list[dict[str, Any]], reps: list[dict[str, Any]],
-                 seed: int) -> dict[str, Any]:
+                 seed: int, how: str) -> dict[str, Any]:
+    """The --write-score file: the score, its counts, each metric's fraction within, and the
+    command that wrote it (to write it again when the simulator changes on purpose)."""
     return {"kind": SCORE_KIND, "score": score["score"], "within": score["within"], "pairs": score["pairs"],
             "seed": seed, "runs": [r["run"] for r in reps],
             "per_metric": {r["metric"]: r["fraction_within"] for r in rows},
-            "how": "python -m atomgym fidelity corpus --write-score corpus/fidelity-score.json"}
+            "how": how}
 
 
 def main(args, out: TextIO, err: TextIO) -> int:
@@ -274,15 +276,20 @@ def main(args, out: TextIO, err: TextIO) -> int:
         if str(m["capture"]) in entries:
             rep["manifest"] = entries[str(m["capture"])]
     rows, score = aggregate(reps, spread)
-    if plots is not None:
-        from . import plots as P
-        pngs = {m["run"]: P.render(m, rep) for m, rep in zip(ms, reps)}    # all drawn, then all written
-        Path(plots).mkdir(parents=True, exist_ok=True)
-        for run, png in pngs.items():
-            _atomic_write(Path(plots) / f"{run}.png", png)
-    if score_file is not None:
-        _atomic_write(Path(score_file), (json.dumps(score_record(score, rows, reps, args.seed), indent=1)
-                                         + "\n").encode())
+    try:
+        if plots is not None:
+            from . import plots as P
+            pngs = {m["run"]: P.render(m, rep) for m, rep in zip(ms, reps)}    # all drawn, then all written
+            Path(plots).mkdir(parents=True, exist_ok=True)
+            for run, png in pngs.items():
+                _atomic_write(Path(plots) / f"{run}.png", png)
+        if score_file is not None:
+            how = " ".join(["python -m atomgym fidelity", *args.capture, "--write-score", score_file]
+                           + (["--seed", str(args.seed)] if args.seed != 1 else []))
+            rec = score_record(score, rows, reps, args.seed, how)
+            _atomic_write(Path(score_file), (json.dumps(rec, indent=1) + "\n").encode())
+    except OSError as e:
+        raise RealKernelError(f"writing {e.filename or plots or score_file}: {e.strerror or e}") from None
     if single:
         rep = reps[0]
         print(_json(rep) if args.json else format_table(rep), file=out)

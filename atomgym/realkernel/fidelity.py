@@ -433,6 +433,10 @@ def _fmt(v: Any) -> str:
     return f"{int(v)}"
 
 
+def _fmt_time(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):.2f}"
+
+
 MAX_CAPTURE_FILE = 512 << 20     # timeseries.jsonl of an hour sampled every 0.05 s is ~150 MiB
 
 
@@ -628,7 +632,8 @@ def format_table(rep: dict[str, Any], header: bool = True) -> str:
     w = max(len(r["label"]) for r in rep["rows"])
     out.append(f"{'metric':<{w}}  {'real':>10} | {'sim':<10}  verdict")
     for r in rep["rows"]:
-        out.append(f"{r['label']:<{w}}  {_fmt(r['real']):>10} | {_fmt(r['sim']):<10}  {r['verdict']}")
+        fmt = _fmt_time if r["metric"] == "first_failure_t" else _fmt
+        out.append(f"{r['label']:<{w}}  {fmt(r['real']):>10} | {fmt(r['sim']):<10}  {r['verdict']}")
     out.append("")
     out.append(f"verdict: {rep['verdict']}")
     return "\n".join(out)
