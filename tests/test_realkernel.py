@@ -452,6 +452,7 @@ def test_agreement_rule():
     # a time: 25 %, or one sample interval (the floor)
     assert _agree(1.0, 1.25, "first_failure_t") and _agree(0.1, 0.35, "first_failure_t", floor=0.3)
     assert not _agree(8.0, 10.5, "first_failure_t", floor=0.3)
+    assert not _agree(8.0, 5.5, "first_failure_t", floor=0.3)   # a time is not a small count
 
 
 # ---- setup's boot check, numeric options, stopping a run (issue 23) ----------------------------

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from .. import files, safefiles
 from .errors import RealKernelError
-from .fidelity import (KIND_COUNT, KIND_PAGES, KIND_POS, METRICS, SMALL_COUNT, _json, _num, format_table,
+from .fidelity import (KIND_COUNT, KIND_PAGES, KIND_POS, METRICS, RELATIVE, SMALL_COUNT, _json, _num, format_table,
                        judge, measure, metric_family, metric_kind, tolerance)
 
 MANIFEST = "MANIFEST.json"
@@ -110,15 +110,15 @@ def _values(m: dict[str, Any], fam: str) -> list[float | None]:
 
 def spread_of(vals: list[float], fam: str, gap: float) -> float:
     """How far a scenario's repeated real runs are from each other, in the unit of the metric's
-    tolerance: (max - min) / mean for counts (0 when all are at most SMALL_COUNT), in high - min
-    gaps for free pages, as is for positions."""
+    tolerance: (max - min) / mean for counts (0 when all are at most SMALL_COUNT) and times, in
+    high - min gaps for free pages, as is for positions."""
     lo, hi = min(vals), max(vals)
     kind = metric_kind(fam)
     if kind == KIND_POS:
         return hi - lo
     if kind == KIND_PAGES:
         return (hi - lo) / max(gap, 1.0)
-    if max(abs(lo), abs(hi)) <= SMALL_COUNT:
+    if kind == KIND_COUNT and max(abs(lo), abs(hi)) <= SMALL_COUNT:
         return 0.0
     mean = statistics.fmean(vals)
     return (hi - lo) / abs(mean) if mean else 0.0
@@ -161,7 +161,7 @@ def aggregate(reps: list[dict[str, Any]], spread: dict[str, float]) -> tuple[lis
         kind = metric_kind(fam)
         both = [(rep, float(r["real"]), float(r["sim"])) for rep, r in pairs
                 if r["real"] is not None and r["sim"] is not None]
-        if kind == KIND_COUNT:    # sim / real where real is not 0
+        if kind in RELATIVE:      # sim / real where real is not 0
             vals = [s / r for _, r, s in both if r != 0]
         elif kind == KIND_PAGES:  # sim - real in high - min gaps of that run
             vals = [(s - r) / max(rep["real"].get("gap", 1.0), 1.0) for rep, r, s in both]
@@ -170,7 +170,7 @@ def aggregate(reps: list[dict[str, Any]], spread: dict[str, float]) -> tuple[lis
         rows.append({"metric": fam, "label": LABELS[fam], "kind": kind, "pairs": len(pairs), "within": within,
                      "fraction_within": round(within / len(pairs), 3) if pairs else None,
                      "median": round(statistics.median(vals), 3) if vals else None,
-                     "median_of": "sim/real" if kind == KIND_COUNT else "sim-real (gaps)",
+                     "median_of": "sim/real" if kind in RELATIVE else "sim-real (gaps)",
                      "one_sided": len(pairs) - len(both),
                      "kernel_spread": spread.get(fam), "tolerance": round(tolerance(fam, spread.get(fam)), 3)})
         tot_in += within
@@ -182,7 +182,7 @@ def aggregate(reps: list[dict[str, Any]], spread: dict[str, float]) -> tuple[lis
 def _pct(v: float | None, kind: str) -> str:
     if v is None:
         return "n/a"
-    return f"{v:.0%}" if kind == KIND_COUNT else f"{v:.2f} gap"
+    return f"{v:.0%}" if kind in RELATIVE else f"{v:.2f} gap"
 
 
 def format_aggregate(rows: list[dict[str, Any]], score: dict[str, Any], n_runs: int, n_rep: int) -> str:
@@ -192,7 +192,7 @@ def format_aggregate(rows: list[dict[str, Any]], score: dict[str, Any], n_runs: 
            f"{'metric':<{w}}  {'pairs':>5}  {'within':>6}  {'median':>16}  {'kernel spread':>13}  {'tolerance':>9}"]
     for r in rows:
         med = "n/a" if r["median"] is None else (
-            f"{r['median']:.2f} sim/real" if r["kind"] == KIND_COUNT else f"{r['median']:+.2f} gap")
+            f"{r['median']:.2f} sim/real" if r["kind"] in RELATIVE else f"{r['median']:+.2f} gap")
         frac = "n/a" if r["fraction_within"] is None else f"{r['fraction_within']:.0%}"
         out.append(f"{r['label']:<{w}}  {r['pairs']:>5}  {frac:>6}  {med:>16}  "
                    f"{_pct(r['kernel_spread'], r['kind']):>13}  {_pct(r['tolerance'], r['kind']):>9}")

@@ -351,10 +351,13 @@ METRICS = (("atomic_fail_pages", "failed atomic pages"), ("atomic_req_pages", "r
            ("first_failure_t", "time of the first failure (s)"), ("kswapd_runs", "kswapd runs"),
            ("kswapd_pages_per_run", "kswapd pages per run"), ("largest_boost", "largest boost (pages)"),
            ("direct_reclaim_stalls", "direct-reclaim stalls"))
-# how a metric is compared: a count (ratios and times too: relative to the real value), free pages
-# (in high - min gaps of the zone), a position (already in gaps)
-KIND_COUNT, KIND_PAGES, KIND_POS = "count", "pages", "position"
-METRIC_KIND = {"free_at_first_failure": KIND_PAGES, "free_at_latest_failure": KIND_PAGES}
+# how a metric is compared: a count (and a ratio: relative to the real value), a time (relative
+# too, but a small one is not noise), free pages (in high - min gaps of the zone), a position
+# (already in gaps)
+KIND_COUNT, KIND_TIME, KIND_PAGES, KIND_POS = "count", "time", "pages", "position"
+RELATIVE = (KIND_COUNT, KIND_TIME)
+METRIC_KIND = {"free_at_first_failure": KIND_PAGES, "free_at_latest_failure": KIND_PAGES,
+               "first_failure_t": KIND_TIME}
 
 
 def metric_family(key: str) -> str:
@@ -370,7 +373,7 @@ def metric_kind(key: str) -> str:
 def tolerance(key: str, spread: float | None = None) -> float:
     """The tolerance of a metric: 25 % (counts) or 0.25 gap (positions, free pages), or the
     kernel's own run-to-run spread of that metric when it is larger."""
-    base = POS_TOL if metric_kind(key) != KIND_COUNT else COUNT_TOL
+    base = COUNT_TOL if metric_kind(key) in RELATIVE else POS_TOL
     return max(base, spread or 0.0)
 
 
@@ -391,7 +394,10 @@ def _agree(r: float, s: float, key: str, spread: float | None = None, gap: float
            floor: float = 0.0) -> bool:
     """A row agrees when sim is within the metric's tolerance of real (tolerance()); counts this
     small on both sides (SMALL_COUNT) agree; ``floor``: an absolute slack (a time: one sample)."""
-    if metric_kind(key) == KIND_COUNT and (r == s or max(abs(r), abs(s)) <= SMALL_COUNT or abs(s - r) <= floor):
+    kind = metric_kind(key)
+    if kind == KIND_COUNT and (r == s or max(abs(r), abs(s)) <= SMALL_COUNT):
+        return True
+    if kind == KIND_TIME and abs(s - r) <= floor:
         return True
     d = deviation(r, s, key, gap)
     return d is not None and d <= tolerance(key, spread) + 1e-9
