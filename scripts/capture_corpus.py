@@ -65,7 +65,7 @@ def compact(folder: Path) -> None:
     (folder / "timeseries.csv").unlink(missing_ok=True)
 
 
-def capture(run: str, corpus: Path, commit: bool) -> None:
+def capture(run: str, corpus: Path, commit: bool) -> bool:
     scen = SCEN_DIR / f"{scenario_of(run)}.yaml"
     out = corpus / run
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -75,7 +75,7 @@ def capture(run: str, corpus: Path, commit: bool) -> None:
     r = subprocess.run(cmd, cwd=ROOT)
     if r.returncode != 0:
         print(f"capture_corpus: {run}: failed (exit {r.returncode}); its log is in {out}.partial", flush=True)
-        return
+        return False
     wall = round(time.monotonic() - t0, 1)
     meta = json.loads((out / "capture.json").read_text())
     compact(out)
@@ -90,6 +90,7 @@ def capture(run: str, corpus: Path, commit: bool) -> None:
                      "--", *rel], cwd=ROOT).returncode == 0:
                 break
             time.sleep(3)
+    return True
 
 
 def main() -> int:
@@ -100,14 +101,18 @@ def main() -> int:
     a = ap.parse_args()
     corpus = Path(a.corpus)
     corpus.mkdir(parents=True, exist_ok=True)
+    failed = []
     for run in RUNS:
         if a.only and run not in a.only:
             continue
         if (corpus / run / "capture.json").exists():
             print(f"capture_corpus: {run}: already captured", flush=True)
             continue
-        capture(run, corpus, a.commit)
-    return 0
+        if not capture(run, corpus, a.commit):
+            failed.append(run)
+    if failed:
+        print(f"capture_corpus: failed: {', '.join(failed)} (run again to retry them)", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
