@@ -29,6 +29,7 @@ from .fidelity import (KIND_COUNT, KIND_PAGES, KIND_POS, METRICS, RELATIVE, SMAL
 
 MANIFEST = "MANIFEST.json"
 MANIFEST_KEYS = {"run": str, "scenario": str, "kernel": str, "captured": str, "host_wall_s": (int, float)}
+KEY_KIND = {str: "a string", (int, float): "a number"}
 MAX_MANIFEST = 1 << 20
 FAMILIES = [k for k, _ in METRICS] + ["median_pos"]
 LABELS = dict(METRICS, median_pos="median (free-min)/(high-min), per phase")
@@ -53,7 +54,7 @@ def read_manifest(folder: Path) -> list[dict[str, Any]]:
         bad = [k for k, t in MANIFEST_KEYS.items() if not isinstance(r, dict) or not isinstance(r.get(k), t)
                or isinstance(r.get(k), bool)]
         if bad:
-            raise RealKernelError(f"{man}: runs[{i}]: {bad[0]} missing or not a {MANIFEST_KEYS[bad[0]]!s:.20}; "
+            raise RealKernelError(f"{man}: runs[{i}]: {bad[0]} missing or not {KEY_KIND[MANIFEST_KEYS[bad[0]]]}; "
                                   f"each run needs {', '.join(MANIFEST_KEYS)}")
         name = r["run"]
         if not safefiles.valid_name(name):
@@ -269,6 +270,11 @@ def main(args, out: TextIO, err: TextIO) -> int:
     score_file = getattr(args, "write_score", None)
     check_outputs(plots, score_file, [c.name for c in caps])
     ms = [measure(c, seed=args.seed) for c in caps]      # every capture read and checked before any output
+    for m in ms:
+        e = entries.get(str(m["capture"]))
+        if e is not None and e["kernel"] != m["kernel"]:
+            raise RealKernelError(f"{Path(m['capture']).parent / MANIFEST}: run {m['run']!r}: kernel {e['kernel']!r}, "
+                                  f"but its capture.json says {m['kernel']!r}")
     single = len(ms) == 1 and not entries
     spread, detail = ({}, {}) if single else kernel_spread(ms)
     reps = [judge(m, spread) for m in ms]
