@@ -53,14 +53,14 @@ baselines: $(STAMP)
 # Ray, then every baseline, both oracles and the 10 models (deterministic and stochastic play) on the
 # held-out test split x 10 evaluation seeds -> runs/report-<time>/report.md + PNGs; then the speed
 # benchmark on the same machine, and the publication of both: docs/results.md, docs/results/ and the
-# README's results block (agents.results). REPORT_ARGS passes options to agents.fullreport (e.g.
+# README's results block (agents.publish). REPORT_ARGS passes options to agents.fullreport (e.g.
 # REPORT_ARGS="--seeds 0-2 --eval-seeds 3").
 REPORT_ARGS ?=
 REPORT_OUT  := runs/report-$(shell date +%Y%m%d-%H%M%S)
 report: $(STAMP)
 	$(PY) -m agents.fullreport --out $(REPORT_OUT) $(REPORT_ARGS)
 	$(PY) -m atomgym.bench --json > $(REPORT_OUT)/.bench.json && mv $(REPORT_OUT)/.bench.json $(REPORT_OUT)/bench.json
-	$(PY) -m agents.results $(REPORT_OUT) --bench $(REPORT_OUT)/bench.json
+	$(PY) -m agents.publish $(REPORT_OUT) --bench $(REPORT_OUT)/bench.json
 
 clean-venv:
 	rm -rf .venv

@@ -1,4 +1,4 @@
-"""`python -m atomgym.agents.results REPORT_DIR [--bench FILE] [--docs DIR] [--readme FILE]`
+"""`python -m atomgym.agents.publish REPORT_DIR [--bench FILE] [--docs DIR] [--readme FILE]`
 (the last step of `make report`): publish a finished report as the project's results.
 
 Writes ``docs/results.md`` (the report's verdict, tables and the speed benchmark, with the date,
@@ -165,7 +165,7 @@ def publish(folder: Path, bench_file: Path | None, docs: Path, readme: Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=command("results"), description=__doc__.split("\n\n")[1])
+    ap = argparse.ArgumentParser(prog=command("publish"), description=__doc__.split("\n\n")[1])
     ap.add_argument("report", type=Path, help="a finished report folder (runs/report-<time>)")
     ap.add_argument("--bench", type=Path, help="`python -m atomgym.bench --json` output to add as the speed table")
     ap.add_argument("--docs", type=Path, default=(CHECKOUT / "docs") if CHECKOUT else None,
@@ -177,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     if args.docs is None or not args.docs.is_dir():
-        print(f"{who('results')}: error: --docs {args.docs}: not a folder (an installed atomgym has no docs/; "
+        print(f"{who('publish')}: error: --docs {args.docs}: not a folder (an installed atomgym has no docs/; "
               "give --docs DIR)", file=sys.stderr)
         return 2
     try:
         out = publish(args.report, args.bench, args.docs, args.readme)
     except PublishError as e:
-        print(f"{who('results')}: error: {e}", file=sys.stderr)
+        print(f"{who('publish')}: error: {e}", file=sys.stderr)
         return 2
     print("wrote " + ", ".join(str(p) for p in out))
     return 0

@@ -1,4 +1,4 @@
-"""`agents.results` (the last step of `make report`) publishes a finished report: docs/results.md, the
+"""`agents.publish` (the last step of `make report`) publishes a finished report: docs/results.md, the
 headline figure and the README's results block, from the report's own text; bad inputs are one line
 (exit 2) and leave every file as it was."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from atomgym.agents import results
+from atomgym.agents import publish as results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def site(tmp_path):
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agents.results", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agents.publish", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -103,7 +103,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(site, damage, needle):
     before = readme.read_text()
     r = _run(str(rep), "--bench", str(rep / "bench.json"), "--docs", str(docs), "--readme", str(readme))
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert r.stderr.startswith("agents.results: error: ")
+    assert r.stderr.startswith("agents.publish: error: ")
     assert not (docs / "results.md").exists() and readme.read_text() == before
 
 
