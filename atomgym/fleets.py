@@ -130,7 +130,7 @@ class Fleet:
 
 FLEETS: dict[str, Fleet] = {f.name: f for f in (
     Fleet("test", "the benchmark's held-out fleet: NIC cells never seen in training", (
-        ("test-quiet", 7), ("test-steady", 4), ("test-incast", 6), ("test-mmpp", 4), ("test-diurnal", 3),
+        ("test-quiet", 6), ("test-steady", 4), ("test-incast", 7), ("test-mmpp", 4), ("test-diurnal", 4),
         ("test-atomic", 2), ("test-overload", 2)), seed=1),
     Fleet("train", "the training fleet: the same regimes on the training split's NIC cells, twice as many", (
         ("train-quiet", 12), ("train-steady", 8), ("train-incast", 14), ("train-mmpp", 10), ("train-diurnal", 6),
