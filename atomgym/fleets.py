@@ -67,17 +67,17 @@ RINGS = {"page_pool": (1024, 2048, 4096), "dev_alloc_pages": (512, 1024, 4096), 
 class Regime:
     name: str
     help: str          # what the regime represents, and the class its machines are expected to fall in
-    expect: str        # "headroom" | "negative" | "uncontrollable": expected, not assumed (see classify)
+    expect: str        # "headroom" | "control" | "uncontrollable": expected, not assumed (see classify)
     short: str         # the regime in a few words, without numbers (they would be the family's, not the machine's)
 
 
 REGIMES: dict[str, Regime] = {r.name: r for r in (
     Regime("quiet", "light Poisson traffic (1-8 % of line rate, read 3-10x faster than it arrives), 30-55 % page "
                     "cache and a reader whose files fit in RAM: nothing reclaims, nothing fails",
-           "negative", "light traffic, a page cache that fits"),
+           "control", "light traffic, a page cache that fits"),
     Regime("steady", "a busy page cache (70-83 %; a reader streams 2-4x RAM at 50-400 MiB/s) and steady Poisson "
                      "traffic without bursts (2-15 % of line rate, read 3-6x faster): kswapd cycles and keeps up",
-           "negative", "a busy page cache, steady traffic"),
+           "control", "a busy page cache, steady traffic"),
     Regime("incast", "partition/aggregate incast at line rate over a Poisson background (2-15 %) and a busy page "
                      "cache (reader 256-2048 MiB/s over 3x RAM); each burst's excess over the application's reading "
                      "(10-40 % of line rate) is 0.4-4 % of RAM (5-150 ms), the sockets hold 1.5x it, bursts every "
@@ -444,39 +444,48 @@ def write_fleet(fleet: str, seed: int | None, out: Path) -> list[Path]:
 
 
 # ---- measured classification ----------------------------------------------------------------
-CLASSES = ("headroom", "negative", "uncontrollable")
+# The classes and the rule are agents.deploy's (one decision rule for the fleet's manifest and for
+# the deployment statistics of a report): ``headroom`` if the oracle-static bound (the best grid
+# point of each episode) scores above 1 + deploy.HEADROOM_MARGIN on average; else ``uncontrollable``
+# if the defaults lose packets or stall; else ``control`` (a negative control).
+CLASSES = ("headroom", "control", "uncontrollable")
 CLASS_HELP = {
-    "headroom": "controllable headroom: some static point of the oracle grid costs at least MARGIN less than "
-                "the kernel defaults",
-    "negative": "negative control: no grid point beats the defaults by MARGIN and the defaults lose nothing "
-                "(no drop, no atomic failure, no direct-reclaim stall): any raise only reserves memory",
-    "uncontrollable": "uncontrollable loss: the defaults lose packets, allocations or stall time, and no grid "
-                      "point cuts the cost by MARGIN",
+    "headroom": "controllable headroom: the best static grid point of each episode scores above 1 + "
+                "agents.deploy.HEADROOM_MARGIN on average",
+    "control": "negative control: no headroom, and the defaults drop no packet and never stall in direct "
+               "reclaim: any raise only reserves memory",
+    "uncontrollable": "uncontrollable loss: no headroom, but the defaults drop packets or stall",
 }
-MARGIN = 0.05                       # a 5 % lower cost than the defaults' (mean over the seeds)
 CLASSIFY_SEEDS = (7000, 7001)       # disjoint from evaluate's 1000+ and oracle.FLEET_SEEDS (5000+)
 CLASSIFY_DURATION_S = 30.0
-STALL_LOSS_S = 0.01                 # direct-reclaim stall beyond this counts as a loss
-CLASSIFY_VERSION = 3                # part of the cache key: a change of classify_metrics' output
+CLASSIFY_VERSION = 4                # part of the cache key: a change of classify_metrics' output
 
 
 def classify_metrics(default: list[dict], grid: list[list[dict]], points: list) -> dict[str, Any]:
-    """The class of one machine from the per-seed metrics of the defaults and of every grid point."""
+    """The class of one machine from the per-seed metrics (episode_metrics dicts) of the defaults
+    and of every grid point, by agents.deploy.classify; plus what the manifest shows of it."""
+    import pandas as pd
+
+    from .agents import deploy
+    from .envs.cost import score
+    rows = []
+    for j, d in enumerate(default):
+        rows.append({"policy": deploy.REFERENCE, "run": "-", "scenario": "m", "seed": j, "score": 1.0,
+                     "drops_total": d["drops_total"], "stall_s": d["stall_s"]})
+        rows.append({"policy": "oracle-static", "run": "-", "scenario": "m", "seed": j, "drops_total": 0.0,
+                     "stall_s": 0.0, "score": max(score(per[j]["cost"], d["cost"]) for per in grid)})
+    cls = deploy.classify(pd.DataFrame(rows))["m"]
+    assert cls in CLASSES, cls
     c_def = float(np.mean([m["cost"] for m in default]))
     costs = [float(np.mean([m["cost"] for m in per])) for per in grid]
     b = int(np.argmin(costs))
     loss = {k: float(np.mean([m[k] for m in default])) for k in ("drops_total", "atomic_fail", "stall_s")}
-    if costs[b] < (1.0 - MARGIN) * c_def:
-        cls = "headroom"
-    elif loss["drops_total"] == 0 and loss["atomic_fail"] == 0 and loss["stall_s"] <= STALL_LOSS_S:
-        cls = "negative"
-    else:
-        cls = "uncontrollable"
     mf, wsf = points[b]
     # a grid point below the boot reserve exists on small THP machines (1 % of RAM < 67584 kB):
     # their headroom is in reserving less, which the manifest says
     res = [float(np.mean([m["reserved_mib_s"] for m in per])) for per in (default, grid[b])]
-    return {"class": cls, "default_cost": round(c_def, 6), "best_cost": round(costs[b], 6),
+    return {"class": cls, "oracle_score": round(float(np.mean([r["score"] for r in rows[1::2]])), 6),
+            "default_cost": round(c_def, 6), "best_cost": round(costs[b], 6),
             "best": {"min_free_kbytes": str(mf), "watermark_scale_factor": int(wsf)},
             "best_reserves": "less" if res[1] < res[0] else ("more" if res[1] > res[0] else "same"),
             "default_loss": {k: round(v, 6) for k, v in loss.items()},
@@ -489,9 +498,9 @@ def classify(sc, seeds: tuple[int, ...] = CLASSIFY_SEEDS, duration_s: float = CL
     """Measure one scenario's class: the oracle grid (agents.oracle.sweep, which includes the
     defaults) on ``seeds`` for ``duration_s``. Cached by the scenario's content, the seeds, the
     length, the grid, the cost's definition and the simulator's sources."""
-    from .agents import identity, oracle
+    from .agents import deploy, identity, oracle
     key = hashlib.sha256(json.dumps([identity.scenario_digest(sc), list(seeds), duration_s, oracle.GRID_MF,
-                                     oracle.GRID_WSF, MARGIN, STALL_LOSS_S, CLASSIFY_VERSION, identity.cost_digest(),
+                                     oracle.GRID_WSF, deploy.HEADROOM_MARGIN, CLASSIFY_VERSION, identity.cost_digest(),
                                      identity.simulator_digest()]).encode()).hexdigest()[:16]
     path = (cache or cache_dir() / "classes") / f"{key}.json"
     if path.is_file() and not path.is_symlink():
@@ -532,11 +541,17 @@ def manifest(fleet: str, seed: int | None = None, progress: Callable[[str], None
     mix = {c: sum(m["class"] == c for m in machines) for c in CLASSES}
     return {"fleet": fl.name, "seed": s, "machines_n": len(machines), "mix": mix,
             "mix_frac": {c: round(v / len(machines), 3) for c, v in mix.items()},
-            "measured_with": {"seeds": list(CLASSIFY_SEEDS), "duration_s": CLASSIFY_DURATION_S, "margin": MARGIN,
+            "measured_with": {"seeds": list(CLASSIFY_SEEDS), "duration_s": CLASSIFY_DURATION_S,
+                              "rule": "agents.deploy.classify", "margin": _margin(),
                               "grid": f"agents.oracle.grid_points() ({len(_grid())} points)",
-                              "stall_loss_s": STALL_LOSS_S, "cost": identity.cost_digest(),
+                              "cost": identity.cost_digest(),
                               "simulator": identity.simulator_digest()},
             "machines": machines}
+
+
+def _margin() -> float:
+    from .agents.deploy import HEADROOM_MARGIN
+    return HEADROOM_MARGIN
 
 
 def _grid() -> list:
@@ -628,10 +643,10 @@ def _measured(fleet: str) -> dict | None:
 def families_markdown() -> str:
     """The families table of docs/scenarios.md "Fleets" (tests/test_fleets.py checks it is current):
     per regime, what it draws, the class expected, and per fleet the machines and the measured
-    classes (H headroom / N negative control / U uncontrollable) from the committed manifests."""
+    classes (H headroom / C control / U uncontrollable) from the committed manifests."""
     man = {f: _measured(f) for f in FLEETS}
     head = "| regime | what it draws | expected | " + " | ".join(
-        f"{f} fleet: machines (H/N/U measured)" for f in FLEETS) + " |"
+        f"{f} fleet: machines (H/C/U measured)" for f in FLEETS) + " |"
     rows = [head, "|" + "---|" * (3 + len(FLEETS))]
     for r in REGIMES.values():
         cells = []
@@ -672,7 +687,7 @@ def static_markdown(fleet: str = "test") -> str:
 
     def row(label: str, c: np.ndarray) -> str:
         r = c / c0
-        neg, hr = r[cls == "negative"], r[cls == "headroom"]
+        neg, hr = r[cls == "control"], r[cls == "headroom"]
         return (f"| {label} | {c.sum() / c0.sum():.3f} | {np.exp(np.log(r).mean()):.3f} | "
                 f"{np.median(neg):.2f}, {neg.max():.2f} | {np.median(hr):.2f} |")
     for key, label in BLIND:
