@@ -132,7 +132,7 @@ FLEETS: dict[str, Fleet] = {f.name: f for f in (
     Fleet("test", "the benchmark's held-out fleet: NIC cells never seen in training", (
         ("test-quiet", 6), ("test-steady", 4), ("test-incast", 7), ("test-mmpp", 4), ("test-diurnal", 4),
         ("test-atomic", 2), ("test-overload", 2)), seed=1),
-    Fleet("train", "the training fleet: the same regimes on the training split's NIC cells, twice as many", (
+    Fleet("train", "the training fleet: the same regimes on the training split's NIC cells, about twice as many", (
         ("train-quiet", 12), ("train-steady", 8), ("train-incast", 14), ("train-mmpp", 10), ("train-diurnal", 6),
         ("train-atomic", 4), ("train-overload", 2)), seed=1),
 )}
@@ -401,6 +401,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "atomgym" / "fleets"
 
 
+def _same_bytes(p: Path, data: bytes) -> bool:
+    """``p`` is a regular file (not a link) holding exactly ``data`` (read bounded: a file planted
+    in the cache is compared, never read whole)."""
+    from .files import FileError, read_bytes
+    if p.is_symlink() or not p.is_file():
+        return False
+    try:
+        return read_bytes(p, len(data), "a generated scenario") == data
+    except FileError:
+        return False
+
+
 def materialise(fleet: str, seed: int | None = None, root: Path | None = None) -> list[Path]:
     """The fleet's YAML files, written once into ``root/NAME-sSEED-DIGEST/`` (DIGEST: of every
     file's bytes, so another generator version is another folder) and returned in fleet order. A
@@ -416,7 +428,7 @@ def materialise(fleet: str, seed: int | None = None, root: Path | None = None) -
     for name, _, text in items:
         p = folder / f"{name}.yaml"
         data = text.encode()
-        if p.is_symlink() or not p.is_file() or p.read_bytes() != data:
+        if not _same_bytes(p, data):
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -504,11 +516,12 @@ def classify(sc, seeds: tuple[int, ...] = CLASSIFY_SEEDS, duration_s: float = CL
                                      identity.simulator_digest()]).encode()).hexdigest()[:16]
     path = (cache or cache_dir() / "classes") / f"{key}.json"
     if path.is_file() and not path.is_symlink():
+        from .files import FileError, read_json
         try:
-            d = json.loads(path.read_text())
+            d = read_json(path, 1 << 20, "a fleet class cached by atomgym.fleets.classify")
             if isinstance(d, dict) and d.get("class") in CLASSES:
                 return d
-        except (OSError, ValueError):
+        except FileError:
             pass                                    # a damaged entry is recomputed and replaced
     pts, met = oracle.sweep(sc, np.asarray(seeds, dtype=np.int64), duration_s)
     ref = pts.index(("boot", -1))

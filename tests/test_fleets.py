@@ -214,7 +214,11 @@ def test_manifest_agrees_with_a_fresh_measurement(tmp_path):
         assert d["class"] == cls, (rec["name"], d)
         assert d["default_cost"] == pytest.approx(rec["default_cost"], rel=1e-6)
         assert d["best_cost"] == pytest.approx(rec["best_cost"], rel=1e-6)
-        assert list((tmp_path / "classes").glob("*.json"))        # cached by content
+        cached = list((tmp_path / "classes").glob("*.json"))       # cached by content
+        assert len(cached) == 1
+        cached[0].write_text("{damaged")                            # a damaged entry is recomputed
+        assert fleets.classify(load_scenario(paths[rec["name"]]), cache=tmp_path / "classes") == d
+        cached[0].unlink()
 
 
 @pytest.mark.slow
