@@ -56,7 +56,8 @@ def site(tmp_path):
     rep = tmp_path / "runs" / "report-1"
     rep.mkdir(parents=True)
     (rep / "report.md").write_text(REPORT)
-    (rep / "profile.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    from PIL import Image
+    Image.new("RGBA", (40, 30), (200, 30, 30, 255)).save(rep / "profile.png")
     (rep / "bench.json").write_text(json.dumps(BENCH))
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -80,7 +81,9 @@ def test_publish_writes_results_figure_and_readme_block(site):
     assert "### Best learned policy against every heuristic" in doc and "#### Score per scenario" in doc
     assert "| (a) one machine, headline scenario | 2.20 M simulated ticks/s" in doc
     assert "0.91x" in doc and "![performance profiles](results/profile.png)" in doc
-    assert (docs / "results" / "profile.png").read_bytes() == (rep / "profile.png").read_bytes()
+    from PIL import Image
+    with Image.open(docs / "results" / "profile.png") as im:          # the same picture, palette colours
+        assert im.size == (40, 30) and im.convert("RGB").getpixel((5, 5)) == (200, 30, 30)
     text = readme.read_text()
     assert text.startswith("# x\n\nbefore\n\n") and text.endswith("\n\nafter\n") and "old" not in text
     assert "| `psi` | 1.218" in text and "docs/results/profile.png" in text
