@@ -12,7 +12,8 @@ poll per tick, an application that never reads (pages stay in the socket), and t
 set by hand after reset (the rest of the zone is unreclaimable kernel memory). The free pages
 set by hand lie in UNMOVABLE pageblocks (``ZF_FREE_U``), so the NIC's atomic (unmovable) refills
 never fall back to another migratetype and never boost; tests of movable allocations put them in
-MOVABLE pageblocks (``unmovable=False``). Fallback boosts have their own traces in
+MOVABLE pageblocks (``unmovable=False``), as sub-block chunks (no whole free pageblock,
+``ZF_FREE_BLK`` 0). Fallback boosts have their own traces in
 test_sim_dynamics.py.
 """
 from __future__ import annotations
@@ -58,6 +59,7 @@ def _set_zone(sim: Simulator, b: int, z: int, free: int, cache: int = 0, pcp: in
     zs = sim.zone_state
     zs[b, z, L.ZF_FREE] = free
     zs[b, z, L.ZF_FREE_U] = free if unmovable else 0
+    zs[b, z, L.ZF_FREE_BLK] = 0   # no whole free pageblock: sub-block chunks only
     zs[b, z, L.ZF_PCP_U] = pcp if unmovable else 0
     zs[b, z, L.ZF_PCP] = pcp
     zs[b, z, L.ZF_CACHE] = cache

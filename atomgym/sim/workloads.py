@@ -34,7 +34,7 @@ from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pa
 from .layout import (
     ATOMIC_SLOTS, C_ATOMIC_FAIL, C_ATOMIC_FAIL_BURSTS, C_ATOMIC_FAIL_FREE0, C_ATOMIC_FAIL_PAGES, C_ATOMIC_FAIL_Z0,
     C_ATOMIC_GOT, C_ATOMIC_REQ, C_FAIL_ATOMIC, C_FAIL_NOWAIT, CLS_ATOMIC, CLS_NOWAIT,
-    WK_ATOMIC, WP_GFP, WP_S_MISS_ACC, WP_S_READ, WP_S_SHOT_NEXT, WP_S_NEXT, WP_S_STOPPED, WP_SHOT_N,
+    WK_ATOMIC, WP_GFP, WP_S_MISS_ACC, WP_S_READ, WP_S_SHOT_NEXT, WP_S_NEXT, WP_S_STOPPED, WP_S_NEXT_REL, WP_SHOT_N,
     WP_SHOT_OFF, WP_SLOT_T, WP_STOP, WP_VOLUME, ZF_FREE, ZF_KERNEL, ZL_KERNEL, MI_NZL_KERNEL,
     C_DEFICIT, C_OOM_KILL, C_REFAULTS, CLS_KERNEL,
     MR_T_MS, MR_TICK_MS, MI_NWORK, MI_NZL_USER, MI_TERMINATED,
@@ -253,7 +253,9 @@ def _atomic_burst(S, b, w, n, hold_ms):
     if hold_ms <= 0.0:
         _atomic_release(S, b, w, got)
         return
-    # a free slot, else merge into the one released last
+    # each burst is held in its own slot and freed on its own timer (the module's per-burst
+    # timer); scenario.atomic_bursts_held() refuses at load a scenario that could hold more than
+    # ATOMIC_SLOTS bursts at once, so the merge below is only a guard
     t_rel = S.mr[b, MR_T_MS] + hold_ms
     best = -1
     for k in range(ATOMIC_SLOTS):
@@ -269,16 +271,26 @@ def _atomic_burst(S, b, w, n, hold_ms):
             t_rel = wp[b, w, WP_SLOT_T + 2 * best]
     wp[b, w, WP_SLOT_T + 2 * best] = t_rel
     wp[b, w, WP_SLOT_T + 2 * best + 1] += got
+    if t_rel < wp[b, w, WP_S_NEXT_REL]:
+        wp[b, w, WP_S_NEXT_REL] = t_rel
 
 
 @jit()
 def _atomic_tick(S, b, w, t, stopped):
     wp = S.wp
-    for k in range(ATOMIC_SLOTS):
-        n = wp[b, w, WP_SLOT_T + 2 * k + 1]
-        if n > 0.0 and t >= wp[b, w, WP_SLOT_T + 2 * k]:
-            wp[b, w, WP_SLOT_T + 2 * k + 1] = 0.0
-            _atomic_release(S, b, w, int(n))
+    if t >= wp[b, w, WP_S_NEXT_REL]:
+        # free every burst whose hold has ended; the next release time of the rest
+        nxt = np.inf
+        for k in range(ATOMIC_SLOTS):
+            n = wp[b, w, WP_SLOT_T + 2 * k + 1]
+            if n > 0.0:
+                t_rel = wp[b, w, WP_SLOT_T + 2 * k]
+                if t >= t_rel:
+                    wp[b, w, WP_SLOT_T + 2 * k + 1] = 0.0
+                    _atomic_release(S, b, w, int(n))
+                elif t_rel < nxt:
+                    nxt = t_rel
+        wp[b, w, WP_S_NEXT_REL] = nxt
     if stopped:
         return
     per = wp[b, w, WP_PERIOD]
