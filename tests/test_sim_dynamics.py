@@ -1,5 +1,7 @@
 """Golden traces of the dynamics added for issue 11: fallback boosts, per-zone pcp sizing,
-the atomic_alloc workload, phases, stop_s and stream_read's carried remainder.
+the atomic_alloc workload, phases, stop_s and stream_read's carried remainder; and for issue 21:
+whole-pageblock steals without a boost, kswapd revived by direct reclaim, allocstall per
+try_to_free_pages() call, atomic bursts freed each on its own timer.
 
 Set-up as in test_sim_golden.py: one node, Normal of 100000 managed pages, min_free_kbytes
 4000: min 1000, low 1250, high 1500; GFP_ATOMIC's floor 375 (min - min/2 - min/8).

@@ -292,20 +292,22 @@ def test_direct_reclaim_stall(tmp_path):
     """A streaming reader wants 100 new page-cache pages per ms (390.625 MiB/s = 100 pages/ms,
     nothing resident yet: every read misses). Normal at 1000 free = min, 10000 pages of cache.
     t=0: fast path fails (1000 <= 1250), the GFP_KERNEL retry at min fails (1000 <= 1000);
-    allow_direct_reclaim: free 1000 > (sum of min)/2 = 500, so no throttle; one round of direct
-    reclaim (allocstall_movable: page cache is GFP_HIGHUSER_MOVABLE) reclaims
-    max(100, SWAP_CLUSTER_MAX) = 100 pages at 200 pages/ms: 0.5 ms = 500 us of stall; the
-    retry at min then takes them back (free > 1000 for each of the 100): free 1000."""
+    allow_direct_reclaim: free 1000 > (sum of min)/2 = 500, so no throttle; direct reclaim
+    (allocstall_movable: page cache is GFP_HIGHUSER_MOVABLE): one try_to_free_pages() call
+    reclaims 10000 >> 12 = 2 pages at DEF_PRIORITY (no stop at the target there) plus one
+    32-page chunk at priority 11 = 34 (direct_reclaim_call_pages()); 100 pages take 3 calls
+    (3 allocstalls), 102 pages at 200 pages/ms: 0.51 ms = 510 us of stall; the retry at min
+    then takes 100 of them (free > 1000 for each): free 1002, cache 10000 - 102 + 100."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=390.625, working_set_mib=1000.0)]
     s = _scenario(tmp_path, {}, workloads=wl)
     sim = Simulator(s, machines=_machine())
     _set_zone(sim, 0, NORMAL, free=1000, cache=10000, unmovable=False)
     sim.advance(1)
-    assert _c(sim, "allocstall_movable") == 1 and _c(sim, "allocstall_normal") == 0
-    assert _c(sim, "pgscan_direct") == 100 and _c(sim, "pgsteal_direct") == 100
-    assert _c(sim, "direct_reclaim_stall_us") == 500.0
+    assert _c(sim, "allocstall_movable") == 3 and _c(sim, "allocstall_normal") == 0
+    assert _c(sim, "pgscan_direct") == 102 and _c(sim, "pgsteal_direct") == 102
+    assert _c(sim, "direct_reclaim_stall_us") == 510.0
     assert _c(sim, "workload_deficit_pages") == 0
-    assert sim.free[0, NORMAL] == 1000 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 10000
+    assert sim.free[0, NORMAL] == 1002 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
 
 
 def test_oom_kill_of_the_anonymous_hog(tmp_path):
