@@ -200,11 +200,11 @@ def test_whole_pageblock_steal_claims_the_block_without_a_boost():
 def test_movable_refills_split_a_whole_block_only_when_the_chunks_are_gone():
     """__rmqueue_smallest(): a MOVABLE refill takes the smallest free chunk first. 5000 free
     MOVABLE pages, 9 whole blocks (4608) and 392 pages of chunks; a reader takes 10 pages/ms
-    (pcp batch 1). After 100 pages the 9 blocks are intact; after 500, one block was split
-    (4500 // 512 = 8 left)."""
+    (pcp batch 1; 100 UNMOVABLE free pages serve its xarray slab). After 100 pages the 9 blocks
+    are intact; after 500, one block was split (4500 // 512 = 8 left)."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=2.0)]
     sim = Simulator(_scenario(wl), machines=_machine())
-    _set_zone(sim, 0, NORMAL, free=5000, blocks=9)
+    _set_zone(sim, 0, NORMAL, free=5100, free_u=100, blocks=9)
     sim.advance(10)
     assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 100 and sim.zone_state[0, NORMAL, L.ZF_FREE_BLK] == 9
     sim.advance(40)
@@ -239,14 +239,50 @@ def test_direct_reclaim_counts_one_allocstall_per_try_to_free_pages_call():
     one 32-page chunk when that is short of SWAP_CLUSTER_MAX: 20000 >> 12 = 4 + 32 = 36 pages.
     An anon hog wants 200 pages in one tick with Normal at 990 free (below min 1000): 6 calls
     (216 pages, 216 / 250 pages/ms = 864 us of stall), then the 200 pages come from the 206
-    above min. One round counted one allocstall before."""
+    above min, and its page table (pte_alloc()) one more: 1005 left. One round counted one
+    allocstall before."""
     wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=781.25, peak_mib=0.78125, hold_s=100.0, period_s=0.0)]
     sim = Simulator(_scenario(wl), machines=_machine())
     _set_zone(sim, 0, NORMAL, free=990, cache=20000)
     sim.advance(1)
     assert _c(sim, "allocstall_movable") == 6 and _c(sim, "pgsteal_direct") == 216
     assert _c(sim, "direct_reclaim_stall_us") == pytest.approx(864.0)
-    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 200 and sim.free[0, NORMAL] + sim.pcp[0, NORMAL] == 1006
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 200 and sim.free[0, NORMAL] + sim.pcp[0, NORMAL] == 1005
+
+
+def test_page_cache_brings_xarray_slabs_that_fall_back_and_boost():
+    """A page-cache page lives in its file's xarray: one xa_node (radix_tree_node slab, RECLAIMABLE)
+    per 64 pages, 28 nodes per order-2 slab: 4 kernel pages per 1792 pages read
+    (workloads._kmem_to()). A streaming machine with no atomic workload and no UNMOVABLE free page
+    (free memory in sub-block MOVABLE chunks): the first read's slab is a GFP_KERNEL refill that
+    falls back (__rmqueue_fallback()) and boosts (boost_watermark(), 512); the 512 stolen pages
+    serve the next slabs: after 1800 pages, 8 slab pages and still one fallback."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=100.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=50000)
+    k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
+    sim.advance(1)
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 10 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 4
+    assert _c(sim, "fallbacks") == 1 and _c(sim, "fallback_boosts") == 1 and sim.boost[0, NORMAL] == 512
+    sim.advance(179)
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 1800 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 8
+    assert _c(sim, "fallbacks") == 1
+
+
+def test_anonymous_memory_brings_page_tables_freed_at_exit():
+    """pte_alloc(): one PTE page (UNMOVABLE) per 512 anonymous pages (PTRS_PER_PTE), freed with
+    the task (free_pgtables()). A hog of 513 pages at 10 pages/ms: 1 page table at t=0, 2 once it
+    holds 513 (t=51), none after its exit 10 ms later."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=39.0625, peak_mib=513 / 256, hold_s=0.01, period_s=0.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=50000, free_u=50000)
+    k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
+    sim.advance(1)
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 10 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 1
+    sim.advance(51)                       # t=1..51
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 513 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 2
+    sim.advance(20)
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 0 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0
 
 
 def test_atomic_bursts_are_freed_each_on_its_own_timer():

@@ -297,17 +297,21 @@ def test_direct_reclaim_stall(tmp_path):
     reclaims 10000 >> 12 = 2 pages at DEF_PRIORITY (no stop at the target there) plus one
     32-page chunk at priority 11 = 34 (direct_reclaim_call_pages()); 100 pages take 3 calls
     (3 allocstalls), 102 pages at 200 pages/ms: 0.51 ms = 510 us of stall; the retry at min
-    then takes 100 of them (free > 1000 for each): free 1002, cache 10000 - 102 + 100."""
+    then takes 100 of them (free > 1000 for each): free 1002, cache 10000 - 102 + 100. The
+    reader's xarray slab (4 kernel pages per 1792 pages read, workloads._kmem_to(), no direct
+    reclaim) gets the last 2 pages above min: free 1000."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=390.625, working_set_mib=1000.0)]
     s = _scenario(tmp_path, {}, workloads=wl)
     sim = Simulator(s, machines=_machine())
     _set_zone(sim, 0, NORMAL, free=1000, cache=10000, unmovable=False)
+    k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
     sim.advance(1)
     assert _c(sim, "allocstall_movable") == 3 and _c(sim, "allocstall_normal") == 0
     assert _c(sim, "pgscan_direct") == 102 and _c(sim, "pgsteal_direct") == 102
     assert _c(sim, "direct_reclaim_stall_us") == 510.0
     assert _c(sim, "workload_deficit_pages") == 0
-    assert sim.free[0, NORMAL] == 1002 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
+    assert sim.free[0, NORMAL] == 1000 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
+    assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 2
 
 
 def test_oom_kill_of_the_anonymous_hog(tmp_path):
