@@ -5,7 +5,7 @@ STAMP   := .venv/.installed
 # CPU build of PyTorch: a plain "torch" requirement would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: test test-fast warmup train bench baselines report venv clean-venv
+.PHONY: test test-fast warmup train bench baselines report docs venv clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -56,6 +56,11 @@ baselines: $(STAMP)
 REPORT_ARGS ?=
 report: $(STAMP)
 	$(PY) -m agents.fullreport $(REPORT_ARGS)
+
+# The docs' generated tables (the commands' options) from atomgym/schema.py; tests/test_schema.py
+# checks that the committed docs are what this writes.
+docs: $(STAMP)
+	$(PY) scripts/gen_docs.py
 
 clean-venv:
 	rm -rf .venv

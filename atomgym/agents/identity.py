@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from atomgym.agents.models import model_config_path
+
 # a file named by a scenario is read at most this far when hashed (the loaders refuse larger ones)
 MAX_HASHED_BYTES = (512 << 20) + 1
 
@@ -51,7 +53,6 @@ def scenario_digest(sc) -> str:
 def model_files(path: Path) -> list[Path]:
     """The files a trained model is played from: the .zip, its config (NAME.yml or the run's
     config.yml) and its normalisation statistics (``<stem>.vecnormalize.*`` beside it)."""
-    from atomgym.agents.evaluate import model_config_path
     out = [path]
     cfg = model_config_path(path)
     if cfg is not None:

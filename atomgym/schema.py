@@ -1,0 +1,202 @@
+"""The one description of every input a user writes: typed field specs, and the checks, parsers and
+docs tables derived from them.
+
+The bottom floor of the inputs: config readers (atomgym.agents.config), the commands' argument
+parsers (atomgym.agents.usage) and the docs generator (scripts/gen_docs.py) stand on it; it imports
+nothing of atomgym.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+
+class ConfigError(ValueError):
+    """A config's or an option's bad value: one line naming the file (or option) and the key, and
+    what would be valid. The commands print it after their name and exit 2."""
+
+
+def one_line(msg: str) -> str:
+    """A message as one line: control characters (a file name may hold a newline) escaped."""
+    return msg if msg.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+
+
+def short(v: object) -> str:
+    """A value as an error shows it: its repr, at most 80 characters."""
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+# ---- typed field specs ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Field:
+    """One input a user writes (a command's option; a config key): its name, type, unit, valid
+    range or choices, default and help. The parser, the help text, the one-line error and the docs
+    table row are all derived from it (add_arguments, convert, markdown_table)."""
+
+    name: str                                      # the option's dest / the config key (seed_base)
+    type: type = str                               # int | float | str | bool (a switch) | Path
+    help: str = ""
+    default: Any = None
+    unit: str = ""                                 # "s": a number of seconds
+    range: tuple[float | None, float | None] | None = None   # inclusive, but low_open excludes the low end
+    low_open: bool = False
+    required: bool = False
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None      # a custom text parser (raises ValueError with the reason)
+    valid: str | None = None                       # what is valid, as the docs say it (derived if None)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def describe(self) -> str:
+        """What is valid, in words: ``an integer in [1, 100000]``, ``a number of seconds in (0, 86400]``."""
+        if self.valid is not None:
+            return self.valid
+        what = {int: "an integer", float: f"a number{' of seconds' if self.unit == 's' else ''}",
+                bool: "a switch", Path: "a path"}.get(self.type, "a string")
+        if self.range is None:
+            return what
+        lo, hi = self.range
+        if hi is None:
+            return f"{what} {'>' if self.low_open else '>='} {_num(lo)}"
+        return f"{what} in {'(' if self.low_open else '['}{_num(lo)}, {_num(hi)}]"
+
+    def convert(self, text: str) -> Any:
+        """The value of the option's text; ValueError naming the text and what is valid (argparse
+        shows it as ``argument --NAME: ...``)."""
+        if self.parse is not None:
+            return self.parse(text)
+        if self.type is int:
+            try:
+                v: Any = int(text)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an integer") from None
+            if not self._in_range(v):
+                raise ValueError(f"{v}: expected {self.describe()}")
+            return v
+        if self.type is float:
+            try:
+                v = float(text)
+            except ValueError:
+                raise ValueError(f"{text!r} is not {self.describe().split(' in ')[0]}") from None
+            if not (math.isfinite(v) and self._in_range(v)):
+                raise ValueError(f"{text!r}: expected {self.describe()}")
+            return v
+        return self.type(text)
+
+    def _in_range(self, v: float) -> bool:
+        if self.range is None:
+            return True
+        lo, hi = self.range
+        return (lo is None or (v > lo if self.low_open else v >= lo)) and (hi is None or v <= hi)
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, int):
+        return str(x)
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
+def add_arguments(parser: argparse.ArgumentParser, fields: Sequence[Field]) -> None:
+    """One argparse option per field: its type check is Field.convert, its help the field's help."""
+    for f in fields:
+        if f.type is bool:
+            parser.add_argument(f.flag, action="store_true", help=f.help or None)
+            continue
+
+        def conv(text: str, f: Field = f) -> Any:
+            try:
+                return f.convert(text)
+            except ValueError as e:           # argparse prints "argument --NAME: <reason>"
+                raise argparse.ArgumentTypeError(str(e)) from None
+        conv.__name__ = f.name               # argparse names a failing type by it
+        parser.add_argument(f.flag, type=conv, default=f.default, required=f.required, metavar=f.metavar,
+                            help=f.help or None)
+
+
+def check_values(values: Any, fields: Sequence[Field]) -> None:
+    """The fields of ``values`` (an object with one attribute per field) checked and converted as
+    their options' text would be (a caller's Options too); ConfigError ``argument --NAME: ...``."""
+    for f in fields:
+        v = getattr(values, f.name)
+        if v is None or f.type in (bool, str, Path) or f.parse is not None:
+            continue
+        try:
+            setattr(values, f.name, f.convert(str(v)))
+        except ValueError as e:
+            raise ConfigError(f"argument {f.flag}: {e}") from None
+
+
+def markdown_table(fields: Sequence[Field]) -> str:
+    """The docs' table of the fields: option, valid values, default, meaning."""
+    rows = ["| option | valid | default | meaning |", "|---|---|---|---|"]
+    for f in fields:
+        d = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        default = "required" if f.required else ("off" if f.type is bool else "" if d is None else f"`{d}`")
+        rows.append(f"| `{f.flag}` | {f.describe()} | {default} | {f.help.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+# ---- the commands' options -----------------------------------------------------------------------
+PLAYS = ("deterministic", "stochastic")     # how a trained model acts in an evaluation
+MAX_SEED = 2**63 - 1                        # the simulator's seed range (AtomEnv's sim_seed: [0, 2**63))
+MAX_DURATION_S = 86400.0                    # an evaluation episode: at most a simulated day
+
+
+def parse_plays(text: str) -> tuple[str, ...]:
+    """``--play``: a comma-separated list of PLAYS, each once."""
+    out = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not out or any(p not in PLAYS for p in out):
+        raise ValueError(f"{text!r}: expected a comma-separated list of {', '.join(PLAYS)}")
+    return out
+
+
+def parse_out_dir(text: str) -> Path:
+    """An output folder: not empty (Path("") is ".": the files would land in the current folder)."""
+    if not text.strip():
+        raise ValueError("empty; give the folder to write episodes.csv and summary.md in")
+    return Path(text)
+
+
+EVALUATE = (
+    Field("policies", required=True,
+          help="comma-separated baselines (docs/baselines.md), oracle-static, oracle-planner, or [LABEL=]PATH of "
+               "a trained model .zip[:PLAY] (one LABEL over several models: their runs)"),
+    Field("scenarios", required=True,
+          help="comma-separated shipped scenario names or YAML paths, or suite:NAME (configs/suites/NAME.txt)"),
+    Field("play", default=("deterministic",), parse=parse_plays, valid=f"a comma-separated list of {', '.join(PLAYS)}",
+          help="how models act when their path has no :PLAY suffix (deterministic,stochastic: separate rows LABEL "
+               "and LABEL-stochastic; stochastic play is seeded by the episode's seed)"),
+    Field("seeds", int, default=3, range=(1, 100000), help="episodes per (policy, scenario)"),
+    Field("seed_base", int, default=1000, range=(0, MAX_SEED), help="evaluation seeds are seed-base .. seed-base+N-1"),
+    Field("out", required=True, parse=parse_out_dir, metavar="DIR", valid="a folder",
+          help="where episodes.csv, blocks.json, actions.log, summary.md and the plots go"),
+    Field("duration_s", float, unit="s", range=(0, MAX_DURATION_S), low_open=True,
+          help="episode length (default: the scenario's)"),
+    Field("resume", bool, help="continue DIR/episodes.csv: skip the finished blocks"),
+    Field("force", bool, help="start DIR/episodes.csv afresh (the old rows are lost)"),
+    Field("no_oracle", bool, help="skip the oracle-static reference rows"),
+    Field("no_summary", bool, help="episodes.csv only: no summary.md, no plots"),
+    Field("cache_dir", Path, metavar="DIR", help="best-static sweep cache (default runs/best-static-cache)"),
+)
+
+TRAIN = (
+    Field("config", Path, metavar="FILE", help="training config YAML (default configs/train/default.yaml)"),
+    Field("resume", Path, metavar="RUN_DIR", help="continue an interrupted run folder"),
+    Field("total_timesteps", int, range=(1, None), help="override the config's total_timesteps"),
+    Field("runs_dir", Path, metavar="DIR", help="where new run folders go (default runs/)"),
+    Field("no_eval", bool, help="train only; skip the comparison with the baselines"),
+    Field("seeds", metavar="LIST", valid="e.g. 0-9 or 0,3,7",
+          help="train one run per seed (e.g. 0-9) through Ray: agents/multiseed.py"),
+    Field("ray_address", help="with --seeds: a Ray cluster's address (default: Ray on this machine)"),
+)
+
+# every command whose options are described here: its name -> its fields (docs/cli.md's tables)
+COMMANDS: dict[str, tuple[Field, ...]] = {"train": TRAIN, "evaluate": EVALUATE}
