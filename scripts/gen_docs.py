@@ -32,7 +32,8 @@ def render(text: str, names: tuple[str, ...]) -> str:
         pat = re.compile(rf"(<!-- schema:{re.escape(name)} -->\n).*?(<!-- /schema:{re.escape(name)} -->)", re.S)
         if not pat.search(text):
             raise ValueError(f"no <!-- schema:{name} --> ... <!-- /schema:{name} --> block")
-        text = pat.sub(lambda m: m.group(1) + table(name) + m.group(2), text)
+        rows = table(name)
+        text = pat.sub(lambda m, rows=rows: m.group(1) + rows + m.group(2), text)
     return text
 
 
