@@ -38,7 +38,7 @@ class Field:
     table row are all derived from it (add_arguments, convert, markdown_table)."""
 
     name: str                                      # the option's dest / the config key (seed_base)
-    type: type = str                               # int | float | str | bool (a switch) | Path
+    type: type | None = str                               # int | float | str | bool (a switch) | Path
     help: str = ""
     default: Any = None
     unit: str = ""                                 # "s": a number of seconds
@@ -47,7 +47,8 @@ class Field:
     required: bool = False
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None      # a custom text parser (raises ValueError with the reason)
-    valid: str | None = None                       # what is valid, as the docs say it (derived if None)
+    valid: str | None = None                       # what is valid, as the docs and errors say it (derived if None)
+    choices: tuple[str, ...] | None = None
 
     @property
     def flag(self) -> str:
@@ -57,6 +58,10 @@ class Field:
         """What is valid, in words: ``an integer in [1, 100000]``, ``a number of seconds in (0, 86400]``."""
         if self.valid is not None:
             return self.valid
+        if self.type is None:
+            return "see its meaning"
+        if self.choices is not None:
+            return "one of " + ", ".join(self.choices)
         what = {int: "an integer", float: f"a number{' of seconds' if self.unit == 's' else ''}",
                 bool: "a switch", Path: "a path"}.get(self.type, "a string")
         if self.range is None:
@@ -88,6 +93,29 @@ class Field:
                 raise ValueError(f"{text!r}: expected {self.describe()}")
             return v
         return self.type(text)
+
+    def check(self, v: Any, where: str) -> Any:
+        """A config value (YAML: already typed) against the spec; ConfigError ``WHERE: NAME: ...``
+        (one line, what is valid). A spec without type check (type None) takes any value."""
+        if self.choices is not None:
+            if not isinstance(v, str) or v not in self.choices:
+                raise ConfigError(f"{where}: {self.name}: {short(v)}; valid: {', '.join(self.choices)}")
+            return v
+        if self.type is int:
+            if isinstance(v, bool) or not isinstance(v, int) or (self.range is not None and self.range[0] is not None
+                                                                 and v < self.range[0]):
+                raise ConfigError(f"{where}: {self.name}: expected {self.describe()}, got {short(v)}")
+            if not self._in_range(v):       # above the top: the bound is the news, if the words do not say it
+                if _num(self.range[1]) in self.describe():
+                    raise ConfigError(f"{where}: {self.name}: expected {self.describe()}, got {short(v)}")
+                raise ConfigError(f"{where}: {self.name}: {v} is out of range; valid range "
+                                  f"{_num(self.range[0])}..{_num(self.range[1])}")
+            return v
+        if self.type is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not self._in_range(v):
+                raise ConfigError(f"{where}: {self.name}: expected {self.describe()}, got {short(v)}")
+            return v
+        return v
 
     def _in_range(self, v: float) -> bool:
         if self.range is None:
@@ -200,3 +228,56 @@ TRAIN = (
 
 # every command whose options are described here: its name -> its fields (docs/cli.md's tables)
 COMMANDS: dict[str, tuple[Field, ...]] = {"train": TRAIN, "evaluate": EVALUATE}
+
+
+# ---- the env's ranges (EnvConfig checks them; a training config's keys are checked against them) ----
+ENV_DURATION_S = Field("duration_s", float, unit="s", range=(0.001, 1e7),
+                       help="episode length (default: the scenario's)")
+ENV_DECISION_INTERVAL_MS = Field("decision_interval_ms", float, unit="ms", range=(10, 10000),
+                                 valid="a number in [10, 10000]", help="simulated ms between two agent decisions "
+                                 "(a multiple of the scenario's tick)")
+REWARD_BASELINES = ("none", "default", "score")   # the env's reward_baseline
+ENV_WEIGHT_MAX = 1e12                        # a reward weight or the deadlock penalty: a finite number >= 0
+
+# ---- the training config (configs/train/*.yaml) ---------------------------------------------------
+ALGOS = ("ppo", "a2c", "dqn", "recurrent_ppo", "sac", "td3")
+MAX_N_ENVS = 1 << 16        # machines in one batched simulator (1024 take ~100 MiB)
+MAX_FRAME_STACK = 1024
+MAX_TRAIN_SEED = 2**32 - 1  # SB3 seeds numpy's legacy generator
+EVAL_KEYS = ("duration_s", "policies", "scenarios", "seeds")
+
+TRAIN_CONFIG = (
+    Field("scenario", None, required=True, valid="a scenario name or YAML path, a list of them, or suite:NAME",
+          help="the training scenario(s): n_envs split over them"),
+    Field("total_timesteps", int, required=True, range=(1, None), valid="a positive integer",
+          help="agent steps summed over the machines"),
+    Field("algo", str, default="ppo", choices=ALGOS, help="the algorithm"),
+    Field("seed", int, default=0, range=(0, MAX_TRAIN_SEED), valid=f"an integer in 0..{MAX_TRAIN_SEED}",
+          help="the training seed"),
+    Field("n_envs", int, default=16, range=(1, MAX_N_ENVS), valid="a positive integer",
+          help="machines in the batched simulators"),
+    Field("checkpoint_every", int, default=5000, range=(1, None), valid="a positive integer",
+          help="agent steps between checkpoints"),
+    Field("action_type", None, valid="an env action_type", help="the env's action_type (also settable under env:)"),
+    Field("decision_interval_ms", None, valid=ENV_DECISION_INTERVAL_MS.describe(), help="the env's decision interval (also settable under env:)"),
+    Field("reward_baseline", None, valid="one of " + ", ".join(REWARD_BASELINES), help="the env's reward_baseline (also settable under env:)"),
+    Field("env", None, valid="a mapping", help="keyword arguments of AtomSB3VecEnv / AtomEnv (their signatures)"),
+    Field("vec_normalize", None, valid="false, true or a mapping",
+          help="SB3 VecNormalize keyword arguments (true: its defaults; stats saved beside each .zip)"),
+    Field("frame_stack", int, range=(1, MAX_FRAME_STACK),
+          valid=f"an integer in 1..{MAX_FRAME_STACK} (observations stacked, SB3 VecFrameStack)",
+          help="SB3 VecFrameStack of the (normalised) observations"),
+    Field("evaluate", None, valid=f"a mapping with keys {', '.join(EVAL_KEYS)}",
+          help="the comparison with the baselines after training"),
+    *(Field(a, None, valid="a mapping", help=f"{a} constructor keyword arguments (key = the algo's name)")
+      for a in ALGOS),
+)
+
+
+def config_table(fields: Sequence[Field]) -> str:
+    """The docs' table of a config's keys: key, valid values, default, meaning."""
+    rows = ["| key | valid | default | meaning |", "|---|---|---|---|"]
+    for f in fields:
+        default = "required" if f.required else "" if f.default is None else f"`{f.default}`"
+        rows.append(f"| `{f.name}` | {f.describe()} | {default} | {f.help.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"

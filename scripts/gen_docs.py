@@ -16,12 +16,14 @@ from pathlib import Path
 from atomgym import schema
 
 ROOT = Path(__file__).resolve().parent.parent
-# docs file -> the tables it holds (schema.COMMANDS' names)
-TABLES = {"docs/cli.md": tuple(schema.COMMANDS)}
+# docs file -> the tables it holds: a command's options (schema.COMMANDS) or train-config
+TABLES = {"docs/cli.md": (*schema.COMMANDS, "train-config")}
 
 
 def table(name: str) -> str:
-    """The option table of command ``name``, as the docs hold it."""
+    """The table ``name`` as the docs hold it: a command's options, or the training config's keys."""
+    if name == "train-config":
+        return schema.config_table(schema.TRAIN_CONFIG)
     return schema.markdown_table(schema.COMMANDS[name])
 
 

@@ -6,7 +6,8 @@ import json
 import zipfile
 from pathlib import Path
 
-ALGOS = ("ppo", "a2c", "dqn", "recurrent_ppo", "sac", "td3")
+from atomgym.schema import ALGOS
+
 DISCRETE_ONLY = ("dqn",)          # SB3's DQN takes a Discrete action space only
 CONTINUOUS_ONLY = ("sac", "td3")  # SAC/TD3 take a Box action space only
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +14,16 @@ from atomgym.agents import baselines
 from atomgym.agents.algos import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY, algo_class
 from atomgym.agents.kwargs import check_kwargs, vecnormalize_params
 from atomgym.envs.atom_env import AtomEnv
-from atomgym.envs.core import REWARD_BASELINES
 from atomgym.envs.vector_env import AtomVectorEnv
 from atomgym.paths import DATA_ROOT, TRAIN_CONFIG_DIR
+from atomgym import files, schema
 from atomgym.schema import ConfigError, one_line, short
 from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario
 from atomgym.suites import scenarios_of
 
 DEFAULT_CONFIG = TRAIN_CONFIG_DIR / "default.yaml"
-KEYS = {"scenario", "algo", "seed", "n_envs", "total_timesteps", "action_type", "decision_interval_ms",
-        "reward_baseline", "checkpoint_every", "evaluate", "env", "vec_normalize", "frame_stack", *ALGOS}
-EVAL_KEYS = {"policies", "scenarios", "seeds", "duration_s"}
+KEYS = {f.name for f in schema.TRAIN_CONFIG}
+EVAL_KEYS = set(schema.EVAL_KEYS)
 DEFAULTS: dict[str, Any] = {"algo": "ppo", "seed": 0, "n_envs": 16, "checkpoint_every": 5000}
 # constructor arguments agents.train sets itself (the config's top-level seed; the run folder's tb/)
 RESERVED_ALGO_ARGS = {"seed", "verbose", "tensorboard_log", "device", "policy", "env"}
@@ -36,9 +35,7 @@ RESERVED_ENV_ARGS = {"self", "num_envs", "scenario", "render_mode", "render_wind
 REWARD_ONLY_ENV_ARGS = {"reward_baseline"}
 # top-level keys kept for older configs: each is the env: key of the same name
 TOP_LEVEL_ENV_KEYS = ("action_type", "decision_interval_ms", "reward_baseline")
-MAX_N_ENVS = 1 << 16        # machines in one batched simulator (1024 take ~100 MiB)
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; reads stop here (a device never ends)
-MAX_FRAME_STACK = 1024
 
 
 def env_params() -> dict[str, inspect.Parameter]:
@@ -49,6 +46,7 @@ def env_params() -> dict[str, inspect.Parameter]:
     return {k: v for k, v in a.items() if k in b and k not in RESERVED_ENV_ARGS
             and v.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
 
+
 def env_kwargs(cfg: dict) -> dict[str, Any]:
     """The env constructor keyword arguments of a (validated) config: ``env:`` plus the top-level
     action_type / decision_interval_ms / reward_baseline."""
@@ -58,14 +56,17 @@ def env_kwargs(cfg: dict) -> dict[str, Any]:
             kw[k] = float(cfg[k]) if k == "decision_interval_ms" else cfg[k]
     return kw
 
+
 def eval_env_kwargs(cfg: dict) -> dict[str, Any]:
     """The AtomEnv keyword arguments agents.evaluate rebuilds: the training env's, without its
     episode length (the evaluation's own) and the reward-only keys."""
     return {k: v for k, v in env_kwargs(cfg).items() if k not in REWARD_ONLY_ENV_ARGS and k != "duration_s"}
 
+
 def split_envs(n_envs: int, k: int) -> list[int]:
     """n_envs machines over k scenarios, as evenly as possible (the first ones get one more)."""
     return [n_envs // k + (1 if i < n_envs % k else 0) for i in range(k)]
+
 
 def load_config(path: Path) -> "TrainConfig":
     """Read and validate a training config (TrainConfig); every error names the file and the key."""
@@ -74,12 +75,10 @@ def load_config(path: Path) -> "TrainConfig":
             what = "a directory" if path.is_dir() else ("not a regular file" if path.exists() else "No such file")
             raise ConfigError(f"{path}: cannot read ({what}); "
                               f"expected a YAML file such as {DEFAULT_CONFIG.relative_to(DATA_ROOT)}")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB; a training config is a short "
-                              f"YAML file")
+        raw = files.read_bytes(path, MAX_CONFIG_BYTES, "a training config (a short YAML file)")
         cfg = yaml.safe_load(raw.decode("utf-8"))
+    except files.FileError as e:                 # bounded, a regular file only (atomgym.files)
+        raise ConfigError(str(e)) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
@@ -92,47 +91,16 @@ def load_config(path: Path) -> "TrainConfig":
         raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     return TrainConfig.from_mapping(cfg, path)
 
-def _opt(default: Any = None, doc: str = "", **md: Any) -> Any:
-    """A TrainConfig field: its default and metadata (doc; for a checked scalar: kind int or
-    choice, range or choices, and what is expected, as the one-line error says it)."""
-    return field(default=default, metadata={"doc": doc, **md})
 
-@dataclass(eq=False)
-class TrainConfig:
+class _ConfigMapping:
     """A validated training config: the keys of configs/train/*.yaml (and of a run folder's
-    config.yml, which is this, saved), one field each with its default and what is valid.
-    ``TrainConfig.from_mapping`` builds it from the YAML mapping, every error one line naming the
-    file and the key; read it by attribute (``cfg.algo``) or, as the YAML mapping it stays, by key
-    (``cfg["algo"]``, ``cfg.get("env")``, ``{**cfg}``: the keys given plus the defaulted ones)."""
+    config.yml, which is this, saved), one field each, derived from atomgym.schema.TRAIN_CONFIG
+    (its default and what is valid). ``TrainConfig.from_mapping`` builds it from the YAML mapping,
+    every error one line naming the file and the key; read it by attribute (``cfg.algo``) or, as
+    the YAML mapping it stays, by key (``cfg["algo"]``, ``cfg.get("env")``, ``{**cfg}``: the keys
+    given plus the defaulted ones)."""
 
-    scenario: Any = _opt(doc="a shipped scenario name or YAML path, a non-empty list of them, or suite:NAME "
-                             "(n_envs split over them)", required=True)
-    total_timesteps: int | None = _opt(doc="agent steps summed over the machines", kind="int", range=(1, None),
-                                       expect="a positive integer", required=True)
-    algo: str = _opt("ppo", "the algorithm", kind="choice", choices=ALGOS)
-    seed: int = _opt(0, "the training seed (SB3 seeds numpy's legacy generator: 0..2**32 - 1)", kind="int",
-                     range=(0, 2**32 - 1), expect=f"an integer in 0..{2**32 - 1}")
-    n_envs: int = _opt(16, "machines in the batched simulators", kind="int", range=(1, MAX_N_ENVS),
-                       expect="a positive integer")
-    checkpoint_every: int = _opt(5000, "agent steps between checkpoints", kind="int", range=(1, None),
-                                 expect="a positive integer")
-    action_type: Any = _opt(doc="the env's action_type (also settable under env:)")
-    decision_interval_ms: Any = _opt(doc="the env's decision interval (also settable under env:)")
-    reward_baseline: Any = _opt(doc="the env's reward_baseline (also settable under env:)")
-    env: dict | None = _opt(doc="keyword arguments of AtomSB3VecEnv / AtomEnv (checked against their signatures)")
-    vec_normalize: Any = _opt(doc="false, or SB3 VecNormalize keyword arguments (true: its defaults)")
-    frame_stack: int | None = _opt(doc="SB3 VecFrameStack of the (normalised) observations", kind="int",
-                                   range=(1, MAX_FRAME_STACK), expect=f"an integer in 1..{MAX_FRAME_STACK} "
-                                   "(observations stacked, SB3 VecFrameStack)")
-    evaluate: dict | None = _opt(doc=f"the comparison after training: keys {', '.join(sorted(EVAL_KEYS))}")
-    ppo: dict | None = _opt(doc="PPO constructor keyword arguments")
-    a2c: dict | None = _opt(doc="A2C constructor keyword arguments")
-    dqn: dict | None = _opt(doc="DQN constructor keyword arguments")
-    recurrent_ppo: dict | None = _opt(doc="RecurrentPPO (sb3-contrib) constructor keyword arguments")
-    sac: dict | None = _opt(doc="SAC constructor keyword arguments")
-    td3: dict | None = _opt(doc="TD3 constructor keyword arguments")
-    # the keys present, in order (the defaulted ones first, as the saved config.yml lists them)
-    keys_given: list[str] = field(default_factory=list, repr=False, metadata={"internal": True})
+    keys_given: list[str]
 
     # ---- the YAML mapping it was (helpers such as env_kwargs read configs and raw dicts alike) ----
     def keys(self) -> list[str]:
@@ -172,14 +140,13 @@ class TrainConfig:
         unknown = sorted(str(k) for k in raw if k not in KEYS)
         if unknown:
             raise ConfigError(f"{path}: unknown key(s) {unknown}; valid: {sorted(KEYS)}")
-        fields_ = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         given = {**DEFAULTS, **raw}
-        for k, f in fields_.items():
-            if f.metadata.get("required") and k not in given:
-                raise ConfigError(f"{path}: missing key {k!r}")
+        for f in schema.TRAIN_CONFIG:
+            if f.required and f.name not in given:
+                raise ConfigError(f"{path}: missing key {f.name!r}")
         cfg = cls(**given, keys_given=list(given))
         scenarios = scenarios_of(cfg.scenario, path)
-        _check_field(path, fields_["algo"], cfg.algo)
+        SPEC["algo"].check(cfg.algo, str(path))
         check_env_keys(path, cfg)
         at = env_kwargs(cfg).get("action_type", "discrete")
         if not isinstance(at, str):
@@ -199,19 +166,19 @@ class TrainConfig:
                                   f"arguments (e.g. {{norm_obs: true, norm_reward: true, clip_obs: 10}}), got {short(vn)}")
             check_kwargs(path, "vec_normalize", vecnormalize_params(), vn, {"venv", "training"})
         if cfg.frame_stack is not None:
-            _check_field(path, fields_["frame_stack"], cfg.frame_stack)
+            SPEC["frame_stack"].check(cfg.frame_stack, str(path))
         for k in ("n_envs", "total_timesteps", "checkpoint_every", "seed"):
-            _check_field(path, fields_[k], getattr(cfg, k))
+            SPEC[k].check(getattr(cfg, k), str(path))
         if cfg.n_envs < len(scenarios):
             raise ConfigError(f"{path}: n_envs: {cfg.n_envs} machines cannot cover the {len(scenarios)} scenarios; "
                               f"give at least one machine per scenario")
         ekw = env_kwargs(cfg)
         di = ekw.get("decision_interval_ms")
-        if di is not None and (isinstance(di, bool) or not isinstance(di, (int, float)) or not 10 <= di <= 10000):
-            raise ConfigError(f"{path}: decision_interval_ms: expected a number in [10, 10000], got {short(di)}")
+        if di is not None:
+            schema.ENV_DECISION_INTERVAL_MS.check(di, str(path))
         rb = ekw.get("reward_baseline")
-        if rb is not None and (not isinstance(rb, str) or rb not in REWARD_BASELINES):
-            raise ConfigError(f"{path}: reward_baseline: {short(rb)}; valid: {', '.join(REWARD_BASELINES)}")
+        if rb is not None and (not isinstance(rb, str) or rb not in schema.REWARD_BASELINES):
+            raise ConfigError(f"{path}: reward_baseline: {short(rb)}; valid: {', '.join(schema.REWARD_BASELINES)}")
         for sc in scenarios:
             _check_scenario(path, "scenario", sc)
         for name in ALGOS:
@@ -227,20 +194,16 @@ class TrainConfig:
                             ev.get("scenarios") or scenarios)
         return cfg
 
-def _check_field(path: Path, f: dataclasses.Field, v: Any) -> None:
-    """A scalar field against its metadata: one line naming the file and the key, and what is valid."""
-    md = f.metadata
-    if md.get("kind") == "choice":
-        if not isinstance(v, str) or v not in md["choices"]:
-            raise ConfigError(f"{path}: {f.name}: {short(v)}; valid: {', '.join(md['choices'])}")
-        return
-    lo, hi = md["range"]
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ConfigError(f"{path}: {f.name}: expected {md['expect']}, got {short(v)}")
-    if hi is not None and v > hi:
-        if lo == 1 and md["expect"] == "a positive integer":      # n_envs: the upper bound is the news
-            raise ConfigError(f"{path}: {f.name}: {v} is out of range; valid range {lo}..{hi}")
-        raise ConfigError(f"{path}: {f.name}: expected {md['expect']}, got {short(v)}")
+
+# the dataclass: one field per key of the schema's table, its default there
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig", [(f.name, Any, field(default=f.default, metadata={"spec": f})) for f in schema.TRAIN_CONFIG]
+    + [("keys_given", list, field(default_factory=list, repr=False, metadata={"internal": True}))],
+    bases=(_ConfigMapping,), eq=False)
+TrainConfig.__module__ = __name__     # (make_dataclass takes module= only from Python 3.12)
+TrainConfig.__doc__ = _ConfigMapping.__doc__
+SPEC = {f.name: f for f in schema.TRAIN_CONFIG}
+
 
 def _check_evaluate(path: Path, ev: Any) -> None:
     """``evaluate:``: baseline names, scenarios (a suite expanded in place: checked now, not after the
@@ -263,14 +226,17 @@ def _check_evaluate(path: Path, ev: Any) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"{path}: evaluate.seeds: expected a positive integer, got {n!r}")
     d = ev.get("duration_s")
-    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.001 <= d <= 1e7):
-        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 (0.001..1e7, as the "
+    lo, hi = schema.ENV_DURATION_S.range         # the env's episode length
+    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not lo <= d <= hi):
+        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 ({lo:g}..{hi:g}, as the "
                           f"env takes), got {short(d)}")
+
 
 def _check_algo_kwargs(path: Path, name: str, kw: dict) -> None:
     """The algorithm's keyword arguments: known names, not ones agents.train sets, and a value of
     the type of the constructor's default (YAML "64" is a string; SB3 would fail mid-setup)."""
     check_kwargs(path, name, inspect.signature(algo_class(name).__init__).parameters, kw, RESERVED_ALGO_ARGS)
+
 
 def check_env_keys(path: Path, cfg: dict) -> None:
     """``env:``: a mapping of the env constructor's keyword arguments (AtomSB3VecEnv / AtomEnv,
@@ -291,6 +257,7 @@ def check_env_keys(path: Path, cfg: dict) -> None:
             raise ConfigError(f"{path}: env.{k}: {short(env[k])} contradicts the top-level {k}: {short(cfg[k])}; "
                               f"give it once")
 
+
 def check_unique_names(where: str, names: list[str]) -> None:
     """The evaluation's scenarios have one ``name:`` each (agents.evaluate refuses two files of
     one name, and would do so only after the training); ConfigError starting with ``where``. A
@@ -306,6 +273,7 @@ def check_unique_names(where: str, names: list[str]) -> None:
             raise ConfigError(f"{where}: {first} and {sc.source} are both named {sc.name!r}; give each its "
                               f"own name: (episodes.csv tells scenarios apart by it)")
 
+
 def _check_scenario(path: Path, key: str, name: object) -> None:
     if not isinstance(name, str):
         raise ConfigError(f"{path}: {key}: expected a scenario name or YAML path, got {short(name)}")
@@ -314,9 +282,11 @@ def _check_scenario(path: Path, key: str, name: object) -> None:
     except (ScenarioError, FileNotFoundError, ValueError, TypeError) as e:
         raise ConfigError(f"{path}: {key}: {one_line(str(e))}; shipped: {', '.join(list_scenarios())}") from None
 
+
 def as_dict(cfg) -> dict:
     """A config as the plain mapping YAML saves."""
     return cfg.to_dict() if isinstance(cfg, TrainConfig) else dict(cfg)
+
 
 def scenario_label(cfg: dict) -> str:
     """The run folder's scenario part: the scenario's name, the suite's, or the first of a list and how many."""

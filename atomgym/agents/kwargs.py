@@ -10,9 +10,11 @@ from typing import Any
 
 from atomgym.schema import ConfigError, short
 
+
 def vecnormalize_params() -> dict:
     from stable_baselines3.common.vec_env import VecNormalize
     return dict(inspect.signature(VecNormalize.__init__).parameters)
+
 
 def check_kwargs(path: Path, name: str, params, kw: dict, reserved: set) -> None:
     valid = sorted(k for k in params if k not in reserved | {"self"} and not k.startswith("_"))
@@ -40,6 +42,7 @@ def check_kwargs(path: Path, name: str, params, kw: dict, reserved: set) -> None
                               f"got {type(v).__name__} {short(v)}")
         _check_range(path, name, k, v)
 
+
 # SB3 and VecNormalize take any number for these and then train on nonsense, exit 0 (a negative
 # clip_obs clips every observation to one constant, a discount > 1 diverges, n_steps 0 never
 # collects): key -> (low, high, low excluded); checked wherever the key is given as a number
@@ -58,6 +61,7 @@ NUMERIC_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "gradient_steps": (-1, None, False), "sde_sample_freq": (-1, None, False),
 }
 
+
 def _check_range(path: Path, name: str, k: str, v: Any) -> None:
     """A numeric keyword argument against NUMERIC_RANGES (one line naming the key and the range)."""
     r = NUMERIC_RANGES.get(k)
@@ -71,6 +75,7 @@ def _check_range(path: Path, name: str, k: str, v: Any) -> None:
         valid = (f"{fmt(lo)}..{fmt(hi)}" if hi is not None else
                  f"> {fmt(lo)}" if open_lo else f">= {fmt(lo)}") + (" (not 0)" if k == "gradient_steps" else "")
         raise ConfigError(f"{path}: {name}.{k}: {short(v)} is out of range; valid: {valid}")
+
 
 def fmt(x: float | None) -> str:
     return f"{x:g}"

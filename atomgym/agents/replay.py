@@ -20,9 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from atomgym import interrupts, safefiles
+from atomgym import files, interrupts, safefiles
 from atomgym.agents import baselines, episodes, oracle, who
 from atomgym.agents.models import load_model
+from atomgym.agents.oracle import GRID_MF
+from atomgym.envs.config import EnvConfig
+from atomgym.envs.spaces import action_names
 from atomgym.agents.usage import Parser, UsageError, fail
 from atomgym.sim import sources_digest
 from atomgym.sim.scenario import ScenarioError, load_scenario, scenario_from_dict, scenario_to_dict
@@ -136,7 +139,6 @@ def _finite(v: object, lo: float = -math.inf, hi: float = math.inf) -> bool:
 
 
 def load(path: Path) -> dict:
-    from atomgym import files
     ep = files.read_json(path, MAX_RECORD_BYTES, "an episode file (save one with --save)")
     if not isinstance(ep, dict) or ep.get("format") != FORMAT:
         raise ValueError(f"{path}: not an episode file (format is not {FORMAT!r}); save one with --save")
@@ -180,7 +182,6 @@ MAX_KNOB = 2**31 - 1      # a sysctl's int; the simulator refuses what the kerne
 
 def _check_baseline(ep: dict, path: Path) -> None:
     """A baseline's record: a known name, and the settings best-static / best-static-train used."""
-    from atomgym.agents import baselines
     if ep["policy"] not in baselines.names():
         raise ValueError(f"{path}: key 'policy': {ep['policy']!r:.60}; valid for kind baseline: "
                          f"{', '.join(baselines.names())}")
@@ -188,7 +189,6 @@ def _check_baseline(ep: dict, path: Path) -> None:
         if ep.get(k) is not None and not _int_in(ep[k], 0, MAX_KNOB):
             raise ValueError(f"{path}: key {k!r}: {_show(ep[k])}; valid: null or an integer 0..{MAX_KNOB}")
     if "fleet_mf" in ep:
-        from atomgym.agents.oracle import GRID_MF
         if isinstance(ep["fleet_mf"], bool) or ep["fleet_mf"] not in GRID_MF:
             raise ValueError(f"{path}: key 'fleet_mf': {_show(ep['fleet_mf'])}; valid: one of "
                              f"{', '.join(map(str, GRID_MF))}")
@@ -207,8 +207,6 @@ def _check_knob_actions(ep: dict, path: Path) -> None:
 
 def _check_env_actions(ep: dict, path: Path) -> None:
     """A model's record: its env options valid (EnvConfig) and every action in its action space."""
-    from atomgym.envs.config import EnvConfig
-    from atomgym.envs.spaces import action_names
     kw = {k: v for k, v in ep["env_kwargs"].items() if k != "duration_s"}
     try:
         cfg = EnvConfig.from_options(scenario=_scenario(ep["scenario"]), **kw)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from atomgym.agents.algos import algo_class, policy_name
+from atomgym.envs.atom_env import make_action_space, make_observation_space
 
 MAX_DATA_BYTES = 16 << 20    # the data JSON of a model is tens of kB
 # left None: SB3's _setup_model (or learn()) rebuilds them as for a new model; None is what
@@ -173,7 +174,6 @@ def load(path: Path, algo: str, observation_space, action_space, algo_kwargs: di
 def spaces_of(env_kw: dict, n_stack: int | None = None):
     """The observation and action spaces a model trained with these AtomEnv keyword arguments and
     frame stack has (AtomEnv's spaces; stacked as SB3's VecFrameStack stacks them)."""
-    from atomgym.envs.atom_env import make_action_space, make_observation_space
     obs = make_observation_space(env_kw.get("observation", "basic"))
     act = make_action_space(env_kw.get("action_type", "discrete"))
     if n_stack:
