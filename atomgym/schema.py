@@ -49,10 +49,12 @@ class Field:
     parse: Callable[[str], Any] | None = None      # a custom text parser (raises ValueError with the reason)
     valid: str | None = None                       # what is valid, as the docs and errors say it (derived if None)
     choices: tuple[str, ...] | None = None
+    positional: bool = False                       # a command's positional argument (FILE), not --NAME
+    nargs: str | None = None                       # "+": one or more
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.name if self.positional else "--" + self.name.replace("_", "-")
 
     def describe(self) -> str:
         """What is valid, in words: ``an integer in [1, 100000]``, ``a number of seconds in (0, 86400]``."""
@@ -145,6 +147,9 @@ def add_arguments(parser: argparse.ArgumentParser, fields: Sequence[Field]) -> N
             except ValueError as e:           # argparse prints "argument --NAME: <reason>"
                 raise argparse.ArgumentTypeError(str(e)) from None
         conv.__name__ = f.name               # argparse names a failing type by it
+        if f.positional:
+            parser.add_argument(f.flag, type=conv, nargs=f.nargs, metavar=f.metavar, help=f.help or None)
+            continue
         parser.add_argument(f.flag, type=conv, default=f.default, required=f.required, metavar=f.metavar,
                             help=f.help or None)
 
@@ -226,8 +231,66 @@ TRAIN = (
     Field("ray_address", help="with --seeds: a Ray cluster's address (default: Ray on this machine)"),
 )
 
+# the options multiseed and fullreport share (their evaluation and training overrides)
+MAX_TIMESTEPS = 10**12
+TOTAL_TIMESTEPS = Field("total_timesteps", int, range=(1, MAX_TIMESTEPS), help="override the config's total_timesteps")
+EVAL_SEEDS = Field("eval_seeds", int, default=10, range=(1, 100000), help="evaluation seeds per scenario")
+EVAL_DURATION_S = Field("eval_duration_s", float, unit="s", range=(0, MAX_DURATION_S), low_open=True,
+                        help="evaluation episode length (default: the scenario's)")
+RAY_ADDRESS = Field("ray_address", help="a Ray cluster's address (default: Ray on this machine)")
+
+MULTISEED = (
+    Field("seeds", required=True, metavar="LIST", valid="e.g. 0-9, 0,3,7 or 0-4,10", help="training seeds"),
+    Field("config", Path, metavar="FILE", help="training config YAML (default configs/train/default.yaml)"),
+    TOTAL_TIMESTEPS,
+    Field("runs_dir", Path, metavar="DIR", help="where the group folder goes (default runs/)"),
+    RAY_ADDRESS,
+    Field("num_cpus", int, range=(1, None), help="Ray on this machine: CPUs (tasks at once); default all"),
+    EVAL_SEEDS, EVAL_DURATION_S,
+    Field("no_ray", bool, help="the runs one after another in this process's machine"),
+    Field("label", help="the policy's name in tables (default: the algorithm, e.g. ppo)"),
+    Field("sweep", Path, metavar="FILE", help="YAML with a grid of config values (grid: {dotted.key: [values]})"),
+)
+
+FULLREPORT = (
+    Field("seeds", default="0-9", metavar="LIST", valid="e.g. 0-9, 0,3,7 or 0-4,10", help="training seeds"),
+    Field("config", Path, metavar="FILE",
+          help="training config (default configs/train/benchmark.yaml: the benchmark's learned policy)"),
+    TOTAL_TIMESTEPS,
+    Field("scenarios", default="suite:test", help="comma-separated scenario names or YAML paths, or suite:NAME "
+          "(configs/suites/NAME.txt; suite:test: the held-out test suite)"),
+    Field("play", default="deterministic,stochastic", valid=f"a comma-separated list of {', '.join(PLAYS)}",
+          help="how the learned models are evaluated (evaluate --play)"),
+    EVAL_SEEDS, EVAL_DURATION_S,
+    Field("no_planner", bool, help="skip the oracle-planner rows"),
+    Field("eval_every", int, range=(1, MAX_TIMESTEPS),
+          help="agent steps between held-out evaluations (and checkpoints) during training; default the config's "
+               "checkpoint_every"),
+    Field("out", Path, metavar="DIR", help="the report folder (default runs/report-<time>); must not exist"),
+    RAY_ADDRESS,
+)
+
+MAX_REPS = 100_000
+REPORT = (
+    Field("episodes_csv", Path, positional=True, nargs="+", metavar="EPISODES_CSV",
+          help="episodes.csv files of evaluate (several: merged)"),
+    Field("out", help="write DIR/summary.md and the plots instead of printing", metavar="DIR"),
+    Field("reps", int, default=2000, range=(100, MAX_REPS), help="bootstrap resamples"),
+)
+
+REPLAY = (
+    Field("file", Path, positional=True, metavar="FILE", help="an episode record (JSON)"),
+    Field("save", bool, help="record a new episode into FILE (never overwrites)"),
+    Field("policy", help="with --save: a baseline, oracle-planner, or the path of a trained model .zip"),
+    Field("scenario", help="with --save: a shipped scenario name or YAML path"),
+    Field("seed", int, default=1000, range=(0, MAX_SEED), help="with --save: the episode's seed"),
+    Field("duration_s", float, unit="s", range=(0, MAX_DURATION_S), low_open=True,
+          help="with --save: the episode length (default: the scenario's)"),
+)
+
 # every command whose options are described here: its name -> its fields (docs/cli.md's tables)
-COMMANDS: dict[str, tuple[Field, ...]] = {"train": TRAIN, "evaluate": EVALUATE}
+COMMANDS: dict[str, tuple[Field, ...]] = {"train": TRAIN, "evaluate": EVALUATE, "multiseed": MULTISEED,
+                                          "fullreport": FULLREPORT, "report": REPORT, "replay": REPLAY}
 
 
 # ---- the env's ranges (EnvConfig checks them; a training config's keys are checked against them) ----

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from atomgym import interrupts, safefiles
+from atomgym import interrupts, safefiles, schema
 from atomgym.agents import baselines, command, evaluate, multiseed, plots, report, stats, who
 from atomgym.agents.config import as_dict, check_unique_names, load_config
 from atomgym.agents.policies import play_label
@@ -80,33 +80,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     ap = Parser("fullreport", description=__doc__.split("\n\n")[1])
-    ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
-    ap.add_argument("--config", type=Path, default=BENCHMARK_CONFIG,
-                    help="training config (default configs/train/benchmark.yaml: the benchmark's learned policy)")
-    ap.add_argument("--total-timesteps", type=int)
-    ap.add_argument("--scenarios", default="suite:test",
-                    help="comma-separated scenario names or YAML paths, or suite:NAME (configs/suites/NAME.txt, "
-                         "e.g. suite:test: the held-out test suite)")
-    ap.add_argument("--play", default="deterministic,stochastic",
-                    help="how the learned models are evaluated (agents.evaluate --play); default both")
-    ap.add_argument("--eval-seeds", type=int, default=10)
-    ap.add_argument("--eval-duration-s", type=float)
-    ap.add_argument("--no-planner", action="store_true", help="skip the oracle-planner rows")
-    ap.add_argument("--eval-every", type=int, help="agent steps between held-out evaluations (and checkpoints) "
-                    "during training; default the config's checkpoint_every")
-    ap.add_argument("--out", type=Path, help="default runs/report-<time>")
-    ap.add_argument("--ray-address")
+    schema.add_arguments(ap, schema.FULLREPORT)
     args = ap.parse_args(argv)
+    args.config = args.config or BENCHMARK_CONFIG
     t_all = time.perf_counter()
     cmd = " ".join(shlex.quote(a) for a in [*command("fullreport").split(), *(sys.argv[1:] if argv is None else argv)])
     out = args.out or RUNS_DIR / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():
         raise UsageError(f"{out} exists; choose another --out")
     seeds = multiseed.parse_seeds(args.seeds)
-    # every option the evaluation takes, checked before the first training run
-    multiseed.check_eval_options(args.eval_seeds, args.eval_duration_s, args.total_timesteps)
-    if args.eval_every is not None and not 1 <= args.eval_every <= 10**12:
-        raise UsageError(f"--eval-every {args.eval_every}: expected a positive integer")
+    # every option the evaluation takes is checked by its spec before the first training run
     try:
         plays = parse_plays(args.play)
     except ValueError as e:

@@ -29,31 +29,18 @@ from pathlib import Path
 
 import yaml
 
-from atomgym import files, interrupts, safefiles
+from atomgym import files, interrupts, safefiles, schema
 from atomgym.agents import baselines, command, evaluate, plots, report, who
 from atomgym.agents.config import DEFAULT_CONFIG, as_dict, load_config, scenario_label
 from atomgym.agents.usage import Parser, UsageError, run_main
 from atomgym.paths import CHECKOUT, PACKAGE_DIR, RUNS_DIR
-from atomgym.schema import MAX_DURATION_S, ConfigError
+from atomgym.schema import ConfigError
 from atomgym.suites import scenarios_of
 
 
 MAX_TRAIN_SEED = 2**32 - 1      # agents.train's seed (SB3 seeds numpy's legacy generator)
 MAX_GRID_POINTS = 1000
 MAX_SWEEP_BYTES = 1 << 20
-
-
-def check_eval_options(eval_seeds: int, eval_duration_s: float | None, total_timesteps: int | None) -> None:
-    """The evaluation and training options, checked before any training run starts (they were
-    checked only by agents.evaluate, after every run had trained)."""
-    if total_timesteps is not None and not 1 <= total_timesteps <= 10**12:
-        raise UsageError(f"--total-timesteps {total_timesteps}: expected a positive integer (at most 10**12)")
-    if not 1 <= eval_seeds <= 100000:
-        raise UsageError(f"--eval-seeds {eval_seeds}: expected an integer in [1, 100000]")
-    if eval_duration_s is not None and not (math.isfinite(eval_duration_s)
-                                            and 0 < eval_duration_s <= MAX_DURATION_S):
-        raise UsageError(f"--eval-duration-s {eval_duration_s}: expected a number of seconds in "
-                         f"(0, {MAX_DURATION_S:.0f}]")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -158,23 +145,19 @@ class Options:
 
 
 def parser() -> Parser:
+    """The command line, derived from the option specs (atomgym.schema.MULTISEED)."""
     ap = Parser("multiseed", description=__doc__.split("\n\n")[1])
-    ap.add_argument("--seeds", required=True)
-    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    ap.add_argument("--total-timesteps", type=int)
-    ap.add_argument("--runs-dir", type=Path, default=RUNS_DIR)
-    ap.add_argument("--ray-address")
-    ap.add_argument("--num-cpus", type=int, help="Ray on this machine: CPUs (tasks at once); default all")
-    ap.add_argument("--eval-seeds", type=int, default=10, help="evaluation seeds per scenario (default 10)")
-    ap.add_argument("--eval-duration-s", type=float, help="evaluation episode length (default the scenario's)")
-    ap.add_argument("--no-ray", action="store_true")
-    ap.add_argument("--label", help="the policy's name in tables (default: the algorithm, e.g. ppo)")
-    ap.add_argument("--sweep", type=Path, help="YAML with a grid of config values (module docstring)")
+    schema.add_arguments(ap, schema.MULTISEED)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main("multiseed", lambda: multiseed(Options(**vars(parser().parse_args(argv))), argv), _interrupted)
+    def body() -> int:
+        args = vars(parser().parse_args(argv))
+        args["config"] = args["config"] or DEFAULT_CONFIG
+        args["runs_dir"] = args["runs_dir"] or RUNS_DIR
+        return multiseed(Options(**args), argv)
+    return run_main("multiseed", body, _interrupted)
 
 
 def run(opts: Options) -> int:
@@ -189,16 +172,14 @@ def _interrupted(e: KeyboardInterrupt) -> str:
 
 def multiseed(args: Options, argv: list[str] | None) -> int:
     """Train args.seeds runs of args.config, evaluate them as one policy (UsageError on bad input)."""
+    schema.check_values(args, schema.MULTISEED)   # a caller's Options as the command line's
     seeds = parse_seeds(args.seeds)
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
         raise UsageError(str(e)) from None
-    check_eval_options(args.eval_seeds, args.eval_duration_s, args.total_timesteps)
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
-    if args.num_cpus is not None and args.num_cpus < 1:
-        raise UsageError(f"--num-cpus {args.num_cpus}: expected a positive integer")
     label = args.label or cfg["algo"]
     if not safefiles.valid_name(label):            # checked before any training: the policy's name in the tables
         raise UsageError(f"--label {label!r}: allowed: {safefiles.NAME_CHARS}, no '..'")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomgym import files, interrupts, safefiles
+from atomgym import files, interrupts, safefiles, schema
 from atomgym.agents import baselines, episodes, oracle, who
 from atomgym.agents.models import load_model
 from atomgym.agents.oracle import GRID_MF
@@ -230,12 +230,7 @@ def _check_env_actions(ep: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = Parser("replay", description=__doc__.split("\n\n")[0])
-    ap.add_argument("file", type=Path)
-    ap.add_argument("--save", action="store_true", help="record a new episode into FILE (never overwrites)")
-    ap.add_argument("--policy")
-    ap.add_argument("--scenario")
-    ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--duration-s", type=float)
+    schema.add_arguments(ap, schema.REPLAY)
     try:
         args = ap.parse_args(argv)
     except UsageError as e:
@@ -256,10 +251,6 @@ def _run(args: argparse.Namespace) -> int:
                 raise ValueError("--save needs --policy and --scenario")
             if args.file.exists() or args.file.is_symlink():
                 raise ValueError(f"{args.file}: exists; not overwritten (choose another FILE)")
-            if not 0 <= args.seed < 2**63:
-                raise ValueError(f"--seed {args.seed}: valid: 0 .. 2**63-1")
-            if args.duration_s is not None and not (math.isfinite(args.duration_s) and 0 < args.duration_s <= 86400):
-                raise ValueError(f"--duration-s {args.duration_s}: valid: (0, 86400]")
             if args.policy not in baselines.names() and args.policy != "oracle-planner" and not (
                     args.policy.endswith(".zip") and Path(args.policy).is_file()):
                 raise ValueError(f"--policy {args.policy!r}; valid: {', '.join(baselines.names())}, oracle-planner, "

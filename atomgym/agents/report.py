@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomgym import safefiles
+from atomgym import safefiles, schema
 from atomgym.agents import baselines, plots, stats
 from atomgym.agents.results import BLOCKS_FILE, load_rows, read_blocks
 from atomgym.agents.usage import Parser, UsageError, fail
@@ -208,21 +208,16 @@ def write_summary(csv_paths, out: Path, reps: int = 2000, header: str = "") -> l
     return [md, *plots.evaluation_plots(df, out)]
 
 
-MAX_REPS = 100_000
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = Parser("report", description=__doc__.split("\n\n")[0])
-    ap.add_argument("episodes_csv", type=Path, nargs="+")
-    ap.add_argument("--out", help="write DIR/summary.md and the plots instead of printing")
-    ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    schema.add_arguments(ap, schema.REPORT)
     try:
         args = ap.parse_args(argv)
     except UsageError as e:
         return fail("report", e)
     try:
-        if not 100 <= args.reps <= MAX_REPS:     # the bootstrap holds reps x episodes numbers in memory
-            raise ValueError(f"--reps {args.reps}: expected an integer in 100..{MAX_REPS}")
         if args.out is not None:
             if not args.out.strip():             # Path("") is ".": the files would land in the current folder
                 raise ValueError("--out: empty; give the folder to write summary.md and the plots in")
