@@ -14,6 +14,19 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 
+class UsageError(ValueError):
+    """A command line the parser rejects, or bad input to a command: printed as one line after the
+    command's name, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (UsageError ``MESSAGE (see `PROG --help`)``) instead of the usage
+    and a message on two lines and a SystemExit: every command of the house parses with it."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 class ConfigError(ValueError):
     """A config's or an option's bad value: one line naming the file (or option) and the key, and
     what would be valid. The commands print it after their name and exit 2."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from atomgym import files, safefiles
+from atomgym.agents import command
 from atomgym.agents import identity
 from atomgym.agents.usage import UsageError
 from atomgym.envs.cost import score as env_score
@@ -31,16 +32,24 @@ MAX_BYTES = 1 << 30
 MAX_VALUE = 1e15
 
 
+def read_text(path: Path) -> str:
+    """The text of an episodes.csv, as both readers take it: bounded (MAX_BYTES), a regular file only
+    (a link to /dev/zero is refused unread), UTF-8 with a spreadsheet's byte-order mark dropped.
+    files.FileError or UnicodeDecodeError otherwise."""
+    return files.read_bytes(path, MAX_BYTES, "an agents.evaluate episodes.csv").decode("utf-8-sig")
+
+
 def read_episodes(path: Path) -> list[dict[str, str]]:
     """The rows of an episodes.csv agents.evaluate wrote, as it wrote them (UsageError if it is not
     one): the strict reader ``--resume`` continues from."""
     try:
-        with open(path, newline="") as f:
-            r = csv.DictReader(f)
-            rows = list(r)
-            header = r.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise UsageError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+        r = csv.DictReader(io.StringIO(read_text(path), newline=""))
+        rows = list(r)
+        header = r.fieldnames or []
+    except files.FileError as e:
+        raise UsageError(str(e)) from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"{path}: cannot read ({e})") from None
     if header != COLUMNS:
         raise UsageError(f"{path}: not an episodes.csv of this version of agents.evaluate (its columns differ); "
                          "use another --out or --force")
@@ -89,13 +98,11 @@ def load_rows(path: Path):
     import pandas as pd            # imported here: pandas takes a second, only reports need it
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; expected an agents.evaluate episodes.csv")
-    try:   # bounded, a regular file only (a link to /dev/zero is refused unread)
-        raw = files.read_bytes(path, MAX_BYTES, "an agents.evaluate episodes.csv")
+    try:
+        text = read_text(path)
     except files.FileError as e:
         raise ValueError(str(e).replace(f"larger than {MAX_BYTES >> 20:g} MiB",
                                         f"larger than {MAX_BYTES >> 20} MiB")) from None
-    try:
-        text = raw.decode("utf-8-sig")      # a byte-order mark (a spreadsheet's export) is not the first column's
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: byte {e.start}: not UTF-8 text; expected an agents.evaluate episodes.csv") from None
     if "\x00" in text:
@@ -146,7 +153,7 @@ def load_rows(path: Path):
         raise ValueError(f"{path}: line {reader.line_num}: {e}") from None
     df = pd.DataFrame(cols)
     if df.empty:
-        raise ValueError(f"{path}: no episodes (only a header); run agents.evaluate first")
+        raise ValueError(f"{path}: no episodes (only a header); run {command('evaluate')} first")
     if "run" not in df:
         df["run"] = "-"
     return df

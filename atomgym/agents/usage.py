@@ -3,29 +3,22 @@ are one line naming the command as the user typed it (``atomgym NAME`` or ``agen
 and the option types (their checks come from atomgym.schema's field specs)."""
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Callable
 
 from atomgym import interrupts
 from atomgym.agents import command, who
-from atomgym.schema import ConfigError, one_line
+from atomgym import schema
+from atomgym.schema import ConfigError, UsageError, one_line
 
 
-class UsageError(ValueError):
-    """Bad input to a command: printed as one line after the command's name, exit 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with ``prog`` the command as typed and one-line errors (UsageError, exit 2)."""
+class Parser(schema.Parser):
+    """The house's parser (one-line errors, UsageError) with ``prog`` the command as typed."""
 
     def __init__(self, name: str | None = None, description: str | None = None, **kw) -> None:
         if name is not None:                   # a command's parser; a sub-command's gets its prog from it
             kw["prog"] = command(name)
         super().__init__(description=description, **kw)
-
-    def error(self, message: str):            # argparse would print the usage too: many lines
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def fail(name: str, message: object) -> int:

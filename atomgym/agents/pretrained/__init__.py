@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 
 from atomgym import paths
+from atomgym.agents import command
 from atomgym.agents.normstats import stats_path
 
 MANIFEST = "SHA256SUMS"    # ``<sha256>  <file name>`` a line (sha256sum's format): the shipped files' digests
@@ -62,7 +63,7 @@ def verify(model: Path, config: Path | None = None) -> None:
         want = recorded.get(f.name)
         if want is None:
             raise ValueError(f"{f}: a file of the shipped policies that {paths.PRETRAINED_DIR / MANIFEST} does not "
-                             f"record; refused (export policies with python -m agents.pretrained export)")
+                             f"record; refused (export policies with {command('pretrained')} export)")
         if sha256(f) != want:
             raise ValueError(f"{f}: its SHA-256 differs from the one recorded in {paths.PRETRAINED_DIR / MANIFEST}; "
                              f"the shipped file was changed: refused (reinstall atomgym)")
