@@ -228,7 +228,8 @@ def _check_evaluate(path: Path, ev: Any) -> None:
     d = ev.get("duration_s")
     lo, hi = schema.ENV_DURATION_S.range         # the env's episode length
     if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not lo <= d <= hi):
-        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 ({lo:g}..{hi:g}, as the "
+        rng = f"{lo:g}..{hi:.0e}".replace("e+0", "e")      # 0.001..1e7
+        raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 ({rng}, as the "
                           f"env takes), got {short(d)}")
 
 
