@@ -49,13 +49,18 @@ baselines: $(STAMP)
 	$(PY) -m agents.evaluate --policies $(BASELINES) --scenarios $(SCENARIOS) --seeds 3 --out $(BL_OUT)
 	$(PY) -m agents.report $(BL_OUT)/episodes.csv
 
-# The whole result (README "Results"): 10 training seeds of configs/train/benchmark.yaml (on the
-# training split) through Ray, then every baseline, both oracles and the 10 models (deterministic and
-# stochastic play) on the held-out test split x 10 evaluation seeds -> runs/report-<time>/report.md + PNGs.
-# REPORT_ARGS passes options to agents.fullreport (e.g. REPORT_ARGS="--seeds 0-2 --eval-seeds 3").
+# The whole result: 10 training seeds of configs/train/benchmark.yaml (on the training split) through
+# Ray, then every baseline, both oracles and the 10 models (deterministic and stochastic play) on the
+# held-out test split x 10 evaluation seeds -> runs/report-<time>/report.md + PNGs; then the speed
+# benchmark on the same machine, and the publication of both: docs/results.md, docs/results/ and the
+# README's results block (agents.publish). REPORT_ARGS passes options to agents.fullreport (e.g.
+# REPORT_ARGS="--seeds 0-2 --eval-seeds 3").
 REPORT_ARGS ?=
+REPORT_OUT  := runs/report-$(shell date +%Y%m%d-%H%M%S)
 report: $(STAMP)
-	$(PY) -m agents.fullreport $(REPORT_ARGS)
+	$(PY) -m agents.fullreport --out $(REPORT_OUT) $(REPORT_ARGS)
+	$(PY) -m atomgym.bench --json > $(REPORT_OUT)/.bench.json && mv $(REPORT_OUT)/.bench.json $(REPORT_OUT)/bench.json
+	$(PY) -m agents.publish $(REPORT_OUT) --bench $(REPORT_OUT)/bench.json
 
 # The docs' generated tables (the commands' options) from atomgym/schema.py; tests/test_schema.py
 # checks that the committed docs are what this writes.

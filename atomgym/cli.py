@@ -455,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("warmup", help="compile the simulator and the envs ahead of use (cached per user and CPU)")
     from .realkernel.cli import add_subcommands as _add_realkernel
     _add_realkernel(sub, Parser)
+    from .fleets import add_subcommand as _add_fleet
+    _add_fleet(sub, Parser)
     for name, (_, text) in AGENT_COMMANDS.items():   # parsed by their own modules (main() hands them over)
         sub.add_parser(name, help=text, add_help=False)
     return p

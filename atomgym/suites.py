@@ -3,6 +3,9 @@
 A suite file holds one scenario name (or a scenario file path, relative to the suite file) per
 line; ``#`` starts a comment, blank lines are skipped. ``train`` and ``test`` are the benchmark's
 split (docs/scenarios.md "Suites"). ``suite:NAME`` is how the CLIs and training configs name one.
+A line ``fleet:NAME[:SEED]`` stands for a generated fleet (atomgym.fleets): it expands to the
+fleet's scenario files, materialised in the fleet cache (``configs/suites/fleet-test.txt`` holds
+``fleet:test:1``), so ``suite:fleet-test`` works wherever a suite does.
 """
 from __future__ import annotations
 
@@ -49,6 +52,20 @@ def load_suite(name: str | Path) -> list[str]:
     for n, line in enumerate(text.splitlines(), 1):
         item = line.split("#", 1)[0].strip()
         if not item:
+            continue
+        if item.startswith("fleet:"):
+            from .fleets import FleetError, materialise, parse_ref
+            try:
+                fl, seed = parse_ref(item)
+                paths = [str(x) for x in materialise(fl, seed)]
+            except FleetError as e:
+                raise ScenarioError(f"{p}:{n}: {e}") from None
+            except OSError as e:
+                raise ScenarioError(f"{p}:{n}: {item}: cannot write the fleet cache: {e.strerror or e}") from None
+            dup = [x for x in paths if x in out]
+            if dup:
+                raise ScenarioError(f"{p}:{n}: {item!r} is listed twice")
+            out.extend(paths)
             continue
         if item in known:
             entry = item

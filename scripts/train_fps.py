@@ -21,7 +21,7 @@ from atomgym.agents import config
 
 REPO = Path(__file__).resolve().parents[1]
 # (label, function) of the profile lines reported with --profile: cumulative time of each
-PARTS = (("the agent's machines (compiled env step)", ("_compiled.py", "step_discrete")),
+PARTS = (("the agent's machines (compiled env step)", ("_compiled.py", "step_fused")),
          ("the reward shadow's episodes at reset", ("core.py", "run_shadow")),
          ("environment resets in all", ("vector_env.py", "_reset_envs")),
          ("SB3's policy update", ("ppo.py", "train")))

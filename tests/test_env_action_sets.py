@@ -134,7 +134,7 @@ def test_sb3_ppo_with_memory_and_levels():
     assert obs.shape == (16, 41) and model.predict(obs)[0].shape == (16,)
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/environment.md"])
+@pytest.mark.parametrize("doc", ["docs/environment.md"])
 def test_docs_tables_match_the_code(doc):
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / doc).read_text()

@@ -246,7 +246,7 @@ def test_snapshot_restore_and_pickle_round_trip():
     assert not np.array_equal(first[0][OBS_DIM:], first[-1][OBS_DIM:])   # the memory moved
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/environment.md"])
+@pytest.mark.parametrize("doc", ["docs/environment.md"])
 def test_docs_memory_table_matches_the_code(doc):
     import re
     from pathlib import Path

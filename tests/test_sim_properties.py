@@ -23,7 +23,7 @@ def scenarios(draw):
                     buffer_bytes=draw(st.sampled_from([1024, 2048, 4096, 9000])),
                     napi_budget=draw(st.integers(8, 256)), napi_interval_us=draw(st.floats(20.0, 2000.0)),
                     app_drain_pps=draw(st.floats(0.0, 3e6)), rcvbuf_kb=draw(st.integers(64, 32768)),
-                    sock_memalloc=draw(st.booleans()))
+                    sock_memalloc=draw(st.booleans()), recycle=draw(st.sampled_from([None, False])))
             for _ in range(draw(st.integers(1, 2)))]
     kinds = st.sampled_from(["poisson", "mmpp", "incast", "diurnal"])
     traffic = [TrafficSpec(kind=draw(kinds), rate_pps=draw(st.floats(0.0, 3e6)), burst_pps=draw(st.floats(0.0, 5e6)),
@@ -75,6 +75,9 @@ def _check(sim: Simulator) -> None:
     # NIC page accounting: pages held per NIC == pages charged to zones
     assert np.array_equal(sim.nic_pages.sum(axis=2), ni[:, :, L.NI_PAGES])
     assert np.array_equal(sim.nic_pages.sum(axis=1), zs[:, :, L.ZF_NET])
+    # the recycle pool: idle pages the NIC holds, within its capacity
+    cap = sim.field("nf")[:, :, L.NP_POOL_CAP]
+    assert (ni[:, :, L.NI_POOL] <= cap).all() and (ni[:, :, L.NI_POOL] <= ni[:, :, L.NI_PAGES]).all()
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

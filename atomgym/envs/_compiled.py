@@ -27,7 +27,7 @@ from .spaces import (
 _NZT = ZONE_NORMAL + 1   # zone types observed: DMA, DMA32, Normal
 _LOG_MF = math.log(MF_MAX_KB / MF_MIN_KB)
 _LOG_WSF = math.log(WSF_MAX)
-# the state arrays step_discrete() reads from the state tuple (compile-time constants)
+# the state arrays step_fused() reads from the state tuple (compile-time constants)
 _S_MI, _S_ND, _S_ZS, _S_CTR, _S_MANAGED, _S_WMARK, _S_BOOST = (
     L.STATE_INDEX[n] for n in ("mi", "nd", "zs", "ctr", "managed", "wmark", "boost"))
 
@@ -51,6 +51,11 @@ _LOG_RATIO = 2.0 * math.log(KNOB_RATIO_SPAN)
 # action kinds of action_knobs()
 K_DISCRETE = 0   # a = index into amap -> a discrete action (A_*)
 K_LEVELS = 1     # a = index into the machine's level table
+K_CONTINUOUS = 2  # the float actions (B, 3): continuous_knobs()
+CONT_DEADBAND = 0.02   # continuous targets within 2 % of the current value are not written
+_LOG_MF_MIN = math.log(MF_MIN_KB)
+_LOG_WSF_MIN = math.log(WSF_MIN)
+_LOG_WSF_SPAN = math.log(WSF_MAX / WSF_MIN)
 
 
 @jit()
@@ -212,6 +217,47 @@ def terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask,
 
 
 @jit()
+def continuous_knobs(a, mi, managed, wmark, boost, mask, mf, wsf, bk, changes):
+    """Continuous actions (B, 3) in [-1, 1], u = (a + 1) / 2 -> log-scale targets of min_free_kbytes
+    (128 kB .. 1 GiB) and watermark_scale_factor (1 .. 3000), each written only if more than 2 %
+    from the current value, and a boost level: target boost per populated zone u * max_boost
+    (boost_watermark()'s cap, max(pageblock, high * watermark_boost_factor / 10000)) reached by
+    ceil(gap / 512) boost_watermark() calls, the gap measured from 0 when a sysctl write (which
+    clears the boosts) comes first. One change per sysctl written, one if any zone is boosted."""
+    for b in range(a.shape[0]):
+        _no_action(b, mf, wsf, bk, changes)
+        if not mask[b]:
+            continue
+        m0 = mi[b, L.MI_MIN_FREE_KBYTES]
+        w0 = mi[b, L.MI_WSF]
+        u0 = (a[b, 0] + 1.0) / 2.0
+        u1 = (a[b, 1] + 1.0) / 2.0
+        u2 = (a[b, 2] + 1.0) / 2.0
+        mft = min(MF_MAX_KB, max(MF_MIN_KB, int(np.round(np.exp(_LOG_MF_MIN + u0 * _LOG_MF)))))
+        wst = min(WSF_MAX, max(WSF_MIN, int(np.round(np.exp(_LOG_WSF_MIN + u1 * _LOG_WSF_SPAN)))))
+        if abs(mft - m0) > CONT_DEADBAND * m0:
+            mf[b] = mft
+            changes[b] += 1.0
+        if wst != w0 and abs(wst - w0) > CONT_DEADBAND * w0:
+            wsf[b] = wst
+            changes[b] += 1.0
+        written = mf[b] >= 0 or wsf[b] >= 0
+        wbf = mi[b, L.MI_WBF]
+        boosted = False
+        for z in range(bk.shape[1]):
+            if managed[b, z] <= 0:
+                continue
+            maxb = max(512, wmark[b, z, WMARK_HIGH] * wbf // 10000)
+            target = int(np.floor(u2 * maxb))
+            cur = 0 if written else boost[b, z]
+            if target > cur:
+                bk[b, z] = -(-(target - cur) // 512)
+                boosted = True
+        if boosted:
+            changes[b] += 1.0
+
+
+@jit()
 def action_knobs(kind, a, amap, levels, mi, managed, mask, mf, wsf, bk, changes):
     """Actions of a Discrete action type -> sysctl targets (-1 = unchanged), boost_watermark()
     calls, change count (one per sysctl written, one per boost action). K_DISCRETE: action a is the
@@ -282,13 +328,14 @@ def discrete_knobs(a, amap, mi, managed, mask, mf, wsf, bk, changes):
 
 
 @jit()
-def step_discrete(T, actions, kind, amap, levels, n_ticks, table, weights, penalty, prev, was_term, n_nodes, mem,
-                  dt_s, decay, memory, obs_out, t_out, r_out, dead_out):
+def step_fused(T, actions, factions, kind, amap, levels, n_ticks, table, weights, penalty, prev, was_term, n_nodes,
+               mem, dt_s, decay, memory, obs_out, t_out, r_out, dead_out):
     """One agent step of every machine of the batch in one compiled call, exactly as Core.apply()
-    (Discrete action types) + Core.advance() + Core.step_terms() + Core.obs() with every machine
-    active: action_knobs(), then the simulator's step (engine.step_state = Simulator.step(): the
-    knob writes, the start of the interval, ``n_ticks`` ticks per machine), mem_update() if
-    ``memory``, terms_batch(), obs_batch() (+ obs_memory())."""
+    + Core.advance() + Core.step_terms() + Core.obs() with every machine active: the actions'
+    knobs (action_knobs() of ``actions`` (B,) int64 for the Discrete kinds, continuous_knobs() of
+    ``factions`` (B, 3) float64 for K_CONTINUOUS), then the simulator's step (engine.step_state =
+    Simulator.step(): the knob writes, the start of the interval, ``n_ticks`` ticks per machine),
+    mem_update() if ``memory``, terms_batch(), obs_batch() (+ obs_memory())."""
     mi = T[_S_MI]
     ctr = T[_S_CTR]
     managed = T[_S_MANAGED]
@@ -299,7 +346,10 @@ def step_discrete(T, actions, kind, amap, levels, n_ticks, table, weights, penal
     wsf = np.empty(B, np.int64)
     bk = np.empty((B, Z), np.int64)
     changes = np.empty(B, np.float64)
-    action_knobs(kind, actions, amap, levels, mi, managed, mask, mf, wsf, bk, changes)
+    if kind == K_CONTINUOUS:
+        continuous_knobs(factions, mi, managed, T[_S_WMARK], T[_S_BOOST], mask, mf, wsf, bk, changes)
+    else:
+        action_knobs(kind, actions, amap, levels, mi, managed, mask, mf, wsf, bk, changes)
     knobs = np.full((B, NKNOBS), -1, np.int64)
     for b in range(B):
         knobs[b, KNOB_MIN_FREE_KBYTES] = mf[b]

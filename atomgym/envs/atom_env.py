@@ -300,12 +300,10 @@ class AtomEnv(gym.Env):
         core = self.core
         if core.discrete:
             core.actions[0] = a
-            core.step_discrete()           # the whole step in one compiled call
-            t, rr, dead = core._t, core._r, core._dead
         else:
-            changes = core.apply(a, self._mask)
-            core.advance(self._mask)
-            t, rr, dead = core.step_terms(changes, self._mask)
+            core.factions[0] = a
+        core.step_fused()                  # the whole step in one compiled call
+        t, rr, dead = core._t, core._r, core._dead
         r = rr.item(0)
         self._steps += 1
         self._cost -= r                    # the raw cost (the score's C), whatever the reward's baseline

@@ -6,7 +6,6 @@ so that env i of the vector env equals the single env with the same simulator se
 from __future__ import annotations
 
 import hashlib
-import math
 
 import numpy as np
 
@@ -14,8 +13,8 @@ from ..sim import Simulator
 from ..sim.scenario import Scenario, scenario_to_dict
 from ..kernel.zones import PAGE_KB
 from ._compiled import (
-    K_DISCRETE, K_LEVELS, M_BOOT_MF, M_BOOT_WSF, M_DYNAMIC, M_MANAGED_MIB, M_N, action_knobs, mem_update, obs_batch,
-    obs_memory, step_discrete, terms_batch,
+    K_CONTINUOUS, K_DISCRETE, K_LEVELS, M_BOOT_MF, M_BOOT_WSF, M_DYNAMIC, M_MANAGED_MIB, M_N,
+    action_knobs, continuous_knobs, mem_update, obs_batch, obs_memory, step_fused, terms_batch,
 )
 from .cost import (  # noqa: F401  (re-exported: the cost table's names)
     DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, SCORE_COST_FLOOR, TERM_NAMES, TERMS, WEIGHT_ARGS, cost, episode_terms,
@@ -26,11 +25,8 @@ from .config import (  # noqa: F401  (re-exported)
 )
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
 from .spaces import (
-    MF_MAX_KB, MF_MIN_KB, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, WSF_MAX, WSF_MIN,
-    action_names, level_table, obs_layout,
+    N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, action_names, level_table, obs_layout,
 )
-
-CONT_DEADBAND = 0.02   # continuous targets within 2 % of the current value are not written
 
 _DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
 
@@ -63,7 +59,7 @@ class Core:
         self.action_names = action_names(action_type)
         self.n_actions = len(self.action_names)
         # action_knobs(): "levels" indexes the level table; the others map to the discrete actions
-        self._kind = K_LEVELS if action_type == "levels" else K_DISCRETE
+        self._kind = K_LEVELS if action_type == "levels" else K_CONTINUOUS if action_type == "continuous" else K_DISCRETE
         self._amap = np.array(NOBOOST_ACTIONS if action_type == "discrete-noboost" else range(N_ACTIONS), np.int64)
         self.observation = config.observation
         self.memory = config.observation == "memory"
@@ -93,7 +89,8 @@ class Core:
         self._bk = np.zeros((n, self.sim.n_zones), np.int64)
         self._changes = np.zeros(n)
         self._skey: str | None = None   # scenario_key(), computed on first need
-        self.actions = np.zeros(n, np.int64)   # step_discrete()'s input buffer
+        self.actions = np.zeros(n, np.int64)   # step_fused()'s input buffers: Discrete kinds
+        self.factions = np.zeros((n, 3))       # and continuous actions
         # reward_baseline="default": the reward is the agent's minus that of a shadow of the same machine
         # and seed that never writes a knob, over the same interval. Traffic draws from each machine's own
         # generator whatever its memory state, so the shadow sees the same packets: costs no knob can
@@ -113,7 +110,7 @@ class Core:
         self.shadow_reward = np.zeros(n)   # the shadow's reward over the last interval (0 without one)
         self._nochange = np.zeros(n)
         self._all = np.ones(n, np.bool_)
-        self._step_args: tuple | None = None    # step_discrete()'s arguments, on first need
+        self._step_args: tuple | None = None    # step_fused()'s arguments, on first need
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -194,34 +191,11 @@ class Core:
             sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask,
                      prev=self.prev)
             return changes.copy()
-        mf0 = sim.min_free_kbytes.copy()
-        wsf0 = sim.watermark_scale_factor.copy()
-        populated = sim.managed > 0
-        # continuous: log-scale targets
+        mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
         a = np.asarray(actions, np.float64).reshape(B, 3)
-        u = (a + 1.0) / 2.0
-        mft = np.round(np.exp(math.log(MF_MIN_KB) + u[:, 0] * math.log(MF_MAX_KB / MF_MIN_KB))).astype(np.int64)
-        wst = np.round(np.exp(math.log(WSF_MIN) + u[:, 1] * math.log(WSF_MAX / WSF_MIN))).astype(np.int64)
-        mft = np.clip(mft, MF_MIN_KB, MF_MAX_KB)
-        wst = np.clip(wst, WSF_MIN, WSF_MAX)
-        mf = np.where(np.abs(mft - mf0) > CONT_DEADBAND * mf0, mft, -1)
-        wsf = np.where((wst != wsf0) & (np.abs(wst - wsf0) > CONT_DEADBAND * wsf0), wst, -1)
-        # boost level: target boost = level * max_boost (kernel boost_watermark(): high * factor / 10000,
-        # at least a pageblock), reached by ceil(gap / 512) boost_watermark() calls
-        wbf = sim.watermark_boost_factor[:, None]
-        high = sim.wmark[:, :, 2]
-        maxb = np.maximum(512, high * wbf // 10000)
-        target = np.floor(u[:, 2:3] * maxb).astype(np.int64)
-        cur = np.where(((mf >= 0) | (wsf >= 0))[:, None], 0, sim.boost)   # a sysctl write clears boosts
-        bk = np.where(populated & (target > cur), -(-(target - cur) // 512), 0).astype(np.int64)
-        boosted = bk.sum(1) > 0
-        mf = np.where(mask, mf, -1)
-        wsf = np.where(mask, wsf, -1)
-        bk = np.where(mask[:, None], bk, 0)
-        boosted = boosted & mask
-        changes = (mf >= 0).astype(np.int64) + (wsf >= 0) + boosted
+        continuous_knobs(a, sim.field("mi"), sim.managed, sim.wmark, sim.boost, mask, mf, wsf, bk, changes)
         sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask, prev=self.prev)
-        return changes.astype(np.float64)
+        return changes.copy()
 
     # ---- stepping -------------------------------------------------------------------------------
     def advance(self, mask: np.ndarray) -> None:
@@ -279,22 +253,24 @@ class Core:
             self.shadow_reward[...] = sh["reward"]
             self.reward_scale[...] = sh["scale"]
 
-    def step_discrete(self, actions: np.ndarray | None = None) -> None:
-        """apply() + advance() + step_terms() + obs() of every machine for Discrete action types in one
-        compiled call (serial over machines; the same results). The actions are ``self.actions``
-        (B,) int64, copied from ``actions`` if given. The outputs stay in ``self._obs``,
-        ``self._t``, ``self._r`` and ``self._dead`` (overwritten by the next call)."""
-        if not self.discrete:
-            raise RuntimeError("step_discrete() needs a Discrete action type; continuous actions use apply()")
+    def step_fused(self, actions: np.ndarray | None = None) -> None:
+        """apply() + advance() + step_terms() + obs() of every machine in one compiled call (serial
+        over machines; the same results), for every action type. The actions are ``self.actions``
+        (B,) int64 (Discrete types) or ``self.factions`` (B, 3) (continuous), copied from ``actions``
+        if given. The outputs stay in ``self._obs``, ``self._t``, ``self._r`` and ``self._dead``
+        (overwritten by the next call)."""
         if actions is not None:
-            self.actions[:] = actions
+            if self.discrete:
+                self.actions[:] = actions
+            else:
+                self.factions[...] = np.asarray(actions, np.float64).reshape(self.B, 3)
         args = self._step_args
         if args is None:   # every argument is held for the Core's lifetime (updated in place, never rebound)
             args = self._step_args = (
-                self.sim.state, self.actions, self._kind, self._amap, self.levels, self.ticks, self.cost_table,
-                self.weights, self.deadlock_penalty, self.prev, self.was_terminated, self.n_nodes, self.mem,
-                self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
-        step_discrete(*args)
+                self.sim.state, self.actions, self.factions, self._kind, self._amap, self.levels, self.ticks,
+                self.cost_table, self.weights, self.deadlock_penalty, self.prev, self.was_terminated, self.n_nodes,
+                self.mem, self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
+        step_fused(*args)
         self.replay_shadow(self._all)
 
     def obs(self) -> np.ndarray:

@@ -10,7 +10,7 @@ by ``divisor`` (a unit conversion), and the cost is ``sum(weight * term) + deadl
 Adding a term: add a row here (its counters must exist in ``sim.layout.COUNTER_NAMES``). The
 reward, ``info["term_<name>"]`` / ``info["reward_<name>"]``, the ``w_<...>`` keyword argument of
 every env, the score's reference, evaluate's cost and AtomEnv's docstring follow; the reward
-tables of README.md and docs/environment.md list the rows (tests/test_docs.py checks them).
+table of docs/environment.md lists the rows (tests/test_docs.py checks them).
 """
 from __future__ import annotations
 

@@ -124,9 +124,9 @@ class AtomVectorEnv(VectorEnv):
     def step_core(self, actions: np.ndarray, active: np.ndarray):
         """Step the machines in ``active``; returns obs, reward, terminated, truncated, info arrays."""
         core = self.core
-        fused = core.discrete and bool(active.all()) and not core.sim.goes_parallel(core.ticks)
+        fused = bool(active.all()) and not core.sim.goes_parallel(core.ticks)
         if fused:       # the whole step in one compiled call (machine after machine, the same results)
-            core.step_discrete(actions)
+            core.step_fused(actions)
             t, r, dead = core._t.copy(), core._r.copy(), core._dead.copy()
         else:
             changes = core.apply(actions, active)

@@ -101,8 +101,11 @@ def add_subcommands(sub, parser_class) -> None:
     r.add_argument("--timeout", type=float, default=None, help="kill the guest after this many host seconds "
                                                                "(default 240 + 2 x duration)")
     r.set_defaults(handler=_wrap(cmd_run))
-    f = sub.add_parser("fidelity", help="a real-kernel capture beside the simulator's run of the same scenario")
-    f.add_argument("capture", help="directory written by `atomgym realkernel run`")
-    f.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    f = sub.add_parser("fidelity", help="real-kernel captures beside the simulator's runs of the same scenarios")
+    f.add_argument("capture", nargs="+", metavar="DIR",
+                   help="a capture folder (`atomgym realkernel run --out`) or a corpus folder (with MANIFEST.json)")
+    f.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
+    f.add_argument("--plots", metavar="DIR", help="write DIR/<run>.png: real and simulated time series overlaid")
+    f.add_argument("--write-score", metavar="FILE", help="write the fidelity score (JSON) to FILE")
     f.add_argument("--seed", type=_seed, default=1, help="the simulator's seed (0 .. 2**63-1; default 1)")
     f.set_defaults(handler=_wrap(cmd_fidelity))

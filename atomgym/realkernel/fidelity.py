@@ -28,8 +28,9 @@ from .plan import Plan, load_plan
 
 WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2   # kernel/watermarks.py order (enum zone_watermarks)
 PAGE_KIB = 4
-AGREE_FACTOR = 2.0
-POS_TOL, POS_REL = 0.25, 0.2
+COUNT_TOL = 0.25     # counts (and times, ratios): |sim - real| <= 25 % of real
+POS_TOL = 0.25       # positions: within 0.25 of the zone's high - min gap
+SMALL_COUNT = 10     # counts this small on both sides agree (a handful of stalls is noise)
 
 
 # ---- the simulator's capabilities -------------------------------------------------------------
@@ -136,7 +137,30 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | N
     }
     for lo, hi_ in phase_bounds(plan, horizon):
         out["phases"].append({"from_s": lo, "to_s": hi_, "median_pos": _median_pos(ts, pos, lo, hi_)})
+    out["gap"] = float(hi[0] - mn[0])      # the unboosted high - min of the first sample (boost included in both)
     return out
+
+
+STALLS = ("allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable")
+
+
+def real_series(samples: list[dict], zname: str, horizon: float | None = None) -> dict[str, list[float]]:
+    """The real run's time series for the plots: the largest zone's free pages, its unboosted
+    min/low/high and boost, and the cumulative kswapd, direct-reclaim and failure counters."""
+    if horizon is not None:
+        samples = [s for s in samples if s["t"] <= horizon + 1e-6]
+    z = [_zone(s, zname) for s in samples]
+    vm0 = samples[0]["vmstat"]
+
+    def cum(k: str) -> list[float]:
+        return [s["vmstat"].get(k, 0) - vm0.get(k, 0) for s in samples]
+    return {"t": [s["t"] for s in samples], "free": [x["free"] for x in z],
+            # zoneinfo prints each watermark with the boost added: the series carry the base ones
+            "min": [x["min"] - x["boost"] for x in z], "low": [x["low"] - x["boost"] for x in z],
+            "high": [x["high"] - x["boost"] for x in z], "boost": [x["boost"] for x in z],
+            "kswapd_runs": cum("pageoutrun"), "pgsteal_kswapd": cum("pgsteal_kswapd"),
+            "direct_reclaim_stalls": [sum(s["vmstat"].get(k, 0) - vm0.get(k, 0) for k in STALLS) for s in samples],
+            "atomic_fail_pages": [s["atomic"].get("fail", 0) for s in samples]}
 
 
 # ---- simulator side --------------------------------------------------------------------------
@@ -218,23 +242,52 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
 
 def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, seed: int,
                 horizon: float | None = None) -> dict[str, Any]:
+    """The simulator's run of the scenario, sampled every ``sample_s`` like the guest: its metrics
+    (the real side's keys) and, under ``"series"``, the time series real_series() gives.
+
+    The simulator keeps the free pages of its latest failing burst (the ``atomic_fail_free_<zone>``
+    counters, overwritten at every failing burst). The first failure is found the way the module
+    records it: the sampling interval in which the failing bursts counter first moves is run
+    again from a snapshot one tick at a time, and the tick where it moves gives the time and
+    those counters the free pages (the same dynamics, tick for tick: engine.run_ticks)."""
     from ..sim.simulator import Simulator
     sim = Simulator(scen, n_machines=1)
     sim.reset([seed])
     Z = int(np.argmax(sim.managed[0]))
+    zname = sim.zone_names[Z].split("zone ")[-1]
+    ci = {n: i for i, n in enumerate(sim.counter_names)}
+    stall_i = [ci[f"allocstall_{z}"] for z in ("dma", "dma32", "normal", "movable") if f"allocstall_{z}" in ci]
+    fb_i = ci.get("atomic_fail_bursts")
+    free_i = ci.get(f"atomic_fail_free_{zname.lower()}")
     tick = float(scen.tick_ms)
     n = max(1, int(round(sample_s * 1000 / tick)))
     knob_events = [] if feats["phases"] else sorted(
         (p["at_s"], p["sysctl"]) for p in plan.phases if p["sysctl"])
-    ts, pos, boosts = [], [], []
+    ser: dict[str, list[float]] = {k: [] for k in ("t", "free", "min", "low", "high", "boost", "kswapd_runs",
+                                                  "pgsteal_kswapd", "direct_reclaim_stalls", "atomic_fail_pages")}
+    pos: list[float] = []
+    boosts: list[int] = []
     total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
     done = 0
+    first: tuple[float, float | None] | None = None     # (time s, free pages) of the first failing burst
 
     def record() -> None:
         w = sim.wmark[0, Z]
-        ts.append(done * tick / 1000)
+        c = sim.counters[0]
+        ser["t"].append(done * tick / 1000)
+        ser["free"].append(float(sim.free[0, Z]))
+        for k, j in (("min", WMARK_MIN), ("low", WMARK_LOW), ("high", WMARK_HIGH)):
+            ser[k].append(float(w[j]))
+        ser["boost"].append(float(sim.boost[0, Z]))
+        ser["kswapd_runs"].append(float(c[ci["pageoutrun"]]))
+        ser["pgsteal_kswapd"].append(float(c[ci["pgsteal_kswapd"]]))
+        ser["direct_reclaim_stalls"].append(float(sum(c[j] for j in stall_i)))
+        ser["atomic_fail_pages"].append(float(c[ci["atomic_fail_pages"]]) if "atomic_fail_pages" in ci else 0.0)
         pos.append((sim.free[0, Z] - w[WMARK_MIN]) / max(w[WMARK_HIGH] - w[WMARK_MIN], 1))
         boosts.append(int(sim.boost[0].max()))
+
+    def failed_bursts() -> float:
+        return float(sim.counters[0, fb_i]) if fb_i is not None else 0.0
     record()
     while done < total:
         step = min(n, total - done)
@@ -242,7 +295,15 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
             nxt = knob_events[0][0] * 1000 / tick - done
             if 0 < nxt < step:
                 step = int(math.ceil(nxt))
+        snap = sim.snapshot() if first is None and fb_i is not None else None
         sim.advance(step)
+        if snap is not None and failed_bursts() > 0:
+            sim.restore(snap)      # again, one tick at a time, to the tick of the first failing burst
+            for k in range(step):
+                sim.advance(1)
+                if first is None and failed_bursts() > 0:
+                    first = (round((done + k) * tick / 1000, 3),
+                             float(sim.counters[0, free_i]) if free_i is not None else None)
         done += step
         while knob_events and knob_events[0][0] * 1000 / tick <= done:
             kv = knob_events.pop(0)[1]
@@ -253,23 +314,23 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     c = sim.counter_dict(0)
     runs = int(c.get("pageoutrun", 0))
     names = sim.counter_names
-    tsa, posa = np.array(ts), np.array(pos)
+    tsa, posa = np.array(ser["t"]), np.array(pos)
 
     def cnt(*keys: str) -> float | None:
         for k in keys:
             if k in names:
                 return c[k]
         return None
+    atomic = feats["atomic_alloc"]
+    failed = atomic and c.get("atomic_fail_pages", 0) > 0
     out: dict[str, Any] = {
-        "zone": sim.zone_names[Z].split("zone ")[-1],
-        "atomic_req_pages": cnt("atomic_req_pages") if feats["atomic_alloc"] else None,
-        "atomic_fail_pages": cnt("atomic_fail_pages") if feats["atomic_alloc"] else None,
-        "atomic_fail_bursts": cnt("atomic_fail_bursts") if feats["atomic_alloc"] else None,
-        "free_at_first_failure": cnt("atomic_first_fail_free", "atomic_fail_free_first") if feats["atomic_alloc"]
-        else None,
-        "first_failure_t": cnt("atomic_first_fail_t") if feats["atomic_alloc"] else None,
-        "free_at_latest_failure": (cnt(f"atomic_fail_free_{sim.zone_names[Z].split('zone ')[-1].lower()}")
-                                   if feats["atomic_alloc"] and c.get("atomic_fail_pages", 0) > 0 else None),
+        "zone": zname,
+        "atomic_req_pages": cnt("atomic_req_pages") if atomic else None,
+        "atomic_fail_pages": cnt("atomic_fail_pages") if atomic else None,
+        "atomic_fail_bursts": cnt("atomic_fail_bursts") if atomic else None,
+        "free_at_first_failure": first[1] if failed and first else None,
+        "first_failure_t": first[0] if failed and first else None,
+        "free_at_latest_failure": cnt(f"atomic_fail_free_{zname.lower()}") if failed else None,
         "kswapd_runs": runs,
         "kswapd_pages_per_run": round(c["pgsteal_kswapd"] / runs, 1) if runs else None,
         "largest_boost": max(boosts),
@@ -278,6 +339,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         "min_free": None,
         "phases": [{"from_s": lo, "to_s": hi, "median_pos": _median_pos(tsa, posa, lo, hi)}
                    for lo, hi in phase_bounds(plan, horizon)],
+        "series": ser,
     }
     return out
 
@@ -289,20 +351,64 @@ METRICS = (("atomic_fail_pages", "failed atomic pages"), ("atomic_req_pages", "r
            ("first_failure_t", "time of the first failure (s)"), ("kswapd_runs", "kswapd runs"),
            ("kswapd_pages_per_run", "kswapd pages per run"), ("largest_boost", "largest boost (pages)"),
            ("direct_reclaim_stalls", "direct-reclaim stalls"))
+# how a metric is compared: a count (and a ratio: relative to the real value), a time (relative
+# too, but a small one is not noise), free pages (in high - min gaps of the zone), a position
+# (already in gaps)
+KIND_COUNT, KIND_TIME, KIND_PAGES, KIND_POS = "count", "time", "pages", "position"
+RELATIVE = (KIND_COUNT, KIND_TIME)
+METRIC_KIND = {"free_at_first_failure": KIND_PAGES, "free_at_latest_failure": KIND_PAGES,
+               "first_failure_t": KIND_TIME}
 
 
-def _agree(r: float, s: float, key: str) -> bool:
-    if key.startswith("median_pos"):   # 0 = at min, 1 = at high; far above high, 20 % of the value
-        return abs(r - s) <= max(POS_TOL, POS_REL * max(abs(r), abs(s)))
+def metric_family(key: str) -> str:
+    """The metric a row belongs to: median_pos[0-24s] -> median_pos (every phase one metric)."""
+    return key.split("[", 1)[0]
+
+
+def metric_kind(key: str) -> str:
+    fam = metric_family(key)
+    return KIND_POS if fam == "median_pos" else METRIC_KIND.get(fam, KIND_COUNT)
+
+
+def tolerance(key: str, spread: float | None = None) -> float:
+    """The tolerance of a metric: 25 % (counts) or 0.25 gap (positions, free pages), or the
+    kernel's own run-to-run spread of that metric when it is larger."""
+    base = COUNT_TOL if metric_kind(key) in RELATIVE else POS_TOL
+    return max(base, spread or 0.0)
+
+
+def deviation(r: float, s: float, key: str, gap: float | None = None) -> float | None:
+    """How far sim is from real, in the metric's unit of tolerance: relative to real for counts
+    (None when real is 0 and they differ: no ratio), in gaps for free pages and positions."""
+    kind = metric_kind(key)
+    if kind == KIND_POS:
+        return abs(s - r)
+    if kind == KIND_PAGES:
+        return abs(s - r) / max(gap or 1.0, 1.0)
     if r == s:
-        return True
-    lo, hi = sorted((abs(r), abs(s)))
-    if hi <= 10:   # counts this small agree if both are small
-        return True
-    return lo > 0 and hi / lo <= AGREE_FACTOR
+        return 0.0
+    return abs(s - r) / abs(r) if r else None
 
 
-def compare(real: dict, sim: dict) -> list[dict[str, Any]]:
+def _agree(r: float, s: float, key: str, spread: float | None = None, gap: float | None = None,
+           floor: float = 0.0) -> bool:
+    """A row agrees when sim is within the metric's tolerance of real (tolerance()); counts this
+    small on both sides (SMALL_COUNT) agree; ``floor``: an absolute slack (a time: one sample)."""
+    kind = metric_kind(key)
+    if kind == KIND_COUNT and (r == s or max(abs(r), abs(s)) <= SMALL_COUNT):
+        return True
+    if kind == KIND_TIME and abs(s - r) <= floor:
+        return True
+    d = deviation(r, s, key, gap)
+    return d is not None and d <= tolerance(key, spread) + 1e-9
+
+
+def compare(real: dict, sim: dict, spread: dict[str, float] | None = None,
+            sample_s: float = 0.0) -> list[dict[str, Any]]:
+    """One row per metric: real, sim, verdict (agree | differs | n/a). A row with a value on one
+    side only differs (say, a failure the kernel never had); n/a when neither side has one.
+    ``spread``: the kernel's own run-to-run spread per metric family (corpus.kernel_spread)."""
+    spread = spread or {}
     rows = []
     for key, label in METRICS:
         rows.append({"metric": key, "label": label, "real": real.get(key), "sim": sim.get(key)})
@@ -312,10 +418,16 @@ def compare(real: dict, sim: dict) -> list[dict[str, Any]]:
                      "real": None if pr["median_pos"] is None else round(pr["median_pos"], 2),
                      "sim": None if ps["median_pos"] is None else round(ps["median_pos"], 2)})
     for r in rows:
-        if r["real"] is None or r["sim"] is None:
+        fam = metric_family(r["metric"])
+        r["tolerance"] = round(tolerance(r["metric"], spread.get(fam)), 3)
+        if r["real"] is None and r["sim"] is None:
             r["verdict"] = "n/a"
+        elif r["real"] is None or r["sim"] is None:
+            r["verdict"] = "differs"
         else:
-            r["verdict"] = "agree" if _agree(float(r["real"]), float(r["sim"]), r["metric"]) else "differs"
+            ok = _agree(float(r["real"]), float(r["sim"]), r["metric"], spread.get(fam), real.get("gap"),
+                        floor=sample_s if fam == "first_failure_t" else 0.0)
+            r["verdict"] = "agree" if ok else "differs"
     return rows
 
 
@@ -325,6 +437,10 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float) and not v.is_integer():
         return f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"
     return f"{int(v)}"
+
+
+def _fmt_time(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):.2f}"
 
 
 MAX_CAPTURE_FILE = 512 << 20     # timeseries.jsonl of an hour sampled every 0.05 s is ~150 MiB
@@ -337,6 +453,38 @@ def _read_text(path: Path) -> str:
         return files.read_text(path, MAX_CAPTURE_FILE, "a file written by `atomgym realkernel run`")
     except files.FileError as e:
         raise RealKernelError(str(e)) from None
+
+
+def _read_gzip_text(path: Path) -> str:
+    """A gzipped capture file (the corpus ships timeseries.jsonl.gz): bounded before and after
+    decompression; a truncated or corrupt file is one line."""
+    import gzip
+    import io
+    import zlib
+    from .. import files
+    what = "a gzip file written by scripts/capture_corpus.py"
+    try:
+        raw = files.read_bytes(path, MAX_CAPTURE_FILE, what)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+            data = gz.read(MAX_CAPTURE_FILE + 1)
+    except files.FileError as e:
+        raise RealKernelError(str(e)) from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise RealKernelError(f"{path}: not a complete gzip file ({e}); truncated? expected {what}") from None
+    if len(data) > MAX_CAPTURE_FILE:
+        raise RealKernelError(f"{path}: more than {MAX_CAPTURE_FILE >> 20} MiB once decompressed; expected {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RealKernelError(f"{path}: not UTF-8 text once decompressed (byte {e.start}); expected {what}") from None
+
+
+def timeseries_file(cap: Path) -> Path | None:
+    """timeseries.jsonl, else timeseries.jsonl.gz (a corpus run), else None."""
+    for name in ("timeseries.jsonl", "timeseries.jsonl.gz"):
+        if (cap / name).is_file() or (cap / name).is_symlink():
+            return cap / name
+    return None
 
 
 def _read_json(path: Path, kind: type) -> Any:
@@ -363,9 +511,9 @@ def _num(v: Any) -> bool:
     return abs(v) <= 1e300 if isinstance(v, int) else math.isfinite(v)
 
 
-def _check_capture(meta: dict, samples: list[dict], src: Path) -> None:
+def _check_capture(meta: dict, samples: list[dict], src: Path, ts: Path | None = None) -> None:
     """The fields fidelity reads, as `realkernel run` writes them (capture.py); one line otherwise."""
-    ts = src / "timeseries.jsonl"
+    ts = ts or src / "timeseries.jsonl"
     prev = -math.inf
     for i, s in enumerate(samples, 1):
         where = f"{ts}: sample {i}"
@@ -377,9 +525,9 @@ def _check_capture(meta: dict, samples: list[dict], src: Path) -> None:
             raise RealKernelError(f"{where}: zones must be a non-empty list of zones")
         for z in s["zones"]:
             if not isinstance(z, dict) or not isinstance(z.get("zone"), str) or not all(
-                    _num(z.get(k)) for k in ("free", "boost", "min", "high", "managed")):
+                    _num(z.get(k)) for k in ("free", "boost", "min", "low", "high", "managed")):
                 raise RealKernelError(f"{where}: a zone needs zone (a name) and numbers free, boost, min, "
-                                      f"high, managed; got {json.dumps(z)[:80]}")
+                                      f"low, high, managed; got {json.dumps(z)[:80]}")
         for k in ("vmstat", "atomic"):
             if not isinstance(s.get(k), dict) or not all(_num(v) for v in s[k].values()):
                 raise RealKernelError(f"{where}: {k} must be an object of numbers")
@@ -401,24 +549,34 @@ def _check_capture(meta: dict, samples: list[dict], src: Path) -> None:
                               f"{{zone_idx, free}})")
 
 
-def fidelity(cap_dir: str, seed: int = 1) -> dict[str, Any]:
+def measure(cap_dir: str | Path, seed: int = 1) -> dict[str, Any]:
+    """Read a capture, run the simulator on its scenario and measure both sides (no verdicts:
+    judge() adds them, with the kernel's spread a corpus knows). One-line RealKernelError on a
+    folder that is not a complete capture."""
     cap = Path(cap_dir)
+    ts_file = timeseries_file(cap)
     for f in ("capture.json", "timeseries.jsonl", "scenario.yaml"):
-        if not (cap / f).is_file():
+        if not ((cap / f).is_file() or (f == "timeseries.jsonl" and ts_file is not None)):
             hint = " (an unfinished run: DIR.partial)" if cap.name.endswith(".partial") else ""
             raise RealKernelError(f"{cap}: no {f}; not a capture written by `atomgym realkernel run`{hint}")
     from .run import CAPTURE_FILES       # a capture's files are the regular files a run wrote: no link followed
-    links = sorted(f for f in CAPTURE_FILES if (cap / f).is_symlink())
+    links = sorted(f for f in (*CAPTURE_FILES, "timeseries.jsonl.gz") if (cap / f).is_symlink())
     if links:
         raise RealKernelError(f"{cap / links[0]}: a symbolic link; a capture's files are the regular files "
                               f"`atomgym realkernel run` writes (not followed)")
     meta = _read_json(cap / "capture.json", dict)
-    samples = read_jsonl(_read_text(cap / "timeseries.jsonl"), str(cap / "timeseries.jsonl"))
+    assert ts_file is not None
+    text = _read_gzip_text(ts_file) if ts_file.suffix == ".gz" else _read_text(ts_file)
+    samples = read_jsonl(text, str(ts_file))
     if len(samples) < 2:
-        raise RealKernelError(f"{cap / 'timeseries.jsonl'}: {len(samples)} samples; need at least 2")
-    _check_capture(meta, samples, cap)
+        raise RealKernelError(f"{ts_file}: {len(samples)} samples; need at least 2")
+    _check_capture(meta, samples, cap, ts_file)
     events = _read_json(cap / "events.json", list) if (cap / "events.json").exists() else []
     plan = load_plan(cap / "scenario.yaml")
+    sample_s = float(meta.get("sample_s", 0.3))
+    if samples[-1]["t"] < plan.duration_s - max(1.0, 2 * sample_s):
+        raise RealKernelError(f"{ts_file}: the last sample is at {samples[-1]['t']:g} s of the scenario's "
+                              f"{plan.duration_s:g} s; a truncated capture (re-run `atomgym realkernel run`)")
     feats = sim_features()
     rates = achieved_rates(plan, samples, events)
     notes = []
@@ -433,23 +591,43 @@ def fidelity(cap_dir: str, seed: int = 1) -> dict[str, Any]:
         notes.append(f"compared over 0-{horizon:g} s of {plan.duration_s:g} s: after that the simulator in this "
                      f"tree would keep running a workload the guest stopped")
     real = real_metrics(plan, samples, meta, horizon)
-    sim = sim_metrics(plan, scen, feats, float(meta.get("sample_s", 0.3)), seed, horizon)
-    rows = compare(real, sim)
+    sim = sim_metrics(plan, scen, feats, sample_s, seed, horizon)
+    series = {"real": real_series(samples, real["zone"], horizon), "sim": sim.pop("series")}
+    return {"capture": str(cap), "run": cap.name, "scenario": meta.get("scenario", plan.scenario),
+            "scenario_sha": _sha(_read_text(cap / "scenario.yaml")), "kernel": meta.get("kernel"),
+            "zone": real["zone"], "seed": seed, "sample_s": sample_s,
+            "horizon_s": horizon if horizon is not None else plan.duration_s,
+            "simulator_features": feats, "missing_in_simulator": missing, "notes": notes,
+            "real": real, "sim": sim, "series": series}
+
+
+def _sha(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def judge(m: dict[str, Any], spread: dict[str, float] | None = None) -> dict[str, Any]:
+    """A measure() with its rows and verdict (the series left out: plots.py draws them)."""
+    rows = compare(m["real"], m["sim"], spread, m["sample_s"])
     agree = [r["metric"] for r in rows if r["verdict"] == "agree"]
     differ = [r["metric"] for r in rows if r["verdict"] == "differs"]
     na = [r["metric"] for r in rows if r["verdict"] == "n/a"]
-    verdict = (f"{len(agree)} of {len(agree) + len(differ)} comparable metrics agree "
-               f"(counts within a factor {AGREE_FACTOR:g}, positions within {POS_TOL:g} or {POS_REL:.0%})"
+    rule = (f"counts within {COUNT_TOL:.0%}, positions and free pages within {POS_TOL:g} of the high-min gap"
+            + (", or the kernel's own spread" if spread else ""))
+    verdict = (f"{len(agree)} of {len(agree) + len(differ)} comparable metrics agree ({rule})"
                + (f"; differ: {', '.join(differ)}" if differ else "")
                + (f"; not comparable: {', '.join(na)}" if na else ""))
-    return {"capture": str(cap), "scenario": meta.get("scenario", plan.scenario), "kernel": meta.get("kernel"), "zone": real["zone"],
-            "seed": seed, "horizon_s": horizon if horizon is not None else plan.duration_s,
-            "simulator_features": feats, "missing_in_simulator": missing, "notes": notes,
-            "rows": rows, "real": real, "sim": sim, "verdict": verdict, "agree": len(agree),
-            "differ": len(differ), "not_comparable": len(na)}
+    rep = {k: v for k, v in m.items() if k != "series"}
+    rep.update(rows=rows, verdict=verdict, agree=len(agree), differ=len(differ), not_comparable=len(na))
+    return rep
 
 
-def format_table(rep: dict[str, Any]) -> str:
+def fidelity(cap_dir: str, seed: int = 1) -> dict[str, Any]:
+    """`atomgym fidelity DIR` of one capture: its report (rows with verdicts)."""
+    return judge(measure(cap_dir, seed))
+
+
+def format_table(rep: dict[str, Any], header: bool = True) -> str:
     out = [f"capture:  {rep['capture']} (scenario {rep['scenario']}, kernel {rep['kernel']}, zone {rep['zone']}; "
            f"simulator seed {rep['seed']})"]
     for n in rep["notes"]:
@@ -460,16 +638,17 @@ def format_table(rep: dict[str, Any]) -> str:
     w = max(len(r["label"]) for r in rep["rows"])
     out.append(f"{'metric':<{w}}  {'real':>10} | {'sim':<10}  verdict")
     for r in rep["rows"]:
-        out.append(f"{r['label']:<{w}}  {_fmt(r['real']):>10} | {_fmt(r['sim']):<10}  {r['verdict']}")
+        fmt = _fmt_time if r["metric"] == "first_failure_t" else _fmt
+        out.append(f"{r['label']:<{w}}  {fmt(r['real']):>10} | {fmt(r['sim']):<10}  {r['verdict']}")
     out.append("")
     out.append(f"verdict: {rep['verdict']}")
     return "\n".join(out)
 
 
+def _json(v: Any) -> str:
+    return json.dumps(v, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+
+
 def main(args, out: TextIO, err: TextIO) -> int:
-    rep = fidelity(args.capture, seed=args.seed)
-    if args.json:
-        print(json.dumps(rep, default=lambda o: o.item() if hasattr(o, "item") else str(o)), file=out)
-    else:
-        print(format_table(rep), file=out)
-    return 0
+    from . import corpus
+    return corpus.main(args, out, err)

@@ -144,6 +144,31 @@ def encode_kswapd(A: L.Arrays, b: int, s: Scenario) -> None:
     A.mr[b, L.MR_DR_RATE] = s.kswapd.direct_reclaim_pages_per_ms
 
 
+PP_ALLOC_CACHE_SIZE = 128   # include/net/page_pool.h: the per-pool lockless alloc cache (NAPI context)
+
+
+def pool_capacity(n, per: int, ppb: int) -> int:
+    """Pages the driver keeps for reuse, over all queues (0: none).
+
+    page_pool (net/core/page_pool.c, 6.1): a page the stack frees with ``page_ref_count == 1`` and
+    not pfmemalloc (``__page_pool_put_page()``) goes to the pool's alloc cache (128 pages, softirq
+    on the NAPI CPU: ``page_pool_recycle_in_cache()``) or its ptr_ring (``page_pool_recycle_in_ring()``,
+    sized by the driver's ``pool_size``: the RX ring's pages, e.g. mlx5e); a full ring sends it to
+    the buddy (``page_pool_return_page()``). ``page_pool_alloc_pages()`` takes from the cache, refills
+    it from the ring, and only then allocates (bulk, GFP_ATOMIC).
+    dev_alloc_pages drivers (ixgbe/i40e ``*_can_reuse_rx_page()``): a 4 KiB page holds two 2 KiB
+    buffers; the driver flips to the other half and puts the page back on the ring unless it is
+    pfmemalloc (``dev_page_is_reusable()``) or the stack still holds the other half: at most the
+    ring's pages are reused."""
+    recycle = n.recycle if n.recycle is not None else n.driver != "virtio_net"
+    if not recycle:
+        return 0
+    ring_pages = -(-n.ring_size // per) * ppb
+    if n.driver == "page_pool":
+        return n.queues * (PP_ALLOC_CACHE_SIZE + ring_pages)
+    return n.queues * ring_pages
+
+
 def encode_nics(A: L.Arrays, b: int, s: Scenario) -> None:
     """Each NIC's ring, NAPI and socket parameters, with its rings filled at boot from the kernel
     zonelist. A NIC's packet size is that of the first traffic source sent to it (capped at the
@@ -175,6 +200,7 @@ def encode_nics(A: L.Arrays, b: int, s: Scenario) -> None:
         nf[b, k, L.NP_LINE_PPMS] = n.line_rate_gbps * 1e9 / 8.0 / (pkt + ETH_OVERHEAD) / 1000.0
         # boot: rings full, pages from the kernel zonelist
         pages = -(-ring_total // per) * ppb
+        nf[b, k, L.NP_POOL_CAP] = pool_capacity(n, per, ppb)
         ni[b, k, L.NI_POSTED] = ring_total
         ni[b, k, L.NI_BUFS] = ring_total
         ni[b, k, L.NI_PAGES] = pages

@@ -216,6 +216,7 @@ NI_NAMES = (
     "pages",         # pages held by the NIC (all zones)
     "bufs",          # buffers held: posted + pending + queued
     "repoll",        # last refill fell short: NAPI keeps polling
+    "pool",          # pages idle in the driver's recycle pool (page_pool cache + ring, or reuse), in "pages" too
 )
 _NI = _index(NI_NAMES)
 NI_POSTED = _NI["posted"]
@@ -227,6 +228,7 @@ NI_FRAG = _NI["frag"]
 NI_PAGES = _NI["pages"]
 NI_BUFS = _NI["bufs"]
 NI_REPOLL = _NI["repoll"]
+NI_POOL = _NI["pool"]
 NNI = len(NI_NAMES)
 
 # ---- nf: per-NIC parameters and float state ------------------------------------------------------
@@ -247,6 +249,7 @@ NP_NAMES = (
     "napi_budget",
     "line_ppms",       # line-rate cap, packets/ms
     "arr_acc",         # packets arriving this tick (all traffic sources of the NIC)
+    "pool_cap",        # pages the recycle pool holds at most (0: no recycling)
 )
 _NP = _index(NP_NAMES)
 NP_DRIVER = _NP["driver"]
@@ -265,6 +268,7 @@ NP_QUEUES = _NP["queues"]
 NP_NAPI_BUDGET = _NP["napi_budget"]
 NP_LINE_PPMS = _NP["line_ppms"]
 NP_ARR_ACC = _NP["arr_acc"]
+NP_POOL_CAP = _NP["pool_cap"]
 NNP = len(NP_NAMES)
 
 # ---- tp: traffic generators (params, then state S_*) ------------------------------------------
@@ -397,6 +401,7 @@ _FIXED = (
     "knob_writes", "boost_actions", "tuner_actions", "workload_deficit_pages",
     "kswapd_passes", "kswapd_run_ms", "kswapd_longest_run_ms", "fallbacks", "fallback_boosts",
     "atomic_req_pages", "atomic_got_pages", "atomic_fail_pages", "atomic_fail_bursts",
+    "rx_pages_recycled",
 )
 COUNTER_NAMES: tuple[str, ...] = (
     _FIXED
@@ -430,6 +435,7 @@ C_ATOMIC_ALLOC = _IDX["atomic_alloc_pages"]
 C_PFMEMALLOC_PAGES = _IDX["pfmemalloc_pages"]
 C_REFILL_DEFERRED = _IDX["refill_deferred"]
 C_REFILL_WORK_RUNS = _IDX["refill_work_runs"]
+C_RX_RECYCLED = _IDX["rx_pages_recycled"]   # RX refill pages taken from the driver's recycle pool
 C_STALL_US = _IDX["direct_reclaim_stall_us"]
 C_THROTTLE_US = _IDX["throttle_stall_us"]
 C_REFAULTS = _IDX["refaults"]

@@ -37,14 +37,14 @@ from ..kernel.zones import MAX_NR_ZONES
 from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone
 from .layout import (
     C_ATOMIC_ALLOC, C_ATOMIC_FAIL, C_ATOMIC_FAIL_Z0, C_FAIL_ATOMIC, C_FAIL_KERNEL, C_FAIL_MEMALLOC,
-    C_PFMEMALLOC_DROP, C_PFMEMALLOC_PAGES, C_RCVBUF_DROP, C_REFILL_DEFERRED, C_REFILL_WORK_RUNS,
+    C_PFMEMALLOC_DROP, C_PFMEMALLOC_PAGES, C_RCVBUF_DROP, C_REFILL_DEFERRED, C_REFILL_WORK_RUNS, C_RX_RECYCLED,
     C_RX_DELIVERED, C_RX_MISSED, C_RX_PACKETS, CLS_ATOMIC, CLS_KERNEL, CLS_MEMALLOC,
     DRV_DEV_ALLOC, DRV_VIRTIO,
     MR_T_MS, MR_TICK_MS, MI_NZL_KERNEL,
-    NI_BUFS, NI_FRAG, NI_PAGES, NI_PENDING, NI_PENDING_PFM, NI_POSTED, NI_POSTED_PFM, NI_REPOLL,
+    NI_BUFS, NI_FRAG, NI_PAGES, NI_PENDING, NI_POOL, NI_PENDING_PFM, NI_POSTED, NI_POSTED_PFM, NI_REPOLL,
     NI_SOCK, NP_BPP, NP_BUF_PER_PAGE, NP_DRAIN_ACC, NP_DRAIN_PER_MS, NP_DRIVER, NP_NAPI_ACC,
     NP_NAPI_BUDGET, NP_NAPI_PER_TICK, NP_PAGES_PER_BUF, NP_QUEUES, NP_RING, NP_SOCK_CAP,
-    NP_SOCK_MEMALLOC, NP_VIRTIO_DUE, ZF_NET, ZL_KERNEL,
+    NP_POOL_CAP, NP_SOCK_MEMALLOC, NP_VIRTIO_DUE, ZF_NET, ZL_KERNEL,
 )
 from .tuners import EV_ALLOC_FAIL, tuner_on_event
 
@@ -94,8 +94,10 @@ def nic_arrivals(S, b, k, pkts):
 
 
 @jit(inline="always")
-def release_buffers(S, b, k, nbufs):
-    """``nbufs`` buffers are no longer held; free the pages no held buffer shares."""
+def release_buffers(S, b, k, nbufs, recyclable):
+    """``nbufs`` buffers are no longer held; the pages no held buffer shares go to the driver's
+    recycle pool while it has room (``recyclable``: not pfmemalloc; encode.pool_capacity cites the
+    drivers), the rest back to their zones."""
     ni = S.ni
     nf = S.nf
     nz = S.nz
@@ -105,10 +107,22 @@ def release_buffers(S, b, k, nbufs):
     ppb = int(nf[b, k, NP_PAGES_PER_BUF])
     slots = ni[b, k, NI_BUFS] + ni[b, k, NI_FRAG]
     need = div_small(slots + per - 1, per) * ppb
-    x = ni[b, k, NI_PAGES] - need
+    pool = ni[b, k, NI_POOL]
+    x = ni[b, k, NI_PAGES] - pool - need
     if x <= 0:
         return
-    ni[b, k, NI_PAGES] = need
+    if recyclable:
+        # __page_pool_put_page(): page_ref_count == 1 and not pfmemalloc -> the alloc cache or the
+        # ptr_ring; page_pool_return_page() once the ring is full
+        room = int(nf[b, k, NP_POOL_CAP]) - pool
+        r = x if x < room else room
+        if r > 0:
+            ni[b, k, NI_POOL] = pool + r
+            pool += r
+            x -= r
+            if x == 0:
+                return
+    ni[b, k, NI_PAGES] = need + pool
     # zonelist order first, then any other zone holding pages
     for i in range(S.mi[b, MI_NZL_KERNEL]):
         if x == 0:
@@ -130,18 +144,22 @@ def release_buffers(S, b, k, nbufs):
 
 
 @jit(inline="always")
-def _post_pages(S, b, k, got, pfm, want):
-    """Carve ``got`` new pages (the last ``pfm`` pfmemalloc) into buffers and post up to
-    ``want`` of them; per-zone pages are in the scratch row."""
+def _post_pages(S, b, k, got, pfm, want, fresh):
+    """Carve ``got`` pages (the last ``pfm`` pfmemalloc) into buffers and post up to ``want`` of
+    them. ``fresh``: new pages, per zone in the scratch row; else pages out of the recycle pool
+    (already held, already in their zones' counts)."""
     ni = S.ni
     nf = S.nf
     nz = S.nz
     scr = S.scr
     zl = S.zl
-    for i in range(S.mi[b, MI_NZL_KERNEL]):
-        z = zl[b, ZL_KERNEL, i]
-        nz[b, k, z] += scr[b, z]
-    ni[b, k, NI_PAGES] += got
+    if fresh:
+        for i in range(S.mi[b, MI_NZL_KERNEL]):
+            z = zl[b, ZL_KERNEL, i]
+            nz[b, k, z] += scr[b, z]
+        ni[b, k, NI_PAGES] += got
+    else:
+        ni[b, k, NI_POOL] -= got
     per = int(nf[b, k, NP_BUF_PER_PAGE])
     ppb = int(nf[b, k, NP_PAGES_PER_BUF])
     newbufs = div_small(got, ppb) * per
@@ -152,7 +170,7 @@ def _post_pages(S, b, k, got, pfm, want):
     ni[b, k, NI_POSTED] += post
     ni[b, k, NI_BUFS] += post
     if got - div_small(got, ppb) * ppb:
-        release_buffers(S, b, k, 0)   # pages of an incomplete multi-page buffer go back
+        release_buffers(S, b, k, 0, pfm == 0)   # pages of an incomplete multi-page buffer go back
 
 
 @jit()
@@ -192,6 +210,16 @@ def refill(S, b, k, gfp, cls, blocking):
     per = int(nf[b, k, NP_BUF_PER_PAGE])
     ppb = int(nf[b, k, NP_PAGES_PER_BUF])
     npages = div_small(empty + per - 1, per) * ppb
+    pool = ni[b, k, NI_POOL]
+    if pool > 0:
+        # page_pool_alloc_pages(): the alloc cache, then the ptr_ring, before the page allocator
+        t = pool if pool < npages else npages
+        _post_pages(S, b, k, t, 0, empty, False)
+        ctr[b, C_RX_RECYCLED] += t
+        empty = int(nf[b, k, NP_RING]) - ni[b, k, NI_POSTED]
+        if empty <= 0:
+            return True
+        npages = div_small(empty + per - 1, per) * ppb
     clear_scratch(S, b, ZL_KERNEL)
     if blocking:
         got, _, _ = alloc_pages_reclaim(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls, S.mr[b, MR_TICK_MS])
@@ -199,7 +227,7 @@ def refill(S, b, k, gfp, cls, blocking):
     else:
         got, pfm = alloc_pages_bulk(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls)
     if got > 0:
-        _post_pages(S, b, k, got, pfm, empty)
+        _post_pages(S, b, k, got, pfm, empty, True)
         ctr[b, C_ATOMIC_ALLOC] += 0 if blocking else got
         ctr[b, C_PFMEMALLOC_PAGES] += pfm
     if got < npages:
@@ -239,20 +267,18 @@ def nic_poll(S, b, k):
         ni[b, k, NI_PENDING] -= n
         ni[b, k, NI_PENDING_PFM] -= p_pfm
         normal = n
-        freed = 0
         if p_pfm > 0 and nf[b, k, NP_SOCK_MEMALLOC] == 0.0:
             ctr[b, C_PFMEMALLOC_DROP] += p_pfm
             normal -= p_pfm
-            freed += p_pfm * bpp
+            release_buffers(S, b, k, p_pfm * bpp, False)   # pfmemalloc pages are never recycled
         room = int(nf[b, k, NP_SOCK_CAP]) - ni[b, k, NI_SOCK]
         if room < 0:
             room = 0
         acc = normal if normal < room else room
         ctr[b, C_RCVBUF_DROP] += normal - acc
-        freed += (normal - acc) * bpp
         ni[b, k, NI_SOCK] += acc
-        if freed > 0:
-            release_buffers(S, b, k, freed)
+        if normal > acc:
+            release_buffers(S, b, k, (normal - acc) * bpp, True)
     # refill
     full_ring = int(nf[b, k, NP_RING])
     empty = full_ring - ni[b, k, NI_POSTED]
@@ -298,4 +324,4 @@ def app_drain(S, b, k):
         return
     ni[b, k, NI_SOCK] -= n
     S.ctr[b, C_RX_DELIVERED] += n
-    release_buffers(S, b, k, n * int(nf[b, k, NP_BPP]))
+    release_buffers(S, b, k, n * int(nf[b, k, NP_BPP]), True)

@@ -87,6 +87,11 @@ class NicSpec:
     rcvbuf_kb: int = _f(6144, 4, 1 << 24, "kB", "socket receive buffer (tcp_rmem max) per queue's socket")
     app_drain_pps: float = _f(2e6, 0.0, 1e9, "packets/s", "rate at which the application reads the sockets")
     sock_memalloc: bool = _f(False, doc="sockets are SOCK_MEMALLOC (pfmemalloc packets not dropped)")
+    recycle: bool | None = _f(None, doc="RX pages freed by the stack are reused by the driver (page_pool: "
+                                        "its alloc cache + ptr_ring; dev_alloc_pages: half-page reuse) "
+                                        "instead of going back to the buddy allocator; null = the driver's "
+                                        "way (on for page_pool and dev_alloc_pages, off for virtio_net, "
+                                        "whose 6.1 driver has none)")
 
 
 @dataclass
@@ -518,6 +523,10 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
             ctx.fail(("machine", "snapshot"), f"no such file {s.machine.snapshot!r} (looked in "
                                               f"{_search_dirs(s)[0]} and {REPO_ROOT})")
         _check_snapshot_file(s, ctx)
+    for i, n in enumerate(s.nics):
+        if n.driver == "virtio_net" and n.recycle:
+            ctx.fail(("nics", i, "recycle"), "virtio_net (6.1) has no page recycling: its mergeable buffers "
+                                             "come from the page-frag allocator; give false or null")
     for i, t in enumerate(s.traffic):
         if t.stop_s is not None and t.stop_s <= t.start_s:
             ctx.fail(("traffic", i, "stop_s"), f"{_fmt_num(t.stop_s)} s is not after start_s "

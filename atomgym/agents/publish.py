@@ -1,0 +1,205 @@
+"""`python -m atomgym.agents.publish REPORT_DIR [--bench FILE] [--docs DIR] [--readme FILE]`
+(the last step of `make report`): publish a finished report as the project's results.
+
+Writes ``docs/results.md`` (the report's verdict, tables and the speed benchmark, with the date,
+commit and command they came from), copies the report's headline figure to
+``docs/results/profile.png`` and replaces the block between ``<!-- results:begin -->`` and
+``<!-- results:end -->`` in the README with the verdict and the headline table. Nothing in them is
+pasted by hand: rerunning ``make report`` regenerates all three. Files are written to a temporary
+name and renamed, so an interrupted publish leaves the previous results whole.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from atomgym import files, safefiles
+from atomgym.agents import command, who
+from atomgym.paths import CHECKOUT
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+HEADLINE_FIGURE = "profile.png"
+BEST_VS = "## Best learned policy against every heuristic"
+
+
+class PublishError(Exception):
+    """A report folder, benchmark file or README that cannot be published: one line."""
+
+
+def _sections(report: str) -> dict[str, str]:
+    """report.md split at its '## ' headings; '' holds the part before the first."""
+    out: dict[str, str] = {}
+    key, buf = "", []
+    for line in report.splitlines():
+        if line.startswith("## "):
+            out[key] = "\n".join(buf).strip("\n")
+            key, buf = line, []
+        else:
+            buf.append(line)
+    out[key] = "\n".join(buf).strip("\n")
+    return out
+
+
+def read_report(folder: Path) -> tuple[str, dict[str, str]]:
+    """The report's text and its sections; refused unless it is a finished report folder."""
+    p = folder / "report.md"
+    try:
+        text = files.read_text(p, 4 << 20, "a report folder's report.md (agents.fullreport)")
+    except files.FileError as e:
+        raise PublishError(f"{e}; run `make report` first") from None
+    sec = _sections(text)
+    head = sec.get("", "")
+    if not head.startswith("# atomgym report") or "**Verdict:**" not in head or BEST_VS not in sec:
+        raise PublishError(f"{p}: not a report written by agents.fullreport (no title, verdict or "
+                           f"'{BEST_VS[3:]}' section)")
+    return text, sec
+
+
+def _meta(head: str, key: str) -> str:
+    m = re.search(rf"^- {key}: (.*)$", head, re.M)
+    return m.group(1).strip() if m else "unknown"
+
+
+def bench_table(bench: dict) -> str:
+    """The speed benchmark's JSON (`python -m atomgym.bench --json`) as a markdown table."""
+    need = ("single_ticks_per_s", "batch_ticks_per_s", "cartpole_steps_per_s", "env_single_steps_per_s",
+            "env_batch_steps_per_s", "batch_machines", "repeat")
+    missing = [k for k in need if not isinstance(bench.get(k), (int, float)) or not math.isfinite(bench[k])]
+    if missing:
+        raise PublishError(f"benchmark file: missing or not a number: {', '.join(missing)} "
+                           "(expected the output of `python -m atomgym.bench --json`)")
+    s, b, c = bench["single_ticks_per_s"], bench["batch_ticks_per_s"], bench["cartpole_steps_per_s"]
+    rows = [("(a) one machine, headline scenario", f"{s / 1e6:.2f} M simulated ticks/s "
+             f"(1 simulated hour in {3.6e6 / s:.2f} s)"),
+            (f"(b) {bench['batch_machines']} machines", f"{b / 1e6:.2f} M machine-ticks/s: {b / s:.2f}x (a)"),
+            ("(c) `CartPole-v1`, same run", f"{c / 1e3:.1f} k steps/s"),
+            ("(d) AtomEnv, 100 ms decisions", f"{bench['env_single_steps_per_s'] / 1e3:.1f} k agent steps/s "
+             f"({bench['env_single_steps_per_s'] / c:.2f}x CartPole)"),
+            (f"(e) AtomVectorEnv, {bench['batch_machines']} machines",
+             f"{bench['env_batch_steps_per_s'] / 1e3:.1f} k agent steps/s (summed)")]
+    if isinstance(bench.get("first_step_cold_s"), (int, float)):
+        rows.append(("(f) first `step()`, empty compile cache", f"{bench['first_step_cold_s']:.1f} s"))
+        rows.append(("(f) first `step()`, next process", f"{bench['first_step_warm_s']:.2f} s"))
+    if isinstance(bench.get("sb3_ppo_vs_cartpole"), (int, float)):
+        rows.append(("(g) SB3 PPO on AtomEnv vs on CartPole, same hyperparameters",
+                     f"{bench['sb3_ppo_atom_fps']:,.0f} vs {bench['sb3_ppo_cartpole_fps']:,.0f} frames/s: "
+                     f"{bench['sb3_ppo_vs_cartpole']:.2f}x"))
+    return "\n".join(["| what | measured (median of %d interleaved rounds) |" % bench["repeat"], "|---|---|",
+                      *[f"| {a} | {v} |" for a, v in rows]])
+
+
+def render(folder: Path, sec: dict[str, str], bench: dict | None, figure: str | None) -> tuple[str, str]:
+    """(docs/results.md, the README block) from a report's sections."""
+    head = sec[""]
+    title = head.splitlines()[0][2:].strip()
+    date = title[title.find("(") + 1:title.rfind(")")] if "(" in title else "unknown"
+    commit, cmd = _meta(head, "commit"), _meta(head, "command")
+    verdict = next(line for line in head.splitlines() if line.startswith("**Verdict:**"))
+    src = (f"Generated by `make report` on {date} from commit {commit} (`{folder.name}`: {cmd.split(' (')[0]}); "
+           f"machine: {_meta(head, 'machine')}. Do not edit: `make report` writes it again.")
+    doc = ["# Results", "", src, "",
+           "## The benchmark", "",
+           "\n".join(head.splitlines()[1:]).strip("\n"), ""]
+    if figure:
+        doc += [f"![performance profiles](results/{figure})", ""]
+    for key, body in sec.items():
+        if key and key != "## Figures":           # one level down: they sit under "The benchmark"
+            doc += ["#" + key, "", re.sub(r"^(#+ )", r"#\1", body, flags=re.M), ""]
+    if bench is not None:
+        doc += ["## Speed", "", "`python -m atomgym.bench --json`, run by `make report` after the benchmark on "
+                "the same machine (docs/simulator.md, \"Speed\", says what each line measures):", "",
+                bench_table(bench), ""]
+    block = [BEGIN, f"*{src}*", "", verdict, "", sec[BEST_VS].strip("\n"), ""]
+    if figure:
+        block += [f"![performance profiles](docs/results/{figure})", ""]
+    block += ["Every table, the speed benchmark and the figures: [docs/results.md](docs/results.md).", END]
+    return "\n".join(doc).rstrip("\n") + "\n", "\n".join(block)
+
+
+def _small_copy(src: Path, dest: Path) -> None:
+    """The figure with a 256-colour palette (a third of matplotlib's RGBA bytes, committed small);
+    a plain copy where Pillow is missing."""
+    try:
+        from PIL import Image
+    except ImportError:
+        shutil.copyfile(src, dest)
+        return
+    with Image.open(src) as im:
+        im.convert("RGB").quantize(256).save(dest, format="PNG", optimize=True)
+
+
+def replace_block(readme: str, block: str, where: str) -> str:
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise PublishError(f"{where}: expected one '{BEGIN}' ... '{END}' block")
+    a, b = readme.index(BEGIN), readme.index(END) + len(END)
+    return readme[:a] + block + readme[b:]
+
+
+def publish(folder: Path, bench_file: Path | None, docs: Path, readme: Path | None) -> list[Path]:
+    """Everything checked first, then written (each file renamed into place)."""
+    _, sec = read_report(folder)
+    bench = None
+    if bench_file is not None:
+        try:
+            bench = files.read_json(bench_file, 1 << 20, "the output of `python -m atomgym.bench --json`")
+        except files.FileError as e:
+            raise PublishError(str(e)) from None
+        if not isinstance(bench, dict):
+            raise PublishError(f"{bench_file}: not a JSON object (expected `python -m atomgym.bench --json`)")
+        bench_table(bench)                       # refuses a partial file before anything is written
+    fig = folder / HEADLINE_FIGURE
+    figure = HEADLINE_FIGURE if fig.is_file() and not fig.is_symlink() else None
+    doc, block = render(folder, sec, bench, figure)
+    new_readme = None
+    if readme is not None:
+        try:
+            new_readme = replace_block(files.read_text(readme, 1 << 20, "the project's README.md"), block,
+                                       str(readme))
+        except files.FileError as e:
+            raise PublishError(str(e)) from None
+    written = []
+    if figure:
+        (docs / "results").mkdir(parents=True, exist_ok=True)
+        tmp = docs / "results" / f".{figure}.tmp"
+        _small_copy(fig, tmp)
+        tmp.replace(docs / "results" / figure)
+        written.append(docs / "results" / figure)
+    safefiles.write_text(docs / "results.md", doc)
+    written.append(docs / "results.md")
+    if new_readme is not None and readme is not None:
+        safefiles.write_text(readme, new_readme)
+        written.append(readme)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=command("publish"), description=__doc__.split("\n\n")[1])
+    ap.add_argument("report", type=Path, help="a finished report folder (runs/report-<time>)")
+    ap.add_argument("--bench", type=Path, help="`python -m atomgym.bench --json` output to add as the speed table")
+    ap.add_argument("--docs", type=Path, default=(CHECKOUT / "docs") if CHECKOUT else None,
+                    help="the docs folder to write results.md into (default: the checkout's docs/)")
+    ap.add_argument("--readme", type=Path, default=(CHECKOUT / "README.md") if CHECKOUT else None,
+                    help="the README whose results block is replaced (default: the checkout's)")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    if args.docs is None or not args.docs.is_dir():
+        print(f"{who('publish')}: error: --docs {args.docs}: not a folder (an installed atomgym has no docs/; "
+              "give --docs DIR)", file=sys.stderr)
+        return 2
+    try:
+        out = publish(args.report, args.bench, args.docs, args.readme)
+    except PublishError as e:
+        print(f"{who('publish')}: error: {e}", file=sys.stderr)
+        return 2
+    print("wrote " + ", ".join(str(p) for p in out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

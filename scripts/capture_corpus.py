@@ -1,0 +1,119 @@
+"""Capture the real-kernel corpus: each scenario of configs/corpus with `atomgym realkernel run`.
+
+    python scripts/capture_corpus.py [--corpus corpus] [--only RUN ...] [--commit]
+
+One capture at a time (a TCG guest takes a host core per CPU), in the order of RUNS; a run whose
+folder `corpus/<run>` is already there is skipped, so the script resumes after a stop. Each
+finished capture is made compact for the repository: `serial.log` and `timeseries.jsonl` gzipped
+(`serial.log.gz`, the raw console log every other file was parsed from; `timeseries.jsonl.gz`,
+which `atomgym fidelity` reads as it is), `timeseries.csv` left out (the same samples as
+`timeseries.jsonl`, flat); then its entry (scenario file, kernel release, capture date, host
+wall time) is written into `corpus/MANIFEST.json` (a temporary file renamed into place).
+`--commit` commits each capture and the manifest on the current git branch as it is done.
+Runs named `<scenario>-2` are a second capture of the same scenario: the kernel's own
+run-to-run spread (docs/realkernel.md, "The corpus").
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCEN_DIR = ROOT / "configs" / "corpus"
+# the order they are captured in; "<scenario>-2" is a repeat of <scenario>
+RUNS = ("ram4g", "base", "ram512", "ram2g", "cpus2", "wsf30", "wsf100", "wsf300", "mfk2x", "mfk4x", "noboost",
+        "nowait", "nohog", "slowread", "ram512-wsf100", "ram2g-wsf100", "ram2g-cpus2-nowait-noboost",
+        "ram4g-cpus2-mfk2x-wsf30", "ram4g-wsf100", "ram512-nowait-slowread", "cpus2-wsf300-nohog",
+        "ram2g-mfk4x-noboost", "base-2", "wsf100-2", "nowait-2", "ram512-2", "ram2g-wsf100-2", "cpus2-2")
+
+
+def scenario_of(run: str) -> str:
+    return run[:-2] if run.endswith("-2") else run
+
+
+def write_manifest(corpus: Path, entry: dict) -> None:
+    man = corpus / "MANIFEST.json"
+    data = json.loads(man.read_text()) if man.exists() else {
+        "about": "real-kernel captures of configs/corpus (docs/realkernel.md, \"The corpus\"); "
+                 "made by scripts/capture_corpus.py", "runs": []}
+    data["runs"] = [r for r in data["runs"] if r["run"] != entry["run"]] + [entry]
+    data["runs"].sort(key=lambda r: RUNS.index(r["run"]) if r["run"] in RUNS else len(RUNS))
+    fd, tmp = tempfile.mkstemp(dir=corpus, prefix=".MANIFEST.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, man)
+
+
+def compact(folder: Path) -> None:
+    """serial.log, timeseries.jsonl -> .gz (mtime 0: the same bytes every time); timeseries.csv dropped."""
+    for name in ("serial.log", "timeseries.jsonl"):
+        f = folder / name
+        if not f.exists():
+            continue
+        with open(f, "rb") as src, open(folder / f"{name}.gz", "wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename=name) as gz:
+                gz.write(src.read())
+        f.unlink()
+    (folder / "timeseries.csv").unlink(missing_ok=True)
+
+
+def capture(run: str, corpus: Path, commit: bool) -> bool:
+    scen = SCEN_DIR / f"{scenario_of(run)}.yaml"
+    out = corpus / run
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t0 = time.monotonic()
+    cmd = [sys.executable, "-m", "atomgym", "realkernel", "run", str(scen), "--out", str(out)]
+    print(f"capture_corpus: {run}: {' '.join(cmd[1:])}", flush=True)
+    r = subprocess.run(cmd, cwd=ROOT)
+    if r.returncode != 0:
+        print(f"capture_corpus: {run}: failed (exit {r.returncode}); its log is in {out}.partial", flush=True)
+        return False
+    wall = round(time.monotonic() - t0, 1)
+    meta = json.loads((out / "capture.json").read_text())
+    compact(out)
+    write_manifest(corpus, {"run": run, "scenario": str(scen.relative_to(ROOT)), "kernel": meta["kernel"],
+                            "captured": date, "host_wall_s": meta["host_wall_s"], "command_wall_s": wall,
+                            "repeat_of": scenario_of(run) if run != scenario_of(run) else None})
+    if commit:
+        rel = [str(out.relative_to(ROOT)), str((corpus / "MANIFEST.json").relative_to(ROOT))]
+        for _ in range(5):   # another git command may hold the index lock for a moment
+            if subprocess.run(["git", "add", "--", *rel], cwd=ROOT).returncode == 0 and subprocess.run(
+                    ["git", "commit", "-q", "-m", f"corpus: capture {run} ({meta['kernel']}, {wall:.0f} s host wall)",
+                     "--", *rel], cwd=ROOT).returncode == 0:
+                break
+            time.sleep(3)
+    return True
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=str(ROOT / "corpus"))
+    ap.add_argument("--only", nargs="+", choices=RUNS, help="these runs only (in RUNS order)")
+    ap.add_argument("--commit", action="store_true", help="git commit each capture as it is done")
+    a = ap.parse_args()
+    corpus = Path(a.corpus)
+    corpus.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for run in RUNS:
+        if a.only and run not in a.only:
+            continue
+        if (corpus / run / "capture.json").exists():
+            print(f"capture_corpus: {run}: already captured", flush=True)
+            continue
+        if not capture(run, corpus, a.commit):
+            failed.append(run)
+    if failed:
+        print(f"capture_corpus: failed: {', '.join(failed)} (run again to retry them)", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""`atomgym fidelity DIR...` over a corpus (issue 21, items 2 and 3), without QEMU: a small
+synthetic corpus made of the committed 20 s capture (tests/data/realkernel/capture-smoke), the
+simulator's first failure, bad corpora and bad arguments (one line, exit 2, nothing written),
+and the shipped corpus (corpus/): its manifest and its fidelity score against the committed one."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from atomgym import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+CAP = ROOT / "tests" / "data" / "realkernel" / "capture-smoke"
+CORPUS = ROOT / "corpus"
+SCORE_FILE = CORPUS / "fidelity-score.json"
+SCORE_TOL = 0.01     # the simulator is deterministic (seed 1); a little slack for another platform's floats
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main(list(argv), out=out, err=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _scale_fail(folder: Path, factor: float) -> None:
+    """Make a repeat differ from its twin: the module's failed pages x factor in every sample."""
+    ts = folder / "timeseries.jsonl"
+    rows = [json.loads(ln) for ln in ts.read_text().splitlines()]
+    for s in rows:
+        s["atomic"]["fail"] = round(s["atomic"]["fail"] * factor)
+    ts.write_text("".join(json.dumps(s, separators=(",", ":")) + "\n" for s in rows))
+
+
+def _gzip_timeseries(folder: Path) -> None:
+    ts = folder / "timeseries.jsonl"
+    (folder / "timeseries.jsonl.gz").write_bytes(gzip.compress(ts.read_bytes(), mtime=0))
+    ts.unlink()
+
+
+def _manifest(folder: Path, runs: list[str]) -> None:
+    (folder / "MANIFEST.json").write_text(json.dumps({"runs": [
+        {"run": r, "scenario": "tests/data/realkernel/real-smoke.yaml", "kernel": "6.1.0-56-amd64",
+         "captured": "2026-01-01T00:00:00Z", "host_wall_s": 38.1} for r in runs]}))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Three runs: `a` and its repeat `a-2` (50 % more failed pages: the kernel's spread of that
+    metric), and `b` (the same capture, its time series gzipped as the shipped corpus has it)."""
+    root = tmp_path_factory.mktemp("corpus")
+    for r in ("a", "a-2", "b"):
+        shutil.copytree(CAP, root / r)
+    _scale_fail(root / "a-2", 1.5)
+    _gzip_timeseries(root / "b")
+    with open(root / "b" / "scenario.yaml", "a") as fh:    # another scenario file: not a repeat of a
+        fh.write("# b\n")
+    _manifest(root, ["a", "a-2", "b"])
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(corpus) -> dict:
+    rc, out, err = _cli("fidelity", str(corpus), "--json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def test_corpus_json_keys_score_and_spread(report) -> None:
+    assert {"runs", "aggregate", "score", "within", "pairs", "kernel_spread", "kernel_spread_groups"} <= set(report)
+    assert [r["run"] for r in report["runs"]] == ["a", "a-2", "b"]
+    agg = {r["metric"]: r for r in report["aggregate"]}
+    assert set(agg) >= {"atomic_fail_pages", "kswapd_runs", "free_at_first_failure", "first_failure_t", "median_pos"}
+    # the score is the fraction of comparable (run, metric) pairs within tolerance
+    assert report["pairs"] == sum(r["pairs"] for r in agg.values()) == sum(
+        r["agree"] + r["differ"] for r in report["runs"])
+    assert report["within"] == sum(r["agree"] for r in report["runs"])
+    assert report["score"] == round(report["within"] / report["pairs"], 4)
+    # a-2 fails 1.5 x a's pages: spread (4558 - 3039) / mean = 0.4 widens that metric's tolerance
+    sp = report["kernel_spread"]["atomic_fail_pages"]
+    assert sp == pytest.approx(0.4, abs=0.002) and agg["atomic_fail_pages"]["tolerance"] == sp
+    assert report["kernel_spread"]["kswapd_runs"] == 0.0 and agg["kswapd_runs"]["tolerance"] == 0.25
+    rows = {r["metric"]: r for r in report["runs"][0]["rows"]}
+    assert rows["atomic_fail_pages"]["tolerance"] == sp
+    # the gzipped run reads as the plain one
+    assert report["runs"][2]["real"] == report["runs"][0]["real"]
+
+
+def test_the_kernels_spread_per_kind() -> None:
+    from atomgym.realkernel.corpus import spread_of
+    assert spread_of([2885, 2499], "atomic_fail_pages", 200) == pytest.approx(386 / 2692)
+    assert spread_of([0, 7], "direct_reclaim_stalls", 200) == 0.0            # both small counts
+    assert spread_of([8.006, 5.514], "first_failure_t", 200) == pytest.approx(2.492 / 6.76)   # a time is not
+    assert spread_of([327, 306], "free_at_first_failure", 210) == pytest.approx(0.1)        # in gaps
+    assert spread_of([6.62, 6.40], "median_pos", 210) == pytest.approx(0.22)
+
+
+def test_every_row_has_a_simulated_value(report) -> None:
+    for rep in report["runs"]:
+        for r in rep["rows"]:
+            assert r["sim"] is not None, (rep["run"], r["metric"])
+
+
+def test_corpus_tables_aggregate_and_plots(corpus, tmp_path) -> None:
+    plots = tmp_path / "plots"
+    rc, out, err = _cli("fidelity", str(corpus), "--plots", str(plots), "--write-score", str(tmp_path / "s.json"))
+    assert rc == 0, err
+    assert out.count("capture:  ") == 3 and "aggregate over 3 runs (1 scenarios captured more than once" in out
+    assert "kernel spread" in out and "median" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("fidelity score: ") and "(run, metric) pairs within tolerance" in last
+    for r in ("a", "a-2", "b"):
+        assert (plots / f"{r}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in plots.iterdir()) == ["a-2.png", "a.png", "b.png"]   # no temporary left
+    score = json.loads((tmp_path / "s.json").read_text())
+    assert score["runs"] == ["a", "a-2", "b"] and f"{score['score']:.3f}" in last
+    # again: our own plots and score file are replaced
+    rc, _, err = _cli("fidelity", str(corpus), "--plots", str(plots), "--write-score", str(tmp_path / "s.json"))
+    assert rc == 0, err
+
+
+def test_single_capture_is_the_documented_table(corpus) -> None:
+    rc, out, _ = _cli("fidelity", str(CAP))
+    assert rc == 0 and out.strip().splitlines()[-1].startswith("verdict: ") and "aggregate" not in out
+    # two captures named on the command line make a corpus of two (no manifest needed)
+    rc, out, err = _cli("fidelity", str(corpus / "a"), str(corpus / "b"), "--json")
+    assert rc == 0, err
+    assert [r["run"] for r in json.loads(out)["runs"]] == ["a", "b"]
+
+
+def test_simulated_first_failure_is_found_at_its_tick(tmp_path) -> None:
+    """A shot larger than the machine fails at t = 2 s: the simulator's first failure is at that
+    tick, with the free pages of that (only) failing burst; re-running the interval one tick at
+    a time leaves the run as it was (its counters match one uninterrupted run)."""
+    from atomgym.realkernel.fidelity import sim_features, sim_metrics
+    from atomgym.realkernel.plan import load_plan
+    from atomgym.sim.scenario import load_scenario
+    from atomgym.sim.simulator import Simulator
+    p = tmp_path / "shot.yaml"
+    p.write_text("""duration_s: 4
+machine: {ram_mib: 512, cpus: 1, thp: never}
+memory: {page_cache_frac: 0.3, anon_frac: 0.05, kernel_frac: 0.05, swap: false}
+nics: []
+workloads:
+  - name: softirq
+    kind: atomic_alloc
+    gfp: atomic
+    pages_per_burst: 1
+    interval_ms: 1000
+    hold_ms: 1
+    shots: [{at_s: 2.0, pages: 200000, hold_ms: 100}]
+""")
+    plan, scen = load_plan(p), load_scenario(p)
+    m = sim_metrics(plan, scen, sim_features(), 0.3, seed=1)
+    assert m["atomic_fail_bursts"] == 1 and m["first_failure_t"] == pytest.approx(2.0, abs=0.0011)
+    assert m["free_at_first_failure"] == m["free_at_latest_failure"] is not None
+    sim = Simulator(scen, n_machines=1)
+    sim.reset([1])
+    sim.advance(4000)
+    c = sim.counter_dict(0)
+    assert (m["atomic_fail_pages"], m["kswapd_runs"]) == (c["atomic_fail_pages"], c["pageoutrun"])
+
+
+# ---- bad corpora and arguments: one line, exit 2, nothing written --------------------------------
+def _bad_corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "bad"
+    for r in ("a", "b"):
+        shutil.copytree(CAP, root / r)
+    _manifest(root, ["a", "b"])
+    return root
+
+
+def _edit_manifest(root: Path, fn) -> None:
+    m = json.loads((root / "MANIFEST.json").read_text())
+    fn(m)
+    (root / "MANIFEST.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("breakit, needle", [
+    (lambda r: shutil.rmtree(r / "b"), "run 'b': no capture folder"),
+    (lambda r: (r / "MANIFEST.json").write_text("{\"runs\": ["), "MANIFEST.json: not JSON"),
+    (lambda r: (r / "MANIFEST.json").write_text("{\"runs\": []}"), "non-empty list \"runs\""),
+    (lambda r: _edit_manifest(r, lambda m: m["runs"][0].pop("kernel")), "runs[0]: kernel missing or not a string"),
+    (lambda r: _edit_manifest(r, lambda m: m["runs"][0].update(host_wall_s="38")), "host_wall_s missing or not a number"),
+    (lambda r: _edit_manifest(r, lambda m: m["runs"][1].update(kernel="6.1.0-1-amd64")),
+     "run 'b': kernel '6.1.0-1-amd64', but its capture.json says '6.1.0-56-amd64'"),
+    (lambda r: _edit_manifest(r, lambda m: m["runs"][1].update(run="a")), "run 'a' listed twice"),
+    (lambda r: _edit_manifest(r, lambda m: m["runs"][1].update(run="../x")), "is not a folder name"),
+    (lambda r: _edit_manifest(r, lambda m: m["runs"].pop()), "does not list"),
+    (lambda r: (r / "b" / "timeseries.jsonl").write_text(
+        "".join((r / "a" / "timeseries.jsonl").read_text().splitlines(True)[:30])), "a truncated capture"),
+    (lambda r: (_gzip_timeseries(r / "b"), (r / "b" / "timeseries.jsonl.gz").write_bytes(
+        (r / "b" / "timeseries.jsonl.gz").read_bytes()[:500])), "not a complete gzip file"),
+    (lambda r: (r / "b" / "capture.json").unlink(), "no capture.json"),
+])
+def test_a_bad_corpus_is_one_line_and_writes_nothing(tmp_path, breakit, needle) -> None:
+    root = _bad_corpus(tmp_path)
+    breakit(root)
+    plots, score = tmp_path / "plots", tmp_path / "score.json"
+    rc, out, err = _cli("fidelity", str(root), "--plots", str(plots), "--write-score", str(score))
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err and needle in err, err
+    assert out == "" and not plots.exists() and not score.exists()
+
+
+def test_bad_arguments_are_one_line(tmp_path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "capture-smoke.png").write_text("my notes")
+    other = tmp_path / "x" / "capture-smoke"
+    shutil.copytree(CAP, other)
+    for argv, needle in [
+        (["fidelity", str(tmp_path / "nope")], "no such folder"),
+        (["fidelity", str(CAP), str(CAP)], "named twice"),
+        (["fidelity", str(CAP), str(other)], "two captures named 'capture-smoke'"),
+        (["fidelity", str(CAP), "--plots", str(tmp_path / "afile")], "exists and is not a folder"),
+        (["fidelity", str(CAP), "--plots", str(tmp_path / "plots")], "is not a PNG plot"),
+        (["fidelity", str(CAP), "--write-score", str(tmp_path / "afile")], "not a score file"),
+        (["fidelity", str(CAP), "--write-score", str(tmp_path / "no" / "s.json")], "no folder"),
+        (["fidelity"], "the following arguments are required"),
+    ]:
+        rc, out, err = _cli(*argv)
+        assert rc == 2 and err.count("\n") == 1 and needle in err and out == "", (argv, err)
+    assert (tmp_path / "afile").read_text() == "mine"
+    assert (tmp_path / "plots" / "capture-smoke.png").read_text() == "my notes"
+
+
+# ---- the shipped corpus -----------------------------------------------------------------------------
+def test_shipped_corpus_manifest_covers_the_design() -> None:
+    man = json.loads((CORPUS / "MANIFEST.json").read_text())
+    runs = man["runs"]
+    assert len(runs) >= 16
+    scen = [r["scenario"] for r in runs]
+    assert sum(1 for s in set(scen) if scen.count(s) >= 2) >= 3       # the kernel's spread
+    for r in runs:
+        assert (ROOT / r["scenario"]).is_file() and (CORPUS / r["run"] / "capture.json").is_file()
+        assert json.loads((CORPUS / r["run"] / "capture.json").read_text())["kernel"] == r["kernel"]
+    shipped = [f for f in CORPUS.rglob("*") if f.is_file() and not any(p.endswith(".partial") for p in f.parts)]
+    assert sum(f.stat().st_size for f in shipped) < 4 << 20      # a few MiB at most
+
+
+def test_corpus_scenarios_are_the_generators_and_all_captured() -> None:
+    """configs/corpus is what scripts/corpus_scenarios.py makes, and every scenario was captured."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("corpus_scenarios", ROOT / "scripts" / "corpus_scenarios.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    files = sorted(p.name for p in (ROOT / "configs" / "corpus").glob("*.yaml"))
+    assert files == sorted(f"{n}.yaml" for n, _, _ in mod.RUNS)
+    for name, var, what in mod.RUNS:
+        assert (ROOT / "configs" / "corpus" / f"{name}.yaml").read_text() == mod.scenario(name, var, what), name
+    captured = {r["scenario"] for r in json.loads((CORPUS / "MANIFEST.json").read_text())["runs"]}
+    assert captured == {f"configs/corpus/{f}" for f in files}
+
+
+def test_shipped_corpus_fidelity_score_is_the_committed_one() -> None:
+    """The ratchet's start: the shipped corpus replayed through this tree's simulator scores what
+    corpus/fidelity-score.json says (regenerate it with the command it names when the simulator
+    changes on purpose)."""
+    committed = json.loads(SCORE_FILE.read_text())
+    rc, out, err = _cli("fidelity", str(CORPUS), "--json")
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert [r["run"] for r in rep["runs"]] == committed["runs"]
+    assert rep["score"] == pytest.approx(committed["score"], abs=SCORE_TOL), (rep["score"], committed["score"])
