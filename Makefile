@@ -5,7 +5,7 @@ STAMP   := .venv/.installed
 # CPU build of PyTorch: a plain "torch" requirement would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: test test-fast warmup train bench baselines report venv clean-venv
+.PHONY: test test-fast warmup train bench baselines report docs venv clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -61,6 +61,11 @@ report: $(STAMP)
 	$(PY) -m agents.fullreport --out $(REPORT_OUT) $(REPORT_ARGS)
 	$(PY) -m atomgym.bench --json > $(REPORT_OUT)/.bench.json && mv $(REPORT_OUT)/.bench.json $(REPORT_OUT)/bench.json
 	$(PY) -m agents.publish $(REPORT_OUT) --bench $(REPORT_OUT)/bench.json
+
+# The docs' generated tables (the commands' options) from atomgym/schema.py; tests/test_schema.py
+# checks that the committed docs are what this writes.
+docs: $(STAMP)
+	$(PY) scripts/gen_docs.py
 
 clean-venv:
 	rm -rf .venv

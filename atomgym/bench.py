@@ -33,6 +33,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
+from atomgym.schema import Parser, UsageError
+
 
 def _bench_single(scenario, ticks: int) -> float:
     from atomgym.sim import Simulator
@@ -182,17 +184,8 @@ def _count(text: str) -> int:
     return v
 
 
-class _UsageError(Exception):
-    """A command line argparse rejects: one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise _UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m atomgym.bench", description=__doc__.splitlines()[0])
+    ap = Parser(prog="python -m atomgym.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--scenario", default="incast-pagecache", help="scenario name or path (default: the headline)")
     ap.add_argument("--ticks", type=_count, default=600_000, help="ticks for the single-machine run")
@@ -208,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="rounds of all measurements, interleaved; medians are reported (default 3)")
     try:
         args = ap.parse_args(argv)
-    except _UsageError as e:
-        print(e, file=sys.stderr)
+    except UsageError as e:
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2
     from atomgym.sim.scenario import ScenarioError, load_scenario
 

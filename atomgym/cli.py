@@ -37,6 +37,7 @@ from .kernel.snapshot import (
     parse_snapshot,
     read_bounded,
 )
+from .schema import Parser, UsageError
 
 EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT = 0, 1, 2
 WM_FIELDS = ("min", "low", "high", "promo")
@@ -435,19 +436,9 @@ def run_agent_command(name: str, argv: Sequence[str]) -> int:
 
 
 # ---- entry point --------------------------------------------------------------------------
-class _UsageError(Exception):
-    """A command line argparse rejects: one line, exit 2 (argparse's own convention)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        # self.prog is "atomgym" or "atomgym SUBCOMMAND": the command line that shows this parser's help
-        raise _UsageError(f"{message} (see `{self.prog} --help`)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="atomgym", description="Linux watermark model: read, check and modify machine snapshots.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = Parser(prog="atomgym", description="Linux watermark model: read, check and modify machine snapshots.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     s = sub.add_parser("snapshot", help="write a snapshot of this host (read only)")
     s.add_argument("-o", "--output", help="file to write (default: stdout); never overwritten without --force")
     s.add_argument("--force", action="store_true", help="overwrite an existing --output file")
@@ -463,9 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--json", action="store_true", help="JSON Lines: one object per --set")
     sub.add_parser("warmup", help="compile the simulator and the envs ahead of use (cached per user and CPU)")
     from .realkernel.cli import add_subcommands as _add_realkernel
-    _add_realkernel(sub, _Parser)
+    _add_realkernel(sub, Parser)
     from .fleets import add_subcommand as _add_fleet
-    _add_fleet(sub, _Parser)
+    _add_fleet(sub, Parser)
     for name, (_, text) in AGENT_COMMANDS.items():   # parsed by their own modules (main() hands them over)
         sub.add_parser(name, help=text, add_help=False)
     return p
@@ -479,7 +470,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return run_agent_command(av[0], av[1:])
     try:
         args = build_parser().parse_args(argv)
-    except _UsageError as e:
+    except UsageError as e:    # prog is "atomgym" or "atomgym SUBCOMMAND": the line that shows its help
         print(f"atomgym: error: {one_line(str(e))}", file=err)
         return EXIT_BAD_INPUT
     except SystemExit as e:    # --help (printed to stdout): argparse exits 0

@@ -633,8 +633,8 @@ def _fleet(args, out, err) -> int:
         if (mp.exists() or mp.is_symlink()) and not args.force:
             raise FleetError(f"--manifest {mp}: exists; not overwritten (add --force to replace it)")
         d = manifest(fl.name, seed, progress=lambda s: print(s, file=err, flush=True))
-        from .agents.evaluate import write_atomic
-        write_atomic(mp, json.dumps(d, indent=1) + "\n")
+        from . import safefiles
+        safefiles.replace_text(mp, json.dumps(d, indent=1) + "\n")
         out.write(f"{mp}: {d['machines_n']} machines, " + ", ".join(f"{c} {d['mix'][c]} ({d['mix_frac'][c]:.0%})"
                                                                       for c in CLASSES) + "\n")
     if not args.out and not args.manifest:

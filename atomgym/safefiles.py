@@ -14,8 +14,9 @@ import errno
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 # the characters of a name that goes into a file name: no separator, no "..", no control character
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
@@ -94,3 +95,26 @@ def write_text(path: str | os.PathLike, text: str, exclusive: bool = False) -> N
 def write_bytes(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
     with open_write(path, exclusive=exclusive, binary=True) as fh:
         fh.write(data)
+
+
+def replace(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
+    """The one atomic writer: ``write(binary file)`` into a temporary file created exclusively in
+    ``path``'s folder, fsynced, then renamed onto ``path`` (a rename replaces a link there, it never
+    writes through one). A kill or a full disk never leaves a truncated file under a name that
+    looks complete, and the temporary file never outlives a failure."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def replace_text(path: str | os.PathLike, text: str) -> None:
+    """``text`` (UTF-8, line endings as given) onto ``path`` atomically (replace)."""
+    replace(path, lambda fh: fh.write(text.encode("utf-8")))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .paths import CONFIG_DIR
+from .paths import CONFIG_DIR, DATA_ROOT
+from .schema import ConfigError, short
 from .sim.scenario import ScenarioError, list_scenarios
 
 SUITE_DIR = CONFIG_DIR / "suites"
@@ -90,3 +91,35 @@ def expand(names: str) -> list[str]:
             continue
         out.extend(load_suite(item) if item.startswith(PREFIX) else [item])
     return out
+
+
+def scenarios_of(cfg_scenario: object, path: Path | None = None, key: str = "scenario") -> list[str]:
+    """A config's scenario value as a list of names/paths: one name, a list, or ``suite:NAME``
+    (configs/suites/NAME.txt: one scenario a line, ``#`` comments). ConfigError names ``path`` and ``key``."""
+    where = f"{path}: {key}" if path is not None else key
+    if isinstance(cfg_scenario, str) and cfg_scenario.startswith(PREFIX):
+        return read_suite(cfg_scenario[len(PREFIX):], where)
+    if isinstance(cfg_scenario, str):
+        return [cfg_scenario]
+    if isinstance(cfg_scenario, list) and cfg_scenario and all(isinstance(x, str) and x for x in cfg_scenario):
+        out: list[str] = []
+        for x in cfg_scenario:
+            for y in (read_suite(x[len(PREFIX):], where) if x.startswith(PREFIX) else [x]):
+                if y not in out:
+                    out.append(y)
+        return out
+    raise ConfigError(f"{where}: expected a scenario name, a YAML path, a non-empty list of them or "
+                      f"suite:NAME, got {short(cfg_scenario)}")
+
+
+def read_suite(name: str, where: str = "suite") -> list[str]:
+    """configs/suites/NAME.txt through load_suite, errors as ConfigError starting with ``where``."""
+    p = SUITE_DIR / f"{name}.txt"
+    shown = p.relative_to(DATA_ROOT) if p.is_relative_to(DATA_ROOT) else p   # the repo's path, as the docs name it
+    if not name or "/" in name or not p.is_file():
+        raise ConfigError(f"{where}: suite:{name}: no file {shown}; "
+                          f"suites: {', '.join(list_suites()) or 'none shipped'}")
+    try:
+        return load_suite(name)
+    except ScenarioError as e:
+        raise ConfigError(f"{where}: suite:{name}: {str(e).replace(str(p), str(shown))}") from None

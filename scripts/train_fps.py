@@ -17,6 +17,7 @@ import pstats
 import sys
 import time
 from pathlib import Path
+from atomgym.agents import config
 
 REPO = Path(__file__).resolve().parents[1]
 # (label, function) of the profile lines reported with --profile: cumulative time of each
@@ -39,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     from atomgym.agents import train
     torch.set_num_threads(1)
     try:
-        cfg = train.load_config(args.config)
-    except train.ConfigError as e:
+        cfg = config.load_config(args.config)
+    except config.ConfigError as e:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2
     algo = cfg["algo"]

@@ -4,9 +4,10 @@ replay; samples fall where asked."""
 import numpy as np
 import pytest
 
-from agents import baselines, episodes, evaluate
+from agents import baselines, episodes
 from atomgym.envs import AtomEnv
 from atomgym.sim.scenario import load_scenario
+from atomgym.agents import models
 
 SC = "incast-pagecache"
 DUR = 2.0
@@ -88,8 +89,8 @@ def test_a_batch_of_seeds_equals_each_seed_alone():
     model = _model(kw)
     sc = load_scenario(SC)
     seeds = np.array([21, 22, 23])
-    together, _ = evaluate.run_loaded(model, kw, sc, seeds, DUR)
-    alone = [evaluate.run_loaded(model, kw, sc, seeds[i:i + 1], DUR)[0][0] for i in range(3)]
+    together, _ = models.run_loaded(model, kw, sc, seeds, DUR)
+    alone = [models.run_loaded(model, kw, sc, seeds[i:i + 1], DUR)[0][0] for i in range(3)]
     assert together == alone
     assert len({m["cost"] for m in together}) == 3
 

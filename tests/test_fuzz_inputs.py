@@ -22,6 +22,7 @@ from atomgym.sim.scenario import (
     SCENARIO_DIR, Scenario, ScenarioError, _hints, _split_optional, load_scenario, load_trace,
 )
 from fuzz_helpers import NASTY_FLOAT, NASTY_INT, NASTY_SCALAR, NASTY_TEXT, fuzz_settings, mutate_lines, nasty_value, one_line
+from atomgym.agents import checkpoints, config, oracle, results
 
 
 def _tmpdir() -> Path:
@@ -281,12 +282,11 @@ def test_best_static_caches_damaged(data, capsys) -> None:
 
     import numpy as np
 
-    from agents import evaluate
     from fuzz_helpers import mutate_json
     scn = load_scenario("quiet")
     if not _CLEAN:
         d0 = _tmpdir()
-        _CLEAN["want"] = evaluate.best_static(scn, np.array([1]), 0.2, d0)[:2]
+        _CLEAN["want"] = oracle.best_static(scn, np.array([1]), 0.2, d0)[:2]
         (c0,) = d0.glob("quiet__*.json")
         _CLEAN["name"], _CLEAN["good"] = c0.name, json.loads(c0.read_text())
         shutil.rmtree(d0, ignore_errors=True)
@@ -295,7 +295,7 @@ def test_best_static_caches_damaged(data, capsys) -> None:
         cache = d / _CLEAN["name"]
         cache.write_text(data.draw(mutate_json(_CLEAN["good"])))
         capsys.readouterr()
-        got = evaluate.best_static(scn, np.array([1]), 0.2, d)[:2]
+        got = oracle.best_static(scn, np.array([1]), 0.2, d)[:2]
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) <= 1 and all(e.startswith("warning: damaged cache") for e in err), err
         if err:
@@ -333,9 +333,9 @@ def test_fuzz_a_resume_refuses_any_changed_identity_component(component, value, 
     assume(asked or component in ("simulator", "cost"))
     key, now_key = ("psi", "-", "q"), ("psi", "-", "q") if asked else ("v1-double", "-", "q")
     rows = [{"policy": "psi", "run": "-", "scenario": "q", "seed": "1000"}]
-    evaluate.check_resume(Path("ev/episodes.csv"), rows, {key: dict(_BLOCK)}, {now_key: dict(_BLOCK)})
+    results.check_resume(Path("ev/episodes.csv"), rows, {key: dict(_BLOCK)}, {now_key: dict(_BLOCK)})
     with pytest.raises(evaluate.UsageError) as e:
-        evaluate.check_resume(Path("ev/episodes.csv"), rows, {key: {**_BLOCK, component: value}},
+        results.check_resume(Path("ev/episodes.csv"), rows, {key: {**_BLOCK, component: value}},
                               {now_key: dict(_BLOCK)})
     one_line(str(e.value))
     for n in ("ev/episodes.csv", "psi on q", _NAMED[component], "--force"):
@@ -357,10 +357,10 @@ def test_fuzz_train_resume_refuses_any_changed_config_key(key, value, steps) -> 
     assume(_plain(_RUN_CFG.get(key)) != _plain(value) and (key != "total_timesteps"))
     d = _tmpdir()
     try:
-        train.write_run_identity(d, dict(_RUN_CFG))
-        train.check_resume_identity(d, {**_RUN_CFG, "total_timesteps": steps})
-        with pytest.raises(train.ConfigError) as e:
-            train.check_resume_identity(d, {**_RUN_CFG, key: value})
+        checkpoints.write_run_identity(d, dict(_RUN_CFG))
+        checkpoints.check_resume_identity(d, {**_RUN_CFG, "total_timesteps": steps})
+        with pytest.raises(config.ConfigError) as e:
+            checkpoints.check_resume_identity(d, {**_RUN_CFG, key: value})
         one_line(str(e.value))
         for n in ("config.yml", f"key(s) {key}", "--config"):
             assert n in str(e.value), (n, str(e.value))

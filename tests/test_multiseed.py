@@ -110,9 +110,11 @@ def test_huge_or_out_of_range_seeds_are_one_line():
 
 
 @pytest.mark.parametrize("opt, value, needle", [
-    ("--eval-duration-s", "nan", "--eval-duration-s nan"), ("--eval-duration-s", "-1", "--eval-duration-s -1"),
-    ("--eval-duration-s", "inf", "--eval-duration-s inf"), ("--eval-seeds", "0", "--eval-seeds 0"),
-    ("--eval-seeds", "1000001", "--eval-seeds 1000001"), ("--total-timesteps", "0", "--total-timesteps 0"),
+    ("--eval-duration-s", "nan", "argument --eval-duration-s: 'nan'"),
+    ("--eval-duration-s", "-1", "argument --eval-duration-s: '-1'"),
+    ("--eval-duration-s", "inf", "argument --eval-duration-s: 'inf'"), ("--eval-seeds", "0", "argument --eval-seeds: 0"),
+    ("--eval-seeds", "1000001", "argument --eval-seeds: 1000001"),
+    ("--total-timesteps", "0", "argument --total-timesteps: 0"),
 ])
 def test_evaluation_options_are_checked_before_training(tmp_path, capsys, opt, value, needle):
     runs = tmp_path / "runs"
@@ -124,8 +126,8 @@ def test_evaluation_options_are_checked_before_training(tmp_path, capsys, opt, v
 
 
 @pytest.mark.parametrize("opt, value, needle", [
-    ("--eval-duration-s", "nan", "--eval-duration-s nan"), ("--eval-seeds", "0", "--eval-seeds 0"),
-    ("--total-timesteps", "-5", "--total-timesteps -5"), ("--eval-every", "0", "--eval-every 0"),
+    ("--eval-duration-s", "nan", "argument --eval-duration-s: 'nan'"), ("--eval-seeds", "0", "argument --eval-seeds: 0"),
+    ("--total-timesteps", "-5", "argument --total-timesteps: -5"), ("--eval-every", "0", "argument --eval-every: 0"),
     ("--play", "sideways", "--play"),
 ])
 def test_fullreport_checks_its_options_before_training(tmp_path, capsys, opt, value, needle):

@@ -5,6 +5,7 @@ import numpy as np
 
 from agents import baselines, evaluate, oracle
 from atomgym.sim.scenario import load_scenario
+from atomgym.agents import episodes
 
 
 def test_hindsight_static_is_the_per_seed_minimum_of_the_grid_and_never_worse_than_default():
@@ -33,6 +34,6 @@ def test_planner_is_deterministic_and_its_action_list_replays_exactly():
     assert any(acts) and len(why) == sum(len(a) for a in acts)
     for j, s in enumerate(seeds):
         sim = oracle.replay_actions(sc, int(s), 2.0, acts[j])
-        assert evaluate.episode_metrics(sim, 0) == res[j]
+        assert episodes.episode_metrics(sim, 0) == res[j]
     kd = evaluate.run_policy(baselines.get("kernel-default"), sc, seeds, 2.0)
     assert sum(r["cost"] for r in res) < sum(r["cost"] for r in kd)     # on the incast it acts, and gains

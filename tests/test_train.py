@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from agents import train
+from atomgym.agents import callbacks, config
 
 SMALL = {"scenario": "quiet", "algo": "ppo", "seed": 3, "n_envs": 2, "total_timesteps": 128,
          "action_type": "discrete", "checkpoint_every": 64,
@@ -60,11 +61,11 @@ def test_unreadable_config_and_bad_resume(tmp_path, capsys):
 
 
 def test_shipped_configs_are_valid():
-    cfg = train.load_config(train.DEFAULT_CONFIG)
+    cfg = config.load_config(config.DEFAULT_CONFIG)
     assert cfg["algo"] == "ppo" and cfg["n_envs"] >= 1
-    shipped = sorted(train.DEFAULT_CONFIG.parent.glob("*.yaml"))
+    shipped = sorted(config.DEFAULT_CONFIG.parent.glob("*.yaml"))
     assert len(shipped) >= 3
-    kinds = {(c["scenario"], train.env_kwargs(c).get("action_type")) for c in map(train.load_config, shipped)}
+    kinds = {(c["scenario"], config.env_kwargs(c).get("action_type")) for c in map(config.load_config, shipped)}
     assert ("incast-pagecache", "continuous") in kinds and ("train-randomized", "discrete") in kinds
 
 
@@ -123,7 +124,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path, capsys, monke
                 raise KeyboardInterrupt
             return True
 
-    monkeypatch.setattr(train, "_reward_terms_callback", lambda: Interrupt())
+    monkeypatch.setattr(callbacks, "reward_terms_callback", lambda: Interrupt())
     cfg = {**SMALL, "checkpoint_every": 10_000}        # no periodic checkpoint before the interrupt
     runs = tmp_path / "runs"
     assert train.main(["--config", str(_write(tmp_path, cfg)), "--runs-dir", str(runs), "--no-eval"]) == 130
@@ -154,9 +155,9 @@ def test_reward_baseline_reaches_the_training_env():
 def test_train_config_fields_are_the_config_keys():
     """TrainConfig declares each YAML key once: its fields are the keys load_config accepts."""
     import dataclasses
-    names = {f.name for f in dataclasses.fields(train.TrainConfig) if not f.metadata.get("internal")}
-    assert names == train.KEYS
-    cfg = train.load_config(train.DEFAULT_CONFIG)
+    names = {f.name for f in dataclasses.fields(config.TrainConfig) if not f.metadata.get("internal")}
+    assert names == config.KEYS
+    cfg = config.load_config(config.DEFAULT_CONFIG)
     assert cfg.algo == cfg["algo"] and dict(cfg) == cfg.to_dict() and "frame_stack" not in cfg
 
 
@@ -175,7 +176,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path, capsys, monkeypatch)
                 raise interrupts.Interrupted(signal.SIGTERM)
             return True
 
-    monkeypatch.setattr(train, "_reward_terms_callback", lambda: Term())
+    monkeypatch.setattr(callbacks, "reward_terms_callback", lambda: Term())
     runs = tmp_path / "runs"
     cfg = {**SMALL, "checkpoint_every": 10_000}
     assert train.main(["--config", str(_write(tmp_path, cfg)), "--runs-dir", str(runs), "--no-eval"]) == 143

@@ -14,6 +14,7 @@ import yaml
 
 from agents import evaluate, train
 from atomgym.agents.normstats import NormStats
+from atomgym.agents import algos, build, checkpoints, config, episodes, models
 
 TINY = {"scenario": "quiet", "seed": 1, "n_envs": 2, "total_timesteps": 64, "checkpoint_every": 32,
         "env": {"duration_s": 1.0}}
@@ -79,21 +80,21 @@ def test_bad_option_is_one_line_exit_2(tmp_path, capsys, patch, needle):
 
 
 def test_env_mapping_flows_through_and_top_level_keys_still_work(tmp_path):
-    cfg = train.load_config(_write(tmp_path, {**_cfg("ppo"), "decision_interval_ms": 200,
+    cfg = config.load_config(_write(tmp_path, {**_cfg("ppo"), "decision_interval_ms": 200,
                                               "env": {"duration_s": 1.0, "w_knob": 0.5}}))
-    kw = train.env_kwargs(cfg)
+    kw = config.env_kwargs(cfg)
     assert kw == {"duration_s": 1.0, "w_knob": 0.5, "action_type": "discrete", "decision_interval_ms": 200.0}
     # the evaluation env: the same, without the training episode length and reward-only keys
-    assert train.eval_env_kwargs({**cfg, "reward_baseline": "default"}) == {
+    assert config.eval_env_kwargs({**cfg, "reward_baseline": "default"}) == {
         "w_knob": 0.5, "action_type": "discrete", "decision_interval_ms": 200.0}
-    venv = train.base_vec_env(cfg)
+    venv = build.base_vec_env(cfg)
     assert venv.venv.core.decision_interval_ms == 200.0 and venv.venv.episode_steps == 5
 
 
 @pytest.mark.parametrize("algo", list(ALGO_KW))
 def test_each_algo_trains_and_evaluates(tmp_path, algo):
     run = _train(tmp_path, _cfg(algo))
-    assert (run / "model.zip").is_file() and train.algo_of_model(run / "model.zip") == algo
+    assert (run / "model.zip").is_file() and algos.algo_of_model(run / "model.zip") == algo
     rows = _eval(tmp_path / "ev", str(run / "model.zip"))
     pols = {r["policy"] for r in rows}
     assert pols == {"kernel-default", algo}
@@ -120,7 +121,7 @@ def _manual_episode(model, stats, n_stack: int, seed: int, env_kw: dict) -> dict
         done = bool(term or trunc)
         buf = np.roll(buf, -d)
         buf[-d:] = norm(obs)
-    return evaluate.episode_metrics(env.unwrapped.core.sim, 0)
+    return episodes.episode_metrics(env.unwrapped.core.sim, 0)
 
 
 def test_vec_normalize_and_frame_stack_saved_loaded_and_frozen(tmp_path):
@@ -129,13 +130,13 @@ def test_vec_normalize_and_frame_stack_saved_loaded_and_frozen(tmp_path):
     pkl = run / "model.vecnormalize.npz"           # plain arrays: no pickle is written
     assert pkl.is_file() and not (run / "model.vecnormalize.pkl").exists()
     cks = sorted((run / "checkpoints").glob("model_*_steps.zip"))
-    assert cks and all(train.vecnormalize_path(c).is_file() for c in cks)
+    assert cks and all(checkpoints.vecnormalize_path(c).is_file() for c in cks)
     with np.load(pkl, allow_pickle=False) as z:
         assert set(z.files) >= {"obs_mean", "obs_var", "obs_count", "ret_mean", "ret_var", "ret_count", "clip_obs",
                                 "clip_reward", "epsilon", "gamma", "norm_obs", "norm_reward"}
     stats = NormStats.read(pkl)
     assert stats.obs_count > 1 and np.abs(stats.obs_mean).max() > 0    # learned during training
-    lm = evaluate.load_model(run / "model.zip")
+    lm = models.load_model(run / "model.zip")
     d = stats.obs_mean.shape[0]
     assert lm.model.observation_space.shape == (3 * d,) and lm.n_stack == 3
     assert isinstance(lm.vecnorm, NormStats)       # frozen: it has no update and no reward normalisation
@@ -159,8 +160,8 @@ def test_resume_with_vec_normalize(tmp_path, capsys):
     ck64 = run / "checkpoints" / "model_64_steps.zip"
     (run / "model.zip").unlink()
     ck64.unlink()
-    train.vecnormalize_path(ck64).unlink()
-    count32 = NormStats.read(train.vecnormalize_path(run / "checkpoints" / "model_32_steps.zip")).obs_count
+    checkpoints.vecnormalize_path(ck64).unlink()
+    count32 = NormStats.read(checkpoints.vecnormalize_path(run / "checkpoints" / "model_32_steps.zip")).obs_count
     assert train.main(["--resume", str(run), "--total-timesteps", "96", "--no-eval"]) == 0
     out = capsys.readouterr().out
     assert "model_32_steps.zip" in out and "(96 agent steps" in out
@@ -168,18 +169,18 @@ def test_resume_with_vec_normalize(tmp_path, capsys):
     assert stats.obs_count > count32          # continued from the checkpoint's statistics
     # a checkpoint whose statistics are missing is skipped, as a truncated one is
     (run / "model.zip").unlink()
-    train.vecnormalize_path(run / "checkpoints" / "model_96_steps.zip").unlink()
+    checkpoints.vecnormalize_path(run / "checkpoints" / "model_96_steps.zip").unlink()
     assert train.main(["--resume", str(run), "--no-eval"]) == 0
     assert "no normalisation statistics" in capsys.readouterr().err
 
 
 def test_multi_scenario_split_and_suite(tmp_path, monkeypatch):
-    assert train.split_envs(5, 2) == [3, 2] and train.split_envs(3, 3) == [1, 1, 1]
+    assert config.split_envs(5, 2) == [3, 2] and config.split_envs(3, 3) == [1, 1, 1]
     (tmp_path / "mine.txt").write_text("# a suite\nquiet\n\nincast-pagecache   # the headline\n")
     monkeypatch.setattr(suites, "SUITE_DIR", tmp_path)
-    assert train.read_suite("mine") == ["quiet", "incast-pagecache"]
-    cfg = train.load_config(_write(tmp_path, {**_cfg("ppo"), "n_envs": 3, "scenario": "suite:mine"}))
-    venv = train.base_vec_env(cfg)
+    assert suites.read_suite("mine") == ["quiet", "incast-pagecache"]
+    cfg = config.load_config(_write(tmp_path, {**_cfg("ppo"), "n_envs": 3, "scenario": "suite:mine"}))
+    venv = build.base_vec_env(cfg)
     assert [v.num_envs for v in venv.parts] == [2, 1]
     assert [v.venv.scenario.name for v in venv.parts] == ["quiet", "incast-pagecache"]
     obs = venv.reset()
@@ -261,7 +262,7 @@ def test_report_compares_the_best_learned_play_with_every_heuristic():
 def test_fullreport_reads_a_suite_and_names_a_missing_one(tmp_path, capsys, monkeypatch):
     from agents import fullreport
     monkeypatch.setattr(suites, "SUITE_DIR", tmp_path)
-    assert fullreport.main(["--config", str(train.DEFAULT_CONFIG), "--scenarios", "suite:test",
+    assert fullreport.main(["--config", str(config.DEFAULT_CONFIG), "--scenarios", "suite:test",
                             "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "suite:test: no file" in err and not (tmp_path / "rep").exists()

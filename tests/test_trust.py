@@ -19,6 +19,7 @@ import yaml
 
 from atomgym import paths, safefiles
 from atomgym.agents import evaluate, normstats, pretrained, safeload
+from atomgym.agents import checkpoints, config, models, oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = paths.PRETRAINED_DIR / "benchmark-ppo.zip"
@@ -91,7 +92,7 @@ def test_a_pickle_payload_in_a_model_zip_never_runs(tmp_path, key):
 
 def test_every_serialized_key_is_supplied_and_spaces_must_fit(tmp_path):
     data = safeload.read_data(SHIPPED)
-    obs, act = safeload.spaces_of(evaluate.load_model(SHIPPED).env_kw)
+    obs, act = safeload.spaces_of(models.load_model(SHIPPED).env_kw)
     objs = safeload.custom_objects(SHIPPED, data, "ppo", obs, act)
     assert set(objs) == set(safeload.serialized_keys(data))      # SB3 unpickles nothing
     assert objs["clip_range"] == 0.2 and objs["observation_space"] == obs
@@ -110,8 +111,7 @@ def test_every_serialized_key_is_supplied_and_spaces_must_fit(tmp_path):
 
 def _write_identity(run):
     """The identity.json agents.train writes into a new run folder (--resume checks it first)."""
-    from atomgym.agents import train
-    train.write_run_identity(run, train.load_config(run / "config.yml"))
+    checkpoints.write_run_identity(run, config.load_config(run / "config.yml"))
 
 
 def test_train_resume_refuses_a_checkpoint_with_a_payload(tmp_path):
@@ -185,22 +185,22 @@ def test_statistics_file_is_checked(tmp_path):
 # ---- shipped policies: digests -----------------------------------------------------------------------
 def test_shipped_policy_is_checked_against_its_digests(tmp_path, monkeypatch):
     assert set(pretrained.read_manifest(paths.PRETRAINED_DIR)) == {f.name for f in pretrained.shipped_files(SHIPPED)}
-    evaluate.load_model(SHIPPED)                              # the files as shipped load
+    models.load_model(SHIPPED)                              # the files as shipped load
     fake = tmp_path / "pretrained"
     fake.mkdir()
     for f in pretrained.shipped_files(SHIPPED):
         (fake / f.name).write_bytes(f.read_bytes())
     (fake / pretrained.MANIFEST).write_bytes((paths.PRETRAINED_DIR / pretrained.MANIFEST).read_bytes())
     monkeypatch.setattr(paths, "PRETRAINED_DIR", fake)
-    evaluate.load_model(fake / "benchmark-ppo.zip")
+    models.load_model(fake / "benchmark-ppo.zip")
     yml = fake / "benchmark-ppo.yml"
     yml.write_text(yml.read_text() + "# edited\n")
     with pytest.raises(ValueError, match="SHA-256 differs"):
-        evaluate.load_model(fake / "benchmark-ppo.zip")
+        models.load_model(fake / "benchmark-ppo.zip")
     (fake / "other.zip").write_bytes(SHIPPED.read_bytes())
     (fake / "other.yml").write_bytes(SHIPPED.with_suffix(".yml").read_bytes())
     with pytest.raises(ValueError, match="does not record"):
-        evaluate.load_model(fake / "other.zip")
+        models.load_model(fake / "other.zip")
 
 
 # ---- links we did not make ---------------------------------------------------------------------------
@@ -334,11 +334,11 @@ def test_sb3_reads_tensors_with_weights_only():
 def test_a_link_planted_in_the_cache_is_not_followed(tmp_path):
     from atomgym.sim.scenario import load_scenario
     sc, seeds = load_scenario("quiet"), np.array([5], np.int64)
-    want = evaluate.best_static(sc, seeds, 0.2, tmp_path)[:2]
+    want = oracle.best_static(sc, seeds, 0.2, tmp_path)[:2]
     (cache,) = tmp_path.glob("quiet__*.json")
     victim = tmp_path / "victim.json"
     victim.write_text(json.dumps({"mf_kb": 1, "wsf": 1}))
     cache.unlink()
     cache.symlink_to(victim)
-    assert evaluate.best_static(sc, seeds, 0.2, tmp_path)[:2] == want      # recomputed, not read through the link
+    assert oracle.best_static(sc, seeds, 0.2, tmp_path)[:2] == want      # recomputed, not read through the link
     assert json.loads(victim.read_text()) == {"mf_kb": 1, "wsf": 1} and not cache.is_symlink()

@@ -16,13 +16,21 @@
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from atomgym import safefiles
+from atomgym.agents import baselines, episodes, oracle, stats
+from atomgym.agents.config import eval_env_kwargs
+from atomgym.agents.models import run_loaded
+from atomgym.envs.core import score
 from atomgym.envs.cost import TERM_NAMES
+from atomgym.sim.scenario import load_scenario
+from atomgym.suites import scenarios_of
 
 _TERM_KEYS = tuple("term_" + n for n in TERM_NAMES)
 
@@ -106,28 +114,23 @@ class PeriodicEval(BaseCallback):
         self.ref_scores: dict[str, float] = {}
 
     def _init_callback(self) -> None:
-        from atomgym.agents import baselines, evaluate
-        from atomgym.envs.core import score
-        from atomgym.sim.scenario import load_scenario
         self.sc = load_scenario(self.scenario_name)
         self.dur = float(self.duration_s if self.duration_s is not None else self.sc.duration_s)
-        kd = evaluate.run_policy(baselines.get("kernel-default"), self.sc, self.seeds, self.dur)
+        kd = episodes.run(baselines.get("kernel-default"), self.sc, self.seeds, self.dur)
         self.kd_cost = np.array([r["cost"] for r in kd])
         for name in self.references:
             pol = baselines.get(name)
             if isinstance(pol, baselines.BestStatic):
-                mf, wsf, _ = evaluate.best_static(self.sc, self.seeds, self.dur, self.cache_dir or evaluate.DEFAULT_CACHE)
+                mf, wsf, _ = oracle.best_static(self.sc, self.seeds, self.dur, self.cache_dir or oracle.DEFAULT_CACHE)
                 pol.configure(mf, wsf)
-            res = evaluate.run_policy(pol, self.sc, self.seeds, self.dur)
+            res = episodes.run(pol, self.sc, self.seeds, self.dur)
             self.ref_scores[name] = float(np.mean([score(r["cost"], c) for r, c in zip(res, self.kd_cost)]))
-        from atomgym.agents import oracle
         res, _ = oracle.hindsight_static(self.sc, self.seeds, self.dur)
         self.ref_scores["oracle-static"] = float(np.mean([score(r["cost"], c) for r, c in zip(res, self.kd_cost)]))
         self.ref_scores["kernel-default"] = 1.0
         refs = self.out_csv.with_name("eval_refs.json")
-        from atomgym import safefiles            # the run folder may be one handed to --resume: no link followed
+        # the run folder may be one handed to --resume: no link followed
         if not refs.exists():
-            import json
             safefiles.write_text(refs, json.dumps({"scenario": self.sc.name, "seeds": [int(s) for s in self.seeds],
                                         "duration_s": self.dur, "scores": self.ref_scores}, indent=1))
         self._t0 = time.perf_counter()
@@ -137,17 +140,14 @@ class PeriodicEval(BaseCallback):
                 csv.writer(f).writerow(["steps", "wall_s", "score_mean", *[f"seed{s}" for s in self.seeds]])
 
     def evaluate_now(self) -> None:
-        from atomgym.agents import evaluate, stats
-        from atomgym.envs.core import score
         # the training's normalisation statistics as they are now (read only) and its frame stack
-        res, _ = evaluate.run_loaded(self.model, self.env_kw, self.sc, self.seeds, self.dur,
+        res, _ = run_loaded(self.model, self.env_kw, self.sc, self.seeds, self.dur,
                                      self.model.get_vec_normalize_env(), self.n_stack)
         s = np.array([score(r["cost"], c) for r, c in zip(res, self.kd_cost)])
         self.logger.record("eval/score", float(s.mean()))
         self.logger.record("eval/score_iqm", stats.iqm(s[:, None]) if len(s) > 1 else float(s[0]))
         for name, v in self.ref_scores.items():
             self.logger.record(f"eval/ref/{name}", v)
-        from atomgym import safefiles
         with safefiles.open_write(self.out_csv, append=True, newline="") as f:
             csv.writer(f).writerow([self.num_timesteps, round(time.perf_counter() - self._t0, 3), float(s.mean()),
                                     *[float(x) for x in s]])
@@ -173,7 +173,7 @@ class HParams(BaseCallback):
         self.cfg = cfg
 
     def _on_training_start(self) -> None:
-        from stable_baselines3.common.logger import HParam
+        from stable_baselines3.common.logger import HParam   # SB3's logger module: only this callback needs it
         flat: dict = {}
         for k, v in self.cfg.items():
             if isinstance(v, dict):
@@ -189,13 +189,36 @@ class HParams(BaseCallback):
         return True
 
 
+def reward_terms_callback():
+    """Logs, per rollout, each reward term's mean per agent step (``reward/<term>``: drops,
+    atomic_fail, reserved_mib_s, stall_s, knob_changes, deadlock) so TensorBoard shows which cost
+    the policy trades for which."""
+    class RewardTerms(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            self.sums: dict[str, float] = {}
+            self.n = 0
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                for k, v in info.items():
+                    if k.startswith("reward_"):
+                        self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            self.n += len(self.locals["infos"])
+            return True
+
+        def _on_rollout_end(self) -> None:
+            for k, v in self.sums.items():
+                self.logger.record(f"reward/{k[len('reward_'):]}", v / max(self.n, 1))
+
+    return RewardTerms()
+
+
 def training_callbacks(cfg: dict, run: Path) -> list[BaseCallback]:
     """The callbacks agents.train adds: domain scalars, hyperparameters, and (with the config's
     ``evaluate``/``checkpoint_every``) the periodic evaluation on held-out seeds 10000..10002 of
     the training scenario (evaluation seeds of agents.evaluate start at 1000: no overlap with
     either the training seeds or the final evaluation)."""
-    from atomgym.agents import train
     every = int(cfg.get("eval_every") or cfg.get("checkpoint_every") or 20000)
     return [DomainScalars(), HParams(cfg),
-            PeriodicEval(train.scenarios_of(cfg["scenario"])[0], train.eval_env_kwargs(cfg), every,
+            PeriodicEval(scenarios_of(cfg["scenario"])[0], eval_env_kwargs(cfg), every,
                          [10000, 10001, 10002], run / "eval_curve.csv", n_stack=cfg.get("frame_stack") or None)]

@@ -21,10 +21,14 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from atomgym.envs.config import EnvConfig
+from atomgym.envs.core import Core
+from atomgym.envs.cost import TERM_BY_NAME, default_cost
+from atomgym.sim import Simulator
+
 
 def episode_metrics(sim, i: int) -> dict[str, float]:
     """The domain metrics of machine i's episode (cumulative counters since reset)."""
-    from atomgym.envs.cost import TERM_BY_NAME, default_cost
     c = sim.counter_dict(i)
     m = {
         "drops_rx_missed": c["rx_missed"], "drops_rcvbuf": c["rcvbuf_drop"], "drops_pfmemalloc": c["pfmemalloc_drop"],
@@ -63,7 +67,6 @@ def run(policy: Policy, scenario, seeds: np.ndarray, duration_s: float, log: lis
     are appended; ``sims``: the Simulator is appended (for a caller that needs more than the
     metrics); ``on_sample(sim)``: called at t = 0 and every ``every_ms`` of simulated time (and at
     the end), after the policy's decision there."""
-    from atomgym.sim import Simulator
     seeds = np.asarray(seeds, np.int64)
     B = len(seeds)
     sim = Simulator(scenario, n_machines=B, tuner=policy.tuner)
@@ -188,7 +191,6 @@ class ModelPolicy:
     tuner = "none"
 
     def __init__(self, env_kw: dict, scenario, player, name: str = "model", record: bool = False) -> None:
-        from atomgym.envs.config import EnvConfig
         # the env the model was trained with, without the reward's machinery (no reward is read here)
         kw = {**env_kw, "reward_baseline": "none", "compute_score": False}
         kw.pop("duration_s", None)
@@ -199,7 +201,6 @@ class ModelPolicy:
         self.recorded: list[list] = []
 
     def reset(self, sim, seeds: np.ndarray) -> list[str]:
-        from atomgym.envs.core import Core
         self.core = Core(self.config, sim.B, sim=sim)
         live = np.ones(sim.B, bool)
         self.core.start_episode(live)

@@ -11,8 +11,8 @@ is the verdict.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -20,15 +20,24 @@ import sys
 import time
 from pathlib import Path
 
-from atomgym.agents import command, who
+import numpy as np
+import yaml
+
+from atomgym import interrupts, safefiles, schema
+from atomgym.agents import baselines, command, evaluate, multiseed, plots, report, stats, who
+from atomgym.agents.config import as_dict, check_unique_names, load_config
+from atomgym.agents.policies import play_label
+from atomgym.agents.usage import Parser, UsageError, run_main
 from atomgym.paths import CHECKOUT, RUNS_DIR, TRAIN_CONFIG_DIR
+from atomgym.schema import parse_plays
+from atomgym.sim.scenario import load_scenario
+from atomgym.suites import scenarios_of
 
 # the benchmark: train on configs/suites/train.txt with this config, judge on configs/suites/test.txt
 BENCHMARK_CONFIG = TRAIN_CONFIG_DIR / "benchmark.yaml"
 
 
 def _machine() -> str:
-    import os
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -64,65 +73,33 @@ def _commit() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from atomgym import interrupts
-    try:
-        with interrupts.interruptible():   # SIGTERM/SIGHUP as Ctrl-C: the training processes are stopped
-            return _main(argv)
-    except KeyboardInterrupt as e:
-        print(f"{who('fullreport')}: interrupted ({interrupts.signal_name(e)}); the training runs were stopped; "
-              f"the report folder is incomplete (no report.md)", file=sys.stderr)
-        return interrupts.exit_code(e)
+    return run_main("fullreport", lambda: _main(argv), lambda e: (
+        f"interrupted ({interrupts.signal_name(e)}); the training runs were stopped; "
+        "the report folder is incomplete (no report.md)"))
 
 
 def _main(argv: list[str] | None) -> int:
-    from atomgym.agents import multiseed, plots, report, train
-    ap = argparse.ArgumentParser(prog=command("fullreport"), description=__doc__.split("\n\n")[1])
-    ap.add_argument("--seeds", default="0-9", help="training seeds (default 0-9)")
-    ap.add_argument("--config", type=Path, default=BENCHMARK_CONFIG,
-                    help="training config (default configs/train/benchmark.yaml: the benchmark's learned policy)")
-    ap.add_argument("--total-timesteps", type=int)
-    ap.add_argument("--scenarios", default="suite:test",
-                    help="comma-separated scenario names or YAML paths, or suite:NAME (configs/suites/NAME.txt, "
-                         "e.g. suite:test: the held-out test suite)")
-    ap.add_argument("--play", default="deterministic,stochastic",
-                    help="how the learned models are evaluated (agents.evaluate --play); default both")
-    ap.add_argument("--eval-seeds", type=int, default=10)
-    ap.add_argument("--eval-duration-s", type=float)
-    ap.add_argument("--no-planner", action="store_true", help="skip the oracle-planner rows")
-    ap.add_argument("--eval-every", type=int, help="agent steps between held-out evaluations (and checkpoints) "
-                    "during training; default the config's checkpoint_every")
-    ap.add_argument("--out", type=Path, help="default runs/report-<time>")
-    ap.add_argument("--ray-address")
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
+    ap = Parser("fullreport", description=__doc__.split("\n\n")[1])
+    schema.add_arguments(ap, schema.FULLREPORT)
+    args = ap.parse_args(argv)
+    args.config = args.config or BENCHMARK_CONFIG
     t_all = time.perf_counter()
     cmd = " ".join(shlex.quote(a) for a in [*command("fullreport").split(), *(sys.argv[1:] if argv is None else argv)])
     out = args.out or RUNS_DIR / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():
-        print(f"{who('fullreport')}: error: {out} exists; choose another --out", file=sys.stderr)
-        return 2
+        raise UsageError(f"{out} exists; choose another --out")
+    seeds = multiseed.parse_seeds(args.seeds)
+    # every option the evaluation takes is checked by its spec before the first training run
     try:
-        seeds = multiseed.parse_seeds(args.seeds)
-        # every option the evaluation takes, checked before the first training run
-        multiseed.check_eval_options(args.eval_seeds, args.eval_duration_s, args.total_timesteps)
-        if args.eval_every is not None and not 1 <= args.eval_every <= 10**12:
-            raise multiseed.UsageError(f"--eval-every {args.eval_every}: expected a positive integer")
-        from atomgym.agents.evaluate import _plays
-        try:
-            _plays(args.play)
-        except argparse.ArgumentTypeError as e:
-            raise multiseed.UsageError(f"--play {e}") from None
-        cfg = train.load_config(args.config)
-        scenario_list = train.scenarios_of([x.strip() for x in args.scenarios.split(",") if x.strip()] or "",
-                                           None, "--scenarios")
-        args.scenarios = ",".join(scenario_list)
-        # two files of one name are refused by agents.evaluate: now, not after the training
-        train._check_unique_names("--scenarios", scenario_list)
-    except (multiseed.UsageError, train.ConfigError) as e:
-        print(f"{who('fullreport')}: error: {e}", file=sys.stderr)
-        return 2
+        plays = parse_plays(args.play)
+    except ValueError as e:
+        raise UsageError(f"--play {e}") from None
+    cfg = load_config(args.config)
+    scenario_list = scenarios_of([x.strip() for x in args.scenarios.split(",") if x.strip()] or "", None,
+                                 "--scenarios")
+    args.scenarios = ",".join(scenario_list)
+    # two files of one name are refused by agents.evaluate: now, not after the training
+    check_unique_names("--scenarios", scenario_list)
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
     if args.eval_every is not None:
@@ -132,9 +109,8 @@ def _main(argv: list[str] | None) -> int:
     cfg["evaluate"] = {**(cfg.get("evaluate") or {}), "scenarios": args.scenarios.split(",")}
     cfg["evaluate"].pop("policies", None)
     rcfg = out / "config.yml"
-    import yaml
-    from atomgym import safefiles                # files of the folder made just now: created, never through a link
-    safefiles.write_text(rcfg, yaml.safe_dump(train.as_dict(cfg), sort_keys=False), exclusive=True)
+    # files of the folder made just now: created, never through a link
+    safefiles.write_text(rcfg, yaml.safe_dump(as_dict(cfg), sort_keys=False), exclusive=True)
     t0 = time.perf_counter()
     res = multiseed.dispatch([(str(_seed_cfg(out, cfg, s)), str(out / "runs"), None) for s in seeds],
                              args.ray_address, None, True)
@@ -147,14 +123,12 @@ def _main(argv: list[str] | None) -> int:
     models = sorted((Path(r["run"]) / "model.zip" for r in ok), key=lambda p: p.parent.name)
     label = cfg["algo"]
     # 2. evaluation: every baseline, the oracles, the models (runs of one policy)
-    from atomgym.agents import baselines, evaluate
     pols = [*baselines.names(), *([] if args.no_planner else ["oracle-planner"]), *[f"{label}={m}" for m in models]]
-    eargs = ["--policies", ",".join(pols), "--scenarios", args.scenarios, "--seeds", str(args.eval_seeds),
-             "--out", str(out / "eval"), "--no-summary", "--play", args.play]
-    if args.eval_duration_s is not None:
-        eargs += ["--duration-s", str(args.eval_duration_s)]
+    opts = evaluate.Options(policies=",".join(pols), scenarios=args.scenarios, seeds=args.eval_seeds,
+                            out=out / "eval", no_summary=True, play=plays,
+                            duration_s=args.eval_duration_s)
     t0 = time.perf_counter()
-    rc = evaluate.main(eargs)
+    rc = evaluate.run(opts)
     t_eval = time.perf_counter() - t0
     if rc != 0:
         return rc
@@ -167,7 +141,6 @@ def _main(argv: list[str] | None) -> int:
                  if (m.parent / "eval_refs.json").is_file()), {})
     if curves:
         pngs.append(plots.learning_curves(curves, refs, out / "learning-curves.png"))
-    from atomgym.sim.scenario import load_scenario
     sc = load_scenario(args.scenarios.split(",")[0])
     dur = args.eval_duration_s or float(sc.duration_s)
     traces = {f"{label} ({models[0].parent.name.split('__')[2] if '__' in models[0].parent.name else 'run 0'})":
@@ -177,7 +150,7 @@ def _main(argv: list[str] | None) -> int:
     pngs.append(plots.timeseries_plot(traces, sc.name, 1000, out / f"timeseries-{sc.name}.png"))
     planner_wall = df[df["policy"] == "oracle-planner"].groupby("scenario")["wall_s"].sum() if "wall_s" in df else None
     body = report.summary(df)
-    learned = [evaluate.play_label(label, p) for p in args.play.split(",") if p.strip()]
+    learned = [play_label(label, p) for p in args.play.split(",") if p.strip()]
     vs_table, verdict = learned_vs_heuristics(df, learned)
     t_report = time.perf_counter() - t0
     wall = time.perf_counter() - t_all
@@ -201,7 +174,7 @@ def _main(argv: list[str] | None) -> int:
               "## Best learned policy against every heuristic", "", vs_table,
               "## Tables", "", body, "## Figures", ""]
     lines += [f"![{p.stem}]({p.name})" for p in pngs]
-    evaluate.write_atomic(out / "report.md", "\n".join(lines) + "\n")
+    safefiles.replace_text(out / "report.md", "\n".join(lines) + "\n")
     print(f"wrote {out / 'report.md'} and {len(pngs)} figures ({wall:.0f} s)")
     print(verdict)
     return 0
@@ -214,10 +187,6 @@ def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str
     fraction of the default-to-oracle cost gap closed (mean over scenarios). Returns (markdown
     table, one-line verdict); the benchmark's target: P >= 0.75 and the IQM-difference CI above 0
     against every heuristic."""
-    import numpy as np
-
-    from atomgym.agents import baselines, stats
-    from atomgym.agents.report import _fmt_ci
     d, _ = stats.dedupe(df)
     u = stats.units(d)
     learned = [p for p in learned if p in set(d["policy"])]
@@ -245,12 +214,12 @@ def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str
         diff = float(b.iqm - ag.loc[h, "iqm"])
         ok = pi >= 0.75 and dlo > 0
         wins += ok
-        rows.append(f"| {h} | {_fmt_ci(ag.loc[h, 'iqm'], ag.loc[h, 'iqm_lo'], ag.loc[h, 'iqm_hi'])} | "
-                    f"{_fmt_ci(diff, dlo, dhi)} | {_fmt_ci(pi, plo, phi)} | {gcm.get(h, float('nan')):.2f} | "
+        rows.append(f"| {h} | {report.fmt_ci(ag.loc[h, 'iqm'], ag.loc[h, 'iqm_lo'], ag.loc[h, 'iqm_hi'])} | "
+                    f"{report.fmt_ci(diff, dlo, dhi)} | {report.fmt_ci(pi, plo, phi)} | {gcm.get(h, float('nan')):.2f} | "
                     f"{'yes' if ok else 'no'} |")
     play = "stochastic" if best.endswith("-stochastic") else "deterministic"
     head = (f"Best learned policy: `{best}` ({play} play; {int(b.runs)} training runs), IQM "
-            f"{_fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}, oracle gap closed {gcm.get(best, float('nan')):.2f}, "
+            f"{report.fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}, oracle gap closed {gcm.get(best, float('nan')):.2f}, "
             f"on {', '.join(scs)}.\n\n"
             "| heuristic | IQM [95 % CI] | IQM difference (learned - heuristic) | P(learned > heuristic) | "
             "oracle gap closed | beaten (P >= 0.75, difference CI > 0) |\n|---|---|---|---|---|---|\n")
@@ -263,10 +232,8 @@ def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str
 
 
 def _seed_cfg(out: Path, cfg: dict, seed: int) -> Path:
-    import yaml
     p = out / "configs" / f"seed{seed}.yaml"
     p.parent.mkdir(parents=True, exist_ok=True)
-    from atomgym import safefiles
     safefiles.write_text(p, yaml.safe_dump({**cfg, "seed": seed}, sort_keys=False), exclusive=True)
     return p
 

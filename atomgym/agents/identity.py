@@ -15,6 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import atomgym.sim as engine     # engine.sources_digest read at call time (tests replace it)
+from atomgym.agents.models import model_config_path
+from atomgym.envs.cost import definition
+from atomgym.sim.scenario import resolve_path, scenario_to_dict
+
 # a file named by a scenario is read at most this far when hashed (the loaders refuse larger ones)
 MAX_HASHED_BYTES = (512 << 20) + 1
 
@@ -38,7 +43,6 @@ def _update_file(h: "hashlib._Hash", path: Path) -> None:
 
 def scenario_digest(sc) -> str:
     """The resolved scenario (every key, after defaults) and the bytes of its trace and snapshot files."""
-    from atomgym.sim.scenario import resolve_path, scenario_to_dict
     h = hashlib.sha256(json.dumps(scenario_to_dict(sc), sort_keys=True, default=str).encode())
     files = [t.trace for t in sc.traffic if t.kind == "replay" and t.trace is not None]
     if sc.machine.snapshot is not None:
@@ -51,7 +55,6 @@ def scenario_digest(sc) -> str:
 def model_files(path: Path) -> list[Path]:
     """The files a trained model is played from: the .zip, its config (NAME.yml or the run's
     config.yml) and its normalisation statistics (``<stem>.vecnormalize.*`` beside it)."""
-    from atomgym.agents.evaluate import model_config_path
     out = [path]
     cfg = model_config_path(path)
     if cfg is not None:
@@ -69,13 +72,11 @@ def model_digest(path: Path) -> str:
 
 
 def cost_digest() -> str:
-    from atomgym.envs.cost import definition
     return hashlib.sha256(definition().encode()).hexdigest()[:16]
 
 
 def simulator_digest() -> str:
-    from atomgym.sim import sources_digest
-    return str(sources_digest())
+    return str(engine.sources_digest())
 
 
 # how each component is named in a refusal

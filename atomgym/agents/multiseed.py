@@ -14,45 +14,33 @@ one after another in this process's machine.
 """
 from __future__ import annotations
 
-import argparse
+import itertools
 import json
+import math
 import os
 import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from atomgym.agents import command, who
+from atomgym import files, interrupts, safefiles, schema
+from atomgym.agents import baselines, command, evaluate, plots, report, who
+from atomgym.agents.config import DEFAULT_CONFIG, as_dict, load_config, scenario_label
+from atomgym.agents.usage import Parser, UsageError, run_main
 from atomgym.paths import CHECKOUT, PACKAGE_DIR, RUNS_DIR
-
-
-class UsageError(ValueError):
-    pass
+from atomgym.schema import ConfigError
+from atomgym.suites import scenarios_of
 
 
 MAX_TRAIN_SEED = 2**32 - 1      # agents.train's seed (SB3 seeds numpy's legacy generator)
 MAX_GRID_POINTS = 1000
 MAX_SWEEP_BYTES = 1 << 20
-
-
-def check_eval_options(eval_seeds: int, eval_duration_s: float | None, total_timesteps: int | None) -> None:
-    """The evaluation and training options, checked before any training run starts (they were
-    checked only by agents.evaluate, after every run had trained)."""
-    import math
-
-    from atomgym.agents import evaluate
-    if total_timesteps is not None and not 1 <= total_timesteps <= 10**12:
-        raise UsageError(f"--total-timesteps {total_timesteps}: expected a positive integer (at most 10**12)")
-    if not 1 <= eval_seeds <= 100000:
-        raise UsageError(f"--eval-seeds {eval_seeds}: expected an integer in [1, 100000]")
-    if eval_duration_s is not None and not (math.isfinite(eval_duration_s)
-                                            and 0 < eval_duration_s <= evaluate.MAX_DURATION_S):
-        raise UsageError(f"--eval-duration-s {eval_duration_s}: expected a number of seconds in "
-                         f"(0, {evaluate.MAX_DURATION_S:.0f}]")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -75,18 +63,6 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
-def argv_from_train(args) -> list[str]:
-    """The multiseed command line of an ``agents.train --seeds`` invocation."""
-    av = ["--seeds", args.seeds, "--config", str(args.config), "--runs-dir", str(args.runs_dir)]
-    if args.total_timesteps is not None:
-        av += ["--total-timesteps", str(args.total_timesteps)]
-    if args.ray_address:
-        av += ["--ray-address", args.ray_address]
-    if args.resume:
-        raise SystemExit(f"{who('train')}: error: --seeds and --resume: resume each run folder on its own")
-    return av
-
-
 def _train_one(cfg_path: str, runs_dir: str, total: int | None) -> dict:
     """One training run in a subprocess (its own interpreter: torch threads, numba, Ctrl-C)."""
     cmd = [sys.executable, "-m", "atomgym.agents.train", "--config", cfg_path, "--runs-dir", runs_dir, "--no-eval"]
@@ -98,7 +74,6 @@ def _train_one(cfg_path: str, runs_dir: str, total: int | None) -> dict:
     # this atomgym, also in the child (a checkout on PYTHONPATH, or the installed package)
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_DIR.parent), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     t0 = time.perf_counter()
-    from atomgym import interrupts
     # stopped with us: subprocess.run kills it on Ctrl-C/SIGTERM, the kernel if we are killed (-9)
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(CHECKOUT) if CHECKOUT is not None else None,
                        preexec_fn=interrupts.die_with_parent())
@@ -109,7 +84,7 @@ def _train_one(cfg_path: str, runs_dir: str, total: int | None) -> dict:
 
 def dispatch(jobs: list[tuple[str, str, int | None]], ray_address: str | None, num_cpus: int | None,
              use_ray: bool) -> list[dict]:
-    from tqdm import tqdm
+    from tqdm import tqdm     # imported here: slow to import, and only a dispatch draws a bar
     bar = tqdm(total=len(jobs), desc="training runs", unit="run", disable=None, file=sys.stderr)
     results: list[dict] = []
     ray = None
@@ -144,56 +119,73 @@ def dispatch(jobs: list[tuple[str, str, int | None]], ray_address: str | None, n
     return results
 
 
+@dataclass
+class Options:
+    """A multiseed run, as its command line gives it (agents.train --seeds builds one)."""
+    seeds: str
+    config: Path = DEFAULT_CONFIG
+    total_timesteps: int | None = None
+    runs_dir: Path = RUNS_DIR
+    ray_address: str | None = None
+    num_cpus: int | None = None
+    eval_seeds: int = 10
+    eval_duration_s: float | None = None
+    no_ray: bool = False
+    label: str | None = None
+    sweep: Path | None = None
+
+    def argv(self) -> list[str]:
+        """Its command line (the group folder's command.txt)."""
+        av = ["--seeds", self.seeds, "--config", str(self.config), "--runs-dir", str(self.runs_dir)]
+        if self.total_timesteps is not None:
+            av += ["--total-timesteps", str(self.total_timesteps)]
+        if self.ray_address:
+            av += ["--ray-address", self.ray_address]
+        return av
+
+
+def parser() -> Parser:
+    """The command line, derived from the option specs (atomgym.schema.MULTISEED)."""
+    ap = Parser("multiseed", description=__doc__.split("\n\n")[1])
+    schema.add_arguments(ap, schema.MULTISEED)
+    return ap
+
+
 def main(argv: list[str] | None = None) -> int:
-    from atomgym import interrupts
-    try:
-        with interrupts.interruptible():   # SIGTERM/SIGHUP as Ctrl-C: the training processes are stopped
-            return _main(argv)
-    except UsageError as e:
-        print(f"{who('multiseed')}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"{who('multiseed')}: interrupted ({interrupts.signal_name(e)}); the training runs were stopped; "
-              f"the group folder is incomplete (no runs.json)", file=sys.stderr)
-        return interrupts.exit_code(e)
+    def body() -> int:
+        args = vars(parser().parse_args(argv))
+        args["config"] = args["config"] or DEFAULT_CONFIG
+        args["runs_dir"] = args["runs_dir"] or RUNS_DIR
+        return multiseed(Options(**args), argv)
+    return run_main("multiseed", body, _interrupted)
 
 
-def _main(argv: list[str] | None) -> int:
-    from atomgym.agents import train
-    ap = argparse.ArgumentParser(prog=command("multiseed"), description=__doc__.split("\n\n")[1])
-    ap.add_argument("--seeds", required=True)
-    ap.add_argument("--config", type=Path, default=train.DEFAULT_CONFIG)
-    ap.add_argument("--total-timesteps", type=int)
-    ap.add_argument("--runs-dir", type=Path, default=RUNS_DIR)
-    ap.add_argument("--ray-address")
-    ap.add_argument("--num-cpus", type=int, help="Ray on this machine: CPUs (tasks at once); default all")
-    ap.add_argument("--eval-seeds", type=int, default=10, help="evaluation seeds per scenario (default 10)")
-    ap.add_argument("--eval-duration-s", type=float, help="evaluation episode length (default the scenario's)")
-    ap.add_argument("--no-ray", action="store_true")
-    ap.add_argument("--label", help="the policy's name in tables (default: the algorithm, e.g. ppo)")
-    ap.add_argument("--sweep", type=Path, help="YAML with a grid of config values (module docstring)")
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
+def run(opts: Options) -> int:
+    """A multiseed run for another command (agents.train --seeds), its errors as multiseed's."""
+    return run_main("multiseed", lambda: multiseed(opts, opts.argv()), _interrupted)
+
+
+def _interrupted(e: KeyboardInterrupt) -> str:
+    return (f"interrupted ({interrupts.signal_name(e)}); the training runs were stopped; the group folder is "
+            "incomplete (no runs.json)")
+
+
+def multiseed(args: Options, argv: list[str] | None) -> int:
+    """Train args.seeds runs of args.config, evaluate them as one policy (UsageError on bad input)."""
+    schema.check_values(args, schema.MULTISEED)   # a caller's Options as the command line's
     seeds = parse_seeds(args.seeds)
     try:
-        cfg = train.load_config(args.config)
-    except train.ConfigError as e:
+        cfg = load_config(args.config)
+    except ConfigError as e:
         raise UsageError(str(e)) from None
-    check_eval_options(args.eval_seeds, args.eval_duration_s, args.total_timesteps)
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
-    if args.num_cpus is not None and args.num_cpus < 1:
-        raise UsageError(f"--num-cpus {args.num_cpus}: expected a positive integer")
     label = args.label or cfg["algo"]
-    from atomgym import safefiles
     if not safefiles.valid_name(label):            # checked before any training: the policy's name in the tables
         raise UsageError(f"--label {label!r}: allowed: {safefiles.NAME_CHARS}, no '..'")
     points = sweep_points(args.sweep, cfg, label) if args.sweep else [(label, cfg)]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    from atomgym.agents import train
-    group = args.runs_dir / f"multiseed-{train.scenario_label(cfg)}__{cfg['algo']}__{stamp}"
+    group = args.runs_dir / f"multiseed-{scenario_label(cfg)}__{cfg['algo']}__{stamp}"
     k = 1
     while group.exists():
         group = group.with_name(f"{group.name.split('.')[0]}.{k}")
@@ -202,7 +194,7 @@ def _main(argv: list[str] | None) -> int:
         (group / "configs").mkdir(parents=True)
     except OSError as e:
         raise UsageError(f"--runs-dir {args.runs_dir}: cannot create {group} ({e.strerror})") from None
-    from atomgym import safefiles                # files of a folder made just now: created, never through a link
+    # files of a folder made just now: created, never through a link
     cmd = [sys.executable, "-m", "atomgym.agents.multiseed", *(sys.argv[1:] if argv is None else argv)]
     safefiles.write_text(group / "command.txt", " ".join(shlex.quote(a) for a in cmd) + "\n", exclusive=True)
     jobs, labels = [], {}
@@ -233,12 +225,6 @@ def _main(argv: list[str] | None) -> int:
 
 def sweep_points(path: Path, cfg: dict, label: str) -> list[tuple[str, dict]]:
     """The configs of a sweep file's grid (every combination), each validated as a training config."""
-    import itertools
-
-    from atomgym.agents import train
-    import math
-
-    from atomgym import files
     try:
         d = files.read_yaml(path, MAX_SWEEP_BYTES, "a sweep file (grid: {dotted.key: [values, ...]})")
     except files.FileError as e:
@@ -254,7 +240,7 @@ def sweep_points(path: Path, cfg: dict, label: str) -> list[tuple[str, dict]]:
         raise UsageError(f"{path}: {n} grid points; at most {MAX_GRID_POINTS}")
     out = []
     for combo in itertools.product(*grid.values()):
-        c = yaml.safe_load(yaml.safe_dump(train.as_dict(cfg)))   # a deep copy
+        c = yaml.safe_load(yaml.safe_dump(as_dict(cfg)))   # a deep copy
         parts = []
         for k, v in zip(grid, combo):
             keys = k.split(".")
@@ -265,13 +251,12 @@ def sweep_points(path: Path, cfg: dict, label: str) -> list[tuple[str, dict]]:
                     raise UsageError(f"{path}: grid.{k}: {kk} is not a mapping in the config")
             node[keys[-1]] = v
             parts.append(keys[-1] + "".join(ch if ch.isalnum() or ch in "._+" else "_" for ch in str(v)))
-        import tempfile
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d) / "point.yaml"
             tmp.write_text(yaml.safe_dump(c, sort_keys=False))
             try:
-                train.load_config(tmp)
-            except train.ConfigError as e:
+                load_config(tmp)
+            except ConfigError as e:
                 raise UsageError(f"{path}: grid point {' '.join(parts)}: {str(e).split(': ', 1)[-1]}") from None
         out.append(("-".join([label, *parts]), c))
     return out
@@ -281,16 +266,14 @@ def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_see
                    duration_s: float | None) -> int:
     """Every baseline and the models (one label, runs = training seeds) on the config's evaluation
     scenarios; learning curves; the verdict as the last line."""
-    from atomgym.agents import baselines, evaluate, plots, train
     ev = cfg.get("evaluate") or {}
     pols = list(ev.get("policies") or baselines.names())
-    eargs = ["--policies", ",".join([*pols, *[f"{lab}={m}" for lab, m in models]]),
-             "--scenarios", ",".join(ev.get("scenarios") or train.scenarios_of(cfg["scenario"])),
-             "--seeds", str(n_seeds), "--out", str(group / "eval")]
-    if duration_s is not None or ev.get("duration_s") is not None:
-        eargs += ["--duration-s", str(duration_s if duration_s is not None else ev["duration_s"])]
-    print(f"evaluating: {command('evaluate')} " + " ".join(shlex.quote(a) for a in eargs))
-    rc = evaluate.main(eargs)
+    opts = evaluate.Options(policies=",".join([*pols, *[f"{lab}={m}" for lab, m in models]]),
+                            scenarios=",".join(ev.get("scenarios") or scenarios_of(cfg["scenario"])),
+                            seeds=n_seeds, out=group / "eval",
+                            duration_s=duration_s if duration_s is not None else ev.get("duration_s"))
+    print(f"evaluating: {command('evaluate')} " + " ".join(shlex.quote(a) for a in opts.argv()))
+    rc = evaluate.run(opts)
     if rc != 0:
         return rc
     labs = list(dict.fromkeys(lab for lab, _ in models))
@@ -302,7 +285,6 @@ def evaluate_group(group: Path, cfg: dict, models: list[tuple[str, Path]], n_see
                          if (m.parent / "eval_refs.json").is_file()), {})
             name = "learning-curves.png" if len(labs) == 1 else f"learning-curves-{k}.png"
             print(f"wrote {plots.learning_curves(curves, refs, group / 'eval' / name)}" + (f" ({lab})" if len(labs) > 1 else ""))
-    from atomgym.agents import report
     df = report.load_rows(group / "eval" / "episodes.csv")
     for lab in labs:
         print(report.verdict(df, lab))

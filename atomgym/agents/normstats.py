@@ -19,6 +19,8 @@ import numpy as np
 
 from atomgym import files
 
+from atomgym.agents import command
+
 FORMAT = "atomgym-vecnormalize"
 VERSION = 1
 MAX_BYTES = 16 << 20          # a few kB for the env's observations; reads stop here
@@ -42,7 +44,7 @@ def legacy_path(model_zip: Path) -> Path:
 
 def legacy_message(pkl: Path) -> str:
     return (f"{pkl}: normalisation statistics in the old pickle format are not read (a pickle can run code); "
-            f"if you trust the file, convert it: python -m agents.pretrained convert-stats {pkl}")
+            f"if you trust the file, convert it: {command('pretrained')} convert-stats {pkl}")
 
 
 class NormStats:

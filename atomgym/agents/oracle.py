@@ -15,12 +15,29 @@ default-to-oracle cost gap a policy closes), not policies a machine could run.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+from atomgym import files, safefiles
+from atomgym.agents.episodes import episode_metrics
+from atomgym.agents.identity import scenario_digest
+from atomgym.envs.cost import definition as cost_definition
+from atomgym.envs.cost import score as env_score
 from atomgym.envs.spaces import LEVEL_MF, LEVEL_WSF, grid_mf_kb
 from atomgym.kernel.zones import PAGE_KB
+from atomgym.paths import RUNS_DIR
+import atomgym.sim as engine     # engine.sources_digest read at call time: a cache key of the engine now
+from atomgym.sim import Simulator
+from atomgym.sim.scenario import load_scenario
+from atomgym.suites import load_suite
+
+DEFAULT_CACHE = RUNS_DIR / "best-static-cache"      # the sweeps' cache (agents.evaluate --cache-dir)
+MAX_CACHE_BYTES = 16 << 20
 
 # min_free_kbytes: "boot" = the kernel's value, "x2" = twice it, a float = that fraction of RAM, an
 # int = kB; watermark_scale_factor: -1 = the kernel's value. (Shared with best-static's sweep.) The
@@ -49,8 +66,6 @@ def grid_writes(pts, boot_kb: np.ndarray, ram_kb: np.ndarray) -> tuple[np.ndarra
 def sweep(scenario, seeds: np.ndarray, duration_s: float):
     """Run every grid point on every seed in one batched Simulator. Returns (points, metrics) where
     metrics[p][j] is the episode_metrics dict of point p on seeds[j]."""
-    from atomgym.agents.evaluate import episode_metrics
-    from atomgym.sim import Simulator
     pts = grid_points()
     N = len(seeds)
     sim = Simulator(scenario, n_machines=len(pts) * N)
@@ -79,7 +94,6 @@ def hindsight_static(scenario, seeds: np.ndarray, duration_s: float) -> tuple[li
 
 
 def _costs(sim) -> np.ndarray:
-    from atomgym.agents.evaluate import episode_metrics
     return np.array([episode_metrics(sim, b)["cost"] for b in range(sim.B)])
 
 
@@ -90,8 +104,6 @@ def planner(scenario, seeds: np.ndarray, duration_s: float, step_s: float = 1.0,
     its changes and its wall time in seconds; ``actions`` (a list), if given, receives per seed the
     writes made as [tick, min_free_kbytes, watermark_scale_factor] (-1 = unchanged), which
     ``replay_actions`` re-executes."""
-    from atomgym.agents.evaluate import episode_metrics
-    from atomgym.sim import Simulator
     t0 = time.perf_counter()
     cands: list = [None] + grid_points()            # None = keep the current setting
     K, N = len(cands), len(seeds)
@@ -146,7 +158,6 @@ def planner(scenario, seeds: np.ndarray, duration_s: float, step_s: float = 1.0,
 def replay_actions(scenario, seed: int, duration_s: float, actions: list, tuner: str = "none"):
     """Re-run one episode from its knob writes ([tick, min_free_kbytes, watermark_scale_factor],
     -1 = unchanged) on a fresh Simulator; returns the Simulator at the end."""
-    from atomgym.sim import Simulator
     sim = Simulator(scenario, n_machines=1, tuner=tuner)
     sim.reset(np.array([seed], np.int64))
     n_total = int(round(duration_s * 1000.0 / sim.tick_ms))
@@ -173,23 +184,12 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
     ``seeds``: the static setting an operator would roll out to a fleet knowing only the training
     machines. The score of an episode is against the grid's ("boot", kernel) point on the same
     seed (= kernel-default). Cached per (suite contents with each scenario's trace and snapshot
-    files, seeds, duration, grid, the cost's definition, engine sources), as evaluate.best_static."""
-    import hashlib
-    import json
-    from pathlib import Path
-
-    from atomgym.agents.evaluate import DEFAULT_CACHE, cost_definition, read_cache, write_cache
-    from atomgym.agents.identity import scenario_digest
-    from atomgym.envs.core import score as env_score
-    from atomgym.sim import sources_digest
-    from atomgym.sim.scenario import load_scenario
-    from atomgym.suites import load_suite
+    files, seeds, duration, grid, the cost's definition, engine sources), as best_static."""
     names = load_suite(suite)
     scs = [load_scenario(n) for n in names]
     src = [scenario_digest(s) for s in scs]        # an edited trace is another sweep
     key = hashlib.sha256(json.dumps([names, src, list(seeds), duration_s, GRID_MF, GRID_WSF, cost_definition(),
-                                     sources_digest()]).encode()).hexdigest()[:16]
-    from atomgym import safefiles
+                                     engine.sources_digest()]).encode()).hexdigest()[:16]
     cache = safefiles.inside(Path(cache_dir or DEFAULT_CACHE), f"fleet-{Path(str(suite)).stem}__{key}.json")
     d = read_cache(cache, {"mf": lambda v: v in GRID_MF and not isinstance(v, bool),
                            "wsf": lambda v: isinstance(v, int) and not isinstance(v, bool) and v in GRID_WSF})
@@ -214,3 +214,63 @@ def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: f
                   for i, ((m, w), v) in enumerate(zip(pts, mean))]}
     write_cache(cache, d)
     return mf, int(wsf), d
+
+
+def best_static(scenario, seeds: np.ndarray, duration_s: float, cache_dir: Path) -> tuple[int | None, int | None, dict]:
+    """Sweep GRID_MF x GRID_WSF on the given seeds (all points in one batched Simulator); the
+    point with the lowest mean cost wins. Cached per (scenario content with its trace and snapshot
+    files, seeds, duration, grid, the cost's definition, engine sources): a sweep run by another
+    simulator, or on an edited trace, is never reused."""
+    key_src = json.dumps([scenario.name, scenario_digest(scenario),
+                          [int(s) for s in seeds], duration_s, GRID_MF, GRID_WSF, cost_definition(),
+                          engine.sources_digest()])
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    # the name is the scenario's: never a path out of cache_dir
+    cache = safefiles.inside(cache_dir, f"{scenario.name}__{key}.json")
+    d = read_cache(cache, {"mf_kb": _knob_or_none, "wsf": _knob_or_none})
+    if d is not None:
+        return d["mf_kb"], d["wsf"], d
+    pts, met = sweep(scenario, seeds, duration_s)
+    costs = np.array([[m["cost"] for m in row] for row in met]).mean(axis=1)
+    best = int(np.argmin(costs))
+    # the absolute value written (machines of a scenario share their RAM and boot value unless randomised)
+    mf_kb = None if pts[best][0] == "boot" else int(np.median([m["final_min_free_kbytes"] for m in met[best]]))
+    wsf = None if pts[best][1] < 0 else int(pts[best][1])
+    d = {"scenario": scenario.name, "seeds": [int(s) for s in seeds], "duration_s": duration_s, "mf_kb": mf_kb,
+         "wsf": wsf, "grid": [{"mf": str(mf), "wsf": w, "mean_cost": float(c)} for (mf, w), c in zip(pts, costs)]}
+    write_cache(cache, d)
+    return mf_kb, wsf, d
+
+
+def _knob_or_none(v) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31)
+
+
+def read_cache(path: Path, need: dict) -> dict | None:
+    """A cached sweep (ours: best_static, oracle.fleet_static), or None when there is none. A
+    damaged one (not JSON, truncated, a key missing or of the wrong type: ``need`` maps each key
+    to its check) is a miss: one warning line, then the caller recomputes and replaces it."""
+    if path.is_symlink():       # a link planted in the cache is not followed: a miss, replaced
+        print(f"warning: damaged cache ({path}: a symbolic link, not followed); recomputing it", file=sys.stderr)
+        return None
+    if not path.exists():
+        return None
+    try:
+        d = files.read_json(path, MAX_CACHE_BYTES, "a sweep cached by agents.evaluate")
+        bad = [k for k, ok in need.items() if not isinstance(d, dict) or k not in d or not ok(d[k])]
+        if bad:
+            raise files.FileError(f"{path}: key {bad[0]!r} missing or invalid")
+    except files.FileError as e:
+        print(f"warning: damaged cache ({e}); recomputing it", file=sys.stderr)
+        return None
+    return d
+
+
+def write_cache(path: Path, d: dict) -> None:
+    """Store a sweep in the cache (replacing a damaged entry); a cache that cannot be written is
+    a warning: the result is still used."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        safefiles.replace_text(path, json.dumps(d, indent=1))
+    except OSError as e:
+        print(f"warning: cannot write the cache {path} ({e.strerror or e}); continuing without it", file=sys.stderr)

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from atomgym import safefiles
+from atomgym.agents import baselines, episodes, stats
 from atomgym.agents.baselines import DROP_COUNTERS
+from atomgym.agents.models import load_model
 
 
 def _plt():
@@ -27,16 +30,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    from atomgym.agents.evaluate import write_atomic  # noqa: F401  (same folder-local temporary + rename)
-    import os
-    import tempfile
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    safefiles.replace(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
     _plt().close(fig)
     return path
 
@@ -76,7 +70,6 @@ def pareto_plot(df, scenario: str, path: Path) -> Path:
 
 
 def profile_plot(mats: dict[str, np.ndarray], path: Path, reps: int = 500) -> Path:
-    from atomgym.agents import stats
     plt = _plt()
     allv = np.concatenate([m.ravel() for m in mats.values()])
     # the axis from the 5th percentile of all scores (a few outliers would squeeze the rest) to the top
@@ -98,7 +91,6 @@ def profile_plot(mats: dict[str, np.ndarray], path: Path, reps: int = 500) -> Pa
 
 def evaluation_plots(df, out: Path, reps: int = 500) -> list[Path]:
     """The plots of one evaluation (an episodes DataFrame) into ``out``; returns the files."""
-    from atomgym.agents import stats
     d, _ = stats.dedupe(df)
     files = []
     for s in dict.fromkeys(d["scenario"]):
@@ -121,7 +113,6 @@ def learning_curves(curves: dict[str, Path], refs: dict, path: Path, reps: int =
     score on the same seeds) drawn as horizontal lines."""
     import pandas as pd
 
-    from atomgym.agents import stats
     plt = _plt()
     dfs = {k: pd.read_csv(v) for k, v in curves.items()}
     dfs = {k: d for k, d in dfs.items() if len(d)}
@@ -176,11 +167,10 @@ def trace_episode(policy: str, scenario, seed: int, duration_s: float, every_ms:
     """One episode's time series (every ``every_ms`` of simulated time) of a baseline (by name) or a
     trained model (path of a .zip, ``PATH:stochastic`` for seeded stochastic play), on the one
     evaluation path (agents/episodes.py)."""
-    from atomgym.agents import baselines, episodes, evaluate
     rec: dict = {}
     if policy.endswith(".zip") or ".zip:" in policy:
         path, _, play = policy.rpartition(":") if ".zip:" in policy else (policy, "", "deterministic")
-        lm = evaluate.load_model(Path(path))   # with its env kwargs, frame stack, frozen normalisation
+        lm = load_model(Path(path))   # with its env kwargs, frame stack, frozen normalisation
         pol = episodes.ModelPolicy(lm.env_kw, scenario, lm.player(deterministic=play == "deterministic", n=1))
     else:
         pol = baselines.get(policy)

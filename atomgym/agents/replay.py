@@ -15,11 +15,20 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from atomgym.agents import command, who
+from atomgym import files, interrupts, safefiles, schema
+from atomgym.agents import baselines, episodes, oracle, who
+from atomgym.agents.models import load_model
+from atomgym.agents.oracle import GRID_MF
+from atomgym.envs.config import EnvConfig
+from atomgym.envs.spaces import action_names
+from atomgym.agents.usage import Parser, UsageError, fail
+from atomgym.sim import sources_digest
+from atomgym.sim.scenario import ScenarioError, load_scenario, scenario_from_dict, scenario_to_dict
 
 FORMAT = "atomgym-episode"
 VERSION = 1
@@ -34,13 +43,11 @@ def _package_version() -> str:
 
 
 def _scenario(d: dict):
-    from atomgym.sim.scenario import scenario_from_dict
     return scenario_from_dict(d, source="<episode file>")
 
 
 def run_episode(ep: dict) -> dict[str, float]:
     """Re-run an episode record; returns the final counters (name -> value)."""
-    from atomgym.agents import baselines, evaluate, oracle
     sc = _scenario(ep["scenario"])
     seed, dur = int(ep["seed"]), float(ep["duration_s"])
     kind = ep["kind"]
@@ -51,12 +58,11 @@ def run_episode(ep: dict) -> dict[str, float]:
         elif isinstance(pol, baselines.BestStaticTrain):
             pol.configure(ep.get("fleet_mf", "boot"), ep.get("fleet_wsf", -1))
         sims: list = []
-        evaluate.run_policy(pol, sc, np.array([seed], np.int64), dur, sims=sims)
+        episodes.run(pol, sc, np.array([seed], np.int64), dur, sims=sims)
         sim = sims[0]
     elif kind == "knob-actions":
         sim = oracle.replay_actions(sc, seed, dur, ep["actions"])
     elif kind == "env-actions":      # the model's recorded actions on the path it was recorded on
-        from atomgym.agents import episodes
         sims = []
         policy = episodes.ModelPolicy(ep["env_kwargs"], sc, episodes.ActionsPlayer(ep["actions"]))
         episodes.run(policy, sc, np.array([seed], np.int64), dur, sims=sims)
@@ -68,9 +74,6 @@ def run_episode(ep: dict) -> dict[str, float]:
 
 def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> dict:
     """Run one episode and return its record (see the module docstring)."""
-    from atomgym.agents import baselines, evaluate, oracle
-    from atomgym.sim import sources_digest
-    from atomgym.sim.scenario import load_scenario, scenario_to_dict
     sc = load_scenario(scenario)
     dur = float(duration_s if duration_s is not None else sc.duration_s)
     ep: dict = {"format": FORMAT, "version": VERSION, "atomgym_version": _package_version(),
@@ -81,8 +84,7 @@ def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> d
         oracle.planner(sc, np.array([seed], np.int64), dur, actions=acts)
         ep.update(kind="knob-actions", actions=acts[0])
     elif policy.endswith(".zip"):
-        from atomgym.agents import episodes
-        lm = evaluate.load_model(Path(policy))   # its env kwargs, frame stack, frozen normalisation
+        lm = load_model(Path(policy))   # its env kwargs, frame stack, frozen normalisation
         kw = dict(lm.env_kw)
         pol = episodes.ModelPolicy(kw, sc, lm.player(deterministic=True, n=1), record=True)
         episodes.run(pol, sc, np.array([seed], np.int64), dur)
@@ -92,9 +94,8 @@ def record(policy: str, scenario: str, seed: int, duration_s: float | None) -> d
         pol = baselines.get(policy)
         ep["kind"] = "baseline"
         if isinstance(pol, baselines.BestStatic):
-            import tempfile
             with tempfile.TemporaryDirectory() as d:
-                mf, wsf, _ = evaluate.best_static(sc, np.array([seed]), dur, Path(d))
+                mf, wsf, _ = oracle.best_static(sc, np.array([seed]), dur, Path(d))
             ep.update(best_static_mf_kb=mf, best_static_wsf=wsf)
         elif isinstance(pol, baselines.BestStaticTrain):
             mf, wsf, _ = oracle.fleet_static()
@@ -111,7 +112,6 @@ def check(ep: dict, path: Path) -> tuple[bool, str]:
         want[k] == got[k] or (isinstance(want[k], float) and math.isnan(want[k]) and math.isnan(got[k]))))]
     if not diff:
         return True, f"{path}: replayed {ep['policy']} on {ep['scenario_name']} seed {ep['seed']}: all {len(want)} counters equal"
-    from atomgym.sim import sources_digest
     why = "" if ep.get("engine_digest") == sources_digest() else " (the engine's sources changed since it was saved)"
     shown = ", ".join(f"{k} {want.get(k)} -> {got.get(k)}" for k in diff[:4])
     return False, f"{path}: {len(diff)} counter(s) differ{why}: {shown}{' ...' if len(diff) > 4 else ''}"
@@ -139,7 +139,6 @@ def _finite(v: object, lo: float = -math.inf, hi: float = math.inf) -> bool:
 
 
 def load(path: Path) -> dict:
-    from atomgym import files
     ep = files.read_json(path, MAX_RECORD_BYTES, "an episode file (save one with --save)")
     if not isinstance(ep, dict) or ep.get("format") != FORMAT:
         raise ValueError(f"{path}: not an episode file (format is not {FORMAT!r}); save one with --save")
@@ -183,7 +182,6 @@ MAX_KNOB = 2**31 - 1      # a sysctl's int; the simulator refuses what the kerne
 
 def _check_baseline(ep: dict, path: Path) -> None:
     """A baseline's record: a known name, and the settings best-static / best-static-train used."""
-    from atomgym.agents import baselines
     if ep["policy"] not in baselines.names():
         raise ValueError(f"{path}: key 'policy': {ep['policy']!r:.60}; valid for kind baseline: "
                          f"{', '.join(baselines.names())}")
@@ -191,7 +189,6 @@ def _check_baseline(ep: dict, path: Path) -> None:
         if ep.get(k) is not None and not _int_in(ep[k], 0, MAX_KNOB):
             raise ValueError(f"{path}: key {k!r}: {_show(ep[k])}; valid: null or an integer 0..{MAX_KNOB}")
     if "fleet_mf" in ep:
-        from atomgym.agents.oracle import GRID_MF
         if isinstance(ep["fleet_mf"], bool) or ep["fleet_mf"] not in GRID_MF:
             raise ValueError(f"{path}: key 'fleet_mf': {_show(ep['fleet_mf'])}; valid: one of "
                              f"{', '.join(map(str, GRID_MF))}")
@@ -210,8 +207,6 @@ def _check_knob_actions(ep: dict, path: Path) -> None:
 
 def _check_env_actions(ep: dict, path: Path) -> None:
     """A model's record: its env options valid (EnvConfig) and every action in its action space."""
-    from atomgym.envs.config import EnvConfig
-    from atomgym.envs.spaces import action_names
     kw = {k: v for k, v in ep["env_kwargs"].items() if k != "duration_s"}
     try:
         cfg = EnvConfig.from_options(scenario=_scenario(ep["scenario"]), **kw)
@@ -234,18 +229,12 @@ def _check_env_actions(ep: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=command("replay"), description=__doc__.split("\n\n")[0])
-    ap.add_argument("file", type=Path)
-    ap.add_argument("--save", action="store_true", help="record a new episode into FILE (never overwrites)")
-    ap.add_argument("--policy")
-    ap.add_argument("--scenario")
-    ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--duration-s", type=float)
+    ap = Parser("replay", description=__doc__.split("\n\n")[0])
+    schema.add_arguments(ap, schema.REPLAY)
     try:
         args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    from atomgym import interrupts
+    except UsageError as e:
+        return fail("replay", e)
     try:
         with interrupts.interruptible():     # SIGTERM/SIGHUP as Ctrl-C: one line, no partial FILE
             return _run(args)
@@ -262,22 +251,15 @@ def _run(args: argparse.Namespace) -> int:
                 raise ValueError("--save needs --policy and --scenario")
             if args.file.exists() or args.file.is_symlink():
                 raise ValueError(f"{args.file}: exists; not overwritten (choose another FILE)")
-            if not 0 <= args.seed < 2**63:
-                raise ValueError(f"--seed {args.seed}: valid: 0 .. 2**63-1")
-            if args.duration_s is not None and not (math.isfinite(args.duration_s) and 0 < args.duration_s <= 86400):
-                raise ValueError(f"--duration-s {args.duration_s}: valid: (0, 86400]")
-            from atomgym.agents import baselines
-            from atomgym.agents.evaluate import write_atomic
             if args.policy not in baselines.names() and args.policy != "oracle-planner" and not (
                     args.policy.endswith(".zip") and Path(args.policy).is_file()):
                 raise ValueError(f"--policy {args.policy!r}; valid: {', '.join(baselines.names())}, oracle-planner, "
                                  "or the path of a trained model .zip")
-            from atomgym.sim.scenario import ScenarioError
             try:
                 ep = record(args.policy, args.scenario, args.seed, args.duration_s)
             except (ScenarioError, FileNotFoundError) as e:
                 raise ValueError(f"--scenario {args.scenario!r}: {str(e).splitlines()[0]}") from None
-            write_atomic(args.file, json.dumps(ep, indent=1) + "\n")   # a temporary file renamed: all or nothing
+            safefiles.replace_text(args.file, json.dumps(ep, indent=1) + "\n")   # a temporary file renamed: all or nothing
             print(f"saved {args.file} ({ep['policy']} on {ep['scenario_name']}, seed {ep['seed']}, {ep['duration_s']:g} s)")
             return 0
         ep = load(args.file)

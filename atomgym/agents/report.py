@@ -11,94 +11,15 @@ plots (agents/plots.py) instead. Bad input: one line naming the file, line and c
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import io
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from atomgym.agents import command, who
-
-NEED = ("policy", "scenario", "seed", "score", "atomic_fail", "drops_total", "reserved_mib_s", "stall_s")
-TEXT = ("policy", "run", "scenario")
-MAX_BYTES = 1 << 30
-# No episode metric comes near this (a day of a 64 GiB machine's reserve is ~6e9 MiB.s); beyond
-# it, sums and variances overflow and the tables would print inf and nan.
-MAX_VALUE = 1e15
-
-
-def load_rows(path: Path):
-    """The episodes of an agents.evaluate CSV as a pandas DataFrame (ValueError naming the file,
-    line and column on anything else)."""
-    import pandas as pd
-    from atomgym import files
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder; expected an agents.evaluate episodes.csv")
-    try:   # bounded, a regular file only (a link to /dev/zero is refused unread)
-        raw = files.read_bytes(path, MAX_BYTES, "an agents.evaluate episodes.csv")
-    except files.FileError as e:
-        raise ValueError(str(e).replace(f"larger than {MAX_BYTES >> 20:g} MiB",
-                                        f"larger than {MAX_BYTES >> 20} MiB")) from None
-    try:
-        text = raw.decode("utf-8-sig")      # a byte-order mark (a spreadsheet's export) is not the first column's
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: byte {e.start}: not UTF-8 text; expected an agents.evaluate episodes.csv") from None
-    if "\x00" in text:
-        line = text[:text.index("\x00")].count("\n") + 1
-        raise ValueError(f"{path}: line {line}: a NUL byte; expected an agents.evaluate episodes.csv")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-        while header is not None and not any(h.strip() for h in header):
-            header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path}: empty; expected an agents.evaluate episodes.csv with columns {', '.join(NEED)}")
-        header = [h.strip() for h in header]
-        missing = [c for c in NEED if c not in header]
-        if missing:
-            raise ValueError(f"{path}: line {reader.line_num}: missing column(s) {', '.join(missing)}; "
-                             f"not an agents.evaluate episodes.csv (needs {', '.join(NEED)})")
-        if len(set(header)) != len(header):
-            dup = sorted({h for h in header if header.count(h) > 1})
-            raise ValueError(f"{path}: line {reader.line_num}: column(s) {', '.join(dup)} twice")
-        cols: dict[str, list] = {h: [] for h in header}
-        for row in reader:
-            ln = reader.line_num
-            if not row or not any(c.strip() for c in row):
-                continue
-            if [c.strip() for c in row] == header:       # a repeated header (concatenated files)
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{path}: line {ln}: {len(row)} fields, expected {len(header)} ({', '.join(header)})")
-            for h, v in zip(header, row):
-                v = v.strip()
-                if h in TEXT:
-                    if not v:
-                        raise ValueError(f"{path}: line {ln}, column {h}: empty; expected a name")
-                    cols[h].append(v)
-                    continue
-                try:
-                    x = float(v)
-                except ValueError:
-                    raise ValueError(f"{path}: line {ln}, column {h}: {v!r} is not a number") from None
-                if not math.isfinite(x) or abs(x) > MAX_VALUE:   # 1e308: means and CIs would be inf/nan
-                    raise ValueError(f"{path}: line {ln}, column {h}: {v[:40]!r}; expected a finite number "
-                                     f"of magnitude at most {MAX_VALUE:g}")
-                if h == "seed" and (x != int(x) or x < 0):
-                    raise ValueError(f"{path}: line {ln}, column seed: {v!r}; expected an integer >= 0")
-                cols[h].append(int(x) if h == "seed" else x)
-    except csv.Error as e:
-        raise ValueError(f"{path}: line {reader.line_num}: {e}") from None
-    df = pd.DataFrame(cols)
-    if df.empty:
-        raise ValueError(f"{path}: no episodes (only a header); run agents.evaluate first")
-    if "run" not in df:
-        df["run"] = "-"
-    return df
-
+from atomgym import safefiles, schema
+from atomgym.agents import baselines, plots, stats
+from atomgym.agents.results import BLOCKS_FILE, load_rows, read_blocks
+from atomgym.agents.usage import Parser, UsageError, fail
 
 def load_many(paths: list[Path]):
     """The episodes of several CSVs, merged; ValueError (one line) when they cannot be compared:
@@ -139,7 +60,6 @@ def check_comparable(paths: list[Path], frames: list) -> None:
 def _recorded_digests(csv_path: Path) -> dict[str, str]:
     """The simulator and cost digests recorded beside an agents.evaluate CSV (its blocks.json),
     one each; {} when there is none or it is not readable (nothing recorded, nothing to check)."""
-    from atomgym.agents.evaluate import BLOCKS_FILE, UsageError, read_blocks
     f = csv_path.parent / BLOCKS_FILE
     try:
         if not f.is_file():
@@ -157,7 +77,7 @@ def _recorded_digests(csv_path: Path) -> dict[str, str]:
         return {}
 
 
-def _fmt_ci(m: float, lo: float, hi: float) -> str:
+def fmt_ci(m: float, lo: float, hi: float) -> str:
     return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
@@ -175,7 +95,6 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
 def tables(df) -> str:
     """The two README tables: score mean ± std (over runs) per policy x scenario, and the means of
     atomic failures / drops / reserved MiB·s / stall s."""
-    from atomgym.agents import stats
     d, _ = stats.dedupe(df)
     u = stats.units(d)
     pols = list(dict.fromkeys(d["policy"]))
@@ -204,7 +123,6 @@ def tables(df) -> str:
 
 def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
     """The whole Markdown summary (agents/stats.py for what each number is)."""
-    from atomgym.agents import stats
     d, dropped = stats.dedupe(df)
     u = stats.units(d)
     pols = list(dict.fromkeys(d["policy"]))
@@ -213,7 +131,7 @@ def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
     if dropped:
         out.append(f"({dropped} repeated (policy, run, scenario, seed) rows counted once.)")
     ps = stats.per_scenario(u, reps=reps)
-    rows = [[f"`{r.policy}`", r.scenario, str(r.n), _fmt_ci(r.mean, r.mean_lo, r.mean_hi), _fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi)]
+    rows = [[f"`{r.policy}`", r.scenario, str(r.n), fmt_ci(r.mean, r.mean_lo, r.mean_hi), fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi)]
             for r in ps.itertuples()]
     out.append("Per scenario, score with 95 % percentile-bootstrap CIs (n = runs):\n\n"
                + _md(["policy", "scenario", "n", "mean [95 % CI]", "IQM [95 % CI]"], rows))
@@ -231,8 +149,8 @@ def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
         if stats.ORACLE in mats:
             gamma = mats[stats.ORACLE].mean(axis=0)
         ag = stats.aggregate(mats, gamma, reps=reps)
-        rows = [[f"`{r.policy}`", str(r.runs), _fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi), _fmt_ci(r.mean, r.mean_lo, r.mean_hi),
-                 "—" if not np.isfinite(r.opt_gap) else _fmt_ci(r.opt_gap, r.opt_gap_lo, r.opt_gap_hi)]
+        rows = [[f"`{r.policy}`", str(r.runs), fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi), fmt_ci(r.mean, r.mean_lo, r.mean_hi),
+                 "—" if not np.isfinite(r.opt_gap) else fmt_ci(r.opt_gap, r.opt_gap_lo, r.opt_gap_hi)]
                 for r in ag.itertuples()]
         og = ("optimality gap below the scenario's `oracle-static` mean score" if gamma is not None
               else "optimality gap (needs `oracle-static` rows)")
@@ -248,7 +166,7 @@ def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
         out.append("Probability of improvement P(row > column), Mann-Whitney per scenario averaged over "
                    "scenarios:\n\n" + _md(["P(row > col)", *[f"`{b}`" for b in names]], rows))
         if pairs:
-            rows = [[f"`{a}`", _fmt_ci(tab.loc[a, best], *cis[(a, best)])] for a, _ in pairs]
+            rows = [[f"`{a}`", fmt_ci(tab.loc[a, best], *cis[(a, best)])] for a, _ in pairs]
             out.append(f"Probability of improvement over the best heuristic by IQM (`{best}`), "
                        "stratified-bootstrap 95 % CIs:\n\n" + _md(["policy", f"P(policy > {best}) [95 % CI]"], rows))
     return "\n\n".join(out) + "\n"
@@ -258,7 +176,6 @@ def verdict(df, learned: str, reps: int = 2000) -> str:
     """One line: the learned policy against the best baseline by IQM over the scenarios both ran
     ("PPO vs best baseline on ...: IQM ... vs ...; P(PPO > best) = ... [CI]: better/worse/no clear
     difference", decided by whether the probability-of-improvement CI excludes 0.5)."""
-    from atomgym.agents import baselines, stats
     d, _ = stats.dedupe(df)
     u = stats.units(d)
     base = [p for p in dict.fromkeys(d["policy"]) if p in baselines.names()]
@@ -275,39 +192,32 @@ def verdict(df, learned: str, reps: int = 2000) -> str:
     lo, hi = cis[(learned, best)]
     word = "better" if lo > 0.5 else "worse" if hi < 0.5 else "no clear difference"
     a, b = ag.loc[learned], ag.loc[best]
-    return (f"{learned.upper()} vs best baseline on {', '.join(scs)}: IQM {_fmt_ci(a.iqm, a.iqm_lo, a.iqm_hi)} "
-            f"({int(a.runs)} run{'s' if a.runs != 1 else ''}) vs {best} {_fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}; "
-            f"P({learned} > {best}) = {_fmt_ci(pi, lo, hi)}: {word}"
+    return (f"{learned.upper()} vs best baseline on {', '.join(scs)}: IQM {fmt_ci(a.iqm, a.iqm_lo, a.iqm_hi)} "
+            f"({int(a.runs)} run{'s' if a.runs != 1 else ''}) vs {best} {fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}; "
+            f"P({learned} > {best}) = {fmt_ci(pi, lo, hi)}: {word}"
             + (f" (only {int(a.runs)} training run{'s' if a.runs > 1 else ''}: the CIs do not cover training-seed "
                "variation; make report trains 10)" if a.runs < 3 else ""))
 
 
 def write_summary(csv_paths, out: Path, reps: int = 2000, header: str = "") -> list[Path]:
     """DIR/summary.md and DIR/*.png from one or more episodes.csv files; returns the files written."""
-    from atomgym.agents import plots
-    from atomgym.agents.evaluate import write_atomic
     paths = [csv_paths] if isinstance(csv_paths, Path) else list(csv_paths)
     df = load_many(paths)
     md = out / "summary.md"
-    write_atomic(md, (header + "\n\n" if header else "") + summary(df, reps=reps))
+    safefiles.replace_text(md, (header + "\n\n" if header else "") + summary(df, reps=reps))
     return [md, *plots.evaluation_plots(df, out)]
 
 
-MAX_REPS = 100_000
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=command("report"), description=__doc__.split("\n\n")[0])
-    ap.add_argument("episodes_csv", type=Path, nargs="+")
-    ap.add_argument("--out", help="write DIR/summary.md and the plots instead of printing")
-    ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    ap = Parser("report", description=__doc__.split("\n\n")[0])
+    schema.add_arguments(ap, schema.REPORT)
     try:
         args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
+    except UsageError as e:
+        return fail("report", e)
     try:
-        if not 100 <= args.reps <= MAX_REPS:     # the bootstrap holds reps x episodes numbers in memory
-            raise ValueError(f"--reps {args.reps}: expected an integer in 100..{MAX_REPS}")
         if args.out is not None:
             if not args.out.strip():             # Path("") is ".": the files would land in the current folder
                 raise ValueError("--out: empty; give the folder to write summary.md and the plots in")
@@ -321,11 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         df = load_many(args.episodes_csv)
         print(summary(df, reps=args.reps))
     except ValueError as e:
-        print(f"{who('report')}: error: {e}", file=sys.stderr)
-        return 2
+        return fail("report", e)
     except OSError as e:
-        print(f"{who('report')}: error: {getattr(e, 'filename', '') or ''}: {e.strerror}", file=sys.stderr)
-        return 2
+        return fail("report", f"{getattr(e, 'filename', '') or ''}: {e.strerror}")
     return 0
 
 

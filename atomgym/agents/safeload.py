@@ -14,11 +14,15 @@ which builds tensors and plain containers only.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from atomgym.agents.algos import algo_class, policy_name
+from atomgym.envs.atom_env import make_action_space, make_observation_space
 
 MAX_DATA_BYTES = 16 << 20    # the data JSON of a model is tens of kB
 # left None: SB3's _setup_model (or learn()) rebuilds them as for a new model; None is what
@@ -116,8 +120,7 @@ def custom_objects(path: Path, data: dict, algo: str, observation_space, action_
                    algo_kwargs: dict | None = None) -> dict[str, Any]:
     """custom_objects for SB3's load() covering every serialized key of ``data`` (UnsafeModelError
     for a key this loader cannot rebuild, or spaces that are not what the config builds)."""
-    from atomgym.agents import train
-    algo_cls = train._algo_class(algo)
+    algo_cls = algo_class(algo)
     out: dict[str, Any] = {}
     for key in serialized_keys(data):
         desc = data[key]
@@ -128,7 +131,7 @@ def custom_objects(path: Path, data: dict, algo: str, observation_space, action_
                 raise UnsafeModelError(f"{path}: the model's {key} is {why}; the model does not fit its config")
             out[key] = space
         elif key == "policy_class":
-            cls = algo_cls.policy_aliases[train.policy_name(algo)]
+            cls = algo_cls.policy_aliases[policy_name(algo)]
             if desc.get("__module__") != cls.__module__:
                 raise UnsafeModelError(f"{path}: data.policy_class is from {str(desc.get('__module__'))[:80]}, not "
                                        f"{cls.__module__} ({algo}); refused")
@@ -140,7 +143,7 @@ def custom_objects(path: Path, data: dict, algo: str, observation_space, action_
                                        f"without unpickling; refused")
             out[key] = float(m.group(1))
         elif key == "train_freq":
-            default = train.inspect.signature(algo_cls.__init__).parameters["train_freq"].default
+            default = inspect.signature(algo_cls.__init__).parameters["train_freq"].default
             tf = (algo_kwargs or {}).get("train_freq", default)
             out[key] = tuple(tf) if isinstance(tf, list) else tf
         elif key == "policy_kwargs":
@@ -156,10 +159,9 @@ def custom_objects(path: Path, data: dict, algo: str, observation_space, action_
 def load(path: Path, algo: str, observation_space, action_space, algo_kwargs: dict | None = None, **kw):
     """``ALGO.load(path, custom_objects=...)`` with nothing unpickled (custom_objects above), then
     checked: the buffer classes SB3 rebuilt are those the file named."""
-    from atomgym.agents import train
     data = read_data(path)
     objs = custom_objects(path, data, algo, observation_space, action_space, algo_kwargs)
-    model = train._algo_class(algo).load(str(path), custom_objects=objs, **kw)
+    model = algo_class(algo).load(str(path), custom_objects=objs, **kw)
     for key in ("rollout_buffer_class", "replay_buffer_class"):
         desc = data.get(key)
         got = getattr(model, key, None)
@@ -172,7 +174,6 @@ def load(path: Path, algo: str, observation_space, action_space, algo_kwargs: di
 def spaces_of(env_kw: dict, n_stack: int | None = None):
     """The observation and action spaces a model trained with these AtomEnv keyword arguments and
     frame stack has (AtomEnv's spaces; stacked as SB3's VecFrameStack stacks them)."""
-    from atomgym.envs.atom_env import make_action_space, make_observation_space
     obs = make_observation_space(env_kw.get("observation", "basic"))
     act = make_action_space(env_kw.get("action_type", "discrete"))
     if n_stack:

@@ -22,12 +22,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..schema import ENV_DECISION_INTERVAL_MS, ENV_DURATION_S, ENV_WEIGHT_MAX, REWARD_BASELINES
 from ..sim.scenario import Scenario, load_scenario, validate_scenario
 from .cost import DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, WEIGHT_ARGS
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps
 from .spaces import ACTION_TYPES, OBSERVATION_MODES
 
-REWARD_BASELINES = ("none", "default", "score")
 RENDER_MODES = ("ansi", "rgb_array")
 
 
@@ -59,12 +59,14 @@ def resolve_scenario(scenario: str | Path | Scenario, duration_s: float | None) 
     # a Scenario built in code gets the checks a file gets (tick_ms 0 would divide by zero)
     s = validate_scenario(scenario) if isinstance(scenario, Scenario) else load_scenario(scenario)
     if duration_s is not None:
-        s = dataclasses.replace(s, duration_s=real_number("duration_s", duration_s, 0.001, 1e7, "s"))
+        lo, hi = ENV_DURATION_S.range
+        s = dataclasses.replace(s, duration_s=real_number("duration_s", duration_s, lo, hi, "s"))
     return s
 
 
 def interval_ticks(s: Scenario, decision_interval_ms: float) -> int:
-    decision_interval_ms = real_number("decision_interval_ms", decision_interval_ms, 10.0, 10000.0, "ms")
+    lo, hi = ENV_DECISION_INTERVAL_MS.range
+    decision_interval_ms = real_number("decision_interval_ms", decision_interval_ms, lo, hi, "ms")
     n = decision_interval_ms / s.tick_ms
     if abs(n - round(n)) > 1e-9:
         raise ValueError(f"decision_interval_ms: {decision_interval_ms} is not a multiple of the scenario's "
@@ -117,9 +119,9 @@ class EnvConfig:
         if not isinstance(self.weights, Mapping) or set(self.weights) - set(TERM_NAMES):
             raise ValueError(f"weights: expected a mapping of term -> weight; terms: {', '.join(TERM_NAMES)}")
         # every term is a cost (reward <= 0, AtomEnv's docstring): a weight is a finite number >= 0
-        put("weights", {k: real_number(WEIGHT_ARGS[k], self.weights.get(k, DEFAULT_WEIGHTS[k]), 0.0, 1e12)
+        put("weights", {k: real_number(WEIGHT_ARGS[k], self.weights.get(k, DEFAULT_WEIGHTS[k]), 0.0, ENV_WEIGHT_MAX)
                         for k in TERM_NAMES})
-        put("deadlock_penalty", real_number("deadlock_penalty", self.deadlock_penalty, 0.0, 1e12))
+        put("deadlock_penalty", real_number("deadlock_penalty", self.deadlock_penalty, 0.0, ENV_WEIGHT_MAX))
         put("episode_steps", episode_steps(self.sim_scenario, self.decision_interval_ms))
 
     @classmethod

@@ -80,3 +80,63 @@ class AtomSB3VecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._indices(indices)]
+
+
+class ConcatVecEnv(VecEnv):
+    """Several SB3 VecEnvs (one batched AtomSB3VecEnv per scenario) as one: env indices in order,
+    actions split, observations/rewards/dones/infos concatenated. Every part has the same spaces."""
+
+    def __init__(self, parts: list[VecEnv]) -> None:
+        first = parts[0]
+        for v in parts[1:]:
+            if v.observation_space != first.observation_space or v.action_space != first.action_space:
+                raise ValueError(f"scenario: every scenario must give the same observation and action "
+                                 f"spaces; {first.observation_space}/{first.action_space} vs "
+                                 f"{v.observation_space}/{v.action_space}")
+        self.parts = parts
+        self.bounds = np.cumsum([0, *[v.num_envs for v in parts]])
+        super().__init__(int(self.bounds[-1]), first.observation_space, first.action_space)
+
+    def _each(self):
+        return zip(self.parts, self.bounds[:-1], self.bounds[1:])
+
+    def seed(self, seed=None):
+        return [x for v, lo, _ in self._each() for x in v.seed(None if seed is None else seed + int(lo))]
+
+    def reset(self):
+        return np.concatenate([v.reset() for v in self.parts])
+
+    def step_async(self, actions) -> None:
+        a = np.asarray(actions)
+        for v, lo, hi in self._each():
+            v.step_async(a[lo:hi])
+
+    def step_wait(self):
+        res = [v.step_wait() for v in self.parts]
+        return (np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res]),
+                np.concatenate([r[2] for r in res]), [i for r in res for i in r[3]])
+
+    def close(self) -> None:
+        for v in self.parts:
+            v.close()
+
+    def _split(self, indices):
+        idx = range(self.num_envs) if indices is None else [indices] if isinstance(indices, int) else indices
+        for v, lo, hi in self._each():
+            sub = [int(i) - int(lo) for i in idx if lo <= i < hi]
+            if sub:
+                yield v, sub
+
+    def get_attr(self, attr_name, indices=None):
+        return [x for v, sub in self._split(indices) for x in v.get_attr(attr_name, sub)]
+
+    def set_attr(self, attr_name, value, indices=None) -> None:
+        for v, sub in self._split(indices):
+            v.set_attr(attr_name, value, sub)
+
+    def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+        return [x for v, sub in self._split(indices)
+                for x in v.env_method(method_name, *method_args, indices=sub, **method_kwargs)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None):
+        return [x for v, sub in self._split(indices) for x in v.env_is_wrapped(wrapper_class, sub)]

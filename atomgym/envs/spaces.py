@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# the watermark_scale_factor sysctl's range (extra1 SYSCTL_ONE, extra2 3000): the kernel table's, once
+from atomgym.kernel.sysctl import WSF_MAX, WSF_MIN
+
 ZONE_TYPES = ("DMA", "DMA32", "Normal")   # kernel zone types 0, 1, 2
 ZONE_FEATURES = (
     # name, unit, low, high
@@ -92,7 +95,6 @@ CONT_ACTION_NAMES: tuple[str, ...] = ("min_free_kbytes_target", "watermark_scale
 # knob ranges (log scale for the continuous targets and the observation)
 MF_MIN_KB = 128          # calculate_min_free_kbytes(): lower clamp
 MF_MAX_KB = 1048576      # 1 GiB: 4x the kernel's own upper clamp (262144 kB)
-WSF_MIN, WSF_MAX = 1, 3000   # watermark_scale_factor sysctl: extra1 = SYSCTL_ONE, extra2 = 3000
 STEP_FACTOR = 1.25
 
 # ---- action types -----------------------------------------------------------------------------

@@ -258,7 +258,7 @@ class Psi(Baseline):
 
 class BestStatic(Static):
     """The best constant (min_free_kbytes, watermark_scale_factor) for a scenario, found by the
-    evaluator's sweep (agents.evaluate.best_static) on the evaluation seeds; set per scenario
+    evaluator's sweep (agents.oracle.best_static) on the evaluation seeds; set per scenario
     with ``configure(mf_kb, wsf)`` before use."""
 
     def __init__(self) -> None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from atomgym import paths
+from atomgym.agents import command
+from atomgym.agents.normstats import stats_path
+
 MANIFEST = "SHA256SUMS"    # ``<sha256>  <file name>`` a line (sha256sum's format): the shipped files' digests
 
 
@@ -38,7 +42,6 @@ def manifest_text(digests: dict[str, str]) -> str:
 
 def shipped_files(model: Path) -> list[Path]:
     """The files of a shipped policy NAME: NAME.zip, NAME.yml and, if present, NAME.vecnormalize.npz."""
-    from atomgym.agents.normstats import stats_path
     out = [model, model.with_suffix(".yml")]
     return out + ([stats_path(model)] if stats_path(model).exists() else [])
 
@@ -47,21 +50,20 @@ def verify(model: Path, config: Path | None = None) -> None:
     """For a model in the shipped folder (atomgym/agents/pretrained): every file of it is listed in
     SHA256SUMS with the digest it has now; ValueError (one line) otherwise. Models elsewhere are not
     checked (they are the user's, loaded without unpickling anything)."""
-    from atomgym.paths import PRETRAINED_DIR
     try:
-        if model.resolve().parent != PRETRAINED_DIR.resolve():
+        if model.resolve().parent != paths.PRETRAINED_DIR.resolve():   # read now: tests move it
             return
     except OSError:
         return
-    recorded = read_manifest(PRETRAINED_DIR)
+    recorded = read_manifest(paths.PRETRAINED_DIR)
     files = shipped_files(model.resolve())
     if config is not None and config.resolve() not in files:
         files.append(config.resolve())
     for f in files:
         want = recorded.get(f.name)
         if want is None:
-            raise ValueError(f"{f}: a file of the shipped policies that {PRETRAINED_DIR / MANIFEST} does not "
-                             f"record; refused (export policies with python -m agents.pretrained export)")
+            raise ValueError(f"{f}: a file of the shipped policies that {paths.PRETRAINED_DIR / MANIFEST} does not "
+                             f"record; refused (export policies with {command('pretrained')} export)")
         if sha256(f) != want:
-            raise ValueError(f"{f}: its SHA-256 differs from the one recorded in {PRETRAINED_DIR / MANIFEST}; "
+            raise ValueError(f"{f}: its SHA-256 differs from the one recorded in {paths.PRETRAINED_DIR / MANIFEST}; "
                              f"the shipped file was changed: refused (reinstall atomgym)")

@@ -14,39 +14,35 @@ anything else is refused; nothing of it runs). Convert only files you trust to h
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from pathlib import Path
 
-from atomgym.agents import command, who
+from atomgym import safefiles
+from atomgym.agents import command, normstats, pretrained, who
+from atomgym.agents.checkpoints import run_is_complete
+from atomgym.agents.models import load_model
+from atomgym.agents.usage import Parser, UsageError, fail
 
 DEST = Path(__file__).resolve().parent
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:   # one line, exit 2
-        self.exit(2, f"{who('pretrained')}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def export(run: Path, name: str, dest: Path = DEST) -> list[Path]:
     """The files written; ValueError (one line) for a run that is not finished, a bad name or an
     existing file."""
-    from atomgym import safefiles
-    from atomgym.agents import evaluate, normstats, pretrained, train
     safefiles.check_name(name, "NAME")
     model, cfg = run / "model.zip", run / "config.yml"
     if not cfg.is_file():
         raise ValueError(f"{run}: not a run folder of agents.train (no config.yml)")
-    if not train._run_is_complete(run):
+    if not run_is_complete(run):
         raise ValueError(f"{run}: the run is not finished (no complete model.zip); finish it with "
                          f"{command('train')} --resume {run}")
     try:
-        evaluate.load_model(model)      # it loads, with its config and statistics, before anything is copied
+        load_model(model)      # it loads, with its config and statistics, before anything is copied
     except ValueError as e:
         raise ValueError(str(e)) from None
     pairs = [(model, safefiles.inside(dest, f"{name}.zip")), (cfg, safefiles.inside(dest, f"{name}.yml"))]
-    vn = train.vecnormalize_path(model)
+    vn = normstats.stats_path(model)
     if vn.is_file():
         pairs.append((vn, safefiles.inside(dest, normstats.stats_path(Path(f"{name}.zip")).name)))
     for _, dst in pairs:
@@ -58,29 +54,27 @@ def export(run: Path, name: str, dest: Path = DEST) -> list[Path]:
     for src, dst in sorted(pairs, key=lambda p: p[1].suffix == ".zip"):
         data = src.read_bytes()
         digests[dst.name] = hashlib.sha256(data).hexdigest()
-        train._replace_atomically(dst, ".tmp", lambda fh, data=data: fh.write(data))
+        safefiles.replace(dst, lambda fh, data=data: fh.write(data))
     # the digests of what was copied (the bytes read once: hashed and written alike)
-    train._replace_atomically(dest / pretrained.MANIFEST, ".tmp",
-                              lambda fh: fh.write(pretrained.manifest_text(digests).encode()))
+    safefiles.replace_text(dest / pretrained.MANIFEST, pretrained.manifest_text(digests))
     return [d for _, d in pairs]
 
 
 def convert_stats(pkl: Path) -> Path:
     """``NAME.vecnormalize.pkl`` -> ``NAME.vecnormalize.npz`` beside it (never overwritten); ValueError otherwise."""
-    from atomgym.agents import normstats, train
     if not pkl.name.endswith(".vecnormalize.pkl"):
         raise ValueError(f"{pkl}: expected a NAME.vecnormalize.pkl file")
     out = pkl.with_name(pkl.name[:-len(".pkl")] + ".npz")
     if out.exists() or out.is_symlink():
         raise ValueError(f"{out} exists; not overwritten")
     stats = normstats.from_legacy_pickle(pkl)
-    train._replace_atomically(out, ".tmp", stats.write)
+    safefiles.replace(out, stats.write)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog=command("pretrained"), description=__doc__.split("\n\n")[1])
-    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    ap = Parser("pretrained", description=__doc__.split("\n\n")[1])
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=Parser)
     ex = sub.add_parser("export", help="copy a finished run to atomgym/agents/pretrained/NAME.*")
     ex.add_argument("run", type=Path, metavar="RUN_DIR")
     ex.add_argument("name", metavar="NAME")
@@ -88,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     cv = sub.add_parser("convert-stats", help="NAME.vecnormalize.pkl (old format) -> NAME.vecnormalize.npz, "
                                               "read without running the pickle")
     cv.add_argument("pkl", type=Path, metavar="FILE.vecnormalize.pkl")
-    args = ap.parse_args(argv)
+    try:
+        args = ap.parse_args(argv)
+    except UsageError as e:
+        return fail("pretrained", e)
     try:
         if args.cmd == "convert-stats":
             print(f"wrote {convert_stats(args.pkl)}")
