@@ -456,10 +456,16 @@ def build_parser() -> argparse.ArgumentParser:
     from .realkernel.cli import add_subcommands as _add_realkernel
     _add_realkernel(sub, Parser)
     from .fleets import add_subcommand as _add_fleet
-    _add_fleet(sub, Parser)
+    _add_fleet(sub, Parser, _fleet_command)
     for name, (_, text) in AGENT_COMMANDS.items():   # parsed by their own modules (main() hands them over)
         sub.add_parser(name, help=text, add_help=False)
     return p
+
+
+def _fleet_command(args, out, err) -> int:
+    # imported when run: it loads pandas and the agents (seconds), which `atomgym check` never needs
+    from .agents.fleetclass import cmd_fleet
+    return cmd_fleet(args, out, err)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

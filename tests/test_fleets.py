@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from atomgym import fleets
+from atomgym.agents import fleetclass
 from atomgym.agents import identity
 from atomgym.sim.scenario import ScenarioError, load_scenario
 from atomgym.suites import list_suites, load_suite
@@ -183,18 +184,18 @@ def test_classify_rules():
     def met(*costs, drops=0.0, fail=0.0, stall=0.0, res=1.0):
         return [{"cost": c, "drops_total": drops, "atomic_fail": fail, "stall_s": stall, "reserved_mib_s": res}
                 for c in costs]
-    quiet = fleets.classify_metrics(met(1.0, 1.0), [met(1.0, 1.0), met(1.5, 1.5, res=2.0)], pts)
+    quiet = fleetclass.classify_metrics(met(1.0, 1.0), [met(1.0, 1.0), met(1.5, 1.5, res=2.0)], pts)
     assert quiet["class"] == "control" and quiet["best"]["min_free_kbytes"] == "boot"
-    gain = fleets.classify_metrics(met(10.0, 10.0, drops=9e3), [met(10.0, 10.0), met(2.0, 2.0, res=2.0)], pts)
+    gain = fleetclass.classify_metrics(met(10.0, 10.0, drops=9e3), [met(10.0, 10.0), met(2.0, 2.0, res=2.0)], pts)
     assert gain["class"] == "headroom" and gain["best_reserves"] == "more" and gain["oracle_score"] == 1.8
     # one seed's gain counts (the bound is per episode): mean score (1.0 + 1.06) / 2 = 1.03 > 1.02
-    one = fleets.classify_metrics(met(10.0, 10.0, drops=9e3), [met(10.0, 10.0), met(11.0, 9.4)], pts)
+    one = fleetclass.classify_metrics(met(10.0, 10.0, drops=9e3), [met(10.0, 10.0), met(11.0, 9.4)], pts)
     assert one["class"] == "headroom" and one["best"]["min_free_kbytes"] == "boot"
-    small = fleets.classify_metrics(met(10.0, 10.0, drops=9e3), [met(10.0, 10.0), met(9.9, 9.9)], pts)
+    small = fleetclass.classify_metrics(met(10.0, 10.0, drops=9e3), [met(10.0, 10.0), met(9.9, 9.9)], pts)
     assert small["class"] == "uncontrollable"                    # score 1.01: inside the margin
-    stall = fleets.classify_metrics(met(3.0, 3.0, stall=2.0), [met(3.0, 3.0), met(3.5, 3.5)], pts)
+    stall = fleetclass.classify_metrics(met(3.0, 3.0, stall=2.0), [met(3.0, 3.0), met(3.5, 3.5)], pts)
     assert stall["class"] == "uncontrollable"
-    fails = fleets.classify_metrics(met(3.0, 3.0, fail=500), [met(3.0, 3.0), met(3.5, 3.5)], pts)
+    fails = fleetclass.classify_metrics(met(3.0, 3.0, fail=500), [met(3.0, 3.0), met(3.5, 3.5)], pts)
     assert fails["class"] == "control"
 
 
@@ -210,14 +211,14 @@ def test_manifest_agrees_with_a_fresh_measurement(tmp_path):
     paths = {p.stem: p for p in fleets.materialise("test")}
     for cls in fleets.CLASSES:
         rec = next(x for x in m["machines"] if x["class"] == cls)
-        d = fleets.classify(load_scenario(paths[rec["name"]]), cache=tmp_path / "classes")
+        d = fleetclass.classify(load_scenario(paths[rec["name"]]), cache=tmp_path / "classes")
         assert d["class"] == cls, (rec["name"], d)
         assert d["default_cost"] == pytest.approx(rec["default_cost"], rel=1e-6)
         assert d["best_cost"] == pytest.approx(rec["best_cost"], rel=1e-6)
         cached = list((tmp_path / "classes").glob("*.json"))       # cached by content
         assert len(cached) == 1
         cached[0].write_text("{damaged")                            # a damaged entry is recomputed
-        assert fleets.classify(load_scenario(paths[rec["name"]]), cache=tmp_path / "classes") == d
+        assert fleetclass.classify(load_scenario(paths[rec["name"]]), cache=tmp_path / "classes") == d
         cached[0].unlink()
 
 
@@ -237,8 +238,8 @@ def test_evaluate_runs_the_fleet_suite(tmp_path):
 def test_docs_tables_and_mix_are_current():
     """docs/scenarios.md "Fleets" carries the generated tables and the manifests' mix."""
     doc = (ROOT / "docs" / "scenarios.md").read_text()
-    assert fleets.families_markdown() in doc, "paste atomgym.fleets.families_markdown() into docs/scenarios.md"
-    assert fleets.static_markdown("test") in doc, "paste atomgym.fleets.static_markdown('test') into docs/scenarios.md"
+    assert fleetclass.families_markdown() in doc, "paste atomgym.fleetclass.families_markdown() into docs/scenarios.md"
+    assert fleetclass.static_markdown("test") in doc, "paste atomgym.fleetclass.static_markdown('test') into docs/scenarios.md"
     flat = " ".join(doc.replace("**", "").split())
     t, tr = _manifest("test"), _manifest("train")
     pct = {c: round(100 * t["mix"][c] / t["machines_n"]) for c in fleets.CLASSES}

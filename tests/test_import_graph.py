@@ -67,14 +67,9 @@ def import_graph() -> dict[str, set[str]]:
     return {n: imports_of(n, p, mods) for n, p in mods.items()}
 
 
-# The circles left, each as the edge (importer, imported) that closes it: an import inside a
-# function, in modules this test does not own. Listed so that every other circle fails now;
-# test_known_circles_are_real fails once an edge no longer closes a circle.
-KNOWN = [
-    ("atomgym.sim.scenario", "atomgym.sim.machines"),         # scenario_machine() imports machines
-    ("atomgym.realkernel.fidelity", "atomgym.realkernel.corpus"),
-    ("atomgym.suites", "atomgym.fleets"),    # a fleet: line; fleets' classification reaches up into agents
-]
+# Circles tolerated, each as the edge (importer, imported) that closes it: none. (An entry would
+# let every other circle fail now; test_known_circles_are_real fails once its edge closes none.)
+KNOWN: list[tuple[str, str]] = []
 
 
 def without_known(graph: dict[str, set[str]]) -> dict[str, set[str]]:

@@ -76,8 +76,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_fidelity(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from . import fidelity
-    return fidelity.main(args, out, err)
+    from . import corpus   # one capture or a corpus: corpus.main measures each with fidelity.measure
+    return corpus.main(args, out, err)
 
 
 def add_subcommands(sub, parser_class) -> None:

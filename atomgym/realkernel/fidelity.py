@@ -17,7 +17,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
@@ -647,8 +647,3 @@ def format_table(rep: dict[str, Any], header: bool = True) -> str:
 
 def _json(v: Any) -> str:
     return json.dumps(v, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-
-
-def main(args, out: TextIO, err: TextIO) -> int:
-    from . import corpus
-    return corpus.main(args, out, err)

@@ -54,7 +54,7 @@ from atomgym.kernel.zones import (
     KernelVersion,
 )
 
-from .scenario import MachineSpec, ScenarioError, SysctlSpec, resolve_path
+from .scenario_files import ScenarioError, resolve_path
 
 # ---- x86-64 layout constants (see the module docstring) -----------------------------
 PAGES_PER_MIB = 1024 // PAGE_KB                  # 256
@@ -191,8 +191,9 @@ def machine_from_snapshot(path: str | Path, kernel: str | None = None) -> Machin
     return snap.machine(version)
 
 
-def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | None = None) -> Machine:
-    """The booted Machine of a scenario, with its sysctls applied as writes.
+def build_machine(spec, sysctl, base_dir: str | Path | None = None) -> Machine:
+    """The booted Machine of a scenario (``spec``: its ``machine:`` section, a scenario.MachineSpec;
+    ``sysctl``: its ``sysctl:`` section, a scenario.SysctlSpec), with its sysctls applied as writes.
 
     ``base_dir``: where relative snapshot paths are looked up (the scenario file's directory, or
     the scenario's ``source``); the repository root is tried next. The sysctl section is applied
@@ -217,7 +218,7 @@ def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | 
     # (min_free_kbytes) is written whenever given (the write also sets user_min_free_kbytes), the
     # others when they differ from the machine's; on a snapshot machine a schema default (the
     # kernel's) keeps the snapshot's value.
-    defaults = {f.name: f.default for f in dataclasses.fields(SysctlSpec)}
+    defaults = {f.name: f.default for f in dataclasses.fields(sysctl)}
     for name in SYSCTL_RANGES:
         v = getattr(sysctl, name)
         if v is None or (spec.snapshot is not None and v == defaults[name]):
@@ -227,6 +228,6 @@ def build_machine(spec: MachineSpec, sysctl: SysctlSpec, base_dir: str | Path | 
     return m
 
 
-def scenario_machine(s) -> Machine:  # s: Scenario (not annotated: avoids a cycle in docs tools)
+def scenario_machine(s) -> Machine:  # s: a scenario.Scenario (machines.py sits below scenario.py)
     """build_machine() for a loaded Scenario (relative paths resolve against its file)."""
     return build_machine(s.machine, s.sysctl, s.source or None)

@@ -187,17 +187,11 @@ class Scenario:
 # ======================================================================================
 
 from ..paths import DATA_ROOT as REPO_ROOT, SCENARIO_DIR  # noqa: E402 - checkout or wheel (paths.py)
+from .scenario_files import ScenarioError, resolve_path, search_dirs  # noqa: E402,F401 - re-exported
 MEMORY_FRAC_MAX = 0.99  # page cache + anon + kernel: the rest starts free
 MAX_SCENARIO_BYTES = 16 << 20    # reads stop here: a scenario is a few kB (a device never ends)
 MAX_TRACE_BYTES = 512 << 20      # a replay trace: ~7 bytes per row; 60,000 rows is 400 kB
 MAX_TRACE_PACKETS = 2**53        # per row: float64 holds every integer up to here exactly
-
-
-class ScenarioError(ValueError):
-    """A scenario file, key or value that is not valid.
-
-    The message is one line: ``FILE[:LINE]: KEY.PATH: what is wrong; what is valid``.
-    """
 
 
 class _Loader(yaml.SafeLoader):
@@ -676,27 +670,7 @@ def workload_times(s: "Scenario") -> list[tuple[float, float | None]]:
     return out
 
 
-def _search_dirs(s: "Scenario | str | Path") -> list[Path]:
-    src = s.source if isinstance(s, Scenario) else str(s)
-    dirs = []
-    if src:
-        p = Path(src)
-        dirs.append(p.parent if p.suffix in (".yaml", ".yml") or p.is_file() else p)
-    dirs.append(REPO_ROOT)
-    return dirs
-
-
-def resolve_path(s: "Scenario | str | Path", rel: str | Path) -> Path:
-    """A path from a scenario (snapshot, trace): absolute as is; otherwise relative to the
-    scenario file's directory, then to the repository root. ``s`` may also be a base directory."""
-    p = Path(rel).expanduser()
-    if p.is_absolute():
-        return p
-    cands = [d / p for d in _search_dirs(s)]
-    for c in cands:
-        if c.exists():
-            return c.resolve()
-    return cands[0]
+_search_dirs = search_dirs
 
 
 def _line_map(node: yaml.Node | None, path: tuple, out: dict[tuple, int], ctx: _Ctx,
