@@ -124,4 +124,5 @@ def test_sensitivity_shows_a_conclusion_that_flips_with_the_price():
     tab, flips = deploy.sensitivity(_episodes(), ["static-x3", "adaptive"])
     assert list(tab.columns) == [n for n, _ in deploy.PRICES]
     assert tab.loc["static-x3", "reserve x0.1"] < 1 < tab.loc["static-x3", "reserve x10"]
-    assert any(f.startswith("`static-x3` beats the defaults under reserve x0.1") for f in flips)
+    assert any(f.startswith("`static-x3` beats the defaults under reserve x0.1") and "loses under reserve x10" in f
+               for f in flips)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from atomgym import safefiles, schema
-from atomgym.agents import baselines, plots, stats
+from atomgym.agents import baselines, deploy, plots, stats
 from atomgym.agents.results import BLOCKS_FILE, load_rows, read_blocks
 from atomgym.agents.usage import Parser, UsageError, fail
 
@@ -158,7 +158,7 @@ def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
                    "stratified-bootstrap 95 % CIs (runs per scenario):\n\n"
                    + _md(["policy", "runs", "IQM [95 % CI]", "mean [95 % CI]", "optimality gap [95 % CI]"], rows))
         names = list(mats)
-        heur = [p for p in names if p not in (stats.ORACLE, "oracle-planner")]
+        heur = [p for p in names if not deploy.is_bound(p)]
         best = best_heuristic or (max(heur, key=lambda p: float(ag.loc[ag.policy == p, "iqm"].iloc[0])) if heur else None)
         pairs = [(a, best) for a in names if best is not None and a != best]
         tab, cis = stats.improvement_table(mats, reps=min(reps, 1000), with_ci=pairs)
@@ -167,9 +167,51 @@ def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
                    "scenarios:\n\n" + _md(["P(row > col)", *[f"`{b}`" for b in names]], rows))
         if pairs:
             rows = [[f"`{a}`", fmt_ci(tab.loc[a, best], *cis[(a, best)])] for a, _ in pairs]
-            out.append(f"Probability of improvement over the best heuristic by IQM (`{best}`), "
+            out.append(f"Probability of improvement over the best heuristic by IQM (`{best}`; bounds excluded), "
                        "stratified-bootstrap 95 % CIs:\n\n" + _md(["policy", f"P(policy > {best}) [95 % CI]"], rows))
-    return "\n\n".join(out) + "\n"
+    out.append(deployment(d, reps=min(reps, 500)))
+    out.append(f"Decision rule: {deploy.DECISION_RULE}.")
+    return "\n\n".join(x for x in out if x) + "\n"
+
+
+def _f(v: float, fmt: str = ".3f") -> str:
+    return "—" if not np.isfinite(v) else format(v, fmt)
+
+
+def deployment(d, reps: int = 500) -> str:
+    """The deployment statistics (agents/deploy.py) and the cost's price sensitivity, as Markdown;
+    empty without kernel-default rows or the cost's term columns."""
+    if not (d["policy"] == deploy.REFERENCE).any() or not set(deploy.TERM_COLUMNS.values()) <= set(d.columns):
+        return ""
+    classes = deploy.classify(d)
+    pols = [p for p in dict.fromkeys(d["policy"]) if p != deploy.REFERENCE]
+    vs = "psi" if (d["policy"] == "psi").any() else None
+    tab = deploy.deployment_table(d, pols, classes, versus=vs, reps=reps)
+    n = {c: sum(v == c for v in classes.values()) for c in (deploy.HEADROOM, deploy.CONTROL, deploy.UNCONTROLLABLE)}
+    rows = []
+    for r in tab.to_dict("records"):
+        p_vs = ("" if vs is None or r["policy"] == vs else
+                f"{_f(r[f'p_vs_{vs}'], '.2f')} [{_f(r.get('p_lo', np.nan), '.2f')}, {_f(r.get('p_hi', np.nan), '.2f')}] / "
+                f"[{_f(r.get('p_task_lo', np.nan), '.2f')}, {_f(r.get('p_task_hi', np.nan), '.2f')}]")
+        rows.append([f"`{r['policy']}`" + (" (bound)" if deploy.is_bound(r["policy"]) else ""), str(r["runs"]),
+                     f"{_f(r['cost_ratio'])} [{_f(r['cost_ratio_lo'])}, {_f(r['cost_ratio_hi'])}]",
+                     _f(r["log_ratio"], "+.3f"), _f(r["p_harm"], ".2f"), _f(r["worst_decile"]),
+                     _f(r["gap_closed"], ".2f"), p_vs])
+    head = ["policy", "runs", "fleet cost ratio ΣC/ΣC_def [95 % CI]", "mean log(C/C_def)",
+            "P(score < 0.99), no headroom", "worst decile, no headroom", "gap closed, headroom",
+            f"P(policy > {vs}) [two-level] / [task-level]" if vs else "paired P"]
+    sens, flips = deploy.sensitivity(d, pols)
+    srows = [[f"`{p}`", *(_f(float(v)) for v in sens.loc[p])] for p in sens.index]
+    return ("Deployment statistics (agents/deploy.py): machines by measured class: "
+            f"{n[deploy.HEADROOM]} with headroom, {n[deploy.CONTROL]} negative controls, "
+            f"{n[deploy.UNCONTROLLABLE]} with uncontrollable loss (headroom: `oracle-static` scores above "
+            f"1 + {deploy.HEADROOM_MARGIN}). Paired over the same (machine, seed); CIs by bootstrap over "
+            "training runs and seeds (two-level) or over machines (task-level).\n\n" + _md(head, rows)
+            + "\n\nFleet cost ratio under other prices of the cost's terms (reserved memory 10x cheaper or dearer; "
+            "atomic failures charged or not: a failed refill the next NAPI poll retries loses nothing):\n\n"
+            + _md(["policy", *sens.columns], srows)
+            + ("\n\nConclusions that flip with the price: " + "; ".join(flips) + "." if flips else
+               "\n\nNo conclusion flips with the price."))
 
 
 def verdict(df, learned: str, reps: int = 2000) -> str:
@@ -178,7 +220,7 @@ def verdict(df, learned: str, reps: int = 2000) -> str:
     difference", decided by whether the probability-of-improvement CI excludes 0.5)."""
     d, _ = stats.dedupe(df)
     u = stats.units(d)
-    base = [p for p in dict.fromkeys(d["policy"]) if p in baselines.names()]
+    base = [p for p in dict.fromkeys(d["policy"]) if p in baselines.names() and not deploy.is_bound(p)]
     scs = [s for s in dict.fromkeys(d["scenario"])
            if all(((u["policy"] == p) & (u["scenario"] == s)).any() for p in [learned, *base])]
     if learned not in set(d["policy"]) or not base or not scs:
