@@ -10,15 +10,13 @@ name and renamed, so an interrupted publish leaves the previous results whole.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import shutil
-import sys
 from pathlib import Path
 
 from atomgym import files, safefiles
-from atomgym.agents import command, who
+from atomgym.agents.usage import Parser, UsageError, run_main
 from atomgym.paths import CHECKOUT
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -177,28 +175,26 @@ def publish(folder: Path, bench_file: Path | None, docs: Path, readme: Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=command("publish"), description=__doc__.split("\n\n")[1])
+    ap = Parser("publish", description=__doc__.split("\n\n")[1])
     ap.add_argument("report", type=Path, help="a finished report folder (runs/report-<time>)")
     ap.add_argument("--bench", type=Path, help="`python -m atomgym.bench --json` output to add as the speed table")
     ap.add_argument("--docs", type=Path, default=(CHECKOUT / "docs") if CHECKOUT else None,
                     help="the docs folder to write results.md into (default: the checkout's docs/)")
     ap.add_argument("--readme", type=Path, default=(CHECKOUT / "README.md") if CHECKOUT else None,
                     help="the README whose results block is replaced (default: the checkout's)")
-    try:
+
+    def body() -> int:
         args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    if args.docs is None or not args.docs.is_dir():
-        print(f"{who('publish')}: error: --docs {args.docs}: not a folder (an installed atomgym has no docs/; "
-              "give --docs DIR)", file=sys.stderr)
-        return 2
-    try:
-        out = publish(args.report, args.bench, args.docs, args.readme)
-    except PublishError as e:
-        print(f"{who('publish')}: error: {e}", file=sys.stderr)
-        return 2
-    print("wrote " + ", ".join(str(p) for p in out))
-    return 0
+        if args.docs is None or not args.docs.is_dir():
+            raise UsageError(f"--docs {args.docs}: not a folder (an installed atomgym has no docs/; give --docs DIR)")
+        try:
+            out = publish(args.report, args.bench, args.docs, args.readme)
+        except PublishError as e:
+            raise UsageError(str(e)) from None
+        print("wrote " + ", ".join(str(p) for p in out))
+        return 0
+    return run_main("publish", body, lambda e: "interrupted; the previous results are whole (each file renamed "
+                                               "into place)")
 
 
 if __name__ == "__main__":
