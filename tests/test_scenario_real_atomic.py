@@ -59,3 +59,48 @@ def test_wsf_100_fails_fewer_atomic_pages(runs):
     f10 = runs["real-atomic-stream"][1].counter("atomic_fail_pages")[0]
     f100 = runs["real-atomic-stream-wsf100"][1].counter("atomic_fail_pages")[0]
     assert f10 > 0 and f100 < f10
+
+
+def test_no_page_cache_at_start_and_bursty_atomic_demand_keeps_kswapd_alive():
+    """Issue 21's new-user case: a 512 MiB 6.1 guest with no page cache at the start, 512-page
+    GFP_ATOMIC bursts every 20 ms (held 200 ms) from t=0, and a reader from t=1 s that fills
+    memory by t~4 s. The first bursts fall back into whole free MOVABLE pageblocks, which
+    steal_suitable_fallback() claims without boost_watermark(), so no boosted kswapd run finds
+    an empty LRU and counts a failure (the simulator had kswapd hopeless, kswapd_failures 16,
+    after 0.4 s, and direct reclaim did all the work: thousands of stalls, 16 kswapd runs).
+    Any reclaim progress resets kswapd_failures (shrink_node()). Checked on the process, every
+    100 ms: kswapd never hopeless; once memory is full, kswapd runs in every half second; direct
+    reclaim stalls stay a small fraction of kswapd's runs."""
+    from atomgym.sim import layout as L
+    from atomgym.sim.scenario import scenario_from_dict
+    from atomgym.kernel.zones import MAX_RECLAIM_RETRIES
+    s = scenario_from_dict({
+        "duration_s": 10, "tick_ms": 1.0,
+        "machine": {"ram_mib": 512, "kernel": "6.1", "thp": "never", "cpus": 1},
+        "memory": {"page_cache_frac": 0.0, "anon_frac": 0.05, "kernel_frac": 0.05, "swap": False},
+        "kswapd": {"reclaim_pages_per_ms": 100, "wake_latency_ms": 0.2, "direct_reclaim_pages_per_ms": 50},
+        "nics": [], "traffic": [],
+        "workloads": [
+            {"name": "reader", "kind": "stream_read", "rate_mib_s": 128, "working_set_mib": 2048, "start_s": 1.0},
+            {"name": "softirq", "kind": "atomic_alloc", "gfp": "atomic", "pages_per_burst": 512,
+             "interval_ms": 20, "hold_ms": 200},
+        ]})
+    sim = Simulator(s)
+    sim.reset(np.array([1]))
+    nd = sim.field("nd")
+    runs, stalls, failures, fallbacks = [], [], [], []
+    for _ in range(100):                  # 10 s in 100 ms samples
+        sim.advance(100)
+        c = sim.counter_dict(0)
+        runs.append(c["pageoutrun"])
+        fallbacks.append((c["fallbacks"], c["fallback_boosts"]))
+        stalls.append(sum(v for k, v in c.items() if k.startswith("allocstall_")))
+        failures.append(float(nd[0, 0, L.ND_FAILURES]))
+    # the first 0.3 s: the bursts fell back (whole blocks), none boosted, kswapd not run
+    assert fallbacks[2][0] >= 10 and fallbacks[2][1] == 0 and runs[2] == 0
+    assert max(failures) < MAX_RECLAIM_RETRIES
+    full = next(i for i in range(100) if runs[i] > 0)   # kswapd's first run: memory is full
+    assert full <= 50
+    for i in range(full + 5, 100, 5):   # every half second after that, kswapd ran again
+        assert runs[i] > runs[i - 5], f"no kswapd run between {(i - 5) / 10} s and {i / 10} s"
+    assert runs[-1] >= 100 and stalls[-1] <= runs[-1] / 10

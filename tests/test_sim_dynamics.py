@@ -1,5 +1,7 @@
 """Golden traces of the dynamics added for issue 11: fallback boosts, per-zone pcp sizing,
-the atomic_alloc workload, phases, stop_s and stream_read's carried remainder.
+the atomic_alloc workload, phases, stop_s and stream_read's carried remainder; and for issue 21:
+whole-pageblock steals without a boost, kswapd revived by direct reclaim, allocstall per
+try_to_free_pages() call, atomic bursts freed each on its own timer.
 
 Set-up as in test_sim_golden.py: one node, Normal of 100000 managed pages, min_free_kbytes
 4000: min 1000, low 1250, high 1500; GFP_ATOMIC's floor 375 (min - min/2 - min/8).
@@ -40,10 +42,13 @@ def _scenario(workloads=(), phases=(), nics=False) -> Scenario:
                     nics=[], traffic=[], workloads=list(workloads), phases=list(phases))
 
 
-def _set_zone(sim, b, z, free, cache=0, free_u=0):
+def _set_zone(sim, b, z, free, cache=0, free_u=0, blocks=0):
+    """Free pages (``free_u`` of them UNMOVABLE; ``blocks`` whole free MOVABLE pageblocks, the
+    rest sub-block chunks), page cache; the rest is kernel memory."""
     zs = sim.zone_state
     zs[b, z, L.ZF_FREE] = free
     zs[b, z, L.ZF_FREE_U] = free_u
+    zs[b, z, L.ZF_FREE_BLK] = blocks
     zs[b, z, L.ZF_PCP] = 0
     zs[b, z, L.ZF_PCP_U] = 0
     zs[b, z, L.ZF_CACHE] = cache
@@ -167,6 +172,156 @@ def test_stream_read_volume_reads_once_then_stops():
     assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 250
     sim.advance(100)
     assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 256
+
+
+def test_whole_pageblock_steal_claims_the_block_without_a_boost():
+    """steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18]: a fallback that finds a
+    whole free pageblock (order >= pageblock_order; __rmqueue_fallback() searches from the
+    largest order down, so it finds one first) relabels the block and returns before
+    boost_watermark(). One atomic page with Normal at 5000 free MOVABLE pages: machine 0 has
+    two whole free blocks among them -> one fallback, the block (512 pages) becomes UNMOVABLE
+    (511 left after the page), one whole block left, no boost, no kswapd wakeup; machine 1 has
+    sub-block chunks only -> the boosted steal of test_fallback_boosts_and_wakes_kswapd_which_clears_it."""
+    wl = [WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.0, pages=1, hold_ms=1e6)])]
+    s = _scenario(wl)
+    sim = Simulator([s, s], machines=[_machine(), _machine()])
+    _set_zone(sim, 0, NORMAL, free=5000, cache=20000, blocks=2)
+    _set_zone(sim, 1, NORMAL, free=5000, cache=20000, blocks=0)
+    sim.advance(1)
+    zs = sim.zone_state
+    for b in (0, 1):
+        assert _c(sim, "fallbacks", b) == 1 and _c(sim, "atomic_got_pages", b) == 1
+        assert zs[b, NORMAL, L.ZF_FREE_U] == 511 and sim.free[b, NORMAL] == 4999
+    assert zs[0, NORMAL, L.ZF_FREE_BLK] == 1
+    assert _c(sim, "fallback_boosts", 0) == 0 and sim.boost[0, NORMAL] == 0 and _c(sim, "kswapd_wakeups", 0) == 0
+    assert _c(sim, "fallback_boosts", 1) == 1 and sim.boost[1, NORMAL] == 512 and _c(sim, "kswapd_wakeups", 1) == 1
+
+
+def test_movable_refills_split_a_whole_block_only_when_the_chunks_are_gone():
+    """__rmqueue_smallest(): a MOVABLE refill takes the smallest free chunk first. 5000 free
+    MOVABLE pages, 9 whole blocks (4608) and 392 pages of chunks; a reader takes 10 pages/ms
+    (pcp batch 1; 100 UNMOVABLE free pages serve its xarray slab). After 100 pages the 9 blocks
+    are intact; after 500, one block was split (4500 // 512 = 8 left)."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=2.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=5100, free_u=100, blocks=9)
+    sim.advance(10)
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 100 and sim.zone_state[0, NORMAL, L.ZF_FREE_BLK] == 9
+    sim.advance(40)
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 500 and sim.zone_state[0, NORMAL, L.ZF_FREE_BLK] == 8
+
+
+def test_direct_reclaim_progress_revives_a_hopeless_kswapd():
+    """shrink_node(): "On reclaim progress, reset the failure counter. A successful direct
+    reclaim run will revive a dormant kswapd." kswapd_failures is 16 (hopeless: wakeup_kswapd()
+    declines). Normal at 990 free (below min 1000) with 20000 page-cache pages; an anon hog
+    allocates 1 page/ms: its slow path cannot wake kswapd, fails at min, and one direct reclaim
+    call (allocstall_movable: GFP_HIGHUSER_MOVABLE) reclaims 20000 >> 12 = 4 pages at
+    DEF_PRIORITY plus one 32-page chunk at priority 11 (direct_reclaim_call_pages()) ->
+    kswapd_failures 0; the retry's slow path (free 1026 < low) wakes kswapd, which runs from t=1
+    (wake latency 0.5 ms). Without the reset kswapd stays hopeless and asleep."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=3.90625, peak_mib=100.0, hold_s=100.0, period_s=0.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=990, cache=20000)
+    nd = sim.field("nd")
+    nd[0, 0, L.ND_FAILURES] = 16
+    sim.advance(1)                        # t=0
+    assert _c(sim, "allocstall_movable") == 1 and _c(sim, "pgsteal_direct") == 36
+    assert nd[0, 0, L.ND_FAILURES] == 0 and _c(sim, "kswapd_wakeups") == 1
+    assert sim.kswapd_state[0, 0] == L.KS_WAKING
+    sim.advance(1)                        # t=1
+    assert _c(sim, "pageoutrun") == 1 and _c(sim, "pgsteal_kswapd") > 0
+
+
+def test_direct_reclaim_counts_one_allocstall_per_try_to_free_pages_call():
+    """do_try_to_free_pages() counts allocstall once per call; a call reclaims the whole
+    ``size >> DEF_PRIORITY`` of the LRU (shrink_lruvec()'s proportional_reclaim), topped up by
+    one 32-page chunk when that is short of SWAP_CLUSTER_MAX: 20000 >> 12 = 4 + 32 = 36 pages.
+    An anon hog wants 200 pages in one tick with Normal at 990 free (below min 1000): 6 calls
+    (216 pages, 216 / 250 pages/ms = 864 us of stall), then the 200 pages come from the 206
+    above min, and its page table (pte_alloc()) one more: 1005 left. One round counted one
+    allocstall before."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=781.25, peak_mib=0.78125, hold_s=100.0, period_s=0.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=990, cache=20000)
+    sim.advance(1)
+    assert _c(sim, "allocstall_movable") == 6 and _c(sim, "pgsteal_direct") == 216
+    assert _c(sim, "direct_reclaim_stall_us") == pytest.approx(864.0)
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 200 and sim.free[0, NORMAL] + sim.pcp[0, NORMAL] == 1005
+
+
+def test_page_cache_brings_xarray_slabs_that_fall_back_and_boost():
+    """A page-cache page lives in its file's xarray: one xa_node (radix_tree_node slab, RECLAIMABLE)
+    per 64 pages, 28 nodes per order-2 slab: 4 kernel pages per 1792 pages read
+    (workloads._kmem_to()). A streaming machine with no atomic workload and no UNMOVABLE free page
+    (free memory in sub-block MOVABLE chunks): the first read's slab is a GFP_KERNEL refill that
+    falls back (__rmqueue_fallback()) and boosts (boost_watermark(), 512); the 512 stolen pages
+    serve the next slabs: after 1800 pages, 8 slab pages and still one fallback."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=100.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=50000)
+    k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
+    sim.advance(1)
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 10 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 4
+    assert _c(sim, "fallbacks") == 1 and _c(sim, "fallback_boosts") == 1 and sim.boost[0, NORMAL] == 512
+    sim.advance(179)
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 1800 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 8
+    assert _c(sim, "fallbacks") == 1
+
+
+def test_anonymous_memory_brings_page_tables_freed_at_exit():
+    """pte_alloc(): one PTE page (UNMOVABLE) per 512 anonymous pages (PTRS_PER_PTE), freed with
+    the task (free_pgtables()). A hog of 513 pages at 10 pages/ms: 1 page table at t=0, 2 once it
+    holds 513 (t=51), none after its exit 10 ms later."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=39.0625, peak_mib=513 / 256, hold_s=0.01, period_s=0.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=50000, free_u=50000)
+    k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
+    sim.advance(1)
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 10 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 1
+    sim.advance(51)                       # t=1..51
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 513 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 2
+    sim.advance(20)
+    assert sim.zone_state[0, NORMAL, L.ZF_ANON] == 0 and sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0
+
+
+def test_atomic_bursts_are_freed_each_on_its_own_timer():
+    """atomic_alloc (workloads._atomic_burst): six 10-page shots at t = 0..5 ms, each held
+    10 ms, are freed at t = 10..15, one burst per tick (the module's per-burst timer). Four
+    merged slots freed the fifth and sixth bursts together with the fourth, at t = 15."""
+    shots = [ShotSpec(at_s=i / 1000.0, pages=10, hold_ms=10.0) for i in range(6)]
+    wl = [WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=shots)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=50000, free_u=50000)
+    k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
+    held = []
+    for _ in range(17):                   # t=0..16
+        sim.advance(1)
+        held.append(int(sim.zone_state[0, NORMAL, L.ZF_KERNEL]) - k0)
+    assert held == [10, 20, 30, 40, 50, 60, 60, 60, 60, 60, 50, 40, 30, 20, 10, 0, 0]
+
+
+def test_atomic_bursts_held_bound_and_refusal():
+    """scenario.atomic_bursts_held(): periodic bursts hold at most floor((hold + tick) /
+    interval) + 1 at once, plus the shots' largest overlap; a scenario beyond the simulator's
+    ATOMIC_SLOTS is refused at load with one line (it was merged silently before)."""
+    from atomgym.sim.scenario import atomic_bursts_held
+    w = WorkloadSpec(kind="atomic_alloc", pages_per_burst=512, interval_ms=100.0, hold_ms=50.0,
+                     shots=[ShotSpec(at_s=17.0, pages=4096, hold_ms=200.0), ShotSpec(at_s=32.0, pages=4096,
+                                                                                     hold_ms=200.0)])
+    assert atomic_bursts_held(w, 1.0) == 1 + 1
+    w2 = WorkloadSpec(kind="atomic_alloc", pages_per_burst=1, interval_ms=1.0, hold_ms=100.0)
+    assert atomic_bursts_held(w2, 1.0) == 102 > L.ATOMIC_SLOTS
+    y = {"nics": [], "traffic": [], "workloads": [{"kind": "atomic_alloc", "pages_per_burst": 1,
+                                                   "interval_ms": 1, "hold_ms": 100}]}
+    with pytest.raises(ScenarioError) as e:
+        scenario_from_dict(y)
+    assert "workloads[0]: holds up to 102 bursts at once" in str(e.value) and "\n" not in str(e.value)
+    y["randomize"] = {"workloads.0.hold_ms": [10, 100]}
+    y["workloads"][0]["hold_ms"] = 10
+    with pytest.raises(ScenarioError) as e:
+        scenario_from_dict(y)
+    assert "randomize" in str(e.value) and "holds up to 102 bursts" in str(e.value)
 
 
 @pytest.mark.parametrize("yaml_obj, msg", [

@@ -12,7 +12,8 @@ poll per tick, an application that never reads (pages stay in the socket), and t
 set by hand after reset (the rest of the zone is unreclaimable kernel memory). The free pages
 set by hand lie in UNMOVABLE pageblocks (``ZF_FREE_U``), so the NIC's atomic (unmovable) refills
 never fall back to another migratetype and never boost; tests of movable allocations put them in
-MOVABLE pageblocks (``unmovable=False``). Fallback boosts have their own traces in
+MOVABLE pageblocks (``unmovable=False``), as sub-block chunks (no whole free pageblock,
+``ZF_FREE_BLK`` 0). Fallback boosts have their own traces in
 test_sim_dynamics.py.
 """
 from __future__ import annotations
@@ -58,6 +59,7 @@ def _set_zone(sim: Simulator, b: int, z: int, free: int, cache: int = 0, pcp: in
     zs = sim.zone_state
     zs[b, z, L.ZF_FREE] = free
     zs[b, z, L.ZF_FREE_U] = free if unmovable else 0
+    zs[b, z, L.ZF_FREE_BLK] = 0   # no whole free pageblock: sub-block chunks only
     zs[b, z, L.ZF_PCP_U] = pcp if unmovable else 0
     zs[b, z, L.ZF_PCP] = pcp
     zs[b, z, L.ZF_CACHE] = cache
@@ -290,20 +292,26 @@ def test_direct_reclaim_stall(tmp_path):
     """A streaming reader wants 100 new page-cache pages per ms (390.625 MiB/s = 100 pages/ms,
     nothing resident yet: every read misses). Normal at 1000 free = min, 10000 pages of cache.
     t=0: fast path fails (1000 <= 1250), the GFP_KERNEL retry at min fails (1000 <= 1000);
-    allow_direct_reclaim: free 1000 > (sum of min)/2 = 500, so no throttle; one round of direct
-    reclaim (allocstall_movable: page cache is GFP_HIGHUSER_MOVABLE) reclaims
-    max(100, SWAP_CLUSTER_MAX) = 100 pages at 200 pages/ms: 0.5 ms = 500 us of stall; the
-    retry at min then takes them back (free > 1000 for each of the 100): free 1000."""
+    allow_direct_reclaim: free 1000 > (sum of min)/2 = 500, so no throttle; direct reclaim
+    (allocstall_movable: page cache is GFP_HIGHUSER_MOVABLE): one try_to_free_pages() call
+    reclaims 10000 >> 12 = 2 pages at DEF_PRIORITY (no stop at the target there) plus one
+    32-page chunk at priority 11 = 34 (direct_reclaim_call_pages()); 100 pages take 3 calls
+    (3 allocstalls), 102 pages at 200 pages/ms: 0.51 ms = 510 us of stall; the retry at min
+    then takes 100 of them (free > 1000 for each): free 1002, cache 10000 - 102 + 100. The
+    reader's xarray slab (4 kernel pages per 1792 pages read, workloads._kmem_to(), no direct
+    reclaim) gets the last 2 pages above min: free 1000."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=390.625, working_set_mib=1000.0)]
     s = _scenario(tmp_path, {}, workloads=wl)
     sim = Simulator(s, machines=_machine())
     _set_zone(sim, 0, NORMAL, free=1000, cache=10000, unmovable=False)
+    k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
     sim.advance(1)
-    assert _c(sim, "allocstall_movable") == 1 and _c(sim, "allocstall_normal") == 0
-    assert _c(sim, "pgscan_direct") == 100 and _c(sim, "pgsteal_direct") == 100
-    assert _c(sim, "direct_reclaim_stall_us") == 500.0
+    assert _c(sim, "allocstall_movable") == 3 and _c(sim, "allocstall_normal") == 0
+    assert _c(sim, "pgscan_direct") == 102 and _c(sim, "pgsteal_direct") == 102
+    assert _c(sim, "direct_reclaim_stall_us") == 510.0
     assert _c(sim, "workload_deficit_pages") == 0
-    assert sim.free[0, NORMAL] == 1000 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 10000
+    assert sim.free[0, NORMAL] == 1000 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
+    assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 2
 
 
 def test_oom_kill_of_the_anonymous_hog(tmp_path):

@@ -34,12 +34,12 @@ from ..kernel.boost import boost_watermark_zone
 from ..kernel.pcp import PCP_HIGH_AUTOTUNE
 from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, PAGEBLOCK_NR_PAGES, SWAP_CLUSTER_MAX, ZONE_NORMAL
-from .kswapd import SHRINK_BOTH, shrink_zones, wakeup_kswapd
+from .kswapd import DEF_PRIORITY, SHRINK_BOTH, shrink_zones, wakeup_kswapd
 from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
     MR_DR_RATE, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
-    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_KERNEL,
+    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_KERNEL,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
@@ -73,11 +73,18 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
     pcp refill moved buddy pages (every request re-checks the unchanged count otherwise).
 
     Pages come from the pcp list of the request's migratetype; an empty list is refilled
-    with ``batch`` pages (rmqueue_bulk()) from the buddy free pages of that type, and when
-    those run out, from another type's pageblock (__rmqueue_fallback()): the fallback boosts
-    the watermark and moves up to a pageblock of free pages to the requested type
-    (move_freepages_block()). With ``nofrag`` (ALLOC_NOFRAGMENT) a zone whose own type is
-    exhausted is skipped instead."""
+    with ``batch`` pages (rmqueue_bulk()) from the buddy free pages of that type, smallest
+    chunks first (__rmqueue_smallest(): a MOVABLE refill splits a whole free pageblock only
+    when the sub-block chunks are gone), and when those run out, from another type's
+    pageblock (__rmqueue_fallback(), which searches from the largest order down):
+    - a whole free MOVABLE pageblock (order >= pageblock_order) is claimed outright, with no
+      boost (steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18]: "current_order >=
+      pageblock_order" relabels the block and returns before boost_watermark()); allowed
+      under ALLOC_NOFRAGMENT too (min_order = pageblock_order);
+    - otherwise a sub-block chunk: the fallback boosts the watermark and moves up to a
+      pageblock of free pages to the requested type (move_freepages_block()). With ``nofrag``
+      (ALLOC_NOFRAGMENT) a zone whose own type and whole blocks are exhausted is skipped.
+    Whole free UNMOVABLE pageblocks are not tracked: a MOVABLE fallback always boosts."""
     zs = S.zs
     f = zs[b, z, ZF_FREE]
     nowm = (alloc_flags & ALLOC_NO_WATERMARKS) != 0
@@ -92,6 +99,9 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
     p = pu if unmov else p_all - pu          # pages on this type's pcp list
     fu = zs[b, z, ZF_FREE_U]
     ft = fu if unmov else f - fu             # buddy free pages of this type
+    blk = zs[b, z, ZF_FREE_BLK]              # whole free MOVABLE pageblocks (within f - fu)
+    if blk * PAGEBLOCK_NR_PAGES > f - fu:    # (zone state written from outside: keep it consistent)
+        blk = (f - fu) // PAGEBLOCK_NR_PAGES
     batch = zs[b, z, ZF_PCP_BATCH]
     served = n if n < p else p
     p -= served
@@ -101,12 +111,19 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
         if take == 0:
             break
         if ft < take:
-            if nofrag:
+            if unmov and blk > 0:
+                # __rmqueue_fallback() finds a whole free MOVABLE pageblock first (largest order
+                # first); steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18]: order >=
+                # pageblock_order -> relabel and take the block, no boost_watermark()
+                S.ctr[b, C_FALLBACKS] += 1
+                blk -= 1
+                ft += PAGEBLOCK_NR_PAGES
+            elif nofrag:
                 if ft == 0:
                     break
                 take = ft
             else:
-                # __rmqueue_fallback(): boost, move the stolen block's free pages
+                # __rmqueue_fallback() from a sub-block chunk: boost, move the block's free pages
                 fallback_event(S, b, z, alloc_flags)
                 other = f - ft
                 mv = PAGEBLOCK_NR_PAGES if PAGEBLOCK_NR_PAGES < other else other
@@ -115,6 +132,8 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
                     take = ft
         f -= take
         ft -= take
+        if not unmov and blk * PAGEBLOCK_NR_PAGES > ft:
+            blk = ft // PAGEBLOCK_NR_PAGES   # __rmqueue_smallest() split whole blocks: the chunks were gone
         p += take - 1
         served += 1
         if served == n:
@@ -127,6 +146,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
         p -= s
         served += s
     zs[b, z, ZF_FREE] = f
+    zs[b, z, ZF_FREE_BLK] = blk
     if unmov:
         zs[b, z, ZF_FREE_U] = ft
         zs[b, z, ZF_PCP] = p_all - pu + p
@@ -357,6 +377,29 @@ def allow_direct_reclaim(S, b, node):
 
 
 @jit()
+def direct_reclaim_call_pages(S, b, hz):
+    """Pages one try_to_free_pages() call reclaims: do_try_to_free_pages() asks for
+    nr_to_reclaim = SWAP_CLUSTER_MAX from priority DEF_PRIORITY down, but shrink_lruvec() does
+    not stop at the target at DEF_PRIORITY in direct reclaim ("proportional_reclaim": "it is best
+    to do a batch of work at once"), so the first priority scans each list's ``size >> 12``
+    whole; if that is short of 32, the next priority stops after one 32-page chunk. The LRU is
+    the reclaimable pages of the zones <= hz (page cache, plus anonymous memory with swap) on
+    every node: one list each (no active/inactive split)."""
+    zs = S.zs
+    managed = S.managed
+    swap = S.mi[b, MI_SWAP] != 0
+    lru = 0
+    for z in range(managed.shape[1]):
+        if managed[b, z] == 0 or z % MAX_NR_ZONES > hz:
+            continue
+        lru += zs[b, z, ZF_CACHE]
+        if swap:
+            lru += zs[b, z, ZF_ANON]
+    first = lru >> DEF_PRIORITY
+    return first if first >= SWAP_CLUSTER_MAX else first + SWAP_CLUSTER_MAX
+
+
+@jit()
 def alloc_pages_reclaim(S, b, n, gfp, zlk, dest, cls, budget_ms):
     """A blocking allocation (__GFP_DIRECT_RECLAIM): the bulk paths, then direct reclaim
     (__alloc_pages_direct_reclaim(): drain_all_pages(), reclaim at least SWAP_CLUSTER_MAX
@@ -385,16 +428,19 @@ def alloc_pages_reclaim(S, b, n, gfp, zlk, dest, cls, budget_ms):
         if not drained:
             drain_all_pages(S, b)
             drained = True
-        want = n - got
-        if want < SWAP_CLUSTER_MAX:
-            want = SWAP_CLUSTER_MAX
+        # the deficit takes ceil(want / per_call) calls of try_to_free_pages(), each reclaiming
+        # per_call pages (direct_reclaim_call_pages()) and counting one allocstall
+        # (do_try_to_free_pages()): the single-page requests between them take the pages back
+        # down to min
+        per_call = direct_reclaim_call_pages(S, b, hz)
+        want = -(-(n - got) // per_call) * per_call
         cap = int((budget_ms - stalled) * rate)
         if cap < 1:
             cap = 1
         if want > cap:
             want = cap
-        ctr[b, C_ALLOCSTALL0 + hz] += 1
         r = shrink_zones(S, b, -1, hz, want, SHRINK_BOTH)
+        ctr[b, C_ALLOCSTALL0 + hz] += -(-r // per_call) if r > 0 else 1
         ctr[b, C_PGSCAN_DIRECT] += r
         ctr[b, C_PGSTEAL_DIRECT] += r
         dt = r / rate

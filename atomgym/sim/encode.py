@@ -223,12 +223,16 @@ def encode_nics(A: L.Arrays, b: int, s: Scenario) -> None:
 
 def encode_migratetypes(A: L.Arrays, b: int, m: Machine) -> None:
     """Kernel memory and ring buffers fill UNMOVABLE pageblocks; the free rest of their last,
-    partly used block is the zone's unmovable free supply at the start."""
+    partly used block is the zone's unmovable free supply at the start. The MOVABLE rest of free
+    memory is unfragmented, as after boot (the buddy allocator hands out the smallest chunks
+    first, so the page cache and anonymous memory filled blocks one after another): it is whole
+    free pageblocks (``ZF_FREE_BLK``) but for one partly used block."""
     zs = A.zs
     for z in range(m.managed.size):
         used = int(zs[b, z, L.ZF_KERNEL] + zs[b, z, L.ZF_NET])
         slack = (-used) % PAGEBLOCK_NR_PAGES
         zs[b, z, L.ZF_FREE_U] = min(slack, int(zs[b, z, L.ZF_FREE]))
+        zs[b, z, L.ZF_FREE_BLK] = (int(zs[b, z, L.ZF_FREE]) - int(zs[b, z, L.ZF_FREE_U])) // PAGEBLOCK_NR_PAGES
 
 
 def encode_traffic(A: L.Arrays, b: int, s: Scenario, load_trace: TraceLoader, off: int) -> int:

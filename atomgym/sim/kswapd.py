@@ -137,9 +137,10 @@ def _zone_reclaimable(S, b, z, with_anon, with_file):
 
 @jit(literal_args=("mode",))   # SHRINK_BOTH/FILE/ANON: one version each (measured: +30 % of its instructions without)
 def shrink_zones(S, b, node, hz, x, mode):
-    """Reclaim up to ``x`` pages from the LRUs of ``node`` (node < 0: every node), zones
-    0..hz, spread over zones in proportion to their reclaimable pages (one LRU per node
-    since 4.8). ``mode``: SHRINK_BOTH (page cache before anonymous memory, the latter only
+    """shrink_node() for kswapd (``node``) or direct reclaim (node < 0: every node): reclaim
+    up to ``x`` pages from the LRUs of zones 0..hz, spread over zones in proportion to their
+    reclaimable pages (one LRU per node since 4.8); progress on a node resets its
+    kswapd_failures. ``mode``: SHRINK_BOTH (page cache before anonymous memory, the latter only
     with swap), SHRINK_FILE, SHRINK_ANON (only with swap). Freed pages go to the buddy
     free count (MOVABLE pageblocks). Returns pages reclaimed."""
     zs = S.zs
@@ -189,6 +190,11 @@ def shrink_zones(S, b, node, hz, x, mode):
             got = tc
             if got < share and with_anon:
                 got += _take_anon(S, b, z, share - got)
+            if got > 0:
+                # shrink_node() [6.1, 6.18]: "On reclaim progress, reset the failure counter. A
+                # successful direct reclaim run will revive a dormant kswapd." (kswapd's and
+                # direct reclaim's alike)
+                S.nd[b, z // MAX_NR_ZONES, ND_FAILURES] = 0.0
             done += got
     if cache_taken > 0:
         evict_cache_owners(S, b, cache_taken, cache_before)
@@ -458,8 +464,7 @@ def kswapd_tick(S, b, node):
             ctr[b, C_PGSCAN_KSWAPD] += got
             ctr[b, C_PGSTEAL_KSWAPD] += got
             nd[b, node, ND_RECLAIMED] += got
-            nd[b, node, ND_PASS_GOT] += got
-            nd[b, node, ND_FAILURES] = 0.0  # shrink_node(): reclaimable progress resets failures
+            nd[b, node, ND_PASS_GOT] += got   # (shrink_zones() reset kswapd_failures: shrink_node())
         nd[b, node, ND_PASS_FILE] = fl
         nd[b, node, ND_PASS_ANON] = al
         if fl <= 0 and al <= 0:

@@ -60,6 +60,7 @@ ZF_NAMES = (
     "pcp_high",      # pcp->high now (static before 6.7; auto-tuned in [high_min, high_max] from 6.7)
     "pcp_high_min",
     "pcp_high_max",
+    "free_blk",      # of free - free_u: whole free MOVABLE pageblocks (order >= pageblock_order chunks)
 )
 _ZF = _index(ZF_NAMES)
 ZF_FREE = _ZF["free"]
@@ -76,6 +77,7 @@ ZF_PCP_BATCH = _ZF["pcp_batch"]
 ZF_PCP_HIGH = _ZF["pcp_high"]
 ZF_PCP_HIGH_MIN = _ZF["pcp_high_min"]
 ZF_PCP_HIGH_MAX = _ZF["pcp_high_max"]
+ZF_FREE_BLK = _ZF["free_blk"]
 ZF_POOLS = (ZF_FREE, ZF_PCP, ZF_CACHE, ZF_ANON, ZF_KERNEL, ZF_NET)   # sum == managed
 NZF = len(ZF_NAMES)
 
@@ -331,7 +333,8 @@ WK_STREAM = WORKLOAD_KINDS.index("stream_read")
 WK_ANON_HOG = WORKLOAD_KINDS.index("anon_hog")
 WK_CHURN = WORKLOAD_KINDS.index("churn")
 WK_ATOMIC = WORKLOAD_KINDS.index("atomic_alloc")
-ATOMIC_SLOTS = 4       # atomic_alloc: bursts held at once (release time, pages)
+ATOMIC_SLOTS = 64      # atomic_alloc: bursts held at once, each (release time, pages); a scenario that could
+                       # hold more is refused at load (scenario.atomic_bursts_held())
 WP_NAMES = (
     "kind",            # WORKLOAD_KINDS index (WK_NONE: unused row)
     "rate",            # pages/ms
@@ -358,6 +361,8 @@ WP_NAMES = (
     "s_shot_next",     # next shot to fire
     "s_next",          # atomic_alloc: next periodic burst, ms
     "s_stopped",       # the workload's stop time has passed (its exit was handled)
+    "s_next_rel",      # atomic_alloc: the earliest release time of a held burst (slots are scanned from it)
+    "s_kmem",          # kernel pages of the workload's own structures: a reader's page-cache xarray, page tables
     "slot_t",          # atomic_alloc: ATOMIC_SLOTS (release time, pages) pairs from here (last)
 )
 _WP = _index(WP_NAMES)
@@ -386,6 +391,8 @@ WP_SHOT_N = _WP["shot_n"]
 WP_S_SHOT_NEXT = _WP["s_shot_next"]
 WP_S_NEXT = _WP["s_next"]
 WP_S_STOPPED = _WP["s_stopped"]
+WP_S_NEXT_REL = _WP["s_next_rel"]
+WP_S_KMEM = _WP["s_kmem"]
 WP_SLOT_T = _WP["slot_t"]
 NWP = WP_SLOT_T + 2 * ATOMIC_SLOTS
 

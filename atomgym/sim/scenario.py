@@ -613,6 +613,8 @@ def _check_workloads_and_phases(s: "Scenario", ctx: _Ctx) -> None:
                 ctx.fail(("workloads", i, "interval_ms"), f"{_fmt_num(w.interval_ms)} ms is shorter than tick_ms "
                                                           f"({_fmt_num(s.tick_ms)} ms); valid: 0 (shots only) "
                                                           f"or >= tick_ms")
+            elif w.interval_ms == 0 or w.interval_ms >= s.tick_ms:
+                _check_bursts_held(w, s.tick_ms, ctx, ("workloads", i))
     used: dict[tuple[str, str], int] = {}
     for j, ph in enumerate(s.phases):
         for what in ("start", "stop"):
@@ -629,6 +631,34 @@ def _check_workloads_and_phases(s: "Scenario", ctx: _Ctx) -> None:
         if z is not None and z <= a:
             ctx.fail(("workloads", i, "stop_s"), f"stop at {_fmt_num(z)} s is not after the start at {_fmt_num(a)} s "
                                                  "(phases included)")
+
+
+def atomic_bursts_held(w: "WorkloadSpec", tick_ms: float) -> int:
+    """An upper bound of the bursts an atomic_alloc workload holds at once (each is freed on its
+    own timer, in its own slot of the simulator: layout.ATOMIC_SLOTS). A periodic burst fires at
+    the first tick at or after k * interval_ms and is freed at the first tick at or after its
+    time + hold_ms, so at most floor((hold_ms + tick_ms) / interval_ms) + 1 are held at once; the
+    shots add their largest overlap (each held over [at, at + hold_ms + tick_ms))."""
+    n = 0
+    if w.interval_ms > 0 and w.hold_ms > 0:
+        n = int((w.hold_ms + tick_ms) // w.interval_ms) + 1
+    ev = sorted([(sh.at_s * 1000.0, 1) for sh in w.shots if sh.hold_ms > 0]
+                + [(sh.at_s * 1000.0 + sh.hold_ms + tick_ms, -1) for sh in w.shots if sh.hold_ms > 0],
+                key=lambda e: (e[0], e[1]))
+    cur = most = 0
+    for _, d in ev:
+        cur += d
+        most = max(most, cur)
+    return n + most
+
+
+def _check_bursts_held(w: "WorkloadSpec", tick_ms: float, ctx: "_Ctx", path: tuple) -> None:
+    from .layout import ATOMIC_SLOTS   # (the compiled layout: imported only for an atomic_alloc workload)
+    held = atomic_bursts_held(w, tick_ms)
+    if held > ATOMIC_SLOTS:
+        ctx.fail(path, f"holds up to {held} bursts at once (hold_ms {_fmt_num(w.hold_ms)} / interval_ms "
+                       f"{_fmt_num(w.interval_ms)}, plus overlapping shots); the simulator frees each burst on "
+                       f"its own timer and holds at most {ATOMIC_SLOTS}: shorten hold_ms or lengthen interval_ms")
 
 
 def workload_times(s: "Scenario") -> list[tuple[float, float | None]]:
@@ -765,6 +795,11 @@ def _check_draw_bounds(s: "Scenario", ctx: _Ctx) -> None:
             ctx.fail(("randomize", ranged(f"workloads.{i}.pages_per_burst", f"workloads.{i}.interval_ms")),
                      f"the ranges can draw workloads[{i}] with interval_ms > 0 and pages_per_burst 0; "
                      "valid: pages_per_burst >= 1 whenever interval_ms > 0")
+        if w.kind == "atomic_alloc" and lo.workloads[i].interval_ms >= s.tick_ms:
+            # the most bursts held at once: the shortest interval with the longest hold
+            worst = dataclasses.replace(hi.workloads[i], interval_ms=lo.workloads[i].interval_ms)
+            _check_bursts_held(worst, s.tick_ms,
+                               ctx, ("randomize", ranged(f"workloads.{i}.hold_ms", f"workloads.{i}.interval_ms")))
 
 
 def _display(src: str) -> str:

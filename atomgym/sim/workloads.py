@@ -34,7 +34,7 @@ from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pa
 from .layout import (
     ATOMIC_SLOTS, C_ATOMIC_FAIL, C_ATOMIC_FAIL_BURSTS, C_ATOMIC_FAIL_FREE0, C_ATOMIC_FAIL_PAGES, C_ATOMIC_FAIL_Z0,
     C_ATOMIC_GOT, C_ATOMIC_REQ, C_FAIL_ATOMIC, C_FAIL_NOWAIT, CLS_ATOMIC, CLS_NOWAIT,
-    WK_ATOMIC, WP_GFP, WP_S_MISS_ACC, WP_S_READ, WP_S_SHOT_NEXT, WP_S_NEXT, WP_S_STOPPED, WP_SHOT_N,
+    WK_ATOMIC, WP_GFP, WP_S_MISS_ACC, WP_S_READ, WP_S_SHOT_NEXT, WP_S_NEXT, WP_S_STOPPED, WP_S_NEXT_REL, WP_S_KMEM, WP_SHOT_N,
     WP_SHOT_OFF, WP_SLOT_T, WP_STOP, WP_VOLUME, ZF_FREE, ZF_KERNEL, ZL_KERNEL, MI_NZL_KERNEL,
     C_DEFICIT, C_OOM_KILL, C_REFAULTS, CLS_KERNEL,
     MR_T_MS, MR_TICK_MS, MI_NWORK, MI_NZL_USER, MI_TERMINATED,
@@ -114,9 +114,54 @@ def traffic_tick(S, b, i):
 
 
 # ---- memory ---------------------------------------------------------------------------------
+# The kernel's own allocations that come with user memory (UNMOVABLE/RECLAIMABLE pageblocks):
+# - a page-cache page sits in its file's xarray: one leaf node (struct xa_node, 576 bytes, from the
+#   radix_tree_node slab: SLAB_RECLAIM_ACCOUNT, so RECLAIMABLE pages) per 64 consecutive pages
+#   (XA_CHUNK_SHIFT 6); the slab packs 28 nodes in an order-2 (4-page) slab on x86-64 SLUB. Nodes
+#   keep the shadow entries of evicted pages (workingset.c), so they follow the pages ever read.
+# - an anonymous page needs a PTE page (pte_alloc(), GFP_PGTABLE_USER: UNMOVABLE) per 512 pages
+#   (PTRS_PER_PTE) of its mapping, freed when the task exits (free_pgtables()).
+XA_SLAB_PAGES = 4
+XA_PAGES_PER_SLAB = 28 * 64
+PTRS_PER_PTE = 512
+
+
 @jit()
-def _free_workload(S, b, w):
-    """Free every anonymous page workload w holds (exit or OOM kill)."""
+def _kmem_to(S, b, w, need):
+    """Grow workload w's kernel structures to ``need`` pages: GFP_KERNEL order-0 allocations into
+    kernel memory (UNMOVABLE: a refill may fall back and boost). Without direct reclaim here: what
+    fails is retried at the next growth."""
+    wp = S.wp
+    have = int(wp[b, w, WP_S_KMEM])
+    if need <= have:
+        return
+    clear_scratch(S, b, ZL_KERNEL)
+    got, _ = alloc_pages_bulk(S, b, need - have, GFP_KERNEL, ZL_KERNEL, ZF_KERNEL, CLS_KERNEL)
+    clear_scratch(S, b, ZL_KERNEL)   # (the scratch row also marks anonymous pages in flight: _take_anon())
+    wp[b, w, WP_S_KMEM] = have + got
+
+
+@jit()
+def _free_kmem(S, b, w):
+    """Free workload w's kernel structures (a task's page tables at exit), from the kernel
+    zonelist's zones in order."""
+    k = int(S.wp[b, w, WP_S_KMEM])
+    S.wp[b, w, WP_S_KMEM] = 0.0
+    zl = S.zl
+    zs = S.zs
+    for i in range(S.mi[b, MI_NZL_KERNEL]):
+        if k <= 0:
+            break
+        z = zl[b, ZL_KERNEL, i]
+        x = zs[b, z, ZF_KERNEL] if zs[b, z, ZF_KERNEL] < k else k
+        if x > 0:
+            free_pages_zone(S, b, z, x, ZF_KERNEL)
+            k -= x
+
+
+@jit()
+def _free_anon(S, b, w):
+    """Free every anonymous page workload w holds."""
     wz = S.wz
     for z in range(wz.shape[2]):
         x = wz[b, w, z]
@@ -124,6 +169,13 @@ def _free_workload(S, b, w):
             wz[b, w, z] = 0
             free_pages_zone(S, b, z, x, ZF_ANON)
     S.wp[b, w, WP_S_HELD] = 0.0
+
+
+@jit()
+def _free_workload(S, b, w):
+    """Free every anonymous page workload w holds and its page tables (exit or OOM kill)."""
+    _free_anon(S, b, w)
+    _free_kmem(S, b, w)
 
 
 @jit()
@@ -253,7 +305,9 @@ def _atomic_burst(S, b, w, n, hold_ms):
     if hold_ms <= 0.0:
         _atomic_release(S, b, w, got)
         return
-    # a free slot, else merge into the one released last
+    # each burst is held in its own slot and freed on its own timer (the module's per-burst
+    # timer); scenario.atomic_bursts_held() refuses at load a scenario that could hold more than
+    # ATOMIC_SLOTS bursts at once, so the merge below is only a guard
     t_rel = S.mr[b, MR_T_MS] + hold_ms
     best = -1
     for k in range(ATOMIC_SLOTS):
@@ -269,16 +323,26 @@ def _atomic_burst(S, b, w, n, hold_ms):
             t_rel = wp[b, w, WP_SLOT_T + 2 * best]
     wp[b, w, WP_SLOT_T + 2 * best] = t_rel
     wp[b, w, WP_SLOT_T + 2 * best + 1] += got
+    if t_rel < wp[b, w, WP_S_NEXT_REL]:
+        wp[b, w, WP_S_NEXT_REL] = t_rel
 
 
 @jit()
 def _atomic_tick(S, b, w, t, stopped):
     wp = S.wp
-    for k in range(ATOMIC_SLOTS):
-        n = wp[b, w, WP_SLOT_T + 2 * k + 1]
-        if n > 0.0 and t >= wp[b, w, WP_SLOT_T + 2 * k]:
-            wp[b, w, WP_SLOT_T + 2 * k + 1] = 0.0
-            _atomic_release(S, b, w, int(n))
+    if t >= wp[b, w, WP_S_NEXT_REL]:
+        # free every burst whose hold has ended; the next release time of the rest
+        nxt = np.inf
+        for k in range(ATOMIC_SLOTS):
+            n = wp[b, w, WP_SLOT_T + 2 * k + 1]
+            if n > 0.0:
+                t_rel = wp[b, w, WP_SLOT_T + 2 * k]
+                if t >= t_rel:
+                    wp[b, w, WP_SLOT_T + 2 * k + 1] = 0.0
+                    _atomic_release(S, b, w, int(n))
+                elif t_rel < nxt:
+                    nxt = t_rel
+        wp[b, w, WP_S_NEXT_REL] = nxt
     if stopped:
         return
     per = wp[b, w, WP_PERIOD]
@@ -334,6 +398,7 @@ def workload_tick(S, b, w):
             wp[b, w, WP_S_DEFICIT] = n - got
             wp[b, w, WP_S_READ] += got
             wp[b, w, WP_S_RESIDENT] += got
+            _kmem_to(S, b, w, -(-int(wp[b, w, WP_S_READ]) // XA_PAGES_PER_SLAB) * XA_SLAB_PAGES)
             if oom:
                 oom_kill(S, b)
             return
@@ -365,6 +430,7 @@ def workload_tick(S, b, w):
         if wp[b, w, WP_S_EVER] > ws:
             wp[b, w, WP_S_EVER] = ws
         wp[b, w, WP_S_RESIDENT] = res + got
+        _kmem_to(S, b, w, -(-int(wp[b, w, WP_S_EVER]) // XA_PAGES_PER_SLAB) * XA_SLAB_PAGES)
         if oom:
             oom_kill(S, b)
         return
@@ -383,6 +449,7 @@ def workload_tick(S, b, w):
                 got, oom = _user_alloc(S, b, w, n, ZF_ANON)
                 _charge_anon(S, b, w, got)
                 wp[b, w, WP_S_DEFICIT] = n - got
+                _kmem_to(S, b, w, -(-int(wp[b, w, WP_S_HELD]) // PTRS_PER_PTE))
                 if oom:
                     oom_kill(S, b)
                     if wp[b, w, WP_S_PHASE] == HOG_EXITED:   # the victim was this hog
@@ -405,10 +472,11 @@ def workload_tick(S, b, w):
             return
         return
     if kind == WK_CHURN:
-        _free_workload(S, b, w)
+        _free_anon(S, b, w)   # (free() keeps the mapping: its page tables stay)
         n = _rate_pages(S, b, w)
         if n > 0:
             got, oom = _user_alloc(S, b, w, n, ZF_ANON)
             _charge_anon(S, b, w, got)
+            _kmem_to(S, b, w, -(-int(wp[b, w, WP_S_HELD]) // PTRS_PER_PTE))
             if oom:
                 oom_kill(S, b)
