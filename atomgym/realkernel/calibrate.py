@@ -35,13 +35,15 @@ from .fidelity import deviation, judge, load, simulate
 
 FIT_KIND = "atomgym fidelity fit"
 PARAMS = ("reclaim_pages_per_ms", "wake_latency_ms", "direct_reclaim_pages_per_ms")
-# the default grid: around the real-kernel machine's values, a factor ~2 apart (docs/realkernel.md)
+# the default grid (docs/realkernel.md, "Calibration"): a coarse search (12.5 .. 1600 pages/ms,
+# 0.1 .. 20 ms, 10 .. 1000 pages/ms) found the score rising with the wake latency up to 20 ms and
+# flat or falling away from 100-400 pages/ms; this grid is that region, finer
 DEFAULT_GRID: dict[str, list[float]] = {
-    "reclaim_pages_per_ms": [50.0, 100.0, 200.0, 400.0],
-    "wake_latency_ms": [0.2, 1.0, 4.0],
-    "direct_reclaim_pages_per_ms": [25.0, 50.0, 100.0],
+    "reclaim_pages_per_ms": [50.0, 100.0, 150.0, 200.0, 300.0, 400.0],
+    "wake_latency_ms": [0.2, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0],
+    "direct_reclaim_pages_per_ms": [10.0, 25.0, 50.0, 100.0, 250.0],
 }
-MAX_POINTS = 200          # a grid larger than this is a mistake (each point replays half the corpus)
+MAX_POINTS = 1000         # a grid larger than this is a mistake (each point replays half the corpus)
 CAP = 4.0                 # closeness: a pair's deviation / tolerance, capped (one wild pair does not rule)
 KSWAPD_FACTOR = 1.5       # done-when: kswapd runs within this factor of the kernel's
 RATIO_TOL = 0.1           # done-when: the wsf 10 -> 100 ratio of failed pages within this of the kernel's

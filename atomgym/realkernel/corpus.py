@@ -283,6 +283,22 @@ def half_scores(reps: list[dict[str, Any]], spread: dict[str, float]) -> dict[st
     return out
 
 
+RATCHET_TOL = 1e-6      # the simulator is deterministic (seed 1): only another platform's float rounding
+
+
+def ratchet_failures(report: dict[str, Any], committed: dict[str, Any]) -> list[str]:
+    """The fidelity ratchet: each score of a report (`fidelity --json`) that fell below the
+    committed score file's (the whole corpus and each half it records), one line each; [] passes."""
+    out = []
+    pairs = [("corpus", report.get("score"), committed.get("score"))]
+    for h, sc in (committed.get("halves") or {}).items():
+        pairs.append((f"{h} half", (report.get("halves") or {}).get(h, {}).get("score"), sc.get("score")))
+    for what, now, then in pairs:
+        if then is not None and (now is None or now < then - RATCHET_TOL):
+            out.append(f"{what}: {now} < committed {then}")
+    return out
+
+
 def score_record(score: dict[str, Any], rows: list[dict[str, Any]], reps: list[dict[str, Any]],
                  seed: int, how: str, halves: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The --write-score file: the score, its counts, each metric's fraction within, each half's
