@@ -249,3 +249,30 @@ def test_shipped_scenarios_carry_the_fitted_values() -> None:
     for p in paths:
         k = load_scenario(p).kswapd
         assert {n: getattr(k, n) for n in fitted} == fitted, p
+
+
+def test_corpus_scenarios_rewrites_only_the_kswapd_section_of_a_copy(tmp_path, monkeypatch, capsys) -> None:
+    """scripts/corpus_scenarios.py: a captured copy differing only in kswapd: is rewritten to the
+    scenario; one differing anywhere else (another experiment) is refused, exit 1, left alone."""
+    gen = _script("corpus_scenarios")
+    (tmp_path / "configs" / "corpus").mkdir(parents=True)
+    corpus = tmp_path / "corpus"
+    name, var, what = gen.RUNS[0]
+    text = gen.scenario(name, var, what)
+    old = text.replace(f"wake_latency_ms: {gen.KSWAPD['wake_latency_ms']:g}", "wake_latency_ms: 99")
+    assert old != text and gen.without_kswapd(old) == gen.without_kswapd(text)
+    other = old.replace("duration_s: 24", "duration_s: 25")
+    for run, body in (("a", old), ("b", other)):
+        (corpus / run).mkdir(parents=True)
+        (corpus / run / "scenario.yaml").write_text(body)
+    (corpus / "MANIFEST.json").write_text(json.dumps({"runs": [
+        {"run": r, "scenario": f"configs/corpus/{name}.yaml"} for r in ("a", "b")]}))
+    monkeypatch.setattr(gen, "OUT", tmp_path / "configs" / "corpus")
+    monkeypatch.setattr(gen, "CORPUS", corpus)
+    monkeypatch.setattr(gen, "RUNS", [(name, var, what)])
+    monkeypatch.setattr("sys.argv", ["corpus_scenarios.py"])
+    assert gen.main() == 1
+    assert (corpus / "a" / "scenario.yaml").read_text() == text
+    assert (corpus / "b" / "scenario.yaml").read_text() == other
+    assert (tmp_path / "configs" / "corpus" / f"{name}.yaml").read_text() == text
+    assert "refused" in capsys.readouterr().out
