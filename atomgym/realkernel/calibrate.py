@@ -315,7 +315,7 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     held_ev = evaluate(held, spread, fitted, args.seed)
     before = {"calibration": evaluate(train, spread, None, args.seed), "held-out": evaluate(held, spread, None,
                                                                                           args.seed)}
-    own = sorted({json.dumps({k: ld["_scen"].kswapd.__dict__[k] for k in PARAMS}) for ld in loaded})
+    own = sorted({json.dumps({k: getattr(ld["_scen"].kswapd, k) for k in PARAMS}) for ld in loaded})
     print(file=out)
     print(f"fitted: {_fmt_point(fitted)}", file=out)
     for name, ev, lds in (("calibration", train_ev, train), ("held-out", held_ev, held)):
@@ -334,6 +334,7 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.out is not None:
         how = " ".join(["python -m atomgym fidelity fit", args.corpus,
                         *[f"--grid {k}={','.join(f'{v:g}' for v in grid[k])}" for k in keys], "--out", args.out]
+                       + (["--force"] if args.force else [])
                        + (["--seed", str(args.seed)] if args.seed != 1 else []))
         rec = {"kind": FIT_KIND, "corpus": args.corpus, "seed": args.seed, "parameters": list(PARAMS),
                "grid": grid, "objective": "the calibration half's fidelity score (fraction of (run, metric) pairs "
