@@ -313,7 +313,8 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     assert best is not None
     fitted, train_ev = best
     held_ev = evaluate(held, spread, fitted, args.seed)
-    before = {"calibration": evaluate(train, spread, None, args.seed), "held-out": evaluate(held, spread, None,
+    # the scores at the captures' own kswapd: values (before a fit is applied to them: the old values)
+    own_ev = {"calibration": evaluate(train, spread, None, args.seed), "held-out": evaluate(held, spread, None,
                                                                                           args.seed)}
     own = sorted({json.dumps({k: getattr(ld["_scen"].kswapd, k) for k in PARAMS}) for ld in loaded})
     print(file=out)
@@ -323,8 +324,8 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
               file=out)
         n_rep = len({ld["scenario"] for ld in lds if sum(x["scenario"] == ld["scenario"] for x in lds) >= 2})
         print(format_aggregate(ev["rows"], ev, len(lds), n_rep), file=out)
-    print(f"\nbefore the fit (each capture's own kswapd: section, {' / '.join(own)}): calibration "
-          f"{before['calibration']['score']:.3f}, held-out {before['held-out']['score']:.3f}", file=out)
+    print(f"\nat the captures' own kswapd: values ({' / '.join(own)}): calibration "
+          f"{own_ev['calibration']['score']:.3f}, held-out {own_ev['held-out']['score']:.3f}", file=out)
     dw = {"calibration": done_when(train_ev, train), "held-out": done_when(held_ev, held)}
     for name in HALVES:
         print(file=out)
@@ -341,8 +342,8 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                           "within tolerance); ties: lower closeness (mean deviation/tolerance, "
                                           f"capped at {CAP:g}), then grid order",
                "kernel_spread": spread, "points": trace, "fitted": fitted,
-               "before": {"kswapd": [json.loads(o) for o in own],
-                          "calibration": before["calibration"]["score"], "held-out": before["held-out"]["score"]},
+               "captures_own": {"kswapd": [json.loads(o) for o in own], "calibration": own_ev["calibration"]["score"],
+                                "held-out": own_ev["held-out"]["score"]},
                "calibration": _half_record(train_ev, train), "held-out": _half_record(held_ev, held),
                "runtime_s": wall, "how": how}
         try:
