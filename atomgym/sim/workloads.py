@@ -126,6 +126,15 @@ XA_PAGES_PER_SLAB = 28 * 64
 PTRS_PER_PTE = 512
 
 
+@jit(inline="always")
+def _kmem_need(S, b, w, units, per_unit, unit_pages):
+    """Grow workload w's kernel structures to ceil(units / per_unit) * unit_pages pages; the
+    test is inlined, the allocation (rare) is a call."""
+    need = -(-int(units) // per_unit) * unit_pages
+    if need > S.wp[b, w, WP_S_KMEM]:
+        _kmem_to(S, b, w, need)
+
+
 @jit()
 def _kmem_to(S, b, w, need):
     """Grow workload w's kernel structures to ``need`` pages: GFP_KERNEL order-0 allocations into
@@ -398,7 +407,7 @@ def workload_tick(S, b, w):
             wp[b, w, WP_S_DEFICIT] = n - got
             wp[b, w, WP_S_READ] += got
             wp[b, w, WP_S_RESIDENT] += got
-            _kmem_to(S, b, w, -(-int(wp[b, w, WP_S_READ]) // XA_PAGES_PER_SLAB) * XA_SLAB_PAGES)
+            _kmem_need(S, b, w, wp[b, w, WP_S_READ], XA_PAGES_PER_SLAB, XA_SLAB_PAGES)
             if oom:
                 oom_kill(S, b)
             return
@@ -430,7 +439,7 @@ def workload_tick(S, b, w):
         if wp[b, w, WP_S_EVER] > ws:
             wp[b, w, WP_S_EVER] = ws
         wp[b, w, WP_S_RESIDENT] = res + got
-        _kmem_to(S, b, w, -(-int(wp[b, w, WP_S_EVER]) // XA_PAGES_PER_SLAB) * XA_SLAB_PAGES)
+        _kmem_need(S, b, w, wp[b, w, WP_S_EVER], XA_PAGES_PER_SLAB, XA_SLAB_PAGES)
         if oom:
             oom_kill(S, b)
         return
@@ -449,7 +458,7 @@ def workload_tick(S, b, w):
                 got, oom = _user_alloc(S, b, w, n, ZF_ANON)
                 _charge_anon(S, b, w, got)
                 wp[b, w, WP_S_DEFICIT] = n - got
-                _kmem_to(S, b, w, -(-int(wp[b, w, WP_S_HELD]) // PTRS_PER_PTE))
+                _kmem_need(S, b, w, wp[b, w, WP_S_HELD], PTRS_PER_PTE, 1)
                 if oom:
                     oom_kill(S, b)
                     if wp[b, w, WP_S_PHASE] == HOG_EXITED:   # the victim was this hog
@@ -477,6 +486,6 @@ def workload_tick(S, b, w):
         if n > 0:
             got, oom = _user_alloc(S, b, w, n, ZF_ANON)
             _charge_anon(S, b, w, got)
-            _kmem_to(S, b, w, -(-int(wp[b, w, WP_S_HELD]) // PTRS_PER_PTE))
+            _kmem_need(S, b, w, wp[b, w, WP_S_HELD], PTRS_PER_PTE, 1)
             if oom:
                 oom_kill(S, b)
