@@ -475,7 +475,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if av and av[0] in AGENT_COMMANDS:
         return run_agent_command(av[0], av[1:])
     try:
-        args = build_parser().parse_args(argv)
+        if av[:2] == ["fidelity", "fit"]:      # its own parser: fidelity's DIR... would take "fit" for a folder
+            from .realkernel.cli import build_fit_parser
+            args = build_fit_parser(Parser).parse_args(av[2:])
+        else:
+            args = build_parser().parse_args(argv)
     except UsageError as e:    # prog is "atomgym" or "atomgym SUBCOMMAND": the line that shows its help
         print(f"atomgym: error: {one_line(str(e))}", file=err)
         return EXIT_BAD_INPUT

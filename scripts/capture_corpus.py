@@ -9,6 +9,7 @@ finished capture is made compact for the repository: `serial.log` and `timeserie
 which `atomgym fidelity` reads as it is), `timeseries.csv` left out (the same samples as
 `timeseries.jsonl`, flat); then its entry (scenario file, kernel release, capture date, host
 wall time) is written into `corpus/MANIFEST.json` (a temporary file renamed into place).
+Each entry also names its half of the calibration split (HELD_OUT).
 `--commit` commits each capture and the manifest on the current git branch as it is done.
 Runs named `<scenario>-2` are a second capture of the same scenario: the kernel's own
 run-to-run spread (docs/realkernel.md, "The corpus").
@@ -33,6 +34,19 @@ RUNS = ("ram4g", "base", "ram512", "ram2g", "cpus2", "wsf30", "wsf100", "wsf300"
         "nowait", "nohog", "slowread", "ram512-wsf100", "ram2g-wsf100", "ram2g-cpus2-nowait-noboost",
         "ram4g-cpus2-mfk2x-wsf30", "ram4g-wsf100", "ram512-nowait-slowread", "cpus2-wsf300-nohog",
         "ram2g-mfk4x-noboost", "base-2", "wsf100-2", "nowait-2", "ram512-2", "ram2g-wsf100-2", "cpus2-2")
+
+
+# The calibration split (docs/realkernel.md, "Calibration"): the scenarios whose runs are held out
+# of `atomgym fidelity fit` and validate it; every other scenario's runs calibrate. Chosen by hand
+# so that each half has every guest size, every watermark_scale_factor, GFP_ATOMIC and GFP_NOWAIT,
+# boosting on and off, 1 and 2 CPUs, and a wsf 10 -> 100 pair; a repeat is in its scenario's half
+# (a run and its repeat on both sides would leak the kernel's answer into the fit).
+HELD_OUT = ("ram512", "ram512-wsf100", "ram2g", "ram2g-wsf100", "ram4g-cpus2-mfk2x-wsf30", "wsf300",
+            "ram2g-cpus2-nowait-noboost", "mfk4x", "slowread", "nohog")
+
+
+def half_of(run: str) -> str:
+    return "held-out" if scenario_of(run) in HELD_OUT else "calibration"
 
 
 def scenario_of(run: str) -> str:
@@ -81,7 +95,8 @@ def capture(run: str, corpus: Path, commit: bool) -> bool:
     compact(out)
     write_manifest(corpus, {"run": run, "scenario": str(scen.relative_to(ROOT)), "kernel": meta["kernel"],
                             "captured": date, "host_wall_s": meta["host_wall_s"], "command_wall_s": wall,
-                            "repeat_of": scenario_of(run) if run != scenario_of(run) else None})
+                            "repeat_of": scenario_of(run) if run != scenario_of(run) else None,
+                            "half": half_of(run)})
     if commit:
         rel = [str(out.relative_to(ROOT)), str((corpus / "MANIFEST.json").relative_to(ROOT))]
         for _ in range(5):   # another git command may hold the index lock for a moment

@@ -80,6 +80,30 @@ def cmd_fidelity(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return corpus.main(args, out, err)
 
 
+def cmd_fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import calibrate
+    return calibrate.main(args, out, err)
+
+
+def build_fit_parser(parser_class) -> argparse.ArgumentParser:
+    """`atomgym fidelity fit CORPUS`: parsed on its own (cli.main hands `fidelity fit ...` over), as
+    `fidelity`'s positional DIR... would take `fit` for a folder; a capture folder named fit is
+    `./fit`."""
+    from .calibrate import PARAMS
+    p = parser_class(prog="atomgym fidelity fit",
+                     description="fit the simulator's free parameters (the scenario's kswapd: section) on a "
+                                 "corpus's calibration half and validate them on its held-out half")
+    p.add_argument("corpus", metavar="CORPUS", help="a corpus folder whose MANIFEST.json gives each run a half")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                   help=f"the values of one parameter (repeatable; KEY one of {', '.join(PARAMS)}); "
+                        f"a parameter not named keeps the default grid's values")
+    p.add_argument("--out", metavar="FILE", help="write the fit (JSON) to FILE; an existing FILE only with --force")
+    p.add_argument("--force", action="store_true", help="replace an existing --out FILE")
+    p.add_argument("--seed", type=_seed, default=1, help="the simulator's seed (0 .. 2**63-1; default 1)")
+    p.set_defaults(handler=_wrap(cmd_fit))
+    return p
+
+
 def add_subcommands(sub, parser_class) -> None:
     """Register `realkernel` (setup, run) and `fidelity` on atomgym's subparsers."""
     rk = sub.add_parser("realkernel", help="run a scenario's memory workloads on a real kernel under QEMU")
@@ -109,3 +133,4 @@ def add_subcommands(sub, parser_class) -> None:
     f.add_argument("--write-score", metavar="FILE", help="write the fidelity score (JSON) to FILE")
     f.add_argument("--seed", type=_seed, default=1, help="the simulator's seed (0 .. 2**63-1; default 1)")
     f.set_defaults(handler=_wrap(cmd_fidelity))
+    f.epilog = "`atomgym fidelity fit CORPUS ...` calibrates the simulator (`atomgym fidelity fit --help`)"

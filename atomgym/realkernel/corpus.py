@@ -24,8 +24,8 @@ from typing import Any, TextIO
 
 from .. import files, safefiles
 from .errors import RealKernelError
-from .fidelity import (KIND_COUNT, KIND_PAGES, KIND_POS, METRICS, RELATIVE, SMALL_COUNT, _json, _num, format_table,
-                       judge, measure, metric_family, metric_kind, tolerance)
+from .fidelity import (KIND_COUNT, KIND_PAGES, KIND_POS, METRICS, RELATIVE, SMALL_COUNT, _json, _num, _show,
+                       format_table, judge, measure, metric_family, metric_kind, tolerance)
 
 MANIFEST = "MANIFEST.json"
 MANIFEST_KEYS = {"run": str, "scenario": str, "kernel": str, "captured": str, "host_wall_s": (int, float)}
@@ -34,6 +34,8 @@ MAX_MANIFEST = 1 << 20
 FAMILIES = [k for k, _ in METRICS] + ["median_pos"]
 LABELS = dict(METRICS, median_pos="median (free-min)/(high-min), per phase")
 SCORE_KIND = "atomgym fidelity score"
+# the calibration split (optional key "half" of a manifest entry; `atomgym fidelity fit` needs it)
+HALVES = ("calibration", "held-out")
 
 
 # ---- the captures a command line names ---------------------------------------------------------
@@ -65,9 +67,20 @@ def read_manifest(folder: Path) -> list[dict[str, Any]]:
         if name in seen:
             raise RealKernelError(f"{man}: run {name!r} listed twice")
         seen.add(name)
+        if "half" in r and r["half"] not in HALVES:
+            raise RealKernelError(f"{man}: runs[{i}]: half {_show(r['half'])}; valid: "
+                                  f"{' or '.join(map(repr, HALVES))} (the calibration split)")
         cap = folder / name
         if cap.is_symlink() or not cap.is_dir():
             raise RealKernelError(f"{man}: run {name!r}: no capture folder {cap} (a missing capture)")
+    halves: dict[str, tuple[str, str]] = {}      # a scenario's runs (its repeats) all on one side
+    for r in data["runs"]:
+        if "half" in r:
+            first = halves.setdefault(r["scenario"], (r["run"], r["half"]))
+            if first[1] != r["half"]:
+                raise RealKernelError(f"{man}: runs {first[0]!r} and {r['run']!r} capture the same scenario "
+                                      f"{r['scenario']} but are in halves {first[1]!r} and {r['half']!r}; a "
+                                      f"scenario's repeats are in one half (else the fit sees the held-out answer)")
     for p in sorted(folder.iterdir()):
         if p.is_dir() and not p.name.endswith(".partial") and (p / "capture.json").exists() and p.name not in seen:
             raise RealKernelError(f"{p}: a capture that {man} does not list; add it to the manifest or move it away")
@@ -254,14 +267,50 @@ def _is_png(f: Path) -> bool:
         return False
 
 
+def half_scores(reps: list[dict[str, Any]], spread: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """The score of each half of the calibration split (the manifest's "half" of every run; {} when
+    a run has none), with the whole corpus's kernel spread (the same tolerances as the whole)."""
+    halves = [rep.get("manifest", {}).get("half") for rep in reps]
+    if not reps or any(h is None for h in halves):
+        return {}
+    out = {}
+    for h in HALVES:
+        sub = [rep for rep, x in zip(reps, halves) if x == h]
+        if sub:
+            rows, sc = aggregate(sub, spread)
+            out[h] = {**sc, "runs": [r["run"] for r in sub],
+                      "per_metric": {r["metric"]: r["fraction_within"] for r in rows}}
+    return out
+
+
+RATCHET_TOL = 1e-6      # the simulator is deterministic (seed 1): only another platform's float rounding
+
+
+def ratchet_failures(report: dict[str, Any], committed: dict[str, Any]) -> list[str]:
+    """The fidelity ratchet: each score of a report (`fidelity --json`) that fell below the
+    committed score file's (the whole corpus and each half it records), one line each; [] passes."""
+    out = []
+    pairs = [("corpus", report.get("score"), committed.get("score"))]
+    for h, sc in (committed.get("halves") or {}).items():
+        pairs.append((f"{h} half", (report.get("halves") or {}).get(h, {}).get("score"), sc.get("score")))
+    for what, now, then in pairs:
+        if then is not None and (now is None or now < then - RATCHET_TOL):
+            out.append(f"{what}: {now} < committed {then}")
+    return out
+
+
 def score_record(score: dict[str, Any], rows: list[dict[str, Any]], reps: list[dict[str, Any]],
-                 seed: int, how: str) -> dict[str, Any]:
-    """The --write-score file: the score, its counts, each metric's fraction within, and the
-    command that wrote it (to write it again when the simulator changes on purpose)."""
-    return {"kind": SCORE_KIND, "score": score["score"], "within": score["within"], "pairs": score["pairs"],
-            "seed": seed, "runs": [r["run"] for r in reps],
-            "per_metric": {r["metric"]: r["fraction_within"] for r in rows},
-            "how": how}
+                 seed: int, how: str, halves: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The --write-score file: the score, its counts, each metric's fraction within, each half's
+    (half_scores), and the command that wrote it (to write it again when the simulator changes on
+    purpose)."""
+    rec = {"kind": SCORE_KIND, "score": score["score"], "within": score["within"], "pairs": score["pairs"],
+           "seed": seed, "runs": [r["run"] for r in reps],
+           "per_metric": {r["metric"]: r["fraction_within"] for r in rows}}
+    if halves:
+        rec["halves"] = halves
+    rec["how"] = how
+    return rec
 
 
 def main(args, out: TextIO, err: TextIO) -> int:
@@ -282,6 +331,7 @@ def main(args, out: TextIO, err: TextIO) -> int:
         if str(m["capture"]) in entries:
             rep["manifest"] = entries[str(m["capture"])]
     rows, score = aggregate(reps, spread)
+    halves = half_scores(reps, spread)
     try:
         if plots is not None:
             from . import plots as P
@@ -292,7 +342,7 @@ def main(args, out: TextIO, err: TextIO) -> int:
         if score_file is not None:
             how = " ".join(["python -m atomgym fidelity", *args.capture, "--write-score", score_file]
                            + (["--seed", str(args.seed)] if args.seed != 1 else []))
-            rec = score_record(score, rows, reps, args.seed, how)
+            rec = score_record(score, rows, reps, args.seed, how, halves)
             _atomic_write(Path(score_file), (json.dumps(rec, indent=1) + "\n").encode())
     except OSError as e:
         raise RealKernelError(f"writing {e.filename or plots or score_file}: {e.strerror or e}") from None
@@ -304,7 +354,7 @@ def main(args, out: TextIO, err: TextIO) -> int:
     n_rep = sum(1 for k in set(keys) if keys.count(k) >= 2)
     if args.json:
         print(_json({"runs": reps, "aggregate": rows, **score, "kernel_spread": spread,
-                     "kernel_spread_groups": detail, "seed": args.seed,
+                     "kernel_spread_groups": detail, "seed": args.seed, "halves": halves,
                      "tolerance_rule": "counts within 25 %, free pages and positions within 0.25 of the high-min "
                                        "gap, or the kernel's own spread of the metric when larger"}), file=out)
         return 0
@@ -312,4 +362,6 @@ def main(args, out: TextIO, err: TextIO) -> int:
         print(format_table(rep), file=out)
         print(file=out)
     print(format_aggregate(rows, score, len(reps), n_rep), file=out)
+    for h, sc in halves.items():
+        print(f"  {h} half: {sc['score']:.3f} ({sc['within']} of {sc['pairs']} pairs, {len(sc['runs'])} runs)", file=out)
     return 0

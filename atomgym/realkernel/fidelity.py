@@ -549,10 +549,10 @@ def _check_capture(meta: dict, samples: list[dict], src: Path, ts: Path | None =
                               f"{{zone_idx, free}})")
 
 
-def measure(cap_dir: str | Path, seed: int = 1) -> dict[str, Any]:
-    """Read a capture, run the simulator on its scenario and measure both sides (no verdicts:
-    judge() adds them, with the kernel's spread a corpus knows). One-line RealKernelError on a
-    folder that is not a complete capture."""
+def load(cap_dir: str | Path) -> dict[str, Any]:
+    """Read a capture and measure its real side; the simulator's scenario of it is built but not
+    run (simulate() runs it; a calibration runs it many times from one load). One-line
+    RealKernelError on a folder that is not a complete capture."""
     cap = Path(cap_dir)
     ts_file = timeseries_file(cap)
     for f in ("capture.json", "timeseries.jsonl", "scenario.yaml"):
@@ -591,14 +591,35 @@ def measure(cap_dir: str | Path, seed: int = 1) -> dict[str, Any]:
         notes.append(f"compared over 0-{horizon:g} s of {plan.duration_s:g} s: after that the simulator in this "
                      f"tree would keep running a workload the guest stopped")
     real = real_metrics(plan, samples, meta, horizon)
-    sim = sim_metrics(plan, scen, feats, sample_s, seed, horizon)
-    series = {"real": real_series(samples, real["zone"], horizon), "sim": sim.pop("series")}
     return {"capture": str(cap), "run": cap.name, "scenario": meta.get("scenario", plan.scenario),
             "scenario_sha": _sha(_read_text(cap / "scenario.yaml")), "kernel": meta.get("kernel"),
-            "zone": real["zone"], "seed": seed, "sample_s": sample_s,
+            "zone": real["zone"], "sample_s": sample_s,
             "horizon_s": horizon if horizon is not None else plan.duration_s,
             "simulator_features": feats, "missing_in_simulator": missing, "notes": notes,
-            "real": real, "sim": sim, "series": series}
+            "real": real, "real_series": real_series(samples, real["zone"], horizon),
+            "_plan": plan, "_scen": scen, "_horizon": horizon}
+
+
+def simulate(loaded: dict[str, Any], seed: int = 1, kswapd: dict[str, float] | None = None) -> dict[str, Any]:
+    """The simulator's run of a load()ed capture: measure()'s record. ``kswapd``: values that
+    replace those of the scenario's `kswapd:` section (the simulator's free parameters; a
+    calibration's grid point), already validated against the schema's ranges."""
+    scen = loaded["_scen"]
+    if kswapd:
+        scen = dataclasses.replace(scen, kswapd=dataclasses.replace(scen.kswapd, **kswapd))
+    sim = sim_metrics(loaded["_plan"], scen, loaded["simulator_features"], loaded["sample_s"], seed,
+                      loaded["_horizon"])
+    m = {k: v for k, v in loaded.items() if not k.startswith("_") and k != "real_series"}
+    m.update(seed=seed, sim=sim, series={"real": loaded["real_series"], "sim": sim.pop("series")},
+             kswapd=dataclasses.asdict(scen.kswapd))
+    return m
+
+
+def measure(cap_dir: str | Path, seed: int = 1) -> dict[str, Any]:
+    """Read a capture, run the simulator on its scenario and measure both sides (no verdicts:
+    judge() adds them, with the kernel's spread a corpus knows). One-line RealKernelError on a
+    folder that is not a complete capture."""
+    return simulate(load(cap_dir), seed)
 
 
 def _sha(text: str) -> str:
