@@ -20,7 +20,6 @@ Numbers are for this machine only.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -33,6 +32,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
+from atomgym import schema
 from atomgym.schema import Parser, UsageError
 
 
@@ -170,35 +170,9 @@ def _bench_ppo(make_env, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-MAX_COUNT = 10**9   # ticks, machines or steps: more would run for days or exhaust memory
-
-
-def _count(text: str) -> int:
-    """argparse type: a positive integer (a count of ticks, machines, steps or rounds)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= v <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{v} is out of range; valid range 1..{MAX_COUNT}")
-    return v
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = Parser(prog="python -m atomgym.bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--scenario", default="incast-pagecache", help="scenario name or path (default: the headline)")
-    ap.add_argument("--ticks", type=_count, default=600_000, help="ticks for the single-machine run")
-    ap.add_argument("--batch", type=_count, default=1024, help="machines in the batch run")
-    ap.add_argument("--batch-ticks", type=_count, default=2000, help="ticks for the batch run")
-    ap.add_argument("--env-steps", type=_count, default=3000, help="AtomEnv agent steps (default interval)")
-    ap.add_argument("--env-batch-steps", type=_count, default=20, help="AtomVectorEnv steps of the whole batch")
-    ap.add_argument("--cartpole-steps", type=_count, default=200_000, help="CartPole-v1 steps")
-    ap.add_argument("--ppo-steps", type=_count, default=4096, help="SB3 PPO frames per env per round (g)")
-    ap.add_argument("--skip-cold", action="store_true", help="leave out the cold first step (f): minutes")
-    ap.add_argument("--skip-sb3", action="store_true", help="leave out SB3 PPO (g)")
-    ap.add_argument("--repeat", type=_count, default=3,
-                    help="rounds of all measurements, interleaved; medians are reported (default 3)")
+    schema.add_arguments(ap, schema.BENCH)   # the options: atomgym/schema.py (docs/cli.md is made from it)
     try:
         args = ap.parse_args(argv)
     except UsageError as e:

@@ -302,8 +302,38 @@ REPLAY = (
 )
 
 # every command whose options are described here: its name -> its fields (docs/cli.md's tables)
+PUBLISH = (
+    Field("report", Path, positional=True, metavar="REPORT_DIR", help="a finished report folder (runs/report-<time>)"),
+    Field("bench", Path, metavar="FILE", help="`python -m atomgym.bench --json` output to add as the speed table"),
+    Field("docs", Path, metavar="DIR", help="the docs folder to write results.md into (default: the checkout's docs/)"),
+    Field("readme", Path, metavar="FILE", help="the README whose results block is replaced (default: the checkout's)"),
+)
+
+MAX_COUNT = 10**9   # ticks, machines or steps of a benchmark: more would run for days or exhaust memory
+
+
+def _count(name: str, default: int, help: str) -> Field:
+    return Field(name, int, default=default, range=(1, MAX_COUNT), help=help)
+
+
+BENCH = (
+    Field("json", bool, help="print one JSON object"),
+    Field("scenario", default="incast-pagecache", help="scenario name or path (default: the headline)"),
+    _count("ticks", 600_000, "ticks for the single-machine run"),
+    _count("batch", 1024, "machines in the batch run"),
+    _count("batch_ticks", 2000, "ticks for the batch run"),
+    _count("env_steps", 3000, "AtomEnv agent steps (default interval)"),
+    _count("env_batch_steps", 20, "AtomVectorEnv steps of the whole batch"),
+    _count("cartpole_steps", 200_000, "CartPole-v1 steps"),
+    _count("ppo_steps", 4096, "SB3 PPO frames per env per round (g)"),
+    Field("skip_cold", bool, help="leave out the cold first step (f): minutes"),
+    Field("skip_sb3", bool, help="leave out SB3 PPO (g)"),
+    _count("repeat", 3, "rounds of all measurements, interleaved; medians are reported"),
+)
+
 COMMANDS: dict[str, tuple[Field, ...]] = {"train": TRAIN, "evaluate": EVALUATE, "multiseed": MULTISEED,
-                                          "fullreport": FULLREPORT, "report": REPORT, "replay": REPLAY}
+                                          "fullreport": FULLREPORT, "report": REPORT, "replay": REPLAY,
+                                          "publish": PUBLISH, "bench": BENCH}
 
 
 # ---- the env's ranges (EnvConfig checks them; a training config's keys are checked against them) ----

@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from atomgym import files, safefiles
+from atomgym import files, safefiles, schema
 from atomgym.agents.usage import Parser, UsageError, run_main
 from atomgym.paths import CHECKOUT
 
@@ -176,15 +176,12 @@ def publish(folder: Path, bench_file: Path | None, docs: Path, readme: Path | No
 
 def main(argv: list[str] | None = None) -> int:
     ap = Parser("publish", description=__doc__.split("\n\n")[1])
-    ap.add_argument("report", type=Path, help="a finished report folder (runs/report-<time>)")
-    ap.add_argument("--bench", type=Path, help="`python -m atomgym.bench --json` output to add as the speed table")
-    ap.add_argument("--docs", type=Path, default=(CHECKOUT / "docs") if CHECKOUT else None,
-                    help="the docs folder to write results.md into (default: the checkout's docs/)")
-    ap.add_argument("--readme", type=Path, default=(CHECKOUT / "README.md") if CHECKOUT else None,
-                    help="the README whose results block is replaced (default: the checkout's)")
+    schema.add_arguments(ap, schema.PUBLISH)     # the options: atomgym/schema.py (docs/cli.md is made from it)
 
     def body() -> int:
         args = ap.parse_args(argv)
+        args.docs = args.docs or ((CHECKOUT / "docs") if CHECKOUT else None)
+        args.readme = args.readme or ((CHECKOUT / "README.md") if CHECKOUT else None)
         if args.docs is None or not args.docs.is_dir():
             raise UsageError(f"--docs {args.docs}: not a folder (an installed atomgym has no docs/; give --docs DIR)")
         try:
