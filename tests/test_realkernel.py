@@ -500,8 +500,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"       # a zombie has died (a container's init may be slow to reap it)
 
 
-def _start_run_with_a_hanging_qemu(tmp_path, fake_env):
+def _terminal_signals() -> None:
     import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def _start_run_with_a_hanging_qemu(tmp_path, fake_env):
     import subprocess
     import sys
     import time
@@ -513,9 +518,10 @@ def _start_run_with_a_hanging_qemu(tmp_path, fake_env):
     p = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp_path / "vmlinuz"), str(initramfs),
                           str(DATA / "real-smoke.yaml"), str(tmp_path / "cap")], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         # a shell's background job ignores SIGINT and hands that on: give the
-                         # command the default a terminal would (Python then raises KeyboardInterrupt)
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         # a shell's background job ignores SIGINT, and nohup SIGHUP, and hands that on:
+                         # give the command the defaults a terminal would (a command leaves an ignored
+                         # signal ignored, as nohup asks)
+                         preexec_fn=_terminal_signals)
     t0 = time.monotonic()
     while not (pidfile.exists() and pidfile.read_text().strip()):
         assert p.poll() is None and time.monotonic() - t0 < 60, p.communicate()
