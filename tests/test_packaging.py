@@ -70,9 +70,9 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
         "e = gym.make('atomgym/VirtioDeferral-v0', duration_s=0.5)\n"
         "o, _ = e.reset(seed=1)\n"
         "for _ in range(5): o, r, term, trunc, info = e.step(0)\n"
-        "from atomgym.agents import evaluate\n"
+        "from atomgym.agents import models\n"
         "from atomgym.paths import PRETRAINED_DIR\n"
-        "assert evaluate.load_model(PRETRAINED_DIR / 'benchmark-ppo.zip').vecnorm is not None  # digests checked\n"
+        "assert models.load_model(PRETRAINED_DIR / 'benchmark-ppo.zip').vecnorm is not None  # digests checked\n"
         "print('ok', o.shape, trunc)\n"
     )
     # the first use compiles the engine cold in the new environment (minutes on a loaded machine)
