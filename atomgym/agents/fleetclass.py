@@ -111,19 +111,11 @@ def manifest(fleet: str, seed: int | None = None, progress: Callable[[str], None
     return {"fleet": fl.name, "seed": s, "machines_n": len(machines), "mix": mix,
             "mix_frac": {c: round(v / len(machines), 3) for c, v in mix.items()},
             "measured_with": {"seeds": list(CLASSIFY_SEEDS), "duration_s": CLASSIFY_DURATION_S,
-                              "rule": "agents.deploy.classify", "margin": _margin(),
-                              "grid": f"agents.oracle.grid_points() ({len(_grid())} points)",
+                              "rule": "agents.deploy.classify", "margin": deploy.HEADROOM_MARGIN,
+                              "grid": f"agents.oracle.grid_points() ({len(oracle.grid_points())} points)",
                               "cost": identity.cost_digest(),
                               "simulator": identity.simulator_digest()},
             "machines": machines}
-
-
-def _margin() -> float:
-    return deploy.HEADROOM_MARGIN
-
-
-def _grid() -> list:
-    return oracle.grid_points()
 
 
 

@@ -187,7 +187,7 @@ class Scenario:
 # ======================================================================================
 
 from ..paths import DATA_ROOT as REPO_ROOT, SCENARIO_DIR  # noqa: E402 - checkout or wheel (paths.py)
-from .scenario_files import ScenarioError, resolve_path, search_dirs  # noqa: E402,F401 - re-exported
+from .scenario_files import ScenarioError, resolve_path, search_dirs  # noqa: E402,F401 - re-exported too
 MEMORY_FRAC_MAX = 0.99  # page cache + anon + kernel: the rest starts free
 MAX_SCENARIO_BYTES = 16 << 20    # reads stop here: a scenario is a few kB (a device never ends)
 MAX_TRACE_BYTES = 512 << 20      # a replay trace: ~7 bytes per row; 60,000 rows is 400 kB
@@ -515,7 +515,7 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
         _check_contained(s, ctx, ("machine", "snapshot"), s.machine.snapshot, p)
         if not p.is_file():
             ctx.fail(("machine", "snapshot"), f"no such file {s.machine.snapshot!r} (looked in "
-                                              f"{_search_dirs(s)[0]} and {REPO_ROOT})")
+                                              f"{search_dirs(s)[0]} and {REPO_ROOT})")
         _check_snapshot_file(s, ctx)
     for i, n in enumerate(s.nics):
         if n.driver == "virtio_net" and n.recycle:
@@ -532,7 +532,7 @@ def _check_cross(s: "Scenario", ctx: _Ctx, check_files: bool = True) -> None:
                 _check_contained(s, ctx, ("traffic", i, "trace"), t.trace, resolve_path(s, t.trace))
             if check_files and not resolve_path(s, t.trace).is_file():
                 ctx.fail(("traffic", i, "trace"), f"no such file {t.trace!r} (looked in "
-                                                  f"{_search_dirs(s)[0]} and {REPO_ROOT})")
+                                                  f"{search_dirs(s)[0]} and {REPO_ROOT})")
             if check_files:   # read now, not lazily inside a run after the command's checks
                 try:
                     load_trace(resolve_path(s, t.trace))
@@ -668,9 +668,6 @@ def workload_times(s: "Scenario") -> list[tuple[float, float | None]]:
             if n in idx:
                 out[idx[n]] = (out[idx[n]][0], ph.at_s)
     return out
-
-
-_search_dirs = search_dirs
 
 
 def _line_map(node: yaml.Node | None, path: tuple, out: dict[tuple, int], ctx: _Ctx,
