@@ -113,3 +113,20 @@ def test_bad_inputs_are_one_line_and_write_nothing(site, damage, needle):
 def test_the_readme_has_one_results_block():
     text = (ROOT / "README.md").read_text()
     assert text.count(results.BEGIN) == 1 and text.count(results.END) == 1
+
+
+@pytest.mark.parametrize("plant, needle", [
+    (lambda docs: (docs / "results.md").write_text("# my own results\n"), "not written by agents.publish"),
+    (lambda docs: (docs / "results.md").symlink_to(docs.parent / "elsewhere.md"), "results.md"),
+    (lambda docs: (docs / "results").symlink_to(docs.parent), "not a folder of ours"),
+    (lambda docs: ((docs / "results").mkdir(), (docs / "results" / "profile.png").write_bytes(b"mine")),
+     "exists without a results.md of ours"),
+])
+def test_files_that_are_not_ours_are_never_replaced(site, plant, needle):
+    rep, docs, readme = site
+    (docs.parent / "elsewhere.md").write_text("someone else's\n")
+    plant(docs)
+    before = {p: p.read_bytes() for p in docs.parent.rglob("*") if p.is_file() and not p.is_symlink()}
+    r = _run(str(rep), "--docs", str(docs), "--readme", str(readme))
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert {p: p.read_bytes() for p in before} == before
