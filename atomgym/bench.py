@@ -3,7 +3,7 @@
 In one process: (a) one machine on the headline scenario (incast-pagecache), simulated ticks
 per wall second; (b) a batch of 1024 machines (prange over machines), machine-ticks per
 second and the batch state's size; (c) CartPole-v1 through gym.make, steps per second;
-(d) AtomEnv through gym.make("atomgym/<Scenario>-v0", compute_score=False) and (e)
+(d) AtomEnv through gym.make("atomgym/<Scenario>-v1", compute_score=False) and (e)
 AtomVectorEnv (1024 machines) agent steps per second at the default 100 ms decision interval
 (100 ticks per agent step); (d) is also run at the shortest valid interval (10 ms, 10 ticks per
 step, on a 1 ms tick), where the per-step overhead dominates.
@@ -65,7 +65,7 @@ def _env_id(scenario) -> str | None:
     from atomgym.envs.registration import env_ids
 
     for env_id, name in env_ids().items():
-        if name == scenario.name and env_id != "atomgym/Atom-v0":
+        if name == scenario.name and not env_id.startswith("atomgym/Atom-"):
             return env_id
     return None
 
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_sb3:
         runs.update(ppo_atom=[], ppo_cartpole=[])
     first: dict[str, float] = {}
-    env_id = _env_id(scn) or "atomgym/IncastPagecache-v0"
+    env_id = _env_id(scn) or "atomgym/IncastPagecache-v1"
     if not args.skip_cold:                 # before anything else: the first process ever on this cache
         import tempfile
         with tempfile.TemporaryDirectory() as cache:

@@ -91,6 +91,10 @@ class Field:
         shows it as ``argument --NAME: ...``)."""
         if self.parse is not None:
             return self.parse(text)
+        if self.choices is not None:
+            if text not in self.choices:
+                raise ValueError(f"{text!r}: expected {self.describe()}")
+            return text
         if self.type is int:
             try:
                 v: Any = int(text)
@@ -284,9 +288,13 @@ FULLREPORT = (
 )
 
 MAX_REPS = 100_000
+COST_NAMES = ("harm", "atomic-charged")      # atomgym/envs/cost.py COSTS (checked there at import)
 REPORT = (
     Field("episodes_csv", Path, positional=True, nargs="+", metavar="EPISODES_CSV",
           help="episodes.csv files of evaluate (several: merged)"),
+    Field("cost", str, default=COST_NAMES[0], choices=COST_NAMES,
+          help="the named cost every episode's cost and score are computed under, from its term columns "
+               "(atomgym/envs/cost.py COSTS; atomic-charged: before v1)"),
     Field("out", help="write DIR/summary.md and the plots instead of printing", metavar="DIR"),
     Field("reps", int, default=2000, range=(100, MAX_REPS), help="bootstrap resamples"),
 )

@@ -82,3 +82,10 @@ def test_predict_first_call_without_episode_start_applies_static_write():
     assert (a[:, 0] == 135168).all()
     a, _ = baselines.get("tuned-hpc").predict(_obs(), st)
     assert (a == -1).all()
+
+
+def test_blind_raises_double_the_boot_value_or_take_one_percent():
+    a, _ = baselines.get("double-boot").predict(_obs(mf=67584), episode_start=np.array([True, True]))
+    assert (a[:, 0] == 2 * 67584).all() and (a[:, 1] == -1).all()     # the oracle grid's "x2" point
+    a, _ = baselines.get("one-percent").predict(_obs(), episode_start=np.array([True, True]))
+    assert (a[:, 0] == 2_000_000 * 4 // 100).all()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from atomgym.agents import deploy
+from atomgym.envs.cost import COSTS
 
 SEEDS = range(1000, 1005)
 
@@ -50,6 +51,9 @@ def _episodes() -> pd.DataFrame:
 def test_reprice_is_the_cost_table_and_the_defaults_score_one():
     d = _episodes()
     r = d[(d.policy == "kernel-default") & (d.scenario == "burst") & (d.seed == 1000)].iloc[0]
+    assert r.cost == pytest.approx(1e-3 * 4000 + 1e-3 * 1000)          # the harm cost: atomic failures uncharged
+    old = deploy.reprice(d, COSTS["atomic-charged"])
+    r = old[(old.policy == "kernel-default") & (old.scenario == "burst") & (old.seed == 1000)].iloc[0]
     assert r.cost == pytest.approx(1e-3 * 4000 + 1e-3 * 500 + 1e-3 * 1000)
     assert np.allclose(d.loc[d.policy == "kernel-default", "score"], 1.0)
     cheap = deploy.reprice(d, {"reserved_mib_s": 0.0, "atomic_fail": 0.0})
@@ -71,18 +75,18 @@ def test_a_deterministic_machine_is_one_run():
 def test_fleet_ratio_log_ratio_harm_and_gap_by_hand():
     d = _episodes()
     static = deploy.paired(d, "static-x3")
-    cdef = sum(4.0 + 0.1 * k + 0.5 + 1.0 for k in range(5)) + 5 * 1.0 + 5 * (2.0 + 1.0)
+    cdef = sum(4.0 + 0.1 * k + 1.0 for k in range(5)) + 5 * 1.0 + 5 * (2.0 + 1.0)
     assert deploy.fleet_cost_ratio(static) == pytest.approx((5 * 3.0 + 5 * 3.0 + 5 * 3.0) / cdef)
     # per machine log ratios: burst mean log(3/c_k), quiet log 3, trace log(3/3) = 0
-    burst = np.mean([np.log(3.0 / (5.5 + 0.1 * k)) for k in range(5)])
+    burst = np.mean([np.log(3.0 / (5.0 + 0.1 * k)) for k in range(5)])
     assert deploy.log_ratio(static) == pytest.approx((burst + np.log(3.0) + 0.0) / 3)
     p_harm, worst = deploy.harm(static, ["quiet"])
     assert p_harm == 1.0 and worst == pytest.approx(1 - (3 - 1) / 1.0)        # score -1 on every quiet seed
     assert deploy.harm(deploy.paired(d, "adaptive"), ["quiet"]) == (0.0, 1.0)
     a, o = deploy.align_all([deploy.paired(d, "adaptive"), deploy.paired(d, "oracle-static")])
-    # on burst: C_def 5.5+0.1k, adaptive 2.5, oracle 3.0 -> closes more than the whole gap
-    num = sum(5.5 + 0.1 * k - 2.5 for k in range(5))
-    den = sum(5.5 + 0.1 * k - 3.0 for k in range(5))
+    # on burst: C_def 5.0+0.1k, adaptive 2.5, oracle 3.0 -> closes more than the whole gap
+    num = sum(5.0 + 0.1 * k - 2.5 for k in range(5))
+    den = sum(5.0 + 0.1 * k - 3.0 for k in range(5))
     assert deploy.gap_closed(a, o, ["burst"]) == pytest.approx(num / den)
 
 

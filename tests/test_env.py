@@ -36,20 +36,20 @@ def test_check_env_every_registered_id(env_id):
 
 
 def test_check_env_continuous_and_rgb():
-    env = gym.make("atomgym/Atom-v0", action_type="continuous", duration_s=SHORT, render_mode="rgb_array")
+    env = gym.make("atomgym/Atom-v1", action_type="continuous", duration_s=SHORT, render_mode="rgb_array")
     _check_quietly(env.unwrapped)   # made through gym.make: with a spec, check_env tests the other render modes
 
 
 def test_make_with_module_prefix_and_passive_checker():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        env = gym.make("atomgym:atomgym/Quiet-v0", duration_s=SHORT)
+        env = gym.make("atomgym:atomgym/Quiet-v1", duration_s=SHORT)
         env.reset(seed=0)
         for _ in range(3):
             env.step(0)
     assert isinstance(env.unwrapped, AtomEnv)
-    assert gym.spec("atomgym/IncastPagecache-v0").max_episode_steps == 600   # 60 s / 100 ms
-    v = gym.make_vec("atomgym/Atom-v0", num_envs=2, vectorization_mode="vector_entry_point",
+    assert gym.spec("atomgym/IncastPagecache-v1").max_episode_steps == 600   # 60 s / 100 ms
+    v = gym.make_vec("atomgym/Atom-v1", num_envs=2, vectorization_mode="vector_entry_point",
                      scenario="memalloc-drops", duration_s=SHORT)
     assert isinstance(v.unwrapped, AtomVectorEnv) and v.num_envs == 2
 
@@ -253,14 +253,14 @@ def test_import_registers_in_a_fresh_process():
     import subprocess
     import sys
 
-    code = ("import gymnasium as gym; e = gym.make('atomgym:atomgym/Quiet-v0', duration_s=0.2); "
+    code = ("import gymnasium as gym; e = gym.make('atomgym:atomgym/Quiet-v1', duration_s=0.2); "
             "o, _ = e.reset(seed=0); print(type(e.unwrapped).__name__, o.shape)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "AtomEnv (28,)"
     # import atomgym registers every id (the documented way) without loading the compiled simulator
     code = ("import sys, atomgym; import gymnasium as gym; "
-            "print('atomgym/Quiet-v0' in gym.registry, 'atomgym.sim.engine' in sys.modules)")
+            "print('atomgym/Quiet-v1' in gym.registry, 'atomgym.sim.engine' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "True False", out.stderr[-2000:]
 
@@ -294,6 +294,7 @@ def test_vector_score_batched_reference_equals_single():
     ({"action_type": "box"}, "action_type: 'box' is not valid; choices: discrete, continuous"),
     ({"duration_s": -1}, "duration_s: -1 is out of range"),
     ({"render_mode": "human"}, "render_mode: 'human' is not valid"),
+    ({"cost": "v0"}, "cost: 'v0' is not valid; choices: harm, atomic-charged"),
     ({"scenario": "no-such-scenario"}, "no shipped scenario 'no-such-scenario'"),
 ])
 def test_bad_arguments_one_line_errors(kwargs, match):
@@ -328,3 +329,32 @@ def test_two_node_machine_sums_zone_types_over_nodes():
     assert len(normal) == 2
     frac = sim.free[0, normal].sum() / sim.managed[0, normal].sum()
     assert obs[OBS_INDEX["Normal.free_frac"]] == pytest.approx(frac, rel=1e-6)
+
+
+def test_named_costs_and_the_v0_ids_keep_their_rewards():
+    """v1's default cost leaves atomic failures uncharged (a diagnostic); ``cost="atomic-charged"``
+    and the -v0 ids charge them 1e-3 each, as before v1; a w_* argument overrides one term."""
+    from atomgym.envs.cost import COSTS
+
+    def run(**kw):
+        env = AtomEnv(scenario="incast-pagecache", duration_s=3.0, **kw)
+        env.reset(seed=4)
+        fails = rewards = 0.0
+        for _ in range(30):
+            *_, info = env.step(0)
+            fails += info["term_atomic_fail"]
+            rewards += info["reward_atomic_fail"]
+        return fails, rewards, info
+    fails, r_harm, info = run()
+    assert fails > 0 and r_harm == 0.0               # failures counted, not charged
+    f2, r_old, info_old = run(cost="atomic-charged")
+    assert f2 == fails and r_old == pytest.approx(-COSTS["atomic-charged"]["atomic_fail"] * fails)
+    assert info_old["episode_cost"] == pytest.approx(info["episode_cost"] + 1e-3 * fails)
+    assert run(w_atomic_fail=2e-3)[1] == pytest.approx(-2e-3 * fails)
+    assert AtomEnv(cost="atomic-charged", w_drops=5.0).config.weights["atomic_fail"] == 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)      # gymnasium: "-v0 is out of date"
+        old = gym.make("atomgym/IncastPagecache-v0")
+    assert old.unwrapped.config.cost == "atomic-charged"
+    assert gym.make("atomgym/IncastPagecache-v1").unwrapped.config.cost == "harm"
+    assert set(env_ids(0)) == {i.replace("-v1", "-v0") for i in env_ids()}

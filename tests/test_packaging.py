@@ -67,7 +67,7 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
         "from atomgym.agents import train\n"
         "assert train.load_config(train.DEFAULT_CONFIG)['algo'], train.DEFAULT_CONFIG\n"
         "names = list_scenarios(); assert 'incast-pagecache' in names and 'virtio-deferral' in names, names\n"
-        "e = gym.make('atomgym/VirtioDeferral-v0', duration_s=0.5)\n"
+        "e = gym.make('atomgym/VirtioDeferral-v1', duration_s=0.5)\n"
         "o, _ = e.reset(seed=1)\n"
         "for _ in range(5): o, r, term, trunc, info = e.step(0)\n"
         "from atomgym.agents import models\n"

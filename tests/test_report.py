@@ -198,3 +198,26 @@ def test_evaluations_of_another_simulator_are_refused(tmp_path, capsys):
     assert report.main([str(x), str(y)]) == 2
     assert "two simulator sources" in _err(capsys, y)
     assert report.main([str(x), str(x)]) == 0
+
+
+def test_report_prices_every_episode_under_the_named_cost(tmp_path, capsys):
+    """--cost reprices cost and score from the term columns (the harm cost by default, whatever cost
+    the CSV was written under); a CSV without the term columns keeps its own under the default and
+    is refused, one line, under another."""
+    cols = COLS + ["knob_changes", "terminated"]
+    rows = [["kernel-default", "-", "m", "1", "1.0", "9.9", "1000", "0", "1000", "0.0", "0", "0"],
+            ["psi", "-", "m", "1", "1.0", "9.9", "0", "0", "1500", "0.0", "1", "0"]]
+    p = _write(tmp_path / "episodes.csv", cols, rows)
+    harm = report.load_many([p])
+    # harm: defaults 1.0 (reserve), psi 1.5 + 0.01 (a knob write); atomic failures uncharged
+    assert list(harm["cost"]) == pytest.approx([1.0, 1.51]) and list(harm["score"]) == pytest.approx([1.0, 0.49])
+    old = report.load_many([p], "atomic-charged")                # + 1e-3 per failed refill: 1000 on the defaults
+    assert list(old["cost"]) == pytest.approx([2.0, 1.51]) and list(old["score"]) == pytest.approx([1.0, 1.245])
+    assert report.main([str(p), "--cost", "atomic-charged"]) == 0
+    assert "1.245" in capsys.readouterr().out
+    bare = _write(tmp_path / "bare.csv", COLS, GOOD)
+    assert list(report.load_many([bare])["cost"]) == [2.0, 3.0, 1.0, 2.25]   # no term columns: as written
+    assert report.main([str(bare), "--cost", "atomic-charged"]) == 2
+    assert "needs the columns" in _err(capsys, bare)
+    assert report.main([str(p), "--cost", "nope"]) == 2
+    assert "harm, atomic-charged" in capsys.readouterr().err

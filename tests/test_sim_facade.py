@@ -106,7 +106,7 @@ def test_bench_first_step_runs_in_a_fresh_process():
     from atomgym import bench
     from atomgym.kernel.jit import cache_root
 
-    setup_s, step_s = bench._first_step("atomgym/IncastPagecache-v0", str(cache_root().parent))
+    setup_s, step_s = bench._first_step("atomgym/IncastPagecache-v1", str(cache_root().parent))
     assert 0 < setup_s < 600 and 0 < step_s < 600
 
 

@@ -36,7 +36,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from atomgym.envs.cost import DEFAULT_DEADLOCK_PENALTY, SCORE_COST_FLOOR, TERMS
+from atomgym.envs.cost import COSTS, DEFAULT_DEADLOCK_PENALTY, SCORE_COST_FLOOR, TERM_BY_NAME, TERMS
 
 REFERENCE = "kernel-default"
 # Chosen with hindsight on the very episodes they are scored on (per episode, per scenario, or by a
@@ -303,14 +303,15 @@ def deployment_table(df: pd.DataFrame, policies: Sequence[str], classes: Mapping
     return pd.DataFrame(rows)
 
 
-# The prices of the sensitivity table: the reserve 10x cheaper and dearer, atomic failures charged
-# at the default weight or not at all (a failed refill that the next NAPI poll retries loses nothing).
+# The prices of the sensitivity table: the reserve 10x cheaper and dearer (envs/cost.py's weight
+# 1e-3 per MiB.s), and the named cost that charges atomic failures like dropped packets (the default
+# cost, "harm", does not: a failed refill that the next NAPI poll retries loses nothing).
+_RESERVE = TERM_BY_NAME["reserved_mib_s"].weight
 PRICES: tuple[tuple[str, dict[str, float]], ...] = (
-    ("reserve x0.1", {"reserved_mib_s": 1e-4}),
+    ("reserve x0.1", {"reserved_mib_s": _RESERVE / 10}),
     ("as defined", {}),
-    ("reserve x10", {"reserved_mib_s": 1e-2}),
-    ("atomic failures uncharged", {"atomic_fail": 0.0}),
-    ("atomic failures charged", {"atomic_fail": 1e-3}),
+    ("reserve x10", {"reserved_mib_s": _RESERVE * 10}),
+    ("atomic failures charged", dict(COSTS["atomic-charged"])),
 )
 
 

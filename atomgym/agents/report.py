@@ -20,8 +20,9 @@ from atomgym import safefiles, schema
 from atomgym.agents import baselines, deploy, plots, stats
 from atomgym.agents.results import BLOCKS_FILE, load_rows, read_blocks
 from atomgym.agents.usage import Parser, UsageError, fail
+from atomgym.envs.cost import COSTS, DEFAULT_COST
 
-def load_many(paths: list[Path]):
+def load_many(paths: list[Path], cost: str = DEFAULT_COST):
     """The episodes of several CSVs, merged; ValueError (one line) when they cannot be compared:
     one scenario run at two episode lengths (a score is relative to the kernel default's cost over
     the same length), or evaluations recorded with another simulator or cost (agents.evaluate's
@@ -29,7 +30,23 @@ def load_many(paths: list[Path]):
     import pandas as pd
     frames = [load_rows(p) for p in paths]
     check_comparable(paths, frames)
-    return pd.concat(frames, ignore_index=True)
+    return priced(pd.concat(frames, ignore_index=True), cost, paths)
+
+
+def priced(df, cost: str, paths: list[Path]):
+    """Every episode's cost and score under the named cost, from its term columns (a CSV written
+    under another named cost, e.g. before v1, is then read alike); the score's reference is the
+    defaults' episode on the same machine and seed. Rows without the term columns or without that
+    reference keep the CSV's cost and score under the default cost, and are refused under another."""
+    need = [*deploy.TERM_COLUMNS.values(), "terminated"]
+    ref = set(zip(*(df.loc[df["policy"] == deploy.REFERENCE, k] for k in ("scenario", "seed"))))
+    whole = all(k in df for k in need) and set(zip(df["scenario"], df["seed"])) <= ref
+    if whole:
+        return deploy.reprice(df, COSTS[cost])
+    if cost != DEFAULT_COST:
+        raise ValueError(f"{', '.join(map(str, paths))}: --cost {cost}: needs the columns {', '.join(need)} and "
+                         f"the {deploy.REFERENCE} episode of every scenario and seed")
+    return df
 
 
 def check_comparable(paths: list[Path], frames: list) -> None:
@@ -208,7 +225,8 @@ def deployment(d, reps: int = 500) -> str:
             f"1 + {deploy.HEADROOM_MARGIN}). Paired over the same (machine, seed); CIs by bootstrap over "
             "training runs and seeds (two-level) or over machines (task-level).\n\n" + _md(head, rows)
             + "\n\nFleet cost ratio under other prices of the cost's terms (reserved memory 10x cheaper or dearer; "
-            "atomic failures charged or not: a failed refill the next NAPI poll retries loses nothing):\n\n"
+            "atomic failures charged like dropped packets, the cost `atomic-charged`: the default cost does not "
+            "charge them, a failed refill the next NAPI poll retries loses nothing):\n\n"
             + _md(["policy", *sens.columns], srows)
             + ("\n\nConclusions that flip with the price: " + "; ".join(flips) + "." if flips else
                "\n\nNo conclusion flips with the price."))
@@ -241,10 +259,10 @@ def verdict(df, learned: str, reps: int = 2000) -> str:
                "variation; make report trains 10)" if a.runs < 3 else ""))
 
 
-def write_summary(csv_paths, out: Path, reps: int = 2000, header: str = "") -> list[Path]:
+def write_summary(csv_paths, out: Path, reps: int = 2000, header: str = "", cost: str = DEFAULT_COST) -> list[Path]:
     """DIR/summary.md and DIR/*.png from one or more episodes.csv files; returns the files written."""
     paths = [csv_paths] if isinstance(csv_paths, Path) else list(csv_paths)
-    df = load_many(paths)
+    df = load_many(paths, cost)
     md = out / "summary.md"
     safefiles.replace_text(md, (header + "\n\n" if header else "") + summary(df, reps=reps))
     return [md, *plots.evaluation_plots(df, out)]
@@ -267,10 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.out.exists() and not args.out.is_dir():
                 raise ValueError(f"--out {args.out}: is a file, not a folder")
             args.out.mkdir(parents=True, exist_ok=True)
-            for f in write_summary(args.episodes_csv, args.out, reps=args.reps):
+            for f in write_summary(args.episodes_csv, args.out, reps=args.reps, cost=args.cost):
                 print(f"wrote {f}")
             return 0
-        df = load_many(args.episodes_csv)
+        df = load_many(args.episodes_csv, args.cost)
         print(summary(df, reps=args.reps))
     except ValueError as e:
         return fail("report", e)

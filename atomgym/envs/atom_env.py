@@ -140,6 +140,8 @@ class AtomEnv(gym.Env):
 
 @REWARD_TERMS@
 
+    The default cost ``"harm"`` charges what is lost; atomic failures are a diagnostic there
+    (``cost="atomic-charged"``, the ``-v0`` ids: charged 1e-3 each, as before v1).
     ``deadlock_penalty``: @PENALTY@. ``reserved_mib_s``: kswapd reclaims until every zone is above
     high + boost, so a policy pays for raising ``watermark_scale_factor`` or boosting as it pays
     for raising ``min_free_kbytes`` (Σ min alone is ``min_reserve_mib_ms`` in the counters).
@@ -157,7 +159,8 @@ class AtomEnv(gym.Env):
 
     Worked example (8 GiB machine, defaults, 100 ms step): min_free_kbytes 67584 -> Σ min = 66.1 MiB,
     Σ high = 99.1 MiB (no boost), so reserved = 99.1 x 0.1 = 9.91 MiB·s; 40 atomic failures, 0 drops,
-    2 ms stall, action 1 (one write): reward = -(0 + 0.040 + 0.00991 + 0.002 + 0.01) = -0.06191.
+    2 ms stall, action 1 (one write): reward = -(0 + 0 + 0.00991 + 0.002 + 0.01) = -0.02191 (v0's
+    cost "atomic-charged" adds 0.040 for the failures: -0.06191).
 
     **Normalised score**: at the end of an episode (``episode_steps`` = duration / interval steps,
     or a deadlock) ``info["score"] = 1 - (C - C_def) / max(C_def, 1)``, where C is the episode's cost
@@ -185,7 +188,8 @@ class AtomEnv(gym.Env):
     ## Arguments
     ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
     (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels"),
-    ``observation`` ("basic" | "memory"), @WEIGHT_ARGS@,
+    ``observation`` ("basic" | "memory"), ``cost`` ("harm" | "atomic-charged": the weights a
+    ``w_*`` argument does not set, see Rewards), @WEIGHT_ARGS@,
     ``deadlock_penalty``, ``duration_s`` (override the
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
     ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default" | "score",
@@ -197,6 +201,8 @@ class AtomEnv(gym.Env):
     ``atomgym.envs.cost.TERMS``.
 
     ## Version History
+    * v1: the default cost ``"harm"`` (atomic failures uncharged); ``-v0`` ids keep
+      ``cost="atomic-charged"`` and their rewards.
     * v0: initial version (``reward_baseline`` added later with the default "none": the same rewards;
       ``observation`` and the action types "discrete-noboost", "levels" added later, the defaults
       unchanged).

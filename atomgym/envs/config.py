@@ -24,7 +24,7 @@ import numpy as np
 
 from ..schema import ENV_DECISION_INTERVAL_MS, ENV_DURATION_S, ENV_WEIGHT_MAX, REWARD_BASELINES
 from ..sim.scenario import Scenario, load_scenario, validate_scenario
-from .cost import DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, WEIGHT_ARGS
+from .cost import COSTS, DEFAULT_COST, DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, WEIGHT_ARGS, weights_of
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps
 from .spaces import ACTION_TYPES, OBSERVATION_MODES
 
@@ -91,7 +91,8 @@ class EnvConfig:
     decision_interval_ms: float = DEFAULT_DECISION_INTERVAL_MS
     action_type: str = "discrete"
     observation: str = "basic"
-    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    cost: str = DEFAULT_COST
+    weights: Mapping[str, float] = field(default_factory=dict)   # a term not given: the named cost's weight
     deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY
     reward_baseline: str = "none"
     duration_s: float | None = None
@@ -119,7 +120,9 @@ class EnvConfig:
         if not isinstance(self.weights, Mapping) or set(self.weights) - set(TERM_NAMES):
             raise ValueError(f"weights: expected a mapping of term -> weight; terms: {', '.join(TERM_NAMES)}")
         # every term is a cost (reward <= 0, AtomEnv's docstring): a weight is a finite number >= 0
-        put("weights", {k: real_number(WEIGHT_ARGS[k], self.weights.get(k, DEFAULT_WEIGHTS[k]), 0.0, ENV_WEIGHT_MAX)
+        _choice("cost", self.cost, tuple(COSTS))
+        base = weights_of(self.cost)
+        put("weights", {k: real_number(WEIGHT_ARGS[k], self.weights.get(k, base[k]), 0.0, ENV_WEIGHT_MAX)
                         for k in TERM_NAMES})
         put("deadlock_penalty", real_number("deadlock_penalty", self.deadlock_penalty, 0.0, ENV_WEIGHT_MAX))
         put("episode_steps", episode_steps(self.sim_scenario, self.decision_interval_ms))
@@ -137,7 +140,7 @@ class EnvConfig:
         if given is not None and not isinstance(given, Mapping):   # dict() of a list says nothing of weights
             raise ValueError(f"weights: expected a mapping of term -> weight, got {type(given).__name__} "
                              f"{given!r:.60}; terms: {', '.join(TERM_NAMES)}")
-        weights = dict(given or DEFAULT_WEIGHTS)
+        weights = dict(given or {})
         for a in [a for a in options if a in by_arg]:
             weights[by_arg[a]] = options.pop(a)
         return cls(weights=weights, **options)

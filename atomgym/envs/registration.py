@@ -1,4 +1,5 @@
-"""Gymnasium registration: ``atomgym/<Scenario>-v0`` per shipped scenario and ``atomgym/Atom-v0``.
+"""Gymnasium registration: ``atomgym/<Scenario>-v1`` per shipped scenario and ``atomgym/Atom-v1``,
+and the same ids at ``-v0`` with v0's reward (``cost="atomic-charged"``, atomic failures charged).
 
 Called from ``atomgym/__init__.py`` as Gymnasium documents for third-party environments, so
 ``import atomgym`` (or ``gym.make("atomgym:atomgym/...")``) registers every id. Entry points are
@@ -19,18 +20,27 @@ def camel(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in name.replace("_", "-").split("-"))
 
 
-def env_ids() -> dict[str, str]:
-    """Registered id -> scenario name (the generic id maps to the default scenario)."""
-    ids = {f"atomgym/{camel(n)}-v0": n for n in list_scenarios()}
-    ids["atomgym/Atom-v0"] = "incast-pagecache"
+# Gymnasium's rule: an id's version changes with anything that changes its results. v1 charges the
+# default cost (envs/cost.py DEFAULT_COST, "harm": atomic failures a diagnostic); v0 keeps the
+# rewards it always gave (the cost "atomic-charged").
+VERSION = 1
+VERSION_KWARGS: dict[int, dict[str, str]] = {0: {"cost": "atomic-charged"}, 1: {}}
+GENERIC = "Atom"
+
+
+def env_ids(version: int = VERSION) -> dict[str, str]:
+    """Registered id -> scenario name at ``version`` (the generic id maps to the default scenario)."""
+    ids = {f"atomgym/{camel(n)}-v{version}": n for n in list_scenarios()}
+    ids[f"atomgym/{GENERIC}-v{version}"] = "incast-pagecache"
     return ids
 
 
 def register_envs() -> None:
-    for env_id, name in env_ids().items():
-        if env_id in registry:
-            continue
-        steps = episode_steps(load_scenario(name), DEFAULT_DECISION_INTERVAL_MS)
-        kwargs = {} if env_id == "atomgym/Atom-v0" else {"scenario": name}
-        register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
-                 max_episode_steps=steps, kwargs=kwargs)
+    for version, extra in VERSION_KWARGS.items():
+        for env_id, name in env_ids(version).items():
+            if env_id in registry:
+                continue
+            steps = episode_steps(load_scenario(name), DEFAULT_DECISION_INTERVAL_MS)
+            kwargs = {**extra} if env_id.startswith(f"atomgym/{GENERIC}-") else {"scenario": name, **extra}
+            register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
+                     max_episode_steps=steps, kwargs=kwargs)

@@ -127,10 +127,11 @@ class Static(Baseline):
 
     interval_ms = 0.0
 
-    def __init__(self, name: str, source: str, mechanism: str, mf_kb=None, ram_frac=None, wsf=None) -> None:
+    def __init__(self, name: str, source: str, mechanism: str, mf_kb=None, ram_frac=None, wsf=None,
+                 boot_mult=None) -> None:
         super().__init__()
         self.name, self.source, self.mechanism = name, source, mechanism
-        self.mf_kb, self.ram_frac, self.wsf = mf_kb, ram_frac, wsf
+        self.mf_kb, self.ram_frac, self.wsf, self.boot_mult = mf_kb, ram_frac, wsf, boot_mult
 
     def decide(self, obs, state, first):
         B = obs["min_free_kbytes"].shape[0]
@@ -141,6 +142,8 @@ class Static(Baseline):
             a[:, 0] = self.mf_kb
         elif self.ram_frac is not None:
             a[:, 0] = (obs["total_pages"] * PAGE_KB * self.ram_frac).astype(np.int64)
+        elif self.boot_mult is not None:    # the value at reset is the boot value (no write before)
+            a[:, 0] = (obs["min_free_kbytes"] * self.boot_mult).astype(np.int64)
         if self.wsf is not None:
             a[:, 1] = self.wsf
         if (a < 0).all():
@@ -315,6 +318,10 @@ def _registry() -> dict[str, Any]:
                                     mf_kb=135168),
         "three-percent": lambda: Static("three-percent", "vendor advice for database hosts",
                                         "vm.min_free_kbytes = 3 % of RAM", ram_frac=0.03),
+        "double-boot": lambda: Static("double-boot", "blind raise (operators' rule of thumb)",
+                                      "vm.min_free_kbytes = 2 x the boot value", boot_mult=2),
+        "one-percent": lambda: Static("one-percent", "blind raise (series v1's cap as a static setting)",
+                                      "vm.min_free_kbytes = 1 % of RAM", ram_frac=0.01),
         "best-static": BestStatic,
         "best-static-train": BestStaticTrain,
         "v1-double": lambda: k("v1-double", "series v1 (linux-mm, Jan 2026)",
