@@ -24,3 +24,20 @@ def one_line_error(code: int, err: str, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], (n, lines[0])
     return lines[0]
+
+
+def wait_until_caught(pid: int, signum: int, timeout: float = 300.0) -> None:
+    """Wait until process ``pid`` has a handler for ``signum`` (Linux: /proc/PID/status SigCgt), so
+    that a test's signal reaches the command's handler however slowly its imports ran."""
+    import time
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            status = open(f"/proc/{pid}/status").read()
+        except OSError:
+            return                                  # gone: the caller's communicate() tells why
+        caught = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt:")), 16)
+        if caught >> (signum - 1) & 1:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} installed no handler for signal {signum} in {timeout:.0f} s")

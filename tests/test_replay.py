@@ -170,13 +170,16 @@ def test_sigterm_during_save_leaves_no_file(tmp_path):
     import sys
     import time
     from pathlib import Path
+
+    from cli_helpers import wait_until_caught
     root = Path(__file__).parents[1]
     f = tmp_path / "ep.json"
     # a long episode: the signal arrives while it runs
     p = subprocess.Popen([sys.executable, "-m", "agents.replay", str(f), "--save", "--policy", "psi", "--scenario",
                           "incast-pagecache", "--duration-s", "86400"], cwd=root, stderr=subprocess.PIPE, text=True,
                          env=dict(os.environ, PYTHONPATH=str(root)))
-    time.sleep(8)
+    wait_until_caught(p.pid, signal.SIGTERM)       # not a fixed sleep: imports take longer on a loaded machine
+    time.sleep(1)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 143, err
