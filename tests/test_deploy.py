@@ -130,3 +130,10 @@ def test_sensitivity_shows_a_conclusion_that_flips_with_the_price():
     assert tab.loc["static-x3", "reserve x0.1"] < 1 < tab.loc["static-x3", "reserve x10"]
     assert any(f.startswith("`static-x3` beats the defaults under reserve x0.1") and "loses under reserve x10" in f
                for f in flips)
+
+
+def test_report_counts_a_deterministic_machine_as_one_run():
+    from agents import report
+    md = report.summary(_episodes(), reps=200)
+    assert "| `static-x3` | trace | 1 |" in md and "| `static-x3` | burst | 5 |" in md
+    assert "Deterministic machines (every policy's episodes identical on every seed): quiet, trace" in md

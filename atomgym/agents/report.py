@@ -147,11 +147,17 @@ def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
     out = [tables(d)]
     if dropped:
         out.append(f"({dropped} repeated (policy, run, scenario, seed) rows counted once.)")
-    ps = stats.per_scenario(u, reps=reps)
+    # a machine with no random input (every policy's episodes identical on every seed) is one run, not N
+    one, det = deploy.collapse_deterministic(d)
+    ps = stats.per_scenario(stats.units(one), reps=reps)
     rows = [[f"`{r.policy}`", r.scenario, str(r.n), fmt_ci(r.mean, r.mean_lo, r.mean_hi), fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi)]
             for r in ps.itertuples()]
     out.append("Per scenario, score with 95 % percentile-bootstrap CIs (n = runs):\n\n"
                + _md(["policy", "scenario", "n", "mean [95 % CI]", "IQM [95 % CI]"], rows))
+    if det:
+        out.append(f"Deterministic machines (every policy's episodes identical on every seed): {', '.join(det)}: one "
+                   "run each above; in the across-scenario statistics below their column repeats that one run, so "
+                   "they add no spread to a confidence interval and are no evidence of one.")
     gc = stats.gap_closed(d) if "cost" in d else None
     if gc is not None and len(gc):
         tab = gc.pivot(index="policy", columns="scenario", values="gap_closed").reindex(index=pols, columns=scs)
