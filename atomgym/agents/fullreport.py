@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from atomgym import interrupts, safefiles, schema
+from atomgym.envs.cost import DEFAULT_COST
 from atomgym.agents import baselines, command, deploy, evaluate, multiseed, plots, report, stats, who
 from atomgym.agents.config import as_dict, check_unique_names, load_config
 from atomgym.agents.policies import play_label
@@ -158,6 +159,7 @@ def _main(argv: list[str] | None) -> int:
     lines = [f"# atomgym report ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"- command: `{cmd}` (`make report`)", f"- machine: {_machine()}", f"- versions: {_versions()}",
              f"- commit: {_commit()}",
+             f"- cost: `{DEFAULT_COST}` (atomgym/envs/cost.py COSTS; `agents.report --cost` prices the episodes otherwise)",
              f"- training: {len(ok)} of {len(seeds)} runs of `{args.config.name}` ({cfg['algo']}, "
              f"{cfg['total_timesteps']} agent steps each, seeds {args.seeds}) through Ray: {t_train:.0f} s wall "
              f"(per run {min(tw):.0f}-{max(tw):.0f} s)",
