@@ -78,3 +78,27 @@ def test_train_options_come_from_the_specs(capsys):
     assert err == ("agents.train: error: argument --total-timesteps: 0: expected an integer >= 1 "
                    "(see `python -m agents.train --help`)"), err
     assert {a.dest for a in train.parser()._actions} - {"help"} == {f.name for f in schema.TRAIN}
+
+
+def test_the_scenario_loader_checks_against_the_schema_layer():
+    """Every scenario key's dataclass field carries its Field of atomgym/scenario_schema.py (the one
+    the loader's checks and the docs table read), and the env's episode length is the scenario's."""
+    import dataclasses
+    import typing
+
+    from atomgym import scenario_schema
+    from atomgym.sim import scenario as sc
+
+    def walk(cls, specs):
+        hints = typing.get_type_hints(cls)
+        fields = [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+        assert [f.name for f in fields] == [s.name for s in specs]
+        for f, s in zip(fields, specs):
+            assert f.metadata["spec"] is s
+            if s.keys is not None:        # a section: a mapping (its dataclass) or a list of them
+                walk(hints[f.name] if s.type is dict else typing.get_args(hints[f.name])[0], s.keys)
+
+    walk(sc.Scenario, scenario_schema.SCENARIO)
+    assert schema.ENV_DURATION_S.range == scenario_schema.SCENARIO_KEYS["duration_s"].range
+    with pytest.raises(sc.ScenarioError, match=r"nics\[0\]\.mtu: 60 is out of range; valid range 68\.\.65535 bytes"):
+        sc.scenario_from_dict({"nics": [{"mtu": 60}]}, source="x.yaml")
