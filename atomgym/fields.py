@@ -75,11 +75,6 @@ class Field:
     def flag(self) -> str:
         return self.name if self.positional else "--" + self.name.replace("_", "-")
 
-    @property
-    def flags(self) -> str:
-        """The flags as --help and the docs show them: ``-o, --output``."""
-        return f"{self.short}, {self.flag}" if self.short else self.flag
-
     def describe(self) -> str:
         """What is valid, in words: ``an integer in [1, 100000]``, ``a number of seconds in (0, 86400]``."""
         if self.valid is not None:

@@ -12,6 +12,8 @@ import dataclasses
 from pathlib import Path
 
 from . import scenario_schema
+from .fleets import FLEETS
+from .kernel.machine import WRITABLE_KEYS
 from .fields import (  # noqa: F401 - the schema layer's API, re-exported
     ConfigError,
     Field,
@@ -171,6 +173,80 @@ COMMANDS: dict[str, tuple[Field, ...]] = {"train": TRAIN, "evaluate": EVALUATE, 
                                           "fullreport": FULLREPORT, "report": REPORT, "replay": REPLAY,
                                           "publish": PUBLISH, "bench": BENCH}
 
+
+# ---- atomgym's own commands (atomgym/cli.py: `atomgym NAME`; `realkernel run`: a subcommand's subcommand) ----
+SNAPSHOT_CMD = (
+    Field("output", short="-o", metavar="FILE",
+          help="file to write (default: stdout); never overwritten without --force"),
+    Field("force", bool, help="overwrite an existing --output file"),
+    Field("root", default="/", hidden=True, help="tests: read ROOT/proc/... instead of the host's"),
+)
+_SNAPSHOT_ARG = Field("snapshot", positional=True, metavar="SNAPSHOT",
+                      help="a snapshot file (`atomgym snapshot`, or `tail -n +1` of the files it reads)")
+CHECK_CMD = (
+    _SNAPSHOT_ARG,
+    Field("json", bool, help="one JSON object instead of the table"),
+    Field("strict", bool, help="exit 1 on the boot-time pattern too"),
+)
+WHATIF_CMD = (
+    _SNAPSHOT_ARG,
+    Field("set", repeat=True, metavar="KEY=VALUE",
+          valid="KEY=VALUE",
+          help="a write, applied in order; KEY one of " + ", ".join(WRITABLE_KEYS)),
+    Field("json", bool, help="JSON Lines: one object per --set"),
+)
+_CACHE_DIR = Field("cache_dir", metavar="DIR", help="where the builds go (default: $ATOMGYM_CACHE, "
+                                                    "$XDG_CACHE_HOME/atomgym, ~/.cache/atomgym)")
+REALKERNEL_SETUP_CMD = (
+    _CACHE_DIR,
+    Field("no_install", bool, help="only print the missing packages"),
+    Field("no_boot", bool, help="skip the boot check"),
+)
+REALKERNEL_RUN_CMD = (
+    Field("scenario", positional=True, metavar="SCENARIO", help="scenario name (configs/scenarios) or .yaml path"),
+    Field("out", required=True, metavar="DIR", help="capture directory (written as DIR.partial, then renamed)"),
+    Field("force", bool, help="replace an existing capture in DIR"),
+    _CACHE_DIR,
+    # their ranges: realkernel/run.py SECONDS (check_seconds, also for a caller of run())
+    Field("sample", float, default=0.3, unit="s", help="sampling interval, guest seconds (default 0.3)"),
+    Field("stall", float, default=90.0, unit="s",
+          help="kill the guest after this many host seconds without serial output (default 90)"),
+    Field("timeout", float, unit="s", help="kill the guest after this many host seconds (default 240 + 2 x duration)"),
+)
+SIM_SEED = Field("seed", int, default=1, range=(0, MAX_SEED), help="the simulator's seed")
+FIDELITY_CMD = (
+    Field("capture", positional=True, nargs="+", metavar="DIR",
+          help="a capture folder (`atomgym realkernel run --out`) or a corpus folder (with MANIFEST.json)"),
+    Field("json", bool, help="one JSON object instead of the tables"),
+    Field("plots", metavar="DIR", help="write DIR/<run>.png: real and simulated time series overlaid"),
+    Field("write_score", metavar="FILE", help="write the fidelity score (JSON) to FILE"),
+    SIM_SEED,
+)
+FIDELITY_FIT_CMD = (
+    Field("corpus", positional=True, metavar="CORPUS", help="a corpus folder whose MANIFEST.json gives each run a half"),
+    Field("grid", repeat=True, metavar="KEY=V1,V2,...",
+          help="the values of one parameter (KEY one of " + ", ".join(f.name for f in scenario_schema.KSWAPD)
+               + "); a parameter not named keeps the default grid's values"),
+    Field("out", metavar="FILE", help="write the fit (JSON) to FILE; an existing FILE only with --force"),
+    Field("force", bool, help="replace an existing --out FILE"),
+    SIM_SEED,
+)
+FLEET_CMD = (
+    Field("name", positional=True, nargs="?", metavar="NAME", valid="one of " + ", ".join(FLEETS),
+          help="the fleet: " + ", ".join(FLEETS)),
+    Field("seed", metavar="SEED", valid="an integer in [0, 2**63-1]",
+          help="the fleet's seed, 0..2**63-1 (default: the shipped suite's)"),
+    Field("out", metavar="DIR", help="write the fleet's scenario YAML files into this folder (never overwritten)"),
+    Field("manifest", metavar="FILE", help="measure every machine's class (oracle grid, short episodes; cached) "
+                                           "and write the manifest JSON here"),
+    Field("force", bool, help="replace an existing --manifest file"),
+    Field("families", bool, help="list the families and fleets, then exit"),
+)
+# atomgym's subcommands with options -> their fields (docs/cli.md's tables; atomgym/cli.py's parsers)
+ATOMGYM_COMMANDS: dict[str, tuple[Field, ...]] = {
+    "snapshot": SNAPSHOT_CMD, "check": CHECK_CMD, "whatif": WHATIF_CMD, "warmup": (),
+    "realkernel setup": REALKERNEL_SETUP_CMD, "realkernel run": REALKERNEL_RUN_CMD,
+    "fidelity": FIDELITY_CMD, "fidelity fit": FIDELITY_FIT_CMD, "fleet": FLEET_CMD}
 
 # ---- the env's ranges (EnvConfig checks them; a training config's keys are checked against them) ----
 # the episode length: the scenario's duration_s (its range), given as an env option
