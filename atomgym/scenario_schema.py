@@ -44,10 +44,11 @@ MACHINE = (
 
 SYSCTL = tuple(_k(x.name, int, x.default, x.lo, x.hi, x.unit, x.doc) for x in SYSCTLS)
 
+MEMORY_FRAC_MAX = 0.99  # each fraction, and page cache + anon + kernel (sim/scenario.py): the rest starts free
 MEMORY = (
-    _k("page_cache_frac", float, 0.5, 0.0, 0.99, "", "initial page cache, fraction of managed pages"),
-    _k("anon_frac", float, 0.1, 0.0, 0.99, "", "initial anonymous memory, fraction of managed pages"),
-    _k("kernel_frac", float, 0.03, 0.0, 0.99, "", "initial unreclaimable kernel memory (slab etc.)"),
+    _k("page_cache_frac", float, 0.5, 0.0, MEMORY_FRAC_MAX, "", "initial page cache, fraction of managed pages"),
+    _k("anon_frac", float, 0.1, 0.0, MEMORY_FRAC_MAX, "", "initial anonymous memory, fraction of managed pages"),
+    _k("kernel_frac", float, 0.03, 0.0, MEMORY_FRAC_MAX, "", "initial unreclaimable kernel memory (slab etc.)"),
     _k("swap", bool, False, doc="anonymous memory is reclaimable (swap configured)"),
 )
 

@@ -32,6 +32,7 @@ from .fields import (  # noqa: F401 - the schema layer's API, re-exported
 PLAYS = ("deterministic", "stochastic")     # how a trained model acts in an evaluation
 MAX_SEED = 2**63 - 1                        # the simulator's seed range (AtomEnv's sim_seed: [0, 2**63))
 MAX_DURATION_S = 86400.0                    # an evaluation episode: at most a simulated day
+MAX_EVAL_SEEDS = 100000                     # episodes per (policy, scenario) of an evaluation
 
 
 def parse_plays(text: str) -> tuple[str, ...]:
@@ -58,7 +59,7 @@ EVALUATE = (
     Field("play", default=("deterministic",), parse=parse_plays, valid=f"a comma-separated list of {', '.join(PLAYS)}",
           help="how models act when their path has no :PLAY suffix (deterministic,stochastic: separate rows LABEL "
                "and LABEL-stochastic; stochastic play is seeded by the episode's seed)"),
-    Field("seeds", int, default=3, range=(1, 100000), help="episodes per (policy, scenario)"),
+    Field("seeds", int, default=3, range=(1, MAX_EVAL_SEEDS), help="episodes per (policy, scenario)"),
     Field("seed_base", int, default=1000, range=(0, MAX_SEED), help="evaluation seeds are seed-base .. seed-base+N-1"),
     Field("out", required=True, parse=parse_out_dir, metavar="DIR", valid="a folder",
           help="where episodes.csv, blocks.json, actions.log, summary.md and the plots go"),
@@ -85,7 +86,7 @@ TRAIN = (
 # the options multiseed and fullreport share (their evaluation and training overrides)
 MAX_TIMESTEPS = 10**12
 TOTAL_TIMESTEPS = Field("total_timesteps", int, range=(1, MAX_TIMESTEPS), help="override the config's total_timesteps")
-EVAL_SEEDS = Field("eval_seeds", int, default=10, range=(1, 100000), help="evaluation seeds per scenario")
+EVAL_SEEDS = Field("eval_seeds", int, default=10, range=(1, MAX_EVAL_SEEDS), help="evaluation seeds per scenario")
 EVAL_DURATION_S = Field("eval_duration_s", float, unit="s", range=(0, MAX_DURATION_S), low_open=True,
                         help="evaluation episode length (default: the scenario's)")
 RAY_ADDRESS = Field("ray_address", help="a Ray cluster's address (default: Ray on this machine)")
@@ -207,11 +208,13 @@ REALKERNEL_RUN_CMD = (
     Field("out", required=True, metavar="DIR", help="capture directory (written as DIR.partial, then renamed)"),
     Field("force", bool, help="replace an existing capture in DIR"),
     _CACHE_DIR,
-    # their ranges: realkernel/run.py SECONDS (check_seconds, also for a caller of run())
-    Field("sample", float, default=0.3, unit="s", help="sampling interval, guest seconds (default 0.3)"),
-    Field("stall", float, default=90.0, unit="s",
+    # their ranges are also realkernel/run.py's check_seconds (a caller of run() gets the same)
+    Field("sample", float, default=0.3, unit="s", range=(0.05, 10.0),
+          help="sampling interval, guest seconds (default 0.3)"),
+    Field("stall", float, default=90.0, unit="s", range=(1.0, 86400.0),
           help="kill the guest after this many host seconds without serial output (default 90)"),
-    Field("timeout", float, unit="s", help="kill the guest after this many host seconds (default 240 + 2 x duration)"),
+    Field("timeout", float, unit="s", range=(1.0, 7 * 86400.0),
+          help="kill the guest after this many host seconds (default 240 + 2 x duration)"),
 )
 SIM_SEED = Field("seed", int, default=1, range=(0, MAX_SEED), help="the simulator's seed")
 FIDELITY_CMD = (
@@ -253,8 +256,7 @@ ATOMGYM_COMMANDS: dict[str, tuple[Field, ...]] = {
 ENV_DURATION_S = dataclasses.replace(scenario_schema.SCENARIO_KEYS["duration_s"], default=None,
                                      help="episode length (default: the scenario's)")
 ENV_DECISION_INTERVAL_MS = Field("decision_interval_ms", float, unit="ms", range=(10, 10000),
-                                 valid="a number in [10, 10000]", help="simulated ms between two agent decisions "
-                                 "(a multiple of the scenario's tick)")
+                                 help="simulated ms between two agent decisions (a multiple of the scenario's tick)")
 REWARD_BASELINES = ("none", "default", "score")   # the env's reward_baseline
 ENV_WEIGHT_MAX = 1e12                        # a reward weight or the deadlock penalty: a finite number >= 0
 ENV_WEIGHT = Field("weights", float, range=(0.0, ENV_WEIGHT_MAX),

@@ -75,7 +75,8 @@ def test_a_made_up_option_of_an_atomgym_subcommand_shows_everywhere(monkeypatch,
     (["fidelity", "fit", "c", "--seed", "x"],
      "atomgym: error: argument --seed: 'x' is not an integer (see `atomgym fidelity fit --help`)"),
     (["realkernel", "run", "s", "--out", "d", "--sample", "inf"],
-     "atomgym: error: argument --sample: 'inf': expected a number of seconds (see `atomgym realkernel run --help`)"),
+     "atomgym: error: argument --sample: 'inf': expected a number of seconds in [0.05, 10] "
+     "(see `atomgym realkernel run --help`)"),
 ])
 def test_atomgym_subcommand_errors_name_the_subcommand_typed(argv, want):
     import io

@@ -93,7 +93,7 @@ Scenario = _section(
 
 from ..paths import DATA_ROOT as REPO_ROOT, SCENARIO_DIR  # noqa: E402 - checkout or wheel (paths.py)
 from .scenario_files import ScenarioError, resolve_path, search_dirs  # noqa: E402,F401 - re-exported too
-MEMORY_FRAC_MAX = 0.99  # page cache + anon + kernel: the rest starts free
+from ..scenario_schema import MEMORY_FRAC_MAX  # noqa: E402 - page cache + anon + kernel: the rest starts free
 MAX_SCENARIO_BYTES = 16 << 20    # reads stop here: a scenario is a few kB (a device never ends)
 MAX_TRACE_BYTES = 512 << 20      # a replay trace: ~7 bytes per row; 60,000 rows is 400 kB
 MAX_TRACE_PACKETS = 2**53        # per row: float64 holds every integer up to here exactly
