@@ -32,8 +32,8 @@ from atomgym.scenario_schema import schema_markdown  # noqa: F401 - the docs' ta
 
 
 def _metadata(spec: Field) -> dict[str, Any]:
-    """A dataclass field's metadata: its spec, and the spec's range, unit, doc (and choices) as the
-    loader, draws and tools read them."""
+    """A dataclass field's metadata: its spec (the loader's checks read it), and the spec's range,
+    unit, doc (and choices) for the tools that read a field's metadata (realkernel, tests)."""
     md: dict[str, Any] = {"spec": spec, "range": spec.range or (None, None), "unit": spec.unit, "doc": spec.help}
     if spec.choices is not None:
         md["choices"] = spec.choices
@@ -142,7 +142,12 @@ class _Ctx:
 
 def _valid_text(f: dataclasses.Field) -> str:
     """'valid range 0..1e+09 packets/s' or 'choices: a, b, c' from a field's spec."""
-    return S.valid_text(f.metadata.get("spec"))
+    return S.valid_text(_spec(f))
+
+
+def _spec(f: dataclasses.Field) -> Field:
+    """The key's spec (atomgym/scenario_schema.py): what the loader checks a value against."""
+    return f.metadata["spec"]
 
 
 _REPR = reprlib.Repr()
@@ -196,7 +201,7 @@ def _scalar(val: object, tp: type, f: dataclasses.Field, path: tuple, ctx: _Ctx)
     if tp is str:
         if not isinstance(val, str):
             ctx.fail(path, f"expected a string, got {_type_name(val)} {_short(val)}{tail}")
-        choices = f.metadata.get("choices")
+        choices = _spec(f).choices
         if choices is not None and val not in choices:
             hint = difflib.get_close_matches(val, choices, n=1)
             dym = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -215,7 +220,7 @@ def _scalar(val: object, tp: type, f: dataclasses.Field, path: tuple, ctx: _Ctx)
                 val = int(val)
         else:
             val = float(val)
-        lo, hi = f.metadata.get("range", (None, None))
+        lo, hi = _spec(f).range or (None, None)
         if (lo is not None and val < lo) or (hi is not None and val > hi):
             ctx.fail(path, f"{_fmt_num(val)} is out of range; {valid}")
         return val
@@ -365,7 +370,7 @@ def _check_randomize(s: "Scenario", ctx: _Ctx) -> None:
         valid = _valid_text(f)
         if tp is int and not (float(lo).is_integer() and float(hi).is_integer()):
             ctx.fail(path, f"{format_path(parts)} is an integer: give integer bounds; {valid}")
-        flo, fhi = f.metadata.get("range", (None, None))
+        flo, fhi = _spec(f).range or (None, None)
         if (flo is not None and lo < flo) or (fhi is not None and hi > fhi):
             ctx.fail(path, f"[{_fmt_num(lo)}, {_fmt_num(hi)}] leaves the valid range of "
                            f"{format_path(parts)}; {valid}")
