@@ -52,7 +52,8 @@ class Field:
     table row are all derived from it (add_arguments, convert, markdown_table)."""
 
     name: str                                      # the option's dest / the config key (seed_base)
-    type: type | None = str                               # int | float | str | bool (a switch) | Path
+    type: Any = str                                # int | float | str | bool (a switch) | Path; a config's
+    #                                                list[str], dict (a section); None: any value
     help: str = ""
     default: Any = None
     unit: str = ""                                 # "s": a number of seconds

@@ -3,8 +3,9 @@ training config's keys, as typed field specs (atomgym/fields.py ``Field``), from
 help, one-line errors and docs tables are derived. A scenario's keys: atomgym/scenario_schema.py.
 
 The bottom floor of the inputs: config readers (atomgym.agents.config), the commands' argument
-parsers (atomgym.agents.usage, atomgym.cli) and the docs generator (scripts/gen_docs.py) stand on it;
-it imports only the other two modules of the schema layer (and what the scenario's keys follow).
+parsers (atomgym.agents.usage, atomgym.cli, atomgym.realkernel.cli) and the docs generator
+(scripts/gen_docs.py) stand on it; it imports the other two modules of the schema layer and the
+tables its help texts name (kernel.machine's writable keys, fleets' names), none of which imports it.
 """
 from __future__ import annotations
 
@@ -229,7 +230,7 @@ FIDELITY_FIT_CMD = (
     Field("corpus", positional=True, metavar="CORPUS", help="a corpus folder whose MANIFEST.json gives each run a half"),
     Field("grid", repeat=True, metavar="KEY=V1,V2,...",
           help="the values of one parameter (KEY one of " + ", ".join(f.name for f in scenario_schema.KSWAPD)
-               + "); a parameter not named keeps the default grid's values"),
+               + ", the scenario's kswapd: keys); a parameter not named keeps the default grid's values"),
     Field("out", metavar="FILE", help="write the fit (JSON) to FILE; an existing FILE only with --force"),
     Field("force", bool, help="replace an existing --out FILE"),
     SIM_SEED,
