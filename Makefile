@@ -62,8 +62,9 @@ report: $(STAMP)
 	$(PY) -m atomgym.bench --json > $(REPORT_OUT)/.bench.json && mv $(REPORT_OUT)/.bench.json $(REPORT_OUT)/bench.json
 	$(PY) -m agents.publish $(REPORT_OUT) --bench $(REPORT_OUT)/bench.json
 
-# The docs' generated tables (the commands' options) from atomgym/schema.py; tests/test_schema.py
-# checks that the committed docs are what this writes.
+# The docs' generated tables (the commands' options, the training config's and a scenario's keys) from
+# atomgym/schema.py and atomgym/scenario_schema.py; tests/test_schema.py checks that the committed docs
+# are what this writes.
 docs: $(STAMP)
 	$(PY) scripts/gen_docs.py
 

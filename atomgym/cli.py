@@ -37,7 +37,7 @@ from .kernel.snapshot import (
     parse_snapshot,
     read_bounded,
 )
-from .schema import Parser, UsageError
+from .schema import ATOMGYM_COMMANDS, Parser, UsageError, add_arguments
 
 EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT = 0, 1, 2
 WM_FIELDS = ("min", "low", "high", "promo")
@@ -437,26 +437,21 @@ def run_agent_command(name: str, argv: Sequence[str]) -> int:
 
 # ---- entry point --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    """atomgym's parser: each subcommand's options are its fields in atomgym/schema.py
+    (ATOMGYM_COMMANDS: parser, help, one-line errors and the docs' tables from one place)."""
     p = Parser(prog="atomgym", description="Linux watermark model: read, check and modify machine snapshots.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    s = sub.add_parser("snapshot", help="write a snapshot of this host (read only)")
-    s.add_argument("-o", "--output", help="file to write (default: stdout); never overwritten without --force")
-    s.add_argument("--force", action="store_true", help="overwrite an existing --output file")
-    s.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: read ROOT/proc/... instead
-    c = sub.add_parser("check", help="recompute watermarks and protection and compare with a snapshot")
-    c.add_argument("snapshot")
-    c.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    c.add_argument("--strict", action="store_true", help="exit 1 on the boot-time pattern too")
-    w = sub.add_parser("whatif", help="apply sysctl writes to a snapshot as the kernel would")
-    w.add_argument("snapshot")
-    w.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help=f"a write, applied in order; KEY one of {', '.join(WRITABLE_KEYS)}")
-    w.add_argument("--json", action="store_true", help="JSON Lines: one object per --set")
-    sub.add_parser("warmup", help="compile the simulator and the envs ahead of use (cached per user and CPU)")
+    for name, text in (("snapshot", "write a snapshot of this host (read only)"),
+                       ("check", "recompute watermarks and protection and compare with a snapshot"),
+                       ("whatif", "apply sysctl writes to a snapshot as the kernel would"),
+                       ("warmup", "compile the simulator and the envs ahead of use (cached per user and CPU)")):
+        add_arguments(sub.add_parser(name, help=text), ATOMGYM_COMMANDS[name])
     from .realkernel.cli import add_subcommands as _add_realkernel
     _add_realkernel(sub, Parser)
-    from .fleets import add_subcommand as _add_fleet
-    _add_fleet(sub, Parser, _fleet_command)
+    f = sub.add_parser("fleet", help="generate a fleet of scenarios by family, write or classify it "
+                                     "(docs/scenarios.md \"Fleets\")")
+    add_arguments(f, ATOMGYM_COMMANDS["fleet"])
+    f.set_defaults(handler=_fleet_command)
     for name, (_, text) in AGENT_COMMANDS.items():   # parsed by their own modules (main() hands them over)
         sub.add_parser(name, help=text, add_help=False)
     return p
@@ -479,7 +474,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             from .realkernel.cli import build_fit_parser
             args = build_fit_parser(Parser).parse_args(av[2:])
         else:
-            args = build_parser().parse_args(argv)
+            args, extra = build_parser().parse_known_args(av)
+            if extra:                  # named by the subcommand typed, as its other errors are
+                typed = " ".join(x for x in ("atomgym", args.command, getattr(args, "rk_command", None)) if x)
+                raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see `{typed} --help`)")
     except UsageError as e:    # prog is "atomgym" or "atomgym SUBCOMMAND": the line that shows its help
         print(f"atomgym: error: {one_line(str(e))}", file=err)
         return EXIT_BAD_INPUT

@@ -469,19 +469,3 @@ def manifest_path(fleet: str) -> Path:
 
 
 _check_tables()
-
-
-# ---- `atomgym fleet` ---------------------------------------------------------------------------
-def add_subcommand(sub, parser_class, handler) -> None:
-    """Register ``atomgym fleet`` on atomgym's subparsers; ``handler`` runs it (atomgym.cli passes
-    atomgym.agents.fleetclass.cmd_fleet, which measures with the agents' machinery)."""
-    f = sub.add_parser("fleet", help="generate a fleet of scenarios by family, write or classify it "
-                                     "(docs/scenarios.md \"Fleets\")")
-    f.add_argument("name", nargs="?", help=f"the fleet: {', '.join(FLEETS)}")
-    f.add_argument("--seed", help="the fleet's seed, 0..2**63-1 (default: the shipped suite's)")
-    f.add_argument("--out", help="write the fleet's scenario YAML files into this folder (never overwritten)")
-    f.add_argument("--manifest", help="measure every machine's class (oracle grid, short episodes; cached) and "
-                                      "write the manifest JSON here")
-    f.add_argument("--force", action="store_true", help="replace an existing --manifest file")
-    f.add_argument("--families", action="store_true", help="list the families and fleets, then exit")
-    f.set_defaults(handler=handler)

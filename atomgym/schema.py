@@ -1,203 +1,39 @@
-"""The one description of every input a user writes: typed field specs, and the checks, parsers and
-docs tables derived from them.
+"""The one description of every input a user writes: the commands' options, the env's ranges and the
+training config's keys, as typed field specs (atomgym/fields.py ``Field``), from which the parsers,
+help, one-line errors and docs tables are derived. A scenario's keys: atomgym/scenario_schema.py.
 
 The bottom floor of the inputs: config readers (atomgym.agents.config), the commands' argument
-parsers (atomgym.agents.usage) and the docs generator (scripts/gen_docs.py) stand on it; it imports
-nothing of atomgym.
+parsers (atomgym.agents.usage, atomgym.cli, atomgym.realkernel.cli) and the docs generator
+(scripts/gen_docs.py) stand on it; it imports the other two modules of the schema layer and the
+tables its help texts name (kernel.machine's writable keys, fleets' names), none of which imports it.
 """
 from __future__ import annotations
 
-import argparse
-import math
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
-
-class UsageError(ValueError):
-    """A command line the parser rejects, or bad input to a command: printed as one line after the
-    command's name, exit 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (UsageError ``MESSAGE (see `PROG --help`)``) instead of the usage
-    and a message on two lines and a SystemExit: every command of the house parses with it."""
-
-    def error(self, message: str):
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-class ConfigError(ValueError):
-    """A config's or an option's bad value: one line naming the file (or option) and the key, and
-    what would be valid. The commands print it after their name and exit 2."""
-
-
-def one_line(msg: str) -> str:
-    """A message as one line: control characters (a file name may hold a newline) escaped."""
-    return msg if msg.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
-
-
-def short(v: object) -> str:
-    """A value as an error shows it: its repr, at most 80 characters."""
-    r = repr(v)
-    return r if len(r) <= 80 else r[:77] + "..."
-
-
-# ---- typed field specs ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Field:
-    """One input a user writes (a command's option; a config key): its name, type, unit, valid
-    range or choices, default and help. The parser, the help text, the one-line error and the docs
-    table row are all derived from it (add_arguments, convert, markdown_table)."""
-
-    name: str                                      # the option's dest / the config key (seed_base)
-    type: type | None = str                               # int | float | str | bool (a switch) | Path
-    help: str = ""
-    default: Any = None
-    unit: str = ""                                 # "s": a number of seconds
-    range: tuple[float | None, float | None] | None = None   # inclusive, but low_open excludes the low end
-    low_open: bool = False
-    required: bool = False
-    metavar: str | None = None
-    parse: Callable[[str], Any] | None = None      # a custom text parser (raises ValueError with the reason)
-    valid: str | None = None                       # what is valid, as the docs and errors say it (derived if None)
-    choices: tuple[str, ...] | None = None
-    positional: bool = False                       # a command's positional argument (FILE), not --NAME
-    nargs: str | None = None                       # "+": one or more
-
-    @property
-    def flag(self) -> str:
-        return self.name if self.positional else "--" + self.name.replace("_", "-")
-
-    def describe(self) -> str:
-        """What is valid, in words: ``an integer in [1, 100000]``, ``a number of seconds in (0, 86400]``."""
-        if self.valid is not None:
-            return self.valid
-        if self.type is None:
-            return "see its meaning"
-        if self.choices is not None:
-            return "one of " + ", ".join(self.choices)
-        what = {int: "an integer", float: f"a number{' of seconds' if self.unit == 's' else ''}",
-                bool: "a switch", Path: "a path"}.get(self.type, "a string")
-        if self.range is None:
-            return what
-        lo, hi = self.range
-        if hi is None:
-            return f"{what} {'>' if self.low_open else '>='} {_num(lo)}"
-        return f"{what} in {'(' if self.low_open else '['}{_num(lo)}, {_num(hi)}]"
-
-    def convert(self, text: str) -> Any:
-        """The value of the option's text; ValueError naming the text and what is valid (argparse
-        shows it as ``argument --NAME: ...``)."""
-        if self.parse is not None:
-            return self.parse(text)
-        if self.choices is not None:
-            if text not in self.choices:
-                raise ValueError(f"{text!r}: expected {self.describe()}")
-            return text
-        if self.type is int:
-            try:
-                v: Any = int(text)
-            except ValueError:
-                raise ValueError(f"{text!r} is not an integer") from None
-            if not self._in_range(v):
-                raise ValueError(f"{v}: expected {self.describe()}")
-            return v
-        if self.type is float:
-            try:
-                v = float(text)
-            except ValueError:
-                raise ValueError(f"{text!r} is not {self.describe().split(' in ')[0]}") from None
-            if not (math.isfinite(v) and self._in_range(v)):
-                raise ValueError(f"{text!r}: expected {self.describe()}")
-            return v
-        return self.type(text)
-
-    def check(self, v: Any, where: str) -> Any:
-        """A config value (YAML: already typed) against the spec; ConfigError ``WHERE: NAME: ...``
-        (one line, what is valid). A spec without type check (type None) takes any value."""
-        if self.choices is not None:
-            if not isinstance(v, str) or v not in self.choices:
-                raise ConfigError(f"{where}: {self.name}: {short(v)}; valid: {', '.join(self.choices)}")
-            return v
-        if self.type is int:
-            if isinstance(v, bool) or not isinstance(v, int) or (self.range is not None and self.range[0] is not None
-                                                                 and v < self.range[0]):
-                raise ConfigError(f"{where}: {self.name}: expected {self.describe()}, got {short(v)}")
-            if not self._in_range(v):       # above the top: the bound is the news, if the words do not say it
-                if _num(self.range[1]) in self.describe():
-                    raise ConfigError(f"{where}: {self.name}: expected {self.describe()}, got {short(v)}")
-                raise ConfigError(f"{where}: {self.name}: {v} is out of range; valid range "
-                                  f"{_num(self.range[0])}..{_num(self.range[1])}")
-            return v
-        if self.type is float:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not self._in_range(v):
-                raise ConfigError(f"{where}: {self.name}: expected {self.describe()}, got {short(v)}")
-            return v
-        return v
-
-    def _in_range(self, v: float) -> bool:
-        if self.range is None:
-            return True
-        lo, hi = self.range
-        return (lo is None or (v > lo if self.low_open else v >= lo)) and (hi is None or v <= hi)
-
-
-def _num(x: float | None) -> str:
-    if x is None:
-        return ""
-    if isinstance(x, int):
-        return str(x)
-    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
-
-
-def add_arguments(parser: argparse.ArgumentParser, fields: Sequence[Field]) -> None:
-    """One argparse option per field: its type check is Field.convert, its help the field's help."""
-    for f in fields:
-        if f.type is bool:
-            parser.add_argument(f.flag, action="store_true", help=f.help or None)
-            continue
-
-        def conv(text: str, f: Field = f) -> Any:
-            try:
-                return f.convert(text)
-            except ValueError as e:           # argparse prints "argument --NAME: <reason>"
-                raise argparse.ArgumentTypeError(str(e)) from None
-        conv.__name__ = f.name               # argparse names a failing type by it
-        if f.positional:
-            parser.add_argument(f.flag, type=conv, nargs=f.nargs, metavar=f.metavar, help=f.help or None)
-            continue
-        parser.add_argument(f.flag, type=conv, default=f.default, required=f.required, metavar=f.metavar,
-                            help=f.help or None)
-
-
-def check_values(values: Any, fields: Sequence[Field]) -> None:
-    """The fields of ``values`` (an object with one attribute per field) checked and converted as
-    their options' text would be (a caller's Options too); ConfigError ``argument --NAME: ...``."""
-    for f in fields:
-        v = getattr(values, f.name)
-        if v is None or f.type in (bool, str, Path) or f.parse is not None:
-            continue
-        try:
-            setattr(values, f.name, f.convert(str(v)))
-        except ValueError as e:
-            raise ConfigError(f"argument {f.flag}: {e}") from None
-
-
-def markdown_table(fields: Sequence[Field]) -> str:
-    """The docs' table of the fields: option, valid values, default, meaning."""
-    rows = ["| option | valid | default | meaning |", "|---|---|---|---|"]
-    for f in fields:
-        d = ",".join(f.default) if isinstance(f.default, tuple) else f.default
-        default = "required" if f.required else ("off" if f.type is bool else "" if d is None else f"`{d}`")
-        rows.append(f"| `{f.flag}` | {f.describe()} | {default} | {f.help.replace('|', '/')} |")
-    return "\n".join(rows) + "\n"
+from . import scenario_schema
+from .fleets import FLEETS
+from .kernel.machine import WRITABLE_KEYS
+from .fields import (  # noqa: F401 - the schema layer's API, re-exported
+    ConfigError,
+    Field,
+    Parser,
+    UsageError,
+    add_arguments,
+    check_values,
+    config_table,
+    markdown_table,
+    one_line,
+    short,
+)
 
 
 # ---- the commands' options -----------------------------------------------------------------------
 PLAYS = ("deterministic", "stochastic")     # how a trained model acts in an evaluation
 MAX_SEED = 2**63 - 1                        # the simulator's seed range (AtomEnv's sim_seed: [0, 2**63))
 MAX_DURATION_S = 86400.0                    # an evaluation episode: at most a simulated day
+MAX_EVAL_SEEDS = 100000                     # episodes per (policy, scenario) of an evaluation
 
 
 def parse_plays(text: str) -> tuple[str, ...]:
@@ -224,7 +60,7 @@ EVALUATE = (
     Field("play", default=("deterministic",), parse=parse_plays, valid=f"a comma-separated list of {', '.join(PLAYS)}",
           help="how models act when their path has no :PLAY suffix (deterministic,stochastic: separate rows LABEL "
                "and LABEL-stochastic; stochastic play is seeded by the episode's seed)"),
-    Field("seeds", int, default=3, range=(1, 100000), help="episodes per (policy, scenario)"),
+    Field("seeds", int, default=3, range=(1, MAX_EVAL_SEEDS), help="episodes per (policy, scenario)"),
     Field("seed_base", int, default=1000, range=(0, MAX_SEED), help="evaluation seeds are seed-base .. seed-base+N-1"),
     Field("out", required=True, parse=parse_out_dir, metavar="DIR", valid="a folder",
           help="where episodes.csv, blocks.json, actions.log, summary.md and the plots go"),
@@ -251,7 +87,7 @@ TRAIN = (
 # the options multiseed and fullreport share (their evaluation and training overrides)
 MAX_TIMESTEPS = 10**12
 TOTAL_TIMESTEPS = Field("total_timesteps", int, range=(1, MAX_TIMESTEPS), help="override the config's total_timesteps")
-EVAL_SEEDS = Field("eval_seeds", int, default=10, range=(1, 100000), help="evaluation seeds per scenario")
+EVAL_SEEDS = Field("eval_seeds", int, default=10, range=(1, MAX_EVAL_SEEDS), help="evaluation seeds per scenario")
 EVAL_DURATION_S = Field("eval_duration_s", float, unit="s", range=(0, MAX_DURATION_S), low_open=True,
                         help="evaluation episode length (default: the scenario's)")
 RAY_ADDRESS = Field("ray_address", help="a Ray cluster's address (default: Ray on this machine)")
@@ -344,14 +180,95 @@ COMMANDS: dict[str, tuple[Field, ...]] = {"train": TRAIN, "evaluate": EVALUATE, 
                                           "publish": PUBLISH, "bench": BENCH}
 
 
+# ---- atomgym's own commands (atomgym/cli.py: `atomgym NAME`; `realkernel run`: a subcommand's subcommand) ----
+SNAPSHOT_CMD = (
+    Field("output", short="-o", metavar="FILE",
+          help="file to write (default: stdout); never overwritten without --force"),
+    Field("force", bool, help="overwrite an existing --output file"),
+    Field("root", default="/", hidden=True, help="tests: read ROOT/proc/... instead of the host's"),
+)
+_SNAPSHOT_ARG = Field("snapshot", positional=True, metavar="SNAPSHOT",
+                      help="a snapshot file (`atomgym snapshot`, or `tail -n +1` of the files it reads)")
+CHECK_CMD = (
+    _SNAPSHOT_ARG,
+    Field("json", bool, help="one JSON object instead of the table"),
+    Field("strict", bool, help="exit 1 on the boot-time pattern too"),
+)
+WHATIF_CMD = (
+    _SNAPSHOT_ARG,
+    Field("set", repeat=True, metavar="KEY=VALUE",
+          valid="KEY=VALUE",
+          help="a write, applied in order; KEY one of " + ", ".join(WRITABLE_KEYS)),
+    Field("json", bool, help="JSON Lines: one object per --set"),
+)
+_CACHE_DIR = Field("cache_dir", metavar="DIR", help="where the builds go (default: $ATOMGYM_CACHE, "
+                                                    "$XDG_CACHE_HOME/atomgym, ~/.cache/atomgym)")
+REALKERNEL_SETUP_CMD = (
+    _CACHE_DIR,
+    Field("no_install", bool, help="only print the missing packages"),
+    Field("no_boot", bool, help="skip the boot check"),
+)
+REALKERNEL_RUN_CMD = (
+    Field("scenario", positional=True, metavar="SCENARIO", help="scenario name (configs/scenarios) or .yaml path"),
+    Field("out", required=True, metavar="DIR", help="capture directory (written as DIR.partial, then renamed)"),
+    Field("force", bool, help="replace an existing capture in DIR"),
+    _CACHE_DIR,
+    # their ranges are also realkernel/run.py's check_seconds (a caller of run() gets the same)
+    Field("sample", float, default=0.3, unit="s", range=(0.05, 10.0),
+          help="sampling interval, guest seconds (default 0.3)"),
+    Field("stall", float, default=90.0, unit="s", range=(1.0, 86400.0),
+          help="kill the guest after this many host seconds without serial output (default 90)"),
+    Field("timeout", float, unit="s", range=(1.0, 7 * 86400.0),
+          help="kill the guest after this many host seconds (default 240 + 2 x duration)"),
+)
+SIM_SEED = Field("seed", int, default=1, range=(0, MAX_SEED), help="the simulator's seed")
+FIDELITY_CMD = (
+    Field("capture", positional=True, nargs="+", metavar="DIR",
+          help="a capture folder (`atomgym realkernel run --out`) or a corpus folder (with MANIFEST.json)"),
+    Field("json", bool, help="one JSON object instead of the tables"),
+    Field("plots", metavar="DIR", help="write DIR/<run>.png: real and simulated time series overlaid"),
+    Field("write_score", metavar="FILE", help="write the fidelity score (JSON) to FILE"),
+    SIM_SEED,
+)
+FIDELITY_FIT_CMD = (
+    Field("corpus", positional=True, metavar="CORPUS", help="a corpus folder whose MANIFEST.json gives each run a half"),
+    Field("grid", repeat=True, metavar="KEY=V1,V2,...",
+          help="the values of one parameter (KEY one of " + ", ".join(f.name for f in scenario_schema.KSWAPD)
+               + ", the scenario's kswapd: keys); a parameter not named keeps the default grid's values"),
+    Field("out", metavar="FILE", help="write the fit (JSON) to FILE; an existing FILE only with --force"),
+    Field("force", bool, help="replace an existing --out FILE"),
+    SIM_SEED,
+)
+FLEET_CMD = (
+    Field("name", positional=True, nargs="?", metavar="NAME", valid="one of " + ", ".join(FLEETS),
+          help="the fleet: " + ", ".join(FLEETS)),
+    Field("seed", metavar="SEED", valid="an integer in [0, 2**63-1]",
+          help="the fleet's seed, 0..2**63-1 (default: the shipped suite's)"),
+    Field("out", metavar="DIR", help="write the fleet's scenario YAML files into this folder (never overwritten)"),
+    Field("manifest", metavar="FILE", help="measure every machine's class (oracle grid, short episodes; cached) "
+                                           "and write the manifest JSON here"),
+    Field("force", bool, help="replace an existing --manifest file"),
+    Field("families", bool, help="list the families and fleets, then exit"),
+)
+# atomgym's subcommands with options -> their fields (docs/cli.md's tables; atomgym/cli.py's parsers)
+ATOMGYM_COMMANDS: dict[str, tuple[Field, ...]] = {
+    "snapshot": SNAPSHOT_CMD, "check": CHECK_CMD, "whatif": WHATIF_CMD, "warmup": (),
+    "realkernel setup": REALKERNEL_SETUP_CMD, "realkernel run": REALKERNEL_RUN_CMD,
+    "fidelity": FIDELITY_CMD, "fidelity fit": FIDELITY_FIT_CMD, "fleet": FLEET_CMD}
+
 # ---- the env's ranges (EnvConfig checks them; a training config's keys are checked against them) ----
-ENV_DURATION_S = Field("duration_s", float, unit="s", range=(0.001, 1e7),
-                       help="episode length (default: the scenario's)")
+# the episode length: the scenario's duration_s (its range), given as an env option
+ENV_DURATION_S = dataclasses.replace(scenario_schema.SCENARIO_KEYS["duration_s"], default=None,
+                                     help="episode length (default: the scenario's)")
 ENV_DECISION_INTERVAL_MS = Field("decision_interval_ms", float, unit="ms", range=(10, 10000),
-                                 valid="a number in [10, 10000]", help="simulated ms between two agent decisions "
-                                 "(a multiple of the scenario's tick)")
+                                 help="simulated ms between two agent decisions (a multiple of the scenario's tick)")
 REWARD_BASELINES = ("none", "default", "score")   # the env's reward_baseline
 ENV_WEIGHT_MAX = 1e12                        # a reward weight or the deadlock penalty: a finite number >= 0
+ENV_WEIGHT = Field("weights", float, range=(0.0, ENV_WEIGHT_MAX),
+                   help="a reward term's weight (w_drops=, ...: one term of the mapping weights)")
+ENV_DEADLOCK_PENALTY = Field("deadlock_penalty", float, range=(0.0, ENV_WEIGHT_MAX),
+                             help="the cost of a deadlocked episode's remaining steps")
+ENV_RENDER_WINDOW = Field("render_window", int, range=(1, None), help="steps the rendered plot shows")
 
 # ---- the training config (configs/train/*.yaml) ---------------------------------------------------
 ALGOS = ("ppo", "a2c", "dqn", "recurrent_ppo", "sac", "td3")
@@ -386,12 +303,3 @@ TRAIN_CONFIG = (
     *(Field(a, None, valid="a mapping", help=f"{a} constructor keyword arguments (key = the algo's name)")
       for a in ALGOS),
 )
-
-
-def config_table(fields: Sequence[Field]) -> str:
-    """The docs' table of a config's keys: key, valid values, default, meaning."""
-    rows = ["| key | valid | default | meaning |", "|---|---|---|---|"]
-    for f in fields:
-        default = "required" if f.required else "" if f.default is None else f"`{f.default}`"
-        rows.append(f"| `{f.name}` | {f.describe()} | {default} | {f.help.replace('|', '/')} |")
-    return "\n".join(rows) + "\n"

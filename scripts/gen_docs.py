@@ -1,4 +1,5 @@
-"""The docs' generated tables, from the one description of the inputs (atomgym/schema.py).
+"""The docs' generated tables, from the one description of the inputs (atomgym/schema.py,
+atomgym/scenario_schema.py).
 
     python scripts/gen_docs.py           # rewrite the tables in docs/ (make docs)
     python scripts/gen_docs.py --check   # exit 1 if a committed table differs from the generated one
@@ -13,17 +14,25 @@ import re
 import sys
 from pathlib import Path
 
-from atomgym import schema
+from atomgym import scenario_schema, schema
 
 ROOT = Path(__file__).resolve().parent.parent
-# docs file -> the tables it holds: a command's options (schema.COMMANDS) or train-config
-TABLES = {"docs/cli.md": (*schema.COMMANDS, "train-config")}
+# docs file -> the tables it holds: a command's options (schema.COMMANDS), train-config, scenario
+# atomgym's own subcommands (schema.ATOMGYM_COMMANDS, "atomgym NAME"; warmup has no options)
+TABLES = {"docs/cli.md": (*(f"atomgym {n}" for n, f in schema.ATOMGYM_COMMANDS.items() if f),
+                          *schema.COMMANDS, "train-config"),
+          "docs/scenarios.md": ("scenario",)}
 
 
 def table(name: str) -> str:
-    """The table ``name`` as the docs hold it: a command's options, or the training config's keys."""
+    """The table ``name`` as the docs hold it: a command's options (an agents' command, or atomgym's
+    own: "atomgym NAME"), the training config's keys or a scenario's keys."""
     if name == "train-config":
         return schema.config_table(schema.TRAIN_CONFIG)
+    if name == "scenario":
+        return scenario_schema.schema_markdown()
+    if name.startswith("atomgym "):
+        return schema.markdown_table(schema.ATOMGYM_COMMANDS[name.removeprefix("atomgym ")])
     return schema.markdown_table(schema.COMMANDS[name])
 
 

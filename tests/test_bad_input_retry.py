@@ -123,14 +123,17 @@ def test_evaluate_resume_refuses_a_torn_episodes_csv(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert evaluate.main([*argv, "--resume"]) == 2
     err = capsys.readouterr().err
-    assert "episodes.csv:3: not a complete episode row" in err and err.count("\n") == 1
+    # the one reader's message (agents.report gives the same): the file, the line, what was expected
+    from atomgym.agents.results import COLUMNS
+    assert f"{csv_path}: line 3: {len(COLUMNS) - 2} fields, expected {len(COLUMNS)} (policy, run," in err, err
+    assert err.count("\n") == 1
     # before: the torn row counted as finished and the next block appended onto its line
     assert csv_path.read_text() == whole[: whole.rindex(",", 0, whole.rindex(",") - 1)]
     bad = whole.splitlines()
     bad[2] = bad[2].replace(",0.05,", ",abc,", 1)
     csv_path.write_text("\n".join(bad) + "\n")
     assert evaluate.main([*argv, "--resume"]) == 2
-    assert "episodes.csv:3: not a complete episode row" in capsys.readouterr().err
+    assert f"{csv_path}: line 3, column duration_s: 'abc' is not a number" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("counters, needle", [

@@ -82,7 +82,7 @@ def test_scenario_with_a_malformed_trace(tmp_path, capsys) -> None:
     ("", "the file is empty"),
     ("# only comments\n", "the file is empty"),
     ("- a\n- b\n", "got list"),
-    ("scenario: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+    ("scenario: " + "[" * 5000 + "]" * 5000 + "\n", "YAML nested too deeply; expected a training config"),
     ("total_timesteps: " + "9" * 5000 + "\n", "not valid YAML"),
 ])
 def test_unusable_config_files(tmp_path, capsys, text, needle) -> None:
@@ -92,8 +92,10 @@ def test_unusable_config_files(tmp_path, capsys, text, needle) -> None:
 def test_binary_directory_and_device_configs(tmp_path, capsys) -> None:
     p = tmp_path / "bin.yaml"
     p.write_bytes(b"\xff\xfe\x00scenario")
-    _refused(tmp_path, capsys, p, "not a text file")
-    _refused(tmp_path, capsys, tmp_path, "a directory")
+    _refused(tmp_path, capsys, p, f"{p}: not UTF-8 text (byte 0); expected a training config (a short YAML file "
+                                  f"such as configs/train/default.yaml)")
+    _refused(tmp_path, capsys, tmp_path, f"{tmp_path}: cannot read: a folder, not a regular file; expected a "
+                                         f"training config")
     if Path("/dev/zero").exists():
         _refused(tmp_path, capsys, Path("/dev/zero"), "/dev/zero")
 

@@ -196,7 +196,7 @@ def test_fit_refuses_bad_arguments_in_one_line(fit, tmp_path) -> None:
         ([str(CAP), *TINY], "no MANIFEST.json"),
         ([str(nohalf), *TINY], "run 'a' has no \"half\""),
         ([str(onehalf), *TINY], "no run in half 'held-out'"),
-        ([str(root), "--seed", "-1"], "valid: 0 .. 2**63-1"),
+        ([str(root), "--seed", "-1"], "argument --seed: -1: expected an integer in [0, 9223372036854775807]"),
         ([], "the following arguments are required: CORPUS"),
     ]:
         rc, out, err = _cli("fidelity", "fit", *argv)

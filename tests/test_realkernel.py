@@ -474,7 +474,10 @@ def test_run_refuses_a_bad_number_of_seconds_before_booting(tmp_path, fake_env, 
     fake_env(f'touch "{started}"\nexit 1\n')
     rc, out, err = _cli("realkernel", "run", str(DATA / "real-smoke.yaml"), "--out", str(tmp_path / "o"),
                         f"{opt}={value}")
-    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"atomgym: error: {opt} "), err
+    # the option's Field (atomgym/schema.py) refuses it, naming the subcommand typed and the range
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"atomgym: error: argument {opt}: ") and "expected a number of seconds in [" in err, err
+    assert err.endswith("(see `atomgym realkernel run --help`)\n"), err
     assert not started.exists() and not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
     with pytest.raises(RealKernelError, match=opt):
         rkrun.run(str(DATA / "real-smoke.yaml"), str(tmp_path / "o"), **{

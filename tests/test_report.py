@@ -43,6 +43,7 @@ def _err(capsys, path):
     ("missing", "missing column(s) score"),
     ("neg_seed", "column seed"),
     ("empty_policy", "line 2, column policy: empty"),
+    ("torn", "line 5: 7 fields, expected 10"),
 ])
 def test_bad_csvs_one_line_exit_2(tmp_path, capsys, case, want):
     rows = [list(r) for r in GOOD]
@@ -68,6 +69,8 @@ def test_bad_csvs_one_line_exit_2(tmp_path, capsys, case, want):
         rows[0][3] = "-3"
     elif case == "empty_policy":
         rows[0][0] = ""
+    elif case == "torn":          # the last row cut short (a copy interrupted)
+        rows[-1] = rows[-1][:6] + [rows[-1][6][:1]]
     p = _write(tmp_path / "e.csv", header, rows)
     assert report.main([str(p)]) == 2
     assert want in _err(capsys, p)
@@ -221,3 +224,35 @@ def test_report_prices_every_episode_under_the_named_cost(tmp_path, capsys):
     assert "needs the columns" in _err(capsys, bare)
     assert report.main([str(p), "--cost", "nope"]) == 2
     assert "harm, atomic-charged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, want", [
+    (lambda rows: rows[1].__setitem__(slice(6, None), []), "line 3: 6 fields, expected"),      # torn
+    (lambda rows: rows[0].__setitem__(4, "1e400"), "line 2, column duration_s: '1e400'; expected a finite"),
+    (lambda rows: rows[1].__setitem__(3, "1.5"), "line 3, column seed: '1.5'; expected an integer >= 0"),
+])
+def test_one_reader_one_message_for_reports_and_resume(tmp_path, damage, want):
+    """agents.report and agents.evaluate --resume read an episodes.csv with the one reader
+    (results.read_columns): the same rules, the same one line naming the file, line and column."""
+    from atomgym.agents import results
+    row = ["psi", "-", "quiet", "1", *(["1"] * (len(results.COLUMNS) - 4))]
+    rows = [list(row), list(row)]
+    damage(rows)
+    p = _write(tmp_path / "episodes.csv", results.COLUMNS, rows)
+    with pytest.raises(ValueError) as report_err:
+        results.load_rows(p)
+    with pytest.raises(results.UsageError) as resume_err:
+        results.read_episodes(p)
+    msg = str(report_err.value)
+    assert msg.startswith(f"{p}: ") and want in msg and "\n" not in msg, msg
+    assert str(resume_err.value).startswith(msg + "; --force starts afresh")
+
+
+def test_resume_needs_this_versions_columns(tmp_path):
+    from atomgym.agents import results
+    p = _write(tmp_path / "episodes.csv", COLS, GOOD)        # a report reads it; --resume cannot append to it
+    assert len(report.load_rows(p)) == 4
+    with pytest.raises(results.UsageError, match="its columns differ"):
+        results.read_episodes(p)
+    full = _write(tmp_path / "full.csv", results.COLUMNS, [["psi", "-", "quiet", "7", *(["1"] * (len(results.COLUMNS) - 4))]])
+    assert results.read_episodes(full)[0]["seed"] == 7

@@ -263,9 +263,9 @@ def test_schema_markdown_covers_every_field():
     for k in keys:
         assert f"| `{k}` |" in md, k
     assert "| `traffic[i].burst_pps` | float | 0 | packets/s | 0..1e9 |" in md
-    # docs/scenarios.md carries the current output.
+    # docs/scenarios.md carries the current output (make docs writes it)
     doc = (REPO_ROOT / "docs" / "scenarios.md").read_text()
-    assert md.strip() in doc, "docs/scenarios.md is stale: paste schema_markdown() output"
+    assert md.strip() in doc, "docs/scenarios.md is stale: run make docs"
 
 
 def test_kernel_and_sim_have_no_gymnasium_import():

@@ -8,7 +8,6 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from atomgym.agents import baselines
 from atomgym.agents.algos import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY, algo_class
@@ -69,26 +68,14 @@ def split_envs(n_envs: int, k: int) -> list[int]:
 
 
 def load_config(path: Path) -> "TrainConfig":
-    """Read and validate a training config (TrainConfig); every error names the file and the key."""
+    """Read and validate a training config (TrainConfig); every error names the file and the key.
+    The file is read as every user's file is (atomgym.files.read_yaml: bounded, a regular file only,
+    its errors one line)."""
     try:
-        if not path.is_file():
-            what = "a directory" if path.is_dir() else ("not a regular file" if path.exists() else "No such file")
-            raise ConfigError(f"{path}: cannot read ({what}); "
-                              f"expected a YAML file such as {DEFAULT_CONFIG.relative_to(DATA_ROOT)}")
-        raw = files.read_bytes(path, MAX_CONFIG_BYTES, "a training config (a short YAML file)")
-        cfg = yaml.safe_load(raw.decode("utf-8"))
-    except files.FileError as e:                 # bounded, a regular file only (atomgym.files)
+        cfg = files.read_yaml(path, MAX_CONFIG_BYTES, f"a training config (a short YAML file such as "
+                                                      f"{DEFAULT_CONFIG.relative_to(DATA_ROOT)})")
+    except files.FileError as e:
         raise ConfigError(str(e)) from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8); expected YAML") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
-    except ValueError as e:       # PyYAML's int() of a > 4300-digit number
-        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     return TrainConfig.from_mapping(cfg, path)
 
 

@@ -239,7 +239,7 @@ def evaluate(args: Options) -> int:
             rows = read_episodes(csv_path)
             recorded = read_blocks(ids_path, csv_path)
             check_resume(csv_path, rows, recorded, idents)
-            done = {(r["policy"], r["run"], r["scenario"], r["seed"]) for r in rows}
+            done = {(r["policy"], r["run"], r["scenario"], str(r["seed"])) for r in rows}
     try:
         with lock:
             _run_all(specs, scen, seeds, args, done, csv_path, log_path, idents, recorded, ids_path)

@@ -120,7 +120,7 @@ def manifest(fleet: str, seed: int | None = None, progress: Callable[[str], None
 
 
 
-# ---- `atomgym fleet` (its parser: atomgym.fleets.add_subcommand) --------------------------------
+# ---- `atomgym fleet` (its options: atomgym/schema.py FLEET_CMD, parsed by atomgym.cli) ----------
 def cmd_fleet(args, out, err) -> int:
     try:
         return _fleet(args, out, err)

@@ -1,6 +1,7 @@
 """The results schema: the columns of episodes.csv, its one writer (a finished block appended
-atomically), its readers (the strict one ``--resume`` continues from, the tolerant one reports
-read), a block's rows with their scores, and blocks.json (each block's identity, agents/identity.py)."""
+atomically), its one reader (``read_columns``: the rules every user of an episodes.csv gets; reports
+take it as a DataFrame, ``--resume`` as rows to continue), a block's rows with their scores, and
+blocks.json (each block's identity, agents/identity.py)."""
 from __future__ import annotations
 
 import csv
@@ -23,7 +24,7 @@ METRICS = ("drops_total", "drops_rx_missed", "drops_rcvbuf", "drops_pfmemalloc",
            "throttle_stall_s", "kswapd_runs", "kswapd_wakeups", "allocstall", "oom_kill", "knob_changes",
            "tuner_actions", "terminated", "final_min_free_kbytes", "final_wsf", "cost", "score")
 COLUMNS = ["policy", "run", "scenario", "seed", "duration_s", "wall_s", *METRICS]
-# the tolerant reader (reports): the columns it needs, the text ones, its bounds
+# the reader: the columns it needs (reports merge files of any column order), the text ones, its bounds
 NEED = ("policy", "scenario", "seed", "score", "atomic_fail", "drops_total", "reserved_mib_s", "stall_s")
 TEXT = ("policy", "run", "scenario")
 MAX_BYTES = 1 << 30
@@ -33,37 +34,25 @@ MAX_VALUE = 1e15
 
 
 def read_text(path: Path) -> str:
-    """The text of an episodes.csv, as both readers take it: bounded (MAX_BYTES), a regular file only
+    """The text of an episodes.csv, as the reader takes it: bounded (MAX_BYTES), a regular file only
     (a link to /dev/zero is refused unread), UTF-8 with a spreadsheet's byte-order mark dropped.
     files.FileError or UnicodeDecodeError otherwise."""
     return files.read_bytes(path, MAX_BYTES, "an agents.evaluate episodes.csv").decode("utf-8-sig")
 
 
-def read_episodes(path: Path) -> list[dict[str, str]]:
-    """The rows of an episodes.csv agents.evaluate wrote, as it wrote them (UsageError if it is not
-    one): the strict reader ``--resume`` continues from."""
+def read_episodes(path: Path) -> list[dict]:
+    """The rows of an episodes.csv agents.evaluate wrote, to continue (``--resume``): read_columns's
+    rows (a torn or edited row would otherwise be counted as finished and appended to), in a file of
+    exactly this version's columns (the next block is appended with them). UsageError, one line."""
+    tail = "--force starts afresh (the old rows are lost), or choose another --out"
     try:
-        r = csv.DictReader(io.StringIO(read_text(path), newline=""))
-        rows = list(r)
-        header = r.fieldnames or []
-    except files.FileError as e:
-        raise UsageError(str(e)) from None
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise UsageError(f"{path}: cannot read ({e})") from None
-    if header != COLUMNS:
+        cols = read_columns(path)
+    except ValueError as e:
+        raise UsageError(f"{e}; {tail}") from None
+    if list(cols) != COLUMNS:
         raise UsageError(f"{path}: not an episodes.csv of this version of agents.evaluate (its columns differ); "
-                         "use another --out or --force")
-    for i, row in enumerate(rows, 2):   # a torn or edited row would be counted as finished and appended to
-        bad = None in row or any(v is None for v in row.values())
-        if not bad:
-            try:
-                bad = not all(math.isfinite(float(row[k])) or k in METRICS for k in ("duration_s", *METRICS))
-            except ValueError:
-                bad = True
-        if bad:
-            raise UsageError(f"{path}:{i}: not a complete episode row ({len(COLUMNS)} fields, numbers after "
-                             "seed); use --force or another --out")
-    return rows
+                         f"{tail}")
+    return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
 
 
 def append_block(path: Path, rows: list[dict]) -> None:
@@ -91,11 +80,13 @@ def block_rows(spec, sc_name: str, seeds: np.ndarray, dur: float, wall: float, r
     return out
 
 
-def load_rows(path: Path):
-    """The episodes of an agents.evaluate CSV as a pandas DataFrame, for reports (the tolerant reader:
-    the columns NEED in any order, repeated headers of concatenated files skipped) (ValueError naming the file,
-    line and column on anything else)."""
-    import pandas as pd            # imported here: pandas takes a second, only reports need it
+def read_columns(path: Path) -> dict[str, list]:
+    """The one reader of an episodes.csv (every user calls it, through load_rows or read_episodes):
+    its columns in file order, each a list of the rows' values (text for TEXT, int for seed, float
+    else). The columns NEED in any order; blank lines and repeated headers (concatenated files)
+    skipped; every row as many fields as the header, a name not empty, a number finite and at most
+    MAX_VALUE, a seed an integer >= 0. Anything else: ValueError, one line naming the file, the line
+    and the column."""
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; expected an agents.evaluate episodes.csv")
     try:
@@ -151,9 +142,16 @@ def load_rows(path: Path):
                 cols[h].append(int(x) if h == "seed" else x)
     except csv.Error as e:
         raise ValueError(f"{path}: line {reader.line_num}: {e}") from None
-    df = pd.DataFrame(cols)
-    if df.empty:
+    if not cols[header[0]]:
         raise ValueError(f"{path}: no episodes (only a header); run {command('evaluate')} first")
+    return cols
+
+
+def load_rows(path: Path):
+    """The episodes of an agents.evaluate CSV (read_columns) as a pandas DataFrame, for reports; a
+    file without the run column gets run "-"."""
+    import pandas as pd            # imported here: pandas takes a second, only reports need it
+    df = pd.DataFrame(read_columns(path))
     if "run" not in df:
         df["run"] = "-"
     return df

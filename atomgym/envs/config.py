@@ -7,7 +7,8 @@ and keep it (``env.config``; pickling an env pickles it). The reward weights are
 cost.WEIGHT_ARGS) sets one of them. A bad option raises a one-line ValueError naming it and what
 is valid; an unknown one a TypeError naming the valid ones.
 
-Adding an env option: add a field here with its default and its check in ``__post_init__``;
+Adding an env option: add a field here with its default and its check in ``__post_init__`` (a
+range: a Field in atomgym/schema.py, read by the check);
 every env constructor accepts it, pickling keeps it; document it in AtomEnv's docstring
 ("Arguments") and docs/environment.md.
 """
@@ -22,7 +23,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..schema import ENV_DECISION_INTERVAL_MS, ENV_DURATION_S, ENV_WEIGHT_MAX, REWARD_BASELINES
+from ..fields import Field
+from ..schema import (
+    ENV_DEADLOCK_PENALTY,
+    ENV_DECISION_INTERVAL_MS,
+    ENV_DURATION_S,
+    ENV_RENDER_WINDOW,
+    ENV_WEIGHT,
+    REWARD_BASELINES,
+)
 from ..sim.scenario import Scenario, load_scenario, validate_scenario
 from .cost import COSTS, DEFAULT_COST, DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, WEIGHT_ARGS, weights_of
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps
@@ -31,10 +40,12 @@ from .spaces import ACTION_TYPES, OBSERVATION_MODES
 RENDER_MODES = ("ansi", "rgb_array")
 
 
-def real_number(name: str, v: object, lo: float, hi: float, unit: str = "") -> float:
-    """``v`` as a float if it is a real number (not a bool, not a string) in [lo, hi]; else a
-    ValueError naming the argument and its valid range."""
-    rng = f"valid range {lo:g}..{hi:g}{' ' + unit if unit else ''}"
+def real_number(name: str, v: object, spec: Field) -> float:
+    """``v`` as a float if it is a real number (not a bool, not a string) in the range of ``spec``
+    (the schema's Field of the option, atomgym/schema.py); else a ValueError naming the argument
+    ``name`` and the valid range."""
+    lo, hi = spec.range
+    rng = f"valid range {lo:g}..{hi:g}{' ' + spec.unit if spec.unit else ''}"
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name}: expected a number, got {type(v).__name__} {v!r}; {rng}")
     try:
@@ -47,7 +58,8 @@ def real_number(name: str, v: object, lo: float, hi: float, unit: str = "") -> f
 
 
 def positive_int(name: str, v: object, hi: int | None = None) -> int:
-    """``v`` as an int if it is an integer >= 1 (not a bool, not 1.5); else a ValueError."""
+    """``v`` as an int if it is an integer >= 1 (not a bool, not 1.5) and at most ``hi``; else a
+    ValueError."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
         raise ValueError(f"{name}: expected an integer >= 1, got {type(v).__name__} {v!r}")
     if v < 1 or (hi is not None and v > hi):
@@ -59,14 +71,12 @@ def resolve_scenario(scenario: str | Path | Scenario, duration_s: float | None) 
     # a Scenario built in code gets the checks a file gets (tick_ms 0 would divide by zero)
     s = validate_scenario(scenario) if isinstance(scenario, Scenario) else load_scenario(scenario)
     if duration_s is not None:
-        lo, hi = ENV_DURATION_S.range
-        s = dataclasses.replace(s, duration_s=real_number("duration_s", duration_s, lo, hi, "s"))
+        s = dataclasses.replace(s, duration_s=real_number("duration_s", duration_s, ENV_DURATION_S))
     return s
 
 
 def interval_ticks(s: Scenario, decision_interval_ms: float) -> int:
-    lo, hi = ENV_DECISION_INTERVAL_MS.range
-    decision_interval_ms = real_number("decision_interval_ms", decision_interval_ms, lo, hi, "ms")
+    decision_interval_ms = real_number("decision_interval_ms", decision_interval_ms, ENV_DECISION_INTERVAL_MS)
     n = decision_interval_ms / s.tick_ms
     if abs(n - round(n)) > 1e-9:
         raise ValueError(f"decision_interval_ms: {decision_interval_ms} is not a multiple of the scenario's "
@@ -110,7 +120,7 @@ class EnvConfig:
         if not isinstance(self.compute_score, (bool, np.bool_)):
             raise ValueError(f"compute_score: expected True or False, got {self.compute_score!r}")
         put("compute_score", bool(self.compute_score))
-        put("render_window", positive_int("render_window", self.render_window))
+        put("render_window", positive_int("render_window", self.render_window, ENV_RENDER_WINDOW.range[1]))
         put("sim_scenario", resolve_scenario(self.scenario, self.duration_s))
         _choice("action_type", self.action_type, ACTION_TYPES)
         _choice("observation", self.observation, OBSERVATION_MODES)
@@ -122,9 +132,9 @@ class EnvConfig:
         # every term is a cost (reward <= 0, AtomEnv's docstring): a weight is a finite number >= 0
         _choice("cost", self.cost, tuple(COSTS))
         base = weights_of(self.cost)
-        put("weights", {k: real_number(WEIGHT_ARGS[k], self.weights.get(k, base[k]), 0.0, ENV_WEIGHT_MAX)
+        put("weights", {k: real_number(WEIGHT_ARGS[k], self.weights.get(k, base[k]), ENV_WEIGHT)
                         for k in TERM_NAMES})
-        put("deadlock_penalty", real_number("deadlock_penalty", self.deadlock_penalty, 0.0, ENV_WEIGHT_MAX))
+        put("deadlock_penalty", real_number("deadlock_penalty", self.deadlock_penalty, ENV_DEADLOCK_PENALTY))
         put("episode_steps", episode_steps(self.sim_scenario, self.decision_interval_ms))
 
     @classmethod

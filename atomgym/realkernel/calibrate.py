@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import files
+from ..scenario_schema import KSWAPD
 from .corpus import (HALVES, MANIFEST, _atomic_write, aggregate, format_aggregate, kernel_spread, read_manifest)
 from .errors import RealKernelError
 from .fidelity import deviation, judge, load, simulate
 
 FIT_KIND = "atomgym fidelity fit"
-PARAMS = ("reclaim_pages_per_ms", "wake_latency_ms", "direct_reclaim_pages_per_ms")
+PARAMS = tuple(f.name for f in KSWAPD)     # the free parameters: the scenario's kswapd: section
 # the default grid (docs/realkernel.md, "Calibration"): a coarse search (12.5 .. 1600 pages/ms,
 # 0.1 .. 20 ms, 10 .. 1000 pages/ms) found the score rising with the wake latency up to 20 ms and
 # flat or falling away from 100-400 pages/ms; this grid is that region, finer

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import interrupts
+from ..schema import ATOMGYM_COMMANDS, add_arguments
 from .errors import Interrupted, RealKernelError
 
 EXIT_BAD_INPUT = 2
@@ -18,17 +19,6 @@ nics: []
 workloads:
   - {kind: atomic_alloc, gfp: atomic, pages_per_burst: 8, interval_ms: 100, hold_ms: 10}
 """
-
-
-def _seed(text: str) -> int:
-    """--seed: an integer the simulator takes (0 .. 2**63-1), else argparse's one-line usage error."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
-    if not 0 <= v < 2**63:
-        raise argparse.ArgumentTypeError(f"{text[:40]}: valid: 0 .. 2**63-1")
-    return v
 
 
 def _wrap(fn):
@@ -89,48 +79,26 @@ def build_fit_parser(parser_class) -> argparse.ArgumentParser:
     """`atomgym fidelity fit CORPUS`: parsed on its own (cli.main hands `fidelity fit ...` over), as
     `fidelity`'s positional DIR... would take `fit` for a folder; a capture folder named fit is
     `./fit`."""
-    from .calibrate import PARAMS
     p = parser_class(prog="atomgym fidelity fit",
                      description="fit the simulator's free parameters (the scenario's kswapd: section) on a "
                                  "corpus's calibration half and validate them on its held-out half")
-    p.add_argument("corpus", metavar="CORPUS", help="a corpus folder whose MANIFEST.json gives each run a half")
-    p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
-                   help=f"the values of one parameter (repeatable; KEY one of {', '.join(PARAMS)}); "
-                        f"a parameter not named keeps the default grid's values")
-    p.add_argument("--out", metavar="FILE", help="write the fit (JSON) to FILE; an existing FILE only with --force")
-    p.add_argument("--force", action="store_true", help="replace an existing --out FILE")
-    p.add_argument("--seed", type=_seed, default=1, help="the simulator's seed (0 .. 2**63-1; default 1)")
+    add_arguments(p, ATOMGYM_COMMANDS["fidelity fit"])
     p.set_defaults(handler=_wrap(cmd_fit))
     return p
 
 
 def add_subcommands(sub, parser_class) -> None:
-    """Register `realkernel` (setup, run) and `fidelity` on atomgym's subparsers."""
+    """Register `realkernel` (setup, run) and `fidelity` on atomgym's subparsers; their options are
+    their fields in atomgym/schema.py (ATOMGYM_COMMANDS)."""
     rk = sub.add_parser("realkernel", help="run a scenario's memory workloads on a real kernel under QEMU")
     rsub = rk.add_subparsers(dest="rk_command", required=True, parser_class=parser_class)
     s = rsub.add_parser("setup", help="install qemu/kernel/headers/busybox/gcc (root) and build the guest")
-    s.add_argument("--cache-dir", help="where the builds go (default: $ATOMGYM_CACHE, $XDG_CACHE_HOME/atomgym, "
-                                       "~/.cache/atomgym)")
-    s.add_argument("--no-install", action="store_true", help="only print the missing packages")
-    s.add_argument("--no-boot", action="store_true", help="skip the boot check")
+    add_arguments(s, ATOMGYM_COMMANDS["realkernel setup"])
     s.set_defaults(handler=_wrap(cmd_setup))
     r = rsub.add_parser("run", help="boot, run SCENARIO, write the capture to --out DIR")
-    r.add_argument("scenario", help="scenario name (configs/scenarios) or .yaml path")
-    r.add_argument("--out", required=True, help="capture directory (written as DIR.partial, then renamed)")
-    r.add_argument("--force", action="store_true", help="replace an existing capture in DIR")
-    r.add_argument("--cache-dir")
-    r.add_argument("--sample", type=float, default=0.3, help="sampling interval, guest seconds (default 0.3)")
-    r.add_argument("--stall", type=float, default=90.0, help="kill the guest after this many host seconds "
-                                                            "without serial output (default 90)")
-    r.add_argument("--timeout", type=float, default=None, help="kill the guest after this many host seconds "
-                                                               "(default 240 + 2 x duration)")
+    add_arguments(r, ATOMGYM_COMMANDS["realkernel run"])
     r.set_defaults(handler=_wrap(cmd_run))
     f = sub.add_parser("fidelity", help="real-kernel captures beside the simulator's runs of the same scenarios")
-    f.add_argument("capture", nargs="+", metavar="DIR",
-                   help="a capture folder (`atomgym realkernel run --out`) or a corpus folder (with MANIFEST.json)")
-    f.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
-    f.add_argument("--plots", metavar="DIR", help="write DIR/<run>.png: real and simulated time series overlaid")
-    f.add_argument("--write-score", metavar="FILE", help="write the fidelity score (JSON) to FILE")
-    f.add_argument("--seed", type=_seed, default=1, help="the simulator's seed (0 .. 2**63-1; default 1)")
+    add_arguments(f, ATOMGYM_COMMANDS["fidelity"])
     f.set_defaults(handler=_wrap(cmd_fidelity))
     f.epilog = "`atomgym fidelity fit CORPUS ...` calibrates the simulator (`atomgym fidelity fit --help`)"

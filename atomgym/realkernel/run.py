@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import interrupts, safefiles
+from ..schema import REALKERNEL_RUN_CMD
 from . import host
 from .capture import Capture, parse_serial, timeseries_csv, timeseries_jsonl
 from .errors import Interrupted, RealKernelError
@@ -178,14 +179,14 @@ def boot(build: host.Build, plan: Plan, part: Path, sample_s: float, stall_s: fl
 
 
 # option -> (name on the command line, lowest, highest) in seconds
-SECONDS = {"sample_s": ("--sample", 0.05, 10.0), "stall_s": ("--stall", 1.0, 86400.0),
-           "timeout_s": ("--timeout", 1.0, 7 * 86400.0)}
+# run()'s numbers of seconds: their option's Field (atomgym/schema.py, `atomgym realkernel run`)
+SECONDS = {f"{f.name}_s": f for f in REALKERNEL_RUN_CMD if f.name in ("sample", "stall", "timeout")}
 
 
 def check_seconds(**values: float | None) -> None:
     """Each given number of seconds finite and in its range (SECONDS); None is the default."""
     for key, v in values.items():
-        opt, lo, hi = SECONDS[key]
+        opt, (lo, hi) = SECONDS[key].flag, SECONDS[key].range
         if v is None and key == "timeout_s":
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and lo <= v <= hi):

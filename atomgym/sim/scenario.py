@@ -1,9 +1,10 @@
-"""Scenario schema: a typed description of one simulated machine and its load.
+"""Scenario: a typed description of one simulated machine and its load.
 
-Every field carries its valid range and unit in ``metadata`` so that the loader can
-name the file, key and valid range in every error. YAML files live in
-configs/scenarios/; loading, validation, ``randomize`` draws and the list of shipped
-scenarios are implemented below the schema.
+The keys, their types, defaults, units, ranges and docs are atomgym/scenario_schema.py's tables (the
+schema layer); the dataclasses below are built from them, and every field carries its spec in
+``metadata`` so that the loader can name the file, key and valid range in every error. YAML files
+live in configs/scenarios/; loading, validation, ``randomize`` draws and the list of shipped
+scenarios are implemented below the dataclasses.
 """
 from __future__ import annotations
 
@@ -15,171 +16,75 @@ import re
 import reprlib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from atomgym.kernel.sysctl import SYSCTLS, THP_MODES
+from atomgym import scenario_schema as S
+from atomgym.fields import Field
 from atomgym.kernel.zones import KernelVersion
+from atomgym.scenario_schema import fmt_num as _fmt_num
+from atomgym.scenario_schema import nullable
+from atomgym.scenario_schema import schema_markdown  # noqa: F401 - the docs' table, re-exported
 
 
-
-def _f(default, lo=None, hi=None, unit="", doc="", choices=None):
-    """A schema field with its valid range/choices, unit and one-line doc."""
-    md = {"range": (lo, hi), "unit": unit, "doc": doc}
-    if choices is not None:
-        md["choices"] = tuple(choices)
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=md)
-    return field(default=default, metadata=md)
+def _metadata(spec: Field) -> dict[str, Any]:
+    """A dataclass field's metadata: its spec (the loader's checks read it), and the spec's range,
+    unit, doc (and choices) for the tools that read a field's metadata (realkernel, tests)."""
+    md: dict[str, Any] = {"spec": spec, "range": spec.range or (None, None), "unit": spec.unit, "doc": spec.help}
+    if spec.choices is not None:
+        md["choices"] = spec.choices
+    return md
 
 
-@dataclass
-class MachineSpec:
-    snapshot: str | None = _f(None, doc="machine snapshot file (relative to the scenario file or the repo); "
-                                         "overrides ram_mib/nodes/kernel/thp")
-    ram_mib: int = _f(16384, 512, 4 << 20, "MiB", "RAM when no snapshot is given (x86-64 zone layout)")
-    nodes: int = _f(1, 1, 8, "", "NUMA nodes (RAM split evenly)")
-    kernel: str = _f("6.18", doc="kernel release whose arithmetic to use (e.g. 6.1, 6.18)")
-    thp: str = _f("madvise", doc="transparent_hugepage/enabled at boot", choices=THP_MODES)
-    cpus: int = _f(8, 1, 1024, "", "CPUs (one per-CPU page list per zone each)")
-    pcp_batch: int | None = _f(None, 1, 4096, "pages", "per-CPU list batch of every zone (zoneinfo 'batch'); "
-                                                       "null = the snapshot's pagesets, else zone_batchsize()")
+def _section(name: str, specs: tuple[Field, ...], extra: tuple[tuple[str, Any, Any], ...] = (),
+             **sections: type) -> type:
+    """The dataclass of one section of the scenario schema (atomgym/scenario_schema.py), one field per
+    key in the table's order; ``sections`` gives the dataclass of each nested section key."""
+    if set(sections) != {f.name for f in specs if f.keys is not None}:
+        raise ValueError(f"scenario: {name}: the nested sections are {sorted(f.name for f in specs if f.keys)}")
+    cols: list[tuple[str, Any, Any]] = []
+    for f in specs:
+        md = _metadata(f)
+        if f.keys is not None:
+            cls = sections[f.name]
+            if cls.__keys__ is not f.keys:
+                raise ValueError(f"scenario: {name}.{f.name}: {cls.__name__} is not the section of its keys")
+            if f.type is dict:
+                cols.append((f.name, cls, field(default_factory=cls, metadata=md)))
+            else:
+                cols.append((f.name, list[cls], field(default_factory=lambda c=cls, d=f.default: [c(**x) for x in d],
+                                                      metadata=md)))
+        elif isinstance(f.default, (list, dict)):
+            cols.append((f.name, f.type, field(default_factory=lambda d=f.default: type(d)(d), metadata=md)))
+        else:
+            cols.append((f.name, f.type | None if nullable(f) else f.type, field(default=f.default, metadata=md)))
+    cls = dataclasses.make_dataclass(name, [*cols, *extra])
+    cls.__module__ = __name__   # (make_dataclass takes module= only from Python 3.12): pickled by name
+    cls.__keys__ = specs
+    return cls
 
 
-# The sysctl section: one key per row of kernel/sysctl.py SYSCTLS, in its order (its range, boot
-# default, unit and doc; a row without a boot default is ``int or null``, null = the boot value).
-SysctlSpec = dataclasses.make_dataclass(
-    "SysctlSpec",
-    [(x.name, int | None if x.default is None else int, _f(x.default, x.lo, x.hi, x.unit, x.doc))
-     for x in SYSCTLS])
-SysctlSpec.__module__ = __name__   # (make_dataclass takes module= only from Python 3.12): pickled by name
-
-
-@dataclass
-class MemorySpec:
-    page_cache_frac: float = _f(0.5, 0.0, 0.99, "", "initial page cache, fraction of managed pages")
-    anon_frac: float = _f(0.1, 0.0, 0.99, "", "initial anonymous memory, fraction of managed pages")
-    kernel_frac: float = _f(0.03, 0.0, 0.99, "", "initial unreclaimable kernel memory (slab etc.)")
-    swap: bool = _f(False, doc="anonymous memory is reclaimable (swap configured)")
-
-
-@dataclass
-class KswapdSpec:
-    reclaim_pages_per_ms: float = _f(1000.0, 1.0, 1e6, "pages/ms", "kswapd reclaim rate (1000 = ~4 GB/s)")
-    wake_latency_ms: float = _f(0.1, 0.0, 100.0, "ms", "from wakeup_kswapd() to reclaim starting")
-    direct_reclaim_pages_per_ms: float = _f(250.0, 1.0, 1e6, "pages/ms", "direct reclaim rate of a stalled task")
-
-
-@dataclass
-class NicSpec:
-    driver: str = _f("page_pool", doc="RX refill model", choices=("page_pool", "dev_alloc_pages", "virtio_net"))
-    queues: int = _f(8, 1, 256, "", "RX queues")
-    ring_size: int = _f(1024, 16, 65536, "descriptors", "RX ring size per queue (ixgbe default 512, max 4096)")
-    mtu: int = _f(1500, 68, 65535, "bytes", "MTU")
-    buffer_bytes: int = _f(2048, 256, 65536, "bytes", "RX buffer size (page_pool frags: 2 per 4 KiB page)")
-    napi_budget: int = _f(64, 1, 65536, "packets", "NAPI poll budget per queue")
-    napi_interval_us: float = _f(50.0, 1.0, 100000.0, "us", "time between NAPI polls of a queue under load")
-    line_rate_gbps: float = _f(25.0, 0.01, 1000.0, "Gbit/s", "link speed (caps arrivals)")
-    rcvbuf_kb: int = _f(6144, 4, 1 << 24, "kB", "socket receive buffer (tcp_rmem max) per queue's socket")
-    app_drain_pps: float = _f(2e6, 0.0, 1e9, "packets/s", "rate at which the application reads the sockets")
-    sock_memalloc: bool = _f(False, doc="sockets are SOCK_MEMALLOC (pfmemalloc packets not dropped)")
-    recycle: bool | None = _f(None, doc="RX pages freed by the stack are reused by the driver (page_pool: "
-                                        "its alloc cache + ptr_ring; dev_alloc_pages: half-page reuse) "
-                                        "instead of going back to the buddy allocator; null = the driver's "
-                                        "way (on for page_pool and dev_alloc_pages, off for virtio_net, "
-                                        "whose 6.1 driver has none)")
-
-
-@dataclass
-class TrafficSpec:
-    kind: str = _f("poisson", doc="arrival process", choices=("poisson", "mmpp", "incast", "diurnal", "replay"))
-    rate_pps: float = _f(1e5, 0.0, 1e9, "packets/s", "mean rate (poisson, diurnal mean, mmpp off state)")
-    burst_pps: float = _f(0.0, 0.0, 1e9, "packets/s", "mmpp on-state rate; incast: 0 = line rate")
-    mean_on_ms: float = _f(10.0, 0.01, 1e7, "ms", "mmpp mean on duration")
-    mean_off_ms: float = _f(1000.0, 0.01, 1e7, "ms", "mmpp mean off duration")
-    period_ms: float = _f(1000.0, 0.1, 1e9, "ms", "incast burst period / diurnal period")
-    burst_ms: float = _f(5.0, 0.01, 1e7, "ms", "incast burst length")
-    jitter: float = _f(0.2, 0.0, 1.0, "", "incast period jitter (fraction)")
-    amplitude: float = _f(0.5, 0.0, 1.0, "", "diurnal amplitude (fraction of the mean)")
-    trace: str | None = _f(None, doc="replay: CSV of packets per interval (relative to the scenario file)")
-    trace_interval_ms: float = _f(1.0, 0.1, 1e6, "ms", "replay: length of one CSV row")
-    packet_bytes: int = _f(1500, 64, 65535, "bytes", "packet size")
-    start_s: float = _f(0.0, 0.0, 1e7, "s", "start time")
-    stop_s: float | None = _f(None, 0.0, 1e7, "s", "stop time (null = end of episode)")
-
-
-@dataclass
-class ShotSpec:
-    at_s: float = _f(0.0, 0.0, 1e7, "s", "time of the one-off burst")
-    pages: int = _f(1, 1, 1 << 30, "pages", "order-0 pages requested, one by one")
-    hold_ms: float = _f(0.0, 0.0, 1e9, "ms", "how long the pages obtained are held before being freed")
-
-
-@dataclass
-class WorkloadSpec:
-    kind: str = _f("stream_read", doc="userspace memory or a kernel module's atomic allocations",
-                   choices=("stream_read", "anon_hog", "churn", "atomic_alloc"))
-    name: str | None = _f(None, doc="label referenced by phases[].start/stop (unique within the scenario)")
-    rate_mib_s: float = _f(500.0, 0.0, 1e6, "MiB/s", "read rate / hog growth rate / churn rate")
-    working_set_mib: float = _f(4096.0, 0.0, 4e6, "MiB", "stream_read: size of the files read in a loop")
-    volume_mib: float | None = _f(None, 0.0, 4e6, "MiB", "stream_read: read this much once (new pages, no "
-                                                          "re-read), then stop; null = loop over working_set_mib")
-    peak_mib: float = _f(1024.0, 0.0, 4e6, "MiB", "anon_hog: size at which it stops growing")
-    hold_s: float = _f(10.0, 0.0, 1e7, "s", "anon_hog: time held at peak before exiting")
-    period_s: float = _f(60.0, 0.0, 1e7, "s", "anon_hog: restart period (0 = once)")
-    start_s: float = _f(0.0, 0.0, 1e7, "s", "start time")
-    stop_s: float | None = _f(None, 0.0, 1e7, "s", "stop time (null = end of episode); an anon_hog/churn "
-                                                   "stopping frees its memory, a stream_read stops reading")
-    gfp: str = _f("atomic", doc="atomic_alloc: GFP_ATOMIC|__GFP_NOWARN or GFP_NOWAIT|__GFP_NOWARN",
-                  choices=("atomic", "nowait"))
-    pages_per_burst: int = _f(0, 0, 1 << 30, "pages", "atomic_alloc: order-0 pages requested per burst")
-    interval_ms: float = _f(0.0, 0.0, 1e9, "ms", "atomic_alloc: time between bursts (0 = shots only)")
-    hold_ms: float = _f(0.0, 0.0, 1e9, "ms", "atomic_alloc: how long a burst's pages are held")
-    shots: list[ShotSpec] = field(default_factory=list,
-                                  metadata={"doc": "atomic_alloc: one-off bursts {at_s, pages, hold_ms}"})
-
-
-# A phase's sysctl writes: every key of SysctlSpec (its range and unit), null = not written.
-PhaseSysctlSpec = dataclasses.make_dataclass(
-    "PhaseSysctlSpec",
-    [(f.name, int | None, _f(None, *f.metadata["range"], f.metadata["unit"], f"vm.{f.name} written at at_s"))
-     for f in dataclasses.fields(SysctlSpec)])
-PhaseSysctlSpec.__module__ = __name__   # (make_dataclass takes module= only from Python 3.12): pickled by name
-
-
-@dataclass
-class PhaseSpec:
-    at_s: float = _f(0.0, 0.0, 1e7, "s", "time the phase applies")
-    sysctl: PhaseSysctlSpec = field(default_factory=PhaseSysctlSpec)
-    start: list[str] = field(default_factory=list, metadata={"doc": "workload names whose start_s becomes at_s"})
-    stop: list[str] = field(default_factory=list, metadata={"doc": "workload names whose stop_s becomes at_s"})
-
-
-@dataclass
-class Scenario:
-    name: str = _f("unnamed", doc="scenario name (file stem)")
-    description: str = _f("", doc="what it represents and why its parameters are plausible")
-    duration_s: float = _f(60.0, 0.001, 1e7, "s", "episode length in simulated time")
-    tick_ms: float = _f(1.0, 0.1, 10.0, "ms", "simulation tick")
-    machine: MachineSpec = field(default_factory=MachineSpec)
-    sysctl: SysctlSpec = field(default_factory=SysctlSpec)
-    memory: MemorySpec = field(default_factory=MemorySpec)
-    kswapd: KswapdSpec = field(default_factory=KswapdSpec)
-    nics: list[NicSpec] = field(default_factory=lambda: [NicSpec()])
-    traffic: list[TrafficSpec] = field(default_factory=list)
-    workloads: list[WorkloadSpec] = field(default_factory=list)
-    phases: list[PhaseSpec] = field(default_factory=list,
-                                    metadata={"doc": "timed events: sysctl writes, workloads started/stopped"})
-    randomize: dict[str, list[float]] = field(default_factory=dict,
-                                              metadata={"doc": "key path -> [lo, hi], drawn per episode"})
+MachineSpec = _section("MachineSpec", S.MACHINE)
+SysctlSpec = _section("SysctlSpec", S.SYSCTL)
+MemorySpec = _section("MemorySpec", S.MEMORY)
+KswapdSpec = _section("KswapdSpec", S.KSWAPD)
+NicSpec = _section("NicSpec", S.NIC)
+TrafficSpec = _section("TrafficSpec", S.TRAFFIC)
+ShotSpec = _section("ShotSpec", S.SHOT)
+WorkloadSpec = _section("WorkloadSpec", S.WORKLOAD, shots=ShotSpec)
+PhaseSysctlSpec = _section("PhaseSysctlSpec", S.PHASE_SYSCTL)
+PhaseSpec = _section("PhaseSpec", S.PHASE, sysctl=PhaseSysctlSpec)
+Scenario = _section(
+    "Scenario", S.SCENARIO, machine=MachineSpec, sysctl=SysctlSpec, memory=MemorySpec, kswapd=KswapdSpec,
+    nics=NicSpec, traffic=TrafficSpec, workloads=WorkloadSpec, phases=PhaseSpec,
     # Set by the loader, not a YAML key: the file this scenario came from ("" = built in code).
     # Relative paths (machine.snapshot, traffic[].trace) resolve against its directory.
-    source: str = field(default="", compare=False, metadata={"internal": True,
-                                                             "doc": "file the scenario was loaded from"})
+    extra=(("source", str, field(default="", compare=False, metadata={"internal": True,
+                                                                      "doc": "file the scenario was loaded from"})),))
 
 
 # ======================================================================================
@@ -188,7 +93,7 @@ class Scenario:
 
 from ..paths import DATA_ROOT as REPO_ROOT, SCENARIO_DIR  # noqa: E402 - checkout or wheel (paths.py)
 from .scenario_files import ScenarioError, resolve_path, search_dirs  # noqa: E402,F401 - re-exported too
-MEMORY_FRAC_MAX = 0.99  # page cache + anon + kernel: the rest starts free
+from ..scenario_schema import MEMORY_FRAC_MAX  # noqa: E402 - page cache + anon + kernel: the rest starts free
 MAX_SCENARIO_BYTES = 16 << 20    # reads stop here: a scenario is a few kB (a device never ends)
 MAX_TRACE_BYTES = 512 << 20      # a replay trace: ~7 bytes per row; 60,000 rows is 400 kB
 MAX_TRACE_PACKETS = 2**53        # per row: float64 holds every integer up to here exactly
@@ -235,27 +140,14 @@ class _Ctx:
         raise ScenarioError(f"{where}: {format_path(path)}: {msg}")
 
 
-def _fmt_num(x: float | int | None) -> str:
-    if x is None:
-        return "inf"
-    if isinstance(x, (bool, int)):
-        return str(x)
-    if float(x).is_integer() and abs(x) < 1e7:
-        return str(int(x))
-    return f"{x:g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
-
-
 def _valid_text(f: dataclasses.Field) -> str:
-    """'valid range 0..1e+09 packets/s' or 'choices: a, b, c' from a field's metadata."""
-    md = f.metadata
-    if "choices" in md:
-        return "choices: " + ", ".join(md["choices"])
-    lo, hi = md.get("range", (None, None))
-    if lo is None and hi is None:
-        return ""
-    lo_s = "-inf" if lo is None else _fmt_num(lo)
-    unit = f" {md['unit']}" if md.get("unit") else ""
-    return f"valid range {lo_s}..{_fmt_num(hi)}{unit}"
+    """'valid range 0..1e+09 packets/s' or 'choices: a, b, c' from a field's spec."""
+    return S.valid_text(_spec(f))
+
+
+def _spec(f: dataclasses.Field) -> Field:
+    """The key's spec (atomgym/scenario_schema.py): what the loader checks a value against."""
+    return f.metadata["spec"]
 
 
 _REPR = reprlib.Repr()
@@ -309,7 +201,7 @@ def _scalar(val: object, tp: type, f: dataclasses.Field, path: tuple, ctx: _Ctx)
     if tp is str:
         if not isinstance(val, str):
             ctx.fail(path, f"expected a string, got {_type_name(val)} {_short(val)}{tail}")
-        choices = f.metadata.get("choices")
+        choices = _spec(f).choices
         if choices is not None and val not in choices:
             hint = difflib.get_close_matches(val, choices, n=1)
             dym = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -328,7 +220,7 @@ def _scalar(val: object, tp: type, f: dataclasses.Field, path: tuple, ctx: _Ctx)
                 val = int(val)
         else:
             val = float(val)
-        lo, hi = f.metadata.get("range", (None, None))
+        lo, hi = _spec(f).range or (None, None)
         if (lo is not None and val < lo) or (hi is not None and val > hi):
             ctx.fail(path, f"{_fmt_num(val)} is out of range; {valid}")
         return val
@@ -478,7 +370,7 @@ def _check_randomize(s: "Scenario", ctx: _Ctx) -> None:
         valid = _valid_text(f)
         if tp is int and not (float(lo).is_integer() and float(hi).is_integer()):
             ctx.fail(path, f"{format_path(parts)} is an integer: give integer bounds; {valid}")
-        flo, fhi = f.metadata.get("range", (None, None))
+        flo, fhi = _spec(f).range or (None, None)
         if (flo is not None and lo < flo) or (fhi is not None and hi > fhi):
             ctx.fail(path, f"[{_fmt_num(lo)}, {_fmt_num(hi)}] leaves the valid range of "
                            f"{format_path(parts)}; {valid}")
@@ -945,48 +837,3 @@ def load_trace(path: str | Path) -> np.ndarray:
     if not vals:
         raise ScenarioError(f"{disp}: trace: no rows (expected 'packets' then one count per interval)")
     return np.asarray(vals, dtype=np.float64)
-
-
-def schema_markdown() -> str:
-    """Markdown table of every YAML key: path, type, default, unit, valid range/choices, doc."""
-    rows = ["| key | type | default | unit | valid | description |", "|---|---|---|---|---|---|"]
-
-    def tname(tp: Any) -> str:
-        tp, opt = _split_optional(tp)
-        o = typing.get_origin(tp)
-        if o is list:
-            base = f"list of {typing.get_args(tp)[0].__name__}"
-        elif o is dict:
-            base = "mapping"
-        else:
-            base = {int: "int", float: "float", str: "str", bool: "bool"}.get(tp, getattr(tp, "__name__", str(tp)))
-        return base + (" or null" if opt else "")
-
-    def walk(cls: type, prefix: str) -> None:
-        hints = _hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.metadata.get("internal"):
-                continue
-            tp = hints[f.name]
-            inner, _ = _split_optional(tp)
-            key = f"{prefix}{f.name}"
-            if dataclasses.is_dataclass(inner):
-                walk(inner, key + ".")
-                continue
-            if typing.get_origin(inner) is list and dataclasses.is_dataclass(typing.get_args(inner)[0]):
-                walk(typing.get_args(inner)[0], key + "[i].")
-                continue
-            if f.default is not dataclasses.MISSING:
-                dflt = "null" if f.default is None else (
-                    str(f.default).lower() if isinstance(f.default, bool) else
-                    (f'"{f.default}"' if isinstance(f.default, str) else _fmt_num(f.default)))
-            else:
-                dflt = "{}" if typing.get_origin(inner) is dict else "[]"
-            valid = _valid_text(f).replace("valid range ", "").replace("choices: ", "")
-            if f.metadata.get("unit"):
-                valid = valid.replace(f" {f.metadata['unit']}", "")
-            doc = f.metadata.get("doc", "").replace("|", "\\|")
-            rows.append(f"| `{key}` | {tname(tp)} | {dflt} | {f.metadata.get('unit', '')} | {valid} | {doc} |")
-
-    walk(Scenario, "")
-    return "\n".join(rows) + "\n"
