@@ -73,10 +73,15 @@ EVALUATE = (
     Field("cache_dir", Path, metavar="DIR", help="best-static sweep cache (default runs/best-static-cache)"),
 )
 
+# agent steps of one training: more would run for centuries (one definition: train's option, the
+# config key, multiseed's and fullreport's overrides)
+MAX_TIMESTEPS = 10**12
+TOTAL_TIMESTEPS = Field("total_timesteps", int, range=(1, MAX_TIMESTEPS), help="override the config's total_timesteps")
+
 TRAIN = (
     Field("config", Path, metavar="FILE", help="training config YAML (default configs/train/default.yaml)"),
     Field("resume", Path, metavar="RUN_DIR", help="continue an interrupted run folder"),
-    Field("total_timesteps", int, range=(1, None), help="override the config's total_timesteps"),
+    TOTAL_TIMESTEPS,
     Field("runs_dir", Path, metavar="DIR", help="where new run folders go (default runs/)"),
     Field("no_eval", bool, help="train only; skip the comparison with the baselines"),
     Field("seeds", metavar="LIST", valid="e.g. 0-9 or 0,3,7",
@@ -85,8 +90,6 @@ TRAIN = (
 )
 
 # the options multiseed and fullreport share (their evaluation and training overrides)
-MAX_TIMESTEPS = 10**12
-TOTAL_TIMESTEPS = Field("total_timesteps", int, range=(1, MAX_TIMESTEPS), help="override the config's total_timesteps")
 EVAL_SEEDS = Field("eval_seeds", int, default=10, range=(1, MAX_EVAL_SEEDS), help="evaluation seeds per scenario")
 EVAL_DURATION_S = Field("eval_duration_s", float, unit="s", range=(0, MAX_DURATION_S), low_open=True,
                         help="evaluation episode length (default: the scenario's)")
@@ -280,7 +283,7 @@ EVAL_KEYS = ("duration_s", "policies", "scenarios", "seeds")
 TRAIN_CONFIG = (
     Field("scenario", None, required=True, valid="a scenario name or YAML path, a list of them, or suite:NAME",
           help="the training scenario(s): n_envs split over them"),
-    Field("total_timesteps", int, required=True, range=(1, None), valid="a positive integer",
+    Field("total_timesteps", int, required=True, range=(1, MAX_TIMESTEPS),
           help="agent steps summed over the machines"),
     Field("algo", str, default="ppo", choices=ALGOS, help="the algorithm"),
     Field("seed", int, default=0, range=(0, MAX_TRAIN_SEED), valid=f"an integer in 0..{MAX_TRAIN_SEED}",

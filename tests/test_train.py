@@ -28,7 +28,7 @@ def _write(tmp_path: Path, cfg: dict, name: str = "cfg.yaml") -> Path:
 @pytest.mark.parametrize("patch, needle", [
     ({"n_env": 4}, "unknown key(s) ['n_env']"),
     ({"n_envs": 0}, "n_envs: expected a positive integer"),
-    ({"total_timesteps": "lots"}, "total_timesteps: expected a positive integer"),
+    ({"total_timesteps": "lots"}, "total_timesteps: expected an integer in [1, 1000000000000]"),
     ({"algo": "trpo"}, "algo: 'trpo'; valid: ppo, a2c, dqn, recurrent_ppo, sac, td3"),
     ({"action_type": "binary"}, "action_type: 'binary' is not valid"),
     ({"algo": "sac"}, "algo: sac needs a continuous action space"),
