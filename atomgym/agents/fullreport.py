@@ -85,6 +85,7 @@ def _main(argv: list[str] | None) -> int:
     args = ap.parse_args(argv)
     args.config = args.config or BENCHMARK_CONFIG
     t_all = time.perf_counter()
+    commit = _commit()              # the code that runs is the code at the start (a later commit ran none of it)
     cmd = " ".join(shlex.quote(a) for a in [*command("fullreport").split(), *(sys.argv[1:] if argv is None else argv)])
     out = args.out or RUNS_DIR / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():
@@ -158,7 +159,7 @@ def _main(argv: list[str] | None) -> int:
     tw = [r["wall_s"] for r in ok]
     lines = [f"# atomgym report ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"- command: `{cmd}` (`make report`)", f"- machine: {_machine()}", f"- versions: {_versions()}",
-             f"- commit: {_commit()}",
+             f"- commit: {commit}",
              f"- cost: `{DEFAULT_COST}` (atomgym/envs/cost.py COSTS; `agents.report --cost` prices the episodes otherwise)",
              f"- training: {len(ok)} of {len(seeds)} runs of `{args.config.name}` ({cfg['algo']}, "
              f"{cfg['total_timesteps']} agent steps each, seeds {args.seeds}) through Ray: {t_train:.0f} s wall "
