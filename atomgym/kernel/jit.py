@@ -17,11 +17,11 @@ checkouts or venvs with the same sources share one cache. numba adds the CPU mod
 to each entry's key, so one folder serves several CPUs.
 
 **Inlining.** ``@jit(inline="llvm")`` marks a function ``alwaysinline`` for LLVM: it is typed and
-lowered once, and LLVM inlines its machine-independent IR into every compiled caller, where the
-caller's constant arguments fold its branches. numba's own ``inline="always"`` copies the
-function's numba IR into every call site before typing instead, and each copy is typed and lowered
-again (its ``copy_ir`` deep-copies the callee's variable scope once per block: most of a cold
-compile's Python time, measured): kept only for the engine's thin wrappers, whose inlining saves
+lowered once, and LLVM inlines its LLVM IR into every compiled caller, where the caller's
+constant arguments fold its branches. numba's own ``inline="always"`` copies the function's numba
+IR into every call site before typing instead, and each copy is typed and lowered again (its
+``copy_ir`` deep-copies the callee's variable scope once per block: 43 % of a cold first step
+under Python's profiler, measured): kept only for the engine's thin wrappers, whose inlining saves
 linking the engine into one more module (docs/simulator.md, "Compile time and the compile cache").
 
 **Telling the user.** A compile of the engine takes a while the first time on a machine;
