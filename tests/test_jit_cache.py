@@ -111,3 +111,73 @@ def test_compile_times_are_remembered_newest_last_and_bounded(monkeypatch, tmp_p
     assert "f0" not in times and "f4" not in times and "f5" in times   # the oldest are dropped
     J._record_time("short", 0.5)                     # a compile under a second is not worth a line
     assert "short" not in J._read_times()
+
+
+# ---- inline="llvm": LLVM's alwaysinline instead of numba's IR copies -----------------------------------
+_BIG = """
+def body(a, n):
+    s = 0.0
+    for i in range(n):
+        x = a[i % a.shape[0]]
+        if x > 0.5:
+            s += np.sqrt(x) * 3.0 + np.log1p(x)
+        elif x > 0.25:
+            s -= np.exp(x) / (1.0 + x * x)
+        else:
+            s += np.sin(x) * np.cos(x) + np.tanh(x)
+        for k in range(3):
+            s = s * 0.999 + a[(i + k) % a.shape[0]] * (k + 1)
+    return s
+"""
+
+
+def _pair(inline: str):
+    """A large callee (LLVM's cost model would not inline it on its own) and a caller that calls it
+    from three sites."""
+    import numpy as np
+    ns: dict = {"np": np}
+    exec(_BIG, ns)
+    callee = J.jit(inline=inline)(ns["body"])
+
+    def caller(a, n):
+        return callee(a, n) + callee(a, n + 1) * 2.0 + callee(a, n + 2) * 3.0
+    return callee, J.jit()(caller)
+
+
+def _calls_left(callee, caller) -> int:
+    import numpy as np
+    a = np.linspace(0.0, 1.0, 7)
+    assert caller(a, 5) == callee(a, 5) + callee(a, 6) * 2.0 + callee(a, 7) * 3.0
+    (cres,) = callee.overloads.values()
+    (llvm,) = caller.inspect_llvm().values()
+    return sum(1 for ln in llvm.splitlines() if " call " in ln and cres.fndesc.mangled_name in ln)
+
+
+def test_inline_llvm_inlines_every_call_site_and_never_leaves_it_to_the_cost_model():
+    callee, caller = _pair("llvm")
+    assert _calls_left(callee, caller) == 0
+    (cres,) = callee.overloads.values()
+    fn = cres.library._get_module_for_linking().get_function(cres.fndesc.mangled_name)
+    assert J.has_alwaysinline(fn)
+    # the control: the same callee without the attribute stays a call (so the check above can fail)
+    callee, caller = _pair("never")
+    assert _calls_left(callee, caller) == 3
+
+
+def test_inline_llvm_survives_the_cache(tmp_path):
+    """A function loaded from the cache keeps alwaysinline in the module its callers link."""
+    code = ("import numpy as np; from atomgym.sim import rng; s = np.ones(4, np.uint64); rng.uniform(s);"
+            "(c,) = rng.uniform.overloads.values();"
+            "f = c.library._get_module_for_linking().get_function(c.fndesc.mangled_name);"
+            "from atomgym.kernel.jit import has_alwaysinline;"
+            "print(sum(rng.uniform._cache_hits.values()), has_alwaysinline(f))")
+    env = dict(os.environ, ATOMGYM_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert [r.stdout.split() for r in runs] == [["0", "True"], ["1", "True"]], [r.stderr for r in runs]
+
+
+def test_jit_refuses_an_unknown_inline_mode():
+    import pytest
+    with pytest.raises(ValueError, match="inline"):
+        J.jit(inline="sometimes")

@@ -16,6 +16,14 @@ the tuners, the allocator and the engine that import it, not ``kernel/watermarks
 checkouts or venvs with the same sources share one cache. numba adds the CPU model and features
 to each entry's key, so one folder serves several CPUs.
 
+**Inlining.** ``@jit(inline="llvm")`` marks a function ``alwaysinline`` for LLVM: it is typed and
+lowered once, and LLVM inlines its LLVM IR into every compiled caller, where the caller's
+constant arguments fold its branches. numba's own ``inline="always"`` copies the function's numba
+IR into every call site before typing instead, and each copy is typed and lowered again (its
+``copy_ir`` deep-copies the callee's variable scope once per block: 43 % of a cold first step
+under Python's profiler, measured): kept only for the engine's thin wrappers, whose inlining saves
+linking the engine into one more module (docs/simulator.md, "Compile time and the compile cache").
+
 **Telling the user.** A compile of the engine takes a while the first time on a machine;
 :class:`_CompileNotice` prints one line to stderr when one starts (``ATOMGYM_COMPILE_NOTICE=0``
 silences it) and ``atomgym warmup`` compiles everything ahead.
@@ -195,6 +203,13 @@ class _Dispatcher(CPUDispatcher):
     their type, not their value; no model function dispatches on a literal value."""
 
     keep_literal: frozenset[int] = frozenset()   # argument positions still specialised by value
+    llvm_inline: bool = False                      # jit(inline="llvm"): alwaysinline for LLVM
+
+    def add_overload(self, cres):
+        # every compile and every load from the cache passes here, before any caller links the library
+        if self.llvm_inline and not cres.objectmode:
+            mark_alwaysinline(cres.library, cres.fndesc.mangled_name)
+        super().add_overload(cres)
 
     def get_call_template(self, args, kws):
         keep = self.keep_literal
@@ -202,17 +217,45 @@ class _Dispatcher(CPUDispatcher):
                                          {k: types.unliteral(v) for k, v in kws.items()})
 
 
+def mark_alwaysinline(library, name: str) -> None:
+    """Give the function ``name`` of a compiled library LLVM's ``alwaysinline`` attribute, in the
+    module that callers link (``_shared_module``, the one a cache entry keeps) and in the library's
+    own module (from which numba clones the first). Its own machine code is already emitted: the
+    attribute only changes what LLVM does in the modules of its callers."""
+    for mod in (library._final_module, library._shared_module):
+        if mod is None:
+            continue
+        try:
+            fn = mod.get_function(name)
+        except NameError:
+            continue
+        if not fn.is_declaration and not has_alwaysinline(fn):
+            fn.add_function_attribute("alwaysinline")
+
+
+def has_alwaysinline(fn) -> bool:
+    """Whether an llvmlite function value carries ``alwaysinline`` (its attribute sets are bytes,
+    the function's own set space-separated)."""
+    return any(b"alwaysinline" in a.split() for a in fn.attributes)
+
+
 DISPATCHERS: list = []     # every dispatcher jit() made, in import order (atomgym warmup counts them)
 
 
-def jit(literal_args: tuple[str, ...] = (), **options):
+def jit(literal_args: tuple[str, ...] = (), inline: str = "never", **options):
     """``numba.njit`` with the model's options, one compile per function and type signature
     (_Dispatcher) and the atomgym compile cache (module docstring). ``literal_args``: parameters
     that stay specialised by their constant value where a hot caller passes one (a version per
-    value: worth it only for a few values that fold whole branches, measured)."""
+    value: worth it only for a few values that fold whole branches, measured). ``inline``:
+    ``"llvm"`` inlines the function into its compiled callers at the LLVM level, ``"always"`` at
+    numba's IR level (module docstring), ``"never"`` leaves it to LLVM's own cost model."""
+    if inline not in ("never", "always", "llvm"):
+        raise ValueError(f"jit(inline=...) must be 'never', 'always' or 'llvm', got {inline!r}")
+
     def deco(func):
-        dispatcher = njit(error_model="numpy", **options)(func)
+        dispatcher = njit(error_model="numpy", inline="always" if inline == "always" else "never", **options)(func)
         dispatcher.__class__ = _Dispatcher
+        dispatcher.llvm_inline = inline == "llvm"
         if literal_args:
             names = func.__code__.co_varnames[:func.__code__.co_argcount]
             dispatcher.keep_literal = frozenset(names.index(n) for n in literal_args)

@@ -40,7 +40,7 @@ ALLOC_KSWAPD = 0x800       # == __GFP_KSWAPD_RECLAIM
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def gfp_to_alloc_flags(gfp_mask):
     """gfp_to_alloc_flags() for order 0 (slow path): ALLOC_WMARK_MIN plus reserve access."""
     flags = ALLOC_WMARK_MIN | ALLOC_CPUSET
@@ -53,13 +53,13 @@ def gfp_to_alloc_flags(gfp_mask):
     return flags
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def gfp_pfmemalloc_allowed(gfp_mask):
     """__gfp_pfmemalloc_flags() != 0 for a softirq caller: __GFP_MEMALLOC without __GFP_NOMEMALLOC."""
     return (gfp_mask & GFP_MEMALLOC) != 0 and (gfp_mask & GFP_NOMEMALLOC) == 0
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def zone_watermark_unusable_free(alloc_flags, nr_reserved_highatomic, free_cma):
     """__zone_watermark_unusable_free() for order 0: (1 << 0) - 1 = 0, plus the highatomic
     reserve when no reserve flag is set, plus free CMA pages (non-movable requests)."""
@@ -71,7 +71,7 @@ def zone_watermark_unusable_free(alloc_flags, nr_reserved_highatomic, free_cma):
     return unusable
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def reserve_adjusted_min(mark, alloc_flags):
     """The mark as __zone_watermark_ok() lowers it by reserve access.
 
@@ -90,7 +90,7 @@ def reserve_adjusted_min(mark, alloc_flags):
     return m
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def zone_watermark_ok(free_pages, mark, lowmem_reserve_hz, alloc_flags,
                       nr_reserved_highatomic=0, free_cma=0):
     """__zone_watermark_ok() for order 0: fails when
@@ -100,7 +100,7 @@ def zone_watermark_ok(free_pages, mark, lowmem_reserve_hz, alloc_flags,
     return free > m + lowmem_reserve_hz
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def zone_watermark_fast(free_pages, wmark_unboosted, boost, lowmem_reserve_hz, alloc_flags,
                         nr_reserved_highatomic=0, free_cma=0):
     """zone_watermark_fast() for order 0.

@@ -37,7 +37,7 @@ MIN_FREE_KBYTES_FLOOR = 128
 MIN_FREE_KBYTES_CEIL = 262144
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def mult_frac(x, n, d):
     """include/linux/math.h mult_frac(): x * n / d without overflowing x * n."""
     q = x // d

@@ -45,7 +45,7 @@ from .layout import (
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def is_unmovable(dest):
     """The migratetype of a use: network buffers and kernel memory are UNMOVABLE (GFP_ATOMIC,
     GFP_KERNEL without __GFP_MOVABLE/__GFP_RECLAIMABLE); page cache and anonymous memory are
@@ -65,7 +65,7 @@ def fallback_event(S, b, z, alloc_flags):
             S.zs[b, z, ZF_BOOSTED_FLAG] = 1
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
@@ -164,7 +164,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
     return served
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def pcp_drain(S, b, z, k, first_u):
     """free_pcppages_bulk(): ``k`` pages from the zone's pcp lists back to the buddy free
     pages of their pageblocks' type, round-robin starting after the list just freed to
@@ -185,7 +185,7 @@ def pcp_drain(S, b, z, k, first_u):
     zs[b, z, ZF_FREE_U] += ku
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def free_pages_zone(S, b, z, n, src):
     """Free ``n`` pages of field ``src`` of zone z to the pcp list of their type; once the
     list count reaches the limit, batches drain to the buddy free count
@@ -259,7 +259,7 @@ def decay_pcp_high(S, b):
             pcp_drain(S, b, z, p - nh, False)
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def clear_scratch(S, b, zlk):
     zl = S.zl
     scr = S.scr

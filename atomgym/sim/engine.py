@@ -158,7 +158,7 @@ def step_machine(S, b):
     mi[b, MI_TICK] += 1
 
 
-@jit(inline="always")   # a thin wrapper: inlined, so its callers link the engine once, not again
+@jit(inline="always")   # a thin wrapper, inlined by numba: its callers link the engine once, not again
 def run_machine(S, b, n_ticks):
     """n_ticks ticks of machine b (stops early if it terminates)."""
     mi = S.mi
@@ -245,7 +245,7 @@ def begin_interval(S, prev, mask):
             prev[b, c] = ctr[b, c]
 
 
-@jit(inline="always")   # a thin wrapper: inlined, so its callers link the engine once, not again
+@jit(inline="always")   # a thin wrapper, inlined by numba: its callers link the engine once, not again
 def step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev, begin):
     """Knob writes, then an interval of ``n_ticks`` ticks, for every machine in mask, serially:
     knobs.apply_knobs() (-1 / 0 entries: unchanged; skipped when nothing is asked),
@@ -269,7 +269,7 @@ def step_batch(S, knobs, boost_pages, boost_calls, mask, n_ticks, prev, begin):
             run_machine(S, b, n_ticks)
 
 
-@jit(inline="always")   # a thin wrapper: inlined, so its callers link the engine once, not again
+@jit(inline="always")   # a thin wrapper, inlined by numba: its callers link the engine once, not again
 def step_state(T, knobs, boost_pages, boost_calls, mask, n_ticks, prev, begin):
     """step_batch() on the tuple of state arrays (``Simulator.state``): the sim side of the envs'
     fused step, callable from compiled code (no make_state()/free_state() at the call site)."""

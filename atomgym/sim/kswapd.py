@@ -28,7 +28,7 @@ DEF_PRIORITY = 12      # mm/vmscan.c
 SWAPPINESS = 60        # vm.swappiness default (mem_cgroup_swappiness())
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def pgdat_balanced(S, b, node, hz):
     """pgdat_balanced(): true if ANY managed zone up to ``hz`` passes
     zone_watermark_ok_safe(zone, 0, high_wmark_pages(zone), hz) (boost included, no
@@ -126,7 +126,7 @@ SHRINK_FILE = 1   # the file LRU only
 SHRINK_ANON = 2   # the anon LRU only (with swap)
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def _zone_reclaimable(S, b, z, with_anon, with_file):
     zs = S.zs
     r = zs[b, z, ZF_CACHE] if with_file else 0

@@ -50,7 +50,7 @@ from .tuners import EV_ALLOC_FAIL, tuner_on_event
 
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def div_small(a, d):
     """``a // d`` (floor) for the NIC's per-packet and per-page ratios, which are almost always 1
     or 2: those skip the hardware divide (~20 cycles on this machine, several per tick)."""
@@ -68,7 +68,7 @@ GFP_VIRTIO_ATOMIC = GFP_ATOMIC
 GFP_VIRTIO_WORK = GFP_KERNEL
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def nic_arrivals(S, b, k, pkts):
     """``pkts`` packets reach NIC k: each needs NP_BPP posted buffers; none -> rx_missed."""
     ni = S.ni
@@ -93,7 +93,7 @@ def nic_arrivals(S, b, k, pkts):
     ni[b, k, NI_PENDING_PFM] += pfm_pk if pfm_pk < acc else acc
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def release_buffers(S, b, k, nbufs, recyclable):
     """``nbufs`` buffers are no longer held; the pages no held buffer shares go to the driver's
     recycle pool while it has room (``recyclable``: not pfmemalloc; encode.pool_capacity cites the
@@ -143,7 +143,7 @@ def release_buffers(S, b, k, nbufs, recyclable):
             x -= t
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def _post_pages(S, b, k, got, pfm, want, fresh):
     """Carve ``got`` pages (the last ``pfm`` pfmemalloc) into buffers and post up to ``want`` of
     them. ``fresh``: new pages, per zone in the scratch row; else pages out of the recycle pool
@@ -305,7 +305,7 @@ def nic_poll(S, b, k):
         ni[b, k, NI_REPOLL] = 0 if ok else 1
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def app_drain(S, b, k):
     """The application reads its sockets at app_drain_pps; read packets free their buffers."""
     ni = S.ni

@@ -54,12 +54,12 @@ def state_row(typingctx, arr, b):
     return sig, codegen
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def _rotl(x, k):
     return (x << uint64(k)) | (x >> uint64(64 - k))
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def next_u64(s):
     """xoshiro256** step on state array ``s`` (uint64[4]), in place."""
     result = _rotl(s[1] * uint64(5), 7) * uint64(9)
@@ -73,7 +73,7 @@ def next_u64(s):
     return result
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def uniform(s):
     """Uniform float64 in [0, 1) with 53 random bits."""
     return np.float64(next_u64(s) >> uint64(11)) * (1.0 / 9007199254740992.0)

@@ -126,7 +126,7 @@ XA_PAGES_PER_SLAB = 28 * 64
 PTRS_PER_PTE = 512
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def _kmem_need(S, b, w, units, per_unit, unit_pages):
     """Grow workload w's kernel structures to ceil(units / per_unit) * unit_pages pages; the
     test is inlined, the allocation (rare) is a call."""
@@ -210,7 +210,7 @@ def oom_kill(S, b):
     return True
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def _user_alloc(S, b, w, n, dest):
     """Allocate n pages for workload w (blocking, GFP_HIGHUSER_MOVABLE). Returns (pages got,
     whether the OOM killer must run: nothing reclaimable and the request still short); per-zone
@@ -223,7 +223,7 @@ def _user_alloc(S, b, w, n, dest):
     return got, got < n and left == 0
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def _charge_anon(S, b, w, got):
     zl = S.zl
     scr = S.scr
@@ -234,7 +234,7 @@ def _charge_anon(S, b, w, got):
     S.wp[b, w, WP_S_HELD] += got
 
 
-@jit(inline="always")
+@jit(inline="llvm")
 def _rate_pages(S, b, w):
     wp = S.wp
     x = wp[b, w, WP_RATE] * S.mr[b, MR_TICK_MS] + wp[b, w, WP_S_ACC]
