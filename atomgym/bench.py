@@ -33,6 +33,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from atomgym import schema
+from atomgym.paths import checkout_commit
 from atomgym.schema import Parser, UsageError
 
 
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "env_single_short_steps_per_s": med["env_single_short"],
         "short_interval_ms": short_ms,
         "repeat": args.repeat,
+        "commit": checkout_commit(),            # the code measured (a report's publication names it)
         **first,
         "runs": runs,
     }

@@ -23,3 +23,18 @@ CHECKOUT = None if CONFIG_DIR == _INSTALLED else PACKAGE_DIR.parent
 RUNS_DIR = CHECKOUT / "runs" if CHECKOUT is not None else Path("runs")
 # Shipped trained policies (NAME.zip, NAME.yml, NAME.vecnormalize.npz; digests in SHA256SUMS): package data of atomgym.agents.pretrained
 PRETRAINED_DIR = PACKAGE_DIR / "agents" / "pretrained"
+
+
+def checkout_commit() -> str:
+    """The checkout's commit (short hash, "(with local changes)" if tracked files differ), for the
+    provenance line of a report or benchmark; "unknown (installed package)" outside a checkout."""
+    import subprocess
+    if CHECKOUT is None:
+        return "unknown (installed package)"
+    try:
+        c = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        d = subprocess.run(["git", "-C", str(CHECKOUT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True)
+        return (c.stdout.strip() or "unknown") + (" (with local changes)" if d.stdout.strip() else "")
+    except OSError:
+        return "unknown"

@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from atomgym.agents import baselines, command, deploy, evaluate, multiseed, plot
 from atomgym.agents.config import as_dict, check_unique_names, load_config
 from atomgym.agents.policies import play_label
 from atomgym.agents.usage import Parser, UsageError, run_main
-from atomgym.paths import CHECKOUT, RUNS_DIR, TRAIN_CONFIG_DIR
+from atomgym.paths import RUNS_DIR, TRAIN_CONFIG_DIR, checkout_commit
 from atomgym.schema import parse_plays
 from atomgym.sim.scenario import load_scenario
 from atomgym.suites import scenarios_of
@@ -62,15 +61,7 @@ def _versions() -> str:
 
 
 def _commit() -> str:
-    if CHECKOUT is None:            # installed: the package's version stands for the commit
-        return "unknown (installed package)"
-    try:
-        c = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        d = subprocess.run(["git", "-C", str(CHECKOUT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True)
-        return (c.stdout.strip() or "unknown") + (" (with local changes)" if d.stdout.strip() else "")
-    except OSError:
-        return "unknown"
+    return checkout_commit()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,8 +123,9 @@ def render(folder: Path, sec: dict[str, str], bench: dict | None, figure: str | 
         if key and key != "## Figures":           # one level down: they sit under "The benchmark"
             doc += ["#" + key, "", re.sub(r"^(#+ )", r"#\1", body, flags=re.M), ""]
     if bench is not None:
-        doc += ["## Speed", "", "`python -m atomgym.bench --json`, run by `make report` after the benchmark on "
-                "the same machine (docs/simulator.md, \"Speed\", says what each line measures):", "",
+        at = f" at commit {bench['commit']}" if isinstance(bench.get("commit"), str) else ""
+        doc += ["## Speed", "", f"`python -m atomgym.bench --json`{at}, run after the benchmark on the same machine "
+                "(`make report` runs it; docs/simulator.md, \"Speed\", says what each line measures):", "",
                 bench_table(bench), ""]
     block = [BEGIN, f"*{src}*", "", verdict, "", sec[BEST_VS].strip("\n"), ""]
     if figure:
