@@ -31,7 +31,7 @@ from .fields import (  # noqa: F401 - the schema layer's API, re-exported
 
 # ---- the commands' options -----------------------------------------------------------------------
 PLAYS = ("deterministic", "stochastic")     # how a trained model acts in an evaluation
-MAX_SEED = 2**63 - 1                        # the simulator's seed range (AtomEnv's sim_seed: [0, 2**63))
+from .fleets import MAX_SEED  # noqa: E402 - the simulator's and a fleet's seed range (AtomEnv's sim_seed: [0, 2**63))
 MAX_DURATION_S = 86400.0                    # an evaluation episode: at most a simulated day
 MAX_EVAL_SEEDS = 100000                     # episodes per (policy, scenario) of an evaluation
 
@@ -245,8 +245,7 @@ FIDELITY_FIT_CMD = (
 FLEET_CMD = (
     Field("name", positional=True, nargs="?", metavar="NAME", valid="one of " + ", ".join(FLEETS),
           help="the fleet: " + ", ".join(FLEETS)),
-    Field("seed", metavar="SEED", valid="an integer in [0, 2**63-1]",
-          help="the fleet's seed, 0..2**63-1 (default: the shipped suite's)"),
+    Field("seed", int, range=(0, MAX_SEED), metavar="SEED", help="the fleet's seed (default: the shipped suite's)"),
     Field("out", metavar="DIR", help="write the fleet's scenario YAML files into this folder (never overwritten)"),
     Field("manifest", metavar="FILE", help="measure every machine's class (oracle grid, short episodes; cached) "
                                            "and write the manifest JSON here"),

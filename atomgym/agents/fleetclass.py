@@ -143,13 +143,7 @@ def _fleet(args, out, err) -> int:
     if args.name is None:
         raise FleetError(f"fleet: give a fleet name ({', '.join(FLEETS)}) or --families")
     fl = get_fleet(args.name)
-    seed = fl.seed
-    if args.seed is not None:
-        try:
-            seed = int(args.seed, 10)
-        except ValueError:
-            raise FleetError(f"--seed {args.seed!r}: expected an integer 0..2**63-1") from None
-        check_seed(seed)
+    seed = fl.seed if args.seed is None else args.seed      # checked by its Field (schema.FLEET_CMD)
     if args.force and not args.manifest:
         raise FleetError("--force applies to --manifest only (--out never overwrites)")
     if args.out:
