@@ -39,7 +39,8 @@ def _write(tmp_path: Path, cfg: dict, name: str = "cfg.yaml") -> Path:
     ({"evaluate": {"policies": ["v99"]}}, "evaluate.policies: unknown ['v99']"),
     ({"evaluate": {"seed": 3}}, "evaluate: expected a mapping with keys"),
     ({"evaluate": {"scenarios": ["no-such-scenario"]}}, "evaluate.scenarios:"),
-    ({"evaluate": {"seeds": 0}}, "evaluate.seeds: expected a positive integer"),
+    ({"evaluate": {"seeds": 0}}, "evaluate: seeds: expected an integer in [1, 100000], got 0"),
+    ({"evaluate": {"seeds": 200000}}, "evaluate: seeds: expected an integer in [1, 100000], got 200000"),
     ({"evaluate": {"duration_s": -1}}, "evaluate.duration_s: expected a number of seconds > 0"),
 ])
 def test_bad_config_is_one_line_exit_2(tmp_path, capsys, patch, needle):

@@ -209,9 +209,8 @@ def _check_evaluate(path: Path, ev: Any) -> None:
         ev["scenarios"] = scenarios_of(ev["scenarios"], path, "evaluate.scenarios")
     for sc in ev.get("scenarios") or []:
         _check_scenario(path, "evaluate.scenarios", sc)
-    n = ev.get("seeds", 3)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"{path}: evaluate.seeds: expected a positive integer, got {n!r}")
+    # the same Field as evaluate's --seeds and multiseed's --eval-seeds: checked before training starts
+    dataclasses.replace(schema.EVAL_SEEDS, name="seeds").check(ev.get("seeds", 3), f"{path}: evaluate")
     d = ev.get("duration_s")
     lo, hi = schema.ENV_DURATION_S.range         # the env's episode length
     if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not lo <= d <= hi):
