@@ -128,12 +128,14 @@ FULLREPORT = (
 
 MAX_REPS = 100_000
 COST_NAMES = ("harm", "atomic-charged")      # atomgym/envs/cost.py COSTS (checked there at import)
+# the named cost: the env's ``cost=`` (EnvConfig takes its choices) and agents.report's --cost
+COST = Field("cost", str, default=COST_NAMES[0], choices=COST_NAMES,
+             help="the named cost every episode's cost and score are computed under, from its term columns "
+                  "(atomgym/envs/cost.py COSTS; atomic-charged: before v1)")
 REPORT = (
     Field("episodes_csv", Path, positional=True, nargs="+", metavar="EPISODES_CSV",
           help="episodes.csv files of evaluate (several: merged)"),
-    Field("cost", str, default=COST_NAMES[0], choices=COST_NAMES,
-          help="the named cost every episode's cost and score are computed under, from its term columns "
-               "(atomgym/envs/cost.py COSTS; atomic-charged: before v1)"),
+    COST,
     Field("out", help="write DIR/summary.md and the plots instead of printing", metavar="DIR"),
     Field("reps", int, default=2000, range=(100, MAX_REPS), help="bootstrap resamples"),
 )

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..fields import Field
 from ..schema import (
+    COST,
     ENV_DEADLOCK_PENALTY,
     ENV_DECISION_INTERVAL_MS,
     ENV_DURATION_S,
@@ -33,7 +34,7 @@ from ..schema import (
     REWARD_BASELINES,
 )
 from ..sim.scenario import Scenario, load_scenario, validate_scenario
-from .cost import COSTS, DEFAULT_COST, DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, WEIGHT_ARGS, weights_of
+from .cost import DEFAULT_COST, DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, WEIGHT_ARGS, weights_of
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps
 from .spaces import ACTION_TYPES, OBSERVATION_MODES
 
@@ -130,7 +131,7 @@ class EnvConfig:
         if not isinstance(self.weights, Mapping) or set(self.weights) - set(TERM_NAMES):
             raise ValueError(f"weights: expected a mapping of term -> weight; terms: {', '.join(TERM_NAMES)}")
         # every term is a cost (reward <= 0, AtomEnv's docstring): a weight is a finite number >= 0
-        _choice("cost", self.cost, tuple(COSTS))
+        _choice("cost", self.cost, COST.choices)
         base = weights_of(self.cost)
         put("weights", {k: real_number(WEIGHT_ARGS[k], self.weights.get(k, base[k]), ENV_WEIGHT)
                         for k in TERM_NAMES})
