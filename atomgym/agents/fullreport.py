@@ -60,10 +60,6 @@ def _versions() -> str:
     return ", ".join(out)
 
 
-def _commit() -> str:
-    return checkout_commit()
-
-
 def main(argv: list[str] | None = None) -> int:
     return run_main("fullreport", lambda: _main(argv), lambda e: (
         f"interrupted ({interrupts.signal_name(e)}); the training runs were stopped; "
@@ -76,7 +72,7 @@ def _main(argv: list[str] | None) -> int:
     args = ap.parse_args(argv)
     args.config = args.config or BENCHMARK_CONFIG
     t_all = time.perf_counter()
-    commit = _commit()              # the code that runs is the code at the start (a later commit ran none of it)
+    commit = checkout_commit()      # the code that runs is the code at the start (a later commit ran none of it)
     cmd = " ".join(shlex.quote(a) for a in [*command("fullreport").split(), *(sys.argv[1:] if argv is None else argv)])
     out = args.out or RUNS_DIR / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from atomgym import files, safefiles, schema
 from atomgym.agents import identity
-from atomgym.agents.results import BLOCKS_FILE, MAX_BLOCKS_BYTES
+from atomgym.agents.results import BLOCKS_FILE, read_blocks
 from atomgym.agents.usage import Parser, UsageError, run_main
 from atomgym.envs.cost import DEFAULT_COST
-from atomgym.files import FileError, read_json
 from atomgym.paths import CHECKOUT
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -96,8 +95,10 @@ def bench_table(bench: dict) -> str:
 def recorded_cost(blocks: Path) -> str:
     """The named cost an evaluation's blocks.json records, if it is this version's default one."""
     try:
-        ids = {b["identity"]["cost"] for b in read_json(blocks, MAX_BLOCKS_BYTES, "blocks.json")["blocks"]}
-    except (FileError, KeyError, TypeError):
+        ids = {str(i.get("cost")) for i in read_blocks(blocks, blocks.with_name("episodes.csv")).values()}
+    except UsageError:
+        return "unknown"
+    if not ids:
         return "unknown"
     return f"`{DEFAULT_COST}`" if ids == {identity.cost_digest()} else "unknown (not this version's default)"
 

@@ -148,8 +148,12 @@ class Static(Baseline):
             a[:, 1] = self.wsf
         if (a < 0).all():
             return a, [""] * B
-        return a, [f"{self.name}: min_free_kbytes -> {a[i, 0] if a[i, 0] >= 0 else 'unchanged'}"
+        return a, [f"{self._what()}min_free_kbytes -> {a[i, 0] if a[i, 0] >= 0 else 'unchanged'}"
                    f", watermark_scale_factor -> {a[i, 1] if a[i, 1] >= 0 else 'unchanged'}" for i in range(B)]
+
+    def _what(self) -> str:
+        """The head of an action's reason."""
+        return f"{self.name}: "
 
 
 class Proactive(Baseline):
@@ -286,27 +290,22 @@ class BestStaticTrain(Static):
         self.point: tuple[object, int] = ("boot", -1)
 
     def configure(self, mf, wsf: int) -> "BestStaticTrain":
+        # a grid point as Static's fields: "x2" the boot value doubled, a float a fraction of RAM,
+        # an integer kB, "boot" and wsf -1 the kernel's own (no write)
         self.point = (mf, int(wsf))
+        self.mf_kb = self.ram_frac = self.boot_mult = None
+        if mf == "x2":
+            self.boot_mult = 2
+        elif isinstance(mf, float):
+            self.ram_frac = mf
+        elif mf != "boot":
+            self.mf_kb = int(mf)
+        self.wsf = int(wsf) if int(wsf) >= 0 else None
         return self
 
-    def decide(self, obs, state, first):
-        B = obs["min_free_kbytes"].shape[0]
-        a = np.full((B, 2), -1, np.int64)
-        if not first:
-            return a, [""] * B
+    def _what(self) -> str:
         mf, wsf = self.point
-        if mf == "x2":
-            a[:, 0] = 2 * obs["min_free_kbytes"].astype(np.int64)
-        elif isinstance(mf, float):
-            a[:, 0] = (obs["total_pages"] * PAGE_KB * mf).astype(np.int64)
-        elif mf != "boot":
-            a[:, 0] = int(mf)
-        a[:, 1] = wsf
-        if (a < 0).all():
-            return a, [""] * B
-        return a, [f"{self.name}: grid point ({mf}, wsf {'kernel' if wsf < 0 else wsf}): min_free_kbytes -> "
-                   f"{a[i, 0] if a[i, 0] >= 0 else 'unchanged'}, watermark_scale_factor -> "
-                   f"{a[i, 1] if a[i, 1] >= 0 else 'unchanged'}" for i in range(B)]
+        return f"{self.name}: grid point ({mf}, wsf {'kernel' if wsf < 0 else wsf}): "
 
 
 def _registry() -> dict[str, Any]:
