@@ -113,8 +113,8 @@ FULLREPORT = (
     Field("config", Path, metavar="FILE",
           help="training config (default configs/train/benchmark.yaml: the benchmark's learned policy)"),
     TOTAL_TIMESTEPS,
-    Field("scenarios", default="suite:test", help="comma-separated scenario names or YAML paths, or suite:NAME "
-          "(configs/suites/NAME.txt; suite:test: the held-out test suite)"),
+    Field("scenarios", default="suite:fleet-test", help="comma-separated scenario names or YAML paths, or suite:NAME "
+          "(configs/suites/NAME.txt; suite:fleet-test: the held-out test fleet; suite:test: the hand-made test machines)"),
     Field("play", default="deterministic,stochastic", valid=f"a comma-separated list of {', '.join(PLAYS)}",
           help="how the learned models are evaluated (evaluate --play)"),
     EVAL_SEEDS, EVAL_DURATION_S,

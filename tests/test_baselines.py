@@ -89,3 +89,14 @@ def test_blind_raises_double_the_boot_value_or_take_one_percent():
     assert (a[:, 0] == 2 * 67584).all() and (a[:, 1] == -1).all()     # the oracle grid's "x2" point
     a, _ = baselines.get("one-percent").predict(_obs(), episode_start=np.array([True, True]))
     assert (a[:, 0] == 2_000_000 * 4 // 100).all()
+
+
+def test_psi_drops_ignores_failures_that_drop_nothing():
+    p = baselines.get("psi-drops")
+    a, st = p.predict(_obs(fail=0, drops=0, t=0))
+    a, st = p.predict(_obs(fail=5000, drops=0, t=1000), st)
+    assert (a == -1).all()                              # failures alone: no pressure
+    a, st = p.predict(_obs(fail=5000, drops=1023, t=2000), st)
+    assert (a[:, 0] == 15000).all()                     # 1023 drops/s: the same bounded back-off as psi
+    a, st = p.predict(_obs(mf=15000, boot=10000, fail=9000, drops=1023, t=12500), st)
+    assert (a[:, 0] == 14700).all()                     # 10 s without drops (failures go on): probe down

@@ -137,3 +137,32 @@ def test_report_counts_a_deterministic_machine_as_one_run():
     md = report.summary(_episodes(), reps=200)
     assert "| `static-x3` | trace | 1 |" in md and "| `static-x3` | burst | 5 |" in md
     assert "Deterministic machines (every policy's episodes identical on every seed): quiet, trace" in md
+
+
+def test_class_cost_ratios_by_hand():
+    d = _episodes()
+    classes = deploy.classify(d)                    # burst, trace: headroom; quiet: control
+    t = deploy.class_cost_ratios(d, ["static-x3", "adaptive"], classes)
+    cdef_head = sum(4.0 + 0.1 * k + 1.0 for k in range(5)) + 5 * 3.0
+    assert t.loc["static-x3", "headroom"] == pytest.approx(30.0 / cdef_head)
+    assert t.loc["static-x3", "control"] == pytest.approx(3.0)        # 3000 MiB.s where the defaults hold 1000
+    assert t.loc["adaptive", "control"] == pytest.approx(1.0)
+    assert np.isnan(t.loc["adaptive", "uncontrollable"])                # no such machine
+    assert t.loc["static-x3", "all"] == pytest.approx(deploy.fleet_cost_ratio(deploy.paired(d, "static-x3")))
+
+
+def test_report_names_the_blind_raise_against_the_best_adaptive_heuristic():
+    from agents import report
+    d = _episodes()
+    d = d[d.policy.isin(["kernel-default", "oracle-static"])]
+    # a blind raise (a static baseline) and an adaptive one (psi), under their registered names
+    ren = {"static-x3": "one-percent", "adaptive": "psi"}
+    src = _episodes()
+    d = deploy.reprice(pd.concat([d, src[src.policy.isin(list(ren))].replace({"policy": ren})]), {})
+    md = report.summary(d, reps=200)
+    assert "| policy | headroom (2) | negative controls (1) | uncontrollable (0) | all |" in md
+    # by hand: C_def = 26 (burst) + 5 (quiet) + 15 (trace); the raise 45, psi 12.5 + 5 + 11; on the
+    # headroom machines (burst, trace) 30 and 23.5 of 41
+    assert ("The best blind static raise, `one-percent` (0.978), does not reach the best adaptive heuristic, "
+            "`psi` (0.620); on the negative controls it costs 3.000x the defaults' ΣC (`psi`: 1.000x), on the "
+            "machines with headroom 0.732x (`psi`: 0.573x)") in md

@@ -271,6 +271,23 @@ def classify(df: pd.DataFrame, oracle: str = "oracle-static", margin: float = HE
     return out
 
 
+def class_cost_ratios(df: pd.DataFrame, policies: Sequence[str], classes: Mapping[str, str]) -> pd.DataFrame:
+    """Per policy (rows) and measured machine class (columns, then ``all``): ΣC / ΣC_def over that
+    class's machines, paired cells only. Where a fleet cost ratio comes from: a reserve held on
+    every machine pays on the negative controls what it saves on the machines with headroom."""
+    cols = [HEADROOM, CONTROL, UNCONTROLLABLE]
+    tab = pd.DataFrame(index=list(policies), columns=[*cols, "all"], dtype=float)
+    for pol in policies:
+        p = paired(df, pol)
+        for c in cols:
+            keep = [i for i, m in enumerate(p.machines) if classes.get(m) == c]
+            tab.loc[pol, c] = (fleet_cost_ratio(Paired(p.runs, [p.machines[i] for i in keep], p.seeds,
+                                                       p.cost[:, keep], p.cdef[keep], p.score[:, keep]))
+                               if keep else float("nan"))
+        tab.loc[pol, "all"] = fleet_cost_ratio(p)
+    return tab
+
+
 def deployment_table(df: pd.DataFrame, policies: Sequence[str], classes: Mapping[str, str],
                      oracle: str | None = "oracle-static", versus: str | None = "psi", reps: int = 1000,
                      seed: int = 0) -> pd.DataFrame:

@@ -33,7 +33,8 @@ from atomgym.schema import parse_plays
 from atomgym.sim.scenario import load_scenario
 from atomgym.suites import scenarios_of
 
-# the benchmark: train on configs/suites/train.txt with this config, judge on configs/suites/test.txt
+# the benchmark: train on the training fleet (suite:fleet-train) with this config, judge on the test fleet
+# (suite:fleet-test; atomgym/fleets.py)
 BENCHMARK_CONFIG = TRAIN_CONFIG_DIR / "benchmark.yaml"
 
 

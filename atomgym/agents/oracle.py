@@ -177,7 +177,7 @@ def replay_actions(scenario, seed: int, duration_s: float, actions: list, tuner:
 FLEET_SEEDS = tuple(range(5000, 5016))
 
 
-def fleet_static(suite: str = "train", seeds: tuple = FLEET_SEEDS, duration_s: float | None = None,
+def fleet_static(suite: str = "fleet-train", seeds: tuple = FLEET_SEEDS, duration_s: float | None = None,
                  cache_dir=None) -> tuple[object, int, dict]:
     """``best-static-train``: the one grid point (GRID_MF x GRID_WSF, machine-relative: "x2" of the
     boot value, a fraction of RAM) with the highest mean score over every scenario of ``suite`` x

@@ -225,17 +225,42 @@ def deployment(d, reps: int = 500) -> str:
             f"P(policy > {vs}) [two-level] / [task-level]" if vs else "paired P"]
     sens, flips = deploy.sensitivity(d, pols)
     srows = [[f"`{p}`", *(_f(float(v)) for v in sens.loc[p])] for p in sens.index]
+    by_class = deploy.class_cost_ratios(d, pols, classes)
+    crows = [[f"`{p}`" + (" (bound)" if deploy.is_bound(p) else ""), *(_f(float(v)) for v in by_class.loc[p])]
+             for p in by_class.index]
     return ("Deployment statistics (agents/deploy.py): machines by measured class: "
             f"{n[deploy.HEADROOM]} with headroom, {n[deploy.CONTROL]} negative controls, "
             f"{n[deploy.UNCONTROLLABLE]} with uncontrollable loss (headroom: `oracle-static` scores above "
             f"1 + {deploy.HEADROOM_MARGIN}). Paired over the same (machine, seed); CIs by bootstrap over "
             "training runs and seeds (two-level) or over machines (task-level).\n\n" + _md(head, rows)
+            + "\n\nWhere the fleet cost ratio comes from: ΣC/ΣC_def within each measured class of machine "
+            "(a reserve held everywhere pays on the negative controls what it saves where there is headroom):\n\n"
+            + _md(["policy", f"headroom ({n[deploy.HEADROOM]})", f"negative controls ({n[deploy.CONTROL]})",
+                   f"uncontrollable ({n[deploy.UNCONTROLLABLE]})", "all"], crows)
+            + _blind_vs_adaptive(tab, by_class)
             + "\n\nFleet cost ratio under other prices of the cost's terms (reserved memory 10x cheaper or dearer; "
             "atomic failures charged like dropped packets, the cost `atomic-charged`: the default cost does not "
             "charge them, a failed refill the next NAPI poll retries loses nothing):\n\n"
             + _md(["policy", *sens.columns], srows)
             + ("\n\nConclusions that flip with the price: " + "; ".join(flips) + "." if flips else
                "\n\nNo conclusion flips with the price."))
+
+
+def _blind_vs_adaptive(tab, by_class) -> str:
+    """One sentence: the best adaptive heuristic (a controller or an in-kernel tuner) against the best
+    blind static raise (one write at boot, the same rule on every machine), by fleet cost ratio."""
+    kinds = {n: baselines.get(n).kind for n in baselines.names()}
+    ratio = dict(zip(tab["policy"], tab["cost_ratio"]))
+    adaptive = [p for p in ratio if kinds.get(p) in ("userspace", "in-kernel")]
+    blind = [p for p in ratio if kinds.get(p) == "static" and p != deploy.REFERENCE and not deploy.is_bound(p)]
+    if not adaptive or not blind:
+        return ""
+    a, b = min(adaptive, key=ratio.get), min(blind, key=ratio.get)
+    word = "does not reach" if ratio[b] > ratio[a] else "reaches"
+    return (f"\n\nThe best blind static raise, `{b}` ({_f(ratio[b])}), {word} the best adaptive heuristic, "
+            f"`{a}` ({_f(ratio[a])}); on the negative controls it costs {_f(float(by_class.loc[b, deploy.CONTROL]))}x "
+            f"the defaults' ΣC (`{a}`: {_f(float(by_class.loc[a, deploy.CONTROL]))}x), on the machines with headroom "
+            f"{_f(float(by_class.loc[b, deploy.HEADROOM]))}x (`{a}`: {_f(float(by_class.loc[a, deploy.HEADROOM]))}x).")
 
 
 def verdict(df, learned: str, reps: int = 2000) -> str:

@@ -84,8 +84,9 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
     t0 = time.perf_counter()
     if remaining > 0:
         scs = scenarios_of(cfg["scenario"])
+        where = ", ".join(scs) if len(scs) <= 4 else f"{len(scs)} scenarios of {cfg['scenario']}"
         print(f"training {cfg['algo'].upper()} for {remaining} agent steps on {cfg['n_envs']} machines "
-              f"({', '.join(scs)}, {env_kwargs(cfg).get('action_type', 'discrete')} actions"
+              f"({where}, {env_kwargs(cfg).get('action_type', 'discrete')} actions"
               f"{', vec_normalize' if cfg.get('vec_normalize') not in (None, False) else ''}"
               f"{', frame_stack ' + str(cfg['frame_stack']) if cfg.get('frame_stack') else ''})")
         try:

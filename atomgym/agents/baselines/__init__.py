@@ -235,14 +235,18 @@ class Psi(Baseline):
     interval_ms = 1000.0
     MAX_UP, PROBE_DOWN, QUIET_MS, CAP = 0.5, 0.02, 10000.0, 0.03
 
+    def _pressure(self, obs) -> np.ndarray:
+        """The cumulative count whose per-second increase is the pressure."""
+        return obs["atomic_fail"] + obs["drops"]
+
     def initial_state(self, obs):
-        return {"last": obs["atomic_fail"] + obs["drops"], "quiet_since": obs["t_ms"].copy()}
+        return {"last": self._pressure(obs), "quiet_since": obs["t_ms"].copy()}
 
     def decide(self, obs, state, first):
         B = obs["min_free_kbytes"].shape[0]
         a = np.full((B, 2), -1, np.int64)
         reasons = [""] * B
-        cur = obs["atomic_fail"] + obs["drops"]
+        cur = self._pressure(obs)
         p = cur - state["last"]
         state["last"] = cur.copy()
         cap = (obs["total_pages"] * PAGE_KB * self.CAP).astype(np.int64)
@@ -255,12 +259,25 @@ class Psi(Baseline):
                 new = min(max(int(mf * (1.0 + f)), mf + 1), int(cap[i]))
                 if new > mf:
                     a[i, 0] = new
-                    reasons[i] = f"psi: pressure {int(p[i])}/s above target; min_free_kbytes {mf} -> {new} kB"
+                    reasons[i] = f"{self.name}: pressure {int(p[i])}/s above target; min_free_kbytes {mf} -> {new} kB"
             elif obs["t_ms"][i] - state["quiet_since"][i] >= self.QUIET_MS and mf > floor:
                 new = max(int(mf * (1.0 - self.PROBE_DOWN)), floor)
                 a[i, 0] = new
-                reasons[i] = f"psi: no pressure for 10 s; probe min_free_kbytes {mf} -> {new} kB"
+                reasons[i] = f"{self.name}: no pressure for 10 s; probe min_free_kbytes {mf} -> {new} kB"
         return a, reasons
+
+
+class PsiDrops(Psi):
+    """psi with the harm as its pressure: p = dropped packets per second only (ring, socket,
+    pfmemalloc: what the cost charges). A failed atomic refill that the next NAPI poll retries
+    loses nothing and moves nothing; the same bounded back-off, probe and bounds as psi."""
+
+    name = "psi-drops"
+    source = "senpai shape, pressure = the harm the cost charges (this repository)"
+    mechanism = "drops > 0: mf x (1 + min(0.5, 0.05 log2(1+p))); 10 s at 0: mf x 0.98; [boot, 3 % RAM]"
+
+    def _pressure(self, obs) -> np.ndarray:
+        return obs["drops"].copy()
 
 
 class BestStatic(Static):
@@ -285,7 +302,7 @@ class BestStaticTrain(Static):
     with the grid point before use."""
 
     def __init__(self) -> None:
-        super().__init__("best-static-train", "sweep on configs/suites/train.txt (this repository)",
+        super().__init__("best-static-train", "sweep on the training fleet, suite:fleet-train (this repository)",
                          "the grid setting with the best mean score on the training split, written at boot")
         self.point: tuple[object, int] = ("boot", -1)
 
@@ -339,6 +356,7 @@ def _registry() -> dict[str, Any]:
         "proactive": Proactive,
         "wsf-raise": WsfRaise,
         "psi": Psi,
+        "psi-drops": PsiDrops,
     }
 
 
