@@ -142,3 +142,43 @@ def test_a_report_without_a_cost_line_names_the_cost_its_blocks_record(tmp_path)
                           f'"scenario": "quiet", "identity": {{"cost": "{digest}"}}}}]}}')
         assert publish.recorded_cost(blocks).startswith(want)
     assert publish.recorded_cost(tmp_path / "missing.json") == "unknown"
+
+
+DEPLOYED = REPORT.replace("## Best learned policy", """## Deployment on the held-out machines
+
+Deployment statistics (agents/deploy.py): machines by measured class: 1 with headroom.
+
+| policy | fleet cost ratio |
+|---|---|
+| `psi` | 0.853 [0.845, 0.861] |
+
+The best blind static raise, `one-percent` (0.858), does not reach the best adaptive heuristic, `psi` (0.853).
+
+Fleet cost ratio under other prices of the cost's terms:
+
+| policy | reserve x10 |
+|---|---|
+| `psi` | 1.010 |
+
+## Best learned policy""")
+
+
+def test_the_readme_block_carries_the_deployment_statistics_without_the_price_table(site):
+    rep, docs, readme = site
+    (rep / "report.md").write_text(DEPLOYED)
+    r = _run(str(rep), "--docs", str(docs), "--readme", str(readme))
+    assert r.returncode == 0, r.stderr
+    text = readme.read_text()
+    assert "| `psi` | 0.853 [0.845, 0.861] |" in text and "does not reach the best adaptive heuristic" in text
+    assert "| `psi` | 1.010 |" not in text and "| `psi` | 1.218" not in text     # in docs/results.md only
+    doc = (docs / "results.md").read_text()
+    assert "### Deployment on the held-out machines" in doc and "| `psi` | 1.010 |" in doc and "| `psi` | 1.218" in doc
+
+
+def test_the_time_series_shows_the_machine_with_the_most_headroom():
+    import pandas as pd
+    from atomgym.agents.fullreport import _showcase
+    df = pd.DataFrame({"policy": ["kernel-default", "oracle-static"] * 3, "scenario": ["a", "a", "b", "b", "c", "c"],
+                       "cost": [1.0, 1.0, 9.0, 2.0, 5.0, 4.0]})
+    assert _showcase(df, ["dir/a.yaml", "dir/b.yaml", "dir/c.yaml"]) == "dir/b.yaml"
+    assert _showcase(df[df.policy == "kernel-default"], ["dir/a.yaml"]) == "dir/a.yaml"     # no bound: the first

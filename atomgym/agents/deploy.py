@@ -47,6 +47,10 @@ BOUNDS = ("oracle-static", "oracle-planner", "best-static")
 BEAT_P = 0.75
 DECISION_RULE = (f"X beats Y when P(X > Y) >= {BEAT_P} and the 95 % CI of the IQM difference (X - Y) lies "
                  "above 0; oracles and the per-scenario best-static are bounds, not rivals")
+# report.md's section of these statistics (agents.fullreport) and where its price table begins: agents.publish
+# puts the section, up to that table, in the README
+REPORT_SECTION = "## Deployment on the held-out machines"
+SENSITIVITY_HEAD = "Fleet cost ratio under other prices"
 HARM_SCORE = 0.99            # a score below this on a machine without headroom is harm
 # the episodes.csv column of each cost term's episode total (agents.evaluate METRICS)
 TERM_COLUMNS: dict[str, str] = {"drops": "drops_total", "atomic_fail": "atomic_fail",

@@ -85,6 +85,7 @@ def _main(argv: list[str] | None) -> int:
     except ValueError as e:
         raise UsageError(f"--play {e}") from None
     cfg = load_config(args.config)
+    given = args.scenarios          # as typed (a suite's name, not the cache paths it expands to)
     scenario_list = scenarios_of([x.strip() for x in args.scenarios.split(",") if x.strip()] or "", None,
                                  "--scenarios")
     args.scenarios = ",".join(scenario_list)
@@ -131,7 +132,7 @@ def _main(argv: list[str] | None) -> int:
                  if (m.parent / "eval_refs.json").is_file()), {})
     if curves:
         pngs.append(plots.learning_curves(curves, refs, out / "learning-curves.png"))
-    sc = load_scenario(args.scenarios.split(",")[0])
+    sc = load_scenario(_showcase(df, scenario_list))
     dur = args.eval_duration_s or float(sc.duration_s)
     traces = {f"{label} ({models[0].parent.name.split('__')[2] if '__' in models[0].parent.name else 'run 0'})":
               plots.trace_episode(str(models[0]), sc, 1000, dur)}
@@ -139,7 +140,8 @@ def _main(argv: list[str] | None) -> int:
         traces[p] = plots.trace_episode(p, sc, 1000, dur)
     pngs.append(plots.timeseries_plot(traces, sc.name, 1000, out / f"timeseries-{sc.name}.png"))
     planner_wall = df[df["policy"] == "oracle-planner"].groupby("scenario")["wall_s"].sum() if "wall_s" in df else None
-    body = report.summary(df)
+    body = report.summary(df, with_deployment=False)
+    deployment = report.deployment(df)
     learned = [play_label(label, p) for p in args.play.split(",") if p.strip()]
     vs_table, verdict = learned_vs_heuristics(df, learned)
     t_report = time.perf_counter() - t0
@@ -153,7 +155,7 @@ def _main(argv: list[str] | None) -> int:
              f"{cfg['total_timesteps']} agent steps each, seeds {args.seeds}) through Ray: {t_train:.0f} s wall "
              f"(per run {min(tw):.0f}-{max(tw):.0f} s)",
              f"- evaluation: {args.eval_seeds} seeds (1000..{999 + args.eval_seeds}) per scenario, scenarios "
-             f"{args.scenarios} (training scenario `{cfg['scenario']}`; the others held out): {t_eval:.0f} s wall",
+             f"`{given}` ({len(scenario_list)}; training scenario `{cfg['scenario']}`; the others held out): {t_eval:.0f} s wall",
              ]
     if planner_wall is not None and len(planner_wall):
         lines.append(f"- oracle-planner cost: {planner_wall.sum():.1f} s wall for {args.eval_seeds} seeds x "
@@ -162,6 +164,7 @@ def _main(argv: list[str] | None) -> int:
               f"**Verdict:** {verdict}", "",
               f"Learned rows: `{label}` is deterministic play (argmax / mean action), `{label}-stochastic` "
               "sampled actions seeded by the episode's seed (agents.evaluate --play).", "",
+              *([deploy.REPORT_SECTION, "", deployment, ""] if deployment else []),
               "## Best learned policy against every heuristic", "", vs_table,
               "## Tables", "", body, "## Figures", ""]
     lines += [f"![{p.stem}]({p.name})" for p in pngs]
@@ -169,6 +172,20 @@ def _main(argv: list[str] | None) -> int:
     print(f"wrote {out / 'report.md'} and {len(pngs)} figures ({wall:.0f} s)")
     print(verdict)
     return 0
+
+
+def _showcase(df, scenarios: list[str]) -> str:
+    """The scenario of the time-series figure: the one where the defaults lose most to the hindsight
+    bound (the largest mean C_def - C_oracle-static), else the first."""
+    try:
+        c = df.groupby(["policy", "scenario"])["cost"].mean()
+        gap = (c.loc[deploy.REFERENCE] - c.loc["oracle-static"]).dropna()
+    except KeyError:
+        return scenarios[0]
+    if gap.empty:
+        return scenarios[0]
+    name = str(gap.idxmax())
+    return next((s for s in scenarios if Path(s).stem == name or s == name), scenarios[0])
 
 
 def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str, str]:

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from atomgym import files, safefiles, schema
-from atomgym.agents import identity
+from atomgym.agents import deploy, identity
 from atomgym.agents.results import BLOCKS_FILE, read_blocks
 from atomgym.agents.usage import Parser, UsageError, run_main
 from atomgym.envs.cost import DEFAULT_COST
@@ -128,7 +128,14 @@ def render(folder: Path, sec: dict[str, str], bench: dict | None, figure: str | 
         doc += ["## Speed", "", f"`python -m atomgym.bench --json`{at}, run after the benchmark on the same machine "
                 "(`make report` runs it; docs/simulator.md, \"Speed\", says what each line measures):", "",
                 bench_table(bench), ""]
-    block = [BEGIN, f"*{src}*", "", verdict, "", sec[BEST_VS].strip("\n"), ""]
+    dep = sec.get(deploy.REPORT_SECTION, "")
+    if dep:     # the fleet statistics and where they come from; the IQM table stays in docs/results.md
+        head_part = dep.split(deploy.SENSITIVITY_HEAD)[0].strip("\n")
+        block = [BEGIN, f"*{src}*", "", verdict, "", head_part, "",
+                 "The price sensitivity of these ratios and the learned policy against every heuristic by IQM: "
+                 "[docs/results.md](docs/results.md).", ""]
+    else:       # a report from before the deployment section
+        block = [BEGIN, f"*{src}*", "", verdict, "", sec[BEST_VS].strip("\n"), ""]
     if figure:
         block += [f"![performance profiles](docs/results/{figure})", ""]
     block += ["Every table, the speed benchmark and the figures: [docs/results.md](docs/results.md).", END]

@@ -138,8 +138,9 @@ def tables(df) -> str:
             "direct-reclaim stall s (means over episodes):\n\n" + _md(head, other))
 
 
-def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
-    """The whole Markdown summary (agents/stats.py for what each number is)."""
+def summary(df, reps: int = 2000, best_heuristic: str | None = None, with_deployment: bool = True) -> str:
+    """The whole Markdown summary (agents/stats.py for what each number is); ``with_deployment=False``
+    leaves out the deployment statistics (agents.fullreport gives them their own section)."""
     d, dropped = stats.dedupe(df)
     u = stats.units(d)
     pols = list(dict.fromkeys(d["policy"]))
@@ -192,7 +193,8 @@ def summary(df, reps: int = 2000, best_heuristic: str | None = None) -> str:
             rows = [[f"`{a}`", fmt_ci(tab.loc[a, best], *cis[(a, best)])] for a, _ in pairs]
             out.append(f"Probability of improvement over the best heuristic by IQM (`{best}`; bounds excluded), "
                        "stratified-bootstrap 95 % CIs:\n\n" + _md(["policy", f"P(policy > {best}) [95 % CI]"], rows))
-    out.append(deployment(d, reps=min(reps, 500)))
+    if with_deployment:
+        out.append(deployment(d, reps=min(reps, 500)))
     out.append(f"Decision rule: {deploy.DECISION_RULE}.")
     return "\n\n".join(x for x in out if x) + "\n"
 
@@ -238,7 +240,7 @@ def deployment(d, reps: int = 500) -> str:
             + _md(["policy", f"headroom ({n[deploy.HEADROOM]})", f"negative controls ({n[deploy.CONTROL]})",
                    f"uncontrollable ({n[deploy.UNCONTROLLABLE]})", "all"], crows)
             + _blind_vs_adaptive(tab, by_class)
-            + "\n\nFleet cost ratio under other prices of the cost's terms (reserved memory 10x cheaper or dearer; "
+            + f"\n\n{deploy.SENSITIVITY_HEAD} of the cost's terms (reserved memory 10x cheaper or dearer; "
             "atomic failures charged like dropped packets, the cost `atomic-charged`: the default cost does not "
             "charge them, a failed refill the next NAPI poll retries loses nothing):\n\n"
             + _md(["policy", *sens.columns], srows)
