@@ -51,6 +51,8 @@ DECISION_RULE = (f"X beats Y when P(X > Y) >= {BEAT_P} and the 95 % CI of the IQ
 # puts the section, up to that table, in the README
 REPORT_SECTION = "## Deployment on the held-out machines"
 SENSITIVITY_HEAD = "Fleet cost ratio under other prices"
+CLASS_HEAD = "Where the fleet cost ratio comes from"          # the by-class table (docs/results.md only)
+BLIND_HEAD = "The best blind static raise"                      # its one-sentence reading (README too)
 HARM_SCORE = 0.99            # a score below this on a machine without headroom is harm
 # the episodes.csv column of each cost term's episode total (agents.evaluate METRICS)
 TERM_COLUMNS: dict[str, str] = {"drops": "drops_total", "atomic_fail": "atomic_fail",

@@ -130,9 +130,10 @@ def render(folder: Path, sec: dict[str, str], bench: dict | None, figure: str | 
                 bench_table(bench), ""]
     dep = sec.get(deploy.REPORT_SECTION, "")
     if dep:     # the fleet statistics and where they come from; the IQM table stays in docs/results.md
-        head_part = dep.split(deploy.SENSITIVITY_HEAD)[0].strip("\n")
-        block = [BEGIN, f"*{src}*", "", verdict, "", head_part, "",
-                 "The price sensitivity of these ratios and the learned policy against every heuristic by IQM: "
+        paras = dep.split(deploy.SENSITIVITY_HEAD)[0].split(deploy.CLASS_HEAD)[0].strip("\n")
+        blind = [p for p in dep.split("\n\n") if p.startswith(deploy.BLIND_HEAD)]
+        block = [BEGIN, f"*{src}*", "", verdict, "", paras, "", *[x for p in blind for x in (p, "")],
+                 "By class of machine, under other prices, and the learned policy against every heuristic by IQM: "
                  "[docs/results.md](docs/results.md).", ""]
     else:       # a report from before the deployment section
         block = [BEGIN, f"*{src}*", "", verdict, "", sec[BEST_VS].strip("\n"), ""]

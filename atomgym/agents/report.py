@@ -235,7 +235,7 @@ def deployment(d, reps: int = 500) -> str:
             f"{n[deploy.UNCONTROLLABLE]} with uncontrollable loss (headroom: `oracle-static` scores above "
             f"1 + {deploy.HEADROOM_MARGIN}). Paired over the same (machine, seed); CIs by bootstrap over "
             "training runs and seeds (two-level) or over machines (task-level).\n\n" + _md(head, rows)
-            + "\n\nWhere the fleet cost ratio comes from: ΣC/ΣC_def within each measured class of machine "
+            + f"\n\n{deploy.CLASS_HEAD}: ΣC/ΣC_def within each measured class of machine "
             "(a reserve held everywhere pays on the negative controls what it saves where there is headroom):\n\n"
             + _md(["policy", f"headroom ({n[deploy.HEADROOM]})", f"negative controls ({n[deploy.CONTROL]})",
                    f"uncontrollable ({n[deploy.UNCONTROLLABLE]})", "all"], crows)
@@ -259,7 +259,7 @@ def _blind_vs_adaptive(tab, by_class) -> str:
         return ""
     a, b = min(adaptive, key=ratio.get), min(blind, key=ratio.get)
     word = "does not reach" if ratio[b] > ratio[a] else "reaches"
-    return (f"\n\nThe best blind static raise, `{b}` ({_f(ratio[b])}), {word} the best adaptive heuristic, "
+    return (f"\n\n{deploy.BLIND_HEAD}, `{b}` ({_f(ratio[b])}), {word} the best adaptive heuristic, "
             f"`{a}` ({_f(ratio[a])}); on the negative controls it costs {_f(float(by_class.loc[b, deploy.CONTROL]))}x "
             f"the defaults' ΣC (`{a}`: {_f(float(by_class.loc[a, deploy.CONTROL]))}x), on the machines with headroom "
             f"{_f(float(by_class.loc[b, deploy.HEADROOM]))}x (`{a}`: {_f(float(by_class.loc[a, deploy.HEADROOM]))}x).")
