@@ -1,5 +1,6 @@
 """The action types besides "discrete" and "continuous": "discrete-noboost" (the discrete actions
-without the two boost actions) and "levels" (a grid of target settings, spaces.LEVEL_POINTS)."""
+without the two boost actions), "levels" (a grid of target settings, spaces.LEVEL_POINTS) and
+"relative" (target settings relative to the boot values, spaces.REL_POINTS)."""
 from __future__ import annotations
 
 import re
@@ -11,12 +12,12 @@ from gymnasium.utils.env_checker import check_env
 from atomgym.envs import AtomEnv, AtomVectorEnv
 from atomgym.envs.spaces import (
     ACTION_NAMES, LEVEL_MF, LEVEL_NAMES, LEVEL_POINTS, LEVEL_WSF, MF_MAX_KB, N_LEVELS, NOBOOST_ACTION_NAMES,
-    NOBOOST_ACTIONS, level_table,
+    NOBOOST_ACTIONS, REL_MF, REL_NAMES, REL_POINTS, REL_WSF, level_table,
 )
 from atomgym.kernel.zones import PAGE_KB
 
 
-@pytest.mark.parametrize("action_type, n", [("discrete-noboost", 5), ("levels", 20)])
+@pytest.mark.parametrize("action_type, n", [("discrete-noboost", 5), ("levels", 20), ("relative", 20)])
 def test_spaces_and_check_env(action_type, n):
     env = AtomEnv(action_type=action_type, duration_s=0.5, compute_score=False)
     assert env.action_space.n == n
@@ -116,7 +117,7 @@ def test_bad_vector_actions_and_action_type():
     venv.reset(seed=0)
     with pytest.raises(ValueError, match=r"integers 0\.\.19 .*Discrete\(20\)"):
         venv.step(np.array([0, 20]))
-    with pytest.raises(ValueError, match="choices: discrete, continuous, discrete-noboost, levels"):
+    with pytest.raises(ValueError, match="choices: discrete, continuous, discrete-noboost, levels, relative"):
         AtomEnv(action_type="level")
 
 
@@ -138,13 +139,44 @@ def test_sb3_ppo_with_memory_and_levels():
 def test_docs_tables_match_the_code(doc):
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / doc).read_text()
-    i = text.index("## Action types `discrete-noboost` and `levels`")
-    sec = text[i:text.index("\n## ", i + 3) if doc.startswith("docs") else text.index("\n### ", i + 4)]
+    i = text.index("## Action types `discrete-noboost`, `levels` and `relative`")
+    sec = text[i:text.index("\n## ", i + 3)]
     rows = re.findall(r"^\| (\d) \| (\d) \((.+)\) \|$", sec, flags=re.M)
     assert [(int(a), int(d), n) for a, d, n in rows] == [(i, a, ACTION_NAMES[a]) for i, a in enumerate(NOBOOST_ACTIONS)]
-    grid = re.findall(r"^\| ([\w %]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", sec, flags=re.M)
+    levels, relative = sec.split('`action_type="relative"`')
+    grid = re.findall(r"^\| ([\w %]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", levels, flags=re.M)
     assert len(grid) == len(LEVEL_MF)
     for r, (label, *acts) in enumerate(grid):
         for c, a in enumerate(acts):
             assert LEVEL_POINTS[int(a)] == (LEVEL_MF[r], LEVEL_WSF[c])
             assert LEVEL_NAMES[int(a)].startswith(f"min_free_kbytes={label},")
+    head = re.search(r"^\| min_free_kbytes \(row\).* \| boot \| (.+) \|$", relative, flags=re.M).group(1).split(" | ")
+    assert head == [f"max({w}, boot)" for w in REL_WSF[1:]]
+    grid = re.findall(r"^\| ([\w.]+)(?: boot)? \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", relative, flags=re.M)
+    assert len(grid) == len(REL_MF)
+    for r, (label, *acts) in enumerate(grid):
+        for c, a in enumerate(acts):
+            assert REL_POINTS[int(a)] == (REL_MF[r], REL_WSF[c])
+            assert REL_NAMES[int(a)].startswith(f"min_free_kbytes={label if label == 'boot' else label + ' boot'},")
+
+
+def test_relative_levels_by_hand_and_never_below_boot():
+    # a 4 GiB THP host (boot 67584 kB, where "1 % of RAM" is a cut) and a host whose boot wsf is 200
+    tab = level_table(np.array([67584, 11585]), np.array([10, 200]), np.array([4 * 2**20, 2**20]), relative=True)
+    assert REL_POINTS[0] == ((1, 1), -1) and REL_NAMES[0] == "min_free_kbytes=boot, watermark_scale_factor=boot"
+    assert len(set(REL_NAMES)) == N_LEVELS
+    a = REL_POINTS.index(((3, 2), 30))
+    assert tab[0, a].tolist() == [101376, 30] and tab[1, a].tolist() == [17377, 200]   # 11585 * 3 // 2; max(30, 200)
+    assert tab[:, REL_POINTS.index(((4, 1), 300)), 0].tolist() == [270336, 46340]
+    assert (tab[:, :, 0] >= np.array([67584, 11585])[:, None]).all()
+    assert (tab[:, :, 1] >= np.array([10, 200])[:, None]).all()
+
+
+def test_relative_actions_write_the_table_on_each_machine():
+    venv = AtomVectorEnv(4, scenario="train-randomized", duration_s=1.0, action_type="relative")
+    venv.reset(seed=3)
+    sim = venv.core.sim
+    boot = sim.min_free_kbytes.astype(np.int64).copy()
+    venv.step(np.full(4, REL_POINTS.index(((2, 1), 100))))
+    assert np.array_equal(sim.min_free_kbytes, 2 * boot) and np.all(sim.watermark_scale_factor == 100)
+    assert venv.core.action_names == REL_NAMES

@@ -89,6 +89,10 @@ class AtomEnv(gym.Env):
     watermark_scale_factor to ``LEVEL_WSF[j]`` of (boot value, 100, 300, 1000) -- the grid
     ``best-static`` sweeps, without its absolute 135168 kB; "boot" = the value at reset, RAM =
     managed memory, clamped into the knob ranges (``LEVEL_NAMES``, ``spaces.level_table()``).
+    ``action_type="relative"``: ``Discrete(20)``, the same kind of table relative to the machine:
+    action = 4 x i + j sets min_free_kbytes to the boot value times ``REL_MF[i]`` (1, 1.5, 2, 3, 4)
+    and watermark_scale_factor to ``REL_WSF[j]`` (the boot value, or max(30 | 100 | 300, boot
+    value)): no action goes below the boot values (``REL_NAMES``).
     Action 0 is the boot setting. A sysctl already at its target is not written, so choosing the
     current level costs nothing and leaves boosts alone; the others are written as every action
     writes (``Simulator.set_knobs``), one knob change each.
@@ -187,7 +191,7 @@ class AtomEnv(gym.Env):
 
     ## Arguments
     ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
-    (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels"),
+    (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels" | "relative"),
     ``observation`` ("basic" | "memory"), ``cost`` ("harm" | "atomic-charged": the weights a
     ``w_*`` argument does not set, see Rewards), @WEIGHT_ARGS@,
     ``deadlock_penalty``, ``duration_s`` (override the

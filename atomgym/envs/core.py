@@ -58,8 +58,8 @@ class Core:
         self.discrete = action_type != "continuous"   # a Discrete action space (every type but continuous)
         self.action_names = action_names(action_type)
         self.n_actions = len(self.action_names)
-        # action_knobs(): "levels" indexes the level table; the others map to the discrete actions
-        self._kind = K_LEVELS if action_type == "levels" else K_CONTINUOUS if action_type == "continuous" else K_DISCRETE
+        # action_knobs(): "levels" and "relative" index the level table; the others map to the discrete actions
+        self._kind = K_LEVELS if action_type in ("levels", "relative") else K_CONTINUOUS if action_type == "continuous" else K_DISCRETE
         self._amap = np.array(NOBOOST_ACTIONS if action_type == "discrete-noboost" else range(N_ACTIONS), np.int64)
         self.observation = config.observation
         self.memory = config.observation == "memory"
@@ -168,7 +168,7 @@ class Core:
         mem[:, M_BOOT_WSF] = boot_wsf
         mem[:, M_MANAGED_MIB] = ram_kb / 1024.0
         self.mem[m] = mem
-        self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb)
+        self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb, relative=self.action_type == "relative")
 
     def baseline_reward(self, r: np.ndarray) -> np.ndarray:
         """The reward the agent gets from the raw one (minus the cost): as is with reward_baseline

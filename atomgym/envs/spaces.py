@@ -14,7 +14,8 @@ arrival peaks, machine size, knobs relative to boot); its layout is ``MEMORY_OBS
 
 Action types (``action_type=``): "discrete" ``ACTION_NAMES[a]``; "discrete-noboost"
 ``NOBOOST_ACTION_NAMES[a]`` (the discrete actions ``NOBOOST_ACTIONS[a]``); "levels"
-``LEVEL_NAMES[a]`` (the grid ``LEVEL_MF`` x ``LEVEL_WSF``); "continuous" ``CONT_ACTION_NAMES``.
+``LEVEL_NAMES[a]`` (the grid ``LEVEL_MF`` x ``LEVEL_WSF``); "relative" ``REL_NAMES[a]`` (``REL_MF`` x
+``REL_WSF``, relative to the boot values); "continuous" ``CONT_ACTION_NAMES``.
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ MF_MAX_KB = 1048576      # 1 GiB: 4x the kernel's own upper clamp (262144 kB)
 STEP_FACTOR = 1.25
 
 # ---- action types -----------------------------------------------------------------------------
-ACTION_TYPES: tuple[str, ...] = ("discrete", "continuous", "discrete-noboost", "levels")
+ACTION_TYPES: tuple[str, ...] = ("discrete", "continuous", "discrete-noboost", "levels", "relative")
 
 # "discrete-noboost": the discrete actions without the two boost_watermark() actions
 NOBOOST_ACTIONS: tuple[int, ...] = (A_NOOP, A_MF_UP, A_MF_DOWN, A_WSF_UP, A_WSF_DOWN)
@@ -122,6 +123,18 @@ def _level_name(m: object, w: int) -> str:
 LEVEL_NAMES: tuple[str, ...] = tuple(_level_name(m, w) for m, w in LEVEL_POINTS)   # action a = LEVEL_POINTS[a]
 N_LEVELS = len(LEVEL_POINTS)
 
+# The "relative" actions: target settings relative to the machine, none below its boot values (the
+# "levels" grid's fractions of RAM are cuts below the boot value on small THP machines and gigabytes
+# on large ones). min_free_kbytes: the boot value times REL_MF (numerator, denominator: integer kB
+# as the kernel's own arithmetic); watermark_scale_factor: the boot value (-1) or max(w, boot value).
+REL_MF: tuple[tuple[int, int], ...] = ((1, 1), (3, 2), (2, 1), (3, 1), (4, 1))
+REL_WSF: tuple[int, ...] = (-1, 30, 100, 300)
+REL_POINTS: tuple[tuple[tuple[int, int], int], ...] = tuple((m, w) for m in REL_MF for w in REL_WSF)
+REL_NAMES: tuple[str, ...] = tuple(
+    f"min_free_kbytes={'boot' if m == (1, 1) else f'{m[0] / m[1]:g}x boot'}, "
+    f"watermark_scale_factor={'boot' if w == -1 else f'max({w}, boot)'}" for m, w in REL_POINTS)
+assert len(REL_POINTS) == N_LEVELS, "the level table has one size for both table action types"
+
 
 def grid_mf_kb(spec: object, boot_kb: np.ndarray, ram_kb: np.ndarray) -> np.ndarray:
     """min_free_kbytes (int64 kB, per machine) of one LEVEL_MF / GRID_MF entry for machines with
@@ -136,10 +149,17 @@ def grid_mf_kb(spec: object, boot_kb: np.ndarray, ram_kb: np.ndarray) -> np.ndar
     return np.full(boot_kb.shape, int(spec), np.int64)
 
 
-def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray) -> np.ndarray:
+def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray, relative: bool = False) -> np.ndarray:
     """(N, N_LEVELS, 2) int64: the (min_free_kbytes, watermark_scale_factor) each "levels" action
-    sets on each machine, clamped into the knob ranges as the discrete actions are."""
+    (``relative``: each "relative" action) sets on each machine, clamped into the knob ranges as the
+    discrete actions are."""
     tab = np.empty((len(boot_mf), N_LEVELS, 2), np.int64)
+    if relative:
+        b_mf, b_wsf = np.asarray(boot_mf, np.int64), np.asarray(boot_wsf, np.int64)
+        for a, ((num, den), w) in enumerate(REL_POINTS):
+            tab[:, a, 0] = np.clip(b_mf * num // den, MF_MIN_KB, MF_MAX_KB)
+            tab[:, a, 1] = np.clip(b_wsf if w == -1 else np.maximum(w, b_wsf), WSF_MIN, WSF_MAX)
+        return tab
     for a, (m, w) in enumerate(LEVEL_POINTS):
         tab[:, a, 0] = np.clip(grid_mf_kb(m, boot_mf, ram_kb), MF_MIN_KB, MF_MAX_KB)
         tab[:, a, 1] = np.clip(np.asarray(boot_wsf, np.int64) if w == -1 else w, WSF_MIN, WSF_MAX)
@@ -149,7 +169,7 @@ def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray) -
 def action_names(action_type: str) -> tuple[str, ...]:
     """The names of the actions of a Discrete action type (index = action)."""
     return {"discrete": ACTION_NAMES, "discrete-noboost": NOBOOST_ACTION_NAMES, "levels": LEVEL_NAMES,
-            "continuous": CONT_ACTION_NAMES}[action_type]
+            "relative": REL_NAMES, "continuous": CONT_ACTION_NAMES}[action_type]
 
 
 # ---- observation modes --------------------------------------------------------------------------
