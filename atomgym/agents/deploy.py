@@ -47,8 +47,8 @@ BOUNDS = ("oracle-static", "oracle-planner", "best-static")
 BEAT_P = 0.75
 DECISION_RULE = (f"X beats Y when P(X > Y) >= {BEAT_P} and the 95 % CI of the IQM difference (X - Y) lies "
                  "above 0; oracles and the per-scenario best-static are bounds, not rivals")
-# report.md's section of these statistics (agents.fullreport) and where its price table begins: agents.publish
-# puts the section, up to that table, in the README
+# report.md's section of these statistics (agents.fullreport) and the heads of its parts: agents.publish puts
+# the section's main table and the blind-raise sentence in the README, the by-class and price tables not
 REPORT_SECTION = "## Deployment on the held-out machines"
 SENSITIVITY_HEAD = "Fleet cost ratio under other prices"
 CLASS_HEAD = "Where the fleet cost ratio comes from"          # the by-class table (docs/results.md only)
@@ -163,10 +163,16 @@ def log_ratio(p: Paired) -> float:
     return float(np.nanmean(per_machine))
 
 
+def on_machines(p: Paired, machines: Sequence[str]) -> Paired:
+    """``p`` restricted to the given machines (its order kept; runs and seeds as they are)."""
+    keep = set(machines)
+    idx = [i for i, m in enumerate(p.machines) if m in keep]
+    return Paired(p.runs, [p.machines[i] for i in idx], p.seeds, p.cost[:, idx], p.cdef[idx], p.score[:, idx])
+
+
 def harm(p: Paired, machines: Sequence[str]) -> tuple[float, float]:
     """On the given machines (those without headroom): P(score < 0.99) and the 10th percentile."""
-    idx = [i for i, m in enumerate(p.machines) if m in set(machines)]
-    s = p.score[:, idx, :].ravel()
+    s = on_machines(p, machines).score.ravel()
     s = s[~np.isnan(s)]
     if not len(s):
         return float("nan"), float("nan")
@@ -177,10 +183,10 @@ def gap_closed(p: Paired, oracle: Paired, machines: Sequence[str]) -> float:
     """(ΣC_def - ΣC) / (ΣC_def - ΣC_oracle) over the given machines' cells (``p`` and ``oracle``
     aligned: align_all)."""
     _same_cells(p, oracle)
-    idx = [i for i, m in enumerate(p.machines) if m in set(machines)]
-    c = np.nanmean(p.cost[:, idx], axis=0)
-    co = np.nanmean(oracle.cost[:, idx], axis=0)
-    cd = p.cdef[idx]
+    p, oracle = on_machines(p, machines), on_machines(oracle, machines)
+    c = np.nanmean(p.cost, axis=0)
+    co = np.nanmean(oracle.cost, axis=0)
+    cd = p.cdef
     ok = ~np.isnan(c) & ~np.isnan(co) & ~np.isnan(cd)
     den = float(np.sum((cd - co)[ok]))
     return float(np.sum((cd - c)[ok]) / den) if den > 1e-12 else float("nan")
@@ -286,10 +292,8 @@ def class_cost_ratios(df: pd.DataFrame, policies: Sequence[str], classes: Mappin
     for pol in policies:
         p = paired(df, pol)
         for c in cols:
-            keep = [i for i, m in enumerate(p.machines) if classes.get(m) == c]
-            tab.loc[pol, c] = (fleet_cost_ratio(Paired(p.runs, [p.machines[i] for i in keep], p.seeds,
-                                                       p.cost[:, keep], p.cdef[keep], p.score[:, keep]))
-                               if keep else float("nan"))
+            q = on_machines(p, [m for m in p.machines if classes.get(m) == c])
+            tab.loc[pol, c] = fleet_cost_ratio(q) if q.machines else float("nan")
         tab.loc[pol, "all"] = fleet_cost_ratio(p)
     return tab
 
