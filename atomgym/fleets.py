@@ -134,6 +134,11 @@ FLEETS: dict[str, Fleet] = {f.name: f for f in (
     Fleet("train", "the training fleet: the same regimes on the training split's NIC cells, about twice as many", (
         ("train-quiet", 12), ("train-steady", 8), ("train-incast", 14), ("train-mmpp", 10), ("train-diurnal", 6),
         ("train-atomic", 4), ("train-overload", 2)), seed=1),
+    Fleet("train-bursts", "a training fleet for identification: the training split's families weighted toward "
+                          "bursts (incast, mmpp, diurnal), where a machine drops packets and a raise may or may "
+                          "not pay; drawn from its own seed, no machine shared with `train`", (
+        ("train-quiet", 4), ("train-steady", 4), ("train-incast", 16), ("train-mmpp", 14), ("train-diurnal", 10),
+        ("train-atomic", 4), ("train-overload", 4)), seed=2),
 )}
 
 

@@ -104,6 +104,7 @@ MULTISEED = (
     Field("num_cpus", int, range=(1, None), help="Ray on this machine: CPUs (tasks at once); default all"),
     EVAL_SEEDS, EVAL_DURATION_S,
     Field("no_ray", bool, help="the runs one after another in this process's machine"),
+    Field("no_eval", bool, help="train only: no evaluation of the runs (runs.json lists them)"),
     Field("label", help="the policy's name in tables (default: the algorithm, e.g. ppo)"),
     Field("sweep", Path, metavar="FILE", help="YAML with a grid of config values (grid: {dotted.key: [values]})"),
 )

@@ -217,3 +217,24 @@ def test_fullreport_interrupted_during_training_is_one_line(tmp_path, capsys, mo
     assert err == ["agents.fullreport: interrupted (SIGTERM); the training runs were stopped; the report folder is "
                    "incomplete (no report.md)"], err
     assert not (out / "report.md").exists()
+
+
+def test_train_seeds_no_eval_reaches_multiseed(tmp_path, monkeypatch):
+    # `agents.train --seeds 0-1 --no-eval` trains only: the option reaches the multiseed run (which
+    # then returns before agents.evaluate) and its command line
+    from agents import train
+    got = []
+    monkeypatch.setattr(multiseed, "run", lambda opts: got.append(opts) or 0)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    assert train.main(["--seeds", "0-1", "--no-eval", "--config", str(cfg)]) == 0
+    (opts,) = got
+    assert opts.no_eval and "--no-eval" in opts.argv()
+    assert not multiseed.Options(seeds="0").no_eval and "--no-eval" not in multiseed.Options(seeds="0").argv()
+
+
+def test_run_folder_names_carry_no_colon():
+    from atomgym.agents.config import scenario_label
+    assert scenario_label({"scenario": "suite:fleet-train"}) == "suite-fleet-train"
+    assert scenario_label({"scenario": ["suite:fleet-train", "suite:fleet-train-bursts"]}) == "suite-fleet-train+1"
+    assert scenario_label({"scenario": ["configs/scenarios/quiet.yaml"]}) == "quiet"

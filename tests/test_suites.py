@@ -37,7 +37,7 @@ def test_bad_suite_files_name_the_line(tmp_path, text, needle):
 
 
 def test_missing_suite_lists_the_shipped_ones():
-    with pytest.raises(ScenarioError, match="shipped suites: fleet-test, fleet-train, test, train"):
+    with pytest.raises(ScenarioError, match="shipped suites: fleet-test, fleet-train, fleet-train-bursts, test, train"):
         expand("quiet,suite:nope")
 
 

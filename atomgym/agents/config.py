@@ -278,6 +278,7 @@ def as_dict(cfg) -> dict:
 def scenario_label(cfg: dict) -> str:
     """The run folder's scenario part: the scenario's name, the suite's, or the first of a list and how many."""
     sc = cfg["scenario"]
+    one = lambda x: str(x).replace(":", "-") if str(x).startswith("suite:") else Path(str(x)).stem  # noqa: E731
     if isinstance(sc, str):
-        return sc.replace(":", "-") if sc.startswith("suite:") else Path(sc).stem
-    return f"{Path(str(sc[0])).stem}+{len(sc) - 1}" if len(sc) > 1 else Path(str(sc[0])).stem
+        return one(sc)
+    return f"{one(sc[0])}+{len(sc) - 1}" if len(sc) > 1 else one(sc[0])

@@ -1,5 +1,5 @@
 """`python -m agents.multiseed --seeds 0-9 [--config FILE] [--total-timesteps N] [--runs-dir DIR]
-[--ray-address ADDR] [--num-cpus N] [--eval-seeds N] [--no-ray]` (also `python -m agents.train --seeds 0-9`)
+[--ray-address ADDR] [--num-cpus N] [--eval-seeds N] [--no-ray] [--no-eval]` (also `python -m agents.train --seeds 0-9`)
 
 Trains one run of a config per seed, dispatched as Ray tasks (``ray[tune]``): Ray on this machine
 by default (one task per CPU), a cluster with ``--ray-address`` (the workers must see the runs
@@ -131,6 +131,7 @@ class Options:
     eval_seeds: int = 10
     eval_duration_s: float | None = None
     no_ray: bool = False
+    no_eval: bool = False
     label: str | None = None
     sweep: Path | None = None
 
@@ -141,6 +142,8 @@ class Options:
             av += ["--total-timesteps", str(self.total_timesteps)]
         if self.ray_address:
             av += ["--ray-address", self.ray_address]
+        if self.no_eval:
+            av += ["--no-eval"]
         return av
 
 
@@ -220,6 +223,9 @@ def multiseed(args: Options, argv: list[str] | None) -> int:
         return 1
     print(f"multiseed: {len(ok)} runs trained in {train_wall:.0f} s wall")
     models = [(labels[str(Path(r["run"]).parent)], Path(r["run"]) / "model.zip") for r in ok]
+    if args.no_eval:
+        print(f"multiseed: --no-eval: not evaluated; the models: {' '.join(str(m) for _, m in models)}")
+        return 0
     return evaluate_group(group, cfg, models, args.eval_seeds, args.eval_duration_s)
 
 

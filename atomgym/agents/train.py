@@ -132,7 +132,8 @@ def _main(argv: list[str] | None) -> int:
         if args.resume:
             raise UsageError("--seeds and --resume: resume each run folder on its own")
         return multiseed.run(multiseed.Options(seeds=args.seeds, config=args.config, runs_dir=args.runs_dir,
-                                               total_timesteps=args.total_timesteps, ray_address=args.ray_address))
+                                               total_timesteps=args.total_timesteps, ray_address=args.ray_address,
+                                               no_eval=args.no_eval))
     try:
         if args.resume:
             if not (args.resume / "config.yml").is_file():

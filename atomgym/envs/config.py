@@ -36,7 +36,7 @@ from ..schema import (
 from ..sim.scenario import Scenario, load_scenario, validate_scenario
 from .cost import DEFAULT_COST, DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, WEIGHT_ARGS, weights_of
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps
-from .spaces import ACTION_TYPES, OBSERVATION_MODES
+from .spaces import ACTION_TYPES, GATES, OBSERVATION_MODES
 
 RENDER_MODES = ("ansi", "rgb_array")
 
@@ -106,6 +106,7 @@ class EnvConfig:
     weights: Mapping[str, float] = field(default_factory=dict)   # a term not given: the named cost's weight
     deadlock_penalty: float = DEFAULT_DEADLOCK_PENALTY
     reward_baseline: str = "none"
+    gate: str = "none"
     duration_s: float | None = None
     compute_score: bool = True
     render_mode: str | None = None
@@ -126,6 +127,10 @@ class EnvConfig:
         _choice("action_type", self.action_type, ACTION_TYPES)
         _choice("observation", self.observation, OBSERVATION_MODES)
         _choice("reward_baseline", self.reward_baseline, REWARD_BASELINES)
+        _choice("gate", self.gate, GATES)
+        if self.gate != "none" and self.action_type == "continuous":
+            raise ValueError(f"gate: {self.gate!r} holds action 0 of a Discrete action type; "
+                             f"action_type 'continuous' has none (use gate 'none')")
         put("ticks", interval_ticks(self.sim_scenario, self.decision_interval_ms))
         put("decision_interval_ms", float(self.decision_interval_ms))
         if not isinstance(self.weights, Mapping) or set(self.weights) - set(TERM_NAMES):

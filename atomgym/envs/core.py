@@ -25,7 +25,7 @@ from .config import (  # noqa: F401  (re-exported)
 )
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
 from .spaces import (
-    N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, action_names, level_table, obs_layout,
+    GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, action_names, level_table, obs_layout,
 )
 
 _DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
@@ -71,6 +71,13 @@ class Core:
             raise ValueError(f"Core: the Simulator has {sim.B} machines, not {n}")
         self.sim = Simulator(scenario, n_machines=n) if sim is None else sim
         self.cost_table = cost_table(self.sim.counter_names)
+        # gate="drops" (spaces.GATES): action 0 on a machine until its counters in GATE_COUNTERS pass
+        # their values at the episode's start; gate_open says which machines the agent acts on
+        self.gate = config.gate
+        self._gate_idx = (np.array([self.sim.counter_names.index(c) for c in GATE_COUNTERS[config.gate]], np.int64)
+                          if config.gate != "none" else None)
+        self.gate_base = np.zeros(n)
+        self.gate_open = np.zeros(n, np.bool_) if self._gate_idx is not None else np.ones(n, np.bool_)
         self.B = n
         self.n_nodes = self.sim.n_nodes
         self.prev = np.zeros_like(self.sim.counters)
@@ -169,6 +176,19 @@ class Core:
         mem[:, M_MANAGED_MIB] = ram_kb / 1024.0
         self.mem[m] = mem
         self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb, relative=self.action_type == "relative")
+        if self._gate_idx is not None:
+            self.gate_base[m] = sim.counters[m][:, self._gate_idx].sum(axis=1)
+            self.gate_open[m] = False
+
+    def hold(self, actions: np.ndarray) -> np.ndarray:
+        """The gate (config.gate, spaces.GATES): ``actions`` (B,) with action 0 on the machines whose
+        gate is still closed (in place); gate_open updated from the counters now. No gate: as given."""
+        idx = self._gate_idx
+        if idx is None:
+            return actions
+        self.gate_open |= self.sim.counters[:, idx].sum(axis=1) > self.gate_base
+        actions[~self.gate_open] = 0
+        return actions
 
     def baseline_reward(self, r: np.ndarray) -> np.ndarray:
         """The reward the agent gets from the raw one (minus the cost): as is with reward_baseline
@@ -186,7 +206,8 @@ class Core:
         sim, B = self.sim, self.B
         if self.discrete:
             mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
-            action_knobs(self._kind, np.asarray(actions, np.int64), self._amap, self.levels, sim.field("mi"),
+            actions = self.hold(np.array(actions, np.int64))
+            action_knobs(self._kind, actions, self._amap, self.levels, sim.field("mi"),
                          sim.managed, mask, mf, wsf, bk, changes)
             sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask,
                      prev=self.prev)
@@ -233,7 +254,8 @@ class Core:
         """The simulated state for pickling an env: the batch, the interval bookkeeping and the
         reward shadow's (if any); restore() puts it back into a Core built with the same arguments."""
         snap = {"sim": self.sim.snapshot(), "prev": self.prev.copy(), "was": self.was_terminated.copy(),
-                "mem": self.mem.copy(), "levels": self.levels.copy()}
+                "mem": self.mem.copy(), "levels": self.levels.copy(),
+                "gate": (self.gate_base.copy(), self.gate_open.copy())}
         if self.shadow is not None:
             snap["shadow"] = {"rewards": self.shadow_rewards.copy(), "step": self.shadow_step.copy(),
                               "reward": self.shadow_reward.copy(), "scale": self.reward_scale.copy()}
@@ -246,6 +268,8 @@ class Core:
         if "mem" in snap:   # snapshots from before the memory observation have none
             self.mem[...] = snap["mem"]
             self.levels[...] = snap["levels"]
+        if "gate" in snap:
+            self.gate_base[...], self.gate_open[...] = snap["gate"]
         if self.shadow is not None:
             sh = snap["shadow"]
             self.shadow_rewards[...] = sh["rewards"]
@@ -264,6 +288,8 @@ class Core:
                 self.actions[:] = actions
             else:
                 self.factions[...] = np.asarray(actions, np.float64).reshape(self.B, 3)
+        if self._gate_idx is not None:
+            self.hold(self.actions)
         args = self._step_args
         if args is None:   # every argument is held for the Core's lifetime (updated in place, never rebound)
             args = self._step_args = (

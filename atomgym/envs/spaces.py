@@ -136,6 +136,17 @@ REL_NAMES: tuple[str, ...] = tuple(
 assert len(REL_POINTS) == N_LEVELS, "the level table has one size for both table action types"
 
 
+# The action gate (``gate=``): "none" applies every action as given; "drops" holds action 0 (the
+# boot values: noop for the discrete types, boot/boot for the tables) on each machine until its
+# first drop a reserve can prevent (rx_missed: an empty ring, pfmemalloc_drop: a packet on a
+# reserve page the socket may not keep) in the episode, then applies the agent's actions for the
+# rest of it. A socket's full receive buffer (rcvbuf_drop: a slow application) and a failed atomic
+# refill the next NAPI poll retries (it loses nothing by itself) do not open it: a machine that never
+# loses a packet to memory runs its defaults, whatever the agent would do (do-no-harm by structure).
+GATES: tuple[str, ...] = ("none", "drops")
+GATE_COUNTERS: dict[str, tuple[str, ...]] = {"drops": ("rx_missed", "pfmemalloc_drop")}
+
+
 def grid_mf_kb(spec: object, boot_kb: np.ndarray, ram_kb: np.ndarray) -> np.ndarray:
     """min_free_kbytes (int64 kB, per machine) of one LEVEL_MF / GRID_MF entry for machines with
     boot values ``boot_kb`` and RAM ``ram_kb`` (kB, both (N,))."""
