@@ -156,6 +156,44 @@ class Player:
         self.cur = o
 
 
+class VotePlayer:
+    """Plays an ensemble of models by vote (deterministic play): each member is a Player of the
+    same batch, and each machine's action is the one more than half of the members choose; when no
+    action has that majority, action 0 (noop, or the boot setting of the table action types; behind
+    the env's gate, the defaults): members that disagree do not act."""
+
+    deterministic = True
+
+    def __init__(self, players: list) -> None:
+        if len(players) < 2:
+            raise ValueError(f"a vote needs at least 2 members, got {len(players)}")
+        self.players = players
+
+    def reset(self, obs: np.ndarray, seed: int | None = None) -> None:
+        for p in self.players:
+            p.reset(obs, seed)
+
+    def act(self):
+        a = np.stack([np.asarray(p.act(), np.int64).reshape(-1) for p in self.players])   # (members, machines)
+        return majority(a)
+
+    def observe(self, obs: np.ndarray) -> None:
+        for p in self.players:
+            p.observe(obs)
+
+
+def majority(a: np.ndarray) -> np.ndarray:
+    """Per column of ``a`` (members, machines) of Discrete actions: the action more than half the
+    members chose, else 0."""
+    out = np.zeros(a.shape[1], np.int64)
+    for i in range(a.shape[1]):
+        counts = np.bincount(a[:, i])
+        best = int(np.argmax(counts))
+        if 2 * counts[best] > a.shape[0]:
+            out[i] = best
+    return out
+
+
 class ActionsPlayer:
     """Plays recorded env actions (one episode's list, machine 0; agents.replay's records)."""
 

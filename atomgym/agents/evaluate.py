@@ -9,7 +9,10 @@ baselines, with what it was trained with (its run's config.yml,
 or NAME.yml beside a shipped atomgym/agents/pretrained/NAME.zip, given as its path or as NAME.zip: env keyword arguments, frame stacking,
 frozen VecNormalize statistics from <stem>.vecnormalize.npz; RecurrentPPO's LSTM state carried).
 A model plays deterministically (row LABEL) or, seeded by the episode's seed, stochastically (row
-LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochastic``. The references come first whatever the order given:
+LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochastic``.
+``[LABEL=]vote:GLOB`` plays the models the pattern matches (2 or more, one env) as one policy,
+deterministically, by majority vote: each machine's action is the one more than half of them
+choose, else action 0 (episodes.VotePlayer); its row is LABEL (default ``vote``), run ``voteN``. The references come first whatever the order given:
 ``kernel-default`` (every score is relative to it) and ``oracle-static`` (the hindsight-best static
 setting of each episode, agents/oracle.py; ``--no-oracle`` skips it); ``oracle-planner`` (the
 clairvoyant receding-horizon planner) is run when named. Each finished (policy, scenario) block
@@ -40,7 +43,7 @@ import numpy as np
 
 from atomgym import interrupts, safefiles
 from atomgym.agents import baselines, episodes, oracle, report
-from atomgym.agents.models import run_model
+from atomgym.agents.models import run_ensemble, run_model
 from atomgym.agents.oracle import DEFAULT_CACHE
 from atomgym.agents.policies import Spec, parse_policies
 from atomgym.agents.results import (BLOCKS_FILE, REFERENCE, append_block, block_identity, block_rows, check_resume,
@@ -89,6 +92,8 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
     t0 = time.perf_counter()
     if spec.kind == "model":
         res, _ = run_model(spec.path, sc, seeds, dur, deterministic=spec.play == "deterministic")
+    elif spec.kind == "ensemble":
+        res, _ = run_ensemble(list(spec.paths), sc, seeds, dur)
     elif spec.label == "oracle-static":
         res, why = oracle.hindsight_static(sc, seeds, dur)
         log += [f"oracle-static {sc.name} {w}" for w in why]
@@ -255,7 +260,7 @@ def evaluate(args: Options) -> int:
         except (ValueError, OSError) as e:
             raise UsageError(f"{out}: summary: {e}") from None
         print("wrote " + ", ".join(str(f) for f in files))
-    learned = [s.label for s in specs if s.kind == "model"]
+    learned = [s.label for s in specs if s.kind in ("model", "ensemble")]
     if learned:                                  # the last line: the learned policy against the best baseline
         print(report.verdict(report.load_rows(csv_path), learned[0]))
     return 0

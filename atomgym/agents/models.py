@@ -147,6 +147,40 @@ def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: flo
     return out, seeds.copy()
 
 
+# what members of a vote must share: they act on one env, through one action mapping
+ENSEMBLE_KEYS = ("action_type", "observation", "decision_interval_ms", "gate")
+
+
+def check_ensemble(paths: list[Path], lms: list[LoadedModel]) -> dict:
+    """The env keyword arguments the members of a vote share (ENSEMBLE_KEYS, frame stack; Discrete
+    actions); ValueError naming the first member that differs from the first."""
+    def env_of(lm: LoadedModel) -> dict:
+        kw = {"action_type": action_type_of(lm.model), **lm.env_kw}
+        return {**{k: kw.get(k) for k in ENSEMBLE_KEYS}, "frame_stack": lm.n_stack}
+    first = env_of(lms[0])
+    if first["action_type"] == "continuous":
+        raise ValueError(f"{paths[0]}: a vote needs Discrete actions; action_type is continuous")
+    for p, lm in zip(paths[1:], lms[1:]):
+        e = env_of(lm)
+        for k, v in first.items():
+            if e[k] != v:
+                raise ValueError(f"{p}: {k} {e[k]!r}, but {paths[0]} has {v!r}: the members of a vote must act "
+                                 f"on the same env ({', '.join(first)})")
+    return {"action_type": first["action_type"], **lms[0].env_kw}
+
+
+def run_ensemble(paths: list[Path], scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
+    """Trained models voting (episodes.VotePlayer: more than half agree, else action 0) on the path
+    every policy takes, deterministic play, the seeds in one batched Simulator."""
+    lms = [load_model(p) for p in paths]
+    env_kw = check_ensemble(list(paths), lms)
+    seeds = np.asarray(seeds, np.int64)
+    players = [episodes.Player(lm.model, lm.vecnorm, lm.n_stack, True, n=len(seeds)) for lm in lms]
+    out = episodes.run(episodes.ModelPolicy(env_kw, scenario, episodes.VotePlayer(players)), scenario, seeds,
+                       duration_s)
+    return out, seeds.copy()
+
+
 def model_run_id(path: Path) -> str:
     """A trained model's run id: the training seed of its run folder's config.yml, else the folder name."""
     cfg = model_config_path(path)

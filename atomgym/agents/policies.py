@@ -2,11 +2,12 @@
 (``[LABEL=]PATH.zip[:PLAY]``), each a Spec with its label in episodes.csv and its run id."""
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 from atomgym.paths import PRETRAINED_DIR
 from atomgym.agents import baselines
-from atomgym.agents.models import LoadedModel, load_model, model_run_id
+from atomgym.agents.models import LoadedModel, check_ensemble, load_model, model_run_id
 from atomgym.agents.usage import UsageError
 from atomgym.schema import PLAYS
 
@@ -17,8 +18,9 @@ class Spec:
     """One policy of --policies: a baseline, an oracle, or a trained model (``[LABEL=]PATH.zip``)."""
 
     def __init__(self, label: str, kind: str, path: Path | None = None, run: str = "-",
-                 play: str = "deterministic") -> None:
+                 play: str = "deterministic", paths: tuple[Path, ...] = ()) -> None:
         self.label, self.kind, self.path, self.run, self.play = label, kind, path, run, play
+        self.paths = paths          # kind "ensemble": the members' model files (``path`` the first)
 
     def __repr__(self) -> str:
         return f"Spec({self.label!r}, {self.kind!r}, {self.path}, run={self.run!r}, play={self.play!r})"
@@ -60,6 +62,8 @@ def parse_policies(text: str, plays: tuple[str, ...] = ("deterministic",)) -> li
             if label:
                 raise UsageError(f"--policies: {item!r}: a label (LABEL=) is for model paths only")
             new = [Spec(path, "oracle" if path in ORACLES else "baseline")]
+        elif path.startswith(VOTE):
+            new = [ensemble_spec(item, label, path[len(VOTE):])]
         elif path.endswith(".zip"):
             p = Path(path)
             if not p.is_file() and p.parent == Path(".") and (PRETRAINED_DIR / p.name).is_file():
@@ -76,7 +80,8 @@ def parse_policies(text: str, plays: tuple[str, ...] = ("deterministic",)) -> li
             new = [Spec(play_label(label, pl), "model", p, model_run_id(p), pl) for pl in item_plays]
         else:
             raise UsageError(f"--policies: unknown policy {item!r}; valid: {', '.join(baselines.names())}, "
-                             f"{', '.join(ORACLES)}, or [LABEL=]PATH of a trained model .zip[:stochastic]")
+                             f"{', '.join(ORACLES)}, [LABEL=]PATH of a trained model .zip[:stochastic], or "
+                             f"[LABEL=]vote:GLOB of 2 or more models")
         for spec in new:
             key = (spec.label, spec.run)
             if key in seen:
@@ -87,3 +92,24 @@ def parse_policies(text: str, plays: tuple[str, ...] = ("deterministic",)) -> li
         raise UsageError(f"--policies: empty; valid: {', '.join(baselines.names())}, {', '.join(ORACLES)}, "
                          "or [LABEL=]PATH of a trained model .zip")
     return specs
+
+
+VOTE = "vote:"
+
+
+def ensemble_spec(item: str, label: str, pattern: str) -> Spec:
+    """``[LABEL=]vote:GLOB``: the model .zip files the pattern matches (sorted; at least 2, sharing
+    one env: models.check_ensemble) as one policy, deterministic play by majority vote
+    (episodes.VotePlayer); labelled LABEL, else "vote"."""
+    paths = sorted(Path(p) for p in glob.glob(pattern) if p.endswith(".zip") and Path(p).is_file())
+    if len(paths) < 2:
+        raise UsageError(f"--policies: {item!r}: vote:GLOB needs 2 or more model .zip files; "
+                         f"{pattern!r} matches {len(paths)}")
+    try:
+        check_ensemble(paths, [load_model(p) for p in paths])
+    except ValueError as e:
+        raise UsageError(f"--policies: {item!r}: {e}") from None
+    label = label or "vote"
+    if not all(c.isalnum() or c in "-_.+" for c in label):
+        raise UsageError(f"--policies: label {label!r}: use letters, digits and -_.+")
+    return Spec(label, "ensemble", paths[0], f"vote{len(paths)}", "deterministic", tuple(paths))
