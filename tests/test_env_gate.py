@@ -83,3 +83,18 @@ def test_gate_is_pickled_with_the_env_state():
 def test_bad_gate_is_named(kw, msg):
     with pytest.raises(ValueError, match=msg):
         AtomEnv("incast-pagecache", duration_s=1.0, **kw)
+
+
+def test_the_shipped_gated_policy_plays_the_defaults_where_nothing_drops():
+    # benchmark-gated-ppo (atomgym/agents/pretrained/README.md) acts behind the gate: on the quiet
+    # scenario no packet is lost to memory, so its episodes are the defaults' counter for counter
+    from atomgym.agents import baselines, evaluate, models
+    from atomgym.paths import PRETRAINED_DIR
+    from atomgym.sim.scenario import load_scenario
+    path = PRETRAINED_DIR / "benchmark-gated-ppo.zip"
+    lm = models.load_model(path)                      # digests checked against SHA256SUMS
+    assert lm.env_kw["gate"] == "drops" and lm.env_kw["action_type"] == "relative"
+    sc, seeds = load_scenario("quiet"), np.array([1, 2], np.int64)
+    got, _ = models.run_model(path, sc, seeds, 5.0)
+    ref = evaluate.run_policy(baselines.get("kernel-default"), sc, seeds, 5.0)
+    assert got == ref
