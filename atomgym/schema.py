@@ -55,7 +55,8 @@ EVALUATE = (
     Field("policies", required=True,
           help="comma-separated baselines (docs/baselines.md), oracle-static, oracle-planner, or [LABEL=]PATH of "
                "a trained model .zip[:PLAY] (one LABEL over several models: their runs), or [LABEL=]vote:GLOB (the "
-               "models the pattern matches voting as one policy: more than half agree, else action 0)"),
+               "models the pattern matches voting as one policy: more than half agree, else action 0) or "
+               "[LABEL=]mean:GLOB (their averaged action probabilities)"),
     Field("scenarios", required=True,
           help="comma-separated shipped scenario names or YAML paths, or suite:NAME (configs/suites/NAME.txt)"),
     Field("play", default=("deterministic",), parse=parse_plays, valid=f"a comma-separated list of {', '.join(PLAYS)}",

@@ -31,6 +31,11 @@ class Fixed:
     def act(self):
         return np.full(self.n, self.a, np.int64)
 
+    def probs(self):                       # all its mass on its action, of 20
+        p = np.zeros((self.n, 20))
+        p[:, self.a] = 1.0
+        return p
+
     def observe(self, obs):
         pass
 
@@ -52,6 +57,10 @@ def test_members_that_disagree_do_not_act_and_a_majority_acts_alone():
     assert _episodes([Fixed(8, n), Fixed(12, n), Fixed(8, n)]) == raise8
     with pytest.raises(ValueError, match="at least 2 members"):
         episodes.VotePlayer([Fixed(8, n)])
+    # the mean of the members' probabilities: 8 has 2/3 of the mass, 12 a third
+    assert _episodes(episodes.VotePlayer([Fixed(8, n), Fixed(12, n), Fixed(8, n)], "mean")) == raise8
+    with pytest.raises(ValueError, match="valid: vote, mean"):
+        episodes.VotePlayer([Fixed(8, n), Fixed(8, n)], "median")
 
 
 def _model(path, action_type="relative"):
@@ -69,15 +78,17 @@ def test_a_vote_of_copies_plays_as_the_model_alone(tmp_path, capsys):
         for ext in (".zip", ".yml"):
             shutil.copy(tmp_path / f"m0{ext}", tmp_path / f"m{k}{ext}")
     out = tmp_path / "ev"
-    assert evaluate.main(["--policies", f"kernel-default,one={tmp_path / 'm0.zip'},vote:{tmp_path / 'm*.zip'}",
+    assert evaluate.main(["--policies", f"kernel-default,one={tmp_path / 'm0.zip'},vote:{tmp_path / 'm*.zip'},"
+                          f"mean:{tmp_path / 'm*.zip'}",
                           "--scenarios", "incast-pagecache", "--seeds", "2", "--duration-s", "3", "--out", str(out),
                           "--no-oracle", "--no-summary"]) == 0
     rows = list(csv.DictReader(open(out / "episodes.csv")))
     one = {r["seed"]: r["cost"] for r in rows if r["policy"] == "one"}
     vote = {r["seed"]: r["cost"] for r in rows if r["policy"] == "vote"}
+    mean = {r["seed"]: r["cost"] for r in rows if r["policy"] == "mean"}
     kd = {r["seed"]: r["cost"] for r in rows if r["policy"] == "kernel-default"}
-    assert one == vote and len(vote) == 2 and one != kd      # the model acts: not the defaults
-    assert {r["run"] for r in rows if r["policy"] == "vote"} == {"vote3"}
+    assert one == vote == mean and len(vote) == 2 and one != kd      # the model acts: not the defaults
+    assert {r["run"] for r in rows if r["policy"] in ("vote", "mean")} == {"vote3", "mean3"}
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("ONE vs best baseline")
 
 

@@ -149,6 +149,14 @@ class Player:
         self.start = False
         return a[0] if self.single else a
 
+    def probs(self) -> np.ndarray:
+        """(n, actions): the policy's action probabilities for the current observations (a Discrete
+        action policy with a distribution: PPO, A2C)."""
+        import torch as th
+        obs, _ = self.model.policy.obs_to_tensor(self.cur)
+        with th.no_grad():
+            return self.model.policy.get_distribution(obs).distribution.probs.cpu().numpy()
+
     def observe(self, obs: np.ndarray) -> None:
         o = self._obs(obs)
         if self.stack is not None:
@@ -157,23 +165,28 @@ class Player:
 
 
 class VotePlayer:
-    """Plays an ensemble of models by vote (deterministic play): each member is a Player of the
-    same batch, and each machine's action is the one more than half of the members choose; when no
+    """Plays an ensemble of models (deterministic play): each member is a Player of the same batch.
+    ``how="vote"``: each machine's action is the one more than half of the members choose; when no
     action has that majority, action 0 (noop, or the boot setting of the table action types; behind
-    the env's gate, the defaults): members that disagree do not act."""
+    the env's gate, the defaults): members that disagree do not act. ``how="mean"``: the action
+    with the highest action probability averaged over the members (PPO, A2C)."""
 
     deterministic = True
 
-    def __init__(self, players: list) -> None:
+    def __init__(self, players: list, how: str = "vote") -> None:
         if len(players) < 2:
             raise ValueError(f"a vote needs at least 2 members, got {len(players)}")
-        self.players = players
+        if how not in ("vote", "mean"):
+            raise ValueError(f"how: {how!r}; valid: vote, mean")
+        self.players, self.how = players, how
 
     def reset(self, obs: np.ndarray, seed: int | None = None) -> None:
         for p in self.players:
             p.reset(obs, seed)
 
     def act(self):
+        if self.how == "mean":
+            return np.argmax(np.mean([p.probs() for p in self.players], axis=0), axis=1).astype(np.int64)
         a = np.stack([np.asarray(p.act(), np.int64).reshape(-1) for p in self.players])   # (members, machines)
         return majority(a)
 

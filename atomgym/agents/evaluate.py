@@ -12,7 +12,8 @@ A model plays deterministically (row LABEL) or, seeded by the episode's seed, st
 LABEL-stochastic): the ``:stochastic`` suffix or ``--play deterministic,stochastic``.
 ``[LABEL=]vote:GLOB`` plays the models the pattern matches (2 or more, one env) as one policy,
 deterministically, by majority vote: each machine's action is the one more than half of them
-choose, else action 0 (episodes.VotePlayer); its row is LABEL (default ``vote``), run ``voteN``. The references come first whatever the order given:
+choose, else action 0 (episodes.VotePlayer); ``mean:GLOB`` by the highest averaged action
+probability; its row is LABEL (default ``vote`` / ``mean``), run ``voteN`` / ``meanN``. The references come first whatever the order given:
 ``kernel-default`` (every score is relative to it) and ``oracle-static`` (the hindsight-best static
 setting of each episode, agents/oracle.py; ``--no-oracle`` skips it); ``oracle-planner`` (the
 clairvoyant receding-horizon planner) is run when named. Each finished (policy, scenario) block
@@ -93,7 +94,7 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
     if spec.kind == "model":
         res, _ = run_model(spec.path, sc, seeds, dur, deterministic=spec.play == "deterministic")
     elif spec.kind == "ensemble":
-        res, _ = run_ensemble(list(spec.paths), sc, seeds, dur)
+        res, _ = run_ensemble(list(spec.paths), sc, seeds, dur, how=spec.run.rstrip("0123456789"))
     elif spec.label == "oracle-static":
         res, why = oracle.hindsight_static(sc, seeds, dur)
         log += [f"oracle-static {sc.name} {w}" for w in why]

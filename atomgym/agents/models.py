@@ -169,14 +169,16 @@ def check_ensemble(paths: list[Path], lms: list[LoadedModel]) -> dict:
     return {"action_type": first["action_type"], **lms[0].env_kw}
 
 
-def run_ensemble(paths: list[Path], scenario, seeds: np.ndarray, duration_s: float) -> tuple[list[dict], np.ndarray]:
-    """Trained models voting (episodes.VotePlayer: more than half agree, else action 0) on the path
-    every policy takes, deterministic play, the seeds in one batched Simulator."""
+def run_ensemble(paths: list[Path], scenario, seeds: np.ndarray, duration_s: float,
+                 how: str = "vote") -> tuple[list[dict], np.ndarray]:
+    """Trained models as one policy (episodes.VotePlayer: ``how`` "vote", more than half agree, else
+    action 0; "mean", the highest mean action probability) on the path every policy takes,
+    deterministic play, the seeds in one batched Simulator."""
     lms = [load_model(p) for p in paths]
     env_kw = check_ensemble(list(paths), lms)
     seeds = np.asarray(seeds, np.int64)
     players = [episodes.Player(lm.model, lm.vecnorm, lm.n_stack, True, n=len(seeds)) for lm in lms]
-    out = episodes.run(episodes.ModelPolicy(env_kw, scenario, episodes.VotePlayer(players)), scenario, seeds,
+    out = episodes.run(episodes.ModelPolicy(env_kw, scenario, episodes.VotePlayer(players, how)), scenario, seeds,
                        duration_s)
     return out, seeds.copy()
 

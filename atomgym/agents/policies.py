@@ -62,8 +62,9 @@ def parse_policies(text: str, plays: tuple[str, ...] = ("deterministic",)) -> li
             if label:
                 raise UsageError(f"--policies: {item!r}: a label (LABEL=) is for model paths only")
             new = [Spec(path, "oracle" if path in ORACLES else "baseline")]
-        elif path.startswith(VOTE):
-            new = [ensemble_spec(item, label, path[len(VOTE):])]
+        elif path.startswith(ENSEMBLES):
+            how, _, pattern = path.partition(":")
+            new = [ensemble_spec(item, label, pattern, how)]
         elif path.endswith(".zip"):
             p = Path(path)
             if not p.is_file() and p.parent == Path(".") and (PRETRAINED_DIR / p.name).is_file():
@@ -81,7 +82,7 @@ def parse_policies(text: str, plays: tuple[str, ...] = ("deterministic",)) -> li
         else:
             raise UsageError(f"--policies: unknown policy {item!r}; valid: {', '.join(baselines.names())}, "
                              f"{', '.join(ORACLES)}, [LABEL=]PATH of a trained model .zip[:stochastic], or "
-                             f"[LABEL=]vote:GLOB of 2 or more models")
+                             f"[LABEL=]vote:GLOB or mean:GLOB of 2 or more models")
         for spec in new:
             key = (spec.label, spec.run)
             if key in seen:
@@ -94,22 +95,28 @@ def parse_policies(text: str, plays: tuple[str, ...] = ("deterministic",)) -> li
     return specs
 
 
-VOTE = "vote:"
+ENSEMBLES = ("vote:", "mean:")   # episodes.VotePlayer's ways of combining members
 
 
-def ensemble_spec(item: str, label: str, pattern: str) -> Spec:
-    """``[LABEL=]vote:GLOB``: the model .zip files the pattern matches (sorted; at least 2, sharing
-    one env: models.check_ensemble) as one policy, deterministic play by majority vote
-    (episodes.VotePlayer); labelled LABEL, else "vote"."""
+def ensemble_spec(item: str, label: str, pattern: str, how: str = "vote") -> Spec:
+    """``[LABEL=]vote:GLOB`` / ``mean:GLOB``: the model .zip files the pattern matches (sorted; at
+    least 2, sharing one env: models.check_ensemble) as one policy, deterministic play by majority
+    vote or by the highest mean action probability (episodes.VotePlayer); labelled LABEL, else
+    "vote" / "mean"."""
     paths = sorted(Path(p) for p in glob.glob(pattern) if p.endswith(".zip") and Path(p).is_file())
     if len(paths) < 2:
-        raise UsageError(f"--policies: {item!r}: vote:GLOB needs 2 or more model .zip files; "
+        raise UsageError(f"--policies: {item!r}: {how}:GLOB needs 2 or more model .zip files; "
                          f"{pattern!r} matches {len(paths)}")
     try:
-        check_ensemble(paths, [load_model(p) for p in paths])
+        lms = [load_model(p) for p in paths]
+        check_ensemble(paths, lms)
+        if how == "mean":
+            for p, lm in zip(paths, lms):
+                if not hasattr(lm.model.policy, "get_distribution") or lm.algo == "recurrent_ppo":
+                    raise ValueError(f"{p}: mean: needs action probabilities (PPO, A2C); {lm.algo} has none")
     except ValueError as e:
         raise UsageError(f"--policies: {item!r}: {e}") from None
-    label = label or "vote"
+    label = label or how
     if not all(c.isalnum() or c in "-_.+" for c in label):
         raise UsageError(f"--policies: label {label!r}: use letters, digits and -_.+")
-    return Spec(label, "ensemble", paths[0], f"vote{len(paths)}", "deterministic", tuple(paths))
+    return Spec(label, "ensemble", paths[0], f"{how}{len(paths)}", "deterministic", tuple(paths))
