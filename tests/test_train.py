@@ -66,8 +66,11 @@ def test_shipped_configs_are_valid():
     assert cfg["algo"] == "ppo" and cfg["n_envs"] >= 1
     shipped = sorted(config.DEFAULT_CONFIG.parent.glob("*.yaml"))
     assert len(shipped) >= 3
-    kinds = {(c["scenario"], config.env_kwargs(c).get("action_type")) for c in map(config.load_config, shipped)}
+    def scen(c):   # a scenario, a suite or a list of them (the benchmark trains on two fleets)
+        return tuple(c["scenario"]) if isinstance(c["scenario"], list) else c["scenario"]
+    kinds = {(scen(c), config.env_kwargs(c).get("action_type")) for c in map(config.load_config, shipped)}
     assert ("incast-pagecache", "continuous") in kinds and ("train-randomized", "discrete") in kinds
+    assert (("suite:fleet-train", "suite:fleet-train-bursts"), "relative") in kinds
 
 
 @pytest.mark.slow   # long training: run after the rest (make test), not in make test-fast
