@@ -147,6 +147,8 @@ def _main(argv: list[str] | None) -> int:
     t_report = time.perf_counter() - t0
     wall = time.perf_counter() - t_all
     tw = [r["wall_s"] for r in ok]
+    trained = ", ".join(f"`{x}`" for x in (cfg["scenario"] if isinstance(cfg["scenario"], list) else [cfg["scenario"]]))
+    trained = ("scenarios " if isinstance(cfg["scenario"], list) else "scenario ") + trained
     lines = [f"# atomgym report ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"- command: `{cmd}` (`make report`)", f"- machine: {_machine()}", f"- versions: {_versions()}",
              f"- commit: {commit}",
@@ -155,7 +157,7 @@ def _main(argv: list[str] | None) -> int:
              f"{cfg['total_timesteps']} agent steps each, seeds {args.seeds}) through Ray: {t_train:.0f} s wall "
              f"(per run {min(tw):.0f}-{max(tw):.0f} s)",
              f"- evaluation: {args.eval_seeds} seeds (1000..{999 + args.eval_seeds}) per scenario, scenarios "
-             f"`{given}` ({len(scenario_list)}; training scenario `{cfg['scenario']}`; the others held out): {t_eval:.0f} s wall",
+             f"`{given}` ({len(scenario_list)}; training {trained}; the others held out): {t_eval:.0f} s wall",
              ]
     if planner_wall is not None and len(planner_wall):
         lines.append(f"- oracle-planner cost: {planner_wall.sum():.1f} s wall for {args.eval_seeds} seeds x "
