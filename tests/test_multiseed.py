@@ -238,3 +238,17 @@ def test_run_folder_names_carry_no_colon():
     assert scenario_label({"scenario": "suite:fleet-train"}) == "suite-fleet-train"
     assert scenario_label({"scenario": ["suite:fleet-train", "suite:fleet-train-bursts"]}) == "suite-fleet-train+1"
     assert scenario_label({"scenario": ["configs/scenarios/quiet.yaml"]}) == "quiet"
+
+
+def test_the_report_evaluates_the_mean_of_its_runs(tmp_path):
+    # make report adds LABEL-mean (averaged action probabilities of the runs) for 2+ Discrete PPO/A2C models
+    from atomgym.agents import fullreport
+    runs = tmp_path / "a[1]"          # a folder name with glob characters stays literal
+    models = [runs / f"r{k}" / "model.zip" for k in range(3)]
+    pols = fullreport.eval_policies({"algo": "ppo", "env": {"action_type": "relative"}}, "ppo", models, runs)
+    assert pols[-1] == f"ppo-mean=mean:{tmp_path}/a[[]1]/*/model.zip" and "oracle-planner" in pols
+    assert pols[-4:-1] == [f"ppo={m}" for m in models]
+    for cfg, ms in (({"algo": "ppo", "env": {"action_type": "continuous"}}, models),
+                    ({"algo": "dqn", "env": {"action_type": "relative"}}, models),
+                    ({"algo": "ppo", "env": {"action_type": "relative"}}, models[:1])):
+        assert not any(p.startswith("ppo-mean=") for p in fullreport.eval_policies(cfg, "ppo", ms, runs, planner=False))

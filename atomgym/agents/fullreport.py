@@ -11,6 +11,7 @@ is the verdict.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ import yaml
 from atomgym import interrupts, safefiles, schema
 from atomgym.envs.cost import DEFAULT_COST
 from atomgym.agents import baselines, command, deploy, evaluate, multiseed, plots, report, stats, who
-from atomgym.agents.config import as_dict, check_unique_names, load_config
+from atomgym.agents.config import as_dict, check_unique_names, env_kwargs, load_config
 from atomgym.agents.policies import play_label
 from atomgym.agents.usage import Parser, UsageError, run_main
 from atomgym.paths import RUNS_DIR, TRAIN_CONFIG_DIR, checkout_commit
@@ -114,7 +115,7 @@ def _main(argv: list[str] | None) -> int:
     models = sorted((Path(r["run"]) / "model.zip" for r in ok), key=lambda p: p.parent.name)
     label = cfg["algo"]
     # 2. evaluation: every baseline, the oracles, the models (runs of one policy)
-    pols = [*baselines.names(), *([] if args.no_planner else ["oracle-planner"]), *[f"{label}={m}" for m in models]]
+    pols = eval_policies(cfg, label, models, out / "runs", planner=not args.no_planner)
     opts = evaluate.Options(policies=",".join(pols), scenarios=args.scenarios, seeds=args.eval_seeds,
                             out=out / "eval", no_summary=True, play=plays,
                             duration_s=args.eval_duration_s)
@@ -142,7 +143,7 @@ def _main(argv: list[str] | None) -> int:
     planner_wall = df[df["policy"] == "oracle-planner"].groupby("scenario")["wall_s"].sum() if "wall_s" in df else None
     body = report.summary(df, with_deployment=False)
     deployment = report.deployment(df)
-    learned = [play_label(label, p) for p in args.play.split(",") if p.strip()]
+    learned = [play_label(label, p) for p in args.play.split(",") if p.strip()] + [f"{label}-mean"]
     vs_table, verdict = learned_vs_heuristics(df, learned)
     t_report = time.perf_counter() - t0
     wall = time.perf_counter() - t_all
@@ -190,6 +191,18 @@ def _showcase(df, scenarios: list[str]) -> str:
     return next((s for s in scenarios if Path(s).stem == name or s == name), scenarios[0])
 
 
+def eval_policies(cfg: dict, label: str, models: list[Path], runs: Path, planner: bool = True) -> list[str]:
+    """agents.evaluate's --policies of the report: every baseline, the planner, the models (runs of
+    one policy ``label``) and, for two or more models of a Discrete-action PPO or A2C, their mean
+    (``LABEL-mean=mean:RUNS/*/model.zip``: the action with the highest averaged probability, one
+    policy; docs/evaluation.md "A vote of models")."""
+    pols = [*baselines.names(), *(["oracle-planner"] if planner else []), *[f"{label}={m}" for m in models]]
+    if (len(models) >= 2 and cfg.get("algo") in ("ppo", "a2c")
+            and env_kwargs(cfg).get("action_type", "discrete") != "continuous"):
+        pols.append(f"{label}-mean=mean:{glob.escape(str(runs))}/*/model.zip")
+    return pols
+
+
 def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str, str]:
     """The best learned policy (highest IQM score of ``learned``: a label and its -stochastic play)
     against every heuristic (each baseline of agents.baselines present): IQM with stratified-
@@ -231,7 +244,9 @@ def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str
                     f"{report.fmt_ci(diff, dlo, dhi)} | {report.fmt_ci(pi, plo, phi)} | {gcm.get(h, float('nan')):.2f} | "
                     f"{'yes' if ok else 'no'} |")
     play = "stochastic" if best.endswith("-stochastic") else "deterministic"
-    head = (f"Best learned policy: `{best}` ({play} play; {int(b.runs)} training runs), IQM "
+    how = ("the training runs' averaged action probabilities, one policy" if best.endswith("-mean")
+           else f"{int(b.runs)} training runs")
+    head = (f"Best learned policy: `{best}` ({play} play; {how}), IQM "
             f"{report.fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}, oracle gap closed {gcm.get(best, float('nan')):.2f}, "
             f"on {', '.join(scs)}.\n\n"
             "| heuristic | IQM [95 % CI] | IQM difference (learned - heuristic) | P(learned > heuristic) | "
