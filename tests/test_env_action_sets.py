@@ -145,19 +145,22 @@ def test_docs_tables_match_the_code(doc):
     assert [(int(a), int(d), n) for a, d, n in rows] == [(i, a, ACTION_NAMES[a]) for i, a in enumerate(NOBOOST_ACTIONS)]
     levels, relative = sec.split('`action_type="relative"`')
     grid = re.findall(r"^\| ([\w %]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", levels, flags=re.M)
-    assert len(grid) == len(LEVEL_MF)
-    for r, (label, *acts) in enumerate(grid):
-        for c, a in enumerate(acts):
-            assert LEVEL_POINTS[int(a)] == (LEVEL_MF[r], LEVEL_WSF[c])
-            assert LEVEL_NAMES[int(a)].startswith(f"min_free_kbytes={label},")
+    _grid_is_the_table(grid, LEVEL_MF, LEVEL_WSF, LEVEL_POINTS, LEVEL_NAMES, lambda label: label)
     head = re.search(r"^\| min_free_kbytes \(row\).* \| boot \| (.+) \|$", relative, flags=re.M).group(1).split(" | ")
     assert head == [f"max({w}, boot)" for w in REL_WSF[1:]]
     grid = re.findall(r"^\| ([\w.]+)(?: boot)? \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", relative, flags=re.M)
-    assert len(grid) == len(REL_MF)
+    _grid_is_the_table(grid, REL_MF, REL_WSF, REL_POINTS, REL_NAMES,
+                       lambda label: label if label == "boot" else label + " boot")
+
+
+def _grid_is_the_table(grid, mfs, wsfs, points, names, name_of) -> None:
+    """The documented grid (rows: label and the actions per column) is the action table: action
+    ``a`` in row r, column c is the point (mfs[r], wsfs[c]) and its name names the row's label."""
+    assert len(grid) == len(mfs)
     for r, (label, *acts) in enumerate(grid):
         for c, a in enumerate(acts):
-            assert REL_POINTS[int(a)] == (REL_MF[r], REL_WSF[c])
-            assert REL_NAMES[int(a)].startswith(f"min_free_kbytes={label if label == 'boot' else label + ' boot'},")
+            assert points[int(a)] == (mfs[r], wsfs[c])
+            assert names[int(a)].startswith(f"min_free_kbytes={name_of(label)},")
 
 
 def test_relative_levels_by_hand_and_never_below_boot():

@@ -94,7 +94,7 @@ def run_block(spec: Spec, sc, seeds: np.ndarray, dur: float, ref_cost: np.ndarra
     if spec.kind == "model":
         res, _ = run_model(spec.path, sc, seeds, dur, deterministic=spec.play == "deterministic")
     elif spec.kind == "ensemble":
-        res, _ = run_ensemble(list(spec.paths), sc, seeds, dur, how=spec.run.rstrip("0123456789"))
+        res, _ = run_ensemble(list(spec.paths), sc, seeds, dur, how=spec.how)
     elif spec.label == "oracle-static":
         res, why = oracle.hindsight_static(sc, seeds, dur)
         log += [f"oracle-static {sc.name} {w}" for w in why]

@@ -143,13 +143,13 @@ def _main(argv: list[str] | None) -> int:
     planner_wall = df[df["policy"] == "oracle-planner"].groupby("scenario")["wall_s"].sum() if "wall_s" in df else None
     body = report.summary(df, with_deployment=False)
     deployment = report.deployment(df)
-    learned = [play_label(label, p) for p in args.play.split(",") if p.strip()] + [f"{label}-mean"]
+    learned = [play_label(label, p) for p in args.play.split(",") if p.strip()] + [label + MEAN]
     vs_table, verdict = learned_vs_heuristics(df, learned)
     t_report = time.perf_counter() - t0
     wall = time.perf_counter() - t_all
     tw = [r["wall_s"] for r in ok]
-    trained = ", ".join(f"`{x}`" for x in (cfg["scenario"] if isinstance(cfg["scenario"], list) else [cfg["scenario"]]))
-    trained = ("scenarios " if isinstance(cfg["scenario"], list) else "scenario ") + trained
+    many = isinstance(cfg["scenario"], list)
+    trained = ("scenarios " if many else "scenario ") + ", ".join(f"`{x}`" for x in (cfg["scenario"] if many else [cfg["scenario"]]))
     lines = [f"# atomgym report ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"- command: `{cmd}` (`make report`)", f"- machine: {_machine()}", f"- versions: {_versions()}",
              f"- commit: {commit}",
@@ -191,6 +191,9 @@ def _showcase(df, scenarios: list[str]) -> str:
     return next((s for s in scenarios if Path(s).stem == name or s == name), scenarios[0])
 
 
+MEAN = "-mean"    # LABEL-mean: the runs' averaged action probabilities as one policy (eval_policies)
+
+
 def eval_policies(cfg: dict, label: str, models: list[Path], runs: Path, planner: bool = True) -> list[str]:
     """agents.evaluate's --policies of the report: every baseline, the planner, the models (runs of
     one policy ``label``) and, for two or more models of a Discrete-action PPO or A2C, their mean
@@ -199,7 +202,7 @@ def eval_policies(cfg: dict, label: str, models: list[Path], runs: Path, planner
     pols = [*baselines.names(), *(["oracle-planner"] if planner else []), *[f"{label}={m}" for m in models]]
     if (len(models) >= 2 and cfg.get("algo") in ("ppo", "a2c")
             and env_kwargs(cfg).get("action_type", "discrete") != "continuous"):
-        pols.append(f"{label}-mean=mean:{glob.escape(str(runs))}/*/model.zip")
+        pols.append(f"{label}{MEAN}=mean:{glob.escape(str(runs))}/*/model.zip")
     return pols
 
 
@@ -244,7 +247,7 @@ def learned_vs_heuristics(df, learned: list[str], reps: int = 2000) -> tuple[str
                     f"{report.fmt_ci(diff, dlo, dhi)} | {report.fmt_ci(pi, plo, phi)} | {gcm.get(h, float('nan')):.2f} | "
                     f"{'yes' if ok else 'no'} |")
     play = "stochastic" if best.endswith("-stochastic") else "deterministic"
-    how = ("the training runs' averaged action probabilities, one policy" if best.endswith("-mean")
+    how = ("the training runs' averaged action probabilities, one policy" if best.endswith(MEAN)
            else f"{int(b.runs)} training runs")
     head = (f"Best learned policy: `{best}` ({play} play; {how}), IQM "
             f"{report.fmt_ci(b.iqm, b.iqm_lo, b.iqm_hi)}, oracle gap closed {gcm.get(best, float('nan')):.2f}, "

@@ -151,9 +151,10 @@ def run_loaded(model, env_kw: dict, scenario, seeds: np.ndarray, duration_s: flo
 ENSEMBLE_KEYS = ("action_type", "observation", "decision_interval_ms", "gate")
 
 
-def check_ensemble(paths: list[Path], lms: list[LoadedModel]) -> dict:
+def check_ensemble(paths: list[Path], lms: list[LoadedModel], how: str = "vote") -> dict:
     """The env keyword arguments the members of a vote share (ENSEMBLE_KEYS, frame stack; Discrete
-    actions); ValueError naming the first member that differs from the first."""
+    actions; ``how`` "mean": action probabilities, PPO or A2C); ValueError naming the first member
+    that differs from the first, or that has no probabilities."""
     def env_of(lm: LoadedModel) -> dict:
         kw = {"action_type": action_type_of(lm.model), **lm.env_kw}
         return {**{k: kw.get(k) for k in ENSEMBLE_KEYS}, "frame_stack": lm.n_stack}
@@ -166,6 +167,9 @@ def check_ensemble(paths: list[Path], lms: list[LoadedModel]) -> dict:
             if e[k] != v:
                 raise ValueError(f"{p}: {k} {e[k]!r}, but {paths[0]} has {v!r}: the members of a vote must act "
                                  f"on the same env ({', '.join(first)})")
+    for p, lm in zip(paths, lms):
+        if how == "mean" and (not hasattr(lm.model.policy, "get_distribution") or lm.algo == "recurrent_ppo"):
+            raise ValueError(f"{p}: mean: needs action probabilities (PPO, A2C); {lm.algo} has none")
     return {"action_type": first["action_type"], **lms[0].env_kw}
 
 
@@ -175,7 +179,7 @@ def run_ensemble(paths: list[Path], scenario, seeds: np.ndarray, duration_s: flo
     action 0; "mean", the highest mean action probability) on the path every policy takes,
     deterministic play, the seeds in one batched Simulator."""
     lms = [load_model(p) for p in paths]
-    env_kw = check_ensemble(list(paths), lms)
+    env_kw = check_ensemble(list(paths), lms, how)
     seeds = np.asarray(seeds, np.int64)
     players = [episodes.Player(lm.model, lm.vecnorm, lm.n_stack, True, n=len(seeds)) for lm in lms]
     out = episodes.run(episodes.ModelPolicy(env_kw, scenario, episodes.VotePlayer(players, how)), scenario, seeds,

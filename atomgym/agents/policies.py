@@ -18,9 +18,9 @@ class Spec:
     """One policy of --policies: a baseline, an oracle, or a trained model (``[LABEL=]PATH.zip``)."""
 
     def __init__(self, label: str, kind: str, path: Path | None = None, run: str = "-",
-                 play: str = "deterministic", paths: tuple[Path, ...] = ()) -> None:
+                 play: str = "deterministic", paths: tuple[Path, ...] = (), how: str = "") -> None:
         self.label, self.kind, self.path, self.run, self.play = label, kind, path, run, play
-        self.paths = paths          # kind "ensemble": the members' model files (``path`` the first)
+        self.paths, self.how = paths, how   # kind "ensemble": the members' model files (``path`` the first), vote | mean
 
     def __repr__(self) -> str:
         return f"Spec({self.label!r}, {self.kind!r}, {self.path}, run={self.run!r}, play={self.play!r})"
@@ -108,15 +108,10 @@ def ensemble_spec(item: str, label: str, pattern: str, how: str = "vote") -> Spe
         raise UsageError(f"--policies: {item!r}: {how}:GLOB needs 2 or more model .zip files; "
                          f"{pattern!r} matches {len(paths)}")
     try:
-        lms = [load_model(p) for p in paths]
-        check_ensemble(paths, lms)
-        if how == "mean":
-            for p, lm in zip(paths, lms):
-                if not hasattr(lm.model.policy, "get_distribution") or lm.algo == "recurrent_ppo":
-                    raise ValueError(f"{p}: mean: needs action probabilities (PPO, A2C); {lm.algo} has none")
+        check_ensemble(paths, [load_model(p) for p in paths], how)
     except ValueError as e:
         raise UsageError(f"--policies: {item!r}: {e}") from None
     label = label or how
     if not all(c.isalnum() or c in "-_.+" for c in label):
         raise UsageError(f"--policies: label {label!r}: use letters, digits and -_.+")
-    return Spec(label, "ensemble", paths[0], f"{how}{len(paths)}", "deterministic", tuple(paths))
+    return Spec(label, "ensemble", paths[0], f"{how}{len(paths)}", "deterministic", tuple(paths), how)

@@ -181,7 +181,7 @@ def block_identity(spec, sc, seeds: np.ndarray, dur: float, memo: dict | None = 
             "duration_s": float(dur), "seeds": [int(seeds[0]), len(seeds)],
             "policy": (f"{spec.play}:" + once(("model", str(spec.path)), lambda: identity.model_digest(spec.path))
                        if spec.kind == "model" else
-                       spec.run.rstrip("0123456789") + ":" + "+".join(once(("model", str(p)), lambda p=p: identity.model_digest(p)) for p in spec.paths)
+                       spec.how + ":" + "+".join(once(("model", str(p)), lambda p=p: identity.model_digest(p)) for p in spec.paths)
                        if spec.kind == "ensemble" else spec.label),
             "simulator": once(("simulator",), identity.simulator_digest),
             "cost": once(("cost",), identity.cost_digest)}

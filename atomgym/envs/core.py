@@ -73,7 +73,6 @@ class Core:
         self.cost_table = cost_table(self.sim.counter_names)
         # gate="drops" (spaces.GATES): action 0 on a machine until its counters in GATE_COUNTERS pass
         # their values at the episode's start; gate_open says which machines the agent acts on
-        self.gate = config.gate
         self._gate_idx = (np.array([self.sim.counter_names.index(c) for c in GATE_COUNTERS[config.gate]], np.int64)
                           if config.gate != "none" else None)
         self.gate_base = np.zeros(n)
