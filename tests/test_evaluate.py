@@ -381,13 +381,52 @@ def test_a_model_config_linked_to_a_device_or_nested_too_deep_is_one_line(tmp_pa
     model = PPO("MlpPolicy", AtomEnv("quiet", duration_s=1.0), n_steps=16, batch_size=16, device="cpu", seed=0)
     model.save(tmp_path / "m.zip")
     yml = tmp_path / "m.yml"
-    yml.symlink_to("/dev/zero")               # not a config file: never read (the model counts as bare)
-    assert policies.parse_policies(str(tmp_path / "m.zip"))[0].label == "ppo"
+    yml.symlink_to("/dev/zero")               # a link: refused before anything is read (never a bare model)
+    with pytest.raises(evaluate.UsageError) as e:
+        policies.parse_policies(str(tmp_path / "m.zip"))
+    assert "symbolic link (to /dev/zero)" in str(e.value) and "\n" not in str(e.value), str(e.value)
     yml.unlink()
+    assert policies.parse_policies(str(tmp_path / "m.zip"))[0].label == "ppo"      # bare: no config
     yml.write_text("a: " + "[" * 100000)
     with pytest.raises(evaluate.UsageError) as e:
         policies.parse_policies(str(tmp_path / "m.zip"))
     assert "nested too deeply" in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_model_or_its_files_behind_a_symbolic_link_are_refused(tmp_path):
+    """A model's files are read where they are: the .zip, its config or its statistics linked from
+    elsewhere (a single model or an ensemble's member) is one line naming the link, nothing loaded."""
+    import shutil
+
+    import pytest
+    from stable_baselines3 import PPO
+
+    from atomgym.envs.atom_env import AtomEnv
+    elsewhere, run = tmp_path / "elsewhere", tmp_path / "run"
+    elsewhere.mkdir()
+    run.mkdir()
+    PPO("MlpPolicy", AtomEnv("quiet", duration_s=1.0), n_steps=16, batch_size=16, device="cpu",
+        seed=0).save(elsewhere / "m.zip")
+    shutil.copy(elsewhere / "m.zip", run / "a.zip")
+    (run / "b.zip").symlink_to(elsewhere / "m.zip")
+    for item in (str(run / "b.zip"), f"mean:{run}/*.zip", f"vote:{run}/*.zip"):
+        with pytest.raises(evaluate.UsageError) as e:
+            policies.parse_policies(item)
+        msg = str(e.value)
+        assert f"{run / 'b.zip'}: the model is a symbolic link (to {elsewhere / 'm.zip'})" in msg and "\n" not in msg, msg
+    (run / "b.zip").unlink()
+    (elsewhere / "config.yml").write_text("algo: ppo\n")
+    (run / "config.yml").symlink_to(elsewhere / "config.yml")
+    with pytest.raises(evaluate.UsageError) as e:
+        policies.parse_policies(str(run / "a.zip"))
+    assert "config.yml: the model's training config is a symbolic link" in str(e.value), str(e.value)
+    (run / "config.yml").unlink()
+    (run / "a.vecnormalize.npz").symlink_to(elsewhere / "m.zip")
+    with pytest.raises(evaluate.UsageError) as e:
+        policies.parse_policies(str(run / "a.zip"))
+    assert "a.vecnormalize.npz: the model's normalisation statistics is a symbolic link" in str(e.value), str(e.value)
+    (run / "a.vecnormalize.npz").unlink()
+    assert policies.parse_policies(str(run / "a.zip"))[0].label == "ppo"
 
 
 # ---- --resume continues only what would give the same rows (issue 23) ---------------------------

@@ -4,6 +4,8 @@ normalisation statistics it plays with, nothing of its files unpickled (agents/s
 agents/normstats.py); and its episodes on the one evaluation path (agents/episodes.py)."""
 from __future__ import annotations
 
+import glob
+import os
 from pathlib import Path
 
 import gymnasium
@@ -25,9 +27,27 @@ def model_config_path(path: Path) -> Path | None:
     policy, atomgym/agents/pretrained/), else the run folder's ``config.yml`` (``RUN/model.zip``, or
     ``RUN/checkpoints/model_<N>_steps.zip``); None for a bare model."""
     for cfg in (path.with_suffix(".yml"), path.parent / "config.yml", path.parent.parent / "config.yml"):
+        _not_a_link(cfg, "the model's training config")
         if cfg.is_file():
             return cfg
     return None
+
+
+def _not_a_link(p: Path, what: str) -> None:
+    """A model's files are read where they are: a symbolic link (to anywhere) is refused, never
+    followed out of the folder the user named. ValueError naming the link and its target."""
+    if p.is_symlink():
+        raise ValueError(f"{p}: {what} is a symbolic link (to {os.readlink(p)}); links are not followed "
+                         "from a model's folder: put the file itself there")
+
+
+def check_model_files(path: Path) -> None:
+    """The .zip, its config candidates and its ``<stem>.vecnormalize.*`` statistics: none a symbolic
+    link (ValueError naming the first)."""
+    _not_a_link(path, "the model")
+    model_config_path(path)
+    for p in sorted(path.parent.glob(f"{glob.escape(path.stem)}.vecnormalize.*")):
+        _not_a_link(p, "the model's normalisation statistics")
 
 
 class LoadedModel:
@@ -60,6 +80,7 @@ def load_model(path: Path) -> LoadedModel:
     stacking and, with vec_normalize, the frozen statistics beside it. Nothing of the files is
     unpickled (agents.safeload, agents.normstats); a shipped policy's files are checked against
     their recorded digests. ValueError names the file."""
+    check_model_files(path)        # before a byte of them is read
     algo = algo_of_model(path)
     cfg_path = model_config_path(path)
     cfg: dict = {}
