@@ -8,6 +8,20 @@ import pytest
 from agents import stats
 
 
+def test_iqm_is_rliables_to_the_last_bit():
+    """stats.iqm replaces rliable's aggregate_iqm (scipy's trim_mean) for speed: the same float for
+    every shape, size (odd, even, below 4), ties and NaN, so published CIs do not move."""
+    from rliable import metrics
+    rng = np.random.default_rng(0)
+    for shape in [(1,), (2,), (3,), (4, 1), (5, 3), (7, 11), (10, 20), (33, 2), (1000,)]:
+        for x in (rng.random(shape), rng.integers(0, 4, shape).astype(float), rng.lognormal(0, 3, shape)):
+            want = float(metrics.aggregate_iqm(x))
+            assert stats.iqm(x) == want or (np.isnan(want) and np.isnan(stats.iqm(x))), (shape, x)
+    x = rng.random((6, 3))
+    x[2, 1] = np.nan
+    assert np.isnan(stats.iqm(x)) and np.isnan(metrics.aggregate_iqm(x))
+
+
 def test_iqm_is_the_mean_of_the_middle_half():
     assert stats.iqm(np.array([[1.0], [2.0], [3.0], [4.0]])) == pytest.approx(2.5)          # mean(2, 3)
     # 8 values over 2 scenarios: trim 2 each end of the pooled sorted values 0,1,2,3,4,5,6,100

@@ -36,11 +36,14 @@ def env_ids(version: int = VERSION) -> dict[str, str]:
 
 
 def register_envs() -> None:
+    steps_of: dict[str, int] = {}    # each scenario read once for both versions (import time of every process)
     for version, extra in VERSION_KWARGS.items():
         for env_id, name in env_ids(version).items():
             if env_id in registry:
                 continue
-            steps = episode_steps(load_scenario(name), DEFAULT_DECISION_INTERVAL_MS)
+            if name not in steps_of:
+                steps_of[name] = episode_steps(load_scenario(name, check_files=False), DEFAULT_DECISION_INTERVAL_MS)
+            steps = steps_of[name]
             kwargs = {**extra} if env_id.startswith(f"atomgym/{GENERIC}-") else {"scenario": name, **extra}
             register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
                      max_episode_steps=steps, kwargs=kwargs)

@@ -695,8 +695,10 @@ def _scenario_file(name_or_path: str | Path) -> Path:
     return cand
 
 
-def load_scenario(name_or_path: str | Path) -> "Scenario":
-    """A shipped scenario by name ('incast-pagecache') or a YAML file path, validated."""
+def load_scenario(name_or_path: str | Path, check_files: bool = True) -> "Scenario":
+    """A shipped scenario by name ('incast-pagecache') or a YAML file path, validated; with
+    ``check_files=False`` the files it names (snapshot, trace) are not read (the env ids' registration
+    at import needs only the duration: an env made from the scenario reads and checks them)."""
     path = _scenario_file(name_or_path)
     disp = _display(str(path))
     try:
@@ -708,8 +710,12 @@ def load_scenario(name_or_path: str | Path) -> "Scenario":
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(f"{disp}: cannot read: {e}") from None
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+        loader = _Loader(text)       # a SafeLoader subclass; parsed once: its node tree gives the line
+        try:                         # numbers and the data (what yaml.compose and yaml.load each do)
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{disp}:{mark.line + 1}:{mark.column + 1}" if mark else disp
@@ -728,7 +734,7 @@ def load_scenario(name_or_path: str | Path) -> "Scenario":
                             f"keys ({', '.join(_yaml_fields(Scenario))}); write `{{}}` for every default")
     if not isinstance(data, dict):
         raise ScenarioError(f"{disp}:1: (top level): expected a mapping of scenario keys, got {_type_name(data)}")
-    return scenario_from_dict(data, source=path.resolve(), _lines=lines)
+    return scenario_from_dict(data, source=path.resolve(), _lines=lines, check_files=check_files)
 
 
 def list_scenarios() -> list[str]:
