@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 
 from atomgym.envs.cost import TERM_BY_NAME
+from atomgym.envs.spaces import GATE_COUNTERS
 from atomgym.kernel.zones import PAGE_KB
 
 OBS_KEYS = ("t_ms", "min_free_kbytes", "watermark_scale_factor", "total_pages", "free_pages", "min_pages",
-            "low_pages", "high_pages", "atomic_fail", "fail_kernel", "drops", "default_min_free_kbytes")
+            "low_pages", "high_pages", "atomic_fail", "fail_kernel", "drops", "gate_drops", "default_min_free_kbytes")
 ACTION_KNOBS = ("min_free_kbytes", "watermark_scale_factor")
 DROP_COUNTERS = TERM_BY_NAME["drops"].counters   # what the cost counts as a dropped packet
+GATE_DROPS = GATE_COUNTERS["drops"]              # what opens the env's gate="drops" (and psi-gated)
 
 
 def observe(sim, default_mf: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -47,6 +49,7 @@ def observe(sim, default_mf: np.ndarray | None = None) -> dict[str, np.ndarray]:
         "atomic_fail": ctr("atomic_fail").copy(),
         "fail_kernel": ctr("fail_kernel").copy(),
         "drops": sum(ctr(c) for c in DROP_COUNTERS),
+        "gate_drops": sum(ctr(c) for c in GATE_DROPS),
         "default_min_free_kbytes": (sim.min_free_kbytes.astype(np.int64) if default_mf is None else default_mf),
     }
 
@@ -280,6 +283,26 @@ class PsiDrops(Psi):
         return obs["drops"].copy()
 
 
+class PsiGated(Psi):
+    """psi behind the env's gate (``gate="drops"``, envs/spaces.GATE_COUNTERS): the boot setting,
+    untouched, until the machine's first dropped packet a reserve could have saved (``rx_missed``,
+    ``pfmemalloc_drop``; not ``rcvbuf_drop``, a slow application); from the decision after it, psi
+    (its pressure counted all along). The do-no-harm structure of the gated agents without learning."""
+
+    name = "psi-gated"
+    source = "senpai shape behind the gate (this repository)"
+    mechanism = "nothing until the first rx_missed/pfmemalloc drop; then psi"
+
+    def initial_state(self, obs):
+        return {**super().initial_state(obs), "open": obs["gate_drops"] > 0}
+
+    def decide(self, obs, state, first):
+        a, reasons = super().decide(obs, state, first)
+        state["open"] = state["open"] | (obs["gate_drops"] > 0)   # as Core.hold: this decision acts
+        a[~state["open"]] = -1
+        return a, [r if o else "" for r, o in zip(reasons, state["open"])]
+
+
 class BestStatic(Static):
     """The best constant (min_free_kbytes, watermark_scale_factor) for a scenario, found by the
     evaluator's sweep (agents.oracle.best_static) on the evaluation seeds; set per scenario
@@ -357,6 +380,7 @@ def _registry() -> dict[str, Any]:
         "wsf-raise": WsfRaise,
         "psi": Psi,
         "psi-drops": PsiDrops,
+        "psi-gated": PsiGated,
     }
 
 

@@ -47,6 +47,7 @@ class EnvPolicy:
         st["t"] += self.dt
         st["fail"] += per(OBS_ATOMIC_FAIL)
         st["drops"] += per(OBS_RX_MISSED) + per(OBS_RCVBUF_DROP) + per(OBS_PFMEMALLOC_DROP)
+        st["gate"] += per(OBS_RX_MISSED) + per(OBS_PFMEMALLOC_DROP)        # baselines.GATE_DROPS
         ratio = o[:, OBS_INDEX["Normal.free_over_min"]].astype(np.float64) * 4.0   # free / min of Normal
         return {"t_ms": st["t"].copy(),
                 "min_free_kbytes": np.rint(MF_MIN_KB * np.exp(o[:, OBS_MIN_FREE_KBYTES] * _LMF)).astype(np.int64),
@@ -55,14 +56,15 @@ class EnvPolicy:
                 "free_pages": np.rint(ratio * 1000).astype(np.int64), "min_pages": np.full(B, 1000, np.int64),
                 "low_pages": np.full(B, 1250, np.int64), "high_pages": np.full(B, 1500, np.int64),
                 "atomic_fail": st["fail"].copy(), "fail_kernel": np.zeros(B), "drops": st["drops"].copy(),
-                "default_min_free_kbytes": np.full(B, self.boot, np.int64)}
+                "gate_drops": st["gate"].copy(), "default_min_free_kbytes": np.full(B, self.boot, np.int64)}
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         o = np.atleast_2d(np.asarray(observation, dtype=np.float64))
         B = o.shape[0]
         first = state is None or (episode_start is not None and bool(np.all(episode_start)))
         if first:
-            state = {"t": np.zeros(B), "fail": np.zeros(B), "drops": np.zeros(B), "since": 0.0, "p": None}
+            state = {"t": np.zeros(B), "fail": np.zeros(B), "drops": np.zeros(B), "gate": np.zeros(B), "since": 0.0,
+                     "p": None}
         obs = self._obs(o, state)
         if first:
             state["p"] = self.policy.initial_state(obs)
