@@ -22,6 +22,21 @@ def test_iqm_is_rliables_to_the_last_bit():
     assert np.isnan(stats.iqm(x)) and np.isnan(metrics.aggregate_iqm(x))
 
 
+def test_performance_profile_is_rliables_to_the_last_bit():
+    """stats.score_distribution replaces rliable's np.vectorize'd score_distributions for speed: the
+    same profiles and the same bootstrap CIs (same seed)."""
+    from rliable import library as rly
+    rng = np.random.default_rng(1)
+    mats = {"a": rng.random((5, 3)) * 2, "b": rng.integers(0, 3, (4, 3)).astype(float)}
+    taus = np.linspace(0.0, 2.0, 21)
+    mine = stats.performance_profile(mats, taus, reps=200)
+    np.random.seed(0)
+    theirs = rly.create_performance_profile(mats, taus, reps=200)
+    for k in mats:
+        assert np.array_equal(mine[0][k], theirs[0][k]) and np.array_equal(mine[1][k], theirs[1][k]), k
+        assert np.array_equal(stats.score_distribution(mats[k], taus), rly.score_distributions(mats[k], taus))
+
+
 def test_iqm_is_the_mean_of_the_middle_half():
     assert stats.iqm(np.array([[1.0], [2.0], [3.0], [4.0]])) == pytest.approx(2.5)          # mean(2, 3)
     # 8 values over 2 scenarios: trim 2 each end of the pooled sorted values 0,1,2,3,4,5,6,100
