@@ -25,7 +25,9 @@ def test_wheel_package_list_matches_the_tree():
     listed = set(tool["packages"])
     code = set(find_packages(where=str(REPO), include=["atomgym", "atomgym.*"]))
     data = {"atomgym.configs"} | {f"atomgym.configs.{p.name}" for p in (REPO / "configs").iterdir() if p.is_dir()}
+    data |= {"atomgym.realkernel.guest"}       # the guest's C sources and init script: data, no __init__.py
     assert listed == code | data
+    assert tool["package-data"]["atomgym.realkernel.guest"] == ["*"]
     assert tool["package-dir"] == {"atomgym.configs": "configs"}
     assert not any(p == "agents" or p.startswith("agents.") for p in listed)
 
