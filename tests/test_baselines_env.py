@@ -29,3 +29,18 @@ def test_static_and_controller_baselines_act_through_the_env():
     assert env2.unwrapped.core.sim.min_free_kbytes[0] > 67584   # pressure in 3 s of the headline
     with pytest.raises(ValueError, match="in-kernel"):
         EnvPolicy.for_env("v10-acked", env2)
+
+
+def test_psi_gated_through_the_env_holds_where_only_sockets_drop():
+    """In the first 3 s of incast-pagecache psi raises on atomic failures (above); psi-gated, fed the
+    env's observation (its gate counters summed from it), sees no ring or pfmemalloc drop and writes
+    nothing."""
+    env = AtomEnv("incast-pagecache", action_type="continuous", duration_s=3.0)
+    obs, _ = env.reset(seed=1)
+    pol, st = EnvPolicy.for_env("psi-gated", env), None
+    for _ in range(30):
+        a, st = pol.predict(obs, st)
+        obs, *_ = env.step(a[0])
+    assert env.unwrapped.core.sim.min_free_kbytes[0] == 67584 and not st["p"]["open"].any()
+    assert st["gate"][0] == 0 and st["fail"][0] > 0
+    assert env.unwrapped.core.sim.counter("knob_writes")[0] == 0

@@ -16,11 +16,10 @@ import math
 
 import numpy as np
 
-from . import get
+from . import DROP_COUNTERS, GATE_DROPS, get
 
 from atomgym.envs.spaces import (  # noqa: E402  (the env's scales: one definition)
-    LOG1P_SCALE, MF_MAX_KB, MF_MIN_KB, OBS_ATOMIC_FAIL, OBS_INDEX, OBS_MIN_FREE_KBYTES, OBS_PFMEMALLOC_DROP,
-    OBS_RCVBUF_DROP, OBS_RX_MISSED, OBS_WSF, WSF_MAX, WSF_MIN,
+    LOG1P_SCALE, MF_MAX_KB, MF_MIN_KB, OBS_ATOMIC_FAIL, OBS_INDEX, OBS_MIN_FREE_KBYTES, OBS_WSF, WSF_MAX, WSF_MIN,
 )
 
 _LMF = math.log(MF_MAX_KB / MF_MIN_KB)
@@ -46,8 +45,8 @@ class EnvPolicy:
         per = lambda i: np.expm1(o[:, i].astype(np.float64) * LOG1P_SCALE)  # noqa: E731  (last interval)
         st["t"] += self.dt
         st["fail"] += per(OBS_ATOMIC_FAIL)
-        st["drops"] += per(OBS_RX_MISSED) + per(OBS_RCVBUF_DROP) + per(OBS_PFMEMALLOC_DROP)
-        st["gate"] += per(OBS_RX_MISSED) + per(OBS_PFMEMALLOC_DROP)        # baselines.GATE_DROPS
+        st["drops"] += sum(per(OBS_INDEX[c]) for c in DROP_COUNTERS)    # the counters observe() sums
+        st["gate"] += sum(per(OBS_INDEX[c]) for c in GATE_DROPS)
         ratio = o[:, OBS_INDEX["Normal.free_over_min"]].astype(np.float64) * 4.0   # free / min of Normal
         return {"t_ms": st["t"].copy(),
                 "min_free_kbytes": np.rint(MF_MIN_KB * np.exp(o[:, OBS_MIN_FREE_KBYTES] * _LMF)).astype(np.int64),
