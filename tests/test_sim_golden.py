@@ -18,6 +18,7 @@ test_sim_dynamics.py.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -312,6 +313,29 @@ def test_direct_reclaim_stall(tmp_path):
     assert _c(sim, "workload_deficit_pages") == 0
     assert sim.free[0, NORMAL] == 1000 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
     assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 2
+
+
+def test_allocstall_counts_a_call_that_spans_ticks_once(tmp_path):
+    """allocstall is counted when a try_to_free_pages() call starts (do_try_to_free_pages()),
+    not per tick of reclaim. The reader of test_direct_reclaim_stall wants 40 pages a ms
+    (156.25 MiB/s), Normal at min (1000 free, 10000 of cache), a direct-reclaim rate of 10
+    pages/ms and kswapd out of the way (a 50 ms wake latency). A call reclaims 10000 >> 12 = 2
+    + 32 = 34 pages (direct_reclaim_call_pages()), 10 a tick: ticks 1-3 reclaim 30 pages of the
+    first call (1 allocstall; 4 pages left), tick 4's 10 pages end it and start the second
+    (2 allocstalls; 28 left), ticks 5-6 continue it (2), tick 7 ends it and starts the third
+    (3): 70 pages of direct reclaim, 3 calls, where a count per tick of reclaim gave 7."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=156.25, working_set_mib=1000.0)]
+    s = _scenario(tmp_path, {}, workloads=wl, latency=50.0)
+    s = dataclasses.replace(s, kswapd=dataclasses.replace(s.kswapd, direct_reclaim_pages_per_ms=10.0))
+    sim = Simulator(s, machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=1000, cache=10000, unmovable=False)
+    calls = []
+    for _ in range(7):
+        sim.advance(1)
+        calls.append(_c(sim, "allocstall_movable"))
+    assert _c(sim, "pgsteal_direct") == 70 and _c(sim, "direct_reclaim_stall_us") == 7000.0
+    assert calls == [1, 1, 1, 2, 2, 2, 3]
+    assert _c(sim, "pageoutrun") == 0
 
 
 def test_oom_kill_of_the_anonymous_hog(tmp_path):

@@ -38,7 +38,7 @@ from .kswapd import DEF_PRIORITY, SHRINK_BOTH, shrink_zones, wakeup_kswapd
 from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
-    MR_DR_RATE, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
+    MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
     MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_KERNEL,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL,
 )
@@ -399,6 +399,27 @@ def direct_reclaim_call_pages(S, b, hz):
     return first if first >= SWAP_CLUSTER_MAX else first + SWAP_CLUSTER_MAX
 
 
+@jit(inline="llvm")
+def direct_reclaim_calls(S, b, r, per_call):
+    """try_to_free_pages() calls that start while ``r`` pages are direct-reclaimed: allocstall
+    is counted once when a call starts (do_try_to_free_pages()), and a call reclaims
+    ``per_call`` pages at the direct-reclaim rate, so at a rate below ``per_call`` pages a tick
+    one call spans ticks. The pages the call in flight has still to reclaim carry over
+    (MI_DR_CALL_LEFT, one per machine: the next direct reclaim continues it). A call that
+    reclaims nothing is one call and ends the one in flight."""
+    left = S.mi[b, MI_DR_CALL_LEFT]
+    if r <= 0:
+        S.mi[b, MI_DR_CALL_LEFT] = 0
+        return 0 if left > 0 else 1
+    if r <= left:
+        S.mi[b, MI_DR_CALL_LEFT] = left - r
+        return 0
+    extra = r - left
+    calls = -(-extra // per_call)
+    S.mi[b, MI_DR_CALL_LEFT] = calls * per_call - extra
+    return calls
+
+
 @jit()
 def alloc_pages_reclaim(S, b, n, gfp, zlk, dest, cls, budget_ms):
     """A blocking allocation (__GFP_DIRECT_RECLAIM): the bulk paths, then direct reclaim
@@ -440,7 +461,7 @@ def alloc_pages_reclaim(S, b, n, gfp, zlk, dest, cls, budget_ms):
         if want > cap:
             want = cap
         r = shrink_zones(S, b, -1, hz, want, SHRINK_BOTH)
-        ctr[b, C_ALLOCSTALL0 + hz] += -(-r // per_call) if r > 0 else 1
+        ctr[b, C_ALLOCSTALL0 + hz] += direct_reclaim_calls(S, b, r, per_call)
         ctr[b, C_PGSCAN_DIRECT] += r
         ctr[b, C_PGSTEAL_DIRECT] += r
         dt = r / rate
