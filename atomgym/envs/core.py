@@ -24,11 +24,15 @@ from .config import (  # noqa: F401  (re-exported)
     REWARD_BASELINES, EnvConfig, interval_ticks, positive_int, real_number, resolve_scenario,
 )
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
+from .psi import CAP_RAM_FRAC, psi_step
 from .spaces import (
-    GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, action_names, level_table, obs_layout,
+    GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, REL_WSF, RES_MULT, action_names,
+    level_table, obs_layout,
 )
 
 _DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
+# psi's pressure (envs/psi.py, agents/baselines Psi): atomic failures plus the drops the cost counts
+PSI_PRESSURE: tuple[str, ...] = ("atomic_fail", *TERMS[TERM_NAMES.index("drops")].counters)
 
 
 def cost_table(counter_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -59,7 +63,8 @@ class Core:
         self.action_names = action_names(action_type)
         self.n_actions = len(self.action_names)
         # action_knobs(): "levels" and "relative" index the level table; the others map to the discrete actions
-        self._kind = K_LEVELS if action_type in ("levels", "relative") else K_CONTINUOUS if action_type == "continuous" else K_DISCRETE
+        self._kind = (K_LEVELS if action_type in ("levels", "relative", "residual")
+                      else K_CONTINUOUS if action_type == "continuous" else K_DISCRETE)
         self._amap = np.array(NOBOOST_ACTIONS if action_type == "discrete-noboost" else range(N_ACTIONS), np.int64)
         self.observation = config.observation
         self.memory = config.observation == "memory"
@@ -78,6 +83,13 @@ class Core:
         self.gate_base = np.zeros(n)
         self.gate_open = np.zeros(n, np.bool_) if self._gate_idx is not None else np.ones(n, np.bool_)
         self.B = n
+        # action_type="residual" (spaces.RES_POINTS): psi's state per machine (its pressure counters'
+        # sum at the last decision, the time of its latest pressure); the level table is rewritten
+        # from it before every decision (residual_table())
+        self.residual = action_type == "residual"
+        self._psi_idx = np.array([self.sim.counter_names.index(c) for c in PSI_PRESSURE], np.int64)
+        self.psi_last = np.zeros(n)
+        self.psi_quiet = np.zeros(n)
         self.n_nodes = self.sim.n_nodes
         self.prev = np.zeros_like(self.sim.counters)
         self.was_terminated = np.zeros(n, bool)
@@ -174,10 +186,36 @@ class Core:
         mem[:, M_BOOT_WSF] = boot_wsf
         mem[:, M_MANAGED_MIB] = ram_kb / 1024.0
         self.mem[m] = mem
-        self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb, relative=self.action_type == "relative")
+        self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb, relative=self.action_type in ("relative", "residual"))
+        if self.residual:
+            self.psi_last[m] = sim.counters[m][:, self._psi_idx].sum(axis=1)
+            self.psi_quiet[m] = sim.t_ms[m]
+            self.residual_table(m)
         if self._gate_idx is not None:
             self.gate_base[m] = sim.counters[m][:, self._gate_idx].sum(axis=1)
             self.gate_open[m] = False
+
+    def residual_table(self, mask: np.ndarray) -> None:
+        """action_type="residual": psi's decision now (envs/psi.psi_step, pressure = its counters'
+        increase since the last decision) at each back-off multiplier of spaces.RES_MULT, written as
+        the min_free_kbytes column of each machine's level table (its wsf column is "relative"'s);
+        psi's state advances for the machines in ``mask`` (the ones deciding now)."""
+        sim = self.sim
+        now = sim.counters[:, self._psi_idx].sum(axis=1)
+        p = np.where(mask, now - self.psi_last, 0.0)
+        mf = sim.min_free_kbytes.astype(np.int64)
+        floor = self.mem[:, M_BOOT_MF].astype(np.int64)
+        cap = (self.mem[:, M_MANAGED_MIB] * 1024.0 * CAP_RAM_FRAC).astype(np.int64)
+        t = sim.t_ms.astype(np.float64)
+        quiet = self.psi_quiet.copy()
+        nw = len(REL_WSF)
+        for i, (num, den) in enumerate(RES_MULT):
+            q = self.psi_quiet.copy()
+            new, _, _ = psi_step(mf, p, t, q, floor, cap, num / den)
+            self.levels[mask, i * nw:(i + 1) * nw, 0] = new[mask, None]
+            quiet = q
+        self.psi_quiet[mask] = quiet[mask]
+        self.psi_last[mask] = now[mask]
 
     def hold(self, actions: np.ndarray) -> np.ndarray:
         """The gate (config.gate, spaces.GATES): ``actions`` (B,) with action 0 on the machines whose
@@ -205,6 +243,8 @@ class Core:
         sim, B = self.sim, self.B
         if self.discrete:
             mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
+            if self.residual:
+                self.residual_table(mask)
             actions = self.hold(np.array(actions, np.int64))
             action_knobs(self._kind, actions, self._amap, self.levels, sim.field("mi"),
                          sim.managed, mask, mf, wsf, bk, changes)
@@ -254,7 +294,8 @@ class Core:
         reward shadow's (if any); restore() puts it back into a Core built with the same arguments."""
         snap = {"sim": self.sim.snapshot(), "prev": self.prev.copy(), "was": self.was_terminated.copy(),
                 "mem": self.mem.copy(), "levels": self.levels.copy(),
-                "gate": (self.gate_base.copy(), self.gate_open.copy())}
+                "gate": (self.gate_base.copy(), self.gate_open.copy()),
+                "psi": (self.psi_last.copy(), self.psi_quiet.copy())}
         if self.shadow is not None:
             snap["shadow"] = {"rewards": self.shadow_rewards.copy(), "step": self.shadow_step.copy(),
                               "reward": self.shadow_reward.copy(), "scale": self.reward_scale.copy()}
@@ -269,6 +310,8 @@ class Core:
             self.levels[...] = snap["levels"]
         if "gate" in snap:
             self.gate_base[...], self.gate_open[...] = snap["gate"]
+        if "psi" in snap:
+            self.psi_last[...], self.psi_quiet[...] = snap["psi"]
         if self.shadow is not None:
             sh = snap["shadow"]
             self.shadow_rewards[...] = sh["rewards"]
@@ -287,6 +330,8 @@ class Core:
                 self.actions[:] = actions
             else:
                 self.factions[...] = np.asarray(actions, np.float64).reshape(self.B, 3)
+        if self.residual:
+            self.residual_table(self._all)
         if self._gate_idx is not None:
             self.hold(self.actions)
         args = self._step_args

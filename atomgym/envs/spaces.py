@@ -15,7 +15,8 @@ arrival peaks, machine size, knobs relative to boot); its layout is ``MEMORY_OBS
 Action types (``action_type=``): "discrete" ``ACTION_NAMES[a]``; "discrete-noboost"
 ``NOBOOST_ACTION_NAMES[a]`` (the discrete actions ``NOBOOST_ACTIONS[a]``); "levels"
 ``LEVEL_NAMES[a]`` (the grid ``LEVEL_MF`` x ``LEVEL_WSF``); "relative" ``REL_NAMES[a]`` (``REL_MF`` x
-``REL_WSF``, relative to the boot values); "continuous" ``CONT_ACTION_NAMES``.
+``REL_WSF``, relative to the boot values); "residual" ``RES_NAMES[a]`` (``RES_MULT`` x ``REL_WSF``: a
+scale of the psi controller's back-off and a wsf setting); "continuous" ``CONT_ACTION_NAMES``.
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ MF_MAX_KB = 1048576      # 1 GiB: 4x the kernel's own upper clamp (262144 kB)
 STEP_FACTOR = 1.25
 
 # ---- action types -----------------------------------------------------------------------------
-ACTION_TYPES: tuple[str, ...] = ("discrete", "continuous", "discrete-noboost", "levels", "relative")
+ACTION_TYPES: tuple[str, ...] = ("discrete", "continuous", "discrete-noboost", "levels", "relative", "residual")
 
 # "discrete-noboost": the discrete actions without the two boost_watermark() actions
 NOBOOST_ACTIONS: tuple[int, ...] = (A_NOOP, A_MF_UP, A_MF_DOWN, A_WSF_UP, A_WSF_DOWN)
@@ -134,6 +135,20 @@ REL_NAMES: tuple[str, ...] = tuple(
     f"min_free_kbytes={'boot' if m == (1, 1) else f'{m[0] / m[1]:g}x boot'}, "
     f"watermark_scale_factor={'boot' if w == -1 else f'max({w}, boot)'}" for m, w in REL_POINTS)
 assert len(REL_POINTS) == N_LEVELS, "the level table has one size for both table action types"
+
+# The "residual" actions: a learned residual on the psi controller (envs/psi.py), which keeps running
+# on every machine: each decision psi's back-off step is scaled by RES_MULT (numerator, denominator;
+# 0 = no raise on pressure, 1 = psi itself; its probe down after 10 s without pressure and its bounds
+# [boot, 3 % of RAM] hold for every multiplier) and watermark_scale_factor is set as in "relative"
+# (REL_WSF). The table of each decision's settings is written into the level table before the step
+# (envs/core.Core.residual_table): action a = RES_POINTS[a]. Action 0 (no raise, boot wsf) is what
+# the gate holds: a machine behind a closed gate runs its boot values, as psi-gated does.
+RES_MULT: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (1, 1), (2, 1), (4, 1))
+RES_POINTS: tuple[tuple[tuple[int, int], int], ...] = tuple((m, w) for m in RES_MULT for w in REL_WSF)
+RES_NAMES: tuple[str, ...] = tuple(
+    f"psi back-off x{m[0] / m[1]:g}, watermark_scale_factor={'boot' if w == -1 else f'max({w}, boot)'}"
+    for m, w in RES_POINTS)
+assert len(RES_POINTS) == N_LEVELS, "the residual table is a level table"
 
 
 # The action gate (``gate=``): "none" applies every action as given; "drops" holds action 0 (the
@@ -180,7 +195,7 @@ def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray, r
 def action_names(action_type: str) -> tuple[str, ...]:
     """The names of the actions of a Discrete action type (index = action)."""
     return {"discrete": ACTION_NAMES, "discrete-noboost": NOBOOST_ACTION_NAMES, "levels": LEVEL_NAMES,
-            "relative": REL_NAMES, "continuous": CONT_ACTION_NAMES}[action_type]
+            "relative": REL_NAMES, "residual": RES_NAMES, "continuous": CONT_ACTION_NAMES}[action_type]
 
 
 # ---- observation modes --------------------------------------------------------------------------

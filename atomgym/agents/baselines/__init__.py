@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from atomgym.envs import psi
 from atomgym.envs.cost import TERM_BY_NAME
+from atomgym.envs.psi import psi_step
 from atomgym.envs.spaces import GATE_COUNTERS
 from atomgym.kernel.zones import PAGE_KB
 
@@ -236,7 +238,7 @@ class Psi(Baseline):
     source = "Facebook senpai (2019) shape: bounded multiplicative probe/back-off"
     mechanism = "pressure > 0: mf x (1 + min(0.5, 0.05 log2(1+p))); 10 s at 0: mf x 0.98; [boot, 3 % RAM]"
     interval_ms = 1000.0
-    MAX_UP, PROBE_DOWN, QUIET_MS, CAP = 0.5, 0.02, 10000.0, 0.03
+    MAX_UP, PROBE_DOWN, QUIET_MS, CAP = psi.MAX_UP, psi.PROBE_DOWN, psi.QUIET_MS, psi.CAP_RAM_FRAC   # envs/psi.py
 
     def _pressure(self, obs) -> np.ndarray:
         """The cumulative count whose per-second increase is the pressure."""
@@ -253,20 +255,13 @@ class Psi(Baseline):
         p = cur - state["last"]
         state["last"] = cur.copy()
         cap = (obs["total_pages"] * PAGE_KB * self.CAP).astype(np.int64)
-        for i in range(B):
-            mf = int(obs["min_free_kbytes"][i])
-            floor = int(obs["default_min_free_kbytes"][i])
-            if p[i] > 0:
-                state["quiet_since"][i] = obs["t_ms"][i]
-                f = min(self.MAX_UP, 0.05 * np.log2(1.0 + p[i]))
-                new = min(max(int(mf * (1.0 + f)), mf + 1), int(cap[i]))
-                if new > mf:
-                    a[i, 0] = new
-                    reasons[i] = f"{self.name}: pressure {int(p[i])}/s above target; min_free_kbytes {mf} -> {new} kB"
-            elif obs["t_ms"][i] - state["quiet_since"][i] >= self.QUIET_MS and mf > floor:
-                new = max(int(mf * (1.0 - self.PROBE_DOWN)), floor)
-                a[i, 0] = new
-                reasons[i] = f"{self.name}: no pressure for 10 s; probe min_free_kbytes {mf} -> {new} kB"
+        mf = obs["min_free_kbytes"].astype(np.int64)
+        floor = obs["default_min_free_kbytes"].astype(np.int64)
+        new, write, up = psi_step(mf, p, np.asarray(obs["t_ms"], np.float64), state["quiet_since"], floor, cap)
+        a[write, 0] = new[write]
+        for i in np.flatnonzero(write):
+            reasons[i] = (f"{self.name}: pressure {int(p[i])}/s above target; min_free_kbytes {mf[i]} -> {new[i]} kB"
+                          if up[i] else f"{self.name}: no pressure for 10 s; probe min_free_kbytes {mf[i]} -> {new[i]} kB")
         return a, reasons
 
 
