@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from atomgym.envs import AtomEnv, AtomVectorEnv
 from atomgym.envs.spaces import (
     ACTION_NAMES, LEVEL_MF, LEVEL_NAMES, LEVEL_POINTS, LEVEL_WSF, MF_MAX_KB, N_LEVELS, NOBOOST_ACTION_NAMES,
-    NOBOOST_ACTIONS, REL_MF, REL_NAMES, REL_POINTS, REL_WSF, level_table,
+    NOBOOST_ACTIONS, REL_MF, REL_NAMES, REL_POINTS, REL_WSF, RES_MULT, RES_NAMES, RES_POINTS, level_table,
 )
 from atomgym.kernel.zones import PAGE_KB
 
@@ -139,11 +139,19 @@ def test_sb3_ppo_with_memory_and_levels():
 def test_docs_tables_match_the_code(doc):
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / doc).read_text()
-    i = text.index("## Action types `discrete-noboost`, `levels` and `relative`")
+    i = text.index("## Action types `discrete-noboost`, `levels`, `relative` and `residual`")
     sec = text[i:text.index("\n## ", i + 3)]
     rows = re.findall(r"^\| (\d) \| (\d) \((.+)\) \|$", sec, flags=re.M)
     assert [(int(a), int(d), n) for a, d, n in rows] == [(i, a, ACTION_NAMES[a]) for i, a in enumerate(NOBOOST_ACTIONS)]
     levels, relative = sec.split('`action_type="relative"`')
+    relative, residual = relative.split('`action_type="residual"`')
+    grid = re.findall(r"^\| x([\d.]+)(?: \([\w ]+\))? \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", residual, flags=re.M)
+    assert len(grid) == len(RES_MULT)
+    for r, (label, *acts) in enumerate(grid):
+        assert float(label) == RES_MULT[r][0] / RES_MULT[r][1]
+        for c, a in enumerate(acts):
+            assert RES_POINTS[int(a)] == (RES_MULT[r], REL_WSF[c])
+            assert RES_NAMES[int(a)].startswith(f"psi back-off x{label},")
     grid = re.findall(r"^\| ([\w %]+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", levels, flags=re.M)
     _grid_is_the_table(grid, LEVEL_MF, LEVEL_WSF, LEVEL_POINTS, LEVEL_NAMES, lambda label: label)
     head = re.search(r"^\| min_free_kbytes \(row\).* \| boot \| (.+) \|$", relative, flags=re.M).group(1).split(" | ")

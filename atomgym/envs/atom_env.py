@@ -93,7 +93,10 @@ class AtomEnv(gym.Env):
     action = 4 x i + j sets min_free_kbytes to the boot value times ``REL_MF[i]`` (1, 1.5, 2, 3, 4)
     and watermark_scale_factor to ``REL_WSF[j]`` (the boot value, or max(30 | 100 | 300, boot
     value)): no action goes below the boot values (``REL_NAMES``).
-    Action 0 is the boot setting. A sysctl already at its target is not written, so choosing the
+    ``action_type="residual"``: ``Discrete(20)``, a residual on the psi controller (envs/psi.py),
+    which keeps running: action = 4 x i + j scales psi's back-off this decision by ``RES_MULT[i]``
+    (0, 0.5, 1, 2, 4; 1 is psi) and sets watermark_scale_factor as "relative" does (``RES_NAMES``).
+    Action 0 is the boot setting (for "residual": no raise, the boot wsf). A sysctl already at its target is not written, so choosing the
     current level costs nothing and leaves boosts alone; the others are written as every action
     writes (``Simulator.set_knobs``), one knob change each.
 
@@ -191,7 +194,7 @@ class AtomEnv(gym.Env):
 
     ## Arguments
     ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
-    (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels" | "relative"),
+    (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels" | "relative" | "residual"),
     ``observation`` ("basic" | "memory"), ``cost`` ("harm" | "atomic-charged": the weights a
     ``w_*`` argument does not set, see Rewards), @WEIGHT_ARGS@,
     ``deadlock_penalty``, ``duration_s`` (override the
