@@ -307,6 +307,9 @@ TRAIN_CONFIG = (
           help="SB3 VecFrameStack of the (normalised) observations"),
     Field("evaluate", None, valid=f"a mapping with keys {', '.join(EVAL_KEYS)}",
           help="the comparison with the baselines after training"),
+    Field("start_action", None, valid="a mapping {action: an action of the env's Discrete action space, "
+          "prob: a probability in (0, 1)} (ppo, a2c, recurrent_ppo)",
+          help="warm start: the new policy chooses this action with this probability (its logit raised)"),
     *(Field(a, None, valid="a mapping", help=f"{a} constructor keyword arguments (key = the algo's name)")
       for a in ALGOS),
 )

@@ -176,6 +176,7 @@ class _ConfigMapping:
                 raise ConfigError(f"{path}: {name}: expected a mapping of {name.upper()} keyword arguments")
             _check_algo_kwargs(path, name, kw)
         _check_evaluate(path, cfg.evaluate)
+        _check_start_action(path, cfg.start_action, cfg.algo, at)
         ev = cfg.evaluate or {}
         check_unique_names(f"{path}: {'evaluate.scenarios' if ev.get('scenarios') else 'scenario'}",
                             ev.get("scenarios") or scenarios)
@@ -190,6 +191,30 @@ TrainConfig = dataclasses.make_dataclass(
 TrainConfig.__module__ = __name__     # (make_dataclass takes module= only from Python 3.12)
 TrainConfig.__doc__ = _ConfigMapping.__doc__
 SPEC = {f.name: f for f in schema.TRAIN_CONFIG}
+
+
+START_ACTION_ALGOS = ("ppo", "a2c", "recurrent_ppo")   # a categorical policy head (action_net)
+
+
+def _check_start_action(path: Path, sa: Any, algo: str, action_type: str) -> None:
+    """``start_action: {action: A, prob: P}``: A an action of the env's Discrete action space, P in (0, 1)."""
+    if sa is None:
+        return
+    from atomgym.envs.spaces import ACTION_TYPES, action_names
+    if not isinstance(sa, dict) or set(sa) != {"action", "prob"}:
+        raise ConfigError(f"{path}: start_action: expected a mapping {{action: N, prob: P}}, got {short(sa)}")
+    if algo not in START_ACTION_ALGOS:
+        raise ConfigError(f"{path}: start_action: {algo} has no categorical policy head; "
+                          f"valid with: {', '.join(START_ACTION_ALGOS)}")
+    if action_type not in ACTION_TYPES or action_type == "continuous":
+        raise ConfigError(f"{path}: start_action: needs a Discrete action_type, not {short(action_type)}")
+    n = len(action_names(action_type))
+    a, p = sa["action"], sa["prob"]
+    if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < n:
+        raise ConfigError(f"{path}: start_action.action: {short(a)}; expected an action of action_type "
+                          f"{action_type}: an integer in 0..{n - 1}")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < float(p) < 1.0:
+        raise ConfigError(f"{path}: start_action.prob: {short(p)}; expected a probability in (0, 1)")
 
 
 def _check_evaluate(path: Path, ev: Any) -> None:

@@ -43,6 +43,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from atomgym import interrupts, safefiles, schema
@@ -56,6 +57,19 @@ from atomgym.agents.usage import Parser, UsageError, fail, run_main
 from atomgym.paths import RUNS_DIR
 from atomgym.schema import ConfigError, one_line
 from atomgym.suites import scenarios_of
+
+
+def start_action(model, action: int, prob: float) -> None:
+    """Warm start (config ``start_action``): raise the new policy's logit of ``action`` so that, with
+    the other logits as initialised, it is chosen with probability ``prob`` on a typical observation:
+    the categorical head's bias gets log(prob / (1 - prob) x (n - 1)) on that action (SB3 initialises
+    the head's weights with gain 0.01, so the logits start near 0). Only at a run's start: a resumed
+    run continues from its checkpoint."""
+    import torch
+    head = model.policy.action_net
+    n = head.out_features
+    with torch.no_grad():
+        head.bias[action] += float(np.log(prob / (1.0 - prob) * (n - 1)))
 
 
 def train(cfg: dict, run: Path, resume: bool) -> Path | None:
@@ -75,6 +89,8 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
     else:
         model = algo(policy_name(cfg["algo"]), make_vec_env(cfg), seed=cfg["seed"], verbose=0,
                      tensorboard_log=str(run / "tb"), device="cpu", **(cfg.get(cfg["algo"]) or {}))
+        if cfg.get("start_action"):
+            start_action(model, int(cfg["start_action"]["action"]), float(cfg["start_action"]["prob"]))
     every = max(1, cfg["checkpoint_every"] // cfg["n_envs"])
     # checkpoints, reward terms, domain scalars, periodic held-out evaluation, hparams
     cb = CallbackList([atomic_checkpoint_callback(every, run / "checkpoints"), callbacks.reward_terms_callback(),
