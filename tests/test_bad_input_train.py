@@ -56,6 +56,15 @@ def _refused(tmp_path: Path, capsys, cfg: Path, *needles: str, extra: tuple[str,
     ({"reward_baseline": ["default"]}, ["reward_baseline: ['default']"]),
     ({"evaluate": {"policies": "kernel-default"}}, ["evaluate.policies: expected a list of names"]),
     ({"evaluate": {"scenarios": "quiet"}}, ["evaluate.scenarios: expected a list of names"]),
+    ({"start_action": 3}, ["start_action: expected a mapping {action: N, prob: P}"]),
+    ({"start_action": {"action": 7}}, ["start_action: expected a mapping {action: N, prob: P}"]),
+    ({"start_action": {"action": 7, "prob": 0.9}}, ["start_action.action: 7; expected an action of action_type "
+                                                     "discrete: an integer in 0..6"]),
+    ({"start_action": {"action": True, "prob": 0.9}}, ["start_action.action: True"]),
+    ({"start_action": {"action": 1, "prob": 1.0}}, ["start_action.prob: 1.0; expected a probability in (0, 1)"]),
+    ({"start_action": {"action": 1, "prob": "high"}}, ["start_action.prob: "]),
+    ({"algo": "dqn", "dqn": None, "start_action": {"action": 1, "prob": 0.5}},
+     ["start_action: dqn has no categorical policy head; valid with: ppo, a2c, recurrent_ppo"]),
 ])
 def test_configs_that_used_to_fail_after_the_run_folder_existed(tmp_path, capsys, patch, needles) -> None:
     p = _write(tmp_path, {**SMALL, **patch})
@@ -298,3 +307,23 @@ def test_two_evaluation_scenarios_of_one_name_are_refused_before_training(tmp_pa
     assert fullreport.main(["--config", str(ok), "--scenarios", f"{a},{b}", "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and a in err and b in err and not (tmp_path / "rep").exists(), err
+
+
+def test_start_action_warm_starts_the_policy(tmp_path) -> None:
+    """start_action: the new policy chooses the action with the given probability on an observation
+    (the categorical head's bias raised); the rest share what is left."""
+    cfg = {**SMALL, "start_action": {"action": 5, "prob": 0.8}}
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(_write(tmp_path, cfg)), "--runs-dir", str(runs), "--no-eval",
+                       "--total-timesteps", "1"]) == 0
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.utils import obs_as_tensor
+    model = PPO.load(str(next(runs.glob("*/model.zip"))), device="cpu")
+    obs = obs_as_tensor(np.zeros((4, *model.observation_space.shape), np.float32), "cpu")
+    with torch.no_grad():
+        probs = model.policy.get_distribution(obs).distribution.probs.numpy()
+    assert probs.argmax(axis=1).tolist() == [5] * 4
+    assert np.allclose(probs[:, 5], 0.8, atol=0.03)
+
