@@ -62,7 +62,7 @@ class Core:
         self.discrete = action_type != "continuous"   # a Discrete action space (every type but continuous)
         self.action_names = action_names(action_type)
         self.n_actions = len(self.action_names)
-        # action_knobs(): "levels" and "relative" index the level table; the others map to the discrete actions
+        # action_knobs(): "levels", "relative" and "residual" index the level table; the others map to the discrete actions
         self._kind = (K_LEVELS if action_type in ("levels", "relative", "residual")
                       else K_CONTINUOUS if action_type == "continuous" else K_DISCRETE)
         self._amap = np.array(NOBOOST_ACTIONS if action_type == "discrete-noboost" else range(N_ACTIONS), np.int64)
@@ -205,7 +205,7 @@ class Core:
         p = np.where(mask, now - self.psi_last, 0.0)
         mf = sim.min_free_kbytes.astype(np.int64)
         floor = self.mem[:, M_BOOT_MF].astype(np.int64)
-        cap = (self.mem[:, M_MANAGED_MIB] * 1024.0 * CAP_RAM_FRAC).astype(np.int64)
+        cap = (sim.managed.sum(axis=1) * PAGE_KB * CAP_RAM_FRAC).astype(np.int64)   # as the baseline's
         t = sim.t_ms.astype(np.float64)
         quiet = self.psi_quiet.copy()
         nw = len(REL_WSF)
