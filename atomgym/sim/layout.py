@@ -521,6 +521,7 @@ STATE: tuple[Field, ...] = (
     Field("tp", "f8", ("B", "NT", NTP), "traffic generator params + state, TP_*"),
     Field("wp", "f8", ("B", "NW", NWP), "memory workload params + state, WP_*"),
     Field("wz", "i8", ("B", "NW", "Z"), "anonymous pages held by each workload, per zone"),
+    Field("wk", "i8", ("B", "NW", "Z"), "kernel pages (page tables, xarray slabs) of each workload, per zone"),
     Field("trace", "f8", ("B", "TL"), "replay traces (packets per interval), phases' writes, atomic shots"),
     Field("rng", "u8", ("B", RNG_WORDS), "xoshiro256** state (sim/rng.py)"),
     Field("ctr", "f8", ("B", NC), "counters, C_* (names in COUNTER_NAMES)"),

@@ -146,26 +146,25 @@ def _kmem_to(S, b, w, need):
         return
     clear_scratch(S, b, ZL_KERNEL)
     got, _ = alloc_pages_bulk(S, b, need - have, GFP_KERNEL, ZL_KERNEL, ZF_KERNEL, CLS_KERNEL)
+    zl = S.zl
+    for i in range(S.mi[b, MI_NZL_KERNEL]):      # where they came from: freed there (_free_kmem())
+        z = zl[b, ZL_KERNEL, i]
+        S.wk[b, w, z] += S.scr[b, z]
     clear_scratch(S, b, ZL_KERNEL)   # (the scratch row also marks anonymous pages in flight: _take_anon())
     wp[b, w, WP_S_KMEM] = have + got
 
 
 @jit()
 def _free_kmem(S, b, w):
-    """Free workload w's kernel structures (a task's page tables at exit), from the kernel
-    zonelist's zones in order."""
-    k = int(S.wp[b, w, WP_S_KMEM])
+    """Free workload w's kernel structures (a task's page tables at exit: free_pgtables()), each
+    page to the zone it was allocated from (S.wk)."""
     S.wp[b, w, WP_S_KMEM] = 0.0
-    zl = S.zl
-    zs = S.zs
-    for i in range(S.mi[b, MI_NZL_KERNEL]):
-        if k <= 0:
-            break
-        z = zl[b, ZL_KERNEL, i]
-        x = zs[b, z, ZF_KERNEL] if zs[b, z, ZF_KERNEL] < k else k
+    wk = S.wk
+    for z in range(wk.shape[2]):
+        x = wk[b, w, z]
         if x > 0:
+            wk[b, w, z] = 0
             free_pages_zone(S, b, z, x, ZF_KERNEL)
-            k -= x
 
 
 @jit()
