@@ -37,13 +37,13 @@ The config is YAML with these keys (``configs/train/default.yaml`` is the defaul
 """
 from __future__ import annotations
 
+import math
 import shlex
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from atomgym import interrupts, safefiles, schema
@@ -69,7 +69,7 @@ def start_action(model, action: int, prob: float) -> None:
     head = model.policy.action_net
     n = head.out_features
     with torch.no_grad():
-        head.bias[action] += float(np.log(prob / (1.0 - prob) * (n - 1)))
+        head.bias[action] += math.log(prob / (1.0 - prob) * (n - 1))
 
 
 def train(cfg: dict, run: Path, resume: bool) -> Path | None:

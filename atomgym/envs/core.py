@@ -24,15 +24,13 @@ from .config import (  # noqa: F401  (re-exported)
     REWARD_BASELINES, EnvConfig, interval_ticks, positive_int, real_number, resolve_scenario,
 )
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
-from .psi import CAP_RAM_FRAC, psi_step
+from .psi import PRESSURE_COUNTERS, cap_kb, psi_step
 from .spaces import (
     GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, REL_WSF, RES_MULT, action_names,
     level_table, obs_layout,
 )
 
 _DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
-# psi's pressure (envs/psi.py, agents/baselines Psi): atomic failures plus the drops the cost counts
-PSI_PRESSURE: tuple[str, ...] = ("atomic_fail", *TERMS[TERM_NAMES.index("drops")].counters)
 
 
 def cost_table(counter_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -87,7 +85,7 @@ class Core:
         # sum at the last decision, the time of its latest pressure); the level table is rewritten
         # from it before every decision (residual_table())
         self.residual = action_type == "residual"
-        self._psi_idx = np.array([self.sim.counter_names.index(c) for c in PSI_PRESSURE], np.int64)
+        self._psi_idx = np.array([self.sim.counter_names.index(c) for c in PRESSURE_COUNTERS], np.int64)
         self.psi_last = np.zeros(n)
         self.psi_quiet = np.zeros(n)
         self.n_nodes = self.sim.n_nodes
@@ -205,16 +203,14 @@ class Core:
         p = np.where(mask, now - self.psi_last, 0.0)
         mf = sim.min_free_kbytes.astype(np.int64)
         floor = self.mem[:, M_BOOT_MF].astype(np.int64)
-        cap = (sim.managed.sum(axis=1) * PAGE_KB * CAP_RAM_FRAC).astype(np.int64)   # as the baseline's
+        cap = cap_kb(sim.managed.sum(axis=1))
         t = sim.t_ms.astype(np.float64)
-        quiet = self.psi_quiet.copy()
         nw = len(REL_WSF)
         for i, (num, den) in enumerate(RES_MULT):
-            q = self.psi_quiet.copy()
+            q = self.psi_quiet.copy()          # its update depends on the pressure only, not the multiplier
             new, _, _ = psi_step(mf, p, t, q, floor, cap, num / den)
             self.levels[mask, i * nw:(i + 1) * nw, 0] = new[mask, None]
-            quiet = q
-        self.psi_quiet[mask] = quiet[mask]
+        self.psi_quiet[mask] = q[mask]
         self.psi_last[mask] = now[mask]
 
     def hold(self, actions: np.ndarray) -> np.ndarray:

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernel.zones import PAGE_KB
+from .cost import TERM_BY_NAME
+
+# the pressure's counters: atomic failures plus the drops the cost counts (the baselines' observe()
+# sums the same counters into "atomic_fail" and "drops")
+PRESSURE_COUNTERS: tuple[str, ...] = ("atomic_fail", *TERM_BY_NAME["drops"].counters)
 MAX_UP = 0.5          # the back-off's largest step (x 1.5 a decision)
 STEP_PER_DOUBLING = 0.05   # the back-off per doubling of the pressure
 PROBE_DOWN = 0.02     # the probe's step down
 QUIET_MS = 10000.0    # pressure-free time before a probe
 CAP_RAM_FRAC = 0.03   # the upper bound: 3 % of RAM
+
+
+def cap_kb(total_pages: np.ndarray) -> np.ndarray:
+    """psi's upper bound (kB, int64) on machines of ``total_pages`` managed pages: 3 % of RAM."""
+    return (np.asarray(total_pages) * PAGE_KB * CAP_RAM_FRAC).astype(np.int64)
 
 
 def psi_step(mf: np.ndarray, p: np.ndarray, t_ms: np.ndarray, quiet_since: np.ndarray, floor: np.ndarray,

@@ -37,7 +37,7 @@ from .layout import (
     WK_ATOMIC, WP_GFP, WP_S_MISS_ACC, WP_S_READ, WP_S_SHOT_NEXT, WP_S_NEXT, WP_S_STOPPED, WP_S_NEXT_REL, WP_S_KMEM, WP_SHOT_N,
     WP_SHOT_OFF, WP_SLOT_T, WP_STOP, WP_VOLUME, ZF_FREE, ZF_KERNEL, ZL_KERNEL, MI_NZL_KERNEL,
     C_DEFICIT, C_OOM_KILL, C_REFAULTS, CLS_KERNEL,
-    MR_T_MS, MR_TICK_MS, MI_NWORK, MI_NZL_USER, MI_TERMINATED,
+    MR_T_MS, MR_TICK_MS, MI_NWORK, MI_TERMINATED,
     TK_DIURNAL, TK_INCAST, TK_MMPP, TK_POISSON, TK_REPLAY,
     TP_AMPL, TP_BURST, TP_BURST_MS, TP_JITTER, TP_KIND, TP_MEAN_OFF, TP_MEAN_ON, TP_PERIOD, TP_RATE,
     TP_S_ACC, TP_S_BURST_START, TP_S_END, TP_S_NEXT, TP_S_ON, TP_START, TP_STOP, TP_TRACE_INT, TP_TRACE_N, TP_TRACE_OFF,
@@ -135,6 +135,17 @@ def _kmem_need(S, b, w, units, per_unit, unit_pages):
         _kmem_to(S, b, w, need)
 
 
+@jit(inline="llvm")
+def _scratch_to(S, b, zlk, held, w):
+    """Add the pages the last allocation over zonelist ``zlk`` got in each zone (the scratch row)
+    to workload w's per-zone holdings ``held`` (S.wz or S.wk)."""
+    zl = S.zl
+    scr = S.scr
+    for i in range(S.mi[b, MI_NZL_KERNEL + zlk]):
+        z = zl[b, zlk, i]
+        held[b, w, z] += scr[b, z]
+
+
 @jit()
 def _kmem_to(S, b, w, need):
     """Grow workload w's kernel structures to ``need`` pages: GFP_KERNEL order-0 allocations into
@@ -146,10 +157,7 @@ def _kmem_to(S, b, w, need):
         return
     clear_scratch(S, b, ZL_KERNEL)
     got, _ = alloc_pages_bulk(S, b, need - have, GFP_KERNEL, ZL_KERNEL, ZF_KERNEL, CLS_KERNEL)
-    zl = S.zl
-    for i in range(S.mi[b, MI_NZL_KERNEL]):      # where they came from: freed there (_free_kmem())
-        z = zl[b, ZL_KERNEL, i]
-        S.wk[b, w, z] += S.scr[b, z]
+    _scratch_to(S, b, ZL_KERNEL, S.wk, w)   # where they came from: freed there (_free_kmem())
     clear_scratch(S, b, ZL_KERNEL)   # (the scratch row also marks anonymous pages in flight: _take_anon())
     wp[b, w, WP_S_KMEM] = have + got
 
@@ -224,12 +232,7 @@ def _user_alloc(S, b, w, n, dest):
 
 @jit(inline="llvm")
 def _charge_anon(S, b, w, got):
-    zl = S.zl
-    scr = S.scr
-    wz = S.wz
-    for i in range(S.mi[b, MI_NZL_USER]):
-        z = zl[b, ZL_USER, i]
-        wz[b, w, z] += scr[b, z]
+    _scratch_to(S, b, ZL_USER, S.wz, w)
     S.wp[b, w, WP_S_HELD] += got
 
 

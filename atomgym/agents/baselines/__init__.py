@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from atomgym.envs import psi
 from atomgym.envs.cost import TERM_BY_NAME
-from atomgym.envs.psi import psi_step
+from atomgym.envs.psi import cap_kb, psi_step
 from atomgym.envs.spaces import GATE_COUNTERS
 from atomgym.kernel.zones import PAGE_KB
 
@@ -237,8 +236,7 @@ class Psi(Baseline):
     name = "psi"
     source = "Facebook senpai (2019) shape: bounded multiplicative probe/back-off"
     mechanism = "pressure > 0: mf x (1 + min(0.5, 0.05 log2(1+p))); 10 s at 0: mf x 0.98; [boot, 3 % RAM]"
-    interval_ms = 1000.0
-    MAX_UP, PROBE_DOWN, QUIET_MS, CAP = psi.MAX_UP, psi.PROBE_DOWN, psi.QUIET_MS, psi.CAP_RAM_FRAC   # envs/psi.py
+    interval_ms = 1000.0   # the rule and its constants: envs/psi.py
 
     def _pressure(self, obs) -> np.ndarray:
         """The cumulative count whose per-second increase is the pressure."""
@@ -254,7 +252,7 @@ class Psi(Baseline):
         cur = self._pressure(obs)
         p = cur - state["last"]
         state["last"] = cur.copy()
-        cap = (obs["total_pages"] * PAGE_KB * self.CAP).astype(np.int64)
+        cap = cap_kb(obs["total_pages"])
         mf = obs["min_free_kbytes"].astype(np.int64)
         floor = obs["default_min_free_kbytes"].astype(np.int64)
         new, write, up = psi_step(mf, p, np.asarray(obs["t_ms"], np.float64), state["quiet_since"], floor, cap)
