@@ -131,13 +131,41 @@ def test_resume_of_a_finished_run_refuses_and_keeps_model_zip(finished_run, caps
     model = finished_run / "model.zip"
     before = (model.read_bytes(), model.stat().st_mtime_ns)
     tb_before = sorted(p.name for p in (finished_run / "tb").rglob("*"))
-    for extra in ([], ["--total-timesteps", "512"]):
+    for extra in ([], ["--total-timesteps", "64"], ["--total-timesteps", "32"]):
         assert train.main(["--resume", str(finished_run), "--no-eval", *extra]) == 2
         err = capsys.readouterr().err.strip()
-        assert "the run is complete" in err and err.count("\n") == 0, err
+        assert "the run is complete" in err and "64 agent steps" in err and "--total-timesteps N" in err, err
+        assert err.count("\n") == 0, err
     assert (model.read_bytes(), model.stat().st_mtime_ns) == before
     assert sorted(p.name for p in (finished_run / "tb").rglob("*")) == tb_before
     assert yaml.safe_load((finished_run / "config.yml").read_text())["total_timesteps"] == 64
+
+
+def test_resume_trains_a_finished_run_further_and_loses_nothing_on_the_way(tmp_path, capsys, monkeypatch) -> None:
+    runs = tmp_path / "runs"
+    cfg = _write(tmp_path, {**SMALL, "vec_normalize": {"norm_obs": True, "norm_reward": True}})
+    assert train.main(["--config", str(cfg), "--runs-dir", str(runs), "--no-eval"]) == 0
+    (finished_run,) = list(runs.iterdir())
+    model = finished_run / "model.zip"
+    first, stats = model.read_bytes(), checkpoints.vecnormalize_path(model).read_bytes()
+    assert checkpoints.model_steps(model) == 64
+    capsys.readouterr()
+    # interrupted on its way: the finished model stays, kept as the checkpoint the extension starts from
+    with monkeypatch.context() as m:
+        m.setattr(train, "load_newest_valid", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        assert train.main(["--resume", str(finished_run), "--no-eval", "--total-timesteps", "128"]) == 130
+    assert "kept as" in capsys.readouterr().out
+    assert model.read_bytes() == first and checkpoints.vecnormalize_path(model).read_bytes() == stats
+    kept = finished_run / "checkpoints" / "model_64_steps.zip"
+    assert kept.read_bytes() == first and checkpoints.vecnormalize_path(kept).read_bytes() == stats
+    assert yaml.safe_load((finished_run / "config.yml").read_text())["total_timesteps"] == 128
+    # --resume alone now continues toward config.yml's 128, from the kept model
+    assert train.main(["--resume", str(finished_run), "--no-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "model_64_steps.zip" in out and "training PPO for 64 agent steps" in out, out
+    assert checkpoints.model_steps(model) == 128
+    assert [c.name for c in checkpoints.checkpoints(finished_run)][:2] == ["model_128_steps.zip", "model_96_steps.zip"]
+    assert not [p.name for p in finished_run.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_resume_falls_back_from_a_truncated_newest_checkpoint(finished_run, capsys) -> None:

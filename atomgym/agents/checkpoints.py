@@ -152,3 +152,27 @@ def write_run_identity(run: Path, cfg: dict) -> None:
 def run_is_complete(run: Path) -> bool:
     """model.zip is written last, atomically: a loadable zip there means training finished."""
     return (run / "model.zip").is_file() and zipfile.is_zipfile(run / "model.zip")
+
+
+def model_steps(model_zip: Path) -> int:
+    """The agent steps a saved model was trained for (its ``data``'s num_timesteps, read as JSON)."""
+    n = safeload.read_data(model_zip).get("num_timesteps")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise safeload.UnsafeModelError(f"{model_zip}: no agent-step count (num_timesteps) in its data")
+    return n
+
+
+def keep_as_checkpoint(run: Path) -> Path:
+    """Before a finished run trains further: its model.zip (and statistics) copied, byte for byte and
+    atomically, to ``checkpoints/model_<steps>_steps.zip``, the checkpoint the extension starts from.
+    model.zip itself stays until the longer training replaces it (atomically): an interruption on the
+    way loses nothing, and ``--resume`` continues from the newest checkpoint."""
+    src = run / "model.zip"
+    dst = run / "checkpoints" / f"model_{model_steps(src)}_steps.zip"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    pairs = [(vecnormalize_path(src), vecnormalize_path(dst))] if vecnormalize_path(src).is_file() else []
+    for a, b in [*pairs, (src, dst)]:           # statistics first: a .zip means both are complete
+        data = a.read_bytes()
+        if not (b.is_file() and b.read_bytes() == data):
+            safefiles.replace(b, lambda f, d=data: f.write(d))
+    return dst

@@ -10,8 +10,9 @@ checkpoints (``checkpoints/``), the final model (``model.zip``; with vec_normali
 ``model.vecnormalize.npz``, plain arrays, and each checkpoint's beside it) and the evaluation (``eval/``).
 Nothing existing is overwritten: a new run never reuses a folder. Ctrl-C saves a checkpoint at once
 (exit 130); ``--resume RUN_DIR`` continues an interrupted run from its newest checkpoint that loads
-(a truncated one is skipped, with a message; the TensorBoard curve continues where it stopped) and
-refuses a finished run (``model.zip`` saved) and a run whose config (any key but total_timesteps),
+(a truncated one is skipped, with a message; the TensorBoard curve continues where it stopped); a finished
+run (``model.zip`` saved) only with ``--total-timesteps`` above its steps, which trains it further from
+its model.zip (kept first as a checkpoint); it refuses a run whose config (any key but total_timesteps),
 scenario files, simulator or cost changed since it started (``identity.json``, agents/identity.py). Checkpoints, ``model.zip`` and ``config.yml`` are written
 to a temporary file and renamed. Before the run folder exists, the config is checked and the env,
 the algorithm and every evaluation machine are built once (``validate_build``): a config that would
@@ -47,11 +48,12 @@ from pathlib import Path
 import yaml
 
 from atomgym import interrupts, safefiles, schema
-from atomgym.agents import baselines, command, evaluate, multiseed, who
+from atomgym.agents import baselines, command, evaluate, multiseed, safeload, who
 from atomgym.agents.algos import algo_class, policy_name
 from atomgym.agents.build import make_vec_env, validate_build
-from atomgym.agents.checkpoints import (atomic_checkpoint_callback, check_resume_identity, load_newest_valid,
-                                        run_is_complete, save_model, write_run_identity)
+from atomgym.agents.checkpoints import (atomic_checkpoint_callback, check_resume_identity, keep_as_checkpoint,
+                                        load_newest_valid, model_steps, run_is_complete, save_model,
+                                        write_run_identity)
 from atomgym.agents.config import DEFAULT_CONFIG, as_dict, env_kwargs, load_config, scenario_label
 from atomgym.agents.usage import Parser, UsageError, fail, run_main
 from atomgym.paths import RUNS_DIR
@@ -127,6 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     return run_main("train", lambda: _main(argv), _interrupted)
 
 
+def _finished_steps(run: Path, target: int) -> int:
+    """A finished run (model.zip saved) is continued only to a larger total: ``--resume RUN
+    --total-timesteps N`` with N above the steps its model.zip was trained for (or an extension
+    interrupted on its way to config.yml's total). Returns those steps; ConfigError otherwise."""
+    try:
+        done = model_steps(run / "model.zip")
+    except safeload.UnsafeModelError as e:
+        raise ConfigError(str(e)) from None
+    if target <= done:
+        raise ConfigError(f"{run}: the run is complete (model.zip is saved, {done} agent steps); nothing to "
+                          f"resume. Train it further with --resume {run} --total-timesteps N (N > {done}), or "
+                          f"start a new run: --config {run / 'config.yml'}")
+    return done
+
+
 def _interrupted(e: KeyboardInterrupt) -> str | None:
     if getattr(e, "reported", False):         # train() said where the checkpoint is
         return None
@@ -144,6 +161,7 @@ def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     args.config = args.config or DEFAULT_CONFIG
     args.runs_dir = args.runs_dir or RUNS_DIR
+    extend = 0                                           # a finished run's steps, when --resume trains it further
     if args.seeds is not None:                           # many seeds: agents/multiseed.py dispatches the runs
         if args.resume:
             raise UsageError("--seeds and --resume: resume each run folder on its own")
@@ -154,11 +172,10 @@ def _main(argv: list[str] | None) -> int:
         if args.resume:
             if not (args.resume / "config.yml").is_file():
                 raise ConfigError(f"{args.resume}: not a run folder (no config.yml)")
-            if run_is_complete(args.resume):
-                raise ConfigError(f"{args.resume}: the run is complete (model.zip is saved); nothing to resume. "
-                                  f"Train further in a new run: --config {args.resume / 'config.yml'}")
             cfg = load_config(args.resume / "config.yml")
             check_resume_identity(args.resume, cfg)
+            if run_is_complete(args.resume):
+                extend = _finished_steps(args.resume, args.total_timesteps or cfg["total_timesteps"])
         else:
             cfg = load_config(args.config)
         if args.total_timesteps is not None:
@@ -173,6 +190,9 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args.resume:
             run = args.resume
+            if extend:                              # a finished run trained further: its model kept first
+                print(f"{run / 'model.zip'} ({extend} agent steps) kept as {keep_as_checkpoint(run)}; "
+                      f"training on to {cfg['total_timesteps']}")
             if args.total_timesteps is not None:   # the run folder records what the run now aims at
                 safefiles.replace_text(run / "config.yml", yaml.safe_dump(as_dict(cfg), sort_keys=False))
         else:
