@@ -5,7 +5,7 @@ STAMP   := .venv/.installed
 # CPU build of PyTorch: a plain "torch" requirement would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: test test-fast warmup train bench baselines report docs venv clean-venv
+.PHONY: test test-fast warmup wheel train bench baselines report docs venv clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -34,6 +34,14 @@ test-fast: $(STAMP)
 
 warmup: $(STAMP)
 	$(PY) -m atomgym warmup
+
+# The wheel users install (dist/atomgym-*.whl), with the simulator compiled for the generic x86-64 CPU
+# (atomgym warmup --portable -> atomgym/kernel/precompiled): a fresh install's first step loads that code
+# instead of compiling for about a minute. About 2 min on 2 cores, once per version of the sources.
+wheel: $(STAMP)
+	$(PY) -m atomgym warmup --portable
+	rm -rf build/lib/atomgym/kernel/precompiled
+	$(PY) -m pip wheel --no-deps --no-build-isolation -q -w dist .
 
 train: $(STAMP)
 	$(PY) -m agents.train

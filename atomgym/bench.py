@@ -9,8 +9,11 @@ AtomVectorEnv (1024 machines) agent steps per second at the default 100 ms decis
 step, on a 1 ms tick), where the per-step overhead dominates.
 Compile time is excluded (a warm-up call first) but measured on its own: (f) a fresh process with
 an empty compile cache makes the headline env, resets it and takes its first step
-(``first_step_cold_s``), then a second fresh process does the same with the cache the first one
-left (``first_step_warm_s``); ``--skip-cold`` leaves (f) out. (g) SB3 PPO with the same
+(``first_step_cold_s``; the package's portable code not used), then a second fresh process does the
+same with the cache the first one left (``first_step_warm_s``), and when the package holds portable
+code for these sources (a wheel from ``make wheel``, or a checkout after it), a third with an empty
+cache and that code, as a fresh install of the wheel starts (``first_step_installed_s``);
+``--skip-cold`` leaves (f) out. (g) SB3 PPO with the same
 hyperparameters on CartPole-v1 and on AtomEnv (default 100 ms interval, one env each, one torch
 thread), frames per second of ``learn()``, interleaved rounds (``sb3_ppo_vs_cartpole``); ``--skip-sb3``
 leaves it out. All five run ``--repeat`` times (default 3),
@@ -142,10 +145,13 @@ print(t1 - t0, t2 - t1)
 """
 
 
-def _first_step(env_id: str, cache: str) -> tuple[float, float]:
-    """(import + make + reset s, first step s) in a fresh process whose compile cache is ``cache``."""
+def _first_step(env_id: str, cache: str, precompiled: bool = False) -> tuple[float, float]:
+    """(import + make + reset s, first step s) in a fresh process whose compile cache is ``cache``;
+    the package's portable code (kernel/jit.py, `make wheel`) is used only with ``precompiled``."""
     import subprocess
     env = dict(os.environ, ATOMGYM_CACHE_DIR=cache, ATOMGYM_COMPILE_NOTICE="0")
+    if not precompiled:
+        env["ATOMGYM_PRECOMPILED_DIR"] = os.path.join(cache, "no-precompiled-code")
     r = subprocess.run([sys.executable, "-c", _FIRST_STEP, env_id], env=env, capture_output=True, text=True,
                        timeout=3600)
     if r.returncode != 0:
@@ -204,9 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     env_id = _env_id(scn) or "atomgym/IncastPagecache-v1"
     if not args.skip_cold:                 # before anything else: the first process ever on this cache
         import tempfile
+        from atomgym.kernel.jit import has_precompiled
         with tempfile.TemporaryDirectory() as cache:
             first["first_step_cold_setup_s"], first["first_step_cold_s"] = _first_step(env_id, cache)
             first["first_step_warm_setup_s"], first["first_step_warm_s"] = _first_step(env_id, cache)
+        if has_precompiled():             # a wheel's install (or a checkout after `make wheel`)
+            with tempfile.TemporaryDirectory() as cache:
+                first["first_step_installed_setup_s"], first["first_step_installed_s"] = \
+                    _first_step(env_id, cache, precompiled=True)
     try:
         for _ in range(args.repeat):          # interleaved, so a noisy neighbour hits every line alike
             runs["single"].append(_bench_single(scn, args.ticks))
@@ -267,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     if first:
         print(f"(f) first step, empty cache {first['first_step_cold_s']:>8.1f} s (+ {first['first_step_cold_setup_s']:.1f} s import/make/reset); "
               f"cache warm: {first['first_step_warm_s']:.2f} s (+ {first['first_step_warm_setup_s']:.1f} s)")
+        if "first_step_installed_s" in first:
+            print(f"    first step, empty cache, the package's portable code (`make wheel`) "
+                  f"{first['first_step_installed_s']:.2f} s (+ {first['first_step_installed_setup_s']:.1f} s)")
     if not args.skip_sb3:
         print(f"(g) SB3 PPO          {med['ppo_atom']:>14,.0f} frames/s on AtomEnv, {med['ppo_cartpole']:,.0f} on CartPole-v1: "
               f"{res['sb3_ppo_vs_cartpole']:.2f}x (same hyperparameters, 1 torch thread)")

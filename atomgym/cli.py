@@ -404,7 +404,9 @@ def cmd_snapshot(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_warmup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Compile every entry point ahead (atomgym/warmup.py)."""
-    from .warmup import warmup
+    from .warmup import portable, warmup
+    if args.portable:
+        return portable(err=err)
     return warmup(err)
 
 

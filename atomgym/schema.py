@@ -257,9 +257,13 @@ FLEET_CMD = (
     Field("force", bool, help="replace an existing --manifest file"),
     Field("families", bool, help="list the families and fleets, then exit"),
 )
+WARMUP_CMD = (
+    Field("portable", bool, help="compile for numba's generic x86-64 CPU into the package's precompiled folder "
+                                 "(atomgym/kernel/precompiled, shipped by `make wheel`) instead of this user's cache"),
+)
 # atomgym's subcommands with options -> their fields (docs/cli.md's tables; atomgym/cli.py's parsers)
 ATOMGYM_COMMANDS: dict[str, tuple[Field, ...]] = {
-    "snapshot": SNAPSHOT_CMD, "check": CHECK_CMD, "whatif": WHATIF_CMD, "warmup": (),
+    "snapshot": SNAPSHOT_CMD, "check": CHECK_CMD, "whatif": WHATIF_CMD, "warmup": WARMUP_CMD,
     "realkernel setup": REALKERNEL_SETUP_CMD, "realkernel run": REALKERNEL_RUN_CMD,
     "fidelity": FIDELITY_CMD, "fidelity fit": FIDELITY_FIT_CMD, "fleet": FLEET_CMD}
 

@@ -181,3 +181,82 @@ def test_jit_refuses_an_unknown_inline_mode():
     import pytest
     with pytest.raises(ValueError, match="inline"):
         J.jit(inline="sometimes")
+
+
+# ---- the package's portable code (warmup --portable, shipped by `make wheel`) -------------------------
+_RNG = ("import numpy as np; from atomgym.sim import rng; from atomgym.kernel.jit import _Cache; "
+        "s = np.ones(4, np.uint64); x = rng.uniform(s);")
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_portable_code_is_loaded_on_a_miss_and_native_code_is_preferred(tmp_path, capsys):
+    """`warmup --portable` compiles in a generic-CPU child into the package folder; a process with an
+    empty cache of its own then loads that code (no compile) and computes the same; once native code is
+    in its cache it loads that instead; a generic process itself never reads the package folder."""
+    from atomgym.warmup import MARKER, portable
+    pre = tmp_path / "pre"
+    assert portable(pre, child=("-c", _RNG)) == 0
+    assert "generic x86-64" in capsys.readouterr().err and (pre / MARKER).is_file()
+    entries = list(J._versioned(pre).rglob("*.nbc"))
+    assert entries and all("sim.rng" in str(p) or "kernel." in str(p) for p in entries), entries
+    stats = ("print(sum(rng.uniform._cache_misses.values()), sum(rng.uniform._cache_hits.values()), "
+             "_Cache.precompiled_loads, repr(float(x)))")
+    native = _run(_RNG + stats, ATOMGYM_CACHE_DIR=str(tmp_path / "none"), ATOMGYM_PRECOMPILED_DIR=str(tmp_path / "no"))
+    first = _run(_RNG + stats, ATOMGYM_CACHE_DIR=str(tmp_path / "user"), ATOMGYM_PRECOMPILED_DIR=str(pre))
+    assert first.stdout.split()[:3] == ["0", "1", "1"], first.stderr
+    assert first.stdout.split()[3] == native.stdout.split()[3]         # the same number
+    # a compile for this CPU (warmup) goes to the user's cache, and is the one loaded from then on
+    _run(_RNG, ATOMGYM_CACHE_DIR=str(tmp_path / "user"), ATOMGYM_PRECOMPILED_DIR=str(tmp_path / "no"))
+    again = _run(_RNG + stats, ATOMGYM_CACHE_DIR=str(tmp_path / "user"), ATOMGYM_PRECOMPILED_DIR=str(pre))
+    assert again.stdout.split()[:3] == ["0", "1", "0"], again.stderr
+    # `atomgym warmup` compiles for this CPU even where portable code is there to load
+    off = _run("from atomgym.kernel.jit import _Cache; _Cache.use_precompiled = False; " + _RNG + stats,
+               ATOMGYM_CACHE_DIR=str(tmp_path / "w"), ATOMGYM_PRECOMPILED_DIR=str(pre))
+    assert off.stdout.split()[:3] == ["1", "0", "0"], off.stderr
+    gen = _run(_RNG + stats, ATOMGYM_CACHE_DIR=str(tmp_path / "g"), ATOMGYM_PRECOMPILED_DIR=str(pre),
+               NUMBA_CPU_NAME="generic", NUMBA_CPU_FEATURES="")
+    assert gen.stdout.split()[:3] == ["1", "0", "0"], gen.stderr
+
+
+def test_warmup_compiles_for_this_cpu_not_the_portable_code(monkeypatch):
+    from atomgym import warmup as W
+    monkeypatch.setattr(W, "steps", lambda: [])
+    monkeypatch.setattr(J._Cache, "use_precompiled", True)
+    assert W.warmup(open(os.devnull, "w")) == 0 and J._Cache.use_precompiled is False
+
+
+def test_damaged_portable_code_is_compiled_instead(tmp_path):
+    from atomgym.warmup import portable
+    pre = tmp_path / "pre"
+    assert portable(pre, err=open(os.devnull, "w"), child=("-c", _RNG)) == 0
+    for f in J._versioned(pre).rglob("*.nb[ic]"):
+        f.write_bytes(f.read_bytes()[:20])
+    r = _run(_RNG + "print(sum(rng.uniform._cache_misses.values()), _Cache.precompiled_loads)",
+             ATOMGYM_CACHE_DIR=str(tmp_path / "user"), ATOMGYM_PRECOMPILED_DIR=str(pre))
+    assert r.returncode == 0 and r.stdout.split() == ["1", "0"], r.stderr[-2000:]
+
+
+def test_portable_never_replaces_a_folder_it_did_not_write(tmp_path, capsys):
+    from atomgym.warmup import portable
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    assert portable(mine, child=("-c", "raise SystemExit(0)")) == 2
+    err = capsys.readouterr().err
+    assert "not a folder `atomgym warmup --portable` wrote" in err and err.count("\n") == 1
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # a failed compile leaves an earlier build alone
+    pre = tmp_path / "pre"
+    assert portable(pre, err=open(os.devnull, "w"), child=("-c", _RNG)) == 0
+    before = sorted(str(p) for p in pre.rglob("*"))
+    assert portable(pre, child=("-c", "raise SystemExit(3)")) == 2
+    assert "failed (exit 3)" in capsys.readouterr().err
+    assert sorted(str(p) for p in pre.rglob("*")) == before
+    # a build killed before it cleaned up leaves its temporary folder: the next build removes it
+    (pre / ".portable-killed" / "x").mkdir(parents=True)
+    assert portable(pre, err=open(os.devnull, "w"), child=("-c", _RNG)) == 0
+    assert not list(pre.glob(".portable-*"))

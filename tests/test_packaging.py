@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from atomgym.warmup import portable
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +29,7 @@ def test_wheel_package_list_matches_the_tree():
     code = set(find_packages(where=str(REPO), include=["atomgym", "atomgym.*"]))
     data = {"atomgym.configs"} | {f"atomgym.configs.{p.name}" for p in (REPO / "configs").iterdir() if p.is_dir()}
     data |= {"atomgym.realkernel.guest"}       # the guest's C sources and init script: data, no __init__.py
+    data |= {"atomgym.kernel.precompiled"}     # `make wheel`'s portable code: data, no __init__.py
     assert listed == code | data
     assert tool["package-data"]["atomgym.realkernel.guest"] == ["*"]
     assert tool["package-dir"] == {"atomgym.configs": "configs"}
@@ -36,11 +40,23 @@ def test_wheel_package_list_matches_the_tree():
 def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
     """Build the wheel, install it (no dependencies: those come from this environment) into a new
     environment that cannot see the checkout, and use it from another folder."""
+    # the sources as `make wheel` leaves them: portable code in atomgym/kernel/precompiled (here of one
+    # small function, compiled by the generic-CPU child of `warmup --portable`; `make wheel` compiles all)
+    src = tmp_path / "src"
+    for d in ("atomgym", "configs"):
+        shutil.copytree(REPO / d, src / d, ignore=shutil.ignore_patterns("__pycache__", "numba*-py*", ".portable-*"))
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / f, src / f)
+    rng_code = ("import numpy as np; from atomgym.sim import rng; from atomgym.kernel.jit import _Cache; "
+                "s = np.ones(4, np.uint64); rng.uniform(s); print(_Cache.precompiled_loads)")
+    assert portable(src / "atomgym" / "kernel" / "precompiled", err=open(os.devnull, "w"), child=("-c", rng_code)) == 0
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(wheels), str(REPO)], check=True, capture_output=True, timeout=300)
+                    "-w", str(wheels), str(src)], check=True, capture_output=True, timeout=300, cwd=src)
     (whl,) = wheels.glob("atomgym-*.whl")
     names = zipfile.ZipFile(whl).namelist()
+    assert any(n.startswith("atomgym/kernel/precompiled/numba") and "/sim.rng/" in n and n.endswith(".nbc")
+               for n in names), [n for n in names if "precompiled" in n]
     assert "atomgym/configs/scenarios/incast-pagecache.yaml" in names
     assert "atomgym/configs/train/default.yaml" in names
     assert "atomgym/realkernel/guest/atomgym_atomic.c" in names and "atomgym/realkernel/guest/Kbuild" in names
@@ -60,7 +76,7 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
                    check=True, capture_output=True, timeout=300)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "ATOMGYM_PRECOMPILED_DIR")}
     code = (
         "import atomgym, importlib.util, gymnasium as gym\n"
         "from atomgym.sim.scenario import list_scenarios\n"
@@ -82,6 +98,10 @@ def test_wheel_installed_alone_runs_outside_the_checkout(tmp_path):
                          text=True, timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "ok (28,) True"
+    # a fresh user (empty compile cache) loads the wheel's portable code instead of compiling
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", rng_code], cwd=work, capture_output=True, text=True,
+                         env={**env, "ATOMGYM_CACHE_DIR": str(tmp_path / "fresh-user")}, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
     shipped = site / "atomgym" / "configs" / "machines" / "qemu-4G-6.1-mf16384.txt"
     out = subprocess.run([str(venv / "bin" / "python"), "-m", "atomgym", "check", str(shipped)], cwd=work, env=env,
                          capture_output=True, text=True, timeout=300)
