@@ -108,7 +108,7 @@ def portable(dest: Path | None = None, err: TextIO | None = None,
     nothing of the user's is replaced. Returns the exit status."""
     from .kernel import jit as _jit
     err = err or sys.stderr
-    dest = Path(dest) if dest is not None else Path(os.environ.get("ATOMGYM_PRECOMPILED_DIR") or _jit.PRECOMPILED_DIR)
+    dest = Path(dest) if dest is not None else _jit.precompiled_base()
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / MARKER).is_file())):
         print(f"atomgym warmup: error: {dest}: exists and is not a folder `atomgym warmup --portable` wrote "
               f"(no {MARKER} file in it); nothing was compiled", file=err)

@@ -78,11 +78,16 @@ def cache_root() -> Path:
 PRECOMPILED_DIR = _PKG / "kernel" / "precompiled"   # package data of a wheel built by `make wheel`
 
 
+def precompiled_base() -> Path:
+    """The folder of the package's portable code (``$ATOMGYM_PRECOMPILED_DIR`` moves it)."""
+    return Path(os.environ.get("ATOMGYM_PRECOMPILED_DIR") or PRECOMPILED_DIR)
+
+
 def precompiled_root() -> Path:
     """The portable machine code shipped with the package (``atomgym warmup --portable``, run by
     ``make wheel``): the same layout as :func:`cache_root`, compiled for numba's ``generic`` x86-64
-    CPU, read-only. ``$ATOMGYM_PRECOMPILED_DIR`` moves it; absent in a checkout."""
-    return _versioned(Path(os.environ.get("ATOMGYM_PRECOMPILED_DIR") or PRECOMPILED_DIR))
+    CPU, read-only; absent in a checkout."""
+    return _versioned(precompiled_base())
 
 
 def _resolve(base: Path, parts: list[str]) -> Path | None:
