@@ -355,3 +355,17 @@ def test_start_action_warm_starts_the_policy(tmp_path) -> None:
     assert probs.argmax(axis=1).tolist() == [5] * 4
     assert np.allclose(probs[:, 5], 0.8, atol=0.03)
 
+
+
+def test_evaluate_scenarios_stay_as_written_in_the_run_and_shipped_configs(tmp_path, capsys) -> None:
+    """A suite in evaluate.scenarios is checked machine by machine but kept by name: a run's
+    config.yml (and a policy exported from it) names no path of this machine's fleet cache."""
+    from atomgym.agents.config import eval_scenarios, load_config
+    from atomgym.paths import PRETRAINED_DIR
+    from atomgym.suites import scenarios_of
+    cfg = load_config(_write(tmp_path, {**SMALL, "evaluate": {"scenarios": ["suite:fleet-test"], "seeds": 1}}))
+    assert cfg["evaluate"]["scenarios"] == ["suite:fleet-test"]
+    assert eval_scenarios(cfg) == scenarios_of("suite:fleet-test") and len(eval_scenarios(cfg)) == 29
+    for yml in PRETRAINED_DIR.glob("*.yml"):
+        ev = (yaml.safe_load(yml.read_text()).get("evaluate") or {}).get("scenarios") or []
+        assert not any(os.path.isabs(s) for s in ev), (yml.name, ev[:2])

@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium
 
 from atomgym.agents.algos import CONTINUOUS_ONLY, DISCRETE_ONLY, algo_class, policy_name
-from atomgym.agents.config import KEYS, env_kwargs, env_params, eval_env_kwargs, split_envs
+from atomgym.agents.config import KEYS, env_kwargs, env_params, eval_env_kwargs, eval_scenarios, split_envs
 from atomgym.agents.normstats import NormStats
 from atomgym.envs.atom_env import AtomEnv
 from atomgym.schema import ConfigError, one_line
@@ -63,7 +63,7 @@ def validate_build(cfg: dict, path: Path) -> None:
     kw: dict[str, Any] = {**eval_env_kwargs(cfg), "compute_score": False}
     if ev.get("duration_s") is not None:
         kw["duration_s"] = float(ev["duration_s"])
-    for sc in ev.get("scenarios") or scenarios_of(cfg["scenario"]):
+    for sc in eval_scenarios(cfg):
         try:
             AtomEnv(load_scenario(sc), **kw)
         except (ScenarioError, ValueError) as e:

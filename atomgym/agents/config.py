@@ -175,11 +175,10 @@ class _ConfigMapping:
             if not isinstance(kw, dict):
                 raise ConfigError(f"{path}: {name}: expected a mapping of {name.upper()} keyword arguments")
             _check_algo_kwargs(path, name, kw)
-        _check_evaluate(path, cfg.evaluate)
+        ev_scenarios = _check_evaluate(path, cfg.evaluate)
         _check_start_action(path, cfg.start_action, cfg.algo, at)
-        ev = cfg.evaluate or {}
-        check_unique_names(f"{path}: {'evaluate.scenarios' if ev.get('scenarios') else 'scenario'}",
-                            ev.get("scenarios") or scenarios)
+        check_unique_names(f"{path}: {'evaluate.scenarios' if ev_scenarios else 'scenario'}",
+                            ev_scenarios or scenarios)
         return cfg
 
 
@@ -217,9 +216,18 @@ def _check_start_action(path: Path, sa: Any, algo: str, action_type: str) -> Non
         raise ConfigError(f"{path}: start_action.prob: {short(p)}; expected a probability in (0, 1)")
 
 
-def _check_evaluate(path: Path, ev: Any) -> None:
-    """``evaluate:``: baseline names, scenarios (a suite expanded in place: checked now, not after the
-    training they would follow), seeds and duration."""
+def eval_scenarios(cfg) -> list[str]:
+    """The scenarios the evaluation after training runs: ``evaluate.scenarios`` (a suite expanded),
+    else the training scenarios. The config keeps them as written (a suite's name, not the paths of
+    this machine's fleet cache), so a run's config.yml and a shipped policy's .yml stay portable."""
+    ev = cfg.get("evaluate") or {}
+    return scenarios_of(ev["scenarios"], None, "evaluate.scenarios") if ev.get("scenarios") else scenarios_of(cfg["scenario"])
+
+
+def _check_evaluate(path: Path, ev: Any) -> list[str] | None:
+    """``evaluate:``: baseline names, scenarios (a suite expanded to check its machines now, not after
+    the training they would follow; the config keeps the suite's name), seeds and duration. Returns the
+    expanded ``evaluate.scenarios`` (None when not given)."""
     ev = ev or {}
     if not isinstance(ev, dict) or any(k not in EVAL_KEYS for k in ev):
         raise ConfigError(f"{path}: evaluate: expected a mapping with keys {sorted(EVAL_KEYS)}")
@@ -230,9 +238,8 @@ def _check_evaluate(path: Path, ev: Any) -> None:
     bad = [p for p in ev.get("policies") or [] if p not in baselines.names()]
     if bad:
         raise ConfigError(f"{path}: evaluate.policies: unknown {bad}; valid: {', '.join(baselines.names())}")
-    if ev.get("scenarios"):
-        ev["scenarios"] = scenarios_of(ev["scenarios"], path, "evaluate.scenarios")
-    for sc in ev.get("scenarios") or []:
+    scenarios = scenarios_of(ev["scenarios"], path, "evaluate.scenarios") if ev.get("scenarios") else None
+    for sc in scenarios or []:
         _check_scenario(path, "evaluate.scenarios", sc)
     # the same Field as evaluate's --seeds and multiseed's --eval-seeds: checked before training starts
     dataclasses.replace(schema.EVAL_SEEDS, name="seeds").check(ev.get("seeds", 3), f"{path}: evaluate")
@@ -242,6 +249,7 @@ def _check_evaluate(path: Path, ev: Any) -> None:
         rng = f"{lo:g}..{hi:.0e}".replace("e+0", "e")      # 0.001..1e7
         raise ConfigError(f"{path}: evaluate.duration_s: expected a number of seconds > 0 ({rng}, as the "
                           f"env takes), got {short(d)}")
+    return scenarios
 
 
 def _check_algo_kwargs(path: Path, name: str, kw: dict) -> None:
