@@ -70,7 +70,11 @@ def test_no_page_cache_at_start_and_bursty_atomic_demand_keeps_kswapd_alive():
     after 0.4 s, and direct reclaim did all the work: thousands of stalls, 16 kswapd runs).
     Any reclaim progress resets kswapd_failures (shrink_node()). Checked on the process, every
     100 ms: kswapd never hopeless; once memory is full, kswapd runs in every half second; direct
-    reclaim stalls stay a small fraction of kswapd's runs."""
+    reclaim stalls stay a fraction of kswapd's runs. Not none: once memory is full the reader's
+    xarray slabs and the bursts fall back into fragmented blocks, each fallback boosts, and a
+    boosted min puts the reader into direct reclaim (the kernel's own 1-CPU 6.1 runs of the
+    corpus stall 0.5-1.2 times per kswapd run); the dead kswapd stalled thousands of times
+    against 16 runs."""
     from atomgym.sim import layout as L
     from atomgym.sim.scenario import scenario_from_dict
     from atomgym.kernel.zones import MAX_RECLAIM_RETRIES
@@ -103,4 +107,4 @@ def test_no_page_cache_at_start_and_bursty_atomic_demand_keeps_kswapd_alive():
     assert full <= 50
     for i in range(full + 5, 100, 5):   # every half second after that, kswapd ran again
         assert runs[i] > runs[i - 5], f"no kswapd run between {(i - 5) / 10} s and {i / 10} s"
-    assert runs[-1] >= 100 and stalls[-1] <= runs[-1] / 10
+    assert runs[-1] >= 100 and stalls[-1] <= runs[-1] / 3

@@ -42,12 +42,13 @@ def _scenario(workloads=(), phases=(), nics=False) -> Scenario:
                     nics=[], traffic=[], workloads=list(workloads), phases=list(phases))
 
 
-def _set_zone(sim, b, z, free, cache=0, free_u=0, blocks=0):
-    """Free pages (``free_u`` of them UNMOVABLE; ``blocks`` whole free MOVABLE pageblocks, the
-    rest sub-block chunks), page cache; the rest is kernel memory."""
+def _set_zone(sim, b, z, free, cache=0, free_u=0, blocks=0, free_r=0):
+    """Free pages (``free_u`` of them UNMOVABLE, ``free_r`` RECLAIMABLE; ``blocks`` whole free
+    MOVABLE pageblocks, the rest sub-block chunks), page cache; the rest is kernel memory."""
     zs = sim.zone_state
     zs[b, z, L.ZF_FREE] = free
     zs[b, z, L.ZF_FREE_U] = free_u
+    zs[b, z, L.ZF_FREE_R] = free_r
     zs[b, z, L.ZF_FREE_BLK] = blocks
     zs[b, z, L.ZF_PCP] = 0
     zs[b, z, L.ZF_PCP_U] = 0
@@ -200,11 +201,11 @@ def test_whole_pageblock_steal_claims_the_block_without_a_boost():
 def test_movable_refills_split_a_whole_block_only_when_the_chunks_are_gone():
     """__rmqueue_smallest(): a MOVABLE refill takes the smallest free chunk first. 5000 free
     MOVABLE pages, 9 whole blocks (4608) and 392 pages of chunks; a reader takes 10 pages/ms
-    (pcp batch 1; 100 UNMOVABLE free pages serve its xarray slab). After 100 pages the 9 blocks
+    (pcp batch 1; 100 RECLAIMABLE free pages serve its xarray slab). After 100 pages the 9 blocks
     are intact; after 500, one block was split (4500 // 512 = 8 left)."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=2.0)]
     sim = Simulator(_scenario(wl), machines=_machine())
-    _set_zone(sim, 0, NORMAL, free=5100, free_u=100, blocks=9)
+    _set_zone(sim, 0, NORMAL, free=5100, free_r=100, blocks=9)
     sim.advance(10)
     assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 100 and sim.zone_state[0, NORMAL, L.ZF_FREE_BLK] == 9
     sim.advance(40)
@@ -253,10 +254,11 @@ def test_direct_reclaim_counts_one_allocstall_per_try_to_free_pages_call():
 def test_page_cache_brings_xarray_slabs_that_fall_back_and_boost():
     """A page-cache page lives in its file's xarray: one xa_node (radix_tree_node slab, RECLAIMABLE)
     per 64 pages, 28 nodes per order-2 slab: 4 kernel pages per 1792 pages read
-    (workloads._kmem_to()). A streaming machine with no atomic workload and no UNMOVABLE free page
-    (free memory in sub-block MOVABLE chunks): the first read's slab is a GFP_KERNEL refill that
-    falls back (__rmqueue_fallback()) and boosts (boost_watermark(), 512); the 512 stolen pages
-    serve the next slabs: after 1800 pages, 8 slab pages and still one fallback."""
+    (workloads._kmem_to()). A streaming machine with no atomic workload and no RECLAIMABLE free
+    page (free memory in sub-block MOVABLE chunks): the first read's slab is a
+    GFP_KERNEL | __GFP_RECLAIMABLE allocation that falls back (__rmqueue_fallback()) and boosts
+    (boost_watermark(), 512); the 512 stolen pages serve the next slabs: after 1800 pages, 8 slab
+    pages and still one fallback."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=100.0)]
     sim = Simulator(_scenario(wl), machines=_machine())
     _set_zone(sim, 0, NORMAL, free=50000)
@@ -339,3 +341,38 @@ def test_schema_errors_are_one_line(yaml_obj, msg):
     with pytest.raises(ScenarioError) as e:
         scenario_from_dict(yaml_obj)
     assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_xarray_slabs_are_reclaimable_and_page_tables_unmovable():
+    """gfp_migratetype(): the xarray's radix_tree_node slab is SLAB_RECLAIM_ACCOUNT
+    (__GFP_RECLAIMABLE) and takes RECLAIMABLE pages; a page table (GFP_PGTABLE_USER) takes
+    UNMOVABLE ones. Normal at 50000 free: 1000 UNMOVABLE, the rest in sub-block MOVABLE chunks. A
+    reader's first slab (4 pages) finds no RECLAIMABLE page: one fallback, one
+    boost, 512 MOVABLE pages become RECLAIMABLE (508 left after the slab); the 1000 UNMOVABLE
+    pages are not touched. A hog's page table takes one of them, no fallback."""
+    for kind, spec in (("stream_read", {"rate_mib_s": 39.0625, "volume_mib": 100.0}),
+                       ("anon_hog", {"rate_mib_s": 39.0625, "peak_mib": 100.0, "hold_s": 100.0, "period_s": 0.0})):
+        sim = Simulator(_scenario([WorkloadSpec(kind=kind, **spec)]), machines=_machine())
+        _set_zone(sim, 0, NORMAL, free=50000, free_u=1000)
+        k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
+        sim.advance(1)
+        zs = sim.zone_state[0, NORMAL]
+        if kind == "stream_read":
+            assert zs[L.ZF_KERNEL] == k0 + 4 and zs[L.ZF_FREE_U] == 1000 and zs[L.ZF_FREE_R] == 508
+            assert _c(sim, "fallbacks") == 1 and _c(sim, "fallback_boosts") == 1
+        else:
+            assert zs[L.ZF_KERNEL] == k0 + 1 and zs[L.ZF_FREE_U] == 999 and _c(sim, "fallbacks") == 0
+
+
+def test_a_movable_fallback_takes_reclaimable_pages_first():
+    """fallbacks[MIGRATE_MOVABLE] = {RECLAIMABLE, UNMOVABLE}: a hog's page (pcp batch 1) with no
+    MOVABLE free page, 600 RECLAIMABLE and 4400 UNMOVABLE: one fallback and one boost, 512
+    RECLAIMABLE pages move (88 stay RECLAIMABLE); the 10 pages of the tick come from them and the
+    page table from the UNMOVABLE ones (4399 left)."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=39.0625, peak_mib=100.0, hold_s=100.0, period_s=0.0)]
+    sim = Simulator(_scenario(wl), machines=_machine())
+    _set_zone(sim, 0, NORMAL, free=5000, free_u=4400, free_r=600)
+    sim.advance(1)
+    zs = sim.zone_state[0, NORMAL]
+    assert zs[L.ZF_ANON] == 10 and zs[L.ZF_FREE_R] == 88 and zs[L.ZF_FREE_U] == 4399
+    assert _c(sim, "fallbacks") == 1 and _c(sim, "fallback_boosts") == 1

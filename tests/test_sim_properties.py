@@ -62,8 +62,11 @@ def _check(sim: Simulator) -> None:
     pools = zs[:, :, list(L.ZF_POOLS)]
     assert (pools >= 0).all(), "negative page count"
     assert np.array_equal(pools.sum(axis=2), sim.managed), "pages not conserved"
-    # migratetype split: the unmovable part of free / pcp is a part
-    assert (zs[:, :, L.ZF_FREE_U] >= 0).all() and (zs[:, :, L.ZF_FREE_U] <= zs[:, :, L.ZF_FREE]).all()
+    # migratetype split: the unmovable and reclaimable parts of free, the unmovable part of pcp,
+    # and the whole free MOVABLE pageblocks are parts
+    fu, fr, f = zs[:, :, L.ZF_FREE_U], zs[:, :, L.ZF_FREE_R], zs[:, :, L.ZF_FREE]
+    assert (fu >= 0).all() and (fr >= 0).all() and (fu + fr <= f).all()
+    assert (zs[:, :, L.ZF_FREE_BLK] >= 0).all() and (zs[:, :, L.ZF_FREE_BLK] * 512 <= f - fu - fr).all()
     assert (zs[:, :, L.ZF_PCP_U] >= 0).all() and (zs[:, :, L.ZF_PCP_U] <= zs[:, :, L.ZF_PCP]).all()
     # pcp high at least high_min. Not at most high_max: a watermark write recomputes high_min and
     # high_max (zone_pcp_update() -> pageset_update()) and leaves pcp->high as it was; the kernel

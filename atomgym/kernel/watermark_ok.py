@@ -11,6 +11,7 @@ from __future__ import annotations
 from .jit import jit
 
 # include/linux/gfp_types.h (>= 6.8 bit layout)
+GFP_RECLAIMABLE = 0x10   # gfp_migratetype() == MIGRATE_RECLAIMABLE (slab caches with SLAB_RECLAIM_ACCOUNT)
 GFP_HIGH = 0x20
 GFP_IO = 0x40
 GFP_FS = 0x80

@@ -27,7 +27,7 @@ from __future__ import annotations
 from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import (
-    ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM,
+    ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM, GFP_RECLAIMABLE,
     gfp_pfmemalloc_allowed, gfp_to_alloc_flags, zone_watermark_fast,
 )
 from ..kernel.boost import boost_watermark_zone
@@ -39,7 +39,7 @@ from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
     MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
-    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_KERNEL,
+    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_R, ZF_KERNEL,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
@@ -66,25 +66,34 @@ def fallback_event(S, b, z, alloc_flags):
 
 
 @jit(inline="llvm")
-def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
+def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, recl):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
     number served: requests stop at the first failed check, which happens only after a
     pcp refill moved buddy pages (every request re-checks the unchanged count otherwise).
 
-    Pages come from the pcp list of the request's migratetype; an empty list is refilled
-    with ``batch`` pages (rmqueue_bulk()) from the buddy free pages of that type, smallest
-    chunks first (__rmqueue_smallest(): a MOVABLE refill splits a whole free pageblock only
-    when the sub-block chunks are gone), and when those run out, from another type's
-    pageblock (__rmqueue_fallback(), which searches from the largest order down):
+    The request's migratetype (gfp_migratetype()): MOVABLE for page cache and anonymous memory,
+    RECLAIMABLE with ``recl`` (__GFP_RECLAIMABLE: slab caches such as the xarray's nodes),
+    UNMOVABLE otherwise. Pages come from the pcp list of the request's migratetype; an empty list
+    is refilled with ``batch`` pages (rmqueue_bulk()) from the buddy free pages of that type,
+    smallest chunks first (__rmqueue_smallest(): a MOVABLE refill splits a whole free pageblock
+    only when the sub-block chunks are gone), and when those run out, page by page (__rmqueue()),
+    from another type's pageblock (__rmqueue_fallback(), which searches from the largest order
+    down):
     - a whole free MOVABLE pageblock (order >= pageblock_order) is claimed outright, with no
       boost (steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18]: "current_order >=
       pageblock_order" relabels the block and returns before boost_watermark()); allowed
       under ALLOC_NOFRAGMENT too (min_order = pageblock_order);
-    - otherwise a sub-block chunk: the fallback boosts the watermark and moves up to a
-      pageblock of free pages to the requested type (move_freepages_block()). With ``nofrag``
-      (ALLOC_NOFRAGMENT) a zone whose own type and whole blocks are exhausted is skipped.
-    Whole free UNMOVABLE pageblocks are not tracked: a MOVABLE fallback always boosts."""
+    - otherwise a sub-block chunk: the fallback boosts the watermark and moves the free pages of
+      the chunk's block to the requested type (move_freepages_block()), up to a pageblock: an
+      UNMOVABLE or RECLAIMABLE request takes MOVABLE free pages, then the other non-movable
+      type's; a MOVABLE request takes RECLAIMABLE, then UNMOVABLE free pages
+      (fallbacks[MIGRATE_MOVABLE]). With ``nofrag`` (ALLOC_NOFRAGMENT) a zone whose own type and
+      whole blocks are exhausted is skipped.
+    Simplified: RECLAIMABLE requests have no pcp list (each page is taken from the buddy free
+    pages and checked on its own: a slab as order-0 pages); whole free UNMOVABLE/RECLAIMABLE
+    pageblocks are not tracked (a MOVABLE fallback always boosts); 6.1's steal_suitable_fallback()
+    for every version (docs/simulator.md, "Simplifications")."""
     zs = S.zs
     f = zs[b, z, ZF_FREE]
     nowm = (alloc_flags & ALLOC_NO_WATERMARKS) != 0
@@ -94,15 +103,23 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
     if not nowm and not zone_watermark_fast(f, wm, bo, res, alloc_flags):
         return 0
     unmov = is_unmovable(dest)
+    mov = not unmov and not recl
     p_all = zs[b, z, ZF_PCP]
     pu = zs[b, z, ZF_PCP_U]
-    p = pu if unmov else p_all - pu          # pages on this type's pcp list
+    if recl:
+        p = 0
+    else:
+        p = pu if unmov else p_all - pu      # pages on this type's pcp list
     fu = zs[b, z, ZF_FREE_U]
-    ft = fu if unmov else f - fu             # buddy free pages of this type
-    blk = zs[b, z, ZF_FREE_BLK]              # whole free MOVABLE pageblocks (within f - fu)
-    if blk * PAGEBLOCK_NR_PAGES > f - fu:    # (zone state written from outside: keep it consistent)
-        blk = (f - fu) // PAGEBLOCK_NR_PAGES
-    batch = zs[b, z, ZF_PCP_BATCH]
+    fr = zs[b, z, ZF_FREE_R]
+    if fu + fr > f:                          # (zone state written from outside: keep it consistent)
+        fu = f if fu > f else fu
+        fr = f - fu if fr > f - fu else fr
+    fm = f - fu - fr                         # buddy free pages in MOVABLE pageblocks
+    blk = zs[b, z, ZF_FREE_BLK]              # whole free MOVABLE pageblocks (within fm)
+    if blk * PAGEBLOCK_NR_PAGES > fm:
+        blk = fm // PAGEBLOCK_NR_PAGES
+    batch = 1 if recl else zs[b, z, ZF_PCP_BATCH]
     served = n if n < p else p
     p -= served
     while served < n:
@@ -110,30 +127,56 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
         take = batch if batch < f else f
         if take == 0:
             break
-        if ft < take:
-            if unmov and blk > 0:
+        ft = fm if mov else (fr if recl else fu)
+        while ft < take:
+            if not mov and blk > 0:
                 # __rmqueue_fallback() finds a whole free MOVABLE pageblock first (largest order
                 # first); steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18]: order >=
                 # pageblock_order -> relabel and take the block, no boost_watermark()
                 S.ctr[b, C_FALLBACKS] += 1
                 blk -= 1
+                fm -= PAGEBLOCK_NR_PAGES
                 ft += PAGEBLOCK_NR_PAGES
-            elif nofrag:
-                if ft == 0:
-                    break
-                take = ft
+                continue
+            if nofrag:
+                break
+            # __rmqueue_fallback() from a sub-block chunk: boost, move the block's free pages
+            if mov:
+                mv = fr if fr < PAGEBLOCK_NR_PAGES else PAGEBLOCK_NR_PAGES
+                fr -= mv
+                if mv == 0:
+                    mv = fu if fu < PAGEBLOCK_NR_PAGES else PAGEBLOCK_NR_PAGES
+                    fu -= mv
             else:
-                # __rmqueue_fallback() from a sub-block chunk: boost, move the block's free pages
-                fallback_event(S, b, z, alloc_flags)
-                other = f - ft
-                mv = PAGEBLOCK_NR_PAGES if PAGEBLOCK_NR_PAGES < other else other
-                ft += mv
-                if ft < take:
-                    take = ft
+                mv = fm                  # sub-block MOVABLE chunks (no whole block is left)
+                if mv > PAGEBLOCK_NR_PAGES:
+                    mv = PAGEBLOCK_NR_PAGES
+                fm -= mv
+                if mv == 0:
+                    if recl:
+                        mv = fu if fu < PAGEBLOCK_NR_PAGES else PAGEBLOCK_NR_PAGES
+                        fu -= mv
+                    else:
+                        mv = fr if fr < PAGEBLOCK_NR_PAGES else PAGEBLOCK_NR_PAGES
+                        fr -= mv
+            if mv == 0:
+                break
+            fallback_event(S, b, z, alloc_flags)
+            ft += mv
+        if ft < take:
+            if ft == 0:
+                break
+            take = ft
         f -= take
         ft -= take
-        if not unmov and blk * PAGEBLOCK_NR_PAGES > ft:
-            blk = ft // PAGEBLOCK_NR_PAGES   # __rmqueue_smallest() split whole blocks: the chunks were gone
+        if mov:
+            fm = ft
+            if blk * PAGEBLOCK_NR_PAGES > fm:
+                blk = fm // PAGEBLOCK_NR_PAGES   # __rmqueue_smallest() split whole blocks: the chunks were gone
+        elif recl:
+            fr = ft
+        else:
+            fu = ft
         p += take - 1
         served += 1
         if served == n:
@@ -147,12 +190,12 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag):
         served += s
     zs[b, z, ZF_FREE] = f
     zs[b, z, ZF_FREE_BLK] = blk
-    if unmov:
-        zs[b, z, ZF_FREE_U] = ft
+    zs[b, z, ZF_FREE_U] = fu
+    zs[b, z, ZF_FREE_R] = fr
+    if unmov and not recl:
         zs[b, z, ZF_PCP] = p_all - pu + p
         zs[b, z, ZF_PCP_U] = p
-    else:
-        zs[b, z, ZF_FREE_U] = f - ft
+    elif mov:
         zs[b, z, ZF_PCP] = p + pu
     if served > 0:
         zs[b, z, dest] += served
@@ -314,11 +357,12 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     #     2. the min watermark with gfp_to_alloc_flags()
     #     3. ALLOC_NO_WATERMARKS when gfp_pfmemalloc_allowed(): those pages are pfmemalloc
     fast = ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
+    recl = (gfp & GFP_RECLAIMABLE) != 0
     walk = 0 if zlk == ZL_KERNEL and S.mi[b, MI_NOFRAG] != 0 else 1
     while walk < 2:
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0)
+            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0, recl)
             scr[b, z] += s
             got += s
             if got == n:
@@ -336,7 +380,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             flags = ALLOC_NO_WATERMARKS | (flags & ALLOC_KSWAPD)
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False)
+            s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False, recl)
             scr[b, z] += s
             got += s
             if walk == 3:

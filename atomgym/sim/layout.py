@@ -54,13 +54,14 @@ ZF_NAMES = (
     # (the six above are the page pools: their sum is managed, in this order)
     "boost_snap",    # balance_pgdat()'s zone_boosts[] snapshot
     "boosted_flag",  # ZONE_BOOSTED_WATERMARK bit
-    "free_u",        # of free: pages in UNMOVABLE/RECLAIMABLE pageblocks (the rest are MOVABLE)
+    "free_u",        # of free: pages in UNMOVABLE pageblocks (free_r: RECLAIMABLE; the rest are MOVABLE)
     "pcp_u",         # of pcp: pages on the UNMOVABLE pcp list (the rest are on the MOVABLE list)
     "pcp_batch",     # pcp->batch (zone_batchsize())
     "pcp_high",      # pcp->high now (static before 6.7; auto-tuned in [high_min, high_max] from 6.7)
     "pcp_high_min",
     "pcp_high_max",
-    "free_blk",      # of free - free_u: whole free MOVABLE pageblocks (order >= pageblock_order chunks)
+    "free_blk",      # of free - free_u - free_r: whole free MOVABLE pageblocks (order >= pageblock_order chunks)
+    "free_r",        # of free: pages in RECLAIMABLE pageblocks (free_u: UNMOVABLE ones)
 )
 _ZF = _index(ZF_NAMES)
 ZF_FREE = _ZF["free"]
@@ -78,6 +79,7 @@ ZF_PCP_HIGH = _ZF["pcp_high"]
 ZF_PCP_HIGH_MIN = _ZF["pcp_high_min"]
 ZF_PCP_HIGH_MAX = _ZF["pcp_high_max"]
 ZF_FREE_BLK = _ZF["free_blk"]
+ZF_FREE_R = _ZF["free_r"]
 ZF_POOLS = (ZF_FREE, ZF_PCP, ZF_CACHE, ZF_ANON, ZF_KERNEL, ZF_NET)   # sum == managed
 NZF = len(ZF_NAMES)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from ..kernel.jit import jit
 
-from ..kernel.watermark_ok import GFP_HIGH, GFP_KERNEL
+from ..kernel.watermark_ok import GFP_HIGH, GFP_KERNEL, GFP_RECLAIMABLE
 from ..kernel.zones import MAX_NR_ZONES
 from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone
 from .layout import (
@@ -124,15 +124,17 @@ def traffic_tick(S, b, i):
 XA_SLAB_PAGES = 4
 XA_PAGES_PER_SLAB = 28 * 64
 PTRS_PER_PTE = 512
+GFP_XA_SLAB = GFP_KERNEL | GFP_RECLAIMABLE   # kmem_cache_alloc(radix_tree_node_cachep): SLAB_RECLAIM_ACCOUNT
+GFP_PGTABLE = GFP_KERNEL                     # GFP_PGTABLE_USER: UNMOVABLE
 
 
 @jit(inline="llvm")
-def _kmem_need(S, b, w, units, per_unit, unit_pages):
+def _kmem_need(S, b, w, units, per_unit, unit_pages, gfp):
     """Grow workload w's kernel structures to ceil(units / per_unit) * unit_pages pages; the
     test is inlined, the allocation (rare) is a call."""
     need = -(-int(units) // per_unit) * unit_pages
     if need > S.wp[b, w, WP_S_KMEM]:
-        _kmem_to(S, b, w, need)
+        _kmem_to(S, b, w, need, gfp)
 
 
 @jit(inline="llvm")
@@ -147,16 +149,16 @@ def _scratch_to(S, b, zlk, held, w):
 
 
 @jit()
-def _kmem_to(S, b, w, need):
+def _kmem_to(S, b, w, need, gfp):
     """Grow workload w's kernel structures to ``need`` pages: GFP_KERNEL order-0 allocations into
-    kernel memory (UNMOVABLE: a refill may fall back and boost). Without direct reclaim here: what
-    fails is retried at the next growth."""
+    kernel memory (``gfp``: UNMOVABLE page tables, RECLAIMABLE slab pages; a refill may fall back
+    and boost). Without direct reclaim here: what fails is retried at the next growth."""
     wp = S.wp
     have = int(wp[b, w, WP_S_KMEM])
     if need <= have:
         return
     clear_scratch(S, b, ZL_KERNEL)
-    got, _ = alloc_pages_bulk(S, b, need - have, GFP_KERNEL, ZL_KERNEL, ZF_KERNEL, CLS_KERNEL)
+    got, _ = alloc_pages_bulk(S, b, need - have, gfp, ZL_KERNEL, ZF_KERNEL, CLS_KERNEL)
     _scratch_to(S, b, ZL_KERNEL, S.wk, w)   # where they came from: freed there (_free_kmem())
     clear_scratch(S, b, ZL_KERNEL)   # (the scratch row also marks anonymous pages in flight: _take_anon())
     wp[b, w, WP_S_KMEM] = have + got
@@ -409,7 +411,7 @@ def workload_tick(S, b, w):
             wp[b, w, WP_S_DEFICIT] = n - got
             wp[b, w, WP_S_READ] += got
             wp[b, w, WP_S_RESIDENT] += got
-            _kmem_need(S, b, w, wp[b, w, WP_S_READ], XA_PAGES_PER_SLAB, XA_SLAB_PAGES)
+            _kmem_need(S, b, w, wp[b, w, WP_S_READ], XA_PAGES_PER_SLAB, XA_SLAB_PAGES, GFP_XA_SLAB)
             if oom:
                 oom_kill(S, b)
             return
@@ -441,7 +443,7 @@ def workload_tick(S, b, w):
         if wp[b, w, WP_S_EVER] > ws:
             wp[b, w, WP_S_EVER] = ws
         wp[b, w, WP_S_RESIDENT] = res + got
-        _kmem_need(S, b, w, wp[b, w, WP_S_EVER], XA_PAGES_PER_SLAB, XA_SLAB_PAGES)
+        _kmem_need(S, b, w, wp[b, w, WP_S_EVER], XA_PAGES_PER_SLAB, XA_SLAB_PAGES, GFP_XA_SLAB)
         if oom:
             oom_kill(S, b)
         return
@@ -460,7 +462,7 @@ def workload_tick(S, b, w):
                 got, oom = _user_alloc(S, b, w, n, ZF_ANON)
                 _charge_anon(S, b, w, got)
                 wp[b, w, WP_S_DEFICIT] = n - got
-                _kmem_need(S, b, w, wp[b, w, WP_S_HELD], PTRS_PER_PTE, 1)
+                _kmem_need(S, b, w, wp[b, w, WP_S_HELD], PTRS_PER_PTE, 1, GFP_PGTABLE)
                 if oom:
                     oom_kill(S, b)
                     if wp[b, w, WP_S_PHASE] == HOG_EXITED:   # the victim was this hog
@@ -488,6 +490,6 @@ def workload_tick(S, b, w):
         if n > 0:
             got, oom = _user_alloc(S, b, w, n, ZF_ANON)
             _charge_anon(S, b, w, got)
-            _kmem_need(S, b, w, wp[b, w, WP_S_HELD], PTRS_PER_PTE, 1)
+            _kmem_need(S, b, w, wp[b, w, WP_S_HELD], PTRS_PER_PTE, 1, GFP_PGTABLE)
             if oom:
                 oom_kill(S, b)
