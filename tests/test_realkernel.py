@@ -564,3 +564,44 @@ def test_qemu_dies_with_a_killed_parent(tmp_path, fake_env):
     p.communicate(timeout=30)
     assert _gone_within(qpid, 5)
     assert not (tmp_path / "cap").exists()
+
+
+def test_parser_reads_pagetypeinfo_samples_and_old_logs_lack_them(tmp_path):
+    """The guest samples /proc/pagetypeinfo (free chunks per migratetype and order; pageblocks per
+    type under the header the kernel's config gives): a sample gets ``pagetypes`` and
+    ``pageblocks`` keyed "NID:ZONE"; a malformed line is counted, not guessed at; a sample without
+    those lines (every capture before 2026-12-06) has neither key. scripts/pagetypes.py prints the
+    zone's fragmentation from them and refuses a capture without them (exit 2)."""
+    import subprocess
+    import sys
+    log = textwrap.dedent("""\
+        @S 0.5
+        @Z 0 DMA32 1000 0 10 20 30 5000
+        @P 0 DMA32 Unmovable 1 1 1 0 1 0 1 1 3 1 0
+        @P 0 DMA32 Movable 0 4 2 2 1 2 0 3 3 1 2
+        @P 0 DMA32 Movable 1 2
+        @PH Unmovable Movable Reclaimable HighAtomic CMA Isolate
+        @PB 0 DMA32 330 169 5 0 0 0
+        @S 0.8
+        @Z 0 DMA32 1000 0 10 20 30 5000
+        @DONE 1.0
+        """)
+    cap = parse_serial(log)
+    s0, s1 = cap.samples
+    assert s0["pagetypes"]["0:DMA32"]["Unmovable"] == [1, 1, 1, 0, 1, 0, 1, 1, 3, 1, 0]
+    assert s0["pagetypes"]["0:DMA32"]["Movable"][10] == 2 and cap.skipped == 1
+    assert s0["pageblocks"]["0:DMA32"] == {"Unmovable": 330, "Movable": 169, "Reclaimable": 5, "HighAtomic": 0,
+                                          "CMA": 0, "Isolate": 0}
+    assert "pagetypes" not in s1 and "pageblocks" not in s1
+    d = tmp_path / "cap"
+    d.mkdir()
+    (d / "timeseries.jsonl").write_text(timeseries_jsonl(cap))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "pagetypes.py"
+    r = subprocess.run([sys.executable, str(script), str(d), "--every", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # free pages by type (chunks x 2**order), whole free blocks (order 9: one, order 10: two)
+    assert "| 0.5 | 1000 | 0 | 1495 / 3824 / 0 | 1 / 5 | 330 / 169 / 5 |" in r.stdout
+    cap.samples = [s1]
+    (d / "timeseries.jsonl").write_text(timeseries_jsonl(cap))
+    r = subprocess.run([sys.executable, str(script), str(d)], capture_output=True, text=True)
+    assert r.returncode == 2 and "no /proc/pagetypeinfo samples" in r.stderr

@@ -10,6 +10,9 @@ console are skipped (a line they break is counted in ``Capture.skipped``, never 
     @Z NID ZONE FREE BOOST MIN LOW HIGH MANAGED    one zone (min/low/high include the boost)
     @V KEY VAL ...                    selected /proc/vmstat counters
     @M KEY VAL ...                    the module's counters (/proc/atomgym_atomic)
+    @P NID ZONE TYPE N0 .. N10        free chunks of one migratetype per order (/proc/pagetypeinfo)
+    @PH TYPE ...                      the pageblock table's types (the kernel's config decides them)
+    @PB NID ZONE COUNT ...            the zone's pageblocks per type of @PH (/proc/pagetypeinfo)
     @E T WHAT ...                     an event: begin, start/stop/exit ID KIND, sysctl KEY VAL, shot PAGES HOLD_US
     @A KEY VAL...                     the module's final report (incl. zones' free pages at failures)
     @DONE T | @ERR MESSAGE
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ZONE_FIELDS = ("free", "boost", "min", "low", "high", "managed")
+PAGE_ORDERS = 11          # /proc/pagetypeinfo's orders 0..10 (MAX_ORDER 11 on x86-64, 6.1)
 
 
 @dataclass
@@ -73,6 +77,7 @@ def parse_serial(text: str) -> Capture:
     cur: dict[str, Any] | None = None
     snap_name: str | None = None
     snap_lines: list[str] = []
+    block_types: list[str] = []
 
     def close() -> None:
         nonlocal cur
@@ -109,6 +114,18 @@ def parse_serial(text: str) -> Capture:
                 cur["vmstat"] = _pairs(toks[1:])
             elif tag == "@M" and cur is not None:
                 cur["atomic"] = _pairs(toks[1:])
+            elif tag == "@P" and cur is not None:
+                if len(toks) != 4 + PAGE_ORDERS:
+                    raise ValueError("pagetype line")
+                zone = f"{int(toks[1])}:{toks[2]}"
+                cur.setdefault("pagetypes", {}).setdefault(zone, {})[toks[3]] = [int(v) for v in toks[4:]]
+            elif tag == "@PH" and cur is not None:
+                block_types = toks[1:]
+            elif tag == "@PB" and cur is not None:
+                if not block_types or len(toks) != 3 + len(block_types):
+                    raise ValueError("pageblock line")
+                cur.setdefault("pageblocks", {})[f"{int(toks[1])}:{toks[2]}"] = dict(
+                    zip(block_types, (int(v) for v in toks[3:])))
             elif tag == "@E":
                 close()
                 cap.events.append({"t": float(toks[1]), "what": toks[2], "args": toks[3:]})
@@ -131,7 +148,7 @@ def parse_serial(text: str) -> Capture:
                 cap.done_t = float(toks[1])
             elif tag == "@ERR":
                 cap.errors.append(line[5:].strip())
-            elif tag in ("@Z", "@V", "@M"):
+            elif tag in ("@Z", "@V", "@M", "@P", "@PH", "@PB"):
                 cap.skipped += 1
         except (ValueError, IndexError):
             cap.skipped += 1

@@ -487,6 +487,16 @@ def timeseries_file(cap: Path) -> Path | None:
     return None
 
 
+def load_samples_of(cap: Path) -> list[dict[str, Any]]:
+    """A capture's samples as written (timeseries.jsonl or .gz), every key the guest sampled
+    (scripts/pagetypes.py reads the /proc/pagetypeinfo ones). One-line RealKernelError."""
+    ts = timeseries_file(cap)
+    if ts is None:
+        raise RealKernelError(f"{cap}: no timeseries.jsonl; not a capture written by `atomgym realkernel run`")
+    text = _read_gzip_text(ts) if ts.suffix == ".gz" else _read_text(ts)
+    return read_jsonl(text, str(ts))
+
+
 def _read_json(path: Path, kind: type) -> Any:
     from .. import files
     try:

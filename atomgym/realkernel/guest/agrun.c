@@ -210,6 +210,48 @@ static void sample(void)
 		}
 		printf("\n");
 	}
+	/* /proc/pagetypeinfo: free chunks per migratetype and order (the zone's fragmentation), then
+	 * the pageblocks of each type: "@P NID ZONE TYPE N0..N10", "@PH TYPE..." (the block table's
+	 * header: the config decides the types) and "@PB NID ZONE COUNT..." (a count the kernel caps
+	 * prints as ">100000": printed as 100000) */
+	if (read_file("/proc/pagetypeinfo", big, sizeof(big)) > 0) {
+		for (line = strtok_r(big, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			int nid, n = 0;
+			char zn[32], ty[32];
+			char *p;
+			if (!strncmp(line, "Number of blocks type", 21)) {
+				printf("@PH");
+				for (p = strtok(line + 21, " "); p; p = strtok(NULL, " "))
+					printf(" %s", p);
+				printf("\n");
+				continue;
+			}
+			if (strncmp(line, "Node", 4))
+				continue;
+			if (sscanf(line, "Node %d, zone %31s type %31s%n", &nid, zn, ty, &n) == 3 && n > 0) {
+				zn[strcspn(zn, ",")] = 0;
+				printf("@P %d %s %s", nid, zn, ty);
+			} else if (sscanf(line, "Node %d, zone %31s%n", &nid, zn, &n) == 2 && n > 0) {
+				zn[strcspn(zn, ",")] = 0;
+				printf("@PB %d %s", nid, zn);
+			} else
+				continue;
+			for (p = line + n; *p;) {
+				char *end;
+				long v;
+				while (*p == ' ' || *p == '>')
+					p++;
+				if (!*p)
+					break;
+				v = strtol(p, &end, 10);
+				if (end == p)
+					break;
+				printf(" %ld", v);
+				p = end;
+			}
+			printf("\n");
+		}
+	}
 	if (read_file("/proc/atomgym_atomic", big, sizeof(big)) > 0) {
 		printf("@M");
 		for (line = strtok_r(big, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
