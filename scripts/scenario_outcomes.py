@@ -40,10 +40,19 @@ def outcomes(name: str, seeds: list[int]) -> list[dict[str, float]]:
     return rows
 
 
+def _seeds(text: str) -> list[int]:
+    """--seeds: comma-separated non-negative integers (argparse turns a ValueError into one line)."""
+    seeds = [int(x) for x in text.split(",")]
+    if not seeds or min(seeds) < 0:
+        raise ValueError(text)
+    return seeds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenarios", nargs="*", help=f"shipped scenarios (default: {', '.join(MEASURED)})")
-    ap.add_argument("--seeds", default="1000,1001,1002")
+    ap.add_argument("--seeds", type=_seeds, default="1000,1001,1002",
+                    help="comma-separated non-negative integers (default: 1000,1001,1002)")
     a = ap.parse_args()
     names = a.scenarios or [*MEASURED, *DRAWS]
     known = set(list_scenarios())
@@ -60,9 +69,9 @@ def main() -> None:
                 rng = f"{hit[0]:.0f}-{hit[-1]:.0f}" if hit else "-"
                 print(f"  {k:20s} {len(hit)} of {len(rows)} draws, {rng}")
             continue
-        seeds = [int(x) for x in a.seeds.split(",")]
+        seeds = a.seeds
         rows = outcomes(n, seeds)
-        print(f"{n} (one {load_scenario(n).duration_s:g} s episode, seeds {a.seeds}):")
+        print(f"{n} (one {load_scenario(n).duration_s:g} s episode, seeds {','.join(map(str, seeds))}):")
         for k in rows[0]:
             vals = [r[k] for r in rows]
             print(f"  {k:20s} " + "  ".join(f"{v:10.0f}" for v in vals))

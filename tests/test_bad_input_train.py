@@ -356,7 +356,6 @@ def test_start_action_warm_starts_the_policy(tmp_path) -> None:
     assert np.allclose(probs[:, 5], 0.8, atol=0.03)
 
 
-
 def test_evaluate_scenarios_stay_as_written_in_the_run_and_shipped_configs(tmp_path, capsys) -> None:
     """A suite in evaluate.scenarios is checked machine by machine but kept by name: a run's
     config.yml (and a policy exported from it) names no path of this machine's fleet cache."""

@@ -601,6 +601,13 @@ def test_parser_reads_pagetypeinfo_samples_and_old_logs_lack_them(tmp_path):
     assert r.returncode == 0, r.stderr
     # free pages by type (chunks x 2**order), whole free blocks (order 9: one, order 10: two)
     assert "| 0.5 | 1000 | 0 | 1495 / 3824 / 0 | 1 / 5 | 330 / 169 / 5 |" in r.stdout
+    # a symbolic link in a capture is refused, not followed (the same rule as fidelity's)
+    (tmp_path / "elsewhere.jsonl").write_text(timeseries_jsonl(cap))
+    (d / "timeseries.jsonl").unlink()
+    (d / "timeseries.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    r = subprocess.run([sys.executable, str(script), str(d)], capture_output=True, text=True)
+    assert r.returncode == 2 and "a symbolic link" in r.stderr and "Traceback" not in r.stderr
+    (d / "timeseries.jsonl").unlink()
     cap.samples = [s1]
     (d / "timeseries.jsonl").write_text(timeseries_jsonl(cap))
     r = subprocess.run([sys.executable, str(script), str(d)], capture_output=True, text=True)

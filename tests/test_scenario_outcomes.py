@@ -28,3 +28,9 @@ def test_an_unknown_scenario_is_one_line_exit_2():
     r = _run("no-such-scenario")
     assert r.returncode == 2 and "'no-such-scenario' is not a shipped scenario" in r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_bad_seeds_are_one_line_exit_2():
+    for bad in ("1,x", "-3", ""):
+        r = _run("quiet", "--seeds", bad)
+        assert r.returncode == 2 and "--seeds" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atomgym.sim import Simulator
+from atomgym.kernel.zones import PAGEBLOCK_NR_PAGES
 from atomgym.sim import layout as L
 from atomgym.sim.scenario import (
     KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, ShotSpec, TrafficSpec, WorkloadSpec,
@@ -66,7 +67,7 @@ def _check(sim: Simulator) -> None:
     # and the whole free MOVABLE pageblocks are parts
     fu, fr, f = zs[:, :, L.ZF_FREE_U], zs[:, :, L.ZF_FREE_R], zs[:, :, L.ZF_FREE]
     assert (fu >= 0).all() and (fr >= 0).all() and (fu + fr <= f).all()
-    assert (zs[:, :, L.ZF_FREE_BLK] >= 0).all() and (zs[:, :, L.ZF_FREE_BLK] * 512 <= f - fu - fr).all()
+    assert (zs[:, :, L.ZF_FREE_BLK] >= 0).all() and (zs[:, :, L.ZF_FREE_BLK] * PAGEBLOCK_NR_PAGES <= f - fu - fr).all()
     assert (zs[:, :, L.ZF_PCP_U] >= 0).all() and (zs[:, :, L.ZF_PCP_U] <= zs[:, :, L.ZF_PCP]).all()
     # pcp high at least high_min. Not at most high_max: a watermark write recomputes high_min and
     # high_max (zone_pcp_update() -> pageset_update()) and leaves pcp->high as it was; the kernel

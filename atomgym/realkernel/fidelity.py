@@ -489,10 +489,14 @@ def timeseries_file(cap: Path) -> Path | None:
 
 def load_samples_of(cap: Path) -> list[dict[str, Any]]:
     """A capture's samples as written (timeseries.jsonl or .gz), every key the guest sampled
-    (scripts/pagetypes.py reads the /proc/pagetypeinfo ones). One-line RealKernelError."""
+    (load() and scripts/pagetypes.py, which reads the /proc/pagetypeinfo ones). One-line
+    RealKernelError; a symbolic link is not followed."""
     ts = timeseries_file(cap)
     if ts is None:
         raise RealKernelError(f"{cap}: no timeseries.jsonl; not a capture written by `atomgym realkernel run`")
+    if ts.is_symlink():
+        raise RealKernelError(f"{ts}: a symbolic link; a capture's files are the regular files "
+                              f"`atomgym realkernel run` writes (not followed)")
     text = _read_gzip_text(ts) if ts.suffix == ".gz" else _read_text(ts)
     return read_jsonl(text, str(ts))
 
@@ -576,8 +580,7 @@ def load(cap_dir: str | Path) -> dict[str, Any]:
                               f"`atomgym realkernel run` writes (not followed)")
     meta = _read_json(cap / "capture.json", dict)
     assert ts_file is not None
-    text = _read_gzip_text(ts_file) if ts_file.suffix == ".gz" else _read_text(ts_file)
-    samples = read_jsonl(text, str(ts_file))
+    samples = load_samples_of(cap)
     if len(samples) < 2:
         raise RealKernelError(f"{ts_file}: {len(samples)} samples; need at least 2")
     _check_capture(meta, samples, cap, ts_file)

@@ -141,24 +141,21 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, recl):
             if nofrag:
                 break
             # __rmqueue_fallback() from a sub-block chunk: boost, move the block's free pages
-            if mov:
-                mv = fr if fr < PAGEBLOCK_NR_PAGES else PAGEBLOCK_NR_PAGES
+            if mov:                      # fallbacks[MIGRATE_MOVABLE]: RECLAIMABLE, then UNMOVABLE
+                mv = min(fr, PAGEBLOCK_NR_PAGES)
                 fr -= mv
                 if mv == 0:
-                    mv = fu if fu < PAGEBLOCK_NR_PAGES else PAGEBLOCK_NR_PAGES
+                    mv = min(fu, PAGEBLOCK_NR_PAGES)
                     fu -= mv
-            else:
-                mv = fm                  # sub-block MOVABLE chunks (no whole block is left)
-                if mv > PAGEBLOCK_NR_PAGES:
-                    mv = PAGEBLOCK_NR_PAGES
+            else:                        # sub-block MOVABLE chunks (no whole block is left), then
+                mv = min(fm, PAGEBLOCK_NR_PAGES)   # the other non-movable type's pages
                 fm -= mv
-                if mv == 0:
-                    if recl:
-                        mv = fu if fu < PAGEBLOCK_NR_PAGES else PAGEBLOCK_NR_PAGES
-                        fu -= mv
-                    else:
-                        mv = fr if fr < PAGEBLOCK_NR_PAGES else PAGEBLOCK_NR_PAGES
-                        fr -= mv
+                if mv == 0 and recl:
+                    mv = min(fu, PAGEBLOCK_NR_PAGES)
+                    fu -= mv
+                elif mv == 0:
+                    mv = min(fr, PAGEBLOCK_NR_PAGES)
+                    fr -= mv
             if mv == 0:
                 break
             fallback_event(S, b, z, alloc_flags)
