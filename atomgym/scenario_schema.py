@@ -50,6 +50,10 @@ MEMORY = (
     _k("anon_frac", float, 0.1, 0.0, MEMORY_FRAC_MAX, "", "initial anonymous memory, fraction of managed pages"),
     _k("kernel_frac", float, 0.03, 0.0, MEMORY_FRAC_MAX, "", "initial unreclaimable kernel memory (slab etc.)"),
     _k("swap", bool, False, doc="anonymous memory is reclaimable (swap configured)"),
+    _k("page_cache_gfp", str, "GFP_HIGHUSER_MOVABLE", doc="the page cache's allocation mask (the mapping's "
+       "gfp mask): a file's, GFP_HIGHUSER_MOVABLE (MOVABLE pageblocks); a block device's own page cache "
+       "(reading /dev/...), GFP_USER (bdev_alloc(): UNMOVABLE, kernel zonelist)",
+       choices=("GFP_HIGHUSER_MOVABLE", "GFP_USER")),
 )
 
 KSWAPD = (

@@ -376,3 +376,66 @@ def test_a_movable_fallback_takes_reclaimable_pages_first():
     zs = sim.zone_state[0, NORMAL]
     assert zs[L.ZF_ANON] == 10 and zs[L.ZF_FREE_R] == 88 and zs[L.ZF_FREE_U] == 4399
     assert _c(sim, "fallbacks") == 1 and _c(sim, "fallback_boosts") == 1
+
+
+def _bdev(scen: Scenario) -> Scenario:
+    """The scenario with a block device's page cache (memory.page_cache_gfp: GFP_USER)."""
+    import dataclasses
+    return dataclasses.replace(scen, memory=dataclasses.replace(scen.memory, page_cache_gfp="GFP_USER"))
+
+
+def test_a_block_devices_page_cache_is_unmovable():
+    """bdev_alloc(): a block device's mapping is GFP_USER, so gfp_migratetype() makes its page
+    cache UNMOVABLE (a file's, GFP_HIGHUSER_MOVABLE, is MOVABLE). Normal at 50000 free, 1000 of
+    them UNMOVABLE: a reader of the device takes its 10 pages of the tick (pcp batch 1) from the
+    UNMOVABLE pages (990 left), a file's reader from the MOVABLE ones (1000 left). Its xarray slab
+    falls back from the MOVABLE chunks either way (one fallback, one boost)."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=100.0)]
+    for scen, free_u in ((_scenario(wl), 1000), (_bdev(_scenario(wl)), 990)):
+        sim = Simulator(scen, machines=_machine())
+        _set_zone(sim, 0, NORMAL, free=50000, free_u=1000)
+        sim.advance(1)
+        zs = sim.zone_state[0, NORMAL]
+        assert zs[L.ZF_CACHE] == 10 and zs[L.ZF_FREE_U] == free_u and zs[L.ZF_FREE_R] == 508
+        assert _c(sim, "fallbacks") == 1 and _c(sim, "fallback_boosts") == 1
+
+
+def test_reclaimed_block_device_cache_returns_to_unmovable_free_pages():
+    """Reclaim frees a page to the free list of its pageblock's type (free_unref_page_list() ->
+    get_pfnblock_migratetype()): kswapd woken on a zone below its watermarks with 20000 pages of
+    page cache and nothing allocating. Every page it reclaims of a block device's cache (UNMOVABLE
+    blocks) adds to the UNMOVABLE free pages; of a file's cache, to the MOVABLE ones."""
+    for scen, unmov in ((_scenario(), False), (_bdev(_scenario()), True)):
+        sim = Simulator(scen, machines=_machine())
+        _set_zone(sim, 0, NORMAL, free=500, cache=20000, free_u=100)
+        nd = sim.state[L.STATE_INDEX["nd"]]
+        nd[0, 0, L.ND_STATE] = L.KS_WAKING
+        nd[0, 0, L.ND_T] = 0.0
+        nd[0, 0, L.ND_HZ] = NORMAL
+        sim.advance(50)
+        stolen = _c(sim, "pgsteal_kswapd")
+        zs = sim.zone_state[0, NORMAL]
+        assert stolen > 0 and zs[L.ZF_CACHE] == 20000 - stolen
+        assert zs[L.ZF_FREE_U] == (100 + stolen if unmov else 100)
+
+
+def test_a_block_devices_page_cache_fills_unmovable_pageblocks_at_the_start():
+    """encode_migratetypes(): a block device's page cache, like kernel memory, fills UNMOVABLE
+    pageblocks, so the free rest of the last one is UNMOVABLE; a file's page cache does not count."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=1.0, volume_mib=1.0)]
+    for scen in (_scenario(wl), _bdev(_scenario(wl))):
+        scen = dataclasses_replace_memory(scen, page_cache_frac=0.3001, kernel_frac=0.01)
+        sim = Simulator(scen, machines=_machine())
+        zs = sim.zone_state[0, NORMAL]
+        used = zs[L.ZF_KERNEL] + zs[L.ZF_NET] + (zs[L.ZF_CACHE] if scen.memory.page_cache_gfp == "GFP_USER" else 0)
+        assert zs[L.ZF_FREE_U] == min((-used) % 512, zs[L.ZF_FREE])
+
+
+def dataclasses_replace_memory(scen: Scenario, **kw) -> Scenario:
+    import dataclasses
+    return dataclasses.replace(scen, memory=dataclasses.replace(scen.memory, **kw))
+
+
+def test_page_cache_gfp_is_checked():
+    with pytest.raises(ScenarioError, match="page_cache_gfp"):
+        scenario_from_dict({"duration_s": 1, "memory": {"page_cache_gfp": "GFP_KERNEL"}})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .jit import jit
 
 # include/linux/gfp_types.h (>= 6.8 bit layout)
+GFP_MOVABLE = 0x08       # gfp_migratetype() == MIGRATE_MOVABLE (page cache of files, anonymous memory)
 GFP_RECLAIMABLE = 0x10   # gfp_migratetype() == MIGRATE_RECLAIMABLE (slab caches with SLAB_RECLAIM_ACCOUNT)
 GFP_HIGH = 0x20
 GFP_IO = 0x40
@@ -24,6 +25,13 @@ GFP_RECLAIM = GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM
 GFP_ATOMIC = GFP_HIGH | GFP_KSWAPD_RECLAIM                # 0x820
 GFP_KERNEL = GFP_RECLAIM | GFP_IO | GFP_FS                # 0xcc0
 GFP_NOWAIT = GFP_KSWAPD_RECLAIM | GFP_NOWARN              # 0x2800
+GFP_USER = GFP_KERNEL          # __GFP_RECLAIM | __GFP_IO | __GFP_FS | __GFP_HARDWALL (cpusets: not modelled)
+GFP_HIGHUSER_MOVABLE = GFP_USER | GFP_MOVABLE   # (| __GFP_HIGHMEM: no highmem on x86-64)
+
+# include/linux/mmzone.h enum migratetype (the pcp types)
+MIGRATE_UNMOVABLE = 0
+MIGRATE_MOVABLE = 1
+MIGRATE_RECLAIMABLE = 2
 
 # mm/internal.h
 ALLOC_WMARK_MIN = 0x00
@@ -39,6 +47,17 @@ ALLOC_CMA = 0x80
 ALLOC_HIGHATOMIC = 0x200
 ALLOC_KSWAPD = 0x800       # == __GFP_KSWAPD_RECLAIM
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
+
+
+@jit(inline="llvm")
+def gfp_migratetype(gfp_mask):
+    """gfp_migratetype(): the __GFP_MOVABLE / __GFP_RECLAIMABLE bits (GFP_MOVABLE_MASK) give the
+    request's migratetype; neither is MIGRATE_UNMOVABLE."""
+    if gfp_mask & GFP_MOVABLE:
+        return MIGRATE_MOVABLE
+    if gfp_mask & GFP_RECLAIMABLE:
+        return MIGRATE_RECLAIMABLE
+    return MIGRATE_UNMOVABLE
 
 
 @jit(inline="llvm")

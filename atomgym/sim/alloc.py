@@ -27,8 +27,9 @@ from __future__ import annotations
 from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import (
-    ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM, GFP_RECLAIMABLE,
-    gfp_pfmemalloc_allowed, gfp_to_alloc_flags, zone_watermark_fast,
+    ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM,
+    MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, gfp_migratetype, gfp_pfmemalloc_allowed, gfp_to_alloc_flags,
+    zone_watermark_fast,
 )
 from ..kernel.boost import boost_watermark_zone
 from ..kernel.pcp import PCP_HIGH_AUTOTUNE
@@ -47,9 +48,10 @@ from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
 
 @jit(inline="llvm")
 def is_unmovable(dest):
-    """The migratetype of a use: network buffers and kernel memory are UNMOVABLE (GFP_ATOMIC,
-    GFP_KERNEL without __GFP_MOVABLE/__GFP_RECLAIMABLE); page cache and anonymous memory are
-    MOVABLE (GFP_HIGHUSER_MOVABLE). RECLAIMABLE (slab) is counted with UNMOVABLE."""
+    """Whether pages of a use freed by free_pages_zone() go to the UNMOVABLE pcp list (their
+    pageblock's type, get_pfnblock_migratetype()): network buffers and kernel memory (slab pages
+    of RECLAIMABLE blocks are counted with them); anonymous memory is MOVABLE. (Page cache is
+    freed by reclaim only: shrink_zones().)"""
     return dest == ZF_NET or dest == ZF_KERNEL
 
 
@@ -66,15 +68,16 @@ def fallback_event(S, b, z, alloc_flags):
 
 
 @jit(inline="llvm")
-def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, recl):
+def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
     number served: requests stop at the first failed check, which happens only after a
     pcp refill moved buddy pages (every request re-checks the unchanged count otherwise).
 
-    The request's migratetype (gfp_migratetype()): MOVABLE for page cache and anonymous memory,
-    RECLAIMABLE with ``recl`` (__GFP_RECLAIMABLE: slab caches such as the xarray's nodes),
-    UNMOVABLE otherwise. Pages come from the pcp list of the request's migratetype; an empty list
+    ``mt`` is the request's migratetype (gfp_migratetype()): MOVABLE for anonymous memory and a
+    file's page cache (__GFP_MOVABLE), RECLAIMABLE for slab caches such as the xarray's nodes
+    (__GFP_RECLAIMABLE), UNMOVABLE otherwise (network buffers, page tables, a block device's
+    page cache). Pages come from the pcp list of the request's migratetype; an empty list
     is refilled with ``batch`` pages (rmqueue_bulk()) from the buddy free pages of that type,
     smallest chunks first (__rmqueue_smallest(): a MOVABLE refill splits a whole free pageblock
     only when the sub-block chunks are gone), and when those run out, page by page (__rmqueue()),
@@ -102,8 +105,9 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, recl):
     res = S.reserve[b, z, hz]
     if not nowm and not zone_watermark_fast(f, wm, bo, res, alloc_flags):
         return 0
-    unmov = is_unmovable(dest)
-    mov = not unmov and not recl
+    recl = mt == MIGRATE_RECLAIMABLE
+    mov = mt == MIGRATE_MOVABLE
+    unmov = not mov and not recl
     p_all = zs[b, z, ZF_PCP]
     pu = zs[b, z, ZF_PCP_U]
     if recl:
@@ -354,12 +358,12 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     #     2. the min watermark with gfp_to_alloc_flags()
     #     3. ALLOC_NO_WATERMARKS when gfp_pfmemalloc_allowed(): those pages are pfmemalloc
     fast = ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
-    recl = (gfp & GFP_RECLAIMABLE) != 0
+    mt = gfp_migratetype(gfp)
     walk = 0 if zlk == ZL_KERNEL and S.mi[b, MI_NOFRAG] != 0 else 1
     while walk < 2:
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0, recl)
+            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0, mt)
             scr[b, z] += s
             got += s
             if got == n:
@@ -377,7 +381,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             flags = ALLOC_NO_WATERMARKS | (flags & ALLOC_KSWAPD)
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False, recl)
+            s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False, mt)
             scr[b, z] += s
             got += s
             if walk == 3:

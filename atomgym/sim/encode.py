@@ -18,7 +18,7 @@ import numpy as np
 
 from ..kernel.machine import Machine
 from ..kernel.pcp import PCP_HIGH_AUTOTUNE, pcp_high_mode, pcp_high_static, zone_batchsize
-from ..kernel.watermark_ok import GFP_ATOMIC, GFP_NOWAIT, GFP_NOWARN
+from ..kernel.watermark_ok import GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_MOVABLE, GFP_NOWAIT, GFP_NOWARN, GFP_USER
 from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_DMA32, ZONE_NAMES, ZONE_NORMAL
 from . import layout as L
@@ -112,6 +112,9 @@ def encode_pcp(A: L.Arrays, b: int, s: Scenario, m: Machine, pagesets: dict) -> 
                                   else 2**62)
 
 
+PAGE_CACHE_GFP = {"GFP_HIGHUSER_MOVABLE": GFP_HIGHUSER_MOVABLE, "GFP_USER": GFP_USER}   # memory.page_cache_gfp
+
+
 def encode_memory(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:
     """The scenario's memory: kernel memory in every zone; page cache and anonymous memory in
     the zones above DMA; the rest free. Anonymous memory is reclaimable with swap."""
@@ -133,6 +136,7 @@ def encode_memory(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:
         zs[b, z, L.ZF_ANON] = anon
         zs[b, z, L.ZF_FREE] = mg - kern - cache - anon
     A.mi[b, L.MI_SWAP] = int(mem.swap)
+    A.mi[b, L.MI_CACHE_GFP] = PAGE_CACHE_GFP[mem.page_cache_gfp]
 
 
 def encode_kswapd(A: L.Arrays, b: int, s: Scenario) -> None:
@@ -222,14 +226,17 @@ def encode_nics(A: L.Arrays, b: int, s: Scenario) -> None:
 
 
 def encode_migratetypes(A: L.Arrays, b: int, m: Machine) -> None:
-    """Kernel memory and ring buffers fill UNMOVABLE pageblocks; the free rest of their last,
-    partly used block is the zone's unmovable free supply at the start. The MOVABLE rest of free
+    """Kernel memory and ring buffers (and a block device's page cache, GFP_USER) fill UNMOVABLE
+    pageblocks; the free rest of their last, partly used block is the zone's unmovable free
+    supply at the start. The MOVABLE rest of free
     memory is unfragmented, as after boot (the buddy allocator hands out the smallest chunks
     first, so the page cache and anonymous memory filled blocks one after another): it is whole
     free pageblocks (``ZF_FREE_BLK``) but for one partly used block."""
     zs = A.zs
     for z in range(m.managed.size):
         used = int(zs[b, z, L.ZF_KERNEL] + zs[b, z, L.ZF_NET])
+        if not A.mi[b, L.MI_CACHE_GFP] & GFP_MOVABLE:
+            used += int(zs[b, z, L.ZF_CACHE])
         slack = (-used) % PAGEBLOCK_NR_PAGES
         zs[b, z, L.ZF_FREE_U] = min(slack, int(zs[b, z, L.ZF_FREE]))
         zs[b, z, L.ZF_FREE_BLK] = (int(zs[b, z, L.ZF_FREE]) - int(zs[b, z, L.ZF_FREE_U])) // PAGEBLOCK_NR_PAGES

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..kernel.jit import jit
 
-from ..kernel.watermark_ok import zone_watermark_ok
+from ..kernel.watermark_ok import GFP_MOVABLE, zone_watermark_ok
 from ..kernel.watermarks import WMARK_HIGH
 from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX
 from .layout import (
@@ -20,7 +20,7 @@ from .layout import (
     ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_PASS_ANON, ND_PASS_BOOSTED, ND_PASS_ENOUGH,
     ND_PASS_FILE, ND_PASS_GOT, ND_PRIO, ND_RECLAIMED, ND_RUN_T0, ND_STATE, ND_T,
     WK_ATOMIC, WK_STREAM, WP_KIND, WP_S_HELD, WP_S_RESIDENT,
-    ZF_ANON, ZF_BOOST_SNAP, ZF_CACHE, ZF_FREE,
+    ZF_ANON, ZF_BOOST_SNAP, ZF_CACHE, ZF_FREE, ZF_FREE_U, MI_CACHE_GFP,
 )
 
 KSWAPD_NAP_MS = 100.0  # kswapd_try_to_sleep(): schedule_timeout(HZ/10)
@@ -141,13 +141,16 @@ def shrink_zones(S, b, node, hz, x, mode):
     up to ``x`` pages from the LRUs of zones 0..hz, spread over zones in proportion to their
     reclaimable pages (one LRU per node since 4.8); progress on a node resets its
     kswapd_failures. ``mode``: SHRINK_BOTH (page cache before anonymous memory, the latter only
-    with swap), SHRINK_FILE, SHRINK_ANON (only with swap). Freed pages go to the buddy
-    free count (MOVABLE pageblocks). Returns pages reclaimed."""
+    with swap), SHRINK_FILE, SHRINK_ANON (only with swap). Freed pages go to the buddy free
+    pages of their pageblocks' type (free_unref_page_list() -> get_pfnblock_migratetype()):
+    MOVABLE, or UNMOVABLE for a block device's page cache (GFP_USER, MI_CACHE_GFP). Returns
+    pages reclaimed."""
     zs = S.zs
     managed = S.managed
     nz = managed.shape[1]
     with_anon = (S.mi[b, MI_SWAP] != 0) and mode != SHRINK_FILE
     with_file = mode != SHRINK_ANON
+    cache_unmov = (S.mi[b, MI_CACHE_GFP] & GFP_MOVABLE) == 0
     total = 0
     cache_before = 0
     for z in range(nz):
@@ -186,6 +189,8 @@ def shrink_zones(S, b, node, hz, x, mode):
             tc = share if share < c else c
             zs[b, z, ZF_CACHE] -= tc
             zs[b, z, ZF_FREE] += tc
+            if cache_unmov:
+                zs[b, z, ZF_FREE_U] += tc   # back to its pageblocks' type: a block device's cache is UNMOVABLE
             cache_taken += tc
             got = tc
             if got < share and with_anon:

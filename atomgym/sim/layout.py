@@ -118,6 +118,7 @@ MI_NAMES = (
     "pcp_decay_next",    # tick of the next decay_pcp_high() round (auto-tuning kernels; huge otherwise)
     "nofrag",            # alloc_flags_nofragment() applies to the kernel zonelist (Normal preferred, DMA32 exists)
     "dr_call_left",      # pages the machine's try_to_free_pages() call in flight has still to reclaim
+    "cache_gfp",         # the page cache's gfp mask (memory.page_cache_gfp): its migratetype and zonelist
 )
 _MI = _index(MI_NAMES)
 MI_MIN_FREE_KBYTES = _MI["min_free_kbytes"]
@@ -145,6 +146,7 @@ MI_PHASE_NEXT = _MI["phase_next"]
 MI_PCP_DECAY_NEXT = _MI["pcp_decay_next"]
 MI_NOFRAG = _MI["nofrag"]
 MI_DR_CALL_LEFT = _MI["dr_call_left"]
+MI_CACHE_GFP = _MI["cache_gfp"]
 NMI = len(MI_NAMES)
 if (MI_NZL_KERNEL + ZL_KERNEL, MI_NZL_KERNEL + ZL_USER) != (MI_NZL_KERNEL, MI_NZL_USER):
     raise ValueError("MI_NAMES: the zonelist lengths must follow ZL_NAMES (alloc.py indexes MI_NZL_KERNEL + zl)")

@@ -11,7 +11,8 @@ Traffic (packets per tick, to NIC ``TP_NIC``), active on [start, stop):
 * ``diurnal``  Poisson(rate * (1 + amplitude * sin(2 pi t / period))).
 * ``replay``   packets per interval from a trace array (looped), spread evenly over ticks.
 
-Memory (userspace, GFP_HIGHUSER_MOVABLE: may direct-reclaim, zonelist from Movable):
+Memory (userspace, GFP_HIGHUSER_MOVABLE: may direct-reclaim, zonelist from Movable; a block
+device's page cache is GFP_USER: UNMOVABLE, kernel zonelist, memory.page_cache_gfp):
 
 * ``stream_read`` reads a working set in a loop at rate; a read of a non-resident page
   allocates a page-cache page; if that page had been read before (and reclaimed since),
@@ -28,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from ..kernel.jit import jit
 
-from ..kernel.watermark_ok import GFP_HIGH, GFP_KERNEL, GFP_RECLAIMABLE
+from ..kernel.watermark_ok import GFP_HIGH, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_MOVABLE, GFP_RECLAIMABLE
 from ..kernel.zones import MAX_NR_ZONES
 from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone
 from .layout import (
@@ -43,12 +44,12 @@ from .layout import (
     TP_S_ACC, TP_S_BURST_START, TP_S_END, TP_S_NEXT, TP_S_ON, TP_START, TP_STOP, TP_TRACE_INT, TP_TRACE_N, TP_TRACE_OFF,
     WK_ANON_HOG, WK_CHURN, WK_STREAM, WP_HOLD, WP_KIND, WP_PEAK, WP_PERIOD, WP_RATE, WP_S_ACC,
     WP_S_DEFICIT, WP_S_EVER, WP_S_HELD, WP_S_PHASE, WP_S_RESIDENT, WP_S_RUN_START, WP_S_T, WP_START,
-    WP_WS, ZF_ANON, ZF_CACHE, ZL_USER,
+    WP_WS, ZF_ANON, ZF_CACHE, ZL_USER, MI_CACHE_GFP,
 )
 from .rng import exponential, poisson, state_row, uniform
 from .tuners import EV_ALLOC_FAIL, tuner_on_event
 
-GFP_USER_MOVABLE = GFP_KERNEL   # GFP_HIGHUSER_MOVABLE: the same reclaim bits; zonelist from Movable
+GFP_USER_MOVABLE = GFP_HIGHUSER_MOVABLE   # anonymous memory and a file's page cache; zonelist from Movable
 
 HOG_WAIT = 0
 HOG_GROW = 1
@@ -221,12 +222,21 @@ def oom_kill(S, b):
 
 @jit(inline="llvm")
 def _user_alloc(S, b, w, n, dest):
-    """Allocate n pages for workload w (blocking, GFP_HIGHUSER_MOVABLE). Returns (pages got,
-    whether the OOM killer must run: nothing reclaimable and the request still short); per-zone
-    pages in the scratch row. The caller charges the pages first, then calls oom_kill()."""
+    """Allocate n pages for workload w (blocking). Anonymous memory is GFP_HIGHUSER_MOVABLE over
+    the zonelist from Movable; page cache takes the mapping's mask (MI_CACHE_GFP): a file's is
+    GFP_HIGHUSER_MOVABLE too, a block device's own page cache GFP_USER (bdev_alloc():
+    mapping_set_gfp_mask(GFP_USER)), which is UNMOVABLE (gfp_migratetype()) and, gfp_zone()
+    being ZONE_NORMAL, walks the kernel zonelist. Returns (pages got, whether the OOM killer
+    must run: nothing reclaimable and the request still short); per-zone pages in the scratch
+    row. The caller charges the pages first, then calls oom_kill()."""
+    gfp = GFP_USER_MOVABLE
+    zlk = ZL_USER
+    if dest == ZF_CACHE:
+        gfp = S.mi[b, MI_CACHE_GFP]
+        if not gfp & GFP_MOVABLE:
+            zlk = ZL_KERNEL
     clear_scratch(S, b, ZL_USER)
-    got, left, _ = alloc_pages_reclaim(S, b, n, GFP_USER_MOVABLE, ZL_USER, dest, CLS_KERNEL,
-                                       S.mr[b, MR_TICK_MS])
+    got, left, _ = alloc_pages_reclaim(S, b, n, gfp, zlk, dest, CLS_KERNEL, S.mr[b, MR_TICK_MS])
     if got < n:
         S.ctr[b, C_DEFICIT] += n - got
     return got, got < n and left == 0
