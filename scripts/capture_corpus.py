@@ -11,7 +11,8 @@ which `atomgym fidelity` reads as it is), `timeseries.csv` left out (the same sa
 wall time) is written into `corpus/MANIFEST.json` (a temporary file renamed into place).
 Each entry also names its half of the calibration split (HELD_OUT).
 `--commit` commits each capture and the manifest on the current git branch as it is done.
-Runs named `<scenario>-2` are a second capture of the same scenario: the kernel's own
+Runs named `<scenario>-2` are a second capture of the same scenario, `<scenario>-3` a third (every
+scenario, captured 2026-12-06 with the guest's /proc/pagetypeinfo samples): the kernel's own
 run-to-run spread (docs/realkernel.md, "The corpus").
 """
 from __future__ import annotations
@@ -34,6 +35,10 @@ RUNS = ("ram4g", "base", "ram512", "ram2g", "cpus2", "wsf30", "wsf100", "wsf300"
         "nowait", "nohog", "slowread", "ram512-wsf100", "ram2g-wsf100", "ram2g-cpus2-nowait-noboost",
         "ram4g-cpus2-mfk2x-wsf30", "ram4g-wsf100", "ram512-nowait-slowread", "cpus2-wsf300-nohog",
         "ram2g-mfk4x-noboost", "base-2", "wsf100-2", "nowait-2", "ram512-2", "ram2g-wsf100-2", "cpus2-2")
+SCENARIOS = tuple(r for r in RUNS if not r.endswith("-2"))
+# a third capture of every scenario (2026-12-06): the guest now samples /proc/pagetypeinfo, and every
+# scenario's run-to-run spread becomes known
+RUNS += tuple(f"{s}-3" for s in SCENARIOS)
 
 
 # The calibration split (docs/realkernel.md, "Calibration"): the scenarios whose runs are held out
@@ -50,7 +55,8 @@ def half_of(run: str) -> str:
 
 
 def scenario_of(run: str) -> str:
-    return run[:-2] if run.endswith("-2") else run
+    """``<scenario>-2``, ``<scenario>-3``: the second and third capture of a scenario."""
+    return run[:-2] if run[-2:] in ("-2", "-3") else run
 
 
 def write_manifest(corpus: Path, entry: dict) -> None:

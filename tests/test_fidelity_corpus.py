@@ -255,3 +255,38 @@ def test_corpus_scenarios_are_the_generators_and_all_captured() -> None:
     assert {r["scenario"] for r in runs} == {f"configs/corpus/{f}" for f in files}
     for r in runs:     # each capture's copy is its scenario (kswapd: included: what fidelity replays)
         assert (CORPUS / r["run"] / "scenario.yaml").read_text() == (ROOT / r["scenario"]).read_text(), r["run"]
+
+
+def test_unmovable_share_full_is_the_median_share_while_memory_is_full():
+    """The process metric behind the UNMOVABLE page cache: per sample with /proc/pagetypeinfo, the
+    share of the zone's buddy free pages on its UNMOVABLE lists, its median over the samples whose
+    free pages are at most 2 x high (memory full); None without such samples."""
+    from atomgym.realkernel.fidelity import _pagetype_rows, unmovable_share_full
+    zone = {"zone": "DMA32", "managed": 1000, "free": 0, "min": 10, "low": 20, "high": 100, "boost": 0}
+
+    def sample(t, u, m):   # u, m: order-0 and order-1 chunks on the UNMOVABLE and MOVABLE lists
+        return {"t": t, "zones": [zone], "pagetypes": {"0:DMA32": {"Unmovable": [u, 0], "Movable": [m, 1]}}}
+    rows = _pagetype_rows([sample(0.0, 10, 800), sample(0.3, 150, 48), sample(0.6, 30, 8), {"t": 0.9, "zones": [zone]}],
+                          "DMA32")
+    assert [(r["free_u"], r["free_total"]) for r in rows] == [(10, 812), (150, 200), (30, 40)]
+    # 812 > 2 x 100: not full; 150/200 and 30/40 -> median 0.75
+    assert unmovable_share_full([(r["free_u"], r["free_total"], r["hi"]) for r in rows]) == 0.75
+    assert unmovable_share_full([(1.0, 900.0, 100.0)]) is None
+    assert _pagetype_rows([{"t": 0.0, "zones": [zone]}], "DMA32") == []
+
+
+def test_a_metric_only_the_kernel_can_show_is_na_without_its_samples():
+    """A capture made before the guest sampled /proc/pagetypeinfo has no real UNMOVABLE share:
+    that row is n/a (not a difference), whatever the simulator shows; with both sides it is
+    judged within 0.25."""
+    from atomgym.realkernel.fidelity import compare
+    base = {"phases": [], "gap": 100.0}
+    rows = {r["metric"]: r for r in compare({**base, "unmovable_share_full": None},
+                                            {**base, "unmovable_share_full": 0.8})}
+    assert rows["unmovable_share_full"]["verdict"] == "n/a"
+    rows = {r["metric"]: r for r in compare({**base, "unmovable_share_full": 0.6},
+                                            {**base, "unmovable_share_full": 0.8})}
+    assert rows["unmovable_share_full"]["verdict"] == "agree"
+    rows = {r["metric"]: r for r in compare({**base, "unmovable_share_full": 0.4},
+                                            {**base, "unmovable_share_full": 0.8})}
+    assert rows["unmovable_share_full"]["verdict"] == "differs"

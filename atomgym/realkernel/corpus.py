@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from .. import files, safefiles
 from .errors import RealKernelError
-from .fidelity import (KIND_COUNT, KIND_PAGES, KIND_POS, METRICS, RELATIVE, SMALL_COUNT, _json, _num, _show,
+from .fidelity import (KIND_COUNT, KIND_PAGES, KIND_POS, KIND_SHARE, METRICS, RELATIVE, SMALL_COUNT, _json, _num, _show,
                        format_table, judge, measure, metric_family, metric_kind, tolerance)
 
 MANIFEST = "MANIFEST.json"
@@ -128,7 +128,7 @@ def spread_of(vals: list[float], fam: str, gap: float) -> float:
     high - min gaps for free pages, as is for positions."""
     lo, hi = min(vals), max(vals)
     kind = metric_kind(fam)
-    if kind == KIND_POS:
+    if kind in (KIND_POS, KIND_SHARE):
         return hi - lo
     if kind == KIND_PAGES:
         return (hi - lo) / max(gap, 1.0)
@@ -140,10 +140,13 @@ def spread_of(vals: list[float], fam: str, gap: float) -> float:
 
 def kernel_spread(ms: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, list[dict]]]:
     """Per metric family: the median over repeated scenarios of their spread (spread_of), and the
-    groups it came from. Scenarios are the same when their name and scenario.yaml are."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups it came from. Runs repeat each other when their scenario's name and scenario.yaml are
+    the same and the guest sampled the same files (a guest that also read /proc/pagetypeinfo
+    every sample ran under another condition: its runs differ from the others systematically)."""
+    groups: dict[tuple[str, str, bool], list[dict]] = {}
     for m in ms:
-        groups.setdefault((m["scenario"], m["scenario_sha"]), []).append(m)
+        groups.setdefault((m["scenario"], m["scenario_sha"], bool(m["real"].get("sampled_pagetypeinfo"))),
+                          []).append(m)
     reps = [g for g in groups.values() if len(g) >= 2]
     out: dict[str, float] = {}
     detail: dict[str, list[dict]] = {}
@@ -184,7 +187,8 @@ def aggregate(reps: list[dict[str, Any]], spread: dict[str, float]) -> tuple[lis
         rows.append({"metric": fam, "label": LABELS[fam], "kind": kind, "pairs": len(pairs), "within": within,
                      "fraction_within": round(within / len(pairs), 3) if pairs else None,
                      "median": round(statistics.median(vals), 3) if vals else None,
-                     "median_of": "sim/real" if kind in RELATIVE else "sim-real (gaps)",
+                     "median_of": "sim/real" if kind in RELATIVE else ("sim-real" if kind == KIND_SHARE
+                                                                       else "sim-real (gaps)"),
                      "one_sided": len(pairs) - len(both),
                      "kernel_spread": spread.get(fam), "tolerance": round(tolerance(fam, spread.get(fam)), 3)})
         tot_in += within
@@ -196,6 +200,8 @@ def aggregate(reps: list[dict[str, Any]], spread: dict[str, float]) -> tuple[lis
 def _pct(v: float | None, kind: str) -> str:
     if v is None:
         return "n/a"
+    if kind == KIND_SHARE:
+        return f"{v:.2f}"
     return f"{v:.0%}" if kind in RELATIVE else f"{v:.2f} gap"
 
 
@@ -206,7 +212,8 @@ def format_aggregate(rows: list[dict[str, Any]], score: dict[str, Any], n_runs: 
            f"{'metric':<{w}}  {'pairs':>5}  {'within':>6}  {'median':>16}  {'kernel spread':>13}  {'tolerance':>9}"]
     for r in rows:
         med = "n/a" if r["median"] is None else (
-            f"{r['median']:.2f} sim/real" if r["kind"] in RELATIVE else f"{r['median']:+.2f} gap")
+            f"{r['median']:.2f} sim/real" if r["kind"] in RELATIVE else
+            f"{r['median']:+.2f} share" if r["kind"] == KIND_SHARE else f"{r['median']:+.2f} gap")
         frac = "n/a" if r["fraction_within"] is None else f"{r['fraction_within']:.0%}"
         out.append(f"{r['label']:<{w}}  {r['pairs']:>5}  {frac:>6}  {med:>16}  "
                    f"{_pct(r['kernel_spread'], r['kind']):>13}  {_pct(r['tolerance'], r['kind']):>9}")

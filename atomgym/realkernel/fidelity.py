@@ -137,7 +137,40 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | N
     }
     for lo, hi_ in phase_bounds(plan, horizon):
         out["phases"].append({"from_s": lo, "to_s": hi_, "median_pos": _median_pos(ts, pos, lo, hi_)})
+    pt_rows = _pagetype_rows(samples, zname)
+    out["unmovable_share_full"] = unmovable_share_full([(s["free_u"], s["free_total"], s["hi"]) for s in pt_rows])
+    # what the guest read at every sample: a capture that also read /proc/pagetypeinfo is another
+    # condition (its read walks the free lists under the zone lock on the guest's CPUs), so
+    # repeats are only those of the same sampling (corpus.kernel_spread())
+    out["sampled_pagetypeinfo"] = bool(pt_rows)
     out["gap"] = float(hi[0] - mn[0])      # the unboosted high - min of the first sample (boost included in both)
+    return out
+
+
+FULL_HIGHS = 2.0     # "memory full": free pages at most this many times the zone's (boosted) high mark
+
+
+def unmovable_share_full(rows: list[tuple[float, float, float]]) -> float | None:
+    """The median, over samples where the zone's free pages are at most FULL_HIGHS x its high
+    mark, of the share of its buddy free pages on the UNMOVABLE free lists: (free on UNMOVABLE
+    lists, buddy free pages, high) per sample. None without such samples (or without
+    /proc/pagetypeinfo samples: captures before 2026-12-06)."""
+    vals = [u / f for u, f, h in rows if f > 0 and f <= FULL_HIGHS * h]
+    return round(float(np.median(vals)), 3) if vals else None
+
+
+def _pagetype_rows(samples: list[dict], zname: str) -> list[dict]:
+    """Per sample with /proc/pagetypeinfo lines for the zone: the free pages on its UNMOVABLE
+    lists, on all its lists (chunks of order o hold 2**o pages) and its high mark (boost included,
+    as zoneinfo prints it)."""
+    out = []
+    for s in samples:
+        pt = (s.get("pagetypes") or {}).get(f"0:{zname}")
+        if not pt:
+            continue
+        pages = {t: sum(int(c) << o for o, c in enumerate(v)) for t, v in pt.items()}
+        out.append({"t": s["t"], "free_u": float(pages.get("Unmovable", 0)),
+                    "free_total": float(sum(pages.values())), "hi": float(_zone(s, zname)["high"])})
     return out
 
 
@@ -252,6 +285,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     records it: the sampling interval in which the failing bursts counter first moves is run
     again from a snapshot one tick at a time, and the tick where it moves gives the time and
     those counters the free pages (the same dynamics, tick for tick: engine.run_ticks)."""
+    from ..sim.layout import ZF_FREE, ZF_FREE_U
     from ..sim.simulator import Simulator
     sim = Simulator(scen, n_machines=1)
     sim.reset([seed])
@@ -269,6 +303,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
                                                   "pgsteal_kswapd", "direct_reclaim_stalls", "atomic_fail_pages")}
     pos: list[float] = []
     boosts: list[int] = []
+    ushare: list[tuple[float, float, float]] = []
     total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
     done = 0
     first: tuple[float, float | None] | None = None     # (time s, free pages) of the first failing burst
@@ -287,6 +322,8 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         ser["atomic_fail_pages"].append(float(c[ci["atomic_fail_pages"]]) if "atomic_fail_pages" in ci else 0.0)
         pos.append((sim.free[0, Z] - w[WMARK_MIN]) / max(w[WMARK_HIGH] - w[WMARK_MIN], 1))
         boosts.append(int(sim.boost[0].max()))
+        zst = sim.zone_state[0, Z]
+        ushare.append((float(zst[ZF_FREE_U]), float(zst[ZF_FREE]), float(w[WMARK_HIGH] + sim.boost[0, Z])))
 
     def failed_bursts() -> float:
         return float(sim.counters[0, fb_i]) if fb_i is not None else 0.0
@@ -341,6 +378,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         "min_free": None,
         "phases": [{"from_s": lo, "to_s": hi, "median_pos": _median_pos(tsa, posa, lo, hi)}
                    for lo, hi in phase_bounds(plan, horizon)],
+        "unmovable_share_full": unmovable_share_full(ushare),
         "series": ser,
     }
     return out
@@ -352,14 +390,19 @@ METRICS = (("atomic_fail_pages", "failed atomic pages"), ("atomic_req_pages", "r
            ("free_at_latest_failure", "free pages at the latest burst's first failure"),
            ("first_failure_t", "time of the first failure (s)"), ("kswapd_runs", "kswapd runs"),
            ("kswapd_pages_per_run", "kswapd pages per run"), ("largest_boost", "largest boost (pages)"),
-           ("direct_reclaim_stalls", "direct-reclaim stalls"))
+           ("direct_reclaim_stalls", "direct-reclaim stalls"),
+           ("unmovable_share_full", "UNMOVABLE share of free pages, memory full"))
+# compared only where the capture has the kernel's side (/proc/pagetypeinfo, since 2026-12-06):
+# a row the kernel cannot show is n/a, not a difference
+REAL_SIDE_ONLY = ("unmovable_share_full",)
 # how a metric is compared: a count (and a ratio: relative to the real value), a time (relative
 # too, but a small one is not noise), free pages (in high - min gaps of the zone), a position
 # (already in gaps)
 KIND_COUNT, KIND_TIME, KIND_PAGES, KIND_POS = "count", "time", "pages", "position"
+KIND_SHARE = "share"   # a fraction of 0..1, compared as a position (absolute difference, POS_TOL)
 RELATIVE = (KIND_COUNT, KIND_TIME)
 METRIC_KIND = {"free_at_first_failure": KIND_PAGES, "free_at_latest_failure": KIND_PAGES,
-               "first_failure_t": KIND_TIME}
+               "first_failure_t": KIND_TIME, "unmovable_share_full": KIND_SHARE}
 
 
 def metric_family(key: str) -> str:
@@ -383,7 +426,7 @@ def deviation(r: float, s: float, key: str, gap: float | None = None) -> float |
     """How far sim is from real, in the metric's unit of tolerance: relative to real for counts
     (None when real is 0 and they differ: no ratio), in gaps for free pages and positions."""
     kind = metric_kind(key)
-    if kind == KIND_POS:
+    if kind in (KIND_POS, KIND_SHARE):
         return abs(s - r)
     if kind == KIND_PAGES:
         return abs(s - r) / max(gap or 1.0, 1.0)
@@ -422,7 +465,7 @@ def compare(real: dict, sim: dict, spread: dict[str, float] | None = None,
     for r in rows:
         fam = metric_family(r["metric"])
         r["tolerance"] = round(tolerance(r["metric"], spread.get(fam)), 3)
-        if r["real"] is None and r["sim"] is None:
+        if r["real"] is None and (r["sim"] is None or r["metric"] in REAL_SIDE_ONLY):
             r["verdict"] = "n/a"
         elif r["real"] is None or r["sim"] is None:
             r["verdict"] = "differs"
