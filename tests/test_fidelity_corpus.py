@@ -290,3 +290,19 @@ def test_a_metric_only_the_kernel_can_show_is_na_without_its_samples():
     rows = {r["metric"]: r for r in compare({**base, "unmovable_share_full": 0.4},
                                             {**base, "unmovable_share_full": 0.8})}
     assert rows["unmovable_share_full"]["verdict"] == "differs"
+
+
+def test_repeats_count_only_under_the_same_sampling():
+    """corpus.kernel_spread(): runs of one scenario are the kernel's repeats only when the guest
+    sampled the same files; a capture that also read /proc/pagetypeinfo is another condition
+    (its runs differ systematically), so it does not widen the first round's spread."""
+    from atomgym.realkernel.corpus import kernel_spread
+
+    def run(name, runs, pt):
+        return {"scenario": "s", "scenario_sha": "x", "run": name,
+                "real": {"kswapd_runs": runs, "gap": 100.0, "phases": [], "sampled_pagetypeinfo": pt}}
+    spread, groups = kernel_spread([run("s", 100, False), run("s-2", 104, False), run("s-3", 200, True)])
+    assert spread["kswapd_runs"] == round(4 / 102, 3)
+    assert [g["runs"] for g in groups["kswapd_runs"]] == [["s", "s-2"]]
+    spread, _ = kernel_spread([run("s", 100, False), run("s-3", 200, True)])
+    assert "kswapd_runs" not in spread

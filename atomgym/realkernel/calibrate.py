@@ -30,7 +30,8 @@ from typing import Any, TextIO
 
 from .. import files
 from ..scenario_schema import KSWAPD
-from .corpus import (HALVES, MANIFEST, _atomic_write, aggregate, format_aggregate, kernel_spread, read_manifest)
+from .corpus import (HALVES, MANIFEST, _atomic_write, aggregate, format_aggregate, kernel_spread, read_manifest,
+                     repeated_scenarios)
 from .errors import RealKernelError
 from .fidelity import deviation, judge, load, simulate
 
@@ -324,7 +325,7 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for name, ev, lds in (("calibration", train_ev, train), ("held-out", held_ev, held)):
         print(f"\n{name} half ({len(lds)} runs: {', '.join(ld['run'] for ld in lds)}), at the fitted values:",
               file=out)
-        n_rep = len({ld["scenario"] for ld in lds if sum(x["scenario"] == ld["scenario"] for x in lds) >= 2})
+        n_rep = repeated_scenarios(lds)
         print(format_aggregate(ev["rows"], ev, len(lds), n_rep), file=out)
     print(f"\nat the captures' own kswapd: values ({' / '.join(own)}): calibration "
           f"{own_ev['calibration']['score']:.3f}, held-out {own_ev['held-out']['score']:.3f}", file=out)

@@ -138,6 +138,18 @@ def spread_of(vals: list[float], fam: str, gap: float) -> float:
     return (hi - lo) / abs(mean) if mean else 0.0
 
 
+def repeat_key(m: dict[str, Any]) -> tuple[str, str, bool]:
+    """What makes runs repeats of each other (kernel_spread()): the scenario's name, its file, and
+    whether the guest also sampled /proc/pagetypeinfo."""
+    return m["scenario"], m["scenario_sha"], bool(m["real"].get("sampled_pagetypeinfo"))
+
+
+def repeated_scenarios(ms: list[dict[str, Any]]) -> int:
+    """How many groups of repeats (repeat_key()) the runs hold: the kernel's spread comes from them."""
+    keys = [repeat_key(m) for m in ms]
+    return sum(1 for k in set(keys) if keys.count(k) >= 2)
+
+
 def kernel_spread(ms: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, list[dict]]]:
     """Per metric family: the median over repeated scenarios of their spread (spread_of), and the
     groups it came from. Runs repeat each other when their scenario's name and scenario.yaml are
@@ -145,8 +157,7 @@ def kernel_spread(ms: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str,
     every sample ran under another condition: its runs differ from the others systematically)."""
     groups: dict[tuple[str, str, bool], list[dict]] = {}
     for m in ms:
-        groups.setdefault((m["scenario"], m["scenario_sha"], bool(m["real"].get("sampled_pagetypeinfo"))),
-                          []).append(m)
+        groups.setdefault(repeat_key(m), []).append(m)
     reps = [g for g in groups.values() if len(g) >= 2]
     out: dict[str, float] = {}
     detail: dict[str, list[dict]] = {}
@@ -357,8 +368,7 @@ def main(args, out: TextIO, err: TextIO) -> int:
         rep = reps[0]
         print(_json(rep) if args.json else format_table(rep), file=out)
         return 0
-    keys = [(m["scenario"], m["scenario_sha"]) for m in ms]
-    n_rep = sum(1 for k in set(keys) if keys.count(k) >= 2)
+    n_rep = repeated_scenarios(ms)
     if args.json:
         print(_json({"runs": reps, "aggregate": rows, **score, "kernel_spread": spread,
                      "kernel_spread_groups": detail, "seed": args.seed, "halves": halves,
