@@ -187,3 +187,35 @@ def test_bad_config_is_one_line(tmp_path, capsys, patch, needle):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "Traceback" not in err and needle in err, err
     assert not runs.exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["no/such/*.zip", "--scenarios", "quiet"], "no/such/*.zip: no model file"),
+    (["atomgym/agents/pretrained/benchmark-residual-ppo.zip", "--scenarios", "quiet", "--seeds", "0"],
+     "--seeds 0: expected 1 or more"),
+    (["atomgym/agents/pretrained/benchmark-residual-ppo.zip", "--scenarios", "no-such-scenario"],
+     "no-such-scenario"),
+])
+def test_gate_open_actions_bad_input_is_one_line(args, needle):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, str(root / "scripts" / "gate_open_actions.py"), *args], cwd=root,
+                       capture_output=True, text=True)
+    err = p.stderr.strip()
+    assert p.returncode == 2 and err.count("\n") == 0 and "Traceback" not in err and needle in err, err
+
+
+def test_gate_open_actions_counts_only_open_gate_decisions():
+    """The shipped residual policy on quiet (nothing drops): the gate never opens, nothing is counted."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, str(root / "scripts" / "gate_open_actions.py"),
+                        "atomgym/agents/pretrained/benchmark-residual-ppo.zip", "--scenarios", "quiet,memalloc-drops",
+                        "--per-machine"], cwd=root, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert not p.stdout.startswith("quiet") and p.stdout.startswith("memalloc-drops: "), p.stdout
+    assert "all 2 machines, 1 model(s), seeds 1000-1000:" in p.stdout
