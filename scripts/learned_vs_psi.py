@@ -2,7 +2,7 @@
 merged ``episodes.csv`` files (later files win on a (policy, run, scenario, seed) they share).
 
     python scripts/learned_vs_psi.py runs/report-X/eval/episodes.csv runs/residual-eval/episodes.csv \
-        --policies psi,psi-gated,ppo,residual [--planner oracle-planner] [--margin 0.05]
+        --policies psi,psi-gated,ppo,residual [--planner oracle-planner] [--margin 0.05] [--final]
 
 Machines "without headroom" are agents/deploy.classify()'s (oracle-static within its margin of the
 defaults); "psi trails" the machines where ``--planner``'s mean score is at least ``--margin``
@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", required=True, help="comma-separated policies (psi is the reference)")
     ap.add_argument("--planner", default="oracle-planner", help="the bound psi is measured against")
     ap.add_argument("--margin", type=float, default=0.05, help="psi trails when planner - psi >= this")
+    ap.add_argument("--final", action="store_true",
+                    help="also the mean final min_free_kbytes and watermark_scale_factor where psi trails")
     a = ap.parse_args(argv)
     frames = []
     for f in a.csv:
@@ -85,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("mean score where psi trails:")
     print(t.round(3).to_string())
+    if a.final:
+        for col, what in (("final_min_free_kbytes", "min_free_kbytes (kB)"), ("final_wsf", "watermark_scale_factor")):
+            f = (ep[ep.scenario.isin(trail) & ep.policy.isin(pols + [a.planner])]
+                 .groupby(["scenario", "policy"])[col].mean().unstack())
+            print()
+            print(f"mean final {what} where psi trails:")
+            print(f.round(0).astype("Int64").to_string())
     return 0
 
 

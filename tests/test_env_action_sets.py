@@ -12,12 +12,14 @@ from gymnasium.utils.env_checker import check_env
 from atomgym.envs import AtomEnv, AtomVectorEnv
 from atomgym.envs.spaces import (
     ACTION_NAMES, LEVEL_MF, LEVEL_NAMES, LEVEL_POINTS, LEVEL_WSF, MF_MAX_KB, N_LEVELS, NOBOOST_ACTION_NAMES,
-    NOBOOST_ACTIONS, REL_MF, REL_NAMES, REL_POINTS, REL_WSF, RES_MULT, RES_NAMES, RES_POINTS, level_table,
+    NOBOOST_ACTIONS, REL_MF, REL_NAMES, REL_POINTS, REL_WSF, RES_MULT, RES_NAMES, RES_POINTS, RL_BACKOFF, RL_LEVEL,
+    RL_NAMES, RL_POINTS, level_table,
 )
 from atomgym.kernel.zones import PAGE_KB
 
 
-@pytest.mark.parametrize("action_type, n", [("discrete-noboost", 5), ("levels", 20), ("relative", 20)])
+@pytest.mark.parametrize("action_type, n", [("discrete-noboost", 5), ("levels", 20), ("relative", 20),
+                                            ("residual", 20), ("residual-level", 48)])
 def test_spaces_and_check_env(action_type, n):
     env = AtomEnv(action_type=action_type, duration_s=0.5, compute_score=False)
     assert env.action_space.n == n
@@ -139,12 +141,21 @@ def test_sb3_ppo_with_memory_and_levels():
 def test_docs_tables_match_the_code(doc):
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / doc).read_text()
-    i = text.index("## Action types `discrete-noboost`, `levels`, `relative` and `residual`")
+    i = text.index("## Action types `discrete-noboost`, `levels`, `relative`, `residual` and `residual-level`")
     sec = text[i:text.index("\n## ", i + 3)]
     rows = re.findall(r"^\| (\d) \| (\d) \((.+)\) \|$", sec, flags=re.M)
     assert [(int(a), int(d), n) for a, d, n in rows] == [(i, a, ACTION_NAMES[a]) for i, a in enumerate(NOBOOST_ACTIONS)]
     levels, relative = sec.split('`action_type="relative"`')
     relative, residual = relative.split('`action_type="residual"`')
+    residual, residual_level = residual.split('`action_type="residual-level"`')
+    rl = re.findall(r"^\| x([\d.]+)(?: \([\w ]+\))? \| x([\d.]+)(?: \([\w' ]+\))? \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$",
+                    residual_level, flags=re.M)
+    assert len(rl) == len(RL_BACKOFF) * len(RL_LEVEL)
+    for b, lv, *acts in rl:
+        for c, a in enumerate(acts):
+            (bn, bd), (ln, ld), w = RL_POINTS[int(a)]
+            assert (bn / bd, ln / ld, w) == (float(b), float(lv), REL_WSF[c])
+            assert RL_NAMES[int(a)].startswith(f"psi back-off x{b},")
     grid = re.findall(r"^\| x([\d.]+)(?: \([\w ]+\))? \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", residual, flags=re.M)
     assert len(grid) == len(RES_MULT)
     for r, (label, *acts) in enumerate(grid):

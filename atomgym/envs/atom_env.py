@@ -96,7 +96,12 @@ class AtomEnv(gym.Env):
     ``action_type="residual"``: ``Discrete(20)``, a residual on the psi controller (envs/psi.py),
     which keeps running: action = 4 x i + j scales psi's back-off this decision by ``RES_MULT[i]``
     (0, 0.5, 1, 2, 4; 1 is psi) and sets watermark_scale_factor as "relative" does (``RES_NAMES``).
-    Action 0 is the boot setting (for "residual": no raise, the boot wsf). A sysctl already at its target is not written, so choosing the
+    ``action_type="residual-level"``: ``Discrete(48)``, the residual on psi with levels: psi keeps
+    its own target, advanced each decision with its back-off scaled by ``RL_BACKOFF`` (0, 1, 4),
+    and the env writes it times ``RL_LEVEL`` (1; 0.5, a cut, also below the boot value; 1.5; 2: at
+    most psi's cap) with watermark_scale_factor as "relative" does: action = (4 x i + j) x 4 + k
+    (``RL_NAMES``, ``RL_POINTS``; action 16 is psi itself).
+    Action 0 is the boot setting (for "residual" and "residual-level": no raise, the boot wsf). A sysctl already at its target is not written, so choosing the
     current level costs nothing and leaves boosts alone; the others are written as every action
     writes (``Simulator.set_knobs``), one knob change each.
 
@@ -194,7 +199,8 @@ class AtomEnv(gym.Env):
 
     ## Arguments
     ``scenario`` (name, YAML path or Scenario; default "incast-pagecache"), ``decision_interval_ms``
-    (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels" | "relative" | "residual"),
+    (100), ``action_type`` ("discrete" | "continuous" | "discrete-noboost" | "levels" | "relative" | "residual"
+    | "residual-level"),
     ``observation`` ("basic" | "memory"), ``cost`` ("harm" | "atomic-charged": the weights a
     ``w_*`` argument does not set, see Rewards), @WEIGHT_ARGS@,
     ``deadlock_penalty``, ``duration_s`` (override the

@@ -26,9 +26,11 @@ from .config import (  # noqa: F401  (re-exported)
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
 from .psi import PRESSURE_COUNTERS, cap_kb, psi_step
 from .spaces import (
-    GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, REL_WSF, RES_MULT, action_names,
-    level_table, obs_layout,
+    GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, REL_WSF, RES_MULT, RL_BACKOFF,
+    RL_POINTS, action_names, level_scale, level_table, obs_layout, table_wsf,
 )
+
+TABLE_TYPES = ("levels", "relative", "residual", "residual-level")   # the action types that index a level table
 
 _DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
 
@@ -60,8 +62,8 @@ class Core:
         self.discrete = action_type != "continuous"   # a Discrete action space (every type but continuous)
         self.action_names = action_names(action_type)
         self.n_actions = len(self.action_names)
-        # action_knobs(): "levels", "relative" and "residual" index the level table; the others map to the discrete actions
-        self._kind = (K_LEVELS if action_type in ("levels", "relative", "residual")
+        # action_knobs(): the table types index the level table; the others map to the discrete actions
+        self._kind = (K_LEVELS if action_type in TABLE_TYPES
                       else K_CONTINUOUS if action_type == "continuous" else K_DISCRETE)
         self._amap = np.array(NOBOOST_ACTIONS if action_type == "discrete-noboost" else range(N_ACTIONS), np.int64)
         self.observation = config.observation
@@ -84,17 +86,24 @@ class Core:
         # action_type="residual" (spaces.RES_POINTS): psi's state per machine (its pressure counters'
         # sum at the last decision, the time of its latest pressure); the level table is rewritten
         # from it before every decision (residual_table())
-        self.residual = action_type == "residual"
+        # "residual-level" (spaces.RL_POINTS) also keeps psi's own min_free_kbytes target (psi_mf: the
+        # value written is the target times the chosen level), its candidates at each back-off of
+        # RL_BACKOFF this decision (psi_cand), and each action's back-off row (_rl_row)
+        self.residual = action_type in ("residual", "residual-level")
+        self.residual_level = action_type == "residual-level"
         self._psi_idx = np.array([self.sim.counter_names.index(c) for c in PRESSURE_COUNTERS], np.int64)
         self.psi_last = np.zeros(n)
         self.psi_quiet = np.zeros(n)
+        self.psi_mf = np.zeros(n, np.int64)
+        self.psi_cand = np.zeros((n, len(RL_BACKOFF)), np.int64)
+        self._rl_row = np.array([RL_BACKOFF.index(b) for b, _, _ in RL_POINTS], np.int64)
         self.n_nodes = self.sim.n_nodes
         self.prev = np.zeros_like(self.sim.counters)
         self.was_terminated = np.zeros(n, bool)
         self._obs = np.zeros((n, self.obs_dim), np.float32)
         # per machine: the memory features' state and the boot values (_compiled.M_*); the levels table
         self.mem = np.zeros((n, M_N))
-        self.levels = np.zeros((n, N_LEVELS, 2), np.int64)
+        self.levels = np.zeros((n, self.n_actions if self.residual_level else N_LEVELS, 2), np.int64)
         self.dt_s = self.ticks * scenario.tick_ms / 1000.0   # simulated seconds per interval
         self.decay = np.exp(-self.dt_s / np.array(RATE_TAUS_S + PEAK_TAUS_S, np.float64))
         self._t = np.zeros((n, len(TERMS)))
@@ -184,10 +193,17 @@ class Core:
         mem[:, M_BOOT_WSF] = boot_wsf
         mem[:, M_MANAGED_MIB] = ram_kb / 1024.0
         self.mem[m] = mem
-        self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb, relative=self.action_type in ("relative", "residual"))
+        if self.residual_level:
+            lv = self.levels[m]
+            for a, (_, _, w) in enumerate(RL_POINTS):
+                lv[:, a, 1] = table_wsf(boot_wsf, w)
+            self.levels[m] = lv
+        else:
+            self.levels[m] = level_table(boot_mf, boot_wsf, ram_kb, relative=self.action_type in ("relative", "residual"))
         if self.residual:
             self.psi_last[m] = sim.counters[m][:, self._psi_idx].sum(axis=1)
             self.psi_quiet[m] = sim.t_ms[m]
+            self.psi_mf[m] = boot_mf
             self.residual_table(m)
         if self._gate_idx is not None:
             self.gate_base[m] = sim.counters[m][:, self._gate_idx].sum(axis=1)
@@ -197,14 +213,26 @@ class Core:
         """action_type="residual": psi's decision now (envs/psi.psi_step, pressure = its counters'
         increase since the last decision) at each back-off multiplier of spaces.RES_MULT, written as
         the min_free_kbytes column of each machine's level table (its wsf column is "relative"'s);
-        psi's state advances for the machines in ``mask`` (the ones deciding now)."""
+        psi's state advances for the machines in ``mask`` (the ones deciding now).
+        "residual-level": psi's decision from its own target (psi_mf) at each back-off of
+        spaces.RL_BACKOFF (kept in psi_cand until commit() knows the action), scaled by each level
+        (spaces.level_scale) into the min_free_kbytes column."""
         sim = self.sim
         now = sim.counters[:, self._psi_idx].sum(axis=1)
         p = np.where(mask, now - self.psi_last, 0.0)
-        mf = sim.min_free_kbytes.astype(np.int64)
         floor = self.mem[:, M_BOOT_MF].astype(np.int64)
         cap = cap_kb(sim.managed.sum(axis=1))
         t = sim.t_ms.astype(np.float64)
+        if self.residual_level:
+            for i, (num, den) in enumerate(RL_BACKOFF):
+                q = self.psi_quiet.copy()
+                self.psi_cand[:, i], _, _ = psi_step(self.psi_mf, p, t, q, floor, cap, num / den)
+            for a, (b, lv, _) in enumerate(RL_POINTS):
+                self.levels[mask, a, 0] = level_scale(self.psi_cand[:, RL_BACKOFF.index(b)], lv, cap)[mask]
+            self.psi_quiet[mask] = q[mask]
+            self.psi_last[mask] = now[mask]
+            return
+        mf = sim.min_free_kbytes.astype(np.int64)
         nw = len(REL_WSF)
         for i, (num, den) in enumerate(RES_MULT):
             q = self.psi_quiet.copy()          # its update depends on the pressure only, not the multiplier
@@ -212,6 +240,13 @@ class Core:
             self.levels[mask, i * nw:(i + 1) * nw, 0] = new[mask, None]
         self.psi_quiet[mask] = q[mask]
         self.psi_last[mask] = now[mask]
+
+    def commit(self, actions: np.ndarray, mask: np.ndarray) -> None:
+        """"residual-level": psi's target after this decision is its candidate at the back-off of
+        the action applied (after the gate's hold) on the machines in ``mask``; other types: nothing."""
+        if self.residual_level:
+            rows = self._rl_row[actions]
+            self.psi_mf[mask] = self.psi_cand[mask, rows[mask]]
 
     def hold(self, actions: np.ndarray) -> np.ndarray:
         """The gate (config.gate, spaces.GATES): ``actions`` (B,) with action 0 on the machines whose
@@ -242,6 +277,7 @@ class Core:
             if self.residual:
                 self.residual_table(mask)
             actions = self.hold(np.array(actions, np.int64))
+            self.commit(actions, mask)
             action_knobs(self._kind, actions, self._amap, self.levels, sim.field("mi"),
                          sim.managed, mask, mf, wsf, bk, changes)
             sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask,
@@ -291,7 +327,8 @@ class Core:
         snap = {"sim": self.sim.snapshot(), "prev": self.prev.copy(), "was": self.was_terminated.copy(),
                 "mem": self.mem.copy(), "levels": self.levels.copy(),
                 "gate": (self.gate_base.copy(), self.gate_open.copy()),
-                "psi": (self.psi_last.copy(), self.psi_quiet.copy())}
+                "psi": (self.psi_last.copy(), self.psi_quiet.copy()),
+                "psi_mf": (self.psi_mf.copy(), self.psi_cand.copy())}
         if self.shadow is not None:
             snap["shadow"] = {"rewards": self.shadow_rewards.copy(), "step": self.shadow_step.copy(),
                               "reward": self.shadow_reward.copy(), "scale": self.reward_scale.copy()}
@@ -308,6 +345,8 @@ class Core:
             self.gate_base[...], self.gate_open[...] = snap["gate"]
         if "psi" in snap:
             self.psi_last[...], self.psi_quiet[...] = snap["psi"]
+        if "psi_mf" in snap:
+            self.psi_mf[...], self.psi_cand[...] = snap["psi_mf"]
         if self.shadow is not None:
             sh = snap["shadow"]
             self.shadow_rewards[...] = sh["rewards"]
@@ -330,6 +369,7 @@ class Core:
             self.residual_table(self._all)
         if self._gate_idx is not None:
             self.hold(self.actions)
+        self.commit(self.actions, self._all)
         args = self._step_args
         if args is None:   # every argument is held for the Core's lifetime (updated in place, never rebound)
             args = self._step_args = (

@@ -16,7 +16,9 @@ Action types (``action_type=``): "discrete" ``ACTION_NAMES[a]``; "discrete-noboo
 ``NOBOOST_ACTION_NAMES[a]`` (the discrete actions ``NOBOOST_ACTIONS[a]``); "levels"
 ``LEVEL_NAMES[a]`` (the grid ``LEVEL_MF`` x ``LEVEL_WSF``); "relative" ``REL_NAMES[a]`` (``REL_MF`` x
 ``REL_WSF``, relative to the boot values); "residual" ``RES_NAMES[a]`` (``RES_MULT`` x ``REL_WSF``: a
-scale of the psi controller's back-off and a wsf setting); "continuous" ``CONT_ACTION_NAMES``.
+scale of the psi controller's back-off and a wsf setting); "residual-level" ``RL_NAMES[a]``
+(``RL_BACKOFF`` x ``RL_LEVEL`` x ``REL_WSF``: psi's back-off scale, a multiplier on psi's target,
+with a cut below it, and a wsf setting); "continuous" ``CONT_ACTION_NAMES``.
 """
 from __future__ import annotations
 
@@ -100,7 +102,8 @@ MF_MAX_KB = 1048576      # 1 GiB: 4x the kernel's own upper clamp (262144 kB)
 STEP_FACTOR = 1.25
 
 # ---- action types -----------------------------------------------------------------------------
-ACTION_TYPES: tuple[str, ...] = ("discrete", "continuous", "discrete-noboost", "levels", "relative", "residual")
+ACTION_TYPES: tuple[str, ...] = ("discrete", "continuous", "discrete-noboost", "levels", "relative", "residual",
+                                 "residual-level")
 
 # "discrete-noboost": the discrete actions without the two boost_watermark() actions
 NOBOOST_ACTIONS: tuple[int, ...] = (A_NOOP, A_MF_UP, A_MF_DOWN, A_WSF_UP, A_WSF_DOWN)
@@ -150,6 +153,57 @@ RES_NAMES: tuple[str, ...] = tuple(
     for m, w in RES_POINTS)
 assert len(RES_POINTS) == N_LEVELS, "the residual table is a level table"
 
+# The "residual-level" actions: the residual on psi, plus the level psi's min_free_kbytes target is
+# written at. psi keeps its own target (Core.psi_mf, advanced by its rule at the chosen back-off
+# scale RL_BACKOFF: 0 = no raise, 1 = psi; its probe down and its bounds [boot, 3 % of RAM] hold as
+# in "residual"); each decision the agent writes that target times RL_LEVEL (numerator,
+# denominator; integer kB): x1 is psi's own target, x0.5 a *cut* (below psi's target and below the
+# boot value while psi sits there; at least 128 kB, the kernel's lower clamp), x1.5 and x2 above it
+# (at most psi's cap, 3 % of RAM, and 1048576 kB; never below psi's target); a multiplier does not
+# compound (psi's next decision starts from its own target, not from the value written).
+# watermark_scale_factor is set as in "relative" (REL_WSF). Action a = RL_POINTS[a] = (back-off,
+# level, wsf); x1 is the first level, so action 0 (no raise, psi's target, boot wsf) is the boot
+# setting on a machine whose gate is closed: what the gate holds. Of "residual"'s back-offs x0.5
+# and x2 are left out to keep the table small (48 actions): the shipped residual policy chose
+# neither on a machine whose gate opened (training fleets, seed 7000; docs/training.md).
+RL_BACKOFF: tuple[tuple[int, int], ...] = ((0, 1), (1, 1), (4, 1))
+RL_LEVEL: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (3, 2), (2, 1))
+RL_POINTS: tuple[tuple[tuple[int, int], tuple[int, int], int], ...] = tuple(
+    (b, m, w) for b in RL_BACKOFF for m in RL_LEVEL for w in REL_WSF)
+
+
+def _rl_name(b: tuple[int, int], m: tuple[int, int], w: int) -> str:
+    lv = ("psi's target" if m == (1, 1) else
+          f"psi's target x{m[0] / m[1]:g}{' (cut)' if m[0] < m[1] else ''}")
+    return (f"psi back-off x{b[0] / b[1]:g}, min_free_kbytes={lv}, "
+            f"watermark_scale_factor={'boot' if w == -1 else f'max({w}, boot)'}")
+
+
+RL_NAMES: tuple[str, ...] = tuple(_rl_name(*pt) for pt in RL_POINTS)
+N_RL = len(RL_POINTS)
+assert RL_POINTS[0] == ((0, 1), (1, 1), -1), "action 0 of residual-level is what the gate holds"
+
+
+def level_scale(target: np.ndarray, level: tuple[int, int], cap: np.ndarray) -> np.ndarray:
+    """min_free_kbytes (int64 kB) a "residual-level" action writes: psi's ``target`` (B,) times
+    ``level`` (numerator, denominator), a cut at least MF_MIN_KB, a raise at most max(cap, target)
+    and MF_MAX_KB; x1 is ``target`` exactly (whatever the bounds)."""
+    t = np.asarray(target, np.int64)
+    num, den = level
+    v = t * num // den
+    if num < den:
+        return np.minimum(np.maximum(v, MF_MIN_KB), t)
+    if num > den:
+        return np.maximum(np.minimum(v, np.minimum(np.asarray(cap, np.int64), MF_MAX_KB)), t)
+    return t.copy()
+
+
+def table_wsf(boot_wsf: np.ndarray, w: int) -> np.ndarray:
+    """watermark_scale_factor (int64) of a REL_WSF column on machines booted with ``boot_wsf``:
+    the boot value (-1) or max(w, boot value), in the sysctl's range."""
+    b = np.asarray(boot_wsf, np.int64)
+    return np.clip(b if w == -1 else np.maximum(w, b), WSF_MIN, WSF_MAX)
+
 
 # The action gate (``gate=``): "none" applies every action as given; "drops" holds action 0 (the
 # boot values: noop for the discrete types, boot/boot for the tables) on each machine until its
@@ -184,7 +238,7 @@ def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray, r
         b_mf, b_wsf = np.asarray(boot_mf, np.int64), np.asarray(boot_wsf, np.int64)
         for a, ((num, den), w) in enumerate(REL_POINTS):
             tab[:, a, 0] = np.clip(b_mf * num // den, MF_MIN_KB, MF_MAX_KB)
-            tab[:, a, 1] = np.clip(b_wsf if w == -1 else np.maximum(w, b_wsf), WSF_MIN, WSF_MAX)
+            tab[:, a, 1] = table_wsf(b_wsf, w)
         return tab
     for a, (m, w) in enumerate(LEVEL_POINTS):
         tab[:, a, 0] = np.clip(grid_mf_kb(m, boot_mf, ram_kb), MF_MIN_KB, MF_MAX_KB)
@@ -195,7 +249,8 @@ def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray, r
 def action_names(action_type: str) -> tuple[str, ...]:
     """The names of the actions of a Discrete action type (index = action)."""
     return {"discrete": ACTION_NAMES, "discrete-noboost": NOBOOST_ACTION_NAMES, "levels": LEVEL_NAMES,
-            "relative": REL_NAMES, "residual": RES_NAMES, "continuous": CONT_ACTION_NAMES}[action_type]
+            "relative": REL_NAMES, "residual": RES_NAMES, "residual-level": RL_NAMES,
+            "continuous": CONT_ACTION_NAMES}[action_type]
 
 
 # ---- observation modes --------------------------------------------------------------------------
