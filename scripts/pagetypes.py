@@ -11,13 +11,9 @@ import sys
 from pathlib import Path
 
 from atomgym.realkernel.fidelity import RealKernelError, load_samples_of
+from atomgym.realkernel.fidelity import pagetype_pages as pages
 
 PAGEBLOCK_ORDER = 9
-
-
-def pages(pt: dict, t: str) -> int:
-    """Free pages of migratetype t: chunks of order o hold 2**o pages."""
-    return sum(c << o for o, c in enumerate(pt.get(t, [])))
 
 
 def whole(pt: dict, t: str) -> int:

@@ -61,20 +61,21 @@ def _psi_gated_on_simulator(scenario: str, seed: int, steps: int) -> tuple[list[
     return mfs, sim.counters[0].copy()
 
 
-@pytest.mark.parametrize("scenario", ["memalloc-drops", "incast-pagecache"])
-def test_the_residual_at_x1_behind_the_gate_is_psi_gated(scenario):
-    """The action "psi back-off x1, boot wsf" on every decision, behind gate="drops", writes what
-    psi-gated writes, decision for decision (memalloc-drops: the gate opens and psi raises;
-    incast-pagecache: only socket drops and failures, the gate stays shut and nothing is written)."""
-    steps = 12
+def assert_plays_psi_gated(scenario: str, action_type: str, action: int, each=None, steps: int = 12) -> None:
+    """``action`` on every decision of an ``action_type`` env behind gate="drops" writes what
+    psi-gated writes, decision for decision, with the same counters (memalloc-drops: the gate
+    opens and psi raises; incast-pagecache: only socket drops and failures, the gate stays shut and
+    nothing is written). ``each(core, written)``: a further check after every decision."""
     want_mf, want_ctr = _psi_gated_on_simulator(scenario, 7, steps)
-    env = AtomEnv(scenario, action_type="residual", gate="drops", decision_interval_ms=1000.0)
+    env = AtomEnv(scenario, action_type=action_type, gate="drops", decision_interval_ms=1000.0)
     env.reset(options={"sim_seed": 7})
     core = env.unwrapped.core
     got = []
     for _ in range(steps):
-        env.step(PSI_AS_IS)
+        env.step(action)
         got.append(int(core.sim.min_free_kbytes[0]))   # the value in force over the interval just run
+        if each is not None:
+            each(core, got[-1])
     assert got == want_mf
     names = core.sim.counter_names   # min_free_seen: the lowest free of the env's interval (reset per step)
     assert {n: v for n, v in zip(names, core.sim.counters[0]) if n != "min_free_seen"} == \
@@ -83,6 +84,12 @@ def test_the_residual_at_x1_behind_the_gate_is_psi_gated(scenario):
         assert max(got) > got[0]          # the gate opened and psi raised
     else:
         assert set(got) == {got[0]} and core.sim.counter("knob_writes")[0] == 0
+
+
+@pytest.mark.parametrize("scenario", ["memalloc-drops", "incast-pagecache"])
+def test_the_residual_at_x1_behind_the_gate_is_psi_gated(scenario):
+    """The action "psi back-off x1, boot wsf" on every decision, behind gate="drops", is psi-gated."""
+    assert_plays_psi_gated(scenario, "residual", PSI_AS_IS)
 
 
 def test_residual_multipliers_scale_the_raise():

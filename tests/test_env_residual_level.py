@@ -14,7 +14,7 @@ from atomgym.envs.psi import PRESSURE_COUNTERS, cap_kb, psi_step
 from atomgym.envs.spaces import (
     ACTION_TYPES, MF_MAX_KB, MF_MIN_KB, REL_WSF, RL_BACKOFF, RL_LEVEL, RL_NAMES, RL_POINTS, level_scale,
 )
-from test_env_residual import _psi_gated_on_simulator
+from test_env_residual import assert_plays_psi_gated
 
 PSI = RL_POINTS.index(((1, 1), (1, 1), -1))       # psi's own action
 CUT = RL_POINTS.index(((1, 1), (1, 2), -1))       # psi, written at half its target
@@ -45,26 +45,10 @@ def test_level_scale_by_hand():
 @pytest.mark.parametrize("scenario", ["memalloc-drops", "incast-pagecache"])
 def test_psis_own_action_behind_the_gate_is_psi_gated(scenario):
     """Action PSI on every decision, behind gate="drops", writes what psi-gated writes, decision for
-    decision, with the same counters (memalloc-drops: the gate opens and psi raises;
-    incast-pagecache: the gate stays shut and nothing is written)."""
-    steps = 12
-    want_mf, want_ctr = _psi_gated_on_simulator(scenario, 7, steps)
-    env = AtomEnv(scenario, action_type="residual-level", gate="drops", decision_interval_ms=1000.0)
-    env.reset(options={"sim_seed": 7})
-    core = env.unwrapped.core
-    got = []
-    for _ in range(steps):
-        env.step(PSI)
-        got.append(int(core.sim.min_free_kbytes[0]))
-        assert core.psi_mf[0] == got[-1]              # x1: the value written is psi's target
-    assert got == want_mf
-    names = core.sim.counter_names
-    assert {n: v for n, v in zip(names, core.sim.counters[0]) if n != "min_free_seen"} == \
-        {n: v for n, v in zip(names, want_ctr) if n != "min_free_seen"}
-    if scenario == "memalloc-drops":
-        assert max(got) > got[0]
-    else:
-        assert set(got) == {got[0]} and core.sim.counter("knob_writes")[0] == 0
+    decision, with the same counters; at x1 the value written is psi's own target."""
+    def written_is_psis_target(core, written):
+        assert core.psi_mf[0] == written
+    assert_plays_psi_gated(scenario, "residual-level", PSI, each=written_is_psis_target)
 
 
 @pytest.mark.parametrize("action", [CUT, X15, RL_POINTS.index(((4, 1), (2, 1), 100))])

@@ -27,7 +27,7 @@ from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (
 from .psi import PRESSURE_COUNTERS, cap_kb, psi_step
 from .spaces import (
     GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, REL_WSF, RES_MULT, RL_BACKOFF,
-    RL_POINTS, action_names, level_scale, level_table, obs_layout, table_wsf,
+    RL_LEVEL, RL_POINTS, action_names, level_scale, level_table, obs_layout, table_wsf,
 )
 
 TABLE_TYPES = ("levels", "relative", "residual", "residual-level")   # the action types that index a level table
@@ -224,11 +224,13 @@ class Core:
         cap = cap_kb(sim.managed.sum(axis=1))
         t = sim.t_ms.astype(np.float64)
         if self.residual_level:
+            nw = len(REL_WSF)    # RL_POINTS is back-off x level x wsf, in that order: a wsf run shares its value
             for i, (num, den) in enumerate(RL_BACKOFF):
                 q = self.psi_quiet.copy()
                 self.psi_cand[:, i], _, _ = psi_step(self.psi_mf, p, t, q, floor, cap, num / den)
-            for a, (b, lv, _) in enumerate(RL_POINTS):
-                self.levels[mask, a, 0] = level_scale(self.psi_cand[:, RL_BACKOFF.index(b)], lv, cap)[mask]
+                for j, lv in enumerate(RL_LEVEL):
+                    a = (i * len(RL_LEVEL) + j) * nw
+                    self.levels[mask, a:a + nw, 0] = level_scale(self.psi_cand[:, i], lv, cap)[mask, None]
             self.psi_quiet[mask] = q[mask]
             self.psi_last[mask] = now[mask]
             return

@@ -159,6 +159,12 @@ def unmovable_share_full(rows: list[tuple[float, float, float]]) -> float | None
     return round(float(np.median(vals)), 3) if vals else None
 
 
+def pagetype_pages(pt: dict, t: str) -> int:
+    """Free pages of migratetype ``t`` in one zone's /proc/pagetypeinfo counts (chunks of order o
+    hold 2**o pages)."""
+    return sum(int(c) << o for o, c in enumerate(pt.get(t, [])))
+
+
 def _pagetype_rows(samples: list[dict], zname: str) -> list[dict]:
     """Per sample with /proc/pagetypeinfo lines for the zone: the free pages on its UNMOVABLE
     lists, on all its lists (chunks of order o hold 2**o pages) and its high mark (boost included,
@@ -168,9 +174,9 @@ def _pagetype_rows(samples: list[dict], zname: str) -> list[dict]:
         pt = (s.get("pagetypes") or {}).get(f"0:{zname}")
         if not pt:
             continue
-        pages = {t: sum(int(c) << o for o, c in enumerate(v)) for t, v in pt.items()}
-        out.append({"t": s["t"], "free_u": float(pages.get("Unmovable", 0)),
-                    "free_total": float(sum(pages.values())), "hi": float(_zone(s, zname)["high"])})
+        out.append({"t": s["t"], "free_u": float(pagetype_pages(pt, "Unmovable")),
+                    "free_total": float(sum(pagetype_pages(pt, t) for t in pt)),
+                    "hi": float(_zone(s, zname)["high"])})
     return out
 
 
