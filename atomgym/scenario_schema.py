@@ -20,6 +20,7 @@ from typing import Any
 
 from .fields import Field
 from .kernel.sysctl import SYSCTLS, THP_MODES
+from .kernel.watermark_ok import PAGE_CACHE_GFPS
 
 
 def _k(name: str, type: Any, default: Any, lo: float | None = None, hi: float | None = None, unit: str = "",
@@ -53,7 +54,7 @@ MEMORY = (
     _k("page_cache_gfp", str, "GFP_HIGHUSER_MOVABLE", doc="the page cache's allocation mask (the mapping's "
        "gfp mask): a file's, GFP_HIGHUSER_MOVABLE (MOVABLE pageblocks); a block device's own page cache "
        "(reading /dev/...), GFP_USER (bdev_alloc(): UNMOVABLE, kernel zonelist)",
-       choices=("GFP_HIGHUSER_MOVABLE", "GFP_USER")),
+       choices=tuple(PAGE_CACHE_GFPS)),
 )
 
 KSWAPD = (

@@ -27,6 +27,9 @@ GFP_KERNEL = GFP_RECLAIM | GFP_IO | GFP_FS                # 0xcc0
 GFP_NOWAIT = GFP_KSWAPD_RECLAIM | GFP_NOWARN              # 0x2800
 GFP_USER = GFP_KERNEL          # __GFP_RECLAIM | __GFP_IO | __GFP_FS | __GFP_HARDWALL (cpusets: not modelled)
 GFP_HIGHUSER_MOVABLE = GFP_USER | GFP_MOVABLE   # (| __GFP_HIGHMEM: no highmem on x86-64)
+# a page cache's mapping mask by name (scenario key memory.page_cache_gfp): a file's; a block
+# device's own (bdev_alloc(): mapping_set_gfp_mask(&inode->i_data, GFP_USER))
+PAGE_CACHE_GFPS = {"GFP_HIGHUSER_MOVABLE": GFP_HIGHUSER_MOVABLE, "GFP_USER": GFP_USER}
 
 # include/linux/mmzone.h enum migratetype (the pcp types)
 MIGRATE_UNMOVABLE = 0

@@ -18,7 +18,9 @@ import numpy as np
 
 from ..kernel.machine import Machine
 from ..kernel.pcp import PCP_HIGH_AUTOTUNE, pcp_high_mode, pcp_high_static, zone_batchsize
-from ..kernel.watermark_ok import GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_MOVABLE, GFP_NOWAIT, GFP_NOWARN, GFP_USER
+from ..kernel.watermark_ok import (
+    GFP_ATOMIC, GFP_NOWAIT, GFP_NOWARN, MIGRATE_MOVABLE, PAGE_CACHE_GFPS, gfp_migratetype,
+)
 from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_DMA32, ZONE_NAMES, ZONE_NORMAL
 from . import layout as L
@@ -112,9 +114,6 @@ def encode_pcp(A: L.Arrays, b: int, s: Scenario, m: Machine, pagesets: dict) -> 
                                   else 2**62)
 
 
-PAGE_CACHE_GFP = {"GFP_HIGHUSER_MOVABLE": GFP_HIGHUSER_MOVABLE, "GFP_USER": GFP_USER}   # memory.page_cache_gfp
-
-
 def encode_memory(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:
     """The scenario's memory: kernel memory in every zone; page cache and anonymous memory in
     the zones above DMA; the rest free. Anonymous memory is reclaimable with swap."""
@@ -136,7 +135,7 @@ def encode_memory(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:
         zs[b, z, L.ZF_ANON] = anon
         zs[b, z, L.ZF_FREE] = mg - kern - cache - anon
     A.mi[b, L.MI_SWAP] = int(mem.swap)
-    A.mi[b, L.MI_CACHE_GFP] = PAGE_CACHE_GFP[mem.page_cache_gfp]
+    A.mi[b, L.MI_CACHE_GFP] = PAGE_CACHE_GFPS[mem.page_cache_gfp]
 
 
 def encode_kswapd(A: L.Arrays, b: int, s: Scenario) -> None:
@@ -235,7 +234,7 @@ def encode_migratetypes(A: L.Arrays, b: int, m: Machine) -> None:
     zs = A.zs
     for z in range(m.managed.size):
         used = int(zs[b, z, L.ZF_KERNEL] + zs[b, z, L.ZF_NET])
-        if not A.mi[b, L.MI_CACHE_GFP] & GFP_MOVABLE:
+        if gfp_migratetype(A.mi[b, L.MI_CACHE_GFP]) != MIGRATE_MOVABLE:
             used += int(zs[b, z, L.ZF_CACHE])
         slack = (-used) % PAGEBLOCK_NR_PAGES
         zs[b, z, L.ZF_FREE_U] = min(slack, int(zs[b, z, L.ZF_FREE]))

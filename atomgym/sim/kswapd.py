@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..kernel.jit import jit
 
-from ..kernel.watermark_ok import GFP_MOVABLE, zone_watermark_ok
+from ..kernel.watermark_ok import MIGRATE_MOVABLE, gfp_migratetype, zone_watermark_ok
 from ..kernel.watermarks import WMARK_HIGH
 from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX
 from .layout import (
@@ -150,7 +150,7 @@ def shrink_zones(S, b, node, hz, x, mode):
     nz = managed.shape[1]
     with_anon = (S.mi[b, MI_SWAP] != 0) and mode != SHRINK_FILE
     with_file = mode != SHRINK_ANON
-    cache_unmov = (S.mi[b, MI_CACHE_GFP] & GFP_MOVABLE) == 0
+    cache_unmov = gfp_migratetype(S.mi[b, MI_CACHE_GFP]) != MIGRATE_MOVABLE
     total = 0
     cache_before = 0
     for z in range(nz):

@@ -49,7 +49,6 @@ from .layout import (
 from .rng import exponential, poisson, state_row, uniform
 from .tuners import EV_ALLOC_FAIL, tuner_on_event
 
-GFP_USER_MOVABLE = GFP_HIGHUSER_MOVABLE   # anonymous memory and a file's page cache; zonelist from Movable
 
 HOG_WAIT = 0
 HOG_GROW = 1
@@ -229,7 +228,7 @@ def _user_alloc(S, b, w, n, dest):
     being ZONE_NORMAL, walks the kernel zonelist. Returns (pages got, whether the OOM killer
     must run: nothing reclaimable and the request still short); per-zone pages in the scratch
     row. The caller charges the pages first, then calls oom_kill()."""
-    gfp = GFP_USER_MOVABLE
+    gfp = GFP_HIGHUSER_MOVABLE
     zlk = ZL_USER
     if dest == ZF_CACHE:
         gfp = S.mi[b, MI_CACHE_GFP]
