@@ -55,6 +55,10 @@ MEMORY = (
        "gfp mask): a file's, GFP_HIGHUSER_MOVABLE (MOVABLE pageblocks); a block device's own page cache "
        "(reading /dev/...), GFP_USER (bdev_alloc(): UNMOVABLE, kernel zonelist)",
        choices=tuple(PAGE_CACHE_GFPS)),
+    _k("page_cache_age", str, "interleaved", doc="the initial page cache's order on each node's LRU, which "
+       "reclaim takes oldest first: interleaved (every age holds each zone's share, as after a long uptime) "
+       "or zonelist (the first zone of the cache's zonelist is oldest: a cache read into free memory after "
+       "boot, the real-kernel guest's case)", choices=("interleaved", "zonelist")),
 )
 
 KSWAPD = (

@@ -59,6 +59,7 @@ def _sim(tmp_path, tuner, machine=None, stop_s=None, params=None) -> Simulator:
         zs[0, z, L.ZF_PCP] = zs[0, z, L.ZF_CACHE] = 0
         zs[0, z, L.ZF_ANON] = sim.managed[0, z] // 2
         zs[0, z, L.ZF_KERNEL] = sim.managed[0, z] - free - zs[0, z, L.ZF_ANON] - zs[0, z, L.ZF_NET]
+    sim.sync_lru()
     return sim
 
 

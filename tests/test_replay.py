@@ -23,6 +23,10 @@ def test_save_and_replay_a_baseline_and_detect_a_difference(tmp_path, capsys):
     capsys.readouterr()
     assert replay.main([str(f)]) == 0
     assert "counters equal" in capsys.readouterr().out
+    g = tmp_path / "unnamed.json"             # the scenario's name is informational: it replays without it
+    g.write_text(json.dumps({k: v for k, v in ep.items() if k != "scenario_name"}))
+    assert replay.main([str(g)]) == 0
+    assert "counters equal" in capsys.readouterr().out
     ep["counters"]["atomic_fail"] += 1
     g = tmp_path / "tampered.json"
     g.write_text(json.dumps(ep))

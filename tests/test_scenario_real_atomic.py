@@ -74,7 +74,9 @@ def test_no_page_cache_at_start_and_bursty_atomic_demand_keeps_kswapd_alive():
     xarray slabs and the bursts fall back into fragmented blocks, each fallback boosts, and a
     boosted min puts the reader into direct reclaim (the kernel's own 1-CPU 6.1 runs of the
     corpus stall 0.5-1.2 times per kswapd run); the dead kswapd stalled thousands of times
-    against 16 runs."""
+    against 16 runs. The bound is half a stall per run: with reclaim in LRU order (sim/lru.py) the
+    DMA zone's few thousand pages of cache, read last, are no longer reclaimed in proportion, and
+    this run stalls 180 times in 454 runs (131 in 578 before)."""
     from atomgym.sim import layout as L
     from atomgym.sim.scenario import scenario_from_dict
     from atomgym.kernel.zones import MAX_RECLAIM_RETRIES
@@ -107,4 +109,4 @@ def test_no_page_cache_at_start_and_bursty_atomic_demand_keeps_kswapd_alive():
     assert full <= 50
     for i in range(full + 5, 100, 5):   # every half second after that, kswapd ran again
         assert runs[i] > runs[i - 5], f"no kswapd run between {(i - 5) / 10} s and {i / 10} s"
-    assert runs[-1] >= 100 and stalls[-1] <= runs[-1] / 3
+    assert runs[-1] >= 100 and stalls[-1] <= runs[-1] / 2   # the corpus's kernel: 0.5-1.2 a run

@@ -55,6 +55,7 @@ def _set_zone(sim, b, z, free, cache=0, free_u=0, blocks=0, free_r=0):
     zs[b, z, L.ZF_CACHE] = cache
     zs[b, z, L.ZF_ANON] = 0
     zs[b, z, L.ZF_KERNEL] = sim.managed[b, z] - free - cache
+    sim.sync_lru()
 
 
 def _c(sim, name, b=0):

@@ -67,6 +67,7 @@ def _set_zone(sim: Simulator, b: int, z: int, free: int, cache: int = 0, pcp: in
     zs[b, z, L.ZF_ANON] = 0
     zs[b, z, L.ZF_KERNEL] = sim.managed[b, z] - free - pcp - cache - zs[b, z, L.ZF_NET]
     assert zs[b, z, L.ZF_KERNEL] >= 0
+    sim.sync_lru()
 
 
 def _c(sim: Simulator, name: str, b: int = 0) -> float:

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atomgym.sim import Simulator
-from atomgym.kernel.zones import PAGEBLOCK_NR_PAGES
+from atomgym.kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
 from atomgym.sim import layout as L
 from atomgym.sim.scenario import (
     KswapdSpec, MachineSpec, MemorySpec, NicSpec, Scenario, ShotSpec, TrafficSpec, WorkloadSpec,
@@ -91,6 +91,19 @@ def _check(sim: Simulator) -> None:
     # the recycle pool: idle pages the NIC holds, within its capacity
     cap = sim.field("nf")[:, :, L.NP_POOL_CAP]
     assert (ni[:, :, L.NI_POOL] <= cap).all() and (ni[:, :, L.NI_POOL] <= ni[:, :, L.NI_PAGES]).all()
+    # each node's LRU (sim/lru.py) holds exactly the page cache of its zones, per zone type; the
+    # ring's buckets in use are the tail's run, each bucket's total is its zones' sum
+    lru, lrp = sim.field("lru"), sim.field("lrp")
+    assert (lru >= 0).all() and np.array_equal(lru[..., :L.LRU_TOTAL].sum(axis=3), lru[..., L.LRU_TOTAL])
+    for b in range(lru.shape[0]):
+        for node in range(lru.shape[1]):
+            tail, n = lrp[b, node, L.LP_TAIL], lrp[b, node, L.LP_LEN]
+            assert 0 <= n <= L.LRU_BUCKETS and 0 <= tail < L.LRU_BUCKETS
+            used = [(tail + i) % L.LRU_BUCKETS for i in range(n)]
+            unused = sorted(set(range(L.LRU_BUCKETS)) - set(used))
+            assert not lru[b, node, unused].any(), "pages in a bucket outside the ring"
+            cache = zs[b, node * MAX_NR_ZONES:(node + 1) * MAX_NR_ZONES, L.ZF_CACHE]
+            assert np.array_equal(lru[b, node, used, :L.LRU_TOTAL].sum(axis=0), cache), "LRU != page cache"
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

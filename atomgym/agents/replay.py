@@ -111,7 +111,9 @@ def check(ep: dict, path: Path) -> tuple[bool, str]:
     diff = [k for k in sorted(set(want) | set(got)) if not (k in want and k in got and (
         want[k] == got[k] or (isinstance(want[k], float) and math.isnan(want[k]) and math.isnan(got[k]))))]
     if not diff:
-        return True, f"{path}: replayed {ep['policy']} on {ep['scenario_name']} seed {ep['seed']}: all {len(want)} counters equal"
+        name = ep.get("scenario_name")   # informational: a record without it replays the same
+        on = f" on {name:.60}" if isinstance(name, str) else ""
+        return True, f"{path}: replayed {ep['policy']}{on} seed {ep['seed']}: all {len(want)} counters equal"
     why = "" if ep.get("engine_digest") == sources_digest() else " (the engine's sources changed since it was saved)"
     shown = ", ".join(f"{k} {want.get(k)} -> {got.get(k)}" for k in diff[:4])
     return False, f"{path}: {len(diff)} counter(s) differ{why}: {shown}{' ...' if len(diff) > 4 else ''}"

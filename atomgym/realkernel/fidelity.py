@@ -228,9 +228,10 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
         "machine": {"snapshot": snap_file.name, "cpus": plan.cpus},
         "sysctl": {k: v for k, v in given["sysctl"].items() if v is not None},
         # the guest's page cache (the prefill and every reader) is the disk's own: `agrun` reads
-        # /dev/vda, a block device, whose mapping is GFP_USER (bdev_alloc()): UNMOVABLE pages
+        # /dev/vda, a block device, whose mapping is GFP_USER (bdev_alloc()): UNMOVABLE pages; the
+        # prefill read it into the free memory of a freshly booted guest, along the zonelist
         "memory": {"page_cache_frac": round(cache, 4), "anon_frac": round(anon, 4), "kernel_frac": round(kern, 4),
-                   "swap": False, "page_cache_gfp": "GFP_USER"},
+                   "swap": False, "page_cache_gfp": "GFP_USER", "page_cache_age": "zonelist"},
         "kswapd": given["kswapd"],
         "nics": [], "traffic": [], "workloads": [],
     }

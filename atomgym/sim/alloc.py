@@ -36,6 +36,7 @@ from ..kernel.pcp import PCP_HIGH_AUTOTUNE
 from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, PAGEBLOCK_NR_PAGES, SWAP_CLUSTER_MAX, ZONE_NORMAL
 from .kswapd import DEF_PRIORITY, SHRINK_BOTH, shrink_zones, wakeup_kswapd
+from .lru import lru_add
 from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
@@ -366,6 +367,8 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0, mt)
             scr[b, z] += s
             got += s
+            if dest == ZF_CACHE:
+                lru_add(S, b, z, s)   # filemap_add_folio() -> folio_add_lru()
             if got == n:
                 return got, 0
         walk += 1
@@ -384,6 +387,8 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False, mt)
             scr[b, z] += s
             got += s
+            if dest == ZF_CACHE:
+                lru_add(S, b, z, s)
             if walk == 3:
                 pfm += s
             if got == n:

@@ -48,6 +48,7 @@ def encode_machine(A: L.Arrays, b: int, s: Scenario, m: Machine, seed: int, tune
     encode_kswapd(A, b, s)
     encode_nics(A, b, s)
     encode_migratetypes(A, b, m)
+    encode_lru(A, b, s.memory.page_cache_age)
     off = encode_traffic(A, b, s, load_trace, 0)
     off = encode_phases(A, b, s, off)
     encode_workloads(A, b, s, off)
@@ -239,6 +240,44 @@ def encode_migratetypes(A: L.Arrays, b: int, m: Machine) -> None:
         slack = (-used) % PAGEBLOCK_NR_PAGES
         zs[b, z, L.ZF_FREE_U] = min(slack, int(zs[b, z, L.ZF_FREE]))
         zs[b, z, L.ZF_FREE_BLK] = (int(zs[b, z, L.ZF_FREE]) - int(zs[b, z, L.ZF_FREE_U])) // PAGEBLOCK_NR_PAGES
+
+
+def encode_lru(A: L.Arrays, b: int, age: str) -> None:
+    """Each node's file LRU (sim/lru.py) with the page cache present at reset (after the rings
+    took theirs), in buckets of LP_QUANTUM pages (1/32 of the node's managed pages), in the order
+    ``memory.page_cache_age`` gives: ``interleaved``, every bucket holds each zone's share (a
+    machine whose cache turned over many times); ``zonelist``, the cache was read into free memory
+    along its zonelist (get_page_from_freelist() fills the first zone down to its low watermark
+    before the next), so the first zone's pages are the oldest. Simulator.sync_lru() calls it
+    again after a test writes the page cache directly."""
+    zlk = L.ZL_USER if gfp_migratetype(int(A.mi[b, L.MI_CACHE_GFP])) == MIGRATE_MOVABLE else L.ZL_KERNEL
+    A.lru[b] = 0
+    A.lrp[b] = 0
+    for node in range(A.lrp.shape[1]):
+        zones = range(node * MAX_NR_ZONES, (node + 1) * MAX_NR_ZONES)
+        q = max(1, -(-int(A.managed[b, zones.start:zones.stop].sum()) // (L.LRU_BUCKETS // 2)))
+        A.lrp[b, node, L.LP_QUANTUM] = q
+        cache = [int(A.zs[b, z, L.ZF_CACHE]) for z in zones]
+        nb = min(L.LRU_BUCKETS, -(-sum(cache) // q))
+        if nb == 0:
+            continue
+        if age == "interleaved":
+            for t, c in enumerate(cache):
+                A.lru[b, node, :nb, t] = c // nb
+                A.lru[b, node, :c % nb, t] += 1
+        else:
+            order = [int(z) % MAX_NR_ZONES for z in A.zl[b, zlk, :A.mi[b, L.MI_NZL_KERNEL + zlk]] if z in zones]
+            k = 0
+            for t in order + [t for t in range(MAX_NR_ZONES) if t not in order]:
+                left = cache[t]
+                while left > 0:
+                    if k + 1 < nb and A.lru[b, node, k, :L.LRU_TOTAL].sum() >= q:
+                        k += 1
+                    take = left if k + 1 == nb else min(left, q - int(A.lru[b, node, k, :L.LRU_TOTAL].sum()))
+                    A.lru[b, node, k, t] += take
+                    left -= take
+        A.lru[b, node, :, L.LRU_TOTAL] = A.lru[b, node, :, :L.LRU_TOTAL].sum(axis=1)
+        A.lrp[b, node, L.LP_LEN] = nb
 
 
 def encode_traffic(A: L.Arrays, b: int, s: Scenario, load_trace: TraceLoader, off: int) -> int:

@@ -12,6 +12,7 @@ from ..kernel.jit import jit
 from ..kernel.watermark_ok import MIGRATE_MOVABLE, gfp_migratetype, zone_watermark_ok
 from ..kernel.watermarks import WMARK_HIGH
 from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX
+from .lru import lru_reclaim
 from .layout import (
     C_HIGH_HIT, C_KSWAPD_LONGEST, C_KSWAPD_PASSES, C_KSWAPD_RUN_MS, C_KSWAPD_WAKEUPS, C_LOW_HIT,
     C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
@@ -20,7 +21,7 @@ from .layout import (
     ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_PASS_ANON, ND_PASS_BOOSTED, ND_PASS_ENOUGH,
     ND_PASS_FILE, ND_PASS_GOT, ND_PRIO, ND_RECLAIMED, ND_RUN_T0, ND_STATE, ND_T,
     WK_ATOMIC, WK_STREAM, WP_KIND, WP_S_HELD, WP_S_RESIDENT,
-    ZF_ANON, ZF_BOOST_SNAP, ZF_CACHE, ZF_FREE, ZF_FREE_U, MI_CACHE_GFP,
+    ZF_ANON, ZF_BOOST_SNAP, ZF_CACHE, ZF_FREE, MI_CACHE_GFP,
 )
 
 KSWAPD_NAP_MS = 100.0  # kswapd_try_to_sleep(): schedule_timeout(HZ/10)
@@ -137,20 +138,21 @@ def _zone_reclaimable(S, b, z, with_anon, with_file):
 
 @jit(literal_args=("mode",))   # SHRINK_BOTH/FILE/ANON: one version each (measured: +30 % of its instructions without)
 def shrink_zones(S, b, node, hz, x, mode):
-    """shrink_node() for kswapd (``node``) or direct reclaim (node < 0: every node): reclaim
-    up to ``x`` pages from the LRUs of zones 0..hz, spread over zones in proportion to their
-    reclaimable pages (one LRU per node since 4.8); progress on a node resets its
-    kswapd_failures. ``mode``: SHRINK_BOTH (page cache before anonymous memory, the latter only
-    with swap), SHRINK_FILE, SHRINK_ANON (only with swap). Freed pages go to the buddy free
-    pages of their pageblocks' type (free_unref_page_list() -> get_pfnblock_migratetype()):
-    MOVABLE, or UNMOVABLE for a block device's page cache (GFP_USER, MI_CACHE_GFP). Returns
-    pages reclaimed."""
+    """shrink_node() for kswapd (``node``) or direct reclaim (node < 0: every node, in
+    proportion to their reclaimable pages): reclaim up to ``x`` pages of zones 0..hz; progress
+    on a node resets its kswapd_failures. ``mode``: SHRINK_BOTH (page cache before anonymous
+    memory, the latter only with swap), SHRINK_FILE, SHRINK_ANON (only with swap). The page
+    cache comes off each node's LRU oldest first, whatever its zone (sim/lru.py); anonymous
+    memory from each zone in proportion to its share. Freed pages go to the buddy free pages of
+    their pageblocks' type (free_unref_page_list() -> get_pfnblock_migratetype()): MOVABLE, or
+    UNMOVABLE for a block device's page cache (GFP_USER, MI_CACHE_GFP). Returns pages
+    reclaimed."""
     zs = S.zs
     managed = S.managed
     nz = managed.shape[1]
+    nn = nz // MAX_NR_ZONES
     with_anon = (S.mi[b, MI_SWAP] != 0) and mode != SHRINK_FILE
     with_file = mode != SHRINK_ANON
-    cache_unmov = gfp_migratetype(S.mi[b, MI_CACHE_GFP]) != MIGRATE_MOVABLE
     total = 0
     cache_before = 0
     for z in range(nz):
@@ -165,11 +167,66 @@ def shrink_zones(S, b, node, hz, x, mode):
     if x > total:
         x = total
     done = 0
-    cache_taken = 0
-    # two passes: proportional shares (floor), then the remainder in zone order
+    if with_file:
+        unmov = gfp_migratetype(S.mi[b, MI_CACHE_GFP]) != MIGRATE_MOVABLE
+        if node >= 0:
+            got = lru_reclaim(S, b, node, hz, x, unmov)
+            if got > 0:
+                # shrink_node() [6.1, 6.18]: "On reclaim progress, reset the failure counter. A
+                # successful direct reclaim run will revive a dormant kswapd." (kswapd's and
+                # direct reclaim's alike)
+                S.nd[b, node, ND_FAILURES] = 0.0
+            done = got
+        else:
+            # direct reclaim walks every node: shares in proportion to each node's eligible
+            # page cache (floor), then the remainder in node order
+            cache = 0
+            for z in range(nz):
+                if managed[b, z] != 0 and z % MAX_NR_ZONES <= hz:
+                    cache += zs[b, z, ZF_CACHE]
+            want = x if x < cache else cache
+            for p in range(2):
+                for n in range(nn):
+                    if done >= want:
+                        break
+                    c = 0
+                    for t in range(hz + 1):
+                        c += zs[b, n * MAX_NR_ZONES + t, ZF_CACHE]
+                    if c == 0:
+                        continue
+                    share = (want * c) // cache if p == 0 else want - done
+                    got = lru_reclaim(S, b, n, hz, share, unmov)
+                    if got > 0:
+                        S.nd[b, n, ND_FAILURES] = 0.0
+                    done += got
+        if done > 0:
+            evict_cache_owners(S, b, done, cache_before)
+    if with_anon and done < x:
+        done += _shrink_anon(S, b, node, hz, x - done)
+    return done
+
+
+@jit()
+def _shrink_anon(S, b, node, hz, x):
+    """Swap out up to ``x`` anonymous pages of zones 0..hz (of ``node``, or every node when
+    node < 0), each zone in proportion to its anonymous memory (floor), then the remainder in
+    zone order; progress resets the node's kswapd_failures (shrink_node())."""
+    zs = S.zs
+    managed = S.managed
+    nz = managed.shape[1]
+    total = 0
+    for z in range(nz):
+        if managed[b, z] == 0 or z % MAX_NR_ZONES > hz:
+            continue
+        if node >= 0 and z // MAX_NR_ZONES != node:
+            continue
+        total += zs[b, z, ZF_ANON]
+    if total == 0:
+        return 0
+    if x > total:
+        x = total
+    done = 0
     for p in range(2):
-        if done >= x:
-            break
         for z in range(nz):
             if done >= x:
                 break
@@ -177,32 +234,18 @@ def shrink_zones(S, b, node, hz, x, mode):
                 continue
             if node >= 0 and z // MAX_NR_ZONES != node:
                 continue
-            rz = _zone_reclaimable(S, b, z, with_anon, with_file)
-            if rz == 0:
+            a = zs[b, z, ZF_ANON]
+            if a == 0:
                 continue
-            share = (x * rz) // total if p == 0 else x - done
-            if share > rz:
-                share = rz
+            share = (x * a) // total if p == 0 else x - done
+            if share > a:
+                share = a
             if share <= 0:
                 continue
-            c = zs[b, z, ZF_CACHE] if with_file else 0
-            tc = share if share < c else c
-            zs[b, z, ZF_CACHE] -= tc
-            zs[b, z, ZF_FREE] += tc
-            if cache_unmov:
-                zs[b, z, ZF_FREE_U] += tc   # back to its pageblocks' type: a block device's cache is UNMOVABLE
-            cache_taken += tc
-            got = tc
-            if got < share and with_anon:
-                got += _take_anon(S, b, z, share - got)
+            got = _take_anon(S, b, z, share)
             if got > 0:
-                # shrink_node() [6.1, 6.18]: "On reclaim progress, reset the failure counter. A
-                # successful direct reclaim run will revive a dormant kswapd." (kswapd's and
-                # direct reclaim's alike)
                 S.nd[b, z // MAX_NR_ZONES, ND_FAILURES] = 0.0
             done += got
-    if cache_taken > 0:
-        evict_cache_owners(S, b, cache_taken, cache_before)
     return done
 
 

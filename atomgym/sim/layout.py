@@ -208,6 +208,21 @@ ND_PASS_BOOSTED = _ND["pass_boosted"]
 ND_RUN_T0 = _ND["run_t0"]
 NND = len(ND_NAMES)
 
+# ---- lru / lrp: each node's file LRU in age buckets (sim/lru.py) ---------------------------------
+LRU_BUCKETS = 64       # ring of age buckets per node; a bucket holds about LP_QUANTUM pages
+LRU_TOTAL = MAX_NR_ZONES   # lru[b, node, bucket, :]: page cache pages per zone type, then the bucket's total
+LRU_W = MAX_NR_ZONES + 1
+LP_NAMES = (
+    "tail",          # the oldest bucket (isolate_lru_folios() scans from the tail)
+    "len",           # buckets in use: tail .. tail + len - 1 (the head, newest), modulo LRU_BUCKETS
+    "quantum",       # pages a bucket takes before the next one opens
+)
+_LP = _index(LP_NAMES)
+LP_TAIL = _LP["tail"]
+LP_LEN = _LP["len"]
+LP_QUANTUM = _LP["quantum"]
+NLP = len(LP_NAMES)
+
 # ---- NIC driver models ---------------------------------------------------------------------
 DRIVERS = ("page_pool", "dev_alloc_pages", "virtio_net")
 DRV_DEV_ALLOC = DRIVERS.index("dev_alloc_pages")
@@ -519,6 +534,8 @@ STATE: tuple[Field, ...] = (
     Field("mi", "i8", ("B", NMI), "machine integers, MI_*"),
     Field("mr", "f8", ("B", NMR), "machine reals (clock, rates), MR_*"),
     Field("nd", "f8", ("B", "N", NND), "per-node kswapd state, ND_*"),
+    Field("lru", "i8", ("B", "N", LRU_BUCKETS, LRU_W), "each node's file LRU in age buckets: pages per zone type, total"),
+    Field("lrp", "i8", ("B", "N", NLP), "each node's LRU ring: LP_*"),
     Field("ni", "i8", ("B", "NN", NNI), "per-NIC integer state, NI_*"),
     Field("nf", "f8", ("B", "NN", NNP), "per-NIC parameters and accumulators, NP_*"),
     Field("nz", "i8", ("B", "NN", "Z"), "pages held by each NIC, per zone"),

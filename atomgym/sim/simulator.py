@@ -17,7 +17,7 @@ from ..kernel.pcp import parse_pagesets
 from ..kernel.sysctl import SYSCTL_RANGES
 from ..kernel.zones import MAX_NR_ZONES, zone_label
 from . import layout as L
-from .encode import encode_machine, phase_trace_len, workload_trace_len
+from .encode import encode_lru, encode_machine, phase_trace_len, workload_trace_len
 from .engine import apply_knobs_state, goes_parallel, run_ticks, step_state
 from .knobs import KNOB_MI, KNOBS, NKNOBS
 from .machines import scenario_machine
@@ -237,6 +237,12 @@ class Simulator:
     @property
     def pcp(self) -> np.ndarray:
         return self._zs[:, :, L.ZF_PCP]
+
+    def sync_lru(self) -> None:
+        """Rebuild every node's LRU (sim/lru.py) from the zones' page cache, as at reset: for
+        code that writes ``zone_state``'s page cache directly (tests)."""
+        for b in range(self.B):
+            encode_lru(self._arrays, b, self.scenarios[b].memory.page_cache_age)
 
     @property
     def zone_state(self) -> np.ndarray:

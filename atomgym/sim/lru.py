@@ -1,0 +1,118 @@
+"""The node's file LRU in age order (mm/vmscan.c, mm/swap.c), per machine.
+
+Since 4.8 the LRU lists are per node, not per zone: a page-cache folio enters its node's list at
+the head (folio_add_lru()), and reclaim isolates folios from the tail, the oldest first, whatever
+zone they are in (isolate_lru_folios()); folios of zones above the reclaim's ``reclaim_idx`` are
+skipped and spliced back to the head. Which zone's pages a reclaim frees therefore follows the
+order in which the cache was read, not each zone's share of it: on a guest whose page cache
+filled Normal first, kswapd frees Normal pages and Normal serves the allocations while DMA32's
+free pages stand still.
+
+The list is kept as a ring of age buckets per node (``S.lru[b, node, bucket]``: pages per zone
+type and the bucket's total; ``S.lrp[b, node]``: the oldest bucket, the buckets in use and the
+pages a bucket takes before the next opens, ``LP_*``). Order within a bucket is not kept: a
+reclaim that takes part of the oldest bucket takes each eligible zone's pages in proportion.
+One list per node (no active/inactive split, no second chance for referenced folios):
+docs/simulator.md. Invariant: for each zone, the buckets' pages of its type sum to its page
+cache (``ZF_CACHE``).
+"""
+from __future__ import annotations
+
+from ..kernel.jit import jit
+from ..kernel.zones import MAX_NR_ZONES
+from .layout import LP_LEN, LP_QUANTUM, LP_TAIL, LRU_BUCKETS, LRU_TOTAL, ZF_CACHE, ZF_FREE, ZF_FREE_U
+
+
+@jit()
+def lru_add(S, b, z, n):
+    """folio_add_lru(): ``n`` page-cache pages of zone ``z`` enter their node's LRU at the head.
+    The head bucket takes them while it holds fewer than LP_QUANTUM pages; then a new one opens
+    (if the ring is full the head takes them anyway)."""
+    if n <= 0:
+        return
+    node = z // MAX_NR_ZONES
+    lru = S.lru
+    lp = S.lrp
+    ln = lp[b, node, LP_LEN]
+    h = (lp[b, node, LP_TAIL] + ln - 1) % LRU_BUCKETS
+    if ln == 0 or (lru[b, node, h, LRU_TOTAL] >= lp[b, node, LP_QUANTUM] and ln < LRU_BUCKETS):
+        h = (h + 1) % LRU_BUCKETS if ln > 0 else lp[b, node, LP_TAIL]
+        for t in range(LRU_TOTAL + 1):
+            lru[b, node, h, t] = 0
+        lp[b, node, LP_LEN] = ln + 1
+    lru[b, node, h, z % MAX_NR_ZONES] += n
+    lru[b, node, h, LRU_TOTAL] += n
+
+
+@jit(inline="llvm")
+def _evict(S, b, node, bk, t, n, unmovable):
+    """Free ``n`` pages of zone type ``t`` from bucket ``bk``: page cache -> buddy free pages of
+    their pageblocks' type (UNMOVABLE for a block device's cache, MOVABLE otherwise)."""
+    z = node * MAX_NR_ZONES + t
+    S.lru[b, node, bk, t] -= n
+    S.lru[b, node, bk, LRU_TOTAL] -= n
+    zs = S.zs
+    zs[b, z, ZF_CACHE] -= n
+    zs[b, z, ZF_FREE] += n
+    if unmovable:
+        zs[b, z, ZF_FREE_U] += n
+
+
+@jit()
+def lru_reclaim(S, b, node, hz, x, unmovable):
+    """shrink_inactive_list() for the page cache: reclaim up to ``x`` pages of zones 0..hz from
+    the tail of the node's LRU (isolate_lru_folios(): the oldest first; folios of zones above
+    ``hz`` (sc->reclaim_idx) are skipped and spliced to the head, "this disrupts the LRU order
+    when reclaiming for lower zones"). Every isolated page is taken as reclaimed (clean,
+    unreferenced). Returns pages reclaimed."""
+    lru = S.lru
+    lp = S.lrp
+    done = 0
+    # each visit takes a bucket whole (its skipped pages go to the head) or ends the reclaim;
+    # the buckets in use at the start are visited at most once
+    for _ in range(lp[b, node, LP_LEN]):
+        if done >= x:
+            break
+        ln = lp[b, node, LP_LEN]
+        bk = lp[b, node, LP_TAIL]
+        elig = 0
+        for t in range(hz + 1):
+            elig += lru[b, node, bk, t]
+        want = x - done
+        if elig > want:
+            # part of the oldest bucket: each eligible zone in proportion, the rest in zone order
+            left = want
+            for p in range(2):
+                for t in range(hz + 1):
+                    if left == 0:
+                        break
+                    c = lru[b, node, bk, t]
+                    if c == 0:
+                        continue
+                    k = (want * c) // elig if p == 0 else left
+                    if k > c:
+                        k = c
+                    if k > left:
+                        k = left
+                    if k > 0:
+                        _evict(S, b, node, bk, t, k, unmovable)
+                        left -= k
+            done += want
+            break
+        for t in range(hz + 1):
+            c = lru[b, node, bk, t]
+            if c > 0:
+                _evict(S, b, node, bk, t, c, unmovable)
+        done += elig
+        if lru[b, node, bk, LRU_TOTAL] > 0 and ln == 1:
+            break   # only skipped pages are left, in the only bucket: nothing to splice past
+        lp[b, node, LP_TAIL] = (bk + 1) % LRU_BUCKETS
+        lp[b, node, LP_LEN] = ln - 1
+        if lru[b, node, bk, LRU_TOTAL] > 0:
+            for t in range(hz + 1, MAX_NR_ZONES):
+                c = lru[b, node, bk, t]
+                if c > 0:
+                    lru[b, node, bk, t] = 0
+                    lru_add(S, b, node * MAX_NR_ZONES + t, c)
+            lru[b, node, bk, LRU_TOTAL] = 0
+    return done
