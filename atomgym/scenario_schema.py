@@ -117,6 +117,10 @@ WORKLOAD = (
     _k("working_set_mib", float, 4096.0, 0.0, 4e6, "MiB", "stream_read: size of the files read in a loop"),
     _k("volume_mib", float, None, 0.0, 4e6, "MiB", "stream_read: read this much once (new pages, no "
                                                    "re-read), then stop; null = loop over working_set_mib"),
+    _k("access", str, "random", doc="stream_read over a working set: random (a read hits with the "
+       "working set's resident share) or sequential (a loop: reclaim takes the oldest pages, the ones it "
+       "reads next, so a working set the cache does not hold misses on every read)",
+       choices=("random", "sequential")),
     _k("peak_mib", float, 1024.0, 0.0, 4e6, "MiB", "anon_hog: size at which it stops growing"),
     _k("hold_s", float, 10.0, 0.0, 1e7, "s", "anon_hog: time held at peak before exiting"),
     _k("period_s", float, 60.0, 0.0, 1e7, "s", "anon_hog: restart period (0 = once)"),

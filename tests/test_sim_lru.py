@@ -166,3 +166,28 @@ def test_kswapd_frees_the_oldest_zone_and_the_other_stands_still():
     assert 10000 < stolen <= 40000
     assert zs[0, DMA32, L.ZF_FREE] == free0[DMA32]
     assert zs[0, NORMAL, L.ZF_FREE] - free0[NORMAL] == stolen
+
+
+def test_a_sequential_reader_misses_every_page_its_cache_does_not_hold():
+    """stream_read's ``access``: a reader of 10 pages a tick over a 1000-page working set, 500 of
+    them resident. Random reads hit with the resident share: 10 * 500 / 1000 = 5 misses (new
+    page-cache pages) a tick. A sequential loop reads next the pages it read longest ago, which
+    reclaim takes first: all 10 miss."""
+    from atomgym.sim.scenario import WorkloadSpec
+    for access, misses in (("random", 5), ("sequential", 10)):
+        scen = Scenario(name="lru", tick_ms=1.0, machine=MachineSpec(pcp_batch=1),
+                        memory=MemorySpec(page_cache_frac=0.0, anon_frac=0.0, kernel_frac=0.0),
+                        kswapd=KswapdSpec(reclaim_pages_per_ms=100.0, wake_latency_ms=0.5),
+                        nics=[], traffic=[],
+                        workloads=[WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, working_set_mib=3.90625,
+                                                access=access)])
+        sim = Simulator(scen, machines=_machine())
+        zs = sim.zone_state
+        zs[0, NORMAL, L.ZF_FREE] -= 500
+        zs[0, NORMAL, L.ZF_CACHE] += 500
+        sim.sync_lru()
+        wp = sim.field("wp")
+        wp[0, 0, L.WP_S_RESIDENT] = wp[0, 0, L.WP_S_EVER] = 500
+        sim.advance(1)
+        assert zs[0, :, L.ZF_CACHE].sum() == 500 + misses, access
+        assert wp[0, 0, L.WP_S_RESIDENT] == 500 + misses

@@ -40,11 +40,12 @@ PARAMS = tuple(f.name for f in KSWAPD)     # the free parameters: the scenario's
 # the default grid (docs/realkernel.md, "Calibration"): a coarse search (12.5 .. 1600 pages/ms,
 # 0.1 .. 20 ms, 10 .. 1000 pages/ms) found the score rising with the wake latency up to 20 ms and
 # flat or falling away from 100-400 pages/ms; this grid is that region, finer, widened to 1200
-# pages/ms when the 50-run corpus put the best point at its 400 pages/ms edge
+# pages/ms when the 50-run corpus put the best point at its 400 pages/ms edge, then to 2400 pages/ms
+# and down to 5 pages/ms of direct reclaim when the sequential reader put it at 1200 and 10
 DEFAULT_GRID: dict[str, list[float]] = {
-    "reclaim_pages_per_ms": [50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1200.0],
+    "reclaim_pages_per_ms": [50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1200.0, 1600.0, 2400.0],
     "wake_latency_ms": [0.2, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0],
-    "direct_reclaim_pages_per_ms": [10.0, 25.0, 50.0, 100.0, 250.0],
+    "direct_reclaim_pages_per_ms": [5.0, 10.0, 25.0, 50.0, 100.0, 250.0],
 }
 MAX_POINTS = 1000         # a grid larger than this is a mistake (each point replays half the corpus)
 CAP = 4.0                 # closeness: a pair's deviation / tolerance, capped (one wild pair does not rule)

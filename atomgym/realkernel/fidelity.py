@@ -242,6 +242,8 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
             name = w["name"] or f"{w['kind']}#{i}"
             if name in by_name:   # the rate the guest reached
                 w["rate_mib_s"] = by_name[name]
+            if w["kind"] == "stream_read":   # agrun's reader loops over its range with pread()
+                w["access"] = "sequential"
             d["workloads"].append(w)
     else:
         for i, w in enumerate(plan.works):
@@ -252,7 +254,7 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
             spec: dict[str, Any] = {"start_s": w.start}
             if w.kind == "stream":
                 spec.update(kind="stream_read", rate_mib_s=rates.get(i, w.params[0]),
-                            working_set_mib=w.params[2])
+                            working_set_mib=w.params[2], access="sequential")
                 if w.params[3] > 0:
                     if feats["volume_mib"]:
                         spec["volume_mib"] = w.params[3]

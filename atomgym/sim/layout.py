@@ -384,6 +384,7 @@ WP_NAMES = (
     "s_stopped",       # the workload's stop time has passed (its exit was handled)
     "s_next_rel",      # atomic_alloc: the earliest release time of a held burst (slots are scanned from it)
     "s_kmem",          # kernel pages of the workload's own structures: a reader's page-cache xarray, page tables
+    "sequential",      # stream_read: 1 = a sequential loop over the working set, 0 = random reads
     "slot_t",          # atomic_alloc: ATOMIC_SLOTS (release time, pages) pairs from here (last)
 )
 _WP = _index(WP_NAMES)
@@ -414,6 +415,7 @@ WP_S_NEXT = _WP["s_next"]
 WP_S_STOPPED = _WP["s_stopped"]
 WP_S_NEXT_REL = _WP["s_next_rel"]
 WP_S_KMEM = _WP["s_kmem"]
+WP_SEQUENTIAL = _WP["sequential"]
 WP_SLOT_T = _WP["slot_t"]
 NWP = WP_SLOT_T + 2 * ATOMIC_SLOTS
 

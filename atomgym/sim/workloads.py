@@ -35,7 +35,7 @@ from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pa
 from .layout import (
     ATOMIC_SLOTS, C_ATOMIC_FAIL, C_ATOMIC_FAIL_BURSTS, C_ATOMIC_FAIL_FREE0, C_ATOMIC_FAIL_PAGES, C_ATOMIC_FAIL_Z0,
     C_ATOMIC_GOT, C_ATOMIC_REQ, C_FAIL_ATOMIC, C_FAIL_NOWAIT, CLS_ATOMIC, CLS_NOWAIT,
-    WK_ATOMIC, WP_GFP, WP_S_MISS_ACC, WP_S_READ, WP_S_SHOT_NEXT, WP_S_NEXT, WP_S_STOPPED, WP_S_NEXT_REL, WP_S_KMEM, WP_SHOT_N,
+    WK_ATOMIC, WP_GFP, WP_SEQUENTIAL, WP_S_MISS_ACC, WP_S_READ, WP_S_SHOT_NEXT, WP_S_NEXT, WP_S_STOPPED, WP_S_NEXT_REL, WP_S_KMEM, WP_SHOT_N,
     WP_SHOT_OFF, WP_SLOT_T, WP_STOP, WP_VOLUME, ZF_FREE, ZF_KERNEL, ZL_KERNEL, MI_NZL_KERNEL,
     C_DEFICIT, C_OOM_KILL, C_REFAULTS, CLS_KERNEL,
     MR_T_MS, MR_TICK_MS, MI_NWORK, MI_TERMINATED,
@@ -430,11 +430,17 @@ def workload_tick(S, b, w):
         r = _rate_pages(S, b, w)
         res = int(wp[b, w, WP_S_RESIDENT])
         nonres = ws - res
-        # misses = r * nonres / ws with the remainder carried to the next tick
-        x = r * nonres + int(wp[b, w, WP_S_MISS_ACC])
-        m = x // ws
-        wp[b, w, WP_S_MISS_ACC] = x - m * ws
-        misses = m + int(wp[b, w, WP_S_DEFICIT])
+        if wp[b, w, WP_SEQUENTIAL] != 0.0:
+            # a loop over the working set: its resident pages are the ones it read last, those it
+            # reads next are its oldest, which reclaim takes first (sim/lru.py): every read of a
+            # page not resident misses until the whole working set is
+            misses = r + int(wp[b, w, WP_S_DEFICIT])
+        else:
+            # random reads: misses = r * nonres / ws with the remainder carried to the next tick
+            x = r * nonres + int(wp[b, w, WP_S_MISS_ACC])
+            m = x // ws
+            wp[b, w, WP_S_MISS_ACC] = x - m * ws
+            misses = m + int(wp[b, w, WP_S_DEFICIT])
         if misses > nonres:
             misses = nonres
         if misses <= 0:
