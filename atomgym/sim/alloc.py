@@ -367,7 +367,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0, mt)
             scr[b, z] += s
             got += s
-            if dest == ZF_CACHE:
+            if dest == ZF_CACHE and s > 0:
                 lru_add(S, b, z, s)   # filemap_add_folio() -> folio_add_lru()
             if got == n:
                 return got, 0
@@ -387,7 +387,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False, mt)
             scr[b, z] += s
             got += s
-            if dest == ZF_CACHE:
+            if dest == ZF_CACHE and s > 0:
                 lru_add(S, b, z, s)
             if walk == 3:
                 pfm += s

@@ -138,8 +138,8 @@ def _zone_reclaimable(S, b, z, with_anon, with_file):
 
 @jit(literal_args=("mode",))   # SHRINK_BOTH/FILE/ANON: one version each (measured: +30 % of its instructions without)
 def shrink_zones(S, b, node, hz, x, mode):
-    """shrink_node() for kswapd (``node``) or direct reclaim (node < 0: every node, in
-    proportion to their reclaimable pages): reclaim up to ``x`` pages of zones 0..hz; progress
+    """shrink_node() for kswapd (``node``) or direct reclaim (node < 0: every node, the page
+    cache in proportion to each node's eligible share): reclaim up to ``x`` pages of zones 0..hz; progress
     on a node resets its kswapd_failures. ``mode``: SHRINK_BOTH (page cache before anonymous
     memory, the latter only with swap), SHRINK_FILE, SHRINK_ANON (only with swap). The page
     cache comes off each node's LRU oldest first, whatever its zone (sim/lru.py); anonymous

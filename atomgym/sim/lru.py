@@ -28,19 +28,24 @@ def lru_add(S, b, z, n):
     """folio_add_lru(): ``n`` page-cache pages of zone ``z`` enter their node's LRU at the head.
     The head bucket takes them while it holds fewer than LP_QUANTUM pages; then a new one opens
     (if the ring is full the head takes them anyway)."""
-    if n <= 0:
-        return
     node = z // MAX_NR_ZONES
     lru = S.lru
     lp = S.lrp
     ln = lp[b, node, LP_LEN]
-    h = (lp[b, node, LP_TAIL] + ln - 1) % LRU_BUCKETS
+    h = lp[b, node, LP_TAIL] + ln - 1
+    if h >= LRU_BUCKETS:
+        h -= LRU_BUCKETS
     if ln == 0 or (lru[b, node, h, LRU_TOTAL] >= lp[b, node, LP_QUANTUM] and ln < LRU_BUCKETS):
-        h = (h + 1) % LRU_BUCKETS if ln > 0 else lp[b, node, LP_TAIL]
+        if ln == 0:
+            h = lp[b, node, LP_TAIL]
+        else:
+            h += 1
+            if h == LRU_BUCKETS:
+                h = 0
         for t in range(LRU_TOTAL + 1):
             lru[b, node, h, t] = 0
         lp[b, node, LP_LEN] = ln + 1
-    lru[b, node, h, z % MAX_NR_ZONES] += n
+    lru[b, node, h, z - node * MAX_NR_ZONES] += n
     lru[b, node, h, LRU_TOTAL] += n
 
 
@@ -65,14 +70,14 @@ def lru_reclaim(S, b, node, hz, x, unmovable):
     ``hz`` (sc->reclaim_idx) are skipped and spliced to the head, "this disrupts the LRU order
     when reclaiming for lower zones"). Every isolated page is taken as reclaimed (clean,
     unreferenced). Returns pages reclaimed."""
+    if x <= 0:
+        return 0
     lru = S.lru
     lp = S.lrp
     done = 0
     # each visit takes a bucket whole (its skipped pages go to the head) or ends the reclaim;
     # the buckets in use at the start are visited at most once
     for _ in range(lp[b, node, LP_LEN]):
-        if done >= x:
-            break
         ln = lp[b, node, LP_LEN]
         bk = lp[b, node, LP_TAIL]
         elig = 0
@@ -80,25 +85,23 @@ def lru_reclaim(S, b, node, hz, x, unmovable):
             elig += lru[b, node, bk, t]
         want = x - done
         if elig > want:
-            # part of the oldest bucket: each eligible zone in proportion, the rest in zone order
+            # part of the oldest bucket: each eligible zone in proportion (floor), the rest (fewer
+            # pages than zones) in zone order
             left = want
-            for p in range(2):
-                for t in range(hz + 1):
-                    if left == 0:
-                        break
-                    c = lru[b, node, bk, t]
-                    if c == 0:
-                        continue
-                    k = (want * c) // elig if p == 0 else left
-                    if k > c:
-                        k = c
-                    if k > left:
-                        k = left
-                    if k > 0:
-                        _evict(S, b, node, bk, t, k, unmovable)
-                        left -= k
-            done += want
-            break
+            for t in range(hz + 1):
+                k = (want * lru[b, node, bk, t]) // elig
+                if k > 0:
+                    _evict(S, b, node, bk, t, k, unmovable)
+                    left -= k
+            t = 0
+            while left > 0:
+                c = lru[b, node, bk, t]
+                if c > 0:
+                    k = c if c < left else left
+                    _evict(S, b, node, bk, t, k, unmovable)
+                    left -= k
+                t += 1
+            return x
         for t in range(hz + 1):
             c = lru[b, node, bk, t]
             if c > 0:
@@ -106,7 +109,8 @@ def lru_reclaim(S, b, node, hz, x, unmovable):
         done += elig
         if lru[b, node, bk, LRU_TOTAL] > 0 and ln == 1:
             break   # only skipped pages are left, in the only bucket: nothing to splice past
-        lp[b, node, LP_TAIL] = (bk + 1) % LRU_BUCKETS
+        nxt = bk + 1
+        lp[b, node, LP_TAIL] = nxt if nxt < LRU_BUCKETS else 0
         lp[b, node, LP_LEN] = ln - 1
         if lru[b, node, bk, LRU_TOTAL] > 0:
             for t in range(hz + 1, MAX_NR_ZONES):
@@ -115,4 +119,6 @@ def lru_reclaim(S, b, node, hz, x, unmovable):
                     lru[b, node, bk, t] = 0
                     lru_add(S, b, node * MAX_NR_ZONES + t, c)
             lru[b, node, bk, LRU_TOTAL] = 0
+        if done >= x:
+            break
     return done
