@@ -50,12 +50,12 @@ def lru_add(S, b, z, n):
 
 
 @jit(inline="llvm")
-def _evict(S, b, node, bk, t, n, unmovable):
-    """Free ``n`` pages of zone type ``t`` from bucket ``bk``: page cache -> buddy free pages of
-    their pageblocks' type (UNMOVABLE for a block device's cache, MOVABLE otherwise)."""
-    z = node * MAX_NR_ZONES + t
-    S.lru[b, node, bk, t] -= n
-    S.lru[b, node, bk, LRU_TOTAL] -= n
+def _evict(S, b, z, row, t, n, unmovable):
+    """Free ``n`` pages of zone ``z`` (type ``t``) from the bucket ``row``: page cache -> buddy
+    free pages of their pageblocks' type (UNMOVABLE for a block device's cache, MOVABLE
+    otherwise)."""
+    row[t] -= n
+    row[LRU_TOTAL] -= n
     zs = S.zs
     zs[b, z, ZF_CACHE] -= n
     zs[b, z, ZF_FREE] += n
@@ -74,38 +74,40 @@ def lru_reclaim(S, b, node, hz, x, unmovable):
         return 0
     lru = S.lru
     lp = S.lrp
+    base = node * MAX_NR_ZONES
     done = 0
     # each visit takes a bucket whole (its skipped pages go to the head) or ends the reclaim;
     # the buckets in use at the start are visited at most once
     for _ in range(lp[b, node, LP_LEN]):
         ln = lp[b, node, LP_LEN]
         bk = lp[b, node, LP_TAIL]
+        row = lru[b, node, bk]
         elig = 0
         for t in range(hz + 1):
-            elig += lru[b, node, bk, t]
+            elig += row[t]
         want = x - done
         if elig > want:
             # part of the oldest bucket: each eligible zone in proportion (floor), the rest (fewer
             # pages than zones) in zone order
             left = want
             for t in range(hz + 1):
-                k = (want * lru[b, node, bk, t]) // elig
+                k = (want * row[t]) // elig
                 if k > 0:
-                    _evict(S, b, node, bk, t, k, unmovable)
+                    _evict(S, b, base + t, row, t, k, unmovable)
                     left -= k
             t = 0
             while left > 0:
-                c = lru[b, node, bk, t]
+                c = row[t]
                 if c > 0:
                     k = c if c < left else left
-                    _evict(S, b, node, bk, t, k, unmovable)
+                    _evict(S, b, base + t, row, t, k, unmovable)
                     left -= k
                 t += 1
             return x
         for t in range(hz + 1):
-            c = lru[b, node, bk, t]
+            c = row[t]
             if c > 0:
-                _evict(S, b, node, bk, t, c, unmovable)
+                _evict(S, b, base + t, row, t, c, unmovable)
         done += elig
         if lru[b, node, bk, LRU_TOTAL] > 0 and ln == 1:
             break   # only skipped pages are left, in the only bucket: nothing to splice past
