@@ -440,3 +440,17 @@ def dataclasses_replace_memory(scen: Scenario, **kw) -> Scenario:
 def test_page_cache_gfp_is_checked():
     with pytest.raises(ScenarioError, match="page_cache_gfp"):
         scenario_from_dict({"duration_s": 1, "memory": {"page_cache_gfp": "GFP_KERNEL"}})
+
+
+def test_gfp_zone_picks_the_zonelist():
+    """gfp_zone() (GFP_ZONE_TABLE): __GFP_MOVABLE with __GFP_HIGHMEM is ZONE_MOVABLE, so anonymous
+    memory and a file's page cache walk the zonelist from Movable; a block device's GFP_USER cache,
+    the kernel's own allocations and __GFP_MOVABLE without __GFP_HIGHMEM start at ZONE_NORMAL."""
+    from atomgym.kernel.watermark_ok import (
+        GFP_ATOMIC, GFP_HIGHMEM, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_MOVABLE, GFP_USER, gfp_zone,
+    )
+    from atomgym.kernel.zones import ZONE_MOVABLE, ZONE_NORMAL
+    from atomgym.sim.alloc import zonelist_of
+    assert gfp_zone(GFP_HIGHUSER_MOVABLE) == ZONE_MOVABLE and zonelist_of(GFP_HIGHUSER_MOVABLE) == L.ZL_USER
+    for gfp in (GFP_USER, GFP_KERNEL, GFP_ATOMIC, GFP_USER | GFP_MOVABLE, GFP_USER | GFP_HIGHMEM):
+        assert gfp_zone(gfp) == ZONE_NORMAL and zonelist_of(gfp) == L.ZL_KERNEL, hex(gfp)

@@ -191,3 +191,23 @@ def test_a_sequential_reader_misses_every_page_its_cache_does_not_hold():
         sim.advance(1)
         assert zs[0, :, L.ZF_CACHE].sum() == 500 + misses, access
         assert wp[0, 0, L.WP_S_RESIDENT] == 500 + misses
+
+
+def test_a_splice_into_a_full_ring_keeps_every_page():
+    """The ring full (64 buckets of 1 page: a quantum of 1 written for the test): the oldest
+    bucket holds a Normal page, the 63 others a DMA32 page each. A 1-page reclaim at hz = DMA32
+    splices the Normal page to the head, which takes it (the ring is full), then pops the emptied
+    bucket and takes the next one's DMA32 page: 62 buckets, the newest holding both the last
+    DMA32 page read and the spliced Normal page; every page still counted, totals consistent."""
+    sim = _sim()
+    _empty(sim)
+    sim.field("lrp")[0, 0, L.LP_QUANTUM] = 1
+    _read(sim, NORMAL, 1)
+    for _ in range(L.LRU_BUCKETS - 1):
+        _read(sim, DMA32, 1)
+    assert len(_buckets(sim)) == L.LRU_BUCKETS
+    assert _reclaim(sim.state, DMA32, 1) == 1
+    assert _buckets(sim) == [(1, 0)] * 61 + [(1, 1)]
+    lru = sim.field("lru")[0, 0]
+    assert (lru[:, L.LRU_TOTAL] == lru[:, :L.LRU_TOTAL].sum(axis=1)).all()
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 1 and sim.zone_state[0, DMA32, L.ZF_CACHE] == 62

@@ -9,8 +9,10 @@ for GFP_ATOMIC is the same on 6.1: min - min/2, then - min/4 of that).
 from __future__ import annotations
 
 from .jit import jit
+from .zones import ZONE_MOVABLE, ZONE_NORMAL
 
 # include/linux/gfp_types.h (>= 6.8 bit layout)
+GFP_HIGHMEM = 0x02       # with __GFP_MOVABLE, gfp_zone() == ZONE_MOVABLE
 GFP_MOVABLE = 0x08       # gfp_migratetype() == MIGRATE_MOVABLE (page cache of files, anonymous memory)
 GFP_RECLAIMABLE = 0x10   # gfp_migratetype() == MIGRATE_RECLAIMABLE (slab caches with SLAB_RECLAIM_ACCOUNT)
 GFP_HIGH = 0x20
@@ -26,7 +28,7 @@ GFP_ATOMIC = GFP_HIGH | GFP_KSWAPD_RECLAIM                # 0x820
 GFP_KERNEL = GFP_RECLAIM | GFP_IO | GFP_FS                # 0xcc0
 GFP_NOWAIT = GFP_KSWAPD_RECLAIM | GFP_NOWARN              # 0x2800
 GFP_USER = GFP_KERNEL          # __GFP_RECLAIM | __GFP_IO | __GFP_FS | __GFP_HARDWALL (cpusets: not modelled)
-GFP_HIGHUSER_MOVABLE = GFP_USER | GFP_MOVABLE   # (| __GFP_HIGHMEM: no highmem on x86-64)
+GFP_HIGHUSER_MOVABLE = GFP_USER | GFP_HIGHMEM | GFP_MOVABLE   # anonymous memory, a file's page cache
 # a page cache's mapping mask by name (scenario key memory.page_cache_gfp): a file's; a block
 # device's own (bdev_alloc(): mapping_set_gfp_mask(&inode->i_data, GFP_USER))
 PAGE_CACHE_GFPS = {"GFP_HIGHUSER_MOVABLE": GFP_HIGHUSER_MOVABLE, "GFP_USER": GFP_USER}
@@ -50,6 +52,17 @@ ALLOC_CMA = 0x80
 ALLOC_HIGHATOMIC = 0x200
 ALLOC_KSWAPD = 0x800       # == __GFP_KSWAPD_RECLAIM
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
+
+
+@jit(inline="llvm")
+def gfp_zone(gfp_mask):
+    """gfp_zone() (GFP_ZONE_TABLE) for the masks modelled (no __GFP_DMA/__GFP_DMA32 requests):
+    __GFP_MOVABLE with __GFP_HIGHMEM is ZONE_MOVABLE; __GFP_MOVABLE alone, or neither, ZONE_NORMAL
+    (x86-64 has no highmem: __GFP_HIGHMEM alone is ZONE_NORMAL too). The zonelist an allocation
+    walks starts at this zone."""
+    if gfp_mask & (GFP_MOVABLE | GFP_HIGHMEM) == GFP_MOVABLE | GFP_HIGHMEM:
+        return ZONE_MOVABLE
+    return ZONE_NORMAL
 
 
 @jit(inline="llvm")

@@ -28,7 +28,7 @@ from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import (
     ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM,
-    MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, gfp_migratetype, gfp_pfmemalloc_allowed, gfp_to_alloc_flags,
+    MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, gfp_migratetype, gfp_pfmemalloc_allowed, gfp_to_alloc_flags, gfp_zone,
     zone_watermark_fast,
 )
 from ..kernel.boost import boost_watermark_zone
@@ -42,7 +42,7 @@ from .layout import (
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
     MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
     MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_R, ZF_KERNEL,
-    ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL,
+    ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL, ZL_USER,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
 
@@ -302,6 +302,14 @@ def decay_pcp_high(S, b):
         zs[b, z, ZF_PCP_HIGH] = nh
         if p > nh:
             pcp_drain(S, b, z, p - nh, False)
+
+
+@jit(inline="llvm")
+def zonelist_of(gfp):
+    """The compact zonelist (ZL_*) an allocation with mask ``gfp`` walks: the one that starts
+    at gfp_zone(gfp) (HZ_OF_ZL): ZONE_MOVABLE's for GFP_HIGHUSER_MOVABLE, ZONE_NORMAL's (the
+    kernel zonelist) otherwise."""
+    return ZL_USER if gfp_zone(gfp) == HZ_OF_ZL[ZL_USER] else ZL_KERNEL
 
 
 @jit(inline="llvm")

@@ -24,6 +24,7 @@ from ..kernel.watermark_ok import (
 from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_DMA32, ZONE_NAMES, ZONE_NORMAL
 from . import layout as L
+from .alloc import zonelist_of
 from .knobs import KNOB_MI, KNOB_WRITE_ORDER, KNOBS
 from .rng import seed_state
 from .scenario import Scenario, TrafficSpec, workload_times
@@ -250,7 +251,7 @@ def encode_lru(A: L.Arrays, b: int, age: str) -> None:
     along its zonelist (get_page_from_freelist() fills the first zone down to its low watermark
     before the next), so the first zone's pages are the oldest. Simulator.sync_lru() calls it
     again after a test writes the page cache directly."""
-    zlk = L.ZL_USER if gfp_migratetype(int(A.mi[b, L.MI_CACHE_GFP])) == MIGRATE_MOVABLE else L.ZL_KERNEL
+    zlk = zonelist_of(int(A.mi[b, L.MI_CACHE_GFP]))   # the zonelist the cache was read along
     A.lru[b] = 0
     A.lrp[b] = 0
     for node in range(A.lrp.shape[1]):

@@ -109,18 +109,20 @@ def lru_reclaim(S, b, node, hz, x, unmovable):
             if c > 0:
                 _evict(S, b, base + t, row, t, c, unmovable)
         done += elig
-        if lru[b, node, bk, LRU_TOTAL] > 0 and ln == 1:
-            break   # only skipped pages are left, in the only bucket: nothing to splice past
+        if row[LRU_TOTAL] > 0:
+            if ln == 1:
+                break   # only skipped pages are left, in the only bucket: nothing to splice past
+            # splice the skipped pages to the head while this bucket is still in use, so that the
+            # head never reopens it (the ring full: the head takes them)
+            for t in range(hz + 1, MAX_NR_ZONES):
+                c = row[t]
+                if c > 0:
+                    row[t] = 0
+                    row[LRU_TOTAL] -= c
+                    lru_add(S, b, base + t, c)
         nxt = bk + 1
         lp[b, node, LP_TAIL] = nxt if nxt < LRU_BUCKETS else 0
-        lp[b, node, LP_LEN] = ln - 1
-        if lru[b, node, bk, LRU_TOTAL] > 0:
-            for t in range(hz + 1, MAX_NR_ZONES):
-                c = lru[b, node, bk, t]
-                if c > 0:
-                    lru[b, node, bk, t] = 0
-                    lru_add(S, b, node * MAX_NR_ZONES + t, c)
-            lru[b, node, bk, LRU_TOTAL] = 0
+        lp[b, node, LP_LEN] -= 1   # (the splice may have opened a head bucket)
         if done >= x:
             break
     return done

@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 from ..kernel.jit import jit
 
-from ..kernel.watermark_ok import GFP_HIGH, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_MOVABLE, GFP_RECLAIMABLE
+from ..kernel.watermark_ok import GFP_HIGH, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_RECLAIMABLE
 from ..kernel.zones import MAX_NR_ZONES
-from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone
+from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone, zonelist_of
 from .layout import (
     ATOMIC_SLOTS, C_ATOMIC_FAIL, C_ATOMIC_FAIL_BURSTS, C_ATOMIC_FAIL_FREE0, C_ATOMIC_FAIL_PAGES, C_ATOMIC_FAIL_Z0,
     C_ATOMIC_GOT, C_ATOMIC_REQ, C_FAIL_ATOMIC, C_FAIL_NOWAIT, CLS_ATOMIC, CLS_NOWAIT,
@@ -232,8 +232,7 @@ def _user_alloc(S, b, w, n, dest):
     zlk = ZL_USER
     if dest == ZF_CACHE:
         gfp = S.mi[b, MI_CACHE_GFP]
-        if not gfp & GFP_MOVABLE:
-            zlk = ZL_KERNEL
+        zlk = zonelist_of(gfp)
     clear_scratch(S, b, ZL_USER)
     got, left, _ = alloc_pages_reclaim(S, b, n, gfp, zlk, dest, CLS_KERNEL, S.mr[b, MR_TICK_MS])
     if got < n:
