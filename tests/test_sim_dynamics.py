@@ -8,6 +8,7 @@ Set-up as in test_sim_golden.py: one node, Normal of 100000 managed pages, min_f
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -454,3 +455,39 @@ def test_gfp_zone_picks_the_zonelist():
     assert gfp_zone(GFP_HIGHUSER_MOVABLE) == ZONE_MOVABLE and zonelist_of(GFP_HIGHUSER_MOVABLE) == L.ZL_USER
     for gfp in (GFP_USER, GFP_KERNEL, GFP_ATOMIC, GFP_USER | GFP_MOVABLE, GFP_USER | GFP_HIGHMEM):
         assert gfp_zone(gfp) == ZONE_NORMAL and zonelist_of(gfp) == L.ZL_KERNEL, hex(gfp)
+
+
+def test_a_workloads_whole_pageblocks_reform_when_it_frees_them():
+    """__free_one_page() merges a freed page with its free buddy up to pageblock_order and beyond:
+    the whole free pageblocks an anonymous workload split come back whole when it frees its
+    memory (memory.reform_pageblocks; the simulator counts whole blocks per zone, not pages per
+    block). Normal: 5000 free MOVABLE pages, 9 whole blocks (4608) and 392 pages of chunks, 100
+    UNMOVABLE (its page tables). A hog takes 2048 pages at 512 pages/ms (t = 0..3): the chunks
+    first (__rmqueue_smallest()), then 4 blocks split (2952 // 512 = 5 whole left); it exits at
+    t = 14. With the rule the 9 blocks are whole again; without it 5 stay whole. A 2900-page
+    atomic shot at t = 50 ms then claims whole blocks, relabelled without a boost while they
+    last (steal_suitable_fallback() [6.1]): 6 fallbacks of a whole block with the rule, 5 and a
+    boosted sub-block steal without it."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=2000.0, peak_mib=8.0, hold_s=0.01, period_s=0.0),
+          WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.05, pages=2900, hold_ms=1e6)])]
+    on = _scenario(wl)
+    on = dataclasses.replace(on, memory=dataclasses.replace(on.memory, reform_pageblocks=True))
+    sim = Simulator([on, _scenario(wl)], machines=[_machine(), _machine()])
+    for b in (0, 1):
+        _set_zone(sim, b, NORMAL, free=5100, free_u=100, blocks=9)
+    zs = sim.zone_state
+    sim.advance(5)
+    assert list(zs[:, NORMAL, L.ZF_ANON]) == [2048, 2048]
+    assert list(zs[:, NORMAL, L.ZF_FREE_BLK]) == [5, 5]
+    assert list(sim.field("wb")[:, 0, NORMAL]) == [4, 0]     # recorded only under the rule
+    sim.advance(20)
+    assert list(zs[:, NORMAL, L.ZF_ANON]) == [0, 0]
+    assert list(zs[:, NORMAL, L.ZF_FREE_BLK]) == [9, 5] and sim.field("wb")[0, 0, NORMAL] == 0
+    sim.advance(30)
+    assert _c(sim, "atomic_got_pages", 0) == _c(sim, "atomic_got_pages", 1) == 2900
+    assert _c(sim, "fallback_boosts", 0) == 0 and _c(sim, "fallback_boosts", 1) == 1
+
+
+def test_reform_pageblocks_is_checked():
+    with pytest.raises(ScenarioError, match="reform_pageblocks"):
+        scenario_from_dict({"duration_s": 1, "memory": {"reform_pageblocks": "sometimes"}})

@@ -231,7 +231,8 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
         # /dev/vda, a block device, whose mapping is GFP_USER (bdev_alloc()): UNMOVABLE pages; the
         # prefill read it into the free memory of a freshly booted guest, along the zonelist
         "memory": {"page_cache_frac": round(cache, 4), "anon_frac": round(anon, 4), "kernel_frac": round(kern, 4),
-                   "swap": False, "page_cache_gfp": "GFP_USER", "page_cache_age": "zonelist"},
+                   "swap": False, "page_cache_gfp": "GFP_USER", "page_cache_age": "zonelist",
+                   "reform_pageblocks": True},
         "kswapd": given["kswapd"],
         "nics": [], "traffic": [], "workloads": [],
     }

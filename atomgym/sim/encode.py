@@ -138,6 +138,7 @@ def encode_memory(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:
         zs[b, z, L.ZF_FREE] = mg - kern - cache - anon
     A.mi[b, L.MI_SWAP] = int(mem.swap)
     A.mi[b, L.MI_CACHE_GFP] = PAGE_CACHE_GFPS[mem.page_cache_gfp]
+    A.mi[b, L.MI_REFORM_BLK] = int(mem.reform_pageblocks)
 
 
 def encode_kswapd(A: L.Arrays, b: int, s: Scenario) -> None:

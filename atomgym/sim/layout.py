@@ -119,6 +119,7 @@ MI_NAMES = (
     "nofrag",            # alloc_flags_nofragment() applies to the kernel zonelist (Normal preferred, DMA32 exists)
     "dr_call_left",      # pages the machine's try_to_free_pages() call in flight has still to reclaim
     "cache_gfp",         # the page cache's gfp mask (memory.page_cache_gfp): its migratetype and zonelist
+    "reform_blk",        # memory.reform_pageblocks: a workload's whole pageblocks come back whole when it frees them
 )
 _MI = _index(MI_NAMES)
 MI_MIN_FREE_KBYTES = _MI["min_free_kbytes"]
@@ -147,6 +148,7 @@ MI_PCP_DECAY_NEXT = _MI["pcp_decay_next"]
 MI_NOFRAG = _MI["nofrag"]
 MI_DR_CALL_LEFT = _MI["dr_call_left"]
 MI_CACHE_GFP = _MI["cache_gfp"]
+MI_REFORM_BLK = _MI["reform_blk"]
 NMI = len(MI_NAMES)
 if (MI_NZL_KERNEL + ZL_KERNEL, MI_NZL_KERNEL + ZL_USER) != (MI_NZL_KERNEL, MI_NZL_USER):
     raise ValueError("MI_NAMES: the zonelist lengths must follow ZL_NAMES (alloc.py indexes MI_NZL_KERNEL + zl)")
@@ -544,6 +546,7 @@ STATE: tuple[Field, ...] = (
     Field("tp", "f8", ("B", "NT", NTP), "traffic generator params + state, TP_*"),
     Field("wp", "f8", ("B", "NW", NWP), "memory workload params + state, WP_*"),
     Field("wz", "i8", ("B", "NW", "Z"), "anonymous pages held by each workload, per zone"),
+    Field("wb", "i8", ("B", "NW", "Z"), "whole free MOVABLE pageblocks each workload's anonymous memory split, per zone"),
     Field("wk", "i8", ("B", "NW", "Z"), "kernel pages (page tables, xarray slabs) of each workload, per zone"),
     Field("trace", "f8", ("B", "TL"), "replay traces (packets per interval), phases' writes, atomic shots"),
     Field("rng", "u8", ("B", RNG_WORDS), "xoshiro256** state (sim/rng.py)"),

@@ -30,7 +30,7 @@ import numpy as np
 from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import GFP_HIGH, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_RECLAIMABLE
-from ..kernel.zones import MAX_NR_ZONES
+from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
 from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone, zonelist_of
 from .layout import (
     ATOMIC_SLOTS, C_ATOMIC_FAIL, C_ATOMIC_FAIL_BURSTS, C_ATOMIC_FAIL_FREE0, C_ATOMIC_FAIL_PAGES, C_ATOMIC_FAIL_Z0,
@@ -44,7 +44,7 @@ from .layout import (
     TP_S_ACC, TP_S_BURST_START, TP_S_END, TP_S_NEXT, TP_S_ON, TP_START, TP_STOP, TP_TRACE_INT, TP_TRACE_N, TP_TRACE_OFF,
     WK_ANON_HOG, WK_CHURN, WK_STREAM, WP_HOLD, WP_KIND, WP_PEAK, WP_PERIOD, WP_RATE, WP_S_ACC,
     WP_S_DEFICIT, WP_S_EVER, WP_S_HELD, WP_S_PHASE, WP_S_RESIDENT, WP_S_RUN_START, WP_S_T, WP_START,
-    WP_WS, ZF_ANON, ZF_CACHE, ZL_USER, MI_CACHE_GFP,
+    WP_WS, ZF_ANON, ZF_CACHE, ZL_USER, MI_CACHE_GFP, MI_REFORM_BLK, ZF_FREE_BLK, ZF_FREE_R, ZF_FREE_U,
 )
 from .rng import exponential, poisson, state_row, uniform
 from .tuners import EV_ALLOC_FAIL, tuner_on_event
@@ -179,13 +179,26 @@ def _free_kmem(S, b, w):
 
 @jit()
 def _free_anon(S, b, w):
-    """Free every anonymous page workload w holds."""
+    """Free every anonymous page workload w holds. With memory.reform_pageblocks, the whole free
+    MOVABLE pageblocks its allocations split (S.wb, _user_alloc()) are whole free blocks again once
+    its pages reach the buddy free pages: __free_one_page() merges each freed page with its free
+    buddy up to pageblock_order and beyond, and every page of such a block was this workload's
+    (at most the pages it still holds there, and the zone's buddy MOVABLE free pages)."""
     wz = S.wz
+    wb = S.wb
+    zs = S.zs
+    reform = S.mi[b, MI_REFORM_BLK] != 0
     for z in range(wz.shape[2]):
         x = wz[b, w, z]
         if x > 0:
             wz[b, w, z] = 0
             free_pages_zone(S, b, z, x, ZF_ANON)
+            if reform and wb[b, w, z] > 0:
+                k = wb[b, w, z] if wb[b, w, z] < x // PAGEBLOCK_NR_PAGES else x // PAGEBLOCK_NR_PAGES
+                cap = (zs[b, z, ZF_FREE] - zs[b, z, ZF_FREE_U] - zs[b, z, ZF_FREE_R]) // PAGEBLOCK_NR_PAGES
+                blk = zs[b, z, ZF_FREE_BLK] + k
+                zs[b, z, ZF_FREE_BLK] = blk if blk < cap else cap
+        wb[b, w, z] = 0
     S.wp[b, w, WP_S_HELD] = 0.0
 
 
@@ -234,10 +247,29 @@ def _user_alloc(S, b, w, n, dest):
         gfp = S.mi[b, MI_CACHE_GFP]
         zlk = zonelist_of(gfp)
     clear_scratch(S, b, ZL_USER)
+    track = dest == ZF_ANON and S.mi[b, MI_REFORM_BLK] != 0
+    if track:
+        _whole_blocks_to(S, b, w, zlk, 1)
     got, left, _ = alloc_pages_reclaim(S, b, n, gfp, zlk, dest, CLS_KERNEL, S.mr[b, MR_TICK_MS])
+    if track:
+        _whole_blocks_to(S, b, w, zlk, -1)   # S.wb += the whole free blocks the allocation split
     if got < n:
         S.ctr[b, C_DEFICIT] += n - got
     return got, got < n and left == 0
+
+
+@jit()
+def _whole_blocks_to(S, b, w, zlk, sign):
+    """S.wb[b, w] += sign x the zone's whole free MOVABLE pageblocks, over zonelist ``zlk``: called
+    with +1 before and -1 after an anonymous allocation, it adds the blocks __rmqueue_smallest()
+    split for it (nothing else allocates meanwhile; reclaim does not re-form blocks)."""
+    zl = S.zl
+    wb = S.wb
+    zs = S.zs
+    for i in range(S.mi[b, MI_NZL_KERNEL + zlk]):
+        z = zl[b, zlk, i]
+        x = wb[b, w, z] + sign * zs[b, z, ZF_FREE_BLK]
+        wb[b, w, z] = x if x > 0 or sign > 0 else 0
 
 
 @jit(inline="llvm")
