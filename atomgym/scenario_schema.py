@@ -59,9 +59,9 @@ MEMORY = (
        "reclaim takes oldest first: interleaved (every age holds each zone's share, as after a long uptime) "
        "or zonelist (the first zone of the cache's zonelist is oldest: a cache read into free memory after "
        "boot, the real-kernel guest's case)", choices=("interleaved", "zonelist")),
-    _k("reform_pageblocks", bool, False, doc="whole free pageblocks re-form when a workload frees its anonymous "
+    _k("reform_pageblocks", bool, True, doc="whole free pageblocks re-form when a workload frees its anonymous "
        "memory (__free_one_page() merges buddies: the blocks it split whole come back whole); false keeps every "
-       "free page in sub-block chunks, the shipped benchmark's model until it is re-measured with it"),
+       "freed page in sub-block chunks (the simulator before 2026-12-06)"),
 )
 
 KSWAPD = (

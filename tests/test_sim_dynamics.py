@@ -471,8 +471,9 @@ def test_a_workloads_whole_pageblocks_reform_when_it_frees_them():
     wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=2000.0, peak_mib=8.0, hold_s=0.01, period_s=0.0),
           WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.05, pages=2900, hold_ms=1e6)])]
     on = _scenario(wl)
-    on = dataclasses.replace(on, memory=dataclasses.replace(on.memory, reform_pageblocks=True))
-    sim = Simulator([on, _scenario(wl)], machines=[_machine(), _machine()])
+    assert on.memory.reform_pageblocks                     # the default
+    off = dataclasses.replace(on, memory=dataclasses.replace(on.memory, reform_pageblocks=False))
+    sim = Simulator([on, off], machines=[_machine(), _machine()])
     for b in (0, 1):
         _set_zone(sim, b, NORMAL, free=5100, free_u=100, blocks=9)
     zs = sim.zone_state
