@@ -52,6 +52,27 @@ def _bench_single(scenario, ticks: int) -> float:
     return ticks / (time.perf_counter() - t0)
 
 
+WINDOW_SEEDS = 64   # machines of the batch that one machine replays, one by one, for the batch ratio
+
+
+def _bench_single_window(scenario, n: int, ticks: int) -> float:
+    """One machine over the batch run's window (``ticks`` ticks after the first 10) for each of the
+    batch's first ``n`` seeds, one after another: the same simulated work per machine as (b), so
+    that (b) over this is what running the batch adds. (a) averages the first ten simulated minutes
+    of one seed, which cost fewer instructions per tick than an episode's first seconds."""
+    from atomgym.sim import Simulator
+
+    sim = Simulator(scenario, n_machines=1)
+    total = 0.0
+    for seed in range(n):
+        sim.reset(np.array([seed]))
+        sim.advance(10)
+        t0 = time.perf_counter()
+        sim.advance(ticks)
+        total += time.perf_counter() - t0
+    return n * ticks / total
+
+
 def _bench_batch(scenario, n: int, ticks: int) -> tuple[float, float]:
     from atomgym.sim import Simulator
 
@@ -202,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # the shortest valid decision interval: 10 ms, rounded up to a multiple of the scenario's tick
     short_ms = scn.tick_ms * math.ceil(10.0 / scn.tick_ms - 1e-9)
-    runs: dict[str, list[float]] = {k: [] for k in ("single", "batch", "env_single", "env_single_short", "env_batch",
-                                                    "cartpole")}
+    runs: dict[str, list[float]] = {k: [] for k in ("single", "single_window", "batch", "env_single",
+                                                    "env_single_short", "env_batch", "cartpole")}
     if not args.skip_sb3:
         runs.update(ppo_atom=[], ppo_cartpole=[])
     first: dict[str, float] = {}
@@ -221,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for _ in range(args.repeat):          # interleaved, so a noisy neighbour hits every line alike
             runs["single"].append(_bench_single(scn, args.ticks))
+            runs["single_window"].append(_bench_single_window(scn, min(args.batch, WINDOW_SEEDS), args.batch_ticks))
             b, mib = _bench_batch(scn, args.batch, args.batch_ticks)
             runs["batch"].append(b)
             runs["env_single"].append(_bench_env_single(scn, args.env_steps))
@@ -242,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         "scenario": scn.name,
         "single_ticks_per_s": single,
         "batch_ticks_per_s": batch,
+        # the batch against one machine doing the same work per machine (its window, its seeds)
+        "single_window_ticks_per_s": med["single_window"],
+        "batch_vs_single": statistics.median(b / w for b, w in zip(runs["batch"], runs["single_window"])),
         "cartpole_steps_per_s": cart,
         "batch_machines": args.batch,
         "batch_state_mib": mib,
@@ -271,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scenario {scn.name} (tick {scn.tick_ms} ms); medians of {args.repeat} interleaved rounds, [range]")
     print(f"(a) one machine      {single:>14,.0f} simulated ticks/s   {rng('single', 1e6, 'M')} (one simulated hour in {res['simulated_hour_single_s']:.2f} s)")
     print(f"(b) {args.batch} machines   {batch:>14,.0f} machine-ticks/s     {rng('batch', 1e6, 'M')} (state {mib:.1f} MiB)")
+    print(f"    one machine, (b)'s window {med['single_window']:>9,.0f} ticks/s             {rng('single_window', 1e6, 'M')} "
+          f"(ticks 10-{10 + args.batch_ticks} of seeds 0-{min(args.batch, WINDOW_SEEDS) - 1}, one by one): "
+          f"(b) over it, median of the rounds: "
+          f"{res['batch_vs_single']:.2f}x")
     print(f"(c) CartPole-v1      {cart:>14,.0f} steps/s             {rng('cartpole', 1e3, 'k')}")
     print(f"(d) AtomEnv          {env_single:>14,.0f} agent steps/s       {rng('env_single', 1e3, 'k')} (gym.make, 100 ms decision interval = 100 ticks/step, random actions)")
     print(f"    AtomEnv          {med['env_single_short']:>14,.0f} agent steps/s       {rng('env_single_short', 1e3, 'k')} (the same at {short_ms:g} ms, the shortest valid interval: {round(short_ms / scn.tick_ms)} ticks/step)")

@@ -173,7 +173,7 @@ BENCH = (
     Field("scenario", default="incast-pagecache", help="scenario name or path (default: the headline)"),
     _count("ticks", 600_000, "ticks for the single-machine run"),
     _count("batch", 1024, "machines in the batch run"),
-    _count("batch_ticks", 2000, "ticks for the batch run"),
+    _count("batch_ticks", 5000, "ticks for the batch run"),
     _count("env_steps", 3000, "AtomEnv agent steps (default interval)"),
     _count("env_batch_steps", 20, "AtomVectorEnv steps of the whole batch"),
     _count("cartpole_steps", 200_000, "CartPole-v1 steps"),

@@ -96,6 +96,9 @@ def test_bench_json_smoke(capsys):
     assert res["repeat"] == 2 and len(res["runs"]["single"]) == 2
     assert res["short_interval_ms"] == 10.0
     assert min(res["runs"]["single"]) <= res["single_ticks_per_s"] <= max(res["runs"]["single"])
+    assert res["single_window_ticks_per_s"] > 0 and len(res["runs"]["single_window"]) == 2
+    ratios = sorted(b / w for b, w in zip(res["runs"]["batch"], res["runs"]["single_window"]))
+    assert res["batch_vs_single"] == pytest.approx((ratios[0] + ratios[1]) / 2)   # median of the rounds' ratios
     assert main(["--scenario", "no-such-scenario"]) == 2
     assert main(["--repeat", "0"]) == 2
 
