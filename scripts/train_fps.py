@@ -6,7 +6,7 @@ Builds the config's training env (agents.train.make_vec_env) and its algorithm w
 hyperparameters (one torch thread), runs a first ``learn()`` of one rollout as warm-up (the compile),
 then times ``learn(--steps)``. ``--profile`` runs the timed part under cProfile and prints the share
 of the wall time spent in the agent's simulated machines (the compiled env step), the reward
-shadow's episodes at reset, environment resets, and SB3's policy update. To compare two commits,
+shadow (run from a machine's first knob write), environment resets, and SB3's policy update. To compare two commits,
 run it in a checkout (or git worktree) of each, alternately: rates on a shared machine drift.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from atomgym.agents import config
 REPO = Path(__file__).resolve().parents[1]
 # (label, function) of the profile lines reported with --profile: cumulative time of each
 PARTS = (("the agent's machines (compiled env step)", ("_compiled.py", "step_fused")),
-         ("the reward shadow's episodes at reset", ("core.py", "run_shadow")),
+         ("the reward shadow (from a machine's first knob write)", ("core.py", "_diverge")),
          ("environment resets in all", ("vector_env.py", "_reset_envs")),
          ("SB3's policy update", ("ppo.py", "train")))
 
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from atomgym.agents import train
+    from atomgym.agents.algos import algo_class
     torch.set_num_threads(1)
     try:
         cfg = config.load_config(args.config)
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2
     algo = cfg["algo"]
-    model = train._algo_class(algo)("MlpPolicy", train.make_vec_env(cfg), device="cpu", seed=int(cfg["seed"]),
+    model = algo_class(algo)("MlpPolicy", train.make_vec_env(cfg), device="cpu", seed=int(cfg["seed"]),
                                     verbose=0, **dict(cfg.get(algo) or {}))
     model.learn(2048)                       # warm-up: the compile and the first rollout
     prof = cProfile.Profile() if args.profile else None

@@ -133,6 +133,17 @@ class Core:
         self.shadow_rewards = np.zeros((n, self.episode_steps if self.shadow is not None else 0))
         self.shadow_step = np.zeros(n, np.int64)   # the next interval's index in shadow_rewards
         self.shadow_reward = np.zeros(n)   # the shadow's reward over the last interval (0 without one)
+        # The shadow runs lazily: a machine that has written no knob since its reset *is* its shadow
+        # (the same scenario, seed and settings, and the simulator is deterministic), so its shadow's
+        # reward is its own raw reward and no shadow machine runs for it (twin). At its first write the
+        # shadow takes a copy of its state and runs the rest of the episode at once (_diverge()); a twin
+        # that ends its episode gives C_def from its own counters. The rewards are those of the whole
+        # shadow episode run at reset, bit for bit (lazy_shadow = False runs it so: tests compare).
+        self.lazy_shadow = True
+        self.twin = np.zeros(n, np.bool_)
+        self._seeds = np.zeros(n, np.int64)
+        self._pending = np.zeros(n, np.bool_)   # twins whose shadow reward of this interval is their own
+        self._ending = np.zeros(n, np.bool_)    # twins whose episode's last interval this is
         self._nochange = np.zeros(n)
         self._all = np.ones(n, np.bool_)
         self._step_args: tuple | None = None    # step_fused()'s arguments, on first need
@@ -143,7 +154,84 @@ class Core:
         self.sim.reset(seeds, mask=m)
         self.start_episode(m)
         if self.shadow is not None:
-            self.run_shadow(seeds, m)
+            self._seeds[m] = np.broadcast_to(np.asarray(seeds, np.int64), (self.B,))[m]
+            if self.lazy_shadow:
+                self.twin[m] = True
+                self.shadow_step[m] = 0
+                self.shadow_reward[m] = 0.0
+                self.reward_scale[m] = 1.0
+            else:
+                self.twin[m] = False
+                self.run_shadow(seeds, m)
+
+    def _diverge(self, m: np.ndarray) -> None:
+        """The twins in ``m`` are about to write a knob: the shadow takes a copy of each one's state
+        (the default machine's at this interval's start) and runs the rest of its episode."""
+        self.shadow.copy_machines(self.sim, m)
+        self.twin[m] = False
+        for k in np.unique(self.shadow_step[m]):
+            g = m & (self.shadow_step == k)
+            self._shadow_intervals(g, int(k), self.was_terminated.copy())
+            if self.reward_baseline == "score":
+                self._score_scale(g, self.shadow)
+
+    def _shadow_intervals(self, m: np.ndarray, k0: int, was: np.ndarray) -> None:
+        """The shadow's intervals k0.. of the episode for the machines in ``m``, interval by interval
+        as in lockstep (Simulator.step(0) starts an interval, advance() runs it, terms_batch() its
+        reward), the rewards kept in ``shadow_rewards``; ``was``: each machine's terminated flag
+        before interval k0 (updated in place)."""
+        sh = self.shadow
+        prev = sh.counters.copy()
+        t = np.zeros((self.B, len(TERMS)))
+        r = np.zeros(self.B)
+        dead = np.zeros(self.B, np.bool_)
+        for k in range(k0, self.episode_steps):
+            sh.step(0, mask=m, prev=prev)
+            sh.advance(self.ticks, mask=m)
+            terms_batch(sh.counters, prev, self._nochange, self.cost_table, self.weights, self.deadlock_penalty,
+                        sh.field("mi"), was, m, t, r, dead)
+            self.shadow_rewards[m, k] = r[m]
+
+    def _score_scale(self, m: np.ndarray, src: Simulator) -> None:
+        """reward_scale = 1 / C_def for the machines in ``m``, C_def from ``src``'s counters at the
+        end of a default-settings episode (cached per machine and seed like default_totals())."""
+        if self._skey is None:
+            self._skey = scenario_key(self.scenario)
+        idx = np.flatnonzero(m)
+        for b in idx:
+            key = (self._skey, int(self._seeds[b]), self.ticks, int(self.episode_steps))
+            if key not in _DEFAULT_COST_CACHE:
+                _DEFAULT_COST_CACHE[key] = np.array(episode_terms(src.counter_dict(int(b)), actions=0.0)
+                                                    + [float(src.terminated[b])])
+        costs = self.default_costs([int(self._seeds[b]) for b in idx], self.episode_steps)
+        self.reward_scale[idx] = [1.0 / max(c, SCORE_COST_FLOOR) for c in costs]
+
+    def _writes(self, mask: np.ndarray) -> np.ndarray:
+        """The machines in ``mask`` whose action this decision writes a sysctl or boosts (the
+        outputs of action_knobs() / continuous_knobs() on scratch arrays, the state untouched)."""
+        B = self.B
+        mf, wsf = np.empty(B, np.int64), np.empty(B, np.int64)
+        bk, ch = np.zeros((B, self.sim.n_zones), np.int64), np.zeros(B)
+        sim = self.sim
+        if self.discrete:
+            action_knobs(self._kind, self.actions, self._amap, self.levels, sim.field("mi"), sim.managed, mask,
+                         mf, wsf, bk, ch)
+        else:
+            continuous_knobs(self.factions, sim.field("mi"), sim.managed, sim.wmark, sim.boost, mask, mf, wsf, bk, ch)
+        return mask & ((mf >= 0) | (wsf >= 0) | (bk != 0).any(axis=1) | (ch != 0))
+
+    def _fill_twins(self) -> None:
+        """After an interval's raw rewards (self._r): a twin's shadow reward is its own; a twin at its
+        episode's end gives C_def from its own counters (they are the default episode's)."""
+        p = self._pending
+        if p.any():
+            self.shadow_reward[p] = self._r[p]
+            p[:] = False
+        e = self._ending
+        if e.any():
+            if self.reward_baseline == "score":
+                self._score_scale(e, self.sim)
+            e[:] = False
 
     def run_shadow(self, seeds: np.ndarray, m: np.ndarray) -> None:
         """The shadow's whole episode for the machines in ``m`` (default settings, the same seeds):
@@ -152,30 +240,11 @@ class Core:
         from the episode's counters (cached per machine and seed like default_totals())."""
         sh = self.shadow
         sh.reset(seeds, mask=m)
-        prev = sh.counters.copy()
-        was = sh.terminated.copy()
-        t = np.zeros((self.B, len(TERMS)))
-        r = np.zeros(self.B)
-        dead = np.zeros(self.B, np.bool_)
-        for k in range(self.episode_steps):
-            sh.step(0, mask=m, prev=prev)
-            sh.advance(self.ticks, mask=m)
-            terms_batch(sh.counters, prev, self._nochange, self.cost_table, self.weights, self.deadlock_penalty,
-                        sh.field("mi"), was, m, t, r, dead)
-            self.shadow_rewards[m, k] = r[m]
+        self._shadow_intervals(m, 0, sh.terminated.copy())
         self.shadow_step[m] = 0
         self.shadow_reward[m] = 0.0
         if self.reward_baseline == "score":
-            if self._skey is None:
-                self._skey = scenario_key(self.scenario)
-            for b in np.flatnonzero(m):
-                key = (self._skey, int(np.asarray(seeds)[b]), self.ticks, int(self.episode_steps))
-                if key not in _DEFAULT_COST_CACHE:
-                    _DEFAULT_COST_CACHE[key] = np.array(episode_terms(sh.counter_dict(int(b)), actions=0.0)
-                                                        + [float(sh.terminated[b])])
-            idx = np.flatnonzero(m)
-            costs = self.default_costs([int(x) for x in np.asarray(seeds)[idx]], self.episode_steps)
-            self.reward_scale[idx] = [1.0 / max(c, SCORE_COST_FLOOR) for c in costs]
+            self._score_scale(m, sh)
 
     def start_episode(self, m: np.ndarray) -> None:
         """The episode bookkeeping of the machines in ``m``, just reset (by reset(), or by the
@@ -282,12 +351,14 @@ class Core:
             self.commit(actions, mask)
             action_knobs(self._kind, actions, self._amap, self.levels, sim.field("mi"),
                          sim.managed, mask, mf, wsf, bk, changes)
-            sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask,
-                     prev=self.prev)
-            return changes.copy()
-        mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
-        a = np.asarray(actions, np.float64).reshape(B, 3)
-        continuous_knobs(a, sim.field("mi"), sim.managed, sim.wmark, sim.boost, mask, mf, wsf, bk, changes)
+        else:
+            mf, wsf, bk, changes = self._mf, self._wsf, self._bk, self._changes
+            a = np.asarray(actions, np.float64).reshape(B, 3)
+            continuous_knobs(a, sim.field("mi"), sim.managed, sim.wmark, sim.boost, mask, mf, wsf, bk, changes)
+        if self.shadow is not None:
+            div = mask & self.twin & ((mf >= 0) | (wsf >= 0) | (bk != 0).any(axis=1) | (changes != 0))
+            if div.any():
+                self._diverge(div)
         sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask, prev=self.prev)
         return changes.copy()
 
@@ -313,14 +384,19 @@ class Core:
         k = self.shadow_step
         ok = mask & (k < self.episode_steps)
         self.shadow_reward[:] = 0.0
-        self.shadow_reward[ok] = self.shadow_rewards[ok, k[ok]]
+        ran = ok & ~self.twin
+        self.shadow_reward[ran] = self.shadow_rewards[ran, k[ran]]
+        self._pending[:] = ok & self.twin          # their own reward, once known (_fill_twins())
         k[mask] += 1
+        self._ending[:] = mask & self.twin & (k == self.episode_steps)
 
     def step_terms(self, changes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, len(cost.TERMS)) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;
         machines outside mask read 0 / False."""
         terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.cost_table, self.weights,
                     self.deadlock_penalty, self.sim.field("mi"), self.was_terminated, mask, self._t, self._r, self._dead)
+        if self.shadow is not None:
+            self._fill_twins()
         return self._t.copy(), self._r.copy(), self._dead.copy()
 
     def snapshot(self) -> dict:
@@ -333,7 +409,8 @@ class Core:
                 "psi_mf": (self.psi_mf.copy(), self.psi_cand.copy())}
         if self.shadow is not None:
             snap["shadow"] = {"rewards": self.shadow_rewards.copy(), "step": self.shadow_step.copy(),
-                              "reward": self.shadow_reward.copy(), "scale": self.reward_scale.copy()}
+                              "reward": self.shadow_reward.copy(), "scale": self.reward_scale.copy(),
+                              "twin": self.twin.copy(), "seeds": self._seeds.copy()}
         return snap
 
     def restore(self, snap: dict) -> None:
@@ -355,6 +432,9 @@ class Core:
             self.shadow_step[...] = sh["step"]
             self.shadow_reward[...] = sh["reward"]
             self.reward_scale[...] = sh["scale"]
+            self.twin[...] = sh.get("twin", False)   # (snapshots before the lazy shadow: it ran at reset)
+            if "seeds" in sh:
+                self._seeds[...] = sh["seeds"]
 
     def step_fused(self, actions: np.ndarray | None = None) -> None:
         """apply() + advance() + step_terms() + obs() of every machine in one compiled call (serial
@@ -372,6 +452,10 @@ class Core:
         if self._gate_idx is not None:
             self.hold(self.actions)
         self.commit(self.actions, self._all)
+        if self.shadow is not None and self.twin.any():
+            div = self._writes(self.twin)
+            if div.any():
+                self._diverge(div)
         args = self._step_args
         if args is None:   # every argument is held for the Core's lifetime (updated in place, never rebound)
             args = self._step_args = (
@@ -380,6 +464,8 @@ class Core:
                 self.mem, self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
         step_fused(*args)
         self.replay_shadow(self._all)
+        if self.shadow is not None:
+            self._fill_twins()
 
     def obs(self) -> np.ndarray:
         sim = self.sim

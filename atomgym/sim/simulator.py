@@ -344,6 +344,15 @@ class Simulator:
             dst[...] = src
         self._machines = snap["machines"]
 
+    def copy_machines(self, src: "Simulator", mask) -> None:
+        """The machines in ``mask`` become copies of ``src``'s (a Simulator built from the same
+        scenarios): every state array's row and the booted machine; the rest is untouched."""
+        m = np.asarray(mask, bool)
+        for dst, s in zip(self.state, src.state):
+            dst[m] = s[m]
+        for b in np.flatnonzero(m):
+            self._machines[b] = src._machines[b]
+
     def machine(self, i: int) -> Machine:
         """Static view of machine i now (current sysctls, watermarks, boosts)."""
         m = self._machines[i].copy()
