@@ -46,6 +46,11 @@ import threading
 import time
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:      # (not on Windows: saves unlocked, as numba's own)
+    fcntl = None
+
 import numba
 from numba import njit, types
 from numba.core import event as _ev
@@ -257,6 +262,26 @@ class _Cache(FunctionCache):
         self._precompiled = IndexDataCacheFile(cache_path=str(pre), filename_base=self._impl.filename_base,
                                                source_stamp=self._impl.locator.get_source_stamp()) \
             if pre.is_dir() else None
+
+    def _save_overload(self, sig, data):
+        # Two processes may save entries of one function at once (the compile helper of
+        # atomgym/compile_split.py, test workers): numba's save reads the index, picks the first data
+        # file name not in it, then writes both, so two unlocked saves of two signatures could share one
+        # data file and the index would give one signature the other's code. An exclusive lock per
+        # function makes each save whole.
+        if fcntl is None:
+            return super()._save_overload(sig, data)
+        try:
+            self._impl.locator.ensure_cache_path()
+            fh = open(Path(self._cache_path) / f"{self._impl.filename_base}.lock", "ab")
+        except OSError:
+            return super()._save_overload(sig, data)
+        with fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                return super()._save_overload(sig, data)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _load_overload(self, sig, target_context):
         data = super()._load_overload(sig, target_context)

@@ -40,6 +40,8 @@ class Simulator:
             n_machines = len(self.scenarios)
         if n_machines < 1:
             raise ValueError("n_machines must be >= 1")
+        from .. import compile_split        # a cold compile of the engine gets a helper process
+        compile_split.install()
         self.B = n_machines
         self._tuner_names = [tuner] * self.B if isinstance(tuner, str) else list(tuner)
         for t in self._tuner_names:
