@@ -2,9 +2,9 @@
 
 numba compiles one function at a time, depth first from the entry point (``step_machine``'s
 callees in source order: the tuner, kswapd, the memory workloads, then traffic, NAPI and the
-application drain). When a compile of an engine entry point starts in a process (numba's compile event,
-:class:`_Trigger`, listened to once a Simulator exists), a helper process compiles the same per-user cache's entries
-from the other end: ``nic_poll`` (the RX refill and its allocation paths), ``traffic_tick``,
+application drain). When a compile of an engine entry point starts in a process (numba's compile
+event, :class:`_Trigger`, listened to once a Simulator exists), a helper process
+(atomgym/compile_helper.py) compiles the same per-user cache's entries from the other end: ``nic_poll`` (the RX refill and its allocation paths), ``traffic_tick``,
 ``app_drain``, then ``workload_tick``. Whatever the helper has written by the time the main
 process reaches a function is loaded from the cache instead of compiled (numba looks the cache up
 for each callee as it types a call); what both reach first is compiled twice, which costs time,
@@ -16,7 +16,7 @@ The helper is started once per process, only with at least two CPUs, and never b
 ``ATOMGYM_PARALLEL_COMPILE=0`` turns it off. It writes nothing but cache entries, prints nothing,
 and is stopped when the process that started it exits (its remaining work is then useless).
 
-    python -m atomgym.compile_split      # what the helper runs (in the foreground, for a test)
+    python -m atomgym.compile_helper     # what the helper runs (atomgym/compile_helper.py)
 """
 from __future__ import annotations
 
@@ -28,12 +28,8 @@ import sys
 from numba.core import event as _ev
 
 ENV_OFF = "ATOMGYM_PARALLEL_COMPILE"
-# the engine's entry points whose compile starts the helper (kernel/jit.py reports each compile)
+# the engine's entry points whose compile starts the helper (numba reports each compile)
 ENTRIES = frozenset({"step_state", "step_fused", "run_parallel", "step_machine"})
-# (module, function) the helper compiles, in order: the end of step_machine's tick first
-HELPER_ORDER = (("atomgym.sim.nic", "nic_poll"), ("atomgym.sim.workloads", "traffic_tick"),
-                ("atomgym.sim.nic", "app_drain"), ("atomgym.sim.workloads", "workload_tick"))
-
 _started: subprocess.Popen | None = None
 
 
@@ -64,7 +60,7 @@ def start(entry: str) -> bool:
         return False
     env = dict(os.environ, **{ENV_OFF: "0", "ATOMGYM_COMPILE_NOTICE": "0"})
     try:
-        _started = subprocess.Popen([sys.executable, "-m", "atomgym.compile_split"], env=env,
+        _started = subprocess.Popen([sys.executable, "-m", "atomgym.compile_helper"], env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError:
@@ -83,28 +79,6 @@ def _stop() -> None:
             p.kill()
 
 
-def compile_helper_half() -> list[str]:
-    """Compile HELPER_ORDER's functions for the engine's state type (that of engine.make_state()
-    over a Simulator's state arrays, the same for every scenario); returns their names."""
-    import importlib
-
-    import numba
-    from numba import types
-
-    from .sim import Simulator, engine
-    from .sim.scenario import load_scenario
-
-    sim = Simulator(load_scenario("quiet"), n_machines=1)
-    tt = numba.typeof(sim.state)
-    engine.make_state.compile((tt,))
-    state_t = engine.make_state.overloads[(tt,)].signature.return_type
-    done = []
-    for module, name in HELPER_ORDER:
-        getattr(importlib.import_module(module), name).compile((state_t, types.int64, types.int64))
-        done.append(name)
-    return done
-
-
 _TRIGGER: _Trigger | None = None
 
 
@@ -114,7 +88,3 @@ def install() -> None:
     if _TRIGGER is None:
         _TRIGGER = _Trigger()
         _ev.register("numba:compile", _TRIGGER)
-
-
-if __name__ == "__main__":
-    compile_helper_half()

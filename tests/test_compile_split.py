@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from atomgym import compile_helper as CH
 from atomgym import compile_split as CS
 
 
@@ -29,7 +30,7 @@ def test_the_helper_starts_once_for_an_engine_entry_and_never_from_a_helper(monk
     assert CS.start("step_fused")
     assert not CS.start("step_state")               # once per process
     (args, env), = _FakePopen.started
-    assert args[1:] == ["-m", "atomgym.compile_split"]
+    assert args[1:] == ["-m", "atomgym.compile_helper"]
     assert env[CS.ENV_OFF] == "0" and env["ATOMGYM_COMPILE_NOTICE"] == "0"   # the helper starts none
     monkeypatch.setattr(CS, "_started", None)
     monkeypatch.setenv(CS.ENV_OFF, "0")
@@ -41,7 +42,7 @@ def test_the_helper_starts_once_for_an_engine_entry_and_never_from_a_helper(monk
 
 def test_the_helper_compiles_its_half():
     """What the helper runs (with this suite's warm cache the entries load)."""
-    assert CS.compile_helper_half() == [name for _, name in CS.HELPER_ORDER]
+    assert CH.compile_helper_half() == [name for _, name in CH.HELPER_ORDER]
 
 
 def test_a_save_takes_the_functions_lock(tmp_path):
@@ -65,3 +66,17 @@ def test_no_helper_when_the_engine_loads_from_the_cache(tmp_path):
             "s.reset(np.array([1])); s.advance(3); print(CS._TRIGGER is not None, CS._started is not None)")
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600) for _ in range(2)]
     assert runs[1].stdout.split() == ["True", "False"], [r.stderr[-500:] for r in runs]
+
+
+def test_a_stopped_helper_leaves_no_partial_cache_file(tmp_path):
+    """SIGTERM (its process exited) mid-compile: the helper exits 0 and numba's writer, given an
+    Exception, removes its temporary file: no *.tmp.* file in the cache."""
+    import signal
+    import time
+    env = dict(os.environ, ATOMGYM_CACHE_DIR=str(tmp_path / "cache"), **{CS.ENV_OFF: "0"})
+    p = subprocess.Popen([sys.executable, "-m", "atomgym.compile_helper"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(8)                                 # into the compile of nic_poll's call tree
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=60) == 0, p.stderr.read()[-1000:]
+    assert not list((tmp_path / "cache").rglob("*.tmp.*"))
