@@ -243,10 +243,11 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as cache:
                 first["first_step_installed_setup_s"], first["first_step_installed_s"] = \
                     _first_step(env_id, cache, precompiled=True)
+    n_window = min(args.batch, WINDOW_SEEDS)
     try:
         for _ in range(args.repeat):          # interleaved, so a noisy neighbour hits every line alike
             runs["single"].append(_bench_single(scn, args.ticks))
-            runs["single_window"].append(_bench_single_window(scn, min(args.batch, WINDOW_SEEDS), args.batch_ticks))
+            runs["single_window"].append(_bench_single_window(scn, n_window, args.batch_ticks))
             b, mib = _bench_batch(scn, args.batch, args.batch_ticks)
             runs["batch"].append(b)
             runs["env_single"].append(_bench_env_single(scn, args.env_steps))
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(a) one machine      {single:>14,.0f} simulated ticks/s   {rng('single', 1e6, 'M')} (one simulated hour in {res['simulated_hour_single_s']:.2f} s)")
     print(f"(b) {args.batch} machines   {batch:>14,.0f} machine-ticks/s     {rng('batch', 1e6, 'M')} (state {mib:.1f} MiB)")
     print(f"    one machine, (b)'s window {med['single_window']:>9,.0f} ticks/s             {rng('single_window', 1e6, 'M')} "
-          f"(ticks 10-{10 + args.batch_ticks} of seeds 0-{min(args.batch, WINDOW_SEEDS) - 1}, one by one): "
+          f"(ticks 10-{10 + args.batch_ticks} of seeds 0-{n_window - 1}, one by one): "
           f"(b) over it, median of the rounds: "
           f"{res['batch_vs_single']:.2f}x")
     print(f"(c) CartPole-v1      {cart:>14,.0f} steps/s             {rng('cartpole', 1e3, 'k')}")

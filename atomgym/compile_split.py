@@ -27,6 +27,8 @@ import sys
 
 from numba.core import event as _ev
 
+from .kernel.jit import _is_ours
+
 ENV_OFF = "ATOMGYM_PARALLEL_COMPILE"
 # the engine's entry points whose compile starts the helper (numba reports each compile)
 ENTRIES = frozenset({"step_state", "step_fused", "run_parallel", "step_machine"})
@@ -35,14 +37,13 @@ _started: subprocess.Popen | None = None
 
 class _Trigger(_ev.Listener):
     """numba's compile events: the start of a compile of an engine entry point starts the helper.
-    (Not in kernel/jit.py, whose import closure keys every compiled module's cache entries: this
-    module imports the simulator.)"""
+    (Not in kernel/jit.py's compile notice: jit.py's import closure keys every compiled module's
+    cache entries, and what this starts imports the simulator.)"""
 
     def on_start(self, event) -> None:
         d = event.data.get("dispatcher")
-        f = getattr(d, "py_func", None)
-        if (getattr(f, "__module__", None) or "").startswith("atomgym."):
-            start(f.__qualname__)
+        if _is_ours(d):
+            start(d.py_func.__qualname__)
 
     def on_end(self, event) -> None:
         pass

@@ -43,6 +43,12 @@ def cost_table(counter_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, 
             np.array([t.divisor for t in TERMS], np.float64), np.array([t.from_actions for t in TERMS], np.bool_))
 
 
+def _written(mf: np.ndarray, wsf: np.ndarray, bk: np.ndarray, changes: np.ndarray) -> np.ndarray:
+    """Per machine, whether the knob outputs of action_knobs() / continuous_knobs() write anything:
+    a sysctl target (-1 = unchanged), a boost_watermark() call or a counted change."""
+    return (mf >= 0) | (wsf >= 0) | (bk != 0).any(axis=1) | (changes != 0)
+
+
 def scenario_key(s: Scenario) -> str:
     return hashlib.sha1(repr(scenario_to_dict(s)).encode()).hexdigest()
 
@@ -208,17 +214,16 @@ class Core:
 
     def _writes(self, mask: np.ndarray) -> np.ndarray:
         """The machines in ``mask`` whose action this decision writes a sysctl or boosts (the
-        outputs of action_knobs() / continuous_knobs() on scratch arrays, the state untouched)."""
-        B = self.B
-        mf, wsf = np.empty(B, np.int64), np.empty(B, np.int64)
-        bk, ch = np.zeros((B, self.sim.n_zones), np.int64), np.zeros(B)
+        outputs of action_knobs() / continuous_knobs() into apply()'s scratch arrays, which the
+        fused step does not use; the state untouched)."""
+        mf, wsf, bk, ch = self._mf, self._wsf, self._bk, self._changes
         sim = self.sim
         if self.discrete:
             action_knobs(self._kind, self.actions, self._amap, self.levels, sim.field("mi"), sim.managed, mask,
                          mf, wsf, bk, ch)
         else:
             continuous_knobs(self.factions, sim.field("mi"), sim.managed, sim.wmark, sim.boost, mask, mf, wsf, bk, ch)
-        return mask & ((mf >= 0) | (wsf >= 0) | (bk != 0).any(axis=1) | (ch != 0))
+        return mask & _written(mf, wsf, bk, ch)
 
     def _fill_twins(self) -> None:
         """After an interval's raw rewards (self._r): a twin's shadow reward is its own; a twin at its
@@ -356,7 +361,7 @@ class Core:
             a = np.asarray(actions, np.float64).reshape(B, 3)
             continuous_knobs(a, sim.field("mi"), sim.managed, sim.wmark, sim.boost, mask, mf, wsf, bk, changes)
         if self.shadow is not None:
-            div = mask & self.twin & ((mf >= 0) | (wsf >= 0) | (bk != 0).any(axis=1) | (changes != 0))
+            div = mask & self.twin & _written(mf, wsf, bk, changes)
             if div.any():
                 self._diverge(div)
         sim.step(0, min_free_kbytes=mf, watermark_scale_factor=wsf, boost_watermark=bk, mask=mask, prev=self.prev)
