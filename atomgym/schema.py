@@ -314,6 +314,12 @@ TRAIN_CONFIG = (
     Field("start_action", None, valid="a mapping {action: an action of the env's Discrete action space, "
           "prob: a probability in (0, 1)} (ppo, a2c, recurrent_ppo)",
           help="warm start: the new policy chooses this action with this probability (its logit raised)"),
+    Field("return_floor", None, valid="a number below 0 (with reward_baseline: score)",
+          help="an episode's return (score - 1) clipped below at it: a catastrophe weighs at most this much"),
+    Field("curriculum", None, valid="a mapping {mix: {class: share}, every: agent steps >= n_envs, floor: weight > 0} "
+          "(fleet machines only)",
+          help="machines dealt by class in the mix's shares, within a class toward the largest gap to "
+               "max(psi, the oracle bound), again every `every` steps"),
     *(Field(a, None, valid="a mapping", help=f"{a} constructor keyword arguments (key = the algo's name)")
       for a in ALGOS),
 )

@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium
 
 from atomgym.agents.algos import CONTINUOUS_ONLY, DISCRETE_ONLY, algo_class, policy_name
+from atomgym.agents.curriculum import bounded_return
 from atomgym.agents.config import KEYS, env_kwargs, env_params, eval_env_kwargs, eval_scenarios, split_envs
 from atomgym.agents.normstats import NormStats
 from atomgym.envs.atom_env import AtomEnv
@@ -71,28 +72,36 @@ def validate_build(cfg: dict, path: Path) -> None:
             raise ConfigError(f"{path}: {key}: {sc}: {one_line(str(e))}") from None
 
 
-def base_vec_env(cfg: dict):
+def base_vec_env(cfg: dict, stage: tuple[list[str], list[int], int] | None = None):
     """The batched simulators of the config, unwrapped: one AtomSB3VecEnv per scenario (n_envs
     split over them, split_envs), seeded so that no two machines share a seed, concatenated
-    (ConcatVecEnv) when there are several."""
+    (ConcatVecEnv) when there are several. ``stage``: (scenario files, machines of each, seed) of
+    a curriculum's stage (agents.curriculum) instead."""
     # imported here: envs.sb3 is stable-baselines3's (torch: seconds), which only training needs
     from atomgym.envs.sb3 import AtomSB3VecEnv, ConcatVecEnv
-    scs = scenarios_of(cfg["scenario"])
+    if stage is None:
+        scs = scenarios_of(cfg["scenario"])
+        stage = (scs, split_envs(cfg["n_envs"], len(scs)), cfg["seed"])
+    scs, counts, seed = stage
     kw = env_kwargs(cfg)
-    parts = [AtomSB3VecEnv(num_envs=n, scenario=sc, **kw) for sc, n in zip(scs, split_envs(cfg["n_envs"], len(scs)))]
+    parts = [AtomSB3VecEnv(num_envs=n, scenario=sc, **kw) for sc, n in zip(scs, counts)]
     venv = parts[0] if len(parts) == 1 else ConcatVecEnv(parts)
-    venv.seed(cfg["seed"])
+    venv.seed(seed)
     return venv
 
 
-def make_vec_env(cfg: dict, vecnormalize_path: Path | None = None):
-    """The training environment the config describes: the batched simulators (base_vec_env) with
-    SB3's VecMonitor (episode return and length: rollout/ep_rew_mean in TensorBoard), then
-    VecNormalize (``vec_normalize:``; its statistics read from ``vecnormalize_path``, a .npz of
+def make_vec_env(cfg: dict, vecnormalize_path: Path | None = None,
+                 stage: tuple[list[str], list[int], int] | None = None):
+    """The training environment the config describes: the batched simulators (base_vec_env, of a
+    curriculum's ``stage`` if given) with SB3's VecMonitor (episode return and length:
+    rollout/ep_rew_mean in TensorBoard), the bounded return (``return_floor:``,
+    agents.curriculum.bounded_return), then VecNormalize (``vec_normalize:``; its statistics read from ``vecnormalize_path``, a .npz of
     plain arrays, when resuming) and VecFrameStack (``frame_stack:``), in that order (the normalised
     frames are stacked)."""
     from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize   # torch: see base_vec_env
-    venv = VecMonitor(base_vec_env(cfg))
+    venv = VecMonitor(base_vec_env(cfg, stage))
+    if cfg.get("return_floor") is not None:
+        venv = bounded_return(venv, cfg["return_floor"])
     vn = cfg.get("vec_normalize")
     if vn is not None and vn is not False:
         if vecnormalize_path is not None:

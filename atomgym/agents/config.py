@@ -11,6 +11,7 @@ from typing import Any
 
 from atomgym.agents import baselines
 from atomgym.agents.algos import ALGOS, CONTINUOUS_ONLY, DISCRETE_ONLY, algo_class
+from atomgym.agents.curriculum import check as check_curriculum, check_return_floor, machines as curriculum_machines
 from atomgym.agents.kwargs import check_kwargs, vecnormalize_params
 from atomgym.envs.atom_env import AtomEnv
 from atomgym.envs.vector_env import AtomVectorEnv
@@ -177,6 +178,10 @@ class _ConfigMapping:
             _check_algo_kwargs(path, name, kw)
         ev_scenarios = _check_evaluate(path, cfg.evaluate)
         _check_start_action(path, cfg.start_action, cfg.algo, at)
+        check_return_floor(path, cfg.return_floor, rb)
+        if cfg.curriculum is not None:
+            cfg.curriculum = check_curriculum(path, cfg.curriculum, cfg.n_envs)
+            curriculum_machines(path, scenarios)      # fleet machines with a measured class, else ConfigError
         check_unique_names(f"{path}: {'evaluate.scenarios' if ev_scenarios else 'scenario'}",
                             ev_scenarios or scenarios)
         return cfg

@@ -88,15 +88,25 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
         print(f"no loadable checkpoint in {run / 'checkpoints'}: starting this run's training from scratch")
     if ck is not None:
         print(f"resuming from {ck}")
-    else:
-        model = algo(policy_name(cfg["algo"]), make_vec_env(cfg), seed=cfg["seed"], verbose=0,
+    cur = None
+    if cfg.get("curriculum"):
+        from atomgym.agents.curriculum import Curriculum, recorder
+        cur = Curriculum.open(cfg, run)
+        if ck is not None:
+            cur.resume_at(model.num_timesteps)
+            _stage_env(model, cfg, cur)
+    if ck is None:
+        venv = make_vec_env(cfg, stage=_stage(cfg, cur)) if cur is not None else make_vec_env(cfg)
+        model = algo(policy_name(cfg["algo"]), venv, seed=cfg["seed"], verbose=0,
                      tensorboard_log=str(run / "tb"), device="cpu", **(cfg.get(cfg["algo"]) or {}))
         if cfg.get("start_action"):
             start_action(model, int(cfg["start_action"]["action"]), float(cfg["start_action"]["prob"]))
+    if cur is not None:
+        print(cur.describe())
     every = max(1, cfg["checkpoint_every"] // cfg["n_envs"])
-    # checkpoints, reward terms, domain scalars, periodic held-out evaluation, hparams
+    # checkpoints, reward terms, domain scalars, periodic held-out evaluation, hparams (a curriculum's episodes)
     cb = CallbackList([atomic_checkpoint_callback(every, run / "checkpoints"), callbacks.reward_terms_callback(),
-                       *callbacks.training_callbacks(cfg, run)])
+                       *callbacks.training_callbacks(cfg, run), *([recorder(cur)] if cur is not None else [])])
     done = model.num_timesteps if ck is not None else 0
     remaining = cfg["total_timesteps"] - done
     t0 = time.perf_counter()
@@ -108,8 +118,21 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
               f"{', vec_normalize' if cfg.get('vec_normalize') not in (None, False) else ''}"
               f"{', frame_stack ' + str(cfg['frame_stack']) if cfg.get('frame_stack') else ''})")
         try:
-            model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=ck is None,
-                        tb_log_name=cfg["algo"], progress_bar=sys.stderr.isatty())
+            fresh = ck is None
+            while True:
+                # a curriculum learns stage by stage (the slots dealt again between them); else in one go
+                end = cfg["total_timesteps"] if cur is None else min(cfg["total_timesteps"], cur.stage_end())
+                before = 0 if fresh else model.num_timesteps
+                model.learn(total_timesteps=end - before, callback=cb, reset_num_timesteps=fresh,
+                            tb_log_name=cfg["algo"], progress_bar=sys.stderr.isatty())
+                fresh = False
+                if cur is None or model.num_timesteps >= cfg["total_timesteps"] or model.num_timesteps <= before:
+                    break
+                cur.next_stage(model.num_timesteps)
+                _stage_env(model, cfg, cur)
+                print(cur.describe())
+            if cur is not None:
+                cur.save()
         except KeyboardInterrupt as e:      # Ctrl-C, or SIGTERM/SIGHUP (interrupts.interruptible)
             ck_path = run / "checkpoints" / f"model_{model.num_timesteps}_steps.zip"
             save_model(model, ck_path)
@@ -123,6 +146,26 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
     print(f"model saved to {out} ({model.num_timesteps} agent steps; this session {wall:.0f} s wall, "
           f"{max(remaining, 0) / max(wall, 1e-9):.0f} steps/s including updates)")
     return out
+
+
+def _stage(cfg: dict, cur) -> tuple[list[str], list[int], int]:
+    paths, counts = cur.counts_and_paths()
+    return paths, counts, cur.stages[-1]["seed"]
+
+
+def _stage_env(model, cfg: dict, cur) -> None:
+    """The model's env replaced by the curriculum's current stage (agents.curriculum): the batched
+    simulators rebuilt with its slots, the observation/return normalisation statistics carried over."""
+    import copy
+
+    from stable_baselines3.common.vec_env import unwrap_vec_normalize
+    old = model.get_env()
+    new = make_vec_env(cfg, stage=_stage(cfg, cur))
+    a, b = unwrap_vec_normalize(old), unwrap_vec_normalize(new)
+    if a is not None and b is not None:
+        b.obs_rms, b.ret_rms = copy.deepcopy(a.obs_rms), copy.deepcopy(a.ret_rms)
+    old.close()
+    model.set_env(new)
 
 
 def main(argv: list[str] | None = None) -> int:
