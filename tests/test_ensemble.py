@@ -63,6 +63,26 @@ def test_members_that_disagree_do_not_act_and_a_majority_acts_alone():
         episodes.VotePlayer([Fixed(8, n), Fixed(8, n)], "median")
 
 
+def test_members_of_a_residual_vote_that_disagree_leave_psi_running():
+    """For the residual action types the fallback is psi's own action (spaces.psi_action), so a
+    vote without a majority plays psi (behind the gate: psi-gated), not the boot settings."""
+    from atomgym.envs.spaces import RL_NAMES, psi_action
+    assert psi_action("residual-level") == 16 and RL_NAMES[16].startswith("psi back-off x1, min_free_kbytes=psi's target,")
+    assert psi_action("residual") == 8 and psi_action("relative") is None
+    assert episodes.majority(np.array([[1, 4], [2, 4]]), 16).tolist() == [16, 4]
+    sc = load_scenario("incast-pagecache")
+    seeds = np.array([3, 4], np.int64)
+
+    def play(player):
+        pol = episodes.ModelPolicy({"action_type": "residual-level", "decision_interval_ms": 1000}, sc, player)
+        return episodes.run(pol, sc, seeds, 3.0)
+    n = 2
+    psi = play(Fixed(16, n))
+    assert psi != play(Fixed(0, n))
+    assert play(episodes.VotePlayer([Fixed(4, n), Fixed(20, n), Fixed(40, n)], "vote", 16)) == psi
+    assert play(episodes.VotePlayer([Fixed(4, n), Fixed(20, n), Fixed(40, n)])) == play(Fixed(0, n))
+
+
 def _model(path, action_type="relative"):
     from stable_baselines3 import PPO
 

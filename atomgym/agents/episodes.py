@@ -167,18 +167,19 @@ class Player:
 class VotePlayer:
     """Plays an ensemble of models (deterministic play): each member is a Player of the same batch.
     ``how="vote"``: each machine's action is the one more than half of the members choose; when no
-    action has that majority, action 0 (noop, or the boot setting of the table action types; behind
-    the env's gate, the defaults): members that disagree do not act. ``how="mean"``: the action
-    with the highest action probability averaged over the members (PPO, A2C)."""
+    action has that majority, ``fallback``: action 0 (noop, or the boot setting of the table action
+    types; behind the env's gate, the defaults), or for the residual action types psi's own action
+    (spaces.psi_action: psi keeps running as it would alone): members that disagree do not act.
+    ``how="mean"``: the action with the highest action probability averaged over the members (PPO, A2C)."""
 
     deterministic = True
 
-    def __init__(self, players: list, how: str = "vote") -> None:
+    def __init__(self, players: list, how: str = "vote", fallback: int = 0) -> None:
         if len(players) < 2:
             raise ValueError(f"a vote needs at least 2 members, got {len(players)}")
         if how not in ("vote", "mean"):
             raise ValueError(f"how: {how!r}; valid: vote, mean")
-        self.players, self.how = players, how
+        self.players, self.how, self.fallback = players, how, int(fallback)
 
     def reset(self, obs: np.ndarray, seed: int | None = None) -> None:
         for p in self.players:
@@ -188,17 +189,17 @@ class VotePlayer:
         if self.how == "mean":
             return np.argmax(np.mean([p.probs() for p in self.players], axis=0), axis=1).astype(np.int64)
         a = np.stack([np.asarray(p.act(), np.int64).reshape(-1) for p in self.players])   # (members, machines)
-        return majority(a)
+        return majority(a, self.fallback)
 
     def observe(self, obs: np.ndarray) -> None:
         for p in self.players:
             p.observe(obs)
 
 
-def majority(a: np.ndarray) -> np.ndarray:
+def majority(a: np.ndarray, fallback: int = 0) -> np.ndarray:
     """Per column of ``a`` (members, machines) of Discrete actions: the action more than half the
-    members chose, else 0."""
-    out = np.zeros(a.shape[1], np.int64)
+    members chose, else ``fallback``."""
+    out = np.full(a.shape[1], fallback, np.int64)
     for i in range(a.shape[1]):
         counts = np.bincount(a[:, i])
         best = int(np.argmax(counts))

@@ -17,6 +17,7 @@ from atomgym.agents.algos import algo_of_model
 from atomgym.agents.config import check_env_keys, eval_env_kwargs
 from atomgym.agents.episodes import Player
 from atomgym.envs.atom_env import make_observation_space
+from atomgym.envs.spaces import psi_action
 from atomgym.schema import ConfigError
 
 MAX_MODEL_CONFIG_BYTES = 1 << 20       # a model's NAME.yml / config.yml: a short YAML file
@@ -197,14 +198,15 @@ def check_ensemble(paths: list[Path], lms: list[LoadedModel], how: str = "vote")
 def run_ensemble(paths: list[Path], scenario, seeds: np.ndarray, duration_s: float,
                  how: str = "vote") -> tuple[list[dict], np.ndarray]:
     """Trained models as one policy (episodes.VotePlayer: ``how`` "vote", more than half agree, else
-    action 0; "mean", the highest mean action probability) on the path every policy takes,
-    deterministic play, the seeds in one batched Simulator."""
+    action 0, or psi's own action for the residual action types; "mean", the highest mean action
+    probability) on the path every policy takes, deterministic play, the seeds in one batched Simulator."""
     lms = [load_model(p) for p in paths]
     env_kw = check_ensemble(list(paths), lms, how)
     seeds = np.asarray(seeds, np.int64)
     players = [episodes.Player(lm.model, lm.vecnorm, lm.n_stack, True, n=len(seeds)) for lm in lms]
-    out = episodes.run(episodes.ModelPolicy(env_kw, scenario, episodes.VotePlayer(players, how)), scenario, seeds,
-                       duration_s)
+    fallback = psi_action(env_kw["action_type"])
+    vote = episodes.VotePlayer(players, how, 0 if fallback is None else fallback)
+    out = episodes.run(episodes.ModelPolicy(env_kw, scenario, vote), scenario, seeds, duration_s)
     return out, seeds.copy()
 
 

@@ -246,6 +246,16 @@ def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray, r
     return tab
 
 
+def psi_action(action_type: str) -> int | None:
+    """The action that is psi itself (back-off x1, psi's target, boot wsf) of the residual action
+    types (behind the drops gate: psi-gated); None for the others."""
+    if action_type == "residual":
+        return RES_POINTS.index(((1, 1), -1))
+    if action_type == "residual-level":
+        return RL_POINTS.index(((1, 1), (1, 1), -1))
+    return None
+
+
 def action_names(action_type: str) -> tuple[str, ...]:
     """The names of the actions of a Discrete action type (index = action)."""
     return {"discrete": ACTION_NAMES, "discrete-noboost": NOBOOST_ACTION_NAMES, "levels": LEVEL_NAMES,
