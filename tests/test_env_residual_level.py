@@ -203,3 +203,35 @@ def test_gate_open_actions_counts_only_open_gate_decisions():
     assert p.returncode == 0, p.stderr
     assert not p.stdout.startswith("quiet") and p.stdout.startswith("memalloc-drops: "), p.stdout
     assert "all 2 machines, 1 model(s), seeds 1000-1000:" in p.stdout
+
+
+def test_the_drops_cut_gate_lets_a_cut_through_and_holds_the_rest():
+    """gate="drops-cut" (spaces.cut_through): on a machine that has not dropped a packet a cut acts
+    at once, alone (no raise, the boot wsf), any other action is held at the boot setting; "drops"
+    holds the cut too. The fused step (AtomVectorEnv) applies the same gate."""
+    from atomgym.envs.spaces import cut_through
+    cut_wsf = RL_POINTS.index(((4, 1), (1, 2), 100))
+    through = cut_through("residual-level")
+    assert through[CUT] == through[cut_wsf] == RL_POINTS.index(((0, 1), (1, 2), -1))
+    assert through[PSI] == through[X15] == 0 and sum(t != 0 for t in through) == 12
+    for gate, cut_acts in (("drops-cut", True), ("drops", False)):
+        env = AtomEnv("quiet", action_type="residual-level", gate=gate, decision_interval_ms=1000.0)
+        env.reset(options={"sim_seed": 3})
+        sim, core = env.unwrapped.core.sim, env.unwrapped.core
+        boot, boot_wsf = int(sim.min_free_kbytes[0]), int(sim.watermark_scale_factor[0])
+        half = int(level_scale(np.array([boot]), (1, 2), cap_kb(sim.managed.sum(axis=1)))[0])
+        env.step(X15)
+        assert int(sim.min_free_kbytes[0]) == boot and not core.gate_open[0]
+        env.step(cut_wsf)
+        assert not core.gate_open[0]
+        assert int(sim.min_free_kbytes[0]) == (half if cut_acts else boot) and half < boot
+        assert int(sim.watermark_scale_factor[0]) == boot_wsf
+        env.step(X15)                                    # held again: back to the boot value
+        assert int(sim.min_free_kbytes[0]) == boot
+    venv = AtomVectorEnv(2, "quiet", action_type="residual-level", gate="drops-cut", decision_interval_ms=1000.0)
+    venv.reset(seed=[3, 4])
+    venv.step(np.array([cut_wsf, X15]))
+    mf = venv.core.sim.min_free_kbytes
+    assert int(mf[0]) < int(mf[1]) and int(venv.core.sim.watermark_scale_factor[0]) == boot_wsf
+    with pytest.raises(ValueError, match="gate: 'drops-cut' lets a named cut through; it needs action_type 'residual-level'"):
+        AtomEnv("quiet", action_type="relative", gate="drops-cut")

@@ -9,7 +9,8 @@ Training config keys (docs/training.md, "The curriculum"):
   the shares renormalised); within a class, in proportion to ``floor`` + the machine's gap: how far
   the policy's mean score on its training episodes of the last stage it ran in lies below the
   machine's reference, max(psi's score, the oracle-static bound of the manifest), both on the
-  manifest's episodes (seeds 7000, 7001, 30 s). Every ``every`` agent steps a stage ends, the slots
+  manifest's episodes (seeds 7000, 7001, 30 s); behind ``gate: drops`` only on the machines whose
+  defaults drop packets there (elsewhere the agent never acts). Every ``every`` agent steps a stage ends, the slots
   are dealt out again and the batched simulators rebuilt (the normalisation statistics carried
   over; episodes under way are cut). The first stage deals by class only. A machine that got no
   slot in a stage keeps its last measured gap (never measured: its class's mean weight).
@@ -225,7 +226,8 @@ class Curriculum:
 
     def _start(self, step: int, measured: np.ndarray) -> None:
         k = len(self.stages)
-        gated = (self.cfg.get("env") or {}).get("gate", "none") != "none"   # the gate is an env: key only
+        # behind gate "drops" the agent acts only where the defaults drop; "drops-cut" lets a cut act anywhere
+        gated = (self.cfg.get("env") or {}).get("gate", "none") == "drops"   # the gate is an env: key only
         w = np.ones(len(self.m.names)) if k == 0 else weights(self.m, self.reference, measured, self.floor, gated)
         slots = allocate(self.m.classes, w, self.mix, int(self.cfg["n_envs"]))
         self.stages.append({"start": int(step), "seed": int(self.cfg["seed"]) + k * STAGE_SEED_STRIDE,

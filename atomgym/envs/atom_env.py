@@ -207,7 +207,8 @@ class AtomEnv(gym.Env):
     scenario's length), ``compute_score`` (True), ``render_mode`` (None | "ansi" | "rgb_array"),
     ``render_window`` (steps shown by rgb_array, 200), ``reward_baseline`` ("none" | "default" | "score",
     see Rewards), ``gate`` ("none" | "drops": action 0 until the machine's first rx_missed or
-    pfmemalloc drop, docs/environment.md), ``weights`` (a mapping term -> weight; the ``w_*`` arguments set one term each).
+    pfmemalloc drop | "drops-cut": the same, but a cut of ``residual-level`` acts at once, alone;
+    docs/environment.md), ``weights`` (a mapping term -> weight; the ``w_*`` arguments set one term each).
     Weights and the penalty are finite numbers in 0..1e12; a bad argument raises ``ValueError``
     naming it and what is valid, an unknown one ``TypeError``. The arguments are the fields of
     ``atomgym.envs.config.EnvConfig``, validated once into ``self.config`` (pickled with the env;

@@ -36,7 +36,7 @@ from ..schema import (
 from ..sim.scenario import Scenario, load_scenario, validate_scenario
 from .cost import DEFAULT_COST, DEFAULT_DEADLOCK_PENALTY, DEFAULT_WEIGHTS, TERM_NAMES, WEIGHT_ARGS, weights_of
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps
-from .spaces import ACTION_TYPES, GATES, OBSERVATION_MODES
+from .spaces import ACTION_TYPES, CUT_GATES, GATES, OBSERVATION_MODES
 
 RENDER_MODES = ("ansi", "rgb_array")
 
@@ -128,6 +128,9 @@ class EnvConfig:
         _choice("observation", self.observation, OBSERVATION_MODES)
         _choice("reward_baseline", self.reward_baseline, REWARD_BASELINES)
         _choice("gate", self.gate, GATES)
+        if self.gate in CUT_GATES and self.action_type != "residual-level":
+            raise ValueError(f"gate: {self.gate!r} lets a named cut through; it needs action_type 'residual-level', "
+                             f"not {self.action_type!r} (use gate 'drops')")
         if self.gate != "none" and self.action_type == "continuous":
             raise ValueError(f"gate: {self.gate!r} holds action 0 of a Discrete action type; "
                              f"action_type 'continuous' has none (use gate 'none')")

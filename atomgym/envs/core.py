@@ -26,8 +26,8 @@ from .config import (  # noqa: F401  (re-exported)
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
 from .psi import PRESSURE_COUNTERS, cap_kb, psi_step
 from .spaces import (
-    GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, REL_WSF, RES_MULT, RL_BACKOFF,
-    RL_LEVEL, RL_POINTS, action_names, level_scale, level_table, obs_layout, table_wsf,
+    CUT_GATES, GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, REL_WSF, RES_MULT, RL_BACKOFF,
+    RL_LEVEL, RL_POINTS, action_names, cut_through, level_scale, level_table, obs_layout, table_wsf,
 )
 
 TABLE_TYPES = ("levels", "relative", "residual", "residual-level")   # the action types that index a level table
@@ -88,6 +88,8 @@ class Core:
                           if config.gate != "none" else None)
         self.gate_base = np.zeros(n)
         self.gate_open = np.zeros(n, np.bool_) if self._gate_idx is not None else np.ones(n, np.bool_)
+        # gate="drops-cut": what a closed gate applies per action (a cut alone, else action 0)
+        self._through = cut_through(action_type) if config.gate in CUT_GATES else None
         self.B = n
         # action_type="residual" (spaces.RES_POINTS): psi's state per machine (its pressure counters'
         # sum at the last decision, the time of its latest pressure); the level table is rewritten
@@ -326,12 +328,14 @@ class Core:
 
     def hold(self, actions: np.ndarray) -> np.ndarray:
         """The gate (config.gate, spaces.GATES): ``actions`` (B,) with action 0 on the machines whose
-        gate is still closed (in place); gate_open updated from the counters now. No gate: as given."""
+        gate is still closed (in place; "drops-cut": a cut alone where the action's level is a cut,
+        spaces.cut_through); gate_open updated from the counters now. No gate: as given."""
         idx = self._gate_idx
         if idx is None:
             return actions
         self.gate_open |= self.sim.counters[:, idx].sum(axis=1) > self.gate_base
-        actions[~self.gate_open] = 0
+        closed = ~self.gate_open
+        actions[closed] = 0 if self._through is None else self._through[actions[closed]]
         return actions
 
     def baseline_reward(self, r: np.ndarray) -> np.ndarray:

@@ -212,8 +212,15 @@ def table_wsf(boot_wsf: np.ndarray, w: int) -> np.ndarray:
 # rest of it. A socket's full receive buffer (rcvbuf_drop: a slow application) and a failed atomic
 # refill the next NAPI poll retries (it loses nothing by itself) do not open it: a machine that never
 # loses a packet to memory runs its defaults, whatever the agent would do (do-no-harm by structure).
-GATES: tuple[str, ...] = ("none", "drops")
-GATE_COUNTERS: dict[str, tuple[str, ...]] = {"drops": ("rx_missed", "pfmemalloc_drop")}
+# "drops-cut" (action_type "residual-level" only) is "drops" that lets a cut through a closed gate:
+# an action whose level is a cut (x0.5) is applied there as the cut alone (no raise on pressure, the
+# boot wsf: cut_through()), any other action is held at action 0. A raise still waits for the first
+# drop; a cut, which can only lower the reserve, need not (the test fleet's machines whose headroom
+# is a cut never drop a packet with the defaults).
+GATES: tuple[str, ...] = ("none", "drops", "drops-cut")
+GATE_COUNTERS: dict[str, tuple[str, ...]] = {"drops": ("rx_missed", "pfmemalloc_drop"),
+                                             "drops-cut": ("rx_missed", "pfmemalloc_drop")}
+CUT_GATES: tuple[str, ...] = ("drops-cut",)
 
 
 def grid_mf_kb(spec: object, boot_kb: np.ndarray, ram_kb: np.ndarray) -> np.ndarray:
@@ -244,6 +251,16 @@ def level_table(boot_mf: np.ndarray, boot_wsf: np.ndarray, ram_kb: np.ndarray, r
         tab[:, a, 0] = np.clip(grid_mf_kb(m, boot_mf, ram_kb), MF_MIN_KB, MF_MAX_KB)
         tab[:, a, 1] = np.clip(np.asarray(boot_wsf, np.int64) if w == -1 else w, WSF_MIN, WSF_MAX)
     return tab
+
+
+def cut_through(action_type: str) -> np.ndarray:
+    """gate "drops-cut": per action of ``action_type`` ("residual-level"), what a closed gate applies:
+    the cut alone (back-off x0, psi's target x0.5, boot wsf) for an action whose level is a cut, else
+    action 0 (the boot setting)."""
+    if action_type != "residual-level":
+        raise ValueError(f"gate 'drops-cut' needs action_type 'residual-level' (a named cut), not {action_type!r}")
+    cut = RL_POINTS.index(((0, 1), (1, 2), -1))
+    return np.array([cut if m == (1, 2) else 0 for _, m, _ in RL_POINTS], np.int64)
 
 
 def psi_action(action_type: str) -> int | None:
