@@ -197,3 +197,24 @@ def test_train_with_a_curriculum_deals_stages_and_resume_rebuilds_the_stage(tmp_
     st2 = json.loads((run / STATE_FILE).read_text())
     assert st2["stages"][:1] == st["stages"][:1] and st2["stages"][1]["slots"] == st["stages"][1]["slots"]
     assert (run / "model.zip").is_file()
+
+
+def test_the_shipped_curriculum_ensemble_loads_as_one_policy_and_cuts_where_the_headroom_is_a_cut() -> None:
+    """The ten shipped members of configs/train/residual-level-curriculum-cut.yaml share one env
+    (residual-level behind gate drops-cut) and, as the mean of ten, cut min_free_kbytes below the
+    boot value on fleet-test-011, a test machine whose headroom is a cut and whose defaults drop
+    nothing (docs/training.md, "The curriculum")."""
+    from atomgym import paths
+    from atomgym.agents import baselines, episodes
+    from atomgym.agents.models import check_ensemble, load_model, run_ensemble
+    from atomgym.sim.scenario import load_scenario
+    members = sorted(paths.PRETRAINED_DIR.glob("benchmark-curriculum-cut-*.zip"))
+    assert [p.stem for p in members] == [f"benchmark-curriculum-cut-{s}" for s in range(10)]
+    kw = check_ensemble(members, [load_model(p) for p in members], "mean")
+    assert kw["action_type"] == "residual-level" and kw["gate"] == "drops-cut"
+    (sc,) = [s for s in scenarios_of("suite:fleet-test") if s.endswith("fleet-test-011.yaml")]
+    sc = load_scenario(sc)
+    (default,) = episodes.run(baselines.get("kernel-default"), sc, np.array([1000]), 20.0)
+    (ep,), _ = run_ensemble(members, sc, np.array([1000]), 20.0, how="mean")
+    assert default["drops_total"] == 0 and ep["drops_total"] == 0
+    assert ep["final_min_free_kbytes"] < default["final_min_free_kbytes"] and ep["cost"] < default["cost"]
