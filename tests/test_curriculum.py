@@ -197,6 +197,12 @@ def test_train_with_a_curriculum_deals_stages_and_resume_rebuilds_the_stage(tmp_
     st2 = json.loads((run / STATE_FILE).read_text())
     assert st2["stages"][:1] == st["stages"][:1] and st2["stages"][1]["slots"] == st["stages"][1]["slots"]
     assert (run / "model.zip").is_file()
+    # a damaged curriculum.json: one line naming it, nothing trained
+    for text in ("{", json.dumps({**st2, "stages": [{"start": 0}]}), json.dumps({**st2, "machines": ["x"]})):
+        (run / STATE_FILE).write_text(text)
+        assert train.main(["--resume", str(run), "--total-timesteps", "2400", "--no-eval"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and str(run / STATE_FILE) in err and "Traceback" not in err, err
 
 
 def test_the_shipped_curriculum_ensemble_loads_as_one_policy_and_cuts_where_the_headroom_is_a_cut() -> None:

@@ -204,11 +204,27 @@ class Curriculum:
         p = run / STATE_FILE
         m = machines(run / "config.yml", scenarios_of(cfg["scenario"]))
         if p.is_file():
-            st = files.read_json(p, MAX_STATE_BYTES, "a run's curriculum state")
+            try:
+                st = files.read_json(p, MAX_STATE_BYTES, "a run's curriculum state")
+            except files.FileError as e:
+                raise ConfigError(str(e)) from None
+            bad = (f"{p}: not this run's curriculum state (format {STATE_FORMAT}, its machines those of the "
+                   f"config's scenario, a stage per entry); move it away to start the curriculum afresh")
             if not isinstance(st, dict) or st.get("format") != STATE_FORMAT or st.get("machines") != m.names:
-                raise ConfigError(f"{p}: not this run's curriculum state (format {STATE_FORMAT}, its machines "
-                                  f"those of the config's scenario); move it away to start the curriculum afresh")
-            return cls(cfg, run, m, np.array(st["reference"], np.float64), st["stages"])
+                raise ConfigError(bad)
+            try:
+                n = len(m.names)
+                ref = np.array(st["reference"], np.float64)
+                stages = st["stages"]
+                ok = ref.shape == (n,) and isinstance(stages, list) and stages and all(
+                    isinstance(x, dict) and isinstance(x["start"], int) and isinstance(x["seed"], int)
+                    and all(len(x[k]) == n for k in ("slots", "weights", "score_sum", "episodes"))
+                    and sum(x["slots"]) == int(cfg["n_envs"]) for x in stages)
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ConfigError(bad)
+            return cls(cfg, run, m, ref, stages)
         print(f"curriculum: psi's reference scores on {len(m.names)} machines ...", flush=True)
         ref = np.maximum(reference_scores(m), m.oracle)
         c = cls(cfg, run, m, ref, [])
