@@ -173,6 +173,7 @@ def test_train_with_a_curriculum_deals_stages_and_resume_rebuilds_the_stage(tmp_
         assert slots[cls == "headroom"].sum() == 4 and slots[cls == "control"].sum() == 2
         assert slots[cls == "uncontrollable"].sum() == 2
     assert "curriculum stage 2 from step 1024: slots by class headroom 4, control 2, uncontrollable 2" in out
+    assert "curriculum stage 0 scored (training episodes, mean by class): headroom " in out
     # every slot of the first stage played one 60 s episode (64 steps): its scores, one per slot
     s0 = st["stages"][0]
     assert s0["episodes"] == s0["slots"]

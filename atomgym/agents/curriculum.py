@@ -303,6 +303,14 @@ class Curriculum:
         self.sums[i] += 1.0 + float(episode_return)
         self.counts[i] += 1
 
+    def scores_by_class(self, k: int) -> dict[str, float]:
+        """Stage k's mean training score (1 + the unclipped return) per class, over its episodes."""
+        st = self.stages[k]
+        cls = np.array(self.m.classes)
+        sums, eps = np.array(st["score_sum"], np.float64), np.array(st["episodes"], np.int64)
+        return {c: float(sums[cls == c].sum() / eps[cls == c].sum()) for c in CLASSES
+                if np.any(cls == c) and eps[cls == c].sum() > 0}
+
     def describe(self) -> str:
         st = self.stages[-1]
         slots = np.array(st["slots"])

@@ -129,6 +129,13 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
                 if cur is None or model.num_timesteps >= cfg["total_timesteps"] or model.num_timesteps <= before:
                     break
                 cur.next_stage(model.num_timesteps)
+                done_k = len(cur.stages) - 2
+                by_class = cur.scores_by_class(done_k)
+                for c, v in by_class.items():      # TensorBoard: curriculum/score_<class> at each stage's end
+                    model.logger.record(f"curriculum/score_{c}", v)
+                model.logger.dump(model.num_timesteps)
+                print(f"curriculum stage {done_k} scored (training episodes, mean by class): "
+                      + ", ".join(f"{c} {v:.3f}" for c, v in by_class.items()))
                 _stage_env(model, cfg, cur)
                 print(cur.describe())
             if cur is not None:
