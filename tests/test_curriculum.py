@@ -198,10 +198,19 @@ def test_train_with_a_curriculum_deals_stages_and_resume_rebuilds_the_stage(tmp_
     st2 = json.loads((run / STATE_FILE).read_text())
     assert st2["stages"][:1] == st["stages"][:1] and st2["stages"][1]["slots"] == st["stages"][1]["slots"]
     assert (run / "model.zip").is_file()
+    # a finished run trained further: its last stage ends where it ended, the next is dealt from there
+    assert train.main(["--resume", str(run), "--total-timesteps", "2400", "--no-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "curriculum stage 2 scored (training episodes, mean by class): headroom" in out, out
+    assert "curriculum stage 3 from step 1536" in out and "(2560 agent steps;" in out, out
+    st3 = json.loads((run / STATE_FILE).read_text())
+    assert [s["start"] for s in st3["stages"]] == [0, 512, 1024, 1536, 2048]
+    assert st3["stages"][2]["episodes"] == st2["stages"][2]["episodes"] and sum(st3["stages"][2]["episodes"]) > 0
+    st2 = st3
     # a damaged curriculum.json: one line naming it, nothing trained
     for text in ("{", json.dumps({**st2, "stages": [{"start": 0}]}), json.dumps({**st2, "machines": ["x"]})):
         (run / STATE_FILE).write_text(text)
-        assert train.main(["--resume", str(run), "--total-timesteps", "2400", "--no-eval"]) == 2
+        assert train.main(["--resume", str(run), "--total-timesteps", "4000", "--no-eval"]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and str(run / STATE_FILE) in err and "Traceback" not in err, err
 

@@ -271,15 +271,18 @@ class Curriculum:
         return k
 
     def resume_at(self, step: int) -> None:
-        """A resumed run at ``step``: the stages started after it are dropped; the current stage's
-        scores start again (what its episodes measured before the checkpoint is not known)."""
+        """A resumed run at ``step``: the stages started after it are dropped; the current stage
+        keeps the scores saved for it (saved at its start and at a run's end: a run trained further
+        keeps what its last stage measured; an interrupted one starts the stage's scores again)."""
         k = self.stage_of(step)
         del self.stages[k + 1:]
         self.last[:] = np.nan
         for st in self.stages[:-1]:
             self._fold(st)
-        self.slot_machine = self._slot_machine(self.stages[-1]["slots"])
-        self.sums[:], self.counts[:] = 0.0, 0
+        cur = self.stages[-1]
+        self.slot_machine = self._slot_machine(cur["slots"])
+        self.sums[:] = np.array(cur["score_sum"], np.float64)
+        self.counts[:] = np.array(cur["episodes"], np.int64)
         self.save()
 
     def next_stage(self, step: int) -> None:

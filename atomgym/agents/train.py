@@ -120,7 +120,11 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
         try:
             fresh = ck is None
             while True:
-                # a curriculum learns stage by stage (the slots dealt again between them); else in one go
+                # a curriculum learns stage by stage (the slots dealt again between them); else in one go.
+                # A stage ends at its start + every (or later: a rollout is not cut), also when a finished
+                # run is trained further (--resume with a larger --total-timesteps)
+                if cur is not None and not fresh and model.num_timesteps >= cur.stage_end():
+                    _next_stage(model, cfg, cur)
                 end = cfg["total_timesteps"] if cur is None else min(cfg["total_timesteps"], cur.stage_end())
                 before = 0 if fresh else model.num_timesteps
                 model.learn(total_timesteps=end - before, callback=cb, reset_num_timesteps=fresh,
@@ -128,16 +132,6 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
                 fresh = False
                 if cur is None or model.num_timesteps >= cfg["total_timesteps"] or model.num_timesteps <= before:
                     break
-                cur.next_stage(model.num_timesteps)
-                done_k = len(cur.stages) - 2
-                by_class = cur.scores_by_class(done_k)
-                for c, v in by_class.items():      # TensorBoard: curriculum/score_<class> at each stage's end
-                    model.logger.record(f"curriculum/score_{c}", v)
-                model.logger.dump(model.num_timesteps)
-                print(f"curriculum stage {done_k} scored (training episodes, mean by class): "
-                      + ", ".join(f"{c} {v:.3f}" for c, v in by_class.items()))
-                _stage_env(model, cfg, cur)
-                print(cur.describe())
             if cur is not None:
                 cur.save()
         except KeyboardInterrupt as e:      # Ctrl-C, or SIGTERM/SIGHUP (interrupts.interruptible)
@@ -158,6 +152,23 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
 def _stage(cfg: dict, cur) -> tuple[list[str], list[int], int]:
     paths, counts = cur.counts_and_paths()
     return paths, counts, cur.stages[-1]["seed"]
+
+
+def _next_stage(model, cfg: dict, cur) -> None:
+    """The curriculum's next stage from now: the ended stage's mean training score by class printed
+    and logged to TensorBoard (curriculum/score_<class>), the slots dealt again, the env rebuilt."""
+    cur.next_stage(model.num_timesteps)
+    done_k = len(cur.stages) - 2
+    by_class = cur.scores_by_class(done_k)
+    lg = getattr(model, "_logger", None)      # None before the session's first learn() (a resumed run)
+    if lg is not None:
+        for c, v in by_class.items():
+            lg.record(f"curriculum/score_{c}", v)
+        lg.dump(model.num_timesteps)
+    print(f"curriculum stage {done_k} scored (training episodes, mean by class): "
+          + ", ".join(f"{c} {v:.3f}" for c, v in by_class.items()))
+    _stage_env(model, cfg, cur)
+    print(cur.describe())
 
 
 def _stage_env(model, cfg: dict, cur) -> None:
