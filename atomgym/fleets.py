@@ -473,4 +473,14 @@ def manifest_path(fleet: str) -> Path:
     return FLEET_DIR / f"{fleet}.manifest.json"
 
 
+MAX_MANIFEST_BYTES = 64 << 20
+
+
+def read_manifest(fleet: str) -> dict | None:
+    """The fleet's measured manifest (configs/fleets/NAME.manifest.json), None if it has none."""
+    from .files import read_json
+    p = manifest_path(fleet)
+    return read_json(p, MAX_MANIFEST_BYTES, "a fleet manifest") if p.is_file() else None
+
+
 _check_tables()

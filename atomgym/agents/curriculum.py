@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from atomgym import files, safefiles
-from atomgym.fleets import CLASSES, FLEETS, manifest_path
+from atomgym.fleets import CLASSES, FLEETS, read_manifest
 from atomgym.schema import ConfigError, short
 
 KEYS = ("mix", "every", "floor")
@@ -40,6 +40,7 @@ REFERENCE_SEEDS = (7000, 7001)      # the manifest's classification episodes (ag
 REFERENCE_DURATION_S = 30.0
 STATE_FILE = "curriculum.json"
 STATE_FORMAT = "atomgym-curriculum"
+DEFAULT_FLOOR = 0.05
 STAGE_SEED_STRIDE = 1_000_003       # stage k's machines are seeded from seed + k x this (+ slot index)
 MAX_STATE_BYTES = 64 << 20
 
@@ -63,7 +64,7 @@ def check(path: Path, cur: Any, n_envs: int) -> dict:
     if isinstance(ev, bool) or not isinstance(ev, int) or ev < n_envs:
         raise ConfigError(f"{path}: curriculum.every: {short(ev)}; expected agent steps per stage, an integer "
                           f">= n_envs ({n_envs})")
-    fl = cur.get("floor", 0.05)
+    fl = cur.get("floor", DEFAULT_FLOOR)
     if isinstance(fl, bool) or not isinstance(fl, (int, float)) or not 0.0 < float(fl) <= 1e6:
         raise ConfigError(f"{path}: curriculum.floor: {short(fl)}; expected a weight > 0")
     return {"mix": {k: float(v) for k, v in mix.items()}, "every": ev, "floor": float(fl)}
@@ -96,11 +97,8 @@ def manifest_index() -> dict[str, dict]:
     """Every shipped fleet manifest's machines by name."""
     out: dict[str, dict] = {}
     for fleet in FLEETS:
-        p = manifest_path(fleet)
-        if p.is_file():
-            m = files.read_json(p, MAX_STATE_BYTES, "a fleet manifest")
-            for e in m.get("machines", []):
-                out[e["name"]] = e
+        for e in (read_manifest(fleet) or {}).get("machines", []):
+            out[e["name"]] = e
     return out
 
 
@@ -187,14 +185,24 @@ class Curriculum:
 
     def __init__(self, cfg: dict, run: Path, m: Machines, reference: np.ndarray, stages: list[dict]) -> None:
         spec = cfg["curriculum"]
-        self.mix, self.every, self.floor = spec["mix"], int(spec["every"]), float(spec.get("floor", 0.05))
+        self.mix, self.every, self.floor = spec["mix"], int(spec["every"]), float(spec.get("floor", DEFAULT_FLOOR))
         self.cfg, self.run, self.m, self.reference, self.stages = cfg, run, m, reference, stages
         n = len(m.names)
         self.sums, self.counts = np.zeros(n), np.zeros(n, np.int64)
         self.last = np.full(n, np.nan)       # each machine's mean score in the last stage it ran in
-        for st in stages[:-1]:
+        self.slot_machine = np.zeros(0, np.int64)
+        if stages:
+            self._restore()
+
+    def _restore(self) -> None:
+        """``last`` from the finished stages; the current stage's slots and the scores saved for it."""
+        self.last[:] = np.nan
+        for st in self.stages[:-1]:
             self._fold(st)
-        self.slot_machine = self._slot_machine(stages[-1]["slots"]) if stages else np.zeros(0, np.int64)
+        cur = self.stages[-1]
+        self.slot_machine = self._slot_machine(cur["slots"])
+        self.sums[:] = np.array(cur["score_sum"], np.float64)
+        self.counts[:] = np.array(cur["episodes"], np.int64)
 
     @classmethod
     def open(cls, cfg: dict, run: Path) -> "Curriculum":
@@ -274,15 +282,8 @@ class Curriculum:
         """A resumed run at ``step``: the stages started after it are dropped; the current stage
         keeps the scores saved for it (saved at its start and at a run's end: a run trained further
         keeps what its last stage measured; an interrupted one starts the stage's scores again)."""
-        k = self.stage_of(step)
-        del self.stages[k + 1:]
-        self.last[:] = np.nan
-        for st in self.stages[:-1]:
-            self._fold(st)
-        cur = self.stages[-1]
-        self.slot_machine = self._slot_machine(cur["slots"])
-        self.sums[:] = np.array(cur["score_sum"], np.float64)
-        self.counts[:] = np.array(cur["episodes"], np.int64)
+        del self.stages[self.stage_of(step) + 1:]
+        self._restore()
         self.save()
 
     def next_stage(self, step: int) -> None:
@@ -294,11 +295,12 @@ class Curriculum:
     def stage_end(self) -> int:
         return self.stages[-1]["start"] + self.every
 
-    def counts_and_paths(self) -> tuple[list[str], list[int]]:
-        """The scenario files with at least one slot, and their slot counts, for the current stage."""
-        slots = self.stages[-1]["slots"]
-        keep = [i for i, s in enumerate(slots) if s > 0]
-        return [self.m.paths[i] for i in keep], [slots[i] for i in keep]
+    def stage(self) -> tuple[list[str], list[int], int]:
+        """The current stage as agents.build.make_vec_env takes it: the scenario files with at least
+        one slot, their slot counts, the stage's seed."""
+        st = self.stages[-1]
+        keep = [i for i, s in enumerate(st["slots"]) if s > 0]
+        return [self.m.paths[i] for i in keep], [st["slots"][i] for i in keep], st["seed"]
 
     def record(self, slot: int, episode_return: float) -> None:
         """An episode of ``slot`` ended with this (unclipped) return: score = 1 + return."""

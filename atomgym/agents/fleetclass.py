@@ -21,7 +21,7 @@ from .. import safefiles
 from ..envs.cost import score
 from ..files import FileError, read_json
 from ..fleets import (CLASSES, FAMILIES, FLEETS, REGIMES, FleetError, _gib, cache_dir, check_seed, generate, get_fleet,
-                      manifest_path, materialise, write_fleet)
+                      materialise, read_manifest, write_fleet)
 from ..sim.scenario import load_scenario
 from . import deploy, identity, oracle
 
@@ -168,16 +168,13 @@ def _fleet(args, out, err) -> int:
 
 
 # ---- docs -------------------------------------------------------------------------------------
-def _measured(fleet: str) -> dict | None:
-    p = manifest_path(fleet)
-    return json.loads(p.read_text()) if p.is_file() else None
 
 
 def families_markdown() -> str:
     """The families table of docs/scenarios.md "Fleets" (tests/test_fleets.py checks it is current):
     per regime, what it draws, the class expected, and per fleet the machines and the measured
     classes (H headroom / C control / U uncontrollable) from the committed manifests."""
-    man = {f: _measured(f) for f in FLEETS}
+    man = {f: read_manifest(f) for f in FLEETS}
     head = "| regime | what it draws | expected | " + " | ".join(
         f"{f} fleet: machines (H/C/U measured)" for f in FLEETS) + " |"
     rows = [head, "|" + "---|" * (3 + len(FLEETS))]
@@ -210,7 +207,7 @@ def static_markdown(fleet: str = "test") -> str:
     machine, and C/C_def on the negative controls (median, worst) and on the headroom machines;
     the last row is each machine's best grid point over its seeds, in hindsight (a bound, not a
     setting; evaluate's oracle-static picks per episode and is lower still)."""
-    m = _measured(fleet)
+    m = read_manifest(fleet)
     if m is None:
         return ""
     ms = m["machines"]

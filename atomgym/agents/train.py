@@ -96,7 +96,7 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
             cur.resume_at(model.num_timesteps)
             _stage_env(model, cfg, cur)
     if ck is None:
-        venv = make_vec_env(cfg, stage=_stage(cfg, cur)) if cur is not None else make_vec_env(cfg)
+        venv = make_vec_env(cfg, stage=cur.stage()) if cur is not None else make_vec_env(cfg)
         model = algo(policy_name(cfg["algo"]), venv, seed=cfg["seed"], verbose=0,
                      tensorboard_log=str(run / "tb"), device="cpu", **(cfg.get(cfg["algo"]) or {}))
         if cfg.get("start_action"):
@@ -149,11 +149,6 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
     return out
 
 
-def _stage(cfg: dict, cur) -> tuple[list[str], list[int], int]:
-    paths, counts = cur.counts_and_paths()
-    return paths, counts, cur.stages[-1]["seed"]
-
-
 def _next_stage(model, cfg: dict, cur) -> None:
     """The curriculum's next stage from now: the ended stage's mean training score by class printed
     and logged to TensorBoard (curriculum/score_<class>), the slots dealt again, the env rebuilt."""
@@ -178,7 +173,7 @@ def _stage_env(model, cfg: dict, cur) -> None:
 
     from stable_baselines3.common.vec_env import unwrap_vec_normalize
     old = model.get_env()
-    new = make_vec_env(cfg, stage=_stage(cfg, cur))
+    new = make_vec_env(cfg, stage=cur.stage())
     a, b = unwrap_vec_normalize(old), unwrap_vec_normalize(new)
     if a is not None and b is not None:
         b.obs_rms, b.ret_rms = copy.deepcopy(a.obs_rms), copy.deepcopy(a.ret_rms)
