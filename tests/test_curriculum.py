@@ -234,3 +234,22 @@ def test_the_shipped_curriculum_ensemble_loads_as_one_policy_and_cuts_where_the_
     (ep,), _ = run_ensemble(members, sc, np.array([1000]), 20.0, how="mean")
     assert default["drops_total"] == 0 and ep["drops_total"] == 0
     assert ep["final_min_free_kbytes"] < default["final_min_free_kbytes"] and ep["cost"] < default["cost"]
+
+
+def test_resume_without_a_loadable_checkpoint_starts_the_curriculum_again(tmp_path, capsys) -> None:
+    """--resume of a run whose checkpoints are all gone trains from scratch: its curriculum starts
+    again at stage 0 too (not at the stage the lost training had reached)."""
+    p = _small(tmp_path)
+    runs = tmp_path / "runs"
+    assert train.main(["--config", str(p), "--runs-dir", str(runs), "--no-eval"]) == 0
+    (run,) = list(runs.iterdir())
+    first = json.loads((run / STATE_FILE).read_text())["stages"][0]
+    for f in list((run / "checkpoints").iterdir()) + [run / "model.zip"]:
+        f.unlink()
+    capsys.readouterr()
+    assert train.main(["--resume", str(run), "--no-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "starting this run's training from scratch" in out
+    assert "curriculum stage 0 from step 0" in out and "curriculum stage 1 from step 512" in out, out
+    st = json.loads((run / STATE_FILE).read_text())
+    assert [s["start"] for s in st["stages"]] == [0, 512, 1024] and st["stages"][0]["slots"] == first["slots"]

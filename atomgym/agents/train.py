@@ -92,8 +92,9 @@ def train(cfg: dict, run: Path, resume: bool) -> Path | None:
     if cfg.get("curriculum"):
         from atomgym.agents.curriculum import Curriculum, recorder
         cur = Curriculum.open(cfg, run)
+        # the checkpoint's stage (no loadable checkpoint: the training starts again, so does the curriculum)
+        cur.resume_at(model.num_timesteps if ck is not None else 0)
         if ck is not None:
-            cur.resume_at(model.num_timesteps)
             _stage_env(model, cfg, cur)
     if ck is None:
         venv = make_vec_env(cfg, stage=cur.stage()) if cur is not None else make_vec_env(cfg)
