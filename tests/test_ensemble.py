@@ -121,3 +121,17 @@ def test_a_bad_vote_is_one_line(tmp_path, capsys):
                             "--out", str(tmp_path / "ev")])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_a_bare_pattern_matching_nothing_here_names_the_shipped_members(tmp_path, monkeypatch):
+    """``mean:NAME-*.zip`` from any folder (an installed wheel too) plays the shipped members, as a
+    bare NAME.zip plays the shipped policy; a pattern with a folder is taken as given."""
+    from atomgym.agents.policies import parse_policies
+    from atomgym.agents.usage import UsageError
+    from atomgym.paths import PRETRAINED_DIR
+    monkeypatch.chdir(tmp_path)
+    (spec,) = parse_policies("m=mean:benchmark-curriculum-cut-*.zip")
+    assert spec.kind == "ensemble" and len(spec.paths) == 10
+    assert all(p.parent == PRETRAINED_DIR for p in spec.paths)
+    with pytest.raises(UsageError, match="matches 0"):
+        parse_policies("m=mean:sub/benchmark-curriculum-cut-*.zip")

@@ -102,8 +102,13 @@ def ensemble_spec(item: str, label: str, pattern: str, how: str = "vote") -> Spe
     """``[LABEL=]vote:GLOB`` / ``mean:GLOB``: the model .zip files the pattern matches (sorted; at
     least 2, sharing one env: models.check_ensemble) as one policy, deterministic play by majority
     vote or by the highest mean action probability (episodes.VotePlayer); labelled LABEL, else
-    "vote" / "mean"."""
-    paths = sorted(Path(p) for p in glob.glob(pattern) if p.endswith(".zip") and Path(p).is_file())
+    "vote" / "mean". A bare pattern (no folder) that matches no file here matches the shipped
+    policies, as a bare NAME.zip does (``mean:benchmark-curriculum-cut-*.zip``, installed too)."""
+    def matches(pat: str) -> list[Path]:
+        return sorted(Path(p) for p in glob.glob(pat) if p.endswith(".zip") and Path(p).is_file())
+    paths = matches(pattern)
+    if not paths and Path(pattern).parent == Path("."):
+        paths = matches(str(PRETRAINED_DIR / pattern))
     if len(paths) < 2:
         raise UsageError(f"--policies: {item!r}: {how}:GLOB needs 2 or more model .zip files; "
                          f"{pattern!r} matches {len(paths)}")
