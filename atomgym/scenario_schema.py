@@ -62,6 +62,10 @@ MEMORY = (
     _k("reform_pageblocks", bool, True, doc="whole free pageblocks re-form when a workload frees its anonymous "
        "memory (__free_one_page() merges buddies: the blocks it split whole come back whole); false keeps every "
        "freed page in sub-block chunks (the simulator before 2026-12-06)"),
+    _k("reclaim_reforms_pageblocks", bool, False, doc="whole free pageblocks re-form when reclaim frees the "
+       "page cache that filled them (__free_one_page() merges buddies; the page cache read into whole blocks "
+       "is freed in LRU order, a block's pages together): whole free blocks of the cache's type, which a "
+       "fallback of another type claims with no boost; the real-kernel twin's (docs/realkernel.md)"),
 )
 
 KSWAPD = (

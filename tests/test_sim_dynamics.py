@@ -492,3 +492,60 @@ def test_a_workloads_whole_pageblocks_reform_when_it_frees_them():
 def test_reform_pageblocks_is_checked():
     with pytest.raises(ScenarioError, match="reform_pageblocks"):
         scenario_from_dict({"duration_s": 1, "memory": {"reform_pageblocks": "sometimes"}})
+
+
+def _guest(wl, rule=True) -> Scenario:
+    """A block device's page cache (GFP_USER: UNMOVABLE), with or without
+    memory.reclaim_reforms_pageblocks."""
+    s = _scenario(wl)
+    return dataclasses.replace(s, memory=dataclasses.replace(
+        s.memory, page_cache_gfp="GFP_USER", reclaim_reforms_pageblocks=rule))
+
+
+def test_a_movable_fallback_claims_a_whole_unmovable_block_without_a_boost():
+    """__rmqueue_fallback() searches from the largest order down, fallbacks[MIGRATE_MOVABLE] =
+    RECLAIMABLE, UNMOVABLE: a whole free UNMOVABLE pageblock (order >= pageblock_order) comes first
+    and steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18] relabels it and returns
+    before boost_watermark(). Normal: 5000 free pages, all UNMOVABLE; machine 0 holds 9 whole
+    UNMOVABLE blocks of them (ZF_FREE_BLK_U, what reclaim of a block device's cache re-forms),
+    machine 1 none. A hog takes 600 pages (pcp batch 1): two fallbacks each; on machine 0 two whole
+    blocks claimed, no boost (7 whole left); on machine 1 two sub-block steals, each boosting."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=2000.0, peak_mib=600 / 256, hold_s=10.0, period_s=0.0)]
+    sim = Simulator([_guest(wl), _guest(wl)], machines=[_machine(), _machine()])
+    for b in (0, 1):
+        _set_zone(sim, b, NORMAL, free=5000, free_u=5000)
+    sim.zone_state[0, NORMAL, L.ZF_FREE_BLK_U] = 9
+    sim.advance(3)
+    zs = sim.zone_state
+    assert list(zs[:, NORMAL, L.ZF_ANON]) == [600, 600]
+    assert _c(sim, "fallbacks", 0) == _c(sim, "fallbacks", 1) == 2
+    assert _c(sim, "fallback_boosts", 0) == 0 and _c(sim, "fallback_boosts", 1) == 2
+    assert list(zs[:, NORMAL, L.ZF_FREE_BLK_U]) == [7, 0]
+
+
+def test_page_cache_that_split_whole_blocks_records_them_on_its_lru_bucket():
+    """A reader of a block device (UNMOVABLE requests) with no UNMOVABLE free page: the fallback
+    claims a whole free MOVABLE block (no boost; the xarray's RECLAIMABLE slab claims a second:
+    7 whole left). Under memory.reclaim_reforms_pageblocks the cache's block's 512 pages are
+    credited to the page cache as it fills them (ZF_BLK_CARRY): 100 pages a tick, so after 3 ticks
+    the head bucket holds 300 pages of whole blocks and 212 are still to come; without the rule
+    nothing is recorded."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=100 * 1000 / 256, working_set_mib=1024.0,
+                       access="sequential")]
+    sim = Simulator([_guest(wl), _guest(wl, rule=False)], machines=[_machine(), _machine()])
+    for b in (0, 1):
+        _set_zone(sim, b, NORMAL, free=5000, blocks=9)
+    sim.advance(3)
+    zs = sim.zone_state
+    assert list(zs[:, NORMAL, L.ZF_CACHE]) == [300, 300]
+    assert _c(sim, "fallbacks", 0) == _c(sim, "fallbacks", 1) == 2
+    assert _c(sim, "fallback_boosts", 0) == _c(sim, "fallback_boosts", 1) == 0
+    assert list(zs[:, NORMAL, L.ZF_FREE_BLK]) == [7, 7]
+    blk = sim.field("lru")[:, 0, :, L.LRU_BLK + NORMAL].sum(axis=1)
+    assert list(blk) == [300, 0]
+    assert list(zs[:, NORMAL, L.ZF_BLK_CARRY]) == [212, 0]
+
+
+def test_reclaim_reforms_pageblocks_is_checked():
+    with pytest.raises(ScenarioError, match="reclaim_reforms_pageblocks"):
+        scenario_from_dict({"duration_s": 1, "memory": {"reclaim_reforms_pageblocks": 1.5}})

@@ -21,16 +21,16 @@ DMA32, NORMAL = 1, 2
 
 
 @njit(cache=False)   # no cache: a cached copy would keep stale simulator constants (layout.py)
-def _add(T, z, n):
+def _add(T, z, n, blkp):
     S = make_state(T)
-    lru_add(S, 0, z, n)
+    lru_add(S, 0, z, n, blkp)
     free_state(S)
 
 
 @njit(cache=False)
-def _reclaim(T, hz, x):
+def _reclaim(T, hz, x, unmovable=False):
     S = make_state(T)
-    got = lru_reclaim(S, 0, 0, hz, x, False)
+    got = lru_reclaim(S, 0, 0, hz, x, unmovable)
     free_state(S)
     return got
 
@@ -57,12 +57,13 @@ def _empty(sim: Simulator) -> None:
     sim.sync_lru()
 
 
-def _read(sim: Simulator, z: int, n: int) -> None:
-    """``n`` pages of page cache read into zone ``z``: from its free pages, onto the LRU."""
+def _read(sim: Simulator, z: int, n: int, blkp: int = 0) -> None:
+    """``n`` pages of page cache read into zone ``z`` (``blkp`` of them filling whole pageblocks):
+    from its free pages, onto the LRU."""
     zs = sim.zone_state
     zs[0, z, L.ZF_FREE] -= n
     zs[0, z, L.ZF_CACHE] += n
-    _add(sim.state, z, n)
+    _add(sim.state, z, n, blkp)
 
 
 def _buckets(sim: Simulator) -> list[tuple[int, int]]:
@@ -211,3 +212,34 @@ def test_a_splice_into_a_full_ring_keeps_every_page():
     lru = sim.field("lru")[0, 0]
     assert (lru[:, L.LRU_TOTAL] == lru[:, :L.LRU_TOTAL].sum(axis=1)).all()
     assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 1 and sim.zone_state[0, DMA32, L.ZF_CACHE] == 62
+
+
+def test_reclaimed_pages_of_whole_blocks_merge_into_whole_free_blocks():
+    """memory.reclaim_reforms_pageblocks: __free_one_page() merges freed pages with their free
+    buddies up to pageblock_order, so the page cache that filled whole blocks comes back as whole
+    free blocks of its type. Reads into Normal: 9375 pages of whole blocks (a full bucket), then
+    1000 with 500 (a second bucket). Reclaim 700: 700 block pages -> one whole block (700 // 512),
+    188 carried (ZF_BLK_MERGE). Reclaim 400 more: 588 -> a second block, 76 carried. Reclaim 8675:
+    the first bucket's other 8275 (8351 -> 16 more blocks, 159 carried), then 400 of the second
+    bucket's 1000, in proportion 500 * 400 // 1000 = 200 block pages: 18 blocks, 359 carried, 300
+    block pages left on the LRU. A block device's (UNMOVABLE) cache: the same into
+    ZF_FREE_BLK_U, capped by the UNMOVABLE free pages // 512."""
+    for unmovable in (False, True):
+        sim = _sim()
+        _empty(sim)
+        zs = sim.zone_state[0]
+        zs[NORMAL, L.ZF_FREE_BLK] = 0
+        zs[NORMAL, L.ZF_FREE_U] = 0
+        fld = L.ZF_FREE_BLK_U if unmovable else L.ZF_FREE_BLK
+        _read(sim, NORMAL, 9375, 9375)
+        _read(sim, NORMAL, 1000, 500)
+        assert _buckets(sim) == [(0, 9375), (0, 1000)]
+        assert _reclaim(sim.state, NORMAL, 700, unmovable) == 700
+        assert (zs[NORMAL, fld], zs[NORMAL, L.ZF_BLK_MERGE]) == (1, 188)
+        assert _reclaim(sim.state, NORMAL, 400, unmovable) == 400
+        assert (zs[NORMAL, fld], zs[NORMAL, L.ZF_BLK_MERGE]) == (2, 76)
+        assert _reclaim(sim.state, NORMAL, 8675, unmovable) == 8675
+        assert (zs[NORMAL, fld], zs[NORMAL, L.ZF_BLK_MERGE]) == (18, 359)
+        assert sim.field("lru")[0, 0, :, L.LRU_BLK + NORMAL].sum() == 300
+        if unmovable:
+            assert zs[NORMAL, L.ZF_FREE_U] == 9775 and zs[NORMAL, L.ZF_FREE_BLK] == 0

@@ -43,7 +43,7 @@ PARAMS = tuple(f.name for f in KSWAPD)     # the free parameters: the scenario's
 # pages/ms when the 50-run corpus put the best point at its 400 pages/ms edge, then to 2400 pages/ms
 # and down to 5 pages/ms of direct reclaim when the sequential reader put it at 1200 and 10
 DEFAULT_GRID: dict[str, list[float]] = {
-    "reclaim_pages_per_ms": [50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1200.0, 1600.0, 2400.0],
+    "reclaim_pages_per_ms": [20.0, 30.0, 40.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1200.0, 1600.0, 2400.0],
     "wake_latency_ms": [0.2, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0],
     "direct_reclaim_pages_per_ms": [5.0, 10.0, 25.0, 50.0, 100.0, 250.0],
 }

@@ -232,7 +232,7 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
         # prefill read it into the free memory of a freshly booted guest, along the zonelist
         "memory": {"page_cache_frac": round(cache, 4), "anon_frac": round(anon, 4), "kernel_frac": round(kern, 4),
                    "swap": False, "page_cache_gfp": "GFP_USER", "page_cache_age": "zonelist",
-                   "reform_pageblocks": True},
+                   "reform_pageblocks": True, "reclaim_reforms_pageblocks": True},
         "kswapd": given["kswapd"],
         "nics": [], "traffic": [], "workloads": [],
     }

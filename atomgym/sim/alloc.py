@@ -40,8 +40,8 @@ from .lru import lru_add
 from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
-    MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
-    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_R, ZF_KERNEL,
+    MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_RECLAIM_BLK, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
+    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_KERNEL, ZF_BLK_CARRY,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL, ZL_USER,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
@@ -94,10 +94,17 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
       type's; a MOVABLE request takes RECLAIMABLE, then UNMOVABLE free pages
       (fallbacks[MIGRATE_MOVABLE]). With ``nofrag`` (ALLOC_NOFRAGMENT) a zone whose own type and
       whole blocks are exhausted is skipped.
+    - with memory.reclaim_reforms_pageblocks, whole free UNMOVABLE pageblocks (``ZF_FREE_BLK_U``:
+      a block device's page cache reclaimed block by block, sim/lru.py) are split last by an
+      UNMOVABLE request (__rmqueue_smallest()) and claimed outright, with no boost, by a MOVABLE or
+      RECLAIMABLE fallback before any sub-block chunk (fallbacks[] at order >= pageblock_order);
+      the whole blocks a page-cache request splits or claims are credited to ``ZF_BLK_CARRY``
+      (the LRU bucket that takes the pages records them: alloc_pages_bulk()).
     Simplified: RECLAIMABLE requests have no pcp list (each page is taken from the buddy free
-    pages and checked on its own: a slab as order-0 pages); whole free UNMOVABLE/RECLAIMABLE
-    pageblocks are not tracked (a MOVABLE fallback always boosts); 6.1's steal_suitable_fallback()
-    for every version (docs/simulator.md, "Simplifications")."""
+    pages and checked on its own: a slab as order-0 pages); whole free RECLAIMABLE pageblocks are
+    not tracked, nor whole UNMOVABLE ones without memory.reclaim_reforms_pageblocks (a MOVABLE
+    fallback then always boosts); 6.1's steal_suitable_fallback() for every version
+    (docs/simulator.md, "Simplifications")."""
     zs = S.zs
     f = zs[b, z, ZF_FREE]
     nowm = (alloc_flags & ALLOC_NO_WATERMARKS) != 0
@@ -124,6 +131,10 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
     blk = zs[b, z, ZF_FREE_BLK]              # whole free MOVABLE pageblocks (within fm)
     if blk * PAGEBLOCK_NR_PAGES > fm:
         blk = fm // PAGEBLOCK_NR_PAGES
+    blku = zs[b, z, ZF_FREE_BLK_U]           # whole free UNMOVABLE pageblocks (within fu)
+    if blku * PAGEBLOCK_NR_PAGES > fu:
+        blku = fu // PAGEBLOCK_NR_PAGES
+    whole0 = blk + blku
     batch = 1 if recl else zs[b, z, ZF_PCP_BATCH]
     served = n if n < p else p
     p -= served
@@ -134,6 +145,14 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
             break
         ft = fm if mov else (fr if recl else fu)
         while ft < take:
+            if not unmov and blku > 0:
+                # a whole free UNMOVABLE pageblock: fallbacks[MOVABLE] / fallbacks[RECLAIMABLE] at
+                # order >= pageblock_order, claimed without boost_watermark() (as below)
+                S.ctr[b, C_FALLBACKS] += 1
+                blku -= 1
+                fu -= PAGEBLOCK_NR_PAGES
+                ft += PAGEBLOCK_NR_PAGES
+                continue
             if not mov and blk > 0:
                 # __rmqueue_fallback() finds a whole free MOVABLE pageblock first (largest order
                 # first); steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18]: order >=
@@ -179,6 +198,8 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
             fr = ft
         else:
             fu = ft
+            if blku * PAGEBLOCK_NR_PAGES > fu:
+                blku = fu // PAGEBLOCK_NR_PAGES  # the sub-block UNMOVABLE chunks were gone
         p += take - 1
         served += 1
         if served == n:
@@ -192,7 +213,10 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
         served += s
     zs[b, z, ZF_FREE] = f
     zs[b, z, ZF_FREE_BLK] = blk
+    zs[b, z, ZF_FREE_BLK_U] = blku
     zs[b, z, ZF_FREE_U] = fu
+    if dest == ZF_CACHE and blk + blku < whole0 and S.mi[b, MI_RECLAIM_BLK] != 0:
+        zs[b, z, ZF_BLK_CARRY] += (whole0 - blk - blku) * PAGEBLOCK_NR_PAGES
     zs[b, z, ZF_FREE_R] = fr
     if unmov and not recl:
         zs[b, z, ZF_PCP] = p_all - pu + p
@@ -345,6 +369,18 @@ def wake_all_kswapds(S, b, zlk):
             last = node
 
 
+@jit(inline="llvm")
+def _carried(S, b, z, s):
+    """Of ``s`` page-cache pages just allocated in zone z, those that fill whole pageblocks split
+    or claimed for the page cache (ZF_BLK_CARRY, zone_take()): the LRU bucket records them."""
+    c = S.zs[b, z, ZF_BLK_CARRY]
+    if c <= 0:
+        return 0
+    k = c if c < s else s
+    S.zs[b, z, ZF_BLK_CARRY] = c - k
+    return k
+
+
 @jit(literal_args=("zlk", "dest"))   # the zonelist and the field: a version per caller's constants
 def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     """``n`` order-0 allocations with mask ``gfp`` over zonelist ``zlk`` (no direct
@@ -376,7 +412,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             scr[b, z] += s
             got += s
             if dest == ZF_CACHE and s > 0:
-                lru_add(S, b, z, s)   # filemap_add_folio() -> folio_add_lru()
+                lru_add(S, b, z, s, _carried(S, b, z, s))   # filemap_add_folio() -> folio_add_lru()
             if got == n:
                 return got, 0
         walk += 1
@@ -396,7 +432,7 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             scr[b, z] += s
             got += s
             if dest == ZF_CACHE and s > 0:
-                lru_add(S, b, z, s)
+                lru_add(S, b, z, s, _carried(S, b, z, s))
             if walk == 3:
                 pfm += s
             if got == n:

@@ -139,6 +139,7 @@ def encode_memory(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:
     A.mi[b, L.MI_SWAP] = int(mem.swap)
     A.mi[b, L.MI_CACHE_GFP] = PAGE_CACHE_GFPS[mem.page_cache_gfp]
     A.mi[b, L.MI_REFORM_BLK] = int(mem.reform_pageblocks)
+    A.mi[b, L.MI_RECLAIM_BLK] = int(mem.reclaim_reforms_pageblocks)
 
 
 def encode_kswapd(A: L.Arrays, b: int, s: Scenario) -> None:
@@ -280,6 +281,10 @@ def encode_lru(A: L.Arrays, b: int, age: str) -> None:
                     left -= take
         A.lru[b, node, :, L.LRU_TOTAL] = A.lru[b, node, :, :L.LRU_TOTAL].sum(axis=1)
         A.lrp[b, node, L.LP_LEN] = nb
+        if A.mi[b, L.MI_RECLAIM_BLK] and age == "zonelist":
+            # a cache read into the free memory of a freshly booted machine filled whole blocks
+            # (encode_migratetypes(): the buddy allocator splits them one after another)
+            A.lru[b, node, :, L.LRU_BLK:L.LRU_BLK + MAX_NR_ZONES] = A.lru[b, node, :, :L.LRU_TOTAL]
 
 
 def encode_traffic(A: L.Arrays, b: int, s: Scenario, load_trace: TraceLoader, off: int) -> int:

@@ -62,6 +62,9 @@ ZF_NAMES = (
     "pcp_high_max",
     "free_blk",      # of free - free_u - free_r: whole free MOVABLE pageblocks (order >= pageblock_order chunks)
     "free_r",        # of free: pages in RECLAIMABLE pageblocks (free_u: UNMOVABLE ones)
+    "free_blk_u",    # of free_u: whole free UNMOVABLE pageblocks (memory.reclaim_reforms_pageblocks only)
+    "blk_carry",     # pages of whole blocks split for the page cache not yet handed to an LRU bucket (sim/lru.py)
+    "blk_merge",     # page-cache pages of such blocks freed by reclaim, short of a whole block yet (sim/lru.py)
 )
 _ZF = _index(ZF_NAMES)
 ZF_FREE = _ZF["free"]
@@ -80,6 +83,9 @@ ZF_PCP_HIGH_MIN = _ZF["pcp_high_min"]
 ZF_PCP_HIGH_MAX = _ZF["pcp_high_max"]
 ZF_FREE_BLK = _ZF["free_blk"]
 ZF_FREE_R = _ZF["free_r"]
+ZF_FREE_BLK_U = _ZF["free_blk_u"]
+ZF_BLK_CARRY = _ZF["blk_carry"]
+ZF_BLK_MERGE = _ZF["blk_merge"]
 ZF_POOLS = (ZF_FREE, ZF_PCP, ZF_CACHE, ZF_ANON, ZF_KERNEL, ZF_NET)   # sum == managed
 NZF = len(ZF_NAMES)
 
@@ -120,6 +126,7 @@ MI_NAMES = (
     "dr_call_left",      # pages the machine's try_to_free_pages() call in flight has still to reclaim
     "cache_gfp",         # the page cache's gfp mask (memory.page_cache_gfp): its migratetype and zonelist
     "reform_blk",        # memory.reform_pageblocks: a workload's whole pageblocks come back whole when it frees them
+    "reclaim_blk",       # memory.reclaim_reforms_pageblocks: the page cache's whole blocks come back whole when reclaimed
 )
 _MI = _index(MI_NAMES)
 MI_MIN_FREE_KBYTES = _MI["min_free_kbytes"]
@@ -149,6 +156,7 @@ MI_NOFRAG = _MI["nofrag"]
 MI_DR_CALL_LEFT = _MI["dr_call_left"]
 MI_CACHE_GFP = _MI["cache_gfp"]
 MI_REFORM_BLK = _MI["reform_blk"]
+MI_RECLAIM_BLK = _MI["reclaim_blk"]
 NMI = len(MI_NAMES)
 if (MI_NZL_KERNEL + ZL_KERNEL, MI_NZL_KERNEL + ZL_USER) != (MI_NZL_KERNEL, MI_NZL_USER):
     raise ValueError("MI_NAMES: the zonelist lengths must follow ZL_NAMES (alloc.py indexes MI_NZL_KERNEL + zl)")
@@ -212,8 +220,9 @@ NND = len(ND_NAMES)
 
 # ---- lru / lrp: each node's file LRU in age buckets (sim/lru.py) ---------------------------------
 LRU_BUCKETS = 64       # ring of age buckets per node; a bucket holds about LP_QUANTUM pages
-LRU_TOTAL = MAX_NR_ZONES   # lru[b, node, bucket, :]: page cache pages per zone type, then the bucket's total
-LRU_W = MAX_NR_ZONES + 1
+LRU_TOTAL = MAX_NR_ZONES   # lru[b, node, bucket, :]: page cache pages per zone type, then the bucket's total,
+LRU_BLK = MAX_NR_ZONES + 1   # then per zone type the bucket's pages that filled whole pageblocks (sim/lru.py)
+LRU_W = 2 * MAX_NR_ZONES + 1
 LP_NAMES = (
     "tail",          # the oldest bucket (isolate_lru_folios() scans from the tail)
     "len",           # buckets in use: tail .. tail + len - 1 (the head, newest), modulo LRU_BUCKETS
@@ -538,7 +547,8 @@ STATE: tuple[Field, ...] = (
     Field("mi", "i8", ("B", NMI), "machine integers, MI_*"),
     Field("mr", "f8", ("B", NMR), "machine reals (clock, rates), MR_*"),
     Field("nd", "f8", ("B", "N", NND), "per-node kswapd state, ND_*"),
-    Field("lru", "i8", ("B", "N", LRU_BUCKETS, LRU_W), "each node's file LRU in age buckets: pages per zone type, total"),
+    Field("lru", "i8", ("B", "N", LRU_BUCKETS, LRU_W), "each node's file LRU in age buckets: pages per zone type, total, "
+          "pages per zone type that filled whole pageblocks"),
     Field("lrp", "i8", ("B", "N", NLP), "each node's LRU ring: LP_*"),
     Field("ni", "i8", ("B", "NN", NNI), "per-NIC integer state, NI_*"),
     Field("nf", "f8", ("B", "NN", NNP), "per-NIC parameters and accumulators, NP_*"),

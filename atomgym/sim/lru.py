@@ -15,19 +15,32 @@ reclaim that takes part of the oldest bucket takes each eligible zone's pages in
 One list per node (no active/inactive split, no second chance for referenced folios):
 docs/simulator.md. Invariant: for each zone, the buckets' pages of its type sum to its page
 cache (``ZF_CACHE``).
+
+Whole pageblocks (memory.reclaim_reforms_pageblocks): a bucket also counts, per zone type, its
+pages that filled whole free pageblocks the page cache split or claimed (``LRU_BLK + t``; the
+buddy allocator hands out a split block's pages in order, so a reader's block holds its pages
+in the order it read them). Reclaim frees a bucket's pages together, and __free_one_page()
+merges each freed page with its free buddy up to pageblock_order: every ``pageblock_nr_pages``
+such pages freed (``ZF_BLK_MERGE`` carries the rest) are a whole free block again, of the
+cache's type (``ZF_FREE_BLK`` / ``ZF_FREE_BLK_U``), capped by that type's free pages.
+Simplified: which of a bucket's blocks is complete is not known page by page (a pro-rata share).
 """
 from __future__ import annotations
 
 from ..kernel.jit import jit
-from ..kernel.zones import MAX_NR_ZONES
-from .layout import LP_LEN, LP_QUANTUM, LP_TAIL, LRU_BUCKETS, LRU_TOTAL, ZF_CACHE, ZF_FREE, ZF_FREE_U
+from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
+from .layout import (
+    LP_LEN, LP_QUANTUM, LP_TAIL, LRU_BLK, LRU_BUCKETS, LRU_TOTAL, LRU_W, ZF_BLK_MERGE, ZF_CACHE, ZF_FREE,
+    ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_FREE_U,
+)
 
 
 @jit()
-def lru_add(S, b, z, n):
-    """folio_add_lru(): ``n`` page-cache pages of zone ``z`` enter their node's LRU at the head.
-    The head bucket takes them while it holds fewer than LP_QUANTUM pages; then a new one opens
-    (if the ring is full the head takes them anyway)."""
+def lru_add(S, b, z, n, blkp):
+    """folio_add_lru(): ``n`` page-cache pages of zone ``z`` enter their node's LRU at the head,
+    ``blkp`` of them pages of whole pageblocks (module docstring). The head bucket takes them
+    while it holds fewer than LP_QUANTUM pages; then a new one opens (if the ring is full the
+    head takes them anyway)."""
     node = z // MAX_NR_ZONES
     lru = S.lru
     lp = S.lrp
@@ -42,11 +55,13 @@ def lru_add(S, b, z, n):
             h += 1
             if h == LRU_BUCKETS:
                 h = 0
-        for t in range(LRU_TOTAL + 1):
+        for t in range(LRU_W):
             lru[b, node, h, t] = 0
         lp[b, node, LP_LEN] = ln + 1
     lru[b, node, h, z - node * MAX_NR_ZONES] += n
     lru[b, node, h, LRU_TOTAL] += n
+    if blkp > 0:
+        lru[b, node, h, LRU_BLK + z - node * MAX_NR_ZONES] += blkp
 
 
 @jit(inline="llvm")
@@ -54,6 +69,10 @@ def _evict(S, b, z, row, t, n, unmovable):
     """Free ``n`` pages of zone ``z`` (type ``t``) from the bucket ``row``: page cache -> buddy
     free pages of their pageblocks' type (UNMOVABLE for a block device's cache, MOVABLE
     otherwise)."""
+    bp = row[LRU_BLK + t]
+    if bp > 0:
+        bp = bp if n >= row[t] else (bp * n) // row[t]
+        row[LRU_BLK + t] -= bp
     row[t] -= n
     row[LRU_TOTAL] -= n
     zs = S.zs
@@ -61,6 +80,31 @@ def _evict(S, b, z, row, t, n, unmovable):
     zs[b, z, ZF_FREE] += n
     if unmovable:
         zs[b, z, ZF_FREE_U] += n
+    if bp > 0:
+        _merge_blocks(S, b, z, bp, unmovable)
+
+
+@jit()
+def _merge_blocks(S, b, z, bp, unmovable):
+    """__free_one_page()'s merging of ``bp`` freed pages of whole pageblocks (module docstring):
+    each pageblock_nr_pages of them (with ZF_BLK_MERGE's rest) are a whole free block of the
+    cache's type, capped by that type's free pages."""
+    zs = S.zs
+    m = zs[b, z, ZF_BLK_MERGE] + bp
+    k = m // PAGEBLOCK_NR_PAGES
+    zs[b, z, ZF_BLK_MERGE] = m - k * PAGEBLOCK_NR_PAGES
+    if k == 0:
+        return
+    f = zs[b, z, ZF_FREE]
+    fu = zs[b, z, ZF_FREE_U]
+    if unmovable:
+        fld = ZF_FREE_BLK_U
+        cap = fu // PAGEBLOCK_NR_PAGES
+    else:
+        fld = ZF_FREE_BLK
+        cap = (f - fu - zs[b, z, ZF_FREE_R]) // PAGEBLOCK_NR_PAGES
+    x = zs[b, z, fld] + k
+    zs[b, z, fld] = x if x < cap else cap
 
 
 @jit()
@@ -117,9 +161,11 @@ def lru_reclaim(S, b, node, hz, x, unmovable):
             for t in range(hz + 1, MAX_NR_ZONES):
                 c = row[t]
                 if c > 0:
+                    bp = row[LRU_BLK + t]
                     row[t] = 0
+                    row[LRU_BLK + t] = 0
                     row[LRU_TOTAL] -= c
-                    lru_add(S, b, base + t, c)
+                    lru_add(S, b, base + t, c, bp)
         nxt = bk + 1
         lp[b, node, LP_TAIL] = nxt if nxt < LRU_BUCKETS else 0
         lp[b, node, LP_LEN] -= 1   # (the splice may have opened a head bucket)
