@@ -523,27 +523,36 @@ def test_a_movable_fallback_claims_a_whole_unmovable_block_without_a_boost():
     assert list(zs[:, NORMAL, L.ZF_FREE_BLK_U]) == [7, 0]
 
 
-def test_page_cache_that_split_whole_blocks_records_them_on_its_lru_bucket():
-    """A reader of a block device (UNMOVABLE requests) with no UNMOVABLE free page: the fallback
-    claims a whole free MOVABLE block (no boost; the xarray's RECLAIMABLE slab claims a second:
-    7 whole left). Under memory.reclaim_reforms_pageblocks the cache's block's 512 pages are
-    credited to the page cache as it fills them (ZF_BLK_CARRY): 100 pages a tick, so after 3 ticks
-    the head bucket holds 300 pages of whole blocks and 212 are still to come; without the rule
-    nothing is recorded."""
+def test_page_cache_that_fills_whole_blocks_records_them_on_its_lru_bucket():
+    """A reader of a block device (UNMOVABLE requests, 100 pages a tick) with no UNMOVABLE free
+    page: each fallback claims a whole free MOVABLE block (no boost; the xarray's RECLAIMABLE
+    slab claims one more). Under memory.reclaim_reforms_pageblocks a claimed block's pages are the
+    page cache's to fill (ZF_BLK_CARRY) and counted as they are (ZF_BLK_PEND); a block filled
+    whole is credited to the LRU bucket that takes its last pages (LRU_BLK): at tick 6 the second
+    claim's pages arrive, 600 pages filled -> 512 credited, 88 pending, 424 to fill. Tick 7: the
+    reader's 100 (188 pending, 324 to fill), then a 50-page atomic shot of the same type, which
+    takes from the same chunks (__rmqueue_smallest()): the block being filled is mixed, its 188
+    pending pages never a whole block again (0 pending, 274 to fill). Without the rule nothing is
+    recorded."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=100 * 1000 / 256, working_set_mib=1024.0,
-                       access="sequential")]
+                       access="sequential"),
+          WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.006, pages=50, hold_ms=1e6)])]
     sim = Simulator([_guest(wl), _guest(wl, rule=False)], machines=[_machine(), _machine()])
     for b in (0, 1):
         _set_zone(sim, b, NORMAL, free=5000, blocks=9)
-    sim.advance(3)
     zs = sim.zone_state
-    assert list(zs[:, NORMAL, L.ZF_CACHE]) == [300, 300]
-    assert _c(sim, "fallbacks", 0) == _c(sim, "fallbacks", 1) == 2
+    blk = sim.field("lru")[:, 0, :, L.LRU_BLK + NORMAL]
+    sim.advance(6)
+    assert list(zs[:, NORMAL, L.ZF_CACHE]) == [600, 600]
+    assert _c(sim, "fallbacks", 0) == _c(sim, "fallbacks", 1) == 3
     assert _c(sim, "fallback_boosts", 0) == _c(sim, "fallback_boosts", 1) == 0
-    assert list(zs[:, NORMAL, L.ZF_FREE_BLK]) == [7, 7]
-    blk = sim.field("lru")[:, 0, :, L.LRU_BLK + NORMAL].sum(axis=1)
-    assert list(blk) == [300, 0]
-    assert list(zs[:, NORMAL, L.ZF_BLK_CARRY]) == [212, 0]
+    assert list(zs[:, NORMAL, L.ZF_FREE_BLK]) == [6, 6]
+    assert list(blk.sum(axis=1)) == [512, 0]
+    assert list(zs[:, NORMAL, L.ZF_BLK_PEND]) == [88, 0] and list(zs[:, NORMAL, L.ZF_BLK_CARRY]) == [424, 0]
+    sim.advance(1)
+    assert _c(sim, "atomic_got_pages", 0) == 50
+    assert list(blk.sum(axis=1)) == [512, 0]
+    assert list(zs[:, NORMAL, L.ZF_BLK_PEND]) == [0, 0] and list(zs[:, NORMAL, L.ZF_BLK_CARRY]) == [274, 0]
 
 
 def test_reclaim_reforms_pageblocks_is_checked():

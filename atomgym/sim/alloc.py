@@ -40,8 +40,8 @@ from .lru import lru_add
 from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
-    MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_RECLAIM_BLK, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
-    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_KERNEL, ZF_BLK_CARRY,
+    MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_RECLAIM_BLK, MI_CACHE_GFP, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
+    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_KERNEL, ZF_BLK_CARRY, ZF_BLK_PEND,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL, ZL_USER,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
@@ -215,8 +215,16 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
     zs[b, z, ZF_FREE_BLK] = blk
     zs[b, z, ZF_FREE_BLK_U] = blku
     zs[b, z, ZF_FREE_U] = fu
-    if dest == ZF_CACHE and blk + blku < whole0 and S.mi[b, MI_RECLAIM_BLK] != 0:
-        zs[b, z, ZF_BLK_CARRY] += (whole0 - blk - blku) * PAGEBLOCK_NR_PAGES
+    if S.mi[b, MI_RECLAIM_BLK] != 0:
+        if dest == ZF_CACHE:
+            if blk + blku < whole0:
+                zs[b, z, ZF_BLK_CARRY] += (whole0 - blk - blku) * PAGEBLOCK_NR_PAGES
+        elif served > 0 and zs[b, z, ZF_BLK_CARRY] > 0 and mt == gfp_migratetype(S.mi[b, MI_CACHE_GFP]):
+            # pages of the cache's type for another use come from the same chunks (__rmqueue_smallest()):
+            # the block being filled is mixed, never a whole free block again by reclaim alone
+            c = zs[b, z, ZF_BLK_CARRY]
+            zs[b, z, ZF_BLK_CARRY] = c - served if c > served else 0
+            zs[b, z, ZF_BLK_PEND] = 0
     zs[b, z, ZF_FREE_R] = fr
     if unmov and not recl:
         zs[b, z, ZF_PCP] = p_all - pu + p
@@ -373,12 +381,16 @@ def wake_all_kswapds(S, b, zlk):
 def _carried(S, b, z, s):
     """Of ``s`` page-cache pages just allocated in zone z, those that fill whole pageblocks split
     or claimed for the page cache (ZF_BLK_CARRY, zone_take()): the LRU bucket records them."""
-    c = S.zs[b, z, ZF_BLK_CARRY]
+    zs = S.zs
+    c = zs[b, z, ZF_BLK_CARRY]
     if c <= 0:
         return 0
     k = c if c < s else s
-    S.zs[b, z, ZF_BLK_CARRY] = c - k
-    return k
+    zs[b, z, ZF_BLK_CARRY] = c - k
+    p = zs[b, z, ZF_BLK_PEND] + k
+    whole = p - p % PAGEBLOCK_NR_PAGES
+    zs[b, z, ZF_BLK_PEND] = p - whole
+    return whole
 
 
 @jit(literal_args=("zlk", "dest"))   # the zonelist and the field: a version per caller's constants
