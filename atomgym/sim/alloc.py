@@ -69,13 +69,15 @@ def fallback_event(S, b, z, alloc_flags):
 
 
 @jit(inline="llvm")
-def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
+def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
     number served: requests stop at the first failed check, which happens only after a
     pcp refill moved buddy pages (every request re-checks the unchanged count otherwise).
 
-    ``mt`` is the request's migratetype (gfp_migratetype()): MOVABLE for anonymous memory and a
+    ``rb``: memory.reclaim_reforms_pageblocks (whole UNMOVABLE blocks and the page cache's
+    credit, below). ``mt`` is the request's migratetype (gfp_migratetype()): MOVABLE for
+    anonymous memory and a
     file's page cache (__GFP_MOVABLE), RECLAIMABLE for slab caches such as the xarray's nodes
     (__GFP_RECLAIMABLE), UNMOVABLE otherwise (network buffers, page tables, a block device's
     page cache). Pages come from the pcp list of the request's migratetype; an empty list
@@ -131,10 +133,13 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
     blk = zs[b, z, ZF_FREE_BLK]              # whole free MOVABLE pageblocks (within fm)
     if blk * PAGEBLOCK_NR_PAGES > fm:
         blk = fm // PAGEBLOCK_NR_PAGES
-    blku = zs[b, z, ZF_FREE_BLK_U]           # whole free UNMOVABLE pageblocks (within fu)
-    if blku * PAGEBLOCK_NR_PAGES > fu:
-        blku = fu // PAGEBLOCK_NR_PAGES
-    whole0 = blk + blku
+    blku = 0                                 # whole free UNMOVABLE pageblocks (within fu; ``rb``:
+    whole0 = 0                               # memory.reclaim_reforms_pageblocks, else none)
+    if rb:
+        blku = zs[b, z, ZF_FREE_BLK_U]
+        if blku * PAGEBLOCK_NR_PAGES > fu:
+            blku = fu // PAGEBLOCK_NR_PAGES
+        whole0 = blk + blku
     batch = 1 if recl else zs[b, z, ZF_PCP_BATCH]
     served = n if n < p else p
     p -= served
@@ -198,7 +203,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
             fr = ft
         else:
             fu = ft
-            if blku * PAGEBLOCK_NR_PAGES > fu:
+            if blku > 0 and blku * PAGEBLOCK_NR_PAGES > fu:
                 blku = fu // PAGEBLOCK_NR_PAGES  # the sub-block UNMOVABLE chunks were gone
         p += take - 1
         served += 1
@@ -213,9 +218,9 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt):
         served += s
     zs[b, z, ZF_FREE] = f
     zs[b, z, ZF_FREE_BLK] = blk
-    zs[b, z, ZF_FREE_BLK_U] = blku
     zs[b, z, ZF_FREE_U] = fu
-    if S.mi[b, MI_RECLAIM_BLK] != 0:
+    if rb:
+        zs[b, z, ZF_FREE_BLK_U] = blku
         if dest == ZF_CACHE:
             if blk + blku < whole0:
                 zs[b, z, ZF_BLK_CARRY] += (whole0 - blk - blku) * PAGEBLOCK_NR_PAGES
@@ -416,15 +421,16 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
     #     3. ALLOC_NO_WATERMARKS when gfp_pfmemalloc_allowed(): those pages are pfmemalloc
     fast = ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
     mt = gfp_migratetype(gfp)
+    rb = S.mi[b, MI_RECLAIM_BLK] != 0
     walk = 0 if zlk == ZL_KERNEL and S.mi[b, MI_NOFRAG] != 0 else 1
     while walk < 2:
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0, mt)
+            s = zone_take(S, b, z, n - got, fast, WMARK_LOW, hz, dest, walk == 0, mt, rb)
             scr[b, z] += s
             got += s
             if dest == ZF_CACHE and s > 0:
-                lru_add(S, b, z, s, _carried(S, b, z, s))   # filemap_add_folio() -> folio_add_lru()
+                lru_add(S, b, z, s, _carried(S, b, z, s) if rb else 0)   # filemap_add_folio() -> folio_add_lru()
             if got == n:
                 return got, 0
         walk += 1
@@ -440,11 +446,11 @@ def alloc_pages_bulk(S, b, n, gfp, zlk, dest, cls):
             flags = ALLOC_NO_WATERMARKS | (flags & ALLOC_KSWAPD)
         for i in range(nzl):
             z = zl[b, zlk, i]
-            s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False, mt)
+            s = zone_take(S, b, z, n - got, flags, WMARK_MIN, hz, dest, False, mt, rb)
             scr[b, z] += s
             got += s
             if dest == ZF_CACHE and s > 0:
-                lru_add(S, b, z, s, _carried(S, b, z, s))
+                lru_add(S, b, z, s, _carried(S, b, z, s) if rb else 0)
             if walk == 3:
                 pfm += s
             if got == n:
