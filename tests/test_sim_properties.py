@@ -52,7 +52,10 @@ def scenarios(draw):
                             pcp_batch=draw(st.sampled_from([None, 1, 63, 128])),
                             kernel=draw(st.sampled_from(["6.1", "6.18"]))),
         memory=MemorySpec(page_cache_frac=draw(_fr), anon_frac=draw(_fr), kernel_frac=draw(st.floats(0.0, 0.08)),
-                          swap=draw(st.booleans())),
+                          swap=draw(st.booleans()),
+                          page_cache_gfp=draw(st.sampled_from(["GFP_HIGHUSER_MOVABLE", "GFP_USER"])),
+                          page_cache_age=draw(st.sampled_from(["interleaved", "zonelist"])),
+                          reform_pageblocks=draw(st.booleans()), reclaim_reforms_pageblocks=draw(st.booleans())),
         kswapd=KswapdSpec(reclaim_pages_per_ms=draw(st.floats(1.0, 2000.0)), wake_latency_ms=draw(st.floats(0.0, 3.0)),
                           direct_reclaim_pages_per_ms=draw(st.floats(1.0, 1000.0))),
         nics=nics, traffic=traffic, workloads=workloads)
@@ -68,6 +71,10 @@ def _check(sim: Simulator) -> None:
     fu, fr, f = zs[:, :, L.ZF_FREE_U], zs[:, :, L.ZF_FREE_R], zs[:, :, L.ZF_FREE]
     assert (fu >= 0).all() and (fr >= 0).all() and (fu + fr <= f).all()
     assert (zs[:, :, L.ZF_FREE_BLK] >= 0).all() and (zs[:, :, L.ZF_FREE_BLK] * PAGEBLOCK_NR_PAGES <= f - fu - fr).all()
+    assert (zs[:, :, L.ZF_FREE_BLK_U] >= 0).all() and (zs[:, :, L.ZF_FREE_BLK_U] * PAGEBLOCK_NR_PAGES <= fu).all()
+    for fld in (L.ZF_BLK_CARRY, L.ZF_BLK_PEND, L.ZF_BLK_MERGE):
+        assert (zs[:, :, fld] >= 0).all()
+    assert (zs[:, :, L.ZF_BLK_PEND] < PAGEBLOCK_NR_PAGES).all() and (zs[:, :, L.ZF_BLK_MERGE] < PAGEBLOCK_NR_PAGES).all()
     assert (zs[:, :, L.ZF_PCP_U] >= 0).all() and (zs[:, :, L.ZF_PCP_U] <= zs[:, :, L.ZF_PCP]).all()
     # pcp high at least high_min. Not at most high_max: a watermark write recomputes high_min and
     # high_max (zone_pcp_update() -> pageset_update()) and leaves pcp->high as it was; the kernel
@@ -95,6 +102,8 @@ def _check(sim: Simulator) -> None:
     # ring's buckets in use are the tail's run, each bucket's total is its zones' sum
     lru, lrp = sim.field("lru"), sim.field("lrp")
     assert (lru >= 0).all() and np.array_equal(lru[..., :L.LRU_TOTAL].sum(axis=3), lru[..., L.LRU_TOTAL])
+    # a bucket's pages of whole pageblocks are among its pages of that zone type
+    assert (lru[..., L.LRU_BLK:L.LRU_BLK + MAX_NR_ZONES] <= lru[..., :MAX_NR_ZONES]).all()
     for b in range(lru.shape[0]):
         for node in range(lru.shape[1]):
             tail, n = lrp[b, node, L.LP_TAIL], lrp[b, node, L.LP_LEN]

@@ -58,10 +58,14 @@ def lru_add(S, b, z, n, blkp):
         for t in range(LRU_W):
             lru[b, node, h, t] = 0
         lp[b, node, LP_LEN] = ln + 1
-    lru[b, node, h, z - node * MAX_NR_ZONES] += n
+    t = z - node * MAX_NR_ZONES
+    lru[b, node, h, t] += n
     lru[b, node, h, LRU_TOTAL] += n
     if blkp > 0:
-        lru[b, node, h, LRU_BLK + z - node * MAX_NR_ZONES] += blkp
+        # a block filled whole is credited to the bucket of its last pages, at most that bucket's
+        # pages of the zone (its first pages may be in an older bucket: simplified, not credited)
+        room = lru[b, node, h, t] - lru[b, node, h, LRU_BLK + t]
+        lru[b, node, h, LRU_BLK + t] += blkp if blkp < room else room
 
 
 @jit(inline="llvm")
