@@ -4,17 +4,23 @@ measured on this tree's simulator: per seed, over one episode (the scenario's du
 migratetype fallbacks and boosts, kswapd runs and direct-reclaim stalls. Rerun after an engine
 change and update the descriptions it moves:
 
-    python scripts/scenario_outcomes.py [SCENARIO ...] [--seeds 1000,1001,1002]
+    python scripts/scenario_outcomes.py [SCENARIO ...] [--seeds 1000,1001,1002] [--memory KEY=VALUE ...]
+
+``--memory KEY=VALUE`` replaces a key of the scenarios' `memory:` section (validated like the file's
+own), e.g. ``--memory reclaim_reforms_pageblocks=true`` to see what a rule would move.
 
 The randomized training scenarios print how many draws (seeds 100-...) lose what, and the range.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 
-from atomgym.sim.scenario import list_scenarios, load_scenario
+import yaml
+
+from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario, scenario_from_dict
 from atomgym.sim.simulator import Simulator
 
 MEASURED = ("anon-hog-bursts", "diurnal-bursts", "incast-pagecache", "memalloc-drops", "stream-read-bursts",
@@ -26,8 +32,16 @@ COUNTERS = ("atomic_fail", "atomic_fail_pages", "rx_missed", "rcvbuf_drop", "pfm
             "fallbacks", "fallback_boosts", "pageoutrun")
 
 
-def outcomes(name: str, seeds: list[int]) -> list[dict[str, float]]:
-    s = load_scenario(name)
+def with_memory(s, memory: dict[str, object]):
+    """The scenario with its `memory:` keys replaced (validated by the scenario loader)."""
+    if not memory:
+        return s
+    given = scenario_from_dict({"duration_s": 1, "memory": memory}, source="--memory").memory
+    return dataclasses.replace(s, memory=dataclasses.replace(s.memory, **{k: getattr(given, k) for k in memory}))
+
+
+def outcomes(name: str, seeds: list[int], memory: dict[str, object] | None = None) -> list[dict[str, float]]:
+    s = with_memory(load_scenario(name), memory or {})
     sim = Simulator(s, n_machines=len(seeds))
     sim.reset(np.array(seeds, dtype=np.int64))
     sim.advance(int(round(s.duration_s * 1000 / s.tick_ms)))
@@ -53,16 +67,28 @@ def main() -> None:
     ap.add_argument("scenarios", nargs="*", help=f"shipped scenarios (default: {', '.join(MEASURED)})")
     ap.add_argument("--seeds", type=_seeds, default="1000,1001,1002",
                     help="comma-separated non-negative integers (default: 1000,1001,1002)")
+    ap.add_argument("--memory", action="append", default=[], metavar="KEY=VALUE",
+                    help="replace a key of the memory: section (repeatable)")
     a = ap.parse_args()
     names = a.scenarios or [*MEASURED, *DRAWS]
     known = set(list_scenarios())
     for n in names:
         if n not in known:
             ap.error(f"{n!r} is not a shipped scenario")
+    memory: dict[str, object] = {}
+    for kv in a.memory:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            ap.error(f"--memory {kv!r}: expected KEY=VALUE")
+        memory[k.strip()] = yaml.safe_load(v)
+    try:
+        with_memory(load_scenario(names[0]), memory)
+    except ScenarioError as e:
+        ap.error(str(e))
     for n in names:
         if n in DRAWS:
             seeds = list(range(100, 100 + DRAWS[n]))
-            rows = outcomes(n, seeds)
+            rows = outcomes(n, seeds, memory)
             print(f"{n} ({len(seeds)} draws, seeds {seeds[0]}-{seeds[-1]}, kernel defaults, one episode each):")
             for k in ("atomic_fail", "pfmemalloc_drop", "rx_missed", "rcvbuf_drop"):
                 hit = sorted(r[k] for r in rows if r[k] > 0)
@@ -70,7 +96,7 @@ def main() -> None:
                 print(f"  {k:20s} {len(hit)} of {len(rows)} draws, {rng}")
             continue
         seeds = a.seeds
-        rows = outcomes(n, seeds)
+        rows = outcomes(n, seeds, memory)
         print(f"{n} (one {load_scenario(n).duration_s:g} s episode, seeds {','.join(map(str, seeds))}):")
         for k in rows[0]:
             vals = [r[k] for r in rows]

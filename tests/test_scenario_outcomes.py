@@ -34,3 +34,16 @@ def test_bad_seeds_are_one_line_exit_2():
     for bad in ("1,x", "-3", ""):
         r = _run("quiet", "--seeds", bad)
         assert r.returncode == 2 and "--seeds" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
+
+
+def test_memory_overrides_run_and_bad_ones_are_one_line_exit_2():
+    """--memory KEY=VALUE replaces a key of the memory: section, validated as in a scenario file:
+    real-atomic-stream with its reclaim rule switched off counts differently from the shipped file."""
+    on = _run("real-atomic-stream", "--seeds", "1")
+    off = _run("real-atomic-stream", "--seeds", "1", "--memory", "reclaim_reforms_pageblocks=false")
+    assert on.returncode == 0 and off.returncode == 0, (on.stderr, off.stderr)
+    assert on.stdout != off.stdout
+    for bad, what in (("nosuch=1", "memory.nosuch: unknown key"), ("reclaim_reforms_pageblocks=maybe", "expected true or false"),
+                      ("noequals", "expected KEY=VALUE")):
+        r = _run("quiet", "--memory", bad)
+        assert r.returncode == 2 and what in r.stderr and "Traceback" not in r.stderr and r.stdout == "", (bad, r.stderr)
