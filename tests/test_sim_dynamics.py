@@ -558,3 +558,40 @@ def test_page_cache_that_fills_whole_blocks_records_them_on_its_lru_bucket():
 def test_reclaim_reforms_pageblocks_is_checked():
     with pytest.raises(ScenarioError, match="reclaim_reforms_pageblocks"):
         scenario_from_dict({"duration_s": 1, "memory": {"reclaim_reforms_pageblocks": 1.5}})
+
+
+def test_a_bulk_refill_stops_at_the_first_failed_check_between_batches():
+    """rmqueue_bulk() refills an empty pcp list with `batch` buddy pages and the next request
+    checks the watermark again, so a bulk request of n pages takes ceil(n / batch) refills, with a
+    check after each but the one that completes it (alloc.py zone_take(), also in closed form).
+    Normal only, batch 63, free F = low + 283 (all UNMOVABLE, as the request), pcp empty: after 4 refills F - 252 = low + 31 passes,
+    after 5, F - 315 = low - 32 fails. 253 pages = 4 x 63 + 1: the 5th refill completes the request
+    with no check: all 253 on the fast path, 62 pages left on the pcp list, kswapd asleep. 254
+    pages: the check after the 5th refill fails with 253 served; the slow path (wake_all_kswapds(),
+    then the min watermark) serves the last page from the pcp list (61 left) and kswapd wakes."""
+    from numba import njit
+    from atomgym.kernel.watermark_ok import GFP_ATOMIC
+    from atomgym.kernel.watermarks import WMARK_LOW
+    from atomgym.sim.alloc import alloc_pages_bulk
+    from atomgym.sim.engine import free_state, make_state
+
+    @njit(cache=False)
+    def bulk(T, b, n):
+        S = make_state(T)
+        got, _ = alloc_pages_bulk(S, b, n, GFP_ATOMIC, L.ZL_KERNEL, L.ZF_NET, 0)
+        free_state(S)
+        return got
+
+    s = dataclasses.replace(_scenario(), machine=dataclasses.replace(_scenario().machine, pcp_batch=63))
+    sim = Simulator([s, s], machines=[_machine(), _machine()])
+    low = int(sim.wmark[0, NORMAL, WMARK_LOW])
+    for b in (0, 1):
+        _set_zone(sim, b, NORMAL, free=low + 283, free_u=low + 283)   # UNMOVABLE: no fallback, no boost
+    zs = sim.zone_state
+    assert list(zs[:, NORMAL, L.ZF_PCP_BATCH]) == [63, 63]
+    assert bulk(sim.state, 0, 253) == 253 and bulk(sim.state, 1, 254) == 254
+    assert list(zs[:, NORMAL, L.ZF_FREE]) == [low - 32, low - 32]
+    assert list(zs[:, NORMAL, L.ZF_PCP]) == [62, 61]
+    nd = sim.field("nd")
+    assert nd[0, 0, L.ND_STATE] == L.KS_SLEEP and nd[1, 0, L.ND_STATE] == L.KS_WAKING
+    assert _c(sim, "fallbacks", 0) == _c(sim, "fallbacks", 1) == 0

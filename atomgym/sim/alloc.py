@@ -143,6 +143,32 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
     batch = 1 if recl else zs[b, z, ZF_PCP_BATCH]
     served = n if n < p else p
     p -= served
+    if served < n and batch > 0:
+        # the loop below in closed form when its K = ceil(rest / batch) refills all take a full
+        # batch of the type's own pages (no fallback) and every watermark check between them
+        # passes (zone_watermark_fast() is monotone in the free count: the last check decides):
+        # the same pages, counts and pcp list, without K iterations
+        rest = n - served
+        k = (rest + batch - 1) // batch
+        kb = k * batch
+        ft = fm if mov else (fr if recl else fu)
+        if f >= kb and ft >= kb:
+            last = k if rest - (k - 1) * batch > 1 else k - 1
+            if nowm or last == 0 or zone_watermark_fast(f - last * batch, wm, bo, res, alloc_flags):
+                f -= kb
+                ft -= kb
+                if mov:
+                    fm = ft
+                    if blk * PAGEBLOCK_NR_PAGES > fm:
+                        blk = fm // PAGEBLOCK_NR_PAGES
+                elif recl:
+                    fr = ft
+                else:
+                    fu = ft
+                    if blku > 0 and blku * PAGEBLOCK_NR_PAGES > fu:
+                        blku = fu // PAGEBLOCK_NR_PAGES
+                p = kb - rest
+                served = n
     while served < n:
         # this request passed the check (f unchanged since); pcp empty -> rmqueue_bulk()
         take = batch if batch < f else f
