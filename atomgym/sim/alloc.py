@@ -69,6 +69,24 @@ def fallback_event(S, b, z, alloc_flags):
 
 
 @jit(inline="llvm")
+def _took(mov, recl, ft, fm, fr, fu, blk, blku):
+    """After a refill took pages of the request's type: that type's free pages are ``ft``; whole
+    free blocks beyond them were split (__rmqueue_smallest() splits one only once the sub-block
+    chunks are gone). Returns (fm, fr, fu, blk, blku)."""
+    if mov:
+        fm = ft
+        if blk * PAGEBLOCK_NR_PAGES > fm:
+            blk = fm // PAGEBLOCK_NR_PAGES
+    elif recl:
+        fr = ft
+    else:
+        fu = ft
+        if blku > 0 and blku * PAGEBLOCK_NR_PAGES > fu:
+            blku = fu // PAGEBLOCK_NR_PAGES
+    return fm, fr, fu, blk, blku
+
+
+@jit(inline="llvm")
 def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
@@ -156,17 +174,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
             last = k if rest - (k - 1) * batch > 1 else k - 1
             if nowm or last == 0 or zone_watermark_fast(f - last * batch, wm, bo, res, alloc_flags):
                 f -= kb
-                ft -= kb
-                if mov:
-                    fm = ft
-                    if blk * PAGEBLOCK_NR_PAGES > fm:
-                        blk = fm // PAGEBLOCK_NR_PAGES
-                elif recl:
-                    fr = ft
-                else:
-                    fu = ft
-                    if blku > 0 and blku * PAGEBLOCK_NR_PAGES > fu:
-                        blku = fu // PAGEBLOCK_NR_PAGES
+                fm, fr, fu, blk, blku = _took(mov, recl, ft - kb, fm, fr, fu, blk, blku)
                 p = kb - rest
                 served = n
     while served < n:
@@ -176,21 +184,19 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
             break
         ft = fm if mov else (fr if recl else fu)
         while ft < take:
-            if not unmov and blku > 0:
-                # a whole free UNMOVABLE pageblock: fallbacks[MOVABLE] / fallbacks[RECLAIMABLE] at
-                # order >= pageblock_order, claimed without boost_watermark() (as below)
+            whole_u = not unmov and blku > 0
+            if whole_u or (not mov and blk > 0):
+                # __rmqueue_fallback() finds a whole free pageblock of another type first (largest
+                # order first): a whole UNMOVABLE one for a MOVABLE or RECLAIMABLE request, else a
+                # whole MOVABLE one; steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18]:
+                # order >= pageblock_order -> relabel and take the block, no boost_watermark()
                 S.ctr[b, C_FALLBACKS] += 1
-                blku -= 1
-                fu -= PAGEBLOCK_NR_PAGES
-                ft += PAGEBLOCK_NR_PAGES
-                continue
-            if not mov and blk > 0:
-                # __rmqueue_fallback() finds a whole free MOVABLE pageblock first (largest order
-                # first); steal_suitable_fallback() [6.1] / try_to_claim_block() [6.18]: order >=
-                # pageblock_order -> relabel and take the block, no boost_watermark()
-                S.ctr[b, C_FALLBACKS] += 1
-                blk -= 1
-                fm -= PAGEBLOCK_NR_PAGES
+                if whole_u:
+                    blku -= 1
+                    fu -= PAGEBLOCK_NR_PAGES
+                else:
+                    blk -= 1
+                    fm -= PAGEBLOCK_NR_PAGES
                 ft += PAGEBLOCK_NR_PAGES
                 continue
             if nofrag:
@@ -220,17 +226,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
                 break
             take = ft
         f -= take
-        ft -= take
-        if mov:
-            fm = ft
-            if blk * PAGEBLOCK_NR_PAGES > fm:
-                blk = fm // PAGEBLOCK_NR_PAGES   # __rmqueue_smallest() split whole blocks: the chunks were gone
-        elif recl:
-            fr = ft
-        else:
-            fu = ft
-            if blku > 0 and blku * PAGEBLOCK_NR_PAGES > fu:
-                blku = fu // PAGEBLOCK_NR_PAGES  # the sub-block UNMOVABLE chunks were gone
+        fm, fr, fu, blk, blku = _took(mov, recl, ft - take, fm, fr, fu, blk, blku)
         p += take - 1
         served += 1
         if served == n:
