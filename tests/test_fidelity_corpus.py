@@ -275,6 +275,26 @@ def test_unmovable_share_full_is_the_median_share_while_memory_is_full():
     assert _pagetype_rows([{"t": 0.0, "zones": [zone]}], "DMA32") == []
 
 
+def test_whole_share_full_counts_the_unmovable_pages_in_whole_pageblocks():
+    """The process behind memory.reclaim_reforms_pageblocks: per sample with memory full, the share
+    of the UNMOVABLE free pages that are whole free pageblocks (order >= pageblock_order chunks); the
+    median. One order-9 chunk (512) and 512 order-0 pages on the UNMOVABLE lists: 0.5; two order-9
+    chunks and 0 else: 1.0; median 0.75. A sample with memory not full or no UNMOVABLE page is left
+    out; none left: None."""
+    from atomgym.realkernel.fidelity import _pagetype_rows, whole_share_full
+    zone = {"zone": "DMA32", "managed": 100000, "free": 0, "min": 10, "low": 20, "high": 1000, "boost": 0}
+
+    def sample(t, u0, u9, m0):
+        return {"t": t, "zones": [zone], "pagetypes": {"0:DMA32": {"Unmovable": [u0] + [0] * 8 + [u9, 0],
+                                                                   "Movable": [m0] + [0] * 10}}}
+    rows = _pagetype_rows([sample(0.0, 512, 1, 0), sample(0.3, 0, 2, 0), sample(0.6, 0, 1, 5000),
+                           sample(0.9, 0, 0, 100)], "DMA32")
+    assert [(r["whole_u"], r["free_u"]) for r in rows] == [(512, 1024), (1024, 1024), (512, 512), (0, 0)]
+    # 5512 > 2 x 1000: not full; the last has no UNMOVABLE page
+    assert whole_share_full([(r["whole_u"], r["free_u"], r["free_total"], r["hi"]) for r in rows]) == 0.75
+    assert whole_share_full([(0.0, 0.0, 100.0, 1000.0)]) is None
+
+
 def test_a_metric_only_the_kernel_can_show_is_na_without_its_samples():
     """A capture made before the guest sampled /proc/pagetypeinfo has no real UNMOVABLE share:
     that row is n/a (not a difference), whatever the simulator shows; with both sides it is

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernel.zones import ZONE_NAMES
+from ..kernel.zones import PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, ZONE_NAMES
 from .capture import read_jsonl
 from .errors import RealKernelError
 from .plan import Plan, load_plan
@@ -139,6 +139,8 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | N
         out["phases"].append({"from_s": lo, "to_s": hi_, "median_pos": _median_pos(ts, pos, lo, hi_)})
     pt_rows = _pagetype_rows(samples, zname)
     out["unmovable_share_full"] = unmovable_share_full([(s["free_u"], s["free_total"], s["hi"]) for s in pt_rows])
+    out["whole_share_full"] = whole_share_full([(s["whole_u"], s["free_u"], s["free_total"], s["hi"])
+                                                for s in pt_rows])
     # what the guest read at every sample: a capture that also read /proc/pagetypeinfo is another
     # condition (its read walks the free lists under the zone lock on the guest's CPUs), so
     # repeats are only those of the same sampling (corpus.kernel_spread())
@@ -159,22 +161,33 @@ def unmovable_share_full(rows: list[tuple[float, float, float]]) -> float | None
     return round(float(np.median(vals)), 3) if vals else None
 
 
-def pagetype_pages(pt: dict, t: str) -> int:
+def whole_share_full(rows: list[tuple[float, float, float, float]]) -> float | None:
+    """The median, over samples where the zone's free pages are at most FULL_HIGHS x its high mark
+    and some are on its UNMOVABLE lists, of the share of those UNMOVABLE free pages that are whole
+    free pageblocks (chunks of order >= pageblock_order): (whole UNMOVABLE, free UNMOVABLE, buddy
+    free, high) per sample. The process behind memory.reclaim_reforms_pageblocks: whether a
+    fallback finds a whole block to claim without a boost. None without such samples."""
+    vals = [w / u for w, u, f, h in rows if u > 0 and 0 < f <= FULL_HIGHS * h]
+    return round(float(np.median(vals)), 3) if vals else None
+
+
+def pagetype_pages(pt: dict, t: str, min_order: int = 0) -> int:
     """Free pages of migratetype ``t`` in one zone's /proc/pagetypeinfo counts (chunks of order o
-    hold 2**o pages)."""
-    return sum(int(c) << o for o, c in enumerate(pt.get(t, [])))
+    hold 2**o pages); from ``min_order`` up (PAGEBLOCK_ORDER: the whole free pageblocks)."""
+    return sum(int(c) << o for o, c in enumerate(pt.get(t, [])) if o >= min_order)
 
 
 def _pagetype_rows(samples: list[dict], zname: str) -> list[dict]:
     """Per sample with /proc/pagetypeinfo lines for the zone: the free pages on its UNMOVABLE
-    lists, on all its lists (chunks of order o hold 2**o pages) and its high mark (boost included,
-    as zoneinfo prints it)."""
+    lists (and in whole free pageblocks there), on all its lists (chunks of order o hold 2**o
+    pages) and its high mark (boost included, as zoneinfo prints it)."""
     out = []
     for s in samples:
         pt = (s.get("pagetypes") or {}).get(f"0:{zname}")
         if not pt:
             continue
         out.append({"t": s["t"], "free_u": float(pagetype_pages(pt, "Unmovable")),
+                    "whole_u": float(pagetype_pages(pt, "Unmovable", PAGEBLOCK_ORDER)),
                     "free_total": float(sum(pagetype_pages(pt, t) for t in pt)),
                     "hi": float(_zone(s, zname)["high"])})
     return out
@@ -295,7 +308,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     records it: the sampling interval in which the failing bursts counter first moves is run
     again from a snapshot one tick at a time, and the tick where it moves gives the time and
     those counters the free pages (the same dynamics, tick for tick: engine.run_ticks)."""
-    from ..sim.layout import ZF_FREE, ZF_FREE_U
+    from ..sim.layout import ZF_FREE, ZF_FREE_BLK_U, ZF_FREE_U
     from ..sim.simulator import Simulator
     sim = Simulator(scen, n_machines=1)
     sim.reset([seed])
@@ -314,6 +327,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     pos: list[float] = []
     boosts: list[int] = []
     ushare: list[tuple[float, float, float]] = []
+    wshare: list[tuple[float, float, float, float]] = []
     total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
     done = 0
     first: tuple[float, float | None] | None = None     # (time s, free pages) of the first failing burst
@@ -334,6 +348,8 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         boosts.append(int(sim.boost[0].max()))
         zst = sim.zone_state[0, Z]
         ushare.append((float(zst[ZF_FREE_U]), float(zst[ZF_FREE]), float(w[WMARK_HIGH] + sim.boost[0, Z])))
+        wshare.append((float(zst[ZF_FREE_BLK_U] * PAGEBLOCK_NR_PAGES), float(zst[ZF_FREE_U]), float(zst[ZF_FREE]),
+                       float(w[WMARK_HIGH] + sim.boost[0, Z])))
 
     def failed_bursts() -> float:
         return float(sim.counters[0, fb_i]) if fb_i is not None else 0.0
@@ -389,6 +405,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         "phases": [{"from_s": lo, "to_s": hi, "median_pos": _median_pos(tsa, posa, lo, hi)}
                    for lo, hi in phase_bounds(plan, horizon)],
         "unmovable_share_full": unmovable_share_full(ushare),
+        "whole_share_full": whole_share_full(wshare),
         "series": ser,
     }
     return out
@@ -401,10 +418,11 @@ METRICS = (("atomic_fail_pages", "failed atomic pages"), ("atomic_req_pages", "r
            ("first_failure_t", "time of the first failure (s)"), ("kswapd_runs", "kswapd runs"),
            ("kswapd_pages_per_run", "kswapd pages per run"), ("largest_boost", "largest boost (pages)"),
            ("direct_reclaim_stalls", "direct-reclaim stalls"),
-           ("unmovable_share_full", "UNMOVABLE share of free pages, memory full"))
+           ("unmovable_share_full", "UNMOVABLE share of free pages, memory full"),
+           ("whole_share_full", "whole blocks' share of free UNMOVABLE, memory full"))
 # compared only where the capture has the kernel's side (/proc/pagetypeinfo, since 2026-12-06):
 # a row the kernel cannot show is n/a, not a difference
-REAL_SIDE_ONLY = ("unmovable_share_full",)
+REAL_SIDE_ONLY = ("unmovable_share_full", "whole_share_full")
 # how a metric is compared: a count (and a ratio: relative to the real value), a time (relative
 # too, but a small one is not noise), free pages (in high - min gaps of the zone), a position
 # (already in gaps)
@@ -412,7 +430,8 @@ KIND_COUNT, KIND_TIME, KIND_PAGES, KIND_POS = "count", "time", "pages", "positio
 KIND_SHARE = "share"   # a fraction of 0..1, compared as a position (absolute difference, POS_TOL)
 RELATIVE = (KIND_COUNT, KIND_TIME)
 METRIC_KIND = {"free_at_first_failure": KIND_PAGES, "free_at_latest_failure": KIND_PAGES,
-               "first_failure_t": KIND_TIME, "unmovable_share_full": KIND_SHARE}
+               "first_failure_t": KIND_TIME, "unmovable_share_full": KIND_SHARE,
+               "whole_share_full": KIND_SHARE}
 
 
 def metric_family(key: str) -> str:
