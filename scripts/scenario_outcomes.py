@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 
 import numpy as np
-
 import yaml
 
 from atomgym.sim.scenario import ScenarioError, list_scenarios, load_scenario, scenario_from_dict
@@ -32,16 +31,19 @@ COUNTERS = ("atomic_fail", "atomic_fail_pages", "rx_missed", "rcvbuf_drop", "pfm
             "fallbacks", "fallback_boosts", "pageoutrun")
 
 
-def with_memory(s, memory: dict[str, object]):
-    """The scenario with its `memory:` keys replaced (validated by the scenario loader)."""
-    if not memory:
-        return s
+def memory_overrides(memory: dict[str, object]) -> dict[str, object]:
+    """`memory:` keys and values as the scenario loader validates and types them (ScenarioError,
+    one line, on an unknown key or a bad value)."""
     given = scenario_from_dict({"duration_s": 1, "memory": memory}, source="--memory").memory
-    return dataclasses.replace(s, memory=dataclasses.replace(s.memory, **{k: getattr(given, k) for k in memory}))
+    return {k: getattr(given, k) for k in memory}
 
 
 def outcomes(name: str, seeds: list[int], memory: dict[str, object] | None = None) -> list[dict[str, float]]:
-    s = with_memory(load_scenario(name), memory or {})
+    """Per seed, the counters of one episode of the shipped scenario ``name``, its `memory:` keys
+    replaced by ``memory`` (memory_overrides())."""
+    s = load_scenario(name)
+    if memory:
+        s = dataclasses.replace(s, memory=dataclasses.replace(s.memory, **memory))
     sim = Simulator(s, n_machines=len(seeds))
     sim.reset(np.array(seeds, dtype=np.int64))
     sim.advance(int(round(s.duration_s * 1000 / s.tick_ms)))
@@ -75,14 +77,14 @@ def main() -> None:
     for n in names:
         if n not in known:
             ap.error(f"{n!r} is not a shipped scenario")
-    memory: dict[str, object] = {}
+    raw: dict[str, object] = {}
     for kv in a.memory:
         k, sep, v = kv.partition("=")
         if not sep or not k:
             ap.error(f"--memory {kv!r}: expected KEY=VALUE")
-        memory[k.strip()] = yaml.safe_load(v)
+        raw[k.strip()] = yaml.safe_load(v)
     try:
-        with_memory(load_scenario(names[0]), memory)
+        memory = memory_overrides(raw)
     except ScenarioError as e:
         ap.error(str(e))
     for n in names:

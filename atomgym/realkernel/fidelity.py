@@ -157,7 +157,13 @@ def unmovable_share_full(rows: list[tuple[float, float, float]]) -> float | None
     mark, of the share of its buddy free pages on the UNMOVABLE free lists: (free on UNMOVABLE
     lists, buddy free pages, high) per sample. None without such samples (or without
     /proc/pagetypeinfo samples: captures before 2026-12-06)."""
-    vals = [u / f for u, f, h in rows if f > 0 and f <= FULL_HIGHS * h]
+    return _median_share_full([(u, f, f, h) for u, f, h in rows])
+
+
+def _median_share_full(rows: list[tuple[float, float, float, float]]) -> float | None:
+    """The median of ``part / of`` over the rows (part, of, buddy free pages, high) whose ``of`` is
+    positive and whose zone has memory full (0 < free <= FULL_HIGHS x high); None without any."""
+    vals = [p / o for p, o, f, h in rows if o > 0 and 0 < f <= FULL_HIGHS * h]
     return round(float(np.median(vals)), 3) if vals else None
 
 
@@ -167,8 +173,7 @@ def whole_share_full(rows: list[tuple[float, float, float, float]]) -> float | N
     free pageblocks (chunks of order >= pageblock_order): (whole UNMOVABLE, free UNMOVABLE, buddy
     free, high) per sample. The process behind memory.reclaim_reforms_pageblocks: whether a
     fallback finds a whole block to claim without a boost. None without such samples."""
-    vals = [w / u for w, u, f, h in rows if u > 0 and 0 < f <= FULL_HIGHS * h]
-    return round(float(np.median(vals)), 3) if vals else None
+    return _median_share_full(rows)
 
 
 def pagetype_pages(pt: dict, t: str, min_order: int = 0) -> int:
@@ -326,8 +331,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
                                                   "pgsteal_kswapd", "direct_reclaim_stalls", "atomic_fail_pages")}
     pos: list[float] = []
     boosts: list[int] = []
-    ushare: list[tuple[float, float, float]] = []
-    wshare: list[tuple[float, float, float, float]] = []
+    shares: list[tuple[float, float, float, float]] = []   # (whole UNMOVABLE, free UNMOVABLE, free, high)
     total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
     done = 0
     first: tuple[float, float | None] | None = None     # (time s, free pages) of the first failing burst
@@ -347,8 +351,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         pos.append((sim.free[0, Z] - w[WMARK_MIN]) / max(w[WMARK_HIGH] - w[WMARK_MIN], 1))
         boosts.append(int(sim.boost[0].max()))
         zst = sim.zone_state[0, Z]
-        ushare.append((float(zst[ZF_FREE_U]), float(zst[ZF_FREE]), float(w[WMARK_HIGH] + sim.boost[0, Z])))
-        wshare.append((float(zst[ZF_FREE_BLK_U] * PAGEBLOCK_NR_PAGES), float(zst[ZF_FREE_U]), float(zst[ZF_FREE]),
+        shares.append((float(zst[ZF_FREE_BLK_U] * PAGEBLOCK_NR_PAGES), float(zst[ZF_FREE_U]), float(zst[ZF_FREE]),
                        float(w[WMARK_HIGH] + sim.boost[0, Z])))
 
     def failed_bursts() -> float:
@@ -404,8 +407,8 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         "min_free": None,
         "phases": [{"from_s": lo, "to_s": hi, "median_pos": _median_pos(tsa, posa, lo, hi)}
                    for lo, hi in phase_bounds(plan, horizon)],
-        "unmovable_share_full": unmovable_share_full(ushare),
-        "whole_share_full": whole_share_full(wshare),
+        "unmovable_share_full": unmovable_share_full([(u, f, h) for _, u, f, h in shares]),
+        "whole_share_full": whole_share_full(shares),
         "series": ser,
     }
     return out

@@ -95,8 +95,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
 
     ``rb``: memory.reclaim_reforms_pageblocks (whole UNMOVABLE blocks and the page cache's
     credit, below). ``mt`` is the request's migratetype (gfp_migratetype()): MOVABLE for
-    anonymous memory and a
-    file's page cache (__GFP_MOVABLE), RECLAIMABLE for slab caches such as the xarray's nodes
+    anonymous memory and a file's page cache (__GFP_MOVABLE), RECLAIMABLE for slab caches such as the xarray's nodes
     (__GFP_RECLAIMABLE), UNMOVABLE otherwise (network buffers, page tables, a block device's
     page cache). Pages come from the pcp list of the request's migratetype; an empty list
     is refilled with ``batch`` pages (rmqueue_bulk()) from the buddy free pages of that type,
@@ -119,7 +118,8 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
       UNMOVABLE request (__rmqueue_smallest()) and claimed outright, with no boost, by a MOVABLE or
       RECLAIMABLE fallback before any sub-block chunk (fallbacks[] at order >= pageblock_order);
       the whole blocks a page-cache request splits or claims are credited to ``ZF_BLK_CARRY``
-      (the LRU bucket that takes the pages records them: alloc_pages_bulk()).
+      (the LRU bucket that takes the pages records them: alloc_pages_bulk()), and a request of
+      the cache's type for another use mixes the block being filled (drops ZF_BLK_PEND).
     Simplified: RECLAIMABLE requests have no pcp list (each page is taken from the buddy free
     pages and checked on its own: a slab as order-0 pages); whole free RECLAIMABLE pageblocks are
     not tracked, nor whole UNMOVABLE ones without memory.reclaim_reforms_pageblocks (a MOVABLE
