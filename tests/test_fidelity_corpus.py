@@ -164,6 +164,25 @@ workloads:
     assert (m["atomic_fail_pages"], m["kswapd_runs"]) == (c["atomic_fail_pages"], c["pageoutrun"])
 
 
+def test_the_simulator_is_read_at_the_guests_sample_times() -> None:
+    """Both sides are read at the same instants: a guest sample 13 ms after ram2g's second
+    4096-page shot (at 18 s) shows the boost its fallbacks raised, 3,573 pages (the cap,
+    1.5 x high), and so does the simulator read then; read at 18.000 s, before the shot, it
+    showed none (the calibration's "boosts at the samples" counted that as a miss)."""
+    from atomgym.realkernel.calibrate import _boost_seen
+    from atomgym.realkernel import fidelity as fid
+    m = fid.simulate(fid.load(ROOT / "corpus" / "ram2g"))
+    r, s = m["series"]["real"], m["series"]["sim"]
+    for t in s["t"][1:-1]:         # each simulated sample at a guest's, in whole ticks at or before it
+        # (the last one at the scenario's end, where the guest's last samples may fall after it)
+        assert any(0 <= u - t < 0.001 + 1e-9 for u in r["t"])
+    i = next(i for i, t in enumerate(r["t"]) if 18.0 < t < 18.3)
+    j = min(range(len(s["t"])), key=lambda k: abs(s["t"][k] - r["t"][i]))
+    assert r["boost"][i] == s["boost"][j] == 3573
+    shown, seen = _boost_seen(m)
+    assert shown >= 1 and 1 <= seen <= shown
+
+
 # ---- bad corpora and arguments: one line, exit 2, nothing written --------------------------------
 def _bad_corpus(tmp_path: Path) -> Path:
     root = tmp_path / "bad"

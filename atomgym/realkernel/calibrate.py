@@ -168,15 +168,16 @@ def _wsf_key(ld: dict[str, Any]) -> tuple[str, int | None]:
 
 def _boost_seen(m: dict[str, Any]) -> tuple[int, int]:
     """(samples where the kernel shows a boost, of those where the simulator shows one at the same
-    time): the simulator is sampled at the capture's interval from 0, the guest a little off it."""
+    time): the simulator is sampled at the guest's sample times (fidelity.simulate()), so each
+    real sample has the simulated one nearest in time."""
     r, s = m["series"]["real"], m["series"]["sim"]
-    dt = m["sample_s"]
+    st = s["t"]
     shown = seen = 0
     for t, b in zip(r["t"], r["boost"]):
         if b <= 0:
             continue
         shown += 1
-        i = min(len(s["t"]) - 1, max(0, int(round(t / dt))))
+        i = min(range(len(st)), key=lambda j: abs(st[j] - t))
         seen += s["boost"][i] > 0
     return shown, seen
 

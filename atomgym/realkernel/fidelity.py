@@ -304,9 +304,11 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
 
 
 def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, seed: int,
-                horizon: float | None = None) -> dict[str, Any]:
-    """The simulator's run of the scenario, sampled every ``sample_s`` like the guest: its metrics
-    (the real side's keys) and, under ``"series"``, the time series real_series() gives.
+                horizon: float | None = None, sample_times: list[float] | None = None) -> dict[str, Any]:
+    """The simulator's run of the scenario, sampled every ``sample_s`` like the guest, or at the
+    guest's own sample times (``sample_times``, seconds from the plan's start: the state after the
+    ticks that end by then), so that both sides are read at the same instants: its metrics (the
+    real side's keys) and, under ``"series"``, the time series real_series() gives.
 
     The simulator keeps the free pages of its latest failing burst (the ``atomic_fail_free_<zone>``
     counters, overwritten at every failing burst). The first failure is found the way the module
@@ -333,6 +335,10 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     boosts: list[int] = []
     shares: list[tuple[float, float, float, float]] = []   # (whole UNMOVABLE, free UNMOVABLE, free, high)
     total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
+    if sample_times is None:
+        marks = list(range(n, total, n)) + [total]
+    else:    # the guest's first sample is the simulator's start; a mark per later sample, in ticks
+        marks = sorted({min(total, max(1, int(t * 1000 / tick + 1e-9))) for t in sample_times[1:]})
     done = 0
     first: tuple[float, float | None] | None = None     # (time s, free pages) of the first failing burst
 
@@ -357,27 +363,28 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     def failed_bursts() -> float:
         return float(sim.counters[0, fb_i]) if fb_i is not None else 0.0
     record()
-    while done < total:
-        step = min(n, total - done)
-        if knob_events:
-            nxt = knob_events[0][0] * 1000 / tick - done
-            if 0 < nxt < step:
-                step = int(math.ceil(nxt))
-        snap = sim.snapshot() if first is None and fb_i is not None else None
-        sim.advance(step)
-        if snap is not None and failed_bursts() > 0:
-            sim.restore(snap)      # again, one tick at a time, to the tick of the first failing burst
-            for k in range(step):
-                sim.advance(1)
-                if first is None and failed_bursts() > 0:
-                    first = (round((done + k) * tick / 1000, 3),
-                             float(sim.counters[0, free_i]) if free_i is not None else None)
-        done += step
-        while knob_events and knob_events[0][0] * 1000 / tick <= done:
-            kv = knob_events.pop(0)[1]
-            sim.set_knobs(min_free_kbytes=kv.get("min_free_kbytes"),
-                          watermark_scale_factor=kv.get("watermark_scale_factor"),
-                          watermark_boost_factor=kv.get("watermark_boost_factor"))
+    for mark in marks:
+        while done < mark:
+            step = mark - done
+            if knob_events:
+                nxt = knob_events[0][0] * 1000 / tick - done
+                if 0 < nxt < step:
+                    step = int(math.ceil(nxt))
+            snap = sim.snapshot() if first is None and fb_i is not None else None
+            sim.advance(step)
+            if snap is not None and failed_bursts() > 0:
+                sim.restore(snap)      # again, one tick at a time, to the tick of the first failing burst
+                for k in range(step):
+                    sim.advance(1)
+                    if first is None and failed_bursts() > 0:
+                        first = (round((done + k) * tick / 1000, 3),
+                                 float(sim.counters[0, free_i]) if free_i is not None else None)
+            done += step
+            while knob_events and knob_events[0][0] * 1000 / tick <= done:
+                kv = knob_events.pop(0)[1]
+                sim.set_knobs(min_free_kbytes=kv.get("min_free_kbytes"),
+                              watermark_scale_factor=kv.get("watermark_scale_factor"),
+                              watermark_boost_factor=kv.get("watermark_boost_factor"))
         record()
     c = sim.counter_dict(0)
     runs = int(c.get("pageoutrun", 0))
@@ -698,7 +705,7 @@ def simulate(loaded: dict[str, Any], seed: int = 1, kswapd: dict[str, float] | N
     if kswapd:
         scen = dataclasses.replace(scen, kswapd=dataclasses.replace(scen.kswapd, **kswapd))
     sim = sim_metrics(loaded["_plan"], scen, loaded["simulator_features"], loaded["sample_s"], seed,
-                      loaded["_horizon"])
+                      loaded["_horizon"], loaded["real_series"]["t"])
     m = {k: v for k, v in loaded.items() if not k.startswith("_") and k != "real_series"}
     m.update(seed=seed, sim=sim, series={"real": loaded["real_series"], "sim": sim.pop("series")},
              kswapd=dataclasses.asdict(scen.kswapd))
