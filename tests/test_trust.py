@@ -39,14 +39,16 @@ def _payload(marker: Path) -> str:
     return base64.b64encode(pickle.dumps(_Payload(marker))).decode()
 
 
-def _evil_zip(src: Path, dst: Path, key: str, marker: Path) -> None:
-    """``src`` with data[key] replaced by a pickle payload (its plain description kept)."""
+def _evil_zip(src: Path, dst: Path, payloads: dict[str, Path]) -> None:
+    """``src`` with data[key] replaced by a pickle payload that creates ``payloads[key]`` (its
+    plain description kept), for each key."""
     with zipfile.ZipFile(src) as z:
         entries = {n: z.read(n) for n in z.namelist()}
     data = json.loads(entries["data"])
-    desc = dict(data.get(key) or {":type:": "<class 'object'>"})
-    desc[":serialized:"] = _payload(marker)
-    data[key] = desc
+    for key, marker in payloads.items():
+        desc = dict(data.get(key) or {":type:": "<class 'object'>"})
+        desc[":serialized:"] = _payload(marker)
+        data[key] = desc
     entries["data"] = json.dumps(data).encode()
     with zipfile.ZipFile(dst, "w") as z:
         for n, b in entries.items():
@@ -72,14 +74,20 @@ EVAL = ("--scenarios", "quiet", "--seeds", "1", "--duration-s", "0.2", "--no-ora
 
 
 # ---- model .zip: nothing in it is unpickled ----------------------------------------------------------
-@pytest.mark.parametrize("key", ["observation_space", "lr_schedule", "policy_class", "some_new_key"])
-def test_a_pickle_payload_in_a_model_zip_never_runs(tmp_path, key):
-    marker = tmp_path / "PWNED"
+# The keys SB3 would unpickle and atomgym rebuilds from the model's config, poisoned together (one
+# evaluate and one replay for all: each payload has its own marker), and a key nothing rebuilds.
+REBUILT = ("observation_space", "lr_schedule", "policy_class")
+
+
+@pytest.mark.parametrize("keys", [REBUILT, ("some_new_key",)], ids=["rebuilt-keys", "some_new_key"])
+def test_a_pickle_payload_in_a_model_zip_never_runs(tmp_path, keys):
+    markers = {k: tmp_path / f"PWNED-{k}" for k in keys}
     d = _model_dir(tmp_path)
-    _evil_zip(SHIPPED, d / "evil.zip", key, marker)
+    _evil_zip(SHIPPED, d / "evil.zip", markers)
+    refused = keys == ("some_new_key",)
     r = _cli("-m", "agents.evaluate", "--policies", str(d / "evil.zip"), *EVAL, "--out", str(tmp_path / "ev"))
-    assert not marker.exists(), r.stderr
-    if key == "some_new_key":            # a serialized key nothing rebuilds: refused, one line
+    assert not any(m.exists() for m in markers.values()), r.stderr
+    if refused:                          # a serialized key nothing rebuilds: refused, one line
         assert r.returncode == 2 and "data.some_new_key is a pickled object" in r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     else:                                # rebuilt from the config: the model loads safely and plays
@@ -87,7 +95,7 @@ def test_a_pickle_payload_in_a_model_zip_never_runs(tmp_path, key):
     # replay --save records with the same loader
     r = _cli("-m", "agents.replay", str(tmp_path / "rec.json"), "--save", "--policy", str(d / "evil.zip"),
              "--scenario", "quiet", "--duration-s", "0.2")
-    assert not marker.exists() and r.returncode == (2 if key == "some_new_key" else 0), r.stderr
+    assert not any(m.exists() for m in markers.values()) and r.returncode == (2 if refused else 0), r.stderr
 
 
 def test_every_serialized_key_is_supplied_and_spaces_must_fit(tmp_path):
@@ -124,7 +132,7 @@ def test_train_resume_refuses_a_checkpoint_with_a_payload(tmp_path):
     cfg.pop("evaluate")
     (run / "config.yml").write_text(yaml.safe_dump(cfg))
     _write_identity(run)                     # a run agents.train made: its identity is recorded
-    _evil_zip(SHIPPED, run / "checkpoints" / "model_16_steps.zip", "env", marker)
+    _evil_zip(SHIPPED, run / "checkpoints" / "model_16_steps.zip", {"env": marker})
     r = _cli("-m", "agents.train", "--resume", str(run), "--no-eval")
     assert not marker.exists() and r.returncode == 2, r.stderr
     assert "data.env is a pickled object" in r.stderr and "Traceback" not in r.stderr
