@@ -119,7 +119,7 @@ SHOT = (
 WORKLOAD = (
     _k("kind", str, "stream_read", doc="userspace memory or a kernel module's atomic allocations",
        choices=("stream_read", "anon_hog", "churn", "atomic_alloc")),
-    _k("name", str, None, doc="label referenced by phases[].start/stop (unique within the scenario)"),
+    _k("name", str, None, doc="label referenced by phases[].start/stop/rate (unique within the scenario)"),
     _k("rate_mib_s", float, 500.0, 0.0, 1e6, "MiB/s", "read rate / hog growth rate / churn rate"),
     _k("working_set_mib", float, 4096.0, 0.0, 4e6, "MiB", "stream_read: size of the files read in a loop"),
     _k("volume_mib", float, None, 0.0, 4e6, "MiB", "stream_read: read this much once (new pages, no "
@@ -150,6 +150,9 @@ PHASE = (
     Field("sysctl", dict, keys=PHASE_SYSCTL, default={}),
     Field("start", list[str], default=[], help="workload names whose start_s becomes at_s"),
     Field("stop", list[str], default=[], help="workload names whose stop_s becomes at_s"),
+    Field("rate", dict[str, float], default={}, unit="MiB/s", range=(0.0, 1e6),
+          help="workload name -> its rate_mib_s from at_s on (stream_read, anon_hog, churn): a rate "
+               "that changes, e.g. a reader's measured progress replayed"),
 )
 
 SCENARIO = (

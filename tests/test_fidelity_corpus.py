@@ -183,6 +183,40 @@ def test_the_simulator_is_read_at_the_guests_sample_times() -> None:
     assert shown >= 1 and 1 <= seen <= shown
 
 
+def test_the_guests_reader_is_replayed_window_by_window() -> None:
+    """wsf30's guest reader fell behind from 3 to 9 s (the host) and caught up at 10 s: the twin
+    replays each ~1.5 s window's rate (pgpgin) through phases' ``rate``, the whole volume read
+    the same, and the report says so."""
+    from atomgym.realkernel import fidelity as fid
+    ld = fid.load(ROOT / "corpus" / "wsf30")
+    ph = [p for p in ld["_scen"].phases if p.rate]
+    rates = [p.rate["reader"] for p in ph]
+    assert len(ph) >= 15 and min(rates) < 0.5 * 48 and max(rates) > 1.5 * 48
+    inside = [x for x in fid.load_samples_of(ROOT / "corpus" / "wsf30") if x["t"] <= 24.0]   # the reader's run
+    mib = (inside[-1]["vmstat"]["pgpgin"] - inside[0]["vmstat"]["pgpgin"]) / 1024
+    ends = [p.at_s for p in ph[1:]] + [inside[-1]["t"]]
+    assert sum(r * (b - p.at_s) for r, p, b in zip(rates, ph, ends)) == pytest.approx(mib, rel=0.002)
+    assert any("the simulator replays each window's rate" in n for n in ld["notes"])
+    steady = fid.load(ROOT / "corpus" / "wsf30-3")          # a steady reader: replayed, no note
+    assert all(0.97 * 48 < p.rate["reader"] < 1.03 * 48 for p in steady["_scen"].phases if p.rate)
+    assert not any("replays" in n for n in steady["notes"])
+
+
+def test_the_twins_metrics_are_its_members_medians() -> None:
+    """Each numeric metric is the ensemble members' median; a metric most members lack (no
+    failure) is None; the series and the rest are the central member's."""
+    from atomgym.realkernel.fidelity import ENSEMBLE, ensemble_metrics
+    assert len(ENSEMBLE) % 2 == 1 and ENSEMBLE[len(ENSEMBLE) // 2] == 1.0
+    ms = [{"zone": "DMA32", "atomic_fail_pages": v, "first_failure_t": t, "series": {"t": [k]},
+           "phases": [{"from_s": 0, "to_s": 24, "median_pos": 1.0 + k}]}
+          for k, (v, t) in enumerate([(0, None), (750, 8.0), (0, None), (10, 8.1), (0, None)])]
+    out = ensemble_metrics(ms, 2)
+    assert out["atomic_fail_pages"] == 0 and out["first_failure_t"] is None
+    assert out["phases"][0]["median_pos"] == 3.0 and out["series"] == {"t": [2]} and out["zone"] == "DMA32"
+    ms[4]["first_failure_t"] = 9.0
+    assert ensemble_metrics(ms, 2)["first_failure_t"] == 8.1
+
+
 # ---- bad corpora and arguments: one line, exit 2, nothing written --------------------------------
 def _bad_corpus(tmp_path: Path) -> Path:
     root = tmp_path / "bad"

@@ -343,3 +343,42 @@ def test_randomized_workload_times_and_bursts_are_checked_at_load(tmp_path):
     s = load_scenario(ok)
     for seed in range(20):
         draw_scenario(s, seed)
+
+
+@pytest.mark.parametrize("rate, needle", [
+    ("{nobody: 10}", "phases[0].rate.nobody: no workload named 'nobody'; named workloads: hog, net"),
+    ("{net: 10}", "workload 'net' is an atomic_alloc, which has no rate; a rate is for stream_read, anon_hog, churn"),
+    ("{hog: -1}", "phases[0].rate.hog: -1 is out of range; valid range 0..1000000 MiB/s"),
+    ("{hog: fast}", "phases[0].rate.hog: expected a number of MiB/s, got 'fast'"),
+    ("[hog, 10]", "phases[0].rate: expected a mapping 'workload name: MiB/s', got list"),
+])
+def test_a_phases_rate_names_a_workload_with_a_rate_and_a_valid_number(tmp_path, rate, needle):
+    wl = ("workloads:\n  - kind: anon_hog\n    name: hog\n  - kind: atomic_alloc\n    name: net\n"
+          "    pages_per_burst: 4\n    interval_ms: 10\n")
+    msg = _err(tmp_path, BASE + wl + f"phases:\n  - at_s: 3\n    rate: {rate}\n")
+    assert needle in msg, msg
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(BASE + wl + "phases:\n  - at_s: 3\n    rate: {hog: 12.5}\n")
+    assert load_scenario(ok).phases[0].rate == {"hog": 12.5}
+
+
+def test_a_phases_rate_changes_the_workloads_rate_from_its_time(tmp_path):
+    """A reader at 64 MiB/s that a phase slows to 16 MiB/s at 1 s reads 64 x 256 x 1 + 16 x 256 x 1
+    pages in 2 s (all new: its working set is larger than the memory), and one with the same phase
+    but no rate change reads 64 x 256 x 2; the phases' trace is applied by knobs.apply_phases()."""
+    from atomgym.sim.layout import ZF_CACHE
+    from atomgym.sim.simulator import Simulator
+    text = ("duration_s: 2\nmachine: {ram_mib: 1024, cpus: 1, thp: never}\nnics: []\n"
+            "memory: {page_cache_frac: 0.05, anon_frac: 0.05, kernel_frac: 0.05, swap: false}\n"
+            "workloads:\n  - {kind: stream_read, name: reader, rate_mib_s: 64, working_set_mib: 4096, access: sequential}\n"
+            "phases:\n  - {at_s: 1, rate: {reader: %s}}\n")
+    got = []
+    for r in (16, 64):
+        p = tmp_path / f"r{r}.yaml"
+        p.write_text(text % r)
+        sim = Simulator(load_scenario(p), n_machines=1)
+        sim.reset([1])
+        c0 = sim.zone_state[0, :, ZF_CACHE].sum()       # (memory enough: nothing is reclaimed)
+        sim.advance(2000)
+        got.append(sim.zone_state[0, :, ZF_CACHE].sum() - c0)
+    assert got == [64 * 256 + 16 * 256, 2 * 64 * 256]

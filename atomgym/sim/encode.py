@@ -25,7 +25,7 @@ from ..kernel.watermarks import WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, ZONE_DMA32, ZONE_NAMES, ZONE_NORMAL
 from . import layout as L
 from .alloc import zonelist_of
-from .knobs import KNOB_MI, KNOB_WRITE_ORDER, KNOBS
+from .knobs import KNOB_MI, KNOB_WRITE_ORDER, KNOBS, PHASE_RATE
 from .rng import seed_state
 from .scenario import Scenario, TrafficSpec, workload_times
 from .tuners import init_tuner
@@ -327,11 +327,12 @@ def encode_traffic(A: L.Arrays, b: int, s: Scenario, load_trace: TraceLoader, of
 
 def encode_phases(A: L.Arrays, b: int, s: Scenario, off: int) -> int:
     """The phases' sysctl writes as (t_ms, knob, value) triples in ``trace`` from ``off``, in time
-    order and, within a phase, in knobs.KNOB_WRITE_ORDER (applied by knobs.apply_phases()).
-    Returns the next free offset."""
+    order and, within a phase, in knobs.KNOB_WRITE_ORDER, then its workload rates as (t_ms,
+    PHASE_RATE + workload, pages/ms) (applied by knobs.apply_phases()). Returns the next free offset."""
     mi = A.mi
     mi[b, L.MI_PHASE_OFF] = off
     n_ph = 0
+    index = {w.name: i for i, w in enumerate(s.workloads) if w.name is not None}
     for ph in sorted(s.phases, key=lambda p: p.at_s):
         for knob in KNOB_WRITE_ORDER:   # the phase's key of each sysctl has its name
             v = getattr(ph.sysctl, KNOBS[knob])
@@ -339,6 +340,10 @@ def encode_phases(A: L.Arrays, b: int, s: Scenario, off: int) -> int:
                 A.trace[b, off:off + 3] = (ph.at_s * 1000.0, knob, v)
                 off += 3
                 n_ph += 1
+        for name, mib_s in ph.rate.items():
+            A.trace[b, off:off + 3] = (ph.at_s * 1000.0, PHASE_RATE + index[name], mib_s * PAGES_PER_MIB / 1000.0)
+            off += 3
+            n_ph += 1
     mi[b, L.MI_PHASE_N] = n_ph
     mi[b, L.MI_PHASE_NEXT] = 0
     return off
@@ -346,7 +351,7 @@ def encode_phases(A: L.Arrays, b: int, s: Scenario, off: int) -> int:
 
 def phase_trace_len(s: Scenario) -> int:
     """Upper bound of the ``trace`` entries encode_phases() writes."""
-    return 3 * len(KNOB_WRITE_ORDER) * len(s.phases)
+    return sum(3 * (len(KNOB_WRITE_ORDER) + len(ph.rate)) for ph in s.phases)
 
 
 def encode_workloads(A: L.Arrays, b: int, s: Scenario, off: int) -> int:

@@ -23,7 +23,7 @@ from .layout import (
     C_BOOST_ACTIONS, C_KNOB_WRITES, MI_MIN_FREE_KBYTES, MI_MOVABLE_CLAMPED, MI_NZL_KERNEL, MI_PCP_CPUS,
     MI_PCP_MODE, MI_PHASE_N, MI_PHASE_NEXT, MI_PHASE_OFF, MI_SUM_MIN, MI_TERMINATED, MI_USER_MIN_FREE_KBYTES,
     MI_NAMES, MI_WBF, MI_WSF, MR_T_MS, ZF_BOOSTED_FLAG, ZF_KERNEL, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX,
-    ZF_PCP_HIGH_MIN, ZL_KERNEL,
+    ZF_PCP_HIGH_MIN, ZL_KERNEL, WP_RATE,
 )
 
 # The sysctls the simulator writes, by id: kernel/sysctl.py's SYSCTLS, in its order. A knob vector
@@ -41,6 +41,9 @@ KNOB_STORE_ONLY = tuple(s.store_only for s in SYSCTLS)   # written by knob_store
 # recomputes nothing): the scale factor first, so that a min_free_kbytes write in the same batch
 # computes the watermarks with the new factor. write_knob() has a branch for each.
 _HANDLER_WRITE_ORDER = ("watermark_scale_factor", "min_free_kbytes")
+# A phase's rate change is stored like a write, with id PHASE_RATE + the workload's index and the
+# rate in pages/ms (apply_phases()): a workload parameter, not a sysctl.
+PHASE_RATE = 1000
 KNOB_WRITE_ORDER = (tuple(k for k in range(NKNOBS) if KNOB_STORE_ONLY[k])
                     + tuple(KNOBS.index(n) for n in _HANDLER_WRITE_ORDER if n in KNOBS))
 if -1 in KNOB_MI:
@@ -205,8 +208,9 @@ def apply_knobs(S, knobs, boost_pages, boost_calls, mask):
 
 @jit()
 def apply_phases(S, b):
-    """The scenario phases' sysctl writes due by now, in time order (stored by
-    sim/encode.py's encode_phases() as (t_ms, knob, value) triples in ``trace``)."""
+    """The scenario phases' sysctl writes and workload rates due by now, in time order (stored by
+    sim/encode.py's encode_phases() as (t_ms, knob, value) triples in ``trace``; a rate's knob is
+    PHASE_RATE + the workload, its value pages/ms)."""
     mi = S.mi
     tr = S.trace
     t = S.mr[b, MR_T_MS]
@@ -216,4 +220,8 @@ def apply_phases(S, b):
         if t < tr[b, j]:
             return
         mi[b, MI_PHASE_NEXT] += 1
-        write_knob(S, b, int(tr[b, j + 1]), int(tr[b, j + 2]))
+        k = int(tr[b, j + 1])
+        if k >= PHASE_RATE:
+            S.wp[b, k - PHASE_RATE, WP_RATE] = tr[b, j + 2]
+        else:
+            write_knob(S, b, k, int(tr[b, j + 2]))

@@ -261,8 +261,29 @@ def _value(val: object, tp: Any, f: dataclasses.Field, path: tuple, ctx: _Ctx) -
             ctx.fail(path, f"expected a list of {what} (YAML '- ...' items), got {_type_name(val)}")
         return [_value(v, item_tp, f, path + (i,), ctx) for i, v in enumerate(val)]
     if origin is dict:
+        if typing.get_args(tp) == (str, float):
+            return _rate_map(val, f, path, ctx)
         return _randomize_raw(val, path, ctx)
     return _scalar(val, tp, f, path, ctx)
+
+
+def _rate_map(val: object, f: dataclasses.Field, path: tuple, ctx: _Ctx) -> dict[str, float]:
+    """A phase's ``rate:`` mapping, workload name -> MiB/s (names are checked once the scenario
+    exists: _check_workloads_and_phases())."""
+    if not isinstance(val, dict):
+        ctx.fail(path, f"expected a mapping 'workload name: MiB/s', got {_type_name(val)}")
+    lo, hi = f.metadata["range"]
+    out: dict[str, float] = {}
+    for k, v in val.items():
+        p = path + (k,)
+        if not isinstance(k, str):
+            ctx.fail(p, f"a rate key must be a workload name, got {_short(k)}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            ctx.fail(p, f"expected a number of MiB/s, got {_short(v)}")
+        if not lo <= v <= hi:
+            ctx.fail(p, f"{_fmt_num(v)} is out of range; {_valid_text(f)}")
+        out[k] = float(v)
+    return out
 
 
 def _randomize_raw(val: object, path: tuple, ctx: _Ctx) -> dict[str, list[float]]:
@@ -468,6 +489,8 @@ def _check_snapshot_file(s: "Scenario", ctx: _Ctx) -> None:
         ctx.fail(("machine", "snapshot"), f"{s.machine.snapshot!r}: {msg}")
 
 
+RATE_KINDS = ("stream_read", "anon_hog", "churn")   # the kinds whose rate_mib_s a phase's rate replaces
+
 _WORKLOAD_ONLY = {"volume_mib": ("stream_read",), "pages_per_burst": ("atomic_alloc",),
                   "interval_ms": ("atomic_alloc",), "hold_ms": ("atomic_alloc",), "shots": ("atomic_alloc",),
                   "gfp": ("atomic_alloc",)}
@@ -513,6 +536,14 @@ def _check_workloads_and_phases(s: "Scenario", ctx: _Ctx) -> None:
                                                      "a workload runs once, in [start_s, stop_s): add a second "
                                                      "workload entry to run it again")
                 used[(n, what)] = j
+        for n in ph.rate:
+            if n not in names:
+                known = ", ".join(sorted(names)) or "none (give workloads a name)"
+                ctx.fail(("phases", j, "rate", n), f"no workload named {n!r}; named workloads: {known}")
+            kind = s.workloads[names[n]].kind
+            if kind not in RATE_KINDS:
+                ctx.fail(("phases", j, "rate", n), f"workload {n!r} is an {kind}, which has no rate; a rate is "
+                                                   f"for {', '.join(RATE_KINDS)}")
     for i, (a, z) in enumerate(workload_times(s)):
         if z is not None and z <= a:
             ctx.fail(("workloads", i, "stop_s"), f"stop at {_fmt_num(z)} s is not after the start at {_fmt_num(a)} s "
