@@ -66,6 +66,10 @@ MEMORY = (
        "page cache that filled them (__free_one_page() merges buddies; the page cache read into whole blocks "
        "is freed in LRU order, a block's pages together): whole free blocks of the cache's type, which a "
        "fallback of another type claims with no boost; the real-kernel twin's (docs/realkernel.md)"),
+    _k("reclaim_whole_share", float, 1.0, 0.0, 1.0, "", doc="with reclaim_reforms_pageblocks: the share of the "
+       "filled blocks reclaim frees that come back whole; the rest keep a page not freed with them and come "
+       "back as sub-block chunks (the kernel's order-8 UNMOVABLE chunks); a free parameter, fitted on the "
+       "real-kernel corpus (docs/realkernel.md)"),
 )
 
 KSWAPD = (

@@ -7,6 +7,8 @@ present at reset was read along the zonelist, so Normal's is oldest).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from numba import njit
 
@@ -243,3 +245,28 @@ def test_reclaimed_pages_of_whole_blocks_merge_into_whole_free_blocks():
         assert sim.field("lru")[0, 0, :, L.LRU_BLK + NORMAL].sum() == 300
         if unmovable:
             assert zs[NORMAL, L.ZF_FREE_U] == 9775 and zs[NORMAL, L.ZF_FREE_BLK] == 0
+
+
+def test_only_the_whole_share_of_reclaimed_blocks_comes_back_whole():
+    """memory.reclaim_whole_share 0.5 (MI_RECLAIM_WHOLE 256 of 512): of the block pages reclaim
+    frees, half count toward whole blocks (the rest keep a page not freed with them: sub-block
+    chunks, free pages of the type all the same). Reclaim 700 of a full bucket's block pages:
+    350 counted, no block, 350 carried; 400 more: 200 -> 550, one block, 38 carried; every page
+    reclaimed is free. The scenario key encodes to that integer."""
+    from atomgym.sim.scenario import load_scenario
+    sim = _sim()
+    _empty(sim)
+    zs = sim.zone_state[0]
+    zs[NORMAL, L.ZF_FREE_BLK] = 0
+    assert sim.field("mi")[0, L.MI_RECLAIM_WHOLE] == 512            # the default: every block whole
+    sim.field("mi")[0, L.MI_RECLAIM_WHOLE] = 256
+    _read(sim, NORMAL, 9375, 9375)
+    assert _reclaim(sim.state, NORMAL, 700, False) == 700
+    assert (zs[NORMAL, L.ZF_FREE_BLK], zs[NORMAL, L.ZF_BLK_MERGE]) == (0, 350)
+    assert _reclaim(sim.state, NORMAL, 400, False) == 400
+    assert (zs[NORMAL, L.ZF_FREE_BLK], zs[NORMAL, L.ZF_BLK_MERGE]) == (1, 38)
+    s = load_scenario("real-atomic-stream")
+    half = dataclasses.replace(s, memory=dataclasses.replace(s.memory, reclaim_whole_share=0.5))
+    sim = Simulator(half, n_machines=1)
+    sim.reset([1])
+    assert sim.field("mi")[0, L.MI_RECLAIM_WHOLE] == 256

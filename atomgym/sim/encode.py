@@ -140,6 +140,7 @@ def encode_memory(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:
     A.mi[b, L.MI_CACHE_GFP] = PAGE_CACHE_GFPS[mem.page_cache_gfp]
     A.mi[b, L.MI_REFORM_BLK] = int(mem.reform_pageblocks)
     A.mi[b, L.MI_RECLAIM_BLK] = int(mem.reclaim_reforms_pageblocks)
+    A.mi[b, L.MI_RECLAIM_WHOLE] = int(round(mem.reclaim_whole_share * PAGEBLOCK_NR_PAGES))
 
 
 def encode_kswapd(A: L.Arrays, b: int, s: Scenario) -> None:

@@ -129,6 +129,7 @@ MI_NAMES = (
     "cache_gfp",         # the page cache's gfp mask (memory.page_cache_gfp): its migratetype and zonelist
     "reform_blk",        # memory.reform_pageblocks: a workload's whole pageblocks come back whole when it frees them
     "reclaim_blk",       # memory.reclaim_reforms_pageblocks: the page cache's whole blocks come back whole when reclaimed
+    "reclaim_whole",     # memory.reclaim_whole_share x 512: of each 512 such pages reclaim frees, those that count toward whole blocks
 )
 _MI = _index(MI_NAMES)
 MI_MIN_FREE_KBYTES = _MI["min_free_kbytes"]
@@ -159,6 +160,7 @@ MI_DR_CALL_LEFT = _MI["dr_call_left"]
 MI_CACHE_GFP = _MI["cache_gfp"]
 MI_REFORM_BLK = _MI["reform_blk"]
 MI_RECLAIM_BLK = _MI["reclaim_blk"]
+MI_RECLAIM_WHOLE = _MI["reclaim_whole"]
 NMI = len(MI_NAMES)
 if (MI_NZL_KERNEL + ZL_KERNEL, MI_NZL_KERNEL + ZL_USER) != (MI_NZL_KERNEL, MI_NZL_USER):
     raise ValueError("MI_NAMES: the zonelist lengths must follow ZL_NAMES (alloc.py indexes MI_NZL_KERNEL + zl)")

@@ -22,7 +22,9 @@ buddy allocator hands out a split block's pages in order, so a reader's block ho
 in the order it read them). Reclaim frees a bucket's pages together, and __free_one_page()
 merges each freed page with its free buddy up to pageblock_order: every ``pageblock_nr_pages``
 such pages freed (``ZF_BLK_MERGE`` carries the rest) are a whole free block again, of the
-cache's type (``ZF_FREE_BLK`` / ``ZF_FREE_BLK_U``), capped by that type's free pages.
+cache's type (``ZF_FREE_BLK`` / ``ZF_FREE_BLK_U``), capped by that type's free pages; with
+memory.reclaim_whole_share below 1, only that share of them (the rest keep a page that is not
+freed with them: sub-block chunks).
 Simplified: which of a bucket's blocks is complete is not known page by page (a pro-rata share).
 """
 from __future__ import annotations
@@ -30,8 +32,8 @@ from __future__ import annotations
 from ..kernel.jit import jit
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
 from .layout import (
-    LP_LEN, LP_QUANTUM, LP_TAIL, LRU_BLK, LRU_BUCKETS, LRU_TOTAL, LRU_W, ZF_BLK_MERGE, ZF_CACHE, ZF_FREE,
-    ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_FREE_U,
+    LP_LEN, LP_QUANTUM, LP_TAIL, LRU_BLK, LRU_BUCKETS, LRU_TOTAL, LRU_W, MI_RECLAIM_WHOLE, ZF_BLK_MERGE, ZF_CACHE,
+    ZF_FREE, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_FREE_U,
 )
 
 
@@ -91,10 +93,12 @@ def _evict(S, b, z, row, t, n, unmovable):
 @jit()
 def _merge_blocks(S, b, z, bp, unmovable):
     """__free_one_page()'s merging of ``bp`` freed pages of whole pageblocks (module docstring):
-    each pageblock_nr_pages of them (with ZF_BLK_MERGE's rest) are a whole free block of the
-    cache's type, capped by that type's free pages."""
+    of each pageblock_nr_pages of them, memory.reclaim_whole_share's count (MI_RECLAIM_WHOLE:
+    all by default); each pageblock_nr_pages counted (with ZF_BLK_MERGE's rest) are a whole free
+    block of the cache's type, capped by that type's free pages. Simplified: a block that keeps a
+    page is sub-block chunks, whatever their orders."""
     zs = S.zs
-    m = zs[b, z, ZF_BLK_MERGE] + bp
+    m = zs[b, z, ZF_BLK_MERGE] + bp * S.mi[b, MI_RECLAIM_WHOLE] // PAGEBLOCK_NR_PAGES
     k = m // PAGEBLOCK_NR_PAGES
     zs[b, z, ZF_BLK_MERGE] = m - k * PAGEBLOCK_NR_PAGES
     if k == 0:
