@@ -349,7 +349,7 @@ def test_randomized_workload_times_and_bursts_are_checked_at_load(tmp_path):
     ("{nobody: 10}", "phases[0].rate.nobody: no workload named 'nobody'; named workloads: hog, net"),
     ("{net: 10}", "workload 'net' is an atomic_alloc, which has no rate; a rate is for stream_read, anon_hog, churn"),
     ("{hog: -1}", "phases[0].rate.hog: -1 is out of range; valid range 0..1000000 MiB/s"),
-    ("{hog: fast}", "phases[0].rate.hog: expected a number of MiB/s, got 'fast'"),
+    ("{hog: fast}", "phases[0].rate.hog: expected a number, got string 'fast'; valid range 0..1000000 MiB/s"),
     ("[hog, 10]", "phases[0].rate: expected a mapping 'workload name: MiB/s', got list"),
 ])
 def test_a_phases_rate_names_a_workload_with_a_rate_and_a_valid_number(tmp_path, rate, needle):

@@ -372,9 +372,9 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     shares: list[tuple[float, float, float, float]] = []   # (whole UNMOVABLE, free UNMOVABLE, free, high)
     total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
     if sample_times is None:
-        marks = list(range(n, total, n)) + [total]
+        marks = list(range(n, total, n)) + ([total] if total > 0 else [])
     else:    # the guest's first sample is the simulator's start; a mark per later sample, in ticks
-        marks = sorted({min(total, max(1, int(t * 1000 / tick + 1e-9))) for t in sample_times[1:]})
+        marks = sorted({min(total, max(1, int(t * 1000 / tick + 1e-9))) for t in sample_times[1:]}) if total > 0 else []
     done = 0
     first: tuple[float, float | None] | None = None     # (time s, free pages) of the first failing burst
 
@@ -754,8 +754,7 @@ def _scaled(scen: Any, f: float) -> Any:
         return scen
     from ..sim.scenario import RATE_KINDS
     ws = [dataclasses.replace(w, rate_mib_s=w.rate_mib_s * f) if w.kind in RATE_KINDS else w for w in scen.workloads]
-    ph = [dataclasses.replace(p, rate={k: v * f for k, v in p.rate.items()}) if getattr(p, "rate", None) else p
-          for p in scen.phases]
+    ph = [dataclasses.replace(p, rate={k: v * f for k, v in p.rate.items()}) if p.rate else p for p in scen.phases]
     return dataclasses.replace(scen, workloads=ws, phases=ph)
 
 

@@ -272,17 +272,11 @@ def _rate_map(val: object, f: dataclasses.Field, path: tuple, ctx: _Ctx) -> dict
     exists: _check_workloads_and_phases())."""
     if not isinstance(val, dict):
         ctx.fail(path, f"expected a mapping 'workload name: MiB/s', got {_type_name(val)}")
-    lo, hi = f.metadata["range"]
     out: dict[str, float] = {}
     for k, v in val.items():
-        p = path + (k,)
         if not isinstance(k, str):
-            ctx.fail(p, f"a rate key must be a workload name, got {_short(k)}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            ctx.fail(p, f"expected a number of MiB/s, got {_short(v)}")
-        if not lo <= v <= hi:
-            ctx.fail(p, f"{_fmt_num(v)} is out of range; {_valid_text(f)}")
-        out[k] = float(v)
+            ctx.fail(path + (k,), f"a rate key must be a workload name, got {_short(k)}")
+        out[k] = _scalar(v, float, f, path + (k,), ctx)    # a number in the field's range
     return out
 
 
@@ -524,23 +518,23 @@ def _check_workloads_and_phases(s: "Scenario", ctx: _Ctx) -> None:
                                                           f"or >= tick_ms")
             elif w.interval_ms == 0 or w.interval_ms >= s.tick_ms:
                 _check_bursts_held(w, s.tick_ms, ctx, ("workloads", i))
+    def named(n: str, path: tuple) -> "WorkloadSpec":
+        if n not in names:
+            known = ", ".join(sorted(names)) or "none (give workloads a name)"
+            ctx.fail(path, f"no workload named {n!r}; named workloads: {known}")
+        return s.workloads[names[n]]
     used: dict[tuple[str, str], int] = {}
     for j, ph in enumerate(s.phases):
         for what in ("start", "stop"):
             for k, n in enumerate(getattr(ph, what)):
-                if n not in names:
-                    known = ", ".join(sorted(names)) or "none (give workloads a name)"
-                    ctx.fail(("phases", j, what, k), f"no workload named {n!r}; named workloads: {known}")
+                named(n, ("phases", j, what, k))
                 if (n, what) in used:
                     ctx.fail(("phases", j, what, k), f"workload {n!r} is already {what}ed by phases[{used[(n, what)]}]; "
                                                      "a workload runs once, in [start_s, stop_s): add a second "
                                                      "workload entry to run it again")
                 used[(n, what)] = j
         for n in ph.rate:
-            if n not in names:
-                known = ", ".join(sorted(names)) or "none (give workloads a name)"
-                ctx.fail(("phases", j, "rate", n), f"no workload named {n!r}; named workloads: {known}")
-            kind = s.workloads[names[n]].kind
+            kind = named(n, ("phases", j, "rate", n)).kind
             if kind not in RATE_KINDS:
                 ctx.fail(("phases", j, "rate", n), f"workload {n!r} is an {kind}, which has no rate; a rate is "
                                                    f"for {', '.join(RATE_KINDS)}")
