@@ -38,9 +38,10 @@ def test_bad_seeds_are_one_line_exit_2():
 
 def test_memory_overrides_run_and_bad_ones_are_one_line_exit_2():
     """--memory KEY=VALUE replaces a key of the memory: section, validated as in a scenario file:
-    real-atomic-stream with its reclaim rule switched off counts differently from the shipped file."""
+    real-atomic-stream with a file's (MOVABLE) page cache instead of the disk's counts differently
+    from the shipped file."""
     on = _run("real-atomic-stream", "--seeds", "1")
-    off = _run("real-atomic-stream", "--seeds", "1", "--memory", "reclaim_reforms_pageblocks=false")
+    off = _run("real-atomic-stream", "--seeds", "1", "--memory", "page_cache_gfp=GFP_HIGHUSER_MOVABLE")
     assert on.returncode == 0 and off.returncode == 0, (on.stderr, off.stderr)
     assert on.stdout != off.stdout
     for bad, what in (("nosuch=1", "memory.nosuch: unknown key"), ("reclaim_reforms_pageblocks=maybe", "expected true or false"),

@@ -523,6 +523,57 @@ def test_a_movable_fallback_claims_a_whole_unmovable_block_without_a_boost():
     assert list(zs[:, NORMAL, L.ZF_FREE_BLK_U]) == [7, 0]
 
 
+def test_whole_unmovable_blocks_a_workload_claimed_reform_when_it_frees_them():
+    """The whole free UNMOVABLE blocks a hog's MOVABLE fallback claimed (__rmqueue_fallback() ->
+    steal_suitable_fallback() [6.1] relabels the block MOVABLE) hold only the hog's pages: when it
+    exits, __free_one_page() merges them into whole free MOVABLE blocks (memory.reform_pageblocks).
+    Normal: 5000 free pages, all UNMOVABLE; machine 0 holds 9 whole UNMOVABLE blocks of them,
+    machine 1 none. The hog takes 600 pages (two fallbacks) and exits at t = 14: machine 0 has
+    recorded its 2 claimed blocks (S.wb); its 600 pages go back through the pcp list, which keeps
+    155 of them (pcp->high 158), so 1024 - 155 = 869 MOVABLE pages reach the buddy allocator: one
+    whole MOVABLE block (a page on a pcp list merges with nothing). Machine 1's two sub-block
+    steals come back as chunks."""
+    wl = [WorkloadSpec(kind="anon_hog", rate_mib_s=2000.0, peak_mib=600 / 256, hold_s=0.01, period_s=0.0)]
+    sim = Simulator([_guest(wl), _guest(wl)], machines=[_machine(), _machine()])
+    for b in (0, 1):
+        _set_zone(sim, b, NORMAL, free=5000, free_u=5000)
+    zs = sim.zone_state
+    zs[0, NORMAL, L.ZF_FREE_BLK_U] = 9
+    sim.advance(3)
+    assert list(zs[:, NORMAL, L.ZF_ANON]) == [600, 600]
+    assert list(sim.field("wb")[:, 0, NORMAL]) == [2, 0]
+    assert list(zs[:, NORMAL, L.ZF_FREE_BLK]) == [0, 0]
+    sim.advance(20)
+    assert list(zs[:, NORMAL, L.ZF_ANON]) == [0, 0]
+    assert list(zs[:, NORMAL, L.ZF_PCP] - zs[:, NORMAL, L.ZF_PCP_U]) == [155, 155]
+    assert list(zs[:, NORMAL, L.ZF_FREE_BLK]) == [1, 0] and list(zs[:, NORMAL, L.ZF_FREE_BLK_U]) == [7, 0]
+
+
+def test_pages_taken_from_the_chunks_keep_the_block_reclaim_is_freeing():
+    """__free_one_page() makes a block whole only once every page of it is free. The pages of the
+    block reclaim is freeing (ZF_BLK_MERGE) are the most recently freed of their type, at the head
+    of the pcp list: an allocation of that type from the sub-block chunks takes them first and the
+    block is not whole. A block device's cache (UNMOVABLE), 300 such pages pending; a 100-page
+    atomic shot (UNMOVABLE) takes its pages from UNMOVABLE chunks (pcp batch 1): 200 pending
+    (machine 0). On machine 1 the UNMOVABLE free pages are 9 whole blocks: the shot splits one
+    (__rmqueue_smallest(): the chunks first, none here), which is not the block being freed: 300
+    pending. A MOVABLE request (a hog) stealing UNMOVABLE chunks moves them too (machine 2: 300
+    -> 0)."""
+    shot = [WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.0, pages=100, hold_ms=1e6)])]
+    hog = [WorkloadSpec(kind="anon_hog", rate_mib_s=2000.0, peak_mib=100 / 256, hold_s=10.0, period_s=0.0)]
+    sim = Simulator([_guest(shot), _guest(shot), _guest(hog)], machines=[_machine(), _machine(), _machine()])
+    for b in (0, 1, 2):
+        _set_zone(sim, b, NORMAL, free=4608, free_u=4608)
+    zs = sim.zone_state
+    zs[1, NORMAL, L.ZF_FREE_BLK_U] = 9
+    zs[:, NORMAL, L.ZF_BLK_MERGE] = 300
+    sim.advance(2)
+    assert _c(sim, "atomic_got_pages", 0) == _c(sim, "atomic_got_pages", 1) == 100
+    assert zs[2, NORMAL, L.ZF_ANON] == 100
+    assert list(zs[:, NORMAL, L.ZF_FREE_BLK_U]) == [0, 8, 0]
+    assert list(zs[:, NORMAL, L.ZF_BLK_MERGE]) == [200, 300, 0]
+
+
 def test_page_cache_that_fills_whole_blocks_records_them_on_its_lru_bucket():
     """A reader of a block device (UNMOVABLE requests, 100 pages a tick) with no UNMOVABLE free
     page: each fallback claims a whole free MOVABLE block (no boost; the xarray's RECLAIMABLE

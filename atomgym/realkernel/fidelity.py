@@ -99,7 +99,7 @@ def achieved_rates(plan: Plan, samples: list[dict], events: list[dict]) -> dict[
 # Of the blocks the guest's page cache filled, the share reclaim frees whole (memory.reclaim_whole_share):
 # chosen on the calibration half from 1, 0.5, 0.25 at the fitted kswapd values (docs/realkernel.md,
 # "Half the reclaimed blocks come back whole"); not a kernel constant
-RECLAIM_WHOLE_SHARE = 0.5
+RECLAIM_WHOLE_SHARE = 0.6
 STEP_SAMPLES = 5     # a replayed reader rate spans this many sampling intervals (~1.5 s)
 
 
@@ -169,6 +169,7 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | N
     out["unmovable_share_full"] = unmovable_share_full([(s["free_u"], s["free_total"], s["hi"]) for s in pt_rows])
     out["whole_share_full"] = whole_share_full([(s["whole_u"], s["free_u"], s["free_total"], s["hi"])
                                                 for s in pt_rows])
+    out["whole_after_exit"] = whole_after_exit([(s["t"], s["whole_m"]) for s in pt_rows], hog_peak_s(plan))
     # what the guest read at every sample: a capture that also read /proc/pagetypeinfo is another
     # condition (its read walks the free lists under the zone lock on the guest's CPUs), so
     # repeats are only those of the same sampling (corpus.kernel_spread())
@@ -204,6 +205,26 @@ def whole_share_full(rows: list[tuple[float, float, float, float]]) -> float | N
     return _median_share_full(rows)
 
 
+def hog_peak_s(plan: Plan) -> float | None:
+    """When the plan's first anonymous hog (one that exits: no period) reaches its peak, at its
+    planned rate; None without one."""
+    for w in plan.works:
+        if w.kind == "hog" and w.params[0] > 0 and not w.params[3]:
+            return w.start + w.params[1] / w.params[0]
+    return None
+
+
+def whole_after_exit(rows: list[tuple[float, float]], peak_s: float | None) -> float | None:
+    """Of (time, whole free MOVABLE pageblocks) per sample: the most whole free MOVABLE blocks from
+    the hog's peak on, i.e. those its exit gives back (a block every page of which the hog held is
+    whole again once it frees them: __free_one_page()). The process behind memory.reform_pageblocks
+    and the blocks a MOVABLE fallback claims whole. None without a hog or such samples."""
+    if peak_s is None:
+        return None
+    vals = [w for t, w in rows if t >= peak_s]
+    return float(max(vals)) if vals else None
+
+
 def pagetype_pages(pt: dict, t: str, min_order: int = 0) -> int:
     """Free pages of migratetype ``t`` in one zone's /proc/pagetypeinfo counts (chunks of order o
     hold 2**o pages); from ``min_order`` up (PAGEBLOCK_ORDER: the whole free pageblocks)."""
@@ -221,6 +242,7 @@ def _pagetype_rows(samples: list[dict], zname: str) -> list[dict]:
             continue
         out.append({"t": s["t"], "free_u": float(pagetype_pages(pt, "Unmovable")),
                     "whole_u": float(pagetype_pages(pt, "Unmovable", PAGEBLOCK_ORDER)),
+                    "whole_m": float(pagetype_pages(pt, "Movable", PAGEBLOCK_ORDER) // PAGEBLOCK_NR_PAGES),
                     "free_total": float(sum(pagetype_pages(pt, t) for t in pt)),
                     "hi": float(_zone(s, zname)["high"])})
     return out
@@ -249,11 +271,54 @@ def real_series(samples: list[dict], zname: str, horizon: float | None = None) -
 
 
 # ---- simulator side --------------------------------------------------------------------------
+def start_times(plan: Plan, events: list[dict]) -> dict[str, float]:
+    """Workload name -> when the guest started it (its ``start`` event), for the workloads that
+    start at their own start time (not a phase's). The module's bursts repeat every interval from
+    its start and the guest samples every 0.3 s: whether a sample sees a burst held depends on
+    that start to the millisecond (a 512-page burst is about one high-min gap of a 1 GiB zone)."""
+    out: dict[str, float] = {}
+    for e in events:
+        if e.get("what") != "start" or not e.get("args"):
+            continue
+        try:
+            w = plan.works[int(e["args"][0])]
+        except (ValueError, IndexError, TypeError):
+            continue
+        if abs(float(e["t"]) - w.start) < 0.5 and not any(w.name in p["start"] for p in plan.phases):
+            out[w.name] = round(float(e["t"]), 4)
+    return out
+
+
+def shot_times(plan: Plan, events: list[dict]) -> list[float] | None:
+    """When the guest wrote each of the plan's shots (``shot`` events), in the plan's order; None
+    unless there is one per shot, each within 0.5 s of its plan time (whether a shot comes before
+    or after a burst of the same millisecond decides which of them fails)."""
+    at = sorted(float(e["t"]) for e in events if e.get("what") == "shot")
+    plan_at = sorted(a for a, n, _ in plan.shots if n > 0)
+    if len(at) != len(plan_at) or any(abs(a - b) >= 0.5 for a, b in zip(at, plan_at)):
+        return None
+    return [round(a, 4) for a in at]
+
+
+def _replay_shots(shots: list[dict], times: list[float] | None) -> list[dict]:
+    """The workload's shots (dicts with at_s) at the guest's own times (shot_times())."""
+    if not times or len(times) != len(shots):
+        return shots
+    order = sorted(range(len(shots)), key=lambda j: shots[j]["at_s"])
+    out = [dict(sh) for sh in shots]
+    for j, t in zip(order, times):
+        out[j]["at_s"] = t
+    return out
+
+
 def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str, bool],
-                 steps: dict[int, list[tuple[float, float]]] | None = None) -> tuple[Any, list[str]]:
+                 steps: dict[int, list[tuple[float, float]]] | None = None,
+                 starts: dict[str, float] | None = None, shots: list[float] | None = None) -> tuple[Any, list[str]]:
     """The scenario the simulator runs (the current schema's keys) and what had to be left out;
     ``steps`` (reader_steps()): a workload's measured rate per sampling interval, replayed through
-    phases' ``rate`` where the simulator has it."""
+    phases' ``rate`` where the simulator has it; ``starts`` (start_times()): when the guest started
+    each workload, replayed as its start_s; ``shots`` (shot_times()): when it wrote each shot."""
+    starts = starts or {}
     from ..kernel.snapshot import parse_snapshot
     from ..sim.scenario import scenario_from_dict
     snap_file = cap / "snapshot-start.txt"
@@ -297,6 +362,10 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
             if name in by_name:   # the rate the guest reached
                 w["rate_mib_s"] = by_name[name]
             w["name"] = name       # (phases' rates name it)
+            if name in starts:     # the guest's own start, to the millisecond
+                w["start_s"] = starts[name]
+            if w["kind"] == "atomic_alloc" and w.get("shots"):
+                w["shots"] = _replay_shots(w["shots"], shots)
             if w["kind"] == "stream_read":   # agrun's reader loops over its range with pread()
                 w["access"] = "sequential"
             d["workloads"].append(w)
@@ -306,7 +375,7 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
                 if not feats["atomic_alloc"]:
                     missing.append("atomic_alloc (the module's bursts and shots)")
                     continue
-            spec: dict[str, Any] = {"start_s": w.start}
+            spec: dict[str, Any] = {"start_s": starts.get(w.name, w.start)}
             if w.kind == "stream":
                 spec.update(kind="stream_read", rate_mib_s=rates.get(i, w.params[0]),
                             working_set_mib=w.params[2], access="sequential")
@@ -323,7 +392,8 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
                             pages_per_burst=int(w.params[1]), interval_ms=w.params[2] / 1000,
                             hold_ms=w.params[3] / 1000,
                             shots=[] if shots_given else
-                            [{"at_s": at, "pages": n, "hold_ms": h} for at, n, h in plan.shots if n > 0])
+                            _replay_shots([{"at_s": at, "pages": n, "hold_ms": h}
+                                           for at, n, h in plan.shots if n > 0], shots))
                 shots_given = True   # one workload's intervals: its shots once
             if w.stop is not None:
                 if feats["stop_s"]:
@@ -351,7 +421,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     records it: the sampling interval in which the failing bursts counter first moves is run
     again from a snapshot one tick at a time, and the tick where it moves gives the time and
     those counters the free pages (the same dynamics, tick for tick: engine.run_ticks)."""
-    from ..sim.layout import ZF_FREE, ZF_FREE_BLK_U, ZF_FREE_U
+    from ..sim.layout import ZF_FREE, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_U
     from ..sim.simulator import Simulator
     sim = Simulator(scen, n_machines=1)
     sim.reset([seed])
@@ -370,6 +440,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
     pos: list[float] = []
     boosts: list[int] = []
     shares: list[tuple[float, float, float, float]] = []   # (whole UNMOVABLE, free UNMOVABLE, free, high)
+    whole_m: list[tuple[float, float]] = []                  # (time s, whole free MOVABLE blocks)
     total = int(round((plan.duration_s if horizon is None else horizon) * 1000 / tick))
     if sample_times is None:
         marks = list(range(n, total, n)) + ([total] if total > 0 else [])
@@ -395,6 +466,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         zst = sim.zone_state[0, Z]
         shares.append((float(zst[ZF_FREE_BLK_U] * PAGEBLOCK_NR_PAGES), float(zst[ZF_FREE_U]), float(zst[ZF_FREE]),
                        float(w[WMARK_HIGH] + sim.boost[0, Z])))
+        whole_m.append((done * tick / 1000, float(zst[ZF_FREE_BLK])))
 
     def failed_bursts() -> float:
         return float(sim.counters[0, fb_i]) if fb_i is not None else 0.0
@@ -452,6 +524,7 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
                    for lo, hi in phase_bounds(plan, horizon)],
         "unmovable_share_full": unmovable_share_full([(u, f, h) for _, u, f, h in shares]),
         "whole_share_full": whole_share_full(shares),
+        "whole_after_exit": whole_after_exit(whole_m, hog_peak_s(plan)),
         "series": ser,
     }
     return out
@@ -465,10 +538,11 @@ METRICS = (("atomic_fail_pages", "failed atomic pages"), ("atomic_req_pages", "r
            ("kswapd_pages_per_run", "kswapd pages per run"), ("largest_boost", "largest boost (pages)"),
            ("direct_reclaim_stalls", "direct-reclaim stalls"),
            ("unmovable_share_full", "UNMOVABLE share of free pages, memory full"),
-           ("whole_share_full", "whole blocks' share of free UNMOVABLE, memory full"))
+           ("whole_share_full", "whole blocks' share of free UNMOVABLE, memory full"),
+           ("whole_after_exit", "whole free MOVABLE blocks after the hog exits"))
 # compared only where the capture has the kernel's side (/proc/pagetypeinfo, since 2026-12-06):
 # a row the kernel cannot show is n/a, not a difference
-REAL_SIDE_ONLY = ("unmovable_share_full", "whole_share_full")
+REAL_SIDE_ONLY = ("unmovable_share_full", "whole_share_full", "whole_after_exit")
 # how a metric is compared: a count (and a ratio: relative to the real value), a time (relative
 # too, but a small one is not noise), free pages (in high - min gaps of the zone), a position
 # (already in gaps)
@@ -705,6 +779,11 @@ def load(cap_dir: str | Path) -> dict[str, Any]:
         raise RealKernelError(f"{ts_file}: {len(samples)} samples; need at least 2")
     _check_capture(meta, samples, cap, ts_file)
     events = _read_json(cap / "events.json", list) if (cap / "events.json").exists() else []
+    for i, e in enumerate(events, 1):     # what start_times() and shot_times() read
+        if not (isinstance(e, dict) and _num(e.get("t")) and e["t"] >= 0 and isinstance(e.get("what"), str)
+                and isinstance(e.get("args", []), list)):
+            raise RealKernelError(f"{cap / 'events.json'}: event {i}: needs t (guest seconds >= 0), what (a "
+                                  f"string) and args (a list); got {json.dumps(e)[:80]}")
     plan = load_plan(cap / "scenario.yaml")
     sample_s = float(meta.get("sample_s", 0.3))
     if samples[-1]["t"] < plan.duration_s - max(1.0, 2 * sample_s):
@@ -725,7 +804,8 @@ def load(cap_dir: str | Path) -> dict[str, Any]:
         if feats["phase_rate"] and (lo < 0.9 * rates.get(i, lo) or hi > 1.1 * rates.get(i, hi)):
             notes.append(f"{plan.works[i].name}: the guest read at {lo:.1f}-{hi:.1f} MiB/s over ~1.5 s windows; "
                          f"the simulator replays each window's rate")
-    scen, missing, horizon = sim_scenario(plan, cap, used, feats, steps)
+    scen, missing, horizon = sim_scenario(plan, cap, used, feats, steps, start_times(plan, events),
+                                          shot_times(plan, events))
     if horizon is not None:
         notes.append(f"compared over 0-{horizon:g} s of {plan.duration_s:g} s: after that the simulator in this "
                      f"tree would keep running a workload the guest stopped")

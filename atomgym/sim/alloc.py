@@ -41,7 +41,7 @@ from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
     MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_RECLAIM_BLK, MI_CACHE_GFP, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
-    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_KERNEL, ZF_BLK_CARRY, ZF_BLK_PEND,
+    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_KERNEL, ZF_BLK_CARRY, ZF_BLK_CLAIMED, ZF_BLK_MERGE, ZF_BLK_PEND,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL, ZL_USER,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
@@ -153,11 +153,16 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
         blk = fm // PAGEBLOCK_NR_PAGES
     blku = 0                                 # whole free UNMOVABLE pageblocks (within fu; ``rb``:
     whole0 = 0                               # memory.reclaim_reforms_pageblocks, else none)
-    if rb:
+    took0 = 0                                # (``rb``: the free pages of the cache's type outside
+    if rb:                                   # whole blocks, at the start)
         blku = zs[b, z, ZF_FREE_BLK_U]
         if blku * PAGEBLOCK_NR_PAGES > fu:
             blku = fu // PAGEBLOCK_NR_PAGES
         whole0 = blk + blku
+        if gfp_migratetype(S.mi[b, MI_CACHE_GFP]) == MIGRATE_MOVABLE:
+            took0 = fm - blk * PAGEBLOCK_NR_PAGES
+        else:
+            took0 = fu - blku * PAGEBLOCK_NR_PAGES
     batch = 1 if recl else zs[b, z, ZF_PCP_BATCH]
     served = n if n < p else p
     p -= served
@@ -194,6 +199,8 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
                 if whole_u:
                     blku -= 1
                     fu -= PAGEBLOCK_NR_PAGES
+                    if mov:              # a block every page of which the request's owner gets
+                        zs[b, z, ZF_BLK_CLAIMED] += 1
                 else:
                     blk -= 1
                     fm -= PAGEBLOCK_NR_PAGES
@@ -243,6 +250,18 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
     zs[b, z, ZF_FREE_U] = fu
     if rb:
         zs[b, z, ZF_FREE_BLK_U] = blku
+        if zs[b, z, ZF_BLK_MERGE] > 0:
+            # __free_one_page() makes a block whole only once all its pages are free; the pages of
+            # the block reclaim is freeing are the most recently freed of their type (the pcp
+            # list's head): pages taken from that type's sub-block chunks (a refill, or a
+            # fallback moving them) are those first, and the block keeps them (sim/lru.py)
+            if gfp_migratetype(S.mi[b, MI_CACHE_GFP]) == MIGRATE_MOVABLE:
+                used = took0 - (fm - blk * PAGEBLOCK_NR_PAGES)
+            else:
+                used = took0 - (fu - blku * PAGEBLOCK_NR_PAGES)
+            if used > 0:
+                m = zs[b, z, ZF_BLK_MERGE] - used
+                zs[b, z, ZF_BLK_MERGE] = m if m > 0 else 0
         if dest == ZF_CACHE:
             if blk + blku < whole0:
                 zs[b, z, ZF_BLK_CARRY] += (whole0 - blk - blku) * PAGEBLOCK_NR_PAGES

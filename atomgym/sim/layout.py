@@ -66,6 +66,7 @@ ZF_NAMES = (
     "blk_carry",     # pages of whole blocks split for the page cache not yet handed to an LRU bucket (sim/lru.py)
     "blk_merge",     # page-cache pages of such blocks freed by reclaim, short of a whole block yet (sim/lru.py)
     "blk_pend",      # page-cache pages of the block being filled, credited once it is whole (alloc.py _carried)
+    "blk_claimed",   # whole free UNMOVABLE pageblocks MOVABLE requests claimed so far (workloads.py _whole_blocks_to)
 )
 _ZF = _index(ZF_NAMES)
 ZF_FREE = _ZF["free"]
@@ -88,6 +89,7 @@ ZF_FREE_BLK_U = _ZF["free_blk_u"]
 ZF_BLK_CARRY = _ZF["blk_carry"]
 ZF_BLK_MERGE = _ZF["blk_merge"]
 ZF_BLK_PEND = _ZF["blk_pend"]
+ZF_BLK_CLAIMED = _ZF["blk_claimed"]
 ZF_POOLS = (ZF_FREE, ZF_PCP, ZF_CACHE, ZF_ANON, ZF_KERNEL, ZF_NET)   # sum == managed
 NZF = len(ZF_NAMES)
 

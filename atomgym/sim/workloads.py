@@ -44,7 +44,7 @@ from .layout import (
     TP_S_ACC, TP_S_BURST_START, TP_S_END, TP_S_NEXT, TP_S_ON, TP_START, TP_STOP, TP_TRACE_INT, TP_TRACE_N, TP_TRACE_OFF,
     WK_ANON_HOG, WK_CHURN, WK_STREAM, WP_HOLD, WP_KIND, WP_PEAK, WP_PERIOD, WP_RATE, WP_S_ACC,
     WP_S_DEFICIT, WP_S_EVER, WP_S_HELD, WP_S_PHASE, WP_S_RESIDENT, WP_S_RUN_START, WP_S_T, WP_START,
-    WP_WS, ZF_ANON, ZF_CACHE, ZL_USER, MI_CACHE_GFP, MI_REFORM_BLK, ZF_FREE_BLK, ZF_FREE_R, ZF_FREE_U,
+    WP_WS, ZF_ANON, ZF_CACHE, ZL_USER, MI_CACHE_GFP, MI_REFORM_BLK, ZF_FREE_BLK, ZF_BLK_CLAIMED, ZF_FREE_R, ZF_FREE_U,
 )
 from .rng import exponential, poisson, state_row, uniform
 from .tuners import EV_ALLOC_FAIL, tuner_on_event
@@ -260,15 +260,20 @@ def _user_alloc(S, b, w, n, dest):
 
 @jit()
 def _whole_blocks_to(S, b, w, zlk, sign):
-    """S.wb[b, w] += sign x the zone's whole free MOVABLE pageblocks, over zonelist ``zlk``: called
-    with +1 before and -1 after an anonymous allocation, it adds the blocks __rmqueue_smallest()
-    split for it (nothing else allocates meanwhile; reclaim does not re-form blocks)."""
+    """S.wb[b, w] += sign x the zone's whole free MOVABLE pageblocks less the whole free UNMOVABLE
+    ones MOVABLE requests claimed, over zonelist ``zlk``: called with +1 before and -1 after an
+    anonymous allocation, it adds the blocks __rmqueue_smallest() split for it and those
+    __rmqueue_fallback() claimed whole for it (memory.reclaim_reforms_pageblocks: a block device's
+    page cache reclaimed block by block; steal_suitable_fallback() relabels such a block MOVABLE
+    and the allocation fills it). Nothing else allocates meanwhile; simplified: a whole MOVABLE
+    block reclaim re-forms during the allocation (a file's page cache under
+    memory.reclaim_reforms_pageblocks) offsets one it split."""
     zl = S.zl
     wb = S.wb
     zs = S.zs
     for i in range(S.mi[b, MI_NZL_KERNEL + zlk]):
         z = zl[b, zlk, i]
-        x = wb[b, w, z] + sign * zs[b, z, ZF_FREE_BLK]
+        x = wb[b, w, z] + sign * (zs[b, z, ZF_FREE_BLK] - zs[b, z, ZF_BLK_CLAIMED])
         wb[b, w, z] = x if x > 0 or sign > 0 else 0
 
 
