@@ -245,6 +245,9 @@ FIDELITY_FIT_CMD = (
                + ", the scenario's kswapd: keys); a parameter not named keeps the default grid's values"),
     Field("out", metavar="FILE", help="write the fit (JSON) to FILE; an existing FILE only with --force"),
     Field("force", bool, help="replace an existing --out FILE"),
+    Field("jobs", int, default=1, range=(1, 64), metavar="N",
+          help="replay the grid's points in N processes (default 1; the same result, in about 1/N the time on N "
+               "free cores)"),
     SIM_SEED,
 )
 FLEET_CMD = (

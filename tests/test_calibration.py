@@ -135,6 +135,23 @@ def test_fit_prints_each_point_and_picks_the_best(fit) -> None:
     assert "done-when, held-out half:" in text and text.strip().splitlines()[-1].startswith("wrote ")
 
 
+def test_fit_in_two_processes_is_the_same_fit(fit, tmp_path) -> None:
+    """--jobs 2 replays the grid's points in two forked workers: the same lines, points, fitted
+    values and halves as the serial fit (the replays are deterministic); `how` names --jobs."""
+    root, rec, text = fit
+    out = tmp_path / "fit2.json"
+    rc, text2, err = _cli("fidelity", "fit", str(root), *TINY, "--out", str(out), "--jobs", "2")
+    assert rc == 0, err
+    rec2 = json.loads(out.read_text())
+    same = lambda t: [ln for ln in t.splitlines() if not ln.startswith(("fit: ", "wrote "))]   # noqa: E731
+    assert same(text2) == same(text)
+    for k in ("points", "fitted", "calibration", "held-out", "captures_own", "kernel_spread", "grid"):
+        assert rec2[k] == rec[k], k
+    assert rec2["how"].endswith("--jobs 2") and "--jobs" not in rec["how"]
+    rc, _, err = _cli("fidelity", "fit", str(root), *TINY, "--jobs", "0")
+    assert rc == 2 and err.count("\n") == 1 and "--jobs" in err, err
+
+
 def test_fit_done_when_numbers(fit) -> None:
     _, rec, _ = fit
     dw = rec["calibration"]["done_when"]

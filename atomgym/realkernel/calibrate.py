@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import multiprocessing
 import statistics
 import time
 from pathlib import Path
@@ -152,6 +153,41 @@ def evaluate(loaded: list[dict[str, Any]], spread: dict[str, float], kswapd: dic
             close.append(CAP if d is None else min(CAP, d / max(r["tolerance"], 1e-9)))
     closeness = round(statistics.fmean(close), 4) if close else None
     return {"ms": ms, "reps": reps, "rows": rows, **score, "closeness": closeness}
+
+
+# the calibration half, the kernel's spread and the seed, for the grid's worker processes (set before
+# they are forked: a forked worker inherits them; only grid points and scores cross the pipe)
+_WORK: tuple[list[dict[str, Any]], dict[str, float], int] | None = None
+
+
+def _score_point_here(kv: dict[str, float], train: list[dict[str, Any]], spread: dict[str, float],
+                      seed: int) -> dict[str, Any]:
+    """One grid point's objective: evaluate()'s score, counts and closeness."""
+    ev = evaluate(train, spread, kv, seed)
+    return {k: ev[k] for k in ("score", "within", "pairs", "closeness")}
+
+
+def _score_point(kv: dict[str, float]) -> dict[str, Any]:
+    """_score_point_here() in a worker, on what it inherited."""
+    assert _WORK is not None
+    return _score_point_here(kv, *_WORK)
+
+
+def _scores(points: list[dict[str, float]], train: list[dict[str, Any]], spread: dict[str, float], seed: int,
+            jobs: int):
+    """Each point's objective, in grid order: in this process, or in ``jobs`` forked workers (the
+    replays are deterministic, so the scores are the same either way)."""
+    global _WORK
+    if jobs <= 1 or len(points) <= 1:
+        for kv in points:
+            yield _score_point_here(kv, train, spread, seed)
+        return
+    _WORK = (train, spread, seed)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(points))) as pool:
+            yield from pool.imap(_score_point, points)
+    finally:
+        _WORK = None
 
 
 # ---- the done-when numbers ---------------------------------------------------------------------
@@ -307,16 +343,15 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
           f"closeness", file=out)
     best = None
     trace = []
-    for i, kv in enumerate(points, 1):
-        ev = evaluate(train, spread, kv, args.seed)
-        trace.append({**kv, "score": ev["score"], "within": ev["within"], "pairs": ev["pairs"],
-                      "closeness": ev["closeness"]})
+    for i, (kv, ev) in enumerate(zip(points, _scores(points, train, spread, args.seed, args.jobs)), 1):
+        trace.append({**kv, **ev})
         print(f"  [{i:>3}/{len(points)}] {_fmt_point(kv)}: score {ev['score']:.3f} ({ev['within']}/{ev['pairs']}), "
               f"closeness {ev['closeness']:.3f}", file=out, flush=True)
         if best is None or (ev["score"], -ev["closeness"]) > (best[1]["score"], -best[1]["closeness"]):
             best = (kv, ev)
     assert best is not None
-    fitted, train_ev = best
+    fitted = best[0]
+    train_ev = evaluate(train, spread, fitted, args.seed)     # (deterministic: the point's own replay again)
     held_ev = evaluate(held, spread, fitted, args.seed)
     # the scores at the captures' own kswapd: values (before a fit is applied to them: the old values)
     own_ev = {"calibration": evaluate(train, spread, None, args.seed), "held-out": evaluate(held, spread, None,
@@ -341,7 +376,8 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         how = " ".join(["python -m atomgym fidelity fit", args.corpus,
                         *[f"--grid {k}={','.join(f'{v:g}' for v in grid[k])}" for k in keys], "--out", args.out]
                        + (["--force"] if args.force else [])
-                       + (["--seed", str(args.seed)] if args.seed != 1 else []))
+                       + (["--seed", str(args.seed)] if args.seed != 1 else [])
+                       + (["--jobs", str(args.jobs)] if args.jobs != 1 else []))
         rec = {"kind": FIT_KIND, "corpus": args.corpus, "seed": args.seed, "parameters": list(PARAMS),
                "grid": grid, "objective": "the calibration half's fidelity score (fraction of (run, metric) pairs "
                                           "within tolerance); ties: lower closeness (mean deviation/tolerance, "
