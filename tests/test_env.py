@@ -358,3 +358,22 @@ def test_named_costs_and_the_v0_ids_keep_their_rewards():
     assert old.unwrapped.config.cost == "atomic-charged"
     assert gym.make("atomgym/IncastPagecache-v1").unwrapped.config.cost == "harm"
     assert set(env_ids(0)) == {i.replace("-v1", "-v0") for i in env_ids()}
+
+
+def test_a_step_info_deep_copies_as_a_dict_does():
+    """SB3's DummyVecEnv deep-copies every step's infos: a step's info (StepInfo, a dict) copies to
+    an equal dict, its scalars as they are and any other value (a wrapper's terminal_observation)
+    deep-copied, through one __deepcopy__ instead of a dispatch per value; it pickles as itself."""
+    import copy
+    from atomgym.envs.atom_env import StepInfo
+    env = gym.make("atomgym/IncastPagecache-v1", duration_s=SHORT)
+    env.reset(seed=0)
+    info = env.step(0)[4]
+    assert isinstance(info, StepInfo) and isinstance(info, dict) and len(info) > 5
+    info["terminal_observation"] = np.arange(3.0)
+    (c,) = copy.deepcopy([info])
+    assert type(c) is StepInfo and c.keys() == info.keys()
+    assert c["terminal_observation"] is not info["terminal_observation"]
+    assert (c["terminal_observation"] == info["terminal_observation"]).all()
+    assert all(c[k] == info[k] for k in info if k != "terminal_observation")
+    assert pickle.loads(pickle.dumps(info)).keys() == info.keys()

@@ -1,6 +1,7 @@
 """AtomEnv: one simulated machine under GFP_ATOMIC network-receive pressure, tuned by an agent."""
 from __future__ import annotations
 
+import copy
 import inspect
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,23 @@ def make_action_space(action_type: str) -> spaces.Space:
 def make_observation_space(observation: str = "basic") -> spaces.Box:
     _, _, low, high = obs_layout(observation)
     return spaces.Box(low.copy(), high.copy(), dtype=np.float32)
+
+
+_IMMUTABLE = frozenset((float, int, bool, str, type(None), np.float64, np.float32, np.int64, np.bool_))
+
+
+class StepInfo(dict):
+    """A step's info dict. ``copy.deepcopy()`` keeps its scalar values as they are (they are
+    immutable: a deep copy of one is itself) and deep-copies any other value (a wrapper's
+    ``terminal_observation``): the same copy as a plain dict's, without a dispatch per value.
+    SB3's DummyVecEnv deep-copies every step's infos."""
+
+    def __deepcopy__(self, memo: dict) -> StepInfo:
+        out = StepInfo()
+        memo[id(self)] = out
+        for k, v in self.items():
+            out[k] = v if type(v) in _IMMUTABLE else copy.deepcopy(v, memo)
+        return out
 
 
 class AtomEnv(gym.Env):
@@ -329,7 +347,7 @@ class AtomEnv(gym.Env):
         self._steps += 1
         self._cost -= r                    # the raw cost (the score's C), whatever the reward's baseline
         terminated = core.was_terminated.item(0)   # the machine's state after this step (step_terms)
-        info: dict[str, Any] = {"t_ms": core.sim.t_ms.item(0)}
+        info: dict[str, Any] = StepInfo(t_ms=core.sim.t_ms.item(0))
         for (kt, kr, nw), x in zip(self._info_terms, t[0].tolist()):
             info[kt] = x
             info[kr] = nw * x
