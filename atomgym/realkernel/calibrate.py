@@ -176,9 +176,10 @@ def _score_point(kv: dict[str, float]) -> dict[str, Any]:
 def _scores(points: list[dict[str, float]], train: list[dict[str, Any]], spread: dict[str, float], seed: int,
             jobs: int):
     """Each point's objective, in grid order: in this process, or in ``jobs`` forked workers (the
-    replays are deterministic, so the scores are the same either way)."""
+    replays are deterministic, so the scores are the same either way; where processes cannot be
+    forked, in this process)."""
     global _WORK
-    if jobs <= 1 or len(points) <= 1:
+    if jobs <= 1 or len(points) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for kv in points:
             yield _score_point_here(kv, train, spread, seed)
         return
