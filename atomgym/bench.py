@@ -16,11 +16,11 @@ cache and that code, as a fresh install of the wheel starts (``first_step_instal
 ``--skip-cold`` leaves (f) out. (g) SB3 PPO with the same
 hyperparameters on CartPole-v1 and on AtomEnv (default 100 ms interval, one env each, one torch
 thread), frames per second of ``learn()``, the two envs' rollouts interleaved one by one within
-each round (``sb3_ppo_vs_cartpole``: the median of the rounds' ratios); ``--skip-sb3`` leaves it out. The batch (b) is also set against one machine
-doing the same work per machine, its window of ticks and its seeds one by one
-(``single_window_ticks_per_s``; ``batch_vs_single``, the median of the rounds' ratios): (a) runs
-the first ten simulated minutes of one seed, which cost fewer instructions per tick than an
-episode's first seconds. All run ``--repeat`` times (default 3),
+each round (``sb3_ppo_vs_cartpole``: the median of the rounds' ratios); ``--skip-sb3`` leaves it
+out. The batch (b) is also set against one machine doing the same work per machine, its window
+of ticks and its seeds one by one (``single_window_ticks_per_s``; ``batch_vs_single``, the median
+of the rounds' ratios): (a) runs the first ten simulated minutes of one seed, which cost fewer
+instructions per tick than an episode's first seconds. All run ``--repeat`` times (default 3),
 interleaved round by round so that a busy neighbour on a shared machine affects every line
 alike; the medians are reported (``--json``: the same keys, plus every round under ``runs``).
 Numbers are for this machine only.

@@ -97,8 +97,9 @@ def achieved_rates(plan: Plan, samples: list[dict], events: list[dict]) -> dict[
 
 
 # Of the blocks the guest's page cache filled, the share reclaim frees whole (memory.reclaim_whole_share):
-# chosen on the calibration half from 1, 0.5, 0.25 at the fitted kswapd values (docs/realkernel.md,
-# "Half the reclaimed blocks come back whole"); not a kernel constant
+# chosen on the calibration half from 0.5, 0.6, 0.65, 0.7, 0.8 with the claimed blocks and the
+# reader's take-back modelled (docs/realkernel.md, "Blocks the hog claimed come back whole; blocks
+# the reader takes back do not"); not a kernel constant
 RECLAIM_WHOLE_SHARE = 0.6
 STEP_SAMPLES = 5     # a replayed reader rate spans this many sampling intervals (~1.5 s)
 
