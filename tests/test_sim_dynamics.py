@@ -236,6 +236,48 @@ def test_direct_reclaim_progress_revives_a_hopeless_kswapd():
     assert _c(sim, "pageoutrun") == 1 and _c(sim, "pgsteal_kswapd") > 0
 
 
+def test_a_lower_zones_boost_wakeup_sets_the_next_runs_zone_index_not_the_current_ones():
+    """wakeup_kswapd() writes pgdat->kswapd_highest_zoneidx (if none is pending or it is lower)
+    before it checks whether kswapd sleeps; kswapd() reads and resets it for each run
+    (kswapd_highest_zoneidx()), so a wakeup during a run leaves that run's index alone and sets
+    the next one's. DMA32 (50000 pages: min 333, low 416, high 499, lowmem_reserve for Normal 390)
+    and Normal (100000: 666/832/998) with min_free_kbytes 4000; Normal at 700 free with 20000
+    page-cache pages, DMA32 at 850 free (no page cache, every free page in sub-block MOVABLE
+    chunks). kswapd is woken for Normal (index 2) at t=0 and reclaims 10 pages/ms from t=1. An
+    atomic page at t=3: Normal (730 < low) fails the fast path, DMA32 (849 > 416 + 390) serves it
+    through a fallback that boosts DMA32 by 512, and its rmqueue() wakes kswapd for index 1:
+    kswapd is running, the index is only recorded. The run goes on at index 2 until Normal is
+    balanced (1003 >= 998 at t=31); then the sleep check is at index 1: DMA32's 849 < 499 + 512,
+    so kswapd_high_wmark_hit_quickly and a second run at index 1, boosted but imbalanced (the
+    boost is ignored: normal reclaim), which finds no DMA32 page on the LRU at any priority:
+    kswapd_failures 1, the boost snapshot cleared, and a nap (DMA32 balanced at index 1).
+    Before, the wakeup raised the running kswapd's own index (to no effect here) and kswapd
+    napped at index 2 after one run, DMA32 still boosted."""
+    m = Machine(np.array([0, 50000, 100000, 0, 0]), version=KernelVersion(6, 18), thp="never").boot()
+    m.write("vm.min_free_kbytes", 4000)
+    wl = [WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.003, pages=1, hold_ms=1e6)])]
+    s = dataclasses.replace(_scenario(wl), kswapd=dataclasses.replace(_scenario().kswapd, reclaim_pages_per_ms=10.0))
+    sim = Simulator(s, machines=m)
+    assert list(sim.wmark[0, 1, :3]) == [333, 416, 499] and list(sim.wmark[0, 2, :3]) == [666, 832, 998]
+    assert sim.reserve[0, 1, 2] == 390
+    _set_zone(sim, 0, 1, free=850)
+    _set_zone(sim, 0, NORMAL, free=700, cache=20000)
+    nd = sim.field("nd")
+    nd[0, 0, L.ND_STATE] = L.KS_WAKING
+    nd[0, 0, L.ND_T] = 0.0
+    nd[0, 0, L.ND_HZ_PEND] = NORMAL
+    sim.advance(4)                        # t=0..3
+    assert _c(sim, "fallback_boosts") == 1 and sim.boost[0, 1] == 512 and _c(sim, "atomic_got_pages") == 1
+    assert sim.kswapd_state[0, 0] == L.KS_RUN and nd[0, 0, L.ND_HZ] == NORMAL and nd[0, 0, L.ND_HZ_PEND] == 1
+    sim.advance(27)                       # t=4..30: still the first run, at index 2
+    assert _c(sim, "pageoutrun") == 1 and nd[0, 0, L.ND_HZ] == NORMAL
+    sim.advance(2)                        # t=31..32
+    assert _c(sim, "pageoutrun") == 2 and _c(sim, "kswapd_high_wmark_hit_quickly") == 1
+    assert nd[0, 0, L.ND_HZ] == 1 and nd[0, 0, L.ND_HZ_PEND] == 5   # MAX_NR_ZONES: none pending
+    assert sim.free[0, NORMAL] == 1003 and _c(sim, "pgsteal_kswapd") == 303
+    assert sim.kswapd_state[0, 0] == L.KS_NAP and nd[0, 0, L.ND_FAILURES] == 1 and sim.boost[0, 1] == 0
+
+
 def test_direct_reclaim_counts_one_allocstall_per_try_to_free_pages_call():
     """do_try_to_free_pages() counts allocstall once per call; a call reclaims the whole
     ``size >> DEF_PRIORITY`` of the LRU (shrink_lruvec()'s proportional_reclaim), topped up by

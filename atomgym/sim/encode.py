@@ -147,6 +147,7 @@ def encode_kswapd(A: L.Arrays, b: int, s: Scenario) -> None:
     """kswapd asleep on every node (kswapd_highest_zoneidx = ZONE_NORMAL), its reclaim rate and
     wake latency, and the direct reclaim rate."""
     A.nd[b, :, L.ND_HZ] = ZONE_NORMAL
+    A.nd[b, :, L.ND_HZ_PEND] = MAX_NR_ZONES
     A.mr[b, L.MR_KS_RATE] = s.kswapd.reclaim_pages_per_ms
     A.mr[b, L.MR_KS_LATENCY] = s.kswapd.wake_latency_ms
     A.mr[b, L.MR_DR_RATE] = s.kswapd.direct_reclaim_pages_per_ms

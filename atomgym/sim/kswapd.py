@@ -18,7 +18,7 @@ from .layout import (
     C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
     KS_NAP, KS_RUN, KS_SLEEP, KS_WAKING,
     MR_KS_LATENCY, MR_KS_RATE, MR_T_MS, MR_TICK_MS, MI_NWORK, MI_SWAP,
-    ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_PASS_ANON, ND_PASS_BOOSTED, ND_PASS_ENOUGH,
+    ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_HZ_PEND, ND_PASS_ANON, ND_PASS_BOOSTED, ND_PASS_ENOUGH,
     ND_PASS_FILE, ND_PASS_GOT, ND_PRIO, ND_RECLAIMED, ND_RUN_T0, ND_STATE, ND_T,
     WK_ATOMIC, WK_STREAM, WP_KIND, WP_S_HELD, WP_S_RESIDENT,
     ZF_ANON, ZF_BOOST_SNAP, ZF_CACHE, ZF_FREE, MI_CACHE_GFP,
@@ -64,16 +64,19 @@ def pgdat_watermark_boosted(S, b, node, hz):
 
 @jit()
 def wakeup_kswapd(S, b, node, hz):
-    """wakeup_kswapd(): no-op if kswapd is already running (waitqueue not active), if
-    kswapd_failures >= MAX_RECLAIM_RETRIES, or if the node is balanced and not boosted.
-    Waking it during its 100 ms nap counts kswapd_low_wmark_hit_quickly
-    (kswapd_try_to_sleep(): "remaining" != 0). Returns True if it was woken."""
+    """wakeup_kswapd(): first raises the pending pgdat->kswapd_highest_zoneidx (set if none is
+    pending or it is lower: the run after this one reads it, a run in progress keeps its own);
+    then a no-op if kswapd is already running (waitqueue not active), if kswapd_failures >=
+    MAX_RECLAIM_RETRIES, or if the node is balanced and not boosted at ``hz``. Waking it during
+    its 100 ms nap counts kswapd_low_wmark_hit_quickly (kswapd_try_to_sleep(): "remaining" !=
+    0). Returns True if it was woken."""
     nd = S.nd
     ctr = S.ctr
+    pend = nd[b, node, ND_HZ_PEND]
+    if pend >= MAX_NR_ZONES or pend < hz:
+        nd[b, node, ND_HZ_PEND] = hz
     st = nd[b, node, ND_STATE]
     if st == KS_WAKING or st == KS_RUN:
-        if hz > nd[b, node, ND_HZ]:
-            nd[b, node, ND_HZ] = hz
         return False
     if nd[b, node, ND_FAILURES] >= MAX_RECLAIM_RETRIES:
         return False
@@ -83,9 +86,20 @@ def wakeup_kswapd(S, b, node, hz):
         ctr[b, C_LOW_HIT] += 1
     nd[b, node, ND_STATE] = KS_WAKING
     nd[b, node, ND_T] = S.mr[b, MR_T_MS]
-    nd[b, node, ND_HZ] = hz
     ctr[b, C_KSWAPD_WAKEUPS] += 1
     return True
+
+
+@jit(inline="llvm")
+def _highest_zoneidx(S, b, node, reset):
+    """kswapd_highest_zoneidx(pgdat, prev): the pending index if a wakeup set one, else the
+    previous run's; kswapd() resets the pending one (MAX_NR_ZONES) when it reads it for a run."""
+    nd = S.nd
+    pend = nd[b, node, ND_HZ_PEND]
+    if pend < MAX_NR_ZONES:
+        nd[b, node, ND_HZ] = pend
+        if reset:
+            nd[b, node, ND_HZ_PEND] = MAX_NR_ZONES
 
 
 @jit()
@@ -341,15 +355,19 @@ def _end_run(S, b, node):
 
 @jit()
 def try_to_sleep(S, b, node):
-    """kswapd_try_to_sleep() after a run: balanced -> 100 ms nap; otherwise
-    kswapd_high_wmark_hit_quickly and another balance_pgdat() at once."""
+    """kswapd() after a run: the index for the sleep check is the pending one if a wakeup set
+    one during the run (a boosted zone's rmqueue() wakeup asks for that zone's index), else the
+    run's own (kswapd_highest_zoneidx()); kswapd_try_to_sleep(): balanced at it -> 100 ms nap;
+    otherwise kswapd_high_wmark_hit_quickly and another balance_pgdat() at once."""
     nd = S.nd
+    _highest_zoneidx(S, b, node, False)
     hz = int(nd[b, node, ND_HZ])
     if prepare_kswapd_sleep(S, b, node, hz):
         nd[b, node, ND_STATE] = KS_NAP
         nd[b, node, ND_T] = S.mr[b, MR_T_MS] + KSWAPD_NAP_MS
     else:
         S.ctr[b, C_HIGH_HIT] += 1
+        _highest_zoneidx(S, b, node, True)
         _start_run(S, b, node)
 
 
@@ -459,10 +477,12 @@ def kswapd_tick(S, b, node):
             nd[b, node, ND_STATE] = KS_SLEEP   # full sleep until explicitly woken
             return 0
         ctr[b, C_HIGH_HIT] += 1
+        _highest_zoneidx(S, b, node, True)
         _start_run(S, b, node)
     elif st == KS_WAKING:
         if t_ms < nd[b, node, ND_T] + mr[b, MR_KS_LATENCY]:
             return 0
+        _highest_zoneidx(S, b, node, True)   # "Read the new order and highest_zoneidx"
         _start_run(S, b, node)
     # ---- KS_RUN: balance_pgdat() for this tick's scan budget ----
     hz = int(nd[b, node, ND_HZ])

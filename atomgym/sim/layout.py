@@ -197,7 +197,8 @@ ND_NAMES = (
     "boosted",       # this balance_pgdat() run snapshotted a boost
     "reclaimed",     # sc.nr_reclaimed of this run
     "acc",           # fractional reclaim carried between ticks
-    "hz",            # kswapd_highest_zoneidx requested by wakeups
+    "hz",            # the highest zone index of kswapd's current (or last) balance_pgdat() run
+    "hz_pend",       # pgdat->kswapd_highest_zoneidx: raised by wakeups, read at a run (MAX_NR_ZONES: none)
     "prio",          # balance_pgdat()'s sc.priority
     "pass_file",     # pages of the file LRU this pass still reclaims (-1: between passes)
     "pass_anon",     # pages of the anon LRU this pass still reclaims
@@ -215,6 +216,7 @@ ND_BOOSTED = _ND["boosted"]
 ND_RECLAIMED = _ND["reclaimed"]
 ND_ACC = _ND["acc"]
 ND_HZ = _ND["hz"]
+ND_HZ_PEND = _ND["hz_pend"]
 ND_PRIO = _ND["prio"]
 ND_PASS_FILE = _ND["pass_file"]
 ND_PASS_ANON = _ND["pass_anon"]
