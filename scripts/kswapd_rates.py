@@ -1,0 +1,84 @@
+"""What a real-kernel capture says about kswapd's speed and its wasted scans, per run.
+
+    python scripts/kswapd_rates.py CAPTURE_DIR... [--json]
+
+Per capture (an `atomgym realkernel run` folder, e.g. each run of corpus/), from the guest's
+/proc/vmstat between consecutive samples (about 0.3 s apart):
+
+- ``steal_max``: the most pages kswapd reclaimed in one sampling interval, per millisecond
+  (pgsteal_kswapd / interval): a lower bound of what the guest's kswapd can reclaim when it runs
+  throughout; ``steal_p90``: the 90th percentile over the intervals in which it reclaimed anything.
+  The simulator's counterpart is the scenario's ``kswapd.reclaim_pages_per_ms``.
+- ``scanned_not_stolen``: pgscan_kswapd - pgsteal_kswapd over the run, and ``walks``: the intervals
+  in which kswapd scanned 10,000 pages more than it reclaimed. isolate_lru_folios() counts the
+  folios it skips (of zones above the run's reclaim_idx) as scanned (``total_scan``): a run for a
+  low zone walks the LRU past every page of the zones above it.
+- ``dma_boosted``: samples at which the DMA zone carries a watermark boost (a fallback in DMA; its
+  rmqueue() wakeup asks kswapd for ZONE_DMA's index).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from atomgym.realkernel.fidelity import RealKernelError, load_samples_of
+
+WALK = 10_000   # pages scanned and not reclaimed in one interval that count as a walk past other zones
+
+
+def rates(samples: list[dict]) -> dict:
+    steal, walks = [], 0
+    for a, b in zip(samples, samples[1:]):
+        dt_ms = (b["t"] - a["t"]) * 1000.0
+        if dt_ms <= 0:
+            continue
+        va, vb = a["vmstat"], b["vmstat"]
+        st = vb.get("pgsteal_kswapd", 0) - va.get("pgsteal_kswapd", 0)
+        sc = vb.get("pgscan_kswapd", 0) - va.get("pgscan_kswapd", 0)
+        if st > 0:
+            steal.append(st / dt_ms)
+        if sc - st > WALK:
+            walks += 1
+    v0, v1 = samples[0]["vmstat"], samples[-1]["vmstat"]
+    dma = sum(1 for s in samples for z in s["zones"] if z["zone"] == "DMA" and z["boost"] > 0)
+    return {
+        "steal_max": round(max(steal), 1) if steal else 0.0,
+        "steal_p90": round(float(np.percentile(steal, 90)), 1) if steal else 0.0,
+        "scanned_not_stolen": int((v1.get("pgscan_kswapd", 0) - v0.get("pgscan_kswapd", 0))
+                                  - (v1.get("pgsteal_kswapd", 0) - v0.get("pgsteal_kswapd", 0))),
+        "walks": walks,
+        "dma_boosted": dma,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("captures", nargs="+", metavar="CAPTURE_DIR")
+    ap.add_argument("--json", action="store_true", help="one JSON object: capture -> figures")
+    a = ap.parse_args()
+    out = {}
+    for c in a.captures:
+        try:
+            out[c] = rates(load_samples_of(Path(c)))
+        except RealKernelError as e:
+            print(f"kswapd_rates.py: {e}", file=sys.stderr)
+            return 2
+    if a.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"{'capture':34} {'steal max':>10} {'p90':>6} {'scanned-stolen':>15} {'walks':>6} {'DMA boosted':>12}")
+    for c, r in out.items():
+        print(f"{c:34} {r['steal_max']:>10} {r['steal_p90']:>6} {r['scanned_not_stolen']:>15} {r['walks']:>6} "
+              f"{r['dma_boosted']:>12}")
+    mx = [r["steal_max"] for r in out.values()]
+    print(f"kswapd's busiest interval over {len(out)} captures: median {np.median(mx):.1f}, "
+          f"largest {max(mx):.1f} pages/ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
