@@ -25,34 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from atomgym.realkernel.fidelity import RealKernelError, load_samples_of
+from atomgym.realkernel.fidelity import RealKernelError, check_samples, load_samples_of, timeseries_file
 
 WALK = 10_000   # pages scanned and not reclaimed in one interval that count as a walk past other zones
 
 
-def _check(samples: list[dict], where: str) -> None:
-    """Every sample has a numeric time, a vmstat object of numbers and a list of zone objects with a
-    name and a numeric boost; times rise. One-line RealKernelError otherwise (no traceback)."""
-    if len(samples) < 2:
-        raise RealKernelError(f"{where}: {len(samples)} sample(s); a capture has one every ~0.3 s")
-    prev = None
-    for i, s in enumerate(samples, 1):
-        t, vm, zones = s.get("t"), s.get("vmstat"), s.get("zones")
-        ok = (isinstance(t, (int, float)) and not isinstance(t, bool) and isinstance(vm, dict)
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vm.values())
-              and isinstance(zones, list)
-              and all(isinstance(z, dict) and isinstance(z.get("zone"), str)
-                      and isinstance(z.get("boost"), (int, float)) for z in zones))
-        if not ok:
-            raise RealKernelError(f"{where}: sample {i}: not a time-series sample as `atomgym realkernel run` "
-                                  f"writes it (a numeric t, a vmstat object of numbers, zones with zone and boost)")
-        if prev is not None and t < prev:
-            raise RealKernelError(f"{where}: sample {i}: time {t} before the previous sample's {prev}")
-        prev = t
-
-
-def rates(samples: list[dict], where: str = "capture") -> dict:
-    _check(samples, where)
+def rates(samples: list[dict]) -> dict:
     steal, walks = [], 0
     for a, b in zip(samples, samples[1:]):
         dt_ms = (b["t"] - a["t"]) * 1000.0
@@ -85,7 +63,12 @@ def main() -> int:
     out = {}
     for c in a.captures:
         try:
-            out[c] = rates(load_samples_of(Path(c)), c)
+            samples = load_samples_of(Path(c))
+            ts = timeseries_file(Path(c))
+            if len(samples) < 2:
+                raise RealKernelError(f"{ts}: {len(samples)} sample(s); a capture has one every ~0.3 s")
+            check_samples(samples, ts)      # the fields fidelity checks, one line each (exit 2)
+            out[c] = rates(samples)
         except RealKernelError as e:
             print(f"kswapd_rates.py: {e}", file=sys.stderr)
             return 2

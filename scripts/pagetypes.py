@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from atomgym.realkernel.fidelity import RealKernelError, load_samples_of
+from atomgym.realkernel.fidelity import RealKernelError, check_samples, load_samples_of, timeseries_file
 from atomgym.realkernel.fidelity import pagetype_pages as pages
 
 PAGEBLOCK_ORDER = 9
@@ -29,6 +29,7 @@ def main() -> int:
     a = ap.parse_args()
     try:
         samples = load_samples_of(Path(a.capture))
+        check_samples(samples, timeseries_file(Path(a.capture)))   # fidelity's checks, one line each
     except RealKernelError as e:
         print(f"pagetypes.py: {e}", file=sys.stderr)
         return 2

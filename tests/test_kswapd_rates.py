@@ -1,6 +1,6 @@
 """scripts/kswapd_rates.py, the command behind docs/realkernel.md's "kswapd's throughput, measured":
 exact figures on a hand-made capture, the documented figures on the shipped corpus, one line and
-exit 2 on a capture that is not one."""
+exit 2 on a capture that is not one (fidelity's own sample checks)."""
 from __future__ import annotations
 
 import json
@@ -17,9 +17,10 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def _sample(t: float, steal: int, scan: int, dma_boost: int = 0) -> dict:
-    return {"t": t, "vmstat": {"pgsteal_kswapd": steal, "pgscan_kswapd": scan},
-            "zones": [{"node": 0, "zone": "DMA", "boost": dma_boost, "free": 900},
-                      {"node": 0, "zone": "DMA32", "boost": 0, "free": 5000}]}
+    wm = {"min": 20, "low": 25, "high": 30, "managed": 3840}
+    return {"t": t, "vmstat": {"pgsteal_kswapd": steal, "pgscan_kswapd": scan}, "atomic": {},
+            "zones": [{"node": 0, "zone": "DMA", "boost": dma_boost, "free": 900, **wm},
+                      {"node": 0, "zone": "DMA32", "boost": 0, "free": 5000, **wm}]}
 
 
 def _capture(tmp_path: Path, samples: list[dict]) -> Path:
@@ -67,8 +68,9 @@ def test_a_capture_that_is_not_one_is_one_line_and_exit_2(tmp_path):
     bad["vmstat"]["pgsteal_kswapd"] = "many"
     d = _capture(tmp_path, [_sample(0.0, 0, 0), bad])
     r = _run(str(d))
-    assert r.returncode == 2 and "sample 2: not a time-series sample" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "sample 2: vmstat must be an object of numbers" in r.stderr
+    assert "Traceback" not in r.stderr
     d = _capture(tmp_path, [_sample(0.3, 0, 0), _sample(0.0, 0, 0)])
     r = _run(str(d))
-    assert r.returncode == 2 and "before the previous sample" in r.stderr
+    assert r.returncode == 2 and "sample 2: t = 0.0; valid: a finite number of guest seconds, not decreasing" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

@@ -616,3 +616,9 @@ def test_parser_reads_pagetypeinfo_samples_and_old_logs_lack_them(tmp_path):
     (d / "timeseries.jsonl").write_text(timeseries_jsonl(cap))
     r = subprocess.run([sys.executable, str(script), str(d)], capture_output=True, text=True)
     assert r.returncode == 2 and "no /proc/pagetypeinfo samples" in r.stderr
+    # a sample fidelity would refuse is refused here too, in one line (fidelity.check_samples())
+    bad = [json.loads(ln) for ln in timeseries_jsonl(cap).splitlines()]
+    bad[0]["t"] = "x"
+    (d / "timeseries.jsonl").write_text("".join(json.dumps(x) + "\n" for x in bad))
+    r = subprocess.run([sys.executable, str(script), str(d)], capture_output=True, text=True)
+    assert r.returncode == 2 and "sample 1: t = 'x'" in r.stderr and "Traceback" not in r.stderr

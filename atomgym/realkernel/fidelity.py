@@ -720,9 +720,11 @@ def _num(v: Any) -> bool:
     return abs(v) <= 1e300 if isinstance(v, int) else math.isfinite(v)
 
 
-def _check_capture(meta: dict, samples: list[dict], src: Path, ts: Path | None = None) -> None:
-    """The fields fidelity reads, as `realkernel run` writes them (capture.py); one line otherwise."""
-    ts = ts or src / "timeseries.jsonl"
+def check_samples(samples: list[dict], ts: Path) -> None:
+    """The samples' fields fidelity (and the scripts reading captures) use, as `realkernel run`
+    writes them (capture.py): a non-decreasing time, zones with a name and their numbers, vmstat
+    and atomic objects of numbers, the same zones in every sample. One-line RealKernelError
+    naming ``ts`` and the sample otherwise."""
     prev = -math.inf
     for i, s in enumerate(samples, 1):
         where = f"{ts}: sample {i}"
@@ -745,6 +747,11 @@ def _check_capture(meta: dict, samples: list[dict], src: Path, ts: Path | None =
         if [z["zone"] for z in s["zones"]] != names:
             raise RealKernelError(f"{ts}: sample {i}: zones {[z['zone'] for z in s['zones']]}; "
                                   f"every sample lists the first one's zones {names}")
+
+
+def _check_capture(meta: dict, samples: list[dict], src: Path, ts: Path | None = None) -> None:
+    """The fields fidelity reads, as `realkernel run` writes them (capture.py); one line otherwise."""
+    check_samples(samples, ts or src / "timeseries.jsonl")
     cj = src / "capture.json"
     if "sample_s" in meta and (not _num(meta["sample_s"]) or meta["sample_s"] <= 0):
         raise RealKernelError(f"{cj}: sample_s = {_show(meta['sample_s'])}; valid: a number of seconds > 0")
