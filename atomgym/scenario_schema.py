@@ -76,6 +76,9 @@ KSWAPD = (
     _k("reclaim_pages_per_ms", float, 1000.0, 1.0, 1e6, "pages/ms", "kswapd reclaim rate (1000 = ~4 GB/s)"),
     _k("wake_latency_ms", float, 0.1, 0.0, 100.0, "ms", "from wakeup_kswapd() to reclaim starting"),
     _k("direct_reclaim_pages_per_ms", float, 250.0, 1.0, 1e6, "pages/ms", "direct reclaim rate of a stalled task"),
+    _k("cpu_share", float, 0.0, 0.0, 1.0, "", "while kswapd runs, the share of its CPU's time it holds: a "
+       "softirq allocation that interrupts it runs with kswapd's PF_MEMALLOC (__gfp_pfmemalloc_flags(): no "
+       "watermarks); 0 leaves this out"),
 )
 
 NIC = (

@@ -127,7 +127,8 @@ def test_fit_prints_each_point_and_picks_the_best(fit) -> None:
             for p in rec["points"]] == [(100.0, 0.2, 50.0), (400.0, 0.2, 50.0)]
     best = max(rec["points"], key=lambda p: (p["score"], -p["closeness"]))
     assert rec["fitted"] == {k: best[k] for k in ("reclaim_pages_per_ms", "wake_latency_ms",
-                                                  "direct_reclaim_pages_per_ms")}
+                                                  "direct_reclaim_pages_per_ms", "cpu_share")}
+    assert rec["fitted"]["cpu_share"] == 0.0          # the default grid's only value
     assert rec["calibration"]["score"] == best["score"] and rec["calibration"]["runs"] == ["a", "a-2", "c"]
     assert rec["held-out"]["runs"] == ["b"] and 0 <= rec["held-out"]["score"] <= 1
     assert rec["kind"] == "atomgym fidelity fit" and rec["how"].startswith("python -m atomgym fidelity fit ")

@@ -236,6 +236,42 @@ def test_direct_reclaim_progress_revives_a_hopeless_kswapd():
     assert _c(sim, "pageoutrun") == 1 and _c(sim, "pgsteal_kswapd") > 0
 
 
+def test_a_softirq_that_interrupts_kswapd_allocates_without_watermarks():
+    """__gfp_pfmemalloc_flags(): in_serving_softirq() && current->flags & PF_MEMALLOC ->
+    ALLOC_NO_WATERMARKS; kswapd() runs with PF_MEMALLOC, so an atomic module's timer softirq
+    that interrupts it allocates below every watermark (softirq_gfp()). One CPU, Normal at 1000
+    free (= min, all UNMOVABLE) and 20000 page-cache pages, kswapd at 1 page/ms. A GFP_NOWAIT
+    shot of 300 pages at t=0 finds kswapd asleep: the fast path fails, the slow path wakes it and
+    stops at min (1000 <= 1000): none. Shots at t=2, 3 and 4 ms land while it runs: with
+    kswapd.cpu_share 1 each gets its 300 pages (free drops to 104, far below min), with 0.5 every
+    second one (the share's accumulator: t=3), with 0 (the default) only what kswapd has freed
+    above min."""
+    from atomgym.sim.scenario import KswapdSpec
+    wl = [WorkloadSpec(kind="atomic_alloc", gfp="nowait",
+                       shots=[ShotSpec(at_s=t / 1000, pages=300, hold_ms=1e6) for t in (0, 2, 3, 4)])]
+    base = dataclasses.replace(_scenario(wl), machine=MachineSpec(pcp_batch=1, cpus=1))
+    scens = [dataclasses.replace(base, kswapd=KswapdSpec(reclaim_pages_per_ms=1.0, wake_latency_ms=0.5,
+                                                         cpu_share=share)) for share in (1.0, 0.5, 0.0)]
+    sim = Simulator(scens, machines=[_machine() for _ in scens])
+    for b in range(3):
+        _set_zone(sim, b, NORMAL, free=1000, free_u=1000, cache=20000)
+    sim.advance(1)                        # t=0: kswapd asleep, woken by the slow path
+    for b in range(3):
+        assert _c(sim, "atomic_got_pages", b) == 0 and _c(sim, "atomic_fail_pages", b) == 300
+        assert sim.kswapd_state[b, 0] == L.KS_WAKING
+    got = []
+    for t in (1, 2, 3, 4):
+        sim.advance(1)
+        got.append([_c(sim, "atomic_got_pages", b) for b in range(3)])
+        if t >= 2:
+            assert all(sim.kswapd_state[b, 0] == L.KS_RUN for b in range(3)), t
+    # kswapd's 4 pages (20000 >> 12 at DEF_PRIORITY, at 1 page/ms) go to whoever asks first
+    assert got == [[0, 0, 0], [300, 2, 2], [600, 302, 3], [900, 302, 4]]
+    assert all(_c(sim, "pgsteal_kswapd", b) == 4 for b in range(3))
+    assert list(sim.free[:, NORMAL]) == [104, 702, 1000]           # 1000 + 4 - got: below min on 0 and 1
+    assert _c(sim, "fail_nowait", 2) == 1200 - 4
+
+
 def test_a_lower_zones_boost_wakeup_sets_the_next_runs_zone_index_not_the_current_ones():
     """wakeup_kswapd() writes pgdat->kswapd_highest_zoneidx (if none is pending or it is lower)
     before it checks whether kswapd sleeps; kswapd() reads and resets it for each run

@@ -27,7 +27,7 @@ from __future__ import annotations
 from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import (
-    ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM,
+    ALLOC_KSWAPD, ALLOC_NO_WATERMARKS, ALLOC_WMARK_LOW, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC, GFP_NOMEMALLOC,
     MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, gfp_migratetype, gfp_pfmemalloc_allowed, gfp_to_alloc_flags, gfp_zone,
     zone_watermark_fast,
 )
@@ -39,7 +39,7 @@ from .kswapd import DEF_PRIORITY, SHRINK_BOTH, shrink_zones, wakeup_kswapd
 from .lru import lru_add
 from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
-    C_THROTTLE_US, HZ_OF_ZL, KS_RUN,
+    C_THROTTLE_US, HZ_OF_ZL, KS_RUN, MR_KS_IRQ_ACC, MR_KS_IRQ_SHARE,
     MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_RECLAIM_BLK, MI_CACHE_GFP, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
     MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_KERNEL, ZF_BLK_CARRY, ZF_BLK_CLAIMED, ZF_BLK_MERGE, ZF_BLK_PEND,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL, ZL_USER,
@@ -437,6 +437,30 @@ def _carried(S, b, z, s):
     whole = p - p % PAGEBLOCK_NR_PAGES
     zs[b, z, ZF_BLK_PEND] = p - whole
     return whole
+
+
+@jit(inline="llvm")
+def softirq_gfp(S, b, gfp):
+    """The mask a softirq allocation (an atomic module's timer, a NAPI refill) runs with:
+    __gfp_pfmemalloc_flags() gives ALLOC_NO_WATERMARKS to ``in_serving_softirq() &&
+    current->flags & PF_MEMALLOC``, i.e. a softirq that interrupted kswapd (PF_MEMALLOC for its
+    whole life, kswapd()). While the kernel zonelist's node's kswapd runs, a share
+    ``MR_KS_IRQ_SHARE`` (the scenario's kswapd.cpu_share / cpus: kswapd holds that share of one
+    CPU's time, and the softirq is on one of the CPUs) of the softirq calls land on it, counted by
+    an accumulator (no random draw); those get __GFP_MEMALLOC (none under __GFP_NOMEMALLOC).
+    Direct reclaimers' PF_MEMALLOC is not modelled. cpu_share 0 (the default): never."""
+    mr = S.mr
+    share = mr[b, MR_KS_IRQ_SHARE]
+    if share <= 0.0 or S.nd[b, S.zl[b, ZL_KERNEL, 0] // MAX_NR_ZONES, ND_STATE] != KS_RUN:
+        return gfp
+    acc = mr[b, MR_KS_IRQ_ACC] + share
+    if acc < 1.0:
+        mr[b, MR_KS_IRQ_ACC] = acc
+        return gfp
+    mr[b, MR_KS_IRQ_ACC] = acc - 1.0
+    if gfp & GFP_NOMEMALLOC:
+        return gfp
+    return gfp | GFP_MEMALLOC
 
 
 @jit(literal_args=("zlk", "dest"))   # the zonelist and the field: a version per caller's constants

@@ -151,6 +151,7 @@ def encode_kswapd(A: L.Arrays, b: int, s: Scenario) -> None:
     A.mr[b, L.MR_KS_RATE] = s.kswapd.reclaim_pages_per_ms
     A.mr[b, L.MR_KS_LATENCY] = s.kswapd.wake_latency_ms
     A.mr[b, L.MR_DR_RATE] = s.kswapd.direct_reclaim_pages_per_ms
+    A.mr[b, L.MR_KS_IRQ_SHARE] = s.kswapd.cpu_share / max(1, s.machine.cpus)   # the softirq's CPU is one of cpus
 
 
 PP_ALLOC_CACHE_SIZE = 128   # include/net/page_pool.h: the per-pool lockless alloc cache (NAPI context)

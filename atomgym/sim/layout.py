@@ -174,6 +174,8 @@ MR_NAMES = (
     "ks_rate",       # kswapd reclaim pages/ms
     "ks_latency",    # kswapd wake latency, ms
     "dr_rate",       # direct reclaim pages/ms
+    "ks_irq_share",  # share of a softirq's ticks that interrupt a running kswapd (cpu_share / cpus)
+    "ks_irq_acc",    # its accumulator (a softirq burst lands on kswapd when it reaches 1)
 )
 _MR = _index(MR_NAMES)
 MR_T_MS = _MR["t_ms"]
@@ -181,6 +183,8 @@ MR_TICK_MS = _MR["tick_ms"]
 MR_KS_RATE = _MR["ks_rate"]
 MR_KS_LATENCY = _MR["ks_latency"]
 MR_DR_RATE = _MR["dr_rate"]
+MR_KS_IRQ_SHARE = _MR["ks_irq_share"]
+MR_KS_IRQ_ACC = _MR["ks_irq_acc"]
 NMR = len(MR_NAMES)
 
 # ---- nd: per-node kswapd state (float64) ----------------------------------------------------

@@ -34,7 +34,7 @@ from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import GFP_ATOMIC, GFP_KERNEL, GFP_MEMALLOC, GFP_NOWARN
 from ..kernel.zones import MAX_NR_ZONES
-from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone
+from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone, softirq_gfp
 from .layout import (
     C_ATOMIC_ALLOC, C_ATOMIC_FAIL, C_ATOMIC_FAIL_Z0, C_FAIL_ATOMIC, C_FAIL_KERNEL, C_FAIL_MEMALLOC,
     C_PFMEMALLOC_DROP, C_PFMEMALLOC_PAGES, C_RCVBUF_DROP, C_REFILL_DEFERRED, C_REFILL_WORK_RUNS, C_RX_RECYCLED,
@@ -225,7 +225,7 @@ def refill(S, b, k, gfp, cls, blocking):
         got, _, _ = alloc_pages_reclaim(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls, S.mr[b, MR_TICK_MS])
         pfm = 0
     else:
-        got, pfm = alloc_pages_bulk(S, b, npages, gfp, ZL_KERNEL, ZF_NET, cls)
+        got, pfm = alloc_pages_bulk(S, b, npages, softirq_gfp(S, b, gfp), ZL_KERNEL, ZF_NET, cls)   # NAPI softirq
     if got > 0:
         _post_pages(S, b, k, got, pfm, empty, True)
         ctr[b, C_ATOMIC_ALLOC] += 0 if blocking else got

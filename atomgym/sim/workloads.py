@@ -31,7 +31,7 @@ from ..kernel.jit import jit
 
 from ..kernel.watermark_ok import GFP_HIGH, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_RECLAIMABLE
 from ..kernel.zones import MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
-from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone, zonelist_of
+from .alloc import alloc_pages_bulk, alloc_pages_reclaim, clear_scratch, free_pages_zone, softirq_gfp, zonelist_of
 from .layout import (
     ATOMIC_SLOTS, C_ATOMIC_FAIL, C_ATOMIC_FAIL_BURSTS, C_ATOMIC_FAIL_FREE0, C_ATOMIC_FAIL_PAGES, C_ATOMIC_FAIL_Z0,
     C_ATOMIC_GOT, C_ATOMIC_REQ, C_FAIL_ATOMIC, C_FAIL_NOWAIT, CLS_ATOMIC, CLS_NOWAIT,
@@ -336,7 +336,7 @@ def _atomic_burst(S, b, w, n, hold_ms):
     gfp = int(wp[b, w, WP_GFP])
     cls = CLS_ATOMIC if gfp & GFP_HIGH else CLS_NOWAIT
     clear_scratch(S, b, ZL_KERNEL)
-    got, _ = alloc_pages_bulk(S, b, n, gfp, ZL_KERNEL, ZF_KERNEL, cls)
+    got, _ = alloc_pages_bulk(S, b, n, softirq_gfp(S, b, gfp), ZL_KERNEL, ZF_KERNEL, cls)   # a timer's softirq
     ctr[b, C_ATOMIC_REQ] += n
     ctr[b, C_ATOMIC_GOT] += got
     if got > 0:
