@@ -52,6 +52,29 @@ def test_snapshot_machine_watermarks_match_fresh_kernel_values(seq):
             assert r["protection"] == z["protection"]
 
 
+@pytest.mark.parametrize("path", SNAPSHOTS + sorted((REPO_ROOT / "corpus").glob("*/snapshot-start.txt")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_snapshot_machine_keeps_the_kernels_protection(path):
+    """lowmem_reserve is computed at boot (setup_per_zone_lowmem_reserve()) before the init memory
+    joins managed, and no min_free_kbytes / watermark_scale_factor write recomputes it: the machine
+    keeps the protection the snapshot shows, stale or not."""
+    from atomgym.kernel.snapshot import parse_snapshot
+    snap = parse_snapshot(path)
+    m = build_machine(MachineSpec(snapshot=str(path)), SysctlSpec())
+    assert [[int(x) for x in m.reserve[i]] for i in range(len(snap.zones))] == [list(z.protection) for z in snap.zones]
+
+
+def test_a_stale_protection_stays_until_lowmem_reserve_ratio_is_written():
+    """corpus/ram512's guest: DMA's protection is 431 (113261 managed DMA32 pages now, 110336 / 256
+    when it was computed); the formula on today's count gives 442. A min_free_kbytes write keeps 431,
+    a lowmem_reserve_ratio write computes 442."""
+    path = REPO_ROOT / "corpus" / "ram512" / "snapshot-start.txt"
+    m = build_machine(MachineSpec(snapshot=str(path)), SysctlSpec(min_free_kbytes=4000))
+    assert list(m.reserve[ZONE_DMA]) == [0, 431, 431, 431, 431] and m.managed[ZONE_DMA32] == 113261
+    m.write("vm.lowmem_reserve_ratio", [256, 256, 32, 0, 0])
+    assert list(m.reserve[ZONE_DMA]) == [0, 442, 442, 442, 442]             # 113261 // 256
+
+
 # ram_mib, nodes, snapshot of the same QEMU guest
 GUESTS = [(1024, 1, "1G-default--start.txt"), (2048, 2, "2G-smp2-numa2-default--start.txt"),
           (4096, 1, "4G-mf16384--start.txt")]

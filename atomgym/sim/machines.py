@@ -188,7 +188,14 @@ def machine_from_snapshot(path: str | Path, kernel: str | None = None) -> Machin
     version = None
     if snap.version_assumed and kernel:
         version = KernelVersion.parse(kernel)
-    return snap.machine(version)
+    m = snap.machine(version)
+    # The protection the snapshot shows, not the formula's on today's managed counts: the kernel
+    # computes it at boot (init_per_zone_wmark_min() -> setup_per_zone_lowmem_reserve()) before
+    # free_initmem() and the initrd's pages join managed, and only a lowmem_reserve_ratio write
+    # (or memory hotplug) computes it again; min_free_kbytes / watermark_scale_factor writes do not.
+    for i, z in enumerate(snap.zones):
+        m.reserve[i, :] = z.protection
+    return m
 
 
 def build_machine(spec, sysctl, base_dir: str | Path | None = None) -> Machine:
