@@ -99,8 +99,10 @@ def boot_message(b: BootPattern) -> str:
     rng = f" (any of {b.deltas[0]}-{b.deltas[-1]} fits)" if len(b.deltas) > 1 else ""
     alt = "".join(f"; also fits: {lo}{'' if lo == hi else f'-{hi}'} fewer in Node {n} {zn}"
                   for n, zn, lo, hi in b.alternatives)
+    prot = (" (the boot counts; a min_free_kbytes or watermark_scale_factor write keeps it, only a "
+            "lowmem_reserve_ratio write recomputes it)" if b.protection == "stale" else "")
     return (f"boot-time pattern: matches with {b.delta} fewer managed pages in Node {b.node} {b.zone}{rng}{alt}; "
-            f"protection is {b.protection}; watermarks were computed before the kernel freed its init memory, "
+            f"protection is {b.protection}{prot}; watermarks were computed before the kernel freed its init memory, "
             f"and the first recompute removes it")
 
 
