@@ -107,7 +107,7 @@ kswapd:
   reclaim_pages_per_ms: {KSWAPD['reclaim_pages_per_ms']:g}
   wake_latency_ms: {KSWAPD['wake_latency_ms']:g}
   direct_reclaim_pages_per_ms: {KSWAPD['direct_reclaim_pages_per_ms']:g}
-nics: []
+{f"  cpu_share: {KSWAPD['cpu_share']:g}" + chr(10) if KSWAPD.get('cpu_share') else ""}nics: []
 traffic: []
 workloads:
   - name: reader
