@@ -30,8 +30,29 @@ class Interrupted(KeyboardInterrupt):
 
 
 def exit_code(e: BaseException) -> int:
-    """The exit status of an interrupted command: 128 + the signal (Ctrl-C: 130)."""
+    """The exit status of an interrupted command: 128 + the signal (Ctrl-C: 130). Every interrupt
+    path asks for it just before it returns, so it also quiets what an interrupt inside a numba
+    compile leaves behind: llvmlite objects half-built, whose finalizers fail at exit and would
+    print "Exception ignored in ... ObjectRef.__del__" with a traceback after the command's line
+    (_quiet_llvmlite_finalizers())."""
+    _quiet_llvmlite_finalizers()
     return e.code if isinstance(e, Interrupted) else 128 + signal.SIGINT
+
+
+def _quiet_llvmlite_finalizers() -> None:
+    """sys.unraisablehook drops the exceptions raised by llvmlite's finalizers (their objects
+    were cut off mid-construction by the interrupt); any other goes to the hook that was set."""
+    import sys
+    prev = sys.unraisablehook
+    if getattr(prev, "_atomgym_quiet", False):
+        return
+
+    def hook(u) -> None:
+        if getattr(u.object, "__module__", "").startswith("llvmlite"):
+            return
+        prev(u)
+    hook._atomgym_quiet = True      # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 def signal_name(e: BaseException) -> str:
