@@ -183,7 +183,7 @@ def machine_from_snapshot(path: str | Path, kernel: str | None = None) -> Machin
     """The machine a snapshot shows, rebuilt from its primary inputs (managed pages,
     min_free_kbytes, watermark_scale_factor/boost_factor, lowmem_reserve_ratio, THP, kernel
     release; ``kernel`` is used only when the snapshot names no release): watermarks
-    recomputed, boosts 0 (``Snapshot.machine()``)."""
+    recomputed, boosts 0 (``Snapshot.machine()``), the protection the snapshot shows."""
     snap = _parse(path)
     version = None
     if snap.version_assumed and kernel:
