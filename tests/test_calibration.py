@@ -294,3 +294,18 @@ def test_corpus_scenarios_rewrites_only_the_kswapd_section_of_a_copy(tmp_path, m
     assert (corpus / "b" / "scenario.yaml").read_text() == other
     assert (tmp_path / "configs" / "corpus" / f"{name}.yaml").read_text() == text
     assert "refused" in capsys.readouterr().out
+
+
+def test_corpus_scenarios_write_a_fitted_cpu_share_and_leave_a_zero_one_out(monkeypatch) -> None:
+    """scripts/corpus_scenarios.py: KSWAPD's cpu_share goes into the kswapd: section when a fit
+    chose a share (the scenario then replays with it), and a share of 0 (the default) writes no
+    line, so the files stay as they were before the rule existed."""
+    from atomgym.sim.scenario import scenario_from_dict
+    import yaml
+    gen = _script("corpus_scenarios")
+    name, var, what = gen.RUNS[0]
+    assert "cpu_share" not in gen.scenario(name, var, what) and gen.KSWAPD["cpu_share"] == 0
+    monkeypatch.setitem(gen.KSWAPD, "cpu_share", 0.5)
+    text = gen.scenario(name, var, what)
+    assert "  cpu_share: 0.5\n" in text
+    assert scenario_from_dict(yaml.safe_load(text)).kswapd.cpu_share == 0.5
