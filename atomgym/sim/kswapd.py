@@ -300,10 +300,12 @@ def prepare_kswapd_sleep(S, b, node, hz):
 def _start_run(S, b, node):
     """balance_pgdat() entry: PAGEOUTRUN, snapshot each zone's boost (zone_boosts[]);
     nr_boost_reclaim = their sum; a non-zero sum makes the run boosted; sc.priority =
-    DEF_PRIORITY; ZONE_RECLAIM_ACTIVE is implied by the KS_RUN state."""
+    DEF_PRIORITY; ZONE_RECLAIM_ACTIVE is implied by the KS_RUN state. Before it, kswapd() reads
+    the run's highest_zoneidx and resets the pending one ("Read the new order and highest_zoneidx")."""
     nd = S.nd
     zs = S.zs
     boost = S.boost
+    _highest_zoneidx(S, b, node, True)
     hz = int(nd[b, node, ND_HZ])
     S.ctr[b, C_PAGEOUTRUN] += 1
     tot = 0
@@ -367,7 +369,6 @@ def try_to_sleep(S, b, node):
         nd[b, node, ND_T] = S.mr[b, MR_T_MS] + KSWAPD_NAP_MS
     else:
         S.ctr[b, C_HIGH_HIT] += 1
-        _highest_zoneidx(S, b, node, True)
         _start_run(S, b, node)
 
 
@@ -477,12 +478,10 @@ def kswapd_tick(S, b, node):
             nd[b, node, ND_STATE] = KS_SLEEP   # full sleep until explicitly woken
             return 0
         ctr[b, C_HIGH_HIT] += 1
-        _highest_zoneidx(S, b, node, True)
         _start_run(S, b, node)
     elif st == KS_WAKING:
         if t_ms < nd[b, node, ND_T] + mr[b, MR_KS_LATENCY]:
             return 0
-        _highest_zoneidx(S, b, node, True)   # "Read the new order and highest_zoneidx"
         _start_run(S, b, node)
     # ---- KS_RUN: balance_pgdat() for this tick's scan budget ----
     hz = int(nd[b, node, ND_HZ])
