@@ -328,6 +328,31 @@ def discrete_knobs(a, amap, mi, managed, mask, mf, wsf, bk, changes):
 
 
 @jit()
+def shadow_episode(T, knobs, bp, bw, mask, n_ticks, prev, k0, steps, table, weights, penalty, was_term, out, stop):
+    """The reward shadow's intervals k0..steps-1 of the machines in ``mask``, in one compiled call:
+    per interval engine.step_state (= Simulator.step(n_ticks) with no knob write: the start of the
+    interval, then its ticks) and terms_batch() with no knob change, the reward written to
+    ``out[b, k]``. ``knobs``/``bp``/``bw``: Simulator.step()'s no-write arrays; ``was_term``: each
+    machine's terminated flag before interval k0 (updated in place). Stops before the next interval
+    once ``stop[0]`` is nonzero (another thread's request: envs/shadow_ahead.py at exit)."""
+    mi = T[_S_MI]
+    ctr = T[_S_CTR]
+    B = mask.shape[0]
+    changes = np.zeros(B)
+    t = np.empty((B, table[2].shape[0]))
+    r = np.empty(B)
+    dead = np.empty(B, np.bool_)
+    for k in range(k0, steps):
+        if stop[0] != 0:
+            return
+        step_state(T, knobs, bp, bw, mask, n_ticks, prev, True)
+        terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t, r, dead)
+        for b in range(B):
+            if mask[b]:
+                out[b, k] = r[b]
+
+
+@jit()
 def step_fused(T, actions, factions, kind, amap, levels, n_ticks, table, weights, penalty, prev, was_term, n_nodes,
                mem, dt_s, decay, memory, obs_out, t_out, r_out, dead_out):
     """One agent step of every machine of the batch in one compiled call, exactly as Core.apply()

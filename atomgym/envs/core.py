@@ -6,6 +6,7 @@ so that env i of the vector env equals the single env with the same simulator se
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 
@@ -25,14 +26,13 @@ from .config import (  # noqa: F401  (re-exported)
 )
 from .episode import DEFAULT_DECISION_INTERVAL_MS, episode_steps  # noqa: F401 (re-exported)
 from .psi import PRESSURE_COUNTERS, cap_kb, psi_step
+from .shadow_ahead import DEFAULT_COST_CACHE as _DEFAULT_COST_CACHE, ShadowAhead, record_default_totals, shadow_intervals
 from .spaces import (
     CUT_GATES, GATE_COUNTERS, N_ACTIONS, N_LEVELS, NOBOOST_ACTIONS, PEAK_TAUS_S, RATE_TAUS_S, REL_WSF, RES_MULT, RL_BACKOFF,
     RL_LEVEL, RL_POINTS, action_names, cut_through, level_scale, level_table, obs_layout, table_wsf,
 )
 
 TABLE_TYPES = ("levels", "relative", "residual", "residual-level")   # the action types that index a level table
-
-_DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}
 
 
 def cost_table(counter_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -47,6 +47,11 @@ def _written(mf: np.ndarray, wsf: np.ndarray, bk: np.ndarray, changes: np.ndarra
     """Per machine, whether the knob outputs of action_knobs() / continuous_knobs() write anything:
     a sysctl target (-1 = unchanged), a boost_watermark() call or a counted change."""
     return (mf >= 0) | (wsf >= 0) | (bk != 0).any(axis=1) | (changes != 0)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def scenario_key(s: Scenario) -> str:
@@ -155,6 +160,11 @@ class Core:
         self._nochange = np.zeros(n)
         self._all = np.ones(n, np.bool_)
         self._step_args: tuple | None = None    # step_fused()'s arguments, on first need
+        # Shadows run ahead (envs/shadow_ahead.py): the owner that knows each machine's next seed
+        # asks for it (prefetch()); only with a second CPU to run on, and only for machines that
+        # wrote a knob in their last episode (wrote_last)
+        self.ahead: ShadowAhead | None = None
+        self.wrote_last = np.ones(n, np.bool_)
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -164,6 +174,10 @@ class Core:
         if self.shadow is not None:
             self._seeds[m] = np.broadcast_to(np.asarray(seeds, np.int64), (self.B,))[m]
             if self.lazy_shadow:
+                self.wrote_last[m] = ~self.twin[m]
+                if self.ahead is not None:
+                    for i in np.flatnonzero(m):
+                        self.ahead.forget(int(i), (int(self._seeds[i]),))
                 self.twin[m] = True
                 self.shadow_step[m] = 0
                 self.shadow_reward[m] = 0.0
@@ -174,9 +188,23 @@ class Core:
 
     def _diverge(self, m: np.ndarray) -> None:
         """The twins in ``m`` are about to write a knob: the shadow takes a copy of each one's state
-        (the default machine's at this interval's start) and runs the rest of its episode."""
-        self.shadow.copy_machines(self.sim, m)
+        (the default machine's at this interval's start) and runs the rest of its episode; or, if
+        that episode was run ahead (prefetch()), takes its rewards."""
         self.twin[m] = False
+        if self.ahead is not None:
+            got = np.zeros(self.B, np.bool_)
+            for i in np.flatnonzero(m):
+                rw = self.ahead.take(int(i), int(self._seeds[i]))
+                if rw is not None:
+                    self.shadow_rewards[i] = rw
+                    got[i] = True
+            if got.any():
+                if self.reward_baseline == "score":
+                    self._score_scale(got, None)
+                m = m & ~got
+                if not m.any():
+                    return
+        self.shadow.copy_machines(self.sim, m)
         for k in np.unique(self.shadow_step[m]):
             g = m & (self.shadow_step == k)
             self._shadow_intervals(g, int(k), self.was_terminated.copy())
@@ -184,33 +212,47 @@ class Core:
                 self._score_scale(g, self.shadow)
 
     def _shadow_intervals(self, m: np.ndarray, k0: int, was: np.ndarray) -> None:
-        """The shadow's intervals k0.. of the episode for the machines in ``m``, interval by interval
-        as in lockstep (Simulator.step(0) starts an interval, advance() runs it, terms_batch() its
-        reward), the rewards kept in ``shadow_rewards``; ``was``: each machine's terminated flag
-        before interval k0 (updated in place)."""
-        sh = self.shadow
-        prev = sh.counters.copy()
-        t = np.zeros((self.B, len(TERMS)))
-        r = np.zeros(self.B)
-        dead = np.zeros(self.B, np.bool_)
-        for k in range(k0, self.episode_steps):
-            sh.step(0, mask=m, prev=prev)
-            sh.advance(self.ticks, mask=m)
-            terms_batch(sh.counters, prev, self._nochange, self.cost_table, self.weights, self.deadlock_penalty,
-                        sh.field("mi"), was, m, t, r, dead)
-            self.shadow_rewards[m, k] = r[m]
+        """The shadow's intervals k0.. of the episode for the machines in ``m`` (shadow_intervals()),
+        the rewards kept in ``shadow_rewards``; ``was``: each machine's terminated flag before
+        interval k0 (updated in place)."""
+        shadow_intervals(self.shadow, m, k0, self.episode_steps, self.ticks, was, self.cost_table, self.weights,
+                         self.deadlock_penalty, self.shadow_rewards)
 
-    def _score_scale(self, m: np.ndarray, src: Simulator) -> None:
+    def prefetch(self, seeds: np.ndarray, mask: np.ndarray) -> None:
+        """``seeds[i]`` is the simulator seed of machine i's next episode, for the machines in
+        ``mask`` (just reset): run their shadow episodes ahead in the background (shadow_ahead.py) if
+        they will likely need one (they wrote a knob in the last episode) and a second CPU is there."""
+        if self.shadow is None or not self.lazy_shadow:
+            return
+        want = mask & self.wrote_last
+        if not want.any():
+            return
+        if self.ahead is None:
+            if _cpus() < 2:
+                return
+            if self._skey is None:
+                self._skey = scenario_key(self.scenario)
+            self.ahead = ShadowAhead(self.scenario, self.B, int(self.episode_steps), self.ticks, self.cost_table,
+                                     self.weights, self.deadlock_penalty, self._skey)
+        for i in np.flatnonzero(want):
+            self.ahead.request(int(i), int(seeds[i]))
+
+    def close(self) -> None:
+        """Stop the background shadow runs, if any."""
+        if self.ahead is not None:
+            self.ahead.close()
+            self.ahead = None
+
+    def _score_scale(self, m: np.ndarray, src: Simulator | None) -> None:
         """reward_scale = 1 / C_def for the machines in ``m``, C_def from ``src``'s counters at the
-        end of a default-settings episode (cached per machine and seed like default_totals())."""
+        end of a default-settings episode (cached per machine and seed like default_totals(); None:
+        cached already, by a shadow run ahead)."""
         if self._skey is None:
             self._skey = scenario_key(self.scenario)
         idx = np.flatnonzero(m)
-        for b in idx:
-            key = (self._skey, int(self._seeds[b]), self.ticks, int(self.episode_steps))
-            if key not in _DEFAULT_COST_CACHE:
-                _DEFAULT_COST_CACHE[key] = np.array(episode_terms(src.counter_dict(int(b)), actions=0.0)
-                                                    + [float(src.terminated[b])])
+        if src is not None:
+            record_default_totals(src, idx, [(self._skey, int(self._seeds[b]), self.ticks, int(self.episode_steps))
+                                             for b in idx])
         costs = self.default_costs([int(self._seeds[b]) for b in idx], self.episode_steps)
         self.reward_scale[idx] = [1.0 / max(c, SCORE_COST_FLOOR) for c in costs]
 

@@ -58,7 +58,7 @@ class AtomSB3VecEnv(VecEnv):
         return obs, r.astype(np.float32), done, infos
 
     def close(self) -> None:
-        pass
+        self.venv.close()
 
     def _indices(self, indices: VecEnvIndices) -> Sequence[int]:
         if indices is None:

@@ -95,6 +95,16 @@ class AtomVectorEnv(VectorEnv):
         self.core.reset(self._sim_seeds, mask=mask)
         self._steps[mask] = 0
         self._cost[mask] = 0.0
+        if self.core.shadow is not None:
+            # the seed each env's generator will draw next, read from a copy (the generator does not
+            # move): the reward shadow of that episode can run ahead (envs/shadow_ahead.py)
+            nxt = np.zeros(self.num_envs, np.int64)
+            for i in np.flatnonzero(mask):
+                bg = self._rngs[i].bit_generator
+                peek = type(bg)()
+                peek.state = bg.state
+                nxt[i] = int(np.random.Generator(peek).integers(0, 2**62))
+            self.core.prefetch(nxt, mask)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
@@ -167,4 +177,4 @@ class AtomVectorEnv(VectorEnv):
         return obs, r, term, trunc, info
 
     def close_extras(self, **kwargs) -> None:
-        pass
+        self.core.close()

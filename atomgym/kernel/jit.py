@@ -1,5 +1,8 @@
 """The compile options of every numba function of the model, and where its machine code is kept.
 
+``nogil=True``: a call from Python releases the GIL while it runs (envs/shadow_ahead.py runs the
+reward shadow in a thread beside the agent's machines).
+
 ``error_model="numpy"``: no zero-division check and exception path around each ``//``, ``%`` and
 ``/`` (numba's default "python" model): every divisor in the model is guarded or positive by
 construction; a zero would give 0 or inf instead of raising, and the property tests check that no
@@ -359,7 +362,8 @@ def jit(literal_args: tuple[str, ...] = (), inline: str = "never", **options):
         raise ValueError(f"jit(inline=...) must be 'never', 'always' or 'llvm', got {inline!r}")
 
     def deco(func):
-        dispatcher = njit(error_model="numpy", inline="always" if inline == "always" else "never", **options)(func)
+        dispatcher = njit(error_model="numpy", nogil=True, inline="always" if inline == "always" else "never",
+                          **options)(func)
         dispatcher.__class__ = _Dispatcher
         dispatcher.llvm_inline = inline == "llvm"
         if literal_args:

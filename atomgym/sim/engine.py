@@ -30,6 +30,7 @@ A terminated machine (deadlock) does not advance.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import numba
@@ -285,8 +286,27 @@ def goes_parallel(n_batch: int, n_active: int, n_ticks: int, parallel: bool | No
     7 ms in parallel, 0.7 ms serially): ~25 ms of machine-ticks."""
     if parallel is not None:
         return bool(parallel)
-    nt = numba.get_num_threads()
+    nt = numba.config.NUMBA_NUM_THREADS   # (not numba.get_num_threads(): that starts the thread pool)
     return nt > 1 and n_batch >= 2 * nt and int(n_active) * int(n_ticks) >= PARALLEL_MIN_WORK
+
+
+_POOL_STARTED = False
+
+
+def _start_pool() -> None:
+    """Start numba's thread pool for run_parallel(), keeping torch's thread count: with the OpenMP
+    layer (libgomp, shared with torch) the start sets the process's OpenMP thread count to numba's,
+    and a training that asked torch for one thread would then run its ops on two, the second
+    spinning at each op's barrier (measured: ~60 % of a core taken from the simulator)."""
+    global _POOL_STARTED
+    if _POOL_STARTED:
+        return
+    torch = sys.modules.get("torch")
+    n = torch.get_num_threads() if torch is not None else None
+    numba.get_num_threads()
+    if torch is not None:
+        torch.set_num_threads(n)
+    _POOL_STARTED = True
 
 
 def run_ticks(S, n_ticks: int, mask, parallel: bool | None, no_knobs: tuple) -> None:
@@ -294,6 +314,7 @@ def run_ticks(S, n_ticks: int, mask, parallel: bool | None, no_knobs: tuple) -> 
     step_state() without knob writes and without starting an interval (``no_knobs``: its (B, NKNOBS)
     -1 knobs, (B, Z) zero boost arrays and a (B, NC) scratch ``prev``, Simulator.advance()'s)."""
     if goes_parallel(mask.shape[0], int(mask.sum()), n_ticks, parallel):
+        _start_pool()
         run_parallel(S, int(n_ticks), mask)
         return
     knobs, bp, bw, prev = no_knobs

@@ -1,0 +1,114 @@
+"""The reward shadow run ahead (envs/shadow_ahead.py): a vector env's next episodes' default-settings
+shadows run in a background thread from the seeds its generators will draw; the rewards are those of
+the shadow run when needed, bit for bit, and the thread's failures and the interpreter's exit are
+handled. Also: starting numba's thread pool keeps torch's thread count (sim/engine.py)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from atomgym.envs import AtomVectorEnv, core as core_mod, shadow_ahead
+
+
+def _run(prefetch: bool, n: int = 3, steps: int = 50, baseline: str = "score"):
+    env = AtomVectorEnv(num_envs=n, scenario="stream-read-bursts", duration_s=2.0, reward_baseline=baseline,
+                        action_type="levels")
+    if not prefetch:
+        env.core.prefetch = lambda seeds, mask: None
+    taken = []
+    if prefetch:
+        orig = shadow_ahead.ShadowAhead.take
+
+        def take(self, i, seed):
+            r = orig(self, i, seed)
+            taken.append(r is not None)
+            return r
+        shadow_ahead.ShadowAhead.take = take
+    try:
+        env.reset(seed=11)
+        rng = np.random.default_rng(3)
+        out = []
+        for k in range(steps):
+            a = rng.integers(0, env.single_action_space.n, size=n)
+            a[rng.random(n) < 0.3] = 0
+            o, r, t, u, info = env.step(a)
+            out.append((o.copy(), r.copy(), info["reward_default"].copy()))
+    finally:
+        if prefetch:
+            shadow_ahead.ShadowAhead.take = orig
+        env.close()
+    return out, taken
+
+
+@pytest.mark.parametrize("baseline", ["score", "default"])
+def test_shadows_run_ahead_give_the_same_rewards(baseline):
+    ref, _ = _run(False, baseline=baseline)
+    got, taken = _run(True, baseline=baseline)
+    assert sum(taken) >= 3, taken             # episodes 2 and 3 of every machine took a shadow run ahead
+    for k, ((o1, r1, d1), (o2, r2, d2)) in enumerate(zip(ref, got)):
+        assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and np.array_equal(d1, d2), k
+
+
+def test_only_machines_that_wrote_are_run_ahead():
+    env = AtomVectorEnv(num_envs=2, scenario="stream-read-bursts", duration_s=2.0, reward_baseline="score",
+                        action_type="levels")
+    env.reset(seed=5)
+    for _ in range(43):                       # machine 0 writes, machine 1 stays at the defaults: from
+        env.step(np.array([3, 0]))            # its second episode on, nothing of machine 1's runs ahead
+    assert env.core.wrote_last.tolist() == [True, False]
+    ahead = env.core.ahead
+    assert ahead is not None
+    asked = set(ahead._queued) | set(ahead._running) | {i for i, _ in ahead._done}
+    assert 0 in asked and 1 not in asked
+    env.close()
+
+
+def test_a_failed_background_run_is_raised_where_the_rewards_are_needed(monkeypatch):
+    env = AtomVectorEnv(num_envs=2, scenario="stream-read-bursts", duration_s=2.0, reward_baseline="score",
+                        action_type="levels")
+
+    def boom(self, group):
+        raise ValueError("simulated failure")
+    monkeypatch.setattr(shadow_ahead.ShadowAhead, "_episodes", boom)
+    env.reset(seed=5)
+    with pytest.raises(RuntimeError, match="background run failed"):
+        for _ in range(45):
+            env.step(np.array([3, 3]))
+
+
+def test_the_interpreter_exits_while_a_shadow_runs_ahead():
+    code = ("import numpy as np\nfrom atomgym.envs import AtomVectorEnv\n"
+            "v = AtomVectorEnv(4, 'stream-read-bursts', duration_s=30.0, reward_baseline='score', action_type='levels')\n"
+            "v.reset(seed=1)\n"
+            "for _ in range(31): v.step(np.ones(4, np.int64))\n"
+            "assert v.core.ahead is not None and (v.core.ahead._running or v.core.ahead._queued or v.core.ahead._done)\n"
+            "print('ok')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "Exception" not in p.stderr, p.stderr[-2000:]
+
+
+def test_single_cpu_runs_nothing_ahead(monkeypatch):
+    monkeypatch.setattr(core_mod, "_cpus", lambda: 1)
+    env = AtomVectorEnv(num_envs=2, scenario="stream-read-bursts", duration_s=2.0, reward_baseline="score",
+                        action_type="levels")
+    env.reset(seed=5)
+    for _ in range(25):
+        env.step(np.array([3, 3]))
+    assert env.core.ahead is None
+
+
+def test_numba_thread_pool_keeps_torchs_thread_count():
+    torch = pytest.importorskip("torch")
+    code = ("import torch\ntorch.set_num_threads(1)\nimport numpy as np\n"
+            "from atomgym.sim import Simulator\nfrom atomgym.sim.scenario import load_scenario\n"
+            "s = Simulator(load_scenario('quiet'), n_machines=4, parallel=True)\ns.advance(5)\n"
+            "print(torch.get_num_threads())\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "NUMBA_NUM_THREADS": "2"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "1"
+    del torch
