@@ -31,7 +31,7 @@ def _run(prefetch: bool, n: int = 3, steps: int = 50, baseline: str = "score"):
         env.reset(seed=11)
         rng = np.random.default_rng(3)
         out = []
-        for k in range(steps):
+        for _ in range(steps):
             a = rng.integers(0, env.single_action_space.n, size=n)
             a[rng.random(n) < 0.3] = 0
             o, r, t, u, info = env.step(a)

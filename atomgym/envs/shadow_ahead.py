@@ -25,7 +25,7 @@ import numpy as np
 from ..sim import Simulator
 from ..sim.scenario import Scenario
 from ._compiled import shadow_episode
-from .cost import TERMS, episode_terms
+from .cost import episode_terms
 
 DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}   # (scenario key, seed, ticks, steps) -> raw term totals + [deadlocked]
 
