@@ -79,10 +79,9 @@ def _lg(x):
 
 
 @jit()
-def obs_batch(managed, wmark, boost, zs, mi, nd, ctr, prev, n_nodes, out):
-    """Fill out (B, OBS_DIM) float32 (layout: spaces.py)."""
-    B = out.shape[0]
-    for b in range(B):
+def obs_batch(managed, wmark, boost, zs, mi, nd, ctr, prev, n_nodes, out, lo, hi):
+    """Fill rows lo..hi-1 of out (B, OBS_DIM) float32 (layout: spaces.py)."""
+    for b in range(lo, hi):
         swap = mi[b, L.MI_SWAP] != 0
         for t in range(_NZT):
             free = 0.0
@@ -164,9 +163,9 @@ def _unit(v):
 
 
 @jit()
-def obs_memory(mi, mem, out):
-    """Fill the memory features, out[:, OBS_DIM:] (layout: spaces.MEMORY_FEATURES)."""
-    for b in range(out.shape[0]):
+def obs_memory(mi, mem, out, lo, hi):
+    """Fill the memory features of rows lo..hi-1, out[lo:hi, OBS_DIM:] (layout: spaces.MEMORY_FEATURES)."""
+    for b in range(lo, hi):
         k = OBS_DIM
         for i in range(_NR):
             out[b, k + i] = _lg(mem[b, M_FAIL_RATE + i])
@@ -186,14 +185,15 @@ def obs_memory(mi, mem, out):
 
 
 @jit()
-def terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out):
-    """Raw reward terms (B, K), reward (B,) and newly deadlocked (B,) over the last interval.
+def terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out, lo, hi):
+    """Raw reward terms (B, K), reward (B,) and newly deadlocked (B,) over the last interval, for
+    the rows lo..hi-1 (the only rows read or written).
     ``table`` is Core.cost_table (cost.TERMS as arrays): ``table.term_of[j]`` sums counter
     ``table.counter_of[j]``; a term is divided by ``table.divisor``; a ``from_actions`` term is
     ``changes`` (the knob changes of the agent's action)."""
     term_of, counter_of, divisor, from_actions = table
     K = divisor.shape[0]
-    for b in range(mask.shape[0]):
+    for b in range(lo, hi):
         for i in range(K):
             t_out[b, i] = changes[b] if from_actions[i] else 0.0
         for j in range(term_of.shape[0]):
@@ -346,7 +346,7 @@ def shadow_episode(T, knobs, bp, bw, mask, n_ticks, prev, k0, steps, table, weig
         if stop[0] != 0:
             return
         step_state(T, knobs, bp, bw, mask, n_ticks, prev, True)
-        terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t, r, dead)
+        terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t, r, dead, 0, B)
         for b in range(B):
             if mask[b]:
                 out[b, k] = r[b]
@@ -354,19 +354,22 @@ def shadow_episode(T, knobs, bp, bw, mask, n_ticks, prev, k0, steps, table, weig
 
 @jit()
 def step_fused(T, actions, factions, kind, amap, levels, n_ticks, table, weights, penalty, prev, was_term, n_nodes,
-               mem, dt_s, decay, memory, obs_out, t_out, r_out, dead_out):
+               mem, dt_s, decay, memory, obs_out, t_out, r_out, dead_out, lo, hi):
     """One agent step of every machine of the batch in one compiled call, exactly as Core.apply()
     + Core.advance() + Core.step_terms() + Core.obs() with every machine active: the actions'
     knobs (action_knobs() of ``actions`` (B,) int64 for the Discrete kinds, continuous_knobs() of
     ``factions`` (B, 3) float64 for K_CONTINUOUS), then the simulator's step (engine.step_state =
     Simulator.step(): the knob writes, the start of the interval, ``n_ticks`` ticks per machine),
-    mem_update() if ``memory``, terms_batch(), obs_batch() (+ obs_memory())."""
+    mem_update() if ``memory``, terms_batch(), obs_batch() (+ obs_memory()). Only the machines
+    lo..hi-1 step and only their rows are read or written: two threads may step two ranges at once
+    (Core.step_fused())."""
     mi = T[_S_MI]
     ctr = T[_S_CTR]
     managed = T[_S_MANAGED]
     B = actions.shape[0]
     Z = managed.shape[1]
-    mask = np.ones(B, np.bool_)
+    mask = np.zeros(B, np.bool_)
+    mask[lo:hi] = True
     mf = np.empty(B, np.int64)
     wsf = np.empty(B, np.int64)
     bk = np.empty((B, Z), np.int64)
@@ -376,14 +379,14 @@ def step_fused(T, actions, factions, kind, amap, levels, n_ticks, table, weights
     else:
         action_knobs(kind, actions, amap, levels, mi, managed, mask, mf, wsf, bk, changes)
     knobs = np.full((B, NKNOBS), -1, np.int64)
-    for b in range(B):
+    for b in range(lo, hi):
         knobs[b, KNOB_MIN_FREE_KBYTES] = mf[b]
         knobs[b, KNOB_WSF] = wsf[b]
     bp = np.zeros((B, Z), np.int64)
     step_state(T, knobs, bp, bk, mask, n_ticks, prev, True)
     if memory:
         mem_update(ctr, prev, mask, dt_s, decay, mem)
-    terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out)
-    obs_batch(managed, T[_S_WMARK], T[_S_BOOST], T[_S_ZS], mi, T[_S_ND], ctr, prev, n_nodes, obs_out)
+    terms_batch(ctr, prev, changes, table, weights, penalty, mi, was_term, mask, t_out, r_out, dead_out, lo, hi)
+    obs_batch(managed, T[_S_WMARK], T[_S_BOOST], T[_S_ZS], mi, T[_S_ND], ctr, prev, n_nodes, obs_out, lo, hi)
     if memory:
-        obs_memory(mi, mem, obs_out)
+        obs_memory(mi, mem, obs_out, lo, hi)

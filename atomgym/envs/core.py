@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 
 from ..sim import Simulator
@@ -33,6 +35,7 @@ from .spaces import (
 )
 
 TABLE_TYPES = ("levels", "relative", "residual", "residual-level")   # the action types that index a level table
+SPLIT_MIN_TICKS = 2000   # machine-ticks of a step below which step_fused() stays in one thread
 
 
 def cost_table(counter_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -52,6 +55,12 @@ def _written(mf: np.ndarray, wsf: np.ndarray, bk: np.ndarray, changes: np.ndarra
 def _cpus() -> int:
     """The CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _spare_cpu() -> bool:
+    """Whether this process may use a second CPU for helper threads: it has one, and it was not told to
+    run on one thread (NUMBA_NUM_THREADS=1, as agents.multiseed's parallel training tasks are)."""
+    return _cpus() >= 2 and numba.config.NUMBA_NUM_THREADS >= 2
 
 
 def scenario_key(s: Scenario) -> str:
@@ -165,6 +174,11 @@ class Core:
         # wrote a knob in their last episode (wrote_last)
         self.ahead: ShadowAhead | None = None
         self.wrote_last = np.ones(n, np.bool_)
+        # step_fused() in two halves at once (a helper thread; compiled code releases the GIL) when a
+        # second CPU is there and each half has enough ticks to pay for the hand-over (~0.1 ms)
+        self._split: tuple[ThreadPoolExecutor, int] | None = None
+        if n >= 2 and n * self.ticks >= SPLIT_MIN_TICKS and _spare_cpu():
+            self._split = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="atomgym-step"), (n + 1) // 2)
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -228,7 +242,7 @@ class Core:
         if not want.any():
             return
         if self.ahead is None:
-            if _cpus() < 2:
+            if not _spare_cpu():
                 return
             if self._skey is None:
                 self._skey = scenario_key(self.scenario)
@@ -238,10 +252,13 @@ class Core:
             self.ahead.request(int(i), int(seeds[i]))
 
     def close(self) -> None:
-        """Stop the background shadow runs, if any."""
+        """Stop the background shadow runs and the step's helper thread, if any."""
         if self.ahead is not None:
             self.ahead.close()
             self.ahead = None
+        if self._split is not None:
+            self._split[0].shutdown()
+            self._split = None
 
     def _score_scale(self, m: np.ndarray, src: Simulator | None) -> None:
         """reward_scale = 1 / C_def for the machines in ``m``, C_def from ``src``'s counters at the
@@ -445,7 +462,8 @@ class Core:
         """(B, len(cost.TERMS)) raw reward terms over the last interval, (B,) rewards, (B,) newly deadlocked;
         machines outside mask read 0 / False."""
         terms_batch(self.sim.counters, self.prev, np.asarray(changes, np.float64), self.cost_table, self.weights,
-                    self.deadlock_penalty, self.sim.field("mi"), self.was_terminated, mask, self._t, self._r, self._dead)
+                    self.deadlock_penalty, self.sim.field("mi"), self.was_terminated, mask, self._t, self._r, self._dead,
+                    0, self.B)
         if self.shadow is not None:
             self._fill_twins()
         return self._t.copy(), self._r.copy(), self._dead.copy()
@@ -513,7 +531,13 @@ class Core:
                 self.sim.state, self.actions, self.factions, self._kind, self._amap, self.levels, self.ticks,
                 self.cost_table, self.weights, self.deadlock_penalty, self.prev, self.was_terminated, self.n_nodes,
                 self.mem, self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
-        step_fused(*args)
+        if self._split is None:
+            step_fused(*args, 0, self.B)
+        else:   # two halves of the batch at once, the second in the helper thread (their rows are disjoint)
+            h = self._split[1]
+            fut = self._split[0].submit(step_fused, *args, h, self.B)
+            step_fused(*args, 0, h)
+            fut.result()
         self.replay_shadow(self._all)
         if self.shadow is not None:
             self._fill_twins()
@@ -522,9 +546,9 @@ class Core:
         sim = self.sim
         mi = sim.field("mi")
         obs_batch(sim.managed, sim.wmark, sim.boost, sim.zone_state, mi, sim.field("nd"), sim.counters, self.prev,
-                  self.n_nodes, self._obs)
+                  self.n_nodes, self._obs, 0, self.B)
         if self.memory:
-            obs_memory(mi, self.mem, self._obs)
+            obs_memory(mi, self.mem, self._obs, 0, self.B)
         return self._obs.copy()
 
     # ---- the kernel-default reference for the normalised score ---------------------------------

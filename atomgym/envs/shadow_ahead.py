@@ -17,6 +17,7 @@ defaults is its own shadow and never needs one), so a gated policy's idle machin
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import weakref
 
@@ -34,6 +35,7 @@ DEFAULT_COST_CACHE: dict[tuple, np.ndarray] = {}   # (scenario key, seed, ticks,
 _CV = threading.Condition()
 _LIVE: "weakref.WeakSet[ShadowAhead]" = weakref.WeakSet()
 _THREAD: threading.Thread | None = None
+SHADOW_NICE = 10                  # the background thread's niceness: it uses what the agent's threads leave
 _STOP = np.zeros(1, np.int64)      # set at exit: a run under way ends before its next interval
 _NO_STOP = np.zeros(1, np.int64)
 
@@ -163,7 +165,12 @@ def _shutdown() -> None:
 
 def _serve() -> None:
     """The background thread: the queued runs of every live ShadowAhead, a group at a time, taking
-    the objects in turn; an error is handed to the object's waiting take()."""
+    the objects in turn; an error is handed to the object's waiting take(). It runs at a lower
+    priority (nice +10, Linux: per thread): its work is ahead of need, the agent's step is not."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SHADOW_NICE)
+    except (AttributeError, OSError):
+        pass
     turn = 0
     while not _STOP[0]:
         with _CV:

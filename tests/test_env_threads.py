@@ -1,7 +1,9 @@
-"""The reward shadow run ahead (envs/shadow_ahead.py): a vector env's next episodes' default-settings
-shadows run in a background thread from the seeds its generators will draw; the rewards are those of
-the shadow run when needed, bit for bit, and the thread's failures and the interpreter's exit are
-handled. Also: starting numba's thread pool keeps torch's thread count (sim/engine.py)."""
+"""The envs' helper threads. The reward shadow run ahead (envs/shadow_ahead.py): a vector env's next
+episodes' default-settings shadows run in a background thread from the seeds its generators will
+draw; the rewards are those of the shadow run when needed, bit for bit, and the thread's failures and
+the interpreter's exit are handled. The fused step in two halves at once (Core.step_fused()): the
+same observations and rewards. Neither with one CPU or NUMBA_NUM_THREADS=1. Also: starting numba's
+thread pool keeps torch's thread count (sim/engine.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -91,14 +93,42 @@ def test_the_interpreter_exits_while_a_shadow_runs_ahead():
     assert "Traceback" not in p.stderr and "Exception" not in p.stderr, p.stderr[-2000:]
 
 
-def test_single_cpu_runs_nothing_ahead(monkeypatch):
-    monkeypatch.setattr(core_mod, "_cpus", lambda: 1)
-    env = AtomVectorEnv(num_envs=2, scenario="stream-read-bursts", duration_s=2.0, reward_baseline="score",
-                        action_type="levels")
+@pytest.mark.parametrize("how", ["cpus", "numba"])
+def test_one_cpu_runs_no_helper_thread(monkeypatch, how):
+    if how == "cpus":
+        monkeypatch.setattr(core_mod, "_cpus", lambda: 1)
+    else:
+        monkeypatch.setattr(core_mod.numba.config, "NUMBA_NUM_THREADS", 1)
+    env = AtomVectorEnv(num_envs=4, scenario="stream-read-bursts", duration_s=2.0, reward_baseline="score",
+                        action_type="levels", decision_interval_ms=1000)
     env.reset(seed=5)
-    for _ in range(25):
-        env.step(np.array([3, 3]))
-    assert env.core.ahead is None
+    for _ in range(5):
+        env.step(np.array([3, 3, 3, 3]))
+    assert env.core.ahead is None and env.core._split is None
+
+
+@pytest.mark.parametrize("action_type", ["levels", "continuous"])
+def test_the_step_in_two_halves_gives_the_same_results(action_type):
+    kw = dict(num_envs=5, scenario="train-randomized", duration_s=4.0, decision_interval_ms=1000, action_type=action_type,
+              observation="memory")
+    split, serial = AtomVectorEnv(**kw), AtomVectorEnv(**kw)
+    assert split.core._split is not None and split.core._split[1] == 3
+    serial.core._split[0].shutdown()
+    serial.core._split = None
+    split.reset(seed=8)
+    serial.reset(seed=8)
+    rng = np.random.default_rng(1)
+    for k in range(10):                       # two episodes: an autoreset step (not fused) between
+        if action_type == "continuous":
+            a = rng.uniform(-1, 1, (5, 3))
+        else:
+            a = rng.integers(0, split.single_action_space.n, 5)
+        o1, r1, t1, u1, i1 = split.step(a)
+        o2, r2, t2, u2, i2 = serial.step(a)
+        assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and np.array_equal(t1, t2), k
+        assert np.array_equal(i1["term_atomic_fail"], i2["term_atomic_fail"]), k
+    split.close()
+    serial.close()
 
 
 def test_numba_thread_pool_keeps_torchs_thread_count():
