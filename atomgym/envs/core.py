@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
@@ -536,7 +536,10 @@ class Core:
         else:   # two halves of the batch at once, the second in the helper thread (their rows are disjoint)
             h = self._split[1]
             fut = self._split[0].submit(step_fused, *args, h, self.B)
-            step_fused(*args, 0, h)
+            try:
+                step_fused(*args, 0, h)
+            finally:        # (also on an interrupt: the other half writes the same arrays until it ends)
+                wait([fut])
             fut.result()
         self.replay_shadow(self._all)
         if self.shadow is not None:
