@@ -1,7 +1,7 @@
 """The envs' helper threads. The reward shadow run ahead (envs/shadow_ahead.py): a vector env's next
 episodes' default-settings shadows run in a background thread from the seeds its generators will
 draw; the rewards are those of the shadow run when needed, bit for bit, and the thread's failures and
-the interpreter's exit are handled. The fused step on two threads, each taking the next machine (Core.step_fused()): the
+the interpreter's exit are handled. The fused step in two halves at once (Core.step_fused()): the
 same observations and rewards. Neither with one CPU or NUMBA_NUM_THREADS=1. Also: starting numba's
 thread pool keeps torch's thread count (sim/engine.py)."""
 from __future__ import annotations
@@ -108,12 +108,12 @@ def test_one_cpu_runs_no_helper_thread(monkeypatch, how):
 
 
 @pytest.mark.parametrize("action_type", ["levels", "continuous"])
-def test_the_step_on_two_threads_gives_the_same_results(action_type):
+def test_the_step_in_two_halves_gives_the_same_results(action_type):
     kw = dict(num_envs=5, scenario="train-randomized", duration_s=4.0, decision_interval_ms=1000, action_type=action_type,
               observation="memory")
     split, serial = AtomVectorEnv(**kw), AtomVectorEnv(**kw)
-    assert split.core._split is not None
-    serial.core._split.shutdown()
+    assert split.core._split is not None and split.core._split[1] == 3
+    serial.core._split[0].shutdown()
     serial.core._split = None
     split.reset(seed=8)
     serial.reset(seed=8)

@@ -6,7 +6,6 @@ so that env i of the vector env equals the single env with the same simulator se
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -175,12 +174,11 @@ class Core:
         # wrote a knob in their last episode (wrote_last)
         self.ahead: ShadowAhead | None = None
         self.wrote_last = np.ones(n, np.bool_)
-        # step_fused() on two threads at once (a helper thread; compiled code releases the GIL), each
-        # taking the next machine, when a second CPU is there and the step has enough ticks to pay for
-        # the hand-over (~0.1 ms)
-        self._split: ThreadPoolExecutor | None = None
+        # step_fused() in two halves at once (a helper thread; compiled code releases the GIL) when a
+        # second CPU is there and each half has enough ticks to pay for the hand-over (~0.1 ms)
+        self._split: tuple[ThreadPoolExecutor, int] | None = None
         if n >= 2 and n * self.ticks >= SPLIT_MIN_TICKS and _spare_cpu():
-            self._split = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atomgym-step")
+            self._split = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="atomgym-step"), (n + 1) // 2)
 
     # ---- reset ---------------------------------------------------------------------------------
     def reset(self, seeds: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -259,7 +257,7 @@ class Core:
             self.ahead.close()
             self.ahead = None
         if self._split is not None:
-            self._split.shutdown()
+            self._split[0].shutdown()
             self._split = None
 
     def _score_scale(self, m: np.ndarray, src: Simulator | None) -> None:
@@ -535,17 +533,12 @@ class Core:
                 self.mem, self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
         if self._split is None:
             step_fused(*args, 0, self.B)
-        else:   # two threads take the machines one by one (rows are disjoint; machines differ in cost)
-            nxt = itertools.count()
-            B = self.B
-
-            def work() -> None:
-                while (b := next(nxt)) < B:
-                    step_fused(*args, b, b + 1)
-            fut = self._split.submit(work)
+        else:   # two halves of the batch at once, the second in the helper thread (their rows are disjoint)
+            h = self._split[1]
+            fut = self._split[0].submit(step_fused, *args, h, self.B)
             try:
-                work()
-            finally:        # (also on an interrupt: the other thread writes the same arrays until it ends)
+                step_fused(*args, 0, h)
+            finally:        # (also on an interrupt: the other half writes the same arrays until it ends)
                 wait([fut])
             fut.result()
         self.replay_shadow(self._all)
