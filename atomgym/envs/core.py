@@ -166,7 +166,6 @@ class Core:
         self._seeds = np.zeros(n, np.int64)
         self._pending = np.zeros(n, np.bool_)   # twins whose shadow reward of this interval is their own
         self._ending = np.zeros(n, np.bool_)    # twins whose episode's last interval this is
-        self._nochange = np.zeros(n)
         self._all = np.ones(n, np.bool_)
         self._step_args: tuple | None = None    # step_fused()'s arguments, on first need
         # Shadows run ahead (envs/shadow_ahead.py): the owner that knows each machine's next seed
@@ -569,9 +568,7 @@ class Core:
             sim = Simulator(self.scenario, n_machines=len(missing))
             sim.reset(np.array([k[1] for k in missing], np.int64))
             sim.advance(self.ticks * int(n_steps))
-            for r, k in enumerate(missing):   # the default settings: no action writes a knob
-                tot = episode_terms(sim.counter_dict(r), actions=0.0) + [float(sim.terminated[r])]
-                _DEFAULT_COST_CACHE[k] = np.array(tot)
+            record_default_totals(sim, range(len(missing)), missing)   # the default settings: no knob written
         return [_DEFAULT_COST_CACHE[k] for k in keys]
 
     def default_costs(self, seeds, n_steps: int) -> list[float]:
