@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -38,11 +39,23 @@ def _run(prefetch: bool, n: int = 3, steps: int = 50, baseline: str = "score"):
             a[rng.random(n) < 0.3] = 0
             o, r, t, u, info = env.step(a)
             out.append((o.copy(), r.copy(), info["reward_default"].copy()))
+            if prefetch:
+                _started(env)
     finally:
         if prefetch:
             shadow_ahead.ShadowAhead.take = orig
         env.close()
     return out, taken
+
+
+def _started(env, timeout: float = 60.0) -> None:
+    """Wait until the background thread has picked up every queued run (a queued run that a take()
+    finds not started is dropped and run in the caller's thread: the same rewards, but the test
+    would not see the run-ahead path on a busy host)."""
+    ahead = env.core.ahead
+    end = time.monotonic() + timeout
+    while ahead is not None and ahead._queued and time.monotonic() < end:
+        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("baseline", ["score", "default"])
