@@ -56,7 +56,9 @@ def steps() -> list[tuple[str, Callable[[], None]]]:
             e = AtomEnv(scenario=sc, action_type=action_type, observation=observation,
                         reward_baseline=reward_baseline, duration_s=1.0)
             e.reset(seed=0)
-            e.step(e.action_space.sample())
+            # with a reward shadow, an action that writes a knob (discrete 1: min_free_kbytes x1.25):
+            # the machine's first write runs the shadow's compiled episode (_compiled.shadow_episode)
+            e.step(1 if reward_baseline != "none" else e.action_space.sample())
             e.close()
         return run
 

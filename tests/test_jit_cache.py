@@ -101,6 +101,16 @@ def test_warmup_command_compiles_every_group(tmp_path):
     assert any("vector env" in ln for ln in lines)
 
 
+def test_warmup_runs_the_reward_shadows_compiled_episode():
+    """The warmup's reward-shadow env writes a knob, so the shadow's compiled episode (called only at
+    a machine's first write) is compiled or loaded too, not left to a first training."""
+    code = ("from atomgym.envs import _compiled; from atomgym.warmup import steps;"
+            "dict(steps())['env: reward_baseline default/score'](); print(len(_compiled.shadow_episode.signatures))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["1"], r.stdout
+
+
 def test_compile_times_are_remembered_newest_last_and_bounded(monkeypatch, tmp_path):
     monkeypatch.setenv("ATOMGYM_CACHE_DIR", str(tmp_path))
     for i in range(J.TIMES_KEPT + 5):
