@@ -30,7 +30,7 @@ test: $(STAMP)
 # its compile helper compile it, instead of both test workers each compiling it.
 FAST := tests/test_kernel_check.py tests/test_kernel_properties.py tests/test_kernel_snapshot.py \
         tests/test_kernel_sysctl_table.py tests/test_scenario.py tests/test_sim_golden.py \
-        tests/test_sim_determinism.py tests/test_sim_step.py tests/test_env.py tests/test_jit_cache.py
+        tests/test_sim_determinism.py tests/test_sim_step.py tests/test_sim_index.py tests/test_env.py tests/test_jit_cache.py
 test-fast: $(STAMP)
 	$(PY) -m atomgym warmup
 	$(PY) -m pytest -q -n 2 -m "not slow" $(FAST)

@@ -31,6 +31,10 @@ IR into every call site before typing instead, and each copy is typed and lowere
 under Python's profiler, measured): kept only for the engine's thin wrappers, whose inlining saves
 linking the engine into one more module (docs/simulator.md, "Compile time and the compile cache").
 
+**State indices.** No index into a simulator state array is negative, so sim/layout.py compiles
+them without numba's negative-index normalisation; ``ATOMGYM_CHECK_INDEX=1`` compiles a check
+that raises IndexError instead (:data:`CHECK_INDEX`, part of every cache key).
+
 **Telling the user.** A compile of the engine takes a while the first time on a machine;
 :class:`_CompileNotice` prints one line to stderr when one starts (``ATOMGYM_COMPILE_NOTICE=0``
 silences it) and ``atomgym warmup`` compiles everything ahead.
@@ -61,6 +65,8 @@ from numba.core.caching import CompileResultCacheImpl, FunctionCache, IndexDataC
 from numba.core.registry import CPUDispatcher
 
 _PKG = Path(__file__).resolve().parents[1]      # the atomgym package folder
+# ATOMGYM_CHECK_INDEX=1: state-array indices are checked for a negative value (sim/layout.py)
+CHECK_INDEX = os.environ.get("ATOMGYM_CHECK_INDEX", "") not in ("", "0")
 KEYS_KEPT = 6      # per module: older keys (earlier versions of the sources) are pruned beyond this
 
 
@@ -160,6 +166,8 @@ def module_key(path: Path, pkg: Path = _PKG) -> str:
     in its import closure. What a compiled function can call or read as a constant is imported, so
     any edit that can change its machine code changes the key."""
     h = hashlib.sha256()
+    if CHECK_INDEX:                      # the same sources compiled with the index check
+        h.update(b"check-index\0")
     for p in import_closure(path, pkg):
         h.update(p.relative_to(pkg).as_posix().encode())
         h.update(b"\0")

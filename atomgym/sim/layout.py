@@ -23,13 +23,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+import operator as _operator
+
 import numpy as np
+from numba.core import cgutils as _cgutils
+from numba.core.imputils import lower_builtin as _lower_builtin
+from numba.core.typing import signature as _signature
+from numba.np import arrayobj as _arrayobj
 from numba.core import types as _types
 from numba.core.datamodel import models as _models
 from numba.core.datamodel.models import ArrayModel as _ArrayModel
 from numba.experimental import structref as _structref
 from numba.extending import register_model as _register_model
 
+from ..kernel.jit import CHECK_INDEX as _CHECK_INDEX
 from ..kernel.sysctl import SYSCTLS
 from ..kernel.watermarks import NR_WMARK
 from ..kernel.zones import MAX_NR_ZONES, ZONE_NAMES
@@ -652,6 +659,66 @@ class _UArrayModel(_ArrayModel):
 
     def traverse(self, builder):
         return []
+
+
+# Indexing a state array (``S.zs[b, z, ZF_FREE]``): numba normalises every signed integer index
+# for Python's negative indexing (arrayobj.fix_integer_index() -> slicing.fix_index(): a compare
+# and an add per index of every access, 16 % of a headline tick's instructions). No index into the
+# state is negative (machines, zones, nodes, fields, slots), so UArray takes its variable signed
+# indices as unsigned, numba's own path for unsigned indices (no normalisation); a literal index
+# is left as it is. ATOMGYM_CHECK_INDEX=1 (kernel/jit.py) compiles a check instead that raises
+# IndexError on a negative one (tests/test_sim_index.py; docs/simulator.md, "Speed").
+
+
+def _unsigned(context, builder, tys, vals):
+    """The index types and values with every variable signed integer as uintp."""
+    out_t, out_v = [], []
+    for t, v in zip(tys, vals):
+        if isinstance(t, _types.Integer) and t.signed and not isinstance(t, _types.Literal):
+            if _CHECK_INDEX:
+                with builder.if_then(builder.icmp_signed("<", v, v.type(0)), likely=False):
+                    context.call_conv.return_user_exc(builder, IndexError,
+                                                      ("negative index into a simulator state array",))
+            out_v.append(context.cast(builder, v, t, _types.uintp))
+            out_t.append(_types.uintp)
+        else:
+            out_v.append(v)
+            out_t.append(t)
+    return out_t, out_v
+
+
+def _index_tuple(context, builder, idxty, idx):
+    """An index (an integer or a tuple of them) with its signed integers unsigned (_unsigned())."""
+    if isinstance(idxty, _types.BaseTuple):
+        tys, vals = _unsigned(context, builder, idxty.types, _cgutils.unpack_tuple(builder, idx, len(idxty)))
+        newty = _types.BaseTuple.from_types(tys)
+        return newty, context.make_tuple(builder, newty, vals)
+    if isinstance(idxty, _types.Integer):
+        (newty,), (new,) = _unsigned(context, builder, [idxty], [idx])
+        return newty, new
+    return idxty, idx
+
+
+@_lower_builtin(_operator.getitem, UArray, _types.Integer)
+def _uarray_getitem_int(context, builder, sig, args):
+    ty, idx = _index_tuple(context, builder, sig.args[1], args[1])
+    return _arrayobj.getitem_arraynd_intp(context, builder, _signature(sig.return_type, sig.args[0], ty),
+                                          (args[0], idx))
+
+
+@_lower_builtin(_operator.getitem, UArray, _types.BaseTuple)
+def _uarray_getitem_tuple(context, builder, sig, args):
+    ty, idx = _index_tuple(context, builder, sig.args[1], args[1])
+    return _arrayobj.getitem_array_tuple(context, builder, _signature(sig.return_type, sig.args[0], ty),
+                                         (args[0], idx))
+
+
+@_lower_builtin(_operator.setitem, UArray, _types.Any, _types.Any)
+def _uarray_setitem(context, builder, sig, args):
+    aryty, idxty, valty = sig.args
+    ty, idx = _index_tuple(context, builder, idxty, args[1])
+    return _arrayobj.setitem_array(context, builder, _signature(sig.return_type, aryty, ty, valty),
+                                   (args[0], idx, args[2]))
 
 
 @_structref.register
