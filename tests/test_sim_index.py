@@ -50,6 +50,23 @@ def _write(T, b, z, f, node, bk, t):
     free_state(S)
 
 
+@njit
+def _slices(T, b, z):
+    S = make_state(T)
+    total = S.zs[b, z, :].sum() + S.lru[b, 0, 1:3, :].sum()
+    S.mr[b, 1:3] = 7.5
+    free_state(S)
+    return total
+
+
+def test_slices_of_a_state_array():
+    T = _state()
+    A = L.Arrays(T)
+    for b, z in ((0, 0), (2, 4), (1, 3)):
+        assert _slices(T, b, z) == A.zs[b, z, :].sum() + A.lru[b, 0, 1:3, :].sum()
+        assert (A.mr[b, 1:3] == 7.5).all()
+
+
 def test_reads_and_writes_the_cells_numpy_indexes():
     T = _state()
     A = L.Arrays(T)
