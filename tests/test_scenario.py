@@ -382,3 +382,31 @@ def test_a_phases_rate_changes_the_workloads_rate_from_its_time(tmp_path):
         sim.advance(2000)
         got.append(sim.zone_state[0, :, ZF_CACHE].sum() - c0)
     assert got == [64 * 256 + 16 * 256, 2 * 64 * 256]
+
+
+def test_a_machine_seed_draws_once_for_every_simulator():
+    """Simulator's memo of randomised draws (sim/simulator.py, drawn_machine()): an env's machine
+    and its reward shadow reset with the same seed get the same draw and machine, equal to a fresh
+    draw; another seed or another scenario object draws again."""
+    import atomgym.sim.simulator as simulator
+    from atomgym.sim import Simulator
+    from atomgym.sim.machines import scenario_machine
+    from atomgym.sim.scenario import draw_scenario, load_scenario
+
+    s = load_scenario("train-randomized")
+    seed = 123456789
+    d1, m1 = simulator.drawn_machine(s, seed)
+    d2, m2 = simulator.drawn_machine(s, seed)
+    assert d1 is d2 and m1 is m2
+    fresh = draw_scenario(s, np.random.default_rng([seed, 0x5CE4]))
+    assert fresh == d1 and scenario_machine(fresh).zone_rows() == m1.zone_rows()
+    d3, _ = simulator.drawn_machine(s, seed + 1)
+    assert d3 is not d1
+    d4, _ = simulator.drawn_machine(load_scenario("train-randomized"), seed)
+    assert d4 is not d1 and d4 == d1
+    # two simulators of the scenario, reset with the same seed: the same state (and only one draw)
+    a, b = Simulator(s, n_machines=1), Simulator(s, n_machines=1)
+    a.reset(np.array([seed + 7]))
+    b.reset(np.array([seed + 7]))
+    for x, y in zip(a.state, b.state):
+        assert np.array_equal(x, y)
