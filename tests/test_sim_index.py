@@ -2,8 +2,9 @@
 
 Compiled code reads and writes the simulator's state arrays through UArray, whose variable
 signed indices are taken as unsigned (no wraparound of a negative index): the same cells as
-numpy's indexing for every non-negative index, and with ATOMGYM_CHECK_INDEX=1 a negative index
-raises IndexError instead of reading outside the array.
+numpy's indexing for every non-negative index (the axis sizes the layout fixes compiled in as
+constants), and with ATOMGYM_CHECK_INDEX=1 a negative or out-of-bounds index raises IndexError
+instead of reading outside the array.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def test_reads_and_writes_the_cells_numpy_indexes():
         assert changed <= 5            # nothing but the cells written
 
 
-def test_negative_index_raises_with_the_check():
+def test_negative_or_out_of_bounds_index_raises_with_the_check():
     code = textwrap.dedent("""
         import numpy as np
         from numba import njit
@@ -103,14 +104,17 @@ def test_negative_index_raises_with_the_check():
         T = L.allocate({"B": 2, "Z": 5, "N": 1, "NN": 1, "NT": 1, "NW": 1, "TL": 1, "NTS": 1, "NTPAR": 1})
         T[L.STATE_FIELDS.index("zs")][1, 4, 0] = 9
         assert read(T, 1, 4) == 9
-        try:
-            read(T, 1, -1)
-        except IndexError as e:
-            print("raised:", e)
-        else:
-            print("no error")
+        for z in (-1, 5):
+            try:
+                read(T, 1, z)
+            except IndexError as e:
+                print("raised:", e)
+            else:
+                print("no error")
     """)
     env = dict(os.environ, ATOMGYM_CHECK_INDEX="1")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "raised: negative index into a simulator state array" in r.stdout
+    assert "raised: index out of bounds of a simulator state array" in r.stdout
+    assert "no error" not in r.stdout

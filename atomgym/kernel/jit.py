@@ -32,8 +32,9 @@ under Python's profiler, measured): kept only for the engine's thin wrappers, wh
 linking the engine into one more module (docs/simulator.md, "Compile time and the compile cache").
 
 **State indices.** No index into a simulator state array is negative, so sim/layout.py compiles
-them without numba's negative-index normalisation; ``ATOMGYM_CHECK_INDEX=1`` compiles a check
-that raises IndexError instead (:data:`CHECK_INDEX`, part of every cache key).
+them without numba's negative-index normalisation (and with the axis sizes the layout fixes as
+constants); ``ATOMGYM_CHECK_INDEX=1`` compiles a check that raises IndexError on a negative or
+out-of-bounds index instead (:data:`CHECK_INDEX`, part of every cache key).
 
 **Telling the user.** A compile of the engine takes a while the first time on a machine;
 :class:`_CompileNotice` prints one line to stderr when one starts (``ATOMGYM_COMPILE_NOTICE=0``
@@ -65,7 +66,7 @@ from numba.core.caching import CompileResultCacheImpl, FunctionCache, IndexDataC
 from numba.core.registry import CPUDispatcher
 
 _PKG = Path(__file__).resolve().parents[1]      # the atomgym package folder
-# ATOMGYM_CHECK_INDEX=1: state-array indices are checked for a negative value (sim/layout.py)
+# ATOMGYM_CHECK_INDEX=1: state-array indices are checked (negative, out of bounds: sim/layout.py)
 CHECK_INDEX = os.environ.get("ATOMGYM_CHECK_INDEX", "") not in ("", "0")
 KEYS_KEPT = 6      # per module: older keys (earlier versions of the sources) are pruned beyond this
 

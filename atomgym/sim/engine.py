@@ -74,7 +74,7 @@ from .layout import (
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
-from .layout import SimState, UArray
+from .layout import CONST_DIMS, SimState, UArray
 from .nic import app_drain, nic_arrivals, nic_poll
 from .alloc import decay_pcp_high
 from .knobs import apply_knobs, apply_phases
@@ -173,8 +173,9 @@ def run_machine(S, b, n_ticks):
 def _unmanaged_fields(typingctx, tup):
     """The tuple of state arrays, each without its NRT meminfo and typed layout.UArray: no
     reference counting at all. The numpy arrays stay owned by Simulator.state for as long as
-    compiled code runs."""
-    ret = types.Tuple([UArray(t.dtype, t.ndim, t.layout) for t in tup.types])
+    compiled code runs. Each carries the sizes its layout.STATE field fixes (layout.CONST_DIMS)."""
+    fixed = CONST_DIMS if len(tup.types) == len(CONST_DIMS) else [()] * len(tup.types)
+    ret = types.Tuple([UArray(t.dtype, t.ndim, t.layout, fixed[i]) for i, t in enumerate(tup.types)])
 
     def codegen(context, builder, signature, args):
         vals = []

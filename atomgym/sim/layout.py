@@ -610,6 +610,11 @@ def allocate(dims: Mapping[str, int]) -> tuple[np.ndarray, ...]:
     return tuple(np.zeros(shape_of(f, dims), np.dtype(f.dtype)) for f in STATE)
 
 
+# per STATE field, each axis's size when the layout fixes it (0: a dimension of DIMS, set per batch)
+CONST_DIMS: tuple[tuple[int, ...], ...] = tuple(tuple(0 if isinstance(d, str) else int(d) for d in f.shape)
+                                                for f in STATE)
+
+
 class Arrays:
     """The state arrays by name (attributes: STATE_FIELDS), over a tuple in STATE order: the
     Python side's ``A.zs`` for compiled code's ``S.zs``."""
@@ -632,15 +637,18 @@ class UArray(_types.Array):
     model reports no meminfo, so reading ``S.zs`` emits no NRT_incref/NRT_decref calls (they
     were ~11 % of a tick). Indexing and attributes are those of types.Array; a sub-array view
     (``S.wmark[b]``) is a plain Array. No implicit conversion to or from Array: a function given
-    ``S.zs`` is compiled for UArray. Never return one to Python (it owns nothing)."""
+    ``S.zs`` is compiled for UArray. Never return one to Python (it owns nothing). ``fixed``: each
+    axis's size where the layout fixes it (CONST_DIMS; 0 where it is a dimension of the batch), so
+    that an element's address is computed with those sizes as constants (_full_ptr())."""
 
-    def __init__(self, dtype, ndim: int, layout: str) -> None:
+    def __init__(self, dtype, ndim: int, layout: str, fixed: tuple = ()) -> None:
+        self.fixed = tuple(fixed) if fixed else (0,) * ndim
         super().__init__(dtype, ndim, layout)
-        self.name = f"uarray({dtype}, {ndim}d, {layout})"
+        self.name = f"uarray({dtype}, {ndim}d, {layout}, {self.fixed})"
 
     @property
     def key(self):
-        return ("unmanaged",) + super().key
+        return ("unmanaged", self.fixed) + super().key
 
     def can_convert_to(self, typingctx, other):
         return None
@@ -667,7 +675,8 @@ class _UArrayModel(_ArrayModel):
 # state is negative (machines, zones, nodes, fields, slots), so UArray takes its variable signed
 # indices as unsigned, numba's own path for unsigned indices (no normalisation); a literal index
 # is left as it is. ATOMGYM_CHECK_INDEX=1 (kernel/jit.py) compiles a check instead that raises
-# IndexError on a negative one (tests/test_sim_index.py; docs/simulator.md, "Speed").
+# IndexError on a negative one, and on a full index (one per axis) out of its axis's bounds
+# (tests/test_sim_index.py; docs/simulator.md, "Speed").
 
 
 def _unsigned(context, builder, tys, vals):
@@ -706,9 +715,44 @@ def _uarray_getitem_int(context, builder, sig, args):
                                           (args[0], idx))
 
 
+def _full_ptr(context, builder, aryty, ary, idxty, idx):
+    """The element pointer of a full integer index (one per axis) of a C-contiguous UArray, in row-major
+    order with the axes' sizes as constants where the layout fixes them (UArray.fixed: no load of
+    the shape, a multiply by a constant), else read from the array; None for any other index (numba's
+    own indexing serves it). With ATOMGYM_CHECK_INDEX=1 every index is checked against its axis and
+    every fixed size against the array's own: IndexError."""
+    if not isinstance(idxty, _types.BaseTuple) or len(idxty) != aryty.ndim or aryty.layout != "C":
+        return None
+    if not all(isinstance(t, _types.Integer) for t in idxty.types):
+        return None
+    vals = _cgutils.unpack_tuple(builder, idx, len(idxty))
+    a = context.make_array(aryty)(context, builder, ary)
+    shapes = _cgutils.unpack_tuple(builder, a.shape, aryty.ndim)
+    intp = context.get_value_type(_types.intp)
+    off = None
+    for d, (t, v) in enumerate(zip(idxty.types, vals)):
+        v = context.cast(builder, v, t, _types.uintp)
+        if _CHECK_INDEX:      # each index within its axis, each constant axis the array's own size
+            bad = builder.icmp_unsigned(">=", v, shapes[d])
+            if aryty.fixed[d]:
+                bad = builder.or_(bad, builder.icmp_unsigned("!=", shapes[d], intp(aryty.fixed[d])))
+            with builder.if_then(bad, likely=False):
+                context.call_conv.return_user_exc(builder, IndexError,
+                                                  ("index out of bounds of a simulator state array",))
+        if off is None:
+            off = v
+        else:
+            n = intp(aryty.fixed[d]) if aryty.fixed[d] else shapes[d]
+            off = builder.add(builder.mul(off, n), v)
+    return _cgutils.gep(builder, a.data, off, inbounds=True)
+
+
 @_lower_builtin(_operator.getitem, UArray, _types.BaseTuple)
 def _uarray_getitem_tuple(context, builder, sig, args):
     ty, idx = _index_tuple(context, builder, sig.args[1], args[1])
+    ptr = _full_ptr(context, builder, sig.args[0], args[0], ty, idx)
+    if ptr is not None:
+        return _arrayobj.load_item(context, builder, sig.args[0], ptr)
     return _arrayobj.getitem_array_tuple(context, builder, _signature(sig.return_type, sig.args[0], ty),
                                          (args[0], idx))
 
@@ -717,6 +761,11 @@ def _uarray_getitem_tuple(context, builder, sig, args):
 def _uarray_setitem(context, builder, sig, args):
     aryty, idxty, valty = sig.args
     ty, idx = _index_tuple(context, builder, idxty, args[1])
+    if not isinstance(valty, _types.Array):
+        ptr = _full_ptr(context, builder, aryty, args[0], ty, idx)
+        if ptr is not None:
+            _arrayobj.store_item(context, builder, aryty, context.cast(builder, args[2], valty, aryty.dtype), ptr)
+            return context.get_dummy_value()
     return _arrayobj.setitem_array(context, builder, _signature(sig.return_type, aryty, ty, valty),
                                    (args[0], idx, args[2]))
 
