@@ -146,6 +146,50 @@ def test_the_step_in_two_halves_gives_the_same_results(action_type):
     serial.close()
 
 
+def test_concatenated_parts_overlapped_give_the_same_results():
+    """ConcatVecEnv starts every part's compiled step before it ends any (a part's helper half runs
+    while the next part's first half does): the same observations, rewards, dones and infos as the
+    parts stepped one after the other with no helper thread, over episode ends (autoreset) and with
+    the score reward's shadow run ahead."""
+    from atomgym.envs.sb3 import AtomSB3VecEnv, ConcatVecEnv
+
+    kw = dict(duration_s=3.0, decision_interval_ms=1000, action_type="levels", observation="memory",
+              reward_baseline="score")
+
+    def make(helpers: bool) -> ConcatVecEnv:
+        parts = [AtomSB3VecEnv(4, scenario=s, **kw) for s in ("train-randomized", "stream-read-bursts")]
+        for p in parts:
+            if helpers:
+                assert p.venv.core._split is not None
+            elif p.venv.core._split is not None:
+                p.venv.core._split[0].shutdown()
+                p.venv.core._split = None
+        env = ConcatVecEnv(parts)
+        env.seed(5)
+        return env
+
+    over, serial = make(True), make(False)
+    serial.step_wait = lambda: (lambda res: (np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res]),
+                                             np.concatenate([r[2] for r in res]), [i for r in res for i in r[3]]))(
+        [v.step_wait() for v in serial.parts])
+    o1, o2 = over.reset(), serial.reset()
+    assert np.array_equal(o1, o2)
+    rng = np.random.default_rng(2)
+    for k in range(8):                        # two episodes and more
+        a = rng.integers(0, over.action_space.n, over.num_envs)
+        over.step_async(a)
+        serial.step_async(a)
+        r1, r2 = over.step_wait(), serial.step_wait()
+        for x, y in zip(r1[:3], r2[:3]):
+            assert np.array_equal(x, y), k
+        for d1, d2 in zip(r1[3], r2[3]):
+            assert d1.keys() == d2.keys(), k
+            for key in d1:
+                assert np.array_equal(np.asarray(d1[key]), np.asarray(d2[key]), equal_nan=True), (k, key)
+    over.close()
+    serial.close()
+
+
 def test_numba_thread_pool_keeps_torchs_thread_count():
     torch = pytest.importorskip("torch")
     code = ("import torch\ntorch.set_num_threads(1)\nimport numpy as np\n"

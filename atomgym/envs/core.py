@@ -510,6 +510,12 @@ class Core:
         (B,) int64 (Discrete types) or ``self.factions`` (B, 3) (continuous), copied from ``actions``
         if given. The outputs stay in ``self._obs``, ``self._t``, ``self._r`` and ``self._dead``
         (overwritten by the next call)."""
+        self.step_fused_end(self.step_fused_start(actions))
+
+    def step_fused_start(self, actions: np.ndarray | None = None):
+        """step_fused() up to the compiled step of the caller's part: the helper thread's part may
+        still run; step_fused_end() with what this returns completes the step. Between the two,
+        another Core may start its own step (ConcatVecEnv), but nothing may touch this Core."""
         if actions is not None:
             if self.discrete:
                 self.actions[:] = actions
@@ -532,14 +538,22 @@ class Core:
                 self.mem, self.dt_s, self.decay, self.memory, self._obs, self._t, self._r, self._dead)
         if self._split is None:
             step_fused(*args, 0, self.B)
-        else:   # two halves of the batch at once, the second in the helper thread (their rows are disjoint)
-            h = self._split[1]
-            fut = self._split[0].submit(step_fused, *args, h, self.B)
-            try:
-                step_fused(*args, 0, h)
-            finally:        # (also on an interrupt: the other half writes the same arrays until it ends)
-                wait([fut])
-            fut.result()
+            return None
+        # two halves of the batch at once, the second in the helper thread (their rows are disjoint)
+        h = self._split[1]
+        fut = self._split[0].submit(step_fused, *args, h, self.B)
+        try:
+            step_fused(*args, 0, h)
+        except BaseException:   # (also on an interrupt: the other half writes the same arrays until it ends)
+            wait([fut])
+            raise
+        return fut
+
+    def step_fused_end(self, pending) -> None:
+        """The rest of step_fused() after step_fused_start() (``pending``: what it returned)."""
+        if pending is not None:
+            wait([pending])
+            pending.result()
         self.replay_shadow(self._all)
         if self.shadow is not None:
             self._fill_twins()

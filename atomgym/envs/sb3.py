@@ -5,6 +5,7 @@ next episode's first), ``infos[i]["terminal_observation"]`` and ``infos[i]["Time
 """
 from __future__ import annotations
 
+from concurrent.futures import wait
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,11 +38,21 @@ class AtomSB3VecEnv(VecEnv):
         self._actions = np.asarray(actions)
 
     def step_wait(self):
+        return self.step_end(self.step_start())
+
+    def step_start(self):
+        """step_wait() up to the compiled step (AtomVectorEnv.step_core_start()): ConcatVecEnv starts
+        every part's step before it ends any, so that one part's helper thread overlaps the next."""
         v = self.venv
         a = self._actions
         if v.core.discrete and a.size == self.num_envs:   # SB3's (n, 1): reshaped only; the dtype and
             a = a.reshape(self.num_envs)                  # values are AtomVectorEnv's rule (no float truncated)
-        obs, r, term, trunc, info = v.step_core(v._check_actions(a), self._all)
+        return v.step_core_start(v._check_actions(a), self._all)
+
+    def step_end(self, started):
+        """The rest of step_wait() (``started``: step_start()'s value)."""
+        v = self.venv
+        obs, r, term, trunc, info = v.step_core_end(started)
         done = term | trunc
         infos: list[dict] = [{} for _ in range(self.num_envs)]
         keys = list(info)
@@ -112,7 +123,18 @@ class ConcatVecEnv(VecEnv):
             v.step_async(a[lo:hi])
 
     def step_wait(self):
-        res = [v.step_wait() for v in self.parts]
+        if all(isinstance(v, AtomSB3VecEnv) for v in self.parts):
+            # every part's compiled step started before any ends: a part's helper thread (the second
+            # half of its machines) runs while the next part's first half does
+            started = []
+            try:
+                for v in self.parts:
+                    started.append(v.step_start())
+            finally:    # every helper ends before anything else happens (also on an error or an interrupt)
+                wait([st[2] for st in started if st[2] is not None])
+            res = [v.step_end(st) for v, st in zip(self.parts, started)]
+        else:
+            res = [v.step_wait() for v in self.parts]
         return (np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res]),
                 np.concatenate([r[2] for r in res]), [i for r in res for i in r[3]])
 

@@ -133,15 +133,28 @@ class AtomVectorEnv(VectorEnv):
 
     def step_core(self, actions: np.ndarray, active: np.ndarray):
         """Step the machines in ``active``; returns obs, reward, terminated, truncated, info arrays."""
+        return self.step_core_end(self.step_core_start(actions, active))
+
+    def step_core_start(self, actions: np.ndarray, active: np.ndarray):
+        """step_core() up to its compiled step (Core.step_fused_start()); step_core_end() with what
+        this returns completes it. Between the two nothing may touch this env."""
         core = self.core
         fused = bool(active.all()) and not core.sim.goes_parallel(core.ticks)
         if fused:       # the whole step in one compiled call (machine after machine, the same results)
-            core.step_fused(actions)
+            return True, active, core.step_fused_start(actions), None
+        changes = core.apply(actions, active)
+        core.advance(active)
+        return False, active, None, core.step_terms(changes, active)
+
+    def step_core_end(self, started):
+        """The rest of step_core() (``started``: step_core_start()'s value)."""
+        fused, active, pending, terms = started
+        core = self.core
+        if fused:
+            core.step_fused_end(pending)
             t, r, dead = core._t.copy(), core._r.copy(), core._dead.copy()
         else:
-            changes = core.apply(actions, active)
-            core.advance(active)
-            t, r, dead = core.step_terms(changes, active)
+            t, r, dead = terms
         self._steps += active
         self._cost -= r
         term = core.sim.terminated & active
