@@ -186,6 +186,14 @@ def test_concatenated_parts_overlapped_give_the_same_results():
             assert d1.keys() == d2.keys(), k
             for key in d1:
                 assert np.array_equal(np.asarray(d1[key]), np.asarray(d2[key]), equal_nan=True), (k, key)
+    # an action out of the space in the last part: ValueError before any part steps
+    t0 = [p.venv.core.sim.t_ms.copy() for p in over.parts]
+    bad = np.zeros(over.num_envs, np.int64)
+    bad[-1] = over.action_space.n
+    over.step_async(bad)
+    with pytest.raises(ValueError, match="actions"):
+        over.step_wait()
+    assert all(np.array_equal(p.venv.core.sim.t_ms, t) for p, t in zip(over.parts, t0))
     over.close()
     serial.close()
 

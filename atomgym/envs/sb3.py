@@ -40,14 +40,20 @@ class AtomSB3VecEnv(VecEnv):
     def step_wait(self):
         return self.step_end(self.step_start())
 
-    def step_start(self):
-        """step_wait() up to the compiled step (AtomVectorEnv.step_core_start()): ConcatVecEnv starts
-        every part's step before it ends any, so that one part's helper thread overlaps the next."""
+    def checked_actions(self) -> np.ndarray:
+        """The actions of step_async(), checked (AtomVectorEnv's rule; ValueError names the space)."""
         v = self.venv
         a = self._actions
         if v.core.discrete and a.size == self.num_envs:   # SB3's (n, 1): reshaped only; the dtype and
             a = a.reshape(self.num_envs)                  # values are AtomVectorEnv's rule (no float truncated)
-        return v.step_core_start(v._check_actions(a), self._all)
+        return v._check_actions(a)
+
+    def step_start(self, actions: np.ndarray | None = None):
+        """step_wait() up to the compiled step (AtomVectorEnv.step_core_start()), with ``actions``
+        from checked_actions() (checked here if not given): ConcatVecEnv starts every part's step
+        before it ends any, so that one part's helper thread overlaps the next."""
+        a = self.checked_actions() if actions is None else actions
+        return self.venv.step_core_start(a, self._all)
 
     def step_end(self, started):
         """The rest of step_wait() (``started``: step_start()'s value)."""
@@ -126,10 +132,11 @@ class ConcatVecEnv(VecEnv):
         if all(isinstance(v, AtomSB3VecEnv) for v in self.parts):
             # every part's compiled step started before any ends: a part's helper thread (the second
             # half of its machines) runs while the next part's first half does
+            acts = [v.checked_actions() for v in self.parts]   # every part's, before any part steps
             started = []
             try:
-                for v in self.parts:
-                    started.append(v.step_start())
+                for v, a in zip(self.parts, acts):
+                    started.append(v.step_start(a))
             finally:    # every helper ends before anything else happens (also on an error or an interrupt)
                 wait([st[2] for st in started if st[2] is not None])
             res = [v.step_end(st) for v, st in zip(self.parts, started)]
