@@ -138,7 +138,7 @@ class ConcatVecEnv(VecEnv):
                 for v, a in zip(self.parts, acts):
                     started.append(v.step_start(a))
             finally:    # every helper ends before anything else happens (also on an error or an interrupt)
-                wait([st[2] for st in started if st[2] is not None])
+                wait([st.pending for st in started if st.pending is not None])
             res = [v.step_end(st) for v, st in zip(self.parts, started)]
         else:
             res = [v.step_wait() for v in self.parts]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from gymnasium.utils import seeding
@@ -18,6 +18,16 @@ from .core import TERM_NAMES, Core, score
 
 # machines in one batched simulator (~100 KiB each: 1024 take ~100 MiB); agents.train's n_envs bound too
 MAX_NUM_ENVS = 1 << 16
+
+
+class StartedStep(NamedTuple):
+    """A step begun by AtomVectorEnv.step_core_start(), ended by step_core_end(): ``pending`` is the
+    helper thread's half of a fused step still running (a Future) or None; ``terms`` the unfused
+    step's (terms, rewards, deadlocked)."""
+    fused: bool
+    active: np.ndarray
+    pending: Any
+    terms: Any
 
 
 class AtomVectorEnv(VectorEnv):
@@ -141,20 +151,20 @@ class AtomVectorEnv(VectorEnv):
         core = self.core
         fused = bool(active.all()) and not core.sim.goes_parallel(core.ticks)
         if fused:       # the whole step in one compiled call (machine after machine, the same results)
-            return True, active, core.step_fused_start(actions), None
+            return StartedStep(True, active, core.step_fused_start(actions), None)
         changes = core.apply(actions, active)
         core.advance(active)
-        return False, active, None, core.step_terms(changes, active)
+        return StartedStep(False, active, None, core.step_terms(changes, active))
 
-    def step_core_end(self, started):
+    def step_core_end(self, started: StartedStep):
         """The rest of step_core() (``started``: step_core_start()'s value)."""
-        fused, active, pending, terms = started
         core = self.core
+        fused, active = started.fused, started.active
         if fused:
-            core.step_fused_end(pending)
+            core.step_fused_end(started.pending)
             t, r, dead = core._t.copy(), core._r.copy(), core._dead.copy()
         else:
-            t, r, dead = terms
+            t, r, dead = started.terms
         self._steps += active
         self._cost -= r
         term = core.sim.terminated & active

@@ -32,6 +32,11 @@ _DRAWS_KEPT = 512
 _DRAWS_LOCK = threading.Lock()
 
 
+def _draw(s: Scenario, seed: int) -> Scenario:
+    """A randomised scenario's draw for a machine seed (draw_scenario() from the seed's own stream)."""
+    return draw_scenario(s, np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, 0x5CE4]))
+
+
 def drawn_machine(s: Scenario, seed: int) -> tuple[Scenario, Machine]:
     """A randomised scenario's draw for a machine seed (draw_scenario()) and the machine it boots
     (scenario_machine(); copy it before use), memoised for the last _DRAWS_KEPT (scenario object,
@@ -44,7 +49,7 @@ def drawn_machine(s: Scenario, seed: int) -> tuple[Scenario, Machine]:
         if hit is not None and hit[0] is s:
             _DRAWS.move_to_end(key)
             return hit[1], hit[2]
-    d = draw_scenario(s, np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, 0x5CE4]))
+    d = _draw(s, seed)
     m = scenario_machine(d)
     with _DRAWS_LOCK:
         _DRAWS[key] = (s, d, m)    # (s held: its id is not reused while the entry lives)
@@ -152,7 +157,7 @@ class Simulator:
         """Machine b at reset: the scenario (a randomised one drawn from the seed) booted on its
         kernel model, encoded into the state (sim/encode.py)."""
         if s.randomize and self._machine_override is not None:
-            s = draw_scenario(s, np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, 0x5CE4]))
+            s = _draw(s, seed)
             m = self._machine_override[b].copy()
         elif s.randomize:
             s, m = drawn_machine(s, int(seed))
