@@ -12,8 +12,9 @@ wall time) is written into `corpus/MANIFEST.json` (a temporary file renamed into
 Each entry also names its half of the calibration split (HELD_OUT).
 `--commit` commits each capture and the manifest on the current git branch as it is done.
 Runs named `<scenario>-2` are a second capture of the same scenario, `<scenario>-3` a third (every
-scenario, captured 2026-12-06 with the guest's /proc/pagetypeinfo samples): the kernel's own
-run-to-run spread (docs/realkernel.md, "The corpus").
+scenario, captured 2026-12-06 with the guest's /proc/pagetypeinfo samples), `<scenario>-4` a fourth
+(every scenario, 2026-12-07, with kswapd0's schedstat too): the kernel's own run-to-run spread
+(docs/realkernel.md, "The corpus").
 """
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ SCENARIOS = tuple(r for r in RUNS if not r.endswith("-2"))
 # a third capture of every scenario (2026-12-06): the guest now samples /proc/pagetypeinfo, and every
 # scenario's run-to-run spread becomes known
 RUNS += tuple(f"{s}-3" for s in SCENARIOS)
+# a fourth (2026-12-07): the guest now also samples kswapd0's /proc/PID/schedstat, so each of these
+# runs measures its kswapd's reclaim rate and wake-up wait (the twin runs them: fidelity.kswapd_measured())
+RUNS += tuple(f"{s}-4" for s in SCENARIOS)
 
 
 # The calibration split (docs/realkernel.md, "Calibration"): the scenarios whose runs are held out
@@ -55,8 +59,8 @@ def half_of(run: str) -> str:
 
 
 def scenario_of(run: str) -> str:
-    """``<scenario>-2``, ``<scenario>-3``: the second and third capture of a scenario."""
-    return run[:-2] if run[-2:] in ("-2", "-3") else run
+    """``<scenario>-2``, ``-3``, ``-4``: the second, third and fourth capture of a scenario."""
+    return run[:-2] if run[-2:] in ("-2", "-3", "-4") else run
 
 
 def write_manifest(corpus: Path, entry: dict) -> None:

@@ -15,6 +15,16 @@ Per capture (an `atomgym realkernel run` folder, e.g. each run of corpus/), from
   low zone walks the LRU past every page of the zones above it.
 - ``dma_boosted``: samples at which the DMA zone carries a watermark boost (a fallback in DMA; its
   rmqueue() wakeup asks kswapd for ZONE_DMA's index).
+
+Captures whose guest also read kswapd0's /proc/PID/schedstat (since 2026-12-07: CPU time, runqueue
+wait, timeslices, in ns; CONFIG_SCHED_INFO) give kswapd's speed exactly instead of a bound:
+
+- ``cpu_ms``: kswapd's CPU time over the run; ``per_cpu_ms``: pgsteal_kswapd per ms of it, the
+  reclaim rate while it runs (the simulator's ``kswapd.reclaim_pages_per_ms``);
+- ``cpu_per_run_ms``: CPU time per balance_pgdat() run (pageoutrun);
+- ``wait_per_run_ms``: the time it waited on the runqueue (woken, another task on the CPU) per run,
+  and ``wait_per_slice_ms`` per timeslice: what the simulator's ``kswapd.wake_latency_ms`` stands
+  for. Older captures print "-".
 """
 from __future__ import annotations
 
@@ -45,7 +55,20 @@ def rates(samples: list[dict]) -> dict:
             walks += 1
     v0, v1 = samples[0]["vmstat"], samples[-1]["vmstat"]
     dma = sum(1 for s in samples for z in s["zones"] if z["zone"] == "DMA" and z["boost"] > 0)
+    k0, k1 = samples[0].get("kswapd"), samples[-1].get("kswapd")
+    sched: dict = {k: None for k in ("cpu_ms", "per_cpu_ms", "cpu_per_run_ms", "wait_per_run_ms", "wait_per_slice_ms")}
+    if k0 and k1:
+        cpu = (k1["run_ns"] - k0["run_ns"]) / 1e6
+        wait = (k1["wait_ns"] - k0["wait_ns"]) / 1e6
+        slices = k1["slices"] - k0["slices"]
+        runs = v1.get("pageoutrun", 0) - v0.get("pageoutrun", 0)
+        stolen = v1.get("pgsteal_kswapd", 0) - v0.get("pgsteal_kswapd", 0)
+        sched = {"cpu_ms": round(cpu, 1), "per_cpu_ms": round(stolen / cpu, 1) if cpu > 0 else None,
+                 "cpu_per_run_ms": round(cpu / runs, 3) if runs else None,
+                 "wait_per_run_ms": round(wait / runs, 3) if runs else None,
+                 "wait_per_slice_ms": round(wait / slices, 3) if slices else None}
     return {
+        **sched,
         "steal_max": round(max(steal), 1) if steal else 0.0,
         "steal_p90": round(float(np.percentile(steal, 90)), 1) if steal else 0.0,
         "scanned_not_stolen": int((v1.get("pgscan_kswapd", 0) - v0.get("pgscan_kswapd", 0))
@@ -75,13 +98,24 @@ def main() -> int:
     if a.json:
         print(json.dumps(out, indent=1))
         return 0
-    print(f"{'capture':34} {'steal max':>10} {'p90':>6} {'scanned-stolen':>15} {'walks':>6} {'DMA boosted':>12}")
+    def f(v) -> str:
+        return "-" if v is None else f"{v:g}"
+    print(f"{'capture':34} {'steal max':>10} {'p90':>6} {'scanned-stolen':>15} {'walks':>6} {'DMA boosted':>12}"
+          f" {'cpu ms':>7} {'pages/cpu ms':>12} {'cpu/run':>8} {'wait/run':>8} {'wait/slice':>10}")
     for c, r in out.items():
         print(f"{c:34} {r['steal_max']:>10} {r['steal_p90']:>6} {r['scanned_not_stolen']:>15} {r['walks']:>6} "
-              f"{r['dma_boosted']:>12}")
+              f"{r['dma_boosted']:>12} {f(r['cpu_ms']):>7} {f(r['per_cpu_ms']):>12} {f(r['cpu_per_run_ms']):>8} "
+              f"{f(r['wait_per_run_ms']):>8} {f(r['wait_per_slice_ms']):>10}")
     mx = [r["steal_max"] for r in out.values()]
     print(f"kswapd's busiest interval over {len(out)} captures: median {np.median(mx):.1f}, "
           f"largest {max(mx):.1f} pages/ms")
+    timed = [r for r in out.values() if r["per_cpu_ms"] is not None]
+    if timed:
+        def med(k: str) -> str:
+            return f"{np.median([r[k] for r in timed if r[k] is not None]):.3g}"
+        print(f"kswapd's schedstat over {len(timed)} captures (medians): {med('per_cpu_ms')} pages per ms of its "
+              f"CPU time, {med('cpu_per_run_ms')} ms of CPU per run, {med('wait_per_run_ms')} ms on the runqueue "
+              f"per run ({med('wait_per_slice_ms')} ms per timeslice)")
     return 0
 
 

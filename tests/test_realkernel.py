@@ -3,6 +3,7 @@ hang handling (a fake qemu), fidelity on the committed capture (tests/data/realk
 made by `atomgym realkernel run tests/data/realkernel/real-smoke.yaml`)."""
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -24,6 +25,7 @@ from atomgym.sim.scenario import ScenarioError, load_scenario
 
 DATA = Path(__file__).parent / "data" / "realkernel"
 CAP = DATA / "capture-smoke"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
@@ -622,3 +624,79 @@ def test_parser_reads_pagetypeinfo_samples_and_old_logs_lack_them(tmp_path):
     (d / "timeseries.jsonl").write_text("".join(json.dumps(x) + "\n" for x in bad))
     r = subprocess.run([sys.executable, str(script), str(d)], capture_output=True, text=True)
     assert r.returncode == 2 and "sample 1: t = 'x'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_parser_reads_kswapds_schedstat_and_fidelity_compares_it(tmp_path):
+    """The guest samples kswapd0's /proc/PID/schedstat (CPU time, runqueue wait, timeslices, ns):
+    a sample gets ``kswapd``; a malformed line is counted, not guessed at; a sample without it
+    (every capture before 2026-12-07) has no key, and fidelity's two kswapd rows are n/a there.
+    The real side is the difference between the first and last samples: CPU time in ms, and the
+    runqueue wait per balance_pgdat() run (pageoutrun); scripts/kswapd_rates.py prints the same
+    figures and the reclaim rate per ms of kswapd's CPU time."""
+    import subprocess
+    import sys
+    from atomgym.realkernel.fidelity import check_samples, real_metrics
+    log = textwrap.dedent("""\
+        @S 0.0
+        @Z 0 DMA32 1000 0 10 20 30 5000
+        @V pageoutrun 5 pgsteal_kswapd 100 pgscan_kswapd 100
+        @K 1000000 500000 7
+        @S 0.3
+        @Z 0 DMA32 1000 0 10 20 30 5000
+        @V pageoutrun 9 pgsteal_kswapd 1300 pgscan_kswapd 1300
+        @K 4000000 1700000 12
+        @K 12 x 3
+        @S 0.6
+        @Z 0 DMA32 1000 0 10 20 30 5000
+        @DONE 1.0
+        """)
+    cap = parse_serial(log)
+    s0, s1, s2 = cap.samples
+    assert s0["kswapd"] == {"run_ns": 1000000, "wait_ns": 500000, "slices": 7}
+    assert s1["kswapd"]["run_ns"] == 4000000 and cap.skipped == 1 and "kswapd" not in s2
+    check_samples(cap.samples[:2], Path("ts"))
+    with pytest.raises(RealKernelError, match=r"ts: sample 1: kswapd must be an object of numbers"):
+        check_samples([dict(s0, kswapd={"run_ns": -1, "wait_ns": 0, "slices": 0})], Path("ts"))
+    plan = load_plan(ROOT / "configs" / "corpus" / "base.yaml")
+    m = real_metrics(plan, cap.samples[:2], {})
+    assert m["kswapd_runs"] == 4 and m["kswapd_cpu_ms"] == 3.0 and m["kswapd_wait_per_run_ms"] == 0.3
+    old = real_metrics(plan, [dict(s, kswapd=None) for s in cap.samples[:2]], {})
+    assert old["kswapd_cpu_ms"] is None and old["kswapd_wait_per_run_ms"] is None
+    d = tmp_path / "cap"
+    d.mkdir()
+    cap.samples = cap.samples[:2]
+    (d / "timeseries.jsonl").write_text(timeseries_jsonl(cap))
+    script = ROOT / "scripts" / "kswapd_rates.py"
+    r = subprocess.run([sys.executable, str(script), str(d), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)[str(d)]
+    assert got["cpu_ms"] == 3.0 and got["per_cpu_ms"] == 400.0 and got["cpu_per_run_ms"] == 0.75
+    assert got["wait_per_run_ms"] == 0.3 and got["wait_per_slice_ms"] == 0.24
+
+
+def test_fidelity_compares_kswapds_time_where_the_capture_has_it():
+    """A shipped capture with kswapd0's schedstat (corpus/*-4) has both kswapd rows
+    compared: its CPU time against the simulator's time in balance_pgdat() runs, its runqueue wait
+    per run against the wake latency each woken run waited; one without it (the smoke capture)
+    has them n/a. The twin of such a capture runs the guest's own kswapd speed: pgsteal_kswapd per ms of
+    kswapd's CPU time and the runqueue wait per run replace the scenario's values, also at a
+    calibration's grid point (which moves only what was not measured)."""
+    from atomgym.realkernel.fidelity import fidelity, load, simulate
+    cap = ROOT / "corpus" / "base-4"
+    rows = {r["metric"]: r for r in fidelity(str(cap))["rows"]}
+    for k in ("kswapd_cpu_ms", "kswapd_wait_per_run_ms"):
+        assert rows[k]["real"] > 0 and rows[k]["sim"] > 0 and rows[k]["verdict"] in ("agree", "differs")
+    old = {r["metric"]: r for r in fidelity(str(CAP))["rows"]}
+    assert old["kswapd_cpu_ms"]["verdict"] == old["kswapd_wait_per_run_ms"]["verdict"] == "n/a"
+    ld = load(cap)
+    samples = [json.loads(x) for x in gzip.open(cap / "timeseries.jsonl.gz", "rt")]
+    k0, k1, v0, v1 = samples[0]["kswapd"], samples[-1]["kswapd"], samples[0]["vmstat"], samples[-1]["vmstat"]
+    rate = (v1["pgsteal_kswapd"] - v0["pgsteal_kswapd"]) / ((k1["run_ns"] - k0["run_ns"]) / 1e6)
+    wait = (k1["wait_ns"] - k0["wait_ns"]) / 1e6 / (v1["pageoutrun"] - v0["pageoutrun"])
+    assert ld["kswapd_measured"] == {"reclaim_pages_per_ms": round(rate, 1), "wake_latency_ms": round(wait, 3)}
+    assert 200 < rate < 1000 and 0.1 < wait < 2     # 1 CPU, 1 GiB: ~400 pages per CPU ms, ~0.5 ms
+    grid = {"reclaim_pages_per_ms": 50.0, "wake_latency_ms": 10.0, "direct_reclaim_pages_per_ms": 99.0}
+    m = simulate(ld, 1, grid)
+    assert m["kswapd"]["reclaim_pages_per_ms"] == round(rate, 1) and m["kswapd"]["wake_latency_ms"] == round(wait, 3)
+    assert m["kswapd"]["direct_reclaim_pages_per_ms"] == 99.0
+    assert not load(CAP)["kswapd_measured"]

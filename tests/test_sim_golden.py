@@ -121,16 +121,21 @@ def test_dma_fallback_stops_at_its_three_eighths_min_plus_lowmem_reserve(tmp_pat
     min 963, atomic threshold 963 - 481 = 482; 482 - 120 = 362.
     Normal at 362 free (at its threshold), DMA at 3000, 3000 atomic requests (batch 1):
     fast path: Normal fails (362 <= 1203), DMA passes while free > 45 + 390 = 435: 2565 pages.
-    Slow path: Normal fails (362 <= 362); DMA at 36 - 18 = 18, 18 - 4 = 14, + 390 = 404:
-    31 more. DMA ends at exactly 404 = 3/8·min + lowmem_reserve; 2596 pages in all."""
+    Slow path: Normal fails (362 <= 362); DMA at 36 - 18 = 18, 18 - 4 = 14, + 390 = 404.
+    The checks read the zone's NR_FREE_PAGES counter (sim/vmstat.py): with kswapd asleep its
+    per-CPU threshold is calculate_normal_threshold() = 2·fls(8 CPUs)·(1 + fls(3840 >> 15)) = 8,
+    so the counter follows the buddy count in steps of 9 pages (3000, 2991, ...): the fast path
+    stops at a counter of 435 (= 3000 - 9·285, exact), the slow path passes at 408 and takes the
+    pages down to 399, where the counter folds to 399 <= 404: 36 more. DMA ends at 399, 5 pages
+    (less than one threshold) below 3/8·min + lowmem_reserve; 2601 pages in all."""
     s = _scenario(tmp_path, {0: 3000}, ring=4096)
     sim = Simulator(s, machines=_machine(dma=True))
     assert sim.wmark[0, DMA, 0] == 36 and sim.reserve[0, DMA, NORMAL] == 390 and sim.wmark[0, NORMAL, 0] == 963
     _set_zone(sim, 0, NORMAL, free=362)
     _set_zone(sim, 0, DMA, free=3000)
     sim.advance(1)
-    assert _c(sim, "pgalloc_dma") == 2596 and _c(sim, "pgalloc_normal") == 0
-    assert sim.free[0, DMA] == 404
+    assert _c(sim, "pgalloc_dma") == 2601 and _c(sim, "pgalloc_normal") == 0
+    assert sim.free[0, DMA] == 399 and sim.zone_state[0, DMA, L.ZF_FREE_SEEN] == 399
     assert sim.free[0, NORMAL] == 362
     assert _c(sim, "atomic_fail") == 1
 
@@ -301,7 +306,9 @@ def test_direct_reclaim_stall(tmp_path):
     (3 allocstalls), 102 pages at 200 pages/ms: 0.51 ms = 510 us of stall; the retry at min
     then takes 100 of them (free > 1000 for each): free 1002, cache 10000 - 102 + 100. The
     reader's xarray slab (4 kernel pages per 1792 pages read, workloads._kmem_to(), no direct
-    reclaim) gets the last 2 pages above min: free 1000."""
+    reclaim) gets its 4 pages: its checks read the zone's counter (sim/vmstat.py), last folded at
+    1003 (the reclaimed pages moved the buddy count past the threshold, 24 with kswapd asleep:
+    2·fls(8 CPUs)·(1 + fls(100000 >> 15))), 3 pages or fewer off since: free 998."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=390.625, working_set_mib=1000.0)]
     s = _scenario(tmp_path, {}, workloads=wl)
     sim = Simulator(s, machines=_machine())
@@ -312,8 +319,9 @@ def test_direct_reclaim_stall(tmp_path):
     assert _c(sim, "pgscan_direct") == 102 and _c(sim, "pgsteal_direct") == 102
     assert _c(sim, "direct_reclaim_stall_us") == 510.0
     assert _c(sim, "workload_deficit_pages") == 0
-    assert sim.free[0, NORMAL] == 1000 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
-    assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 2
+    assert sim.free[0, NORMAL] == 998 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
+    assert sim.zone_state[0, NORMAL, L.ZF_FREE_SEEN] == 1003
+    assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 4
 
 
 def test_allocstall_counts_a_call_that_spans_ticks_once(tmp_path):

@@ -362,15 +362,21 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # the scores at the captures' own kswapd: values (before a fit is applied to them: the old values)
     own_ev = {"calibration": evaluate(train, spread, None, args.seed), "held-out": evaluate(held, spread, None,
                                                                                           args.seed)}
-    own = sorted({json.dumps({k: getattr(ld["_scen"].kswapd, k) for k in PARAMS}) for ld in loaded})
+    # (a capture that measured its kswapd's speed runs its own reclaim rate and wake latency at
+    # every point: fidelity.kswapd_measured())
+    own = sorted({json.dumps({k: getattr(ld["_scen"].kswapd, k) for k in PARAMS}) for ld in loaded
+                  if not ld.get("kswapd_measured")})
+    n_meas = sum(1 for ld in loaded if ld.get("kswapd_measured"))
     print(file=out)
-    print(f"fitted: {_fmt_point(fitted)}", file=out)
+    print(f"fitted: {_fmt_point(fitted)}" + (f" ({n_meas} captures measured their kswapd's reclaim rate and wake "
+                                             f"latency (schedstat) and keep them)" if n_meas else ""), file=out)
     for name, ev, lds in (("calibration", train_ev, train), ("held-out", held_ev, held)):
         print(f"\n{name} half ({len(lds)} runs: {', '.join(ld['run'] for ld in lds)}), at the fitted values:",
               file=out)
         n_rep = repeated_scenarios(lds)
         print(format_aggregate(ev["rows"], ev, len(lds), n_rep), file=out)
-    print(f"\nat the captures' own kswapd: values ({' / '.join(own)}): calibration "
+    print(f"\nat the captures' own kswapd: values ({' / '.join(own)}"
+          + ("; measured where the capture has schedstat" if n_meas else "") + "): calibration "
           f"{own_ev['calibration']['score']:.3f}, held-out {own_ev['held-out']['score']:.3f}", file=out)
     dw = {"calibration": done_when(train_ev, train), "held-out": done_when(held_ev, held)}
     for name in HALVES:
@@ -389,6 +395,7 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                           "within tolerance); ties: lower closeness (mean deviation/tolerance, "
                                           f"capped at {CAP:g}), then grid order",
                "kernel_spread": spread, "points": trace, "fitted": fitted,
+               "kswapd_measured": {ld["run"]: ld["kswapd_measured"] for ld in loaded if ld.get("kswapd_measured")},
                "captures_own": {"kswapd": [json.loads(o) for o in own], "calibration": own_ev["calibration"]["score"],
                                 "held-out": own_ev["held-out"]["score"]},
                "calibration": _half_record(train_ev, train), "held-out": _half_record(held_ev, held),

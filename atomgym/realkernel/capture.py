@@ -13,6 +13,7 @@ console are skipped (a line they break is counted in ``Capture.skipped``, never 
     @P NID ZONE TYPE N0 .. N10        free chunks of one migratetype per order (/proc/pagetypeinfo)
     @PH TYPE ...                      the pageblock table's types (the kernel's config decides them)
     @PB NID ZONE COUNT ...            the zone's pageblocks per type of @PH (/proc/pagetypeinfo)
+    @K RUN_NS WAIT_NS SLICES          kswapd0's /proc/PID/schedstat: CPU time, runqueue wait, timeslices
     @E T WHAT ...                     an event: begin, start/stop/exit ID KIND, sysctl KEY VAL, shot PAGES HOLD_US
     @A KEY VAL...                     the module's final report (incl. zones' free pages at failures)
     @DONE T | @ERR MESSAGE
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ZONE_FIELDS = ("free", "boost", "min", "low", "high", "managed")
+KSWAPD_FIELDS = ("run_ns", "wait_ns", "slices")   # /proc/PID/schedstat
 PAGE_ORDERS = 11          # /proc/pagetypeinfo's orders 0..10 (MAX_ORDER 11 on x86-64, 6.1)
 
 
@@ -126,6 +128,10 @@ def parse_serial(text: str) -> Capture:
                     raise ValueError("pageblock line")
                 cur.setdefault("pageblocks", {})[f"{int(toks[1])}:{toks[2]}"] = dict(
                     zip(block_types, (int(v) for v in toks[3:])))
+            elif tag == "@K" and cur is not None:
+                if len(toks) != 4:
+                    raise ValueError("kswapd line")
+                cur["kswapd"] = dict(zip(KSWAPD_FIELDS, (int(v) for v in toks[1:])))
             elif tag == "@E":
                 close()
                 cap.events.append({"t": float(toks[1]), "what": toks[2], "args": toks[3:]})
@@ -148,7 +154,7 @@ def parse_serial(text: str) -> Capture:
                 cap.done_t = float(toks[1])
             elif tag == "@ERR":
                 cap.errors.append(line[5:].strip())
-            elif tag in ("@Z", "@V", "@M", "@P", "@PH", "@PB"):
+            elif tag in ("@Z", "@V", "@M", "@P", "@PH", "@PB", "@K"):
                 cap.skipped += 1
         except (ValueError, IndexError):
             cap.skipped += 1

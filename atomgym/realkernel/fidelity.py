@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..kernel.zones import PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, ZONE_NAMES
-from .capture import read_jsonl
+from .capture import KSWAPD_FIELDS, read_jsonl
 from .errors import RealKernelError
 from .plan import Plan, load_plan
 
@@ -164,6 +164,12 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | N
         "min_free": int(free.min()),
         "phases": [],
     }
+    # kswapd0's /proc/PID/schedstat (captures since 2026-12-07): the CPU time it ran, and the time
+    # it waited on the runqueue (woken, not yet on the CPU) per balance_pgdat() run
+    k0, k1 = first.get("kswapd"), last.get("kswapd")
+    out["kswapd_cpu_ms"] = round((k1["run_ns"] - k0["run_ns"]) / 1e6, 1) if k0 and k1 else None
+    out["kswapd_wait_per_run_ms"] = (round((k1["wait_ns"] - k0["wait_ns"]) / 1e6 / runs, 3)
+                                     if k0 and k1 and runs else None)
     for lo, hi_ in phase_bounds(plan, horizon):
         out["phases"].append({"from_s": lo, "to_s": hi_, "median_pos": _median_pos(ts, pos, lo, hi_)})
     pt_rows = _pagetype_rows(samples, zname)
@@ -518,6 +524,12 @@ def sim_metrics(plan: Plan, scen: Any, feats: dict[str, bool], sample_s: float, 
         "kswapd_runs": runs,
         "kswapd_pages_per_run": round(c["pgsteal_kswapd"] / runs, 1) if runs else None,
         "largest_boost": max(boosts),
+        # balance_pgdat()'s runs, start to end (kswapd's CPU time on the kernel's side), and the
+        # wake latency each woken run waited (it starts at the first tick's kswapd step at least
+        # the latency after the wake-up, which comes mid-tick: the latency, not its whole ticks)
+        "kswapd_cpu_ms": round(float(c.get("kswapd_run_ms", 0.0)), 1),
+        "kswapd_wait_per_run_ms": (round(scen.kswapd.wake_latency_ms * c.get("kswapd_wakeups", 0) / runs, 3)
+                                   if runs else None),
         "direct_reclaim_stalls": sum(c.get(f"allocstall_{z}", 0) for z in ("dma", "dma32", "normal", "movable")),
         "pgsteal_direct": c.get("pgsteal_direct"),
         "min_free": None,
@@ -540,10 +552,14 @@ METRICS = (("atomic_fail_pages", "failed atomic pages"), ("atomic_req_pages", "r
            ("direct_reclaim_stalls", "direct-reclaim stalls"),
            ("unmovable_share_full", "UNMOVABLE share of free pages, memory full"),
            ("whole_share_full", "whole blocks' share of free UNMOVABLE, memory full"),
-           ("whole_after_exit", "whole free MOVABLE blocks after the hog exits"))
+           ("whole_after_exit", "whole free MOVABLE blocks after the hog exits"),
+           ("kswapd_cpu_ms", "kswapd's time in balance_pgdat() (ms)"),
+           ("kswapd_wait_per_run_ms", "kswapd's wait from wake-up to CPU, per run (ms)"))
 # compared only where the capture has the kernel's side (/proc/pagetypeinfo, since 2026-12-06):
 # a row the kernel cannot show is n/a, not a difference
-REAL_SIDE_ONLY = ("unmovable_share_full", "whole_share_full", "whole_after_exit")
+REAL_SIDE_ONLY = ("unmovable_share_full", "whole_share_full", "whole_after_exit",
+                  # and where it has kswapd0's schedstat (since 2026-12-07)
+                  "kswapd_cpu_ms", "kswapd_wait_per_run_ms")
 # how a metric is compared: a count (and a ratio: relative to the real value), a time (relative
 # too, but a small one is not noise), free pages (in high - min gaps of the zone), a position
 # (already in gaps)
@@ -551,7 +567,8 @@ KIND_COUNT, KIND_TIME, KIND_PAGES, KIND_POS = "count", "time", "pages", "positio
 KIND_SHARE = "share"   # a fraction of 0..1, compared as a position (absolute difference, POS_TOL)
 RELATIVE = (KIND_COUNT, KIND_TIME)
 METRIC_KIND = {"free_at_first_failure": KIND_PAGES, "free_at_latest_failure": KIND_PAGES,
-               "first_failure_t": KIND_TIME, "unmovable_share_full": KIND_SHARE,
+               "first_failure_t": KIND_TIME, "kswapd_cpu_ms": KIND_TIME, "kswapd_wait_per_run_ms": KIND_TIME,
+               "unmovable_share_full": KIND_SHARE,
                "whole_share_full": KIND_SHARE}
 
 
@@ -742,6 +759,10 @@ def check_samples(samples: list[dict], ts: Path) -> None:
         for k in ("vmstat", "atomic"):
             if not isinstance(s.get(k), dict) or not all(_num(v) for v in s[k].values()):
                 raise RealKernelError(f"{where}: {k} must be an object of numbers")
+        k = s.get("kswapd")     # kswapd0's schedstat (captures since 2026-12-07)
+        if k is not None and (not isinstance(k, dict) or not all(_num(k.get(f)) and k[f] >= 0 for f in KSWAPD_FIELDS)):
+            raise RealKernelError(f"{where}: kswapd must be an object of numbers >= 0 "
+                                  f"{', '.join(KSWAPD_FIELDS)}; got {json.dumps(k)[:80]}")
     names = [z["zone"] for z in samples[0]["zones"]]
     for i, s in enumerate(samples, 1):
         if [z["zone"] for z in s["zones"]] != names:
@@ -763,6 +784,29 @@ def _check_capture(meta: dict, samples: list[dict], src: Path, ts: Path | None =
             isinstance(z, dict) and _num(z.get("zone_idx")) and _num(z.get("free")) for z in ff or []):
         raise RealKernelError(f"{cj}: atomic must be an object (first_fail_free a list of "
                               f"{{zone_idx, free}})")
+
+
+def _kswapd_ranges() -> dict[str, tuple[float, float]]:
+    from ..sim.scenario import KswapdSpec
+    return {f.name: f.metadata["range"] for f in dataclasses.fields(KswapdSpec)}
+
+
+def kswapd_measured(samples: list[dict]) -> dict[str, float] | None:
+    """kswapd's speed as the capture measured it (kswapd0's schedstat, captures since 2026-12-07):
+    ``reclaim_pages_per_ms`` = pgsteal_kswapd per ms of kswapd's CPU time, ``wake_latency_ms`` =
+    its runqueue wait per balance_pgdat() run (pageoutrun); None without schedstat or with too
+    little reclaim to say (under 1,000 pages or 10 runs)."""
+    k0, k1 = samples[0].get("kswapd"), samples[-1].get("kswapd")
+    if not k0 or not k1:
+        return None
+    cpu = (k1["run_ns"] - k0["run_ns"]) / 1e6
+    v0, v1 = samples[0]["vmstat"], samples[-1]["vmstat"]
+    stolen = v1.get("pgsteal_kswapd", 0) - v0.get("pgsteal_kswapd", 0)
+    runs = v1.get("pageoutrun", 0) - v0.get("pageoutrun", 0)
+    if cpu <= 0 or stolen < 1000 or runs < 10:
+        return None
+    return {"reclaim_pages_per_ms": round(stolen / cpu, 1),
+            "wake_latency_ms": round((k1["wait_ns"] - k0["wait_ns"]) / 1e6 / runs, 3)}
 
 
 def load(cap_dir: str | Path) -> dict[str, Any]:
@@ -817,6 +861,15 @@ def load(cap_dir: str | Path) -> dict[str, Any]:
     if horizon is not None:
         notes.append(f"compared over 0-{horizon:g} s of {plan.duration_s:g} s: after that the simulator in this "
                      f"tree would keep running a workload the guest stopped")
+    measured = kswapd_measured(samples)
+    if measured is not None:      # the guest's own kswapd speed, not the scenario's (fitted) values
+        for k, (lo, hi) in _kswapd_ranges().items():
+            if k in measured:
+                measured[k] = min(max(measured[k], lo), hi)
+        scen = dataclasses.replace(scen, kswapd=dataclasses.replace(scen.kswapd, **measured))
+        notes.append(f"kswapd's speed measured by the guest (schedstat): {measured['reclaim_pages_per_ms']:g} pages "
+                     f"per ms of its CPU time, {measured['wake_latency_ms']:g} ms on the runqueue per run; the twin "
+                     f"runs those instead of the scenario's kswapd: values")
     real = real_metrics(plan, samples, meta, horizon)
     return {"capture": str(cap), "run": cap.name, "scenario": meta.get("scenario", plan.scenario),
             "scenario_sha": _sha(_read_text(cap / "scenario.yaml")), "kernel": meta.get("kernel"),
@@ -824,7 +877,7 @@ def load(cap_dir: str | Path) -> dict[str, Any]:
             "horizon_s": horizon if horizon is not None else plan.duration_s,
             "simulator_features": feats, "missing_in_simulator": missing, "notes": notes,
             "real": real, "real_series": real_series(samples, real["zone"], horizon),
-            "_plan": plan, "_scen": scen, "_horizon": horizon}
+            "kswapd_measured": measured, "_plan": plan, "_scen": scen, "_horizon": horizon}
 
 
 # The simulator's twin of a capture is an ensemble: its runs with the guest's workload rates
@@ -870,11 +923,13 @@ def ensemble_metrics(members: list[dict[str, Any]], center: int) -> dict[str, An
 def simulate(loaded: dict[str, Any], seed: int = 1, kswapd: dict[str, float] | None = None) -> dict[str, Any]:
     """The simulator's twin of a load()ed capture: measure()'s record. ``kswapd``: values that
     replace those of the scenario's `kswapd:` section (the simulator's free parameters; a
-    calibration's grid point), already validated against the schema's ranges. The twin is
-    ENSEMBLE's runs (ensemble_metrics())."""
+    calibration's grid point), already validated against the schema's ranges; a capture that
+    measured kswapd's speed keeps its own reclaim rate and wake latency (kswapd_measured()). The
+    twin is ENSEMBLE's runs (ensemble_metrics())."""
     scen = loaded["_scen"]
     if kswapd:
-        scen = dataclasses.replace(scen, kswapd=dataclasses.replace(scen.kswapd, **kswapd))
+        kv = {**kswapd, **(loaded.get("kswapd_measured") or {})}
+        scen = dataclasses.replace(scen, kswapd=dataclasses.replace(scen.kswapd, **kv))
     members = [sim_metrics(loaded["_plan"], _scaled(scen, f), loaded["simulator_features"], loaded["sample_s"],
                            seed, loaded["_horizon"], loaded["real_series"]["t"]) for f in ENSEMBLE]
     sim = ensemble_metrics(members, ENSEMBLE.index(1.0))

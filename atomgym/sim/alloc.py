@@ -41,10 +41,11 @@ from .layout import (
     C_ALLOCSTALL0, C_FALLBACK_BOOSTS, C_FALLBACKS, C_PGALLOC0, C_PGSCAN_DIRECT, C_PGSTEAL_DIRECT, C_STALL_US,
     C_THROTTLE_US, HZ_OF_ZL, KS_RUN, MR_KS_IRQ_ACC, MR_KS_IRQ_SHARE,
     MR_DR_RATE, MI_DR_CALL_LEFT, MI_NOFRAG, MI_RECLAIM_BLK, MI_CACHE_GFP, MI_NZL_KERNEL, MI_PCP_MODE, MI_WBF,
-    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_KERNEL, ZF_BLK_CARRY, ZF_BLK_CLAIMED, ZF_BLK_MERGE, ZF_BLK_PEND,
+    MI_SWAP, ND_FAILURES, ND_HZ, ND_STATE, ZF_ANON, ZF_BOOSTED_FLAG, ZF_CACHE, ZF_FREE, ZF_FREE_U, ZF_FREE_BLK, ZF_FREE_BLK_U, ZF_FREE_R, ZF_KERNEL, ZF_BLK_CARRY, ZF_BLK_CLAIMED, ZF_BLK_MERGE, ZF_BLK_PEND, ZF_FREE_SEEN,
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL, ZL_USER,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
+from .vmstat import fold, free_seen
 
 
 @jit(inline="llvm")
@@ -127,11 +128,12 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
     (docs/simulator.md, "Simplifications")."""
     zs = S.zs
     f = zs[b, z, ZF_FREE]
+    g = free_seen(S, b, z)                   # what the checks read (zone_page_state(), sim/vmstat.py)
     nowm = (alloc_flags & ALLOC_NO_WATERMARKS) != 0
     wm = S.wmark[b, z, widx]
     bo = S.boost[b, z]
     res = S.reserve[b, z, hz]
-    if not nowm and not zone_watermark_fast(f, wm, bo, res, alloc_flags):
+    if not nowm and not zone_watermark_fast(g, wm, bo, res, alloc_flags):
         return 0
     recl = mt == MIGRATE_RECLAIMABLE
     mov = mt == MIGRATE_MOVABLE
@@ -177,7 +179,9 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
         ft = fm if mov else (fr if recl else fu)
         if f >= kb and ft >= kb:
             last = k if rest - (k - 1) * batch > 1 else k - 1
-            if nowm or last == 0 or zone_watermark_fast(f - last * batch, wm, bo, res, alloc_flags):
+            gl = fold(S, b, z, f - last * batch, g)
+            if nowm or last == 0 or zone_watermark_fast(gl, wm, bo, res, alloc_flags):
+                g = fold(S, b, z, f - kb, gl)
                 f -= kb
                 fm, fr, fu, blk, blku = _took(mov, recl, ft - kb, fm, fr, fu, blk, blku)
                 p = kb - rest
@@ -238,7 +242,8 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
         served += 1
         if served == n:
             break
-        if not nowm and not zone_watermark_fast(f, wm, bo, res, alloc_flags):
+        g = fold(S, b, z, f, g)
+        if not nowm and not zone_watermark_fast(g, wm, bo, res, alloc_flags):
             break
         s = n - served
         if s > p:
@@ -246,6 +251,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
         p -= s
         served += s
     zs[b, z, ZF_FREE] = f
+    zs[b, z, ZF_FREE_SEEN] = fold(S, b, z, f, g)
     zs[b, z, ZF_FREE_BLK] = blk
     zs[b, z, ZF_FREE_U] = fu
     if rb:

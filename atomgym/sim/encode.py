@@ -112,8 +112,8 @@ def encode_pcp(A: L.Arrays, b: int, s: Scenario, m: Machine, pagesets: dict) -> 
         zs[b, z, L.ZF_PCP_HIGH_MIN] = lo
         zs[b, z, L.ZF_PCP_HIGH_MAX] = hi
         zs[b, z, L.ZF_PCP_HIGH] = lo
-    mi[b, L.MI_PCP_DECAY_NEXT] = (max(1, int(1000.0 / s.tick_ms + 0.5)) if mode == PCP_HIGH_AUTOTUNE
-                                  else 2**62)
+    # the once-a-second work: vmstat_update() (every kernel), decay_pcp_high() (6.7+)
+    mi[b, L.MI_PCP_DECAY_NEXT] = max(1, int(1000.0 / s.tick_ms + 0.5))
 
 
 def encode_memory(A: L.Arrays, b: int, s: Scenario, m: Machine) -> None:

@@ -65,18 +65,20 @@ def sources_digest(pkg: Path = _PKG) -> str:
     return h.hexdigest()
 
 
+from ..kernel.pcp import PCP_HIGH_AUTOTUNE
 from ..kernel.watermarks import WMARK_HIGH
 from .kswapd import kswapd_tick
 from .layout import (
     C_MIN_FREE_SEEN, C_MIN_RESERVE_MIB_MS, C_RESERVED_MIB_MS,
     MR_T_MS, MR_TICK_MS, MI_NNIC, MI_NNODES, MI_NTRAFFIC, MI_NWORK, MI_SUM_MIN, MI_TERMINATED,
-    MI_PCP_DECAY_NEXT, MI_PHASE_N, MI_PHASE_NEXT,
+    MI_PCP_DECAY_NEXT, MI_PCP_MODE, MI_PHASE_N, MI_PHASE_NEXT,
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
 from .layout import CONST_DIMS, SimState, UArray
 from .nic import app_drain, nic_arrivals, nic_poll
 from .alloc import decay_pcp_high
+from .vmstat import vmstat_update
 from .knobs import apply_knobs, apply_phases
 from .tuners import EV_KSWAPD_END, EV_TIMER, tuner_on_event
 from .workloads import traffic_tick, workload_tick
@@ -94,11 +96,14 @@ def step_machine(S, b):
     nf = S.nf
     dt = mr[b, MR_TICK_MS]
     # (calls are skipped when they would do nothing: a call costs ~40 ns)
-    # 0. the scenario's timed sysctl writes (phases); decay_pcp_high() once a second (6.7+)
+    # 0. the scenario's timed sysctl writes (phases); decay_pcp_high() once a second (6.7+), and
+    #    vmstat_update()'s fold of the per-CPU counter diffs
     if mi[b, MI_PHASE_NEXT] < mi[b, MI_PHASE_N]:
         apply_phases(S, b)
     if mi[b, MI_TICK] >= mi[b, MI_PCP_DECAY_NEXT]:
-        decay_pcp_high(S, b)
+        if mi[b, MI_PCP_MODE] == PCP_HIGH_AUTOTUNE:
+            decay_pcp_high(S, b)
+        vmstat_update(S, b)      # vmstat_update() every sysctl_stat_interval (1 s): the diffs folded
         mi[b, MI_PCP_DECAY_NEXT] += max(1, int(1000.0 / dt + 0.5))
     # 1. tuner timer
     if mi[b, MI_TUNER] != 0:

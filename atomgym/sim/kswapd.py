@@ -13,13 +13,14 @@ from ..kernel.watermark_ok import MIGRATE_MOVABLE, gfp_migratetype, zone_waterma
 from ..kernel.watermarks import WMARK_HIGH
 from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX
 from .lru import lru_reclaim
+from .vmstat import free_seen_safe
 from .layout import (
     C_HIGH_HIT, C_KSWAPD_LONGEST, C_KSWAPD_PASSES, C_KSWAPD_RUN_MS, C_KSWAPD_WAKEUPS, C_LOW_HIT,
     C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
     KS_NAP, KS_RUN, KS_SLEEP, KS_WAKING,
     MR_KS_LATENCY, MR_KS_RATE, MR_T_MS, MR_TICK_MS, MI_NWORK, MI_SWAP,
     ND_ACC, ND_BOOST_LEFT, ND_BOOSTED, ND_FAILURES, ND_HZ, ND_HZ_PEND, ND_PASS_ANON, ND_PASS_BOOSTED, ND_PASS_ENOUGH,
-    ND_PASS_FILE, ND_PASS_GOT, ND_PRIO, ND_RECLAIMED, ND_RUN_T0, ND_STATE, ND_T,
+    ND_PASS_FILE, ND_PASS_GOT, ND_PRIO, ND_RECLAIMED, ND_RUN_T0, ND_STATE, ND_STAT_PRESSURE, ND_T,
     WK_ATOMIC, WK_STREAM, WP_KIND, WP_S_HELD, WP_S_RESIDENT,
     ZF_ANON, ZF_BOOST_SNAP, ZF_CACHE, ZF_FREE, MI_CACHE_GFP,
 )
@@ -33,12 +34,12 @@ SWAPPINESS = 60        # vm.swappiness default (mem_cgroup_swappiness())
 def pgdat_balanced(S, b, node, hz):
     """pgdat_balanced(): true if ANY managed zone up to ``hz`` passes
     zone_watermark_ok_safe(zone, 0, high_wmark_pages(zone), hz) (boost included, no
-    reserve access); a node with no managed zone up to hz is balanced."""
+    reserve access) on the zone's NR_FREE_PAGES counter (free_seen_safe(), sim/vmstat.py); a node
+    with no managed zone up to hz is balanced."""
     managed = S.managed
     wmark = S.wmark
     boost = S.boost
     reserve = S.reserve
-    zs = S.zs
     base = node * MAX_NR_ZONES
     seen = False
     for t in range(hz + 1):
@@ -46,7 +47,7 @@ def pgdat_balanced(S, b, node, hz):
         if managed[b, z] == 0:
             continue
         seen = True
-        if zone_watermark_ok(zs[b, z, ZF_FREE], wmark[b, z, WMARK_HIGH] + boost[b, z], reserve[b, z, hz], 0):
+        if zone_watermark_ok(free_seen_safe(S, b, z), wmark[b, z, WMARK_HIGH] + boost[b, z], reserve[b, z, hz], 0):
             return True
     return not seen
 
@@ -305,6 +306,7 @@ def _start_run(S, b, node):
     nd = S.nd
     zs = S.zs
     boost = S.boost
+    nd[b, node, ND_STAT_PRESSURE] = 1.0    # awake: set_pgdat_percpu_threshold(calculate_pressure_threshold)
     _highest_zoneidx(S, b, node, True)
     hz = int(nd[b, node, ND_HZ])
     S.ctr[b, C_PAGEOUTRUN] += 1
@@ -476,6 +478,7 @@ def kswapd_tick(S, b, node):
         hz = int(nd[b, node, ND_HZ])
         if prepare_kswapd_sleep(S, b, node, hz):
             nd[b, node, ND_STATE] = KS_SLEEP   # full sleep until explicitly woken
+            nd[b, node, ND_STAT_PRESSURE] = 0.0  # set_pgdat_percpu_threshold(calculate_normal_threshold)
             return 0
         ctr[b, C_HIGH_HIT] += 1
         _start_run(S, b, node)

@@ -74,6 +74,7 @@ ZF_NAMES = (
     "blk_merge",     # page-cache pages of such blocks freed by reclaim, short of a whole block yet (sim/lru.py)
     "blk_pend",      # page-cache pages of the block being filled, credited once it is whole (alloc.py _carried)
     "blk_claimed",   # whole free UNMOVABLE pageblocks MOVABLE requests claimed so far (workloads.py _whole_blocks_to)
+    "free_seen",     # NR_FREE_PAGES as zone_page_state() reads it: free less the per-CPU diffs not folded (sim/vmstat.py)
 )
 _ZF = _index(ZF_NAMES)
 ZF_FREE = _ZF["free"]
@@ -97,6 +98,7 @@ ZF_BLK_CARRY = _ZF["blk_carry"]
 ZF_BLK_MERGE = _ZF["blk_merge"]
 ZF_BLK_PEND = _ZF["blk_pend"]
 ZF_BLK_CLAIMED = _ZF["blk_claimed"]
+ZF_FREE_SEEN = _ZF["free_seen"]
 ZF_POOLS = (ZF_FREE, ZF_PCP, ZF_CACHE, ZF_ANON, ZF_KERNEL, ZF_NET)   # sum == managed
 NZF = len(ZF_NAMES)
 
@@ -132,7 +134,7 @@ MI_NAMES = (
     "phase_off",         # phases' sysctl writes: (t_ms, knob, value) triples in trace[] from this offset
     "phase_n",
     "phase_next",        # next write to apply
-    "pcp_decay_next",    # tick of the next decay_pcp_high() round (auto-tuning kernels; huge otherwise)
+    "pcp_decay_next",    # tick of the next once-a-second round: vmstat_update(), decay_pcp_high() (6.7+)
     "nofrag",            # alloc_flags_nofragment() applies to the kernel zonelist (Normal preferred, DMA32 exists)
     "dr_call_left",      # pages the machine's try_to_free_pages() call in flight has still to reclaim
     "cache_gfp",         # the page cache's gfp mask (memory.page_cache_gfp): its migratetype and zonelist
@@ -217,9 +219,11 @@ ND_NAMES = (
     "pass_enough",   # kswapd_shrink_node(): this pass scanned >= nr_to_reclaim
     "pass_boosted",  # the pass started with nr_boost_reclaim > 0
     "run_t0",        # start of this balance_pgdat() run, ms
+    "stat_pressure", # the zones' vmstat thresholds are calculate_pressure_threshold()'s (kswapd ran since its last full sleep)
 )
 _ND = _index(ND_NAMES)
 ND_STATE = _ND["state"]
+ND_STAT_PRESSURE = _ND["stat_pressure"]
 ND_T = _ND["t"]
 ND_FAILURES = _ND["failures"]
 ND_BOOST_LEFT = _ND["boost_left"]

@@ -15,11 +15,13 @@
  *   shot AT_S PAGES HOLD_US
  * Output on stdout (the serial console), each line tagged:
  *   @S T | @Z NID ZONE FREE BOOST MIN LOW HIGH MANAGED | @V KEY VAL ... | @M KEY VAL ...  (one sample)
+ *   @K RUN_NS WAIT_NS SLICES   kswapd0's /proc/PID/schedstat (CPU time, runqueue wait, timeslices)
  *   @E T KIND ID|KEY [VALUE]   events (start/stop/sysctl/shot/exit)
  *   @SNAP NAME ... @ENDSNAP    a snapshot in the `tail -n +1` format
  *   @DONE T | @ERR message
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -159,6 +161,40 @@ static const char *VM_KEYS[] = {
 
 static char big[1 << 17];
 
+/* kswapd0's PID (a kernel thread started at boot): its /proc/PID/schedstat gives the CPU time it
+ * ran, the time it waited on a runqueue and its timeslices, in ns (CONFIG_SCHED_INFO) */
+static char kswapd_stat[64];
+
+static void find_kswapd(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	char path[64], comm[32];
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		int fd;
+		ssize_t n;
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' || strlen(e->d_name) > 16)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		comm[n] = 0;
+		comm[strcspn(comm, "\n")] = 0;
+		if (!strcmp(comm, "kswapd0")) {
+			snprintf(kswapd_stat, sizeof(kswapd_stat), "/proc/%s/schedstat", e->d_name);
+			break;
+		}
+	}
+	closedir(d);
+}
+
 static void sample(void)
 {
 	char *line, *save;
@@ -251,6 +287,11 @@ static void sample(void)
 			}
 			printf("\n");
 		}
+	}
+	if (kswapd_stat[0] && read_file(kswapd_stat, big, sizeof(big)) > 0) {
+		unsigned long long run, wait, slices;
+		if (sscanf(big, "%llu %llu %llu", &run, &wait, &slices) == 3)
+			printf("@K %llu %llu %llu\n", run, wait, slices);
 	}
 	if (read_file("/proc/atomgym_atomic", big, sizeof(big)) > 0) {
 		printf("@M");
@@ -433,6 +474,7 @@ static void run(const char *plan)
 		}
 	}
 	snapshot("start");
+	find_kswapd();
 	t0 = mono();
 	printf("@E 0.0000 begin %.1f %.6f\n", duration, t0);   /* t0: CLOCK_MONOTONIC = ktime_get() */
 	fflush(stdout);
