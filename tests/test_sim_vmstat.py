@@ -24,7 +24,7 @@ from atomgym.sim import layout as L
 from atomgym.sim.alloc import alloc_pages_bulk
 from atomgym.sim.engine import free_state, make_state
 from atomgym.sim.scenario import KswapdSpec, MachineSpec, MemorySpec, Scenario
-from atomgym.sim.vmstat import free_seen, normal_threshold, stat_threshold
+from atomgym.sim.vmstat import free_seen, normal_threshold_of, stat_threshold
 
 DMA32, NORMAL = 1, 2
 assert ALLOC_WMARK_LOW is not None
@@ -33,7 +33,7 @@ assert ALLOC_WMARK_LOW is not None
 @njit(cache=False)   # no cache: a cached copy would keep stale simulator constants (layout.py)
 def _thresholds(T, z):
     S = make_state(T)
-    out = (normal_threshold(S, 0, z), stat_threshold(S, 0, z))
+    out = (S.zs[0, z, L.ZF_STAT_NORMAL], stat_threshold(S, 0, z))
     free_state(S)
     return out
 
@@ -72,6 +72,9 @@ def _kswapd(sim: Simulator, state: int, ran: bool | None = None) -> None:
 
 
 def test_thresholds_are_the_kernels_normal_and_pressure_ones():
+    # calculate_normal_threshold() itself: fls(0) = 0, fls(1) = 1, fls(3) = 2, fls(8) = 4; the cap
+    assert [normal_threshold_of(m, c) for m, c in ((3840, 1), (100000, 1), (200000, 2), (100000, 8),
+                                                   (1 << 30, 64))] == [2, 6, 16, 24, 125]
     sim = _sim()
     w = sim.wmark[0]
     assert (w[NORMAL, 0], w[NORMAL, 1], w[DMA32, 0], w[DMA32, 1]) == (333, 433, 666, 866)

@@ -45,7 +45,7 @@ from .layout import (
     ZF_NET, ZF_PCP, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX, ZF_PCP_HIGH_MIN, ZF_PCP_U, ZL_KERNEL, ZL_USER,
 )
 from .tuners import EV_SLOWPATH_ENTRY, tuner_on_event
-from .vmstat import fold, free_seen
+from .vmstat import fold, stat_threshold
 
 
 @jit(inline="llvm")
@@ -128,7 +128,9 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
     (docs/simulator.md, "Simplifications")."""
     zs = S.zs
     f = zs[b, z, ZF_FREE]
-    g = free_seen(S, b, z)                   # what the checks read (zone_page_state(), sim/vmstat.py)
+    t_st = stat_threshold(S, b, z)           # what the checks read: zone_page_state(), sim/vmstat.py
+    g = fold(f, zs[b, z, ZF_FREE_SEEN], t_st)
+    zs[b, z, ZF_FREE_SEEN] = g
     nowm = (alloc_flags & ALLOC_NO_WATERMARKS) != 0
     wm = S.wmark[b, z, widx]
     bo = S.boost[b, z]
@@ -179,9 +181,9 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
         ft = fm if mov else (fr if recl else fu)
         if f >= kb and ft >= kb:
             last = k if rest - (k - 1) * batch > 1 else k - 1
-            gl = fold(S, b, z, f - last * batch, g)
+            gl = fold(f - last * batch, g, t_st)
             if nowm or last == 0 or zone_watermark_fast(gl, wm, bo, res, alloc_flags):
-                g = fold(S, b, z, f - kb, gl)
+                g = fold(f - kb, gl, t_st)
                 f -= kb
                 fm, fr, fu, blk, blku = _took(mov, recl, ft - kb, fm, fr, fu, blk, blku)
                 p = kb - rest
@@ -242,7 +244,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
         served += 1
         if served == n:
             break
-        g = fold(S, b, z, f, g)
+        g = fold(f, g, t_st)
         if not nowm and not zone_watermark_fast(g, wm, bo, res, alloc_flags):
             break
         s = n - served
@@ -251,7 +253,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
         p -= s
         served += s
     zs[b, z, ZF_FREE] = f
-    zs[b, z, ZF_FREE_SEEN] = fold(S, b, z, f, g)
+    zs[b, z, ZF_FREE_SEEN] = fold(f, g, t_st)
     zs[b, z, ZF_FREE_BLK] = blk
     zs[b, z, ZF_FREE_U] = fu
     if rb:

@@ -27,6 +27,7 @@ from . import layout as L
 from .alloc import zonelist_of
 from .knobs import KNOB_MI, KNOB_WRITE_ORDER, KNOBS, PHASE_RATE
 from .rng import seed_state
+from .vmstat import normal_threshold_of
 from .scenario import Scenario, TrafficSpec, workload_times
 from .tuners import init_tuner
 
@@ -109,6 +110,8 @@ def encode_pcp(A: L.Arrays, b: int, s: Scenario, m: Machine, pagesets: dict) -> 
             elif mode != PCP_HIGH_AUTOTUNE:
                 lo = hi = ps["high"][0]
         zs[b, z, L.ZF_PCP_BATCH] = batch
+        # the vmstat counter's threshold while kswapd sleeps: num_online_cpus(), every node's
+        zs[b, z, L.ZF_STAT_NORMAL] = normal_threshold_of(mg, cpus * max(1, m.nr_nodes))
         zs[b, z, L.ZF_PCP_HIGH_MIN] = lo
         zs[b, z, L.ZF_PCP_HIGH_MAX] = hi
         zs[b, z, L.ZF_PCP_HIGH] = lo

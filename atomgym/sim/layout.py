@@ -75,6 +75,7 @@ ZF_NAMES = (
     "blk_pend",      # page-cache pages of the block being filled, credited once it is whole (alloc.py _carried)
     "blk_claimed",   # whole free UNMOVABLE pageblocks MOVABLE requests claimed so far (workloads.py _whole_blocks_to)
     "free_seen",     # NR_FREE_PAGES as zone_page_state() reads it: free less the per-CPU diffs not folded (sim/vmstat.py)
+    "stat_normal",   # calculate_normal_threshold() of the zone (sim/vmstat.py normal_threshold_of())
 )
 _ZF = _index(ZF_NAMES)
 ZF_FREE = _ZF["free"]
@@ -99,6 +100,7 @@ ZF_BLK_MERGE = _ZF["blk_merge"]
 ZF_BLK_PEND = _ZF["blk_pend"]
 ZF_BLK_CLAIMED = _ZF["blk_claimed"]
 ZF_FREE_SEEN = _ZF["free_seen"]
+ZF_STAT_NORMAL = _ZF["stat_normal"]
 ZF_POOLS = (ZF_FREE, ZF_PCP, ZF_CACHE, ZF_ANON, ZF_KERNEL, ZF_NET)   # sum == managed
 NZF = len(ZF_NAMES)
 

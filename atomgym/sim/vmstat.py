@@ -22,54 +22,39 @@ from __future__ import annotations
 from ..kernel.jit import jit
 from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES
-from .layout import MI_PCP_CPUS, ND_STAT_PRESSURE, ZF_FREE, ZF_FREE_SEEN
+from .layout import MI_NNODES, MI_PCP_CPUS, ND_STAT_PRESSURE, ZF_FREE, ZF_FREE_SEEN, ZF_STAT_NORMAL
 
 STAT_THRESHOLD_MAX = 125    # calculate_normal_threshold() / calculate_pressure_threshold(): min(125, ...)
 
 
-@jit(inline="llvm")
-def _fls(x):
-    """fls(): the position of the highest set bit, 1-based; 0 for 0."""
-    n = 0
-    while x > 0:
-        n += 1
-        x >>= 1
-    return n
-
-
-@jit(inline="llvm")
-def normal_threshold(S, b, z):
-    """calculate_normal_threshold(): 2 * fls(cpus) * (1 + fls(managed >> (27 - PAGE_SHIFT))), at most 125."""
-    cpus = S.mi[b, MI_PCP_CPUS]
-    if cpus < 1:
-        cpus = 1
-    t = 2 * _fls(cpus) * (1 + _fls(S.managed[b, z] >> 15))
-    return t if t < STAT_THRESHOLD_MAX else STAT_THRESHOLD_MAX
+def normal_threshold_of(managed: int, cpus: int) -> int:
+    """calculate_normal_threshold(): 2 * fls(cpus) * (1 + fls(managed >> (27 - PAGE_SHIFT))), at
+    most 125 (fls(): the highest set bit, 1-based, 0 for 0). It depends on the zone's managed pages
+    and the CPUs only, so the encoder stores it per zone (``ZF_STAT_NORMAL``)."""
+    cpus = max(int(cpus), 1)
+    return min(STAT_THRESHOLD_MAX, 2 * cpus.bit_length() * (1 + (int(managed) >> 15).bit_length()))
 
 
 @jit(inline="llvm")
 def stat_threshold(S, b, z):
     """The zone's per-CPU stat threshold: calculate_pressure_threshold() while the node's kswapd is
-    awake, from its first run after a full sleep (max(1, (low - min) / cpus)), else
-    calculate_normal_threshold()
-    (2 * fls(cpus) * (1 + fls(managed >> (27 - PAGE_SHIFT)))); at most 125 either way."""
-    cpus = S.mi[b, MI_PCP_CPUS]
-    if cpus < 1:
-        cpus = 1
+    awake, from its first run after a full sleep (max(1, (low - min) / cpus), at most 125), else
+    calculate_normal_threshold() (``ZF_STAT_NORMAL``)."""
     if S.nd[b, z // MAX_NR_ZONES, ND_STAT_PRESSURE] == 0.0:
-        return normal_threshold(S, b, z)
-    else:
-        t = (S.wmark[b, z, WMARK_LOW] - S.wmark[b, z, WMARK_MIN]) // cpus
-        if t < 1:
-            t = 1
+        return S.zs[b, z, ZF_STAT_NORMAL]
+    cpus = S.mi[b, MI_PCP_CPUS] * S.mi[b, MI_NNODES]     # num_online_cpus()
+    t = S.wmark[b, z, WMARK_LOW] - S.wmark[b, z, WMARK_MIN]
+    if cpus > 1:
+        t //= cpus
+    if t < 1:
+        t = 1
     return t if t < STAT_THRESHOLD_MAX else STAT_THRESHOLD_MAX
 
 
 @jit(inline="llvm")
-def fold(S, b, z, f, g):
+def fold(f, g, t):
     """The zone counter ``g`` after the buddy count moved to ``f``: folded to ``f`` once the
-    pending diff passes the threshold, else unchanged."""
-    t = stat_threshold(S, b, z)
+    pending diff passes the threshold ``t``, else unchanged."""
     d = f - g
     if d > t or d < -t:
         return f
@@ -81,7 +66,7 @@ def free_seen(S, b, z):
     """zone_page_state(zone, NR_FREE_PAGES): the zone's counter, folded first if the buddy count
     has moved past the threshold since the last fold (stored)."""
     zs = S.zs
-    g = fold(S, b, z, zs[b, z, ZF_FREE], zs[b, z, ZF_FREE_SEEN])
+    g = fold(zs[b, z, ZF_FREE], zs[b, z, ZF_FREE_SEEN], stat_threshold(S, b, z))
     zs[b, z, ZF_FREE_SEEN] = g
     return g
 
@@ -93,7 +78,7 @@ def free_seen_safe(S, b, z):
     refresh_zone_stat_thresholds() sets to high + cpus * normal threshold only where that drift
     exceeds low - min (a zone whose counter could pass low with min breached)."""
     g = free_seen(S, b, z)
-    drift = S.mi[b, MI_PCP_CPUS] * normal_threshold(S, b, z)
+    drift = S.mi[b, MI_PCP_CPUS] * S.mi[b, MI_NNODES] * S.zs[b, z, ZF_STAT_NORMAL]
     if drift > S.wmark[b, z, WMARK_LOW] - S.wmark[b, z, WMARK_MIN] and g < S.wmark[b, z, WMARK_HIGH] + drift:
         return S.zs[b, z, ZF_FREE]
     return g
