@@ -24,7 +24,7 @@ from atomgym.sim import layout as L
 from atomgym.sim.alloc import alloc_pages_bulk
 from atomgym.sim.engine import free_state, make_state
 from atomgym.sim.scenario import KswapdSpec, MachineSpec, MemorySpec, Scenario
-from atomgym.sim.vmstat import free_seen, normal_threshold_of, stat_threshold
+from atomgym.sim.vmstat import free_seen, normal_threshold_of, refresh_thresholds, stat_threshold
 
 DMA32, NORMAL = 1, 2
 assert ALLOC_WMARK_LOW is not None
@@ -64,11 +64,20 @@ def _sim(cpus: int = 1) -> Simulator:
     return Simulator(scen, machines=m)
 
 
+@njit(cache=False)
+def _refresh(T):
+    S = make_state(T)
+    refresh_thresholds(S, 0, 0)
+    free_state(S)
+
+
 def _kswapd(sim: Simulator, state: int, ran: bool | None = None) -> None:
-    """kswapd in ``state``; ``ran``: it has run since its last full sleep (default: awake)."""
+    """kswapd in ``state``; ``ran``: it has run since its last full sleep (default: awake); the
+    thresholds in force refreshed as kswapd does when it changes (set_pgdat_percpu_threshold())."""
     nd = sim.state[L.STATE_INDEX["nd"]]
     nd[0, 0, L.ND_STATE] = state
     nd[0, 0, L.ND_STAT_PRESSURE] = float(state != L.KS_SLEEP if ran is None else ran)
+    _refresh(sim.state)
 
 
 def test_thresholds_are_the_kernels_normal_and_pressure_ones():
@@ -84,6 +93,12 @@ def test_thresholds_are_the_kernels_normal_and_pressure_ones():
     assert _thresholds(sim.state, NORMAL) == (6, 100) and _thresholds(sim.state, DMA32) == (8, 125)
     _kswapd(sim, L.KS_WAKING, ran=False)   # woken from a full sleep, not yet run: still normal
     assert _thresholds(sim.state, NORMAL) == (6, 6)
+    # simplified: a watermark write while kswapd is awake moves the pressure threshold with low -
+    # min at once (the kernel keeps the one set_pgdat_percpu_threshold() computed at its wake-up)
+    _kswapd(sim, L.KS_NAP)
+    sim.set_knobs(watermark_scale_factor=np.array([5]))      # low = 333 + max(83, 50): 83 apart
+    assert sim.wmark[0, NORMAL, 1] - sim.wmark[0, NORMAL, 0] == 83
+    assert _thresholds(sim.state, NORMAL) == (6, 83)
     two = _sim(cpus=2)
     _kswapd(two, L.KS_SLEEP)
     assert _thresholds(two.state, NORMAL) == (12, 12)

@@ -112,6 +112,7 @@ def encode_pcp(A: L.Arrays, b: int, s: Scenario, m: Machine, pagesets: dict) -> 
         zs[b, z, L.ZF_PCP_BATCH] = batch
         # the vmstat counter's threshold while kswapd sleeps: num_online_cpus(), every node's
         zs[b, z, L.ZF_STAT_NORMAL] = normal_threshold_of(mg, cpus * max(1, m.nr_nodes))
+        zs[b, z, L.ZF_STAT_T] = zs[b, z, L.ZF_STAT_NORMAL]   # kswapd asleep at reset
         zs[b, z, L.ZF_PCP_HIGH_MIN] = lo
         zs[b, z, L.ZF_PCP_HIGH_MAX] = hi
         zs[b, z, L.ZF_PCP_HIGH] = lo

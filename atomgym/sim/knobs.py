@@ -25,6 +25,7 @@ from .layout import (
     MI_NAMES, MI_WBF, MI_WSF, MR_T_MS, ZF_BOOSTED_FLAG, ZF_KERNEL, ZF_PCP_BATCH, ZF_PCP_HIGH, ZF_PCP_HIGH_MAX,
     ZF_PCP_HIGH_MIN, ZL_KERNEL, WP_RATE,
 )
+from .vmstat import refresh_thresholds
 
 # The sysctls the simulator writes, by id: kernel/sysctl.py's SYSCTLS, in its order. A knob vector
 # is (B, len(KNOBS)) int64 (-1: unchanged); a phase's writes are stored as (t_ms, knob id, value);
@@ -87,6 +88,9 @@ def after_wmark_change(S, b):
     if not ok:
         mi[b, MI_TERMINATED] = 1
     zone_pcp_update(S, b)
+    # simplified: the pressure thresholds follow the new low - min at once (the kernel keeps those
+    # set_pgdat_percpu_threshold() computed at kswapd's wake-up; sim/vmstat.py)
+    refresh_thresholds(S, b, -1)
 
 
 @jit()

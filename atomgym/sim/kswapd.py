@@ -13,7 +13,7 @@ from ..kernel.watermark_ok import MIGRATE_MOVABLE, gfp_migratetype, zone_waterma
 from ..kernel.watermarks import WMARK_HIGH
 from ..kernel.zones import MAX_NR_ZONES, MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX
 from .lru import lru_reclaim
-from .vmstat import free_seen_safe
+from .vmstat import free_seen_safe, refresh_thresholds
 from .layout import (
     C_HIGH_HIT, C_KSWAPD_LONGEST, C_KSWAPD_PASSES, C_KSWAPD_RUN_MS, C_KSWAPD_WAKEUPS, C_LOW_HIT,
     C_PAGEOUTRUN, C_PGSCAN_KSWAPD, C_PGSTEAL_KSWAPD,
@@ -306,7 +306,9 @@ def _start_run(S, b, node):
     nd = S.nd
     zs = S.zs
     boost = S.boost
-    nd[b, node, ND_STAT_PRESSURE] = 1.0    # awake: set_pgdat_percpu_threshold(calculate_pressure_threshold)
+    if nd[b, node, ND_STAT_PRESSURE] == 0.0:   # awake: set_pgdat_percpu_threshold(calculate_pressure_threshold)
+        nd[b, node, ND_STAT_PRESSURE] = 1.0
+        refresh_thresholds(S, b, node)
     _highest_zoneidx(S, b, node, True)
     hz = int(nd[b, node, ND_HZ])
     S.ctr[b, C_PAGEOUTRUN] += 1
@@ -479,6 +481,7 @@ def kswapd_tick(S, b, node):
         if prepare_kswapd_sleep(S, b, node, hz):
             nd[b, node, ND_STATE] = KS_SLEEP   # full sleep until explicitly woken
             nd[b, node, ND_STAT_PRESSURE] = 0.0  # set_pgdat_percpu_threshold(calculate_normal_threshold)
+            refresh_thresholds(S, b, node)
             return 0
         ctr[b, C_HIGH_HIT] += 1
         _start_run(S, b, node)

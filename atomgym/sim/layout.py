@@ -76,6 +76,7 @@ ZF_NAMES = (
     "blk_claimed",   # whole free UNMOVABLE pageblocks MOVABLE requests claimed so far (workloads.py _whole_blocks_to)
     "free_seen",     # NR_FREE_PAGES as zone_page_state() reads it: free less the per-CPU diffs not folded (sim/vmstat.py)
     "stat_normal",   # calculate_normal_threshold() of the zone (sim/vmstat.py normal_threshold_of())
+    "stat_t",        # the zone's stat threshold in force: stat_normal, or the pressure one while kswapd is awake (sim/vmstat.py)
 )
 _ZF = _index(ZF_NAMES)
 ZF_FREE = _ZF["free"]
@@ -101,6 +102,7 @@ ZF_BLK_PEND = _ZF["blk_pend"]
 ZF_BLK_CLAIMED = _ZF["blk_claimed"]
 ZF_FREE_SEEN = _ZF["free_seen"]
 ZF_STAT_NORMAL = _ZF["stat_normal"]
+ZF_STAT_T = _ZF["stat_t"]
 ZF_POOLS = (ZF_FREE, ZF_PCP, ZF_CACHE, ZF_ANON, ZF_KERNEL, ZF_NET)   # sum == managed
 NZF = len(ZF_NAMES)
 

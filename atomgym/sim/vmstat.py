@@ -11,7 +11,10 @@ it sleeps fully again (set_pgdat_percpu_threshold() in kswapd_try_to_sleep(); ND
 
 Every second vmstat_update() folds the diffs (refresh_cpu_vm_stats(), sysctl_stat_interval = HZ).
 
-Simplified: one diff per zone, as if every change came from one CPU (the kernel's counter can lag
+Simplified: a watermark write (min_free_kbytes, watermark_scale_factor) moves the pressure
+thresholds with low - min at once, where the kernel keeps those it set at kswapd's wake-up (the
+sysctl handlers call setup_per_zone_wmarks(), not refresh_zone_stat_thresholds()); one diff per
+zone, as if every change came from one CPU (the kernel's counter can lag
 by up to ``t`` on each CPU whose diff is not folded: the drift here is the least the kernel shows,
 exact on one CPU), folded where the count is read rather than at each change (the same fold points
 for single-page steps and bulk moves larger than ``t``); quiet_vmstat()'s fold when a CPU enters
@@ -22,7 +25,7 @@ from __future__ import annotations
 from ..kernel.jit import jit
 from ..kernel.watermarks import WMARK_HIGH, WMARK_LOW, WMARK_MIN
 from ..kernel.zones import MAX_NR_ZONES
-from .layout import MI_NNODES, MI_PCP_CPUS, ND_STAT_PRESSURE, ZF_FREE, ZF_FREE_SEEN, ZF_STAT_NORMAL
+from .layout import MI_NNODES, MI_PCP_CPUS, ND_STAT_PRESSURE, ZF_FREE, ZF_FREE_SEEN, ZF_STAT_NORMAL, ZF_STAT_T
 
 STAT_THRESHOLD_MAX = 125    # calculate_normal_threshold() / calculate_pressure_threshold(): min(125, ...)
 
@@ -36,10 +39,10 @@ def normal_threshold_of(managed: int, cpus: int) -> int:
 
 
 @jit(inline="llvm")
-def stat_threshold(S, b, z):
-    """The zone's per-CPU stat threshold: calculate_pressure_threshold() while the node's kswapd is
-    awake, from its first run after a full sleep (max(1, (low - min) / cpus), at most 125), else
-    calculate_normal_threshold() (``ZF_STAT_NORMAL``)."""
+def _threshold_now(S, b, z):
+    """calculate_pressure_threshold() while the node's kswapd is awake, from its first run after a
+    full sleep (max(1, (low - min) / cpus), at most 125), else calculate_normal_threshold()
+    (``ZF_STAT_NORMAL``)."""
     if S.nd[b, z // MAX_NR_ZONES, ND_STAT_PRESSURE] == 0.0:
         return S.zs[b, z, ZF_STAT_NORMAL]
     cpus = S.mi[b, MI_PCP_CPUS] * S.mi[b, MI_NNODES]     # num_online_cpus()
@@ -49,6 +52,22 @@ def stat_threshold(S, b, z):
     if t < 1:
         t = 1
     return t if t < STAT_THRESHOLD_MAX else STAT_THRESHOLD_MAX
+
+
+@jit()
+def refresh_thresholds(S, b, node):
+    """set_pgdat_percpu_threshold(): the threshold in force (``ZF_STAT_T``) of each zone of
+    ``node`` (every node when ``node`` < 0), after kswapd's state or the watermarks changed."""
+    zs = S.zs
+    for z in range(zs.shape[1]):
+        if node < 0 or z // MAX_NR_ZONES == node:
+            zs[b, z, ZF_STAT_T] = _threshold_now(S, b, z)
+
+
+@jit(inline="llvm")
+def stat_threshold(S, b, z):
+    """The zone's per-CPU stat threshold in force (``ZF_STAT_T``, refresh_thresholds())."""
+    return S.zs[b, z, ZF_STAT_T]
 
 
 @jit(inline="llvm")
