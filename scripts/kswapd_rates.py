@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atomgym.realkernel.fidelity import RealKernelError, check_samples, load_samples_of, timeseries_file
+from atomgym.realkernel.fidelity import (RealKernelError, check_samples, kswapd_schedstat, load_samples_of,
+                                        timeseries_file)
 
 WALK = 10_000   # pages scanned and not reclaimed in one interval that count as a walk past other zones
 
@@ -55,15 +56,11 @@ def rates(samples: list[dict]) -> dict:
             walks += 1
     v0, v1 = samples[0]["vmstat"], samples[-1]["vmstat"]
     dma = sum(1 for s in samples for z in s["zones"] if z["zone"] == "DMA" and z["boost"] > 0)
-    k0, k1 = samples[0].get("kswapd"), samples[-1].get("kswapd")
-    sched: dict = {k: None for k in ("cpu_ms", "per_cpu_ms", "cpu_per_run_ms", "wait_per_run_ms", "wait_per_slice_ms")}
-    if k0 and k1:
-        cpu = (k1["run_ns"] - k0["run_ns"]) / 1e6
-        wait = (k1["wait_ns"] - k0["wait_ns"]) / 1e6
-        slices = k1["slices"] - k0["slices"]
-        runs = v1.get("pageoutrun", 0) - v0.get("pageoutrun", 0)
-        stolen = v1.get("pgsteal_kswapd", 0) - v0.get("pgsteal_kswapd", 0)
-        sched = {"cpu_ms": round(cpu, 1), "per_cpu_ms": round(stolen / cpu, 1) if cpu > 0 else None,
+    k = kswapd_schedstat(samples)
+    sched: dict = {n: None for n in ("cpu_ms", "per_cpu_ms", "cpu_per_run_ms", "wait_per_run_ms", "wait_per_slice_ms")}
+    if k:
+        cpu, wait, runs, slices = k["cpu_ms"], k["wait_ms"], k["runs"], k["slices"]
+        sched = {"cpu_ms": round(cpu, 1), "per_cpu_ms": round(k["stolen"] / cpu, 1) if cpu > 0 else None,
                  "cpu_per_run_ms": round(cpu / runs, 3) if runs else None,
                  "wait_per_run_ms": round(wait / runs, 3) if runs else None,
                  "wait_per_slice_ms": round(wait / slices, 3) if slices else None}

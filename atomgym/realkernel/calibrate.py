@@ -20,7 +20,6 @@ only with --force).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import multiprocessing
@@ -34,7 +33,7 @@ from ..scenario_schema import KSWAPD
 from .corpus import (HALVES, MANIFEST, _atomic_write, aggregate, format_aggregate, kernel_spread, read_manifest,
                      repeated_scenarios)
 from .errors import RealKernelError
-from .fidelity import deviation, judge, load, simulate
+from .fidelity import deviation, judge, kswapd_ranges, load, simulate
 
 FIT_KIND = "atomgym fidelity fit"
 PARAMS = tuple(f.name for f in KSWAPD)     # the free parameters: the scenario's kswapd: section
@@ -64,18 +63,13 @@ WSF_PAIR = (10, 100)
 
 
 # ---- arguments ---------------------------------------------------------------------------------
-def _ranges() -> dict[str, tuple[float, float]]:
-    from ..sim.scenario import KswapdSpec
-    return {f.name: f.metadata["range"] for f in dataclasses.fields(KswapdSpec)}
-
-
 def parse_grid(items: list[str] | None) -> dict[str, list[float]]:
     """--grid KEY=V1,V2,... (repeatable): the values of one parameter; a parameter not named keeps
     the default grid's values. One line on a key that is not a free parameter, a value that is not
     a number in the schema's range, a value given twice, or a grid of more than MAX_POINTS."""
     grid = {k: list(v) for k, v in DEFAULT_GRID.items()}
     seen: set[str] = set()
-    rng = _ranges()
+    rng = kswapd_ranges()
     for it in items or []:
         key, eq, vals = it.partition("=")
         key = key.strip()

@@ -166,10 +166,9 @@ def real_metrics(plan: Plan, samples: list[dict], meta: dict, horizon: float | N
     }
     # kswapd0's /proc/PID/schedstat (captures since 2026-12-07): the CPU time it ran, and the time
     # it waited on the runqueue (woken, not yet on the CPU) per balance_pgdat() run
-    k0, k1 = first.get("kswapd"), last.get("kswapd")
-    out["kswapd_cpu_ms"] = round((k1["run_ns"] - k0["run_ns"]) / 1e6, 1) if k0 and k1 else None
-    out["kswapd_wait_per_run_ms"] = (round((k1["wait_ns"] - k0["wait_ns"]) / 1e6 / runs, 3)
-                                     if k0 and k1 and runs else None)
+    k = kswapd_schedstat(samples)
+    out["kswapd_cpu_ms"] = round(k["cpu_ms"], 1) if k else None
+    out["kswapd_wait_per_run_ms"] = round(k["wait_ms"] / runs, 3) if k and runs else None
     for lo, hi_ in phase_bounds(plan, horizon):
         out["phases"].append({"from_s": lo, "to_s": hi_, "median_pos": _median_pos(ts, pos, lo, hi_)})
     pt_rows = _pagetype_rows(samples, zname)
@@ -786,27 +785,35 @@ def _check_capture(meta: dict, samples: list[dict], src: Path, ts: Path | None =
                               f"{{zone_idx, free}})")
 
 
-def _kswapd_ranges() -> dict[str, tuple[float, float]]:
+def kswapd_ranges() -> dict[str, tuple[float, float]]:
+    """The schema's range of each `kswapd:` key (the simulator's free parameters)."""
     from ..sim.scenario import KswapdSpec
     return {f.name: f.metadata["range"] for f in dataclasses.fields(KswapdSpec)}
 
 
-def kswapd_measured(samples: list[dict]) -> dict[str, float] | None:
-    """kswapd's speed as the capture measured it (kswapd0's schedstat, captures since 2026-12-07):
-    ``reclaim_pages_per_ms`` = pgsteal_kswapd per ms of kswapd's CPU time, ``wake_latency_ms`` =
-    its runqueue wait per balance_pgdat() run (pageoutrun); None without schedstat or with too
-    little reclaim to say (under 1,000 pages or 10 runs)."""
+def kswapd_schedstat(samples: list[dict]) -> dict[str, float] | None:
+    """kswapd0's schedstat between the first and the last sample (captures since 2026-12-07):
+    ``cpu_ms`` it ran, ``wait_ms`` it waited on the runqueue, its ``slices``, and from /proc/vmstat
+    its ``runs`` (pageoutrun) and ``stolen`` pages (pgsteal_kswapd); None without schedstat."""
     k0, k1 = samples[0].get("kswapd"), samples[-1].get("kswapd")
     if not k0 or not k1:
         return None
-    cpu = (k1["run_ns"] - k0["run_ns"]) / 1e6
     v0, v1 = samples[0]["vmstat"], samples[-1]["vmstat"]
-    stolen = v1.get("pgsteal_kswapd", 0) - v0.get("pgsteal_kswapd", 0)
-    runs = v1.get("pageoutrun", 0) - v0.get("pageoutrun", 0)
-    if cpu <= 0 or stolen < 1000 or runs < 10:
+    return {"cpu_ms": (k1["run_ns"] - k0["run_ns"]) / 1e6, "wait_ms": (k1["wait_ns"] - k0["wait_ns"]) / 1e6,
+            "slices": k1["slices"] - k0["slices"], "runs": v1.get("pageoutrun", 0) - v0.get("pageoutrun", 0),
+            "stolen": v1.get("pgsteal_kswapd", 0) - v0.get("pgsteal_kswapd", 0)}
+
+
+def kswapd_measured(samples: list[dict]) -> dict[str, float] | None:
+    """kswapd's speed as the capture measured it (kswapd_schedstat()): ``reclaim_pages_per_ms`` =
+    pgsteal_kswapd per ms of kswapd's CPU time, ``wake_latency_ms`` = its runqueue wait per
+    balance_pgdat() run (pageoutrun); None without schedstat or with too little reclaim to say
+    (under 1,000 pages or 10 runs)."""
+    k = kswapd_schedstat(samples)
+    if k is None or k["cpu_ms"] <= 0 or k["stolen"] < 1000 or k["runs"] < 10:
         return None
-    return {"reclaim_pages_per_ms": round(stolen / cpu, 1),
-            "wake_latency_ms": round((k1["wait_ns"] - k0["wait_ns"]) / 1e6 / runs, 3)}
+    return {"reclaim_pages_per_ms": round(k["stolen"] / k["cpu_ms"], 1),
+            "wake_latency_ms": round(k["wait_ms"] / k["runs"], 3)}
 
 
 def load(cap_dir: str | Path) -> dict[str, Any]:
@@ -863,7 +870,7 @@ def load(cap_dir: str | Path) -> dict[str, Any]:
                      f"tree would keep running a workload the guest stopped")
     measured = kswapd_measured(samples)
     if measured is not None:      # the guest's own kswapd speed, not the scenario's (fitted) values
-        for k, (lo, hi) in _kswapd_ranges().items():
+        for k, (lo, hi) in kswapd_ranges().items():
             if k in measured:
                 measured[k] = min(max(measured[k], lo), hi)
         scen = dataclasses.replace(scen, kswapd=dataclasses.replace(scen.kswapd, **measured))
