@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from atomgym import cli
+from atomgym.realkernel.fidelity import METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 CAP = ROOT / "tests" / "data" / "realkernel" / "capture-smoke"
@@ -92,7 +93,7 @@ def test_corpus_json_keys_score_and_spread(report) -> None:
 def test_the_kernels_spread_per_kind() -> None:
     from atomgym.realkernel.corpus import spread_of
     assert spread_of([2885, 2499], "atomic_fail_pages", 200) == pytest.approx(386 / 2692)
-    assert spread_of([0, 7], "direct_reclaim_stalls", 200) == 0.0            # both small counts
+    assert spread_of([0, 7], "direct_reclaim_stalls", 200) is None           # both small counts: says nothing
     assert spread_of([8.006, 5.514], "first_failure_t", 200) == pytest.approx(2.492 / 6.76)   # a time is not
     assert spread_of([327, 306], "free_at_first_failure", 210) == pytest.approx(0.1)        # in gaps
     assert spread_of([6.62, 6.40], "median_pos", 210) == pytest.approx(0.22)
@@ -110,8 +111,9 @@ def test_corpus_tables_aggregate_and_plots(corpus, tmp_path) -> None:
     assert rc == 0, err
     assert out.count("capture:  ") == 3 and "aggregate over 3 runs (1 scenarios captured more than once" in out
     assert "kernel spread" in out and "median" in out
-    last = out.strip().splitlines()[-1]
+    last, own = out.strip().splitlines()[-2:]
     assert last.startswith("fidelity score: ") and "(run, metric) pairs within tolerance" in last
+    assert own.startswith("the kernel against its own repeats: ") and "2 ordered pairs of repeated runs" in own
     for r in ("a", "a-2", "b"):
         assert (plots / f"{r}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in plots.iterdir()) == ["a-2.png", "a.png", "b.png"]   # no temporary left
@@ -427,3 +429,43 @@ def test_repeats_count_only_under_the_same_sampling():
     assert [g["runs"] for g in groups["kswapd_runs"]] == [["s", "s-2"]]
     spread, _ = kernel_spread([run("s", 100, False), run("s-3", 200, True)])
     assert "kswapd_runs" not in spread
+
+
+def test_the_spread_ignores_scenarios_where_a_count_hardly_happens():
+    """corpus.kernel_spread(): a scenario whose repeats all count at most SMALL_COUNT stalls says
+    nothing about how far the kernel's stall counts spread when it stalls (such counts agree by
+    the small-count rule): listed with spread None, left out of the median."""
+    from atomgym.realkernel.corpus import kernel_spread
+
+    def run(scen, name, stalls):
+        return {"scenario": scen, "scenario_sha": scen, "run": name,
+                "real": {"direct_reclaim_stalls": stalls, "gap": 100.0, "phases": []}}
+    spread, groups = kernel_spread([run("q", "q", 0), run("q", "q-2", 7), run("s", "s", 100), run("s", "s-2", 150)])
+    assert spread["direct_reclaim_stalls"] == 0.4          # (150 - 100) / 125, not the median of 0 and 0.4
+    assert [g["spread"] for g in groups["direct_reclaim_stalls"]] == [None, 0.4]
+    spread, groups = kernel_spread([run("q", "q", 0), run("q", "q-2", 7)])
+    assert "direct_reclaim_stalls" not in spread and len(groups["direct_reclaim_stalls"]) == 1
+
+
+def test_the_kernel_against_its_own_repeats():
+    """corpus.kernel_self_score(): every ordered pair of repeats judged with compare() as if one
+    were the simulator's run of the other; a value only one guest measured (kswapd's schedstat)
+    is left out, not counted as a disagreement; runs without a repeat add nothing."""
+    from atomgym.realkernel.corpus import kernel_self_score
+    from atomgym.realkernel.fidelity import compare
+
+    def real(runs, stalls, cpu=None):
+        r = {k: None for k, _ in METRICS}
+        r.update(kswapd_runs=runs, direct_reclaim_stalls=stalls, kswapd_cpu_ms=cpu, gap=100.0, phases=[])
+        return r
+
+    def run(scen, name, r):
+        return {"scenario": scen, "scenario_sha": scen, "run": name, "sample_s": 0.3, "real": r}
+    a, b = real(100, 50, cpu=400.0), real(110, 100)          # runs agree (10 %), stalls do not (2x)
+    own = kernel_self_score([run("s", "s", a), run("s", "s-2", b), run("t", "t", real(5, 5))], {})
+    assert own["run_pairs"] == 2 and own["pairs"] == 4 and own["within"] == 2 and own["score"] == 0.5
+    assert own["per_metric"] == {"kswapd_runs": 1.0, "direct_reclaim_stalls": 0.0}
+    assert [r["verdict"] for r in compare(a, b) if r["metric"] == "kswapd_cpu_ms"] == ["differs"]
+    # with the stalls' spread (a tolerance of 1.0) the stalls agree one way (50 vs 100 is 1.0 of 50) and the other
+    assert kernel_self_score([run("s", "s", a), run("s", "s-2", b)], {"direct_reclaim_stalls": 1.0})["score"] == 1.0
+    assert kernel_self_score([run("s", "s", a), run("t", "t", b)], {}) is None
