@@ -306,9 +306,12 @@ def test_direct_reclaim_stall(tmp_path):
     (3 allocstalls), 102 pages at 200 pages/ms: 0.51 ms = 510 us of stall; the retry at min
     then takes 100 of them (free > 1000 for each): free 1002, cache 10000 - 102 + 100. The
     reader's xarray slab (4 kernel pages per 1792 pages read, workloads._kmem_to(), no direct
-    reclaim) gets its 4 pages: its checks read the zone's counter (sim/vmstat.py), last folded at
-    1003 (the reclaimed pages moved the buddy count past the threshold, 24 with kswapd asleep:
-    2·fls(8 CPUs)·(1 + fls(100000 >> 15))), 3 pages or fewer off since: free 998."""
+    reclaim) asks for 4 RECLAIMABLE pages; its checks read the zone's counter (sim/vmstat.py),
+    last folded at 1003 (the reclaimed pages moved the buddy count past the threshold, 24 with
+    kswapd asleep: 2·fls(8 CPUs)·(1 + fls(100000 >> 15))). The zone has no RECLAIMABLE free page:
+    the first request falls back (__rmqueue_fallback()) and boosts the zone by a pageblock (512);
+    each later request is checked against the raised watermark (wmark_pages() includes
+    watermark_boost: 1003 <= 1000 + 512) and fails: one page, free 1001, boost 512."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=390.625, working_set_mib=1000.0)]
     s = _scenario(tmp_path, {}, workloads=wl)
     sim = Simulator(s, machines=_machine())
@@ -319,9 +322,10 @@ def test_direct_reclaim_stall(tmp_path):
     assert _c(sim, "pgscan_direct") == 102 and _c(sim, "pgsteal_direct") == 102
     assert _c(sim, "direct_reclaim_stall_us") == 510.0
     assert _c(sim, "workload_deficit_pages") == 0
-    assert sim.free[0, NORMAL] == 998 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
+    assert sim.free[0, NORMAL] == 1001 and sim.zone_state[0, NORMAL, L.ZF_CACHE] == 9998
     assert sim.zone_state[0, NORMAL, L.ZF_FREE_SEEN] == 1003
-    assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 4
+    assert sim.zone_state[0, NORMAL, L.ZF_KERNEL] == k0 + 1 and sim.boost[0, NORMAL] == 512
+    assert _c(sim, "fallbacks") == 1 and _c(sim, "fallback_boosts") == 1
 
 
 def test_allocstall_counts_a_call_that_spans_ticks_once(tmp_path):

@@ -112,8 +112,9 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
       the chunk's block to the requested type (move_freepages_block()), up to a pageblock: an
       UNMOVABLE or RECLAIMABLE request takes MOVABLE free pages, then the other non-movable
       type's; a MOVABLE request takes RECLAIMABLE, then UNMOVABLE free pages
-      (fallbacks[MIGRATE_MOVABLE]). With ``nofrag`` (ALLOC_NOFRAGMENT) a zone whose own type and
-      whole blocks are exhausted is skipped.
+      (fallbacks[MIGRATE_MOVABLE]); the next requests are checked against the raised boost
+      (zone_watermark_fast() reads wmark_pages(), boost included, for each page). With ``nofrag``
+      (ALLOC_NOFRAGMENT) a zone whose own type and whole blocks are exhausted is skipped.
     - with memory.reclaim_reforms_pageblocks, whole free UNMOVABLE pageblocks (``ZF_FREE_BLK_U``:
       a block device's page cache reclaimed block by block, sim/lru.py) are split last by an
       UNMOVABLE request (__rmqueue_smallest()) and claimed outright, with no boost, by a MOVABLE or
@@ -233,6 +234,7 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
             if mv == 0:
                 break
             fallback_event(S, b, z, alloc_flags)
+            bo = S.boost[b, z]           # the next request's check reads the raised boost
             ft += mv
         if ft < take:
             if ft == 0:

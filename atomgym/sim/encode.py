@@ -110,8 +110,9 @@ def encode_pcp(A: L.Arrays, b: int, s: Scenario, m: Machine, pagesets: dict) -> 
             elif mode != PCP_HIGH_AUTOTUNE:
                 lo = hi = ps["high"][0]
         zs[b, z, L.ZF_PCP_BATCH] = batch
-        # the vmstat counter's threshold while kswapd sleeps: num_online_cpus(), every node's
-        zs[b, z, L.ZF_STAT_NORMAL] = normal_threshold_of(mg, cpus * max(1, m.nr_nodes))
+        # the vmstat counter's threshold while kswapd sleeps, of num_online_cpus() as the engine
+        # reads it (vmstat.online_cpus(): MI_PCP_CPUS x MI_NNODES, set above)
+        zs[b, z, L.ZF_STAT_NORMAL] = normal_threshold_of(mg, int(mi[b, L.MI_PCP_CPUS]) * int(mi[b, L.MI_NNODES]))
         zs[b, z, L.ZF_STAT_T] = zs[b, z, L.ZF_STAT_NORMAL]   # kswapd asleep at reset
         zs[b, z, L.ZF_PCP_HIGH_MIN] = lo
         zs[b, z, L.ZF_PCP_HIGH_MAX] = hi

@@ -39,13 +39,20 @@ def normal_threshold_of(managed: int, cpus: int) -> int:
 
 
 @jit(inline="llvm")
+def online_cpus(S, b):
+    """num_online_cpus(): the machine's CPUs (the encoder stores them per node, MI_PCP_CPUS; the
+    same product gave ZF_STAT_NORMAL at encode)."""
+    return S.mi[b, MI_PCP_CPUS] * S.mi[b, MI_NNODES]
+
+
+@jit(inline="llvm")
 def _threshold_now(S, b, z):
     """calculate_pressure_threshold() while the node's kswapd is awake, from its first run after a
     full sleep (max(1, (low - min) / cpus), at most 125), else calculate_normal_threshold()
     (``ZF_STAT_NORMAL``)."""
     if S.nd[b, z // MAX_NR_ZONES, ND_STAT_PRESSURE] == 0.0:
         return S.zs[b, z, ZF_STAT_NORMAL]
-    cpus = S.mi[b, MI_PCP_CPUS] * S.mi[b, MI_NNODES]     # num_online_cpus()
+    cpus = online_cpus(S, b)
     t = S.wmark[b, z, WMARK_LOW] - S.wmark[b, z, WMARK_MIN]
     if cpus > 1:
         t //= cpus
@@ -97,7 +104,7 @@ def free_seen_safe(S, b, z):
     refresh_zone_stat_thresholds() sets to high + cpus * normal threshold only where that drift
     exceeds low - min (a zone whose counter could pass low with min breached)."""
     g = free_seen(S, b, z)
-    drift = S.mi[b, MI_PCP_CPUS] * S.mi[b, MI_NNODES] * S.zs[b, z, ZF_STAT_NORMAL]
+    drift = online_cpus(S, b) * S.zs[b, z, ZF_STAT_NORMAL]
     if drift > S.wmark[b, z, WMARK_LOW] - S.wmark[b, z, WMARK_MIN] and g < S.wmark[b, z, WMARK_HIGH] + drift:
         return S.zs[b, z, ZF_FREE]
     return g
