@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from atomgym.kernel.snapshot import parse_snapshot
-from atomgym.realkernel.fidelity import RealKernelError, check_samples, load_samples_of, timeseries_file
+from atomgym.realkernel.fidelity import RealKernelError, checked_samples, per_capture
 
 NORMAL = 2   # lowmem_reserve[] index of ZONE_NORMAL (GFP_KERNEL, GFP_USER; ZONE_MOVABLE's is the same here)
 
@@ -32,11 +32,7 @@ def _stalls(v: dict) -> int:
 
 
 def dma_balance(cap: Path, from_s: float) -> dict:
-    samples = load_samples_of(cap)
-    ts = timeseries_file(cap)
-    if len(samples) < 2:
-        raise RealKernelError(f"{ts}: {len(samples)} sample(s); a capture has one every ~0.3 s")
-    check_samples(samples, ts)
+    samples = checked_samples(cap)
     snap_file = cap / "snapshot-start.txt"
     if not snap_file.exists():
         snap_file = cap / "snapshot.txt"
@@ -72,13 +68,9 @@ def main() -> int:
     ap.add_argument("--from-s", type=float, default=5.0, help="first sample read, in s (default 5: memory full)")
     ap.add_argument("--json", action="store_true", help="one JSON object: capture -> figures and samples")
     a = ap.parse_args()
-    out = {}
-    for c in a.captures:
-        try:
-            out[c] = dma_balance(Path(c), a.from_s)
-        except RealKernelError as e:
-            print(f"dma_balance.py: {e}", file=sys.stderr)
-            return 2
+    out = per_capture(a.captures, lambda c: dma_balance(c, a.from_s), "dma_balance.py", sys.stderr)
+    if out is None:
+        return 2
     if a.json:
         print(json.dumps(out, indent=1))
         return 0

@@ -31,12 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from atomgym.realkernel.fidelity import (RealKernelError, check_samples, kswapd_schedstat, load_samples_of,
-                                        timeseries_file)
+from atomgym.realkernel.fidelity import checked_samples, kswapd_schedstat, per_capture
 
 WALK = 10_000   # pages scanned and not reclaimed in one interval that count as a walk past other zones
 
@@ -80,18 +78,9 @@ def main() -> int:
     ap.add_argument("captures", nargs="+", metavar="CAPTURE_DIR")
     ap.add_argument("--json", action="store_true", help="one JSON object: capture -> figures")
     a = ap.parse_args()
-    out = {}
-    for c in a.captures:
-        try:
-            samples = load_samples_of(Path(c))
-            ts = timeseries_file(Path(c))
-            if len(samples) < 2:
-                raise RealKernelError(f"{ts}: {len(samples)} sample(s); a capture has one every ~0.3 s")
-            check_samples(samples, ts)      # the fields fidelity checks, one line each (exit 2)
-            out[c] = rates(samples)
-        except RealKernelError as e:
-            print(f"kswapd_rates.py: {e}", file=sys.stderr)
-            return 2
+    out = per_capture(a.captures, lambda c: rates(checked_samples(c)), "kswapd_rates.py", sys.stderr)
+    if out is None:     # the fields fidelity checks, one line (exit 2)
+        return 2
     if a.json:
         print(json.dumps(out, indent=1))
         return 0

@@ -18,7 +18,7 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -710,6 +710,31 @@ def load_samples_of(cap: Path) -> list[dict[str, Any]]:
                               f"`atomgym realkernel run` writes (not followed)")
     text = _read_gzip_text(ts) if ts.suffix == ".gz" else _read_text(ts)
     return read_jsonl(text, str(ts))
+
+
+def checked_samples(cap: Path) -> list[dict[str, Any]]:
+    """load_samples_of() with the checks fidelity makes of them (check_samples()) and at least two
+    samples: what a script that reads a capture's series needs (scripts/kswapd_rates.py,
+    scripts/dma_balance.py). One-line RealKernelError."""
+    samples = load_samples_of(cap)
+    ts = timeseries_file(cap)
+    if len(samples) < 2:
+        raise RealKernelError(f"{ts}: {len(samples)} sample(s); a capture has one every ~0.3 s")
+    check_samples(samples, ts)
+    return samples
+
+
+def per_capture(captures: list[str], measure_one, prog: str, err: TextIO) -> dict[str, Any] | None:
+    """``{capture: measure_one(Path(capture))}`` for a script over capture folders; on the first
+    RealKernelError its one line, prefixed with ``prog``, on ``err`` and None (the script exits 2)."""
+    out: dict[str, Any] = {}
+    for c in captures:
+        try:
+            out[c] = measure_one(Path(c))
+        except RealKernelError as e:
+            print(f"{prog}: {e}", file=err)
+            return None
+    return out
 
 
 def _read_json(path: Path, kind: type) -> Any:
