@@ -136,6 +136,19 @@ def test_fit_prints_each_point_and_picks_the_best(fit) -> None:
     assert "done-when, held-out half:" in text and text.strip().splitlines()[-1].startswith("wrote ")
 
 
+def test_fit_prints_the_kernels_own_ceiling(fit) -> None:
+    """The fit reads its scores against the kernel's own repeats (corpus.kernel_self_score(): a, a-2
+    and b, copies of one capture and its scenario file, judged as each other's twins, 6 ordered
+    pairs; c's file differs): a column of the aggregate tables, the done-when pairs' line, and the
+    record's ``kernel_self_score``."""
+    _, rec, text = fit
+    own = rec["kernel_self_score"]
+    assert own["run_pairs"] == 6 and 0 < own["score"] <= 1 and own["per_metric"]["atomic_req_pages"] == 1.0
+    assert "kernel vs itself" in text
+    assert text.count(f"target 85 %: missed (the kernel against its own repeats: {own['score']:.1%})") + text.count(
+        f"target 85 %: met (the kernel against its own repeats: {own['score']:.1%})") == 2
+
+
 def test_fit_in_two_processes_is_the_same_fit(fit, tmp_path) -> None:
     """--jobs 2 replays the grid's points in two forked workers: the same lines, points, fitted
     values and halves as the serial fit (the replays are deterministic); `how` names --jobs."""
@@ -146,7 +159,7 @@ def test_fit_in_two_processes_is_the_same_fit(fit, tmp_path) -> None:
     rec2 = json.loads(out.read_text())
     same = lambda t: [ln for ln in t.splitlines() if not ln.startswith(("fit: ", "wrote "))]   # noqa: E731
     assert same(text2) == same(text)
-    for k in ("points", "fitted", "calibration", "held-out", "captures_own", "kernel_spread", "grid"):
+    for k in ("points", "fitted", "calibration", "held-out", "captures_own", "kernel_spread", "kernel_self_score", "grid"):
         assert rec2[k] == rec[k], k
     assert rec2["how"].endswith("--jobs 2") and "--jobs" not in rec["how"]
     rc, _, err = _cli("fidelity", "fit", str(root), *TINY, "--jobs", "0")

@@ -254,18 +254,25 @@ def _pct(v: float | None, kind: str) -> str:
     return f"{v:.0%}" if kind in RELATIVE else f"{v:.2f} gap"
 
 
-def format_aggregate(rows: list[dict[str, Any]], score: dict[str, Any], n_runs: int, n_rep: int) -> str:
+def format_aggregate(rows: list[dict[str, Any]], score: dict[str, Any], n_runs: int, n_rep: int,
+                     own: dict[str, Any] | None = None) -> str:
+    """The aggregate table; with ``own`` (kernel_self_score()) a last column: the fraction of the
+    kernel's own repeats within the same tolerance, the ceiling of each row's ``within``."""
     w = max(len(r["label"]) for r in rows)
+    per = (own or {}).get("per_metric", {})
     out = [f"aggregate over {n_runs} runs ({n_rep} scenarios captured more than once give the kernel's spread)",
            "",
-           f"{'metric':<{w}}  {'pairs':>5}  {'within':>6}  {'median':>16}  {'kernel spread':>13}  {'tolerance':>9}"]
+           f"{'metric':<{w}}  {'pairs':>5}  {'within':>6}  {'median':>16}  {'kernel spread':>13}  {'tolerance':>9}"
+           + (f"  {'kernel vs itself':>16}" if own else "")]
     for r in rows:
         med = "n/a" if r["median"] is None else (
             f"{r['median']:.2f} sim/real" if r["kind"] in RELATIVE else
             f"{r['median']:+.2f} share" if r["kind"] == KIND_SHARE else f"{r['median']:+.2f} gap")
         frac = "n/a" if r["fraction_within"] is None else f"{r['fraction_within']:.0%}"
+        ceil = "n/a" if per.get(r["metric"]) is None else f"{per[r['metric']]:.0%}"
         out.append(f"{r['label']:<{w}}  {r['pairs']:>5}  {frac:>6}  {med:>16}  "
-                   f"{_pct(r['kernel_spread'], r['kind']):>13}  {_pct(r['tolerance'], r['kind']):>9}")
+                   f"{_pct(r['kernel_spread'], r['kind']):>13}  {_pct(r['tolerance'], r['kind']):>9}"
+                   + (f"  {ceil:>16}" if own else ""))
     out.append("")
     out.append(f"fidelity score: {score['score']:.3f} ({score['within']} of {score['pairs']} (run, metric) pairs "
                f"within tolerance)" if score["score"] is not None else "fidelity score: n/a (no comparable pairs)")
@@ -417,7 +424,7 @@ def main(args, out: TextIO, err: TextIO) -> int:
     for rep in reps:
         print(format_table(rep), file=out)
         print(file=out)
-    print(format_aggregate(rows, score, len(reps), n_rep), file=out)
+    print(format_aggregate(rows, score, len(reps), n_rep, own), file=out)
     for h, sc in halves.items():
         print(f"  {h} half: {sc['score']:.3f} ({sc['within']} of {sc['pairs']} pairs, {len(sc['runs'])} runs)", file=out)
     if own is not None:
