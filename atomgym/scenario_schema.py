@@ -135,6 +135,9 @@ WORKLOAD = (
        "working set's resident share) or sequential (a loop: reclaim takes the oldest pages, the ones it "
        "reads next, so a working set the cache does not hold misses on every read)",
        choices=("random", "sequential")),
+    _k("chunk_pages", int, 0, 0, 1 << 20, "pages", "stream_read, anon_hog, churn: allocate the rate's pages "
+       "in chunks of this many (the pages due accumulate until a chunk is; a reader's read() of 256 KiB, "
+       "a loop touching 64 pages between pauses); 0 = each tick's pages"),
     _k("peak_mib", float, 1024.0, 0.0, 4e6, "MiB", "anon_hog: size at which it stops growing"),
     _k("hold_s", float, 10.0, 0.0, 1e7, "s", "anon_hog: time held at peak before exiting"),
     _k("period_s", float, 60.0, 0.0, 1e7, "s", "anon_hog: restart period (0 = once)"),

@@ -31,6 +31,9 @@ WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2   # kernel/watermarks.py order (enum 
 PAGE_KIB = 4
 COUNT_TOL = 0.25     # counts (and times, ratios): |sim - real| <= 25 % of real
 POS_TOL = 0.25       # positions: within 0.25 of the zone's high - min gap
+# agrun's reader reads 256 KiB a pread() (CHUNK) and its hog touches 64 pages between two checks of
+# its pace: both allocate in 64-page chunks, which the twin's workloads do too (chunk_pages)
+AGRUN_CHUNK_PAGES = 64
 SMALL_COUNT = 10     # counts this small on both sides agree (a handful of stalls is noise)
 
 
@@ -374,6 +377,8 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
                 w["shots"] = _replay_shots(w["shots"], shots)
             if w["kind"] == "stream_read":   # agrun's reader loops over its range with pread()
                 w["access"] = "sequential"
+            if w["kind"] in ("stream_read", "anon_hog"):
+                w["chunk_pages"] = AGRUN_CHUNK_PAGES
             d["workloads"].append(w)
     else:
         for i, w in enumerate(plan.works):
@@ -384,7 +389,7 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
             spec: dict[str, Any] = {"start_s": starts.get(w.name, w.start)}
             if w.kind == "stream":
                 spec.update(kind="stream_read", rate_mib_s=rates.get(i, w.params[0]),
-                            working_set_mib=w.params[2], access="sequential")
+                            working_set_mib=w.params[2], access="sequential", chunk_pages=AGRUN_CHUNK_PAGES)
                 if w.params[3] > 0:
                     if feats["volume_mib"]:
                         spec["volume_mib"] = w.params[3]
@@ -392,7 +397,7 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
                         missing.append(f"volume_mib of {w.name}")
             elif w.kind == "hog":
                 spec.update(kind="anon_hog", rate_mib_s=rates.get(i, w.params[0]), peak_mib=w.params[1],
-                            hold_s=w.params[2], period_s=w.params[3])
+                            hold_s=w.params[2], period_s=w.params[3], chunk_pages=AGRUN_CHUNK_PAGES)
             else:   # atomic_alloc: params are (gfp class, pages, interval us, hold us)
                 spec.update(kind="atomic_alloc", gfp=("atomic", "nowait")[int(w.params[0])],
                             pages_per_burst=int(w.params[1]), interval_ms=w.params[2] / 1000,

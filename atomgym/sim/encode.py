@@ -390,6 +390,7 @@ def encode_workloads(A: L.Arrays, b: int, s: Scenario, off: int) -> int:
         wp[b, w, L.WP_RATE] = wl.rate_mib_s * PAGES_PER_MIB / 1000.0
         wp[b, w, L.WP_WS] = int(wl.working_set_mib * PAGES_PER_MIB)
         wp[b, w, L.WP_SEQUENTIAL] = 1.0 if wl.access == "sequential" else 0.0
+        wp[b, w, L.WP_CHUNK] = wl.chunk_pages
         wp[b, w, L.WP_PEAK] = int(wl.peak_mib * PAGES_PER_MIB)
         wp[b, w, L.WP_HOLD] = wl.hold_s * 1000.0
         wp[b, w, L.WP_PERIOD] = wl.period_s * 1000.0

@@ -423,6 +423,7 @@ WP_NAMES = (
     "s_next_rel",      # atomic_alloc: the earliest release time of a held burst (slots are scanned from it)
     "s_kmem",          # kernel pages of the workload's own structures: a reader's page-cache xarray, page tables
     "sequential",      # stream_read: 1 = a sequential loop over the working set, 0 = random reads
+    "chunk",           # stream_read, anon_hog, churn: pages per allocation chunk (0: each tick's pages)
     "slot_t",          # atomic_alloc: ATOMIC_SLOTS (release time, pages) pairs from here (last)
 )
 _WP = _index(WP_NAMES)
@@ -454,6 +455,7 @@ WP_S_STOPPED = _WP["s_stopped"]
 WP_S_NEXT_REL = _WP["s_next_rel"]
 WP_S_KMEM = _WP["s_kmem"]
 WP_SEQUENTIAL = _WP["sequential"]
+WP_CHUNK = _WP["chunk"]
 WP_SLOT_T = _WP["slot_t"]
 NWP = WP_SLOT_T + 2 * ATOMIC_SLOTS
 

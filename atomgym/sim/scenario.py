@@ -485,7 +485,7 @@ def _check_snapshot_file(s: "Scenario", ctx: _Ctx) -> None:
 
 RATE_KINDS = ("stream_read", "anon_hog", "churn")   # the kinds whose rate_mib_s a phase's rate replaces
 
-_WORKLOAD_ONLY = {"volume_mib": ("stream_read",), "pages_per_burst": ("atomic_alloc",),
+_WORKLOAD_ONLY = {"volume_mib": ("stream_read",), "chunk_pages": RATE_KINDS, "pages_per_burst": ("atomic_alloc",),
                   "interval_ms": ("atomic_alloc",), "hold_ms": ("atomic_alloc",), "shots": ("atomic_alloc",),
                   "gfp": ("atomic_alloc",)}
 

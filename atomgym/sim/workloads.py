@@ -42,7 +42,7 @@ from .layout import (
     TK_DIURNAL, TK_INCAST, TK_MMPP, TK_POISSON, TK_REPLAY,
     TP_AMPL, TP_BURST, TP_BURST_MS, TP_JITTER, TP_KIND, TP_MEAN_OFF, TP_MEAN_ON, TP_PERIOD, TP_RATE,
     TP_S_ACC, TP_S_BURST_START, TP_S_END, TP_S_NEXT, TP_S_ON, TP_START, TP_STOP, TP_TRACE_INT, TP_TRACE_N, TP_TRACE_OFF,
-    WK_ANON_HOG, WK_CHURN, WK_STREAM, WP_HOLD, WP_KIND, WP_PEAK, WP_PERIOD, WP_RATE, WP_S_ACC,
+    WK_ANON_HOG, WK_CHURN, WK_STREAM, WP_CHUNK, WP_HOLD, WP_KIND, WP_PEAK, WP_PERIOD, WP_RATE, WP_S_ACC,
     WP_S_DEFICIT, WP_S_EVER, WP_S_HELD, WP_S_PHASE, WP_S_RESIDENT, WP_S_RUN_START, WP_S_T, WP_START,
     WP_WS, ZF_ANON, ZF_CACHE, ZL_USER, MI_CACHE_GFP, MI_REFORM_BLK, ZF_FREE_BLK, ZF_BLK_CLAIMED, ZF_FREE_R, ZF_FREE_U,
 )
@@ -285,9 +285,16 @@ def _charge_anon(S, b, w, got):
 
 @jit(inline="llvm")
 def _rate_pages(S, b, w):
+    """The pages a rate workload allocates this tick: its rate's pages with the fraction carried, or,
+    with ``chunk_pages`` (WP_CHUNK > 1), whole chunks of them: a read() of 256 KiB allocates its
+    page cache at once, a loop that touches 64 pages between pauses faults them in together."""
     wp = S.wp
     x = wp[b, w, WP_RATE] * S.mr[b, MR_TICK_MS] + wp[b, w, WP_S_ACC]
-    n = int(x)
+    c = wp[b, w, WP_CHUNK]
+    if c > 1.0:
+        n = int(x // c) * int(c)
+    else:
+        n = int(x)
     wp[b, w, WP_S_ACC] = x - n
     return n
 
