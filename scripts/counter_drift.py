@@ -18,7 +18,6 @@ kernel's. docs/realkernel.md, "The counter at the samples".
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -61,10 +60,7 @@ def twin_drift(cap: Path, zone: str, times: list[float]) -> dict:
     from atomgym.realkernel.fidelity import load
     from atomgym.sim.layout import ZF_FREE, ZF_FREE_SEEN
     from atomgym.sim.simulator import Simulator
-    ld = load(cap)
-    scen = ld["_scen"]
-    if ld.get("kswapd_measured"):
-        scen = dataclasses.replace(scen, kswapd=dataclasses.replace(scen.kswapd, **ld["kswapd_measured"]))
+    scen = load(cap)["_scen"]      # (with the capture's measured kswapd speed, where it has one)
     sim = Simulator(scen, n_machines=1)
     sim.reset([1])
     z = next(i for i, n in enumerate(sim.zone_names) if n.split("zone ")[-1] == zone)

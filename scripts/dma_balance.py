@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from atomgym.kernel.snapshot import parse_snapshot
-from atomgym.realkernel.fidelity import RealKernelError, checked_samples, per_capture
+from atomgym.realkernel.fidelity import RealKernelError, checked_samples, per_capture, start_snapshot
 
 NORMAL = 2   # lowmem_reserve[] index of ZONE_NORMAL (GFP_KERNEL, GFP_USER; ZONE_MOVABLE's is the same here)
 
@@ -33,9 +33,7 @@ def _stalls(v: dict) -> int:
 
 def dma_balance(cap: Path, from_s: float) -> dict:
     samples = checked_samples(cap)
-    snap_file = cap / "snapshot-start.txt"
-    if not snap_file.exists():
-        snap_file = cap / "snapshot.txt"
+    snap_file = start_snapshot(cap)
     try:
         snap = parse_snapshot(snap_file)
     except Exception as e:   # noqa: BLE001 - the snapshot parser's own message, one line

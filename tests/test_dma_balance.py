@@ -65,3 +65,14 @@ def test_not_a_capture_is_one_line(tmp_path):
     (tmp_path / "timeseries.jsonl").write_text('{"t": 0.0}\n')
     r = _run(str(tmp_path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("dma_balance.py: ")
+
+
+def test_a_symlinked_snapshot_is_not_followed(tmp_path):
+    """A capture's snapshot that is a symbolic link is refused in one line (fidelity.start_snapshot()),
+    as `atomgym fidelity` refuses it: nothing outside the capture is read through it."""
+    d = tmp_path / "cap"
+    d.mkdir()
+    (d / "snapshot-start.txt").symlink_to(REPO / "corpus" / "base" / "snapshot-start.txt")
+    (d / "timeseries.jsonl").write_text("".join(json.dumps(_sample(t, 960, 0)) + "\n" for t in (5.0, 5.3)))
+    r = _run(str(d))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "a symbolic link" in r.stderr, r.stderr

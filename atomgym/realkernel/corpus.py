@@ -146,10 +146,18 @@ def repeat_key(m: dict[str, Any]) -> tuple[str, str, bool]:
     return m["scenario"], m["scenario_sha"], bool(m["real"].get("sampled_pagetypeinfo"))
 
 
+def repeat_groups(ms: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The runs that repeat each other (same repeat_key()), groups of two or more in first-seen order:
+    the kernel's spread (kernel_spread()) and its score against itself (kernel_self_score())."""
+    groups: dict[tuple[str, str, bool], list[dict]] = {}
+    for m in ms:
+        groups.setdefault(repeat_key(m), []).append(m)
+    return [g for g in groups.values() if len(g) >= 2]
+
+
 def repeated_scenarios(ms: list[dict[str, Any]]) -> int:
     """How many groups of repeats (repeat_key()) the runs hold: the kernel's spread comes from them."""
-    keys = [repeat_key(m) for m in ms]
-    return sum(1 for k in set(keys) if keys.count(k) >= 2)
+    return len(repeat_groups(ms))
 
 
 def kernel_spread(ms: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, list[dict]]]:
@@ -161,10 +169,7 @@ def kernel_spread(ms: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str,
     median: with them, a metric the kernel reproduces badly whenever it occurs (direct-reclaim
     stalls: 72-201 over four runs of one scenario) had the spread of the scenarios where it does
     not occur (0)."""
-    groups: dict[tuple[str, str, bool], list[dict]] = {}
-    for m in ms:
-        groups.setdefault(repeat_key(m), []).append(m)
-    reps = [g for g in groups.values() if len(g) >= 2]
+    reps = repeat_groups(ms)
     out: dict[str, float] = {}
     detail: dict[str, list[dict]] = {}
     for fam in FAMILIES:
@@ -189,12 +194,9 @@ def kernel_self_score(ms: list[dict[str, Any]], spread: dict[str, float]) -> dic
     if one were the simulator's run of the other (fidelity.compare(), the same tolerances), per
     metric family and in all. The ceiling a simulator's score can be read against: a repeat of
     the same scenario on the same kernel agrees this often. None without repeats."""
-    groups: dict[tuple[str, str, bool], list[dict]] = {}
-    for m in ms:
-        groups.setdefault(repeat_key(m), []).append(m)
     per: dict[str, list[int]] = {}
     n_pairs = 0
-    for g in groups.values():
+    for g in repeat_groups(ms):
         for a in g:
             for b in g:
                 if a is b:

@@ -330,9 +330,7 @@ def sim_scenario(plan: Plan, cap: Path, rates: dict[int, float], feats: dict[str
     starts = starts or {}
     from ..kernel.snapshot import parse_snapshot
     from ..sim.scenario import scenario_from_dict
-    snap_file = cap / "snapshot-start.txt"
-    if not snap_file.exists():
-        snap_file = cap / "snapshot.txt"
+    snap_file = start_snapshot(cap)
     snap = parse_snapshot(snap_file)
     managed = int(sum(z.managed for z in snap.zones))
     vm = snap.vmstat
@@ -715,6 +713,18 @@ def load_samples_of(cap: Path) -> list[dict[str, Any]]:
                               f"`atomgym realkernel run` writes (not followed)")
     text = _read_gzip_text(ts) if ts.suffix == ".gz" else _read_text(ts)
     return read_jsonl(text, str(ts))
+
+
+def start_snapshot(cap: Path) -> Path:
+    """The capture's snapshot at t = 0 (``snapshot-start.txt``; older captures: ``snapshot.txt``),
+    the machine the twin is built from. One-line RealKernelError on a symbolic link (not followed)."""
+    f = cap / "snapshot-start.txt"
+    if not f.exists() and not f.is_symlink():
+        f = cap / "snapshot.txt"
+    if f.is_symlink():
+        raise RealKernelError(f"{f}: a symbolic link; a capture's files are the regular files "
+                              f"`atomgym realkernel run` writes (not followed)")
+    return f
 
 
 def checked_samples(cap: Path) -> list[dict[str, Any]]:
