@@ -38,6 +38,13 @@ class NoWork(gym.Env):
         return self._obs.copy(), 0.0, False, self._t >= 200, {}
 
 
+def _positive(v: str) -> int:
+    n = int(v) if v.strip().lstrip("-").isdigit() else 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{v!r}: give a whole number >= 1")
+    return n
+
+
 def _timed(obj, name: str, acc: list[float]) -> None:
     """Wrap obj.name so that its calls' time and count add up in acc."""
     f = getattr(obj, name)
@@ -54,13 +61,16 @@ def _timed(obj, name: str, acc: list[float]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="atomgym/IncastPagecache-v1")
-    ap.add_argument("--frames", type=int, default=4096, help="frames per learn() round and env")
-    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--frames", type=_positive, default=4096, help="frames per learn() round and env")
+    ap.add_argument("--rounds", type=_positive, default=6)
     a = ap.parse_args()
+    import atomgym  # noqa: F401  (registers the envs)
+    ids = sorted(k for k in gym.registry if k.startswith("atomgym/"))
+    if a.env not in ids:
+        ap.error(f"--env {a.env}: not a registered atomgym env; one of {', '.join(ids[:6])}, ...")
     import torch
     from stable_baselines3 import PPO
 
-    import atomgym  # noqa: F401  (registers the envs)
     from atomgym.bench import _PPO_KW
     torch.set_num_threads(1)
     atom = gym.make(a.env, compute_score=False)

@@ -25,3 +25,10 @@ def test_it_prints_the_three_rates_the_ratio_and_the_step_times():
     assert m, out
     fused_ppo, fused_loop, step_ppo, step_loop = map(float, m.groups())
     assert 0 < fused_ppo <= step_ppo and 0 < fused_loop <= step_loop   # the env step contains the compiled one
+
+
+def test_bad_arguments_are_one_usage_error_exit_2():
+    for args, what in ((["--rounds", "0"], "--rounds"), (["--frames", "x"], "--frames"),
+                       (["--env", "atomgym/Nope-v1"], "not a registered atomgym env")):
+        r = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and what in r.stderr.splitlines()[-1] and r.stdout == "", (args, r.stderr)
