@@ -322,11 +322,14 @@ class _Dispatcher(CPUDispatcher):
 
     keep_literal: frozenset[int] = frozenset()   # argument positions still specialised by value
     llvm_inline: bool = False                      # jit(inline="llvm"): alwaysinline for LLVM
+    llvm_noinline: bool = False                    # jit(inline="noinline"): noinline for LLVM
 
     def add_overload(self, cres):
         # every compile and every load from the cache passes here, before any caller links the library
         if self.llvm_inline and not cres.objectmode:
             mark_alwaysinline(cres.library, cres.fndesc.mangled_name)
+        if self.llvm_noinline and not cres.objectmode:
+            mark_alwaysinline(cres.library, cres.fndesc.mangled_name, "noinline")
         super().add_overload(cres)
 
     def get_call_template(self, args, kws):
@@ -335,8 +338,8 @@ class _Dispatcher(CPUDispatcher):
                                          {k: types.unliteral(v) for k, v in kws.items()})
 
 
-def mark_alwaysinline(library, name: str) -> None:
-    """Give the function ``name`` of a compiled library LLVM's ``alwaysinline`` attribute, in the
+def mark_alwaysinline(library, name: str, attr: str = "alwaysinline") -> None:
+    """Give the function ``name`` of a compiled library LLVM's ``alwaysinline`` attribute (or ``attr``), in the
     module that callers link (``_shared_module``, the one a cache entry keeps) and in the library's
     own module (from which numba clones the first). Its own machine code is already emitted: the
     attribute only changes what LLVM does in the modules of its callers."""
@@ -347,14 +350,14 @@ def mark_alwaysinline(library, name: str) -> None:
             fn = mod.get_function(name)
         except NameError:
             continue
-        if not fn.is_declaration and not has_alwaysinline(fn):
-            fn.add_function_attribute("alwaysinline")
+        if not fn.is_declaration and not has_alwaysinline(fn, attr):
+            fn.add_function_attribute(attr)
 
 
-def has_alwaysinline(fn) -> bool:
+def has_alwaysinline(fn, attr: str = "alwaysinline") -> bool:
     """Whether an llvmlite function value carries ``alwaysinline`` (its attribute sets are bytes,
     the function's own set space-separated)."""
-    return any(b"alwaysinline" in a.split() for a in fn.attributes)
+    return any(attr.encode() in a.split() for a in fn.attributes)
 
 
 DISPATCHERS: list = []     # every dispatcher jit() made, in import order (atomgym warmup counts them)
@@ -366,15 +369,20 @@ def jit(literal_args: tuple[str, ...] = (), inline: str = "never", **options):
     that stay specialised by their constant value where a hot caller passes one (a version per
     value: worth it only for a few values that fold whole branches, measured). ``inline``:
     ``"llvm"`` inlines the function into its compiled callers at the LLVM level, ``"always"`` at
-    numba's IR level (module docstring), ``"never"`` leaves it to LLVM's own cost model."""
-    if inline not in ("never", "always", "llvm"):
-        raise ValueError(f"jit(inline=...) must be 'never', 'always' or 'llvm', got {inline!r}")
+    numba's IR level (module docstring), ``"never"`` leaves it to LLVM's own cost model,
+    ``"noinline"`` forbids LLVM to inline it (engine.make_state(): layout._simstate_getattr()).
+    Under ``NUMBA_DISABLE_JIT=1`` the function itself is returned (Python mode, debugging)."""
+    if inline not in ("never", "always", "llvm", "noinline"):
+        raise ValueError(f"jit(inline=...) must be 'never', 'always', 'llvm' or 'noinline', got {inline!r}")
 
     def deco(func):
+        if numba.config.DISABLE_JIT:     # NUMBA_DISABLE_JIT=1: the Python functions themselves (debugging)
+            return func
         dispatcher = njit(error_model="numpy", nogil=True, inline="always" if inline == "always" else "never",
                           **options)(func)
         dispatcher.__class__ = _Dispatcher
         dispatcher.llvm_inline = inline == "llvm"
+        dispatcher.llvm_noinline = inline == "noinline"
         if literal_args:
             names = func.__code__.co_varnames[:func.__code__.co_argcount]
             dispatcher.keep_literal = frozenset(names.index(n) for n in literal_args)

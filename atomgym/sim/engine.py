@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numba
 from numba import prange, types
@@ -75,7 +76,7 @@ from .layout import (
     MI_TICK, MI_TUNER, NP_ARR_ACC, NP_LINE_PPMS, NP_VIRTIO_DUE, ZF_FREE, TP_NIC,
     KS_SLEEP, ND_STATE, NI_PENDING, NI_REPOLL, NI_SOCK,
 )
-from .layout import CONST_DIMS, SimState, UArray
+from .layout import CONST_DIMS, STATE_FIELDS, SimState, UArray
 from .nic import app_drain, nic_arrivals, nic_poll
 from .alloc import decay_pcp_high
 from .vmstat import vmstat_update
@@ -195,7 +196,7 @@ def _unmanaged_fields(typingctx, tup):
     return ret(tup), codegen
 
 
-@jit()
+@jit(inline="noinline")   # never inlined: the payload's loads are invariant (layout._simstate_getattr())
 def make_state(T):
     """The SimState structref over the tuple of state arrays (layout.STATE order). The
     fields are UArray (no meminfo) and SimState itself is not reference counted, so passing
@@ -215,6 +216,14 @@ def free_state(typingctx, st):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+if numba.config.DISABLE_JIT:     # NUMBA_DISABLE_JIT=1: the engine as Python (docs/simulator.md, "Speed")
+    def make_state(T):  # noqa: F811
+        return SimpleNamespace(**dict(zip(STATE_FIELDS, T)))
+
+    def free_state(st):  # noqa: F811
+        return None
 
 
 @jit(parallel=True)

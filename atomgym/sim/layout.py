@@ -808,3 +808,29 @@ class SimState(_structref.StructRefProxy):
 
 
 _structref.define_proxy(SimState, SimStateType, list(STATE_FIELDS))
+
+
+# Reading a field of SimState (``S.zs``) loads the array's descriptor (data pointer, shape) from the
+# structref's payload. Numba's own getattr emits ordinary loads, and since any store into a state
+# array may alias the payload as far as LLVM knows, each read after a store loads the descriptor
+# again. The payload is written once, by the constructor in engine.make_state() (which LLVM never
+# inlines: kernel/jit.py marks it noinline), and never after, so its loads carry
+# ``!invariant.load``: LLVM keeps a descriptor in registers across the stores.
+from numba.core.imputils import lower_getattr_generic as _lower_getattr_generic  # noqa: E402
+from numba.core.runtime.nrtdynmod import _meminfo_struct_type  # noqa: E402
+
+
+def _invariant(builder, instr):
+    instr.set_metadata("invariant.load", builder.module.add_metadata([]))
+    return instr
+
+
+@_lower_getattr_generic(SimStateType)     # registered after structref's own: this one is used
+def _simstate_getattr(context, builder, typ, val, attr):
+    ref = _cgutils.create_struct_proxy(typ)(context, builder, value=val)
+    mi = builder.bitcast(ref.meminfo, _meminfo_struct_type.as_pointer())
+    data = _invariant(builder, builder.load(_cgutils.gep(builder, mi, 0, 3, inbounds=True)))
+    valtype = typ.get_data_type()       # the payload, kept in its value representation (structref)
+    ptr = builder.bitcast(data, context.data_model_manager[valtype].get_value_type().as_pointer())
+    idx = context.data_model_manager[valtype].get_field_position(attr)
+    return _invariant(builder, builder.load(_cgutils.gep(builder, ptr, 0, idx, inbounds=True)))

@@ -11,6 +11,7 @@ import numpy as np
 from numba import uint64
 from ..kernel.jit import jit
 from numba.core import cgutils
+import numba
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
@@ -52,6 +53,11 @@ def state_row(typingctx, arr, b):
         return out._getvalue()
 
     return sig, codegen
+
+
+if numba.config.DISABLE_JIT:     # NUMBA_DISABLE_JIT=1 (debugging): a plain numpy view
+    def state_row(arr, b):  # noqa: F811
+        return arr[b]
 
 
 @jit(inline="llvm")
