@@ -228,6 +228,8 @@ REALKERNEL_RUN_CMD = (
           help="kill the guest after this many host seconds without serial output (default 90)"),
     Field("timeout", float, unit="s", range=(1.0, 7 * 86400.0),
           help="kill the guest after this many host seconds (default 240 + 2 x duration)"),
+    Field("trace", bool, help="also record the kernel's reclaim tracepoints (kswapd's wake-ups and sleeps, direct "
+                              "reclaim, fallbacks) into trace.txt (docs/realkernel.md, \"Tracepoints\")"),
 )
 SIM_SEED = Field("seed", int, default=1, range=(0, MAX_SEED), help="the simulator's seed")
 FIDELITY_CMD = (

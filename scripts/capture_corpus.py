@@ -11,6 +11,10 @@ which `atomgym fidelity` reads as it is), `timeseries.csv` left out (the same sa
 wall time) is written into `corpus/MANIFEST.json` (a temporary file renamed into place).
 Each entry also names its half of the calibration split (HELD_OUT).
 `--commit` commits each capture and the manifest on the current git branch as it is done.
+`--traced` captures TRACED instead, with `atomgym realkernel run --trace` (the kernel's reclaim
+tracepoints, trace.txt.gz), into `corpus/traced/<scenario>` with their own MANIFEST.json (no
+calibration half: they are not in the fidelity score's corpus; `python scripts/kswapd_trace.py`
+reads them, docs/realkernel.md "Tracepoints").
 Runs named `<scenario>-2` are a second capture of the same scenario, `<scenario>-3` a third (every
 scenario, captured 2026-12-06 with the guest's /proc/pagetypeinfo samples), `<scenario>-4` a fourth
 (every scenario, 2026-12-07, with kswapd0's schedstat too): the kernel's own run-to-run spread
@@ -50,6 +54,8 @@ RUNS += tuple(f"{s}-4" for s in SCENARIOS)
 # so that each half has every guest size, every watermark_scale_factor, GFP_ATOMIC and GFP_NOWAIT,
 # boosting on and off, 1 and 2 CPUs, and a wsf 10 -> 100 pair; a repeat is in its scenario's half
 # (a run and its repeat on both sides would leak the kernel's answer into the fit).
+# the scenarios captured with tracepoints (2026-12-08: --traced): a hog's stalls (base, ram512), none (nohog)
+TRACED = ("base", "ram512", "nohog")
 HELD_OUT = ("ram512", "ram512-wsf100", "ram2g", "ram2g-wsf100", "ram4g-cpus2-mfk2x-wsf30", "wsf300",
             "ram2g-cpus2-nowait-noboost", "mfk4x", "slowread", "nohog")
 
@@ -65,9 +71,10 @@ def scenario_of(run: str) -> str:
 
 def write_manifest(corpus: Path, entry: dict) -> None:
     man = corpus / "MANIFEST.json"
+    what = ("with the kernel's reclaim tracepoints (docs/realkernel.md, \"Tracepoints\")" if corpus.name == "traced"
+            else "(docs/realkernel.md, \"The corpus\")")
     data = json.loads(man.read_text()) if man.exists() else {
-        "about": "real-kernel captures of configs/corpus (docs/realkernel.md, \"The corpus\"); "
-                 "made by scripts/capture_corpus.py", "runs": []}
+        "about": f"real-kernel captures of configs/corpus {what}; made by scripts/capture_corpus.py", "runs": []}
     data["runs"] = [r for r in data["runs"] if r["run"] != entry["run"]] + [entry]
     data["runs"].sort(key=lambda r: RUNS.index(r["run"]) if r["run"] in RUNS else len(RUNS))
     fd, tmp = tempfile.mkstemp(dir=corpus, prefix=".MANIFEST.")
@@ -77,8 +84,9 @@ def write_manifest(corpus: Path, entry: dict) -> None:
 
 
 def compact(folder: Path) -> None:
-    """serial.log, timeseries.jsonl -> .gz (mtime 0: the same bytes every time); timeseries.csv dropped."""
-    for name in ("serial.log", "timeseries.jsonl"):
+    """serial.log, timeseries.jsonl, trace.txt -> .gz (mtime 0: the same bytes every time);
+    timeseries.csv dropped."""
+    for name in ("serial.log", "timeseries.jsonl", "trace.txt"):
         f = folder / name
         if not f.exists():
             continue
@@ -89,12 +97,12 @@ def compact(folder: Path) -> None:
     (folder / "timeseries.csv").unlink(missing_ok=True)
 
 
-def capture(run: str, corpus: Path, commit: bool) -> bool:
+def capture(run: str, corpus: Path, commit: bool, trace: bool = False) -> bool:
     scen = SCEN_DIR / f"{scenario_of(run)}.yaml"
     out = corpus / run
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.monotonic()
-    cmd = [sys.executable, "-m", "atomgym", "realkernel", "run", str(scen), "--out", str(out)]
+    cmd = [sys.executable, "-m", "atomgym", "realkernel", "run", str(scen), "--out", str(out)] + (["--trace"] if trace else [])
     print(f"capture_corpus: {run}: {' '.join(cmd[1:])}", flush=True)
     r = subprocess.run(cmd, cwd=ROOT)
     if r.returncode != 0:
@@ -103,10 +111,10 @@ def capture(run: str, corpus: Path, commit: bool) -> bool:
     wall = round(time.monotonic() - t0, 1)
     meta = json.loads((out / "capture.json").read_text())
     compact(out)
-    write_manifest(corpus, {"run": run, "scenario": str(scen.relative_to(ROOT)), "kernel": meta["kernel"],
-                            "captured": date, "host_wall_s": meta["host_wall_s"], "command_wall_s": wall,
-                            "repeat_of": scenario_of(run) if run != scenario_of(run) else None,
-                            "half": half_of(run)})
+    entry = {"run": run, "scenario": str(scen.relative_to(ROOT)), "kernel": meta["kernel"], "captured": date,
+             "host_wall_s": meta["host_wall_s"], "command_wall_s": wall,
+             "repeat_of": scenario_of(run) if run != scenario_of(run) else None}
+    write_manifest(corpus, entry if trace else dict(entry, half=half_of(run)))
     if commit:
         rel = [str(out.relative_to(ROOT)), str((corpus / "MANIFEST.json").relative_to(ROOT))]
         for _ in range(5):   # another git command may hold the index lock for a moment
@@ -123,17 +131,18 @@ def main() -> int:
     ap.add_argument("--corpus", default=str(ROOT / "corpus"))
     ap.add_argument("--only", nargs="+", choices=RUNS, help="these runs only (in RUNS order)")
     ap.add_argument("--commit", action="store_true", help="git commit each capture as it is done")
+    ap.add_argument("--traced", action="store_true", help="capture TRACED with tracepoints into CORPUS/traced")
     a = ap.parse_args()
-    corpus = Path(a.corpus)
+    corpus = Path(a.corpus) / ("traced" if a.traced else "")
     corpus.mkdir(parents=True, exist_ok=True)
     failed = []
-    for run in RUNS:
+    for run in TRACED if a.traced else RUNS:
         if a.only and run not in a.only:
             continue
         if (corpus / run / "capture.json").exists():
             print(f"capture_corpus: {run}: already captured", flush=True)
             continue
-        if not capture(run, corpus, a.commit):
+        if not capture(run, corpus, a.commit, trace=a.traced):
             failed.append(run)
     if failed:
         print(f"capture_corpus: failed: {', '.join(failed)} (run again to retry them)", flush=True)

@@ -355,6 +355,31 @@ def test_a_guest_that_finishes_is_written_atomically(tmp_path, fake_env):
     assert (out / "my-notes.txt").read_text() == "keep" and (out / "capture.json").exists()
 
 
+def test_a_traced_run_asks_the_guest_for_the_tracepoints_and_writes_what_it_printed(tmp_path, fake_env):
+    """--trace: the plan names each tracepoint (agrun switches them on at t = 0 and prints the buffer
+    as @T lines before @DONE); the capture keeps those lines in trace.txt. Without it: no trace line
+    in the plan, no trace.txt."""
+    from atomgym.realkernel.plan import TRACE_EVENTS
+    lines = ["         kswapd0-39      [000] .....    10.475323: mm_vmscan_kswapd_wake: nid=0 order=0",
+             "           agrun-106     [000] .....    10.972688: mm_vmscan_direct_reclaim_begin: order=0 "
+             "gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO"]
+    log = (CAP / "serial.log").read_text().replace("@DONE", "".join(f"@T {ln}\n" for ln in lines) + "@DONE", 1)
+    (tmp_path / "traced.log").write_text(log)
+    fake_env(_serial_arg() + f'cat "{tmp_path / "traced.log"}" > "$S"\nexit 0\n')
+    out = tmp_path / "cap"
+    meta = rkrun.run(str(DATA / "real-smoke.yaml"), str(out), log=lambda m: None, trace=True)
+    plan = (out / "plan.txt").read_text().splitlines()
+    assert [ln for ln in plan if ln.startswith("trace ")] == [f"trace {ev}" for ev in TRACE_EVENTS]
+    assert "tracebuf 2048" in plan
+    assert (out / "trace.txt").read_text().splitlines() == lines
+    assert meta["trace"] == list(TRACE_EVENTS) and meta["trace_lines"] == 2
+    assert parse_serial(log).trace == lines
+    plain = tmp_path / "plain"
+    meta = rkrun.run(str(DATA / "real-smoke.yaml"), str(plain), log=lambda m: None)
+    assert not (plain / "trace.txt").exists() and meta["trace"] == [] and meta["trace_lines"] == 0
+    assert not any(ln.startswith(("trace", "tracebuf")) for ln in (plain / "plan.txt").read_text().splitlines())
+
+
 def test_a_guest_that_dies_early_is_one_error(tmp_path, fake_env):
     fake_env(_serial_arg() + 'echo "@BOOT 1.0 6.1.0-0-amd64" > "$S"\necho "Kernel panic - not syncing" >> "$S"\n'
              'exit 0\n')

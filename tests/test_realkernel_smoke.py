@@ -56,8 +56,13 @@ def test_setup_boot_and_a_20s_run(tmp_path):
     assert b is not None and Path(b.initramfs).is_file() and Path(b.module).is_file()
     out = tmp_path / "cap"
     _atomgym("realkernel", "run", str(DATA / "real-smoke.yaml"), "--out", str(out), "--cache-dir", str(cache),
-             timeout=600)
+             "--trace", timeout=600)
     meta = json.loads((out / "capture.json").read_text())
+    # --trace: the guest mounted tracefs and enabled every tracepoint (agrun dies on a failed write),
+    # and what it printed parses (atomgym/realkernel/tracepoints.py)
+    from atomgym.realkernel import tracepoints
+    events = tracepoints.load(out)
+    assert meta["trace_lines"] == len(events) and all(0 <= e.t <= 21 for e in events)
     assert meta["kernel"] == b.release and meta["boot_guest_s"] < 30
     samples = read_jsonl((out / "timeseries.jsonl").read_text())
     assert samples[-1]["t"] >= 19.5 and len(samples) >= 40

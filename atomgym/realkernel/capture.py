@@ -46,6 +46,7 @@ class Capture:
     done_t: float | None = None
     errors: list[str] = field(default_factory=list)
     skipped: int = 0
+    trace: list[str] = field(default_factory=list)     # @T lines: the trace buffer (run --trace)
 
     @property
     def complete(self) -> bool:
@@ -149,6 +150,9 @@ def parse_serial(text: str) -> Capture:
                 cap.boot_uptime_s, cap.release = float(toks[1]), toks[2]
             elif tag == "@READY":
                 cap.ready_uptime_s, cap.cpus, cap.memtotal_kb = float(toks[1]), int(toks[2]), int(toks[3])
+            elif tag == "@T":
+                close()
+                cap.trace.append(line[3:])
             elif tag == "@DONE":
                 close()
                 cap.done_t = float(toks[1])

@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from . import run
     run.check_seconds(sample_s=args.sample, stall_s=args.stall, timeout_s=args.timeout)
     run.run(args.scenario, args.out, force=args.force, cache=args.cache_dir, sample_s=args.sample,
-            stall_s=args.stall, timeout_s=args.timeout, log=lambda m: print(m, file=err))
+            stall_s=args.stall, timeout_s=args.timeout, log=lambda m: print(m, file=err), trace=args.trace)
     return 0
 
 

@@ -30,6 +30,12 @@ MAX_RAM_MIB = 16384
 MAX_DURATION_S = 3600.0
 MAX_PREFILL_FRAC = 0.9                     # page_cache_frac + anon_frac: the rest is the guest's own
 MAX_SHOTS = 64                             # guest/atomgym_atomic.c AG_MAX_SHOTS
+# `realkernel run --trace`: the tracepoints of reclaim (mm/vmscan.c) and of the allocator's fallbacks
+# (mm/page_alloc.c, __rmqueue_fallback() -> steal_suitable_fallback(): mm_page_alloc_extfrag)
+TRACE_EVENTS = ("vmscan/mm_vmscan_wakeup_kswapd", "vmscan/mm_vmscan_kswapd_wake", "vmscan/mm_vmscan_kswapd_sleep",
+                "vmscan/mm_vmscan_direct_reclaim_begin", "vmscan/mm_vmscan_direct_reclaim_end",
+                "kmem/mm_page_alloc_extfrag")
+TRACE_BUFFER_KB = 2048                     # per CPU: the guest loses these pages before t = 0
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Plan:
     disk_mib: int = 64
     phases: list[dict[str, Any]] = field(default_factory=list)            # at_s, sysctl written, start, stop
     spec: S.Scenario | None = None     # the validated scenario (atomgym/sim/scenario.py)
+    trace: tuple[str, ...] = ()        # tracepoints agrun records from t = 0 (TRACE_EVENTS)
 
     def text(self, sample_s: float = 0.3) -> str:
         """The plan file agrun reads (guest/agrun.c)."""
@@ -72,6 +79,9 @@ class Plan:
             out.append(f"{w.kind} {i} {w.start:g} {stop:g} " + " ".join(f"{p:g}" for p in w.params))
         for at, pages, hold in self.shots:
             out.append(f"shot {at:g} {pages} {round(hold * 1000)}")
+        if self.trace:
+            out.append(f"tracebuf {TRACE_BUFFER_KB}")
+            out.extend(f"trace {ev}" for ev in self.trace)
         return "\n".join(out) + "\n"
 
 

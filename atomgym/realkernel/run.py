@@ -25,12 +25,13 @@ from ..schema import REALKERNEL_RUN_CMD
 from . import host
 from .capture import Capture, parse_serial, timeseries_csv, timeseries_jsonl
 from .errors import Interrupted, RealKernelError
-from .plan import Plan, load_plan
+from .plan import TRACE_EVENTS, Plan, load_plan
 
 MARKER = "capture.json"
 # every file `realkernel run` writes into a capture (and its DIR.partial): what --force may delete
 CAPTURE_FILES = frozenset({MARKER, "plan.txt", "scenario.yaml", "serial.log", "qemu.cmd", "initrd.cpio",
-                           "timeseries.jsonl", "timeseries.csv", "snapshot.txt", "snapshot-start.txt", "events.json"})
+                           "timeseries.jsonl", "timeseries.csv", "snapshot.txt", "snapshot-start.txt", "events.json",
+                           "trace.txt"})
 APPEND = "console=ttyS0 loglevel=3 rdinit=/init panic=-1 mitigations=off nokaslr"
 
 
@@ -203,11 +204,16 @@ def first_failure_t(cap: Capture) -> float | None:
 
 
 def run(scenario: str, out: str, force: bool = False, cache: str | None = None, sample_s: float = 0.3,
-        stall_s: float = 90.0, timeout_s: float | None = None, log: Callable[[str], None] = print) -> dict:
-    """`atomgym realkernel run`: returns the capture's metadata (capture.json)."""
+        stall_s: float = 90.0, timeout_s: float | None = None, log: Callable[[str], None] = print,
+        trace: bool = False) -> dict:
+    """`atomgym realkernel run`: returns the capture's metadata (capture.json). ``trace``: record
+    plan.TRACE_EVENTS into trace.txt (the tracefs buffer's lines, timestamps CLOCK_MONOTONIC: scenario
+    time is a line's time minus the begin event's t0)."""
     check_seconds(sample_s=sample_s, stall_s=stall_s, timeout_s=timeout_s)   # before any work
     spath = resolve_scenario(scenario)
     plan = load_plan(spath)
+    if trace:
+        plan.trace = TRACE_EVENTS
     build = host.load_build(host.cache_dir(cache))
     if build is None:
         raise RealKernelError(f"no current build in {host.cache_dir(cache)}: run `atomgym realkernel setup` first")
@@ -231,6 +237,8 @@ def run(scenario: str, out: str, force: bool = False, cache: str | None = None, 
         if "start" in cap.snapshots:
             safefiles.write_text(part / "snapshot-start.txt", cap.snapshots["start"], exclusive=True)
         safefiles.write_text(part / "events.json", json.dumps(cap.events, indent=0) + "\n", exclusive=True)
+        if plan.trace:
+            safefiles.write_text(part / "trace.txt", "".join(ln + "\n" for ln in cap.trace), exclusive=True)
         oom = cap.samples[-1]["vmstat"].get("oom_kill", 0) - cap.samples[0]["vmstat"].get("oom_kill", 0) \
             if cap.samples else 0
         meta = {"scenario": plan.scenario, "scenario_file": spath.name, "kernel": cap.release,
@@ -239,7 +247,8 @@ def run(scenario: str, out: str, force: bool = False, cache: str | None = None, 
                 "skipped_lines": cap.skipped,
                 "boot_guest_s": cap.ready_uptime_s, "init_started_guest_s": cap.boot_uptime_s,
                 "host_wall_s": round(host_s, 1), "guest_done_t": cap.done_t, "oom_kills": oom,
-                "atomic": cap.atomic, "first_failure_t": first_failure_t(cap), "accel": "tcg"}
+                "atomic": cap.atomic, "first_failure_t": first_failure_t(cap), "accel": "tcg",
+                "trace": list(plan.trace), "trace_lines": len(cap.trace) if plan.trace else 0}
         safefiles.write_text(part / MARKER, json.dumps(meta, indent=1) + "\n", exclusive=True)
     except OSError as e:
         raise RealKernelError(f"writing {part}: {e.strerror or e}") from None

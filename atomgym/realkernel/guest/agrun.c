@@ -13,11 +13,13 @@
  *   hog ID START_S STOP_S RATE_MIB_S PEAK_MIB HOLD_S PERIOD_S
  *   atomic ID START_S STOP_S GFP PAGES INTERVAL_US HOLD_US
  *   shot AT_S PAGES HOLD_US
+ *   trace SYSTEM/EVENT | tracebuf KB    tracepoints recorded from t = 0 to the end (tracefs, clock mono)
  * Output on stdout (the serial console), each line tagged:
  *   @S T | @Z NID ZONE FREE BOOST MIN LOW HIGH MANAGED | @V KEY VAL ... | @M KEY VAL ...  (one sample)
  *   @K RUN_NS WAIT_NS SLICES   kswapd0's /proc/PID/schedstat (CPU time, runqueue wait, timeslices)
  *   @E T KIND ID|KEY [VALUE]   events (start/stop/sysctl/shot/exit)
  *   @SNAP NAME ... @ENDSNAP    a snapshot in the `tail -n +1` format
+ *   @T LINE                    one line of the trace buffer (tracefs `trace`), after the run
  *   @DONE T | @ERR message
  */
 #define _GNU_SOURCE
@@ -356,6 +358,11 @@ static double duration = 10, interval = 0.3;
 static char dev[64] = "/dev/vda";
 static double prefill_cache, prefill_anon, prefill_off;
 static char thp[16];
+#define MAXTRACE 16
+#define TRACEFS "/sys/kernel/tracing"
+static char trace_ev[MAXTRACE][96];
+static int ntrace;
+static long tracebuf_kb = 2048;
 
 static void load_plan(const char *path)
 {
@@ -373,6 +380,11 @@ static void load_plan(const char *path)
 			continue;
 		if (sscanf(line, "prefill %lf %lf %lf", &prefill_cache, &prefill_anon, &prefill_off) == 3)
 			continue;
+		if (sscanf(line, "tracebuf %ld", &tracebuf_kb) == 1)
+			continue;
+		if (ntrace < MAXTRACE && sscanf(line, "trace %95s", trace_ev[ntrace]) == 1) {
+			ntrace++; continue;
+		}
 		if (ne < MAXEV && sscanf(line, "sysctl %lf %63s %lld", &e->at, e->key, &e->v1) == 3) {
 			e->kind = 0; ne++; continue;
 		}
@@ -433,6 +445,37 @@ static void stop_work(struct work *w)
 	}
 }
 
+/* The tracepoints: buffer and events set before the prefill (the buffer's pages are taken before
+ * t = 0), recording switched on at t = 0 and off at the end, then the buffer printed. */
+static void trace_setup(void)
+{
+	char p[256], v[32];
+	int i;
+	snprintf(v, sizeof(v), "%ld", tracebuf_kb);
+	if (write_file(TRACEFS "/tracing_on", "0") || write_file(TRACEFS "/trace_clock", "mono") ||
+	    write_file(TRACEFS "/buffer_size_kb", v) || write_file(TRACEFS "/trace", ""))
+		die("trace: " TRACEFS);
+	for (i = 0; i < ntrace; i++) {
+		snprintf(p, sizeof(p), TRACEFS "/events/%.95s/enable", trace_ev[i]);
+		if (write_file(p, "1"))
+			die(p);
+	}
+}
+
+static void trace_dump(void)
+{
+	FILE *f;
+	char line[1024];
+	write_file(TRACEFS "/tracing_on", "0");
+	f = fopen(TRACEFS "/trace", "r");
+	if (!f)
+		die("trace: read");
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '#')
+			printf("@T %s", line);
+	fclose(f);
+}
+
 static void run(const char *plan)
 {
 	double next_sample = 0;
@@ -451,6 +494,8 @@ static void run(const char *plan)
 			E[i].at = -1e9;
 			printf("@E %.4f sysctl %s %lld\n", 0.0, E[i].key, E[i].v1);
 		}
+	if (ntrace)
+		trace_setup();
 	fflush(stdout);   /* a child must not inherit (and print again) buffered output */
 	if (prefill_cache > 0) {   /* the page cache the scenario starts with: read once, kept */
 		pid_t p = fork();
@@ -476,6 +521,8 @@ static void run(const char *plan)
 	snapshot("start");
 	find_kswapd();
 	t0 = mono();
+	if (ntrace && write_file(TRACEFS "/tracing_on", "1"))
+		die("trace: tracing_on");
 	printf("@E 0.0000 begin %.1f %.6f\n", duration, t0);   /* t0: CLOCK_MONOTONIC = ktime_get() */
 	fflush(stdout);
 	for (;;) {
@@ -533,6 +580,8 @@ static void run(const char *plan)
 		for (line = strtok_r(big, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 			printf("@A %s\n", line);
 	}
+	if (ntrace)
+		trace_dump();
 	printf("@DONE %.4f\n", now_s());
 	fflush(stdout);
 }

@@ -6,6 +6,7 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 echo "@BOOT $(cut -d' ' -f1 /proc/uptime) $(uname -r)"
 for m in $(cat /mods/list); do
   insmod "/mods/$m" || echo "@ERR insmod $m failed"
