@@ -9,7 +9,7 @@ appears at least once; docs/realkernel.md ("The corpus") has the table. The file
 into configs/corpus (only files named after RUNS; a file whose content differs is rewritten).
 ``--check`` writes nothing and exits 1 if a file differs from what this script makes.
 
-The captures' copies (corpus/<run>/scenario.yaml) are the same text: the script rewrites a copy
+The captures' copies (corpus/<run>/scenario.yaml, corpus/traced/<run>/scenario.yaml) are the same text: the script rewrites a copy
 whose only difference is the `kswapd:` section (the simulator's free parameters, KSWAPD, which
 the guest never reads; `atomgym fidelity` replays a capture with its copy's), and refuses (exit 1)
 a copy that differs anywhere else (that would be another experiment than the one captured).
@@ -31,7 +31,7 @@ MEM = {512: (0.30, 0.05), 1024: (0.55, 0.08), 2048: (0.72, 0.05), 4096: (0.82, 0
 MFK_DEFAULT = {512: 2725, 1024: 3828, 2048: 5581, 4096: 7907}
 # the simulator's free parameters of the real-kernel machine: fitted on the corpus's calibration
 # half by `python -m atomgym fidelity fit corpus` (docs/realkernel.md, "Calibration")
-KSWAPD = {"reclaim_pages_per_ms": 800, "wake_latency_ms": 15, "direct_reclaim_pages_per_ms": 10, "cpu_share": 0}
+KSWAPD = {"reclaim_pages_per_ms": 200, "wake_latency_ms": 5, "direct_reclaim_pages_per_ms": 50, "cpu_share": 0}
 CORPUS = OUT.parent.parent / "corpus"
 BASE = dict(ram=1024, cpus=1, wsf=10, mfk=None, wbf=None, gfp="atomic", hog=True, rate=48)
 RUNS = [
@@ -141,12 +141,14 @@ def without_kswapd(text: str) -> str:
 
 
 def captured_copies() -> dict[str, list[Path]]:
-    """Scenario name -> the corpus's copies of it (corpus/<run>/scenario.yaml), by the manifest."""
-    man = CORPUS / "MANIFEST.json"
+    """Scenario name -> the corpus's copies of it (corpus/<run>/scenario.yaml and the traced
+    captures' corpus/traced/<run>/scenario.yaml), by the manifests."""
     out: dict[str, list[Path]] = {}
-    if man.exists():
-        for r in json.loads(man.read_text())["runs"]:
-            out.setdefault(Path(r["scenario"]).stem, []).append(CORPUS / r["run"] / "scenario.yaml")
+    for folder in (CORPUS, CORPUS / "traced"):
+        man = folder / "MANIFEST.json"
+        if man.exists():
+            for r in json.loads(man.read_text())["runs"]:
+                out.setdefault(Path(r["scenario"]).stem, []).append(folder / r["run"] / "scenario.yaml")
     return out
 
 

@@ -704,8 +704,8 @@ def test_fidelity_compares_kswapds_time_where_the_capture_has_it():
     compared: its CPU time against the simulator's time in balance_pgdat() runs, its runqueue wait
     per run against the wake latency each woken run waited; one without it (the smoke capture)
     has them n/a. The twin of such a capture runs the guest's own kswapd speed: pgsteal_kswapd per ms of
-    kswapd's CPU time and the runqueue wait per run replace the scenario's values, also at a
-    calibration's grid point (which moves only what was not measured)."""
+    kswapd's CPU time (for kswapd and for direct reclaim) and the runqueue wait per run replace the
+    scenario's values, also at a calibration's grid point (which moves only what was not measured)."""
     from atomgym.realkernel.fidelity import fidelity, load, simulate
     cap = ROOT / "corpus" / "base-4"
     rows = {r["metric"]: r for r in fidelity(str(cap))["rows"]}
@@ -718,10 +718,12 @@ def test_fidelity_compares_kswapds_time_where_the_capture_has_it():
     k0, k1, v0, v1 = samples[0]["kswapd"], samples[-1]["kswapd"], samples[0]["vmstat"], samples[-1]["vmstat"]
     rate = (v1["pgsteal_kswapd"] - v0["pgsteal_kswapd"]) / ((k1["run_ns"] - k0["run_ns"]) / 1e6)
     wait = (k1["wait_ns"] - k0["wait_ns"]) / 1e6 / (v1["pageoutrun"] - v0["pageoutrun"])
-    assert ld["kswapd_measured"] == {"reclaim_pages_per_ms": round(rate, 1), "wake_latency_ms": round(wait, 3)}
+    assert ld["kswapd_measured"] == {"reclaim_pages_per_ms": round(rate, 1), "wake_latency_ms": round(wait, 3),
+                                     "direct_reclaim_pages_per_ms": round(rate, 1)}
     assert 200 < rate < 1000 and 0.1 < wait < 2     # 1 CPU, 1 GiB: ~400 pages per CPU ms, ~0.5 ms
     grid = {"reclaim_pages_per_ms": 50.0, "wake_latency_ms": 10.0, "direct_reclaim_pages_per_ms": 99.0}
     m = simulate(ld, 1, grid)
     assert m["kswapd"]["reclaim_pages_per_ms"] == round(rate, 1) and m["kswapd"]["wake_latency_ms"] == round(wait, 3)
-    assert m["kswapd"]["direct_reclaim_pages_per_ms"] == 99.0
+    assert m["kswapd"]["direct_reclaim_pages_per_ms"] == round(rate, 1)   # measured too: the same reclaim
+    assert simulate(load(CAP), 1, grid)["kswapd"]["direct_reclaim_pages_per_ms"] == 99.0   # not measured: the grid's
     assert not load(CAP)["kswapd_measured"]

@@ -76,55 +76,81 @@ def _buckets(sim: Simulator) -> list[tuple[int, int]]:
 
 
 def test_buckets_fill_to_the_quantum_and_reclaim_takes_the_oldest_first():
-    """Quantum = ceil(300000 / 32) = 9375 pages. Reads: Normal 9000, DMA32 1000 (the first bucket
-    reaches 10000 >= 9375), DMA32 3000 (a second bucket), Normal 500 (same bucket: 3000 < 9375).
-    A reclaim of 9500 at hz = Normal empties the oldest bucket (10000 > 9500: part of it): each
-    zone in proportion, 9500 * 9000 // 10000 = 8550 Normal and 950 DMA32. The next 2000: the
-    rest of the first bucket (450 + 50 = 500), then 1500 of the second's 3500, in proportion
-    (1500 * 3000 // 3500 = 1285 DMA32, 1500 * 500 // 3500 = 214 Normal, the remainder 1 in zone
-    order to DMA32)."""
+    """Quantum = ceil(300000 / 32) = 9375 pages; a bucket of 9375 / 8 pages or more closes for
+    another zone's pages (lru.SPLIT_RUN). Reads: Normal 9000 (bucket A); DMA32 1000 (A holds no
+    DMA32 and 9000 >= 1172: bucket B); Normal 100 (B holds 1000 < 1172: B takes them, mixed);
+    DMA32 3000 and Normal 500 (B holds both zones: B). A reclaim of 9500 at hz = Normal empties
+    the oldest bucket A (9000 <= 9500) and takes 500 of B's 4600 in proportion: 500 * 4000 // 4600
+    = 434 DMA32, 500 * 600 // 4600 = 65 Normal, the remainder 1 in zone order to DMA32. The next
+    2000 come from B alone: 2000 * 3565 // 4100 = 1739 DMA32, 2000 * 535 // 4100 = 260 Normal and
+    the remainder 1 to DMA32."""
     sim = _sim()
     _empty(sim)
     assert sim.field("lrp")[0, 0, L.LP_QUANTUM] == 9375
     _read(sim, NORMAL, 9000)
     _read(sim, DMA32, 1000)
+    _read(sim, NORMAL, 100)
     _read(sim, DMA32, 3000)
     _read(sim, NORMAL, 500)
-    assert _buckets(sim) == [(1000, 9000), (3000, 500)]
+    assert _buckets(sim) == [(0, 9000), (4000, 600)]
     free0 = sim.zone_state[0, :, L.ZF_FREE].copy()
     assert _reclaim(sim.state, NORMAL, 9500) == 9500
-    assert _buckets(sim) == [(50, 450), (3000, 500)]
+    assert _buckets(sim) == [(3565, 535)]
     assert _reclaim(sim.state, NORMAL, 2000) == 2000
-    assert _buckets(sim) == [(3000 - 1286, 500 - 214)]
+    assert _buckets(sim) == [(3565 - 1740, 535 - 260)]
     zs = sim.zone_state[0]
-    assert zs[DMA32, L.ZF_FREE] - free0[DMA32] == 950 + 50 + 1286 and zs[DMA32, L.ZF_CACHE] == 1714
-    assert zs[NORMAL, L.ZF_FREE] - free0[NORMAL] == 8550 + 450 + 214 and zs[NORMAL, L.ZF_CACHE] == 286
+    assert zs[DMA32, L.ZF_FREE] - free0[DMA32] == 435 + 1740 and zs[DMA32, L.ZF_CACHE] == 1825
+    assert zs[NORMAL, L.ZF_FREE] - free0[NORMAL] == 9000 + 65 + 260 and zs[NORMAL, L.ZF_CACHE] == 275
+
+
+def test_a_run_of_another_zones_pages_keeps_its_place_in_lru_order():
+    """The page cache that spilled into another zone in one run (DMA when DMA32 first ran out) is a
+    bucket of its own: reclaim reaches it as one piece, after the older pages and before the newer,
+    instead of taking a share of it with every pass over a mixed bucket. Normal 6000, DMA32 2400,
+    Normal 6000: three buckets; reclaims of 6000, 1200 and 1200 pages take Normal's, then DMA32's
+    run, then Normal's."""
+    sim = _sim()
+    _empty(sim)
+    _read(sim, NORMAL, 6000)
+    _read(sim, DMA32, 2400)
+    _read(sim, NORMAL, 6000)
+    assert _buckets(sim) == [(0, 6000), (2400, 0), (0, 6000)]
+    cache0 = sim.zone_state[0, :, L.ZF_CACHE].copy()
+    for x in (6000, 1200, 1200):
+        assert _reclaim(sim.state, NORMAL, x) == x
+    freed = cache0 - sim.zone_state[0, :, L.ZF_CACHE]
+    assert freed[DMA32] == 2400 and freed[NORMAL] == 6000
+    assert _buckets(sim) == [(0, 6000)]
 
 
 def test_pages_above_the_reclaim_index_are_skipped_to_the_head():
     """isolate_lru_folios() for reclaim_idx = DMA32: Normal's folios are skipped and spliced to
-    the head ("this disrupts the LRU order when reclaiming for lower zones"). Reads Normal 5000,
-    DMA32 2000, DMA32 9400 share one bucket (7000 < 9375 when the last came). Again with Normal
-    5000, DMA32 4375 (the bucket is full), DMA32 9400 (a second bucket): a 5000-page reclaim at
-    hz = DMA32 takes the first bucket's 4375 DMA32 pages, moves its 5000 Normal pages to the head
-    (a third bucket: the second holds 9400 >= 9375), then 625 DMA32 pages of the second. A
-    9000-page reclaim at hz = Normal now finds DMA32's 8775 oldest, then 225 of Normal's."""
+    the head ("this disrupts the LRU order when reclaiming for lower zones"). Reads Normal 500,
+    DMA32 2000, DMA32 9400 share one bucket (Normal's 500 < 9375 / 8 when DMA32's first pages came,
+    2500 < 9375 when the last came). Again with Normal 500, DMA32 8875 (the bucket is full), DMA32
+    9400 (a second bucket). A 5000-page reclaim at hz = DMA32 takes 5000 of the first bucket's 8875
+    DMA32 pages (part of a bucket: its eligible pages only). A 9000-page reclaim takes the other
+    3875, moves the bucket's 500 Normal pages to the head (a third bucket: the second holds 9400 >=
+    9375), then 5125 DMA32 pages of the second. A 5000-page reclaim at hz = Normal finds DMA32's
+    4275 oldest, then Normal's 500: 4775 pages, all there are."""
     sim = _sim()
     _empty(sim)
-    _read(sim, NORMAL, 5000)
+    _read(sim, NORMAL, 500)
     _read(sim, DMA32, 2000)
     _read(sim, DMA32, 9400)
-    assert _buckets(sim) == [(11400, 5000)]
+    assert _buckets(sim) == [(11400, 500)]
     _empty(sim)
-    _read(sim, NORMAL, 5000)
-    _read(sim, DMA32, 4375)
+    _read(sim, NORMAL, 500)
+    _read(sim, DMA32, 8875)
     _read(sim, DMA32, 9400)
-    assert _buckets(sim) == [(4375, 5000), (9400, 0)]
+    assert _buckets(sim) == [(8875, 500), (9400, 0)]
     assert _reclaim(sim.state, DMA32, 5000) == 5000
-    assert _buckets(sim) == [(8775, 0), (0, 5000)]
-    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 5000
-    assert _reclaim(sim.state, NORMAL, 9000) == 9000
-    assert _buckets(sim) == [(0, 4775)]
+    assert _buckets(sim) == [(3875, 500), (9400, 0)]
+    assert _reclaim(sim.state, DMA32, 9000) == 9000
+    assert _buckets(sim) == [(4275, 0), (0, 500)]
+    assert sim.zone_state[0, NORMAL, L.ZF_CACHE] == 500
+    assert _reclaim(sim.state, NORMAL, 5000) == 4775
+    assert _buckets(sim) == []
 
 
 def test_a_reclaim_with_nothing_eligible_takes_nothing_and_keeps_the_pages():

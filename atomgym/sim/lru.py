@@ -25,7 +25,9 @@ such pages freed (``ZF_BLK_MERGE`` carries the rest) are a whole free block agai
 cache's type (``ZF_FREE_BLK`` / ``ZF_FREE_BLK_U``), capped by that type's free pages; with
 memory.reclaim_whole_share below 1, only that share of them (the rest keep a page that is not
 freed with them: sub-block chunks).
-Simplified: which of a bucket's blocks is complete is not known page by page (a pro-rata share).
+Simplified: which of a bucket's blocks is complete is not known page by page (a pro-rata share);
+order within a bucket is kept only between zones' runs of at least LP_QUANTUM / SPLIT_RUN pages
+(lru_add()).
 """
 from __future__ import annotations
 
@@ -37,12 +39,19 @@ from .layout import (
 )
 
 
+SPLIT_RUN = 8      # a bucket of LP_QUANTUM / SPLIT_RUN pages or more closes when another zone's pages come
+
+
 @jit()
 def lru_add(S, b, z, n, blkp):
     """folio_add_lru(): ``n`` page-cache pages of zone ``z`` enter their node's LRU at the head,
     ``blkp`` of them pages of whole pageblocks (module docstring). The head bucket takes them
     while it holds fewer than LP_QUANTUM pages; then a new one opens (if the ring is full the
-    head takes them anyway)."""
+    head takes them anyway). A new bucket also opens for pages of a zone the head bucket holds
+    none of once it holds LP_QUANTUM / SPLIT_RUN pages: a run of one zone's pages (the page cache
+    that spilled into DMA when DMA32 first ran out) stays together in LRU order, as the kernel's
+    list keeps it, instead of being spread over a bucket's pro-rata reclaim
+    (docs/realkernel.md, "Tracepoints")."""
     node = z // MAX_NR_ZONES
     lru = S.lru
     lp = S.lrp
@@ -50,17 +59,19 @@ def lru_add(S, b, z, n, blkp):
     h = lp[b, node, LP_TAIL] + ln - 1
     if h >= LRU_BUCKETS:
         h -= LRU_BUCKETS
-    if ln == 0 or (lru[b, node, h, LRU_TOTAL] >= lp[b, node, LP_QUANTUM] and ln < LRU_BUCKETS):
+    t = z - node * MAX_NR_ZONES
+    tot = lru[b, node, h, LRU_TOTAL]
+    q = lp[b, node, LP_QUANTUM]
+    if ln == 0 or ((tot >= q or (lru[b, node, h, t] == 0 and SPLIT_RUN * tot >= q)) and ln < LRU_BUCKETS):
         if ln == 0:
             h = lp[b, node, LP_TAIL]
         else:
             h += 1
             if h == LRU_BUCKETS:
                 h = 0
-        for t in range(LRU_W):
-            lru[b, node, h, t] = 0
+        for w in range(LRU_W):
+            lru[b, node, h, w] = 0
         lp[b, node, LP_LEN] = ln + 1
-    t = z - node * MAX_NR_ZONES
     lru[b, node, h, t] += n
     lru[b, node, h, LRU_TOTAL] += n
     if blkp > 0:
