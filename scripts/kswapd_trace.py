@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from atomgym.realkernel.errors import RealKernelError
+from atomgym.realkernel.fidelity import _read_json, refuse_link
 from atomgym.realkernel.tracepoints import boosting, direct_reclaim_calls, load, waker
 
 COLS = ("runs", "sleeps", "wake:boost", "wake:atomic", "wake:anon", "wake:cache", "dr:anon", "dr:cache", "dr:atomic",
@@ -114,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         if not cap.is_dir():
             raise RealKernelError(f"{cap}: no such capture folder")
         events = load(cap)
-        meta = json.loads((cap / "capture.json").read_text()) if (cap / "capture.json").is_file() else {}
+        refuse_link(cap / "capture.json")
+        meta = _read_json(cap / "capture.json", dict) if (cap / "capture.json").is_file() else {}
         dur = float(meta.get("duration_s") or (events[-1].t if events else 0.0))
         n = max(1, int(-(-dur // args.bin)), int(events[-1].t // args.bin) + 1 if events else 1)   # the last line
         rows = kernel_bins(events, args.bin, n)
         twin = twin_bins(cap, args.bin, n) if args.twin else None
-    except (RealKernelError, ValueError) as e:
+    except (RealKernelError, TypeError, ValueError) as e:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2
     summary = call_summary(events)

@@ -168,7 +168,7 @@ def test_inline_llvm_inlines_every_call_site_and_never_leaves_it_to_the_cost_mod
     assert _calls_left(callee, caller) == 0
     (cres,) = callee.overloads.values()
     fn = cres.library._get_module_for_linking().get_function(cres.fndesc.mangled_name)
-    assert J.has_alwaysinline(fn)
+    assert J.has_llvm_attribute(fn, "alwaysinline")
     # the control: the same callee without the attribute stays a call (so the check above can fail)
     callee, caller = _pair("never")
     assert _calls_left(callee, caller) == 3
@@ -179,8 +179,8 @@ def test_inline_llvm_survives_the_cache(tmp_path):
     code = ("import numpy as np; from atomgym.sim import rng; s = np.ones(4, np.uint64); rng.uniform(s);"
             "(c,) = rng.uniform.overloads.values();"
             "f = c.library._get_module_for_linking().get_function(c.fndesc.mangled_name);"
-            "from atomgym.kernel.jit import has_alwaysinline;"
-            "print(sum(rng.uniform._cache_hits.values()), has_alwaysinline(f))")
+            "from atomgym.kernel.jit import has_llvm_attribute;"
+            "print(sum(rng.uniform._cache_hits.values()), has_llvm_attribute(f, 'alwaysinline'))")
     env = dict(os.environ, ATOMGYM_CACHE_DIR=str(tmp_path / "cache"))
     runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
             for _ in range(2)]

@@ -93,9 +93,12 @@ def test_load_reads_plain_and_gzip_and_refuses_what_it_cannot(tmp_path):
     (nobegin / "events.json").write_text("[]")
     with pytest.raises(RealKernelError, match="no begin event"):
         tp.load(nobegin)
+    (nobegin / "events.json").write_text('[1, {"what": "begin", "args": ["10", "x"]}]')   # not events, no t0
+    with pytest.raises(RealKernelError, match="no begin event"):
+        tp.load(nobegin)
     broken = _capture(tmp_path / "g", packed=True)
     (broken / "trace.txt.gz").write_bytes(b"\x1f\x8bnot gzip")
-    with pytest.raises(RealKernelError, match="not a readable gzip file"):
+    with pytest.raises(RealKernelError, match="not a complete gzip file"):
         tp.load(broken)
 
 

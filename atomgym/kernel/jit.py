@@ -327,9 +327,9 @@ class _Dispatcher(CPUDispatcher):
     def add_overload(self, cres):
         # every compile and every load from the cache passes here, before any caller links the library
         if self.llvm_inline and not cres.objectmode:
-            mark_alwaysinline(cres.library, cres.fndesc.mangled_name)
+            mark_llvm_attribute(cres.library, cres.fndesc.mangled_name, "alwaysinline")
         if self.llvm_noinline and not cres.objectmode:
-            mark_alwaysinline(cres.library, cres.fndesc.mangled_name, "noinline")
+            mark_llvm_attribute(cres.library, cres.fndesc.mangled_name, "noinline")
         super().add_overload(cres)
 
     def get_call_template(self, args, kws):
@@ -338,10 +338,10 @@ class _Dispatcher(CPUDispatcher):
                                          {k: types.unliteral(v) for k, v in kws.items()})
 
 
-def mark_alwaysinline(library, name: str, attr: str = "alwaysinline") -> None:
-    """Give the function ``name`` of a compiled library LLVM's ``alwaysinline`` attribute (or ``attr``), in the
-    module that callers link (``_shared_module``, the one a cache entry keeps) and in the library's
-    own module (from which numba clones the first). Its own machine code is already emitted: the
+def mark_llvm_attribute(library, name: str, attr: str) -> None:
+    """Give the function ``name`` of a compiled library the LLVM function attribute ``attr``
+    (``alwaysinline``, ``noinline``), in the module that callers link (``_shared_module``, the one a
+    cache entry keeps) and in the library's own module (from which numba clones the first). Its own machine code is already emitted: the
     attribute only changes what LLVM does in the modules of its callers."""
     for mod in (library._final_module, library._shared_module):
         if mod is None:
@@ -350,13 +350,13 @@ def mark_alwaysinline(library, name: str, attr: str = "alwaysinline") -> None:
             fn = mod.get_function(name)
         except NameError:
             continue
-        if not fn.is_declaration and not has_alwaysinline(fn, attr):
+        if not fn.is_declaration and not has_llvm_attribute(fn, attr):
             fn.add_function_attribute(attr)
 
 
-def has_alwaysinline(fn, attr: str = "alwaysinline") -> bool:
-    """Whether an llvmlite function value carries ``alwaysinline`` (its attribute sets are bytes,
-    the function's own set space-separated)."""
+def has_llvm_attribute(fn, attr: str) -> bool:
+    """Whether an llvmlite function value carries the attribute ``attr`` (its attribute sets are
+    bytes, the function's own set space-separated)."""
     return any(attr.encode() in a.split() for a in fn.attributes)
 
 

@@ -660,33 +660,40 @@ def _fmt_time(v: Any) -> str:
 MAX_CAPTURE_FILE = 512 << 20     # timeseries.jsonl of an hour sampled every 0.05 s is ~150 MiB
 
 
-def _read_text(path: Path) -> str:
+def refuse_link(path: Path) -> None:
+    """One-line RealKernelError if a capture's file is a symbolic link (never followed)."""
+    if path.is_symlink():
+        raise RealKernelError(f"{path}: a symbolic link; a capture's files are the regular files "
+                              f"`atomgym realkernel run` writes (not followed)")
+
+
+def _read_text(path: Path, limit: int = MAX_CAPTURE_FILE) -> str:
     """A capture's file: bounded, a regular file (not a link to /dev/zero), one line otherwise."""
     from .. import files
     try:
-        return files.read_text(path, MAX_CAPTURE_FILE, "a file written by `atomgym realkernel run`")
+        return files.read_text(path, limit, "a file written by `atomgym realkernel run`")
     except files.FileError as e:
         raise RealKernelError(str(e)) from None
 
 
-def _read_gzip_text(path: Path) -> str:
-    """A gzipped capture file (the corpus ships timeseries.jsonl.gz): bounded before and after
-    decompression; a truncated or corrupt file is one line."""
+def _read_gzip_text(path: Path, limit: int = MAX_CAPTURE_FILE) -> str:
+    """A gzipped capture file (the corpus ships timeseries.jsonl.gz, trace.txt.gz): bounded before
+    and after decompression; a truncated or corrupt file is one line."""
     import gzip
     import io
     import zlib
     from .. import files
     what = "a gzip file written by scripts/capture_corpus.py"
     try:
-        raw = files.read_bytes(path, MAX_CAPTURE_FILE, what)
+        raw = files.read_bytes(path, limit, what)
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
-            data = gz.read(MAX_CAPTURE_FILE + 1)
+            data = gz.read(limit + 1)
     except files.FileError as e:
         raise RealKernelError(str(e)) from None
     except (OSError, EOFError, zlib.error) as e:
         raise RealKernelError(f"{path}: not a complete gzip file ({e}); truncated? expected {what}") from None
-    if len(data) > MAX_CAPTURE_FILE:
-        raise RealKernelError(f"{path}: more than {MAX_CAPTURE_FILE >> 20} MiB once decompressed; expected {what}")
+    if len(data) > limit:
+        raise RealKernelError(f"{path}: more than {limit >> 20} MiB once decompressed; expected {what}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -708,9 +715,7 @@ def load_samples_of(cap: Path) -> list[dict[str, Any]]:
     ts = timeseries_file(cap)
     if ts is None:
         raise RealKernelError(f"{cap}: no timeseries.jsonl; not a capture written by `atomgym realkernel run`")
-    if ts.is_symlink():
-        raise RealKernelError(f"{ts}: a symbolic link; a capture's files are the regular files "
-                              f"`atomgym realkernel run` writes (not followed)")
+    refuse_link(ts)
     text = _read_gzip_text(ts) if ts.suffix == ".gz" else _read_text(ts)
     return read_jsonl(text, str(ts))
 
@@ -721,9 +726,7 @@ def start_snapshot(cap: Path) -> Path:
     f = cap / "snapshot-start.txt"
     if not f.exists() and not f.is_symlink():
         f = cap / "snapshot.txt"
-    if f.is_symlink():
-        raise RealKernelError(f"{f}: a symbolic link; a capture's files are the regular files "
-                              f"`atomgym realkernel run` writes (not followed)")
+    refuse_link(f)
     return f
 
 
@@ -871,10 +874,8 @@ def load(cap_dir: str | Path) -> dict[str, Any]:
             hint = " (an unfinished run: DIR.partial)" if cap.name.endswith(".partial") else ""
             raise RealKernelError(f"{cap}: no {f}; not a capture written by `atomgym realkernel run`{hint}")
     from .run import CAPTURE_FILES       # a capture's files are the regular files a run wrote: no link followed
-    links = sorted(f for f in (*CAPTURE_FILES, "timeseries.jsonl.gz") if (cap / f).is_symlink())
-    if links:
-        raise RealKernelError(f"{cap / links[0]}: a symbolic link; a capture's files are the regular files "
-                              f"`atomgym realkernel run` writes (not followed)")
+    for f in sorted((*CAPTURE_FILES, "timeseries.jsonl.gz")):
+        refuse_link(cap / f)
     meta = _read_json(cap / "capture.json", dict)
     assert ts_file is not None
     samples = load_samples_of(cap)

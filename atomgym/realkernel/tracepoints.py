@@ -21,8 +21,6 @@ the begin event's t0 (events.json). What each event is (6.1):
 """
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,46 +85,32 @@ def parse(text: str, t0: float, source: str = TRACE_FILE) -> list[Event]:
 def begin_t0(events: list[dict]) -> float:
     """The begin event's CLOCK_MONOTONIC t0 (agrun's ``@E 0 begin DURATION T0``)."""
     for e in events:
-        if e.get("what") == "begin" and len(e.get("args", [])) >= 2:
-            return float(e["args"][1])
+        args = e.get("args") if isinstance(e, dict) and e.get("what") == "begin" else None
+        if isinstance(args, list) and len(args) >= 2:
+            try:
+                return float(args[1])
+            except (TypeError, ValueError):
+                break
     raise RealKernelError("events.json: no begin event with its t0; not a capture of `atomgym realkernel run`")
 
 
 def load(cap: Path) -> list[Event]:
     """A capture's trace (trace.txt or trace.txt.gz), its times in scenario seconds. One-line
-    RealKernelError if the capture was not run with --trace or a file is not what it should be."""
-    plain, packed = cap / TRACE_FILE, cap / f"{TRACE_FILE}.gz"
-    for p in (plain, packed, cap / "events.json"):
-        if p.is_symlink():
-            raise RealKernelError(f"{p}: a symbolic link; a capture's files are the regular files "
-                                  f"`atomgym realkernel run` writes (not followed)")
+    RealKernelError if the capture was not run with --trace or a file is not what it should be
+    (fidelity's bounded readers; a symbolic link is not followed)."""
+    from .fidelity import _read_gzip_text, _read_json, _read_text, refuse_link
+    plain, packed, events = cap / TRACE_FILE, cap / f"{TRACE_FILE}.gz", cap / "events.json"
+    for p in (plain, packed, events):
+        refuse_link(p)
     if plain.is_file():
-        src = plain
-        if src.stat().st_size > MAX_TRACE_BYTES:
-            raise RealKernelError(f"{src}: larger than {MAX_TRACE_BYTES >> 20} MiB; not a trace of a capture")
-        raw = src.read_bytes()
+        src, text = plain, _read_text(plain, MAX_TRACE_BYTES)
     elif packed.is_file():
-        src = packed
-        try:
-            with gzip.open(packed, "rb") as fh:
-                raw = fh.read(MAX_TRACE_BYTES + 1)
-        except (OSError, EOFError) as e:
-            raise RealKernelError(f"{packed}: not a readable gzip file ({e})") from None
-        if len(raw) > MAX_TRACE_BYTES:
-            raise RealKernelError(f"{packed}: larger than {MAX_TRACE_BYTES >> 20} MiB unpacked; not a trace")
+        src, text = packed, _read_gzip_text(packed, MAX_TRACE_BYTES)
     else:
         raise RealKernelError(f"{cap}: no {TRACE_FILE}; capture it with `atomgym realkernel run ... --trace`")
-    try:
-        text = raw.decode()
-        events = json.loads((cap / "events.json").read_text())
-    except FileNotFoundError:
-        raise RealKernelError(f"{cap}: no events.json; not a capture of `atomgym realkernel run`") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise RealKernelError(f"{src if isinstance(e, UnicodeDecodeError) else cap / 'events.json'}: "
-                              f"not readable ({e})") from None
-    if not isinstance(events, list):
-        raise RealKernelError(f"{cap / 'events.json'}: not a list of events")
-    return parse(text, begin_t0(events), str(src))
+    if not events.is_file():
+        raise RealKernelError(f"{cap}: no events.json; not a capture of `atomgym realkernel run`")
+    return parse(text, begin_t0(_read_json(events, list)), str(src))
 
 
 def direct_reclaim_calls(events: list[Event]) -> list[tuple[Event, Event | None]]:
