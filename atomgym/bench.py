@@ -196,10 +196,12 @@ def _bench_ppo(make_envs, steps: int) -> list[float]:
     import torch
     from stable_baselines3 import PPO
 
+    from atomgym.envs.sb3 import quiet_logger
     torch.set_num_threads(1)
     n = _PPO_KW["n_steps"]
     models = [PPO("MlpPolicy", make(), **_PPO_KW) for make in make_envs]
     for m in models:
+        m.set_logger(quiet_logger())     # (else every learn() below leaves an empty folder in /tmp)
         m.learn(n)
     spent = [0.0] * len(models)
     for k in range(max(1, steps // n)):

@@ -72,6 +72,7 @@ def main() -> int:
     from stable_baselines3 import PPO
 
     from atomgym.bench import _PPO_KW
+    from atomgym.envs.sb3 import quiet_logger
     torch.set_num_threads(1)
     atom = gym.make(a.env, compute_score=False)
     envs = {"CartPole-v1": gym.make("CartPole-v1"),
@@ -82,6 +83,7 @@ def main() -> int:
     _timed(atom.unwrapped, "step", step)
     models = {k: PPO("MlpPolicy", e, **_PPO_KW) for k, e in envs.items()}
     for m in models.values():
+        m.set_logger(quiet_logger())
         m.learn(_PPO_KW["n_steps"])
     fused[:], step[:] = [0.0, 0], [0.0, 0]
     spent = {k: 0.0 for k in models}

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from atomgym.agents import train
     from atomgym.agents.algos import algo_class
+    from atomgym.envs.sb3 import quiet_logger
     torch.set_num_threads(1)
     try:
         cfg = config.load_config(args.config)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     algo = cfg["algo"]
     model = algo_class(algo)("MlpPolicy", train.make_vec_env(cfg), device="cpu", seed=int(cfg["seed"]),
                                     verbose=0, **dict(cfg.get(algo) or {}))
+    model.set_logger(quiet_logger())
     model.learn(2048)                       # warm-up: the compile and the first rollout
     prof = cProfile.Profile() if args.profile else None
     t0 = time.perf_counter()

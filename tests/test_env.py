@@ -202,7 +202,7 @@ def test_render_modes():
 @pytest.mark.slow   # long training: run after the rest (make test), not in make test-fast
 def test_sb3_vecenv_autoreset_and_ppo_smoke():
     from stable_baselines3 import PPO, SAC
-    from atomgym.envs.sb3 import AtomSB3VecEnv
+    from atomgym.envs.sb3 import AtomSB3VecEnv, quiet_logger
 
     v = AtomSB3VecEnv(4, duration_s=0.5)
     v.seed(0)
@@ -216,9 +216,11 @@ def test_sb3_vecenv_autoreset_and_ppo_smoke():
     assert not np.array_equal(obs[0], infos[0]["terminal_observation"])   # same-step autoreset
     model = PPO("MlpPolicy", AtomSB3VecEnv(16, duration_s=2.0), n_steps=128, batch_size=256, n_epochs=2,
                 device="cpu", seed=0)
+    model.set_logger(quiet_logger())
     model.learn(4096)
     sac = SAC("MlpPolicy", AtomSB3VecEnv(4, action_type="continuous", duration_s=2.0), learning_starts=100,
               batch_size=64, device="cpu", seed=0)
+    sac.set_logger(quiet_logger())
     sac.learn(400)
 
 

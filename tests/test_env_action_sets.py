@@ -127,10 +127,11 @@ def test_sb3_ppo_with_memory_and_levels():
     """The training combination of issue 14 runs under stable-baselines3 PPO end to end."""
     from stable_baselines3 import PPO
 
-    from atomgym.envs.sb3 import AtomSB3VecEnv
+    from atomgym.envs.sb3 import AtomSB3VecEnv, quiet_logger
     venv = AtomSB3VecEnv(16, scenario="train-randomized", observation="memory", action_type="levels",
                          duration_s=6.0)
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=256, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(quiet_logger())
     model.learn(total_timesteps=3072)
     assert model.num_timesteps >= 3072
     obs = venv.reset()

@@ -78,11 +78,14 @@ def test_quiet_scenario_stays_quiet():
     assert sim.nbytes > 0
 
 
-def test_bench_json_smoke(capsys):
+def test_bench_json_smoke(capsys, tmp_path, monkeypatch):
     import json
+    import tempfile
 
     from atomgym.bench import main
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # where SB3 puts a model's default logger
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
     assert main(["--json", "--ticks", "2000", "--batch", "4", "--batch-ticks", "50", "--cartpole-steps", "500",
                  "--env-steps", "30", "--env-batch-steps", "2", "--repeat", "2", "--skip-cold",
                  "--ppo-steps", "64"]) == 0
@@ -100,6 +103,7 @@ def test_bench_json_smoke(capsys):
     assert res["single_window_ticks_per_s"] > 0 and len(res["runs"]["single_window"]) == 2
     ratios = sorted(b / w for b, w in zip(res["runs"]["batch"], res["runs"]["single_window"]))
     assert res["batch_vs_single"] == pytest.approx((ratios[0] + ratios[1]) / 2)   # median of the rounds' ratios
+    assert not list(tmp_path.glob("SB3-*"))    # no empty SB3-<date> folder per learn() (envs.sb3.quiet_logger())
     assert main(["--scenario", "no-such-scenario"]) == 2
     assert main(["--repeat", "0"]) == 2
 

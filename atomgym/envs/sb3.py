@@ -14,6 +14,15 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 from .vector_env import AtomVectorEnv
 
 
+def quiet_logger() -> Any:
+    """An SB3 logger that writes nothing. A model without a logger of its own makes one at every
+    ``learn()`` (``utils.configure_logger()`` -> ``logger.configure()``), and with neither
+    ``tensorboard_log`` nor SB3_LOGDIR that one creates an empty ``SB3-<date>`` folder in the system's
+    temporary directory: a benchmark's rounds of ``learn()`` left hundreds. ``model.set_logger(quiet_logger())``."""
+    from stable_baselines3.common.logger import Logger
+    return Logger(folder=None, output_formats=[])
+
+
 class AtomSB3VecEnv(VecEnv):
     """``AtomSB3VecEnv(num_envs, **AtomVectorEnv kwargs)``; ``seed(s)`` then ``reset()`` seeds env i
     with s + i, as AtomVectorEnv and AtomEnv do."""
