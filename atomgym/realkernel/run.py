@@ -26,6 +26,7 @@ from . import host
 from .capture import Capture, parse_serial, timeseries_csv, timeseries_jsonl
 from .errors import Interrupted, RealKernelError
 from .plan import TRACE_EVENTS, Plan, load_plan
+from .tracepoints import begin_t0
 
 MARKER = "capture.json"
 # every file `realkernel run` writes into a capture (and its DIR.partial): what --force may delete
@@ -197,10 +198,13 @@ def check_seconds(**values: float | None) -> None:
 def first_failure_t(cap: Capture) -> float | None:
     """Scenario time of the module's first failed page (its ktime minus the begin event's)."""
     ns = cap.atomic.get("first_fail_ns", -1)
-    begin = next((e for e in cap.events if e["what"] == "begin" and len(e["args"]) >= 2), None)
-    if ns is None or ns < 0 or begin is None:
+    if ns is None or ns < 0:
         return None
-    return round(ns / 1e9 - float(begin["args"][1]), 3)
+    try:
+        t0 = begin_t0(cap.events)
+    except RealKernelError:      # no begin event with its t0: no time to give
+        return None
+    return round(ns / 1e9 - t0, 3)
 
 
 def run(scenario: str, out: str, force: bool = False, cache: str | None = None, sample_s: float = 0.3,
