@@ -168,3 +168,17 @@ def test_script_twin_columns():
     twin = json.loads(p.stdout)["twin"]
     assert len(twin) == 25 and twin[24] is None            # the guest's last lines come after 24 s
     assert sum(r["runs"] for r in twin[:24]) > 100 and sum(r["fb:boost"] for r in twin[:24]) > 50
+
+
+def test_first_failure_time_reads_the_begin_events_t0():
+    """run.first_failure_t(): the module's first failed page (ktime ns) less tracepoints.begin_t0(); no
+    time without a failure or without a begin event that carries a numeric t0."""
+    from atomgym.realkernel.capture import Capture
+    from atomgym.realkernel.run import first_failure_t
+
+    begin = {"what": "begin", "t": 0.0, "args": ["24", "100.25"]}
+    assert first_failure_t(Capture(events=[begin], atomic={"first_fail_ns": 102_500_000_000})) == 2.25
+    assert first_failure_t(Capture(events=[begin], atomic={"first_fail_ns": -1})) is None
+    assert first_failure_t(Capture(events=[], atomic={"first_fail_ns": 5})) is None
+    bad = {"what": "begin", "t": 0.0, "args": ["24", "soon"]}
+    assert first_failure_t(Capture(events=[bad], atomic={"first_fail_ns": 5})) is None
