@@ -15,7 +15,8 @@ Per bin of scenario time, from the kernel's tracepoints (atomgym/realkernel/trac
 Then the direct-reclaim calls: pages per call, time per call (begin to end, preemption included),
 pages per ms of call time, and how many start within 5 ms after a boosting fallback of the same
 task (the boost raises min + boost above free: wmark_pages() includes the boost, so the task's next
-page fails at min and reclaims itself). ``--twin`` adds the simulator's twin of the capture
+page fails at min and reclaims itself); and the fallbacks by the request's migratetype and the type
+whose free pages it took (a chunk, which boosts, or a whole block). ``--twin`` adds the simulator's twin of the capture
 (atomgym fidelity's, one run at the guest's rates) with the same columns from its counters.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from atomgym.realkernel.errors import RealKernelError
 from atomgym.realkernel.fidelity import _read_json, refuse_link
-from atomgym.realkernel.tracepoints import boosting, direct_reclaim_calls, load, waker
+from atomgym.realkernel.tracepoints import boosting, direct_reclaim_calls, fallback_types, load, waker
 
 COLS = ("runs", "sleeps", "wake:boost", "wake:atomic", "wake:anon", "wake:cache", "dr:anon", "dr:cache", "dr:atomic",
         "fb:boost", "fb:whole")
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = call_summary(events)
     if args.json:
         print(json.dumps({"capture": str(cap), "bin_s": args.bin, "kernel": rows, "direct_reclaim": summary,
+                          "fallbacks": [{"request": a, "took": f, "size": k, "count": c}
+                                        for (a, f, k), c in sorted(fallback_types(events).items())],
                           "twin": twin}, default=float))
         return 0
     head = f"{'t (s)':>7} " + " ".join(f"{c:>11}" for c in COLS)
@@ -149,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
               f"fallback of the same task")
     else:
         print("direct reclaim: no calls")
+    fb = fallback_types(events)
+    print("fallbacks (request <- the type it took): " + (", ".join(
+        f"{a} <- {f} {k} {c}" for (a, f, k), c in sorted(fb.items())) if fb else "none"))
     return 0
 
 

@@ -429,21 +429,25 @@ def test_xarray_slabs_are_reclaimable_and_page_tables_unmovable():
     """gfp_migratetype(): the xarray's radix_tree_node slab is SLAB_RECLAIM_ACCOUNT
     (__GFP_RECLAIMABLE) and takes RECLAIMABLE pages; a page table (GFP_PGTABLE_USER) takes
     UNMOVABLE ones. Normal at 50000 free: 1000 UNMOVABLE, the rest in sub-block MOVABLE chunks. A
-    reader's first slab (4 pages) finds no RECLAIMABLE page: one fallback, one
-    boost, 512 MOVABLE pages become RECLAIMABLE (508 left after the slab); the 1000 UNMOVABLE
-    pages are not touched. A hog's page table takes one of them, no fallback."""
-    for kind, spec in (("stream_read", {"rate_mib_s": 39.0625, "volume_mib": 100.0}),
-                       ("anon_hog", {"rate_mib_s": 39.0625, "peak_mib": 100.0, "hold_s": 100.0, "period_s": 0.0})):
+    reader's first slab (4 pages) finds no RECLAIMABLE page and falls back in the order of
+    fallbacks[MIGRATE_RECLAIMABLE] = {UNMOVABLE, MOVABLE}: one fallback, one boost, 512 of the
+    UNMOVABLE pages become RECLAIMABLE (508 left after the slab, 488 UNMOVABLE); with no UNMOVABLE
+    page, 512 MOVABLE ones do. A hog's page table takes one UNMOVABLE page, no fallback."""
+    for kind, spec, free_u, left_u in (
+            ("stream_read", {"rate_mib_s": 39.0625, "volume_mib": 100.0}, 1000, 488),
+            ("stream_read", {"rate_mib_s": 39.0625, "volume_mib": 100.0}, 0, 0),
+            ("anon_hog", {"rate_mib_s": 39.0625, "peak_mib": 100.0, "hold_s": 100.0, "period_s": 0.0}, 1000, 999)):
         sim = Simulator(_scenario([WorkloadSpec(kind=kind, **spec)]), machines=_machine())
-        _set_zone(sim, 0, NORMAL, free=50000, free_u=1000)
+        _set_zone(sim, 0, NORMAL, free=50000, free_u=free_u)
         k0 = int(sim.zone_state[0, NORMAL, L.ZF_KERNEL])
         sim.advance(1)
         zs = sim.zone_state[0, NORMAL]
+        assert zs[L.ZF_FREE_U] == left_u
         if kind == "stream_read":
-            assert zs[L.ZF_KERNEL] == k0 + 4 and zs[L.ZF_FREE_U] == 1000 and zs[L.ZF_FREE_R] == 508
+            assert zs[L.ZF_KERNEL] == k0 + 4 and zs[L.ZF_FREE_R] == 508 and zs[L.ZF_FREE] == 50000 - 4 - 10
             assert _c(sim, "fallbacks") == 1 and _c(sim, "fallback_boosts") == 1
         else:
-            assert zs[L.ZF_KERNEL] == k0 + 1 and zs[L.ZF_FREE_U] == 999 and _c(sim, "fallbacks") == 0
+            assert zs[L.ZF_KERNEL] == k0 + 1 and _c(sim, "fallbacks") == 0
 
 
 def test_a_movable_fallback_takes_reclaimable_pages_first():
@@ -471,9 +475,10 @@ def test_a_block_devices_page_cache_is_unmovable():
     cache UNMOVABLE (a file's, GFP_HIGHUSER_MOVABLE, is MOVABLE). Normal at 50000 free, 1000 of
     them UNMOVABLE: a reader of the device takes its 10 pages of the tick (pcp batch 1) from the
     UNMOVABLE pages (990 left), a file's reader from the MOVABLE ones (1000 left). Its xarray slab
-    falls back from the MOVABLE chunks either way (one fallback, one boost)."""
+    then falls back to the UNMOVABLE pages either way (fallbacks[MIGRATE_RECLAIMABLE]: one fallback,
+    one boost, 512 of them become RECLAIMABLE: 478 and 488 left)."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, volume_mib=100.0)]
-    for scen, free_u in ((_scenario(wl), 1000), (_bdev(_scenario(wl)), 990)):
+    for scen, free_u in ((_scenario(wl), 488), (_bdev(_scenario(wl)), 478)):
         sim = Simulator(scen, machines=_machine())
         _set_zone(sim, 0, NORMAL, free=50000, free_u=1000)
         sim.advance(1)

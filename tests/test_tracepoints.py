@@ -182,3 +182,22 @@ def test_first_failure_time_reads_the_begin_events_t0():
     assert first_failure_t(Capture(events=[], atomic={"first_fail_ns": 5})) is None
     bad = {"what": "begin", "t": 0.0, "args": ["24", "soon"]}
     assert first_failure_t(Capture(events=[bad], atomic={"first_fail_ns": 5})) is None
+
+
+def test_fallback_types_on_the_hand_written_trace_and_the_traced_corpus(tmp_path):
+    """fallback_types(): a MOVABLE request that took an UNMOVABLE chunk (order 8: boosts) and an
+    UNMOVABLE request that took a whole MOVABLE block (order 10). Over corpus/traced the kernel's
+    fallbacks of UNMOVABLE requests take MOVABLE chunks (188) far more often than RECLAIMABLE ones (25),
+    and RECLAIMABLE requests take UNMOVABLE chunks (26; MOVABLE 2): the orders zone_take() follows
+    (docs/simulator.md, docs/realkernel.md "Which type a fallback takes")."""
+    assert tp.fallback_types(tp.load(_capture(tmp_path))) == {("MOVABLE", "UNMOVABLE", "chunk"): 1,
+                                                              ("UNMOVABLE", "MOVABLE", "block"): 1}
+    tot: dict = {}
+    for name in ("base", "ram512", "nohog"):
+        for k, c in tp.fallback_types(tp.load(TRACED / name)).items():
+            tot[k] = tot.get(k, 0) + c
+    assert tot[("UNMOVABLE", "MOVABLE", "chunk")] == 188 and tot[("UNMOVABLE", "RECLAIMABLE", "chunk")] == 25
+    assert tot[("RECLAIMABLE", "UNMOVABLE", "chunk")] == 26 and tot[("RECLAIMABLE", "MOVABLE", "chunk")] == 2
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "kswapd_trace.py"), str(TRACED / "ram512")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "RECLAIMABLE <- UNMOVABLE chunk 23" in out.splitlines()[-1]

@@ -133,3 +133,22 @@ def direct_reclaim_calls(events: list[Event]) -> list[tuple[Event, Event | None]
 def boosting(e: Event, pageblock_order: int = 9) -> bool:
     """An extfrag event that boosts the watermark (a chunk smaller than a pageblock)."""
     return int(e.args.get("fallback_order", 0)) < int(e.args.get("pageblock_order", pageblock_order))
+
+
+def fallback_types(events: list[Event], pageblock_order: int = 9) -> dict[tuple[str, str, str], int]:
+    """The extfrag events counted by (the request's migratetype, the type whose free pages it took,
+    ``chunk`` (under a pageblock: the fallback boosts) or ``block`` (a whole pageblock)): which
+    type __rmqueue_fallback() found first (the largest order first; at one order, fallbacks[]'s
+    order)."""
+    out: dict[tuple[str, str, str], int] = {}
+    for e in events:
+        if e.name != "extfrag":
+            continue
+        try:
+            a = MIGRATETYPES.get(int(e.args.get("alloc_migratetype", -1)), "other")
+            f = MIGRATETYPES.get(int(e.args.get("fallback_migratetype", -1)), "other")
+        except ValueError:
+            continue
+        k = (a, f, "chunk" if boosting(e, pageblock_order) else "block")
+        out[k] = out.get(k, 0) + 1
+    return out

@@ -109,10 +109,11 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
       pageblock_order" relabels the block and returns before boost_watermark()); allowed
       under ALLOC_NOFRAGMENT too (min_order = pageblock_order);
     - otherwise a sub-block chunk: the fallback boosts the watermark and moves the free pages of
-      the chunk's block to the requested type (move_freepages_block()), up to a pageblock: an
-      UNMOVABLE or RECLAIMABLE request takes MOVABLE free pages, then the other non-movable
-      type's; a MOVABLE request takes RECLAIMABLE, then UNMOVABLE free pages
-      (fallbacks[MIGRATE_MOVABLE]); the next requests are checked against the raised boost
+      the chunk's block to the requested type (move_freepages_block()), up to a pageblock: a
+      RECLAIMABLE request takes UNMOVABLE, then MOVABLE free pages (fallbacks[MIGRATE_RECLAIMABLE]);
+      a MOVABLE request RECLAIMABLE, then UNMOVABLE ones (fallbacks[MIGRATE_MOVABLE]); an
+      UNMOVABLE request MOVABLE, then RECLAIMABLE ones (fallbacks[] has RECLAIMABLE first, but the
+      search is largest order first and MOVABLE's chunks are the larger: docs/simulator.md); the next requests are checked against the raised boost
       (zone_watermark_fast() reads wmark_pages(), boost included, for each page). With ``nofrag``
       (ALLOC_NOFRAGMENT) a zone whose own type and whole blocks are exhausted is skipped.
     - with memory.reclaim_reforms_pageblocks, whole free UNMOVABLE pageblocks (``ZF_FREE_BLK_U``:
@@ -222,13 +223,16 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
                 if mv == 0:
                     mv = min(fu, PAGEBLOCK_NR_PAGES)
                     fu -= mv
+            elif recl:                   # fallbacks[MIGRATE_RECLAIMABLE]: UNMOVABLE, then MOVABLE
+                mv = min(fu, PAGEBLOCK_NR_PAGES)
+                fu -= mv
+                if mv == 0:
+                    mv = min(fm, PAGEBLOCK_NR_PAGES)
+                    fm -= mv
             else:                        # sub-block MOVABLE chunks (no whole block is left), then
-                mv = min(fm, PAGEBLOCK_NR_PAGES)   # the other non-movable type's pages
+                mv = min(fm, PAGEBLOCK_NR_PAGES)   # RECLAIMABLE ones
                 fm -= mv
-                if mv == 0 and recl:
-                    mv = min(fu, PAGEBLOCK_NR_PAGES)
-                    fu -= mv
-                elif mv == 0:
+                if mv == 0:
                     mv = min(fr, PAGEBLOCK_NR_PAGES)
                     fr -= mv
             if mv == 0:
