@@ -88,17 +88,6 @@ def _took(mov, recl, ft, fm, fr, fu, blk, blku):
 
 
 @jit(inline="llvm")
-def _move_chunk(first, second):
-    """move_freepages_block() for a fallback from a sub-block chunk: up to a pageblock of the first
-    fallback type's free pages, or, with none, of the second's. Returns (moved, first, second)."""
-    mv = min(first, PAGEBLOCK_NR_PAGES)
-    if mv != 0:
-        return mv, first - mv, second
-    mv = min(second, PAGEBLOCK_NR_PAGES)
-    return mv, first, second - mv
-
-
-@jit(inline="llvm")
 def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
     """Serve up to ``n`` single-page requests from zone ``z`` at watermark ``widx`` with
     ``alloc_flags``; the pages move from free to field ``dest`` of the zone. Returns the
@@ -229,11 +218,23 @@ def zone_take(S, b, z, n, alloc_flags, widx, hz, dest, nofrag, mt, rb):
                 break
             # __rmqueue_fallback() from a sub-block chunk: boost, move the block's free pages
             if mov:                      # fallbacks[MIGRATE_MOVABLE]: RECLAIMABLE, then UNMOVABLE
-                mv, fr, fu = _move_chunk(fr, fu)
+                mv = min(fr, PAGEBLOCK_NR_PAGES)
+                fr -= mv
+                if mv == 0:
+                    mv = min(fu, PAGEBLOCK_NR_PAGES)
+                    fu -= mv
             elif recl:                   # fallbacks[MIGRATE_RECLAIMABLE]: UNMOVABLE, then MOVABLE
-                mv, fu, fm = _move_chunk(fu, fm)
+                mv = min(fu, PAGEBLOCK_NR_PAGES)
+                fu -= mv
+                if mv == 0:
+                    mv = min(fm, PAGEBLOCK_NR_PAGES)
+                    fm -= mv
             else:                        # sub-block MOVABLE chunks (no whole block is left), then
-                mv, fm, fr = _move_chunk(fm, fr)   # RECLAIMABLE ones
+                mv = min(fm, PAGEBLOCK_NR_PAGES)   # RECLAIMABLE ones
+                fm -= mv
+                if mv == 0:
+                    mv = min(fr, PAGEBLOCK_NR_PAGES)
+                    fr -= mv
             if mv == 0:
                 break
             fallback_event(S, b, z, alloc_flags)
