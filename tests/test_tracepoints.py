@@ -171,7 +171,7 @@ def test_script_twin_columns():
 
 
 def test_first_failure_time_reads_the_begin_events_t0():
-    """run.first_failure_t(): the module's first failed page (ktime ns) less tracepoints.begin_t0(); no
+    """run.first_failure_t(): the module's first failed page (ktime ns) less capture.begin_t0(); no
     time without a failure or without a begin event that carries a numeric t0."""
     from atomgym.realkernel.capture import Capture
     from atomgym.realkernel.run import first_failure_t

@@ -26,6 +26,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import RealKernelError
+
 ZONE_FIELDS = ("free", "boost", "min", "low", "high", "managed")
 KSWAPD_FIELDS = ("run_ns", "wait_ns", "slices")   # /proc/PID/schedstat
 PAGE_ORDERS = 11          # /proc/pagetypeinfo's orders 0..10 (MAX_ORDER 11 on x86-64, 6.1)
@@ -214,3 +216,15 @@ def read_jsonl(text: str, source: str = "timeseries.jsonl") -> list[dict[str, An
             raise RealKernelError(f"{source}:{i}: not a time-series sample ({e})") from None
         out.append(s)
     return out
+
+
+def begin_t0(events: list[dict]) -> float:
+    """The begin event's CLOCK_MONOTONIC t0 (agrun's ``@E 0 begin DURATION T0``)."""
+    for e in events:
+        args = e.get("args") if isinstance(e, dict) and e.get("what") == "begin" else None
+        if isinstance(args, list) and len(args) >= 2:
+            try:
+                return float(args[1])
+            except (TypeError, ValueError):
+                break
+    raise RealKernelError("events.json: no begin event with its t0; not a capture of `atomgym realkernel run`")

@@ -23,10 +23,9 @@ from typing import Callable
 from .. import interrupts, safefiles
 from ..schema import REALKERNEL_RUN_CMD
 from . import host
-from .capture import Capture, parse_serial, timeseries_csv, timeseries_jsonl
+from .capture import Capture, begin_t0, parse_serial, timeseries_csv, timeseries_jsonl
 from .errors import Interrupted, RealKernelError
 from .plan import TRACE_EVENTS, Plan, load_plan
-from .tracepoints import begin_t0
 
 MARKER = "capture.json"
 # every file `realkernel run` writes into a capture (and its DIR.partial): what --force may delete

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .capture import begin_t0
 from .errors import RealKernelError
 
 TRACE_FILE = "trace.txt"
@@ -80,18 +81,6 @@ def parse(text: str, t0: float, source: str = TRACE_FILE) -> list[Event]:
         out.append(Event(round(float(m["ts"]) - t0, 6), m["task"].strip(), int(m["pid"]), name, _args(m["args"])))
     out.sort(key=lambda e: e.t)
     return out
-
-
-def begin_t0(events: list[dict]) -> float:
-    """The begin event's CLOCK_MONOTONIC t0 (agrun's ``@E 0 begin DURATION T0``)."""
-    for e in events:
-        args = e.get("args") if isinstance(e, dict) and e.get("what") == "begin" else None
-        if isinstance(args, list) and len(args) >= 2:
-            try:
-                return float(args[1])
-            except (TypeError, ValueError):
-                break
-    raise RealKernelError("events.json: no begin event with its t0; not a capture of `atomgym realkernel run`")
 
 
 def load(cap: Path) -> list[Event]:
