@@ -22,7 +22,8 @@ def _block(after: str, lang: str) -> str:
 
 
 def _run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # SB3_LOGDIR: the example's model has SB3's default logger, whose folder would go to the system's /tmp
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "SB3_LOGDIR": str(tmp_path / "sb3-log")}
     return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=1800)
 
