@@ -122,14 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         n = max(1, int(-(-dur // args.bin)), int(events[-1].t // args.bin) + 1 if events else 1)   # the last line
         rows = kernel_bins(events, args.bin, n)
         twin = twin_bins(cap, args.bin, n) if args.twin else None
-    except (RealKernelError, TypeError, ValueError) as e:
+        summary = call_summary(events)
+        fb = fallback_types(events)
+    except (RealKernelError, TypeError, ValueError) as e:     # (a field of a trace line that is not a number)
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2
-    summary = call_summary(events)
     if args.json:
         print(json.dumps({"capture": str(cap), "bin_s": args.bin, "kernel": rows, "direct_reclaim": summary,
                           "fallbacks": [{"request": a, "took": f, "size": k, "count": c}
-                                        for (a, f, k), c in sorted(fallback_types(events).items())],
+                                        for (a, f, k), c in sorted(fb.items())],
                           "twin": twin}, default=float))
         return 0
     head = f"{'t (s)':>7} " + " ".join(f"{c:>11}" for c in COLS)
@@ -152,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
               f"fallback of the same task")
     else:
         print("direct reclaim: no calls")
-    fb = fallback_types(events)
     print("fallbacks (request <- the type it took): " + (", ".join(
         f"{a} <- {f} {k} {c}" for (a, f, k), c in sorted(fb.items())) if fb else "none"))
     return 0

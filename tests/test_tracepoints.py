@@ -135,6 +135,15 @@ def test_script_bad_input_is_one_line(tmp_path, argv, msg):
     assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+def test_script_on_a_trace_field_that_is_not_a_number_is_one_line(tmp_path):
+    """A trace line's field that call_summary() or fallback_types() reads as a number and is not one:
+    one line, exit 2 (it was a traceback, or an extfrag event left out of the counts unsaid)."""
+    for bad in (TEXT.replace("nr_reclaimed=51", "nr_reclaimed=many"),
+                TEXT.replace("alloc_migratetype=1", "alloc_migratetype=x")):
+        p = _script(str(_capture(tmp_path / str(len(list(tmp_path.iterdir()))), bad)))
+        assert p.returncode == 2 and "invalid literal" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
 def test_script_on_an_untraced_capture_is_one_line():
     p = _script(str(ROOT / "corpus" / "base-4"))
     assert p.returncode == 2 and "no trace.txt; capture it with" in p.stderr and "Traceback" not in p.stderr

@@ -128,16 +128,13 @@ def fallback_types(events: list[Event], pageblock_order: int = 9) -> dict[tuple[
     """The extfrag events counted by (the request's migratetype, the type whose free pages it took,
     ``chunk`` (under a pageblock: the fallback boosts) or ``block`` (a whole pageblock)): which
     type __rmqueue_fallback() found first (the largest order first; at one order, fallbacks[]'s
-    order)."""
+    order). ValueError on an event whose fields are not numbers, as boosting()."""
     out: dict[tuple[str, str, str], int] = {}
     for e in events:
         if e.name != "extfrag":
             continue
-        try:
-            a = MIGRATETYPES.get(int(e.args.get("alloc_migratetype", -1)), "other")
-            f = MIGRATETYPES.get(int(e.args.get("fallback_migratetype", -1)), "other")
-        except ValueError:
-            continue
+        a = MIGRATETYPES.get(int(e.args.get("alloc_migratetype", -1)), "other")
+        f = MIGRATETYPES.get(int(e.args.get("fallback_migratetype", -1)), "other")
         k = (a, f, "chunk" if boosting(e, pageblock_order) else "block")
         out[k] = out.get(k, 0) + 1
     return out
