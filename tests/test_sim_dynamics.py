@@ -1,7 +1,8 @@
 """Golden traces of the dynamics added for issue 11: fallback boosts, per-zone pcp sizing,
 the atomic_alloc workload, phases, stop_s and stream_read's carried remainder; and for issue 21:
 whole-pageblock steals without a boost, kswapd revived by direct reclaim, allocstall per
-try_to_free_pages() call, atomic bursts freed each on its own timer.
+try_to_free_pages() call, atomic bursts freed each on its own timer; user tasks that wait for a
+running kswapd on one CPU.
 
 Set-up as in test_sim_golden.py: one node, Normal of 100000 managed pages, min_free_kbytes
 4000: min 1000, low 1250, high 1500; GFP_ATOMIC's floor 375 (min - min/2 - min/8).
@@ -272,6 +273,39 @@ def test_a_softirq_that_interrupts_kswapd_allocates_without_watermarks():
     assert list(sim.free[:, NORMAL]) == [104, 704, 1004]           # 1000 + 4 - got: below min on 0 and 1
     assert sim.zone_state[2, NORMAL, L.ZF_FREE_SEEN] == 1000
     assert _c(sim, "fail_nowait", 2) == 1200
+
+
+def test_on_one_cpu_user_tasks_wait_while_kswapd_runs():
+    """One CPU: a woken kswapd preempts the user task (CFS check_preempt_wakeup(); place_entity()
+    credits a sleeper up to sched_latency / 2) and holds the CPU through a run of balance_pgdat(),
+    so a reader (10 pages/ms) and a hog (1 page/ms) do not allocate in a tick at whose end kswapd
+    is still in its run; their pages wait in the rate's accumulator and come at the next tick they
+    run. Softirq allocations do not wait. Normal at 1200 free (< low 1250; 100 RECLAIMABLE and 100
+    UNMOVABLE of them, so the xarray slab and page tables do not fall back) with 20000 page-cache
+    pages: at t=0 both read 10 pages and fault 1, and the slow path wakes kswapd (100 pages/ms,
+    latency 0.5 ms), which runs from t=1 until its pass ends at t=7 (607-611 pages). On one CPU
+    the reader holds 10 pages and the hog 1 through t=6, an atomic shot of 20 pages at t=5 gets
+    them, and at t=7 the reader has 80 and the hog 8, as on two CPUs, where both ran every tick."""
+    wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, working_set_mib=3906.25, access="sequential"),
+          WorkloadSpec(kind="anon_hog", rate_mib_s=3.90625, peak_mib=100.0, hold_s=100.0, period_s=0.0),
+          WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.005, pages=20, hold_ms=1e6)])]
+    scens = [dataclasses.replace(_scenario(wl), machine=MachineSpec(pcp_batch=1, cpus=c)) for c in (1, 2)]
+    sim = Simulator(scens, machines=[_machine() for _ in scens])
+    for b in range(2):
+        _set_zone(sim, b, NORMAL, free=1200, cache=20000, free_r=100, free_u=100)
+    wp = sim.field("wp")
+    read, hog, atomic = [], [], []
+    for t in range(8):
+        sim.advance(1)
+        read.append([int(wp[b, 0, L.WP_S_RESIDENT]) for b in range(2)])
+        hog.append([int(wp[b, 1, L.WP_S_HELD]) for b in range(2)])
+        atomic.append([_c(sim, "atomic_got_pages", b) for b in range(2)])
+        assert [int(s) for s in sim.kswapd_state[:, 0]] == ([L.KS_WAKING] * 2 if t == 0 else
+                                                            [L.KS_RUN] * 2 if t < 7 else [L.KS_NAP] * 2), t
+    assert read == [[10, 10 * (t + 1)] for t in range(7)] + [[80, 80]]
+    assert hog == [[1, t + 1] for t in range(7)] + [[8, 8]]
+    assert [a for a, _ in atomic] == [0.0] * 5 + [20.0] * 3 and atomic == [[a, a] for a, _ in atomic]
+    assert _c(sim, "allocstall_movable", 0) == 0 and _c(sim, "allocstall_movable", 1) == 0
 
 
 def test_a_lower_zones_boost_wakeup_sets_the_next_runs_zone_index_not_the_current_ones():
