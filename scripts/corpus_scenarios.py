@@ -31,7 +31,7 @@ MEM = {512: (0.30, 0.05), 1024: (0.55, 0.08), 2048: (0.72, 0.05), 4096: (0.82, 0
 MFK_DEFAULT = {512: 2725, 1024: 3828, 2048: 5581, 4096: 7907}
 # the simulator's free parameters of the real-kernel machine: fitted on the corpus's calibration
 # half by `python -m atomgym fidelity fit corpus` (docs/realkernel.md, "Calibration")
-KSWAPD = {"reclaim_pages_per_ms": 200, "wake_latency_ms": 2, "direct_reclaim_pages_per_ms": 100, "cpu_share": 0}
+KSWAPD = {"reclaim_pages_per_ms": 100, "wake_latency_ms": 2, "direct_reclaim_pages_per_ms": 50, "cpu_share": 0}
 CORPUS = OUT.parent.parent / "corpus"
 BASE = dict(ram=1024, cpus=1, wsf=10, mfk=None, wbf=None, gfp="atomic", hog=True, rate=48)
 RUNS = [

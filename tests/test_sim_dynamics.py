@@ -275,17 +275,18 @@ def test_a_softirq_that_interrupts_kswapd_allocates_without_watermarks():
     assert _c(sim, "fail_nowait", 2) == 1200
 
 
-def test_on_one_cpu_user_tasks_wait_while_kswapd_runs():
-    """One CPU: a woken kswapd preempts the user task (CFS check_preempt_wakeup(); place_entity()
-    credits a sleeper up to sched_latency / 2) and holds the CPU through a run of balance_pgdat(),
-    so a reader (10 pages/ms) and a hog (1 page/ms) do not allocate in a tick at whose end kswapd
-    is still in its run; their pages wait in the rate's accumulator and come at the next tick they
-    run. Softirq allocations do not wait. Normal at 1200 free (< low 1250; 100 RECLAIMABLE and 100
-    UNMOVABLE of them, so the xarray slab and page tables do not fall back) with 20000 page-cache
-    pages: at t=0 both read 10 pages and fault 1, and the slow path wakes kswapd (100 pages/ms,
-    latency 0.5 ms), which runs from t=1 until its pass ends at t=7 (607-611 pages). On one CPU
-    the reader holds 10 pages and the hog 1 through t=6, an atomic shot of 20 pages at t=5 gets
-    them, and at t=7 the reader has 80 and the hog 8, as on two CPUs, where both ran every tick."""
+def test_on_one_cpu_user_tasks_wait_while_kswapd_runs_its_first_3_ms():
+    """One CPU: a woken kswapd preempts the user task (CFS check_preempt_wakeup()) with its vruntime
+    placed up to sched_latency / 2 = 3 ms behind (place_entity()), so a reader (10 pages/ms) and a
+    hog (1 page/ms) do not allocate in a tick at whose end kswapd is still in a run it started at
+    most 3 ms before; their pages wait in the rate's accumulator and come at the next tick they
+    run; past the 3 ms CFS shares the CPU and they run. Softirq allocations do not wait. Normal at
+    1200 free (< low 1250; 100 RECLAIMABLE and 100 UNMOVABLE of them, so the xarray slab and page
+    tables do not fall back) with 20000 page-cache pages: at t=0 both read 10 pages and fault 1,
+    and the slow path wakes kswapd (100 pages/ms, latency 0.5 ms), which runs from t=1 until its
+    pass ends at t=7 (607-611 pages). On one CPU the reader holds 10 pages and the hog 1 through
+    t=3 (the run's first 3 ms), and at t=4 they have 50 and 5, as on two CPUs, where both ran
+    every tick; an atomic shot of 20 pages at t=5 gets them on both."""
     wl = [WorkloadSpec(kind="stream_read", rate_mib_s=39.0625, working_set_mib=3906.25, access="sequential"),
           WorkloadSpec(kind="anon_hog", rate_mib_s=3.90625, peak_mib=100.0, hold_s=100.0, period_s=0.0),
           WorkloadSpec(kind="atomic_alloc", gfp="atomic", shots=[ShotSpec(at_s=0.005, pages=20, hold_ms=1e6)])]
@@ -302,8 +303,8 @@ def test_on_one_cpu_user_tasks_wait_while_kswapd_runs():
         atomic.append([_c(sim, "atomic_got_pages", b) for b in range(2)])
         assert [int(s) for s in sim.kswapd_state[:, 0]] == ([L.KS_WAKING] * 2 if t == 0 else
                                                             [L.KS_RUN] * 2 if t < 7 else [L.KS_NAP] * 2), t
-    assert read == [[10, 10 * (t + 1)] for t in range(7)] + [[80, 80]]
-    assert hog == [[1, t + 1] for t in range(7)] + [[8, 8]]
+    assert read == [[10, 10 * (t + 1)] for t in range(4)] + [[10 * (t + 1)] * 2 for t in range(4, 8)]
+    assert hog == [[1, t + 1] for t in range(4)] + [[t + 1] * 2 for t in range(4, 8)]
     assert [a for a, _ in atomic] == [0.0] * 5 + [20.0] * 3 and atomic == [[a, a] for a, _ in atomic]
     assert _c(sim, "allocstall_movable", 0) == 0 and _c(sim, "allocstall_movable", 1) == 0
 

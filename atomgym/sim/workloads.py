@@ -45,11 +45,16 @@ from .layout import (
     WK_ANON_HOG, WK_CHURN, WK_STREAM, WP_CHUNK, WP_HOLD, WP_KIND, WP_PEAK, WP_PERIOD, WP_RATE, WP_S_ACC,
     WP_S_DEFICIT, WP_S_EVER, WP_S_HELD, WP_S_PHASE, WP_S_RESIDENT, WP_S_RUN_START, WP_S_T, WP_START,
     WP_WS, ZF_ANON, ZF_CACHE, ZL_USER, MI_CACHE_GFP, MI_REFORM_BLK, ZF_FREE_BLK, ZF_BLK_CLAIMED, ZF_FREE_R, ZF_FREE_U,
-    KS_RUN, MI_NNODES, MI_PCP_CPUS, ND_STATE,
+    KS_RUN, MI_NNODES, MI_PCP_CPUS, ND_RUN_T0, ND_STATE,
 )
 from .rng import exponential, poisson, state_row, uniform
 from .tuners import EV_ALLOC_FAIL, tuner_on_event
 
+
+# sched_latency / 2 on one CPU (sysctl_sched_latency 6 ms x (1 + ilog2(1)), halved by
+# GENTLE_FAIR_SLEEPERS: place_entity() [6.1]): how far behind a woken kswapd's vruntime is placed,
+# so how long it may hold the CPU before CFS shares it with the task it preempted
+KSWAPD_CPU_LEAD_MS = 3.0
 
 HOG_WAIT = 0
 HOG_GROW = 1
@@ -449,12 +454,15 @@ def workload_tick(S, b, w):
     if stopped:
         return
     if (S.mi[b, MI_PCP_CPUS] == 1 and S.mi[b, MI_NNODES] == 1 and S.nd[b, 0, ND_STATE] == KS_RUN
+            and t + S.mr[b, MR_TICK_MS] - S.nd[b, 0, ND_RUN_T0] <= KSWAPD_CPU_LEAD_MS
             and (kind != WK_ANON_HOG or wp[b, w, WP_S_PHASE] == HOG_GROW)):
-        # One CPU, and kswapd's run goes on past this tick: the task does not run. A woken kswapd
-        # preempts it (CFS: check_preempt_wakeup(); place_entity() puts a sleeper's vruntime up
-        # to sched_latency / 2 behind, and a run of balance_pgdat() is shorter), so the pages it
-        # would have allocated this tick wait (its rate's accumulator) until kswapd sleeps or
-        # naps; softirq allocations (atomic_alloc, NIC refills) still run.
+        # One CPU, and kswapd's run goes on past this tick, within its first sched_latency / 2:
+        # the task does not run. A woken kswapd preempts it (CFS check_preempt_wakeup()) with its
+        # vruntime placed up to sched_latency / 2 behind (place_entity(), GENTLE_FAIR_SLEEPERS),
+        # so the pages the task would have allocated this tick wait (its rate's accumulator)
+        # until kswapd sleeps or naps or has used that lead; softirq allocations (atomic_alloc,
+        # NIC refills) still run. Past the lead CFS shares the CPU; the task then runs at its
+        # rate (simplified: as on two CPUs, kswapd at its full rate too).
         wp[b, w, WP_S_ACC] += wp[b, w, WP_RATE] * S.mr[b, MR_TICK_MS]
         return
     if kind == WK_STREAM:
