@@ -45,10 +45,11 @@ from .layout import (
     WK_ANON_HOG, WK_CHURN, WK_STREAM, WP_CHUNK, WP_HOLD, WP_KIND, WP_PEAK, WP_PERIOD, WP_RATE, WP_S_ACC,
     WP_S_DEFICIT, WP_S_EVER, WP_S_HELD, WP_S_PHASE, WP_S_RESIDENT, WP_S_RUN_START, WP_S_T, WP_START,
     WP_WS, ZF_ANON, ZF_CACHE, ZL_USER, MI_CACHE_GFP, MI_REFORM_BLK, ZF_FREE_BLK, ZF_BLK_CLAIMED, ZF_FREE_R, ZF_FREE_U,
-    KS_RUN, MI_NNODES, MI_PCP_CPUS, ND_RUN_T0, ND_STATE,
+    KS_RUN, ND_RUN_T0, ND_STATE,
 )
 from .rng import exponential, poisson, state_row, uniform
 from .tuners import EV_ALLOC_FAIL, tuner_on_event
+from .vmstat import online_cpus
 
 
 # sched_latency / 2 on one CPU (sysctl_sched_latency 6 ms x (1 + ilog2(1)), halved by
@@ -453,7 +454,7 @@ def workload_tick(S, b, w):
         return
     if stopped:
         return
-    if (S.mi[b, MI_PCP_CPUS] == 1 and S.mi[b, MI_NNODES] == 1 and S.nd[b, 0, ND_STATE] == KS_RUN
+    if (online_cpus(S, b) == 1 and S.nd[b, 0, ND_STATE] == KS_RUN
             and t + S.mr[b, MR_TICK_MS] - S.nd[b, 0, ND_RUN_T0] <= KSWAPD_CPU_LEAD_MS
             and (kind != WK_ANON_HOG or wp[b, w, WP_S_PHASE] == HOG_GROW)):
         # One CPU, and kswapd's run goes on past this tick, within its first sched_latency / 2:
